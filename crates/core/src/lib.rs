@@ -1,0 +1,23 @@
+//! The core of sip-settings: domain types that are parsed (not merely validated), the rules of
+//! the service, and the [`Store`] trait that the storage back ends implement.
+//!
+//! This crate knows nothing of HTTP, SQL or TLS. The action endpoint, the resource API, the web
+//! page and the command line all call the same functions of [`Services`].
+
+pub mod account;
+pub mod cert;
+pub mod clock;
+pub mod credentials;
+pub mod error;
+pub mod ids;
+pub mod service;
+pub mod store;
+
+pub use account::{Account, AccountProfile, AccountUpdate};
+pub use cert::{CertRecord, CertRole, Serial};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use credentials::{Credentials, Password};
+pub use error::{ServiceError, StoreError};
+pub use ids::{AccountId, Domain, E164, Email, TimeZone, UserPart};
+pub use service::{Identity, Services, ServicesConfig};
+pub use store::Store;

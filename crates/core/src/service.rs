@@ -1,0 +1,380 @@
+//! [`Services`]: the rules of the service, one function per thing a user can do. Every front end
+//! (the action endpoint, the resource API, the web page, the command line) calls these and
+//! nothing else, so a rule lives in one place.
+
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::Duration;
+
+use crate::account::{Account, AccountProfile, AccountUpdate};
+use crate::cert::{
+    CertRecord, CertRole, CertSubject, CertificateAuthority, IssueRequest, IssuedCertificate,
+    P12Variant, Serial,
+};
+use crate::clock::Clock;
+use crate::credentials::{Credentials, Password};
+use crate::error::ServiceError;
+use crate::ids::{AccountId, Domain};
+use crate::store::Store;
+
+/// Tunables of the service layer.
+#[derive(Debug, Clone)]
+pub struct ServicesConfig {
+    /// Default lifetime of an issued client certificate, in days.
+    pub cert_days: u32,
+    /// How many aliases an account may have.
+    pub alias_limit: u32,
+}
+
+impl Default for ServicesConfig {
+    fn default() -> Self {
+        Self {
+            cert_days: 365,
+            alias_limit: 20,
+        }
+    }
+}
+
+/// Longest client-certificate lifetime that may be asked for, in days (10 years).
+pub const MAX_CERT_DAYS: u32 = 3650;
+
+/// Who is calling, as established from a client certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// A subscriber certificate: acts on `account` only.
+    Subscriber {
+        /// The certificate's account.
+        account: AccountId,
+        /// The certificate's serial.
+        serial: Serial,
+    },
+    /// An operator certificate.
+    Admin {
+        /// The holder's name.
+        name: String,
+        /// The certificate's serial.
+        serial: Serial,
+    },
+    /// A service client certificate.
+    Service {
+        /// The holder's name.
+        name: String,
+        /// The certificate's serial.
+        serial: Serial,
+    },
+}
+
+/// The service layer: store, certificate authority, clock and tunables.
+#[derive(Clone)]
+pub struct Services {
+    store: Arc<dyn Store>,
+    ca: Arc<dyn CertificateAuthority>,
+    clock: Arc<dyn Clock>,
+    config: ServicesConfig,
+}
+
+impl fmt::Debug for Services {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Services")
+            .field("store", &self.store)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Services {
+    /// Builds the service layer.
+    pub fn new(
+        store: Arc<dyn Store>,
+        ca: Arc<dyn CertificateAuthority>,
+        clock: Arc<dyn Clock>,
+        config: ServicesConfig,
+    ) -> Self {
+        Self {
+            store,
+            ca,
+            clock,
+            config,
+        }
+    }
+
+    /// The store, for front ends that only read what the services return.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The tunables.
+    pub fn config(&self) -> &ServicesConfig {
+        &self.config
+    }
+
+    /// The CA certificate, PEM (the `ca.crt` download).
+    pub fn ca_pem(&self) -> &str {
+        self.ca.ca_pem()
+    }
+
+    // ----- domains -----
+
+    /// Adds a domain to serve.
+    pub async fn add_domain(&self, domain: &str) -> Result<Domain, ServiceError> {
+        let domain = Domain::parse(domain)?;
+        self.store
+            .add_domain(&domain, self.clock.now())
+            .await
+            .map_err(|e| match e {
+                crate::StoreError::Conflict(_) => {
+                    ServiceError::Conflict(format!("domain {domain} exists already"))
+                }
+                other => other.into(),
+            })?;
+        Ok(domain)
+    }
+
+    /// The domains served here.
+    pub async fn list_domains(&self) -> Result<Vec<Domain>, ServiceError> {
+        Ok(self.store.list_domains().await?)
+    }
+
+    // ----- accounts -----
+
+    /// Creates an account. The domain must be served here and the address free.
+    pub async fn add_account(
+        &self,
+        id: &AccountId,
+        password: &Password,
+        update: &AccountUpdate,
+    ) -> Result<Account, ServiceError> {
+        if !self.store.domain_exists(id.domain()).await? {
+            return Err(ServiceError::NotFound(format!(
+                "domain {} is not served here",
+                id.domain()
+            )));
+        }
+        let mut profile = AccountProfile::default();
+        update.apply(&mut profile);
+        let account = Account {
+            id: id.clone(),
+            profile,
+            privacy: false,
+            prepaid: update.prepaid.unwrap_or(false),
+            created_at: self.clock.now(),
+        };
+        let credentials = Credentials::derive(id, password)?;
+        self.store
+            .insert_account(&account, &credentials)
+            .await
+            .map_err(|e| match e {
+                crate::StoreError::Conflict(_) => {
+                    ServiceError::Conflict(format!("account {id} exists already"))
+                }
+                crate::StoreError::NotFound(_) => {
+                    ServiceError::NotFound(format!("domain {} is not served here", id.domain()))
+                }
+                other => other.into(),
+            })?;
+        Ok(account)
+    }
+
+    /// One account.
+    pub async fn account(&self, id: &AccountId) -> Result<Account, ServiceError> {
+        self.store
+            .get_account(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no account {id}")))
+    }
+
+    /// The accounts (of one domain).
+    pub async fn list_accounts(&self, domain: Option<&Domain>) -> Result<Vec<Account>, ServiceError> {
+        Ok(self.store.list_accounts(domain).await?)
+    }
+
+    /// Changes profile fields and the prepaid flag.
+    pub async fn update_account(
+        &self,
+        id: &AccountId,
+        update: &AccountUpdate,
+    ) -> Result<Account, ServiceError> {
+        let mut account = self.account(id).await?;
+        update.apply(&mut account.profile);
+        if let Some(p) = update.prepaid {
+            account.prepaid = p;
+        }
+        self.store
+            .update_account(id, &account.profile, account.prepaid)
+            .await?;
+        Ok(account)
+    }
+
+    /// Sets a new SIP password.
+    pub async fn set_password(&self, id: &AccountId, password: &Password) -> Result<(), ServiceError> {
+        let credentials = Credentials::derive(id, password)?;
+        self.store
+            .set_credentials(id, &credentials)
+            .await
+            .map_err(|e| match e {
+                crate::StoreError::NotFound(_) => ServiceError::NotFound(format!("no account {id}")),
+                other => other.into(),
+            })
+    }
+
+    /// Whether `password` is the account's SIP password.
+    pub async fn verify_password(&self, id: &AccountId, password: &Password) -> Result<bool, ServiceError> {
+        let Some(credentials) = self.store.get_credentials(id).await? else {
+            return Ok(false);
+        };
+        Ok(credentials.verify(password))
+    }
+
+    /// Deletes an account and revokes its certificates; returns how many were revoked.
+    pub async fn delete_account(&self, id: &AccountId) -> Result<u64, ServiceError> {
+        self.store
+            .delete_account(id, self.clock.now())
+            .await
+            .map_err(|e| match e {
+                crate::StoreError::NotFound(_) => ServiceError::NotFound(format!("no account {id}")),
+                other => other.into(),
+            })
+    }
+
+    // ----- certificates -----
+
+    /// Checks a requested lifetime in days (1–3650), or gives the default.
+    pub fn cert_days(&self, days: Option<u32>) -> Result<u32, ServiceError> {
+        match days {
+            None => Ok(self.config.cert_days),
+            Some(d) if (1..=MAX_CERT_DAYS).contains(&d) => Ok(d),
+            Some(d) => Err(ServiceError::invalid(
+                "days",
+                format!("must be between 1 and {MAX_CERT_DAYS}, not {d}"),
+            )),
+        }
+    }
+
+    /// Issues and records a certificate. For an account, the account must exist.
+    pub async fn issue_certificate(
+        &self,
+        subject: CertSubject,
+        days: Option<u32>,
+    ) -> Result<IssuedCertificate, ServiceError> {
+        let days = self.cert_days(days)?;
+        if let CertSubject::Account(id) = &subject {
+            self.account(id).await?;
+        }
+        let now = self.clock.now();
+        let request = IssueRequest {
+            subject,
+            // A minute of slack for clients whose clocks run slightly behind.
+            not_before: now - Duration::minutes(1),
+            not_after: now + Duration::days(i64::from(days)),
+        };
+        let issued = self.ca.issue(&request)?;
+        self.store.insert_certificate(&issued.record).await?;
+        Ok(issued)
+    }
+
+    /// Issues a subscriber certificate packed as PKCS#12 under the account's SIP password. The
+    /// password is checked against the stored credentials first; a wrong one issues nothing.
+    pub async fn issue_pkcs12(
+        &self,
+        id: &AccountId,
+        password: &Password,
+        variant: P12Variant,
+        days: Option<u32>,
+    ) -> Result<(IssuedCertificate, Vec<u8>), ServiceError> {
+        self.cert_days(days)?;
+        self.account(id).await?;
+        if !self.verify_password(id, password).await? {
+            return Err(ServiceError::invalid(
+                "password",
+                "is not the SIP password of the account",
+            ));
+        }
+        let issued = self
+            .issue_certificate(CertSubject::Account(id.clone()), days)
+            .await?;
+        let p12 = self.ca.pkcs12(&issued, password.expose(), variant)?;
+        Ok((issued, p12))
+    }
+
+    /// The certificates (of one account).
+    pub async fn list_certificates(
+        &self,
+        account: Option<&AccountId>,
+    ) -> Result<Vec<CertRecord>, ServiceError> {
+        Ok(self.store.list_certificates(account).await?)
+    }
+
+    /// Revokes one certificate.
+    pub async fn revoke_certificate(&self, serial: &Serial) -> Result<CertRecord, ServiceError> {
+        self.store
+            .revoke_certificate(serial, self.clock.now())
+            .await
+            .map_err(|e| match e {
+                crate::StoreError::NotFound(_) => {
+                    ServiceError::NotFound(format!("no certificate with serial {serial}"))
+                }
+                other => other.into(),
+            })
+    }
+
+    /// Revokes all certificates of an account; returns how many.
+    pub async fn revoke_account_certificates(&self, id: &AccountId) -> Result<u64, ServiceError> {
+        self.account(id).await?;
+        Ok(self
+            .store
+            .revoke_account_certificates(id, self.clock.now())
+            .await?)
+    }
+
+    /// Establishes who presents a certificate: it must have been issued (recorded) by this
+    /// service with the same fingerprint, be within its validity and not revoked. The TLS layer
+    /// has already checked the signature chain.
+    pub async fn authenticate(
+        &self,
+        serial: &Serial,
+        fingerprint: &str,
+    ) -> Result<Identity, ServiceError> {
+        let refuse = |why: &str| ServiceError::Forbidden(format!("Error: {why}"));
+        let Some(record) = self.store.get_certificate(serial).await? else {
+            return Err(refuse("certificate not issued by this service"));
+        };
+        if !record.fingerprint.eq_ignore_ascii_case(fingerprint) {
+            return Err(refuse("certificate not issued by this service"));
+        }
+        if record.revoked_at.is_some() {
+            return Err(refuse("certificate revoked"));
+        }
+        let now = self.clock.now();
+        if now < record.not_before || now > record.not_after {
+            return Err(refuse("certificate expired or not yet valid"));
+        }
+        match record.role {
+            CertRole::Subscriber => {
+                let Some(account) = record.account else {
+                    return Err(refuse("certificate names no account"));
+                };
+                if self.store.get_account(&account).await?.is_none() {
+                    return Err(refuse("certificate's account no longer exists"));
+                }
+                Ok(Identity::Subscriber {
+                    account,
+                    serial: record.serial,
+                })
+            }
+            CertRole::Admin => Ok(Identity::Admin {
+                name: record.subject,
+                serial: record.serial,
+            }),
+            CertRole::Service => Ok(Identity::Service {
+                name: record.subject,
+                serial: record.serial,
+            }),
+        }
+    }
+}
