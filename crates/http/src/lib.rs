@@ -1,1 +1,42 @@
-//! placeholder
+//! The HTTP side of sip-settings.
+//!
+//! * [`serve`] owns the TLS accept loop: handshakes run concurrently with a timeout, the peer's
+//!   client certificate is put into each request's extensions, and hyper serves HTTP/1.1 and
+//!   HTTP/2 on the connection.
+//! * [`router`] builds the axum [`Router`]: the compatibility action endpoint
+//!   (`/settings.phtml`, `/settings`) and the fallbacks.
+//! * [`identity`] turns the presented certificate into an [`sip_settings_core::Identity`],
+//!   checked against the store on every request.
+//!
+//! Handlers are thin: extract, call one [`sip_settings_core::Services`] function, map the result.
+
+pub mod actions;
+pub mod identity;
+pub mod params;
+pub mod reply;
+pub mod serve;
+pub mod tls;
+
+use axum::Router;
+use axum::routing::any;
+use sip_settings_core::Services;
+
+/// Shared state of every handler.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The service layer.
+    pub services: Services,
+}
+
+/// Largest request body the action endpoint reads, in bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The application's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/settings.phtml", any(actions::handle))
+        .route("/settings", any(actions::handle))
+        .fallback(reply::not_found)
+        .with_state(state)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(reply::panic_reply))
+}

@@ -1,0 +1,47 @@
+//! Who is calling: the presented client certificate, looked up in the store on every request
+//! (so a revocation takes effect at once, on every server sharing the store).
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use sip_settings_core::{AccountId, Identity, Serial, ServiceError, Services};
+
+use crate::AppState;
+use crate::reply;
+use crate::serve::Peer;
+
+/// Establishes the identity behind a request's client certificate.
+pub async fn identify(services: &Services, peer: Option<&Peer>) -> Result<Identity, ServiceError> {
+    let Some(der) = peer.and_then(|p| p.certificate.as_deref()) else {
+        return Err(ServiceError::Unauthenticated(
+            "Error: a client certificate is required".to_owned(),
+        ));
+    };
+    let (serial, fingerprint) = sip_settings_pki::peer_identity(der)
+        .map_err(|_| ServiceError::Forbidden("Error: unreadable client certificate".to_owned()))?;
+    services.authenticate(&serial, &fingerprint).await
+}
+
+/// A request made with a valid subscriber certificate.
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    /// The certificate's account: the only one this request may act on.
+    pub account: AccountId,
+    /// The certificate's serial.
+    pub serial: Serial,
+}
+
+impl FromRequestParts<AppState> for Subscriber {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<Peer>();
+        match identify(&state.services, peer).await {
+            Ok(Identity::Subscriber { account, serial }) => Ok(Self { account, serial }),
+            Ok(_) => Err(reply::service_error(&ServiceError::Forbidden(
+                "Error: this endpoint takes subscriber certificates only".to_owned(),
+            ))),
+            Err(e) => Err(reply::service_error(&e).into_response()),
+        }
+    }
+}

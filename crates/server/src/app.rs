@@ -1,0 +1,119 @@
+//! Startup: opening the store, loading the CA, building [`Services`], and running the HTTPS
+//! server on a bound listener ([`RunningServer`], port 0 in tests).
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use sip_settings_core::{Clock, Services, Store, SystemClock};
+use sip_settings_http::{AppState, router, serve, tls};
+use sip_settings_store_sqlite::SqliteStore;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+
+/// The file path behind a `sqlite:` URL.
+pub fn sqlite_path(url: &str) -> Option<&Path> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    Some(Path::new(path))
+}
+
+/// Opens the store named by the configuration. Without `create`, a missing SQLite file is an
+/// error that says to run `init`.
+pub async fn open_store(config: &Config, create: bool) -> anyhow::Result<Arc<dyn Store>> {
+    let url = &config.database_url;
+    if let Some(path) = sqlite_path(url) {
+        if !create && !path.exists() {
+            bail!("database {} not found: run `sip-settings init` first", path.display());
+        }
+        let store = SqliteStore::open(url, create)
+            .await
+            .with_context(|| format!("cannot open database {}", path.display()))?;
+        return Ok(Arc::new(store));
+    }
+    let scheme = url.split(':').next().unwrap_or_default();
+    bail!("unsupported database URL scheme '{scheme}:' (supported: sqlite://)")
+}
+
+/// Opens the store and the CA of an initialised data directory and builds the service layer.
+pub async fn open_services(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Services> {
+    if !sip_settings_pki::files::exists(&config.data_dir) {
+        bail!(
+            "{} is not initialised (no CA or server certificate): run `sip-settings init` first",
+            config.data_dir.display()
+        );
+    }
+    let store = open_store(config, false).await?;
+    let pki = sip_settings_pki::files::load_ca(&config.data_dir)?;
+    Ok(Services::new(store, Arc::new(pki), clock, config.services.clone()))
+}
+
+/// Like [`open_services`] with the system clock.
+pub async fn open_default_services(config: &Config) -> anyhow::Result<Services> {
+    open_services(config, Arc::new(SystemClock)).await
+}
+
+/// A server running in the background.
+#[derive(Debug)]
+pub struct RunningServer {
+    addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Binds `config.listen` (port 0 picks a free port) and starts serving.
+    pub async fn start(config: &Config, services: Services) -> anyhow::Result<Self> {
+        let server = sip_settings_pki::files::load_server(&config.data_dir)?;
+        let ca = sip_settings_pki::files::load_ca(&config.data_dir)?;
+        let tls = tls::server_config(&server, ca.ca_der()).map_err(|e| anyhow::anyhow!(e))?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let app = router(AppState { services });
+        let (tx, rx) = oneshot::channel::<()>();
+        let limits = config.limits.clone();
+        let task = tokio::spawn(async move {
+            serve::serve(listener, Arc::new(tls), app, limits, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
+        Ok(Self {
+            addr,
+            shutdown: Some(tx),
+            task,
+        })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections and waits for the accept loop to end.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+
+    /// Waits until the server stops by itself (it runs until stopped).
+    pub async fn wait(mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -1,0 +1,201 @@
+//! The command line, as clap definitions. Global options come from flags or `SIP_SETTINGS_*`
+//! variables (flags win); the configuration file and defaults sit underneath (see `config`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// sip-settings: the subscriber-settings service of a SIP provider.
+#[derive(Debug, Parser)]
+#[command(name = "sip-settings", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Data directory: CA, server certificate, SQLite database.
+    #[arg(long, global = true, env = "SIP_SETTINGS_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL (default sqlite://<data-dir>/sip-settings.db).
+    #[arg(long, global = true, env = "SIP_SETTINGS_DATABASE", value_name = "URL")]
+    pub database: Option<String>,
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "SIP_SETTINGS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the data directory, the CA, the server certificate and the database.
+    Init {
+        /// Extra host name or IP address for the server certificate (repeatable).
+        #[arg(long = "hostname", value_name = "NAME")]
+        hostnames: Vec<String>,
+    },
+    /// One command to a working demo: init, example.com, alice, her certificates, the server.
+    Quickstart {
+        /// Address to listen on.
+        #[arg(long, env = "SIP_SETTINGS_LISTEN", value_name = "ADDR:PORT")]
+        listen: Option<SocketAddr>,
+    },
+    /// Serve the HTTPS API.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "SIP_SETTINGS_LISTEN", value_name = "ADDR:PORT")]
+        listen: Option<SocketAddr>,
+    },
+    /// Run the database migrations.
+    Migrate,
+    /// Domains served here.
+    #[command(subcommand)]
+    Domain(DomainCommand),
+    /// SIP accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Client certificates.
+    #[command(subcommand)]
+    Cert(CertCommand),
+}
+
+/// `domain …`
+#[derive(Debug, Subcommand)]
+pub enum DomainCommand {
+    /// Add a domain.
+    Add {
+        /// The domain, e.g. example.com.
+        domain: String,
+    },
+    /// List the domains.
+    List,
+}
+
+/// A password from the command line or a file (`-` for standard input).
+#[derive(Debug, Args, Clone)]
+#[group(required = true, multiple = false)]
+pub struct PasswordArgs {
+    /// The SIP password.
+    #[arg(long)]
+    pub password: Option<String>,
+    /// Read the SIP password from the first line of FILE (`-` for standard input).
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+}
+
+/// Profile fields of an account.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ProfileArgs {
+    /// Given name.
+    #[arg(long)]
+    pub first_name: Option<String>,
+    /// Family name.
+    #[arg(long)]
+    pub last_name: Option<String>,
+    /// Notification e-mail address.
+    #[arg(long)]
+    pub email: Option<String>,
+    /// IANA time zone, e.g. Europe/Amsterdam.
+    #[arg(long)]
+    pub timezone: Option<String>,
+    /// Mobile number, +E164.
+    #[arg(long)]
+    pub mobile: Option<String>,
+    /// Caller id for PSTN calls, +E164.
+    #[arg(long)]
+    pub pstn_caller_id: Option<String>,
+    /// Language tag, e.g. en.
+    #[arg(long)]
+    pub language: Option<String>,
+    /// Seconds before forwarding on no answer (5–900).
+    #[arg(long, value_name = "SECS")]
+    pub no_answer_timeout: Option<String>,
+}
+
+/// `account …`
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Create an account.
+    Add {
+        /// user@domain
+        account: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+        #[command(flatten)]
+        profile: ProfileArgs,
+    },
+    /// List accounts.
+    List {
+        /// Only this domain.
+        #[arg(long)]
+        domain: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one account.
+    Show {
+        /// user@domain
+        account: String,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a new SIP password.
+    Passwd {
+        /// user@domain
+        account: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// Delete an account and revoke its certificates.
+    Delete {
+        /// user@domain
+        account: String,
+    },
+}
+
+/// `cert …`
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Issue a certificate: for an account, or with --admin / --service.
+    Issue {
+        /// user@domain (omit with --admin or --service).
+        #[arg(required_unless_present_any = ["admin", "service"], conflicts_with_all = ["admin", "service"])]
+        account: Option<String>,
+        /// Issue an operator certificate named NAME.
+        #[arg(long, value_name = "NAME", conflicts_with = "service")]
+        admin: Option<String>,
+        /// Issue a service certificate named NAME.
+        #[arg(long, value_name = "NAME")]
+        service: Option<String>,
+        /// Directory to write the files to.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Also write USER@DOMAIN.p12, protected by this password (the account's SIP password).
+        #[arg(long, value_name = "PW", conflicts_with = "p12_password_file")]
+        p12_password: Option<String>,
+        /// Read the .p12 password from FILE (`-` for standard input).
+        #[arg(long, value_name = "FILE")]
+        p12_password_file: Option<PathBuf>,
+        /// Use the legacy PKCS#12 encryption (PBE-SHA1-3DES, SHA-1 MAC).
+        #[arg(long)]
+        legacy_p12: bool,
+        /// Lifetime in days (default from the configuration, 365).
+        #[arg(long, value_name = "N")]
+        days: Option<u32>,
+    },
+    /// List issued certificates.
+    List {
+        /// Only this account's.
+        account: Option<String>,
+    },
+    /// Revoke a certificate by serial, or all of an account's.
+    Revoke {
+        /// Serial in hex (any case, colons optional).
+        #[arg(required_unless_present = "account", conflicts_with = "account")]
+        serial: Option<String>,
+        /// Revoke every certificate of this account.
+        #[arg(long, value_name = "USER@DOMAIN")]
+        account: Option<String>,
+    },
+}

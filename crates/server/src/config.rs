@@ -1,0 +1,180 @@
+//! The one typed configuration value. Sources, lowest precedence first: built-in defaults, the
+//! TOML file (`--config`), `SIP_SETTINGS_*` environment variables, command-line flags. Flags and
+//! environment are merged by clap (a flag wins over its variable); this module adds the file and
+//! the defaults underneath.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use sip_settings_core::ServicesConfig;
+use sip_settings_http::serve::Limits;
+
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./sip-settings-data";
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+
+/// The keys a TOML configuration file may set.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Database URL.
+    pub database: Option<String>,
+    /// Listen address of `serve`.
+    pub listen: Option<SocketAddr>,
+    /// Lifetime of issued client certificates, in days.
+    pub cert_days: Option<u32>,
+    /// Aliases per account.
+    pub alias_limit: Option<u32>,
+    /// TLS handshake timeout, in seconds.
+    pub handshake_timeout_secs: Option<u64>,
+    /// Most open connections.
+    pub max_connections: Option<usize>,
+}
+
+impl FileConfig {
+    /// Reads and parses a TOML file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read configuration file {}", path.display()))?;
+        toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("configuration file {}: {}", path.display(), e.message()))
+    }
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Data directory (CA, server certificate, SQLite file, demo downloads).
+    pub data_dir: PathBuf,
+    /// Database URL (`sqlite://…`).
+    pub database_url: String,
+    /// Listen address of `serve`.
+    pub listen: SocketAddr,
+    /// Service-layer tunables.
+    pub services: ServicesConfig,
+    /// Connection limits.
+    pub limits: Limits,
+}
+
+/// What the command line and environment said (already merged by clap).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--data-dir` / `SIP_SETTINGS_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--database` / `SIP_SETTINGS_DATABASE`.
+    pub database: Option<String>,
+    /// `--config` / `SIP_SETTINGS_CONFIG`.
+    pub config: Option<PathBuf>,
+    /// `--listen` / `SIP_SETTINGS_LISTEN`.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Config {
+    /// The configuration for a data directory with every other value at its default (tests use
+    /// this and adjust fields).
+    pub fn for_data_dir(data_dir: &Path) -> Self {
+        Self::resolve(&Overrides {
+            data_dir: Some(data_dir.to_owned()),
+            ..Overrides::default()
+        })
+        .unwrap_or_else(|_| unreachable!("defaults alone always resolve"))
+    }
+
+    /// Resolves defaults → file → overrides.
+    pub fn resolve(overrides: &Overrides) -> anyhow::Result<Self> {
+        let file = match &overrides.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = overrides
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let database_url = overrides
+            .database
+            .clone()
+            .or(file.database)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("sip-settings.db").display()));
+        let listen = match overrides.listen.or(file.listen) {
+            Some(l) => l,
+            None => DEFAULT_LISTEN
+                .parse()
+                .map_err(|_| anyhow::anyhow!("bad default listen address"))?,
+        };
+        let mut services = ServicesConfig::default();
+        if let Some(d) = file.cert_days {
+            if !(1..=sip_settings_core::service::MAX_CERT_DAYS).contains(&d) {
+                bail!("configuration: cert_days must be between 1 and 3650, not {d}");
+            }
+            services.cert_days = d;
+        }
+        if let Some(n) = file.alias_limit {
+            services.alias_limit = n;
+        }
+        let mut limits = Limits::default();
+        if let Some(s) = file.handshake_timeout_secs {
+            limits.handshake_timeout = Duration::from_secs(s.max(1));
+        }
+        if let Some(n) = file.max_connections {
+            limits.max_connections = n.max(1);
+        }
+        Ok(Self {
+            data_dir,
+            database_url,
+            listen,
+            services,
+            limits,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_defaults_file_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Config::resolve(&Overrides::default()).unwrap();
+        assert_eq!(d.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(d.database_url, "sqlite://./sip-settings-data/sip-settings.db");
+        assert_eq!(d.listen.to_string(), DEFAULT_LISTEN);
+
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "data_dir = \"/srv/x\"\nlisten = \"0.0.0.0:9443\"\ncert_days = 30\n").unwrap();
+        let f = Config::resolve(&Overrides {
+            config: Some(file.clone()),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(f.data_dir, PathBuf::from("/srv/x"));
+        assert_eq!(f.database_url, "sqlite:///srv/x/sip-settings.db");
+        assert_eq!(f.listen.to_string(), "0.0.0.0:9443");
+        assert_eq!(f.services.cert_days, 30);
+
+        let o = Config::resolve(&Overrides {
+            config: Some(file.clone()),
+            data_dir: Some("/tmp/y".into()),
+            listen: Some("127.0.0.1:1".parse().unwrap()),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(o.data_dir, PathBuf::from("/tmp/y"));
+        assert_eq!(o.listen.to_string(), "127.0.0.1:1");
+
+        std::fs::write(&file, "nonsense = 1\n").unwrap();
+        let err = Config::resolve(&Overrides {
+            config: Some(file),
+            ..Overrides::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("nonsense"), "{err}");
+    }
+}
