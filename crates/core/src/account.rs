@@ -123,10 +123,16 @@ impl AccountUpdate {
 pub fn parse_name(field: &str, input: &str) -> Result<String, ServiceError> {
     let s = input.trim();
     if s.chars().count() > 64 {
-        return Err(ServiceError::invalid(field, "must be at most 64 characters long"));
+        return Err(ServiceError::invalid(
+            field,
+            "must be at most 64 characters long",
+        ));
     }
     if s.chars().any(char::is_control) {
-        return Err(ServiceError::invalid(field, "must not contain control characters"));
+        return Err(ServiceError::invalid(
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(s.to_owned())
 }
@@ -138,15 +144,17 @@ pub fn parse_language(input: &str) -> Result<String, ServiceError> {
     let mut parts = s.split('-');
     let lang = parts.next().unwrap_or_default();
     let lang_ok = (2..=3).contains(&lang.len()) && lang.bytes().all(|b| b.is_ascii_alphabetic());
-    let rest_ok = parts.all(|p| {
-        (p.len() == 2 || p.len() == 4) && p.bytes().all(|b| b.is_ascii_alphanumeric())
-    });
+    let rest_ok = parts
+        .all(|p| (p.len() == 2 || p.len() == 4) && p.bytes().all(|b| b.is_ascii_alphanumeric()));
     if lang_ok && rest_ok && s.matches('-').count() <= 1 {
         Ok(s.to_owned())
     } else {
         Err(ServiceError::invalid(
             "language",
-            format!("'{}' is not a language tag such as en, nl or pt-BR", printable(input)),
+            format!(
+                "'{}' is not a language tag such as en, nl or pt-BR",
+                printable(input)
+            ),
         ))
     }
 }
@@ -155,7 +163,10 @@ pub fn parse_language(input: &str) -> Result<String, ServiceError> {
 pub fn parse_no_answer_timeout(input: &str) -> Result<u32, ServiceError> {
     let field = "no_answer_timeout";
     let n: u32 = input.trim().parse().map_err(|_| {
-        ServiceError::invalid(field, format!("'{}' is not a whole number of seconds", printable(input)))
+        ServiceError::invalid(
+            field,
+            format!("'{}' is not a whole number of seconds", printable(input)),
+        )
     })?;
     check_no_answer_timeout(n)
 }
@@ -211,6 +222,9 @@ mod tests {
     fn same_account_rule() {
         let own = AccountId::parse("alice@example.com").unwrap();
         assert!(same_account(&own, "Alice@example.com").is_ok());
-        assert!(matches!(same_account(&own, "bob@example.com"), Err(ServiceError::Forbidden(_))));
+        assert!(matches!(
+            same_account(&own, "bob@example.com"),
+            Err(ServiceError::Forbidden(_))
+        ));
     }
 }

@@ -31,7 +31,11 @@ impl Serial {
         }
         let upper = hex.to_ascii_uppercase();
         // openssl prints whole bytes; keep an even number of digits.
-        let normalised = if upper.len() % 2 == 1 { format!("0{upper}") } else { upper };
+        let normalised = if upper.len() % 2 == 1 {
+            format!("0{upper}")
+        } else {
+            upper
+        };
         Ok(Self(normalised))
     }
 

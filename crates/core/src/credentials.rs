@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use md5::Md5;
 use sha2::{Digest, Sha256};
 
@@ -20,13 +20,22 @@ impl Password {
     pub fn parse_for(field: &str, input: &str) -> Result<Self, ServiceError> {
         let n = input.chars().count();
         if n < 8 {
-            return Err(ServiceError::invalid(field, "must be at least 8 characters long"));
+            return Err(ServiceError::invalid(
+                field,
+                "must be at least 8 characters long",
+            ));
         }
         if n > 128 {
-            return Err(ServiceError::invalid(field, "must be at most 128 characters long"));
+            return Err(ServiceError::invalid(
+                field,
+                "must be at most 128 characters long",
+            ));
         }
         if input.chars().any(char::is_control) {
-            return Err(ServiceError::invalid(field, "must not contain control characters"));
+            return Err(ServiceError::invalid(
+                field,
+                "must not contain control characters",
+            ));
         }
         Ok(Self(input.to_owned()))
     }
@@ -81,7 +90,12 @@ impl fmt::Debug for Credentials {
 impl Credentials {
     /// Derives the stored values from a password.
     pub fn derive(account: &AccountId, password: &Password) -> Result<Self, ServiceError> {
-        let a1 = format!("{}:{}:{}", account.user(), account.domain(), password.expose());
+        let a1 = format!(
+            "{}:{}:{}",
+            account.user(),
+            account.domain(),
+            password.expose()
+        );
         let ha1_md5 = hex::encode(Md5::digest(a1.as_bytes()));
         let ha1_sha256 = hex::encode(Sha256::digest(a1.as_bytes()));
         let mut salt = [0u8; 16];
@@ -121,7 +135,10 @@ mod tests {
         let c = Credentials::derive(&id, &pw).unwrap();
         // MD5("alice:example.com:correct horse"), computed with md5sum.
         assert_eq!(c.ha1_md5, "7b528965f9b102b5593b4c5aec86c7da");
-        assert_eq!(c.ha1_sha256, "f13ac29daec0a9284d3c89cd9d4edc6e17064aeb5452b1e2cdf1c13d9ae7baa0");
+        assert_eq!(
+            c.ha1_sha256,
+            "f13ac29daec0a9284d3c89cd9d4edc6e17064aeb5452b1e2cdf1c13d9ae7baa0"
+        );
         assert!(c.verify(&pw));
         assert!(!c.verify(&Password::offered("wrong horse")));
         assert!(!format!("{c:?}{pw:?}").contains("horse"));

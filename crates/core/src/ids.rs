@@ -16,7 +16,9 @@ pub struct Domain(String);
 impl Domain {
     /// Parses a DNS name (case-insensitive; stored lower-case).
     pub fn parse(input: &str) -> Result<Self, ServiceError> {
-        let invalid = |reason: &str| ServiceError::invalid("domain", format!("'{}' {reason}", printable(input)));
+        let invalid = |reason: &str| {
+            ServiceError::invalid("domain", format!("'{}' {reason}", printable(input)))
+        };
         let s = input.trim().to_ascii_lowercase();
         if s.is_empty() {
             return Err(ServiceError::invalid("domain", "is empty"));
@@ -25,13 +27,20 @@ impl Domain {
             return Err(invalid("is longer than 253 characters"));
         }
         if !s.contains('.') && s != "localhost" {
-            return Err(invalid("is not a fully qualified domain name (it has no dot)"));
+            return Err(invalid(
+                "is not a fully qualified domain name (it has no dot)",
+            ));
         }
         for label in s.split('.') {
             if label.is_empty() || label.len() > 63 {
-                return Err(invalid("has an empty label or one longer than 63 characters"));
+                return Err(invalid(
+                    "has an empty label or one longer than 63 characters",
+                ));
             }
-            if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            if !label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            {
                 return Err(invalid("may contain only letters, digits, '-' and '.'"));
             }
             if label.starts_with('-') || label.ends_with('-') {
@@ -231,7 +240,10 @@ impl E164 {
         let Some(digits) = cleaned.strip_prefix('+') else {
             return Err(ServiceError::invalid(
                 field,
-                format!("'{}' is not an E.164 number: it must start with '+'", printable(input)),
+                format!(
+                    "'{}' is not an E.164 number: it must start with '+'",
+                    printable(input)
+                ),
             ));
         };
         let ok = (2..=15).contains(&digits.len())
@@ -340,15 +352,19 @@ pub struct TimeZone(chrono_tz::Tz);
 impl TimeZone {
     /// Parses an IANA time zone name for the parameter `field`.
     pub fn parse_for(field: &str, input: &str) -> Result<Self, ServiceError> {
-        input.trim().parse::<chrono_tz::Tz>().map(Self).map_err(|_| {
-            ServiceError::invalid(
-                field,
-                format!(
-                    "'{}' is not an IANA time zone name (e.g. Europe/Amsterdam)",
-                    printable(input)
-                ),
-            )
-        })
+        input
+            .trim()
+            .parse::<chrono_tz::Tz>()
+            .map(Self)
+            .map_err(|_| {
+                ServiceError::invalid(
+                    field,
+                    format!(
+                        "'{}' is not an IANA time zone name (e.g. Europe/Amsterdam)",
+                        printable(input)
+                    ),
+                )
+            })
     }
 
     /// The zone, for date arithmetic.
@@ -413,15 +429,33 @@ mod tests {
     fn account_ids_parse_and_lower_case() {
         let id = AccountId::parse("Alice@Example.COM").unwrap();
         assert_eq!(id.to_string(), "alice@example.com");
-        assert_eq!(AccountId::parse("sip:bob@example.com").unwrap().user().as_str(), "bob");
-        for bad in ["", "alice", "@example.com", "alice@", "al ice@example.com", "-a@example.com", "a@exa_mple.com", "a@com"] {
+        assert_eq!(
+            AccountId::parse("sip:bob@example.com")
+                .unwrap()
+                .user()
+                .as_str(),
+            "bob"
+        );
+        for bad in [
+            "",
+            "alice",
+            "@example.com",
+            "alice@",
+            "al ice@example.com",
+            "-a@example.com",
+            "a@exa_mple.com",
+            "a@com",
+        ] {
             assert!(AccountId::parse(bad).is_err(), "{bad} should be refused");
         }
     }
 
     #[test]
     fn e164_numbers() {
-        assert_eq!(E164::parse_for("n", "+31 20 123-4567").unwrap().as_str(), "+31201234567");
+        assert_eq!(
+            E164::parse_for("n", "+31 20 123-4567").unwrap().as_str(),
+            "+31201234567"
+        );
         for bad in ["31201234567", "+0123", "+1", "+1234567890123456", "+12a4"] {
             assert!(E164::parse_for("n", bad).is_err(), "{bad}");
         }
@@ -429,7 +463,12 @@ mod tests {
 
     #[test]
     fn time_zones_and_emails() {
-        assert_eq!(TimeZone::parse_for("tz", "Europe/Amsterdam").unwrap().name(), "Europe/Amsterdam");
+        assert_eq!(
+            TimeZone::parse_for("tz", "Europe/Amsterdam")
+                .unwrap()
+                .name(),
+            "Europe/Amsterdam"
+        );
         assert!(TimeZone::parse_for("tz", "Mars/Olympus").is_err());
         assert!(Email::parse_for("email", "a@b.example").is_ok());
         assert!(Email::parse_for("email", "a b@b.example").is_err());

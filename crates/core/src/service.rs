@@ -190,7 +190,10 @@ impl Services {
     }
 
     /// The accounts (of one domain).
-    pub async fn list_accounts(&self, domain: Option<&Domain>) -> Result<Vec<Account>, ServiceError> {
+    pub async fn list_accounts(
+        &self,
+        domain: Option<&Domain>,
+    ) -> Result<Vec<Account>, ServiceError> {
         Ok(self.store.list_accounts(domain).await?)
     }
 
@@ -212,19 +215,29 @@ impl Services {
     }
 
     /// Sets a new SIP password.
-    pub async fn set_password(&self, id: &AccountId, password: &Password) -> Result<(), ServiceError> {
+    pub async fn set_password(
+        &self,
+        id: &AccountId,
+        password: &Password,
+    ) -> Result<(), ServiceError> {
         let credentials = Credentials::derive(id, password)?;
         self.store
             .set_credentials(id, &credentials)
             .await
             .map_err(|e| match e {
-                crate::StoreError::NotFound(_) => ServiceError::NotFound(format!("no account {id}")),
+                crate::StoreError::NotFound(_) => {
+                    ServiceError::NotFound(format!("no account {id}"))
+                }
                 other => other.into(),
             })
     }
 
     /// Whether `password` is the account's SIP password.
-    pub async fn verify_password(&self, id: &AccountId, password: &Password) -> Result<bool, ServiceError> {
+    pub async fn verify_password(
+        &self,
+        id: &AccountId,
+        password: &Password,
+    ) -> Result<bool, ServiceError> {
         let Some(credentials) = self.store.get_credentials(id).await? else {
             return Ok(false);
         };
@@ -237,7 +250,9 @@ impl Services {
             .delete_account(id, self.clock.now())
             .await
             .map_err(|e| match e {
-                crate::StoreError::NotFound(_) => ServiceError::NotFound(format!("no account {id}")),
+                crate::StoreError::NotFound(_) => {
+                    ServiceError::NotFound(format!("no account {id}"))
+                }
                 other => other.into(),
             })
     }

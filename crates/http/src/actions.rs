@@ -67,7 +67,11 @@ impl AccountObject {
             first: p.first_name.clone(),
             lastname: p.last_name.clone(),
             pstn_caller_id: p.pstn_caller_id.as_ref().map(ToString::to_string),
-            mobile_number: p.mobile.as_ref().map(ToString::to_string).unwrap_or_default(),
+            mobile_number: p
+                .mobile
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             timezone: p.timezone.name().to_owned(),
             no_answer_timeout: p.no_answer_timeout,
             quick_dial: p.quick_dial.clone(),
@@ -109,10 +113,11 @@ pub async fn handle(
         Ok(p) => p,
         Err(e) => return reply::service_error(&e),
     };
-    if let Some(named) = params.get("account") {
-        if let Err(e) = same_account(&subscriber.account, named) {
-            return reply::service_error(&e);
-        }
+    if let Some(Err(e)) = params
+        .get("account")
+        .map(|named| same_account(&subscriber.account, named))
+    {
+        return reply::service_error(&e);
     }
     let Some(name) = params.get("action") else {
         return reply::failure(StatusCode::BAD_REQUEST, "Error: missing action");

@@ -34,7 +34,10 @@ pub struct Subscriber {
 impl FromRequestParts<AppState> for Subscriber {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let peer = parts.extensions.get::<Peer>();
         match identify(&state.services, peer).await {
             Ok(Identity::Subscriber { account, serial }) => Ok(Self { account, serial }),

@@ -38,5 +38,7 @@ pub fn router(state: AppState) -> Router {
         .route("/settings", any(actions::handle))
         .fallback(reply::not_found)
         .with_state(state)
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(reply::panic_reply))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            reply::panic_reply,
+        ))
 }

@@ -87,7 +87,9 @@ pub async fn serve(
         tokio::spawn(async move {
             let _permit = permit;
             let _ = stream.set_nodelay(true);
-            let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream)).await {
+            let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream))
+                .await
+            {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(error)) => {
                     tracing::debug!(%addr, %error, "TLS handshake failed");
@@ -114,12 +116,12 @@ pub async fn serve(
                 .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read_timeout)
-                .max_buf_size(64 * 1024);
+                .max_buf_size(256 * 1024);
             builder
                 .http2()
                 .timer(TokioTimer::new())
                 .max_concurrent_streams(limits.max_h2_streams)
-                .max_header_list_size(64 * 1024);
+                .max_header_list_size(256 * 1024);
             if let Err(error) = builder
                 .serve_connection(TokioIo::new(tls), TowerToHyperService::new(service))
                 .await

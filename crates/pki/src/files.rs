@@ -61,7 +61,10 @@ pub fn ensure(dir: &Path, hostnames: &[String]) -> Result<EnsureReport, PkiError
     }
     if report.created_ca || !paths.server_cert.exists() || !paths.server_key.exists() {
         let pki = load_ca(dir)?;
-        let mut names: Vec<String> = DEFAULT_SERVER_NAMES.iter().map(|s| (*s).to_owned()).collect();
+        let mut names: Vec<String> = DEFAULT_SERVER_NAMES
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
         for h in hostnames {
             if !names.contains(h) {
                 names.push(h.clone());
@@ -149,7 +152,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(dir.path().join("ca.key")).unwrap().permissions().mode();
+            let mode = fs::metadata(dir.path().join("ca.key"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         load_ca(dir.path()).unwrap();

@@ -17,8 +17,8 @@ use p12_keystore::{
     PrivateKey as P12PrivateKey, PrivateKeyChain,
 };
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use sha2::{Digest, Sha256};
 use sip_settings_core::cert::{
@@ -265,7 +265,10 @@ impl Pki {
         let local_key_id = Sha256::digest(&issued.cert_der)[..20].to_vec();
         let chain = PrivateKeyChain::new(local_key_id, key, [leaf, ca]);
         let mut store = KeyStore::new();
-        store.add_entry(&issued.record.subject, KeyStoreEntry::PrivateKeyChain(chain));
+        store.add_entry(
+            &issued.record.subject,
+            KeyStoreEntry::PrivateKeyChain(chain),
+        );
         let writer = store.writer(password);
         let writer = match variant {
             P12Variant::Modern => writer

@@ -30,7 +30,10 @@ pub async fn open_store(config: &Config, create: bool) -> anyhow::Result<Arc<dyn
     let url = &config.database_url;
     if let Some(path) = sqlite_path(url) {
         if !create && !path.exists() {
-            bail!("database {} not found: run `sip-settings init` first", path.display());
+            bail!(
+                "database {} not found: run `sip-settings init` first",
+                path.display()
+            );
         }
         let store = SqliteStore::open(url, create)
             .await
@@ -51,7 +54,12 @@ pub async fn open_services(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Re
     }
     let store = open_store(config, false).await?;
     let pki = sip_settings_pki::files::load_ca(&config.data_dir)?;
-    Ok(Services::new(store, Arc::new(pki), clock, config.services.clone()))
+    Ok(Services::new(
+        store,
+        Arc::new(pki),
+        clock,
+        config.services.clone(),
+    ))
 }
 
 /// Like [`open_services`] with the system clock.

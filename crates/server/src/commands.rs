@@ -72,7 +72,9 @@ pub fn profile_update(args: &ProfileArgs) -> anyhow::Result<AccountUpdate> {
             .map(|s| TimeZone::parse_for("timezone", s))
             .transpose()?,
         mobile: optional(&args.mobile, |s| E164::parse_for("mobile", s))?,
-        pstn_caller_id: optional(&args.pstn_caller_id, |s| E164::parse_for("pstn_caller_id", s))?,
+        pstn_caller_id: optional(&args.pstn_caller_id, |s| {
+            E164::parse_for("pstn_caller_id", s)
+        })?,
         language: args.language.as_deref().map(parse_language).transpose()?,
         no_answer_timeout: args
             .no_answer_timeout
@@ -87,7 +89,9 @@ pub fn profile_update(args: &ProfileArgs) -> anyhow::Result<AccountUpdate> {
 pub async fn init(config: &Config, hostnames: &[String]) -> anyhow::Result<bool> {
     for h in hostnames {
         if h.parse::<std::net::IpAddr>().is_err() {
-            Domain::parse(h).map_err(|e| anyhow::anyhow!("--hostname {}", e.to_string().trim_start_matches("domain ")))?;
+            Domain::parse(h).map_err(|e| {
+                anyhow::anyhow!("--hostname {}", e.to_string().trim_start_matches("domain "))
+            })?;
         }
     }
     let dir = &config.data_dir;
@@ -104,7 +108,10 @@ pub async fn init(config: &Config, hostnames: &[String]) -> anyhow::Result<bool>
         changed = true;
     }
     if report.created_ca {
-        println!("created client CA {}/ca.crt (key ca.key, owner-only)", dir.display());
+        println!(
+            "created client CA {}/ca.crt (key ca.key, owner-only)",
+            dir.display()
+        );
         changed = true;
     }
     if report.created_server {
@@ -121,7 +128,10 @@ pub async fn init(config: &Config, hostnames: &[String]) -> anyhow::Result<bool>
             "note: server.crt exists and was kept; delete server.crt and server.key and run init again to add host names"
         );
     }
-    if sip_settings_pki::files::exists(dir) && !db_existed && crate::app::sqlite_path(&config.database_url).is_some() {
+    if sip_settings_pki::files::exists(dir)
+        && !db_existed
+        && crate::app::sqlite_path(&config.database_url).is_some()
+    {
         println!("created database {}", config.database_url);
         changed = true;
     }
@@ -167,8 +177,10 @@ pub async fn account(config: &Config, cmd: &AccountCommand) -> anyhow::Result<()
             let domain = domain.as_deref().map(Domain::parse).transpose()?;
             let accounts = services.list_accounts(domain.as_ref()).await?;
             if *json {
-                let objects: Vec<AccountObject> =
-                    accounts.iter().map(|a| AccountObject::new(a, false)).collect();
+                let objects: Vec<AccountObject> = accounts
+                    .iter()
+                    .map(|a| AccountObject::new(a, false))
+                    .collect();
                 println!("{}", serde_json::to_string_pretty(&objects)?);
             } else {
                 for a in accounts {
@@ -226,7 +238,6 @@ pub async fn issue_account_files(
     variant: P12Variant,
     days: Option<u32>,
 ) -> anyhow::Result<(CertRecord, Vec<PathBuf>)> {
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let crt_path = out.join(format!("{id}.crt"));
     let p12_path = out.join(format!("{id}.p12"));
     let (issued, p12) = match p12_password {
@@ -243,6 +254,8 @@ pub async fn issue_account_files(
             None,
         ),
     };
+    // Created only once the certificate is issued, so that a refusal leaves nothing behind.
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     write_out(&crt_path, issued.crt_bundle().as_bytes(), true)?;
     let mut written = vec![crt_path];
     if let Some(p12) = p12 {
@@ -271,12 +284,22 @@ pub async fn cert(config: &Config, cmd: &CertCommand) -> anyhow::Result<()> {
                 (None, Some(f)) => Some(read_secret_file(f)?),
                 (None, None) => None,
             };
-            let variant = if *legacy_p12 { P12Variant::Legacy } else { P12Variant::Modern };
+            let variant = if *legacy_p12 {
+                P12Variant::Legacy
+            } else {
+                P12Variant::Modern
+            };
             if let Some(account) = account {
                 let id = AccountId::parse(account)?;
-                let (record, files) =
-                    issue_account_files(&services, &id, out, p12_password.as_deref(), variant, *days)
-                        .await?;
+                let (record, files) = issue_account_files(
+                    &services,
+                    &id,
+                    out,
+                    p12_password.as_deref(),
+                    variant,
+                    *days,
+                )
+                .await?;
                 print_issued(&record, &files);
             } else {
                 if p12_password.is_some() || *legacy_p12 {
@@ -287,9 +310,9 @@ pub async fn cert(config: &Config, cmd: &CertCommand) -> anyhow::Result<()> {
                     (None, Some(name)) => CertSubject::Service(parse_holder_name(name)?),
                     (None, None) => bail!("give USER@DOMAIN, --admin NAME or --service NAME"),
                 };
+                let issued = services.issue_certificate(subject, *days).await?;
                 std::fs::create_dir_all(out)
                     .with_context(|| format!("cannot create {}", out.display()))?;
-                let issued = services.issue_certificate(subject, *days).await?;
                 let path = out.join(format!("{}.crt", issued.record.subject));
                 write_out(&path, issued.crt_bundle().as_bytes(), true)?;
                 print_issued(&issued.record, &[path]);
@@ -299,7 +322,11 @@ pub async fn cert(config: &Config, cmd: &CertCommand) -> anyhow::Result<()> {
             let id = account.as_deref().map(AccountId::parse).transpose()?;
             let records = services.list_certificates(id.as_ref()).await?;
             let mut out = std::io::stdout().lock();
-            writeln!(out, "{:<34} {:<32} {:<10} {:<20} REVOKED-AT", "SERIAL", "SUBJECT", "ROLE", "NOT-AFTER")?;
+            writeln!(
+                out,
+                "{:<34} {:<32} {:<10} {:<20} REVOKED-AT",
+                "SERIAL", "SUBJECT", "ROLE", "NOT-AFTER"
+            )?;
             for r in records {
                 writeln!(
                     out,
@@ -401,7 +428,10 @@ pub async fn quickstart(config: &Config) -> anyhow::Result<()> {
             .add_account(&id, &password, &AccountUpdate::default())
             .await?;
         println!("added account {id}");
-        println!("SIP password of {id}: {}  (shown once; it also unlocks the .p12)", password.expose());
+        println!(
+            "SIP password of {id}: {}  (shown once; it also unlocks the .p12)",
+            password.expose()
+        );
         let (_, files) = issue_account_files(
             &services,
             &id,
@@ -422,14 +452,28 @@ pub async fn quickstart(config: &Config) -> anyhow::Result<()> {
         for f in files {
             println!("wrote {}", f.display());
         }
-        println!("(no new .p12: its password is the SIP password, which is not stored; use `cert issue --p12-password`)");
+        println!(
+            "(no new .p12: its password is the SIP password, which is not stored; use `cert issue --p12-password`)"
+        );
     }
     let server = RunningServer::start(config, services).await?;
     let addr = server.addr();
-    let host = if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
-    let host = if host.contains(':') { format!("[{host}]") } else { host };
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        addr.ip().to_string()
+    };
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host
+    };
     println!();
-    println!("sip-settings is listening on https://{}:{}", host, addr.port());
+    println!(
+        "sip-settings is listening on https://{}:{}",
+        host,
+        addr.port()
+    );
     println!("try:");
     println!(
         "  curl --cacert {} -E {} 'https://{}:{}/settings.phtml?action=account'",
@@ -446,7 +490,9 @@ pub async fn quickstart(config: &Config) -> anyhow::Result<()> {
 
 fn shell_path(p: &Path) -> String {
     let s = p.display().to_string();
-    if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-@".contains(c)) {
+    if s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-@".contains(c))
+    {
         s
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))

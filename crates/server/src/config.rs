@@ -144,11 +144,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = Config::resolve(&Overrides::default()).unwrap();
         assert_eq!(d.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
-        assert_eq!(d.database_url, "sqlite://./sip-settings-data/sip-settings.db");
+        assert_eq!(
+            d.database_url,
+            "sqlite://./sip-settings-data/sip-settings.db"
+        );
         assert_eq!(d.listen.to_string(), DEFAULT_LISTEN);
 
         let file = dir.path().join("c.toml");
-        std::fs::write(&file, "data_dir = \"/srv/x\"\nlisten = \"0.0.0.0:9443\"\ncert_days = 30\n").unwrap();
+        std::fs::write(
+            &file,
+            "data_dir = \"/srv/x\"\nlisten = \"0.0.0.0:9443\"\ncert_days = 30\n",
+        )
+        .unwrap();
         let f = Config::resolve(&Overrides {
             config: Some(file.clone()),
             ..Overrides::default()

@@ -30,7 +30,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => {
             let store = app::open_store(&config, false).await?;
             drop(store);
-            println!("database {} is migrated to the latest version", config.database_url);
+            println!(
+                "database {} is migrated to the latest version",
+                config.database_url
+            );
         }
         Command::Domain(cmd) => commands::domain(&config, cmd).await?,
         Command::Account(cmd) => commands::account(&config, cmd).await?,

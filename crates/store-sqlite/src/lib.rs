@@ -88,7 +88,9 @@ impl Store for SqliteStore {
             .map_err(map_err)?;
         names
             .into_iter()
-            .map(|n| Domain::parse(&n).map_err(|e| StoreError::Other(format!("stored domain: {e}"))))
+            .map(|n| {
+                Domain::parse(&n).map_err(|e| StoreError::Other(format!("stored domain: {e}")))
+            })
             .collect()
     }
 
@@ -157,11 +159,13 @@ impl Store for SqliteStore {
             .bind(d.as_str())
             .fetch_all(&self.reader)
             .await,
-            None => sqlx::query(&format!(
-                "SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY domain, username"
-            ))
-            .fetch_all(&self.reader)
-            .await,
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY domain, username"
+                ))
+                .fetch_all(&self.reader)
+                .await
+            }
         }
         .map_err(map_err)?;
         rows.iter().map(account_from_row).collect()
@@ -303,15 +307,19 @@ impl Store for SqliteStore {
         account: Option<&AccountId>,
     ) -> Result<Vec<CertRecord>, StoreError> {
         let rows = match account {
-            Some(id) => sqlx::query(
-                "SELECT * FROM certificates WHERE account = ? ORDER BY issued_at, serial",
-            )
-            .bind(id.to_string())
-            .fetch_all(&self.reader)
-            .await,
-            None => sqlx::query("SELECT * FROM certificates ORDER BY issued_at, serial")
+            Some(id) => {
+                sqlx::query(
+                    "SELECT * FROM certificates WHERE account = ? ORDER BY issued_at, serial",
+                )
+                .bind(id.to_string())
                 .fetch_all(&self.reader)
-                .await,
+                .await
+            }
+            None => {
+                sqlx::query("SELECT * FROM certificates ORDER BY issued_at, serial")
+                    .fetch_all(&self.reader)
+                    .await
+            }
         }
         .map_err(map_err)?;
         rows.iter().map(cert_from_row).collect()

@@ -1,12 +1,12 @@
 //! Turning rows into core types, and sqlx errors into [`StoreError`]s. Stored values are parsed
 //! again on the way out: a corrupt row is an error, never a panic.
 
+use sip_settings_core::StoreError;
 use sip_settings_core::account::{Account, AccountProfile};
 use sip_settings_core::cert::{CertRecord, CertRole, Serial};
 use sip_settings_core::ids::{AccountId, E164, Email, TimeZone};
-use sip_settings_core::StoreError;
-use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
 
 /// Maps a sqlx error to the store's error kinds.
 pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
@@ -37,7 +37,8 @@ fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
 }
 
 pub(crate) fn account_from_row(r: &SqliteRow) -> Result<Account, StoreError> {
-    let get_s = |c: &str| -> Result<String, StoreError> { r.try_get::<String, _>(c).map_err(map_err) };
+    let get_s =
+        |c: &str| -> Result<String, StoreError> { r.try_get::<String, _>(c).map_err(map_err) };
     let get_o = |c: &str| -> Result<Option<String>, StoreError> {
         r.try_get::<Option<String>, _>(c).map_err(map_err)
     };

@@ -1,0 +1,204 @@
+#![allow(dead_code)] // shared helpers; not every test module uses every one
+//! `TestApp::spawn()`: a fresh data directory, CA and database; domain `example.com` with
+//! accounts alice and bob, each with a certificate; the server on a free port; and clients
+//! that present any certificate.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use rustls::RootCertStore;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::Value;
+use sip_settings::app::{RunningServer, open_services};
+use sip_settings::config::Config;
+use sip_settings_core::account::AccountUpdate;
+use sip_settings_core::cert::{CertSubject, IssueRequest, IssuedCertificate};
+use sip_settings_core::{AccountId, Clock, ManualClock, Password, Services};
+use sip_settings_pki::Pki;
+use tempfile::TempDir;
+
+pub const ALICE: &str = "alice@example.com";
+pub const BOB: &str = "bob@example.com";
+pub const ALICE_PASSWORD: &str = "alice-sip-password";
+pub const BOB_PASSWORD: &str = "bob-sip-password";
+
+/// A running server with its data directory and provisioned accounts.
+pub struct TestApp {
+    pub dir: TempDir,
+    pub config: Config,
+    pub services: Services,
+    pub clock: Arc<ManualClock>,
+    pub server: Option<RunningServer>,
+    pub base: String,
+    pub ca_pem: String,
+    pub alice: IssuedCertificate,
+    pub bob: IssuedCertificate,
+}
+
+impl TestApp {
+    /// A fresh installation, served on 127.0.0.1 with a free port.
+    pub async fn spawn() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::for_data_dir(dir.path());
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        sip_settings_pki::files::ensure(dir.path(), &[]).unwrap();
+        sip_settings::app::open_store(&config, true).await.unwrap();
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let services = open_services(&config, clock.clone() as Arc<dyn Clock>)
+            .await
+            .unwrap();
+        services.add_domain("example.com").await.unwrap();
+        for (who, pw) in [(ALICE, ALICE_PASSWORD), (BOB, BOB_PASSWORD)] {
+            services
+                .add_account(
+                    &AccountId::parse(who).unwrap(),
+                    &Password::parse_for("password", pw).unwrap(),
+                    &AccountUpdate::default(),
+                )
+                .await
+                .unwrap();
+        }
+        let alice = services
+            .issue_certificate(CertSubject::Account(AccountId::parse(ALICE).unwrap()), None)
+            .await
+            .unwrap();
+        let bob = services
+            .issue_certificate(CertSubject::Account(AccountId::parse(BOB).unwrap()), None)
+            .await
+            .unwrap();
+        let server = RunningServer::start(&config, services.clone())
+            .await
+            .unwrap();
+        let base = format!("https://localhost:{}", server.addr().port());
+        let ca_pem = services.ca_pem().to_owned();
+        Self {
+            dir,
+            config,
+            services,
+            clock,
+            server: Some(server),
+            base,
+            ca_pem,
+            alice,
+            bob,
+        }
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The CA of this installation (to make certificates the service would not).
+    pub fn pki(&self) -> Pki {
+        sip_settings_pki::files::load_ca(self.data_dir()).unwrap()
+    }
+
+    /// A certificate signed by this CA but never recorded by the service, valid for the given
+    /// days around now (negative end = expired).
+    pub fn unrecorded_cert(&self, who: &str, from_days: i64, to_days: i64) -> IssuedCertificate {
+        let now = Utc::now();
+        self.pki()
+            .issue_unrecorded(&IssueRequest {
+                subject: CertSubject::Account(AccountId::parse(who).unwrap()),
+                not_before: now + Duration::days(from_days),
+                not_after: now + Duration::days(to_days),
+            })
+            .unwrap()
+    }
+
+    /// A client presenting `cert` (or none), trusting this installation's CA.
+    pub fn client(&self, cert: Option<&IssuedCertificate>) -> reqwest::Client {
+        client_with(
+            &self.ca_pem,
+            cert.map(|c| (c.cert_pem.as_str(), c.key_pem.as_str())),
+        )
+    }
+
+    /// GET `settings.phtml` with a query string; returns status and JSON body.
+    pub async fn action(&self, cert: &IssuedCertificate, query: &str) -> (u16, Value) {
+        let response = self
+            .client(Some(cert))
+            .get(format!("{}/settings.phtml?{query}", self.base))
+            .send()
+            .await
+            .expect("request");
+        json_of(response).await
+    }
+
+    /// Writes a certificate's `.crt` bundle to a file and returns its path.
+    pub fn write_crt(&self, name: &str, cert: &IssuedCertificate) -> PathBuf {
+        let path = self.data_dir().join(name);
+        std::fs::write(&path, cert.crt_bundle()).unwrap();
+        path
+    }
+
+    /// Runs the real `sip-settings` binary against this data directory.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        sip_settings_cmd(self.data_dir(), args)
+    }
+}
+
+/// Runs the real binary with `--data-dir`.
+pub fn sip_settings_cmd(data_dir: &Path, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sip-settings"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("SIP_SETTINGS_DATABASE")
+        .env_remove("SIP_SETTINGS_CONFIG")
+        .env_remove("SIP_SETTINGS_LISTEN")
+        .output()
+        .expect("run sip-settings")
+}
+
+/// Status and JSON body of a response; asserts the content type is JSON.
+pub async fn json_of(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = response.text().await.expect("body");
+    assert!(
+        content_type.starts_with("application/json"),
+        "content type {content_type} for {text}"
+    );
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
+    )
+}
+
+/// A reqwest client trusting `ca_pem` and presenting an optional certificate and key.
+pub fn client_with(ca_pem: &str, identity: Option<(&str, &str)>) -> reqwest::Client {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut tls = match identity {
+        Some((cert_pem, key_pem)) => {
+            let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+            builder.with_client_auth_cert(certs, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .build()
+        .unwrap()
+}

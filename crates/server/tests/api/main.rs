@@ -1,0 +1,10 @@
+//! Behaviour tests: the real server over real mutual TLS on loopback, certificates from the
+//! project's own CA made at test time, a fresh SQLite data directory per test, and the real
+//! `sip-settings`, `curl` and `openssl` binaries where a user would use them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test binary: a failed unwrap is a failed test
+mod account;
+mod auth;
+mod cli;
+mod helpers;
+mod tools;
