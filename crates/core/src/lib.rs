@@ -10,7 +10,10 @@ pub mod clock;
 pub mod credentials;
 pub mod error;
 pub mod ids;
+pub mod routing;
 pub mod service;
+pub mod settings;
+pub mod sip;
 pub mod store;
 
 pub use account::{Account, AccountProfile, AccountUpdate};

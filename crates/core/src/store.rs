@@ -16,7 +16,23 @@ use crate::account::{Account, AccountProfile};
 use crate::cert::{CertRecord, Serial};
 use crate::credentials::Credentials;
 use crate::error::StoreError;
-use crate::ids::{AccountId, Domain};
+use crate::ids::{AccountId, Domain, E164};
+use crate::settings::{
+    AcceptRule, AcceptRules, DaysMask, Diversions, PhonebookEntry, RejectPattern, TemporaryRule,
+    Voicemail,
+};
+use crate::sip::{Condition, DiversionTarget, SipUri};
+
+/// What [`Store::add_alias`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AliasOutcome {
+    /// The alias was added.
+    Added,
+    /// The address is used by an account or another alias.
+    Taken,
+    /// The account has `limit` aliases already.
+    LimitReached,
+}
 
 /// The persistent state of the service.
 #[async_trait]
@@ -81,4 +97,95 @@ pub trait Store: Send + Sync + fmt::Debug {
         id: &AccountId,
         at: DateTime<Utc>,
     ) -> Result<u64, StoreError>;
+
+    // ----- addresses: accounts and aliases share one namespace per domain -----
+
+    /// The account an address (an account's own or an alias) belongs to.
+    async fn resolve_address(&self, address: &AccountId) -> Result<Option<AccountId>, StoreError>;
+    /// Adds `alias` (in the account's domain) to `account`, atomically checking that the address
+    /// is free among accounts and aliases and that the account has fewer than `limit` aliases.
+    /// [`StoreError::NotFound`] if there is no account.
+    async fn add_alias(
+        &self,
+        alias: &AccountId,
+        account: &AccountId,
+        limit: u32,
+    ) -> Result<AliasOutcome, StoreError>;
+    /// Removes an alias; false if there was none.
+    async fn remove_alias(&self, alias: &AccountId) -> Result<bool, StoreError>;
+    /// `(alias, account)` pairs (of one account), sorted by alias.
+    async fn list_aliases(
+        &self,
+        account: Option<&AccountId>,
+    ) -> Result<Vec<(AccountId, AccountId)>, StoreError>;
+
+    // ----- ENUM numbers -----
+
+    /// Maps a number to an account. [`StoreError::Conflict`] if mapped already,
+    /// [`StoreError::NotFound`] if there is no account.
+    async fn add_enum(&self, number: &E164, account: &AccountId) -> Result<(), StoreError>;
+    /// Removes a mapping; false if there was none.
+    async fn remove_enum(&self, number: &E164) -> Result<bool, StoreError>;
+    /// `(number, account)` pairs (of one account), sorted by number.
+    async fn list_enum(
+        &self,
+        account: Option<&AccountId>,
+    ) -> Result<Vec<(E164, AccountId)>, StoreError>;
+    /// The account a number maps to.
+    async fn resolve_enum(&self, number: &E164) -> Result<Option<AccountId>, StoreError>;
+
+    // ----- forwarding -----
+
+    /// The account's forwarding.
+    async fn get_diversions(&self, account: &AccountId) -> Result<Diversions, StoreError>;
+    /// Sets (`Some`) or clears (`None`) the given conditions only, in one transaction; other
+    /// conditions are untouched. [`StoreError::NotFound`] if there is no account.
+    async fn set_diversions(
+        &self,
+        account: &AccountId,
+        changes: &[(Condition, Option<DiversionTarget>)],
+    ) -> Result<(), StoreError>;
+
+    // ----- accept rules and DND -----
+
+    /// The account's accept rules (the temporary rule as stored, possibly lapsed).
+    async fn get_accept_rules(&self, account: &AccountId) -> Result<AcceptRules, StoreError>;
+    /// Adds or replaces the persistent rule for `rule.days`; true if it replaced one.
+    async fn put_accept_rule(&self, account: &AccountId, rule: &AcceptRule) -> Result<bool, StoreError>;
+    /// Removes the persistent rule for `days`; false if there was none.
+    async fn remove_accept_rule(&self, account: &AccountId, days: DaysMask) -> Result<bool, StoreError>;
+    /// Sets or removes the temporary rule. [`StoreError::NotFound`] if there is no account.
+    async fn set_temporary_rule(
+        &self,
+        account: &AccountId,
+        rule: Option<&TemporaryRule>,
+    ) -> Result<(), StoreError>;
+
+    // ----- reject rules -----
+
+    /// The account's reject patterns, sorted.
+    async fn list_reject(&self, account: &AccountId) -> Result<Vec<RejectPattern>, StoreError>;
+    /// Adds a pattern. [`StoreError::Conflict`] if present.
+    async fn add_reject(&self, account: &AccountId, pattern: &RejectPattern) -> Result<(), StoreError>;
+    /// Removes a pattern; false if there was none.
+    async fn remove_reject(&self, account: &AccountId, pattern: &RejectPattern) -> Result<bool, StoreError>;
+
+    // ----- voicemail, privacy, phonebook -----
+
+    /// The account's voice mailbox, if it has one.
+    async fn get_voicemail(&self, account: &AccountId) -> Result<Option<Voicemail>, StoreError>;
+    /// Creates or replaces the voice mailbox.
+    async fn put_voicemail(&self, account: &AccountId, voicemail: &Voicemail) -> Result<(), StoreError>;
+    /// Sets caller-id privacy. [`StoreError::NotFound`] if there is no account.
+    async fn set_privacy(&self, account: &AccountId, on: bool) -> Result<(), StoreError>;
+    /// The account's phonebook, sorted by address.
+    async fn list_phonebook(&self, account: &AccountId) -> Result<Vec<PhonebookEntry>, StoreError>;
+    /// Adds or replaces the entry for `entry.uri`.
+    async fn put_phonebook_entry(
+        &self,
+        account: &AccountId,
+        entry: &PhonebookEntry,
+    ) -> Result<(), StoreError>;
+    /// Removes an entry; false if there was none.
+    async fn remove_phonebook_entry(&self, account: &AccountId, uri: &SipUri) -> Result<bool, StoreError>;
 }

@@ -15,8 +15,14 @@ use chrono::{DateTime, Utc};
 use sip_settings_core::account::{Account, AccountProfile};
 use sip_settings_core::cert::{CertRecord, Serial};
 use sip_settings_core::credentials::Credentials;
-use sip_settings_core::ids::{AccountId, Domain};
-use sip_settings_core::{Store, StoreError};
+use sip_settings_core::ids::{AccountId, Domain, E164};
+use sip_settings_core::settings::{
+    AcceptRule, AcceptRules, ClockTime, DaysMask, Diversions, Group, PhonebookEntry,
+    RejectPattern, TemporaryRule, Voicemail, VoicemailDelivery,
+};
+use sip_settings_core::sip::{Condition, DiversionTarget, SipUri};
+use sip_settings_core::store::AliasOutcome;
+use sip_settings_core::{Email, Store, StoreError};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
@@ -109,11 +115,12 @@ impl Store for SqliteStore {
         credentials: &Credentials,
     ) -> Result<(), StoreError> {
         let p = &account.profile;
-        sqlx::query(
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let id: i64 = sqlx::query_scalar(
             "INSERT INTO accounts (username, domain, first_name, last_name, email, timezone, mobile, \
              pstn_caller_id, language, no_answer_timeout, quick_dial, privacy, prepaid, \
              ha1_md5, ha1_sha256, password_hash, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(account.id.user().as_str())
         .bind(account.id.domain().as_str())
@@ -133,9 +140,22 @@ impl Store for SqliteStore {
         .bind(&credentials.password_hash)
         .bind(account.created_at)
         .bind(account.created_at)
-        .execute(&self.writer)
+        .fetch_one(&mut *tx)
         .await
         .map_err(map_err)?;
+        // The address namespace is shared with aliases: a taken alias refuses the account.
+        sqlx::query(
+            "INSERT INTO sip_addresses (domain, username, account_id, is_alias, created_at) \
+             VALUES (?, ?, ?, 0, ?)",
+        )
+        .bind(account.id.domain().as_str())
+        .bind(account.id.user().as_str())
+        .bind(id)
+        .bind(account.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
         Ok(())
     }
 
@@ -359,4 +379,556 @@ impl Store for SqliteStore {
         .map_err(map_err)?
         .rows_affected())
     }
+
+    async fn resolve_address(&self, address: &AccountId) -> Result<Option<AccountId>, StoreError> {
+        let row = sqlx::query(
+            "SELECT a.username, a.domain FROM sip_addresses s JOIN accounts a ON a.id = s.account_id \
+             WHERE s.domain = ? AND s.username = ?",
+        )
+        .bind(address.domain().as_str())
+        .bind(address.user().as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)?;
+        row.map(|r| account_id_from(&r, "username", "domain")).transpose()
+    }
+
+    async fn add_alias(
+        &self,
+        alias: &AccountId,
+        account: &AccountId,
+        limit: u32,
+    ) -> Result<AliasOutcome, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM accounts WHERE domain = ? AND username = ?")
+                .bind(account.domain().as_str())
+                .bind(account.user().as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        let Some(id) = id else {
+            return Err(StoreError::NotFound(format!("account {account}")));
+        };
+        let taken: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sip_addresses WHERE domain = ? AND username = ?",
+        )
+        .bind(alias.domain().as_str())
+        .bind(alias.user().as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if taken > 0 {
+            return Ok(AliasOutcome::Taken);
+        }
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sip_addresses WHERE account_id = ? AND is_alias = 1",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if count >= i64::from(limit) {
+            return Ok(AliasOutcome::LimitReached);
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO sip_addresses (domain, username, account_id, is_alias, created_at) \
+             VALUES (?, ?, ?, 1, ?)",
+        )
+        .bind(alias.domain().as_str())
+        .bind(alias.user().as_str())
+        .bind(id)
+        .bind(Utc::now())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err);
+        match inserted {
+            Ok(_) => {}
+            Err(StoreError::Conflict(_)) => return Ok(AliasOutcome::Taken),
+            Err(e) => return Err(e),
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(AliasOutcome::Added)
+    }
+
+    async fn remove_alias(&self, alias: &AccountId) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM sip_addresses WHERE domain = ? AND username = ? AND is_alias = 1",
+        )
+        .bind(alias.domain().as_str())
+        .bind(alias.user().as_str())
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn list_aliases(
+        &self,
+        account: Option<&AccountId>,
+    ) -> Result<Vec<(AccountId, AccountId)>, StoreError> {
+        let base = "SELECT s.username AS alias_user, s.domain AS alias_domain, a.username, a.domain \
+                    FROM sip_addresses s JOIN accounts a ON a.id = s.account_id WHERE s.is_alias = 1";
+        let rows = match account {
+            Some(id) => sqlx::query(&format!(
+                "{base} AND a.domain = ? AND a.username = ? ORDER BY s.domain, s.username"
+            ))
+            .bind(id.domain().as_str())
+            .bind(id.user().as_str())
+            .fetch_all(&self.reader)
+            .await,
+            None => sqlx::query(&format!("{base} ORDER BY s.domain, s.username"))
+                .fetch_all(&self.reader)
+                .await,
+        }
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    account_id_from(r, "alias_user", "alias_domain")?,
+                    account_id_from(r, "username", "domain")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn add_enum(&self, number: &E164, account: &AccountId) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO enum_numbers (number, account_id, created_at) VALUES (?, {ACCOUNT_ID}, ?)"
+        ))
+        .bind(number.as_str())
+        .bind(account.domain().as_str())
+        .bind(account.user().as_str())
+        .bind(Utc::now())
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn remove_enum(&self, number: &E164) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM enum_numbers WHERE number = ?")
+            .bind(number.as_str())
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn list_enum(
+        &self,
+        account: Option<&AccountId>,
+    ) -> Result<Vec<(E164, AccountId)>, StoreError> {
+        let base = "SELECT e.number, a.username, a.domain FROM enum_numbers e \
+                    JOIN accounts a ON a.id = e.account_id";
+        let rows = match account {
+            Some(id) => sqlx::query(&format!(
+                "{base} WHERE a.domain = ? AND a.username = ? ORDER BY e.number"
+            ))
+            .bind(id.domain().as_str())
+            .bind(id.user().as_str())
+            .fetch_all(&self.reader)
+            .await,
+            None => sqlx::query(&format!("{base} ORDER BY e.number"))
+                .fetch_all(&self.reader)
+                .await,
+        }
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                let n: String = r.try_get("number").map_err(map_err)?;
+                Ok((
+                    E164::parse_for("number", &n).map_err(|e| corrupt("ENUM number", e))?,
+                    account_id_from(r, "username", "domain")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn resolve_enum(&self, number: &E164) -> Result<Option<AccountId>, StoreError> {
+        let row = sqlx::query(
+            "SELECT a.username, a.domain FROM enum_numbers e JOIN accounts a ON a.id = e.account_id \
+             WHERE e.number = ?",
+        )
+        .bind(number.as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)?;
+        row.map(|r| account_id_from(&r, "username", "domain")).transpose()
+    }
+
+    async fn get_diversions(&self, account: &AccountId) -> Result<Diversions, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT condition, target FROM diversions WHERE account_id = {ACCOUNT_ID}"
+        ))
+        .bind(account.domain().as_str())
+        .bind(account.user().as_str())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        let mut out = Diversions::new();
+        for r in rows {
+            let c: String = r.try_get("condition").map_err(map_err)?;
+            let t: String = r.try_get("target").map_err(map_err)?;
+            let condition = Condition::from_code(&c).ok_or_else(|| corrupt("condition", &c))?;
+            let target = DiversionTarget::from_stored(&t).map_err(|e| corrupt("diversion target", e))?;
+            out.insert(condition, target);
+        }
+        Ok(out)
+    }
+
+    async fn set_diversions(
+        &self,
+        account: &AccountId,
+        changes: &[(Condition, Option<DiversionTarget>)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let id = account_rowid(&mut tx, account).await?;
+        for (condition, target) in changes {
+            match target {
+                Some(t) => {
+                    sqlx::query(
+                        "INSERT INTO diversions (account_id, condition, target) VALUES (?, ?, ?) \
+                         ON CONFLICT (account_id, condition) DO UPDATE SET target = excluded.target",
+                    )
+                    .bind(id)
+                    .bind(condition.code())
+                    .bind(t.stored())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM diversions WHERE account_id = ? AND condition = ?")
+                        .bind(id)
+                        .bind(condition.code())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(map_err)?;
+                }
+            }
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn get_accept_rules(&self, account: &AccountId) -> Result<AcceptRules, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT days, start_minute, stop_minute, groups FROM accept_rules \
+             WHERE account_id = {ACCOUNT_ID} ORDER BY days"
+        ))
+        .bind(account.domain().as_str())
+        .bind(account.user().as_str())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        let mut persistent = Vec::with_capacity(rows.len());
+        for r in rows {
+            let days: i64 = r.try_get("days").map_err(map_err)?;
+            let start: i64 = r.try_get("start_minute").map_err(map_err)?;
+            let stop: i64 = r.try_get("stop_minute").map_err(map_err)?;
+            let groups: String = r.try_get("groups").map_err(map_err)?;
+            persistent.push(AcceptRule {
+                days: u32::try_from(days)
+                    .ok()
+                    .and_then(|d| DaysMask::new(d).ok())
+                    .ok_or_else(|| corrupt("days mask", days))?,
+                start: minute(start)?,
+                stop: minute(stop)?,
+                groups: parse_groups(&groups)?,
+            });
+        }
+        let temp = sqlx::query(&format!(
+            "SELECT groups, until FROM accept_temporary WHERE account_id = {ACCOUNT_ID}"
+        ))
+        .bind(account.domain().as_str())
+        .bind(account.user().as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)?;
+        let temporary = match temp {
+            Some(r) => {
+                let groups: String = r.try_get("groups").map_err(map_err)?;
+                Some(TemporaryRule {
+                    groups: parse_groups(&groups)?,
+                    until: r.try_get("until").map_err(map_err)?,
+                })
+            }
+            None => None,
+        };
+        Ok(AcceptRules {
+            persistent,
+            temporary,
+        })
+    }
+
+    async fn put_accept_rule(&self, account: &AccountId, rule: &AcceptRule) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let id = account_rowid(&mut tx, account).await?;
+        let existed: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM accept_rules WHERE account_id = ? AND days = ?")
+                .bind(id)
+                .bind(i64::from(rule.days.value()))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        sqlx::query(
+            "INSERT INTO accept_rules (account_id, days, start_minute, stop_minute, groups) \
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, days) DO UPDATE SET \
+             start_minute = excluded.start_minute, stop_minute = excluded.stop_minute, \
+             groups = excluded.groups",
+        )
+        .bind(id)
+        .bind(i64::from(rule.days.value()))
+        .bind(i64::from(rule.start.minutes()))
+        .bind(i64::from(rule.stop.minutes()))
+        .bind(join_groups(&rule.groups))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(existed > 0)
+    }
+
+    async fn remove_accept_rule(&self, account: &AccountId, days: DaysMask) -> Result<bool, StoreError> {
+        let done = sqlx::query(&format!(
+            "DELETE FROM accept_rules WHERE account_id = {ACCOUNT_ID} AND days = ?"
+        ))
+        .bind(account.domain().as_str())
+        .bind(account.user().as_str())
+        .bind(i64::from(days.value()))
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn set_temporary_rule(
+        &self,
+        account: &AccountId,
+        rule: Option<&TemporaryRule>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let id = account_rowid(&mut tx, account).await?;
+        match rule {
+            Some(rule) => {
+                sqlx::query(
+                    "INSERT INTO accept_temporary (account_id, groups, until) VALUES (?, ?, ?) \
+                     ON CONFLICT (account_id) DO UPDATE SET groups = excluded.groups, until = excluded.until",
+                )
+                .bind(id)
+                .bind(join_groups(&rule.groups))
+                .bind(rule.until)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            }
+            None => {
+                sqlx::query("DELETE FROM accept_temporary WHERE account_id = ?")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            }
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn list_reject(&self, account: &AccountId) -> Result<Vec<RejectPattern>, StoreError> {
+        let patterns: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT pattern FROM reject_rules WHERE account_id = {ACCOUNT_ID} ORDER BY pattern"
+        ))
+        .bind(account.domain().as_str())
+        .bind(account.user().as_str())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        patterns
+            .iter()
+            .map(|p| RejectPattern::parse(p).map_err(|e| corrupt("reject pattern", e)))
+            .collect()
+    }
+
+    async fn add_reject(&self, account: &AccountId, pattern: &RejectPattern) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO reject_rules (account_id, pattern) VALUES ({ACCOUNT_ID}, ?)"
+        ))
+        .bind(account.domain().as_str())
+        .bind(account.user().as_str())
+        .bind(pattern.as_str())
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn remove_reject(&self, account: &AccountId, pattern: &RejectPattern) -> Result<bool, StoreError> {
+        let done = sqlx::query(&format!(
+            "DELETE FROM reject_rules WHERE account_id = {ACCOUNT_ID} AND pattern = ?"
+        ))
+        .bind(account.domain().as_str())
+        .bind(account.user().as_str())
+        .bind(pattern.as_str())
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn get_voicemail(&self, account: &AccountId) -> Result<Option<Voicemail>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT enabled, delivery, email, pin_hash FROM voicemail WHERE account_id = {ACCOUNT_ID}"
+        ))
+        .bind(account.domain().as_str())
+        .bind(account.user().as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)?;
+        let Some(r) = row else { return Ok(None) };
+        let delivery: String = r.try_get("delivery").map_err(map_err)?;
+        let email: Option<String> = r.try_get("email").map_err(map_err)?;
+        Ok(Some(Voicemail {
+            enabled: r.try_get("enabled").map_err(map_err)?,
+            delivery: VoicemailDelivery::parse(&delivery).map_err(|e| corrupt("delivery", e))?,
+            email: email
+                .map(|e| Email::parse_for("email", &e))
+                .transpose()
+                .map_err(|e| corrupt("voicemail email", e))?,
+            pin_hash: r.try_get("pin_hash").map_err(map_err)?,
+        }))
+    }
+
+    async fn put_voicemail(&self, account: &AccountId, voicemail: &Voicemail) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO voicemail (account_id, enabled, delivery, email, pin_hash) \
+             VALUES ({ACCOUNT_ID}, ?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET \
+             enabled = excluded.enabled, delivery = excluded.delivery, email = excluded.email, \
+             pin_hash = excluded.pin_hash"
+        ))
+        .bind(account.domain().as_str())
+        .bind(account.user().as_str())
+        .bind(voicemail.enabled)
+        .bind(voicemail.delivery.as_str())
+        .bind(voicemail.email.as_ref().map(|e| e.as_str()))
+        .bind(voicemail.pin_hash.as_deref())
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn set_privacy(&self, account: &AccountId, on: bool) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE accounts SET privacy = ?, updated_at = ? WHERE domain = ? AND username = ?",
+        )
+        .bind(on)
+        .bind(Utc::now())
+        .bind(account.domain().as_str())
+        .bind(account.user().as_str())
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("account {account}")));
+        }
+        Ok(())
+    }
+
+    async fn list_phonebook(&self, account: &AccountId) -> Result<Vec<PhonebookEntry>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT uri, name, groups FROM phonebook WHERE account_id = {ACCOUNT_ID} ORDER BY uri"
+        ))
+        .bind(account.domain().as_str())
+        .bind(account.user().as_str())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                let uri: String = r.try_get("uri").map_err(map_err)?;
+                let groups: String = r.try_get("groups").map_err(map_err)?;
+                Ok(PhonebookEntry {
+                    uri: SipUri::parse_for("uri", &uri).map_err(|e| corrupt("phonebook uri", e))?,
+                    name: r.try_get("name").map_err(map_err)?,
+                    groups: groups.split(',').filter(|g| !g.is_empty()).map(str::to_owned).collect(),
+                })
+            })
+            .collect()
+    }
+
+    async fn put_phonebook_entry(
+        &self,
+        account: &AccountId,
+        entry: &PhonebookEntry,
+    ) -> Result<(), StoreError> {
+        sqlx::query(&format!(
+            "INSERT INTO phonebook (account_id, uri, name, groups) VALUES ({ACCOUNT_ID}, ?, ?, ?) \
+             ON CONFLICT (account_id, uri) DO UPDATE SET name = excluded.name, groups = excluded.groups"
+        ))
+        .bind(account.domain().as_str())
+        .bind(account.user().as_str())
+        .bind(entry.uri.to_string())
+        .bind(&entry.name)
+        .bind(entry.groups.join(","))
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn remove_phonebook_entry(&self, account: &AccountId, uri: &SipUri) -> Result<bool, StoreError> {
+        let done = sqlx::query(&format!(
+            "DELETE FROM phonebook WHERE account_id = {ACCOUNT_ID} AND uri = ?"
+        ))
+        .bind(account.domain().as_str())
+        .bind(account.user().as_str())
+        .bind(uri.to_string())
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+/// A sub-select giving the row id of the account bound as `(domain, username)`. When there is no
+/// such account it yields NULL, which a NOT NULL column refuses (mapped to `NotFound`).
+const ACCOUNT_ID: &str = "(SELECT id FROM accounts WHERE domain = ? AND username = ?)";
+
+async fn account_rowid(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    account: &AccountId,
+) -> Result<i64, StoreError> {
+    sqlx::query_scalar("SELECT id FROM accounts WHERE domain = ? AND username = ?")
+        .bind(account.domain().as_str())
+        .bind(account.user().as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(map_err)?
+        .ok_or_else(|| StoreError::NotFound(format!("account {account}")))
+}
+
+fn account_id_from(r: &sqlx::sqlite::SqliteRow, user: &str, domain: &str) -> Result<AccountId, StoreError> {
+    let u: String = r.try_get(user).map_err(map_err)?;
+    let d: String = r.try_get(domain).map_err(map_err)?;
+    AccountId::parse(&format!("{u}@{d}")).map_err(|e| corrupt("address", e))
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Other(format!("stored {what} is invalid: {e}"))
+}
+
+fn minute(m: i64) -> Result<ClockTime, StoreError> {
+    u16::try_from(m)
+        .ok()
+        .and_then(ClockTime::from_minutes)
+        .ok_or_else(|| corrupt("time of day", m))
+}
+
+fn join_groups(groups: &[Group]) -> String {
+    groups.iter().map(Group::name).collect::<Vec<_>>().join(",")
+}
+
+fn parse_groups(s: &str) -> Result<Vec<Group>, StoreError> {
+    Group::parse_list(s).map_err(|e| corrupt("groups", e))
 }

@@ -16,8 +16,9 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
             match code.as_ref() {
                 // SQLITE_CONSTRAINT_UNIQUE, SQLITE_CONSTRAINT_PRIMARYKEY
                 "2067" | "1555" => StoreError::Conflict(db.message().to_owned()),
-                // SQLITE_CONSTRAINT_FOREIGNKEY
-                "787" => StoreError::NotFound(db.message().to_owned()),
+                // SQLITE_CONSTRAINT_FOREIGNKEY, SQLITE_CONSTRAINT_NOTNULL (an account sub-select
+                // that found no account)
+                "787" | "1299" => StoreError::NotFound(db.message().to_owned()),
                 // SQLITE_BUSY, SQLITE_LOCKED and their extended codes
                 c if c == "5" || c == "6" || c.ends_with("05") || c == "261" || c == "517" => {
                     StoreError::Unavailable(db.message().to_owned())

@@ -202,3 +202,151 @@ pub fn client_with(ca_pem: &str, identity: Option<(&str, &str)>) -> reqwest::Cli
         .build()
         .unwrap()
 }
+
+/// The read actions of the compatibility endpoint, seed names, in the order snapshots list them.
+pub const READ_ACTIONS: [&str; 7] = [
+    "account",
+    "aliases",
+    "enum",
+    "diversions",
+    "accept",
+    "reject",
+    "voicemail",
+];
+
+impl TestApp {
+    /// POST `settings.phtml` with a form; returns status and JSON body.
+    pub async fn post_action(&self, cert: &IssuedCertificate, form: &[(&str, &str)]) -> (u16, Value) {
+        let response = self
+            .client(Some(cert))
+            .post(format!("{}/settings.phtml", self.base))
+            .form(form)
+            .send()
+            .await
+            .expect("request");
+        json_of(response).await
+    }
+
+    /// GET `settings.phtml` with a query string; the raw response (for file downloads).
+    pub async fn get_raw(&self, cert: &IssuedCertificate, query: &str) -> reqwest::Response {
+        self.client(Some(cert))
+            .get(format!("{}/settings.phtml?{query}", self.base))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// POST `settings.phtml` with a form; the raw response (for file downloads).
+    pub async fn post_raw(
+        &self,
+        cert: &IssuedCertificate,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        self.client(Some(cert))
+            .post(format!("{}/settings.phtml", self.base))
+            .form(form)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Every read action's JSON for the certificate's account, in [`READ_ACTIONS`] order.
+    pub async fn snapshot_of(&self, cert: &IssuedCertificate) -> Vec<(&'static str, Value)> {
+        let client = self.client(Some(cert));
+        let mut out = Vec::new();
+        for name in READ_ACTIONS {
+            let response = client
+                .get(format!("{}/settings.phtml?action={name}", self.base))
+                .send()
+                .await
+                .expect("request");
+            let (status, body) = json_of(response).await;
+            assert_eq!(status, 200, "snapshot read {name}: {body}");
+            out.push((name, body));
+        }
+        out
+    }
+
+    /// Snapshots of alice and bob together.
+    pub async fn snapshot_both(&self) -> Vec<(&'static str, Value)> {
+        let mut s = self.snapshot_of(&self.alice).await;
+        s.extend(self.snapshot_of(&self.bob).await);
+        s
+    }
+
+    /// One read action's JSON (asserting a 200).
+    pub async fn read(&self, cert: &IssuedCertificate, name: &str) -> Value {
+        let (status, body) = self.action(cert, &format!("action={name}")).await;
+        assert_eq!(status, 200, "read {name}: {body}");
+        body
+    }
+
+    /// Runs the real binary and asserts success; returns stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Creates an account through the real binary (extra `account add` flags allowed) and
+    /// issues it a certificate.
+    pub async fn add_account_with_cert(&self, who: &str, extra: &[&str]) -> IssuedCertificate {
+        let mut args = vec!["account", "add", who, "--password", "some-sip-password-1"];
+        args.extend_from_slice(extra);
+        self.cli_ok(&args);
+        self.services
+            .issue_certificate(CertSubject::Account(AccountId::parse(who).unwrap()), None)
+            .await
+            .unwrap()
+    }
+
+    /// Number of lines `cert list USER@DOMAIN` prints.
+    pub fn cert_list_lines(&self, who: &str) -> usize {
+        self.cli_ok(&["cert", "list", who]).lines().count()
+    }
+}
+
+/// Asserts a successful status object with exactly this text.
+pub fn assert_done(status: u16, body: &Value, text: &str) {
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        &serde_json::json!({"success": true, "error_message": text}),
+        "status object"
+    );
+}
+
+/// Asserts a successful status object (any text).
+pub fn assert_success(status: u16, body: &Value) {
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["success"], true, "{body}");
+    assert!(body["error_message"].is_string(), "{body}");
+}
+
+/// The keys of a JSON object, in order.
+pub fn keys_of(value: &Value) -> Vec<String> {
+    value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// Percent-encodes a value for a query string.
+pub fn enc(value: &str) -> String {
+    let mut out = String::new();
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

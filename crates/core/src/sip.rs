@@ -1,0 +1,394 @@
+//! SIP addresses as settings use them: [`SipUri`] (`sip:`/`sips:` user@host[:port]), the five
+//! forwarding [`Condition`]s and a forwarding [`DiversionTarget`], parsed from what subscribers
+//! type into canonical form.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ServiceError;
+use crate::ids::{AccountId, Domain, E164, UserPart, printable};
+
+/// Longest forwarding target or URI, in bytes.
+pub const MAX_URI_BYTES: usize = 255;
+
+/// A SIP or SIPS URI `sip:[user@]host[:port]`, scheme and host lower-case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SipUri {
+    secure: bool,
+    user: Option<String>,
+    host: String,
+    port: Option<u16>,
+}
+
+fn user_char_ok(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-_.!~*'()%&=+$,".contains(c)
+}
+
+fn host_ok(host: &str) -> bool {
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    if host.parse::<std::net::Ipv4Addr>().is_ok() {
+        return true;
+    }
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+impl SipUri {
+    /// Parses a `sip:` or `sips:` URI for the parameter `field`.
+    pub fn parse_for(field: &str, input: &str) -> Result<Self, ServiceError> {
+        let bad = |why: &str| ServiceError::invalid(field, format!("'{}' {why}", printable(input)));
+        check_text(field, input)?;
+        let lower = input.to_ascii_lowercase();
+        let (secure, rest) = if lower.starts_with("sips:") {
+            (true, &input[5..])
+        } else if lower.starts_with("sip:") {
+            (false, &input[4..])
+        } else {
+            return Err(bad("is not a sip: or sips: URI"));
+        };
+        let (user, hostport) = match rest.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, rest),
+        };
+        if let Some(u) = user {
+            if u.is_empty() || !u.chars().all(user_char_ok) {
+                return Err(bad("has an invalid user part"));
+            }
+        }
+        let (host, port) = split_host_port(hostport).ok_or_else(|| bad("has an invalid port"))?;
+        let host = host.to_ascii_lowercase();
+        if !host_ok(&host) {
+            return Err(bad("has an invalid host"));
+        }
+        Ok(Self {
+            secure,
+            user: user.map(str::to_owned),
+            host,
+            port,
+        })
+    }
+
+    /// `sip:user@domain` of a local address.
+    pub fn of_account(id: &AccountId) -> Self {
+        Self {
+            secure: false,
+            user: Some(id.user().as_str().to_owned()),
+            host: id.domain().as_str().to_owned(),
+            port: None,
+        }
+    }
+
+    /// `sip:number@domain`.
+    pub fn of_number(number: &str, domain: &Domain) -> Self {
+        Self {
+            secure: false,
+            user: Some(number.to_owned()),
+            host: domain.as_str().to_owned(),
+            port: None,
+        }
+    }
+
+    /// The user part, if any.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// The host.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Whether the scheme is `sips:`.
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+
+    /// The URI without the `sip:` prefix (a `sips:` URI keeps its scheme), as object D shows it.
+    pub fn without_sip_prefix(&self) -> String {
+        let s = self.to_string();
+        match s.strip_prefix("sip:") {
+            Some(rest) => rest.to_owned(),
+            None => s,
+        }
+    }
+}
+
+fn split_host_port(hostport: &str) -> Option<(&str, Option<u16>)> {
+    if hostport.starts_with('[') {
+        let end = hostport.find(']')?;
+        let (host, rest) = hostport.split_at(end + 1);
+        return match rest.strip_prefix(':') {
+            None if rest.is_empty() => Some((host, None)),
+            Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).map(|p| (host, Some(p))),
+            None => None,
+        };
+    }
+    match hostport.rsplit_once(':') {
+        Some((h, p)) => p.parse::<u16>().ok().filter(|p| *p > 0).map(|p| (h, Some(p))),
+        None => Some((hostport, None)),
+    }
+}
+
+/// Refuses control characters and over-long text.
+fn check_text(field: &str, input: &str) -> Result<(), ServiceError> {
+    if input.chars().any(char::is_control) {
+        return Err(ServiceError::invalid(field, "contains control characters"));
+    }
+    if input.len() > MAX_URI_BYTES {
+        return Err(ServiceError::invalid(
+            field,
+            format!("is longer than {MAX_URI_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+impl fmt::Display for SipUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.secure { "sips:" } else { "sip:" })?;
+        if let Some(u) = &self.user {
+            write!(f, "{u}@")?;
+        }
+        f.write_str(&self.host)?;
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl TryFrom<String> for SipUri {
+    type Error = ServiceError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse_for("uri", &value)
+    }
+}
+
+impl From<SipUri> for String {
+    fn from(value: SipUri) -> Self {
+        value.to_string()
+    }
+}
+
+/// A forwarding condition of the seed API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Condition {
+    /// All calls (unconditional).
+    #[serde(rename = "FUNC")]
+    Unconditional,
+    /// When not online (no registered device).
+    #[serde(rename = "FNOL")]
+    NotOnline,
+    /// On busy.
+    #[serde(rename = "FBUS")]
+    Busy,
+    /// On no answer after the no-answer timeout.
+    #[serde(rename = "FNOA")]
+    NoAnswer,
+    /// When not available according to the accept rules or DND.
+    #[serde(rename = "FUNV")]
+    NotAvailable,
+}
+
+impl Condition {
+    /// All conditions, in the order object D lists them.
+    pub const ALL: [Condition; 5] = [
+        Condition::Unconditional,
+        Condition::NotOnline,
+        Condition::Busy,
+        Condition::NoAnswer,
+        Condition::NotAvailable,
+    ];
+
+    /// The seed's name (`FUNC` …).
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Unconditional => "FUNC",
+            Self::NotOnline => "FNOL",
+            Self::Busy => "FBUS",
+            Self::NoAnswer => "FNOA",
+            Self::NotAvailable => "FUNV",
+        }
+    }
+
+    /// The condition for a seed name.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.code() == code)
+    }
+
+    /// The RFC 5806 `Diversion` reason a forward for this condition carries.
+    pub fn diversion_reason(self) -> &'static str {
+        match self {
+            Self::Unconditional => "unconditional",
+            Self::NotOnline => "unavailable",
+            Self::Busy => "user-busy",
+            Self::NoAnswer => "no-answer",
+            Self::NotAvailable => "time-of-day",
+        }
+    }
+}
+
+impl fmt::Display for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// Where a condition forwards to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DiversionTarget {
+    /// A SIP URI.
+    Uri(SipUri),
+    /// The account's own voice mailbox.
+    VoiceMailbox,
+    /// The account's mobile number (resolved when a call is routed).
+    MobileNumber,
+}
+
+/// The stored/echoed token of the voice-mailbox target.
+pub const VOICE_MAILBOX: &str = "<voice-mailbox>";
+/// The stored/echoed token of the mobile-number target.
+pub const MOBILE_NUMBER: &str = "<mobile-number>";
+
+impl DiversionTarget {
+    /// Parses what a subscriber typed for `condition` of account `own`, into canonical form.
+    /// Checks syntax only; whether the target is allowed (voicemail enabled, a mobile number
+    /// set, not the account itself, no loop) is the service's business.
+    pub fn parse(condition: Condition, input: &str, own: &AccountId) -> Result<Self, ServiceError> {
+        let field = condition.code();
+        check_text(field, input)?;
+        let s = input.trim();
+        if s == VOICE_MAILBOX {
+            return Ok(Self::VoiceMailbox);
+        }
+        if s == MOBILE_NUMBER {
+            return Ok(Self::MobileNumber);
+        }
+        let lower = s.to_ascii_lowercase();
+        if lower.starts_with("sip:") || lower.starts_with("sips:") {
+            return SipUri::parse_for(field, s).map(Self::Uri);
+        }
+        if s.contains('@') {
+            return SipUri::parse_for(field, &format!("sip:{s}")).map(Self::Uri);
+        }
+        let compact: String = s
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+            .collect();
+        let looks_like_number = (compact.starts_with('+') || compact.starts_with('0'))
+            && compact.len() > 1
+            && compact[1..].bytes().all(|b| b.is_ascii_digit());
+        if looks_like_number {
+            let number = if let Some(intl) = compact.strip_prefix("00") {
+                E164::parse_for(field, &format!("+{intl}"))?.to_string()
+            } else if compact.starts_with('+') {
+                E164::parse_for(field, &compact)?.to_string()
+            } else {
+                if compact.len() > 16 {
+                    return Err(ServiceError::invalid(
+                        field,
+                        format!("'{}' is too long for a phone number", printable(input)),
+                    ));
+                }
+                compact
+            };
+            return Ok(Self::Uri(SipUri::of_number(&number, own.domain())));
+        }
+        let user = UserPart::parse_for(field, s).map_err(|_| {
+            ServiceError::invalid(
+                field,
+                format!(
+                    "'{}' is not a SIP address, a user name, a phone number, {VOICE_MAILBOX} or {MOBILE_NUMBER}",
+                    printable(input)
+                ),
+            )
+        })?;
+        Ok(Self::Uri(SipUri::of_account(&AccountId::new(
+            user,
+            own.domain().clone(),
+        ))))
+    }
+
+    /// The stored form: the URI, or the token.
+    pub fn stored(&self) -> String {
+        match self {
+            Self::Uri(u) => u.to_string(),
+            Self::VoiceMailbox => VOICE_MAILBOX.to_owned(),
+            Self::MobileNumber => MOBILE_NUMBER.to_owned(),
+        }
+    }
+
+    /// Parses the stored form.
+    pub fn from_stored(s: &str) -> Result<Self, ServiceError> {
+        match s {
+            VOICE_MAILBOX => Ok(Self::VoiceMailbox),
+            MOBILE_NUMBER => Ok(Self::MobileNumber),
+            uri => SipUri::parse_for("target", uri).map(Self::Uri),
+        }
+    }
+
+    /// The form object D shows: without the `sip:` prefix, or the token.
+    pub fn shown(&self) -> String {
+        match self {
+            Self::Uri(u) => u.without_sip_prefix(),
+            other => other.stored(),
+        }
+    }
+}
+
+impl fmt::Display for DiversionTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alice() -> AccountId {
+        AccountId::parse("alice@example.com").unwrap()
+    }
+
+    #[test]
+    fn targets_normalise() {
+        let cases = [
+            ("sip:Bob@Example.ORG", "bob@example.org".replace("bob", "Bob")),
+            ("sips:bob@example.org:5061", "sips:bob@example.org:5061".to_owned()),
+            ("bob@example.org", "bob@example.org".to_owned()),
+            ("Bob", "bob@example.com".to_owned()),
+            ("+31 20 123 4567", "+31201234567@example.com".to_owned()),
+            ("0031201234567", "+31201234567@example.com".to_owned()),
+            ("020-1234567", "0201234567@example.com".to_owned()),
+            ("1234", "1234@example.com".to_owned()),
+            ("<voice-mailbox>", "<voice-mailbox>".to_owned()),
+            ("<mobile-number>", "<mobile-number>".to_owned()),
+            ("sip:[2001:db8::1]:5060", "[2001:db8::1]:5060".to_owned()),
+        ];
+        for (input, shown) in cases {
+            let t = DiversionTarget::parse(Condition::Unconditional, input, &alice()).unwrap();
+            assert_eq!(t.shown(), shown, "{input}");
+            assert_eq!(DiversionTarget::from_stored(&t.stored()).unwrap(), t);
+        }
+    }
+
+    #[test]
+    fn bad_targets_name_the_condition() {
+        let long = format!("sip:{}@example.com", "a".repeat(260));
+        for input in ["sip:", "bob@", "bo b@example.com", "sip:bob@exa mple.com", "a\u{1}b", &long, "<voicemail>", "+0123", "sip:bob@host:99999", "ftp://x"] {
+            let err = DiversionTarget::parse(Condition::Busy, input, &alice()).unwrap_err();
+            assert_eq!(err.field(), Some("FBUS"), "{input}");
+        }
+    }
+}
