@@ -13,6 +13,7 @@ pub mod ids;
 pub mod routing;
 pub mod service;
 pub mod settings;
+pub mod settings_service;
 pub mod sip;
 pub mod store;
 

@@ -119,7 +119,8 @@ fn caller_in(groups: &[Group], caller: &Caller, phonebook: &[PhonebookEntry]) ->
             Caller::Anonymous => false,
             Caller::Uri(uri) => phonebook.iter().any(|e| {
                 e.groups.iter().any(|n| n == name)
-                    && e.uri.user().map(str::to_ascii_lowercase) == uri.user().map(str::to_ascii_lowercase)
+                    && e.uri.user().map(str::to_ascii_lowercase)
+                        == uri.user().map(str::to_ascii_lowercase)
                     && e.uri.host() == uri.host()
             }),
         },
@@ -137,20 +138,36 @@ pub fn window_covers(rule: &AcceptRule, local: &DateTime<chrono_tz::Tz>) -> bool
         rule.days.contains(today) && minute >= start && minute < stop
     } else {
         // Crosses midnight: belongs to the day it starts on.
-        (rule.days.contains(today) && minute >= start) || (rule.days.contains(today.pred()) && minute < stop)
+        (rule.days.contains(today) && minute >= start)
+            || (rule.days.contains(today.pred()) && minute < stop)
     }
 }
 
 fn describe(rule: &AcceptRule) -> String {
     let groups: Vec<&str> = rule.groups.iter().map(Group::name).collect();
-    format!("days {} {}–{} for {}", rule.days, rule.start, rule.stop, groups.join(","))
+    format!(
+        "days {} {}–{} for {}",
+        rule.days,
+        rule.start,
+        rule.stop,
+        groups.join(",")
+    )
 }
 
-fn accept_check(s: &RoutingSettings<'_>, call: &CallState, path: &mut Vec<String>) -> Option<Refusal> {
+fn accept_check(
+    s: &RoutingSettings<'_>,
+    call: &CallState,
+    path: &mut Vec<String>,
+) -> Option<Refusal> {
     if let Some(temp) = s.accept.active_temporary(call.at) {
         let until = temp
             .until
-            .map(|u| format!("until {}", u.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+            .map(|u| {
+                format!(
+                    "until {}",
+                    u.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                )
+            })
             .unwrap_or_else(|| "until turned off".to_owned());
         if temp.is_dnd() {
             path.push(format!("Do Not Disturb is on ({until})"));
@@ -158,10 +175,16 @@ fn accept_check(s: &RoutingSettings<'_>, call: &CallState, path: &mut Vec<String
         }
         let groups: Vec<&str> = temp.groups.iter().map(Group::name).collect();
         if caller_in(&temp.groups, &call.caller, s.phonebook) {
-            path.push(format!("temporary rule ({until}) accepts {}", groups.join(",")));
+            path.push(format!(
+                "temporary rule ({until}) accepts {}",
+                groups.join(",")
+            ));
             return None;
         }
-        path.push(format!("temporary rule ({until}) accepts only {}", groups.join(",")));
+        path.push(format!(
+            "temporary rule ({until}) accepts only {}",
+            groups.join(",")
+        ));
         return Some(Refusal::Rule);
     }
     let tz = s.account.profile.timezone;
@@ -172,19 +195,30 @@ fn accept_check(s: &RoutingSettings<'_>, call: &CallState, path: &mut Vec<String
         .iter()
         .filter(|r| window_covers(r, &local))
         .collect();
-    let when = format!("{} {} in {}", local.format("%a %H:%M"), local.format("%Z"), tz.name());
+    let when = format!(
+        "{} {} in {}",
+        local.format("%a %H:%M"),
+        local.format("%Z"),
+        tz.name()
+    );
     if matching.is_empty() {
         path.push(format!("no accept rule window covers {when}: accept"));
         return None;
     }
     for rule in &matching {
         if caller_in(&rule.groups, &call.caller, s.phonebook) {
-            path.push(format!("accept rule {} covers {when} and accepts the caller", describe(rule)));
+            path.push(format!(
+                "accept rule {} covers {when} and accepts the caller",
+                describe(rule)
+            ));
             return None;
         }
     }
     let described: Vec<String> = matching.iter().map(|r| describe(r)).collect();
-    path.push(format!("accept rule {} covers {when} and does not accept the caller", described.join("; ")));
+    path.push(format!(
+        "accept rule {} covers {when} and does not accept the caller",
+        described.join("; ")
+    ));
     Some(Refusal::Rule)
 }
 
@@ -200,15 +234,21 @@ fn resolve(
         DiversionTarget::Uri(u) => Destination::Uri(u.to_string()),
         DiversionTarget::VoiceMailbox => {
             if !s.voicemail_enabled {
-                path.push(format!("{condition} is <voice-mailbox> but voicemail is disabled: ignored"));
+                path.push(format!(
+                    "{condition} is <voice-mailbox> but voicemail is disabled: ignored"
+                ));
                 return None;
             }
             Destination::VoiceMailbox
         }
         DiversionTarget::MobileNumber => match &s.account.profile.mobile {
-            Some(m) => Destination::Uri(SipUri::of_number(m.as_str(), s.account.id.domain()).to_string()),
+            Some(m) => {
+                Destination::Uri(SipUri::of_number(m.as_str(), s.account.id.domain()).to_string())
+            }
             None => {
-                path.push(format!("{condition} is <mobile-number> but the account has none: ignored"));
+                path.push(format!(
+                    "{condition} is <mobile-number> but the account has none: ignored"
+                ));
                 return None;
             }
         },
@@ -239,7 +279,10 @@ fn forward_or(
         None => {
             path.push(format!("{condition} is not set: {code} {phrase}"));
             Decision {
-                outcome: Outcome::Reject { code, reason: phrase },
+                outcome: Outcome::Reject {
+                    code,
+                    reason: phrase,
+                },
                 path,
             }
         }
@@ -275,7 +318,10 @@ pub fn route(s: &RoutingSettings<'_>, call: &CallState) -> Decision {
     }
     // 2. Unconditional forwarding.
     if let Some(f) = resolve(s, Condition::Unconditional, "unconditional", &mut path) {
-        path.push(format!("FUNC forwards every call to {}", shown(&f.destination)));
+        path.push(format!(
+            "FUNC forwards every call to {}",
+            shown(&f.destination)
+        ));
         return Decision {
             outcome: Outcome::Forward(f),
             path,
@@ -284,17 +330,38 @@ pub fn route(s: &RoutingSettings<'_>, call: &CallState) -> Decision {
     // 3. Accept rules and DND.
     match accept_check(s, call, &mut path) {
         Some(Refusal::Dnd) => {
-            return forward_or(s, Condition::NotAvailable, "do-not-disturb", 486, "Busy Here", path);
+            return forward_or(
+                s,
+                Condition::NotAvailable,
+                "do-not-disturb",
+                486,
+                "Busy Here",
+                path,
+            );
         }
         Some(Refusal::Rule) => {
-            return forward_or(s, Condition::NotAvailable, "time-of-day", 480, "Temporarily Unavailable", path);
+            return forward_or(
+                s,
+                Condition::NotAvailable,
+                "time-of-day",
+                480,
+                "Temporarily Unavailable",
+                path,
+            );
         }
         None => {}
     }
     // 4. Not online.
     if !call.registered {
         path.push("no device is registered".to_owned());
-        return forward_or(s, Condition::NotOnline, "unavailable", 480, "Temporarily Unavailable", path);
+        return forward_or(
+            s,
+            Condition::NotOnline,
+            "unavailable",
+            480,
+            "Temporarily Unavailable",
+            path,
+        );
     }
     // 5. Busy.
     if call.busy {
@@ -307,8 +374,18 @@ pub fn route(s: &RoutingSettings<'_>, call: &CallState) -> Decision {
     let on_no_answer = resolve(s, Condition::NoAnswer, "no-answer", &mut path);
     path.push(format!(
         "ring for {seconds} s; on busy {}; on no answer {}",
-        on_busy.as_ref().map_or("486 Busy Here".to_owned(), |f| format!("FBUS to {}", shown(&f.destination))),
-        on_no_answer.as_ref().map_or("480 Temporarily Unavailable".to_owned(), |f| format!("FNOA to {}", shown(&f.destination))),
+        on_busy
+            .as_ref()
+            .map_or("486 Busy Here".to_owned(), |f| format!(
+                "FBUS to {}",
+                shown(&f.destination)
+            )),
+        on_no_answer
+            .as_ref()
+            .map_or("480 Temporarily Unavailable".to_owned(), |f| format!(
+                "FNOA to {}",
+                shown(&f.destination)
+            )),
     ));
     Decision {
         outcome: Outcome::Ring {
@@ -379,11 +456,24 @@ mod tests {
                 phonebook: &self.phonebook,
                 voicemail_enabled: self.voicemail,
             };
-            let caller = if caller == "anonymous" { Caller::Anonymous } else { Caller::Uri(uri(caller)) };
-            route(&s, &CallState { caller, registered, busy, at })
+            let caller = if caller == "anonymous" {
+                Caller::Anonymous
+            } else {
+                Caller::Uri(uri(caller))
+            };
+            route(
+                &s,
+                &CallState {
+                    caller,
+                    registered,
+                    busy,
+                    at,
+                },
+            )
         }
         fn divert(&mut self, c: Condition, t: &str) {
-            self.diversions.insert(c, DiversionTarget::from_stored(t).unwrap());
+            self.diversions
+                .insert(c, DiversionTarget::from_stored(t).unwrap());
         }
         fn rule(&mut self, days: u32, start: &str, stop: &str, groups: &str) {
             self.accept.persistent.push(AcceptRule {
@@ -437,67 +527,368 @@ mod tests {
         }
         let at = wed_noon();
         let cases = vec![
-            Case { name: "plain call rings", setup: |_| {}, caller: STRANGER, registered: true, busy: false, at,
-                expect_reject: None, expect_forward: None, expect_ring: Some((20, None, None)) },
-            Case { name: "reject rule wins over FUNC", setup: |f| { f.reject.push(RejectPattern::parse("sip:stranger@%").unwrap()); f.divert(Condition::Unconditional, "sip:bob@example.com"); },
-                caller: STRANGER, registered: true, busy: false, at, expect_reject: Some(603), expect_forward: None, expect_ring: None },
-            Case { name: "reject rule does not touch other callers", setup: |f| f.reject.push(RejectPattern::parse("sip:stranger@%").unwrap()),
-                caller: MOM, registered: true, busy: false, at, expect_reject: None, expect_forward: None, expect_ring: Some((20, None, None)) },
-            Case { name: "FUNC forwards everything", setup: |f| f.divert(Condition::Unconditional, "sip:bob@example.com"),
-                caller: STRANGER, registered: false, busy: false, at, expect_reject: None, expect_forward: Some((Condition::Unconditional, "sip:bob@example.com", "unconditional")), expect_ring: None },
-            Case { name: "FUNC wins over DND", setup: |f| { f.divert(Condition::Unconditional, "sip:bob@example.com"); f.accept.temporary = Some(TemporaryRule { groups: vec![Group::Nobody], until: None }); },
-                caller: STRANGER, registered: true, busy: false, at, expect_reject: None, expect_forward: Some((Condition::Unconditional, "sip:bob@example.com", "unconditional")), expect_ring: None },
-            Case { name: "DND without FUNV is 486", setup: |f| f.accept.temporary = Some(TemporaryRule { groups: vec![Group::Nobody], until: None }),
-                caller: MOM, registered: true, busy: false, at, expect_reject: Some(486), expect_forward: None, expect_ring: None },
-            Case { name: "DND with FUNV forwards with do-not-disturb", setup: |f| { f.accept.temporary = Some(TemporaryRule { groups: vec![Group::Nobody], until: None }); f.divert(Condition::NotAvailable, "<voice-mailbox>"); },
-                caller: MOM, registered: true, busy: false, at, expect_reject: None, expect_forward: Some((Condition::NotAvailable, "the voice mailbox", "do-not-disturb")), expect_ring: None },
-            Case { name: "lapsed DND no longer applies", setup: |f| f.accept.temporary = Some(TemporaryRule { groups: vec![Group::Nobody], until: Some(wed_noon() - chrono::Duration::minutes(1)) }),
-                caller: MOM, registered: true, busy: false, at, expect_reject: None, expect_forward: None, expect_ring: Some((20, None, None)) },
-            Case { name: "temporary family-only rule accepts family", setup: |f| f.accept.temporary = Some(TemporaryRule { groups: vec![Group::Named("family".into())], until: Some(wed_noon() + chrono::Duration::minutes(5)) }),
-                caller: MOM, registered: true, busy: false, at, expect_reject: None, expect_forward: None, expect_ring: Some((20, None, None)) },
-            Case { name: "temporary family-only rule refuses strangers", setup: |f| f.accept.temporary = Some(TemporaryRule { groups: vec![Group::Named("family".into())], until: Some(wed_noon() + chrono::Duration::minutes(5)) }),
-                caller: STRANGER, registered: true, busy: false, at, expect_reject: Some(480), expect_forward: None, expect_ring: None },
-            Case { name: "temporary rule overrides persistent everybody", setup: |f| { f.rule(127, "00:00", "00:00", "everybody"); f.accept.temporary = Some(TemporaryRule { groups: vec![Group::Nobody], until: None }); },
-                caller: STRANGER, registered: true, busy: false, at, expect_reject: Some(486), expect_forward: None, expect_ring: None },
-            Case { name: "persistent window refuses non-members, FUNV to mobile", setup: |f| { f.rule(31, "09:00", "17:00", "family"); f.divert(Condition::NotAvailable, "<mobile-number>"); },
-                caller: STRANGER, registered: true, busy: false, at, expect_reject: None, expect_forward: Some((Condition::NotAvailable, "sip:+31612345678@example.com", "time-of-day")), expect_ring: None },
-            Case { name: "persistent window accepts members", setup: |f| f.rule(31, "09:00", "17:00", "family"),
-                caller: MOM, registered: true, busy: false, at, expect_reject: None, expect_forward: None, expect_ring: Some((20, None, None)) },
-            Case { name: "persistent window on other days does not apply", setup: |f| f.rule(96, "00:00", "00:00", "nobody"),
-                caller: STRANGER, registered: true, busy: false, at, expect_reject: None, expect_forward: None, expect_ring: Some((20, None, None)) },
-            Case { name: "outside every window: accept", setup: |f| f.rule(31, "18:00", "22:00", "nobody"),
-                caller: STRANGER, registered: true, busy: false, at, expect_reject: None, expect_forward: None, expect_ring: Some((20, None, None)) },
-            Case { name: "anonymous caller is only in everybody", setup: |f| f.rule(127, "00:00", "00:00", "family"),
-                caller: "anonymous", registered: true, busy: false, at, expect_reject: Some(480), expect_forward: None, expect_ring: None },
-            Case { name: "not online without FNOL is 480", setup: |_| {}, caller: STRANGER, registered: false, busy: false, at,
-                expect_reject: Some(480), expect_forward: None, expect_ring: None },
-            Case { name: "not online with FNOL forwards", setup: |f| f.divert(Condition::NotOnline, "<voice-mailbox>"),
-                caller: STRANGER, registered: false, busy: false, at, expect_reject: None, expect_forward: Some((Condition::NotOnline, "the voice mailbox", "unavailable")), expect_ring: None },
-            Case { name: "voice mailbox target with voicemail disabled is ignored", setup: |f| { f.divert(Condition::NotOnline, "<voice-mailbox>"); f.voicemail = false; },
-                caller: STRANGER, registered: false, busy: false, at, expect_reject: Some(480), expect_forward: None, expect_ring: None },
-            Case { name: "mobile target without a mobile is ignored", setup: |f| { f.divert(Condition::Unconditional, "<mobile-number>"); f.account.profile.mobile = None; },
-                caller: STRANGER, registered: true, busy: false, at, expect_reject: None, expect_forward: None, expect_ring: Some((20, None, None)) },
-            Case { name: "busy without FBUS is 486", setup: |_| {}, caller: STRANGER, registered: true, busy: true, at,
-                expect_reject: Some(486), expect_forward: None, expect_ring: None },
-            Case { name: "busy with FBUS forwards", setup: |f| f.divert(Condition::Busy, "sip:bob@example.com"),
-                caller: STRANGER, registered: true, busy: true, at, expect_reject: None, expect_forward: Some((Condition::Busy, "sip:bob@example.com", "user-busy")), expect_ring: None },
-            Case { name: "ring then FBUS/FNOA", setup: |f| { f.divert(Condition::Busy, "sip:bob@example.com"); f.divert(Condition::NoAnswer, "<voice-mailbox>"); },
-                caller: STRANGER, registered: true, busy: false, at, expect_reject: None, expect_forward: None, expect_ring: Some((20, Some("sip:bob@example.com"), Some("the voice mailbox"))) },
+            Case {
+                name: "plain call rings",
+                setup: |_| {},
+                caller: STRANGER,
+                registered: true,
+                busy: false,
+                at,
+                expect_reject: None,
+                expect_forward: None,
+                expect_ring: Some((20, None, None)),
+            },
+            Case {
+                name: "reject rule wins over FUNC",
+                setup: |f| {
+                    f.reject
+                        .push(RejectPattern::parse("sip:stranger@%").unwrap());
+                    f.divert(Condition::Unconditional, "sip:bob@example.com");
+                },
+                caller: STRANGER,
+                registered: true,
+                busy: false,
+                at,
+                expect_reject: Some(603),
+                expect_forward: None,
+                expect_ring: None,
+            },
+            Case {
+                name: "reject rule does not touch other callers",
+                setup: |f| {
+                    f.reject
+                        .push(RejectPattern::parse("sip:stranger@%").unwrap())
+                },
+                caller: MOM,
+                registered: true,
+                busy: false,
+                at,
+                expect_reject: None,
+                expect_forward: None,
+                expect_ring: Some((20, None, None)),
+            },
+            Case {
+                name: "FUNC forwards everything",
+                setup: |f| f.divert(Condition::Unconditional, "sip:bob@example.com"),
+                caller: STRANGER,
+                registered: false,
+                busy: false,
+                at,
+                expect_reject: None,
+                expect_forward: Some((
+                    Condition::Unconditional,
+                    "sip:bob@example.com",
+                    "unconditional",
+                )),
+                expect_ring: None,
+            },
+            Case {
+                name: "FUNC wins over DND",
+                setup: |f| {
+                    f.divert(Condition::Unconditional, "sip:bob@example.com");
+                    f.accept.temporary = Some(TemporaryRule {
+                        groups: vec![Group::Nobody],
+                        until: None,
+                    });
+                },
+                caller: STRANGER,
+                registered: true,
+                busy: false,
+                at,
+                expect_reject: None,
+                expect_forward: Some((
+                    Condition::Unconditional,
+                    "sip:bob@example.com",
+                    "unconditional",
+                )),
+                expect_ring: None,
+            },
+            Case {
+                name: "DND without FUNV is 486",
+                setup: |f| {
+                    f.accept.temporary = Some(TemporaryRule {
+                        groups: vec![Group::Nobody],
+                        until: None,
+                    })
+                },
+                caller: MOM,
+                registered: true,
+                busy: false,
+                at,
+                expect_reject: Some(486),
+                expect_forward: None,
+                expect_ring: None,
+            },
+            Case {
+                name: "DND with FUNV forwards with do-not-disturb",
+                setup: |f| {
+                    f.accept.temporary = Some(TemporaryRule {
+                        groups: vec![Group::Nobody],
+                        until: None,
+                    });
+                    f.divert(Condition::NotAvailable, "<voice-mailbox>");
+                },
+                caller: MOM,
+                registered: true,
+                busy: false,
+                at,
+                expect_reject: None,
+                expect_forward: Some((
+                    Condition::NotAvailable,
+                    "the voice mailbox",
+                    "do-not-disturb",
+                )),
+                expect_ring: None,
+            },
+            Case {
+                name: "lapsed DND no longer applies",
+                setup: |f| {
+                    f.accept.temporary = Some(TemporaryRule {
+                        groups: vec![Group::Nobody],
+                        until: Some(wed_noon() - chrono::Duration::minutes(1)),
+                    })
+                },
+                caller: MOM,
+                registered: true,
+                busy: false,
+                at,
+                expect_reject: None,
+                expect_forward: None,
+                expect_ring: Some((20, None, None)),
+            },
+            Case {
+                name: "temporary family-only rule accepts family",
+                setup: |f| {
+                    f.accept.temporary = Some(TemporaryRule {
+                        groups: vec![Group::Named("family".into())],
+                        until: Some(wed_noon() + chrono::Duration::minutes(5)),
+                    })
+                },
+                caller: MOM,
+                registered: true,
+                busy: false,
+                at,
+                expect_reject: None,
+                expect_forward: None,
+                expect_ring: Some((20, None, None)),
+            },
+            Case {
+                name: "temporary family-only rule refuses strangers",
+                setup: |f| {
+                    f.accept.temporary = Some(TemporaryRule {
+                        groups: vec![Group::Named("family".into())],
+                        until: Some(wed_noon() + chrono::Duration::minutes(5)),
+                    })
+                },
+                caller: STRANGER,
+                registered: true,
+                busy: false,
+                at,
+                expect_reject: Some(480),
+                expect_forward: None,
+                expect_ring: None,
+            },
+            Case {
+                name: "temporary rule overrides persistent everybody",
+                setup: |f| {
+                    f.rule(127, "00:00", "00:00", "everybody");
+                    f.accept.temporary = Some(TemporaryRule {
+                        groups: vec![Group::Nobody],
+                        until: None,
+                    });
+                },
+                caller: STRANGER,
+                registered: true,
+                busy: false,
+                at,
+                expect_reject: Some(486),
+                expect_forward: None,
+                expect_ring: None,
+            },
+            Case {
+                name: "persistent window refuses non-members, FUNV to mobile",
+                setup: |f| {
+                    f.rule(31, "09:00", "17:00", "family");
+                    f.divert(Condition::NotAvailable, "<mobile-number>");
+                },
+                caller: STRANGER,
+                registered: true,
+                busy: false,
+                at,
+                expect_reject: None,
+                expect_forward: Some((
+                    Condition::NotAvailable,
+                    "sip:+31612345678@example.com",
+                    "time-of-day",
+                )),
+                expect_ring: None,
+            },
+            Case {
+                name: "persistent window accepts members",
+                setup: |f| f.rule(31, "09:00", "17:00", "family"),
+                caller: MOM,
+                registered: true,
+                busy: false,
+                at,
+                expect_reject: None,
+                expect_forward: None,
+                expect_ring: Some((20, None, None)),
+            },
+            Case {
+                name: "persistent window on other days does not apply",
+                setup: |f| f.rule(96, "00:00", "00:00", "nobody"),
+                caller: STRANGER,
+                registered: true,
+                busy: false,
+                at,
+                expect_reject: None,
+                expect_forward: None,
+                expect_ring: Some((20, None, None)),
+            },
+            Case {
+                name: "outside every window: accept",
+                setup: |f| f.rule(31, "18:00", "22:00", "nobody"),
+                caller: STRANGER,
+                registered: true,
+                busy: false,
+                at,
+                expect_reject: None,
+                expect_forward: None,
+                expect_ring: Some((20, None, None)),
+            },
+            Case {
+                name: "anonymous caller is only in everybody",
+                setup: |f| f.rule(127, "00:00", "00:00", "family"),
+                caller: "anonymous",
+                registered: true,
+                busy: false,
+                at,
+                expect_reject: Some(480),
+                expect_forward: None,
+                expect_ring: None,
+            },
+            Case {
+                name: "not online without FNOL is 480",
+                setup: |_| {},
+                caller: STRANGER,
+                registered: false,
+                busy: false,
+                at,
+                expect_reject: Some(480),
+                expect_forward: None,
+                expect_ring: None,
+            },
+            Case {
+                name: "not online with FNOL forwards",
+                setup: |f| f.divert(Condition::NotOnline, "<voice-mailbox>"),
+                caller: STRANGER,
+                registered: false,
+                busy: false,
+                at,
+                expect_reject: None,
+                expect_forward: Some((Condition::NotOnline, "the voice mailbox", "unavailable")),
+                expect_ring: None,
+            },
+            Case {
+                name: "voice mailbox target with voicemail disabled is ignored",
+                setup: |f| {
+                    f.divert(Condition::NotOnline, "<voice-mailbox>");
+                    f.voicemail = false;
+                },
+                caller: STRANGER,
+                registered: false,
+                busy: false,
+                at,
+                expect_reject: Some(480),
+                expect_forward: None,
+                expect_ring: None,
+            },
+            Case {
+                name: "mobile target without a mobile is ignored",
+                setup: |f| {
+                    f.divert(Condition::Unconditional, "<mobile-number>");
+                    f.account.profile.mobile = None;
+                },
+                caller: STRANGER,
+                registered: true,
+                busy: false,
+                at,
+                expect_reject: None,
+                expect_forward: None,
+                expect_ring: Some((20, None, None)),
+            },
+            Case {
+                name: "busy without FBUS is 486",
+                setup: |_| {},
+                caller: STRANGER,
+                registered: true,
+                busy: true,
+                at,
+                expect_reject: Some(486),
+                expect_forward: None,
+                expect_ring: None,
+            },
+            Case {
+                name: "busy with FBUS forwards",
+                setup: |f| f.divert(Condition::Busy, "sip:bob@example.com"),
+                caller: STRANGER,
+                registered: true,
+                busy: true,
+                at,
+                expect_reject: None,
+                expect_forward: Some((Condition::Busy, "sip:bob@example.com", "user-busy")),
+                expect_ring: None,
+            },
+            Case {
+                name: "ring then FBUS/FNOA",
+                setup: |f| {
+                    f.divert(Condition::Busy, "sip:bob@example.com");
+                    f.divert(Condition::NoAnswer, "<voice-mailbox>");
+                },
+                caller: STRANGER,
+                registered: true,
+                busy: false,
+                at,
+                expect_reject: None,
+                expect_forward: None,
+                expect_ring: Some((20, Some("sip:bob@example.com"), Some("the voice mailbox"))),
+            },
         ];
         for case in cases {
             let mut f = fixture("Europe/Amsterdam");
             (case.setup)(&mut f);
             let d = f.route(case.caller, case.registered, case.busy, case.at);
             assert!(!d.path.is_empty(), "{}: empty path", case.name);
-            assert_eq!(reject_code(&d), case.expect_reject, "{}: {:?}", case.name, d);
+            assert_eq!(
+                reject_code(&d),
+                case.expect_reject,
+                "{}: {:?}",
+                case.name,
+                d
+            );
             let fw = forwarded(&d).map(|(c, t, r)| (c, t, r));
-            assert_eq!(fw.as_ref().map(|(c, t, r)| (*c, t.as_str(), *r)), case.expect_forward, "{}: {:?}", case.name, d);
+            assert_eq!(
+                fw.as_ref().map(|(c, t, r)| (*c, t.as_str(), *r)),
+                case.expect_forward,
+                "{}: {:?}",
+                case.name,
+                d
+            );
             let ring = match &d.outcome {
-                Outcome::Ring { seconds, on_busy, on_no_answer } => Some((*seconds, on_busy.as_ref().map(|f| shown(&f.destination)), on_no_answer.as_ref().map(|f| shown(&f.destination)))),
+                Outcome::Ring {
+                    seconds,
+                    on_busy,
+                    on_no_answer,
+                } => Some((
+                    *seconds,
+                    on_busy.as_ref().map(|f| shown(&f.destination)),
+                    on_no_answer.as_ref().map(|f| shown(&f.destination)),
+                )),
                 _ => None,
             };
             assert_eq!(
-                ring.as_ref().map(|(s, b, n)| (*s, b.as_deref(), n.as_deref())),
+                ring.as_ref()
+                    .map(|(s, b, n)| (*s, b.as_deref(), n.as_deref())),
                 case.expect_ring,
                 "{}: {:?}",
                 case.name,
@@ -512,17 +903,35 @@ mod tests {
         // Weekdays 22:00–06:00 nobody: the Friday-night window reaches into Saturday morning.
         f.rule(31, "22:00", "06:00", "nobody");
         // Friday 2026-11-27 23:30 New York = Saturday 04:30 UTC.
-        assert_eq!(reject_code(&f.route(STRANGER, true, false, utc(2026, 11, 28, 4, 30))), Some(480));
+        assert_eq!(
+            reject_code(&f.route(STRANGER, true, false, utc(2026, 11, 28, 4, 30))),
+            Some(480)
+        );
         // Saturday 05:59 New York (10:59 UTC): still Friday's window.
-        assert_eq!(reject_code(&f.route(STRANGER, true, false, utc(2026, 11, 28, 10, 59))), Some(480));
+        assert_eq!(
+            reject_code(&f.route(STRANGER, true, false, utc(2026, 11, 28, 10, 59))),
+            Some(480)
+        );
         // Saturday 06:00 New York: over.
-        assert_eq!(reject_code(&f.route(STRANGER, true, false, utc(2026, 11, 28, 11, 0))), None);
+        assert_eq!(
+            reject_code(&f.route(STRANGER, true, false, utc(2026, 11, 28, 11, 0))),
+            None
+        );
         // Saturday 23:00 New York: Saturday is not in the mask.
-        assert_eq!(reject_code(&f.route(STRANGER, true, false, utc(2026, 11, 29, 4, 0))), None);
+        assert_eq!(
+            reject_code(&f.route(STRANGER, true, false, utc(2026, 11, 29, 4, 0))),
+            None
+        );
         // Monday 03:00 New York belongs to Sunday's window, and Sunday is not in the mask.
-        assert_eq!(reject_code(&f.route(STRANGER, true, false, utc(2026, 11, 30, 8, 0))), None);
+        assert_eq!(
+            reject_code(&f.route(STRANGER, true, false, utc(2026, 11, 30, 8, 0))),
+            None
+        );
         // The same instant is 12:30 UTC-time Wednesday: 07:30 in New York, outside.
-        assert_eq!(reject_code(&f.route(STRANGER, true, false, utc(2026, 11, 25, 12, 30))), None);
+        assert_eq!(
+            reject_code(&f.route(STRANGER, true, false, utc(2026, 11, 25, 12, 30))),
+            None
+        );
     }
 
     #[test]
@@ -530,14 +939,33 @@ mod tests {
         let mut f = fixture("Europe/Amsterdam");
         f.rule(127, "09:00", "10:00", "nobody");
         // 2026-03-29: clocks go from 02:00 to 03:00 CET→CEST. 09:30 local = 07:30 UTC.
-        assert_eq!(reject_code(&f.route(STRANGER, true, false, utc(2026, 3, 29, 7, 30))), Some(480));
-        assert_eq!(reject_code(&f.route(STRANGER, true, false, utc(2026, 3, 29, 8, 30))), None);
+        assert_eq!(
+            reject_code(&f.route(STRANGER, true, false, utc(2026, 3, 29, 7, 30))),
+            Some(480)
+        );
+        assert_eq!(
+            reject_code(&f.route(STRANGER, true, false, utc(2026, 3, 29, 8, 30))),
+            None
+        );
         // The day before (CET), 09:30 local = 08:30 UTC.
-        assert_eq!(reject_code(&f.route(STRANGER, true, false, utc(2026, 3, 28, 8, 30))), Some(480));
+        assert_eq!(
+            reject_code(&f.route(STRANGER, true, false, utc(2026, 3, 28, 8, 30))),
+            Some(480)
+        );
         // 2026-10-25: CEST→CET. 09:30 local = 08:30 UTC.
-        assert_eq!(reject_code(&f.route(STRANGER, true, false, utc(2026, 10, 25, 8, 30))), Some(480));
-        assert_eq!(reject_code(&f.route(STRANGER, true, false, utc(2026, 10, 25, 7, 30))), None);
+        assert_eq!(
+            reject_code(&f.route(STRANGER, true, false, utc(2026, 10, 25, 8, 30))),
+            Some(480)
+        );
+        assert_eq!(
+            reject_code(&f.route(STRANGER, true, false, utc(2026, 10, 25, 7, 30))),
+            None
+        );
         let d = f.route(STRANGER, true, false, utc(2026, 10, 25, 8, 30));
-        assert!(d.path.iter().any(|p| p.contains("Europe/Amsterdam")), "{:?}", d.path);
+        assert!(
+            d.path.iter().any(|p| p.contains("Europe/Amsterdam")),
+            "{:?}",
+            d.path
+        );
     }
 }

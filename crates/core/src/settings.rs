@@ -33,7 +33,13 @@ impl DaysMask {
     /// Parses a mask 1–127.
     pub fn parse(input: &str) -> Result<Self, ServiceError> {
         let n: u32 = input.trim().parse().map_err(|_| {
-            ServiceError::invalid("days", format!("'{}' is not a number 1–127 (Mon=1 … Sun=64)", printable(input)))
+            ServiceError::invalid(
+                "days",
+                format!(
+                    "'{}' is not a number 1–127 (Mon=1 … Sun=64)",
+                    printable(input)
+                ),
+            )
         })?;
         Self::new(n)
     }
@@ -73,7 +79,15 @@ pub struct ClockTime(u16);
 impl ClockTime {
     /// Parses `HH:MM` for the parameter `field`.
     pub fn parse_for(field: &str, input: &str) -> Result<Self, ServiceError> {
-        let bad = || ServiceError::invalid(field, format!("'{}' is not a time HH:MM between 00:00 and 23:59", printable(input)));
+        let bad = || {
+            ServiceError::invalid(
+                field,
+                format!(
+                    "'{}' is not a time HH:MM between 00:00 and 23:59",
+                    printable(input)
+                ),
+            )
+        };
         let (h, m) = input.trim().split_once(':').ok_or_else(bad)?;
         if h.len() != 2 || m.len() != 2 {
             return Err(bad());
@@ -125,13 +139,17 @@ impl Group {
                 let ok = !s.is_empty()
                     && s.len() <= 32
                     && s.as_bytes()[0].is_ascii_alphanumeric()
-                    && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
                 if ok {
                     Ok(Self::Named(s))
                 } else {
                     Err(ServiceError::invalid(
                         "groups",
-                        format!("'{}' is not a group name (everybody, nobody, or 1–32 letters, digits, '_', '.', '-')", printable(input)),
+                        format!(
+                            "'{}' is not a group name (everybody, nobody, or 1–32 letters, digits, '_', '.', '-')",
+                            printable(input)
+                        ),
                     ))
                 }
             }
@@ -154,9 +172,16 @@ impl Group {
     /// Checks a list of groups: at least one; `everybody` and `nobody` stand alone.
     pub fn check_list(mut groups: Vec<Self>) -> Result<Vec<Self>, ServiceError> {
         if groups.is_empty() {
-            return Err(ServiceError::invalid("groups", "must name at least one group"));
+            return Err(ServiceError::invalid(
+                "groups",
+                "must name at least one group",
+            ));
         }
-        if groups.len() > 1 && groups.iter().any(|g| matches!(g, Self::Everybody | Self::Nobody)) {
+        if groups.len() > 1
+            && groups
+                .iter()
+                .any(|g| matches!(g, Self::Everybody | Self::Nobody))
+        {
             return Err(ServiceError::invalid(
                 "groups",
                 "everybody and nobody cannot be combined with other groups",
@@ -245,7 +270,8 @@ impl AcceptRules {
 
     /// Whether DND is on at `now`.
     pub fn dnd_at(&self, now: DateTime<Utc>) -> bool {
-        self.active_temporary(now).is_some_and(TemporaryRule::is_dnd)
+        self.active_temporary(now)
+            .is_some_and(TemporaryRule::is_dnd)
     }
 }
 
@@ -257,20 +283,33 @@ impl RejectPattern {
     /// Parses a pattern (lower-cased).
     pub fn parse(input: &str) -> Result<Self, ServiceError> {
         let s = input.trim().to_ascii_lowercase();
-        let bad = |why: &str| ServiceError::invalid("pattern", format!("'{}' {why}", printable(input)));
+        let bad =
+            |why: &str| ServiceError::invalid("pattern", format!("'{}' {why}", printable(input)));
         if s.chars().any(char::is_control) {
-            return Err(ServiceError::invalid("pattern", "contains control characters"));
+            return Err(ServiceError::invalid(
+                "pattern",
+                "contains control characters",
+            ));
         }
         if s.len() > MAX_URI_BYTES {
-            return Err(ServiceError::invalid("pattern", format!("is longer than {MAX_URI_BYTES} bytes")));
+            return Err(ServiceError::invalid(
+                "pattern",
+                format!("is longer than {MAX_URI_BYTES} bytes"),
+            ));
         }
         let Some(rest) = s.strip_prefix("sip:") else {
-            return Err(bad("must start with sip: (e.g. sip:%0900@% or sip:spam@example.net)"));
+            return Err(bad(
+                "must start with sip: (e.g. sip:%0900@% or sip:spam@example.net)",
+            ));
         };
         let Some((user, host)) = rest.rsplit_once('@') else {
             return Err(bad("must be of the form sip:user@domain"));
         };
-        let chars_ok = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.!~*'()%&=+$,:[]".contains(c));
+        let chars_ok = |p: &str| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.!~*'()%&=+$,:[]".contains(c))
+        };
         if !chars_ok(user) || !chars_ok(host) {
             return Err(bad("has characters that cannot appear in a SIP address"));
         }
@@ -382,7 +421,8 @@ pub fn hash_pin(input: &str) -> Result<String, ServiceError> {
     }
     let mut salt = [0u8; 16];
     rand::Rng::fill(&mut rand::rng(), &mut salt);
-    let salt = SaltString::encode_b64(&salt).map_err(|e| ServiceError::Internal(format!("salt: {e}")))?;
+    let salt =
+        SaltString::encode_b64(&salt).map_err(|e| ServiceError::Internal(format!("salt: {e}")))?;
     Ok(Argon2::default()
         .hash_password(input.as_bytes(), &salt)
         .map_err(|e| ServiceError::Internal(format!("argon2: {e}")))?
@@ -421,7 +461,10 @@ pub fn parse_phonebook_groups(inputs: &[String]) -> Result<Vec<String>, ServiceE
         }
     }
     if out.is_empty() {
-        return Err(ServiceError::invalid("group", "must name at least one group"));
+        return Err(ServiceError::invalid(
+            "group",
+            "must name at least one group",
+        ));
     }
     out.sort();
     Ok(out)
@@ -448,7 +491,10 @@ mod tests {
         assert!(DaysMask::parse("128").is_err());
         assert!(DaysMask::WEEKDAYS.contains(Weekday::Fri));
         assert!(!DaysMask::WEEKDAYS.contains(Weekday::Sat));
-        assert_eq!(ClockTime::parse_for("start", "09:05").unwrap().to_string(), "09:05");
+        assert_eq!(
+            ClockTime::parse_for("start", "09:05").unwrap().to_string(),
+            "09:05"
+        );
         for bad in ["24:00", "9:00", "09:60", "0900", "ab:cd"] {
             assert!(ClockTime::parse_for("start", bad).is_err(), "{bad}");
         }
@@ -463,7 +509,11 @@ mod tests {
         let p = RejectPattern::parse("sip:%0900@%").unwrap();
         assert!(p.matches("sip:+310900123@example.com") == false);
         assert!(p.matches("sip:310900@example.com"));
-        assert!(RejectPattern::parse("sip:%0900%@%").unwrap().matches("sip:+310900123@example.com"));
+        assert!(
+            RejectPattern::parse("sip:%0900%@%")
+                .unwrap()
+                .matches("sip:+310900123@example.com")
+        );
         let exact = RejectPattern::parse("sip:Spam@Example.net").unwrap();
         assert!(exact.matches("sip:spam@example.net"));
         assert!(!exact.matches("sip:spam@example.net.evil"));

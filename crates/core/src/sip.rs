@@ -61,10 +61,8 @@ impl SipUri {
             Some((u, h)) => (Some(u), h),
             None => (None, rest),
         };
-        if let Some(u) = user {
-            if u.is_empty() || !u.chars().all(user_char_ok) {
-                return Err(bad("has an invalid user part"));
-            }
+        if user.is_some_and(|u| u.is_empty() || !u.chars().all(user_char_ok)) {
+            return Err(bad("has an invalid user part"));
         }
         let (host, port) = split_host_port(hostport).ok_or_else(|| bad("has an invalid port"))?;
         let host = host.to_ascii_lowercase();
@@ -130,12 +128,20 @@ fn split_host_port(hostport: &str) -> Option<(&str, Option<u16>)> {
         let (host, rest) = hostport.split_at(end + 1);
         return match rest.strip_prefix(':') {
             None if rest.is_empty() => Some((host, None)),
-            Some(p) => p.parse::<u16>().ok().filter(|p| *p > 0).map(|p| (host, Some(p))),
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .map(|p| (host, Some(p))),
             None => None,
         };
     }
     match hostport.rsplit_once(':') {
-        Some((h, p)) => p.parse::<u16>().ok().filter(|p| *p > 0).map(|p| (h, Some(p))),
+        Some((h, p)) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .map(|p| (h, Some(p))),
         None => Some((hostport, None)),
     }
 }
@@ -364,8 +370,14 @@ mod tests {
     #[test]
     fn targets_normalise() {
         let cases = [
-            ("sip:Bob@Example.ORG", "bob@example.org".replace("bob", "Bob")),
-            ("sips:bob@example.org:5061", "sips:bob@example.org:5061".to_owned()),
+            (
+                "sip:Bob@Example.ORG",
+                "bob@example.org".replace("bob", "Bob"),
+            ),
+            (
+                "sips:bob@example.org:5061",
+                "sips:bob@example.org:5061".to_owned(),
+            ),
             ("bob@example.org", "bob@example.org".to_owned()),
             ("Bob", "bob@example.com".to_owned()),
             ("+31 20 123 4567", "+31201234567@example.com".to_owned()),
@@ -386,7 +398,18 @@ mod tests {
     #[test]
     fn bad_targets_name_the_condition() {
         let long = format!("sip:{}@example.com", "a".repeat(260));
-        for input in ["sip:", "bob@", "bo b@example.com", "sip:bob@exa mple.com", "a\u{1}b", &long, "<voicemail>", "+0123", "sip:bob@host:99999", "ftp://x"] {
+        for input in [
+            "sip:",
+            "bob@",
+            "bo b@example.com",
+            "sip:bob@exa mple.com",
+            "a\u{1}b",
+            &long,
+            "<voicemail>",
+            "+0123",
+            "sip:bob@host:99999",
+            "ftp://x",
+        ] {
             let err = DiversionTarget::parse(Condition::Busy, input, &alice()).unwrap_err();
             assert_eq!(err.field(), Some("FBUS"), "{input}");
         }

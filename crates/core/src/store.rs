@@ -151,9 +151,17 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The account's accept rules (the temporary rule as stored, possibly lapsed).
     async fn get_accept_rules(&self, account: &AccountId) -> Result<AcceptRules, StoreError>;
     /// Adds or replaces the persistent rule for `rule.days`; true if it replaced one.
-    async fn put_accept_rule(&self, account: &AccountId, rule: &AcceptRule) -> Result<bool, StoreError>;
+    async fn put_accept_rule(
+        &self,
+        account: &AccountId,
+        rule: &AcceptRule,
+    ) -> Result<bool, StoreError>;
     /// Removes the persistent rule for `days`; false if there was none.
-    async fn remove_accept_rule(&self, account: &AccountId, days: DaysMask) -> Result<bool, StoreError>;
+    async fn remove_accept_rule(
+        &self,
+        account: &AccountId,
+        days: DaysMask,
+    ) -> Result<bool, StoreError>;
     /// Sets or removes the temporary rule. [`StoreError::NotFound`] if there is no account.
     async fn set_temporary_rule(
         &self,
@@ -166,16 +174,28 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The account's reject patterns, sorted.
     async fn list_reject(&self, account: &AccountId) -> Result<Vec<RejectPattern>, StoreError>;
     /// Adds a pattern. [`StoreError::Conflict`] if present.
-    async fn add_reject(&self, account: &AccountId, pattern: &RejectPattern) -> Result<(), StoreError>;
+    async fn add_reject(
+        &self,
+        account: &AccountId,
+        pattern: &RejectPattern,
+    ) -> Result<(), StoreError>;
     /// Removes a pattern; false if there was none.
-    async fn remove_reject(&self, account: &AccountId, pattern: &RejectPattern) -> Result<bool, StoreError>;
+    async fn remove_reject(
+        &self,
+        account: &AccountId,
+        pattern: &RejectPattern,
+    ) -> Result<bool, StoreError>;
 
     // ----- voicemail, privacy, phonebook -----
 
     /// The account's voice mailbox, if it has one.
     async fn get_voicemail(&self, account: &AccountId) -> Result<Option<Voicemail>, StoreError>;
     /// Creates or replaces the voice mailbox.
-    async fn put_voicemail(&self, account: &AccountId, voicemail: &Voicemail) -> Result<(), StoreError>;
+    async fn put_voicemail(
+        &self,
+        account: &AccountId,
+        voicemail: &Voicemail,
+    ) -> Result<(), StoreError>;
     /// Sets caller-id privacy. [`StoreError::NotFound`] if there is no account.
     async fn set_privacy(&self, account: &AccountId, on: bool) -> Result<(), StoreError>;
     /// The account's phonebook, sorted by address.
@@ -187,5 +207,9 @@ pub trait Store: Send + Sync + fmt::Debug {
         entry: &PhonebookEntry,
     ) -> Result<(), StoreError>;
     /// Removes an entry; false if there was none.
-    async fn remove_phonebook_entry(&self, account: &AccountId, uri: &SipUri) -> Result<bool, StoreError>;
+    async fn remove_phonebook_entry(
+        &self,
+        account: &AccountId,
+        uri: &SipUri,
+    ) -> Result<bool, StoreError>;
 }

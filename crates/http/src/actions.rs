@@ -5,13 +5,17 @@
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Limited};
 use serde::Serialize;
 use sip_settings_core::account::{Account, same_account};
+use sip_settings_core::cert::{CertSubject, P12Variant};
+use sip_settings_core::sip::Condition;
+use sip_settings_core::{AccountId, Password, ServiceError, Services};
 
 use crate::identity::Subscriber;
+use crate::objects;
 use crate::params::Params;
 use crate::{AppState, MAX_BODY_BYTES, reply};
 
@@ -20,6 +24,34 @@ use crate::{AppState, MAX_BODY_BYTES, reply};
 pub enum Action {
     /// `account`: object A.
     Account,
+    /// `aliases`: the account's aliases.
+    Aliases,
+    /// `enum`: the account's ENUM numbers.
+    Enum,
+    /// `diversions`: object D.
+    Diversions,
+    /// `accept`: object R.
+    Accept,
+    /// `reject`: reject patterns.
+    Reject,
+    /// `voicemail`: object V or null.
+    Voicemail,
+    /// `dnd_on`.
+    DndOn,
+    /// `dnd_off`.
+    DndOff,
+    /// `privacy_on`.
+    PrivacyOn,
+    /// `privacy_off`.
+    PrivacyOff,
+    /// `add_alias`.
+    AddAlias,
+    /// `set_diversions`.
+    SetDiversions,
+    /// `crt`: a new certificate and key.
+    Crt,
+    /// `p12`: a new certificate as PKCS#12.
+    P12,
 }
 
 impl Action {
@@ -28,6 +60,36 @@ impl Action {
         ("account", Action::Account),
         ("get_identity", Action::Account),
         ("get_account", Action::Account),
+        ("aliases", Action::Aliases),
+        ("get_aliases", Action::Aliases),
+        ("enum", Action::Enum),
+        ("get_enum", Action::Enum),
+        ("diversions", Action::Diversions),
+        ("get_call_forwarding", Action::Diversions),
+        ("get_diversions", Action::Diversions),
+        ("accept", Action::Accept),
+        ("get_accept_rules", Action::Accept),
+        ("get_accept", Action::Accept),
+        ("reject", Action::Reject),
+        ("get_reject_rules", Action::Reject),
+        ("get_reject", Action::Reject),
+        ("voicemail", Action::Voicemail),
+        ("get_voicemail", Action::Voicemail),
+        ("dnd_on", Action::DndOn),
+        ("set_dnd_on", Action::DndOn),
+        ("dnd_off", Action::DndOff),
+        ("set_dnd_off", Action::DndOff),
+        ("privacy_on", Action::PrivacyOn),
+        ("set_privacy_on", Action::PrivacyOn),
+        ("privacy_off", Action::PrivacyOff),
+        ("set_privacy_off", Action::PrivacyOff),
+        ("add_alias", Action::AddAlias),
+        ("set_diversions", Action::SetDiversions),
+        ("set_call_forwarding", Action::SetDiversions),
+        ("crt", Action::Crt),
+        ("get_crt", Action::Crt),
+        ("p12", Action::P12),
+        ("get_p12", Action::P12),
     ];
 
     /// The action for a name, seed name or alias.
@@ -101,6 +163,7 @@ async fn read_body(body: Body) -> Result<Bytes, Response> {
 pub async fn handle(
     State(state): State<AppState>,
     subscriber: Subscriber,
+    method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
@@ -125,11 +188,164 @@ pub async fn handle(
     let Some(action) = Action::from_name(name) else {
         return reply::failure(StatusCode::NOT_FOUND, "Error: invalid action");
     };
-    let services = &state.services;
-    match action {
-        Action::Account => match services.account(&subscriber.account).await {
-            Ok(account) => Json(AccountObject::new(&account, false)).into_response(),
-            Err(e) => reply::service_error(&e),
-        },
+    let request = ActionRequest {
+        services: &state.services,
+        account: &subscriber.account,
+        params: &params,
+        method: &method,
+        query_has_password: query_has(uri.query(), "password"),
+    };
+    match request.run(action).await {
+        Ok(response) => response,
+        Err(e) => reply::service_error(&e),
     }
+}
+
+fn query_has(query: Option<&str>, key: &str) -> bool {
+    query.is_some_and(|q| q.split('&').any(|pair| pair.split('=').next() == Some(key)))
+}
+
+/// One decoded action request.
+struct ActionRequest<'a> {
+    services: &'a Services,
+    account: &'a AccountId,
+    params: &'a Params,
+    method: &'a Method,
+    query_has_password: bool,
+}
+
+impl ActionRequest<'_> {
+    async fn run(&self, action: Action) -> Result<Response, ServiceError> {
+        let s = self.services;
+        let id = self.account;
+        Ok(match action {
+            Action::Account => {
+                let account = s.account(id).await?;
+                let dnd = s.dnd_active(id).await?;
+                Json(AccountObject::new(&account, dnd)).into_response()
+            }
+            Action::Aliases => {
+                let aliases: Vec<String> = s
+                    .aliases(id)
+                    .await?
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                Json(aliases).into_response()
+            }
+            Action::Enum => {
+                let numbers: Vec<String> = s
+                    .enum_numbers(id)
+                    .await?
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                Json(numbers).into_response()
+            }
+            Action::Diversions => {
+                let account = s.account(id).await?;
+                let diversions = s.diversions(id).await?;
+                Json(objects::diversions(
+                    &diversions,
+                    account.profile.no_answer_timeout,
+                ))
+                .into_response()
+            }
+            Action::Accept => {
+                let rules = s.accept_rules(id).await?;
+                let groups = s.phonebook_groups(id).await?;
+                Json(objects::accept(&rules, &groups, s.clock().now())).into_response()
+            }
+            Action::Reject => {
+                let patterns: Vec<String> = s
+                    .reject_patterns(id)
+                    .await?
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
+                Json(patterns).into_response()
+            }
+            Action::Voicemail => {
+                let account = s.account(id).await?;
+                let voicemail = s.voicemail(id).await?;
+                Json(voicemail.map(|v| objects::voicemail(&account, &v))).into_response()
+            }
+            Action::DndOn => reply::success(s.dnd_on(id, self.params.get("duration")).await?),
+            Action::DndOff => reply::success(s.dnd_off(id).await?),
+            Action::PrivacyOn => reply::success(s.set_privacy(id, true).await?),
+            Action::PrivacyOff => reply::success(s.set_privacy(id, false).await?),
+            Action::AddAlias => {
+                let username = self.params.get("username").unwrap_or_default();
+                let alias = s.add_own_alias(id, username).await?;
+                reply::success(format!("Alias {alias} added"))
+            }
+            Action::SetDiversions => {
+                let present: Vec<(Condition, String)> = Condition::ALL
+                    .into_iter()
+                    .filter_map(|c| self.params.get(c.code()).map(|v| (c, v.to_owned())))
+                    .collect();
+                reply::success(s.set_diversions(id, &present).await?)
+            }
+            Action::Crt => {
+                let days = self.days()?;
+                let issued = s
+                    .issue_certificate(CertSubject::Account(id.clone()), days)
+                    .await?;
+                file_response(
+                    "application/x-pem-file",
+                    &format!("{id}.crt"),
+                    issued.crt_bundle().into_bytes(),
+                )
+            }
+            Action::P12 => {
+                if self.method != Method::POST {
+                    return Ok(reply::failure(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "Error: p12 must be requested with POST, with the SIP password as password in the body",
+                    ));
+                }
+                if self.query_has_password {
+                    return Err(ServiceError::invalid(
+                        "password",
+                        "must be sent in the POST body, never in the URL",
+                    ));
+                }
+                let password = match self.params.get("password") {
+                    Some(p) if !p.is_empty() => Password::offered(p),
+                    _ => return Err(ServiceError::invalid("password", "is missing")),
+                };
+                let variant = match self.params.get("legacy") {
+                    Some("1") | Some("true") => P12Variant::Legacy,
+                    None | Some("") | Some("0") | Some("false") => P12Variant::Modern,
+                    Some(_) => return Err(ServiceError::invalid("legacy", "must be 1 or 0")),
+                };
+                let days = self.days()?;
+                let (_, p12) = s.issue_pkcs12(id, &password, variant, days).await?;
+                file_response("application/x-pkcs12", &format!("{id}.p12"), p12)
+            }
+        })
+    }
+
+    fn days(&self) -> Result<Option<u32>, ServiceError> {
+        match self.params.get("days") {
+            None | Some("") => Ok(None),
+            Some(d) => d
+                .trim()
+                .parse::<u32>()
+                .map(Some)
+                .map_err(|_| ServiceError::invalid("days", "must be a whole number of days")),
+        }
+    }
+}
+
+fn file_response(content_type: &'static str, filename: &str, bytes: Vec<u8>) -> Response {
+    let disposition = format!("attachment; filename={filename}");
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }

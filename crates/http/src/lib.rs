@@ -12,6 +12,7 @@
 
 pub mod actions;
 pub mod identity;
+pub mod objects;
 pub mod params;
 pub mod reply;
 pub mod serve;

@@ -56,6 +56,181 @@ pub enum Command {
     /// Client certificates.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Aliases: other addresses of an account in its domain.
+    #[command(subcommand)]
+    Alias(AliasCommand),
+    /// ENUM (E.164) numbers mapped to accounts.
+    #[command(subcommand)]
+    Enum(EnumCommand),
+    /// Voice mailboxes.
+    #[command(subcommand)]
+    Voicemail(VoicemailCommand),
+    /// Reject rules.
+    #[command(subcommand)]
+    Reject(RejectCommand),
+    /// Persistent accept rules.
+    #[command(subcommand)]
+    Accept(AcceptCommand),
+    /// Phonebook entries and their groups.
+    #[command(subcommand)]
+    Phonebook(PhonebookCommand),
+}
+
+/// `alias …`
+#[derive(Debug, Subcommand)]
+pub enum AliasCommand {
+    /// Add ALIAS@DOMAIN to USER@DOMAIN (same domain).
+    Add {
+        /// The alias address.
+        alias: String,
+        /// The account it reaches.
+        account: String,
+    },
+    /// Remove an alias.
+    Remove {
+        /// The alias address.
+        alias: String,
+    },
+    /// List aliases (of one account).
+    List {
+        /// Only this account's.
+        account: Option<String>,
+    },
+}
+
+/// `enum …`
+#[derive(Debug, Subcommand)]
+pub enum EnumCommand {
+    /// Map +E164 to USER@DOMAIN.
+    Add {
+        /// The number, +E164.
+        number: String,
+        /// The account.
+        account: String,
+    },
+    /// Remove a number's mapping.
+    Remove {
+        /// The number, +E164.
+        number: String,
+    },
+    /// List numbers (of one account).
+    List {
+        /// Only this account's.
+        account: Option<String>,
+    },
+}
+
+/// `voicemail …`
+#[derive(Debug, Subcommand)]
+pub enum VoicemailCommand {
+    /// Enable (create) the voice mailbox.
+    Enable {
+        /// user@domain
+        account: String,
+        /// email or email_and_store.
+        #[arg(long)]
+        delivery: Option<String>,
+        /// PIN, 4–10 digits (stored hashed, never shown).
+        #[arg(long)]
+        pin: Option<String>,
+        /// Notification e-mail address (default: the account's).
+        #[arg(long)]
+        email: Option<String>,
+    },
+    /// Disable the voice mailbox (settings are kept).
+    Disable {
+        /// user@domain
+        account: String,
+    },
+}
+
+/// `reject …`
+#[derive(Debug, Subcommand)]
+pub enum RejectCommand {
+    /// Add a pattern such as sip:%0900@% or sip:spam@example.net.
+    Add {
+        /// user@domain
+        account: String,
+        /// The pattern (`%` matches anything).
+        pattern: String,
+    },
+    /// Remove a pattern.
+    Remove {
+        /// user@domain
+        account: String,
+        /// The pattern.
+        pattern: String,
+    },
+    /// List an account's patterns.
+    List {
+        /// user@domain
+        account: String,
+    },
+}
+
+/// `accept …`
+#[derive(Debug, Subcommand)]
+pub enum AcceptCommand {
+    /// Add or replace the rule for a days mask.
+    Add {
+        /// user@domain
+        account: String,
+        /// Days mask: Mon=1 … Sun=64; 127 every day, 31 weekdays, 96 weekend.
+        #[arg(long)]
+        days: String,
+        /// Window start, HH:MM (account time zone).
+        #[arg(long)]
+        start: String,
+        /// Window end, HH:MM (before start: crosses midnight).
+        #[arg(long)]
+        stop: String,
+        /// Groups accepted in the window: everybody, nobody, or phonebook groups (comma-separated).
+        #[arg(long)]
+        groups: String,
+    },
+    /// Remove the rule for a days mask.
+    Remove {
+        /// user@domain
+        account: String,
+        /// Days mask.
+        #[arg(long)]
+        days: String,
+    },
+    /// List an account's accept rules.
+    List {
+        /// user@domain
+        account: String,
+    },
+}
+
+/// `phonebook …`
+#[derive(Debug, Subcommand)]
+pub enum PhonebookCommand {
+    /// Add or replace an entry.
+    Add {
+        /// user@domain
+        account: String,
+        /// The contact's SIP address.
+        uri: String,
+        /// Group(s) of the contact (repeatable or comma-separated).
+        #[arg(long = "group", required = true)]
+        groups: Vec<String>,
+        /// Display name.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// Remove an entry.
+    Remove {
+        /// user@domain
+        account: String,
+        /// The contact's SIP address.
+        uri: String,
+    },
+    /// List an account's phonebook.
+    List {
+        /// user@domain
+        account: String,
+    },
 }
 
 /// `domain …`

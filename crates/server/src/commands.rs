@@ -191,7 +191,7 @@ pub async fn account(config: &Config, cmd: &AccountCommand) -> anyhow::Result<()
         AccountCommand::Show { account, json } => {
             let id = AccountId::parse(account)?;
             let a = services.account(&id).await?;
-            let object = AccountObject::new(&a, false);
+            let object = AccountObject::new(&a, services.dnd_active(&id).await?);
             if *json {
                 println!("{}", serde_json::to_string_pretty(&object)?);
             } else {

@@ -5,6 +5,7 @@ pub mod app;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod settings_commands;
 
 use cli::{Cli, Command};
 use config::{Config, Overrides};
@@ -38,6 +39,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Domain(cmd) => commands::domain(&config, cmd).await?,
         Command::Account(cmd) => commands::account(&config, cmd).await?,
         Command::Cert(cmd) => commands::cert(&config, cmd).await?,
+        Command::Alias(cmd) => settings_commands::alias(&config, cmd).await?,
+        Command::Enum(cmd) => settings_commands::enum_numbers(&config, cmd).await?,
+        Command::Voicemail(cmd) => settings_commands::voicemail(&config, cmd).await?,
+        Command::Reject(cmd) => settings_commands::reject(&config, cmd).await?,
+        Command::Accept(cmd) => settings_commands::accept(&config, cmd).await?,
+        Command::Phonebook(cmd) => settings_commands::phonebook(&config, cmd).await?,
     }
     Ok(())
 }

@@ -17,8 +17,8 @@ use sip_settings_core::cert::{CertRecord, Serial};
 use sip_settings_core::credentials::Credentials;
 use sip_settings_core::ids::{AccountId, Domain, E164};
 use sip_settings_core::settings::{
-    AcceptRule, AcceptRules, ClockTime, DaysMask, Diversions, Group, PhonebookEntry,
-    RejectPattern, TemporaryRule, Voicemail, VoicemailDelivery,
+    AcceptRule, AcceptRules, ClockTime, DaysMask, Diversions, Group, PhonebookEntry, RejectPattern,
+    TemporaryRule, Voicemail, VoicemailDelivery,
 };
 use sip_settings_core::sip::{Condition, DiversionTarget, SipUri};
 use sip_settings_core::store::AliasOutcome;
@@ -390,7 +390,8 @@ impl Store for SqliteStore {
         .fetch_optional(&self.reader)
         .await
         .map_err(map_err)?;
-        row.map(|r| account_id_from(&r, "username", "domain")).transpose()
+        row.map(|r| account_id_from(&r, "username", "domain"))
+            .transpose()
     }
 
     async fn add_alias(
@@ -470,16 +471,20 @@ impl Store for SqliteStore {
         let base = "SELECT s.username AS alias_user, s.domain AS alias_domain, a.username, a.domain \
                     FROM sip_addresses s JOIN accounts a ON a.id = s.account_id WHERE s.is_alias = 1";
         let rows = match account {
-            Some(id) => sqlx::query(&format!(
-                "{base} AND a.domain = ? AND a.username = ? ORDER BY s.domain, s.username"
-            ))
-            .bind(id.domain().as_str())
-            .bind(id.user().as_str())
-            .fetch_all(&self.reader)
-            .await,
-            None => sqlx::query(&format!("{base} ORDER BY s.domain, s.username"))
+            Some(id) => {
+                sqlx::query(&format!(
+                    "{base} AND a.domain = ? AND a.username = ? ORDER BY s.domain, s.username"
+                ))
+                .bind(id.domain().as_str())
+                .bind(id.user().as_str())
                 .fetch_all(&self.reader)
-                .await,
+                .await
+            }
+            None => {
+                sqlx::query(&format!("{base} ORDER BY s.domain, s.username"))
+                    .fetch_all(&self.reader)
+                    .await
+            }
         }
         .map_err(map_err)?;
         rows.iter()
@@ -522,16 +527,20 @@ impl Store for SqliteStore {
         let base = "SELECT e.number, a.username, a.domain FROM enum_numbers e \
                     JOIN accounts a ON a.id = e.account_id";
         let rows = match account {
-            Some(id) => sqlx::query(&format!(
-                "{base} WHERE a.domain = ? AND a.username = ? ORDER BY e.number"
-            ))
-            .bind(id.domain().as_str())
-            .bind(id.user().as_str())
-            .fetch_all(&self.reader)
-            .await,
-            None => sqlx::query(&format!("{base} ORDER BY e.number"))
+            Some(id) => {
+                sqlx::query(&format!(
+                    "{base} WHERE a.domain = ? AND a.username = ? ORDER BY e.number"
+                ))
+                .bind(id.domain().as_str())
+                .bind(id.user().as_str())
                 .fetch_all(&self.reader)
-                .await,
+                .await
+            }
+            None => {
+                sqlx::query(&format!("{base} ORDER BY e.number"))
+                    .fetch_all(&self.reader)
+                    .await
+            }
         }
         .map_err(map_err)?;
         rows.iter()
@@ -554,7 +563,8 @@ impl Store for SqliteStore {
         .fetch_optional(&self.reader)
         .await
         .map_err(map_err)?;
-        row.map(|r| account_id_from(&r, "username", "domain")).transpose()
+        row.map(|r| account_id_from(&r, "username", "domain"))
+            .transpose()
     }
 
     async fn get_diversions(&self, account: &AccountId) -> Result<Diversions, StoreError> {
@@ -571,7 +581,8 @@ impl Store for SqliteStore {
             let c: String = r.try_get("condition").map_err(map_err)?;
             let t: String = r.try_get("target").map_err(map_err)?;
             let condition = Condition::from_code(&c).ok_or_else(|| corrupt("condition", &c))?;
-            let target = DiversionTarget::from_stored(&t).map_err(|e| corrupt("diversion target", e))?;
+            let target =
+                DiversionTarget::from_stored(&t).map_err(|e| corrupt("diversion target", e))?;
             out.insert(condition, target);
         }
         Ok(out)
@@ -662,16 +673,21 @@ impl Store for SqliteStore {
         })
     }
 
-    async fn put_accept_rule(&self, account: &AccountId, rule: &AcceptRule) -> Result<bool, StoreError> {
+    async fn put_accept_rule(
+        &self,
+        account: &AccountId,
+        rule: &AcceptRule,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         let id = account_rowid(&mut tx, account).await?;
-        let existed: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM accept_rules WHERE account_id = ? AND days = ?")
-                .bind(id)
-                .bind(i64::from(rule.days.value()))
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(map_err)?;
+        let existed: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM accept_rules WHERE account_id = ? AND days = ?",
+        )
+        .bind(id)
+        .bind(i64::from(rule.days.value()))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
         sqlx::query(
             "INSERT INTO accept_rules (account_id, days, start_minute, stop_minute, groups) \
              VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, days) DO UPDATE SET \
@@ -690,7 +706,11 @@ impl Store for SqliteStore {
         Ok(existed > 0)
     }
 
-    async fn remove_accept_rule(&self, account: &AccountId, days: DaysMask) -> Result<bool, StoreError> {
+    async fn remove_accept_rule(
+        &self,
+        account: &AccountId,
+        days: DaysMask,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(&format!(
             "DELETE FROM accept_rules WHERE account_id = {ACCOUNT_ID} AND days = ?"
         ))
@@ -750,7 +770,11 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn add_reject(&self, account: &AccountId, pattern: &RejectPattern) -> Result<(), StoreError> {
+    async fn add_reject(
+        &self,
+        account: &AccountId,
+        pattern: &RejectPattern,
+    ) -> Result<(), StoreError> {
         sqlx::query(&format!(
             "INSERT INTO reject_rules (account_id, pattern) VALUES ({ACCOUNT_ID}, ?)"
         ))
@@ -763,7 +787,11 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn remove_reject(&self, account: &AccountId, pattern: &RejectPattern) -> Result<bool, StoreError> {
+    async fn remove_reject(
+        &self,
+        account: &AccountId,
+        pattern: &RejectPattern,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(&format!(
             "DELETE FROM reject_rules WHERE account_id = {ACCOUNT_ID} AND pattern = ?"
         ))
@@ -799,7 +827,11 @@ impl Store for SqliteStore {
         }))
     }
 
-    async fn put_voicemail(&self, account: &AccountId, voicemail: &Voicemail) -> Result<(), StoreError> {
+    async fn put_voicemail(
+        &self,
+        account: &AccountId,
+        voicemail: &Voicemail,
+    ) -> Result<(), StoreError> {
         sqlx::query(&format!(
             "INSERT INTO voicemail (account_id, enabled, delivery, email, pin_hash) \
              VALUES ({ACCOUNT_ID}, ?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET \
@@ -851,7 +883,11 @@ impl Store for SqliteStore {
                 Ok(PhonebookEntry {
                     uri: SipUri::parse_for("uri", &uri).map_err(|e| corrupt("phonebook uri", e))?,
                     name: r.try_get("name").map_err(map_err)?,
-                    groups: groups.split(',').filter(|g| !g.is_empty()).map(str::to_owned).collect(),
+                    groups: groups
+                        .split(',')
+                        .filter(|g| !g.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
                 })
             })
             .collect()
@@ -877,7 +913,11 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn remove_phonebook_entry(&self, account: &AccountId, uri: &SipUri) -> Result<bool, StoreError> {
+    async fn remove_phonebook_entry(
+        &self,
+        account: &AccountId,
+        uri: &SipUri,
+    ) -> Result<bool, StoreError> {
         let done = sqlx::query(&format!(
             "DELETE FROM phonebook WHERE account_id = {ACCOUNT_ID} AND uri = ?"
         ))
@@ -908,7 +948,11 @@ async fn account_rowid(
         .ok_or_else(|| StoreError::NotFound(format!("account {account}")))
 }
 
-fn account_id_from(r: &sqlx::sqlite::SqliteRow, user: &str, domain: &str) -> Result<AccountId, StoreError> {
+fn account_id_from(
+    r: &sqlx::sqlite::SqliteRow,
+    user: &str,
+    domain: &str,
+) -> Result<AccountId, StoreError> {
     let u: String = r.try_get(user).map_err(map_err)?;
     let d: String = r.try_get(domain).map_err(map_err)?;
     AccountId::parse(&format!("{u}@{d}")).map_err(|e| corrupt("address", e))

@@ -1,0 +1,588 @@
+//! The settings rules of [`Services`]: aliases, ENUM numbers, forwarding (with its target
+//! checks and loop detection), accept rules and DND, privacy, reject rules, voicemail and the
+//! phonebook. Each function validates everything before it writes, and writes in one store call.
+
+use std::collections::HashSet;
+
+use chrono::Duration;
+
+use crate::error::{ServiceError, StoreError};
+use crate::ids::{AccountId, Domain, E164, Email, UserPart, printable};
+use crate::routing::{CallState, Decision, RoutingSettings, route};
+use crate::service::Services;
+use crate::settings::{
+    AcceptRule, AcceptRules, DaysMask, Diversions, Group, PhonebookEntry, RejectPattern,
+    TemporaryRule, Voicemail, VoicemailDelivery, hash_pin,
+};
+use crate::sip::{Condition, DiversionTarget, SipUri};
+use crate::store::AliasOutcome;
+
+/// Longest DND, in minutes (one week).
+pub const MAX_DND_MINUTES: i64 = 10_080;
+
+/// How far a forwarding chain is followed when looking for a loop.
+const MAX_CHAIN: usize = 32;
+
+fn duration_error() -> ServiceError {
+    ServiceError::invalid(
+        "duration",
+        format!("must be a whole number of minutes between 1 and {MAX_DND_MINUTES}"),
+    )
+}
+
+/// Parses the `duration` of `dnd_on`.
+pub fn parse_dnd_duration(input: &str) -> Result<i64, ServiceError> {
+    let n: i64 = input.trim().parse().map_err(|_| duration_error())?;
+    if (1..=MAX_DND_MINUTES).contains(&n) {
+        Ok(n)
+    } else {
+        Err(duration_error())
+    }
+}
+
+impl Services {
+    async fn require_account(&self, id: &AccountId) -> Result<crate::Account, ServiceError> {
+        self.account(id).await
+    }
+
+    // ----- aliases -----
+
+    /// The aliases of an account, sorted.
+    pub async fn aliases(&self, id: &AccountId) -> Result<Vec<AccountId>, ServiceError> {
+        Ok(self
+            .store()
+            .list_aliases(Some(id))
+            .await?
+            .into_iter()
+            .map(|(alias, _)| alias)
+            .collect())
+    }
+
+    /// `add_alias`: adds `username@<own domain>` to the account.
+    pub async fn add_own_alias(
+        &self,
+        id: &AccountId,
+        username: &str,
+    ) -> Result<AccountId, ServiceError> {
+        if username.trim().is_empty() {
+            return Err(ServiceError::invalid("username", "is missing"));
+        }
+        let user = UserPart::parse_for("username", username.trim())?;
+        let alias = AccountId::new(user, id.domain().clone());
+        self.add_alias(&alias, id).await?;
+        Ok(alias)
+    }
+
+    /// Adds an alias (operator): it must be in the account's domain and free.
+    pub async fn add_alias(&self, alias: &AccountId, id: &AccountId) -> Result<(), ServiceError> {
+        if alias.domain() != id.domain() {
+            return Err(ServiceError::invalid(
+                "alias",
+                format!("{alias} must be in the account's domain {}", id.domain()),
+            ));
+        }
+        self.require_account(id).await?;
+        let limit = self.config().alias_limit;
+        match self.store().add_alias(alias, id, limit).await? {
+            AliasOutcome::Added => Ok(()),
+            AliasOutcome::Taken => Err(ServiceError::Conflict(format!("{alias} is already taken"))),
+            AliasOutcome::LimitReached => Err(ServiceError::Conflict(format!(
+                "{id} has {limit} aliases already, at most {limit} aliases are allowed"
+            ))),
+        }
+    }
+
+    /// Removes an alias (operator).
+    pub async fn remove_alias(&self, alias: &AccountId) -> Result<(), ServiceError> {
+        if self.store().remove_alias(alias).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound(format!("no alias {alias}")))
+        }
+    }
+
+    /// `(alias, account)` pairs (of one account).
+    pub async fn list_aliases(
+        &self,
+        id: Option<&AccountId>,
+    ) -> Result<Vec<(AccountId, AccountId)>, ServiceError> {
+        Ok(self.store().list_aliases(id).await?)
+    }
+
+    // ----- ENUM -----
+
+    /// The ENUM numbers of an account, sorted.
+    pub async fn enum_numbers(&self, id: &AccountId) -> Result<Vec<E164>, ServiceError> {
+        Ok(self
+            .store()
+            .list_enum(Some(id))
+            .await?
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect())
+    }
+
+    /// Maps a number to an account (operator).
+    pub async fn add_enum(&self, number: &E164, id: &AccountId) -> Result<(), ServiceError> {
+        self.require_account(id).await?;
+        self.store()
+            .add_enum(number, id)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => {
+                    ServiceError::Conflict(format!("{number} is already mapped"))
+                }
+                StoreError::NotFound(_) => ServiceError::NotFound(format!("no account {id}")),
+                other => other.into(),
+            })
+    }
+
+    /// Removes a number mapping (operator).
+    pub async fn remove_enum(&self, number: &E164) -> Result<(), ServiceError> {
+        if self.store().remove_enum(number).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound(format!("{number} is not mapped")))
+        }
+    }
+
+    /// `(number, account)` pairs (of one account).
+    pub async fn list_enum(
+        &self,
+        id: Option<&AccountId>,
+    ) -> Result<Vec<(E164, AccountId)>, ServiceError> {
+        Ok(self.store().list_enum(id).await?)
+    }
+
+    // ----- forwarding -----
+
+    /// The account's forwarding.
+    pub async fn diversions(&self, id: &AccountId) -> Result<Diversions, ServiceError> {
+        Ok(self.store().get_diversions(id).await?)
+    }
+
+    /// The local account a SIP URI reaches (through an account, an alias or an ENUM number of a
+    /// domain served here).
+    pub async fn resolve_local(&self, uri: &SipUri) -> Result<Option<AccountId>, ServiceError> {
+        let Some(user) = uri.user() else {
+            return Ok(None);
+        };
+        let Ok(domain) = Domain::parse(uri.host()) else {
+            return Ok(None);
+        };
+        if !self.store().domain_exists(&domain).await? {
+            return Ok(None);
+        }
+        if user.starts_with('+') {
+            return match E164::parse_for("number", user) {
+                Ok(n) => Ok(self.store().resolve_enum(&n).await?),
+                Err(_) => Ok(None),
+            };
+        }
+        match UserPart::parse(user) {
+            Ok(u) => Ok(self
+                .store()
+                .resolve_address(&AccountId::new(u, domain))
+                .await?),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The account a target of `owner`'s forwarding reaches, if local.
+    async fn target_account(
+        &self,
+        owner: &AccountId,
+        target: &DiversionTarget,
+    ) -> Result<Option<AccountId>, ServiceError> {
+        match target {
+            DiversionTarget::VoiceMailbox => Ok(None),
+            DiversionTarget::Uri(uri) => self.resolve_local(uri).await,
+            DiversionTarget::MobileNumber => {
+                let Some(acc) = self.store().get_account(owner).await? else {
+                    return Ok(None);
+                };
+                match acc.profile.mobile {
+                    Some(m) => {
+                        self.resolve_local(&SipUri::of_number(m.as_str(), owner.domain()))
+                            .await
+                    }
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+
+    /// Follows forwarding from `start` through local accounts; the chain back to `own`, if any.
+    async fn find_loop(
+        &self,
+        own: &AccountId,
+        start: &AccountId,
+    ) -> Result<Option<Vec<AccountId>>, ServiceError> {
+        let mut visited: HashSet<AccountId> = HashSet::from([start.clone()]);
+        let mut stack = vec![vec![own.clone(), start.clone()]];
+        while let Some(chain) = stack.pop() {
+            if chain.len() > MAX_CHAIN {
+                continue;
+            }
+            let Some(current) = chain.last().cloned() else {
+                continue;
+            };
+            for target in self.store().get_diversions(&current).await?.values() {
+                let Some(next) = self.target_account(&current, target).await? else {
+                    continue;
+                };
+                if &next == own {
+                    let mut looped = chain.clone();
+                    looped.push(next);
+                    return Ok(Some(looped));
+                }
+                if visited.insert(next.clone()) {
+                    let mut longer = chain.clone();
+                    longer.push(next);
+                    stack.push(longer);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// `set_diversions`: `params` are the condition parameters present in the request (an
+    /// empty value clears). Validates all, then writes the changed conditions in one
+    /// transaction. Returns the success text.
+    pub async fn set_diversions(
+        &self,
+        id: &AccountId,
+        params: &[(Condition, String)],
+    ) -> Result<String, ServiceError> {
+        let account = self.require_account(id).await?;
+        if params.is_empty() {
+            return Ok("Diversions remained the same".to_owned());
+        }
+        let voicemail_enabled = self
+            .store()
+            .get_voicemail(id)
+            .await?
+            .is_some_and(|v| v.enabled);
+        let mut parsed: Vec<(Condition, Option<DiversionTarget>)> = Vec::new();
+        for (condition, raw) in params {
+            if raw.trim().is_empty() {
+                parsed.push((*condition, None));
+                continue;
+            }
+            let target = DiversionTarget::parse(*condition, raw, id)?;
+            match &target {
+                DiversionTarget::VoiceMailbox if !voicemail_enabled => {
+                    return Err(ServiceError::invalid(
+                        condition.code(),
+                        "is <voice-mailbox> but voicemail is not enabled for this account",
+                    ));
+                }
+                DiversionTarget::MobileNumber if account.profile.mobile.is_none() => {
+                    return Err(ServiceError::invalid(
+                        condition.code(),
+                        "is <mobile-number> but the account has no mobile number",
+                    ));
+                }
+                _ => {}
+            }
+            if let Some(reached) = self.target_account(id, &target).await? {
+                if &reached == id {
+                    return Err(ServiceError::invalid(
+                        condition.code(),
+                        format!(
+                            "'{}' is this account itself; it cannot forward to itself",
+                            printable(raw.trim())
+                        ),
+                    ));
+                }
+                if let Some(chain) = self.find_loop(id, &reached).await? {
+                    let shown: Vec<String> = chain.iter().map(ToString::to_string).collect();
+                    return Err(ServiceError::invalid(
+                        condition.code(),
+                        format!("would forward in a loop: {}", shown.join(" → ")),
+                    ));
+                }
+            }
+            parsed.push((*condition, Some(target)));
+        }
+        let current = self.store().get_diversions(id).await?;
+        let changed: Vec<(Condition, Option<DiversionTarget>)> = parsed
+            .into_iter()
+            .filter(|(c, t)| current.get(c) != t.as_ref())
+            .collect();
+        if changed.is_empty() {
+            return Ok("Diversions remained the same".to_owned());
+        }
+        self.store().set_diversions(id, &changed).await?;
+        let described: Vec<String> = changed
+            .iter()
+            .map(|(c, t)| match t {
+                Some(t) => format!("{c} set to {}", t.shown()),
+                None => format!("{c} cleared"),
+            })
+            .collect();
+        Ok(format!("Diversions updated: {}", described.join(", ")))
+    }
+
+    // ----- accept rules, DND -----
+
+    /// The account's accept rules.
+    pub async fn accept_rules(&self, id: &AccountId) -> Result<AcceptRules, ServiceError> {
+        Ok(self.store().get_accept_rules(id).await?)
+    }
+
+    /// Whether DND is in force now.
+    pub async fn dnd_active(&self, id: &AccountId) -> Result<bool, ServiceError> {
+        Ok(self
+            .store()
+            .get_accept_rules(id)
+            .await?
+            .dnd_at(self.clock().now()))
+    }
+
+    /// Adds or replaces a persistent accept rule (operator); true if it replaced one.
+    pub async fn put_accept_rule(
+        &self,
+        id: &AccountId,
+        rule: &AcceptRule,
+    ) -> Result<bool, ServiceError> {
+        self.require_account(id).await?;
+        Ok(self.store().put_accept_rule(id, rule).await?)
+    }
+
+    /// Removes a persistent accept rule (operator).
+    pub async fn remove_accept_rule(
+        &self,
+        id: &AccountId,
+        days: DaysMask,
+    ) -> Result<(), ServiceError> {
+        self.require_account(id).await?;
+        if self.store().remove_accept_rule(id, days).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound(format!(
+                "{id} has no accept rule for days {days}"
+            )))
+        }
+    }
+
+    /// `dnd_on`: accept nobody, for `duration` minutes or until `dnd_off`.
+    pub async fn dnd_on(
+        &self,
+        id: &AccountId,
+        duration: Option<&str>,
+    ) -> Result<String, ServiceError> {
+        let minutes = duration.map(parse_dnd_duration).transpose()?;
+        self.require_account(id).await?;
+        let until = minutes.map(|m| self.clock().now() + Duration::minutes(m));
+        self.store()
+            .set_temporary_rule(
+                id,
+                Some(&TemporaryRule {
+                    groups: vec![Group::Nobody],
+                    until,
+                }),
+            )
+            .await?;
+        Ok(match minutes {
+            Some(m) => format!("Do Not Disturb is on for {m} minutes"),
+            None => "Do Not Disturb is on".to_owned(),
+        })
+    }
+
+    /// `dnd_off`: removes a DND (a temporary rule of other groups stays).
+    pub async fn dnd_off(&self, id: &AccountId) -> Result<String, ServiceError> {
+        self.require_account(id).await?;
+        let rules = self.store().get_accept_rules(id).await?;
+        let now = self.clock().now();
+        let remove = rules
+            .temporary
+            .as_ref()
+            .is_some_and(|t| t.is_dnd() || !t.active_at(now));
+        if remove {
+            self.store().set_temporary_rule(id, None).await?;
+        }
+        Ok("Do Not Disturb is off".to_owned())
+    }
+
+    /// The phonebook groups an account can name in rules, sorted.
+    pub async fn phonebook_groups(&self, id: &AccountId) -> Result<Vec<String>, ServiceError> {
+        let mut groups: Vec<String> = self
+            .store()
+            .list_phonebook(id)
+            .await?
+            .into_iter()
+            .flat_map(|e| e.groups)
+            .collect();
+        groups.sort();
+        groups.dedup();
+        Ok(groups)
+    }
+
+    // ----- privacy -----
+
+    /// `privacy_on` / `privacy_off` (idempotent).
+    pub async fn set_privacy(&self, id: &AccountId, on: bool) -> Result<String, ServiceError> {
+        self.store()
+            .set_privacy(id, on)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound(_) => ServiceError::NotFound(format!("no account {id}")),
+                other => other.into(),
+            })?;
+        Ok(if on {
+            "Privacy is on"
+        } else {
+            "Privacy is off"
+        }
+        .to_owned())
+    }
+
+    // ----- reject rules -----
+
+    /// The account's reject patterns.
+    pub async fn reject_patterns(
+        &self,
+        id: &AccountId,
+    ) -> Result<Vec<RejectPattern>, ServiceError> {
+        Ok(self.store().list_reject(id).await?)
+    }
+
+    /// Adds a reject pattern (operator).
+    pub async fn add_reject(
+        &self,
+        id: &AccountId,
+        pattern: &RejectPattern,
+    ) -> Result<(), ServiceError> {
+        self.require_account(id).await?;
+        self.store()
+            .add_reject(id, pattern)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => {
+                    ServiceError::Conflict(format!("{id} has reject rule {pattern} already"))
+                }
+                other => other.into(),
+            })
+    }
+
+    /// Removes a reject pattern (operator).
+    pub async fn remove_reject(
+        &self,
+        id: &AccountId,
+        pattern: &RejectPattern,
+    ) -> Result<(), ServiceError> {
+        self.require_account(id).await?;
+        if self.store().remove_reject(id, pattern).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound(format!(
+                "{id} has no reject rule {pattern}"
+            )))
+        }
+    }
+
+    // ----- voicemail -----
+
+    /// The account's voice mailbox.
+    pub async fn voicemail(&self, id: &AccountId) -> Result<Option<Voicemail>, ServiceError> {
+        Ok(self.store().get_voicemail(id).await?)
+    }
+
+    /// Enables (creating if needed) the voice mailbox; unspecified fields keep their values.
+    pub async fn enable_voicemail(
+        &self,
+        id: &AccountId,
+        delivery: Option<VoicemailDelivery>,
+        pin: Option<&str>,
+        email: Option<Email>,
+    ) -> Result<Voicemail, ServiceError> {
+        let pin_hash = pin.map(hash_pin).transpose()?;
+        self.require_account(id).await?;
+        let existing = self.store().get_voicemail(id).await?;
+        let voicemail = Voicemail {
+            enabled: true,
+            delivery: delivery
+                .or(existing.as_ref().map(|v| v.delivery))
+                .unwrap_or(VoicemailDelivery::Email),
+            email: email.or(existing.as_ref().and_then(|v| v.email.clone())),
+            pin_hash: pin_hash.or(existing.and_then(|v| v.pin_hash)),
+        };
+        self.store().put_voicemail(id, &voicemail).await?;
+        Ok(voicemail)
+    }
+
+    /// Disables the voice mailbox (its settings are kept).
+    pub async fn disable_voicemail(&self, id: &AccountId) -> Result<(), ServiceError> {
+        self.require_account(id).await?;
+        let Some(mut v) = self.store().get_voicemail(id).await? else {
+            return Err(ServiceError::NotFound(format!("{id} has no voice mailbox")));
+        };
+        v.enabled = false;
+        Ok(self.store().put_voicemail(id, &v).await?)
+    }
+
+    // ----- phonebook -----
+
+    /// The account's phonebook.
+    pub async fn phonebook(&self, id: &AccountId) -> Result<Vec<PhonebookEntry>, ServiceError> {
+        Ok(self.store().list_phonebook(id).await?)
+    }
+
+    /// Adds or replaces a phonebook entry.
+    pub async fn put_phonebook_entry(
+        &self,
+        id: &AccountId,
+        entry: &PhonebookEntry,
+    ) -> Result<(), ServiceError> {
+        self.require_account(id).await?;
+        Ok(self.store().put_phonebook_entry(id, entry).await?)
+    }
+
+    /// Removes a phonebook entry.
+    pub async fn remove_phonebook_entry(
+        &self,
+        id: &AccountId,
+        uri: &SipUri,
+    ) -> Result<(), ServiceError> {
+        self.require_account(id).await?;
+        if self.store().remove_phonebook_entry(id, uri).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound(format!(
+                "{id} has no phonebook entry {uri}"
+            )))
+        }
+    }
+
+    // ----- routing -----
+
+    /// What happens to a call to `id` (the core routing function over the stored settings).
+    pub async fn route_call(
+        &self,
+        id: &AccountId,
+        call: &CallState,
+    ) -> Result<Decision, ServiceError> {
+        let account = self.require_account(id).await?;
+        let diversions = self.store().get_diversions(id).await?;
+        let accept = self.store().get_accept_rules(id).await?;
+        let reject = self.store().list_reject(id).await?;
+        let phonebook = self.store().list_phonebook(id).await?;
+        let voicemail_enabled = self
+            .store()
+            .get_voicemail(id)
+            .await?
+            .is_some_and(|v| v.enabled);
+        Ok(route(
+            &RoutingSettings {
+                account: &account,
+                diversions: &diversions,
+                accept: &accept,
+                reject: &reject,
+                phonebook: &phonebook,
+                voicemail_enabled,
+            },
+            call,
+        ))
+    }
+}
