@@ -5,11 +5,15 @@
 //! page and the command line all call the same functions of [`Services`].
 
 pub mod account;
+pub mod billing_service;
+pub mod calls;
 pub mod cert;
 pub mod clock;
 pub mod credentials;
 pub mod error;
 pub mod ids;
+pub mod money;
+pub mod rating;
 pub mod routing;
 pub mod service;
 pub mod settings;

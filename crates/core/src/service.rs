@@ -25,6 +25,12 @@ pub struct ServicesConfig {
     pub cert_days: u32,
     /// How many aliases an account may have.
     pub alias_limit: u32,
+    /// Currency of prepaid balances (ISO 4217).
+    pub currency: String,
+    /// Longest prepaid session granted, in seconds.
+    pub prepaid_max_session_seconds: u32,
+    /// Most open prepaid sessions per account.
+    pub prepaid_max_sessions: u32,
 }
 
 impl Default for ServicesConfig {
@@ -32,6 +38,9 @@ impl Default for ServicesConfig {
         Self {
             cert_days: 365,
             alias_limit: 20,
+            currency: "EUR".to_owned(),
+            prepaid_max_session_seconds: 7200,
+            prepaid_max_sessions: 10,
         }
     }
 }

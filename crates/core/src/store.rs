@@ -13,15 +13,42 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::account::{Account, AccountProfile};
+use crate::calls::{
+    CallRecord, CloseRequest, Direction, HistoryEntry, NewCall, OpenOutcome, OpenRequest,
+    PrepaidSession, Usage,
+};
 use crate::cert::{CertRecord, Serial};
 use crate::credentials::Credentials;
 use crate::error::StoreError;
 use crate::ids::{AccountId, Domain, E164};
+use crate::money::Money;
+use crate::rating::Rate;
 use crate::settings::{
     AcceptRule, AcceptRules, DaysMask, Diversions, PhonebookEntry, RejectPattern, TemporaryRule,
     Voicemail,
 };
 use crate::sip::{Condition, DiversionTarget, SipUri};
+
+/// A change of a prepaid balance.
+#[derive(Debug, Clone)]
+pub enum BalanceChange {
+    /// Add `value` (negative to take off) with a history `action` (`topup`, `refund`, …).
+    Add {
+        /// The change.
+        value: Money,
+        /// History action.
+        action: String,
+        /// History description.
+        description: String,
+    },
+    /// Set the balance to `value`; the history shows the difference.
+    Set {
+        /// The new balance.
+        value: Money,
+        /// History description.
+        description: String,
+    },
+}
 
 /// What [`Store::add_alias`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,4 +239,74 @@ pub trait Store: Send + Sync + fmt::Debug {
         account: &AccountId,
         uri: &SipUri,
     ) -> Result<bool, StoreError>;
+
+    // ----- rates -----
+
+    /// Stores rates in one transaction (adding or replacing by prefix; with `replace`, the
+    /// table is replaced as a whole). Returns how many were stored.
+    async fn import_rates(&self, rates: &[Rate], replace: bool) -> Result<u64, StoreError>;
+    /// All rates, by prefix.
+    async fn list_rates(&self) -> Result<Vec<Rate>, StoreError>;
+    /// The rate with the longest prefix of `digits` (E.164 digits without `+`).
+    async fn find_rate(&self, digits: &str) -> Result<Option<Rate>, StoreError>;
+
+    // ----- balance -----
+
+    /// The account's balance. [`StoreError::NotFound`] if there is no account.
+    async fn get_balance(&self, account: &AccountId) -> Result<Money, StoreError>;
+    /// Changes the balance and writes the history entry, in one transaction; returns the new
+    /// balance.
+    async fn change_balance(
+        &self,
+        account: &AccountId,
+        change: &BalanceChange,
+        at: DateTime<Utc>,
+    ) -> Result<Money, StoreError>;
+    /// History entries, newest first.
+    async fn balance_history(
+        &self,
+        account: &AccountId,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>, StoreError>;
+
+    // ----- prepaid sessions -----
+
+    /// Opens a session atomically: the account must be prepaid and below the session limit;
+    /// the time granted is what the balance less every open reservation pays at the rate, and
+    /// its price is reserved. Concurrent opens can never together reserve more than the
+    /// balance. Opening an already open Call-ID answers that session;
+    /// [`StoreError::Conflict`] for a closed one.
+    async fn open_prepaid_session(&self, request: &OpenRequest) -> Result<OpenOutcome, StoreError>;
+    /// Closes a session in one transaction: prices the duration at the session's rate, debits
+    /// the balance, writes the history entry and the call record, releases the reservation.
+    /// Closing a closed session changes nothing and answers it as it is. `None` for an unknown
+    /// Call-ID.
+    async fn close_prepaid_session(
+        &self,
+        request: &CloseRequest,
+    ) -> Result<Option<PrepaidSession>, StoreError>;
+    /// The account's open sessions, oldest first.
+    async fn active_sessions(&self, account: &AccountId)
+    -> Result<Vec<PrepaidSession>, StoreError>;
+
+    // ----- calls -----
+
+    /// Records calls for their local parties, all in one transaction. Idempotent on (Call-ID,
+    /// from tag, to tag): a replay stores nothing. Returns, per call, whether it was new.
+    async fn record_calls(&self, calls: &[NewCall]) -> Result<Vec<bool>, StoreError>;
+    /// An account's calls of one direction that started at or after `since`, newest first.
+    async fn list_calls(
+        &self,
+        account: &AccountId,
+        direction: Direction,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<CallRecord>, StoreError>;
+    /// Placed calls that started in `[from, to)`.
+    async fn usage(
+        &self,
+        account: &AccountId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Usage, StoreError>;
 }

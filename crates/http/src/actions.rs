@@ -52,6 +52,14 @@ pub enum Action {
     Crt,
     /// `p12`: a new certificate as PKCS#12.
     P12,
+    /// `calls`: object C.
+    Calls,
+    /// `prepaid`: object P.
+    Prepaid,
+    /// `balance_history`: array H or CSV.
+    BalanceHistory,
+    /// `monthly_usage`: object U.
+    MonthlyUsage,
 }
 
 impl Action {
@@ -90,6 +98,15 @@ impl Action {
         ("get_crt", Action::Crt),
         ("p12", Action::P12),
         ("get_p12", Action::P12),
+        ("calls", Action::Calls),
+        ("get_history", Action::Calls),
+        ("get_calls", Action::Calls),
+        ("prepaid", Action::Prepaid),
+        ("get_prepaid", Action::Prepaid),
+        ("balance_history", Action::BalanceHistory),
+        ("get_balance_history", Action::BalanceHistory),
+        ("monthly_usage", Action::MonthlyUsage),
+        ("get_monthly_usage", Action::MonthlyUsage),
     ];
 
     /// The action for a name, seed name or alias.
@@ -323,7 +340,91 @@ impl ActionRequest<'_> {
                 let (_, p12) = s.issue_pkcs12(id, &password, variant, days).await?;
                 file_response("application/x-pkcs12", &format!("{id}.p12"), p12)
             }
+            Action::Calls => {
+                let days = self.number("days", 1..=90, 14)?;
+                let limit = self.number("limit", 1..=500, 50)?;
+                let account = s.account(id).await?;
+                let (placed, received) = s.calls(id, days, limit).await?;
+                Json(objects::calls(&account, &placed, &received)).into_response()
+            }
+            Action::Prepaid => {
+                let account = s.account(id).await?;
+                let (balance, sessions) = s.prepaid(id).await?;
+                Json(objects::prepaid(
+                    &account,
+                    balance,
+                    &sessions,
+                    &s.config().currency,
+                    s.clock().now(),
+                ))
+                .into_response()
+            }
+            Action::BalanceHistory => {
+                let limit = self.number("limit", 1..=1000, 200)?;
+                let csv = match self.params.get("csv") {
+                    None | Some("") | Some("0") => false,
+                    Some("1") => true,
+                    Some(_) => return Err(ServiceError::invalid("csv", "must be 1 or 0")),
+                };
+                let account = s.account(id).await?;
+                let history = s.balance_history(id, limit).await?;
+                if csv {
+                    let text = objects::history_csv(&account, &history)
+                        .map_err(|e| ServiceError::Internal(format!("csv: {e}")))?;
+                    let mut response = text.into_response();
+                    let headers = response.headers_mut();
+                    headers.insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/csv; charset=utf-8"),
+                    );
+                    if let Ok(v) =
+                        HeaderValue::from_str(&format!("attachment; filename={id}-balance.csv"))
+                    {
+                        headers.insert(header::CONTENT_DISPOSITION, v);
+                    }
+                    response
+                } else {
+                    Json(objects::history(&account, &history)).into_response()
+                }
+            }
+            Action::MonthlyUsage => {
+                let (month, usage) = s.monthly_usage(id, self.params.get("month")).await?;
+                Json(serde_json::json!({
+                    "month": month,
+                    "calls": usage.calls,
+                    "duration": usage.duration,
+                    "price": usage.price.to_string(),
+                }))
+                .into_response()
+            }
         })
+    }
+
+    /// An optional whole-number parameter within `range`, or its default.
+    fn number(
+        &self,
+        name: &str,
+        range: std::ops::RangeInclusive<u32>,
+        default: u32,
+    ) -> Result<u32, ServiceError> {
+        match self.params.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| range.contains(n))
+                .ok_or_else(|| {
+                    ServiceError::invalid(
+                        name,
+                        format!(
+                            "must be a whole number between {} and {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    )
+                }),
+        }
     }
 
     fn days(&self) -> Result<Option<u32>, ServiceError> {

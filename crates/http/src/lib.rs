@@ -14,8 +14,10 @@ pub mod actions;
 pub mod identity;
 pub mod objects;
 pub mod params;
+pub mod problem;
 pub mod reply;
 pub mod serve;
+pub mod service_api;
 pub mod tls;
 
 use axum::Router;
@@ -37,6 +39,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/settings.phtml", any(actions::handle))
         .route("/settings", any(actions::handle))
+        .merge(service_api::routes())
         .fallback(reply::not_found)
         .with_state(state)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(

@@ -2,8 +2,12 @@
 //! and V (voicemail), keys in the order the specification lists them.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use sip_settings_core::Account;
+use sip_settings_core::calls::{CallRecord, HistoryEntry, PrepaidSession};
+use sip_settings_core::money::Money;
 use sip_settings_core::settings::{AcceptRules, Diversions, Group, Voicemail};
 use sip_settings_core::sip::Condition;
 
@@ -63,4 +67,157 @@ pub fn voicemail(account: &Account, v: &Voicemail) -> Value {
         "enabled": v.enabled,
         "name": name.trim(),
     })
+}
+
+/// A time in the account's zone, `YYYY-MM-DD HH:MM:SS`.
+pub fn local_time(account: &Account, t: DateTime<Utc>) -> String {
+    t.with_timezone(&account.profile.timezone.tz())
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+fn utc(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn call(account: &Account, c: &CallRecord, placed: bool) -> Value {
+    let remote = if placed { &c.callee } else { &c.caller };
+    let mut v = json!({
+        "remoteParty": remote.to_string(),
+        "displayName": "",
+        "startTime": local_time(account, c.start),
+        "stopTime": local_time(account, c.stop),
+        "timezone": account.profile.timezone.name(),
+        "duration": c.duration,
+        "status": c.status,
+    });
+    if let Value::Object(map) = &mut v {
+        if placed {
+            map.insert(
+                "price".to_owned(),
+                c.price
+                    .map_or(Value::Null, |p| Value::String(p.to_string())),
+            );
+        }
+        map.insert("sessionId".to_owned(), json!(c.call_id));
+        map.insert("fromTag".to_owned(), json!(c.from_tag));
+        map.insert("toTag".to_owned(), json!(c.to_tag));
+        map.insert("proxyIP".to_owned(), json!(c.proxy_ip));
+        map.insert("media".to_owned(), json!(c.media));
+        map.insert("startTimeUtc".to_owned(), json!(utc(c.start)));
+        map.insert("stopTimeUtc".to_owned(), json!(utc(c.stop)));
+    }
+    v
+}
+
+/// Object C.
+pub fn calls(account: &Account, placed: &[CallRecord], received: &[CallRecord]) -> Value {
+    json!({
+        "placed": placed.iter().map(|c| call(account, c, true)).collect::<Vec<_>>(),
+        "received": received.iter().map(|c| call(account, c, false)).collect::<Vec<_>>(),
+    })
+}
+
+/// Object P. `balance` is a JSON number written from the exact decimal (four decimals), never
+/// through floating point.
+#[derive(Debug, Serialize)]
+pub struct PrepaidObject {
+    balance: Box<RawValue>,
+    currency: String,
+    active_calls: Vec<Value>,
+    prepaid: bool,
+}
+
+fn number(m: Money) -> Box<RawValue> {
+    // A Money prints as `-?digits.dddd`, always a valid JSON number.
+    RawValue::from_string(m.to_string()).unwrap_or_else(|_| {
+        RawValue::from_string("0".to_owned()).unwrap_or_else(|_| unreachable!("0 is JSON"))
+    })
+}
+
+/// Object P. A postpaid account shows balance 0 and no active calls.
+pub fn prepaid(
+    account: &Account,
+    balance: Money,
+    sessions: &[PrepaidSession],
+    currency: &str,
+    now: DateTime<Utc>,
+) -> PrepaidObject {
+    if !account.prepaid {
+        return PrepaidObject {
+            balance: number(Money::ZERO),
+            currency: currency.to_owned(),
+            active_calls: vec![],
+            prepaid: false,
+        };
+    }
+    let active: Vec<Value> = sessions
+        .iter()
+        .map(|s| {
+            json!({
+                "sessionId": s.call_id,
+                "destination": s.destination.to_string(),
+                "startTime": local_time(account, s.opened_at),
+                "maxSessionTime": s.max_session_time,
+                "elapsed": (now - s.opened_at).num_seconds().max(0),
+            })
+        })
+        .collect();
+    PrepaidObject {
+        balance: number(balance),
+        currency: currency.to_owned(),
+        active_calls: active,
+        prepaid: true,
+    }
+}
+
+/// Array H.
+pub fn history(account: &Account, entries: &[HistoryEntry]) -> Value {
+    Value::Array(
+        entries
+            .iter()
+            .map(|h| {
+                json!({
+                    "date": local_time(account, h.at),
+                    "dateUtc": utc(h.at),
+                    "action": h.action,
+                    "description": h.description,
+                    "value": h.value.signed(),
+                    "balance": h.balance.to_string(),
+                    "session": h.session,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The balance history as RFC 4180 CSV.
+pub fn history_csv(account: &Account, entries: &[HistoryEntry]) -> Result<String, csv::Error> {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    w.write_record([
+        "Id",
+        "Account",
+        "Date",
+        "Action",
+        "Description",
+        "Value",
+        "Final Balance",
+    ])?;
+    for h in entries {
+        w.write_record([
+            h.id.to_string(),
+            account.id.to_string(),
+            local_time(account, h.at),
+            h.action.clone(),
+            h.description.clone(),
+            h.value.signed(),
+            h.balance.to_string(),
+        ])?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| csv::Error::from(e.into_error()))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }

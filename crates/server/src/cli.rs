@@ -74,6 +74,78 @@ pub enum Command {
     /// Phonebook entries and their groups.
     #[command(subcommand)]
     Phonebook(PhonebookCommand),
+    /// Prepaid balances.
+    #[command(subcommand)]
+    Balance(BalanceCommand),
+    /// The rate table for prepaid calls.
+    #[command(subcommand)]
+    Rates(RatesCommand),
+    /// Call records.
+    #[command(subcommand)]
+    Calls(CallsCommand),
+}
+
+/// `balance …`
+#[derive(Debug, Subcommand)]
+pub enum BalanceCommand {
+    /// Add AMOUNT to the balance.
+    Topup {
+        /// user@domain
+        account: String,
+        /// A positive decimal amount (at most 4 decimals).
+        amount: String,
+        /// History description.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Set the balance to AMOUNT.
+    Set {
+        /// user@domain
+        account: String,
+        /// A decimal amount (at most 4 decimals).
+        amount: String,
+        /// History description.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Show the balance, open prepaid calls and recent history.
+    Show {
+        /// user@domain
+        account: String,
+    },
+}
+
+/// `rates …`
+#[derive(Debug, Subcommand)]
+pub enum RatesCommand {
+    /// Import a CSV: prefix,description,connect_fee,rate_per_minute,increment_seconds,minimum_seconds
+    /// with a header line. All lines are checked first; a malformed one imports nothing.
+    Import {
+        /// The CSV file.
+        file: std::path::PathBuf,
+        /// Replace the whole table instead of adding/updating by prefix.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// List the rates.
+    List,
+    /// The rate a number is charged at (longest prefix).
+    Lookup {
+        /// +E164
+        number: String,
+    },
+}
+
+/// `calls …`
+#[derive(Debug, Subcommand)]
+pub enum CallsCommand {
+    /// Import a CSV of finished calls with a header line:
+    /// call_id,from_tag,to_tag,caller,callee,start,stop,duration,status,media,proxy_ip,price
+    /// (media separated by spaces). A malformed line imports nothing.
+    Import {
+        /// The CSV file.
+        file: std::path::PathBuf,
+    },
 }
 
 /// `alias …`
@@ -297,6 +369,19 @@ pub enum AccountCommand {
         password: PasswordArgs,
         #[command(flatten)]
         profile: ProfileArgs,
+        /// Calls are paid from a prepaid balance.
+        #[arg(long)]
+        prepaid: bool,
+    },
+    /// Change profile fields or the prepaid flag (an empty value clears an optional field).
+    Set {
+        /// user@domain
+        account: String,
+        #[command(flatten)]
+        profile: ProfileArgs,
+        /// true or false.
+        #[arg(long, value_name = "BOOL")]
+        prepaid: Option<String>,
     },
     /// List accounts.
     List {

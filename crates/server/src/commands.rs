@@ -166,9 +166,11 @@ pub async fn account(config: &Config, cmd: &AccountCommand) -> anyhow::Result<()
             account,
             password,
             profile,
+            prepaid,
         } => {
             let id = AccountId::parse(account)?;
-            let update = profile_update(profile)?;
+            let mut update = profile_update(profile)?;
+            update.prepaid = Some(*prepaid);
             let pw = Password::parse_for("password", &password_from(password)?)?;
             let created = services.add_account(&id, &pw, &update).await?;
             println!("added account {}", created.id);
@@ -207,6 +209,26 @@ pub async fn account(config: &Config, cmd: &AccountCommand) -> anyhow::Result<()
                     }
                 }
             }
+        }
+        AccountCommand::Set {
+            account,
+            profile,
+            prepaid,
+        } => {
+            let id = AccountId::parse(account)?;
+            let mut update = profile_update(profile)?;
+            update.prepaid = match prepaid.as_deref() {
+                None => None,
+                Some("true") | Some("yes") | Some("1") => Some(true),
+                Some("false") | Some("no") | Some("0") => Some(false),
+                Some(other) => bail!("--prepaid must be true or false, not '{other}'"),
+            };
+            let updated = services.update_account(&id, &update).await?;
+            println!(
+                "updated account {}{}",
+                updated.id,
+                if updated.prepaid { " (prepaid)" } else { "" }
+            );
         }
         AccountCommand::Passwd { account, password } => {
             let id = AccountId::parse(account)?;

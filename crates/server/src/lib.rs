@@ -2,6 +2,7 @@
 //! `main` only parses arguments and calls [`run`]; tests start servers through [`app`].
 
 pub mod app;
+pub mod billing_commands;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -45,6 +46,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reject(cmd) => settings_commands::reject(&config, cmd).await?,
         Command::Accept(cmd) => settings_commands::accept(&config, cmd).await?,
         Command::Phonebook(cmd) => settings_commands::phonebook(&config, cmd).await?,
+        Command::Balance(cmd) => billing_commands::balance(&config, cmd).await?,
+        Command::Rates(cmd) => billing_commands::rates(&config, cmd).await?,
+        Command::Calls(cmd) => billing_commands::calls(&config, cmd).await?,
     }
     Ok(())
 }

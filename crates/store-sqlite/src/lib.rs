@@ -5,6 +5,7 @@
 //! single writer never meets a lock upgrade conflict); reads use their own pool and run
 //! concurrently with it.
 
+mod billing;
 mod rows;
 
 use std::str::FromStr;
@@ -13,15 +14,21 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sip_settings_core::account::{Account, AccountProfile};
+use sip_settings_core::calls::{
+    CallRecord, CloseRequest, Direction, HistoryEntry, NewCall, OpenOutcome, OpenRequest,
+    PrepaidSession, Usage,
+};
 use sip_settings_core::cert::{CertRecord, Serial};
 use sip_settings_core::credentials::Credentials;
 use sip_settings_core::ids::{AccountId, Domain, E164};
+use sip_settings_core::money::Money;
+use sip_settings_core::rating::Rate;
 use sip_settings_core::settings::{
     AcceptRule, AcceptRules, ClockTime, DaysMask, Diversions, Group, PhonebookEntry, RejectPattern,
     TemporaryRule, Voicemail, VoicemailDelivery,
 };
 use sip_settings_core::sip::{Condition, DiversionTarget, SipUri};
-use sip_settings_core::store::AliasOutcome;
+use sip_settings_core::store::{AliasOutcome, BalanceChange};
 use sip_settings_core::{Email, Store, StoreError};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -31,8 +38,8 @@ use crate::rows::{account_from_row, cert_from_row, map_err};
 /// The embedded SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    pub(crate) writer: SqlitePool,
+    pub(crate) reader: SqlitePool,
 }
 
 const ACCOUNT_COLUMNS: &str = "username, domain, first_name, last_name, email, timezone, mobile, \
@@ -928,6 +935,80 @@ impl Store for SqliteStore {
         .await
         .map_err(map_err)?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn import_rates(&self, rates: &[Rate], replace: bool) -> Result<u64, StoreError> {
+        self.import_rates_impl(rates, replace).await
+    }
+
+    async fn list_rates(&self) -> Result<Vec<Rate>, StoreError> {
+        self.list_rates_impl().await
+    }
+
+    async fn find_rate(&self, digits: &str) -> Result<Option<Rate>, StoreError> {
+        self.find_rate_impl(digits).await
+    }
+
+    async fn get_balance(&self, account: &AccountId) -> Result<Money, StoreError> {
+        self.get_balance_impl(account).await
+    }
+
+    async fn change_balance(
+        &self,
+        account: &AccountId,
+        change: &BalanceChange,
+        at: DateTime<Utc>,
+    ) -> Result<Money, StoreError> {
+        self.change_balance_impl(account, change, at).await
+    }
+
+    async fn balance_history(
+        &self,
+        account: &AccountId,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.balance_history_impl(account, limit).await
+    }
+
+    async fn open_prepaid_session(&self, request: &OpenRequest) -> Result<OpenOutcome, StoreError> {
+        self.open_session_impl(request).await
+    }
+
+    async fn close_prepaid_session(
+        &self,
+        request: &CloseRequest,
+    ) -> Result<Option<PrepaidSession>, StoreError> {
+        self.close_session_impl(request).await
+    }
+
+    async fn active_sessions(
+        &self,
+        account: &AccountId,
+    ) -> Result<Vec<PrepaidSession>, StoreError> {
+        self.active_sessions_impl(account).await
+    }
+
+    async fn record_calls(&self, calls: &[NewCall]) -> Result<Vec<bool>, StoreError> {
+        self.record_calls_impl(calls).await
+    }
+
+    async fn list_calls(
+        &self,
+        account: &AccountId,
+        direction: Direction,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        self.list_calls_impl(account, direction, since, limit).await
+    }
+
+    async fn usage(
+        &self,
+        account: &AccountId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Usage, StoreError> {
+        self.usage_impl(account, from, to).await
     }
 }
 

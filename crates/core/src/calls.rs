@@ -1,0 +1,407 @@
+//! Call records (CDRs) and prepaid sessions: [`CallInput`] as a proxy's accounting or a CSV
+//! line sends it, parsed into a [`CallRecord`]; [`PrepaidSession`]s that reserve balance on open
+//! and settle on close; [`HistoryEntry`]s of the balance; [`Usage`] of a month.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+
+use crate::error::ServiceError;
+use crate::ids::{AccountId, E164, printable};
+use crate::money::Money;
+use crate::rating::Rate;
+use crate::sip::SipUri;
+
+/// A call as the service API or a CSV import sends it (all text, parsed by [`CallInput::parse`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallInput {
+    /// SIP Call-ID.
+    pub call_id: String,
+    /// From tag.
+    #[serde(default)]
+    pub from_tag: String,
+    /// To tag.
+    #[serde(default)]
+    pub to_tag: String,
+    /// Caller SIP URI.
+    pub caller: String,
+    /// Callee SIP URI.
+    pub callee: String,
+    /// Start, RFC 3339.
+    pub start: String,
+    /// Stop, RFC 3339.
+    pub stop: String,
+    /// Duration in seconds.
+    pub duration: i64,
+    /// SIP final status code.
+    pub status: i64,
+    /// Media types.
+    #[serde(default)]
+    pub media: Vec<String>,
+    /// Address of the proxy that handled the call.
+    #[serde(default)]
+    pub proxy_ip: String,
+    /// Price as a decimal string.
+    #[serde(default)]
+    pub price: Option<String>,
+}
+
+/// Whether a call was placed or received by an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// The account called.
+    Placed,
+    /// The account was called.
+    Received,
+}
+
+impl Direction {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Placed => "placed",
+            Self::Received => "received",
+        }
+    }
+}
+
+/// A finished call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    /// SIP Call-ID.
+    pub call_id: String,
+    /// From tag.
+    pub from_tag: String,
+    /// To tag.
+    pub to_tag: String,
+    /// Caller.
+    pub caller: SipUri,
+    /// Callee.
+    pub callee: SipUri,
+    /// Start.
+    pub start: DateTime<Utc>,
+    /// Stop.
+    pub stop: DateTime<Utc>,
+    /// Duration in seconds.
+    pub duration: u32,
+    /// SIP final status.
+    pub status: u16,
+    /// Media types.
+    pub media: Vec<String>,
+    /// Proxy address.
+    pub proxy_ip: String,
+    /// Price, when rated.
+    pub price: Option<Money>,
+}
+
+fn text(field: &str, value: &str, max: usize, required: bool) -> Result<String, ServiceError> {
+    let v = value.trim();
+    if required && v.is_empty() {
+        return Err(ServiceError::invalid(field, "is missing"));
+    }
+    if v.len() > max {
+        return Err(ServiceError::invalid(
+            field,
+            format!("is longer than {max} bytes"),
+        ));
+    }
+    if v.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(ServiceError::invalid(
+            field,
+            "must not contain spaces or control characters",
+        ));
+    }
+    Ok(v.to_owned())
+}
+
+/// Parses an RFC 3339 time for `field`.
+pub fn parse_time(field: &str, value: &str) -> Result<DateTime<Utc>, ServiceError> {
+    DateTime::parse_from_rfc3339(value.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            ServiceError::invalid(
+                field,
+                format!("'{}' is not an RFC 3339 time", printable(value)),
+            )
+        })
+}
+
+impl CallInput {
+    /// Parses and checks every field.
+    pub fn parse(&self) -> Result<CallRecord, ServiceError> {
+        let call_id = text("call_id", &self.call_id, 255, true)?;
+        let from_tag = text("from_tag", &self.from_tag, 128, false)?;
+        let to_tag = text("to_tag", &self.to_tag, 128, false)?;
+        let caller = SipUri::parse_for("caller", self.caller.trim())?;
+        let callee = SipUri::parse_for("callee", self.callee.trim())?;
+        let start = parse_time("start", &self.start)?;
+        let stop = parse_time("stop", &self.stop)?;
+        if stop < start {
+            return Err(ServiceError::invalid("stop", "is before start"));
+        }
+        let span = (stop - start).num_seconds();
+        let duration = u32::try_from(self.duration).map_err(|_| {
+            ServiceError::invalid("duration", "must be a whole number of seconds ≥ 0")
+        })?;
+        if i64::from(duration) > span + 1 {
+            return Err(ServiceError::invalid(
+                "duration",
+                "is longer than stop − start",
+            ));
+        }
+        let status = u16::try_from(self.status)
+            .ok()
+            .filter(|s| (100..=699).contains(s))
+            .ok_or_else(|| ServiceError::invalid("status", "must be a SIP status code 100–699"))?;
+        let mut media = Vec::new();
+        for m in &self.media {
+            let m = m.trim().to_ascii_lowercase();
+            if m.is_empty()
+                || m.len() > 32
+                || !m.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            {
+                return Err(ServiceError::invalid(
+                    "media",
+                    format!("'{}' is not a media type", printable(&m)),
+                ));
+            }
+            media.push(m);
+        }
+        let proxy_ip = self.proxy_ip.trim().to_owned();
+        if !proxy_ip.is_empty() && proxy_ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(ServiceError::invalid(
+                "proxy_ip",
+                format!("'{}' is not an IP address", printable(&proxy_ip)),
+            ));
+        }
+        let price = self
+            .price
+            .as_deref()
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| Money::parse_for("price", p))
+            .transpose()?;
+        if price.is_some_and(Money::is_negative) {
+            return Err(ServiceError::invalid("price", "must not be negative"));
+        }
+        Ok(CallRecord {
+            call_id,
+            from_tag,
+            to_tag,
+            caller,
+            callee,
+            start,
+            stop,
+            duration,
+            status,
+            media,
+            proxy_ip,
+            price,
+        })
+    }
+}
+
+/// A call to record, with the local accounts it belongs to.
+#[derive(Debug, Clone)]
+pub struct NewCall {
+    /// The call.
+    pub record: CallRecord,
+    /// Each local account and how it took part.
+    pub parties: Vec<(AccountId, Direction)>,
+}
+
+/// Why a prepaid session is refused; the `code` is the API's stable reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrepaidRefusal {
+    /// The balance does not pay for the minimum at this rate.
+    InsufficientBalance,
+    /// No rate matches the destination.
+    NoRate,
+    /// The account has as many open sessions as allowed.
+    TooManySessions,
+    /// The account is not prepaid.
+    NotPrepaid,
+}
+
+impl PrepaidRefusal {
+    /// The stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::InsufficientBalance => "insufficient_balance",
+            Self::NoRate => "no_rate",
+            Self::TooManySessions => "too_many_sessions",
+            Self::NotPrepaid => "not_prepaid",
+        }
+    }
+
+    /// A human explanation.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::InsufficientBalance => "the balance does not pay for a call to this destination",
+            Self::NoRate => "no rate matches the destination",
+            Self::TooManySessions => "the account has as many open prepaid calls as allowed",
+            Self::NotPrepaid => "the account is not prepaid",
+        }
+    }
+}
+
+/// What to open.
+#[derive(Debug, Clone)]
+pub struct OpenRequest {
+    /// The paying account.
+    pub account: AccountId,
+    /// The dialled number.
+    pub destination: E164,
+    /// The call's Call-ID (the session's key).
+    pub call_id: String,
+    /// The rate of the destination.
+    pub rate: Rate,
+    /// The longest session granted, in seconds.
+    pub max_session_seconds: u32,
+    /// Most open sessions per account.
+    pub max_sessions: u32,
+    /// Now.
+    pub now: DateTime<Utc>,
+}
+
+/// An open or closed prepaid session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrepaidSession {
+    /// Call-ID.
+    pub call_id: String,
+    /// The paying account.
+    pub account: AccountId,
+    /// The dialled number.
+    pub destination: E164,
+    /// When it opened.
+    pub opened_at: DateTime<Utc>,
+    /// Seconds granted.
+    pub max_session_time: u32,
+    /// Balance held while open.
+    pub reserved: Money,
+    /// The rate used.
+    pub rate: Rate,
+    /// The settlement, once closed.
+    pub closed: Option<Settlement>,
+}
+
+/// A closed session's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settlement {
+    /// When it closed.
+    pub closed_at: DateTime<Utc>,
+    /// Seconds talked.
+    pub duration: u32,
+    /// What it cost.
+    pub price: Money,
+    /// The balance after the debit.
+    pub balance: Money,
+}
+
+/// What opening did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenOutcome {
+    /// Opened now.
+    Opened(PrepaidSession),
+    /// A repeated open of a session that is open: the session as it is.
+    AlreadyOpen(PrepaidSession),
+    /// Refused.
+    Refused(PrepaidRefusal),
+}
+
+/// What to close.
+#[derive(Debug, Clone)]
+pub struct CloseRequest {
+    /// Call-ID.
+    pub call_id: String,
+    /// Seconds talked.
+    pub duration: u32,
+    /// From tag of the call record.
+    pub from_tag: String,
+    /// To tag of the call record.
+    pub to_tag: String,
+    /// Media of the call record.
+    pub media: Vec<String>,
+    /// Proxy of the call record.
+    pub proxy_ip: String,
+    /// Now.
+    pub now: DateTime<Utc>,
+}
+
+/// One change of a balance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// Sequence number.
+    pub id: i64,
+    /// The account.
+    pub account: AccountId,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// `topup`, `debit`, `set`, `refund`.
+    pub action: String,
+    /// What it was.
+    pub description: String,
+    /// The change.
+    pub value: Money,
+    /// The balance after it.
+    pub balance: Money,
+    /// The call's Call-ID, for call debits.
+    pub session: Option<String>,
+}
+
+/// Placed calls of a period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Number of placed calls.
+    pub calls: u64,
+    /// Their total duration, seconds.
+    pub duration: u64,
+    /// Their total price.
+    pub price: Money,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input() -> CallInput {
+        CallInput {
+            call_id: "abc@host".into(),
+            from_tag: "f1".into(),
+            to_tag: "t1".into(),
+            caller: "sip:alice@example.com".into(),
+            callee: "sip:+31201234567@example.com".into(),
+            start: "2026-11-26T10:00:00Z".into(),
+            stop: "2026-11-26T10:01:00Z".into(),
+            duration: 60,
+            status: 200,
+            media: vec!["audio".into()],
+            proxy_ip: "192.0.2.1".into(),
+            price: Some("0.1500".into()),
+        }
+    }
+
+    #[test]
+    fn parses_a_call_and_names_bad_fields() {
+        let r = input().parse().unwrap();
+        assert_eq!(r.duration, 60);
+        assert_eq!(r.price.unwrap().to_string(), "0.1500");
+        let cases: Vec<(&str, Box<dyn Fn(&mut CallInput)>)> = vec![
+            ("call_id", Box::new(|c| c.call_id = String::new())),
+            ("caller", Box::new(|c| c.caller = "alice".into())),
+            ("callee", Box::new(|c| c.callee = "sip:".into())),
+            ("start", Box::new(|c| c.start = "yesterday".into())),
+            ("stop", Box::new(|c| c.stop = "2026-11-26T09:00:00Z".into())),
+            ("duration", Box::new(|c| c.duration = -1)),
+            ("duration", Box::new(|c| c.duration = 3600)),
+            ("status", Box::new(|c| c.status = 99)),
+            ("media", Box::new(|c| c.media = vec!["au dio".into()])),
+            ("proxy_ip", Box::new(|c| c.proxy_ip = "proxy".into())),
+            ("price", Box::new(|c| c.price = Some("-1".into()))),
+        ];
+        for (field, mutate) in cases {
+            let mut c = input();
+            mutate(&mut c);
+            assert_eq!(c.parse().unwrap_err().field(), Some(field));
+        }
+    }
+}

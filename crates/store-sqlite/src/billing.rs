@@ -1,0 +1,611 @@
+//! Rates, balances, prepaid sessions and call records on SQLite. The prepaid rules (what a
+//! balance pays for) are core's; this module makes each operation one transaction on the single
+//! writer connection, so concurrent opens are serialised and can never overdraw.
+
+use chrono::{DateTime, TimeZone, Utc};
+use sip_settings_core::StoreError;
+use sip_settings_core::calls::{
+    CallRecord, CloseRequest, Direction, HistoryEntry, NewCall, OpenOutcome, OpenRequest,
+    PrepaidRefusal, PrepaidSession, Settlement, Usage,
+};
+use sip_settings_core::ids::{AccountId, E164};
+use sip_settings_core::money::Money;
+use sip_settings_core::rating::{Rate, prefixes_of};
+use sip_settings_core::sip::SipUri;
+use sip_settings_core::store::BalanceChange;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::SqliteStore;
+use crate::rows::map_err;
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Other(format!("stored {what} is invalid: {e}"))
+}
+
+fn u32_of(v: i64, what: &str) -> Result<u32, StoreError> {
+    u32::try_from(v).map_err(|e| corrupt(what, e))
+}
+
+fn unix(t: DateTime<Utc>) -> i64 {
+    t.timestamp()
+}
+
+fn from_unix(s: i64) -> Result<DateTime<Utc>, StoreError> {
+    Utc.timestamp_opt(s, 0)
+        .single()
+        .ok_or_else(|| corrupt("time", s))
+}
+
+fn rate_from(r: &SqliteRow, p: &str) -> Result<Rate, StoreError> {
+    let col = |c: &str| format!("{p}{c}");
+    let prefix: String = r.try_get(col("prefix").as_str()).map_err(map_err)?;
+    let description: String = r.try_get(col("description").as_str()).map_err(map_err)?;
+    let connect: i64 = r.try_get("connect_fee").map_err(map_err)?;
+    let per_minute: i64 = r.try_get("rate_per_minute").map_err(map_err)?;
+    let inc: i64 = r.try_get("increment_seconds").map_err(map_err)?;
+    let min: i64 = r.try_get("minimum_seconds").map_err(map_err)?;
+    Rate::new(
+        &prefix,
+        &description,
+        Money::from_units(connect),
+        Money::from_units(per_minute),
+        u32_of(inc, "increment")?,
+        u32_of(min, "minimum")?,
+    )
+    .map_err(|e| corrupt("rate", e))
+}
+
+fn session_from(r: &SqliteRow) -> Result<PrepaidSession, StoreError> {
+    let user: String = r.try_get("username").map_err(map_err)?;
+    let domain: String = r.try_get("domain").map_err(map_err)?;
+    let destination: String = r.try_get("destination").map_err(map_err)?;
+    let closed_at: Option<DateTime<Utc>> = r.try_get("closed_at").map_err(map_err)?;
+    let closed = match closed_at {
+        Some(closed_at) => {
+            let duration: Option<i64> = r.try_get("duration").map_err(map_err)?;
+            let price: Option<i64> = r.try_get("price").map_err(map_err)?;
+            let balance: Option<i64> = r.try_get("balance_after").map_err(map_err)?;
+            Some(Settlement {
+                closed_at,
+                duration: u32_of(duration.unwrap_or_default(), "duration")?,
+                price: Money::from_units(price.unwrap_or_default()),
+                balance: Money::from_units(balance.unwrap_or_default()),
+            })
+        }
+        None => None,
+    };
+    let max: i64 = r.try_get("max_session_time").map_err(map_err)?;
+    let reserved: i64 = r.try_get("reserved").map_err(map_err)?;
+    Ok(PrepaidSession {
+        call_id: r.try_get("call_id").map_err(map_err)?,
+        account: AccountId::parse(&format!("{user}@{domain}"))
+            .map_err(|e| corrupt("account", e))?,
+        destination: E164::parse_for("destination", &destination)
+            .map_err(|e| corrupt("destination", e))?,
+        opened_at: r.try_get("opened_at").map_err(map_err)?,
+        max_session_time: u32_of(max, "max_session_time")?,
+        reserved: Money::from_units(reserved),
+        rate: rate_from(r, "rate_")?,
+        closed,
+    })
+}
+
+const SESSION_SELECT: &str = "SELECT s.*, a.username, a.domain FROM prepaid_sessions s \
+                              JOIN accounts a ON a.id = s.account_id";
+
+fn call_from(r: &SqliteRow) -> Result<CallRecord, StoreError> {
+    let caller: String = r.try_get("caller").map_err(map_err)?;
+    let callee: String = r.try_get("callee").map_err(map_err)?;
+    let media: String = r.try_get("media").map_err(map_err)?;
+    let start: i64 = r.try_get("start_at").map_err(map_err)?;
+    let stop: i64 = r.try_get("stop_at").map_err(map_err)?;
+    let duration: i64 = r.try_get("duration").map_err(map_err)?;
+    let status: i64 = r.try_get("status").map_err(map_err)?;
+    let price: Option<i64> = r.try_get("price").map_err(map_err)?;
+    Ok(CallRecord {
+        call_id: r.try_get("call_id").map_err(map_err)?,
+        from_tag: r.try_get("from_tag").map_err(map_err)?,
+        to_tag: r.try_get("to_tag").map_err(map_err)?,
+        caller: SipUri::parse_for("caller", &caller).map_err(|e| corrupt("caller", e))?,
+        callee: SipUri::parse_for("callee", &callee).map_err(|e| corrupt("callee", e))?,
+        start: from_unix(start)?,
+        stop: from_unix(stop)?,
+        duration: u32_of(duration, "duration")?,
+        status: u16::try_from(status).map_err(|e| corrupt("status", e))?,
+        media: media
+            .split(',')
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        proxy_ip: r.try_get("proxy_ip").map_err(map_err)?,
+        price: price.map(Money::from_units),
+    })
+}
+
+async fn account_row(
+    tx: &mut Transaction<'_, Sqlite>,
+    account: &AccountId,
+) -> Result<(i64, bool, i64), StoreError> {
+    let row =
+        sqlx::query("SELECT id, prepaid, balance FROM accounts WHERE domain = ? AND username = ?")
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(map_err)?
+            .ok_or_else(|| StoreError::NotFound(format!("account {account}")))?;
+    Ok((
+        row.try_get("id").map_err(map_err)?,
+        row.try_get("prepaid").map_err(map_err)?,
+        row.try_get("balance").map_err(map_err)?,
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_history(
+    tx: &mut Transaction<'_, Sqlite>,
+    account_id: i64,
+    at: DateTime<Utc>,
+    action: &str,
+    description: &str,
+    value: Money,
+    balance: Money,
+    session: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO balance_history (account_id, at, action, description, value, balance, session) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(account_id)
+    .bind(at)
+    .bind(action)
+    .bind(description)
+    .bind(value.units())
+    .bind(balance.units())
+    .bind(session)
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+/// Inserts a call and its parties; false when (Call-ID, tags) exists (then, for a priced
+/// record, the existing record's missing price is filled in).
+async fn insert_call(tx: &mut Transaction<'_, Sqlite>, call: &NewCall) -> Result<bool, StoreError> {
+    let r = &call.record;
+    let media = r.media.join(",");
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO calls (call_id, from_tag, to_tag, caller, callee, start_at, stop_at, duration, \
+         status, media, proxy_ip, price) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (call_id, from_tag, to_tag) DO NOTHING RETURNING id",
+    )
+    .bind(&r.call_id)
+    .bind(&r.from_tag)
+    .bind(&r.to_tag)
+    .bind(r.caller.to_string())
+    .bind(r.callee.to_string())
+    .bind(unix(r.start))
+    .bind(unix(r.stop))
+    .bind(i64::from(r.duration))
+    .bind(i64::from(r.status))
+    .bind(&media)
+    .bind(&r.proxy_ip)
+    .bind(r.price.map(Money::units))
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    let Some(row) = inserted else {
+        if let Some(price) = r.price {
+            sqlx::query(
+                "UPDATE calls SET price = ? WHERE call_id = ? AND from_tag = ? AND to_tag = ? AND price IS NULL",
+            )
+            .bind(price.units())
+            .bind(&r.call_id)
+            .bind(&r.from_tag)
+            .bind(&r.to_tag)
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+        }
+        return Ok(false);
+    };
+    for (account, direction) in &call.parties {
+        sqlx::query(
+            "INSERT OR IGNORE INTO call_parties (account_id, direction, start_at, call_row) \
+             SELECT id, ?, ?, ? FROM accounts WHERE domain = ? AND username = ?",
+        )
+        .bind(direction.as_str())
+        .bind(unix(r.start))
+        .bind(row)
+        .bind(account.domain().as_str())
+        .bind(account.user().as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    }
+    Ok(true)
+}
+
+impl SqliteStore {
+    pub(crate) async fn import_rates_impl(
+        &self,
+        rates: &[Rate],
+        replace: bool,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        if replace {
+            sqlx::query("DELETE FROM rates")
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        for r in rates {
+            sqlx::query(
+                "INSERT INTO rates (prefix, description, connect_fee, rate_per_minute, increment_seconds, \
+                 minimum_seconds) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (prefix) DO UPDATE SET \
+                 description = excluded.description, connect_fee = excluded.connect_fee, \
+                 rate_per_minute = excluded.rate_per_minute, increment_seconds = excluded.increment_seconds, \
+                 minimum_seconds = excluded.minimum_seconds",
+            )
+            .bind(&r.prefix)
+            .bind(&r.description)
+            .bind(r.connect_fee.units())
+            .bind(r.rate_per_minute.units())
+            .bind(i64::from(r.increment_seconds))
+            .bind(i64::from(r.minimum_seconds))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(rates.len() as u64)
+    }
+
+    pub(crate) async fn list_rates_impl(&self) -> Result<Vec<Rate>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM rates ORDER BY prefix")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(|r| rate_from(r, "")).collect()
+    }
+
+    pub(crate) async fn find_rate_impl(&self, digits: &str) -> Result<Option<Rate>, StoreError> {
+        let prefixes = prefixes_of(digits);
+        if prefixes.is_empty() {
+            return Ok(None);
+        }
+        let placeholders = vec!["?"; prefixes.len()].join(",");
+        let sql = format!(
+            "SELECT * FROM rates WHERE prefix IN ({placeholders}) ORDER BY length(prefix) DESC LIMIT 1"
+        );
+        let mut q = sqlx::query(&sql);
+        for p in &prefixes {
+            q = q.bind(p);
+        }
+        let row = q.fetch_optional(&self.reader).await.map_err(map_err)?;
+        row.map(|r| rate_from(&r, "")).transpose()
+    }
+
+    pub(crate) async fn get_balance_impl(&self, account: &AccountId) -> Result<Money, StoreError> {
+        let b: Option<i64> =
+            sqlx::query_scalar("SELECT balance FROM accounts WHERE domain = ? AND username = ?")
+                .bind(account.domain().as_str())
+                .bind(account.user().as_str())
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(map_err)?;
+        b.map(Money::from_units)
+            .ok_or_else(|| StoreError::NotFound(format!("account {account}")))
+    }
+
+    pub(crate) async fn change_balance_impl(
+        &self,
+        account: &AccountId,
+        change: &BalanceChange,
+        at: DateTime<Utc>,
+    ) -> Result<Money, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let (id, _, balance) = account_row(&mut tx, account).await?;
+        let old = Money::from_units(balance);
+        let (new, value, action, description) = match change {
+            BalanceChange::Add {
+                value,
+                action,
+                description,
+            } => {
+                let new = old
+                    .checked_add(*value)
+                    .ok_or_else(|| StoreError::Conflict("balance out of range".to_owned()))?;
+                (new, *value, action.as_str(), description.as_str())
+            }
+            BalanceChange::Set { value, description } => {
+                (*value, *value - old, "set", description.as_str())
+            }
+        };
+        sqlx::query("UPDATE accounts SET balance = ? WHERE id = ?")
+            .bind(new.units())
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        insert_history(&mut tx, id, at, action, description, value, new, None).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(new)
+    }
+
+    pub(crate) async fn balance_history_impl(
+        &self,
+        account: &AccountId,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT h.* FROM balance_history h JOIN accounts a ON a.id = h.account_id \
+             WHERE a.domain = ? AND a.username = ? ORDER BY h.id DESC LIMIT ?",
+        )
+        .bind(account.domain().as_str())
+        .bind(account.user().as_str())
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                let value: i64 = r.try_get("value").map_err(map_err)?;
+                let balance: i64 = r.try_get("balance").map_err(map_err)?;
+                Ok(HistoryEntry {
+                    id: r.try_get("id").map_err(map_err)?,
+                    account: account.clone(),
+                    at: r.try_get("at").map_err(map_err)?,
+                    action: r.try_get("action").map_err(map_err)?,
+                    description: r.try_get("description").map_err(map_err)?,
+                    value: Money::from_units(value),
+                    balance: Money::from_units(balance),
+                    session: r.try_get("session").map_err(map_err)?,
+                })
+            })
+            .collect()
+    }
+
+    pub(crate) async fn open_session_impl(
+        &self,
+        req: &OpenRequest,
+    ) -> Result<OpenOutcome, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let (id, prepaid, balance) = account_row(&mut tx, &req.account).await?;
+        let existing = sqlx::query(&format!("{SESSION_SELECT} WHERE s.call_id = ?"))
+            .bind(&req.call_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if let Some(row) = existing {
+            let session = session_from(&row)?;
+            if session.closed.is_some() || session.account != req.account {
+                return Err(StoreError::Conflict(format!(
+                    "a prepaid session with Call-ID {} exists already",
+                    req.call_id
+                )));
+            }
+            return Ok(OpenOutcome::AlreadyOpen(session));
+        }
+        if !prepaid {
+            return Ok(OpenOutcome::Refused(PrepaidRefusal::NotPrepaid));
+        }
+        let row = sqlx::query(
+            "SELECT count(*) AS n, COALESCE(SUM(reserved), 0) AS held FROM prepaid_sessions \
+             WHERE account_id = ? AND closed_at IS NULL",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let open: i64 = row.try_get("n").map_err(map_err)?;
+        let held: i64 = row.try_get("held").map_err(map_err)?;
+        if open >= i64::from(req.max_sessions) {
+            return Ok(OpenOutcome::Refused(PrepaidRefusal::TooManySessions));
+        }
+        let available = Money::from_units(balance) - Money::from_units(held);
+        let seconds = req
+            .rate
+            .affordable_seconds(available, req.max_session_seconds);
+        if seconds == 0 {
+            return Ok(OpenOutcome::Refused(PrepaidRefusal::InsufficientBalance));
+        }
+        let reserved = req.rate.price(seconds);
+        sqlx::query(
+            "INSERT INTO prepaid_sessions (call_id, account_id, destination, opened_at, max_session_time, \
+             reserved, rate_prefix, rate_description, connect_fee, rate_per_minute, increment_seconds, \
+             minimum_seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&req.call_id)
+        .bind(id)
+        .bind(req.destination.as_str())
+        .bind(req.now)
+        .bind(i64::from(seconds))
+        .bind(reserved.units())
+        .bind(&req.rate.prefix)
+        .bind(&req.rate.description)
+        .bind(req.rate.connect_fee.units())
+        .bind(req.rate.rate_per_minute.units())
+        .bind(i64::from(req.rate.increment_seconds))
+        .bind(i64::from(req.rate.minimum_seconds))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(OpenOutcome::Opened(PrepaidSession {
+            call_id: req.call_id.clone(),
+            account: req.account.clone(),
+            destination: req.destination.clone(),
+            opened_at: req.now,
+            max_session_time: seconds,
+            reserved,
+            rate: req.rate.clone(),
+            closed: None,
+        }))
+    }
+
+    pub(crate) async fn close_session_impl(
+        &self,
+        req: &CloseRequest,
+    ) -> Result<Option<PrepaidSession>, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let row = sqlx::query(&format!("{SESSION_SELECT} WHERE s.call_id = ?"))
+            .bind(&req.call_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let mut session = session_from(&row)?;
+        if session.closed.is_some() {
+            return Ok(Some(session));
+        }
+        let (id, _, balance) = account_row(&mut tx, &session.account).await?;
+        let price = session.rate.price(req.duration);
+        let new_balance = Money::from_units(balance) - price;
+        sqlx::query("UPDATE accounts SET balance = ? WHERE id = ?")
+            .bind(new_balance.units())
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        insert_history(
+            &mut tx,
+            id,
+            req.now,
+            "debit",
+            &format!(
+                "Call to {} ({}), {} s",
+                session.destination, session.rate.description, req.duration
+            ),
+            -price,
+            new_balance,
+            Some(&session.call_id),
+        )
+        .await?;
+        let start = session.opened_at;
+        let stop = start + chrono::Duration::seconds(i64::from(req.duration));
+        let record = CallRecord {
+            call_id: session.call_id.clone(),
+            from_tag: req.from_tag.clone(),
+            to_tag: req.to_tag.clone(),
+            caller: SipUri::of_account(&session.account),
+            callee: SipUri::of_number(session.destination.as_str(), session.account.domain()),
+            start,
+            stop: stop.max(start),
+            duration: req.duration,
+            status: 200,
+            media: req.media.clone(),
+            proxy_ip: req.proxy_ip.clone(),
+            price: Some(price),
+        };
+        insert_call(
+            &mut tx,
+            &NewCall {
+                record,
+                parties: vec![(session.account.clone(), Direction::Placed)],
+            },
+        )
+        .await?;
+        sqlx::query(
+            "UPDATE prepaid_sessions SET closed_at = ?, duration = ?, price = ?, balance_after = ? \
+             WHERE call_id = ?",
+        )
+        .bind(req.now)
+        .bind(i64::from(req.duration))
+        .bind(price.units())
+        .bind(new_balance.units())
+        .bind(&session.call_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        session.closed = Some(Settlement {
+            closed_at: req.now,
+            duration: req.duration,
+            price,
+            balance: new_balance,
+        });
+        Ok(Some(session))
+    }
+
+    pub(crate) async fn active_sessions_impl(
+        &self,
+        account: &AccountId,
+    ) -> Result<Vec<PrepaidSession>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "{SESSION_SELECT} WHERE a.domain = ? AND a.username = ? AND s.closed_at IS NULL ORDER BY s.opened_at"
+        ))
+        .bind(account.domain().as_str())
+        .bind(account.user().as_str())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(session_from).collect()
+    }
+
+    pub(crate) async fn record_calls_impl(
+        &self,
+        calls: &[NewCall],
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let mut out = Vec::with_capacity(calls.len());
+        for call in calls {
+            out.push(insert_call(&mut tx, call).await?);
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(out)
+    }
+
+    pub(crate) async fn list_calls_impl(
+        &self,
+        account: &AccountId,
+        direction: Direction,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.* FROM call_parties p JOIN calls c ON c.id = p.call_row \
+             WHERE p.account_id = (SELECT id FROM accounts WHERE domain = ? AND username = ?) \
+             AND p.direction = ? AND p.start_at >= ? ORDER BY p.start_at DESC, p.call_row DESC LIMIT ?",
+        )
+        .bind(account.domain().as_str())
+        .bind(account.user().as_str())
+        .bind(direction.as_str())
+        .bind(unix(since))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(call_from).collect()
+    }
+
+    pub(crate) async fn usage_impl(
+        &self,
+        account: &AccountId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Usage, StoreError> {
+        let row = sqlx::query(
+            "SELECT count(*) AS n, COALESCE(SUM(c.duration), 0) AS d, COALESCE(SUM(c.price), 0) AS p \
+             FROM call_parties p JOIN calls c ON c.id = p.call_row \
+             WHERE p.account_id = (SELECT id FROM accounts WHERE domain = ? AND username = ?) \
+             AND p.direction = 'placed' AND p.start_at >= ? AND p.start_at < ?",
+        )
+        .bind(account.domain().as_str())
+        .bind(account.user().as_str())
+        .bind(unix(from))
+        .bind(unix(to))
+        .fetch_one(&self.reader)
+        .await
+        .map_err(map_err)?;
+        let n: i64 = row.try_get("n").map_err(map_err)?;
+        let d: i64 = row.try_get("d").map_err(map_err)?;
+        let p: i64 = row.try_get("p").map_err(map_err)?;
+        Ok(Usage {
+            calls: u64::try_from(n).unwrap_or_default(),
+            duration: u64::try_from(d).unwrap_or_default(),
+            price: Money::from_units(p),
+        })
+    }
+}
