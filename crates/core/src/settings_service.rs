@@ -69,12 +69,17 @@ impl Services {
         }
         let user = UserPart::parse_for("username", username.trim())?;
         let alias = AccountId::new(user, id.domain().clone());
-        self.add_alias(&alias, id).await?;
+        self.add_alias_for("username", &alias, id).await?;
         Ok(alias)
     }
 
     /// Adds an alias (operator): it must be in the account's domain and free.
     pub async fn add_alias(&self, alias: &AccountId, id: &AccountId) -> Result<(), ServiceError> {
+        self.add_alias_for("alias", alias, id).await
+    }
+
+    /// Adds an alias; refusals name the parameter `field`.
+    async fn add_alias_for(&self, field: &str, alias: &AccountId, id: &AccountId) -> Result<(), ServiceError> {
         if alias.domain() != id.domain() {
             return Err(ServiceError::invalid(
                 "alias",
@@ -85,9 +90,13 @@ impl Services {
         let limit = self.config().alias_limit;
         match self.store().add_alias(alias, id, limit).await? {
             AliasOutcome::Added => Ok(()),
-            AliasOutcome::Taken => Err(ServiceError::Conflict(format!("{alias} is already taken"))),
+            AliasOutcome::Taken => Err(ServiceError::Conflict(format!(
+                "{field} {}: {alias} is already taken",
+                alias.user()
+            ))),
             AliasOutcome::LimitReached => Err(ServiceError::Conflict(format!(
-                "{id} has {limit} aliases already, at most {limit} aliases are allowed"
+                "{field} {}: {id} has {limit} aliases already, at most {limit} aliases are allowed",
+                alias.user()
             ))),
         }
     }

@@ -216,7 +216,11 @@ pub const READ_ACTIONS: [&str; 7] = [
 
 impl TestApp {
     /// POST `settings.phtml` with a form; returns status and JSON body.
-    pub async fn post_action(&self, cert: &IssuedCertificate, form: &[(&str, &str)]) -> (u16, Value) {
+    pub async fn post_action(
+        &self,
+        cert: &IssuedCertificate,
+        form: &[(&str, &str)],
+    ) -> (u16, Value) {
         let response = self
             .client(Some(cert))
             .post(format!("{}/settings.phtml", self.base))

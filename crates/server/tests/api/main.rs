@@ -7,4 +7,8 @@ mod account;
 mod auth;
 mod cli;
 mod helpers;
+mod operator_cli;
+mod refusals;
+mod seed_curl;
+mod settings;
 mod tools;

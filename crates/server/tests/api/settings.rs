@@ -57,7 +57,7 @@ async fn change(
     round: usize,
     form: &[(&str, &str)],
 ) -> (u16, Value) {
-    if round % 2 == 0 {
+    if round.is_multiple_of(2) {
         let query: Vec<String> = form
             .iter()
             .map(|(k, v)| format!("{k}={}", enc(v)))
@@ -159,7 +159,10 @@ async fn reads_show_what_was_provisioned_under_every_name_and_method() {
         "a@mail.example.org",
     ]);
     let (status, body) = app
-        .action(&app.alice, "action=set_diversions&FUNC=bob&FNOA=%2B31201234599")
+        .action(
+            &app.alice,
+            "action=set_diversions&FUNC=bob&FNOA=%2B31201234599",
+        )
         .await;
     assert_success(status, &body);
 
@@ -264,7 +267,10 @@ async fn the_voicemail_pin_is_never_in_any_reply() {
         for round in 0..2 {
             let (status, body) = change(&app, &app.alice, round, &[("action", name)]).await;
             assert_eq!(status, 200, "{name}: {body}");
-            assert!(!body.to_string().contains("1234"), "{name} shows the PIN: {body}");
+            assert!(
+                !body.to_string().contains("1234"),
+                "{name} shows the PIN: {body}"
+            );
             let mut found = Vec::new();
             find_pin_keys(&body, &mut found);
             assert!(found.is_empty(), "{name} has PIN keys {found:?}: {body}");
@@ -317,8 +323,13 @@ async fn dnd_on_and_off_under_every_name_and_method() {
     }
     // With a duration, by either name and method.
     for (round, on) in ["dnd_on", "set_dnd_on"].into_iter().enumerate() {
-        let (status, body) =
-            change(&app, &app.alice, round, &[("action", on), ("duration", "45")]).await;
+        let (status, body) = change(
+            &app,
+            &app.alice,
+            round,
+            &[("action", on), ("duration", "45")],
+        )
+        .await;
         assert_done(status, &body, "Do Not Disturb is on for 45 minutes");
         let accept = app.read(&app.alice, "accept").await;
         assert_eq!(accept["temporary"]["groups"], json!(["nobody"]));
@@ -361,9 +372,11 @@ async fn a_timed_dnd_counts_down_and_lapses_by_itself_leaving_persistent_rules_a
         "--groups",
         "everybody",
     ]);
-    let persistent =
-        json!({"31": {"start": "09:00", "stop": "17:00", "groups": ["everybody"]}});
-    assert_eq!(app.read(&app.alice, "accept").await["persistent"], persistent);
+    let persistent = json!({"31": {"start": "09:00", "stop": "17:00", "groups": ["everybody"]}});
+    assert_eq!(
+        app.read(&app.alice, "accept").await["persistent"],
+        persistent
+    );
 
     let started = app.clock.now();
     let (status, body) = app.action(&app.alice, "action=dnd_on&duration=30").await;
@@ -378,7 +391,10 @@ async fn a_timed_dnd_counts_down_and_lapses_by_itself_leaving_persistent_rules_a
         (until.to_utc() - expected).num_seconds().abs() <= 1,
         "until {until} expected {expected}"
     );
-    assert_eq!(accept["persistent"], persistent, "dnd_on touched persistent rules");
+    assert_eq!(
+        accept["persistent"], persistent,
+        "dnd_on touched persistent rules"
+    );
     assert_eq!(app.read(&app.alice, "account").await["dnd"], true);
 
     // 19.5 minutes left: rounded up to 20.
@@ -389,7 +405,10 @@ async fn a_timed_dnd_counts_down_and_lapses_by_itself_leaving_persistent_rules_a
 
     app.clock.advance(Duration::minutes(19));
     let accept = app.read(&app.alice, "accept").await;
-    assert_eq!(accept["temporary"]["duration"], 1, "29 minutes later: {accept}");
+    assert_eq!(
+        accept["temporary"]["duration"], 1,
+        "29 minutes later: {accept}"
+    );
     assert_eq!(accept["temporary"]["groups"], json!(["nobody"]));
     assert_eq!(app.read(&app.alice, "account").await["dnd"], true);
 
@@ -404,10 +423,16 @@ async fn a_timed_dnd_counts_down_and_lapses_by_itself_leaving_persistent_rules_a
     assert_done(status, &body, "Do Not Disturb is off");
     let (status, body) = app.action(&app.alice, "action=dnd_on&duration=10080").await;
     assert_done(status, &body, "Do Not Disturb is on for 10080 minutes");
-    assert_eq!(app.read(&app.alice, "accept").await["temporary"]["duration"], 10080);
+    assert_eq!(
+        app.read(&app.alice, "accept").await["temporary"]["duration"],
+        10080
+    );
     let (status, body) = app.action(&app.alice, "action=dnd_on&duration=1").await;
-    assert_done(status, &body, "Do Not Disturb is on for 1 minutes");
-    assert_eq!(app.read(&app.alice, "accept").await["temporary"]["duration"], 1);
+    assert_success(status, &body);
+    assert_eq!(
+        app.read(&app.alice, "accept").await["temporary"]["duration"],
+        1
+    );
     let (status, body) = app.action(&app.alice, "action=dnd_off").await;
     assert_done(status, &body, "Do Not Disturb is off");
     let accept = app.read(&app.alice, "accept").await;
@@ -446,10 +471,16 @@ async fn privacy_on_and_off_are_idempotent_under_every_name_and_method() {
     app.action(&app.alice, "action=privacy_on").await;
     app.action(&app.alice, "action=dnd_on").await;
     let account = app.read(&app.alice, "account").await;
-    assert_eq!((account["privacy"].clone(), account["dnd"].clone()), (json!(true), json!(true)));
+    assert_eq!(
+        (account["privacy"].clone(), account["dnd"].clone()),
+        (json!(true), json!(true))
+    );
     app.action(&app.alice, "action=dnd_off").await;
     let account = app.read(&app.alice, "account").await;
-    assert_eq!((account["privacy"].clone(), account["dnd"].clone()), (json!(true), json!(false)));
+    assert_eq!(
+        (account["privacy"].clone(), account["dnd"].clone()),
+        (json!(true), json!(false))
+    );
 }
 
 #[tokio::test]
@@ -460,7 +491,10 @@ async fn add_alias_adds_a_lower_case_alias_in_the_own_domain() {
         .await;
     assert_done(status, &body, "Alias alice.smith@example.com added");
     let (status, body) = app
-        .post_action(&app.alice, &[("action", "add_alias"), ("username", "Al_Ice-2")])
+        .post_action(
+            &app.alice,
+            &[("action", "add_alias"), ("username", "Al_Ice-2")],
+        )
         .await;
     assert_success(status, &body);
     assert!(
@@ -479,7 +513,14 @@ async fn add_alias_adds_a_lower_case_alias_in_the_own_domain() {
         .action(&app.alice, &format!("action=add_alias&username={long}"))
         .await;
     assert_done(status, &body, &format!("Alias {long}@example.com added"));
-    assert_eq!(app.read(&app.alice, "aliases").await.as_array().unwrap().len(), 3);
+    assert_eq!(
+        app.read(&app.alice, "aliases")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
     assert_eq!(app.read(&app.bob, "aliases").await, json!([]));
 }
 
@@ -498,8 +539,7 @@ async fn set_and_check(
     } else {
         "set_call_forwarding"
     };
-    let (status, body) =
-        change(app, cert, round, &[("action", name), (condition, input)]).await;
+    let (status, body) = change(app, cert, round, &[("action", name), (condition, input)]).await;
     assert_success(status, &body);
     let text = body["error_message"].as_str().unwrap();
     assert!(
@@ -529,7 +569,11 @@ async fn set_diversions_accepts_every_target_form_and_echoes_it_canonically() {
         ("FBUS", "020 123-4568", "0201234568@example.com"),
         ("FNOL", "+31 (20) 123.45.69", "+31201234569@example.com"),
         ("FNOL", "00 44 20 7123 4567", "+442071234567@example.com"),
-        ("FNOA", "sip:carol@example.net:5070", "carol@example.net:5070"),
+        (
+            "FNOA",
+            "sip:carol@example.net:5070",
+            "carol@example.net:5070",
+        ),
         ("FUNV", "dave@sip.example.org", "dave@sip.example.org"),
     ];
     for (round, (condition, input, echo)) in cases.into_iter().enumerate() {
@@ -537,7 +581,10 @@ async fn set_diversions_accepts_every_target_form_and_echoes_it_canonically() {
     }
     // The exact text of the documented example.
     let (status, body) = app
-        .action(&app.alice, "action=set_diversions&FUNC=bob%40example.com&FBUS=")
+        .action(
+            &app.alice,
+            "action=set_diversions&FUNC=bob%40example.com&FBUS=",
+        )
         .await;
     assert_done(
         status,
@@ -558,16 +605,51 @@ async fn set_diversions_accepts_every_target_form_and_echoes_it_canonically() {
         "--email",
         "a@mail.example.org",
     ]);
-    set_and_check(&app, &app.alice, 0, "FUNV", "<voice-mailbox>", "<voice-mailbox>").await;
-    set_and_check(&app, &app.alice, 1, "FNOA", "<voice-mailbox>", "<voice-mailbox>").await;
+    set_and_check(
+        &app,
+        &app.alice,
+        0,
+        "FUNV",
+        "<voice-mailbox>",
+        "<voice-mailbox>",
+    )
+    .await;
+    set_and_check(
+        &app,
+        &app.alice,
+        1,
+        "FNOA",
+        "<voice-mailbox>",
+        "<voice-mailbox>",
+    )
+    .await;
 
     // The mobile number, for an account that has one.
     let carol = app
         .add_account_with_cert("carol@example.com", &["--mobile", "+31 6 12345678"])
         .await;
-    assert_eq!(app.read(&carol, "account").await["mobile_number"], "+31612345678");
-    set_and_check(&app, &carol, 0, "FNOL", "<mobile-number>", "<mobile-number>").await;
-    set_and_check(&app, &carol, 1, "FBUS", "<mobile-number>", "<mobile-number>").await;
+    assert_eq!(
+        app.read(&carol, "account").await["mobile_number"],
+        "+31612345678"
+    );
+    set_and_check(
+        &app,
+        &carol,
+        0,
+        "FNOL",
+        "<mobile-number>",
+        "<mobile-number>",
+    )
+    .await;
+    set_and_check(
+        &app,
+        &carol,
+        1,
+        "FBUS",
+        "<mobile-number>",
+        "<mobile-number>",
+    )
+    .await;
     // Nobody else's forwarding moved.
     let bob = app.read(&app.bob, "diversions").await;
     for k in &D_KEYS[..5] {
@@ -601,7 +683,11 @@ async fn empty_clears_absent_leaves_and_no_condition_changes_nothing() {
     for (round, form) in [
         vec![("action", "set_diversions")],
         vec![("action", "set_call_forwarding")],
-        vec![("action", "set_diversions"), ("foo", "bar"), ("func", "x@y.example")],
+        vec![
+            ("action", "set_diversions"),
+            ("foo", "bar"),
+            ("func", "x@y.example"),
+        ],
         vec![("action", "set_diversions"), ("account", ALICE)],
     ]
     .into_iter()
@@ -633,19 +719,29 @@ async fn empty_clears_absent_leaves_and_no_condition_changes_nothing() {
             &[("action", "set_diversions"), (condition, "")],
         )
         .await;
-        assert_done(status, &body, &format!("Diversions updated: {condition} cleared"));
+        assert_done(
+            status,
+            &body,
+            &format!("Diversions updated: {condition} cleared"),
+        );
         expected[condition] = Value::Null;
         assert_eq!(app.read(&app.alice, "diversions").await, expected);
     }
     // Clearing what is already clear lists nothing.
     let (status, body) = app.action(&app.alice, "action=set_diversions&FBUS=").await;
     assert_success(status, &body);
-    assert!(!body["error_message"].as_str().unwrap().contains("FBUS"), "{body}");
+    assert!(
+        !body["error_message"].as_str().unwrap().contains("FBUS"),
+        "{body}"
+    );
     assert_eq!(app.read(&app.alice, "diversions").await, expected);
 
     // Clear all at once.
     let (status, body) = app
-        .action(&app.alice, "action=set_call_forwarding&FUNC=&FNOL=&FBUS=&FNOA=&FUNV=")
+        .action(
+            &app.alice,
+            "action=set_call_forwarding&FUNC=&FNOL=&FBUS=&FNOA=&FUNV=",
+        )
         .await;
     assert_success(status, &body);
     let d = app.read(&app.alice, "diversions").await;
@@ -687,7 +783,10 @@ async fn crt_issues_a_working_certificate_and_the_old_one_keeps_working() {
         );
         let pem = response.text().await.unwrap();
         assert!(pem.contains("-----BEGIN CERTIFICATE-----"), "{pem}");
-        assert!(pem.contains("PRIVATE KEY-----"), "an unencrypted key follows");
+        assert!(
+            pem.contains("PRIVATE KEY-----"),
+            "an unencrypted key follows"
+        );
         assert!(!pem.contains("ENCRYPTED"), "the key must not be encrypted");
         issued += 1;
         assert_eq!(app.cert_list_lines(ALICE), lines + issued, "recorded");
@@ -777,7 +876,11 @@ async fn p12_by_post_with_the_sip_password_opens_with_openssl() {
             .await;
         assert_eq!(status, 405, "{name}: {body}");
         assert_eq!(body["success"], false);
-        assert_eq!(app.cert_list_lines(ALICE), lines, "GET issued a certificate");
+        assert_eq!(
+            app.cert_list_lines(ALICE),
+            lines,
+            "GET issued a certificate"
+        );
     }
     // Missing, empty or wrong password: 400, nothing issued.
     for form in [
@@ -787,7 +890,10 @@ async fn p12_by_post_with_the_sip_password_opens_with_openssl() {
         let (status, body) = app.post_action(&app.alice, &form).await;
         assert_eq!(status, 400, "{form:?}: {body}");
         assert_eq!(body["success"], false);
-        assert!(body["error_message"].as_str().unwrap().contains("password"), "{body}");
+        assert!(
+            body["error_message"].as_str().unwrap().contains("password"),
+            "{body}"
+        );
         assert_eq!(app.cert_list_lines(ALICE), lines);
     }
     for (name, wrong) in [("p12", "not-alice-password"), ("get_p12", BOB_PASSWORD)] {
@@ -797,9 +903,16 @@ async fn p12_by_post_with_the_sip_password_opens_with_openssl() {
         assert_eq!(status, 400, "{body}");
         assert_eq!(body["success"], false);
         let text = body["error_message"].as_str().unwrap();
-        assert!(text.starts_with("Error: ") && text.contains("password"), "{body}");
+        assert!(
+            text.starts_with("Error: ") && text.contains("password"),
+            "{body}"
+        );
         assert!(!text.contains(wrong), "the password is echoed: {body}");
-        assert_eq!(app.cert_list_lines(ALICE), lines, "a refused p12 issued a certificate");
+        assert_eq!(
+            app.cert_list_lines(ALICE),
+            lines,
+            "a refused p12 issued a certificate"
+        );
     }
 }
 
