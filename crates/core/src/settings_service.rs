@@ -79,7 +79,12 @@ impl Services {
     }
 
     /// Adds an alias; refusals name the parameter `field`.
-    async fn add_alias_for(&self, field: &str, alias: &AccountId, id: &AccountId) -> Result<(), ServiceError> {
+    async fn add_alias_for(
+        &self,
+        field: &str,
+        alias: &AccountId,
+        id: &AccountId,
+    ) -> Result<(), ServiceError> {
         if alias.domain() != id.domain() {
             return Err(ServiceError::invalid(
                 "alias",
