@@ -405,3 +405,14 @@ mod tests {
         }
     }
 }
+
+/// Everything about one account's money, for moving an installation between stores.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BillingSnapshot {
+    /// The balance.
+    pub balance: Money,
+    /// Every history entry, oldest first.
+    pub history: Vec<HistoryEntry>,
+    /// Every prepaid session, open and closed, oldest first.
+    pub sessions: Vec<PrepaidSession>,
+}

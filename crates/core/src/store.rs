@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 
 use crate::account::{Account, AccountProfile};
 use crate::calls::{
-    CallRecord, CloseRequest, Direction, HistoryEntry, NewCall, OpenOutcome, OpenRequest,
-    PrepaidSession, Usage,
+    BillingSnapshot, CallRecord, CloseRequest, Direction, HistoryEntry, NewCall, OpenOutcome,
+    OpenRequest, PrepaidSession, Usage,
 };
 use crate::cert::{CertRecord, Serial};
 use crate::credentials::Credentials;
@@ -309,4 +309,16 @@ pub trait Store: Send + Sync + fmt::Debug {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Usage, StoreError>;
+
+    // ----- moving an installation (`sip-settings copy`) -----
+
+    /// An account's balance, full history and every prepaid session.
+    async fn export_billing(&self, account: &AccountId) -> Result<BillingSnapshot, StoreError>;
+    /// Writes an exported billing state into an account that has none yet (balance, history
+    /// entries with their times and order, sessions), in one transaction.
+    async fn import_billing(
+        &self,
+        account: &AccountId,
+        snapshot: &BillingSnapshot,
+    ) -> Result<(), StoreError>;
 }

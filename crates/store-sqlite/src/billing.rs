@@ -5,8 +5,8 @@
 use chrono::{DateTime, TimeZone, Utc};
 use sip_settings_core::StoreError;
 use sip_settings_core::calls::{
-    CallRecord, CloseRequest, Direction, HistoryEntry, NewCall, OpenOutcome, OpenRequest,
-    PrepaidRefusal, PrepaidSession, Settlement, Usage,
+    BillingSnapshot, CallRecord, CloseRequest, Direction, HistoryEntry, NewCall, OpenOutcome,
+    OpenRequest, PrepaidRefusal, PrepaidSession, Settlement, Usage,
 };
 use sip_settings_core::ids::{AccountId, E164};
 use sip_settings_core::money::Money;
@@ -607,5 +607,89 @@ impl SqliteStore {
             duration: u64::try_from(d).unwrap_or_default(),
             price: Money::from_units(p),
         })
+    }
+
+    pub(crate) async fn export_billing_impl(
+        &self,
+        account: &AccountId,
+    ) -> Result<BillingSnapshot, StoreError> {
+        let balance = self.get_balance_impl(account).await?;
+        let mut history = self.balance_history_impl(account, u32::MAX).await?;
+        history.reverse();
+        let rows = sqlx::query(&format!(
+            "{SESSION_SELECT} WHERE a.domain = ? AND a.username = ? ORDER BY s.opened_at, s.call_id"
+        ))
+        .bind(account.domain().as_str())
+        .bind(account.user().as_str())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        let sessions = rows
+            .iter()
+            .map(session_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(BillingSnapshot {
+            balance,
+            history,
+            sessions,
+        })
+    }
+
+    pub(crate) async fn import_billing_impl(
+        &self,
+        account: &AccountId,
+        snap: &BillingSnapshot,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let (id, _, _) = account_row(&mut tx, account).await?;
+        sqlx::query("UPDATE accounts SET balance = ? WHERE id = ?")
+            .bind(snap.balance.units())
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        for h in &snap.history {
+            insert_history(
+                &mut tx,
+                id,
+                h.at,
+                &h.action,
+                &h.description,
+                h.value,
+                h.balance,
+                h.session.as_deref(),
+            )
+            .await?;
+        }
+        for s in &snap.sessions {
+            let closed = s.closed.as_ref();
+            sqlx::query(
+                "INSERT INTO prepaid_sessions (call_id, account_id, destination, opened_at, max_session_time, \
+                 reserved, rate_prefix, rate_description, connect_fee, rate_per_minute, increment_seconds, \
+                 minimum_seconds, closed_at, duration, price, balance_after) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&s.call_id)
+            .bind(id)
+            .bind(s.destination.as_str())
+            .bind(s.opened_at)
+            .bind(i64::from(s.max_session_time))
+            .bind(s.reserved.units())
+            .bind(&s.rate.prefix)
+            .bind(&s.rate.description)
+            .bind(s.rate.connect_fee.units())
+            .bind(s.rate.rate_per_minute.units())
+            .bind(i64::from(s.rate.increment_seconds))
+            .bind(i64::from(s.rate.minimum_seconds))
+            .bind(closed.map(|c| c.closed_at))
+            .bind(closed.map(|c| i64::from(c.duration)))
+            .bind(closed.map(|c| c.price.units()))
+            .bind(closed.map(|c| c.balance.units()))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(())
     }
 }

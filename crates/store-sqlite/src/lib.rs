@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sip_settings_core::account::{Account, AccountProfile};
 use sip_settings_core::calls::{
-    CallRecord, CloseRequest, Direction, HistoryEntry, NewCall, OpenOutcome, OpenRequest,
-    PrepaidSession, Usage,
+    BillingSnapshot, CallRecord, CloseRequest, Direction, HistoryEntry, NewCall, OpenOutcome,
+    OpenRequest, PrepaidSession, Usage,
 };
 use sip_settings_core::cert::{CertRecord, Serial};
 use sip_settings_core::credentials::Credentials;
@@ -1009,6 +1009,18 @@ impl Store for SqliteStore {
         to: DateTime<Utc>,
     ) -> Result<Usage, StoreError> {
         self.usage_impl(account, from, to).await
+    }
+
+    async fn export_billing(&self, account: &AccountId) -> Result<BillingSnapshot, StoreError> {
+        self.export_billing_impl(account).await
+    }
+
+    async fn import_billing(
+        &self,
+        account: &AccountId,
+        snapshot: &BillingSnapshot,
+    ) -> Result<(), StoreError> {
+        self.import_billing_impl(account, snapshot).await
     }
 }
 
