@@ -1,0 +1,1250 @@
+//! The conformance cases. Each takes a fresh, empty store and panics on the first difference
+//! from the [`Store`] contract.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use sip_settings_core::account::{Account, AccountProfile};
+use sip_settings_core::calls::{
+    CallRecord, CloseRequest, Direction, NewCall, OpenOutcome, OpenRequest, PrepaidRefusal,
+};
+use sip_settings_core::cert::{CertRecord, CertRole, Serial};
+use sip_settings_core::money::Money;
+use sip_settings_core::rating::Rate;
+use sip_settings_core::settings::{
+    AcceptRule, ClockTime, DaysMask, Group, PhonebookEntry, RejectPattern, TemporaryRule,
+    Voicemail, VoicemailDelivery,
+};
+use sip_settings_core::sip::{Condition, DiversionTarget, SipUri};
+use sip_settings_core::store::{AliasOutcome, BalanceChange};
+use sip_settings_core::{AccountId, Credentials, Domain, E164, Password, Store, StoreError};
+
+/// A fixed instant (whole seconds, so every back end keeps it exactly).
+pub fn t0() -> DateTime<Utc> {
+    Utc.timestamp_opt(1_790_000_000, 0).single().unwrap()
+}
+
+fn id(s: &str) -> AccountId {
+    AccountId::parse(s).unwrap()
+}
+
+fn money(s: &str) -> Money {
+    Money::parse_for("m", s).unwrap()
+}
+
+fn uri(s: &str) -> SipUri {
+    SipUri::parse_for("u", s).unwrap()
+}
+
+fn account(s: &str) -> Account {
+    Account {
+        id: id(s),
+        profile: AccountProfile::default(),
+        privacy: false,
+        prepaid: false,
+        created_at: t0(),
+    }
+}
+
+fn creds(s: &str) -> Credentials {
+    // A fixed, cheap stand-in: the store keeps what it is given, it never derives.
+    Credentials {
+        ha1_md5: format!("md5-{s}"),
+        ha1_sha256: format!("sha-{s}"),
+        password_hash: format!("$argon2id$stand-in-{s}"),
+    }
+}
+
+/// Domain example.com with accounts alice and bob (bob prepaid).
+async fn seed(store: &Arc<dyn Store>) {
+    store
+        .add_domain(&Domain::parse("example.com").unwrap(), t0())
+        .await
+        .unwrap();
+    store
+        .insert_account(&account("alice@example.com"), &creds("a"))
+        .await
+        .unwrap();
+    let mut bob = account("bob@example.com");
+    bob.prepaid = true;
+    store.insert_account(&bob, &creds("b")).await.unwrap();
+}
+
+fn cert(serial: &str, who: Option<&str>, role: CertRole) -> CertRecord {
+    CertRecord {
+        serial: Serial::parse(serial).unwrap(),
+        subject: who.unwrap_or("ops").to_owned(),
+        role,
+        account: who.map(id),
+        fingerprint: format!("fp{serial}"),
+        not_before: t0(),
+        not_after: t0() + Duration::days(365),
+        issued_at: t0(),
+        revoked_at: None,
+    }
+}
+
+fn rate(prefix: &str, connect: &str, per_minute: &str, inc: u32, min: u32) -> Rate {
+    Rate::new(
+        prefix,
+        &format!("rate {prefix}"),
+        money(connect),
+        money(per_minute),
+        inc,
+        min,
+    )
+    .unwrap()
+}
+
+fn call(
+    call_id: &str,
+    caller: &str,
+    callee: &str,
+    start: DateTime<Utc>,
+    duration: u32,
+) -> CallRecord {
+    CallRecord {
+        call_id: call_id.to_owned(),
+        from_tag: "f".to_owned(),
+        to_tag: "t".to_owned(),
+        caller: uri(caller),
+        callee: uri(callee),
+        start,
+        stop: start + Duration::seconds(i64::from(duration)),
+        duration,
+        status: 200,
+        media: vec!["audio".to_owned()],
+        proxy_ip: "192.0.2.1".to_owned(),
+        price: None,
+    }
+}
+
+/// Domains: add, duplicate, list, exists.
+pub async fn domains(store: Arc<dyn Store>) {
+    let b = Domain::parse("b.example").unwrap();
+    let a = Domain::parse("a.example").unwrap();
+    store.add_domain(&b, t0()).await.unwrap();
+    store.add_domain(&a, t0()).await.unwrap();
+    assert!(matches!(
+        store.add_domain(&a, t0()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.list_domains().await.unwrap(), vec![a.clone(), b]);
+    assert!(store.domain_exists(&a).await.unwrap());
+    assert!(
+        !store
+            .domain_exists(&Domain::parse("c.example").unwrap())
+            .await
+            .unwrap()
+    );
+}
+
+/// Accounts: insert, get, list, duplicates, unknown domain, update, credentials.
+pub async fn accounts_and_credentials(store: Arc<dyn Store>) {
+    seed(&store).await;
+    let alice = id("alice@example.com");
+    let got = store.get_account(&alice).await.unwrap().unwrap();
+    assert_eq!(got, account("alice@example.com"));
+    assert!(matches!(
+        store
+            .insert_account(&account("alice@example.com"), &creds("x"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .insert_account(&account("carol@nowhere.example"), &creds("x"))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    store
+        .add_domain(&Domain::parse("other.example").unwrap(), t0())
+        .await
+        .unwrap();
+    store
+        .insert_account(&account("zed@other.example"), &creds("z"))
+        .await
+        .unwrap();
+    let all: Vec<String> = store
+        .list_accounts(None)
+        .await
+        .unwrap()
+        .iter()
+        .map(|a| a.id.to_string())
+        .collect();
+    assert_eq!(
+        all,
+        ["alice@example.com", "bob@example.com", "zed@other.example"]
+    );
+    let some = store
+        .list_accounts(Some(&Domain::parse("other.example").unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(some.len(), 1);
+
+    let mut profile = AccountProfile::default();
+    profile.first_name = "Alice".into();
+    profile.timezone = sip_settings_core::TimeZone::parse_for("tz", "Asia/Tokyo").unwrap();
+    profile.mobile = Some(E164::parse_for("m", "+31612345678").unwrap());
+    profile.no_answer_timeout = 20;
+    store.update_account(&alice, &profile, true).await.unwrap();
+    let got = store.get_account(&alice).await.unwrap().unwrap();
+    assert_eq!(got.profile, profile);
+    assert!(got.prepaid);
+    assert!(matches!(
+        store
+            .update_account(&id("nobody@example.com"), &profile, false)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    assert_eq!(
+        store.get_credentials(&alice).await.unwrap().unwrap(),
+        creds("a")
+    );
+    let real =
+        Credentials::derive(&alice, &Password::parse_for("p", "a-new-password").unwrap()).unwrap();
+    store.set_credentials(&alice, &real).await.unwrap();
+    assert!(
+        store
+            .get_credentials(&alice)
+            .await
+            .unwrap()
+            .unwrap()
+            .verify(&Password::offered("a-new-password"))
+    );
+    assert!(matches!(
+        store
+            .set_credentials(&id("nobody@example.com"), &real)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    store.set_privacy(&alice, true).await.unwrap();
+    assert!(store.get_account(&alice).await.unwrap().unwrap().privacy);
+    assert!(
+        store
+            .get_account(&id("nobody@example.com"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// Deleting an account removes its settings and aliases and revokes its certificates.
+pub async fn account_delete_cascades_and_revokes(store: Arc<dyn Store>) {
+    seed(&store).await;
+    let alice = id("alice@example.com");
+    store
+        .insert_certificate(&cert(
+            "0A01",
+            Some("alice@example.com"),
+            CertRole::Subscriber,
+        ))
+        .await
+        .unwrap();
+    store
+        .insert_certificate(&cert(
+            "0A02",
+            Some("alice@example.com"),
+            CertRole::Subscriber,
+        ))
+        .await
+        .unwrap();
+    store
+        .insert_certificate(&cert("0B01", Some("bob@example.com"), CertRole::Subscriber))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .add_alias(&id("al@example.com"), &alice, 20)
+            .await
+            .unwrap(),
+        AliasOutcome::Added
+    );
+    store
+        .add_enum(&E164::parse_for("n", "+31201234567").unwrap(), &alice)
+        .await
+        .unwrap();
+    store
+        .set_diversions(
+            &alice,
+            &[(Condition::Busy, Some(DiversionTarget::VoiceMailbox))],
+        )
+        .await
+        .unwrap();
+    let at = t0() + Duration::hours(1);
+    assert_eq!(store.delete_account(&alice, at).await.unwrap(), 2);
+    assert!(store.get_account(&alice).await.unwrap().is_none());
+    assert!(
+        store
+            .resolve_address(&id("al@example.com"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .resolve_enum(&E164::parse_for("n", "+31201234567").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let certs = store.list_certificates(Some(&alice)).await.unwrap();
+    assert_eq!(certs.len(), 2, "certificate records outlive the account");
+    assert!(certs.iter().all(|c| c.revoked_at == Some(at)));
+    assert!(
+        store
+            .get_certificate(&Serial::parse("0B01").unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_none()
+    );
+    // The address is free again.
+    store
+        .insert_account(&account("al@example.com"), &creds("x"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.delete_account(&alice, at).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// Certificates: record, get, list, duplicate serial, revoke (first time kept), revoke all.
+pub async fn certificates_and_revocation(store: Arc<dyn Store>) {
+    seed(&store).await;
+    let c1 = cert("01AB", Some("alice@example.com"), CertRole::Subscriber);
+    store.insert_certificate(&c1).await.unwrap();
+    store
+        .insert_certificate(&cert("02AB", None, CertRole::Admin))
+        .await
+        .unwrap();
+    store
+        .insert_certificate(&cert(
+            "03AB",
+            Some("alice@example.com"),
+            CertRole::Subscriber,
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.insert_certificate(&c1).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.get_certificate(&c1.serial).await.unwrap().unwrap(),
+        c1
+    );
+    assert_eq!(store.list_certificates(None).await.unwrap().len(), 3);
+    assert_eq!(
+        store
+            .list_certificates(Some(&id("alice@example.com")))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let first = t0() + Duration::minutes(5);
+    assert_eq!(
+        store
+            .revoke_certificate(&c1.serial, first)
+            .await
+            .unwrap()
+            .revoked_at,
+        Some(first)
+    );
+    let again = store
+        .revoke_certificate(&c1.serial, first + Duration::minutes(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.revoked_at,
+        Some(first),
+        "the first revocation time is kept"
+    );
+    assert!(matches!(
+        store
+            .revoke_certificate(&Serial::parse("FFFF").unwrap(), first)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        store
+            .revoke_account_certificates(&id("alice@example.com"), first)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .revoke_account_certificates(&id("alice@example.com"), first)
+            .await
+            .unwrap(),
+        0
+    );
+    let admin = store
+        .get_certificate(&Serial::parse("02AB").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(admin.role, CertRole::Admin);
+    assert!(admin.account.is_none());
+}
+
+/// Accounts and aliases share one address namespace per domain.
+pub async fn aliases_share_the_address_namespace(store: Arc<dyn Store>) {
+    seed(&store).await;
+    let alice = id("alice@example.com");
+    let al = id("al@example.com");
+    assert_eq!(
+        store.add_alias(&al, &alice, 20).await.unwrap(),
+        AliasOutcome::Added
+    );
+    assert_eq!(
+        store
+            .add_alias(&al, &id("bob@example.com"), 20)
+            .await
+            .unwrap(),
+        AliasOutcome::Taken
+    );
+    assert_eq!(
+        store
+            .add_alias(&id("bob@example.com"), &alice, 20)
+            .await
+            .unwrap(),
+        AliasOutcome::Taken
+    );
+    assert!(matches!(
+        store
+            .insert_account(&account("al@example.com"), &creds("x"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .add_alias(&id("x@example.com"), &id("nobody@example.com"), 20)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        store.resolve_address(&al).await.unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        store.resolve_address(&alice).await.unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        store.resolve_address(&id("zz@example.com")).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .add_alias(&id("aa@example.com"), &alice, 20)
+            .await
+            .unwrap(),
+        AliasOutcome::Added
+    );
+    let listed: Vec<String> = store
+        .list_aliases(Some(&alice))
+        .await
+        .unwrap()
+        .iter()
+        .map(|(a, _)| a.to_string())
+        .collect();
+    assert_eq!(listed, ["aa@example.com", "al@example.com"]);
+    assert!(store.remove_alias(&al).await.unwrap());
+    assert!(!store.remove_alias(&al).await.unwrap());
+    assert!(
+        !store.remove_alias(&alice).await.unwrap(),
+        "an account is not an alias"
+    );
+    assert_eq!(store.list_aliases(None).await.unwrap().len(), 1);
+}
+
+/// The alias limit holds even when many adds race.
+pub async fn alias_limit_holds_under_concurrency(store: Arc<dyn Store>) {
+    seed(&store).await;
+    let alice = id("alice@example.com");
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let store = store.clone();
+        let alice = alice.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .add_alias(&id(&format!("x{i}@example.com")), &alice, 5)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut added = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            AliasOutcome::Added => added += 1,
+            AliasOutcome::LimitReached => {}
+            AliasOutcome::Taken => panic!("no name was taken"),
+        }
+    }
+    assert_eq!(added, 5);
+    assert_eq!(store.list_aliases(Some(&alice)).await.unwrap().len(), 5);
+}
+
+/// ENUM numbers: map, conflict, resolve, list, remove.
+pub async fn enum_numbers(store: Arc<dyn Store>) {
+    seed(&store).await;
+    let n1 = E164::parse_for("n", "+31201234567").unwrap();
+    let n2 = E164::parse_for("n", "+1212555").unwrap();
+    store.add_enum(&n1, &id("alice@example.com")).await.unwrap();
+    store.add_enum(&n2, &id("alice@example.com")).await.unwrap();
+    assert!(matches!(
+        store.add_enum(&n1, &id("bob@example.com")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .add_enum(
+                &E164::parse_for("n", "+4420").unwrap(),
+                &id("nobody@example.com")
+            )
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        store.resolve_enum(&n1).await.unwrap(),
+        Some(id("alice@example.com"))
+    );
+    let listed: Vec<String> = store
+        .list_enum(Some(&id("alice@example.com")))
+        .await
+        .unwrap()
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
+    assert_eq!(listed, ["+1212555", "+31201234567"]);
+    assert!(store.remove_enum(&n1).await.unwrap());
+    assert!(!store.remove_enum(&n1).await.unwrap());
+    assert_eq!(store.list_enum(None).await.unwrap().len(), 1);
+}
+
+/// Setting some conditions leaves the others as they were.
+pub async fn diversions_change_only_what_is_given(store: Arc<dyn Store>) {
+    seed(&store).await;
+    let alice = id("alice@example.com");
+    let bob = DiversionTarget::Uri(uri("sip:bob@example.com"));
+    store
+        .set_diversions(
+            &alice,
+            &[
+                (Condition::Unconditional, Some(bob.clone())),
+                (Condition::Busy, Some(DiversionTarget::VoiceMailbox)),
+            ],
+        )
+        .await
+        .unwrap();
+    store
+        .set_diversions(
+            &alice,
+            &[
+                (Condition::Unconditional, None),
+                (Condition::NoAnswer, Some(DiversionTarget::MobileNumber)),
+            ],
+        )
+        .await
+        .unwrap();
+    let d = store.get_diversions(&alice).await.unwrap();
+    assert_eq!(d.len(), 2);
+    assert_eq!(
+        d.get(&Condition::Busy),
+        Some(&DiversionTarget::VoiceMailbox)
+    );
+    assert_eq!(
+        d.get(&Condition::NoAnswer),
+        Some(&DiversionTarget::MobileNumber)
+    );
+    assert!(
+        store
+            .get_diversions(&id("bob@example.com"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(matches!(
+        store
+            .set_diversions(&id("nobody@example.com"), &[(Condition::Busy, Some(bob))])
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// Two writers of different conditions at once: both changes survive.
+pub async fn concurrent_diversion_writers_lose_nothing(store: Arc<dyn Store>) {
+    seed(&store).await;
+    let alice = id("alice@example.com");
+    for round in 0..10 {
+        let (s1, s2) = (store.clone(), store.clone());
+        let (a1, a2) = (alice.clone(), alice.clone());
+        let t1 = DiversionTarget::Uri(uri(&format!("sip:one{round}@example.net")));
+        let t2 = DiversionTarget::Uri(uri(&format!("sip:two{round}@example.net")));
+        let (e1, e2) = (t1.clone(), t2.clone());
+        let (r1, r2) = tokio::join!(
+            tokio::spawn(async move {
+                s1.set_diversions(&a1, &[(Condition::Unconditional, Some(t1))])
+                    .await
+            }),
+            tokio::spawn(
+                async move { s2.set_diversions(&a2, &[(Condition::Busy, Some(t2))]).await }
+            ),
+        );
+        r1.unwrap().unwrap();
+        r2.unwrap().unwrap();
+        let d = store.get_diversions(&alice).await.unwrap();
+        assert_eq!(d.get(&Condition::Unconditional), Some(&e1));
+        assert_eq!(d.get(&Condition::Busy), Some(&e2));
+    }
+}
+
+/// Accept rules per mask (replace), removal, and the temporary rule with its end time.
+pub async fn accept_rules_and_dnd_expiry(store: Arc<dyn Store>) {
+    seed(&store).await;
+    let alice = id("alice@example.com");
+    let rule = |days: u32, start: &str, stop: &str, groups: &str| AcceptRule {
+        days: DaysMask::new(days).unwrap(),
+        start: ClockTime::parse_for("s", start).unwrap(),
+        stop: ClockTime::parse_for("s", stop).unwrap(),
+        groups: Group::parse_list(groups).unwrap(),
+    };
+    assert!(
+        !store
+            .put_accept_rule(&alice, &rule(31, "09:00", "17:00", "everybody"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .put_accept_rule(&alice, &rule(31, "08:00", "18:00", "family,work"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .put_accept_rule(&alice, &rule(96, "22:00", "06:00", "nobody"))
+            .await
+            .unwrap()
+    );
+    let r = store.get_accept_rules(&alice).await.unwrap();
+    assert_eq!(
+        r.persistent,
+        vec![
+            rule(31, "08:00", "18:00", "family,work"),
+            rule(96, "22:00", "06:00", "nobody")
+        ]
+    );
+    assert!(r.temporary.is_none());
+    assert!(
+        store
+            .remove_accept_rule(&alice, DaysMask::new(96).unwrap())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .remove_accept_rule(&alice, DaysMask::new(96).unwrap())
+            .await
+            .unwrap()
+    );
+
+    let until = t0() + Duration::minutes(30);
+    let dnd = TemporaryRule {
+        groups: vec![Group::Nobody],
+        until: Some(until),
+    };
+    store.set_temporary_rule(&alice, Some(&dnd)).await.unwrap();
+    let r = store.get_accept_rules(&alice).await.unwrap();
+    assert_eq!(r.temporary.as_ref(), Some(&dnd));
+    assert!(r.dnd_at(t0()));
+    assert!(r.dnd_at(until - Duration::seconds(1)));
+    assert!(
+        !r.dnd_at(until),
+        "a timed DND lapses by itself at its end time"
+    );
+    assert_eq!(
+        r.persistent.len(),
+        1,
+        "DND never touches the persistent rules"
+    );
+    let forever = TemporaryRule {
+        groups: vec![Group::Nobody],
+        until: None,
+    };
+    store
+        .set_temporary_rule(&alice, Some(&forever))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .get_accept_rules(&alice)
+            .await
+            .unwrap()
+            .dnd_at(t0() + Duration::days(3650))
+    );
+    store.set_temporary_rule(&alice, None).await.unwrap();
+    assert!(
+        store
+            .get_accept_rules(&alice)
+            .await
+            .unwrap()
+            .temporary
+            .is_none()
+    );
+    assert!(matches!(
+        store
+            .set_temporary_rule(&id("nobody@example.com"), Some(&dnd))
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// Reject patterns: add, duplicate, sorted list, remove.
+pub async fn reject_rules(store: Arc<dyn Store>) {
+    seed(&store).await;
+    let alice = id("alice@example.com");
+    let p1 = RejectPattern::parse("sip:%0900@%").unwrap();
+    let p2 = RejectPattern::parse("sip:spam@example.net").unwrap();
+    store.add_reject(&alice, &p2).await.unwrap();
+    store.add_reject(&alice, &p1).await.unwrap();
+    assert!(matches!(
+        store.add_reject(&alice, &p1).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.list_reject(&alice).await.unwrap(),
+        vec![p1.clone(), p2.clone()]
+    );
+    assert!(store.remove_reject(&alice, &p1).await.unwrap());
+    assert!(!store.remove_reject(&alice, &p1).await.unwrap());
+    assert!(
+        store
+            .list_reject(&id("bob@example.com"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Voicemail round trip, privacy, phonebook.
+pub async fn voicemail_privacy_phonebook(store: Arc<dyn Store>) {
+    seed(&store).await;
+    let alice = id("alice@example.com");
+    assert!(store.get_voicemail(&alice).await.unwrap().is_none());
+    let v = Voicemail {
+        enabled: true,
+        delivery: VoicemailDelivery::EmailAndStore,
+        email: Some(sip_settings_core::Email::parse_for("e", "a@mail.example").unwrap()),
+        pin_hash: Some("hash".into()),
+    };
+    store.put_voicemail(&alice, &v).await.unwrap();
+    assert_eq!(store.get_voicemail(&alice).await.unwrap(), Some(v.clone()));
+    let off = Voicemail {
+        enabled: false,
+        ..v
+    };
+    store.put_voicemail(&alice, &off).await.unwrap();
+    assert_eq!(store.get_voicemail(&alice).await.unwrap(), Some(off));
+    assert!(matches!(
+        store.set_privacy(&id("nobody@example.com"), true).await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let e1 = PhonebookEntry {
+        uri: uri("sip:mom@example.org"),
+        name: "Mom".into(),
+        groups: vec!["family".into()],
+    };
+    let e2 = PhonebookEntry {
+        uri: uri("sip:boss@example.org"),
+        name: "Boss".into(),
+        groups: vec!["vip".into(), "work".into()],
+    };
+    store.put_phonebook_entry(&alice, &e1).await.unwrap();
+    store.put_phonebook_entry(&alice, &e2).await.unwrap();
+    let e1b = PhonebookEntry {
+        name: "Mother".into(),
+        ..e1.clone()
+    };
+    store.put_phonebook_entry(&alice, &e1b).await.unwrap();
+    assert_eq!(store.list_phonebook(&alice).await.unwrap(), vec![e2, e1b]);
+    assert!(store.remove_phonebook_entry(&alice, &e1.uri).await.unwrap());
+    assert!(!store.remove_phonebook_entry(&alice, &e1.uri).await.unwrap());
+}
+
+/// Rates: import adds/updates, replace replaces, longest prefix wins.
+pub async fn rates_longest_prefix(store: Arc<dyn Store>) {
+    store
+        .import_rates(
+            &[
+                rate("31", "0.05", "0.10", 60, 60),
+                rate("316", "0", "0.25", 1, 30),
+            ],
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .find_rate("31612345678")
+            .await
+            .unwrap()
+            .unwrap()
+            .prefix,
+        "316"
+    );
+    assert_eq!(
+        store
+            .find_rate("31201234567")
+            .await
+            .unwrap()
+            .unwrap()
+            .prefix,
+        "31"
+    );
+    assert!(store.find_rate("44201234567").await.unwrap().is_none());
+    store
+        .import_rates(&[rate("31", "0.07", "0.11", 60, 60)], false)
+        .await
+        .unwrap();
+    let r = store.find_rate("3120").await.unwrap().unwrap();
+    assert_eq!(r, rate("31", "0.07", "0.11", 60, 60));
+    assert_eq!(store.list_rates().await.unwrap().len(), 2);
+    store
+        .import_rates(&[rate("44", "0", "0.02", 1, 0)], true)
+        .await
+        .unwrap();
+    let all: Vec<String> = store
+        .list_rates()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.prefix)
+        .collect();
+    assert_eq!(all, ["44"]);
+}
+
+/// Balance changes write the history in order with the balance after each.
+pub async fn balance_changes_and_history(store: Arc<dyn Store>) {
+    seed(&store).await;
+    let bob = id("bob@example.com");
+    assert_eq!(store.get_balance(&bob).await.unwrap(), Money::ZERO);
+    let add = |v: &str, d: &str| BalanceChange::Add {
+        value: money(v),
+        action: "topup".into(),
+        description: d.into(),
+    };
+    assert_eq!(
+        store
+            .change_balance(&bob, &add("10", "first"), t0())
+            .await
+            .unwrap(),
+        money("10")
+    );
+    assert_eq!(
+        store
+            .change_balance(&bob, &add("2.5", "second"), t0() + Duration::seconds(1))
+            .await
+            .unwrap(),
+        money("12.5")
+    );
+    let set = BalanceChange::Set {
+        value: money("3"),
+        description: "fixed".into(),
+    };
+    assert_eq!(
+        store
+            .change_balance(&bob, &set, t0() + Duration::seconds(2))
+            .await
+            .unwrap(),
+        money("3")
+    );
+    let h = store.balance_history(&bob, 10).await.unwrap();
+    assert_eq!(h.len(), 3);
+    assert_eq!(h[0].action, "set");
+    assert_eq!(h[0].value, money("-9.5"));
+    assert_eq!(h[0].balance, money("3"));
+    assert_eq!(h[2].description, "first");
+    assert!(h[0].id > h[1].id && h[1].id > h[2].id, "newest first");
+    assert_eq!(store.balance_history(&bob, 2).await.unwrap().len(), 2);
+    assert!(matches!(
+        store.get_balance(&id("nobody@example.com")).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store
+            .change_balance(&id("nobody@example.com"), &add("1", "x"), t0())
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+fn open_req(account: &str, call_id: &str, r: &Rate, cap: u32, max: u32) -> OpenRequest {
+    OpenRequest {
+        account: id(account),
+        destination: E164::parse_for("d", "+31201234567").unwrap(),
+        call_id: call_id.to_owned(),
+        rate: r.clone(),
+        max_session_seconds: cap,
+        max_sessions: max,
+        now: t0(),
+    }
+}
+
+fn close_req(call_id: &str, duration: u32) -> CloseRequest {
+    CloseRequest {
+        call_id: call_id.to_owned(),
+        duration,
+        from_tag: "f".into(),
+        to_tag: "t".into(),
+        media: vec!["audio".into()],
+        proxy_ip: String::new(),
+        now: t0() + Duration::seconds(i64::from(duration)),
+    }
+}
+
+/// Reservation on open, settlement on close, refusals, idempotence.
+pub async fn prepaid_reservation_rules(store: Arc<dyn Store>) {
+    seed(&store).await;
+    let bob = id("bob@example.com");
+    let r = rate("31", "0.05", "0.10", 60, 60);
+    store
+        .change_balance(
+            &bob,
+            &BalanceChange::Add {
+                value: money("1.00"),
+                action: "topup".into(),
+                description: "t".into(),
+            },
+            t0(),
+        )
+        .await
+        .unwrap();
+    // 1.00 pays 0.05 + 9 minutes (0.90): 540 s, capped at 300 s → 300 s reserving 0.55.
+    let OpenOutcome::Opened(s1) = store
+        .open_prepaid_session(&open_req("bob@example.com", "c1", &r, 300, 10))
+        .await
+        .unwrap()
+    else {
+        panic!("c1 refused")
+    };
+    assert_eq!((s1.max_session_time, s1.reserved), (300, money("0.55")));
+    // The same Call-ID again answers the open session.
+    assert!(matches!(
+        store.open_prepaid_session(&open_req("bob@example.com", "c1", &r, 300, 10)).await.unwrap(),
+        OpenOutcome::AlreadyOpen(ref s) if s.call_id == "c1"
+    ));
+    // 0.45 left: 0.05 + 4 minutes → 240 s.
+    let OpenOutcome::Opened(s2) = store
+        .open_prepaid_session(&open_req("bob@example.com", "c2", &r, 300, 10))
+        .await
+        .unwrap()
+    else {
+        panic!("c2 refused")
+    };
+    assert_eq!((s2.max_session_time, s2.reserved), (240, money("0.45")));
+    assert_eq!(
+        store
+            .open_prepaid_session(&open_req("bob@example.com", "c3", &r, 300, 10))
+            .await
+            .unwrap(),
+        OpenOutcome::Refused(PrepaidRefusal::InsufficientBalance)
+    );
+    assert_eq!(
+        store
+            .open_prepaid_session(&open_req("bob@example.com", "c3", &r, 300, 2))
+            .await
+            .unwrap(),
+        OpenOutcome::Refused(PrepaidRefusal::TooManySessions)
+    );
+    assert_eq!(
+        store
+            .open_prepaid_session(&open_req("alice@example.com", "c4", &r, 300, 10))
+            .await
+            .unwrap(),
+        OpenOutcome::Refused(PrepaidRefusal::NotPrepaid)
+    );
+    assert_eq!(store.active_sessions(&bob).await.unwrap().len(), 2);
+
+    // Close c1 after 61 s: 0.05 + 2 minutes = 0.25.
+    let closed = store
+        .close_prepaid_session(&close_req("c1", 61))
+        .await
+        .unwrap()
+        .unwrap();
+    let settlement = closed.closed.clone().unwrap();
+    assert_eq!(
+        (settlement.price, settlement.balance),
+        (money("0.25"), money("0.75"))
+    );
+    let again = store
+        .close_prepaid_session(&close_req("c1", 999))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        again.closed, closed.closed,
+        "closing twice answers the first result"
+    );
+    assert_eq!(store.get_balance(&bob).await.unwrap(), money("0.75"));
+    let h = store.balance_history(&bob, 10).await.unwrap();
+    assert_eq!(h.len(), 2);
+    assert_eq!(
+        (h[0].action.as_str(), h[0].value, h[0].session.as_deref()),
+        ("debit", money("-0.25"), Some("c1"))
+    );
+    let calls = store
+        .list_calls(&bob, Direction::Placed, t0() - Duration::days(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].price, Some(money("0.25")));
+    assert_eq!(calls[0].duration, 61);
+    assert_eq!(store.active_sessions(&bob).await.unwrap().len(), 1);
+    assert!(matches!(
+        store
+            .open_prepaid_session(&open_req("bob@example.com", "c1", &r, 300, 10))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(
+        store
+            .close_prepaid_session(&close_req("nope", 1))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// 50 opens at once on one balance never reserve more than it.
+pub async fn prepaid_concurrent_opens_never_overdraw(store: Arc<dyn Store>) {
+    seed(&store).await;
+    let bob = id("bob@example.com");
+    store
+        .change_balance(
+            &bob,
+            &BalanceChange::Add {
+                value: money("5.00"),
+                action: "topup".into(),
+                description: "t".into(),
+            },
+            t0(),
+        )
+        .await
+        .unwrap();
+    let r = rate("31", "0", "0.10", 60, 60);
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let store = store.clone();
+        let r = r.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .open_prepaid_session(&open_req("bob@example.com", &format!("k{i}"), &r, 600, 100))
+                .await
+        }));
+    }
+    let mut reserved = Money::ZERO;
+    let mut granted = Vec::new();
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            OpenOutcome::Opened(s) => {
+                assert!(r.price(s.max_session_time) <= s.reserved);
+                reserved = reserved + s.reserved;
+                granted.push(s);
+            }
+            OpenOutcome::Refused(PrepaidRefusal::InsufficientBalance) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(reserved <= money("5.00"), "reserved {reserved} of 5.00");
+    // 600 s at 0.10/min is 1.00: exactly five sessions fit.
+    assert_eq!(granted.len(), 5);
+    for s in &granted {
+        store
+            .close_prepaid_session(&close_req(&s.call_id, s.max_session_time))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.get_balance(&bob).await.unwrap(), Money::ZERO);
+}
+
+/// A call is stored once per (Call-ID, tags), for each local party.
+pub async fn call_records_are_idempotent(store: Arc<dyn Store>) {
+    seed(&store).await;
+    let c = call(
+        "x1",
+        "sip:alice@example.com",
+        "sip:bob@example.com",
+        t0(),
+        30,
+    );
+    let new = NewCall {
+        record: c.clone(),
+        parties: vec![
+            (id("alice@example.com"), Direction::Placed),
+            (id("bob@example.com"), Direction::Received),
+        ],
+    };
+    assert_eq!(
+        store
+            .record_calls(std::slice::from_ref(&new))
+            .await
+            .unwrap(),
+        vec![true]
+    );
+    assert_eq!(
+        store
+            .record_calls(std::slice::from_ref(&new))
+            .await
+            .unwrap(),
+        vec![false]
+    );
+    let mut other_leg = new.clone();
+    other_leg.record.to_tag = "t2".into();
+    assert_eq!(
+        store.record_calls(&[new.clone(), other_leg]).await.unwrap(),
+        vec![false, true]
+    );
+    let since = t0() - Duration::days(1);
+    let placed = store
+        .list_calls(&id("alice@example.com"), Direction::Placed, since, 10)
+        .await
+        .unwrap();
+    assert_eq!(placed.len(), 2);
+    assert_eq!(placed.iter().find(|p| p.to_tag == "t").unwrap(), &c);
+    assert_eq!(
+        store
+            .list_calls(&id("bob@example.com"), Direction::Received, since, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(
+        store
+            .list_calls(&id("bob@example.com"), Direction::Placed, since, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Listing by direction, time and limit, newest first; usage over a range.
+pub async fn calls_listing_and_usage(store: Arc<dyn Store>) {
+    seed(&store).await;
+    let alice = id("alice@example.com");
+    let mut batch = Vec::new();
+    for i in 0..20i64 {
+        let mut c = call(
+            &format!("c{i}"),
+            "sip:alice@example.com",
+            "sip:+31201234567@pstn.example",
+            t0() + Duration::hours(i),
+            60,
+        );
+        c.price = Some(Money::from_units(1000 * (i + 1)));
+        batch.push(NewCall {
+            record: c,
+            parties: vec![(alice.clone(), Direction::Placed)],
+        });
+    }
+    assert_eq!(
+        store
+            .record_calls(&batch)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|n| **n)
+            .count(),
+        20
+    );
+    let latest = store
+        .list_calls(&alice, Direction::Placed, t0(), 5)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = latest.iter().map(|c| c.call_id.as_str()).collect();
+    assert_eq!(ids, ["c19", "c18", "c17", "c16", "c15"]);
+    let since = store
+        .list_calls(&alice, Direction::Placed, t0() + Duration::hours(18), 50)
+        .await
+        .unwrap();
+    assert_eq!(since.len(), 2);
+    let u = store
+        .usage(&alice, t0(), t0() + Duration::hours(10))
+        .await
+        .unwrap();
+    assert_eq!((u.calls, u.duration), (10, 600));
+    assert_eq!(u.price, Money::from_units(1000 * (1..=10).sum::<i64>()));
+    let none = store
+        .usage(&id("bob@example.com"), t0(), t0() + Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!((none.calls, none.price), (0, Money::ZERO));
+}
+
+/// Exporting an account's billing state and importing it elsewhere gives the same state.
+pub async fn billing_export_import_round_trip(store: Arc<dyn Store>) {
+    seed(&store).await;
+    let bob = id("bob@example.com");
+    store
+        .change_balance(
+            &bob,
+            &BalanceChange::Add {
+                value: money("3"),
+                action: "topup".into(),
+                description: "t".into(),
+            },
+            t0(),
+        )
+        .await
+        .unwrap();
+    let r = rate("31", "0", "0.10", 60, 60);
+    store
+        .open_prepaid_session(&open_req("bob@example.com", "s1", &r, 120, 10))
+        .await
+        .unwrap();
+    store
+        .open_prepaid_session(&open_req("bob@example.com", "s2", &r, 120, 10))
+        .await
+        .unwrap();
+    store
+        .close_prepaid_session(&close_req("s1", 30))
+        .await
+        .unwrap();
+    let snap = store.export_billing(&bob).await.unwrap();
+    assert_eq!(snap.history.len(), 2);
+    assert_eq!(snap.sessions.len(), 2);
+    assert_eq!(snap.balance, money("2.9"));
+    // Into a second account with no billing state.
+    store.delete_account(&bob, t0()).await.unwrap();
+    let mut fresh = account("bob@example.com");
+    fresh.prepaid = true;
+    store.insert_account(&fresh, &creds("b")).await.unwrap();
+    store.import_billing(&bob, &snap).await.unwrap();
+    let back = store.export_billing(&bob).await.unwrap();
+    assert_eq!(back.balance, snap.balance);
+    assert_eq!(back.sessions, snap.sessions);
+    let strip = |h: &[sip_settings_core::calls::HistoryEntry]| -> Vec<_> {
+        h.iter()
+            .map(|e| {
+                (
+                    e.at,
+                    e.action.clone(),
+                    e.description.clone(),
+                    e.value,
+                    e.balance,
+                    e.session.clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(strip(&back.history), strip(&snap.history));
+    assert_eq!(store.active_sessions(&bob).await.unwrap().len(), 1);
+}

@@ -1,0 +1,62 @@
+//! The store conformance suite: every [`Store`] operation, its atomicity and concurrency rules,
+//! written once against the trait and run against each implementation through
+//! [`conformance_suite!`] (see `tests/sqlite.rs` and `tests/postgres.rs`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+pub mod cases;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use sip_settings_core::Store;
+
+/// A fresh, empty store for one test, and its clean-up.
+#[async_trait]
+pub trait Harness: Sized + Send {
+    /// A fresh store, or `None` when this back end is not available here (the test then says so
+    /// and passes without running).
+    async fn start() -> Option<Self>;
+    /// The store under test.
+    fn store(&self) -> Arc<dyn Store>;
+    /// Releases what `start` made (drops the database).
+    async fn finish(self);
+}
+
+/// Generates one `#[tokio::test]` per conformance case for a [`Harness`].
+#[macro_export]
+macro_rules! conformance_suite {
+    ($harness:ty) => {
+        $crate::conformance_suite!(@cases $harness;
+            domains,
+            accounts_and_credentials,
+            account_delete_cascades_and_revokes,
+            certificates_and_revocation,
+            aliases_share_the_address_namespace,
+            alias_limit_holds_under_concurrency,
+            enum_numbers,
+            diversions_change_only_what_is_given,
+            concurrent_diversion_writers_lose_nothing,
+            accept_rules_and_dnd_expiry,
+            reject_rules,
+            voicemail_privacy_phonebook,
+            rates_longest_prefix,
+            balance_changes_and_history,
+            prepaid_reservation_rules,
+            prepaid_concurrent_opens_never_overdraw,
+            call_records_are_idempotent,
+            calls_listing_and_usage,
+            billing_export_import_round_trip
+        );
+    };
+    (@cases $harness:ty; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some(h) = <$harness as $crate::Harness>::start().await else { return };
+                $crate::cases::$name($crate::Harness::store(&h)).await;
+                $crate::Harness::finish(h).await;
+            }
+        )*
+    };
+}
