@@ -6,6 +6,7 @@ pub mod billing_commands;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod copy;
 pub mod settings_commands;
 
 use cli::{Cli, Command};

@@ -49,6 +49,11 @@ impl SqliteStore {
     /// Opens the database at `url` (`sqlite://path`), creating the file when `create` is set,
     /// and runs the migrations.
     pub async fn open(url: &str, create: bool) -> Result<Self, StoreError> {
+        Self::open_with(url, create, true).await
+    }
+
+    /// Opens the database; runs the migrations only when `migrate` is set.
+    pub async fn open_with(url: &str, create: bool, migrate: bool) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::Other(format!("bad SQLite URL {url}: {e}")))?
             .create_if_missing(create)
@@ -62,10 +67,12 @@ impl SqliteStore {
             .connect_with(options.clone())
             .await
             .map_err(map_err)?;
-        sqlx::migrate!("./migrations")
-            .run(&writer)
-            .await
-            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+        if migrate {
+            sqlx::migrate!("./migrations")
+                .run(&writer)
+                .await
+                .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+        }
         let reader = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(30))
@@ -73,6 +80,19 @@ impl SqliteStore {
             .await
             .map_err(map_err)?;
         Ok(Self { writer, reader })
+    }
+
+    /// Writes a consistent copy of the database to `path` (`VACUUM INTO`), while it serves.
+    pub async fn backup_to(&self, path: &std::path::Path) -> Result<(), StoreError> {
+        let target = path
+            .to_str()
+            .ok_or_else(|| StoreError::Other("backup path is not UTF-8".to_owned()))?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(target)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(())
     }
 
     /// Closes both pools, waiting for running statements.
