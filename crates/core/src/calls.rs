@@ -12,8 +12,10 @@ use crate::rating::Rate;
 use crate::sip::SipUri;
 
 /// A call as the service API or a CSV import sends it (all text, parsed by [`CallInput::parse`]).
+/// Every field has a default so that a missing one is reported by [`CallInput::parse`] with its
+/// name, like a malformed one.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct CallInput {
     /// SIP Call-ID.
     pub call_id: String,
@@ -32,9 +34,9 @@ pub struct CallInput {
     /// Stop, RFC 3339.
     pub stop: String,
     /// Duration in seconds.
-    pub duration: i64,
+    pub duration: Option<i64>,
     /// SIP final status code.
-    pub status: i64,
+    pub status: Option<i64>,
     /// Media types.
     #[serde(default)]
     pub media: Vec<String>,
@@ -132,24 +134,38 @@ impl CallInput {
         let call_id = text("call_id", &self.call_id, 255, true)?;
         let from_tag = text("from_tag", &self.from_tag, 128, false)?;
         let to_tag = text("to_tag", &self.to_tag, 128, false)?;
+        let missing = |field: &str| ServiceError::invalid(field, "is missing");
+        if self.caller.trim().is_empty() {
+            return Err(missing("caller"));
+        }
+        if self.callee.trim().is_empty() {
+            return Err(missing("callee"));
+        }
         let caller = SipUri::parse_for("caller", self.caller.trim())?;
         let callee = SipUri::parse_for("callee", self.callee.trim())?;
+        if self.start.trim().is_empty() {
+            return Err(missing("start"));
+        }
+        if self.stop.trim().is_empty() {
+            return Err(missing("stop"));
+        }
         let start = parse_time("start", &self.start)?;
         let stop = parse_time("stop", &self.stop)?;
         if stop < start {
             return Err(ServiceError::invalid("stop", "is before start"));
         }
         let span = (stop - start).num_seconds();
-        let duration = u32::try_from(self.duration).map_err(|_| {
-            ServiceError::invalid("duration", "must be a whole number of seconds ≥ 0")
-        })?;
+        let duration =
+            u32::try_from(self.duration.ok_or_else(|| missing("duration"))?).map_err(|_| {
+                ServiceError::invalid("duration", "must be a whole number of seconds ≥ 0")
+            })?;
         if i64::from(duration) > span + 1 {
             return Err(ServiceError::invalid(
                 "duration",
                 "is longer than stop − start",
             ));
         }
-        let status = u16::try_from(self.status)
+        let status = u16::try_from(self.status.ok_or_else(|| missing("status"))?)
             .ok()
             .filter(|s| (100..=699).contains(s))
             .ok_or_else(|| ServiceError::invalid("status", "must be a SIP status code 100–699"))?;
@@ -372,8 +388,8 @@ mod tests {
             callee: "sip:+31201234567@example.com".into(),
             start: "2026-11-26T10:00:00Z".into(),
             stop: "2026-11-26T10:01:00Z".into(),
-            duration: 60,
-            status: 200,
+            duration: Some(60),
+            status: Some(200),
             media: vec!["audio".into()],
             proxy_ip: "192.0.2.1".into(),
             price: Some("0.1500".into()),
@@ -391,9 +407,12 @@ mod tests {
             ("callee", Box::new(|c| c.callee = "sip:".into())),
             ("start", Box::new(|c| c.start = "yesterday".into())),
             ("stop", Box::new(|c| c.stop = "2026-11-26T09:00:00Z".into())),
-            ("duration", Box::new(|c| c.duration = -1)),
-            ("duration", Box::new(|c| c.duration = 3600)),
-            ("status", Box::new(|c| c.status = 99)),
+            ("duration", Box::new(|c| c.duration = Some(-1))),
+            ("duration", Box::new(|c| c.duration = Some(3600))),
+            ("duration", Box::new(|c| c.duration = None)),
+            ("status", Box::new(|c| c.status = Some(99))),
+            ("status", Box::new(|c| c.status = None)),
+            ("caller", Box::new(|c| c.caller = String::new())),
             ("media", Box::new(|c| c.media = vec!["au dio".into()])),
             ("proxy_ip", Box::new(|c| c.proxy_ip = "proxy".into())),
             ("price", Box::new(|c| c.price = Some("-1".into()))),

@@ -17,6 +17,7 @@ use sip_settings_core::{AccountId, Password, ServiceError, Services};
 use crate::identity::Subscriber;
 use crate::objects;
 use crate::params::Params;
+use crate::ratelimit::Kind;
 use crate::{AppState, MAX_BODY_BYTES, reply};
 
 /// The actions of the compatibility endpoint.
@@ -108,6 +109,21 @@ impl Action {
         ("monthly_usage", Action::MonthlyUsage),
         ("get_monthly_usage", Action::MonthlyUsage),
     ];
+
+    /// Whether the action changes something (for the write rate budget).
+    pub fn is_change(self) -> bool {
+        matches!(
+            self,
+            Action::DndOn
+                | Action::DndOff
+                | Action::PrivacyOn
+                | Action::PrivacyOff
+                | Action::AddAlias
+                | Action::SetDiversions
+                | Action::Crt
+                | Action::P12
+        )
+    }
 
     /// The action for a name, seed name or alias.
     pub fn from_name(name: &str) -> Option<Self> {
@@ -205,6 +221,19 @@ pub async fn handle(
     let Some(action) = Action::from_name(name) else {
         return reply::failure(StatusCode::NOT_FOUND, "Error: invalid action");
     };
+    let kind = if action.is_change() {
+        Kind::Write
+    } else {
+        Kind::Read
+    };
+    if let Err(wait) = state.limiter.check(
+        Some(&subscriber.serial),
+        subscriber.addr.ip(),
+        kind,
+        state.services.clock().now(),
+    ) {
+        return reply::too_many(wait);
+    }
     let request = ActionRequest {
         services: &state.services,
         account: &subscriber.account,

@@ -29,6 +29,8 @@ pub struct Subscriber {
     pub account: AccountId,
     /// The certificate's serial.
     pub serial: Serial,
+    /// The client's address.
+    pub addr: std::net::SocketAddr,
 }
 
 impl FromRequestParts<AppState> for Subscriber {
@@ -39,8 +41,13 @@ impl FromRequestParts<AppState> for Subscriber {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let peer = parts.extensions.get::<Peer>();
+        let addr = peer.map_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)), |p| p.addr);
         match identify(&state.services, peer).await {
-            Ok(Identity::Subscriber { account, serial }) => Ok(Self { account, serial }),
+            Ok(Identity::Subscriber { account, serial }) => Ok(Self {
+                account,
+                serial,
+                addr,
+            }),
             Ok(_) => Err(reply::service_error(&ServiceError::Forbidden(
                 "Error: this endpoint takes subscriber certificates only".to_owned(),
             ))),

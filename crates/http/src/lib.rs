@@ -15,6 +15,7 @@ pub mod identity;
 pub mod objects;
 pub mod params;
 pub mod problem;
+pub mod ratelimit;
 pub mod reply;
 pub mod serve;
 pub mod service_api;
@@ -29,6 +30,18 @@ use sip_settings_core::Services;
 pub struct AppState {
     /// The service layer.
     pub services: Services,
+    /// Request rate limits of subscriber requests.
+    pub limiter: std::sync::Arc<ratelimit::RateLimiter>,
+}
+
+impl AppState {
+    /// State with the given rate limits (`None`: unlimited).
+    pub fn new(services: Services, limits: Option<ratelimit::RateLimits>) -> Self {
+        Self {
+            services,
+            limiter: std::sync::Arc::new(ratelimit::RateLimiter::new(limits)),
+        }
+    }
 }
 
 /// Largest request body the action endpoint reads, in bytes.

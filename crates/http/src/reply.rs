@@ -46,6 +46,18 @@ pub fn failure(status: StatusCode, text: impl Into<String>) -> Response {
     response
 }
 
+/// `429` with the seconds to wait in `Retry-After`.
+pub fn too_many(wait_seconds: u64) -> Response {
+    let mut response = failure(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("Error: too many requests, try again in {wait_seconds} s"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&wait_seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
+}
+
 /// Maps a service error to its status object reply.
 pub fn service_error(err: &ServiceError) -> Response {
     match err {

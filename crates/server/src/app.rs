@@ -85,7 +85,7 @@ impl RunningServer {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
-        let app = router(AppState { services });
+        let app = router(AppState::new(services, config.rate_limits));
         let (tx, rx) = oneshot::channel::<()>();
         let limits = config.limits.clone();
         let task = tokio::spawn(async move {

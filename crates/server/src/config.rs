@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use sip_settings_core::ServicesConfig;
+use sip_settings_http::ratelimit::{Budget, RateLimits};
 use sip_settings_http::serve::Limits;
 
 /// Default data directory.
@@ -35,6 +36,91 @@ pub struct FileConfig {
     pub handshake_timeout_secs: Option<u64>,
     /// Most open connections.
     pub max_connections: Option<usize>,
+    /// Currency of prepaid balances.
+    pub currency: Option<String>,
+    /// Longest prepaid session, seconds.
+    pub prepaid_max_session_seconds: Option<u32>,
+    /// Most open prepaid sessions per account.
+    pub prepaid_max_sessions: Option<u32>,
+    /// Request rate limits of subscribers (`[rate_limits]`).
+    pub rate_limits: Option<RateLimitsFile>,
+}
+
+/// `[rate_limits]` in the TOML file: `enabled`, and per budget `*_per_second` and `*_burst`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitsFile {
+    /// Set false to turn rate limiting off.
+    pub enabled: Option<bool>,
+    /// Reads per second per certificate.
+    pub certificate_reads_per_second: Option<f64>,
+    /// Read burst per certificate.
+    pub certificate_reads_burst: Option<f64>,
+    /// Writes per second per certificate.
+    pub certificate_writes_per_second: Option<f64>,
+    /// Write burst per certificate.
+    pub certificate_writes_burst: Option<f64>,
+    /// Reads per second per source address.
+    pub address_reads_per_second: Option<f64>,
+    /// Read burst per source address.
+    pub address_reads_burst: Option<f64>,
+    /// Writes per second per source address.
+    pub address_writes_per_second: Option<f64>,
+    /// Write burst per source address.
+    pub address_writes_burst: Option<f64>,
+}
+
+impl RateLimitsFile {
+    fn resolve(&self) -> anyhow::Result<Option<RateLimits>> {
+        if self.enabled == Some(false) {
+            return Ok(None);
+        }
+        let mut l = RateLimits::default();
+        let set = |b: &mut Budget,
+                   rate: Option<f64>,
+                   burst: Option<f64>,
+                   name: &str|
+         -> anyhow::Result<()> {
+            if let Some(r) = rate {
+                if !(r > 0.0 && r.is_finite()) {
+                    bail!("configuration: rate_limits.{name}_per_second must be a positive number");
+                }
+                b.per_second = r;
+            }
+            if let Some(r) = burst {
+                if !(r >= 1.0 && r.is_finite()) {
+                    bail!("configuration: rate_limits.{name}_burst must be at least 1");
+                }
+                b.burst = r;
+            }
+            Ok(())
+        };
+        set(
+            &mut l.certificate_reads,
+            self.certificate_reads_per_second,
+            self.certificate_reads_burst,
+            "certificate_reads",
+        )?;
+        set(
+            &mut l.certificate_writes,
+            self.certificate_writes_per_second,
+            self.certificate_writes_burst,
+            "certificate_writes",
+        )?;
+        set(
+            &mut l.address_reads,
+            self.address_reads_per_second,
+            self.address_reads_burst,
+            "address_reads",
+        )?;
+        set(
+            &mut l.address_writes,
+            self.address_writes_per_second,
+            self.address_writes_burst,
+            "address_writes",
+        )?;
+        Ok(Some(l))
+    }
 }
 
 impl FileConfig {
@@ -60,6 +146,8 @@ pub struct Config {
     pub services: ServicesConfig,
     /// Connection limits.
     pub limits: Limits,
+    /// Subscriber request rate limits (`None`: off).
+    pub rate_limits: Option<RateLimits>,
 }
 
 /// What the command line and environment said (already merged by clap).
@@ -125,12 +213,32 @@ impl Config {
         if let Some(n) = file.max_connections {
             limits.max_connections = n.max(1);
         }
+        if let Some(c) = file.currency {
+            if c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+                bail!("configuration: currency must be an ISO 4217 code such as EUR");
+            }
+            services.currency = c;
+        }
+        if let Some(s) = file.prepaid_max_session_seconds {
+            if !(60..=86_400).contains(&s) {
+                bail!("configuration: prepaid_max_session_seconds must be between 60 and 86400");
+            }
+            services.prepaid_max_session_seconds = s;
+        }
+        if let Some(n) = file.prepaid_max_sessions {
+            services.prepaid_max_sessions = n.max(1);
+        }
+        let rate_limits = match &file.rate_limits {
+            Some(r) => r.resolve()?,
+            None => Some(RateLimits::default()),
+        };
         Ok(Self {
             data_dir,
             database_url,
             listen,
             services,
             limits,
+            rate_limits,
         })
     }
 }

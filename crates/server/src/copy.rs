@@ -33,13 +33,19 @@ pub struct CopyReport {
 }
 
 /// Copies everything from `from` into the empty `to`.
-pub async fn copy_all(from: &Arc<dyn Store>, to: &Arc<dyn Store>, now: DateTime<Utc>) -> anyhow::Result<CopyReport> {
+pub async fn copy_all(
+    from: &Arc<dyn Store>,
+    to: &Arc<dyn Store>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<CopyReport> {
     if !to.list_domains().await?.is_empty() || !to.list_accounts(None).await?.is_empty() {
         bail!("the target database is not empty; copy only into a new database");
     }
     let mut report = CopyReport::default();
     for d in from.list_domains().await? {
-        to.add_domain(&d, now).await.with_context(|| format!("domain {d}"))?;
+        to.add_domain(&d, now)
+            .await
+            .with_context(|| format!("domain {d}"))?;
         report.domains += 1;
     }
     let rates = from.list_rates().await?;
@@ -50,26 +56,38 @@ pub async fn copy_all(from: &Arc<dyn Store>, to: &Arc<dyn Store>, now: DateTime<
             .get_credentials(&a.id)
             .await?
             .with_context(|| format!("account {} has no credentials", a.id))?;
-        to.insert_account(a, &credentials).await.with_context(|| format!("account {}", a.id))?;
+        to.insert_account(a, &credentials)
+            .await
+            .with_context(|| format!("account {}", a.id))?;
         report.accounts += 1;
     }
     for c in from.list_certificates(None).await? {
-        to.insert_certificate(&c).await.with_context(|| format!("certificate {}", c.serial))?;
+        to.insert_certificate(&c)
+            .await
+            .with_context(|| format!("certificate {}", c.serial))?;
         report.certificates += 1;
     }
     for (alias, owner) in from.list_aliases(None).await? {
-        to.add_alias(&alias, &owner, u32::MAX).await.with_context(|| format!("alias {alias}"))?;
+        to.add_alias(&alias, &owner, u32::MAX)
+            .await
+            .with_context(|| format!("alias {alias}"))?;
         report.aliases += 1;
     }
     for (number, owner) in from.list_enum(None).await? {
-        to.add_enum(&number, &owner).await.with_context(|| format!("ENUM {number}"))?;
+        to.add_enum(&number, &owner)
+            .await
+            .with_context(|| format!("ENUM {number}"))?;
         report.enum_numbers += 1;
     }
     for a in &accounts {
-        copy_settings(from, to, &a.id).await.with_context(|| format!("settings of {}", a.id))?;
+        copy_settings(from, to, &a.id)
+            .await
+            .with_context(|| format!("settings of {}", a.id))?;
         let billing = from.export_billing(&a.id).await?;
         report.history += billing.history.len();
-        to.import_billing(&a.id, &billing).await.with_context(|| format!("balance of {}", a.id))?;
+        to.import_billing(&a.id, &billing)
+            .await
+            .with_context(|| format!("balance of {}", a.id))?;
     }
     // Calls: gathered per account and direction, merged per (Call-ID, tags) so that a call
     // between two local accounts is one record with both parties.
@@ -78,10 +96,17 @@ pub async fn copy_all(from: &Arc<dyn Store>, to: &Arc<dyn Store>, now: DateTime<
     for a in &accounts {
         for direction in [Direction::Placed, Direction::Received] {
             for record in from.list_calls(&a.id, direction, epoch, u32::MAX).await? {
-                let key = (record.call_id.clone(), record.from_tag.clone(), record.to_tag.clone());
+                let key = (
+                    record.call_id.clone(),
+                    record.from_tag.clone(),
+                    record.to_tag.clone(),
+                );
                 calls
                     .entry(key)
-                    .or_insert_with(|| NewCall { record, parties: Vec::new() })
+                    .or_insert_with(|| NewCall {
+                        record,
+                        parties: Vec::new(),
+                    })
                     .parties
                     .push((a.id.clone(), direction));
             }
@@ -89,12 +114,21 @@ pub async fn copy_all(from: &Arc<dyn Store>, to: &Arc<dyn Store>, now: DateTime<
     }
     let all: Vec<NewCall> = calls.into_values().collect();
     for chunk in all.chunks(1000) {
-        report.calls += to.record_calls(chunk).await?.into_iter().filter(|n| *n).count();
+        report.calls += to
+            .record_calls(chunk)
+            .await?
+            .into_iter()
+            .filter(|n| *n)
+            .count();
     }
     Ok(report)
 }
 
-async fn copy_settings(from: &Arc<dyn Store>, to: &Arc<dyn Store>, id: &AccountId) -> anyhow::Result<()> {
+async fn copy_settings(
+    from: &Arc<dyn Store>,
+    to: &Arc<dyn Store>,
+    id: &AccountId,
+) -> anyhow::Result<()> {
     let diversions: Vec<_> = from
         .get_diversions(id)
         .await?

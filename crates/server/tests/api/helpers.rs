@@ -44,6 +44,9 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config::for_data_dir(dir.path());
         config.listen = "127.0.0.1:0".parse().unwrap();
+        // Rate limits are tested on their own (ratelimit.rs); elsewhere they would only count
+        // requests against a clock that stands still.
+        config.rate_limits = None;
         sip_settings_pki::files::ensure(dir.path(), &[]).unwrap();
         sip_settings::app::open_store(&config, true).await.unwrap();
         let clock = Arc::new(ManualClock::new(Utc::now()));
@@ -353,4 +356,61 @@ pub fn enc(value: &str) -> String {
         }
     }
     out
+}
+
+impl TestApp {
+    /// Like [`TestApp::spawn`], with the configuration changed by `f` before the services open
+    /// (e.g. `|c| c.services.prepaid_max_sessions = 2`).
+    pub async fn spawn_with(f: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::for_data_dir(dir.path());
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        // Rate limits are tested on their own (ratelimit.rs); elsewhere they would only count
+        // requests against a clock that stands still.
+        config.rate_limits = None;
+        f(&mut config);
+        sip_settings_pki::files::ensure(dir.path(), &[]).unwrap();
+        sip_settings::app::open_store(&config, true).await.unwrap();
+        let clock = Arc::new(ManualClock::new(Utc::now()));
+        let services = open_services(&config, clock.clone() as Arc<dyn Clock>)
+            .await
+            .unwrap();
+        services.add_domain("example.com").await.unwrap();
+        let mut certs = Vec::new();
+        for (who, pw) in [(ALICE, ALICE_PASSWORD), (BOB, BOB_PASSWORD)] {
+            let id = AccountId::parse(who).unwrap();
+            services
+                .add_account(
+                    &id,
+                    &Password::parse_for("password", pw).unwrap(),
+                    &AccountUpdate::default(),
+                )
+                .await
+                .unwrap();
+            certs.push(
+                services
+                    .issue_certificate(CertSubject::Account(id), None)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let bob = certs.pop().unwrap();
+        let alice = certs.pop().unwrap();
+        let server = RunningServer::start(&config, services.clone())
+            .await
+            .unwrap();
+        let base = format!("https://localhost:{}", server.addr().port());
+        let ca_pem = services.ca_pem().to_owned();
+        Self {
+            dir,
+            config,
+            services,
+            clock,
+            server: Some(server),
+            base,
+            ca_pem,
+            alice,
+            bob,
+        }
+    }
 }

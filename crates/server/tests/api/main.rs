@@ -5,9 +5,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test binary: a failed unwrap is a failed test
 mod account;
 mod auth;
+mod billing;
 mod cli;
 mod helpers;
 mod operator_cli;
+mod ratelimit;
 mod refusals;
 mod seed_curl;
 mod settings;
