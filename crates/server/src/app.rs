@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use sip_settings_core::{Clock, Services, Store, SystemClock};
 use sip_settings_http::{AppState, router, serve, tls};
+use sip_settings_store_postgres::PgStore;
 use sip_settings_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -24,24 +25,76 @@ pub fn sqlite_path(url: &str) -> Option<&Path> {
     Some(Path::new(path))
 }
 
-/// Opens the store named by the configuration. Without `create`, a missing SQLite file is an
-/// error that says to run `init`.
-pub async fn open_store(config: &Config, create: bool) -> anyhow::Result<Arc<dyn Store>> {
-    let url = &config.database_url;
+/// The kind of store a database URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded SQLite file at this path.
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// Which store a URL names; an unknown scheme is an error.
+pub fn backend_of(url: &str) -> anyhow::Result<Backend> {
     if let Some(path) = sqlite_path(url) {
-        if !create && !path.exists() {
-            bail!(
-                "database {} not found: run `sip-settings init` first",
-                path.display()
-            );
-        }
-        let store = SqliteStore::open(url, create)
-            .await
-            .with_context(|| format!("cannot open database {}", path.display()))?;
-        return Ok(Arc::new(store));
+        return Ok(Backend::Sqlite(path.to_owned()));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Backend::Postgres);
     }
     let scheme = url.split(':').next().unwrap_or_default();
-    bail!("unsupported database URL scheme '{scheme}:' (supported: sqlite://)")
+    bail!(
+        "unsupported database URL scheme '{scheme}:' (supported: sqlite://, postgres://, postgresql://)"
+    )
+}
+
+/// Opens the store at `url`. Without `create`, a missing SQLite file is an error that says to
+/// run `init`. With `migrate`, the store's migrations run first.
+pub async fn open_store_url(
+    url: &str,
+    create: bool,
+    migrate: bool,
+) -> anyhow::Result<Arc<dyn Store>> {
+    match backend_of(url)? {
+        Backend::Sqlite(path) => {
+            if !create && !path.exists() {
+                bail!(
+                    "database {} not found: run `sip-settings init` first",
+                    path.display()
+                );
+            }
+            let store = SqliteStore::open_with(url, create, migrate)
+                .await
+                .with_context(|| format!("cannot open database {}", path.display()))?;
+            Ok(Arc::new(store))
+        }
+        Backend::Postgres => {
+            let store = PgStore::open(url, migrate)
+                .await
+                .with_context(|| format!("cannot open database {}", redact_url(url)))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// A database URL without its password, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Opens the store named by the configuration (running migrations unless
+/// `config.migrate` is off).
+pub async fn open_store(config: &Config, create: bool) -> anyhow::Result<Arc<dyn Store>> {
+    open_store_url(&config.database_url, create, config.migrate).await
 }
 
 /// Opens the store and the CA of an initialised data directory and builds the service layer.

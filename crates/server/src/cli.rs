@@ -44,6 +44,24 @@ pub enum Command {
         /// Address to listen on.
         #[arg(long, env = "SIP_SETTINGS_LISTEN", value_name = "ADDR:PORT")]
         listen: Option<SocketAddr>,
+        /// Do not run the database migrations on start.
+        #[arg(long)]
+        no_migrate: bool,
+    },
+    /// Copy a whole installation from one database to another, empty one.
+    Copy {
+        /// Source database URL (sqlite://… or postgres://…).
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// Target database URL; it must be empty.
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
+    /// Write a consistent copy of the embedded SQLite database (VACUUM INTO).
+    Backup {
+        /// The file to write (must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
     },
     /// Run the database migrations.
     Migrate,

@@ -148,6 +148,8 @@ pub struct Config {
     pub limits: Limits,
     /// Subscriber request rate limits (`None`: off).
     pub rate_limits: Option<RateLimits>,
+    /// Run the store's migrations when opening it (`serve --no-migrate` turns this off).
+    pub migrate: bool,
 }
 
 /// What the command line and environment said (already merged by clap).
@@ -239,6 +241,7 @@ impl Config {
             services,
             limits,
             rate_limits,
+            migrate: true,
         })
     }
 }

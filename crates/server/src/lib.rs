@@ -15,10 +15,10 @@ use config::{Config, Overrides};
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let listen = match &cli.command {
-        Command::Serve { listen } | Command::Quickstart { listen } => *listen,
+        Command::Serve { listen, .. } | Command::Quickstart { listen } => *listen,
         _ => None,
     };
-    let config = Config::resolve(&Overrides {
+    let mut config = Config::resolve(&Overrides {
         data_dir: cli.data_dir.clone(),
         database: cli.database.clone(),
         config: cli.config.clone(),
@@ -29,7 +29,53 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::init(&config, hostnames).await?;
         }
         Command::Quickstart { .. } => commands::quickstart(&config).await?,
-        Command::Serve { .. } => commands::serve(&config).await?,
+        Command::Serve { no_migrate, .. } => {
+            config.migrate = !no_migrate;
+            commands::serve(&config).await?;
+        }
+        Command::Copy { from, to } => {
+            let source = app::open_store_url(from, false, true).await?;
+            let target = app::open_store_url(to, true, true).await?;
+            let report = copy::copy_all(&source, &target, chrono::Utc::now()).await?;
+            println!(
+                "copied {} domain(s), {} account(s), {} certificate(s), {} alias(es), {} ENUM number(s), {} rate(s), {} call(s), {} balance history entries from {} to {}",
+                report.domains,
+                report.accounts,
+                report.certificates,
+                report.aliases,
+                report.enum_numbers,
+                report.rates,
+                report.calls,
+                report.history,
+                app::redact_url(from),
+                app::redact_url(to)
+            );
+        }
+        Command::Backup { out } => {
+            let app::Backend::Sqlite(path) = app::backend_of(&config.database_url)? else {
+                anyhow::bail!(
+                    "backup is for the embedded SQLite store; back up PostgreSQL with pg_dump (see docs/deployment.md)"
+                );
+            };
+            if !path.exists() {
+                anyhow::bail!(
+                    "database {} not found: run `sip-settings init` first",
+                    path.display()
+                );
+            }
+            if out.exists() {
+                anyhow::bail!("{} exists already; choose a new file", out.display());
+            }
+            let store =
+                sip_settings_store_sqlite::SqliteStore::open(&config.database_url, false).await?;
+            store.backup_to(out).await?;
+            store.close().await;
+            println!(
+                "wrote a consistent copy of {} to {}",
+                path.display(),
+                out.display()
+            );
+        }
         Command::Migrate => {
             let store = app::open_store(&config, false).await?;
             drop(store);

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
 pub mod cases;
+pub mod pg;
 
 use std::sync::Arc;
 

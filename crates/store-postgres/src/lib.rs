@@ -1,0 +1,1197 @@
+//! [`PgStore`]: the PostgreSQL store, for many stateless API servers sharing one (replicated)
+//! database. It implements the [`Store`] trait with exactly the behaviour of the embedded
+//! `SqliteStore` (one conformance suite runs against both), on the same schema in PostgreSQL
+//! types (`migrations/`).
+//!
+//! # Transactions and concurrency
+//!
+//! Every method is one statement or one transaction at PostgreSQL's default isolation, READ
+//! COMMITTED. SQLite gets serial execution for free from its single writer; here the rules that
+//! depend on it are made explicit with row locks, always taken in the order *account row, then
+//! session row*:
+//!
+//! * `open_prepaid_session` locks the paying account's row (`SELECT … FOR NO KEY UPDATE`) before
+//!   it sums the open reservations, so concurrent opens on one balance run one after another and
+//!   can never together reserve more than the balance;
+//! * `close_prepaid_session` locks the account, then the session row, and settles only a session
+//!   it finds open under that lock: closing twice debits once;
+//! * `change_balance`, `import_billing` and `put_accept_rule` lock the account row (the last so
+//!   that "replaced" is exact when two writers race);
+//! * `add_alias` locks the account row while it counts the account's aliases against the limit,
+//!   and leaves uniqueness of the address to the `sip_addresses` primary key: a unique violation
+//!   is [`AliasOutcome::Taken`];
+//! * `set_diversions` upserts or deletes only the conditions it is given (never a
+//!   read-modify-write of the whole set), in a fixed order of conditions;
+//! * `record_calls` relies on the `calls` unique key (`ON CONFLICT DO NOTHING`).
+//!
+//! `FOR NO KEY UPDATE` is the form of `FOR UPDATE` that PostgreSQL itself takes for an `UPDATE`
+//! of non-key columns: lockers exclude each other just the same, but inserts into other tables
+//! whose foreign keys point at the account (a call party, a history entry) are not blocked by it,
+//! which removes a source of deadlocks.
+//!
+//! A transaction that PostgreSQL rolls back as a serialization failure (40001) or a deadlock
+//! victim (40P01) is run again as a whole, up to three times, before the caller gets
+//! [`StoreError::Unavailable`]. The pool tests a connection before handing it out, so that a
+//! connection ended by `pg_terminate_backend` or a server restart is replaced and the store
+//! recovers by itself.
+
+mod billing;
+mod error;
+mod rows;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sip_settings_core::account::{Account, AccountProfile};
+use sip_settings_core::calls::{
+    BillingSnapshot, CallRecord, CloseRequest, Direction, HistoryEntry, NewCall, OpenOutcome,
+    OpenRequest, PrepaidSession, Usage,
+};
+use sip_settings_core::cert::{CertRecord, Serial};
+use sip_settings_core::credentials::Credentials;
+use sip_settings_core::ids::{AccountId, Domain, E164};
+use sip_settings_core::money::Money;
+use sip_settings_core::rating::Rate;
+use sip_settings_core::settings::{
+    AcceptRule, AcceptRules, DaysMask, Diversions, PhonebookEntry, RejectPattern, TemporaryRule,
+    Voicemail, VoicemailDelivery,
+};
+use sip_settings_core::sip::{Condition, DiversionTarget, SipUri};
+use sip_settings_core::store::{AliasOutcome, BalanceChange};
+use sip_settings_core::{Email, Store, StoreError};
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool, Row};
+
+use crate::error::{Fail, Res, corrupt, is_unique_violation, map_err, retrying};
+use crate::rows::{
+    ACCOUNT_COLUMNS, account_from_row, account_id_from, cert_from_row, join_groups, minute,
+    parse_groups, split_list,
+};
+
+/// Connections per server process.
+const MAX_CONNECTIONS: u32 = 16;
+/// How long a method waits for a free connection before it is [`StoreError::Unavailable`].
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The versioned schema, embedded.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// The PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pub(crate) pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://` or `postgresql://`); runs the migrations when `migrate`
+    /// is set.
+    pub async fn open(url: &str, migrate: bool) -> Result<Self, StoreError> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(StoreError::Other(
+                "a PostgreSQL URL starts with postgres:// or postgresql://".to_owned(),
+            ));
+        }
+        // The URL may hold a password: it is never repeated in an error.
+        let mut options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Other(format!("bad PostgreSQL URL: {e}")))?;
+        if options.get_application_name().is_none() {
+            options = options.application_name("sip-settings");
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(true)
+            .connect_with(options)
+            .await
+            .map_err(map_err)?;
+        let store = Self { pool };
+        if migrate {
+            store.migrate().await?;
+        }
+        Ok(store)
+    }
+
+    /// Runs the migrations (idempotent; concurrent runs from several servers are serialised by
+    /// sqlx's advisory lock).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
+            MigrateError::Execute(e) => map_err(e),
+            e => StoreError::Other(format!("migration failed: {e}")),
+        })
+    }
+
+    /// Closes the pool, waiting for running statements.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A sub-select giving the row id of the account bound as `($1, $2)` = `(domain, username)`.
+/// When there is no such account it yields NULL, which a NOT NULL column refuses
+/// (not_null_violation, mapped to `NotFound`).
+const ACCOUNT_ID: &str = "(SELECT id FROM accounts WHERE domain = $1 AND username = $2)";
+
+/// The row id of an account; `NotFound` if there is none.
+async fn account_rowid(conn: &mut PgConnection, account: &AccountId) -> Res<i64> {
+    let id: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM accounts WHERE domain = $1 AND username = $2")
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .fetch_optional(conn)
+            .await?;
+    id.ok_or_else(|| not_found(account))
+}
+
+/// Locks an account's row for the rest of the transaction; returns its id, prepaid flag and
+/// balance as they are under the lock. `NotFound` if there is no account.
+pub(crate) async fn lock_account(
+    conn: &mut PgConnection,
+    account: &AccountId,
+) -> Res<(i64, bool, i64)> {
+    let row = sqlx::query(
+        "SELECT id, prepaid, balance FROM accounts WHERE domain = $1 AND username = $2 \
+         FOR NO KEY UPDATE",
+    )
+    .bind(account.domain().as_str())
+    .bind(account.user().as_str())
+    .fetch_optional(conn)
+    .await?
+    .ok_or_else(|| not_found(account))?;
+    Ok((
+        row.try_get("id")?,
+        row.try_get("prepaid")?,
+        row.try_get("balance")?,
+    ))
+}
+
+pub(crate) fn not_found(account: &AccountId) -> Fail {
+    Fail::Store(StoreError::NotFound(format!("account {account}")))
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn add_domain(&self, domain: &Domain, at: DateTime<Utc>) -> Result<(), StoreError> {
+        retrying(|| async move {
+            sqlx::query("INSERT INTO domains (name, created_at) VALUES ($1, $2)")
+                .bind(domain.as_str())
+                .bind(at)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_domains(&self) -> Result<Vec<Domain>, StoreError> {
+        retrying(|| async move {
+            let names: Vec<String> = sqlx::query_scalar("SELECT name FROM domains ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+            names
+                .iter()
+                .map(|n| Domain::parse(n).map_err(|e| corrupt("domain", e)))
+                .collect()
+        })
+        .await
+    }
+
+    async fn domain_exists(&self, domain: &Domain) -> Result<bool, StoreError> {
+        retrying(|| async move {
+            Ok(
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM domains WHERE name = $1)")
+                    .bind(domain.as_str())
+                    .fetch_one(&self.pool)
+                    .await?,
+            )
+        })
+        .await
+    }
+
+    async fn insert_account(
+        &self,
+        account: &Account,
+        credentials: &Credentials,
+    ) -> Result<(), StoreError> {
+        let p = &account.profile;
+        retrying(|| async move {
+            let mut tx = self.pool.begin().await?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO accounts (username, domain, first_name, last_name, email, timezone, \
+                 mobile, pstn_caller_id, language, no_answer_timeout, quick_dial, privacy, prepaid, \
+                 ha1_md5, ha1_sha256, password_hash, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                 $17, $17) RETURNING id",
+            )
+            .bind(account.id.user().as_str())
+            .bind(account.id.domain().as_str())
+            .bind(&p.first_name)
+            .bind(&p.last_name)
+            .bind(p.email.as_ref().map(|e| e.as_str()))
+            .bind(p.timezone.name())
+            .bind(p.mobile.as_ref().map(|e| e.as_str()))
+            .bind(p.pstn_caller_id.as_ref().map(|e| e.as_str()))
+            .bind(&p.language)
+            .bind(i64::from(p.no_answer_timeout))
+            .bind(p.quick_dial.as_deref())
+            .bind(account.privacy)
+            .bind(account.prepaid)
+            .bind(&credentials.ha1_md5)
+            .bind(&credentials.ha1_sha256)
+            .bind(&credentials.password_hash)
+            .bind(account.created_at)
+            .fetch_one(&mut *tx)
+            .await?;
+            // The address namespace is shared with aliases: a taken alias refuses the account.
+            sqlx::query(
+                "INSERT INTO sip_addresses (domain, username, account_id, is_alias, created_at) \
+                 VALUES ($1, $2, $3, FALSE, $4)",
+            )
+            .bind(account.id.domain().as_str())
+            .bind(account.id.user().as_str())
+            .bind(id)
+            .bind(account.created_at)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
+        retrying(|| async move {
+            let row = sqlx::query(&format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE domain = $1 AND username = $2"
+            ))
+            .bind(id.domain().as_str())
+            .bind(id.user().as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+            row.as_ref().map(account_from_row).transpose()
+        })
+        .await
+    }
+
+    async fn list_accounts(&self, domain: Option<&Domain>) -> Result<Vec<Account>, StoreError> {
+        retrying(|| async move {
+            let rows = match domain {
+                Some(d) => {
+                    sqlx::query(&format!(
+                        "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE domain = $1 \
+                         ORDER BY domain, username"
+                    ))
+                    .bind(d.as_str())
+                    .fetch_all(&self.pool)
+                    .await?
+                }
+                None => {
+                    sqlx::query(&format!(
+                        "SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY domain, username"
+                    ))
+                    .fetch_all(&self.pool)
+                    .await?
+                }
+            };
+            rows.iter().map(account_from_row).collect()
+        })
+        .await
+    }
+
+    async fn update_account(
+        &self,
+        id: &AccountId,
+        profile: &AccountProfile,
+        prepaid: bool,
+    ) -> Result<(), StoreError> {
+        retrying(|| async move {
+            let done = sqlx::query(
+                "UPDATE accounts SET first_name = $1, last_name = $2, email = $3, timezone = $4, \
+                 mobile = $5, pstn_caller_id = $6, language = $7, no_answer_timeout = $8, \
+                 quick_dial = $9, prepaid = $10, updated_at = $11 \
+                 WHERE domain = $12 AND username = $13",
+            )
+            .bind(&profile.first_name)
+            .bind(&profile.last_name)
+            .bind(profile.email.as_ref().map(|e| e.as_str()))
+            .bind(profile.timezone.name())
+            .bind(profile.mobile.as_ref().map(|e| e.as_str()))
+            .bind(profile.pstn_caller_id.as_ref().map(|e| e.as_str()))
+            .bind(&profile.language)
+            .bind(i64::from(profile.no_answer_timeout))
+            .bind(profile.quick_dial.as_deref())
+            .bind(prepaid)
+            .bind(Utc::now())
+            .bind(id.domain().as_str())
+            .bind(id.user().as_str())
+            .execute(&self.pool)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(not_found(id));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_credentials(&self, id: &AccountId) -> Result<Option<Credentials>, StoreError> {
+        retrying(|| async move {
+            let row = sqlx::query(
+                "SELECT ha1_md5, ha1_sha256, password_hash FROM accounts \
+                 WHERE domain = $1 AND username = $2",
+            )
+            .bind(id.domain().as_str())
+            .bind(id.user().as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+            row.map(|r| {
+                Ok(Credentials {
+                    ha1_md5: r.try_get("ha1_md5")?,
+                    ha1_sha256: r.try_get("ha1_sha256")?,
+                    password_hash: r.try_get("password_hash")?,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn set_credentials(
+        &self,
+        id: &AccountId,
+        credentials: &Credentials,
+    ) -> Result<(), StoreError> {
+        retrying(|| async move {
+            let done = sqlx::query(
+                "UPDATE accounts SET ha1_md5 = $1, ha1_sha256 = $2, password_hash = $3, \
+                 updated_at = $4 WHERE domain = $5 AND username = $6",
+            )
+            .bind(&credentials.ha1_md5)
+            .bind(&credentials.ha1_sha256)
+            .bind(&credentials.password_hash)
+            .bind(Utc::now())
+            .bind(id.domain().as_str())
+            .bind(id.user().as_str())
+            .execute(&self.pool)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(not_found(id));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_account(&self, id: &AccountId, at: DateTime<Utc>) -> Result<u64, StoreError> {
+        retrying(|| async move {
+            let mut tx = self.pool.begin().await?;
+            let revoked = sqlx::query(
+                "UPDATE certificates SET revoked_at = $1 WHERE account = $2 AND revoked_at IS NULL",
+            )
+            .bind(at)
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let deleted = sqlx::query("DELETE FROM accounts WHERE domain = $1 AND username = $2")
+                .bind(id.domain().as_str())
+                .bind(id.user().as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if deleted == 0 {
+                // Dropping the transaction rolls it back.
+                return Err(not_found(id));
+            }
+            tx.commit().await?;
+            Ok(revoked)
+        })
+        .await
+    }
+
+    async fn insert_certificate(&self, record: &CertRecord) -> Result<(), StoreError> {
+        retrying(|| async move {
+            sqlx::query(
+                "INSERT INTO certificates (serial, subject, role, account, fingerprint, \
+                 not_before, not_after, issued_at, revoked_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(record.serial.as_str())
+            .bind(&record.subject)
+            .bind(record.role.as_str())
+            .bind(record.account.as_ref().map(ToString::to_string))
+            .bind(&record.fingerprint)
+            .bind(record.not_before)
+            .bind(record.not_after)
+            .bind(record.issued_at)
+            .bind(record.revoked_at)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_certificate(&self, serial: &Serial) -> Result<Option<CertRecord>, StoreError> {
+        retrying(|| async move {
+            let row = sqlx::query("SELECT * FROM certificates WHERE serial = $1")
+                .bind(serial.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+            row.as_ref().map(cert_from_row).transpose()
+        })
+        .await
+    }
+
+    async fn list_certificates(
+        &self,
+        account: Option<&AccountId>,
+    ) -> Result<Vec<CertRecord>, StoreError> {
+        retrying(|| async move {
+            let rows = match account {
+                Some(id) => {
+                    sqlx::query(
+                        "SELECT * FROM certificates WHERE account = $1 ORDER BY issued_at, serial",
+                    )
+                    .bind(id.to_string())
+                    .fetch_all(&self.pool)
+                    .await?
+                }
+                None => {
+                    sqlx::query("SELECT * FROM certificates ORDER BY issued_at, serial")
+                        .fetch_all(&self.pool)
+                        .await?
+                }
+            };
+            rows.iter().map(cert_from_row).collect()
+        })
+        .await
+    }
+
+    async fn revoke_certificate(
+        &self,
+        serial: &Serial,
+        at: DateTime<Utc>,
+    ) -> Result<CertRecord, StoreError> {
+        retrying(|| async move {
+            let row = sqlx::query(
+                "UPDATE certificates SET revoked_at = COALESCE(revoked_at, $1) WHERE serial = $2 \
+                 RETURNING *",
+            )
+            .bind(at)
+            .bind(serial.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+            match row {
+                Some(r) => cert_from_row(&r),
+                None => Err(Fail::Store(StoreError::NotFound(format!(
+                    "certificate {serial}"
+                )))),
+            }
+        })
+        .await
+    }
+
+    async fn revoke_account_certificates(
+        &self,
+        id: &AccountId,
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        retrying(|| async move {
+            Ok(sqlx::query(
+                "UPDATE certificates SET revoked_at = $1 WHERE account = $2 AND revoked_at IS NULL",
+            )
+            .bind(at)
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+        })
+        .await
+    }
+
+    async fn resolve_address(&self, address: &AccountId) -> Result<Option<AccountId>, StoreError> {
+        retrying(|| async move {
+            let row = sqlx::query(
+                "SELECT a.username, a.domain FROM sip_addresses s \
+                 JOIN accounts a ON a.id = s.account_id WHERE s.domain = $1 AND s.username = $2",
+            )
+            .bind(address.domain().as_str())
+            .bind(address.user().as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+            row.map(|r| account_id_from(&r, "username", "domain"))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn add_alias(
+        &self,
+        alias: &AccountId,
+        account: &AccountId,
+        limit: u32,
+    ) -> Result<AliasOutcome, StoreError> {
+        retrying(|| async move {
+            let mut tx = self.pool.begin().await?;
+            // The lock serialises adders of one account, so that the count below is exact.
+            let (id, _, _) = lock_account(&mut tx, account).await?;
+            let taken: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM sip_addresses WHERE domain = $1 AND username = $2)",
+            )
+            .bind(alias.domain().as_str())
+            .bind(alias.user().as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+            if taken {
+                return Ok(AliasOutcome::Taken);
+            }
+            let count: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM sip_addresses WHERE account_id = $1 AND is_alias",
+            )
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if count >= i64::from(limit) {
+                return Ok(AliasOutcome::LimitReached);
+            }
+            // An address taken since the check above (by another account's alias or a new
+            // account) is caught by the primary key.
+            let inserted = sqlx::query(
+                "INSERT INTO sip_addresses (domain, username, account_id, is_alias, created_at) \
+                 VALUES ($1, $2, $3, TRUE, $4)",
+            )
+            .bind(alias.domain().as_str())
+            .bind(alias.user().as_str())
+            .bind(id)
+            .bind(Utc::now())
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => return Ok(AliasOutcome::Taken),
+                Err(e) => return Err(e.into()),
+            }
+            tx.commit().await?;
+            Ok(AliasOutcome::Added)
+        })
+        .await
+    }
+
+    async fn remove_alias(&self, alias: &AccountId) -> Result<bool, StoreError> {
+        retrying(|| async move {
+            let done = sqlx::query(
+                "DELETE FROM sip_addresses WHERE domain = $1 AND username = $2 AND is_alias",
+            )
+            .bind(alias.domain().as_str())
+            .bind(alias.user().as_str())
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected() > 0)
+        })
+        .await
+    }
+
+    async fn list_aliases(
+        &self,
+        account: Option<&AccountId>,
+    ) -> Result<Vec<(AccountId, AccountId)>, StoreError> {
+        let base = "SELECT s.username AS alias_user, s.domain AS alias_domain, a.username, \
+                    a.domain FROM sip_addresses s JOIN accounts a ON a.id = s.account_id \
+                    WHERE s.is_alias";
+        retrying(|| async move {
+            let rows = match account {
+                Some(id) => {
+                    sqlx::query(&format!(
+                        "{base} AND a.domain = $1 AND a.username = $2 \
+                         ORDER BY s.domain, s.username"
+                    ))
+                    .bind(id.domain().as_str())
+                    .bind(id.user().as_str())
+                    .fetch_all(&self.pool)
+                    .await?
+                }
+                None => {
+                    sqlx::query(&format!("{base} ORDER BY s.domain, s.username"))
+                        .fetch_all(&self.pool)
+                        .await?
+                }
+            };
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        account_id_from(r, "alias_user", "alias_domain")?,
+                        account_id_from(r, "username", "domain")?,
+                    ))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn add_enum(&self, number: &E164, account: &AccountId) -> Result<(), StoreError> {
+        retrying(|| async move {
+            sqlx::query(&format!(
+                "INSERT INTO enum_numbers (number, account_id, created_at) \
+                 VALUES ($3, {ACCOUNT_ID}, $4)"
+            ))
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .bind(number.as_str())
+            .bind(Utc::now())
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_enum(&self, number: &E164) -> Result<bool, StoreError> {
+        retrying(|| async move {
+            let done = sqlx::query("DELETE FROM enum_numbers WHERE number = $1")
+                .bind(number.as_str())
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        })
+        .await
+    }
+
+    async fn list_enum(
+        &self,
+        account: Option<&AccountId>,
+    ) -> Result<Vec<(E164, AccountId)>, StoreError> {
+        let base = "SELECT e.number, a.username, a.domain FROM enum_numbers e \
+                    JOIN accounts a ON a.id = e.account_id";
+        retrying(|| async move {
+            let rows = match account {
+                Some(id) => {
+                    sqlx::query(&format!(
+                        "{base} WHERE a.domain = $1 AND a.username = $2 ORDER BY e.number"
+                    ))
+                    .bind(id.domain().as_str())
+                    .bind(id.user().as_str())
+                    .fetch_all(&self.pool)
+                    .await?
+                }
+                None => {
+                    sqlx::query(&format!("{base} ORDER BY e.number"))
+                        .fetch_all(&self.pool)
+                        .await?
+                }
+            };
+            rows.iter()
+                .map(|r| {
+                    let n: String = r.try_get("number")?;
+                    Ok((
+                        E164::parse_for("number", &n).map_err(|e| corrupt("ENUM number", e))?,
+                        account_id_from(r, "username", "domain")?,
+                    ))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn resolve_enum(&self, number: &E164) -> Result<Option<AccountId>, StoreError> {
+        retrying(|| async move {
+            let row = sqlx::query(
+                "SELECT a.username, a.domain FROM enum_numbers e \
+                 JOIN accounts a ON a.id = e.account_id WHERE e.number = $1",
+            )
+            .bind(number.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+            row.map(|r| account_id_from(&r, "username", "domain"))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn get_diversions(&self, account: &AccountId) -> Result<Diversions, StoreError> {
+        retrying(|| async move {
+            let rows = sqlx::query(&format!(
+                "SELECT condition, target FROM diversions WHERE account_id = {ACCOUNT_ID}"
+            ))
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .fetch_all(&self.pool)
+            .await?;
+            let mut out = Diversions::new();
+            for r in rows {
+                let c: String = r.try_get("condition")?;
+                let t: String = r.try_get("target")?;
+                let condition = Condition::from_code(&c).ok_or_else(|| corrupt("condition", &c))?;
+                let target =
+                    DiversionTarget::from_stored(&t).map_err(|e| corrupt("diversion target", e))?;
+                out.insert(condition, target);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn set_diversions(
+        &self,
+        account: &AccountId,
+        changes: &[(Condition, Option<DiversionTarget>)],
+    ) -> Result<(), StoreError> {
+        // Rows are written in one order of conditions, so that two writers never wait for each
+        // other's rows crosswise; the sort is stable, so a repeated condition keeps its last value.
+        let mut ordered: Vec<&(Condition, Option<DiversionTarget>)> = changes.iter().collect();
+        ordered.sort_by_key(|(c, _)| c.code());
+        let ordered = &ordered;
+        retrying(|| async move {
+            let mut tx = self.pool.begin().await?;
+            let id = account_rowid(&mut tx, account).await?;
+            for (condition, target) in ordered {
+                match target {
+                    Some(t) => {
+                        sqlx::query(
+                            "INSERT INTO diversions (account_id, condition, target) \
+                             VALUES ($1, $2, $3) ON CONFLICT (account_id, condition) \
+                             DO UPDATE SET target = excluded.target",
+                        )
+                        .bind(id)
+                        .bind(condition.code())
+                        .bind(t.stored())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    None => {
+                        sqlx::query(
+                            "DELETE FROM diversions WHERE account_id = $1 AND condition = $2",
+                        )
+                        .bind(id)
+                        .bind(condition.code())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_accept_rules(&self, account: &AccountId) -> Result<AcceptRules, StoreError> {
+        retrying(|| async move {
+            let rows = sqlx::query(&format!(
+                "SELECT days, start_minute, stop_minute, groups FROM accept_rules \
+                 WHERE account_id = {ACCOUNT_ID} ORDER BY days"
+            ))
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .fetch_all(&self.pool)
+            .await?;
+            let mut persistent = Vec::with_capacity(rows.len());
+            for r in rows {
+                let days: i32 = r.try_get("days")?;
+                let groups: String = r.try_get("groups")?;
+                persistent.push(AcceptRule {
+                    days: u32::try_from(days)
+                        .ok()
+                        .and_then(|d| DaysMask::new(d).ok())
+                        .ok_or_else(|| corrupt("days mask", days))?,
+                    start: minute(r.try_get("start_minute")?)?,
+                    stop: minute(r.try_get("stop_minute")?)?,
+                    groups: parse_groups(&groups)?,
+                });
+            }
+            let temp = sqlx::query(&format!(
+                "SELECT groups, until FROM accept_temporary WHERE account_id = {ACCOUNT_ID}"
+            ))
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+            let temporary = match temp {
+                Some(r) => {
+                    let groups: String = r.try_get("groups")?;
+                    Some(TemporaryRule {
+                        groups: parse_groups(&groups)?,
+                        until: r.try_get("until")?,
+                    })
+                }
+                None => None,
+            };
+            Ok(AcceptRules {
+                persistent,
+                temporary,
+            })
+        })
+        .await
+    }
+
+    async fn put_accept_rule(
+        &self,
+        account: &AccountId,
+        rule: &AcceptRule,
+    ) -> Result<bool, StoreError> {
+        retrying(|| async move {
+            let mut tx = self.pool.begin().await?;
+            // Locked, so that of two writers of one rule exactly one sees the other's.
+            let (id, _, _) = lock_account(&mut tx, account).await?;
+            let existed: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM accept_rules WHERE account_id = $1 AND days = $2)",
+            )
+            .bind(id)
+            .bind(i32::from(rule.days.value()))
+            .fetch_one(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO accept_rules (account_id, days, start_minute, stop_minute, groups) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, days) DO UPDATE SET \
+                 start_minute = excluded.start_minute, stop_minute = excluded.stop_minute, \
+                 groups = excluded.groups",
+            )
+            .bind(id)
+            .bind(i32::from(rule.days.value()))
+            .bind(i32::from(rule.start.minutes()))
+            .bind(i32::from(rule.stop.minutes()))
+            .bind(join_groups(&rule.groups))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(existed)
+        })
+        .await
+    }
+
+    async fn remove_accept_rule(
+        &self,
+        account: &AccountId,
+        days: DaysMask,
+    ) -> Result<bool, StoreError> {
+        retrying(|| async move {
+            let done = sqlx::query(&format!(
+                "DELETE FROM accept_rules WHERE account_id = {ACCOUNT_ID} AND days = $3"
+            ))
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .bind(i32::from(days.value()))
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected() > 0)
+        })
+        .await
+    }
+
+    async fn set_temporary_rule(
+        &self,
+        account: &AccountId,
+        rule: Option<&TemporaryRule>,
+    ) -> Result<(), StoreError> {
+        retrying(|| async move {
+            let mut tx = self.pool.begin().await?;
+            let id = account_rowid(&mut tx, account).await?;
+            match rule {
+                Some(rule) => {
+                    sqlx::query(
+                        "INSERT INTO accept_temporary (account_id, groups, until) \
+                         VALUES ($1, $2, $3) ON CONFLICT (account_id) DO UPDATE SET \
+                         groups = excluded.groups, until = excluded.until",
+                    )
+                    .bind(id)
+                    .bind(join_groups(&rule.groups))
+                    .bind(rule.until)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM accept_temporary WHERE account_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_reject(&self, account: &AccountId) -> Result<Vec<RejectPattern>, StoreError> {
+        retrying(|| async move {
+            let patterns: Vec<String> = sqlx::query_scalar(&format!(
+                "SELECT pattern FROM reject_rules WHERE account_id = {ACCOUNT_ID} ORDER BY pattern"
+            ))
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .fetch_all(&self.pool)
+            .await?;
+            patterns
+                .iter()
+                .map(|p| RejectPattern::parse(p).map_err(|e| corrupt("reject pattern", e)))
+                .collect()
+        })
+        .await
+    }
+
+    async fn add_reject(
+        &self,
+        account: &AccountId,
+        pattern: &RejectPattern,
+    ) -> Result<(), StoreError> {
+        retrying(|| async move {
+            sqlx::query(&format!(
+                "INSERT INTO reject_rules (account_id, pattern) VALUES ({ACCOUNT_ID}, $3)"
+            ))
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .bind(pattern.as_str())
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_reject(
+        &self,
+        account: &AccountId,
+        pattern: &RejectPattern,
+    ) -> Result<bool, StoreError> {
+        retrying(|| async move {
+            let done = sqlx::query(&format!(
+                "DELETE FROM reject_rules WHERE account_id = {ACCOUNT_ID} AND pattern = $3"
+            ))
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .bind(pattern.as_str())
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected() > 0)
+        })
+        .await
+    }
+
+    async fn get_voicemail(&self, account: &AccountId) -> Result<Option<Voicemail>, StoreError> {
+        retrying(|| async move {
+            let row = sqlx::query(&format!(
+                "SELECT enabled, delivery, email, pin_hash FROM voicemail \
+                 WHERE account_id = {ACCOUNT_ID}"
+            ))
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+            let Some(r) = row else { return Ok(None) };
+            let delivery: String = r.try_get("delivery")?;
+            let email: Option<String> = r.try_get("email")?;
+            Ok(Some(Voicemail {
+                enabled: r.try_get("enabled")?,
+                delivery: VoicemailDelivery::parse(&delivery)
+                    .map_err(|e| corrupt("delivery", e))?,
+                email: email
+                    .map(|e| Email::parse_for("email", &e))
+                    .transpose()
+                    .map_err(|e| corrupt("voicemail email", e))?,
+                pin_hash: r.try_get("pin_hash")?,
+            }))
+        })
+        .await
+    }
+
+    async fn put_voicemail(
+        &self,
+        account: &AccountId,
+        voicemail: &Voicemail,
+    ) -> Result<(), StoreError> {
+        retrying(|| async move {
+            sqlx::query(&format!(
+                "INSERT INTO voicemail (account_id, enabled, delivery, email, pin_hash) \
+                 VALUES ({ACCOUNT_ID}, $3, $4, $5, $6) ON CONFLICT (account_id) DO UPDATE SET \
+                 enabled = excluded.enabled, delivery = excluded.delivery, \
+                 email = excluded.email, pin_hash = excluded.pin_hash"
+            ))
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .bind(voicemail.enabled)
+            .bind(voicemail.delivery.as_str())
+            .bind(voicemail.email.as_ref().map(|e| e.as_str()))
+            .bind(voicemail.pin_hash.as_deref())
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_privacy(&self, account: &AccountId, on: bool) -> Result<(), StoreError> {
+        retrying(|| async move {
+            let done = sqlx::query(
+                "UPDATE accounts SET privacy = $1, updated_at = $2 \
+                 WHERE domain = $3 AND username = $4",
+            )
+            .bind(on)
+            .bind(Utc::now())
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .execute(&self.pool)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(not_found(account));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_phonebook(&self, account: &AccountId) -> Result<Vec<PhonebookEntry>, StoreError> {
+        retrying(|| async move {
+            let rows = sqlx::query(&format!(
+                "SELECT uri, name, groups FROM phonebook WHERE account_id = {ACCOUNT_ID} \
+                 ORDER BY uri"
+            ))
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    let uri: String = r.try_get("uri")?;
+                    let groups: String = r.try_get("groups")?;
+                    Ok(PhonebookEntry {
+                        uri: SipUri::parse_for("uri", &uri)
+                            .map_err(|e| corrupt("phonebook uri", e))?,
+                        name: r.try_get("name")?,
+                        groups: split_list(&groups),
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn put_phonebook_entry(
+        &self,
+        account: &AccountId,
+        entry: &PhonebookEntry,
+    ) -> Result<(), StoreError> {
+        retrying(|| async move {
+            sqlx::query(&format!(
+                "INSERT INTO phonebook (account_id, uri, name, groups) \
+                 VALUES ({ACCOUNT_ID}, $3, $4, $5) ON CONFLICT (account_id, uri) DO UPDATE SET \
+                 name = excluded.name, groups = excluded.groups"
+            ))
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .bind(entry.uri.to_string())
+            .bind(&entry.name)
+            .bind(entry.groups.join(","))
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_phonebook_entry(
+        &self,
+        account: &AccountId,
+        uri: &SipUri,
+    ) -> Result<bool, StoreError> {
+        retrying(|| async move {
+            let done = sqlx::query(&format!(
+                "DELETE FROM phonebook WHERE account_id = {ACCOUNT_ID} AND uri = $3"
+            ))
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .bind(uri.to_string())
+            .execute(&self.pool)
+            .await?;
+            Ok(done.rows_affected() > 0)
+        })
+        .await
+    }
+
+    async fn import_rates(&self, rates: &[Rate], replace: bool) -> Result<u64, StoreError> {
+        self.import_rates_impl(rates, replace).await
+    }
+
+    async fn list_rates(&self) -> Result<Vec<Rate>, StoreError> {
+        self.list_rates_impl().await
+    }
+
+    async fn find_rate(&self, digits: &str) -> Result<Option<Rate>, StoreError> {
+        self.find_rate_impl(digits).await
+    }
+
+    async fn get_balance(&self, account: &AccountId) -> Result<Money, StoreError> {
+        self.get_balance_impl(account).await
+    }
+
+    async fn change_balance(
+        &self,
+        account: &AccountId,
+        change: &BalanceChange,
+        at: DateTime<Utc>,
+    ) -> Result<Money, StoreError> {
+        self.change_balance_impl(account, change, at).await
+    }
+
+    async fn balance_history(
+        &self,
+        account: &AccountId,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.balance_history_impl(account, limit).await
+    }
+
+    async fn open_prepaid_session(&self, request: &OpenRequest) -> Result<OpenOutcome, StoreError> {
+        self.open_session_impl(request).await
+    }
+
+    async fn close_prepaid_session(
+        &self,
+        request: &CloseRequest,
+    ) -> Result<Option<PrepaidSession>, StoreError> {
+        self.close_session_impl(request).await
+    }
+
+    async fn active_sessions(
+        &self,
+        account: &AccountId,
+    ) -> Result<Vec<PrepaidSession>, StoreError> {
+        self.active_sessions_impl(account).await
+    }
+
+    async fn record_calls(&self, calls: &[NewCall]) -> Result<Vec<bool>, StoreError> {
+        self.record_calls_impl(calls).await
+    }
+
+    async fn list_calls(
+        &self,
+        account: &AccountId,
+        direction: Direction,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        self.list_calls_impl(account, direction, since, limit).await
+    }
+
+    async fn usage(
+        &self,
+        account: &AccountId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Usage, StoreError> {
+        self.usage_impl(account, from, to).await
+    }
+
+    async fn export_billing(&self, account: &AccountId) -> Result<BillingSnapshot, StoreError> {
+        self.export_billing_impl(account).await
+    }
+
+    async fn import_billing(
+        &self,
+        account: &AccountId,
+        snapshot: &BillingSnapshot,
+    ) -> Result<(), StoreError> {
+        self.import_billing_impl(account, snapshot).await
+    }
+}

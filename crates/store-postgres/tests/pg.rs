@@ -1,0 +1,615 @@
+//! `PgStore` against a real PostgreSQL: the rules that SQLite gets from its single writer and
+//! PostgreSQL gets from row locks and keys. Each test makes its own database from
+//! `SIP_SETTINGS_TEST_PG_URL` (e.g. `postgres://postgres@127.0.0.1:5432/postgres`) and drops it;
+//! without the variable the tests say so and pass.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use sip_settings_core::account::{Account, AccountProfile};
+use sip_settings_core::calls::{
+    CallRecord, CloseRequest, Direction, NewCall, OpenOutcome, OpenRequest, PrepaidRefusal,
+};
+use sip_settings_core::cert::{CertRecord, CertRole, Serial};
+use sip_settings_core::money::Money;
+use sip_settings_core::rating::Rate;
+use sip_settings_core::settings::{Group, TemporaryRule};
+use sip_settings_core::sip::{Condition, DiversionTarget, SipUri};
+use sip_settings_core::store::{AliasOutcome, BalanceChange};
+use sip_settings_core::{AccountId, Credentials, Domain, E164, Store, StoreError};
+use sip_settings_store_postgres::PgStore;
+use sqlx::{Connection, PgConnection};
+
+/// A fresh database and the store on it; [`TestDb::finish`] drops it.
+struct TestDb {
+    admin_url: String,
+    name: String,
+    url: String,
+    store: Arc<PgStore>,
+}
+
+/// `url` with its database name replaced by `db` (any `?query` kept).
+fn with_database(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    format!("{}/{db}{query}", &base[..host_end])
+}
+
+impl TestDb {
+    async fn start() -> Option<Self> {
+        let Ok(admin_url) = std::env::var("SIP_SETTINGS_TEST_PG_URL") else {
+            println!("SIP_SETTINGS_TEST_PG_URL not set: skipping PostgreSQL tests");
+            return None;
+        };
+        static N: AtomicU32 = AtomicU32::new(0);
+        let nanos = Utc::now().timestamp_subsec_nanos();
+        let name = format!(
+            "pgstore_t_{}_{}_{nanos}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut admin = PgConnection::connect(&admin_url).await.unwrap();
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        let url = with_database(&admin_url, &name);
+        let store = PgStore::open(&url, true).await.unwrap();
+        Some(Self {
+            admin_url,
+            name,
+            url,
+            store: Arc::new(store),
+        })
+    }
+
+    /// A raw connection to the test database, to look behind the store.
+    async fn raw(&self) -> PgConnection {
+        PgConnection::connect(&self.url).await.unwrap()
+    }
+
+    async fn finish(self) {
+        self.store.close().await;
+        let mut admin = PgConnection::connect(&self.admin_url).await.unwrap();
+        sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.timestamp_opt(1_790_000_000, 0).single().unwrap()
+}
+
+fn id(s: &str) -> AccountId {
+    AccountId::parse(s).unwrap()
+}
+
+fn money(s: &str) -> Money {
+    Money::parse_for("m", s).unwrap()
+}
+
+fn creds() -> Credentials {
+    Credentials {
+        ha1_md5: "md5".into(),
+        ha1_sha256: "sha".into(),
+        password_hash: "$argon2id$stand-in".into(),
+    }
+}
+
+fn account(s: &str, prepaid: bool) -> Account {
+    Account {
+        id: id(s),
+        profile: AccountProfile::default(),
+        privacy: false,
+        prepaid,
+        created_at: t0(),
+    }
+}
+
+/// Domain example.com with alice and bob (bob prepaid).
+async fn seed(store: &PgStore) {
+    store
+        .add_domain(&Domain::parse("example.com").unwrap(), t0())
+        .await
+        .unwrap();
+    for (who, prepaid) in [("alice@example.com", false), ("bob@example.com", true)] {
+        store
+            .insert_account(&account(who, prepaid), &creds())
+            .await
+            .unwrap();
+    }
+}
+
+fn rate() -> Rate {
+    // 0.1000 a minute, billed per minute.
+    Rate::new("31", "Netherlands", Money::ZERO, money("0.10"), 60, 60).unwrap()
+}
+
+fn open_request(call_id: &str) -> OpenRequest {
+    OpenRequest {
+        account: id("bob@example.com"),
+        destination: E164::parse_for("d", "+31201234567").unwrap(),
+        call_id: call_id.to_owned(),
+        rate: rate(),
+        max_session_seconds: 60,
+        max_sessions: 1000,
+        now: t0(),
+    }
+}
+
+fn close_request(call_id: &str, duration: u32) -> CloseRequest {
+    CloseRequest {
+        call_id: call_id.to_owned(),
+        duration,
+        from_tag: "f".into(),
+        to_tag: "t".into(),
+        media: vec!["audio".into()],
+        proxy_ip: "192.0.2.1".into(),
+        now: t0() + Duration::seconds(120),
+    }
+}
+
+fn call(call_id: &str, price: Option<Money>) -> NewCall {
+    NewCall {
+        record: CallRecord {
+            call_id: call_id.to_owned(),
+            from_tag: "f1".into(),
+            to_tag: "t1".into(),
+            caller: SipUri::parse_for("c", "sip:alice@example.com").unwrap(),
+            callee: SipUri::parse_for("c", "sip:+31201234567@example.com").unwrap(),
+            start: t0(),
+            stop: t0() + Duration::seconds(60),
+            duration: 60,
+            status: 200,
+            media: vec!["audio".into(), "video".into()],
+            proxy_ip: "192.0.2.1".into(),
+            price,
+        },
+        parties: vec![(id("alice@example.com"), Direction::Placed)],
+    }
+}
+
+#[test]
+fn database_name_is_replaced_in_the_url() {
+    assert_eq!(
+        with_database("postgres://u@h:5432/postgres", "x"),
+        "postgres://u@h:5432/x"
+    );
+    assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
+    assert_eq!(
+        with_database("postgresql://u:p@h/db?sslmode=disable", "x"),
+        "postgresql://u:p@h/x?sslmode=disable"
+    );
+}
+
+#[tokio::test]
+async fn migrations_run_twice() {
+    let Some(db) = TestDb::start().await else {
+        return;
+    };
+    db.store.migrate().await.unwrap();
+    let again = PgStore::open(&db.url, true).await.unwrap();
+    again.migrate().await.unwrap();
+    again.close().await;
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&mut db.raw().await)
+        .await
+        .unwrap();
+    assert_eq!(applied, 3);
+    // The schema is usable after the second run.
+    seed(&db.store).await;
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn open_refuses_other_urls() {
+    let e = PgStore::open("sqlite://x.db", false).await.unwrap_err();
+    assert!(matches!(e, StoreError::Other(_)), "{e:?}");
+    // Nothing listens on port 1: the database is unavailable, not broken.
+    let e = PgStore::open("postgres://postgres@127.0.0.1:1/x", false)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
+}
+
+#[tokio::test]
+async fn accounts_insert_get_delete_and_revoke() {
+    let Some(db) = TestDb::start().await else {
+        return;
+    };
+    let s = &db.store;
+    seed(s).await;
+    let alice = id("alice@example.com");
+    assert_eq!(
+        s.get_account(&alice).await.unwrap(),
+        Some(account("alice@example.com", false))
+    );
+    // Duplicates conflict; an account of a domain not served here is NotFound.
+    let e = s
+        .insert_account(&account("alice@example.com", false), &creds())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+    let e = s
+        .insert_account(&account("carol@example.net", false), &creds())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::NotFound(_)), "{e:?}");
+    let e = s
+        .add_domain(&Domain::parse("example.com").unwrap(), t0())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+
+    let serial = Serial::parse("0A1B").unwrap();
+    s.insert_certificate(&CertRecord {
+        serial: serial.clone(),
+        subject: "alice@example.com".into(),
+        role: CertRole::Subscriber,
+        account: Some(alice.clone()),
+        fingerprint: "fp".into(),
+        not_before: t0(),
+        not_after: t0() + Duration::days(365),
+        issued_at: t0(),
+        revoked_at: None,
+    })
+    .await
+    .unwrap();
+    s.set_privacy(&alice, true).await.unwrap();
+    s.add_enum(&E164::parse_for("n", "+31201234567").unwrap(), &alice)
+        .await
+        .unwrap();
+
+    let at = t0() + Duration::hours(1);
+    assert_eq!(s.delete_account(&alice, at).await.unwrap(), 1);
+    assert_eq!(s.get_account(&alice).await.unwrap(), None);
+    let cert = s.get_certificate(&serial).await.unwrap().unwrap();
+    assert_eq!(cert.revoked_at, Some(at));
+    assert_eq!(cert.account, Some(alice.clone()));
+    assert!(s.list_enum(None).await.unwrap().is_empty());
+    let e = s.delete_account(&alice, at).await.unwrap_err();
+    assert!(matches!(e, StoreError::NotFound(_)), "{e:?}");
+    let e = s.set_privacy(&alice, false).await.unwrap_err();
+    assert!(matches!(e, StoreError::NotFound(_)), "{e:?}");
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn aliases_are_unique_across_accounts_and_aliases_and_limited() {
+    let Some(db) = TestDb::start().await else {
+        return;
+    };
+    let s = &db.store;
+    seed(s).await;
+    let (alice, bob) = (id("alice@example.com"), id("bob@example.com"));
+    // An account's own address and another account's alias are taken.
+    assert_eq!(
+        s.add_alias(&bob, &alice, 5).await.unwrap(),
+        AliasOutcome::Taken
+    );
+    assert_eq!(
+        s.add_alias(&id("a1@example.com"), &alice, 2).await.unwrap(),
+        AliasOutcome::Added
+    );
+    assert_eq!(
+        s.add_alias(&id("a1@example.com"), &bob, 2).await.unwrap(),
+        AliasOutcome::Taken
+    );
+    assert_eq!(
+        s.add_alias(&id("a2@example.com"), &alice, 2).await.unwrap(),
+        AliasOutcome::Added
+    );
+    assert_eq!(
+        s.add_alias(&id("a3@example.com"), &alice, 2).await.unwrap(),
+        AliasOutcome::LimitReached
+    );
+    let e = s
+        .add_alias(&id("x@example.com"), &id("nobody@example.com"), 2)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::NotFound(_)), "{e:?}");
+    // An account cannot take an alias's address.
+    let e = s
+        .insert_account(&account("a1@example.com", false), &creds())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+    assert_eq!(
+        s.resolve_address(&id("a2@example.com")).await.unwrap(),
+        Some(alice.clone())
+    );
+
+    // Concurrent adders: the limit holds, and one address goes to one account.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let s = db.store.clone();
+        let bob = bob.clone();
+        tasks.push(tokio::spawn(async move {
+            s.add_alias(&id(&format!("b{i}@example.com")), &bob, 5)
+                .await
+                .unwrap()
+        }));
+    }
+    for who in [alice.clone(), bob.clone()] {
+        let s = db.store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.add_alias(&id("shared@example.com"), &who, 100)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut added = 0;
+    for t in tasks {
+        if t.await.unwrap() == AliasOutcome::Added {
+            added += 1;
+        }
+    }
+    // 5 of bob's 20, and "shared" once (bob's may be refused by the limit; alice has room).
+    let bobs = s.list_aliases(Some(&bob)).await.unwrap().len();
+    assert!(bobs <= 5, "bob has {bobs} aliases");
+    assert_eq!(
+        s.list_aliases(None)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|(a, _)| a.user().as_str() == "shared")
+            .count(),
+        1
+    );
+    assert_eq!(added, bobs + 1 + usize::from(bobs < 5));
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn concurrent_opens_never_reserve_more_than_the_balance() {
+    let Some(db) = TestDb::start().await else {
+        return;
+    };
+    seed(&db.store).await;
+    let bob = id("bob@example.com");
+    let add = BalanceChange::Add {
+        value: money("1.00"),
+        action: "topup".into(),
+        description: "test".into(),
+    };
+    db.store.change_balance(&bob, &add, t0()).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let s = db.store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.open_prepaid_session(&open_request(&format!("call-{i}")))
+                .await
+                .unwrap()
+        }));
+    }
+    let (mut opened, mut refused, mut reserved) = (0, 0, Money::ZERO);
+    for t in tasks {
+        match t.await.unwrap() {
+            OpenOutcome::Opened(session) => {
+                opened += 1;
+                reserved = reserved + session.reserved;
+            }
+            OpenOutcome::Refused(PrepaidRefusal::InsufficientBalance) => refused += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // Each minute reserves 0.10 of 1.00: exactly ten fit.
+    assert_eq!((opened, refused), (10, 40));
+    assert_eq!(reserved, money("1.00"));
+    assert_eq!(db.store.active_sessions(&bob).await.unwrap().len(), 10);
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn closing_twice_debits_once() {
+    let Some(db) = TestDb::start().await else {
+        return;
+    };
+    let s = &db.store;
+    seed(s).await;
+    let bob = id("bob@example.com");
+    let set = BalanceChange::Set {
+        value: money("1.00"),
+        description: "start".into(),
+    };
+    s.change_balance(&bob, &set, t0()).await.unwrap();
+    assert!(matches!(
+        s.open_prepaid_session(&open_request("c1")).await.unwrap(),
+        OpenOutcome::Opened(_)
+    ));
+    // A repeated open answers the open session.
+    assert!(matches!(
+        s.open_prepaid_session(&open_request("c1")).await.unwrap(),
+        OpenOutcome::AlreadyOpen(_)
+    ));
+    assert_eq!(s.close_prepaid_session(&close_request("nope", 1)).await.unwrap(), None);
+
+    // Two closes at once and one after: one debit.
+    let close = close_request("c1", 30);
+    let (a, b) = tokio::join!(
+        s.close_prepaid_session(&close),
+        s.close_prepaid_session(&close)
+    );
+    let (a, b) = (a.unwrap().unwrap(), b.unwrap().unwrap());
+    assert_eq!(a, b);
+    let again = s
+        .close_prepaid_session(&close_request("c1", 45))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again, a);
+    let settled = a.closed.unwrap();
+    assert_eq!(settled.price, money("0.10"));
+    assert_eq!(settled.balance, money("0.90"));
+    assert_eq!(s.get_balance(&bob).await.unwrap(), money("0.90"));
+    let history = s.balance_history(&bob, 10).await.unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0].action, "debit");
+    assert_eq!(history[0].session.as_deref(), Some("c1"));
+    let calls = s
+        .list_calls(&bob, Direction::Placed, t0() - Duration::days(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].price, Some(money("0.10")));
+    // A closed Call-ID cannot be opened again.
+    let e = s
+        .open_prepaid_session(&open_request("c1"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn recording_calls_is_idempotent() {
+    let Some(db) = TestDb::start().await else {
+        return;
+    };
+    let s = &db.store;
+    seed(s).await;
+    let alice = id("alice@example.com");
+    let batch = [call("x1", None), call("x2", Some(money("0.05")))];
+    assert_eq!(s.record_calls(&batch).await.unwrap(), [true, true]);
+    assert_eq!(s.record_calls(&batch).await.unwrap(), [false, false]);
+    // A replay with a price fills in a missing one, and nothing else.
+    assert_eq!(
+        s.record_calls(&[call("x1", Some(money("0.07")))])
+            .await
+            .unwrap(),
+        [false]
+    );
+    let calls = s
+        .list_calls(&alice, Direction::Placed, t0(), 10)
+        .await
+        .unwrap();
+    assert_eq!(calls.len(), 2);
+    let x1 = calls.iter().find(|c| c.call_id == "x1").unwrap();
+    assert_eq!(x1.price, Some(money("0.07")));
+    assert_eq!(x1.media, ["audio", "video"]);
+    assert_eq!(x1.start, t0());
+    let usage = s
+        .usage(&alice, t0(), t0() + Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (usage.calls, usage.duration, usage.price),
+        (2, 120, money("0.12"))
+    );
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn dnd_lapses_at_its_until() {
+    let Some(db) = TestDb::start().await else {
+        return;
+    };
+    let s = &db.store;
+    seed(s).await;
+    let alice = id("alice@example.com");
+    let until = t0() + Duration::minutes(90);
+    let dnd = TemporaryRule {
+        groups: vec![Group::Nobody],
+        until: Some(until),
+    };
+    s.set_temporary_rule(&alice, Some(&dnd)).await.unwrap();
+    let rules = s.get_accept_rules(&alice).await.unwrap();
+    assert_eq!(rules.temporary.as_ref(), Some(&dnd));
+    assert!(rules.dnd_at(t0()));
+    assert!(rules.dnd_at(until - Duration::seconds(1)));
+    assert!(!rules.dnd_at(until));
+    s.set_temporary_rule(&alice, None).await.unwrap();
+    assert_eq!(s.get_accept_rules(&alice).await.unwrap().temporary, None);
+    let e = s
+        .set_temporary_rule(&id("nobody@example.com"), Some(&dnd))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::NotFound(_)), "{e:?}");
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn concurrent_diversion_writers_keep_each_others_conditions() {
+    let Some(db) = TestDb::start().await else {
+        return;
+    };
+    seed(&db.store).await;
+    let alice = id("alice@example.com");
+    let conditions = [
+        Condition::from_code("FUNC").unwrap(),
+        Condition::from_code("FBUS").unwrap(),
+        Condition::from_code("FNOA").unwrap(),
+        Condition::from_code("FNOL").unwrap(),
+    ];
+    let mut tasks = Vec::new();
+    for (i, c) in conditions.into_iter().enumerate() {
+        let s = db.store.clone();
+        let alice = alice.clone();
+        tasks.push(tokio::spawn(async move {
+            let target = DiversionTarget::parse(c, &format!("sip:t{i}@example.org"), &alice)
+                .unwrap();
+            s.set_diversions(&alice, &[(c, Some(target))]).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(db.store.get_diversions(&alice).await.unwrap().len(), 4);
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn corrupt_rows_are_errors_not_panics() {
+    let Some(db) = TestDb::start().await else {
+        return;
+    };
+    seed(&db.store).await;
+    sqlx::query("UPDATE accounts SET timezone = 'Not/A_Zone' WHERE username = 'alice'")
+        .execute(&mut db.raw().await)
+        .await
+        .unwrap();
+    let e = db
+        .store
+        .get_account(&id("alice@example.com"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Other(_)), "{e:?}");
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn the_store_recovers_from_terminated_connections() {
+    let Some(db) = TestDb::start().await else {
+        return;
+    };
+    seed(&db.store).await;
+    let alice = id("alice@example.com");
+    assert!(db.store.get_account(&alice).await.unwrap().is_some());
+    // End every connection of the pool, as a failover or a restart would.
+    let mut admin = PgConnection::connect(&db.admin_url).await.unwrap();
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(&db.name)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!ended.is_empty());
+    admin.close().await.unwrap();
+    // The pool tests each connection before use and replaces the dead ones.
+    for _ in 0..3 {
+        assert!(db.store.get_account(&alice).await.unwrap().is_some());
+    }
+    db.finish().await;
+}
