@@ -401,7 +401,8 @@ mod tests {
         let r = input().parse().unwrap();
         assert_eq!(r.duration, 60);
         assert_eq!(r.price.unwrap().to_string(), "0.1500");
-        let cases: Vec<(&str, Box<dyn Fn(&mut CallInput)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut CallInput)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("call_id", Box::new(|c| c.call_id = String::new())),
             ("caller", Box::new(|c| c.caller = "alice".into())),
             ("callee", Box::new(|c| c.callee = "sip:".into())),

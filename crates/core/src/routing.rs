@@ -866,7 +866,7 @@ mod tests {
                 case.name,
                 d
             );
-            let fw = forwarded(&d).map(|(c, t, r)| (c, t, r));
+            let fw = forwarded(&d);
             assert_eq!(
                 fw.as_ref().map(|(c, t, r)| (*c, t.as_str(), *r)),
                 case.expect_forward,

@@ -347,6 +347,25 @@ impl Services {
             })
     }
 
+    /// Revokes one of the account's own certificates (a subscriber's request): a serial of
+    /// another account is answered as not found, never revoked.
+    pub async fn revoke_own_certificate(
+        &self,
+        id: &AccountId,
+        serial: &Serial,
+    ) -> Result<CertRecord, ServiceError> {
+        let not_found = || ServiceError::NotFound(format!("no certificate with serial {serial}"));
+        let record = self
+            .store
+            .get_certificate(serial)
+            .await?
+            .ok_or_else(not_found)?;
+        if record.account.as_ref() != Some(id) {
+            return Err(not_found());
+        }
+        self.revoke_certificate(serial).await
+    }
+
     /// Revokes all certificates of an account; returns how many.
     pub async fn revoke_account_certificates(&self, id: &AccountId) -> Result<u64, ServiceError> {
         self.account(id).await?;

@@ -507,7 +507,7 @@ mod tests {
     #[test]
     fn reject_patterns_match_with_wildcards() {
         let p = RejectPattern::parse("sip:%0900@%").unwrap();
-        assert!(p.matches("sip:+310900123@example.com") == false);
+        assert!(!p.matches("sip:+310900123@example.com"));
         assert!(p.matches("sip:310900@example.com"));
         assert!(
             RejectPattern::parse("sip:%0900%@%")

@@ -3,7 +3,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use sip_settings_core::{AccountId, Identity, Serial, ServiceError, Services};
 
 use crate::AppState;
@@ -42,16 +42,24 @@ impl FromRequestParts<AppState> for Subscriber {
     ) -> Result<Self, Self::Rejection> {
         let peer = parts.extensions.get::<Peer>();
         let addr = peer.map_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)), |p| p.addr);
+        // The resource API answers problem documents, the action endpoint status objects.
+        let render = |e: &ServiceError| {
+            if parts.uri.path().starts_with("/v1/") {
+                crate::problem::from_error(e)
+            } else {
+                reply::service_error(e)
+            }
+        };
         match identify(&state.services, peer).await {
             Ok(Identity::Subscriber { account, serial }) => Ok(Self {
                 account,
                 serial,
                 addr,
             }),
-            Ok(_) => Err(reply::service_error(&ServiceError::Forbidden(
+            Ok(_) => Err(render(&ServiceError::Forbidden(
                 "Error: this endpoint takes subscriber certificates only".to_owned(),
             ))),
-            Err(e) => Err(reply::service_error(&e).into_response()),
+            Err(e) => Err(render(&e)),
         }
     }
 }

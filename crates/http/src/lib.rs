@@ -17,6 +17,7 @@ pub mod params;
 pub mod problem;
 pub mod ratelimit;
 pub mod reply;
+pub mod resources;
 pub mod serve;
 pub mod service_api;
 pub mod tls;
@@ -53,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/settings.phtml", any(actions::handle))
         .route("/settings", any(actions::handle))
         .merge(service_api::routes())
+        .merge(resources::routes())
         .fallback(reply::not_found)
         .with_state(state)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(

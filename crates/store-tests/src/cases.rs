@@ -182,11 +182,13 @@ pub async fn accounts_and_credentials(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(some.len(), 1);
 
-    let mut profile = AccountProfile::default();
-    profile.first_name = "Alice".into();
-    profile.timezone = sip_settings_core::TimeZone::parse_for("tz", "Asia/Tokyo").unwrap();
-    profile.mobile = Some(E164::parse_for("m", "+31612345678").unwrap());
-    profile.no_answer_timeout = 20;
+    let profile = AccountProfile {
+        first_name: "Alice".into(),
+        timezone: sip_settings_core::TimeZone::parse_for("tz", "Asia/Tokyo").unwrap(),
+        mobile: Some(E164::parse_for("m", "+31612345678").unwrap()),
+        no_answer_timeout: 20,
+        ..AccountProfile::default()
+    };
     store.update_account(&alice, &profile, true).await.unwrap();
     let got = store.get_account(&alice).await.unwrap().unwrap();
     assert_eq!(got.profile, profile);

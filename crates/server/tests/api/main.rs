@@ -9,6 +9,7 @@ mod billing;
 mod cli;
 mod helpers;
 mod operator_cli;
+mod postgres;
 mod ratelimit;
 mod refusals;
 mod seed_curl;

@@ -1,0 +1,521 @@
+//! The service on PostgreSQL, with real `sip-settings serve` processes: two servers sharing one
+//! database, moving an installation from SQLite with `copy`, and riding out lost database
+//! connections. Each test uses a fresh database on `SIP_SETTINGS_TEST_PG_URL` and skips (saying
+//! so) without it.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sip_settings_store_tests::pg::TempDatabase;
+
+use crate::helpers::*;
+
+/// A `sip-settings serve` child process.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(data_dir: &Path, database: &str) -> Self {
+        // Sessions of at most 600 s and up to 100 at once, so that a balance is shared by many.
+        let config = data_dir.join("serve.toml");
+        std::fs::write(
+            &config,
+            "prepaid_max_session_seconds = 600\nprepaid_max_sessions = 100\n",
+        )
+        .unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sip-settings"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--config")
+            .arg(&config)
+            .args(["--database", database, "serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let base = loop {
+            assert!(Instant::now() < deadline, "serve did not start");
+            let line = lines.next().expect("serve exited").expect("read");
+            if let Some(addr) = line.strip_prefix("listening on https://") {
+                let port = addr.rsplit(':').next().unwrap();
+                break format!("https://localhost:{port}");
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self { child, base }
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn cli(data_dir: &Path, database: &str, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_sip-settings"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--database", database])
+        .args(args)
+        .output()
+        .expect("run sip-settings");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// An installation: CA, domain, alice and bob (bob prepaid with 10.00), their certificates, a
+/// service certificate, rates.
+struct Install {
+    dir: tempfile::TempDir,
+    ca: String,
+    alice: (String, String),
+    bob: (String, String),
+    service: (String, String),
+}
+
+fn read_pair(path: &Path) -> (String, String) {
+    let pem = std::fs::read_to_string(path).unwrap();
+    (pem.clone(), pem)
+}
+
+fn provision(database: &str) -> Install {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = d.to_str().unwrap();
+    cli(d, database, &["init"]);
+    cli(d, database, &["domain", "add", "example.com"]);
+    cli(
+        d,
+        database,
+        &[
+            "account",
+            "add",
+            ALICE,
+            "--password",
+            ALICE_PASSWORD,
+            "--timezone",
+            "Europe/Amsterdam",
+        ],
+    );
+    cli(
+        d,
+        database,
+        &[
+            "account",
+            "add",
+            BOB,
+            "--password",
+            BOB_PASSWORD,
+            "--prepaid",
+        ],
+    );
+    cli(d, database, &["cert", "issue", ALICE, "--out", out]);
+    cli(d, database, &["cert", "issue", BOB, "--out", out]);
+    cli(
+        d,
+        database,
+        &["cert", "issue", "--service", "proxy", "--out", out],
+    );
+    let rates = d.join("rates.csv");
+    std::fs::write(&rates, "prefix,description,connect_fee,rate_per_minute,increment_seconds,minimum_seconds\n31,NL,0,0.10,60,60\n").unwrap();
+    cli(d, database, &["rates", "import", rates.to_str().unwrap()]);
+    cli(d, database, &["balance", "topup", BOB, "10"]);
+    Install {
+        ca: std::fs::read_to_string(d.join("ca.crt")).unwrap(),
+        alice: read_pair(&d.join(format!("{ALICE}.crt"))),
+        bob: read_pair(&d.join(format!("{BOB}.crt"))),
+        service: read_pair(&d.join("proxy.crt")),
+        dir,
+    }
+}
+
+impl Install {
+    fn client(&self, who: &(String, String)) -> reqwest::Client {
+        client_with(&self.ca, Some((&who.0, &who.1)))
+    }
+}
+
+async fn get(client: &reqwest::Client, base: &str, query: &str) -> (u16, Value) {
+    let r = client
+        .get(format!("{base}/settings.phtml?{query}"))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_share_one_database() {
+    let Some(db) = TempDatabase::create().await else {
+        return;
+    };
+    let install = provision(db.url());
+    let a = Server::start(install.dir.path(), db.url());
+    let b = Server::start(install.dir.path(), db.url());
+    let alice = install.client(&install.alice);
+
+    // A change through one is read back through the other at once.
+    let (status, body) = get(
+        &alice,
+        &a.base,
+        "action=set_diversions&FUNC=bob&FNOA=%2B31201234567",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, d) = get(&alice, &b.base, "action=diversions").await;
+    assert_eq!(d["FUNC"], "bob@example.com");
+    assert_eq!(d["FNOA"], "+31201234567@example.com");
+    let (_, _) = get(&alice, &b.base, "action=dnd_on").await;
+    assert_eq!(get(&alice, &a.base, "action=account").await.1["dnd"], true);
+
+    // A certificate revoked through one server is refused by the other on the next request,
+    // on an already open connection too.
+    let bob = install.client(&install.bob);
+    assert_eq!(get(&bob, &b.base, "action=account").await.0, 200);
+    let certs: Value = bob
+        .get(format!("{}/v1/me/certificates", a.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let serial = certs["certificates"][0]["serial"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoked = bob
+        .delete(format!("{}/v1/me/certificates/{serial}", a.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(get(&bob, &b.base, "action=account").await.0, 403);
+    assert_eq!(get(&bob, &a.base, "action=account").await.0, 403);
+
+    // 50 prepaid sessions opened at once across both servers never overdraw: each open
+    // reserves what the balance less the open reservations pays. 10.00 at 0.10 a minute with
+    // sessions capped at 600 s (1.00): exactly ten fit.
+    let service = install.service.clone();
+    let ca = install.ca.clone();
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let base = if i % 2 == 0 {
+            a.base.clone()
+        } else {
+            b.base.clone()
+        };
+        let client = client_with(&ca, Some((&service.0, &service.1)));
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(format!("{base}/v1/service/prepaid/sessions"))
+                .json(&json!({"account": BOB, "destination": "+31201234567", "call_id": format!("c{i}")}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut reserved_units = 0i64;
+    let mut granted = Vec::new();
+    for t in tasks {
+        let (status, body) = t.await.unwrap();
+        match status {
+            201 => {
+                let r = sip_settings_core::money::Money::parse_for(
+                    "r",
+                    body["reserved"].as_str().unwrap(),
+                )
+                .unwrap();
+                reserved_units += r.units();
+                granted.push((
+                    body["call_id"].as_str().unwrap().to_owned(),
+                    body["max_session_time"].as_u64().unwrap(),
+                ));
+            }
+            402 => assert_eq!(body["code"], "insufficient_balance"),
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert!(
+        reserved_units <= 100_000,
+        "reserved {reserved_units} of 10.0000"
+    );
+    assert_eq!(granted.len(), 10, "{granted:?}");
+    // Close them all at the full time granted, through alternating servers: the balance stays
+    // ≥ 0.
+    let proxy = install.client(&install.service);
+    for (i, (call_id, granted_seconds)) in granted.iter().enumerate() {
+        let base = if i % 2 == 0 { &a.base } else { &b.base };
+        let r = proxy
+            .post(format!(
+                "{base}/v1/service/prepaid/sessions/{call_id}/close"
+            ))
+            .json(&json!({"duration": granted_seconds}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let balance = cli(install.dir.path(), db.url(), &["balance", "show", BOB]);
+    assert!(balance.contains("balance 0.0000 EUR"), "{balance}");
+    drop((a, b));
+    db.drop_db().await;
+}
+
+/// Every read action of an account, as JSON (the `elapsed` seconds of open calls removed: they
+/// move with the clock).
+async fn snapshot(client: &reqwest::Client, base: &str) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for action in [
+        "account",
+        "aliases",
+        "enum",
+        "diversions",
+        "accept",
+        "reject",
+        "voicemail",
+        "calls&days=90",
+        "prepaid",
+        "balance_history",
+        "monthly_usage",
+    ] {
+        let (status, mut body) = get(client, base, &format!("action={action}")).await;
+        assert_eq!(status, 200, "{action}: {body}");
+        if let Some(calls) = body.get_mut("active_calls").and_then(Value::as_array_mut) {
+            for c in calls {
+                if let Some(o) = c.as_object_mut() {
+                    o.remove("elapsed");
+                }
+            }
+        }
+        out.push((action.to_owned(), body));
+    }
+    let csv = client
+        .get(format!(
+            "{base}/settings.phtml?action=balance_history&csv=1"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    out.push(("balance_history csv".to_owned(), Value::String(csv)));
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_moves_an_installation_and_every_action_answers_the_same() {
+    let Some(db) = TempDatabase::create().await else {
+        return;
+    };
+    let sqlite_dir = tempfile::tempdir().unwrap();
+    let sqlite_url = format!(
+        "sqlite://{}",
+        sqlite_dir.path().join("sip-settings.db").display()
+    );
+    let install = provision(&sqlite_url);
+    let d = install.dir.path();
+    for args in [
+        &["alias", "add", "al@example.com", ALICE][..],
+        &["enum", "add", "+31201234567", ALICE],
+        &[
+            "voicemail",
+            "enable",
+            ALICE,
+            "--pin",
+            "1234",
+            "--delivery",
+            "email_and_store",
+        ],
+        &["reject", "add", ALICE, "sip:%0900@%"],
+        &[
+            "accept", "add", ALICE, "--days", "31", "--start", "09:00", "--stop", "17:00",
+            "--groups", "family",
+        ],
+        &[
+            "phonebook",
+            "add",
+            ALICE,
+            "sip:mom@example.org",
+            "--group",
+            "family",
+        ],
+    ] {
+        cli(d, &sqlite_url, args);
+    }
+    let calls = d.join("calls.csv");
+    std::fs::write(
+        &calls,
+        "call_id,from_tag,to_tag,caller,callee,start,stop,duration,status,media,proxy_ip,price\n\
+         x1,a,b,sip:bob@example.com,sip:alice@example.com,2026-11-01T10:00:00Z,2026-11-01T10:01:00Z,60,200,audio,192.0.2.1,\n\
+         x2,a,b,sip:alice@example.com,sip:+4420@pstn.example,2026-11-02T10:00:00Z,2026-11-02T10:02:00Z,120,200,audio video,192.0.2.1,0.2500\n",
+    )
+    .unwrap();
+    cli(
+        d,
+        &sqlite_url,
+        &["calls", "import", calls.to_str().unwrap()],
+    );
+
+    let before = {
+        let server = Server::start(d, &sqlite_url);
+        let alice = install.client(&install.alice);
+        let bob = install.client(&install.bob);
+        get(
+            &alice,
+            &server.base,
+            "action=set_diversions&FUNC=%3Cvoice-mailbox%3E&FBUS=bob",
+        )
+        .await;
+        get(&alice, &server.base, "action=dnd_on").await;
+        get(&alice, &server.base, "action=privacy_on").await;
+        // A closed and an open prepaid session for bob.
+        let proxy = install.client(&install.service);
+        for id in ["p1", "p2"] {
+            let r = proxy
+                .post(format!("{}/v1/service/prepaid/sessions", server.base))
+                .json(&json!({"account": BOB, "destination": "+31201234567", "call_id": id}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+            if id == "p1" {
+                break;
+            }
+        }
+        let r = proxy
+            .post(format!(
+                "{}/v1/service/prepaid/sessions/p1/close",
+                server.base
+            ))
+            .json(&json!({"duration": 95, "from_tag": "f", "to_tag": "t"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let r = proxy
+            .post(format!("{}/v1/service/prepaid/sessions", server.base))
+            .json(&json!({"account": BOB, "destination": "+31201234567", "call_id": "p2"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let mut snap = snapshot(&alice, &server.base).await;
+        snap.extend(snapshot(&bob, &server.base).await);
+        snap
+    };
+
+    let copied = cli(
+        d,
+        &sqlite_url,
+        &["copy", "--from", &sqlite_url, "--to", db.url()],
+    );
+    assert!(copied.contains("2 account(s)"), "{copied}");
+    // A second copy into the same (now full) database is refused.
+    let again = Command::new(env!("CARGO_BIN_EXE_sip-settings"))
+        .args([
+            "--data-dir",
+            d.to_str().unwrap(),
+            "copy",
+            "--from",
+            &sqlite_url,
+            "--to",
+            db.url(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+
+    let server = Server::start(d, db.url());
+    let alice = install.client(&install.alice);
+    let bob = install.client(&install.bob);
+    let mut after = snapshot(&alice, &server.base).await;
+    after.extend(snapshot(&bob, &server.base).await);
+    for ((action, b), (_, a)) in before.iter().zip(after.iter()) {
+        assert_eq!(b, a, "{action} differs after the copy");
+    }
+    // Certificates kept their serials, so the old files still work, and the SIP password still
+    // unlocks a new .p12.
+    let p12 = alice
+        .post(format!("{}/settings.phtml?action=p12", server.base))
+        .form(&[("password", ALICE_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(p12.status(), 200);
+    drop(server);
+    db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_database_connections_give_503_at_worst_and_the_server_recovers() {
+    let Some(db) = TempDatabase::create().await else {
+        return;
+    };
+    let install = provision(db.url());
+    let mut server = Server::start(install.dir.path(), db.url());
+    let alice = install.client(&install.alice);
+    assert_eq!(get(&alice, &server.base, "action=account").await.0, 200);
+    for round in 0..3 {
+        let killed = db.terminate_connections().await;
+        assert!(killed > 0, "round {round}: the server held no connection");
+        let mut ok = false;
+        for _ in 0..20 {
+            let r = alice
+                .get(format!("{}/settings.phtml?action=account", server.base))
+                .send()
+                .await
+                .unwrap();
+            match r.status().as_u16() {
+                200 => {
+                    ok = true;
+                    break;
+                }
+                503 => {
+                    assert!(
+                        r.headers().get("retry-after").is_some(),
+                        "503 without Retry-After"
+                    );
+                    let body: Value = r.json().await.unwrap();
+                    assert_eq!(body["success"], false);
+                }
+                other => panic!("round {round}: {other} {}", r.text().await.unwrap()),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert!(ok, "round {round}: the server did not recover");
+        // Writes work again too.
+        assert_eq!(get(&alice, &server.base, "action=privacy_on").await.0, 200);
+    }
+    assert!(server.alive(), "the server must keep running");
+    drop(server);
+    db.drop_db().await;
+}
