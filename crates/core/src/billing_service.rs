@@ -204,7 +204,8 @@ impl Services {
             proxy_ip: probe.proxy_ip,
             now: self.clock().now(),
         };
-        self.store()
+        let session = self
+            .store()
             .close_prepaid_session(&request)
             .await?
             .ok_or_else(|| {
@@ -212,7 +213,22 @@ impl Services {
                     "no prepaid session with Call-ID {}",
                     request.call_id
                 ))
-            })
+            })?;
+        // A repeated close answers the first settlement, stamped with its own time.
+        if let Some(done) = session
+            .closed
+            .as_ref()
+            .filter(|d| d.closed_at == request.now)
+        {
+            self.journal(
+                &session.account,
+                "balance",
+                Some((done.balance + done.price).to_string()),
+                Some(done.balance.to_string()),
+            )
+            .await?;
+        }
+        Ok(session)
     }
 
     /// The balance and open sessions of an account.
@@ -237,7 +253,7 @@ impl Services {
         }
         let description = parse_description(description)?;
         self.account(id).await?;
-        Ok(self
+        let new = self
             .store()
             .change_balance(
                 id,
@@ -252,7 +268,15 @@ impl Services {
                 },
                 self.clock().now(),
             )
-            .await?)
+            .await?;
+        self.journal(
+            id,
+            "balance",
+            Some((new - amount).to_string()),
+            Some(new.to_string()),
+        )
+        .await?;
+        Ok(new)
     }
 
     /// Sets a balance.
@@ -264,7 +288,8 @@ impl Services {
     ) -> Result<Money, ServiceError> {
         let description = parse_description(description)?;
         self.account(id).await?;
-        Ok(self
+        let old = self.store().get_balance(id).await?;
+        let new = self
             .store()
             .change_balance(
                 id,
@@ -278,7 +303,10 @@ impl Services {
                 },
                 self.clock().now(),
             )
-            .await?)
+            .await?;
+        self.journal(id, "balance", Some(old.to_string()), Some(new.to_string()))
+            .await?;
+        Ok(new)
     }
 
     /// Balance history, newest first (`limit` 1–1000).

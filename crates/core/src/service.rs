@@ -16,6 +16,7 @@ use crate::clock::Clock;
 use crate::credentials::{Credentials, Password};
 use crate::error::ServiceError;
 use crate::ids::{AccountId, Domain};
+use crate::journal::{CHANGED, JournalEntry, NewJournalEntry, Origin};
 use crate::store::Store;
 
 /// Tunables of the service layer.
@@ -81,6 +82,7 @@ pub struct Services {
     ca: Arc<dyn CertificateAuthority>,
     clock: Arc<dyn Clock>,
     config: ServicesConfig,
+    origin: Arc<Origin>,
 }
 
 impl fmt::Debug for Services {
@@ -105,7 +107,55 @@ impl Services {
             ca,
             clock,
             config,
+            origin: Arc::new(Origin::operator()),
         }
+    }
+
+    /// The same services acting for `origin`: every change they make is journaled with it.
+    pub fn with_origin(&self, origin: Origin) -> Self {
+        Self {
+            origin: Arc::new(origin),
+            ..self.clone()
+        }
+    }
+
+    /// Who these services act for.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// Appends a journal entry for a change to `account`.
+    pub(crate) async fn journal(
+        &self,
+        account: &AccountId,
+        resource: &str,
+        old: Option<String>,
+        new: Option<String>,
+    ) -> Result<(), ServiceError> {
+        if old == new {
+            return Ok(());
+        }
+        let entry = NewJournalEntry {
+            at: self.clock.now(),
+            account: account.clone(),
+            door: self.origin.door.as_str().to_owned(),
+            actor: self.origin.actor.clone(),
+            source: self.origin.source.clone(),
+            resource: resource.to_owned(),
+            old,
+            new,
+        };
+        Ok(self.store.append_journal(&entry).await?)
+    }
+
+    /// An account's journal, newest first, before the cursor `before` (an entry id).
+    pub async fn journal_entries(
+        &self,
+        id: &AccountId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<JournalEntry>, ServiceError> {
+        Ok(self.store.list_journal(id, before, limit).await?)
     }
 
     /// The store, for front ends that only read what the services return.
@@ -187,6 +237,8 @@ impl Services {
                 }
                 other => other.into(),
             })?;
+        self.journal(id, "account", None, Some("created".to_owned()))
+            .await?;
         Ok(account)
     }
 
@@ -212,7 +264,8 @@ impl Services {
         id: &AccountId,
         update: &AccountUpdate,
     ) -> Result<Account, ServiceError> {
-        let mut account = self.account(id).await?;
+        let before = self.account(id).await?;
+        let mut account = before.clone();
         update.apply(&mut account.profile);
         if let Some(p) = update.prepaid {
             account.prepaid = p;
@@ -220,6 +273,10 @@ impl Services {
         self.store
             .update_account(id, &account.profile, account.prepaid)
             .await?;
+        for (field, old, new) in profile_changes(&before, &account) {
+            self.journal(id, &format!("account.{field}"), old, new)
+                .await?;
+        }
         Ok(account)
     }
 
@@ -238,7 +295,10 @@ impl Services {
                     ServiceError::NotFound(format!("no account {id}"))
                 }
                 other => other.into(),
-            })
+            })?;
+        // A secret is never journaled, only that it changed.
+        self.journal(id, "password", None, Some(CHANGED.to_owned()))
+            .await
     }
 
     /// Whether `password` is the account's SIP password.
@@ -299,6 +359,15 @@ impl Services {
         };
         let issued = self.ca.issue(&request)?;
         self.store.insert_certificate(&issued.record).await?;
+        if let Some(account) = &issued.record.account {
+            self.journal(
+                account,
+                "certificate",
+                None,
+                Some(format!("issued {}", issued.record.serial)),
+            )
+            .await?;
+        }
         Ok(issued)
     }
 
@@ -336,7 +405,9 @@ impl Services {
 
     /// Revokes one certificate.
     pub async fn revoke_certificate(&self, serial: &Serial) -> Result<CertRecord, ServiceError> {
-        self.store
+        let before = self.store.get_certificate(serial).await?;
+        let record = self
+            .store
             .revoke_certificate(serial, self.clock.now())
             .await
             .map_err(|e| match e {
@@ -344,7 +415,18 @@ impl Services {
                     ServiceError::NotFound(format!("no certificate with serial {serial}"))
                 }
                 other => other.into(),
-            })
+            })?;
+        let was_revoked = before.is_some_and(|b| b.revoked_at.is_some());
+        if let (Some(account), false) = (&record.account, was_revoked) {
+            self.journal(
+                account,
+                "certificate",
+                Some(format!("valid {serial}")),
+                Some(format!("revoked {serial}")),
+            )
+            .await?;
+        }
+        Ok(record)
     }
 
     /// Revokes one of the account's own certificates (a subscriber's request): a serial of
@@ -369,10 +451,15 @@ impl Services {
     /// Revokes all certificates of an account; returns how many.
     pub async fn revoke_account_certificates(&self, id: &AccountId) -> Result<u64, ServiceError> {
         self.account(id).await?;
-        Ok(self
+        let n = self
             .store
             .revoke_account_certificates(id, self.clock.now())
-            .await?)
+            .await?;
+        if n > 0 {
+            self.journal(id, "certificate", None, Some(format!("revoked all ({n})")))
+                .await?;
+        }
+        Ok(n)
     }
 
     /// Establishes who presents a certificate: it must have been issued (recorded) by this
@@ -420,4 +507,48 @@ impl Services {
             }),
         }
     }
+}
+
+/// The profile fields that differ between two versions of an account: (field, old, new).
+fn profile_changes(
+    a: &crate::Account,
+    b: &crate::Account,
+) -> Vec<(&'static str, Option<String>, Option<String>)> {
+    let (p, q) = (&a.profile, &b.profile);
+    let s = |v: &str| Some(v.to_owned());
+    let o = |v: Option<String>| v;
+    vec![
+        ("first_name", s(&p.first_name), s(&q.first_name)),
+        ("last_name", s(&p.last_name), s(&q.last_name)),
+        (
+            "email",
+            o(p.email.as_ref().map(ToString::to_string)),
+            o(q.email.as_ref().map(ToString::to_string)),
+        ),
+        ("timezone", s(p.timezone.name()), s(q.timezone.name())),
+        (
+            "mobile",
+            o(p.mobile.as_ref().map(ToString::to_string)),
+            o(q.mobile.as_ref().map(ToString::to_string)),
+        ),
+        (
+            "pstn_caller_id",
+            o(p.pstn_caller_id.as_ref().map(ToString::to_string)),
+            o(q.pstn_caller_id.as_ref().map(ToString::to_string)),
+        ),
+        ("language", s(&p.language), s(&q.language)),
+        (
+            "no_answer_timeout",
+            s(&p.no_answer_timeout.to_string()),
+            s(&q.no_answer_timeout.to_string()),
+        ),
+        (
+            "prepaid",
+            s(&a.prepaid.to_string()),
+            s(&b.prepaid.to_string()),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, old, new)| old != new)
+    .collect()
 }

@@ -94,7 +94,10 @@ impl Services {
         self.require_account(id).await?;
         let limit = self.config().alias_limit;
         match self.store().add_alias(alias, id, limit).await? {
-            AliasOutcome::Added => Ok(()),
+            AliasOutcome::Added => {
+                self.journal(id, "alias", None, Some(alias.to_string()))
+                    .await
+            }
             AliasOutcome::Taken => Err(ServiceError::Conflict(format!(
                 "{field} {}: {alias} is already taken",
                 alias.user()
@@ -108,8 +111,15 @@ impl Services {
 
     /// Removes an alias (operator).
     pub async fn remove_alias(&self, alias: &AccountId) -> Result<(), ServiceError> {
+        let owner = self.store().resolve_address(alias).await?;
         if self.store().remove_alias(alias).await? {
-            Ok(())
+            match owner {
+                Some(o) => {
+                    self.journal(&o, "alias", Some(alias.to_string()), None)
+                        .await
+                }
+                None => Ok(()),
+            }
         } else {
             Err(ServiceError::NotFound(format!("no alias {alias}")))
         }
@@ -148,13 +158,22 @@ impl Services {
                 }
                 StoreError::NotFound(_) => ServiceError::NotFound(format!("no account {id}")),
                 other => other.into(),
-            })
+            })?;
+        self.journal(id, "enum", None, Some(number.to_string()))
+            .await
     }
 
     /// Removes a number mapping (operator).
     pub async fn remove_enum(&self, number: &E164) -> Result<(), ServiceError> {
+        let owner = self.store().resolve_enum(number).await?;
         if self.store().remove_enum(number).await? {
-            Ok(())
+            match owner {
+                Some(o) => {
+                    self.journal(&o, "enum", Some(number.to_string()), None)
+                        .await
+                }
+                None => Ok(()),
+            }
         } else {
             Err(ServiceError::NotFound(format!("{number} is not mapped")))
         }
@@ -328,6 +347,15 @@ impl Services {
             return Ok("Diversions remained the same".to_owned());
         }
         self.store().set_diversions(id, &changed).await?;
+        for (c, t) in &changed {
+            self.journal(
+                id,
+                &format!("diversions.{c}"),
+                current.get(c).map(DiversionTarget::shown),
+                t.as_ref().map(DiversionTarget::shown),
+            )
+            .await?;
+        }
         let described: Vec<String> = changed
             .iter()
             .map(|(c, t)| match t {
@@ -361,7 +389,21 @@ impl Services {
         rule: &AcceptRule,
     ) -> Result<bool, ServiceError> {
         self.require_account(id).await?;
-        Ok(self.store().put_accept_rule(id, rule).await?)
+        let before = self.store().get_accept_rules(id).await?;
+        let old = before
+            .persistent
+            .iter()
+            .find(|r| r.days == rule.days)
+            .map(describe_rule);
+        let replaced = self.store().put_accept_rule(id, rule).await?;
+        self.journal(
+            id,
+            &format!("accept.{}", rule.days),
+            old,
+            Some(describe_rule(rule)),
+        )
+        .await?;
+        Ok(replaced)
     }
 
     /// Removes a persistent accept rule (operator).
@@ -371,8 +413,14 @@ impl Services {
         days: DaysMask,
     ) -> Result<(), ServiceError> {
         self.require_account(id).await?;
+        let before = self.store().get_accept_rules(id).await?;
+        let old = before
+            .persistent
+            .iter()
+            .find(|r| r.days == days)
+            .map(describe_rule);
         if self.store().remove_accept_rule(id, days).await? {
-            Ok(())
+            self.journal(id, &format!("accept.{days}"), old, None).await
         } else {
             Err(ServiceError::NotFound(format!(
                 "{id} has no accept rule for days {days}"
@@ -388,7 +436,10 @@ impl Services {
     ) -> Result<String, ServiceError> {
         let minutes = duration.map(parse_dnd_duration).transpose()?;
         self.require_account(id).await?;
-        let until = minutes.map(|m| self.clock().now() + Duration::minutes(m));
+        let now = self.clock().now();
+        let until = minutes.map(|m| now + Duration::minutes(m));
+        let before = self.store().get_accept_rules(id).await?;
+        let old = before.active_temporary(now).map(describe_temporary);
         self.store()
             .set_temporary_rule(
                 id,
@@ -397,6 +448,12 @@ impl Services {
                     until,
                 }),
             )
+            .await?;
+        let new = TemporaryRule {
+            groups: vec![Group::Nobody],
+            until,
+        };
+        self.journal(id, "dnd", old, Some(describe_temporary(&new)))
             .await?;
         Ok(match minutes {
             Some(m) => format!("Do Not Disturb is on for {m} minutes"),
@@ -415,6 +472,8 @@ impl Services {
             .is_some_and(|t| t.is_dnd() || !t.active_at(now));
         if remove {
             self.store().set_temporary_rule(id, None).await?;
+            let old = rules.active_temporary(now).map(describe_temporary);
+            self.journal(id, "dnd", old, None).await?;
         }
         Ok("Do Not Disturb is off".to_owned())
     }
@@ -437,6 +496,7 @@ impl Services {
 
     /// `privacy_on` / `privacy_off` (idempotent).
     pub async fn set_privacy(&self, id: &AccountId, on: bool) -> Result<String, ServiceError> {
+        let before = self.require_account(id).await?.privacy;
         self.store()
             .set_privacy(id, on)
             .await
@@ -444,6 +504,13 @@ impl Services {
                 StoreError::NotFound(_) => ServiceError::NotFound(format!("no account {id}")),
                 other => other.into(),
             })?;
+        self.journal(
+            id,
+            "privacy",
+            Some(before.to_string()),
+            Some(on.to_string()),
+        )
+        .await?;
         Ok(if on {
             "Privacy is on"
         } else {
@@ -477,7 +544,9 @@ impl Services {
                     ServiceError::Conflict(format!("{id} has reject rule {pattern} already"))
                 }
                 other => other.into(),
-            })
+            })?;
+        self.journal(id, "reject", None, Some(pattern.to_string()))
+            .await
     }
 
     /// Removes a reject pattern (operator).
@@ -488,7 +557,8 @@ impl Services {
     ) -> Result<(), ServiceError> {
         self.require_account(id).await?;
         if self.store().remove_reject(id, pattern).await? {
-            Ok(())
+            self.journal(id, "reject", Some(pattern.to_string()), None)
+                .await
         } else {
             Err(ServiceError::NotFound(format!(
                 "{id} has no reject rule {pattern}"
@@ -514,6 +584,7 @@ impl Services {
         let pin_hash = pin.map(hash_pin).transpose()?;
         self.require_account(id).await?;
         let existing = self.store().get_voicemail(id).await?;
+        let existing_summary = existing.as_ref().map(describe_voicemail);
         let voicemail = Voicemail {
             enabled: true,
             delivery: delivery
@@ -523,6 +594,22 @@ impl Services {
             pin_hash: pin_hash.or(existing.and_then(|v| v.pin_hash)),
         };
         self.store().put_voicemail(id, &voicemail).await?;
+        self.journal(
+            id,
+            "voicemail",
+            existing_summary,
+            Some(describe_voicemail(&voicemail)),
+        )
+        .await?;
+        if pin.is_some() {
+            self.journal(
+                id,
+                "voicemail.pin",
+                None,
+                Some(crate::journal::CHANGED.to_owned()),
+            )
+            .await?;
+        }
         Ok(voicemail)
     }
 
@@ -532,8 +619,11 @@ impl Services {
         let Some(mut v) = self.store().get_voicemail(id).await? else {
             return Err(ServiceError::NotFound(format!("{id} has no voice mailbox")));
         };
+        let old = describe_voicemail(&v);
         v.enabled = false;
-        Ok(self.store().put_voicemail(id, &v).await?)
+        self.store().put_voicemail(id, &v).await?;
+        self.journal(id, "voicemail", Some(old), Some(describe_voicemail(&v)))
+            .await
     }
 
     // ----- phonebook -----
@@ -550,7 +640,16 @@ impl Services {
         entry: &PhonebookEntry,
     ) -> Result<(), ServiceError> {
         self.require_account(id).await?;
-        Ok(self.store().put_phonebook_entry(id, entry).await?)
+        let old = self
+            .store()
+            .list_phonebook(id)
+            .await?
+            .into_iter()
+            .find(|e| e.uri == entry.uri)
+            .map(|e| describe_entry(&e));
+        self.store().put_phonebook_entry(id, entry).await?;
+        self.journal(id, "phonebook", old, Some(describe_entry(entry)))
+            .await
     }
 
     /// Removes a phonebook entry.
@@ -561,7 +660,8 @@ impl Services {
     ) -> Result<(), ServiceError> {
         self.require_account(id).await?;
         if self.store().remove_phonebook_entry(id, uri).await? {
-            Ok(())
+            self.journal(id, "phonebook", Some(uri.to_string()), None)
+                .await
         } else {
             Err(ServiceError::NotFound(format!(
                 "{id} has no phonebook entry {uri}"
@@ -599,4 +699,41 @@ impl Services {
             call,
         ))
     }
+}
+
+fn group_names(groups: &[Group]) -> String {
+    groups.iter().map(Group::name).collect::<Vec<_>>().join(",")
+}
+
+fn describe_rule(r: &AcceptRule) -> String {
+    format!("{}–{} {}", r.start, r.stop, group_names(&r.groups))
+}
+
+fn describe_temporary(t: &TemporaryRule) -> String {
+    match t.until {
+        Some(u) => format!(
+            "{} until {}",
+            group_names(&t.groups),
+            u.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        None => format!("{} until turned off", group_names(&t.groups)),
+    }
+}
+
+fn describe_voicemail(v: &Voicemail) -> String {
+    format!(
+        "{} {}{}",
+        if v.enabled { "enabled" } else { "disabled" },
+        v.delivery.as_str(),
+        v.email
+            .as_ref()
+            .map(|e| format!(" {e}"))
+            .unwrap_or_default()
+    )
+}
+
+fn describe_entry(e: &PhonebookEntry) -> String {
+    format!("{} {} {}", e.uri, e.groups.join(","), e.name)
+        .trim_end()
+        .to_owned()
 }

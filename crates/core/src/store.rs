@@ -21,6 +21,7 @@ use crate::cert::{CertRecord, Serial};
 use crate::credentials::Credentials;
 use crate::error::StoreError;
 use crate::ids::{AccountId, Domain, E164};
+use crate::journal::{JournalEntry, NewJournalEntry};
 use crate::money::Money;
 use crate::rating::Rate;
 use crate::settings::{
@@ -321,4 +322,16 @@ pub trait Store: Send + Sync + fmt::Debug {
         account: &AccountId,
         snapshot: &BillingSnapshot,
     ) -> Result<(), StoreError>;
+
+    // ----- journal -----
+
+    /// Appends a journal entry. Entries of a deleted account are kept.
+    async fn append_journal(&self, entry: &NewJournalEntry) -> Result<(), StoreError>;
+    /// An account's journal, newest first, entries with an id below `before` (a cursor).
+    async fn list_journal(
+        &self,
+        account: &AccountId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<JournalEntry>, StoreError>;
 }

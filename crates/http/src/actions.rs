@@ -11,6 +11,7 @@ use http_body_util::{BodyExt, Limited};
 use serde::Serialize;
 use sip_settings_core::account::{Account, same_account};
 use sip_settings_core::cert::{CertSubject, P12Variant};
+use sip_settings_core::journal::{Door, Origin};
 use sip_settings_core::sip::Condition;
 use sip_settings_core::{AccountId, Password, ServiceError, Services};
 
@@ -234,8 +235,13 @@ pub async fn handle(
     ) {
         return reply::too_many(wait);
     }
+    let services = state.services.with_origin(Origin {
+        door: Door::ActionApi,
+        actor: format!("certificate {}", subscriber.serial),
+        source: Some(subscriber.addr.ip().to_string()),
+    });
     let request = ActionRequest {
-        services: &state.services,
+        services: &services,
         account: &subscriber.account,
         params: &params,
         method: &method,

@@ -33,6 +33,19 @@ pub struct Subscriber {
     pub addr: std::net::SocketAddr,
 }
 
+impl Subscriber {
+    /// The services acting for this subscriber through the resource API.
+    pub fn services(&self, state: &AppState) -> Services {
+        state
+            .services
+            .with_origin(sip_settings_core::journal::Origin {
+                door: sip_settings_core::journal::Door::ResourceApi,
+                actor: format!("certificate {}", self.serial),
+                source: Some(self.addr.ip().to_string()),
+            })
+    }
+}
+
 impl FromRequestParts<AppState> for Subscriber {
     type Rejection = Response;
 

@@ -22,6 +22,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/me/certificates", get(list_certificates))
         .route("/v1/me/certificates/{serial}", delete(revoke_certificate))
+        .route("/v1/me/journal", get(journal))
 }
 
 fn limited(state: &AppState, me: &Subscriber, kind: Kind) -> Result<(), Box<Response>> {
@@ -82,16 +83,78 @@ async fn revoke_certificate(
     if let Err(r) = limited(&state, &me, Kind::Write) {
         return *r;
     }
+    let services = me.services(&state);
     let result = async {
         let serial = Serial::parse(&serial)?;
-        state
-            .services
-            .revoke_own_certificate(&me.account, &serial)
-            .await
+        services.revoke_own_certificate(&me.account, &serial).await
     }
     .await;
     match result {
         Ok(record) => Json(certificate_json(&record, &me.serial)).into_response(),
+        Err(e) => from_error(&e),
+    }
+}
+
+/// Query of `GET /v1/me/journal`.
+#[derive(Debug, serde::Deserialize)]
+pub struct JournalQuery {
+    /// Entries older than this cursor (the `next` of the previous page).
+    pub before: Option<i64>,
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<u32>,
+}
+
+async fn journal(
+    State(state): State<AppState>,
+    me: Subscriber,
+    query: Result<axum::extract::Query<JournalQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    if let Err(r) = limited(&state, &me, Kind::Read) {
+        return *r;
+    }
+    let Ok(axum::extract::Query(q)) = query else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            "before and limit must be whole numbers",
+            Some("before"),
+        );
+    };
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            "limit must be between 1 and 200",
+            Some("limit"),
+        );
+    }
+    match state
+        .services
+        .journal_entries(&me.account, q.before, limit)
+        .await
+    {
+        Ok(entries) => {
+            let next = if entries.len() == limit as usize {
+                entries.last().map(|e| e.id)
+            } else {
+                None
+            };
+            Json(json!({
+                "entries": entries.iter().map(|e| json!({
+                    "id": e.id,
+                    "at": e.entry.at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    "door": e.entry.door,
+                    "actor": e.entry.actor,
+                    "source": e.entry.source,
+                    "resource": e.entry.resource,
+                    "old": e.entry.old,
+                    "new": e.entry.new,
+                })).collect::<Vec<_>>(),
+                "next": next,
+            }))
+            .into_response()
+        }
         Err(e) => from_error(&e),
     }
 }

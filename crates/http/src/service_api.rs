@@ -26,6 +26,21 @@ use crate::{AppState, MAX_BODY_BYTES};
 pub struct ServiceClient {
     /// The certificate holder's name.
     pub name: String,
+    /// The client's address.
+    pub addr: Option<std::net::SocketAddr>,
+}
+
+impl ServiceClient {
+    /// The services acting for this client (its changes are journaled as the service door).
+    pub fn services(&self, state: &AppState) -> sip_settings_core::Services {
+        state
+            .services
+            .with_origin(sip_settings_core::journal::Origin {
+                door: sip_settings_core::journal::Door::ServiceApi,
+                actor: format!("service {}", self.name),
+                source: self.addr.map(|a| a.ip().to_string()),
+            })
+    }
 }
 
 impl FromRequestParts<AppState> for ServiceClient {
@@ -36,7 +51,10 @@ impl FromRequestParts<AppState> for ServiceClient {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         match identify(&state.services, parts.extensions.get::<Peer>()).await {
-            Ok(Identity::Service { name, .. }) => Ok(Self { name }),
+            Ok(Identity::Service { name, .. }) => Ok(Self {
+                name,
+                addr: parts.extensions.get::<Peer>().map(|p| p.addr),
+            }),
             Ok(_) => Err(problem(
                 StatusCode::FORBIDDEN,
                 "forbidden",
@@ -83,16 +101,12 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-async fn record_call(
-    State(state): State<AppState>,
-    _client: ServiceClient,
-    body: Body,
-) -> Response {
+async fn record_call(State(state): State<AppState>, client: ServiceClient, body: Body) -> Response {
     let input: CallInput = match json_body(body).await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    match state.services.record_call(&input).await {
+    match client.services(&state).record_call(&input).await {
         Ok(true) => (
             StatusCode::CREATED,
             Json(json!({"recorded": true, "call_id": input.call_id})),
@@ -144,15 +158,15 @@ fn refusal_status(r: PrepaidRefusal) -> StatusCode {
 
 async fn open_session(
     State(state): State<AppState>,
-    _client: ServiceClient,
+    client: ServiceClient,
     body: Body,
 ) -> Response {
     let input: OpenBody = match json_body(body).await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    match state
-        .services
+    match client
+        .services(&state)
         .open_prepaid(&input.account, &input.destination, &input.call_id)
         .await
     {
@@ -183,7 +197,7 @@ struct CloseBody {
 
 async fn close_session(
     State(state): State<AppState>,
-    _client: ServiceClient,
+    client: ServiceClient,
     Path(call_id): Path<String>,
     body: Body,
 ) -> Response {
@@ -191,8 +205,8 @@ async fn close_session(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let result: Result<PrepaidSession, ServiceError> = state
-        .services
+    let result: Result<PrepaidSession, ServiceError> = client
+        .services(&state)
         .close_prepaid(
             &call_id,
             input.duration,

@@ -57,6 +57,14 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         to: String,
     },
+    /// Show the change journal of an account, newest first.
+    Journal {
+        /// user@domain
+        account: String,
+        /// Most entries to show.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
     /// Write a consistent copy of the embedded SQLite database (VACUUM INTO).
     Backup {
         /// The file to write (must not exist).

@@ -51,6 +51,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 app::redact_url(to)
             );
         }
+        Command::Journal { account, limit } => {
+            let services = app::open_default_services(&config).await?;
+            let id = sip_settings_core::AccountId::parse(account)?;
+            services
+                .account(&id)
+                .await
+                .map(|_| ())
+                .or_else(|e| match e {
+                    // The journal outlives a deleted account.
+                    sip_settings_core::ServiceError::NotFound(_) => Ok(()),
+                    other => Err(other),
+                })?;
+            for e in services
+                .journal_entries(&id, None, (*limit).clamp(1, 10_000))
+                .await?
+            {
+                let j = &e.entry;
+                println!(
+                    "{} {:<14} {:<40} {:<16} {:<20} {} -> {}",
+                    j.at.format("%Y-%m-%dT%H:%M:%SZ"),
+                    j.door,
+                    j.actor,
+                    j.source.as_deref().unwrap_or("-"),
+                    j.resource,
+                    j.old.as_deref().unwrap_or("-"),
+                    j.new.as_deref().unwrap_or("-")
+                );
+            }
+        }
         Command::Backup { out } => {
             let app::Backend::Sqlite(path) = app::backend_of(&config.database_url)? else {
                 anyhow::bail!(

@@ -19,7 +19,7 @@ use sip_settings_core::store::BalanceChange;
 use sqlx::{PgConnection, Row};
 
 use crate::error::{Fail, Res, retrying};
-use crate::rows::{SESSION_SELECT, call_from, rate_from, session_from, unix};
+use crate::rows::{SESSION_SELECT, call_from, history_from, rate_from, session_from, unix};
 use crate::{PgStore, lock_account, not_found};
 
 /// Rates per `INSERT … SELECT FROM UNNEST(…)` statement of an import.
@@ -258,20 +258,7 @@ impl PgStore {
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(HistoryEntry {
-                        id: r.try_get("id")?,
-                        account: account.clone(),
-                        at: r.try_get("at")?,
-                        action: r.try_get("action")?,
-                        description: r.try_get("description")?,
-                        value: Money::from_units(r.try_get("value")?),
-                        balance: Money::from_units(r.try_get("balance")?),
-                        session: r.try_get("session")?,
-                    })
-                })
-                .collect()
+            rows.iter().map(|r| history_from(r, account)).collect()
         })
         .await
     }
@@ -372,12 +359,11 @@ impl PgStore {
                     .fetch_optional(&mut *tx)
                     .await?;
             let Some(owner) = owner else { return Ok(None) };
-            let balance: Option<i64> = sqlx::query_scalar(
-                "SELECT balance FROM accounts WHERE id = $1 FOR NO KEY UPDATE",
-            )
-            .bind(owner)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let balance: Option<i64> =
+                sqlx::query_scalar("SELECT balance FROM accounts WHERE id = $1 FOR NO KEY UPDATE")
+                    .bind(owner)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             // The account (and with it the session) deleted meanwhile.
             let Some(balance) = balance else {
                 return Ok(None);
@@ -578,18 +564,7 @@ impl PgStore {
             .await?;
             let history = rows
                 .iter()
-                .map(|r| {
-                    Ok(HistoryEntry {
-                        id: r.try_get("id")?,
-                        account: account.clone(),
-                        at: r.try_get("at")?,
-                        action: r.try_get("action")?,
-                        description: r.try_get("description")?,
-                        value: Money::from_units(r.try_get("value")?),
-                        balance: Money::from_units(r.try_get("balance")?),
-                        session: r.try_get("session")?,
-                    })
-                })
+                .map(|r| history_from(r, account))
                 .collect::<Res<Vec<_>>>()?;
             let rows = sqlx::query(&format!(
                 "{SESSION_SELECT} WHERE a.domain = $1 AND a.username = $2 \

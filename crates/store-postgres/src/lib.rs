@@ -22,7 +22,9 @@
 //!   is [`AliasOutcome::Taken`];
 //! * `set_diversions` upserts or deletes only the conditions it is given (never a
 //!   read-modify-write of the whole set), in a fixed order of conditions;
-//! * `record_calls` relies on the `calls` unique key (`ON CONFLICT DO NOTHING`).
+//! * `record_calls` relies on the `calls` unique key (`ON CONFLICT DO NOTHING`);
+//! * `export_billing` reads balance, history and sessions in one REPEATABLE READ, READ ONLY
+//!   transaction, so that the copy is of one moment.
 //!
 //! `FOR NO KEY UPDATE` is the form of `FOR UPDATE` that PostgreSQL itself takes for an `UPDATE`
 //! of non-key columns: lockers exclude each other just the same, but inserts into other tables
@@ -52,6 +54,7 @@ use sip_settings_core::calls::{
 use sip_settings_core::cert::{CertRecord, Serial};
 use sip_settings_core::credentials::Credentials;
 use sip_settings_core::ids::{AccountId, Domain, E164};
+use sip_settings_core::journal::{JournalEntry, NewJournalEntry};
 use sip_settings_core::money::Money;
 use sip_settings_core::rating::Rate;
 use sip_settings_core::settings::{
@@ -450,21 +453,20 @@ impl Store for PgStore {
         account: Option<&AccountId>,
     ) -> Result<Vec<CertRecord>, StoreError> {
         retrying(|| async move {
-            let rows = match account {
-                Some(id) => {
-                    sqlx::query(
+            let rows =
+                match account {
+                    Some(id) => sqlx::query(
                         "SELECT * FROM certificates WHERE account = $1 ORDER BY issued_at, serial",
                     )
                     .bind(id.to_string())
                     .fetch_all(&self.pool)
-                    .await?
-                }
-                None => {
-                    sqlx::query("SELECT * FROM certificates ORDER BY issued_at, serial")
-                        .fetch_all(&self.pool)
-                        .await?
-                }
-            };
+                    .await?,
+                    None => {
+                        sqlx::query("SELECT * FROM certificates ORDER BY issued_at, serial")
+                            .fetch_all(&self.pool)
+                            .await?
+                    }
+                };
             rows.iter().map(cert_from_row).collect()
         })
         .await
@@ -1193,5 +1195,58 @@ impl Store for PgStore {
         snapshot: &BillingSnapshot,
     ) -> Result<(), StoreError> {
         self.import_billing_impl(account, snapshot).await
+    }
+
+    async fn append_journal(&self, e: &NewJournalEntry) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO journal (account, at, door, actor, source, resource, old_value, new_value) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(e.account.to_string())
+        .bind(e.at)
+        .bind(&e.door)
+        .bind(&e.actor)
+        .bind(e.source.as_deref())
+        .bind(&e.resource)
+        .bind(e.old.as_deref())
+        .bind(e.new.as_deref())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn list_journal(
+        &self,
+        account: &AccountId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM journal WHERE account = $1 AND id < $2 ORDER BY id DESC LIMIT $3",
+        )
+        .bind(account.to_string())
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(JournalEntry {
+                    id: r.try_get("id").map_err(map_err)?,
+                    entry: NewJournalEntry {
+                        at: r.try_get("at").map_err(map_err)?,
+                        account: account.clone(),
+                        door: r.try_get("door").map_err(map_err)?,
+                        actor: r.try_get("actor").map_err(map_err)?,
+                        source: r.try_get("source").map_err(map_err)?,
+                        resource: r.try_get("resource").map_err(map_err)?,
+                        old: r.try_get("old_value").map_err(map_err)?,
+                        new: r.try_get("new_value").map_err(map_err)?,
+                    },
+                })
+            })
+            .collect()
     }
 }

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use sip_settings_core::account::{Account, AccountProfile};
-use sip_settings_core::calls::{CallRecord, PrepaidSession, Settlement};
+use sip_settings_core::calls::{CallRecord, HistoryEntry, PrepaidSession, Settlement};
 use sip_settings_core::cert::{CertRecord, CertRole, Serial};
 use sip_settings_core::ids::{AccountId, E164, Email, TimeZone as Zone};
 use sip_settings_core::money::Money;
@@ -147,6 +147,20 @@ pub(crate) fn rate_from(r: &PgRow, p: &str) -> Res<Rate> {
         u32_of(min, "minimum")?,
     )
     .map_err(|e| corrupt("rate", e))
+}
+
+/// A `balance_history` row of `account`.
+pub(crate) fn history_from(r: &PgRow, account: &AccountId) -> Res<HistoryEntry> {
+    Ok(HistoryEntry {
+        id: r.try_get("id")?,
+        account: account.clone(),
+        at: r.try_get("at")?,
+        action: r.try_get("action")?,
+        description: r.try_get("description")?,
+        value: Money::from_units(r.try_get("value")?),
+        balance: Money::from_units(r.try_get("balance")?),
+        session: r.try_get("session")?,
+    })
 }
 
 /// A session from a [`SESSION_SELECT`] row.

@@ -3,6 +3,8 @@
 //! `SIP_SETTINGS_TEST_PG_URL` (e.g. `postgres://postgres@127.0.0.1:5432/postgres`) and drops it;
 //! without the variable the tests say so and pass.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -432,7 +434,12 @@ async fn closing_twice_debits_once() {
         s.open_prepaid_session(&open_request("c1")).await.unwrap(),
         OpenOutcome::AlreadyOpen(_)
     ));
-    assert_eq!(s.close_prepaid_session(&close_request("nope", 1)).await.unwrap(), None);
+    assert_eq!(
+        s.close_prepaid_session(&close_request("nope", 1))
+            .await
+            .unwrap(),
+        None
+    );
 
     // Two closes at once and one after: one debit.
     let close = close_request("c1", 30);
@@ -509,6 +516,41 @@ async fn recording_calls_is_idempotent() {
     db.finish().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlock_victims_are_retried() {
+    let Some(db) = TestDb::start().await else {
+        return;
+    };
+    seed(&db.store).await;
+    // Two batches that insert the same two calls in opposite orders, with enough work in
+    // between that each holds its first call's key while it waits for the other's: PostgreSQL
+    // rolls one back as a deadlock victim, and the store runs it again.
+    let batch = |first: &str, middle: &str, last: &str| -> Vec<NewCall> {
+        let mut b = vec![call(first, None)];
+        b.extend((0..50).map(|i| call(&format!("{middle}-{i}"), None)));
+        b.push(call(last, None));
+        b
+    };
+    let one = batch("d1", "m1", "d2");
+    let two = batch("d2", "m2", "d1");
+    let (s1, s2) = (db.store.clone(), db.store.clone());
+    let (a, b) = tokio::join!(
+        tokio::spawn(async move { s1.record_calls(&one).await }),
+        tokio::spawn(async move { s2.record_calls(&two).await })
+    );
+    let (a, b) = (a.unwrap().unwrap(), b.unwrap().unwrap());
+    // Each shared call is new in exactly one batch.
+    assert!(a[0] ^ b[50 + 1], "d1 recorded once");
+    assert!(a[50 + 1] ^ b[0], "d2 recorded once");
+    let calls = db
+        .store
+        .list_calls(&id("alice@example.com"), Direction::Placed, t0(), 1000)
+        .await
+        .unwrap();
+    assert_eq!(calls.len(), 102);
+    db.finish().await;
+}
+
 #[tokio::test]
 async fn dnd_lapses_at_its_until() {
     let Some(db) = TestDb::start().await else {
@@ -556,9 +598,11 @@ async fn concurrent_diversion_writers_keep_each_others_conditions() {
         let s = db.store.clone();
         let alice = alice.clone();
         tasks.push(tokio::spawn(async move {
-            let target = DiversionTarget::parse(c, &format!("sip:t{i}@example.org"), &alice)
+            let target =
+                DiversionTarget::parse(c, &format!("sip:t{i}@example.org"), &alice).unwrap();
+            s.set_diversions(&alice, &[(c, Some(target))])
+                .await
                 .unwrap();
-            s.set_diversions(&alice, &[(c, Some(target))]).await.unwrap();
         }));
     }
     for t in tasks {

@@ -21,6 +21,7 @@ use sip_settings_core::calls::{
 use sip_settings_core::cert::{CertRecord, Serial};
 use sip_settings_core::credentials::Credentials;
 use sip_settings_core::ids::{AccountId, Domain, E164};
+use sip_settings_core::journal::{JournalEntry, NewJournalEntry};
 use sip_settings_core::money::Money;
 use sip_settings_core::rating::Rate;
 use sip_settings_core::settings::{
@@ -1041,6 +1042,59 @@ impl Store for SqliteStore {
         snapshot: &BillingSnapshot,
     ) -> Result<(), StoreError> {
         self.import_billing_impl(account, snapshot).await
+    }
+
+    async fn append_journal(&self, e: &NewJournalEntry) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO journal (account, at, door, actor, source, resource, old_value, new_value) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(e.account.to_string())
+        .bind(e.at)
+        .bind(&e.door)
+        .bind(&e.actor)
+        .bind(e.source.as_deref())
+        .bind(&e.resource)
+        .bind(e.old.as_deref())
+        .bind(e.new.as_deref())
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn list_journal(
+        &self,
+        account: &AccountId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM journal WHERE account = ? AND id < ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(account.to_string())
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(JournalEntry {
+                    id: r.try_get("id").map_err(map_err)?,
+                    entry: NewJournalEntry {
+                        at: r.try_get("at").map_err(map_err)?,
+                        account: account.clone(),
+                        door: r.try_get("door").map_err(map_err)?,
+                        actor: r.try_get("actor").map_err(map_err)?,
+                        source: r.try_get("source").map_err(map_err)?,
+                        resource: r.try_get("resource").map_err(map_err)?,
+                        old: r.try_get("old_value").map_err(map_err)?,
+                        new: r.try_get("new_value").map_err(map_err)?,
+                    },
+                })
+            })
+            .collect()
     }
 }
 

@@ -47,7 +47,8 @@ macro_rules! conformance_suite {
             prepaid_concurrent_opens_never_overdraw,
             call_records_are_idempotent,
             calls_listing_and_usage,
-            billing_export_import_round_trip
+            billing_export_import_round_trip,
+            journal_newest_first_with_cursor
         );
     };
     (@cases $harness:ty; $($name:ident),* $(,)?) => {

@@ -8,6 +8,7 @@ mod auth;
 mod billing;
 mod cli;
 mod helpers;
+mod journal;
 mod operator_cli;
 mod postgres;
 mod ratelimit;

@@ -1,0 +1,126 @@
+//! Call records: the JSON bodies the service API is driven with, and the bulk load that fills
+//! the store to 1 000 000 records while no server runs.
+//!
+//! The bulk load goes through the library (the same JSON read into `CallInput`, `parse`, `Services::record_calls` in
+//! batches of 10 000, one transaction each), not `sip-settings calls import`, which reads the
+//! whole file into memory and resolves the parties of every line with store look-ups. The
+//! parties are known here (the caller is the benchmark account, the callee a PSTN number of an
+//! unserved domain), so each record is built with exactly the party `prepare_call` would find.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use sip_settings_core::AccountId;
+use sip_settings_core::calls::{CallInput, Direction, NewCall};
+
+use crate::provision::{Db, account_name};
+
+/// Records per transaction of the bulk load.
+const BATCH: usize = 10_000;
+
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A call placed by `caller` as the service API takes it (JSON); the bulk load reads the same
+/// document into a `CallInput`, so both paths parse one format.
+fn call_json(call_id: String, caller: &str, start: DateTime<Utc>, duration: i64) -> Value {
+    let answered = duration > 0;
+    json!({
+        "call_id": call_id,
+        "from_tag": "bench-from",
+        "to_tag": "bench-to",
+        "caller": format!("sip:{caller}"),
+        "callee": "sip:+31201234567@pstn.example",
+        "start": time(start),
+        "stop": time(start + Duration::seconds(duration)),
+        "duration": duration,
+        "status": if answered { 200 } else { 486 },
+        "media": ["audio"],
+        "proxy_ip": "192.0.2.10",
+        "price": if answered { "0.0500" } else { "0" },
+    })
+}
+
+/// The body of `POST /v1/service/calls` number `seq` of connection `conn`: a new call placed an
+/// hour ago by one of `accounts` accounts.
+pub fn api_body(tag: &str, conn: usize, seq: u64, accounts: usize) -> Vec<u8> {
+    let k = (conn as u64 * 7919 + seq * 104_729) % accounts.max(1) as u64;
+    call_json(
+        format!("api-{tag}-{conn}-{seq}"),
+        &account_name(usize::try_from(k).unwrap_or(0)),
+        Utc::now() - Duration::hours(1),
+        60,
+    )
+    .to_string()
+    .into_bytes()
+}
+
+/// What the bulk load did.
+#[derive(Debug, Clone, Copy)]
+pub struct Loaded {
+    /// Records stored.
+    pub records: usize,
+    /// Seconds it took.
+    pub seconds: f64,
+}
+
+/// Stores `total` calls: `focus_calls` of them placed by account 0 within the last 13 days,
+/// the rest placed by accounts 1… over the last year.
+pub async fn bulk_load(
+    db: &Db,
+    accounts: usize,
+    total: usize,
+    focus_calls: usize,
+    tag: &str,
+) -> anyhow::Result<Loaded> {
+    let started = Instant::now();
+    let now = Utc::now();
+    let mut rng = StdRng::seed_from_u64(20_261_126);
+    let ids: Vec<AccountId> = (0..accounts)
+        .map(|i| AccountId::parse(&account_name(i)))
+        .collect::<Result<_, _>>()?;
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut stored = 0;
+    for i in 0..total {
+        let (account, span_secs) = if i < focus_calls || accounts == 1 {
+            (0, 13 * 86_400)
+        } else {
+            (1 + (i * 7919) % (accounts - 1), 365 * 86_400)
+        };
+        let start = now - Duration::seconds(rng.random_range(60..span_secs));
+        let duration = if rng.random_range(0..10) == 0 {
+            0
+        } else {
+            rng.random_range(1..1800)
+        };
+        let name = account_name(account);
+        let input: CallInput =
+            serde_json::from_value(call_json(format!("bulk-{tag}-{i}"), &name, start, duration))
+                .with_context(|| format!("call record {i}"))?;
+        let record = input.parse().with_context(|| format!("call record {i}"))?;
+        batch.push(NewCall {
+            record,
+            parties: vec![(ids[account].clone(), Direction::Placed)],
+        });
+        if batch.len() == BATCH || i + 1 == total {
+            stored += db
+                .services
+                .record_calls(&batch)
+                .await
+                .with_context(|| format!("storing call records up to {i}"))?;
+            batch.clear();
+            if (i + 1) % 100_000 == 0 {
+                eprintln!("  {}/{total} call records", i + 1);
+            }
+        }
+    }
+    Ok(Loaded {
+        records: stored,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}

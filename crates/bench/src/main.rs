@@ -1,0 +1,655 @@
+//! `sip-settings-bench`: the performance benchmark of sip-settings. It runs the real
+//! `sip-settings serve` binary as a child process on loopback and drives it over real mutual
+//! TLS from this process, with nginx serving a static file as the physical-limit baseline.
+//!
+//! * `calls`: call records through the service API (records/s), then the `calls` action of an
+//!   account among 1 000 000 stored call records (p50, p99).
+//! * `http`: keep-alive throughput and latency of `account`, `diversions` and `set_diversions`
+//!   at 1, 16 and 64 connections; full TLS handshakes per second; resident memory at idle,
+//!   after the load and with 1 000 000 call records; each beside nginx with the ratio.
+//! * `all`: both.
+//!
+//! The report is printed as Markdown and, except with `--smoke`, written to
+//! `docs/benchmarks.md`. `--smoke` runs everything with tiny sizes in well under a minute.
+
+mod calls;
+mod load;
+mod nginx;
+mod process;
+mod provision;
+mod report;
+
+use std::fs;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use hyper::StatusCode;
+
+use crate::load::{CheckFirst, Client, MakeReq, Plan, Req, Target};
+use crate::process::{Server, ServerSpec};
+use crate::provision::Db;
+use crate::report::{Figures, Machine, MemoryRow, Report, Row};
+
+/// sip-settings-bench: the real server over real mutual TLS, with nginx as the baseline.
+#[derive(Debug, Parser)]
+#[command(name = "sip-settings-bench")]
+struct Cli {
+    /// What to measure.
+    #[command(subcommand)]
+    what: What,
+    /// Tiny sizes (20 accounts, 1 s per scenario, 10 000 call records); prints the report
+    /// without writing docs/benchmarks.md.
+    #[arg(long, global = true)]
+    smoke: bool,
+    /// Database URL for the server, passed on as `--database URL` (default: the embedded
+    /// store in the benchmark's data directory).
+    #[arg(long, global = true, value_name = "URL")]
+    database: Option<String>,
+    /// Seconds measured per scenario (default 10, with --smoke 1).
+    #[arg(long, global = true, value_name = "SECS")]
+    duration: Option<f64>,
+    /// Accounts to provision (default 10 000, with --smoke 20).
+    #[arg(long, global = true, value_name = "N")]
+    accounts: Option<usize>,
+    /// Call records stored for the `calls` figures (default 1 000 000, with --smoke 10 000).
+    #[arg(long, global = true, value_name = "N")]
+    call_records: Option<usize>,
+    /// Use target/release/sip-settings as it is instead of building it first.
+    #[arg(long, global = true)]
+    no_build: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+enum What {
+    /// Call records through the API, and `calls` latency among 1 000 000 records.
+    Calls,
+    /// Keep-alive and handshake load, memory, and the nginx baseline.
+    Http,
+    /// Both.
+    All,
+}
+
+/// The sizes of a run.
+#[derive(Debug, Clone)]
+struct Sizes {
+    accounts: usize,
+    call_records: usize,
+    focus_calls: usize,
+    plan: Plan,
+    conns: Vec<usize>,
+    handshake_workers: usize,
+    api_conns: Vec<usize>,
+}
+
+impl Sizes {
+    fn new(cli: &Cli) -> anyhow::Result<Self> {
+        let (accounts, call_records, warmup, duration) = if cli.smoke {
+            (20, 10_000, 0.25, 1.0)
+        } else {
+            (10_000, 1_000_000, 2.0, 10.0)
+        };
+        let duration = cli.duration.unwrap_or(duration);
+        if !(duration.is_finite() && duration > 0.0 && duration <= 3600.0) {
+            bail!("--duration must be between 0 and 3600 seconds");
+        }
+        let accounts = cli.accounts.unwrap_or(accounts);
+        if accounts < 2 {
+            bail!("--accounts must be at least 2");
+        }
+        Ok(Self {
+            accounts,
+            call_records: cli.call_records.unwrap_or(call_records),
+            focus_calls: 1_000,
+            plan: Plan {
+                warmup: Duration::from_secs_f64(warmup),
+                duration: Duration::from_secs_f64(duration),
+            },
+            conns: vec![1, 16, 64],
+            handshake_workers: 16,
+            api_conns: vec![1, 16],
+        })
+    }
+}
+
+/// The per-run working directory under target/bench-data, removed at the end.
+#[derive(Debug)]
+struct WorkDir(PathBuf);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if let Err(e) = fs::remove_dir_all(&self.0) {
+            eprintln!("cannot remove {}: {e}", self.0.display());
+        }
+    }
+}
+
+/// The subscriber actions under keep-alive load.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    Account,
+    Diversions,
+    SetDiversions,
+}
+
+const ACTIONS: [Action; 3] = [Action::Account, Action::Diversions, Action::SetDiversions];
+const ACCOUNT_PATH: &str = "/settings.phtml?action=account";
+
+impl Action {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Account => "`account` (read)",
+            Self::Diversions => "`diversions` (read)",
+            Self::SetDiversions => "`set_diversions` (write)",
+        }
+    }
+
+    /// Requests; writes alternate between two numbers so that every one changes something.
+    fn make(self) -> MakeReq {
+        match self {
+            Self::Account => Arc::new(|_, _| Req::get(ACCOUNT_PATH)),
+            Self::Diversions => Arc::new(|_, _| Req::get("/settings.phtml?action=diversions")),
+            Self::SetDiversions => Arc::new(|_, seq| {
+                Req::get(format!(
+                    "/settings.phtml?action=set_diversions&FUNC=%2B3120123456{}",
+                    7 + seq % 2
+                ))
+            }),
+        }
+    }
+
+    fn check(self, names: Vec<String>) -> CheckFirst {
+        match self {
+            Self::Account => Arc::new(move |i, body| {
+                check_account(body, names.get(i).map_or("", String::as_str))
+            }),
+            Self::Diversions => Arc::new(|_, body| {
+                let v: serde_json::Value = serde_json::from_slice(body)?;
+                if v.get("FUNC").is_none() {
+                    bail!("not object D: {}", String::from_utf8_lossy(body));
+                }
+                Ok(())
+            }),
+            Self::SetDiversions => Arc::new(|_, body| {
+                let v: serde_json::Value = serde_json::from_slice(body)?;
+                if v.get("success") != Some(&serde_json::Value::Bool(true)) {
+                    bail!("not a success: {}", String::from_utf8_lossy(body));
+                }
+                Ok(())
+            }),
+        }
+    }
+}
+
+fn check_account(body: &[u8], name: &str) -> anyhow::Result<()> {
+    let v: serde_json::Value = serde_json::from_slice(body)
+        .with_context(|| format!("not JSON: {}", String::from_utf8_lossy(body)))?;
+    let got = v.get("sip_address").and_then(|a| a.as_str()).unwrap_or("");
+    if got != name {
+        bail!("`account` answered sip_address {got:?}, expected {name:?}");
+    }
+    Ok(())
+}
+
+/// `conns` account indexes spread evenly over `n` accounts, shifted by `offset`.
+fn spread(n: usize, conns: usize, offset: usize) -> Vec<usize> {
+    let stride = (n / conns.max(1)).max(1);
+    (0..conns).map(|i| (offset + i * stride) % n).collect()
+}
+
+/// Rate limits far above any load here: the limiter runs on every request but never refuses.
+const SERVER_CONFIG: &str = "\
+# Written by sip-settings-bench: rate limits far above the load, so that the limiter still
+# runs on every request but never answers 429.
+[rate_limits]
+certificate_reads_per_second = 1000000000.0
+certificate_reads_burst = 1000000000.0
+certificate_writes_per_second = 1000000000.0
+certificate_writes_burst = 1000000000.0
+address_reads_per_second = 1000000000.0
+address_reads_burst = 1000000000.0
+address_writes_per_second = 1000000000.0
+address_writes_burst = 1000000000.0
+";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = format!(
+        "cargo run --release -p sip-settings-bench -- {}",
+        args.join(" ")
+    );
+    run(&cli, command).await.map_err(|e| {
+        e.context("benchmark failed (server and nginx logs: target/bench-data/last-run/)")
+    })
+}
+
+async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
+    let sizes = Sizes::new(cli)?;
+    let want_http = matches!(cli.what, What::Http | What::All);
+    let want_calls = matches!(cli.what, What::Calls | What::All);
+    let root = process::workspace_root();
+    let bin = process::server_binary(&root, !cli.no_build)?;
+    let bench_dir = root.join("target/bench-data");
+    let logs = bench_dir.join("last-run");
+    if logs.exists() {
+        fs::remove_dir_all(&logs)?;
+    }
+    fs::create_dir_all(&logs)?;
+    let work = WorkDir(bench_dir.join(format!("run-{}", std::process::id())));
+    if work.0.exists() {
+        fs::remove_dir_all(&work.0)?;
+    }
+    let data = work.0.join("data");
+    let database = cli.database.as_deref();
+    let n = sizes.accounts;
+
+    let prov = provision::prepare(&bench_dir, &data, n, database).await?;
+    let mut report = Report {
+        command,
+        machine: Some(Machine::read()),
+        ..Report::default()
+    };
+
+    // The server's configuration: rate limits out of the way, if this server has them.
+    let config_path = work.0.join("server.toml");
+    fs::write(&config_path, SERVER_CONFIG)?;
+    let mut spec = ServerSpec {
+        bin: bin.clone(),
+        data_dir: data.clone(),
+        database: cli.database.clone(),
+        config: Some(config_path),
+    };
+    let rate_limits = match spec.run(&["migrate"], &logs.join("migrate.log")) {
+        Ok(()) => "raised far above the load (the limiter runs on every request, never refuses)",
+        Err(e) if format!("{e:#}").contains("rate_limits") => {
+            spec.config = None;
+            spec.run(&["migrate"], &logs.join("migrate.log"))?;
+            "not in this server"
+        }
+        Err(e) => return Err(e),
+    };
+
+    let provider = load::provider();
+    let ca_pem = fs::read_to_string(data.join("ca.crt")).context("reading ca.crt")?;
+    let roots = load::roots(&ca_pem)?;
+    let clients: Vec<Client> = prov
+        .accounts
+        .iter()
+        .map(|c| load::client(&provider, &roots, c))
+        .collect::<anyhow::Result<_>>()?;
+    let service_client = load::client(&provider, &roots, &prov.service)?;
+    let server_key = fs::read_to_string(data.join("server.key")).context("reading server.key")?;
+    let key_type = key_type(&server_key);
+    let plan = sizes.plan;
+    let run_tag = format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%d%H%M%S"),
+        std::process::id()
+    );
+
+    report.setup.push(format!(
+        "Server: `sip-settings serve` ({}) as a child process on 127.0.0.1, {}; {} accounts \
+         with a client certificate each; rate limits {rate_limits}. Server key: {key_type}, \
+         client certificates ECDSA P-256 from the same CA.",
+        bin.display(),
+        match database {
+            None => "embedded SQLite store (WAL, synchronous=FULL)".to_owned(),
+            Some(url) => format!("`--database {}`", redact(url)),
+        },
+        n,
+    ));
+    report.setup.push(format!(
+        "Load generator: hyper (HTTP/1.1) over rustls with aws-lc-rs, key exchange X25519 only \
+         (what OpenSSL 3.0 clients such as curl use), session resumption off. Keep-alive: the \
+         connections are opened first, each bound to a different account spread over all {n}, \
+         then send requests back to back, {:.2} s warm-up, {:.1} s measured. Handshakes: {} \
+         workers, a new TCP + TLS connection (full handshake, client certificate verified) \
+         per `account` request, cycling through all {n} certificates.",
+        plan.warmup.as_secs_f64(),
+        plan.duration.as_secs_f64(),
+        sizes.handshake_workers
+    ));
+
+    // ---- Phase 1: the server on the provisioned store ----
+    let mut server = Server::start(&spec, &logs.join("server-1.log"))?;
+    let target = Target::local(server.addr)?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_idle = server.rss_kib()?;
+    let (tls_sip, account_body) = load::probe(&target, &clients[0], &Req::get(ACCOUNT_PATH))
+        .await
+        .context("first request to sip-settings")?;
+    check_account(&account_body, &prov.accounts[0].name)?;
+    report.setup.push(format!(
+        "Negotiated with sip-settings: {tls_sip}. The `account` reply is {} bytes.",
+        account_body.len()
+    ));
+
+    let mut rss_after = None;
+    if want_http {
+        for (si, action) in ACTIONS.iter().enumerate() {
+            for &c in &sizes.conns {
+                let idx = spread(n, c, si * 97 + c * 13);
+                let conn_clients: Vec<Client> = idx.iter().map(|&i| clients[i].clone()).collect();
+                let names = idx.iter().map(|&i| prov.accounts[i].name.clone()).collect();
+                let m = load::keepalive(
+                    &target,
+                    &conn_clients,
+                    action.make(),
+                    action.check(names),
+                    &plan,
+                )
+                .await
+                .with_context(|| format!("sip-settings, {} at {c} connections", action.label()))?;
+                eprintln!(
+                    "sip-settings {} × {c}: {} req/s",
+                    action.label(),
+                    report::rate(m.rps())
+                );
+                report.rows.push(Row {
+                    scenario: format!("{}, keep-alive", action.label()),
+                    conns: c,
+                    sip: Figures::from(&m),
+                    nginx: None,
+                });
+            }
+        }
+        let all_clients = Arc::new(clients.clone());
+        let m = load::handshakes(
+            &target,
+            all_clients,
+            Arc::new(|_, _| Req::get(ACCOUNT_PATH)),
+            sizes.handshake_workers,
+            &plan,
+        )
+        .await
+        .context("sip-settings, handshakes")?;
+        eprintln!("sip-settings handshakes: {} /s", report::rate(m.rps()));
+        report.rows.push(Row {
+            scenario: "`account`, new connection per request: full TLS handshakes/s".into(),
+            conns: sizes.handshake_workers,
+            sip: Figures::from(&m),
+            nginx: None,
+        });
+        rss_after = Some(server.rss_kib()?);
+    }
+
+    let mut api_total = 0_u64;
+    if want_calls {
+        for &c in &sizes.api_conns {
+            let tag = format!("{run_tag}-c{c}");
+            let make: MakeReq = Arc::new(move |i, seq| {
+                Req::post_json(
+                    "/v1/service/calls",
+                    calls::api_body(&tag, i, seq, n),
+                    StatusCode::CREATED,
+                )
+            });
+            let check: CheckFirst = Arc::new(|_, body| {
+                let v: serde_json::Value = serde_json::from_slice(body)?;
+                if v.get("recorded") != Some(&serde_json::Value::Bool(true)) {
+                    bail!("not recorded: {}", String::from_utf8_lossy(body));
+                }
+                Ok(())
+            });
+            let m = load::keepalive(
+                &target,
+                &vec![service_client.clone(); c],
+                make,
+                check,
+                &plan,
+            )
+            .await
+            .with_context(|| format!("POST /v1/service/calls at {c} connections"))?;
+            api_total += m.total;
+            let f = Figures::from(&m);
+            eprintln!(
+                "POST /v1/service/calls × {c}: {} records/s",
+                report::rate(f.rps)
+            );
+            report.calls.push((
+                format!(
+                    "records through `POST /v1/service/calls` (service certificate), {c} \
+                     keep-alive connection{}",
+                    if c == 1 { "" } else { "s" }
+                ),
+                format!(
+                    "**{} records/s**; {}",
+                    report::rate(f.rps),
+                    Report::latency_cell(&f)
+                ),
+            ));
+        }
+    }
+    server.check_alive()?;
+    server.stop()?;
+
+    // ---- The nginx baseline, while sip-settings is stopped ----
+    if want_http {
+        match nginx::find_or_install() {
+            Ok(nginx_bin) => {
+                let version = nginx::version(&nginx_bin);
+                let ng = nginx::Nginx::start(&nginx_bin, &data, &account_body, &logs)?;
+                let target = Target::local(ng.addr)?;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let rss_idle_nginx = ng.rss_kib()?;
+                let (tls_nginx, body) = load::probe(&target, &clients[0], &Req::get(ACCOUNT_PATH))
+                    .await
+                    .context("first request to nginx")?;
+                if body != account_body {
+                    bail!("nginx does not serve the `account` reply");
+                }
+                let expected = account_body.clone();
+                let same_body: CheckFirst = Arc::new(move |_, body| {
+                    if body != expected.as_ref() {
+                        bail!("nginx answered something else than the static file");
+                    }
+                    Ok(())
+                });
+                for &c in &sizes.conns {
+                    let idx = spread(n, c, c * 13);
+                    let conn_clients: Vec<Client> =
+                        idx.iter().map(|&i| clients[i].clone()).collect();
+                    let m = load::keepalive(
+                        &target,
+                        &conn_clients,
+                        Arc::new(|_, _| Req::get(ACCOUNT_PATH)),
+                        same_body.clone(),
+                        &plan,
+                    )
+                    .await
+                    .with_context(|| format!("nginx at {c} connections"))?;
+                    eprintln!("nginx × {c}: {} req/s", report::rate(m.rps()));
+                    let f = Figures::from(&m);
+                    for row in report.rows.iter_mut().filter(|r| r.conns == c) {
+                        if row.scenario.ends_with("keep-alive") {
+                            row.nginx = Some(f);
+                        }
+                    }
+                }
+                let m = load::handshakes(
+                    &target,
+                    Arc::new(clients.clone()),
+                    Arc::new(|_, _| Req::get(ACCOUNT_PATH)),
+                    sizes.handshake_workers,
+                    &plan,
+                )
+                .await
+                .context("nginx, handshakes")?;
+                eprintln!("nginx handshakes: {} /s", report::rate(m.rps()));
+                if let Some(row) = report
+                    .rows
+                    .iter_mut()
+                    .find(|r| r.scenario.contains("handshakes"))
+                {
+                    row.nginx = Some(Figures::from(&m));
+                }
+                let rss_after_nginx = ng.rss_kib()?;
+                ng.stop()?;
+                report.memory.push(MemoryRow {
+                    when: "idle, after start".into(),
+                    sip: rss_idle,
+                    nginx: Some(rss_idle_nginx),
+                    nginx_applies: true,
+                });
+                if let Some(after) = rss_after {
+                    report.memory.push(MemoryRow {
+                        when: "after the load above".into(),
+                        sip: after,
+                        nginx: Some(rss_after_nginx),
+                        nginx_applies: true,
+                    });
+                }
+                report.nginx = Some(Ok(format!(
+                    "{version} (Debian package), the same CA, server certificate and key, \
+                     `ssl_verify_client on`, `keepalive_requests 1000000`, access log off, \
+                     `worker_processes auto`, serving a static file of the same {} bytes as \
+                     the `account` reply for every request (so each sip-settings action is set \
+                     against the same static reply), driven by the same load generator with \
+                     the same certificates. Negotiated with nginx: {tls_nginx}.",
+                    account_body.len()
+                )));
+            }
+            Err(why) => {
+                eprintln!("{why}: no nginx baseline");
+                report.nginx = Some(Err(why));
+                report.memory.push(MemoryRow {
+                    when: "idle, after start".into(),
+                    sip: rss_idle,
+                    nginx: None,
+                    nginx_applies: true,
+                });
+                if let Some(after) = rss_after {
+                    report.memory.push(MemoryRow {
+                        when: "after the load above".into(),
+                        sip: after,
+                        nginx: None,
+                        nginx_applies: true,
+                    });
+                }
+            }
+        }
+    }
+
+    // ---- The store filled up to the call-record target, with no server running ----
+    let to_load = sizes
+        .call_records
+        .saturating_sub(usize::try_from(api_total)?);
+    let focus_calls = sizes.focus_calls.min(to_load);
+    eprintln!("storing {to_load} call records");
+    let db = Db::open(&data, database, false).await?;
+    let loaded = calls::bulk_load(&db, n, to_load, focus_calls, &run_tag).await;
+    db.close().await;
+    let loaded = loaded?;
+    let stored = loaded.records + usize::try_from(api_total)?;
+
+    // ---- Phase 2: the server with the call records ----
+    let mut server = Server::start(&spec, &logs.join("server-2.log"))?;
+    let target = Target::local(server.addr)?;
+    let expected_placed = focus_calls.min(50);
+    let check: CheckFirst = Arc::new(move |_, body| {
+        let v: serde_json::Value = serde_json::from_slice(body)?;
+        let placed = v
+            .get("placed")
+            .and_then(|p| p.as_array())
+            .map_or(0, Vec::len);
+        if placed < expected_placed {
+            bail!("`calls` listed {placed} placed calls, expected {expected_placed}");
+        }
+        Ok(())
+    });
+    let m = load::keepalive(
+        &target,
+        &[clients[0].clone()],
+        Arc::new(|_, _| Req::get("/settings.phtml?action=calls")),
+        check,
+        &plan,
+    )
+    .await
+    .context("`calls` among the stored call records")?;
+    let calls_figures = Figures::from(&m);
+    eprintln!("`calls`: {} req/s", report::rate(calls_figures.rps));
+    let rss_records = server.rss_kib()?;
+    server.check_alive()?;
+    server.stop()?;
+
+    if want_calls {
+        report.calls.push((
+            format!(
+                "call records stored through the library (`record_calls`, {} per transaction), \
+                 no server running",
+                10_000
+            ),
+            format!(
+                "{} records in {:.1} s: {} records/s",
+                loaded.records,
+                loaded.seconds,
+                report::rate(loaded.records as f64 / loaded.seconds.max(1e-9))
+            ),
+        ));
+    }
+    report.calls.push((
+        format!(
+            "`action=calls` (14 days, 50 per list) of {} with {focus_calls} calls in the last 14 \
+             days, among {stored} stored call records on {n} accounts; 1 keep-alive connection",
+            prov.accounts[0].name
+        ),
+        format!(
+            "**{}**; {} req/s",
+            Report::latency_cell(&calls_figures),
+            report::rate(calls_figures.rps)
+        ),
+    ));
+    if want_http {
+        report.memory.push(MemoryRow {
+            when: format!("with {stored} call records stored, after the `calls` load"),
+            sip: rss_records,
+            nginx: None,
+            nginx_applies: false,
+        });
+    }
+
+    let markdown = report.markdown(&root);
+    println!("{markdown}");
+    if cli.smoke {
+        eprintln!("smoke run: docs/benchmarks.md left as it is");
+    } else {
+        let path = root.join("docs/benchmarks.md");
+        fs::write(&path, &markdown).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// The server key's algorithm, from its PEM.
+fn key_type(pem: &str) -> String {
+    use rustls_pki_types::PrivateKeyDer;
+    use rustls_pki_types::pem::PemObject;
+    let Ok(key) = PrivateKeyDer::from_pem_slice(pem.as_bytes()) else {
+        return "unreadable".into();
+    };
+    match rustls::crypto::aws_lc_rs::sign::any_supported_type(&key) {
+        Ok(k) => match k.algorithm() {
+            rustls::SignatureAlgorithm::ECDSA => "ECDSA (P-256, as `init` makes it)".into(),
+            other => format!("{other:?}"),
+        },
+        Err(_) => "unsupported".into(),
+    }
+}
+
+/// A database URL without its password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,344 @@
+//! Child processes: building and locating the `sip-settings` binary, starting `sip-settings
+//! serve` and learning its address, stopping a child (SIGTERM, then SIGKILL), and reading the
+//! resident memory of a process tree from `/proc`.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+
+/// Longest time a server may take from spawn to "listening on".
+const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest time a child may take to exit after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The workspace root (the bench lives in `crates/bench`).
+pub fn workspace_root() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    dir.canonicalize().unwrap_or(dir)
+}
+
+/// Builds the server (`cargo build --release -p sip-settings`, a no-op when it is up to date)
+/// and returns the binary next to this benchmark's own executable.
+pub fn server_binary(root: &Path, build: bool) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find the benchmark's own executable")?;
+    let dir = exe
+        .parent()
+        .ok_or_else(|| anyhow!("{} has no parent directory", exe.display()))?;
+    let bin = dir.join("sip-settings");
+    if build {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        eprintln!("building the server: cargo build --release -p sip-settings");
+        let status = Command::new(&cargo)
+            .args(["build", "--release", "-p", "sip-settings"])
+            .current_dir(root)
+            .status();
+        match status {
+            Ok(s) if s.success() => {}
+            Ok(s) => bail!("cargo build --release -p sip-settings failed ({s})"),
+            Err(e) if bin.exists() => {
+                eprintln!(
+                    "cannot run cargo ({e}); using the existing {}",
+                    bin.display()
+                );
+            }
+            Err(e) => return Err(e).context("cannot run cargo to build the server"),
+        }
+    }
+    if !bin.exists() {
+        bail!(
+            "{} not found: run `cargo build --release -p sip-settings`",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// A child process that is stopped (SIGTERM, then SIGKILL) when dropped.
+#[derive(Debug)]
+pub struct Proc {
+    name: String,
+    child: Option<Child>,
+    pid: u32,
+}
+
+impl Proc {
+    /// Wraps a spawned child.
+    pub fn new(name: &str, child: Child) -> Self {
+        let pid = child.id();
+        Self {
+            name: name.to_owned(),
+            child: Some(child),
+            pid,
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Whether the child has exited, and how.
+    pub fn exited(&mut self) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        match &mut self.child {
+            Some(c) => Ok(c.try_wait()?),
+            None => bail!("{} was stopped", self.name),
+        }
+    }
+
+    /// Stops the child: SIGTERM, up to 10 s to exit, then SIGKILL.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        self.terminate()
+    }
+
+    fn terminate(&mut self) -> anyhow::Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        if child.try_wait()?.is_some() {
+            return Ok(());
+        }
+        let termed = Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if termed {
+            let deadline = Instant::now() + STOP_TIMEOUT;
+            while Instant::now() < deadline {
+                if child.try_wait()?.is_some() {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            eprintln!(
+                "{} (pid {}) did not stop within {} s of SIGTERM; killing it",
+                self.name,
+                self.pid,
+                STOP_TIMEOUT.as_secs()
+            );
+        }
+        child.kill().ok();
+        child
+            .wait()
+            .with_context(|| format!("waiting for {}", self.name))?;
+        Ok(())
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Err(e) = self.terminate() {
+            eprintln!("stopping {}: {e:#}", self.name);
+        }
+    }
+}
+
+/// A running `sip-settings serve`.
+#[derive(Debug)]
+pub struct Server {
+    proc: Proc,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    log: PathBuf,
+}
+
+/// How to start the server.
+#[derive(Debug, Clone)]
+pub struct ServerSpec {
+    /// The `sip-settings` binary.
+    pub bin: PathBuf,
+    /// `--data-dir`.
+    pub data_dir: PathBuf,
+    /// `--database`, when given.
+    pub database: Option<String>,
+    /// `--config`, when given.
+    pub config: Option<PathBuf>,
+}
+
+impl ServerSpec {
+    /// The command with the global options, ready for a subcommand.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        for var in [
+            "RUST_LOG",
+            "SIP_SETTINGS_DATA_DIR",
+            "SIP_SETTINGS_DATABASE",
+            "SIP_SETTINGS_CONFIG",
+            "SIP_SETTINGS_LISTEN",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.arg("--data-dir").arg(&self.data_dir);
+        if let Some(url) = &self.database {
+            cmd.arg("--database").arg(url);
+        }
+        if let Some(config) = &self.config {
+            cmd.arg("--config").arg(config);
+        }
+        cmd
+    }
+
+    /// Runs a one-shot subcommand; its output goes to `log`. Errors carry the output's tail.
+    pub fn run(&self, args: &[&str], log: &Path) -> anyhow::Result<()> {
+        let out = fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let err = out.try_clone()?;
+        let status = self
+            .command()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .status()
+            .with_context(|| format!("running {}", self.bin.display()))?;
+        if !status.success() {
+            bail!(
+                "sip-settings {} failed ({status}): {}",
+                args.join(" "),
+                tail(log)
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Server {
+    /// Spawns `sip-settings … serve --listen 127.0.0.1:0` and waits for its "listening on"
+    /// line, which names the port it bound. stderr (the logs) goes to `log`.
+    pub fn start(spec: &ServerSpec, log: &Path) -> anyhow::Result<Self> {
+        let err = fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let child = spec
+            .command()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(err)
+            .spawn()
+            .with_context(|| format!("cannot start {}", spec.bin.display()))?;
+        let mut proc = Proc::new("sip-settings serve", child);
+        let stdout = proc
+            .child
+            .as_mut()
+            .and_then(|c| c.stdout.take())
+            .ok_or_else(|| anyhow!("no stdout of the server"))?;
+        let (tx, rx) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            // Hand over the first "listening on" line, then keep draining so the pipe never
+            // fills; the thread ends when the server closes its stdout.
+            let mut sent = false;
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if !sent && line.starts_with("listening on ") {
+                    sent = tx.send(line).is_ok();
+                }
+            }
+        });
+        let line = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(line) => line,
+            Err(_) => {
+                let status = proc.exited()?;
+                bail!(
+                    "the server did not report its address ({}): {}",
+                    status.map_or_else(|| "still running".to_owned(), |s| s.to_string()),
+                    tail(log)
+                );
+            }
+        };
+        let addr = line
+            .trim_start_matches("listening on ")
+            .trim_start_matches("https://")
+            .trim()
+            .parse::<SocketAddr>()
+            .with_context(|| format!("cannot read the server address from {line:?}"))?;
+        Ok(Self {
+            proc,
+            addr,
+            log: log.to_owned(),
+        })
+    }
+
+    /// Resident memory of the server, KiB.
+    pub fn rss_kib(&self) -> anyhow::Result<u64> {
+        rss_kib(self.proc.pid())
+    }
+
+    /// Fails when the server has exited.
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.proc.exited()? {
+            bail!("the server exited ({status}): {}", tail(&self.log));
+        }
+        Ok(())
+    }
+
+    /// Stops the server.
+    pub fn stop(self) -> anyhow::Result<()> {
+        self.proc.stop()
+    }
+}
+
+/// The last 2 000 bytes of a log file.
+pub fn tail(path: &Path) -> String {
+    let read = || -> std::io::Result<String> {
+        let mut f = fs::File::open(path)?;
+        let len = f.metadata()?.len();
+        f.seek(SeekFrom::Start(len.saturating_sub(2000)))?;
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf)?;
+        Ok(String::from_utf8_lossy(&buf).into_owned())
+    };
+    match read() {
+        Ok(s) if s.trim().is_empty() => format!("(log {} is empty)", path.display()),
+        Ok(s) => format!("log {}:\n{}", path.display(), s.trim_end()),
+        Err(e) => format!("(cannot read log {}: {e})", path.display()),
+    }
+}
+
+/// `VmRSS` of one process, KiB.
+pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .ok_or_else(|| anyhow!("no VmRSS in {path}"))
+}
+
+/// `VmRSS` of a process and its direct children (nginx: the master and its workers), KiB.
+/// Pages shared between them are counted once per process.
+pub fn rss_tree_kib(pid: u32) -> anyhow::Result<u64> {
+    let mut total = rss_kib(pid)?;
+    for entry in fs::read_dir("/proc")?.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`; comm may contain spaces, so read after the last ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            total += rss_kib(child).unwrap_or(0);
+        }
+    }
+    Ok(total)
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; for nginx, which cannot report one).
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
