@@ -247,6 +247,13 @@ pub trait CertificateAuthority: Send + Sync + fmt::Debug {
     ) -> Result<Vec<u8>, ServiceError>;
     /// The CA certificate, PEM.
     fn ca_pem(&self) -> &str;
+    /// Signs the public key of a PEM certificate signing request for `request.subject` (the
+    /// CSR's own subject is ignored): the key never leaves the client.
+    fn sign_csr(
+        &self,
+        csr_pem: &str,
+        request: &IssueRequest,
+    ) -> Result<(CertRecord, String), ServiceError>;
 }
 
 #[cfg(test)]

@@ -395,6 +395,37 @@ impl Services {
         Ok((issued, p12))
     }
 
+    /// Issues a subscriber certificate for the public key of a CSR (PEM); returns the record
+    /// and the certificate PEM.
+    pub async fn issue_from_csr(
+        &self,
+        id: &AccountId,
+        csr_pem: &str,
+        days: Option<u32>,
+    ) -> Result<(CertRecord, String), ServiceError> {
+        let days = self.cert_days(days)?;
+        self.account(id).await?;
+        if csr_pem.len() > 16 * 1024 {
+            return Err(ServiceError::invalid("csr", "is larger than 16 KiB"));
+        }
+        let now = self.clock.now();
+        let request = IssueRequest {
+            subject: CertSubject::Account(id.clone()),
+            not_before: now - Duration::minutes(1),
+            not_after: now + Duration::days(i64::from(days)),
+        };
+        let (record, pem) = self.ca.sign_csr(csr_pem, &request)?;
+        self.store.insert_certificate(&record).await?;
+        self.journal(
+            id,
+            "certificate",
+            None,
+            Some(format!("issued {} from a CSR", record.serial)),
+        )
+        .await?;
+        Ok((record, pem))
+    }
+
     /// The certificates (of one account).
     pub async fn list_certificates(
         &self,

@@ -478,6 +478,85 @@ impl Services {
         Ok("Do Not Disturb is off".to_owned())
     }
 
+    /// Sets the temporary rule (accept only `groups` until `until`, or until cleared). `until`
+    /// must be in the future and at most a week ahead.
+    pub async fn set_temporary_rule(
+        &self,
+        id: &AccountId,
+        groups: Vec<Group>,
+        until: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<TemporaryRule, ServiceError> {
+        let groups = Group::check_list(groups)?;
+        let now = self.clock().now();
+        if let Some(u) = until {
+            if u <= now {
+                return Err(ServiceError::invalid("until", "must be in the future"));
+            }
+            if u > now + Duration::minutes(MAX_DND_MINUTES) {
+                return Err(ServiceError::invalid(
+                    "until",
+                    "must be at most one week ahead",
+                ));
+            }
+        }
+        self.require_account(id).await?;
+        let before = self.store().get_accept_rules(id).await?;
+        let old = before.active_temporary(now).map(describe_temporary);
+        let rule = TemporaryRule { groups, until };
+        self.store().set_temporary_rule(id, Some(&rule)).await?;
+        let resource = if rule.is_dnd() { "dnd" } else { "temporary" };
+        self.journal(id, resource, old, Some(describe_temporary(&rule)))
+            .await?;
+        Ok(rule)
+    }
+
+    /// Removes the temporary rule, whatever its groups.
+    pub async fn clear_temporary_rule(&self, id: &AccountId) -> Result<(), ServiceError> {
+        self.require_account(id).await?;
+        let before = self.store().get_accept_rules(id).await?;
+        let now = self.clock().now();
+        if let Some(t) = before.temporary.as_ref() {
+            self.store().set_temporary_rule(id, None).await?;
+            if t.active_at(now) {
+                let resource = if t.is_dnd() { "dnd" } else { "temporary" };
+                self.journal(id, resource, Some(describe_temporary(t)), None)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes one of the account's own aliases (a subscriber's request): an alias of another
+    /// account is answered as not found.
+    pub async fn remove_own_alias(
+        &self,
+        id: &AccountId,
+        alias: &AccountId,
+    ) -> Result<(), ServiceError> {
+        match self.store().resolve_address(alias).await? {
+            Some(owner) if &owner == id && alias != id => self.remove_alias(alias).await,
+            _ => Err(ServiceError::NotFound(format!("{id} has no alias {alias}"))),
+        }
+    }
+
+    /// Sets the no-answer timeout (5–900 s).
+    pub async fn set_no_answer_timeout(
+        &self,
+        id: &AccountId,
+        seconds: u32,
+    ) -> Result<(), ServiceError> {
+        let seconds = crate::account::check_no_answer_timeout(seconds)?;
+        self.update_account(
+            id,
+            &crate::account::AccountUpdate {
+                no_answer_timeout: Some(seconds),
+                ..Default::default()
+            },
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// The phonebook groups an account can name in rules, sorted.
     pub async fn phonebook_groups(&self, id: &AccountId) -> Result<Vec<String>, ServiceError> {
         let mut groups: Vec<String> = self

@@ -21,6 +21,7 @@ pub mod resources;
 pub mod serve;
 pub mod service_api;
 pub mod tls;
+pub mod web;
 
 use axum::Router;
 use axum::routing::any;
@@ -55,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/settings", any(actions::handle))
         .merge(service_api::routes())
         .merge(resources::routes())
+        .merge(web::routes())
         .fallback(reply::not_found)
         .with_state(state)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(

@@ -305,6 +305,70 @@ impl CertificateAuthority for Pki {
     fn ca_pem(&self) -> &str {
         &self.ca_pem
     }
+
+    fn sign_csr(
+        &self,
+        csr_pem: &str,
+        request: &IssueRequest,
+    ) -> Result<(CertRecord, String), ServiceError> {
+        Ok(self.sign_csr_inner(csr_pem, request)?)
+    }
+}
+
+impl Pki {
+    fn sign_csr_inner(
+        &self,
+        csr_pem: &str,
+        request: &IssueRequest,
+    ) -> Result<(CertRecord, String), PkiError> {
+        let mut csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem).map_err(|e| {
+            PkiError::Parse {
+                what: "certificate signing request".to_owned(),
+                detail: e.to_string(),
+            }
+        })?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationName, "sip-settings");
+        dn.push(
+            DnType::OrganizationalUnitName,
+            request.subject.role().as_str(),
+        );
+        dn.push(DnType::CommonName, request.subject.common_name());
+        let params = &mut csr.params;
+        params.distinguished_name = dn;
+        params.subject_alt_names.clear();
+        if let CertSubject::Account(id) = &request.subject {
+            params
+                .subject_alt_names
+                .push(SanType::URI(id.sip_uri().as_str().try_into()?));
+        }
+        params.is_ca = IsCa::NoCa;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.custom_extensions.clear();
+        let serial = random_serial();
+        params.serial_number = Some(SerialNumber::from_slice(&serial));
+        params.not_before = to_offset(request.not_before)?;
+        params.not_after = to_offset(request.not_after)?;
+        params.use_authority_key_identifier_extension = true;
+        let cert = csr.signed_by(&self.issuer)?;
+        let der = cert.der().to_vec();
+        let record = CertRecord {
+            serial: Serial::from_bytes(&serial),
+            subject: request.subject.common_name(),
+            role: request.subject.role(),
+            account: match &request.subject {
+                CertSubject::Account(id) => Some(id.clone()),
+                _ => None,
+            },
+            fingerprint: fingerprint(&der),
+            not_before: request.not_before,
+            not_after: request.not_after,
+            issued_at: Utc::now(),
+            revoked_at: None,
+        };
+        Ok((record, cert.pem()))
+    }
 }
 
 /// The DER of the first PEM block in `pem`.
@@ -346,6 +410,49 @@ mod tests {
         let san = cert.subject_alternative_name().unwrap().unwrap();
         assert!(format!("{:?}", san.value).contains("sip:alice@example.com"));
         assert!(issued.crt_bundle().contains("BEGIN PRIVATE KEY"));
+    }
+
+    #[test]
+    fn signs_a_csr_for_the_account_whatever_it_asks() {
+        let pki = pki();
+        let key = KeyPair::generate().unwrap();
+        let mut asked = CertificateParams::new(vec!["evil.example".to_owned()]).unwrap();
+        asked.distinguished_name.push(DnType::CommonName, "admin");
+        asked.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let csr = asked.serialize_request(&key).unwrap().pem().unwrap();
+        let id = AccountId::parse("alice@example.com").unwrap();
+        let now = Utc::now();
+        let (record, pem) = pki
+            .sign_csr(
+                &csr,
+                &IssueRequest {
+                    subject: CertSubject::Account(id),
+                    not_before: now,
+                    not_after: now + Duration::days(1),
+                },
+            )
+            .unwrap();
+        let der = pem_to_der(&pem).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        assert!(cert.subject().to_string().contains("CN=alice@example.com"));
+        assert!(!cert.is_ca());
+        // The certificate carries the CSR's key: the private key never left the client.
+        assert_eq!(
+            &*cert.public_key().subject_public_key.data,
+            key.public_key_raw()
+        );
+        assert_eq!(peer_identity(&der).unwrap().0, record.serial);
+        assert!(
+            pki.sign_csr(
+                "not a csr",
+                &IssueRequest {
+                    subject: CertSubject::Admin("x".into()),
+                    not_before: now,
+                    not_after: now
+                }
+            )
+            .is_err()
+        );
     }
 
     #[test]

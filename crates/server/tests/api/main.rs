@@ -13,6 +13,8 @@ mod operator_cli;
 mod postgres;
 mod ratelimit;
 mod refusals;
+mod resources;
 mod seed_curl;
 mod settings;
 mod tools;
+mod web;

@@ -1,0 +1,1 @@
+//! The resource API /v1/me (to be extended).

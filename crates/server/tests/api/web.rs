@@ -1,0 +1,1 @@
+//! The web settings page in a real browser (to be written).
