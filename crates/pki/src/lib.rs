@@ -207,42 +207,10 @@ impl Pki {
     fn issue_client(&self, request: &IssueRequest) -> Result<IssuedCertificate, PkiError> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::OrganizationName, "sip-settings");
-        dn.push(
-            DnType::OrganizationalUnitName,
-            request.subject.role().as_str(),
-        );
-        dn.push(DnType::CommonName, request.subject.common_name());
-        params.distinguished_name = dn;
-        if let CertSubject::Account(id) = &request.subject {
-            params
-                .subject_alt_names
-                .push(SanType::URI(id.sip_uri().as_str().try_into()?));
-        }
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        let serial = random_serial();
-        params.serial_number = Some(SerialNumber::from_slice(&serial));
-        params.not_before = to_offset(request.not_before)?;
-        params.not_after = to_offset(request.not_after)?;
-        params.use_authority_key_identifier_extension = true;
+        let serial = client_params(&mut params, request)?;
         let cert = params.signed_by(&key, &self.issuer)?;
         let cert_der = cert.der().to_vec();
-        let record = CertRecord {
-            serial: Serial::from_bytes(&serial),
-            subject: request.subject.common_name(),
-            role: request.subject.role(),
-            account: match &request.subject {
-                CertSubject::Account(id) => Some(id.clone()),
-                _ => None,
-            },
-            fingerprint: fingerprint(&cert_der),
-            not_before: request.not_before,
-            not_after: request.not_after,
-            issued_at: Utc::now(),
-            revoked_at: None,
-        };
+        let record = client_record(request, &serial, &cert_der);
         Ok(IssuedCertificate {
             record,
             cert_pem: cert.pem(),
@@ -327,47 +295,61 @@ impl Pki {
                 detail: e.to_string(),
             }
         })?;
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::OrganizationName, "sip-settings");
-        dn.push(
-            DnType::OrganizationalUnitName,
-            request.subject.role().as_str(),
-        );
-        dn.push(DnType::CommonName, request.subject.common_name());
-        let params = &mut csr.params;
-        params.distinguished_name = dn;
-        params.subject_alt_names.clear();
-        if let CertSubject::Account(id) = &request.subject {
-            params
-                .subject_alt_names
-                .push(SanType::URI(id.sip_uri().as_str().try_into()?));
-        }
-        params.is_ca = IsCa::NoCa;
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.custom_extensions.clear();
-        let serial = random_serial();
-        params.serial_number = Some(SerialNumber::from_slice(&serial));
-        params.not_before = to_offset(request.not_before)?;
-        params.not_after = to_offset(request.not_after)?;
-        params.use_authority_key_identifier_extension = true;
+        // Only the CSR's public key is used: subject, names and extensions are ours.
+        csr.params = CertificateParams::default();
+        let serial = client_params(&mut csr.params, request)?;
         let cert = csr.signed_by(&self.issuer)?;
         let der = cert.der().to_vec();
-        let record = CertRecord {
-            serial: Serial::from_bytes(&serial),
-            subject: request.subject.common_name(),
-            role: request.subject.role(),
-            account: match &request.subject {
-                CertSubject::Account(id) => Some(id.clone()),
-                _ => None,
-            },
-            fingerprint: fingerprint(&der),
-            not_before: request.not_before,
-            not_after: request.not_after,
-            issued_at: Utc::now(),
-            revoked_at: None,
-        };
+        let record = client_record(request, &serial, &der);
         Ok((record, cert.pem()))
+    }
+}
+
+/// Fills the parameters of a client certificate for `request`; returns the serial chosen.
+fn client_params(
+    params: &mut CertificateParams,
+    request: &IssueRequest,
+) -> Result<[u8; 16], PkiError> {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "sip-settings");
+    dn.push(
+        DnType::OrganizationalUnitName,
+        request.subject.role().as_str(),
+    );
+    dn.push(DnType::CommonName, request.subject.common_name());
+    params.distinguished_name = dn;
+    params.subject_alt_names.clear();
+    if let CertSubject::Account(id) = &request.subject {
+        params
+            .subject_alt_names
+            .push(SanType::URI(id.sip_uri().as_str().try_into()?));
+    }
+    params.is_ca = IsCa::NoCa;
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    let serial = random_serial();
+    params.serial_number = Some(SerialNumber::from_slice(&serial));
+    params.not_before = to_offset(request.not_before)?;
+    params.not_after = to_offset(request.not_after)?;
+    params.use_authority_key_identifier_extension = true;
+    Ok(serial)
+}
+
+/// The record of a client certificate just signed.
+fn client_record(request: &IssueRequest, serial: &[u8], der: &[u8]) -> CertRecord {
+    CertRecord {
+        serial: Serial::from_bytes(serial),
+        subject: request.subject.common_name(),
+        role: request.subject.role(),
+        account: match &request.subject {
+            CertSubject::Account(id) => Some(id.clone()),
+            _ => None,
+        },
+        fingerprint: fingerprint(der),
+        not_before: request.not_before,
+        not_after: request.not_after,
+        issued_at: Utc::now(),
+        revoked_at: None,
     }
 }
 

@@ -41,53 +41,7 @@ pub struct TestApp {
 impl TestApp {
     /// A fresh installation, served on 127.0.0.1 with a free port.
     pub async fn spawn() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = Config::for_data_dir(dir.path());
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        // Rate limits are tested on their own (ratelimit.rs); elsewhere they would only count
-        // requests against a clock that stands still.
-        config.rate_limits = None;
-        sip_settings_pki::files::ensure(dir.path(), &[]).unwrap();
-        sip_settings::app::open_store(&config, true).await.unwrap();
-        let clock = Arc::new(ManualClock::new(Utc::now()));
-        let services = open_services(&config, clock.clone() as Arc<dyn Clock>)
-            .await
-            .unwrap();
-        services.add_domain("example.com").await.unwrap();
-        for (who, pw) in [(ALICE, ALICE_PASSWORD), (BOB, BOB_PASSWORD)] {
-            services
-                .add_account(
-                    &AccountId::parse(who).unwrap(),
-                    &Password::parse_for("password", pw).unwrap(),
-                    &AccountUpdate::default(),
-                )
-                .await
-                .unwrap();
-        }
-        let alice = services
-            .issue_certificate(CertSubject::Account(AccountId::parse(ALICE).unwrap()), None)
-            .await
-            .unwrap();
-        let bob = services
-            .issue_certificate(CertSubject::Account(AccountId::parse(BOB).unwrap()), None)
-            .await
-            .unwrap();
-        let server = RunningServer::start(&config, services.clone())
-            .await
-            .unwrap();
-        let base = format!("https://localhost:{}", server.addr().port());
-        let ca_pem = services.ca_pem().to_owned();
-        Self {
-            dir,
-            config,
-            services,
-            clock,
-            server: Some(server),
-            base,
-            ca_pem,
-            alice,
-            bob,
-        }
+        Self::spawn_with(|_| {}).await
     }
 
     /// The data directory.
