@@ -124,3 +124,18 @@ pub async fn bulk_load(
         seconds: started.elapsed().as_secs_f64(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_bodies_are_valid_call_records() {
+        let body = api_body("t", 3, 7, 20);
+        let input: CallInput = serde_json::from_slice(&body).unwrap();
+        let record = input.parse().unwrap();
+        assert_eq!(record.call_id, "api-t-3-7");
+        assert_eq!(record.duration, 60);
+        assert!(record.caller.to_string().ends_with("@bench.example"));
+    }
+}

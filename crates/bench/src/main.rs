@@ -24,11 +24,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use clap::{Parser, Subcommand};
 use hyper::StatusCode;
 
-use crate::load::{CheckFirst, Client, MakeReq, Plan, Req, Target};
+use crate::load::{CheckFirst, Client, MakeReq, Measured, Plan, Req, Target};
 use crate::process::{Server, ServerSpec};
 use crate::provision::Db;
 use crate::report::{Figures, Machine, MemoryRow, Report, Row};
@@ -222,9 +222,30 @@ async fn main() -> anyhow::Result<()> {
         "cargo run --release -p sip-settings-bench -- {}",
         args.join(" ")
     );
-    run(&cli, command).await.map_err(|e| {
+    // On SIGINT or SIGTERM the run is dropped, and with it the server, nginx and the working
+    // directory, which stop and remove themselves.
+    let outcome = tokio::select! {
+        r = run(&cli, command) => r,
+        signal = interrupted() => Err(anyhow!("interrupted by {signal}")),
+    };
+    outcome.map_err(|e| {
         e.context("benchmark failed (server and nginx logs: target/bench-data/last-run/)")
     })
+}
+
+/// Waits for SIGINT or SIGTERM.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
 }
 
 async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
@@ -285,6 +306,7 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
     let server_key = fs::read_to_string(data.join("server.key")).context("reading server.key")?;
     let key_type = key_type(&server_key);
     let plan = sizes.plan;
+    let tick_us = process::tick_us();
     let run_tag = format!(
         "{}-{}",
         chrono::Utc::now().format("%Y%m%d%H%M%S"),
@@ -300,15 +322,16 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
             None => "embedded SQLite store (WAL, synchronous=FULL)".to_owned(),
             Some(url) => format!("`--database {}`", redact(url)),
         },
-        n,
+        report::count(n),
     ));
+    let n_text = report::count(n);
     report.setup.push(format!(
         "Load generator: hyper (HTTP/1.1) over rustls with aws-lc-rs, key exchange X25519 only \
          (what OpenSSL 3.0 clients such as curl use), session resumption off. Keep-alive: the \
-         connections are opened first, each bound to a different account spread over all {n}, \
+         connections are opened first, each bound to a different account spread over all {n_text}, \
          then send requests back to back, {:.2} s warm-up, {:.1} s measured. Handshakes: {} \
          workers, a new TCP + TLS connection (full handshake, client certificate verified) \
-         per `account` request, cycling through all {n} certificates.",
+         per `account` request, cycling through all {n_text} certificates.",
         plan.warmup.as_secs_f64(),
         plan.duration.as_secs_f64(),
         sizes.handshake_workers
@@ -335,43 +358,49 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
                 let idx = spread(n, c, si * 97 + c * 13);
                 let conn_clients: Vec<Client> = idx.iter().map(|&i| clients[i].clone()).collect();
                 let names = idx.iter().map(|&i| prov.accounts[i].name.clone()).collect();
-                let m = load::keepalive(
+                let scenario = load::keepalive(
                     &target,
                     &conn_clients,
                     action.make(),
                     action.check(names),
                     &plan,
-                )
-                .await
-                .with_context(|| format!("sip-settings, {} at {c} connections", action.label()))?;
+                );
+                let f = with_cpu(server.pid(), false, tick_us, scenario)
+                    .await
+                    .with_context(|| {
+                        format!("sip-settings, {} at {c} connections", action.label())
+                    })?
+                    .1;
                 eprintln!(
                     "sip-settings {} × {c}: {} req/s",
                     action.label(),
-                    report::rate(m.rps())
+                    report::rate(f.rps)
                 );
                 report.rows.push(Row {
                     scenario: format!("{}, keep-alive", action.label()),
                     conns: c,
-                    sip: Figures::from(&m),
+                    sip: f,
                     nginx: None,
                 });
             }
         }
         let all_clients = Arc::new(clients.clone());
-        let m = load::handshakes(
+        let scenario = load::handshakes(
             &target,
             all_clients,
             Arc::new(|_, _| Req::get(ACCOUNT_PATH)),
             sizes.handshake_workers,
             &plan,
-        )
-        .await
-        .context("sip-settings, handshakes")?;
-        eprintln!("sip-settings handshakes: {} /s", report::rate(m.rps()));
+        );
+        let f = with_cpu(server.pid(), false, tick_us, scenario)
+            .await
+            .context("sip-settings, handshakes")?
+            .1;
+        eprintln!("sip-settings handshakes: {} /s", report::rate(f.rps));
         report.rows.push(Row {
             scenario: "`account`, new connection per request: full TLS handshakes/s".into(),
             conns: sizes.handshake_workers,
-            sip: Figures::from(&m),
+            sip: f,
             nginx: None,
         });
         rss_after = Some(server.rss_kib()?);
@@ -395,17 +424,12 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
                 }
                 Ok(())
             });
-            let m = load::keepalive(
-                &target,
-                &vec![service_client.clone(); c],
-                make,
-                check,
-                &plan,
-            )
-            .await
-            .with_context(|| format!("POST /v1/service/calls at {c} connections"))?;
+            let service_clients = vec![service_client.clone(); c];
+            let scenario = load::keepalive(&target, &service_clients, make, check, &plan);
+            let (m, f) = with_cpu(server.pid(), false, tick_us, scenario)
+                .await
+                .with_context(|| format!("POST /v1/service/calls at {c} connections"))?;
             api_total += m.total;
-            let f = Figures::from(&m);
             eprintln!(
                 "POST /v1/service/calls × {c}: {} records/s",
                 report::rate(f.rps)
@@ -453,39 +477,42 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
                     let idx = spread(n, c, c * 13);
                     let conn_clients: Vec<Client> =
                         idx.iter().map(|&i| clients[i].clone()).collect();
-                    let m = load::keepalive(
+                    let scenario = load::keepalive(
                         &target,
                         &conn_clients,
                         Arc::new(|_, _| Req::get(ACCOUNT_PATH)),
                         same_body.clone(),
                         &plan,
-                    )
-                    .await
-                    .with_context(|| format!("nginx at {c} connections"))?;
-                    eprintln!("nginx × {c}: {} req/s", report::rate(m.rps()));
-                    let f = Figures::from(&m);
+                    );
+                    let f = with_cpu(ng.pid(), true, tick_us, scenario)
+                        .await
+                        .with_context(|| format!("nginx at {c} connections"))?
+                        .1;
+                    eprintln!("nginx × {c}: {} req/s", report::rate(f.rps));
                     for row in report.rows.iter_mut().filter(|r| r.conns == c) {
                         if row.scenario.ends_with("keep-alive") {
                             row.nginx = Some(f);
                         }
                     }
                 }
-                let m = load::handshakes(
+                let scenario = load::handshakes(
                     &target,
                     Arc::new(clients.clone()),
                     Arc::new(|_, _| Req::get(ACCOUNT_PATH)),
                     sizes.handshake_workers,
                     &plan,
-                )
-                .await
-                .context("nginx, handshakes")?;
-                eprintln!("nginx handshakes: {} /s", report::rate(m.rps()));
+                );
+                let f = with_cpu(ng.pid(), true, tick_us, scenario)
+                    .await
+                    .context("nginx, handshakes")?
+                    .1;
+                eprintln!("nginx handshakes: {} /s", report::rate(f.rps));
                 if let Some(row) = report
                     .rows
                     .iter_mut()
                     .find(|r| r.scenario.contains("handshakes"))
                 {
-                    row.nginx = Some(Figures::from(&m));
+                    row.nginx = Some(f);
                 }
                 let rss_after_nginx = ng.rss_kib()?;
                 ng.stop()?;
@@ -561,16 +588,18 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
         }
         Ok(())
     });
-    let m = load::keepalive(
+    let focus_client = [clients[0].clone()];
+    let scenario = load::keepalive(
         &target,
-        &[clients[0].clone()],
+        &focus_client,
         Arc::new(|_, _| Req::get("/settings.phtml?action=calls")),
         check,
         &plan,
-    )
-    .await
-    .context("`calls` among the stored call records")?;
-    let calls_figures = Figures::from(&m);
+    );
+    let calls_figures = with_cpu(server.pid(), false, tick_us, scenario)
+        .await
+        .context("`calls` among the stored call records")?
+        .1;
     eprintln!("`calls`: {} req/s", report::rate(calls_figures.rps));
     let rss_records = server.rss_kib()?;
     server.check_alive()?;
@@ -581,11 +610,11 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
             format!(
                 "call records stored through the library (`record_calls`, {} per transaction), \
                  no server running",
-                10_000
+                report::count(10_000)
             ),
             format!(
                 "{} records in {:.1} s: {} records/s",
-                loaded.records,
+                report::count(loaded.records),
                 loaded.seconds,
                 report::rate(loaded.records as f64 / loaded.seconds.max(1e-9))
             ),
@@ -593,9 +622,12 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
     }
     report.calls.push((
         format!(
-            "`action=calls` (14 days, 50 per list) of {} with {focus_calls} calls in the last 14 \
-             days, among {stored} stored call records on {n} accounts; 1 keep-alive connection",
-            prov.accounts[0].name
+            "`action=calls` (14 days, 50 per list) of {} with {} calls in the last 14 days, \
+             among {} stored call records on {} accounts; 1 keep-alive connection",
+            prov.accounts[0].name,
+            report::count(focus_calls),
+            report::count(stored),
+            report::count(n),
         ),
         format!(
             "**{}**; {} req/s",
@@ -605,7 +637,10 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
     ));
     if want_http {
         report.memory.push(MemoryRow {
-            when: format!("with {stored} call records stored, after the `calls` load"),
+            when: format!(
+                "with {} call records stored, after the `calls` load",
+                report::count(stored)
+            ),
             sip: rss_records,
             nginx: None,
             nginx_applies: false,
@@ -622,6 +657,32 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// Runs a scenario and adds the CPU time per request of the server (`pid`, with its direct
+/// children when `tree`) and of this process (the load generator).
+async fn with_cpu(
+    pid: u32,
+    tree: bool,
+    tick_us: f64,
+    scenario: impl Future<Output = anyhow::Result<Measured>>,
+) -> anyhow::Result<(Measured, Figures)> {
+    let ticks = || -> anyhow::Result<(u64, u64)> {
+        let server = if tree {
+            process::cpu_tree_ticks(pid)?
+        } else {
+            process::cpu_ticks(pid)?
+        };
+        Ok((server, process::cpu_ticks(std::process::id())?))
+    };
+    let before = ticks()?;
+    let m = scenario.await?;
+    let after = ticks()?;
+    let per = |a: u64, b: u64| a.saturating_sub(b) as f64 * tick_us / m.total.max(1) as f64;
+    let mut f = Figures::from(&m);
+    f.server_cpu = Some(per(after.0, before.0));
+    f.generator_cpu = Some(per(after.1, before.1));
+    Ok((m, f))
 }
 
 /// The server key's algorithm, from its PEM.
@@ -651,5 +712,36 @@ fn redact(url: &str) -> String {
             }
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_covers_the_accounts_evenly() {
+        assert_eq!(spread(10_000, 4, 0), vec![0, 2500, 5000, 7500]);
+        assert_eq!(spread(10_000, 4, 10), vec![10, 2510, 5010, 7510]);
+        // More connections than accounts: every account, some twice.
+        assert_eq!(spread(3, 5, 1), vec![1, 2, 0, 1, 2]);
+    }
+
+    #[test]
+    fn database_passwords_are_not_printed() {
+        assert_eq!(
+            redact("postgres://bench:secret@127.0.0.1/sip"),
+            "postgres://bench:***@127.0.0.1/sip"
+        );
+        assert_eq!(redact("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
+    }
+
+    #[test]
+    fn set_diversions_alternates_between_two_targets() {
+        let make = Action::SetDiversions.make();
+        let a = format!("{:?}", make(0, 0));
+        let b = format!("{:?}", make(0, 1));
+        assert!(a.contains("FUNC=%2B31201234567"), "{a}");
+        assert!(b.contains("FUNC=%2B31201234568"), "{b}");
     }
 }

@@ -189,6 +189,11 @@ http {{
         })
     }
 
+    /// The master's process id.
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
     /// Resident memory of the master and its workers, KiB.
     pub fn rss_kib(&self) -> anyhow::Result<u64> {
         rss_tree_kib(self.proc.pid())

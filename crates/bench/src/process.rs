@@ -263,6 +263,11 @@ impl Server {
         })
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
     /// Resident memory of the server, KiB.
     pub fn rss_kib(&self) -> anyhow::Result<u64> {
         rss_kib(self.proc.pid())
@@ -314,6 +319,38 @@ pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
 /// Pages shared between them are counted once per process.
 pub fn rss_tree_kib(pid: u32) -> anyhow::Result<u64> {
     let mut total = rss_kib(pid)?;
+    for child in children(pid)? {
+        total += rss_kib(child).unwrap_or(0);
+    }
+    Ok(total)
+}
+
+/// Fields of `/proc/PID/stat` after the command name (the first is the state, field 3).
+fn stat_fields(pid: u32) -> anyhow::Result<Vec<String>> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    // `pid (comm) state ppid …`; comm may contain spaces, so read after the last ')'.
+    let (_, rest) = stat
+        .rsplit_once(')')
+        .ok_or_else(|| anyhow!("unexpected {path}"))?;
+    Ok(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// User + system CPU time of a process (all its threads), in clock ticks.
+pub fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+    let f = stat_fields(pid)?;
+    // utime and stime are fields 14 and 15.
+    let field = |i: usize| -> anyhow::Result<u64> {
+        f.get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| anyhow!("no CPU times in /proc/{pid}/stat"))
+    };
+    Ok(field(11)? + field(12)?)
+}
+
+/// The direct children of a process.
+fn children(pid: u32) -> anyhow::Result<Vec<u32>> {
+    let mut out = Vec::new();
     for entry in fs::read_dir("/proc")?.flatten() {
         let Some(child) = entry
             .file_name()
@@ -322,19 +359,40 @@ pub fn rss_tree_kib(pid: u32) -> anyhow::Result<u64> {
         else {
             continue;
         };
-        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // `pid (comm) state ppid …`; comm may contain spaces, so read after the last ')'.
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<u32>().ok());
+        let ppid = stat_fields(child)
+            .ok()
+            .and_then(|f| f.get(1).and_then(|p| p.parse::<u32>().ok()));
         if ppid == Some(pid) {
-            total += rss_kib(child).unwrap_or(0);
+            out.push(child);
         }
     }
+    Ok(out)
+}
+
+/// CPU ticks of a process and its direct children (nginx: the master and its workers).
+pub fn cpu_tree_ticks(pid: u32) -> anyhow::Result<u64> {
+    let mut total = cpu_ticks(pid)?;
+    for child in children(pid)? {
+        total += cpu_ticks(child).unwrap_or(0);
+    }
     Ok(total)
+}
+
+/// Microseconds per clock tick (`getconf CLK_TCK`, 100 on Linux).
+pub fn tick_us() -> f64 {
+    let hz = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .filter(|hz| *hz > 0.0)
+        .unwrap_or(100.0);
+    1e6 / hz
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released; for nginx, which cannot report one).

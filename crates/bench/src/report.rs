@@ -19,6 +19,10 @@ pub struct Figures {
     pub p99: u64,
     /// Largest, µs.
     pub max: u64,
+    /// CPU time of the server (nginx: master and workers) per request, µs.
+    pub server_cpu: Option<f64>,
+    /// CPU time of the load generator per request, µs.
+    pub generator_cpu: Option<f64>,
 }
 
 impl From<&Measured> for Figures {
@@ -28,6 +32,8 @@ impl From<&Measured> for Figures {
             p50: m.hist.value_at_quantile(0.5),
             p99: m.hist.value_at_quantile(0.99),
             max: m.hist.max(),
+            server_cpu: None,
+            generator_cpu: None,
         }
     }
 }
@@ -145,10 +151,23 @@ fn opt(v: Option<String>) -> String {
 /// Rounds a rate for a table.
 pub fn rate(v: f64) -> String {
     if v >= 100.0 {
-        format!("{v:.0}")
+        count(v.round() as usize)
     } else {
         format!("{v:.1}")
     }
+}
+
+/// A count with thin groups of three digits: `1 000 000`.
+pub fn count(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn mib(kib: u64) -> String {
@@ -231,30 +250,57 @@ impl Report {
         if !self.rows.is_empty() {
             let _ = writeln!(
                 s,
-                "\n## Throughput and latency\n\nLatencies in milliseconds. Ratio = sip-settings / \
-                 nginx: below 1 for req/s means fewer requests than nginx, above 1 for a latency \
-                 means slower.\n"
+                "\n## Throughput\n\nRatio = sip-settings / nginx (below 1: fewer requests than \
+                 nginx; above 1: more CPU per request). CPU per request is user + system time \
+                 (from `/proc`) over every request of the scenario, warm-up included, of the \
+                 server (nginx: master and workers) and of the load generator.\n"
             );
             let _ = writeln!(
                 s,
-                "| scenario | conns | req/s sip-settings | req/s nginx | ratio | p50 sip-settings \
-                 | p50 nginx | ratio | p99 sip-settings | p99 nginx | ratio | max sip-settings \
-                 | max nginx | ratio |"
+                "| scenario | conns | req/s sip-settings | req/s nginx | ratio | server CPU µs/req \
+                 sip-settings | server CPU µs/req nginx | ratio | generator CPU µs/req \
+                 sip-settings | generator CPU µs/req nginx |"
             );
-            let _ = writeln!(
-                s,
-                "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
-            );
+            let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
             for r in &self.rows {
                 let n = r.nginx;
+                let cpu = |v: Option<f64>| opt(v.map(|v| format!("{v:.0}")));
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     r.scenario,
                     r.conns,
                     rate(r.sip.rps),
                     opt(n.map(|n| rate(n.rps))),
                     ratio(r.sip.rps, n.map(|n| n.rps)),
+                    cpu(r.sip.server_cpu),
+                    cpu(n.and_then(|n| n.server_cpu)),
+                    match r.sip.server_cpu {
+                        Some(c) => ratio(c, n.and_then(|n| n.server_cpu)),
+                        None => "–".to_owned(),
+                    },
+                    cpu(r.sip.generator_cpu),
+                    cpu(n.and_then(|n| n.generator_cpu)),
+                );
+            }
+            let _ = writeln!(
+                s,
+                "\n## Latency\n\nMilliseconds, per request (for handshakes: connect, full \
+                 handshake, request and reply). Ratio = sip-settings / nginx (above 1: slower).\n"
+            );
+            let _ = writeln!(
+                s,
+                "| scenario | conns | p50 sip-settings | p50 nginx | ratio | p99 sip-settings \
+                 | p99 nginx | ratio | max sip-settings | max nginx | ratio |"
+            );
+            let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+            for r in &self.rows {
+                let n = r.nginx;
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    r.scenario,
+                    r.conns,
                     ms(r.sip.p50),
                     opt(n.map(|n| ms(n.p50))),
                     ratio(r.sip.p50 as f64, n.map(|n| n.p50 as f64)),
@@ -299,13 +345,34 @@ impl Report {
         s
     }
 
-    /// Figures of a latency histogram as a table cell.
+    /// Figures of a latency histogram (and the server's CPU per request) as a table cell.
     pub fn latency_cell(f: &Figures) -> String {
+        let cpu = f
+            .server_cpu
+            .map(|c| format!(", server CPU {c:.0} µs per request"))
+            .unwrap_or_default();
         format!(
-            "p50 {} ms, p99 {} ms, max {} ms",
+            "p50 {} ms, p99 {} ms, max {} ms{cpu}",
             ms(f.p50),
             ms(f.p99),
             ms(f.max)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_and_ratios() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1_000), "1 000");
+        assert_eq!(count(1_000_000), "1 000 000");
+        assert_eq!(ratio(1.0, Some(4.0)), "0.25");
+        assert_eq!(ratio(1.0, None), "–");
+        assert_eq!(ratio(1.0, Some(0.0)), "–");
+        assert_eq!(ms(1234), "1.234");
     }
 }

@@ -11,8 +11,11 @@
 //! Handlers are thin: extract, call one [`sip_settings_core::Services`] function, map the result.
 
 pub mod actions;
+pub mod etag;
+pub mod explain;
 pub mod identity;
 pub mod objects;
+pub mod openapi;
 pub mod params;
 pub mod problem;
 pub mod ratelimit;
@@ -21,6 +24,7 @@ pub mod resources;
 pub mod serve;
 pub mod service_api;
 pub mod tls;
+pub mod v1;
 pub mod web;
 
 use axum::Router;
@@ -34,6 +38,10 @@ pub struct AppState {
     pub services: Services,
     /// Request rate limits of subscriber requests.
     pub limiter: std::sync::Arc<ratelimit::RateLimiter>,
+    /// Per-account locks of the /v1 writes (If-Match check and write, atomic per server).
+    pub write_locks: std::sync::Arc<etag::WriteLocks>,
+    /// The web page's signing key and login throttle.
+    pub web: std::sync::Arc<web::WebState>,
 }
 
 impl AppState {
@@ -42,7 +50,16 @@ impl AppState {
         Self {
             services,
             limiter: std::sync::Arc::new(ratelimit::RateLimiter::new(limits)),
+            write_locks: std::sync::Arc::default(),
+            web: std::sync::Arc::new(web::WebState::new(web::WebKey::random())),
         }
+    }
+
+    /// The same state signing web sessions with `key` (the data directory's `web.key`), so
+    /// that every server sharing the data directory accepts the others' sessions.
+    pub fn with_web_key(mut self, key: [u8; 32]) -> Self {
+        self.web = std::sync::Arc::new(web::WebState::new(web::WebKey::new(key)));
+        self
     }
 }
 
@@ -55,7 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/settings.phtml", any(actions::handle))
         .route("/settings", any(actions::handle))
         .merge(service_api::routes())
-        .merge(resources::routes())
+        .merge(openapi::routes())
         .merge(web::routes())
         .fallback(reply::not_found)
         .with_state(state)

@@ -120,6 +120,51 @@ pub async fn open_default_services(config: &Config) -> anyhow::Result<Services> 
     open_services(config, Arc::new(SystemClock)).await
 }
 
+/// The web page's session signing key: `web.key` in the data directory (32 random bytes, mode
+/// 0600), created on first use. Creation is atomic (written aside, then hard-linked into place),
+/// so servers starting together on one data directory end up with the same key.
+pub fn load_or_create_web_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
+    let path = data_dir.join("web.key");
+    let read = |path: &Path| -> anyhow::Result<[u8; 32]> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+            anyhow::anyhow!(
+                "{} must hold exactly 32 bytes (delete it to make a new one; web sessions end)",
+                path.display()
+            )
+        })
+    };
+    if path.exists() {
+        return read(&path);
+    }
+    let mut key = [0u8; 32];
+    rand::Rng::fill(&mut rand::rng(), &mut key);
+    let aside = data_dir.join(format!("web.key.{}.tmp", std::process::id()));
+    {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options
+            .open(&aside)
+            .with_context(|| format!("cannot write {}", aside.display()))?;
+        file.write_all(&key)?;
+        file.sync_all()?;
+    }
+    let linked = std::fs::hard_link(&aside, &path);
+    let _ = std::fs::remove_file(&aside);
+    match linked {
+        Ok(()) => Ok(key),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(&path),
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
+}
+
 /// A server running in the background.
 #[derive(Debug)]
 pub struct RunningServer {
@@ -138,7 +183,8 @@ impl RunningServer {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
-        let app = router(AppState::new(services, config.rate_limits));
+        let web_key = load_or_create_web_key(&config.data_dir)?;
+        let app = router(AppState::new(services, config.rate_limits).with_web_key(web_key));
         let (tx, rx) = oneshot::channel::<()>();
         let limits = config.limits.clone();
         let task = tokio::spawn(async move {

@@ -1,0 +1,189 @@
+//! Entity tags and conditional writes of the `/v1` resources.
+//!
+//! * Every resource representation carries a strong `ETag`: the SHA-256 of its JSON, in hex.
+//! * A write may send `If-Match` with the tag it read (or `*`). When the resource's current tag
+//!   differs, the write is refused with `412` (`precondition_failed`) and changes nothing. A write
+//!   without `If-Match` is accepted (last writer wins).
+//! * A `GET` with `If-None-Match` naming the current tag is answered `304 Not Modified`.
+//! * Check and write run under a per-account lock ([`WriteLocks`]) held across both, so on one
+//!   server no other `/v1` write of the same account can slip in between. Several servers
+//!   sharing one database each have their own locks: across servers the check is advisory (a
+//!   write from another server may land between this server's check and its write).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sip_settings_core::AccountId;
+use tokio::sync::OwnedMutexGuard;
+
+use crate::problem::problem;
+use crate::v1::ApiError;
+
+/// The strong entity tag of a representation: `"<sha-256 of its JSON, hex>"`.
+pub fn tag_of<T: Serialize + ?Sized>(value: &T) -> String {
+    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    format!("\"{}\"", hex::encode(Sha256::digest(&bytes)))
+}
+
+fn set_etag(response: &mut Response, tag: &str) {
+    if let Ok(v) = HeaderValue::from_str(tag) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+/// A JSON reply with the representation's `ETag`.
+pub fn reply<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    let tag = tag_of(value);
+    let mut response = (status, Json(value)).into_response();
+    set_etag(&mut response, &tag);
+    response
+}
+
+/// The reply to a read: `304` when `If-None-Match` names the current tag, else `200` with it.
+pub fn read<T: Serialize>(headers: &HeaderMap, value: &T) -> Response {
+    let tag = tag_of(value);
+    if let Some(list) = header_list(headers, header::IF_NONE_MATCH) {
+        // Weak comparison for If-None-Match (RFC 9110 §13.1.2).
+        let matches = list
+            .iter()
+            .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == tag.as_str() || t == &tag);
+        if matches {
+            let mut response = StatusCode::NOT_MODIFIED.into_response();
+            set_etag(&mut response, &tag);
+            return response;
+        }
+    }
+    reply(StatusCode::OK, value)
+}
+
+/// The entity tags of a list header (`If-Match`, `If-None-Match`), or `None` when absent. A
+/// value that is not visible ASCII counts as a tag that matches nothing.
+fn header_list(headers: &HeaderMap, name: header::HeaderName) -> Option<Vec<String>> {
+    let mut values = headers.get_all(name).iter().peekable();
+    values.peek()?;
+    let mut tags = Vec::new();
+    for v in values {
+        match v.to_str() {
+            Ok(s) => tags.extend(
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned),
+            ),
+            Err(_) => tags.push(String::new()),
+        }
+    }
+    Some(tags)
+}
+
+/// Checks `If-Match` against the current representation (`None`: the resource does not exist).
+/// Strong comparison: a weak tag never matches. No `If-Match` passes.
+pub fn check<T: Serialize>(headers: &HeaderMap, current: Option<&T>) -> Result<(), ApiError> {
+    let Some(list) = header_list(headers, header::IF_MATCH) else {
+        return Ok(());
+    };
+    let current_tag = current.map(tag_of);
+    let ok = match &current_tag {
+        Some(tag) => list.iter().any(|t| t == "*" || t == tag),
+        None => false,
+    };
+    if ok {
+        return Ok(());
+    }
+    let detail = match &current_tag {
+        Some(_) => {
+            "If-Match does not name the current ETag: the resource changed since it was read; \
+             read it again and retry"
+        }
+        None => "If-Match was sent but the resource does not exist",
+    };
+    let mut response = problem(
+        StatusCode::PRECONDITION_FAILED,
+        "precondition_failed",
+        detail,
+        Some("If-Match"),
+    );
+    if let Some(tag) = current_tag
+        && let Ok(v) = HeaderValue::from_str(&tag)
+    {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    Err(ApiError::from_response(response))
+}
+
+/// Most idle per-account locks kept before unused ones are dropped.
+const MAX_IDLE_LOCKS: usize = 10_000;
+
+/// One async lock per account, held across an `If-Match` check and the write it guards.
+#[derive(Debug, Default)]
+pub struct WriteLocks {
+    locks: Mutex<HashMap<AccountId, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl WriteLocks {
+    /// Waits for and takes the account's write lock.
+    pub async fn lock(&self, account: &AccountId) -> OwnedMutexGuard<()> {
+        let lock = {
+            let mut map = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            if map.len() > MAX_IDLE_LOCKS {
+                // A lock nobody holds or waits for is only referenced by the map.
+                map.retain(|_, l| Arc::strong_count(l) > 1);
+            }
+            map.entry(account.clone()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(name: header::HeaderName, value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(name, HeaderValue::from_str(value).unwrap());
+        h
+    }
+
+    #[test]
+    fn if_match_rules() {
+        let v = serde_json::json!({"on": true});
+        let tag = tag_of(&v);
+        assert!(tag.starts_with('"') && tag.len() == 66);
+        assert!(check(&HeaderMap::new(), Some(&v)).is_ok());
+        assert!(check(&HeaderMap::new(), None::<&serde_json::Value>).is_ok());
+        assert!(check(&headers(header::IF_MATCH, &tag), Some(&v)).is_ok());
+        assert!(
+            check(
+                &headers(header::IF_MATCH, &format!("\"x\", {tag}")),
+                Some(&v)
+            )
+            .is_ok()
+        );
+        assert!(check(&headers(header::IF_MATCH, "*"), Some(&v)).is_ok());
+        assert!(check(&headers(header::IF_MATCH, "*"), None::<&serde_json::Value>).is_err());
+        assert!(check(&headers(header::IF_MATCH, &format!("W/{tag}")), Some(&v)).is_err());
+        let stale = check(&headers(header::IF_MATCH, "\"stale\""), Some(&v)).unwrap_err();
+        assert_eq!(stale.0.status(), StatusCode::PRECONDITION_FAILED);
+        assert_eq!(stale.0.headers()[header::ETAG], tag.as_str());
+    }
+
+    #[test]
+    fn if_none_match_gives_304() {
+        let v = serde_json::json!([1, 2]);
+        let tag = tag_of(&v);
+        let r = read(&headers(header::IF_NONE_MATCH, &format!("W/{tag}")), &v);
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+        let r = read(&headers(header::IF_NONE_MATCH, "\"other\""), &v);
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()[header::ETAG], tag.as_str());
+    }
+}

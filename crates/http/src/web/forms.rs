@@ -1,0 +1,406 @@
+//! The page's changes: one function per form, each calling the same `core` service function as
+//! the APIs. A refusal carries the service's message and the field it names, so that the page
+//! can show it next to that field with the user's input kept.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use sip_settings_core::account::{Account, parse_name, parse_no_answer_timeout};
+use sip_settings_core::cert::{CertSubject, P12Variant};
+use sip_settings_core::settings::{
+    AcceptRule, ClockTime, DaysMask, Group, PhonebookEntry, RejectPattern, VoicemailDelivery,
+    parse_contact_uri, parse_phonebook_groups,
+};
+use sip_settings_core::settings_service::parse_dnd_duration;
+use sip_settings_core::sip::{Condition, MOBILE_NUMBER, VOICE_MAILBOX};
+use sip_settings_core::{AccountId, Email, Password, Serial, ServiceError, Services};
+
+use super::pages::{DAYS, Refusal, Tab};
+use crate::params::Params;
+
+/// What a form did.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Done: back to the tab with this message.
+    Done(Tab, String),
+    /// Refused: the tab again, with the refusal, answered with `status`.
+    Refused(Tab, Refusal, StatusCode),
+    /// A file to download.
+    File(Response),
+    /// A failure that is no refusal (database unavailable, internal error).
+    Failed(ServiceError),
+    /// No such form.
+    NotFound,
+}
+
+/// One submitted form.
+#[derive(Debug)]
+pub struct Submission<'a> {
+    /// The services, acting for the session with the web page's journal origin.
+    pub svc: &'a Services,
+    /// The logged-in account.
+    pub account: &'a Account,
+    /// The form's fields.
+    pub params: &'a Params,
+}
+
+/// The status a refusal is answered with, or `None` when the error is no refusal.
+fn refusal_status(e: &ServiceError) -> Option<StatusCode> {
+    match e {
+        ServiceError::Invalid { .. } => Some(StatusCode::BAD_REQUEST),
+        ServiceError::Conflict(_) => Some(StatusCode::CONFLICT),
+        ServiceError::NotFound(_) => Some(StatusCode::NOT_FOUND),
+        ServiceError::Forbidden(_) | ServiceError::Unauthenticated(_) => {
+            Some(StatusCode::FORBIDDEN)
+        }
+        _ => None,
+    }
+}
+
+impl Submission<'_> {
+    fn get(&self, name: &str) -> &str {
+        self.params.get(name).unwrap_or_default()
+    }
+
+    fn checked(&self, name: &str) -> bool {
+        self.params.get(name).is_some_and(|v| !v.is_empty())
+    }
+
+    /// Maps a result: `Ok(text)` is done; a refusal names its field (or `default_field`).
+    fn finish(
+        &self,
+        tab: Tab,
+        form: &'static str,
+        default_field: &str,
+        result: Result<String, ServiceError>,
+    ) -> Outcome {
+        match result {
+            Ok(text) => Outcome::Done(tab, text),
+            Err(e) => match refusal_status(&e) {
+                Some(status) => {
+                    let field = e.field().unwrap_or(default_field).to_owned();
+                    let message = match &e {
+                        ServiceError::Forbidden(m) | ServiceError::Unauthenticated(m) => {
+                            m.trim_start_matches("Error: ").to_owned()
+                        }
+                        other => other.to_string(),
+                    };
+                    Outcome::Refused(
+                        tab,
+                        Refusal {
+                            form,
+                            field: Some(field),
+                            message,
+                            values: self.params.clone(),
+                        },
+                        status,
+                    )
+                }
+                None => Outcome::Failed(e),
+            },
+        }
+    }
+
+    /// Runs the form posted to `path`.
+    pub async fn run(&self, path: &str) -> Outcome {
+        let id = &self.account.id;
+        match path {
+            "/web/certificates/crt" => match self
+                .svc
+                .issue_certificate(CertSubject::Account(id.clone()), None)
+                .await
+            {
+                Ok(issued) => Outcome::File(file(
+                    "application/x-pem-file",
+                    &format!("{id}.crt"),
+                    issued.crt_bundle().into_bytes(),
+                )),
+                Err(e) => self.finish(Tab::Info, "crt", "crt", Err(e)),
+            },
+            "/web/certificates/p12" => self.p12().await,
+            "/web/certificates/revoke" => {
+                let r = async {
+                    let serial = Serial::parse(self.get("serial"))?;
+                    self.svc.revoke_own_certificate(id, &serial).await?;
+                    Ok(format!(
+                        "Certificate {serial} revoked: it no longer works for the API"
+                    ))
+                }
+                .await;
+                self.finish(Tab::Info, "revoke", "serial", r)
+            }
+            "/web/forwarding" => self.forwarding().await,
+            "/web/dnd/on" => {
+                let duration = self.get("duration").trim();
+                let r = self
+                    .svc
+                    .dnd_on(id, (!duration.is_empty()).then_some(duration))
+                    .await;
+                self.finish(Tab::Accept, "dnd", "duration", r)
+            }
+            "/web/dnd/off" => {
+                let r = self.svc.dnd_off(id).await;
+                self.finish(Tab::Accept, "dnd-off", "duration", r)
+            }
+            "/web/accept/temporary" => self.temporary().await,
+            "/web/accept/temporary/clear" => {
+                let r = self
+                    .svc
+                    .clear_temporary_rule(id)
+                    .await
+                    .map(|()| "Temporary rule removed".to_owned());
+                self.finish(Tab::Accept, "temp-clear", "groups", r)
+            }
+            "/web/accept/rule" => self.accept_rule().await,
+            "/web/accept/rule/remove" => {
+                let r = async {
+                    let days = DaysMask::parse(self.get("days"))?;
+                    self.svc.remove_accept_rule(id, days).await?;
+                    Ok(format!(
+                        "Rule for {} removed",
+                        super::pages::days_label(days)
+                    ))
+                }
+                .await;
+                self.finish(Tab::Accept, "rule-remove", "days", r)
+            }
+            "/web/reject/add" => {
+                let r = async {
+                    let pattern = RejectPattern::parse(self.get("pattern"))?;
+                    self.svc.add_reject(id, &pattern).await?;
+                    Ok(format!("Reject rule {pattern} added"))
+                }
+                .await;
+                self.finish(Tab::Reject, "reject", "pattern", r)
+            }
+            "/web/reject/remove" => {
+                let r = async {
+                    let pattern = RejectPattern::parse(self.get("pattern"))?;
+                    self.svc.remove_reject(id, &pattern).await?;
+                    Ok(format!("Reject rule {pattern} removed"))
+                }
+                .await;
+                self.finish(Tab::Reject, "reject-remove", "pattern", r)
+            }
+            "/web/privacy" => {
+                let r = match self.get("privacy") {
+                    "on" => self.svc.set_privacy(id, true).await,
+                    "off" => self.svc.set_privacy(id, false).await,
+                    _ => Err(ServiceError::invalid("privacy", "must be on or off")),
+                };
+                self.finish(Tab::Privacy, "privacy", "privacy", r)
+            }
+            "/web/aliases/add" => {
+                let r = self
+                    .svc
+                    .add_own_alias(id, self.get("username"))
+                    .await
+                    .map(|a| format!("Alias {a} added"));
+                self.finish(Tab::Aliases, "alias", "username", r)
+            }
+            "/web/aliases/remove" => {
+                let r = async {
+                    let alias = AccountId::parse_for("alias", self.get("alias"))?;
+                    self.svc.remove_own_alias(id, &alias).await?;
+                    Ok(format!("Alias {alias} removed"))
+                }
+                .await;
+                self.finish(Tab::Aliases, "alias-remove", "alias", r)
+            }
+            "/web/voicemail/enable" => {
+                let r = async {
+                    let delivery = VoicemailDelivery::parse(self.get("delivery"))?;
+                    let email = match self.get("email").trim() {
+                        "" => None,
+                        e => Some(Email::parse_for("email", e)?),
+                    };
+                    let pin = Some(self.get("pin")).filter(|p| !p.is_empty());
+                    self.svc
+                        .enable_voicemail(id, Some(delivery), pin, email)
+                        .await?;
+                    Ok("Voicemail is on".to_owned())
+                }
+                .await;
+                self.finish(Tab::Voicemail, "voicemail", "delivery", r)
+            }
+            "/web/voicemail/disable" => {
+                let r = self
+                    .svc
+                    .disable_voicemail(id)
+                    .await
+                    .map(|()| "Voicemail is off".to_owned());
+                self.finish(Tab::Voicemail, "voicemail-off", "delivery", r)
+            }
+            "/web/phonebook/put" => {
+                let r = async {
+                    let uri = parse_contact_uri(self.get("uri"))?;
+                    let name = parse_name("name", self.get("name"))?;
+                    let groups = parse_phonebook_groups(&[self.get("group").to_owned()])?;
+                    let entry = PhonebookEntry { uri, name, groups };
+                    self.svc.put_phonebook_entry(id, &entry).await?;
+                    Ok(format!("Contact {} saved", entry.uri))
+                }
+                .await;
+                self.finish(Tab::Phonebook, "phonebook", "uri", r)
+            }
+            "/web/phonebook/remove" => {
+                let r = async {
+                    let uri = parse_contact_uri(self.get("uri"))?;
+                    self.svc.remove_phonebook_entry(id, &uri).await?;
+                    Ok(format!("Contact {uri} removed"))
+                }
+                .await;
+                self.finish(Tab::Phonebook, "phonebook-remove", "uri", r)
+            }
+            _ => Outcome::NotFound,
+        }
+    }
+
+    async fn p12(&self) -> Outcome {
+        let id = &self.account.id;
+        let r = async {
+            let password = match self.get("password") {
+                "" => return Err(ServiceError::invalid("password", "is missing")),
+                p => Password::offered(p),
+            };
+            let variant = match self.get("format") {
+                "" | "modern" => P12Variant::Modern,
+                "legacy" => P12Variant::Legacy,
+                _ => {
+                    return Err(ServiceError::invalid("format", "must be modern or legacy"));
+                }
+            };
+            let (_, p12) = self.svc.issue_pkcs12(id, &password, variant, None).await?;
+            Ok(p12)
+        }
+        .await;
+        match r {
+            Ok(bytes) => Outcome::File(file("application/x-pkcs12", &format!("{id}.p12"), bytes)),
+            Err(e) => self.finish(Tab::Info, "p12", "password", Err(e)),
+        }
+    }
+
+    async fn forwarding(&self) -> Outcome {
+        let id = &self.account.id;
+        let r = async {
+            // Everything is checked before anything is written.
+            let timeout = parse_no_answer_timeout(self.get("no_answer_timeout"))?;
+            let mut present = Vec::new();
+            for c in Condition::ALL {
+                let mode = self.get(&format!("{}_mode", c.code()));
+                let other = self.get(&format!("{}_other", c.code()));
+                let value = match mode {
+                    "" => continue,
+                    "off" => String::new(),
+                    "voicemail" => VOICE_MAILBOX.to_owned(),
+                    "mobile" => MOBILE_NUMBER.to_owned(),
+                    "other" if other.trim().is_empty() => {
+                        return Err(ServiceError::invalid(
+                            c.code(),
+                            "needs an address or a number when “Other” is chosen",
+                        ));
+                    }
+                    "other" => other.to_owned(),
+                    _ => {
+                        return Err(ServiceError::invalid(
+                            c.code(),
+                            "must be off, voicemail, mobile or other",
+                        ));
+                    }
+                };
+                present.push((c, value));
+            }
+            let mut text = self.svc.set_diversions(id, &present).await?;
+            if timeout != self.account.profile.no_answer_timeout {
+                self.svc.set_no_answer_timeout(id, timeout).await?;
+                text.push_str(&format!("; no-answer timeout set to {timeout} s"));
+            }
+            Ok(text)
+        }
+        .await;
+        self.finish(Tab::Forwarding, "forwarding", "FUNC", r)
+    }
+
+    /// The checked group boxes (`g_<name>`) among everybody, nobody and the phonebook's groups.
+    async fn groups(&self) -> Result<Vec<Group>, ServiceError> {
+        let mut names = vec!["everybody".to_owned(), "nobody".to_owned()];
+        names.extend(self.svc.phonebook_groups(&self.account.id).await?);
+        let mut groups = Vec::new();
+        for name in names {
+            if self.checked(&format!("g_{name}")) {
+                groups.push(Group::parse(&name)?);
+            }
+        }
+        Group::check_list(groups)
+    }
+
+    async fn temporary(&self) -> Outcome {
+        let id = &self.account.id;
+        let r = async {
+            let groups = self.groups().await?;
+            let minutes = match self.get("duration").trim() {
+                "" => None,
+                d => Some(parse_dnd_duration(d)?),
+            };
+            let now = self.svc.clock().now();
+            let until = minutes.map(|m| now + chrono::Duration::minutes(m));
+            let rule = self.svc.set_temporary_rule(id, groups, until).await?;
+            let who = rule
+                .groups
+                .iter()
+                .map(Group::name)
+                .collect::<Vec<_>>()
+                .join(", ");
+            Ok(match minutes {
+                Some(m) => format!("Temporary rule set: only {who} for {m} minutes"),
+                None => format!("Temporary rule set: only {who} until you remove it"),
+            })
+        }
+        .await;
+        self.finish(Tab::Accept, "temp", "groups", r)
+    }
+
+    async fn accept_rule(&self) -> Outcome {
+        let id = &self.account.id;
+        let r = async {
+            let mask: u32 = DAYS
+                .iter()
+                .enumerate()
+                .filter(|(_, (name, _))| self.checked(name))
+                .map(|(i, _)| 1u32 << i)
+                .sum();
+            if mask == 0 {
+                return Err(ServiceError::invalid("days", "choose at least one day"));
+            }
+            let days = DaysMask::new(mask)?;
+            let start = ClockTime::parse_for("start", self.get("start"))?;
+            let stop = ClockTime::parse_for("stop", self.get("stop"))?;
+            let groups = self.groups().await?;
+            let rule = AcceptRule {
+                days,
+                start,
+                stop,
+                groups,
+            };
+            let replaced = self.svc.put_accept_rule(id, &rule).await?;
+            Ok(format!(
+                "Rule for {} {}",
+                super::pages::days_label(days),
+                if replaced { "replaced" } else { "added" }
+            ))
+        }
+        .await;
+        self.finish(Tab::Accept, "rule", "days", r)
+    }
+}
+
+/// A file download (never cached).
+pub fn file(content_type: &'static str, filename: &str, bytes: Vec<u8>) -> Response {
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename={filename}")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
