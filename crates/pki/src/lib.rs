@@ -279,7 +279,16 @@ impl CertificateAuthority for Pki {
         csr_pem: &str,
         request: &IssueRequest,
     ) -> Result<(CertRecord, String), ServiceError> {
-        Ok(self.sign_csr_inner(csr_pem, request)?)
+        self.sign_csr_inner(csr_pem, request).map_err(|e| match e {
+            // What the client sent is wrong: a refusal naming the field, not an internal error.
+            PkiError::Parse { detail, .. } => ServiceError::invalid(
+                "csr",
+                format!(
+                    "is not a PEM certificate signing request with a valid signature: {detail}"
+                ),
+            ),
+            other => other.into(),
+        })
     }
 }
 
