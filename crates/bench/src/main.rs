@@ -313,11 +313,18 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
         std::process::id()
     );
 
+    if cli.smoke {
+        report.setup.push(format!(
+            "**Smoke run**: tiny sizes and {:.1} s per scenario, to check that everything \
+             works; the figures are not representative.",
+            plan.duration.as_secs_f64()
+        ));
+    }
     report.setup.push(format!(
-        "Server: `sip-settings serve` ({}) as a child process on 127.0.0.1, {}; {} accounts \
-         with a client certificate each; rate limits {rate_limits}. Server key: {key_type}, \
-         client certificates ECDSA P-256 from the same CA.",
-        bin.display(),
+        "Server: `{} serve` as a child process on 127.0.0.1, {}; {} accounts with a client \
+         certificate each; rate limits {rate_limits}. Server key: {key_type}, client \
+         certificates ECDSA P-256 from the same CA.",
+        bin.strip_prefix(&root).unwrap_or(&bin).display(),
         match database {
             None => "embedded SQLite store (WAL, synchronous=FULL)".to_owned(),
             Some(url) => format!("`--database {}`", redact(url)),
@@ -331,10 +338,24 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
          connections are opened first, each bound to a different account spread over all {n_text}, \
          then send requests back to back, {:.2} s warm-up, {:.1} s measured. Handshakes: {} \
          workers, a new TCP + TLS connection (full handshake, client certificate verified) \
-         per `account` request, cycling through all {n_text} certificates.",
+         per `account` request, cycling through all {n_text} certificates. Every reply's status \
+         is checked, and the first reply on each connection is checked for its content (the \
+         right `sip_address`, object D, a success); any failure fails the run.",
         plan.warmup.as_secs_f64(),
         plan.duration.as_secs_f64(),
         sizes.handshake_workers
+    ));
+    report.setup.push(format!(
+        "Writes: `set_diversions&FUNC=` alternating between +31201234567 and +31201234568, so \
+         that every request changes the stored forwarding. Call records: `POST \
+         /v1/service/calls` with a new Call-ID each time (201 expected); then, with no server \
+         running, the store is filled up to {} call records through the library, {} of them \
+         placed by {} within the last 14 days and the rest by the other accounts over the last \
+         year; the server is started again on it for the `calls` figures and the last memory \
+         figure.",
+        report::count(sizes.call_records),
+        report::count(sizes.focus_calls.min(sizes.call_records)),
+        provision::account_name(0),
     ));
 
     // ---- Phase 1: the server on the provisioned store ----

@@ -520,9 +520,8 @@ impl Services {
                 let Some(account) = record.account else {
                     return Err(refuse("certificate names no account"));
                 };
-                if self.store.get_account(&account).await?.is_none() {
-                    return Err(refuse("certificate's account no longer exists"));
-                }
+                // No look-up of the account itself: deleting an account revokes its
+                // certificates in the same transaction, so a valid record means a live account.
                 Ok(Identity::Subscriber {
                     account,
                     serial: record.serial,

@@ -375,11 +375,12 @@ impl Services {
 
     /// Whether DND is in force now.
     pub async fn dnd_active(&self, id: &AccountId) -> Result<bool, ServiceError> {
+        let now = self.clock().now();
         Ok(self
             .store()
-            .get_accept_rules(id)
+            .get_temporary_rule(id)
             .await?
-            .dnd_at(self.clock().now()))
+            .is_some_and(|t| t.active_at(now) && t.is_dnd()))
     }
 
     /// Adds or replaces a persistent accept rule (operator); true if it replaced one.

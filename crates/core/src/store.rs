@@ -178,6 +178,13 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// The account's accept rules (the temporary rule as stored, possibly lapsed).
     async fn get_accept_rules(&self, account: &AccountId) -> Result<AcceptRules, StoreError>;
+    /// The temporary rule alone (as stored, possibly lapsed): what DND reads on every `account`.
+    async fn get_temporary_rule(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<TemporaryRule>, StoreError> {
+        Ok(self.get_accept_rules(account).await?.temporary)
+    }
     /// Adds or replaces the persistent rule for `rule.days`; true if it replaced one.
     async fn put_accept_rule(
         &self,

@@ -828,6 +828,32 @@ impl Store for PgStore {
         .await
     }
 
+    async fn get_temporary_rule(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<TemporaryRule>, StoreError> {
+        retrying(|| async move {
+            let row = sqlx::query(&format!(
+                "SELECT groups, until FROM accept_temporary WHERE account_id = {ACCOUNT_ID}"
+            ))
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+            match row {
+                Some(r) => {
+                    let groups: String = r.try_get("groups")?;
+                    Ok(Some(TemporaryRule {
+                        groups: parse_groups(&groups)?,
+                        until: r.try_get("until")?,
+                    }))
+                }
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
     async fn put_accept_rule(
         &self,
         account: &AccountId,

@@ -62,8 +62,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        // An embedded file has no connection to lose: skip the ping before each use.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await
@@ -75,7 +77,8 @@ impl SqliteStore {
                 .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
         }
         let reader = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(4)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await
@@ -699,6 +702,28 @@ impl Store for SqliteStore {
             persistent,
             temporary,
         })
+    }
+
+    async fn get_temporary_rule(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<TemporaryRule>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT groups, until FROM accept_temporary WHERE account_id = {ACCOUNT_ID}"
+        ))
+        .bind(account.domain().as_str())
+        .bind(account.user().as_str())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)?;
+        row.map(|r| {
+            let groups: String = r.try_get("groups").map_err(map_err)?;
+            Ok(TemporaryRule {
+                groups: parse_groups(&groups)?,
+                until: r.try_get("until").map_err(map_err)?,
+            })
+        })
+        .transpose()
     }
 
     async fn put_accept_rule(
