@@ -71,7 +71,6 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/settings.phtml", any(actions::handle))
         .route("/settings", any(actions::handle))
-        .merge(service_api::routes())
         .merge(openapi::routes())
         .merge(web::routes())
         .fallback(reply::not_found)

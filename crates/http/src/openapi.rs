@@ -178,6 +178,7 @@ fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(crate::resources::routes())
         .merge(crate::explain::routes())
+        .merge(crate::service_api::routes())
 }
 
 /// The OpenAPI document of the `/v1` routes.

@@ -2,21 +2,24 @@
 //! certificates only): recording calls and running prepaid sessions. JSON in and out; errors
 //! are problem documents.
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
 use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use sip_settings_core::calls::{CallInput, OpenOutcome, PrepaidRefusal, PrepaidSession};
 use sip_settings_core::{Identity, ServiceError};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::identity::identify;
+use crate::openapi::{Problem, ServiceErrors};
 use crate::problem::{from_error, problem};
 use crate::serve::Peer;
 use crate::{AppState, MAX_BODY_BYTES};
@@ -90,17 +93,119 @@ pub async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, Response> {
     })
 }
 
-/// The service routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/service/calls", post(record_call))
-        .route("/v1/service/prepaid/sessions", post(open_session))
-        .route(
-            "/v1/service/prepaid/sessions/{call_id}/close",
-            post(close_session),
-        )
+/// The service routes (documented in `/v1/openapi.json`).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(record_call))
+        .routes(routes!(open_session))
+        .routes(routes!(close_session))
 }
 
+/// A finished call as a proxy's accounting sends it (`POST /v1/service/calls`); checked by
+/// core's `CallInput::parse`, which names any missing or malformed field.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documentation of core::calls::CallInput
+pub struct CallRecordBody {
+    /// SIP Call-ID.
+    call_id: String,
+    /// From tag.
+    from_tag: Option<String>,
+    /// To tag.
+    to_tag: Option<String>,
+    /// Caller SIP URI.
+    caller: String,
+    /// Callee SIP URI.
+    callee: String,
+    /// Start, RFC 3339.
+    #[schema(format = DateTime)]
+    start: String,
+    /// Stop, RFC 3339.
+    #[schema(format = DateTime)]
+    stop: String,
+    /// Seconds talked.
+    duration: i64,
+    /// SIP final status code.
+    status: i64,
+    /// Media types, e.g. `["audio"]`.
+    media: Option<Vec<String>>,
+    /// Address of the proxy.
+    proxy_ip: Option<String>,
+    /// Price, a decimal string.
+    price: Option<String>,
+}
+
+/// The answer to a recorded call.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documentation of the JSON below
+pub struct Recorded {
+    /// Whether the record was new.
+    recorded: bool,
+    /// Present and true when the record was a replay.
+    replay: Option<bool>,
+    /// The Call-ID.
+    call_id: String,
+}
+
+/// The rate a session is charged at.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documentation of the JSON below
+pub struct RateAnswer {
+    /// Matched prefix.
+    prefix: String,
+    /// Description.
+    description: String,
+    /// Connect fee, decimal string.
+    connect_fee: String,
+    /// Per minute, decimal string.
+    rate_per_minute: String,
+    /// Billing increment, seconds.
+    increment_seconds: u32,
+    /// Minimum billed seconds.
+    minimum_seconds: u32,
+}
+
+/// An open prepaid session.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documentation of the JSON below
+pub struct SessionAnswer {
+    /// Call-ID.
+    call_id: String,
+    /// The paying account.
+    account: String,
+    /// The dialled number.
+    destination: String,
+    /// Seconds granted.
+    max_session_time: u32,
+    /// Balance held, decimal string.
+    reserved: String,
+    /// The rate.
+    rate: RateAnswer,
+    /// When it opened, RFC 3339.
+    opened_at: String,
+}
+
+/// A settled session.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documentation of the JSON below
+pub struct CloseAnswer {
+    /// Call-ID.
+    call_id: String,
+    /// Seconds billed for.
+    duration: u32,
+    /// Price, decimal string.
+    price: String,
+    /// Balance after, decimal string.
+    balance: String,
+}
+
+/// Records a finished call for its local parties (idempotent on Call-ID and tags).
+#[utoipa::path(post, path = "/v1/service/calls", tag = "service",
+    request_body(content = CallRecordBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Recorded", body = Recorded),
+        (status = 200, description = "A replay: nothing stored", body = Recorded),
+        ServiceErrors
+    ))]
 async fn record_call(State(state): State<AppState>, client: ServiceClient, body: Body) -> Response {
     let input: CallInput = match json_body(body).await {
         Ok(v) => v,
@@ -121,9 +226,10 @@ async fn record_call(State(state): State<AppState>, client: ServiceClient, body:
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// What to open.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct OpenBody {
+pub struct OpenBody {
     account: String,
     destination: String,
     call_id: String,
@@ -156,6 +262,17 @@ fn refusal_status(r: PrepaidRefusal) -> StatusCode {
     }
 }
 
+/// Opens a prepaid session: the time the balance (less open reservations) pays, reserved.
+#[utoipa::path(post, path = "/v1/service/prepaid/sessions", tag = "service",
+    request_body(content = OpenBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Opened", body = SessionAnswer),
+        (status = 200, description = "Already open: the session as it is", body = SessionAnswer),
+        (status = 402, description = "insufficient_balance", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "too_many_sessions, not_prepaid, or a closed Call-ID", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "no_rate", body = Problem, content_type = "application/problem+json"),
+        ServiceErrors
+    ))]
 async fn open_session(
     State(state): State<AppState>,
     client: ServiceClient,
@@ -181,9 +298,10 @@ async fn open_session(
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// How a session ended.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CloseBody {
+pub struct CloseBody {
     duration: i64,
     #[serde(default)]
     from_tag: String,
@@ -195,6 +313,12 @@ struct CloseBody {
     proxy_ip: String,
 }
 
+/// Closes a prepaid session: price, debit, history, call record, in one transaction; a repeated
+/// close answers the first result.
+#[utoipa::path(post, path = "/v1/service/prepaid/sessions/{call_id}/close", tag = "service",
+    params(("call_id" = String, Path, description = "The session's Call-ID")),
+    request_body(content = CloseBody, content_type = "application/json"),
+    responses((status = 200, description = "Settled", body = CloseAnswer), ServiceErrors))]
 async fn close_session(
     State(state): State<AppState>,
     client: ServiceClient,
