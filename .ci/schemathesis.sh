@@ -12,7 +12,8 @@ log() { printf '\n--- %s\n' "$*"; }
 
 examples="${SCHEMATHESIS_EXAMPLES:-20}"
 budget="${SCHEMATHESIS_TIMEOUT:-170}"
-bin="target/debug/sip-settings"
+target_dir="${CARGO_TARGET_DIR:-target}"
+bin="$target_dir/debug/sip-settings"
 
 # --- tools ---------------------------------------------------------------------------------------
 [[ -x "$bin" ]] || cargo build -q -p sip-settings
@@ -21,13 +22,13 @@ if ! command -v python3 >/dev/null 2>&1; then
     apt-get update -qq
     apt-get install -y -qq python3 python3-pip python3-venv
 fi
-venv="target/schemathesis-venv"
+venv="$target_dir/schemathesis-venv"
 if [[ ! -x "$venv/bin/schemathesis" ]]; then
     log "installing schemathesis and openapi-spec-validator"
     python3 -m venv "$venv"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check schemathesis openapi-spec-validator
 fi
-st="$PWD/$venv/bin/schemathesis"
+st="$(cd "$venv/bin" && pwd)/schemathesis"
 "$st" --version
 
 # --- a fresh installation --------------------------------------------------------------------------
