@@ -6,6 +6,7 @@
 //! concurrently with it.
 
 mod billing;
+mod fast;
 mod rows;
 
 use std::str::FromStr;
@@ -41,6 +42,7 @@ use crate::rows::{account_from_row, cert_from_row, map_err};
 pub struct SqliteStore {
     pub(crate) writer: SqlitePool,
     pub(crate) reader: SqlitePool,
+    fast: std::sync::Arc<fast::FastReader>,
 }
 
 const ACCOUNT_COLUMNS: &str = "username, domain, first_name, last_name, email, timezone, mobile, \
@@ -80,10 +82,15 @@ impl SqliteStore {
             .max_connections(4)
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await
             .map_err(map_err)?;
-        Ok(Self { writer, reader })
+        let fast = std::sync::Arc::new(fast::FastReader::new(options.get_filename().to_owned()));
+        Ok(Self {
+            writer,
+            reader,
+            fast,
+        })
     }
 
     /// Writes a consistent copy of the database to `path` (`VACUUM INTO`), while it serves.
@@ -191,15 +198,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE domain = ? AND username = ?"
-        ))
-        .bind(id.domain().as_str())
-        .bind(id.user().as_str())
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(map_err)?;
-        row.as_ref().map(account_from_row).transpose()
+        self.fast.account(id)
     }
 
     async fn list_accounts(&self, domain: Option<&Domain>) -> Result<Vec<Account>, StoreError> {
@@ -345,12 +344,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_certificate(&self, serial: &Serial) -> Result<Option<CertRecord>, StoreError> {
-        let row = sqlx::query("SELECT * FROM certificates WHERE serial = ?")
-            .bind(serial.as_str())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(map_err)?;
-        row.as_ref().map(cert_from_row).transpose()
+        self.fast.certificate(serial)
     }
 
     async fn list_certificates(
@@ -599,24 +593,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_diversions(&self, account: &AccountId) -> Result<Diversions, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT condition, target FROM diversions WHERE account_id = {ACCOUNT_ID}"
-        ))
-        .bind(account.domain().as_str())
-        .bind(account.user().as_str())
-        .fetch_all(&self.reader)
-        .await
-        .map_err(map_err)?;
-        let mut out = Diversions::new();
-        for r in rows {
-            let c: String = r.try_get("condition").map_err(map_err)?;
-            let t: String = r.try_get("target").map_err(map_err)?;
-            let condition = Condition::from_code(&c).ok_or_else(|| corrupt("condition", &c))?;
-            let target =
-                DiversionTarget::from_stored(&t).map_err(|e| corrupt("diversion target", e))?;
-            out.insert(condition, target);
-        }
-        Ok(out)
+        self.fast.diversions(account)
     }
 
     async fn set_diversions(
@@ -708,22 +685,7 @@ impl Store for SqliteStore {
         &self,
         account: &AccountId,
     ) -> Result<Option<TemporaryRule>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT groups, until FROM accept_temporary WHERE account_id = {ACCOUNT_ID}"
-        ))
-        .bind(account.domain().as_str())
-        .bind(account.user().as_str())
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(map_err)?;
-        row.map(|r| {
-            let groups: String = r.try_get("groups").map_err(map_err)?;
-            Ok(TemporaryRule {
-                groups: parse_groups(&groups)?,
-                until: r.try_get("until").map_err(map_err)?,
-            })
-        })
-        .transpose()
+        self.fast.temporary_rule(account)
     }
 
     async fn put_accept_rule(
