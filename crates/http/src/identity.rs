@@ -8,18 +8,22 @@ use sip_settings_core::{AccountId, Identity, Serial, ServiceError, Services};
 
 use crate::AppState;
 use crate::reply;
-use crate::serve::Peer;
+use crate::serve::{Peer, PeerCertificate};
 
 /// Establishes the identity behind a request's client certificate.
 pub async fn identify(services: &Services, peer: Option<&Peer>) -> Result<Identity, ServiceError> {
-    let Some(der) = peer.and_then(|p| p.certificate.as_deref()) else {
-        return Err(ServiceError::Unauthenticated(
+    match peer.and_then(|p| p.certificate.as_deref()) {
+        None => Err(ServiceError::Unauthenticated(
             "Error: a client certificate is required".to_owned(),
-        ));
-    };
-    let (serial, fingerprint) = sip_settings_pki::peer_identity(der)
-        .map_err(|_| ServiceError::Forbidden("Error: unreadable client certificate".to_owned()))?;
-    services.authenticate(&serial, &fingerprint).await
+        )),
+        Some(PeerCertificate::Unreadable) => Err(ServiceError::Forbidden(
+            "Error: unreadable client certificate".to_owned(),
+        )),
+        Some(PeerCertificate::Read {
+            serial,
+            fingerprint,
+        }) => services.authenticate(serial, fingerprint).await,
+    }
 }
 
 /// A request made with a valid subscriber certificate.

@@ -14,6 +14,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
+use sip_settings_core::Serial;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
@@ -24,8 +25,36 @@ use tower::ServiceExt;
 pub struct Peer {
     /// The client's address.
     pub addr: SocketAddr,
-    /// The client's certificate (DER), when it presented one that verified.
-    pub certificate: Option<Arc<Vec<u8>>>,
+    /// The client's certificate, when it presented one that verified, read once per connection
+    /// (not once per request).
+    pub certificate: Option<Arc<PeerCertificate>>,
+}
+
+/// What a presented client certificate says about who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerCertificate {
+    /// Its serial and SHA-256 fingerprint, to be looked up in the store.
+    Read {
+        /// The serial.
+        serial: Serial,
+        /// SHA-256 of the DER, lower-case hex.
+        fingerprint: String,
+    },
+    /// It verified against the CA but could not be parsed.
+    Unreadable,
+}
+
+impl PeerCertificate {
+    /// Reads a DER certificate.
+    pub fn from_der(der: &[u8]) -> Self {
+        match sip_settings_pki::peer_identity(der) {
+            Ok((serial, fingerprint)) => Self::Read {
+                serial,
+                fingerprint,
+            },
+            Err(_) => Self::Unreadable,
+        }
+    }
 }
 
 /// Connection-level limits.
@@ -105,7 +134,7 @@ pub async fn serve(
                 .1
                 .peer_certificates()
                 .and_then(|chain| chain.first())
-                .map(|c| Arc::new(c.to_vec()));
+                .map(|c| Arc::new(PeerCertificate::from_der(c)));
             let peer = Peer { addr, certificate };
             let service = app.map_request(move |mut request: Request<Incoming>| {
                 request.extensions_mut().insert(peer.clone());
