@@ -17,11 +17,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
 use crate::SqliteStore;
-use crate::rows::map_err;
-
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Other(format!("stored {what} is invalid: {e}"))
-}
+use crate::rows::{account_id_from, corrupt, map_err};
 
 fn u32_of(v: i64, what: &str) -> Result<u32, StoreError> {
     u32::try_from(v).map_err(|e| corrupt(what, e))
@@ -57,8 +53,6 @@ fn rate_from(r: &SqliteRow, p: &str) -> Result<Rate, StoreError> {
 }
 
 fn session_from(r: &SqliteRow) -> Result<PrepaidSession, StoreError> {
-    let user: String = r.try_get("username").map_err(map_err)?;
-    let domain: String = r.try_get("domain").map_err(map_err)?;
     let destination: String = r.try_get("destination").map_err(map_err)?;
     let closed_at: Option<DateTime<Utc>> = r.try_get("closed_at").map_err(map_err)?;
     let closed = match closed_at {
@@ -79,8 +73,7 @@ fn session_from(r: &SqliteRow) -> Result<PrepaidSession, StoreError> {
     let reserved: i64 = r.try_get("reserved").map_err(map_err)?;
     Ok(PrepaidSession {
         call_id: r.try_get("call_id").map_err(map_err)?,
-        account: AccountId::parse(&format!("{user}@{domain}"))
-            .map_err(|e| corrupt("account", e))?,
+        account: account_id_from(r, "username", "domain")?,
         destination: E164::parse_for("destination", &destination)
             .map_err(|e| corrupt("destination", e))?,
         opened_at: r.try_get("opened_at").map_err(map_err)?,

@@ -35,7 +35,7 @@ use sip_settings_core::{Email, Store, StoreError};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-use crate::rows::{account_from_row, cert_from_row, map_err};
+use crate::rows::{account_from_row, account_id_from, cert_from_row, corrupt, map_err};
 
 /// The embedded SQLite store.
 #[derive(Debug, Clone)]
@@ -1100,20 +1100,6 @@ async fn account_rowid(
         .await
         .map_err(map_err)?
         .ok_or_else(|| StoreError::NotFound(format!("account {account}")))
-}
-
-fn account_id_from(
-    r: &sqlx::sqlite::SqliteRow,
-    user: &str,
-    domain: &str,
-) -> Result<AccountId, StoreError> {
-    let u: String = r.try_get(user).map_err(map_err)?;
-    let d: String = r.try_get(domain).map_err(map_err)?;
-    AccountId::parse(&format!("{u}@{d}")).map_err(|e| corrupt("address", e))
-}
-
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Other(format!("stored {what} is invalid: {e}"))
 }
 
 fn minute(m: i64) -> Result<ClockTime, StoreError> {

@@ -33,7 +33,8 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
     }
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+/// A stored value that does not parse: an error, never a panic.
+pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Other(format!("stored {what} is invalid: {e}"))
 }
 
@@ -43,8 +44,7 @@ pub(crate) fn account_from_row(r: &SqliteRow) -> Result<Account, StoreError> {
     let get_o = |c: &str| -> Result<Option<String>, StoreError> {
         r.try_get::<Option<String>, _>(c).map_err(map_err)
     };
-    let id = AccountId::parse(&format!("{}@{}", get_s("username")?, get_s("domain")?))
-        .map_err(|e| corrupt("account id", e))?;
+    let id = account_id_from(r, "username", "domain")?;
     let email = get_o("email")?
         .map(|e| Email::parse_for("email", &e))
         .transpose()
@@ -98,4 +98,15 @@ pub(crate) fn cert_from_row(r: &SqliteRow) -> Result<CertRecord, StoreError> {
         issued_at: r.try_get("issued_at").map_err(map_err)?,
         revoked_at: r.try_get("revoked_at").map_err(map_err)?,
     })
+}
+
+/// The account address in the columns `user` and `domain` of a row.
+pub(crate) fn account_id_from(
+    r: &SqliteRow,
+    user: &str,
+    domain: &str,
+) -> Result<AccountId, StoreError> {
+    let u: String = r.try_get(user).map_err(map_err)?;
+    let d: String = r.try_get(domain).map_err(map_err)?;
+    AccountId::parse(&format!("{u}@{d}")).map_err(|e| corrupt("address", e))
 }
