@@ -4,8 +4,8 @@
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone as _, Utc};
 
 use crate::calls::{
-    CallInput, CallRecord, CloseRequest, Direction, HistoryEntry, NewCall, OpenOutcome,
-    OpenRequest, PrepaidRefusal, PrepaidSession, Usage,
+    CallInput, CallRecord, CloseOutcome, CloseRequest, Direction, HistoryEntry, NewCall,
+    OpenOutcome, OpenRequest, PrepaidRefusal, PrepaidSession, Usage,
 };
 use crate::error::{ServiceError, StoreError};
 use crate::ids::{AccountId, E164, TimeZone, printable};
@@ -204,7 +204,7 @@ impl Services {
             proxy_ip: probe.proxy_ip,
             now: self.clock().now(),
         };
-        let session = self
+        let outcome = self
             .store()
             .close_prepaid_session(&request)
             .await?
@@ -214,12 +214,10 @@ impl Services {
                     request.call_id
                 ))
             })?;
-        // A repeated close answers the first settlement, stamped with its own time.
-        if let Some(done) = session
-            .closed
-            .as_ref()
-            .filter(|d| d.closed_at == request.now)
-        {
+        // Only a close that settled now changed the balance; a repeat changed nothing.
+        let settled_now = matches!(outcome, CloseOutcome::Closed(_));
+        let session = outcome.into_session();
+        if let Some(done) = session.closed.as_ref().filter(|_| settled_now) {
             self.journal(
                 &session.account,
                 "balance",

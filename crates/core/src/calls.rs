@@ -324,6 +324,31 @@ pub enum OpenOutcome {
     Refused(PrepaidRefusal),
 }
 
+/// What closing did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseOutcome {
+    /// Settled now: priced, debited, recorded.
+    Closed(PrepaidSession),
+    /// Settled before: the session as it is, nothing changed.
+    AlreadyClosed(PrepaidSession),
+}
+
+impl CloseOutcome {
+    /// The session, settled.
+    pub fn session(&self) -> &PrepaidSession {
+        match self {
+            Self::Closed(s) | Self::AlreadyClosed(s) => s,
+        }
+    }
+
+    /// The session, settled.
+    pub fn into_session(self) -> PrepaidSession {
+        match self {
+            Self::Closed(s) | Self::AlreadyClosed(s) => s,
+        }
+    }
+}
+
 /// What to close.
 #[derive(Debug, Clone)]
 pub struct CloseRequest {

@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 
 use crate::account::{Account, AccountProfile};
 use crate::calls::{
-    BillingSnapshot, CallRecord, CloseRequest, Direction, HistoryEntry, NewCall, OpenOutcome,
-    OpenRequest, PrepaidSession, Usage,
+    BillingSnapshot, CallRecord, CloseOutcome, CloseRequest, Direction, HistoryEntry, NewCall,
+    OpenOutcome, OpenRequest, PrepaidSession, Usage,
 };
 use crate::cert::{CertRecord, Serial};
 use crate::credentials::Credentials;
@@ -287,12 +287,12 @@ pub trait Store: Send + Sync + fmt::Debug {
     async fn open_prepaid_session(&self, request: &OpenRequest) -> Result<OpenOutcome, StoreError>;
     /// Closes a session in one transaction: prices the duration at the session's rate, debits
     /// the balance, writes the history entry and the call record, releases the reservation.
-    /// Closing a closed session changes nothing and answers it as it is. `None` for an unknown
-    /// Call-ID.
+    /// Closing a closed session changes nothing and answers it as it is
+    /// ([`CloseOutcome::AlreadyClosed`]). `None` for an unknown Call-ID.
     async fn close_prepaid_session(
         &self,
         request: &CloseRequest,
-    ) -> Result<Option<PrepaidSession>, StoreError>;
+    ) -> Result<Option<CloseOutcome>, StoreError>;
     /// The account's open sessions, oldest first.
     async fn active_sessions(&self, account: &AccountId)
     -> Result<Vec<PrepaidSession>, StoreError>;

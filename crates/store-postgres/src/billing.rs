@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use sip_settings_core::StoreError;
 use sip_settings_core::calls::{
-    BillingSnapshot, CallRecord, CloseRequest, Direction, HistoryEntry, NewCall, OpenOutcome,
-    OpenRequest, PrepaidRefusal, PrepaidSession, Settlement, Usage,
+    BillingSnapshot, CallRecord, CloseOutcome, CloseRequest, Direction, HistoryEntry, NewCall,
+    OpenOutcome, OpenRequest, PrepaidRefusal, PrepaidSession, Settlement, Usage,
 };
 use sip_settings_core::ids::AccountId;
 use sip_settings_core::money::Money;
@@ -349,7 +349,7 @@ impl PgStore {
     pub(crate) async fn close_session_impl(
         &self,
         req: &CloseRequest,
-    ) -> Result<Option<PrepaidSession>, StoreError> {
+    ) -> Result<Option<CloseOutcome>, StoreError> {
         retrying(|| async move {
             let mut tx = self.pool.begin().await?;
             // The account first (the lock order of every balance change), then the session.
@@ -378,7 +378,7 @@ impl PgStore {
             let mut session = session_from(&row)?;
             if session.closed.is_some() {
                 // Closed before (or while this waited for the lock): answered as it is.
-                return Ok(Some(session));
+                return Ok(Some(CloseOutcome::AlreadyClosed(session)));
             }
             let price = session.rate.price(req.duration);
             let new_balance = Money::from_units(balance) - price;
@@ -439,7 +439,7 @@ impl PgStore {
                 price,
                 balance: new_balance,
             });
-            Ok(Some(session))
+            Ok(Some(CloseOutcome::Closed(session)))
         })
         .await
     }

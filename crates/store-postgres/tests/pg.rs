@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use sip_settings_core::account::{Account, AccountProfile};
 use sip_settings_core::calls::{
-    CallRecord, CloseRequest, Direction, NewCall, OpenOutcome, OpenRequest, PrepaidRefusal,
+    CallRecord, CloseOutcome, CloseRequest, Direction, NewCall, OpenOutcome, OpenRequest,
+    PrepaidRefusal,
 };
 use sip_settings_core::cert::{CertRecord, CertRole, Serial};
 use sip_settings_core::money::Money;
@@ -459,12 +460,22 @@ async fn closing_twice_debits_once() {
         s.close_prepaid_session(&close)
     );
     let (a, b) = (a.unwrap().unwrap(), b.unwrap().unwrap());
+    // Exactly one of the two settled; the other answered its result.
+    assert_eq!(
+        [&a, &b]
+            .iter()
+            .filter(|o| matches!(o, CloseOutcome::Closed(_)))
+            .count(),
+        1
+    );
+    let (a, b) = (a.into_session(), b.into_session());
     assert_eq!(a, b);
     let again = s
         .close_prepaid_session(&close_request("c1", 45))
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .into_session();
     assert_eq!(again, a);
     let settled = a.closed.unwrap();
     assert_eq!(settled.price, money("0.10"));

@@ -5,8 +5,8 @@
 use chrono::{DateTime, TimeZone, Utc};
 use sip_settings_core::StoreError;
 use sip_settings_core::calls::{
-    BillingSnapshot, CallRecord, CloseRequest, Direction, HistoryEntry, NewCall, OpenOutcome,
-    OpenRequest, PrepaidRefusal, PrepaidSession, Settlement, Usage,
+    BillingSnapshot, CallRecord, CloseOutcome, CloseRequest, Direction, HistoryEntry, NewCall,
+    OpenOutcome, OpenRequest, PrepaidRefusal, PrepaidSession, Settlement, Usage,
 };
 use sip_settings_core::ids::{AccountId, E164};
 use sip_settings_core::money::Money;
@@ -441,7 +441,7 @@ impl SqliteStore {
     pub(crate) async fn close_session_impl(
         &self,
         req: &CloseRequest,
-    ) -> Result<Option<PrepaidSession>, StoreError> {
+    ) -> Result<Option<CloseOutcome>, StoreError> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         let row = sqlx::query(&format!("{SESSION_SELECT} WHERE s.call_id = ?"))
             .bind(&req.call_id)
@@ -451,7 +451,7 @@ impl SqliteStore {
         let Some(row) = row else { return Ok(None) };
         let mut session = session_from(&row)?;
         if session.closed.is_some() {
-            return Ok(Some(session));
+            return Ok(Some(CloseOutcome::AlreadyClosed(session)));
         }
         let (id, _, balance) = account_row(&mut tx, &session.account).await?;
         let price = session.rate.price(req.duration);
@@ -519,7 +519,7 @@ impl SqliteStore {
             price,
             balance: new_balance,
         });
-        Ok(Some(session))
+        Ok(Some(CloseOutcome::Closed(session)))
     }
 
     pub(crate) async fn active_sessions_impl(

@@ -16,8 +16,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sip_settings_core::account::{Account, AccountProfile};
 use sip_settings_core::calls::{
-    BillingSnapshot, CallRecord, CloseRequest, Direction, HistoryEntry, NewCall, OpenOutcome,
-    OpenRequest, PrepaidSession, Usage,
+    BillingSnapshot, CallRecord, CloseOutcome, CloseRequest, Direction, HistoryEntry, NewCall,
+    OpenOutcome, OpenRequest, PrepaidSession, Usage,
 };
 use sip_settings_core::cert::{CertRecord, Serial};
 use sip_settings_core::credentials::Credentials;
@@ -985,7 +985,7 @@ impl Store for SqliteStore {
     async fn close_prepaid_session(
         &self,
         request: &CloseRequest,
-    ) -> Result<Option<PrepaidSession>, StoreError> {
+    ) -> Result<Option<CloseOutcome>, StoreError> {
         self.close_session_impl(request).await
     }
 

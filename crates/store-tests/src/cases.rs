@@ -6,7 +6,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use sip_settings_core::account::{Account, AccountProfile};
 use sip_settings_core::calls::{
-    CallRecord, CloseRequest, Direction, NewCall, OpenOutcome, OpenRequest, PrepaidRefusal,
+    CallRecord, CloseOutcome, CloseRequest, Direction, NewCall, OpenOutcome, OpenRequest,
+    PrepaidRefusal,
 };
 use sip_settings_core::cert::{CertRecord, CertRole, Serial};
 use sip_settings_core::money::Money;
@@ -981,6 +982,8 @@ pub async fn prepaid_reservation_rules(store: Arc<dyn Store>) {
         .await
         .unwrap()
         .unwrap();
+    assert!(matches!(closed, CloseOutcome::Closed(_)));
+    let closed = closed.into_session();
     let settlement = closed.closed.clone().unwrap();
     assert_eq!(
         (settlement.price, settlement.balance),
@@ -991,6 +994,11 @@ pub async fn prepaid_reservation_rules(store: Arc<dyn Store>) {
         .await
         .unwrap()
         .unwrap();
+    assert!(
+        matches!(again, CloseOutcome::AlreadyClosed(_)),
+        "a repeated close changes nothing"
+    );
+    let again = again.into_session();
     assert_eq!(
         again.closed, closed.closed,
         "closing twice answers the first result"
