@@ -393,9 +393,11 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
                     })?
                     .1;
                 eprintln!(
-                    "sip-settings {} × {c}: {} req/s",
+                    "sip-settings {} × {c}: {} req/s, server CPU {} µs/req",
                     action.label(),
-                    report::rate(f.rps)
+                    report::rate(f.rps),
+                    f.server_cpu
+                        .map_or_else(|| "?".to_owned(), |us| format!("{us:.1}"))
                 );
                 report.rows.push(Row {
                     scenario: format!("{}, keep-alive", action.label()),
@@ -509,7 +511,12 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
                         .await
                         .with_context(|| format!("nginx at {c} connections"))?
                         .1;
-                    eprintln!("nginx × {c}: {} req/s", report::rate(f.rps));
+                    eprintln!(
+                        "nginx × {c}: {} req/s, server CPU {} µs/req",
+                        report::rate(f.rps),
+                        f.server_cpu
+                            .map_or_else(|| "?".to_owned(), |us| format!("{us:.1}"))
+                    );
                     for row in report.rows.iter_mut().filter(|r| r.conns == c) {
                         if row.scenario.ends_with("keep-alive") {
                             row.nginx = Some(f);

@@ -5,6 +5,12 @@ use clap::Parser;
 use sip_settings::cli::{Cli, Command};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of the system allocator: a request allocates and frees many small
+/// buffers across worker threads, where glibc's malloc showed up as about 8% of the server's
+/// profile under load (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
