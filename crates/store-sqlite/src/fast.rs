@@ -3,7 +3,16 @@
 //! for the writer, and a read from SQLite's page cache takes microseconds: less than handing it
 //! to sqlx's worker thread and waking the task again, which the profile showed dominating
 //! every request (see docs/benchmarks.md).
+//!
+//! Their results are kept in memory for as long as the database stays as it was: each look-up
+//! first reads the database's [`Version`] (one `pread`, no lock; see [`crate::changes`]) and
+//! answers from memory only when nothing was committed since the answer was read, by any
+//! connection of any process. So a revocation, by this server, another one or the CLI, holds
+//! for the next request at once, as without the cache. What the cache saves is SQLite's read
+//! transaction: its file locks and the mutexes around them were half of a request's CPU time.
 
+use std::collections::HashMap;
+use std::hash::Hash;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -17,14 +26,31 @@ use sip_settings_core::ids::{AccountId, E164, Email, TimeZone};
 use sip_settings_core::settings::{Diversions, Group, TemporaryRule};
 use sip_settings_core::sip::{Condition, DiversionTarget};
 
+use crate::changes::{Version, WalWatch};
+
 /// Most idle connections kept.
 const KEEP: usize = 8;
+/// Most entries of one kind kept; past that the kind is emptied and fills again.
+const MAX_CACHED: usize = 100_000;
 
-/// Read-only rusqlite connections to the database file, reused.
+/// Read-only rusqlite connections to the database file, reused, and the answers they gave.
 #[derive(Debug)]
 pub(crate) struct FastReader {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// `None` for a database that is not a WAL file: nothing is cached then.
+    watch: Option<WalWatch>,
+    cache: Mutex<Cache>,
+}
+
+/// Answers read at one [`Version`] of the database.
+#[derive(Debug, Default)]
+struct Cache {
+    version: Option<Version>,
+    certificates: HashMap<Serial, Option<CertRecord>>,
+    accounts: HashMap<AccountId, Option<Account>>,
+    temporary_rules: HashMap<AccountId, Option<TemporaryRule>>,
+    diversions: HashMap<AccountId, Diversions>,
 }
 
 fn map_err(e: rusqlite::Error) -> StoreError {
@@ -58,10 +84,52 @@ fn time(s: &str) -> rusqlite::Result<DateTime<Utc>> {
 
 impl FastReader {
     pub(crate) fn new(path: PathBuf) -> Self {
+        let watch = WalWatch::open(&path);
+        if watch.is_none() {
+            tracing::debug!(path = %path.display(), "not a WAL file: hot reads are not cached");
+        }
         Self {
             path,
             idle: Mutex::new(Vec::new()),
+            watch,
+            cache: Mutex::new(Cache::default()),
         }
+    }
+
+    /// The answer for `key` from the cache when the database has not changed since it was
+    /// read; otherwise `read` runs, and its answer is kept under the version read *before* it
+    /// ran (a commit in between makes the next look-up miss, never serve older data).
+    fn cached<K: Hash + Eq + Clone, V: Clone>(
+        &self,
+        kind: fn(&mut Cache) -> &mut HashMap<K, V>,
+        key: &K,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<V>,
+    ) -> Result<V, StoreError> {
+        let version = self.watch.as_ref().and_then(WalWatch::version);
+        if let Some(v) = version {
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.version == Some(v) {
+                if let Some(hit) = kind(&mut cache).get(key) {
+                    return Ok(hit.clone());
+                }
+            }
+        }
+        let value = self.with(read)?;
+        if let Some(v) = version {
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.version != Some(v) {
+                *cache = Cache {
+                    version: Some(v),
+                    ..Cache::default()
+                };
+            }
+            let entries = kind(&mut cache);
+            if entries.len() >= MAX_CACHED {
+                entries.clear();
+            }
+            entries.insert(key.clone(), value.clone());
+        }
+        Ok(value)
     }
 
     fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
@@ -87,7 +155,7 @@ impl FastReader {
     }
 
     pub(crate) fn certificate(&self, serial: &Serial) -> Result<Option<CertRecord>, StoreError> {
-        self.with(|c| {
+        self.cached(|c| &mut c.certificates, serial, |c| {
             c.prepare_cached(
                 "SELECT serial, subject, role, account, fingerprint, not_before, not_after, issued_at, \
                  revoked_at FROM certificates WHERE serial = ?1",
@@ -98,7 +166,7 @@ impl FastReader {
     }
 
     pub(crate) fn account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
-        self.with(|c| {
+        self.cached(|c| &mut c.accounts, id, |c| {
             c.prepare_cached(
                 "SELECT username, domain, first_name, last_name, email, timezone, mobile, \
                  pstn_caller_id, language, no_answer_timeout, quick_dial, privacy, prepaid, created_at \
@@ -113,7 +181,7 @@ impl FastReader {
         &self,
         id: &AccountId,
     ) -> Result<Option<TemporaryRule>, StoreError> {
-        self.with(|c| {
+        self.cached(|c| &mut c.temporary_rules, id, |c| {
             c.prepare_cached(
                 "SELECT t.groups, t.until FROM accept_temporary t JOIN accounts a ON a.id = t.account_id \
                  WHERE a.domain = ?1 AND a.username = ?2",
@@ -131,7 +199,7 @@ impl FastReader {
     }
 
     pub(crate) fn diversions(&self, id: &AccountId) -> Result<Diversions, StoreError> {
-        self.with(|c| {
+        self.cached(|c| &mut c.diversions, id, |c| {
             let mut stmt = c.prepare_cached(
                 "SELECT d.condition, d.target FROM diversions d JOIN accounts a ON a.id = d.account_id \
                  WHERE a.domain = ?1 AND a.username = ?2",

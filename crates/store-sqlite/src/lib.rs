@@ -6,6 +6,7 @@
 //! concurrently with it.
 
 mod billing;
+mod changes;
 mod fast;
 mod rows;
 
