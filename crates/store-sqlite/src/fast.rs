@@ -108,10 +108,10 @@ impl FastReader {
         let version = self.watch.as_ref().and_then(WalWatch::version);
         if let Some(v) = version {
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            if cache.version == Some(v) {
-                if let Some(hit) = kind(&mut cache).get(key) {
-                    return Ok(hit.clone());
-                }
+            if cache.version == Some(v)
+                && let Some(hit) = kind(&mut cache).get(key)
+            {
+                return Ok(hit.clone());
             }
         }
         let value = self.with(read)?;
