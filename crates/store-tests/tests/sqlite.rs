@@ -101,8 +101,10 @@ async fn the_hot_read_cache_shows_every_commit_of_another_connection_at_once() {
     let cert = server.get_certificate(&serial).await.unwrap().unwrap();
     assert_eq!(cert.revoked_at, Some(t0), "a revocation holds at once");
 
-    let mut profile = AccountProfile::default();
-    profile.first_name = "Alice".into();
+    let profile = AccountProfile {
+        first_name: "Alice".into(),
+        ..AccountProfile::default()
+    };
     cli.update_account(&alice, &profile, true).await.unwrap();
     let seen = server.get_account(&alice).await.unwrap().unwrap();
     assert_eq!(
