@@ -31,7 +31,7 @@ use crate::changes::{Version, WalWatch};
 /// Most idle connections kept.
 const KEEP: usize = 8;
 /// Most entries of one kind kept; past that the kind is emptied and fills again.
-const MAX_CACHED: usize = 100_000;
+const MAX_CACHED: usize = 50_000;
 
 /// Read-only rusqlite connections to the database file, reused, and the answers they gave.
 #[derive(Debug)]
