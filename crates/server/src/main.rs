@@ -8,7 +8,7 @@ use tracing_subscriber::EnvFilter;
 /// mimalloc instead of the system allocator: a request allocates and frees many small
 /// buffers across worker threads. Measured side by side under keep-alive reads it takes about
 /// 3-4 µs less server CPU per request than glibc's malloc (about 20%), for about 15 MiB more
-/// resident memory at idle (docs/architecture.md, "Benchmarks").
+/// resident memory at idle (docs/architecture.md, "Performance").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
