@@ -21,6 +21,7 @@ pub mod settings;
 pub mod settings_service;
 pub mod sip;
 pub mod store;
+pub mod stored;
 
 pub use account::{Account, AccountProfile, AccountUpdate};
 pub use cert::{CertRecord, CertRole, Serial};

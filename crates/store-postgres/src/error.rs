@@ -116,7 +116,7 @@ where
 
 /// A stored value that does not parse: an error, never a panic.
 pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> Fail {
-    Fail::Store(StoreError::Other(format!("stored {what} is invalid: {e}")))
+    Fail::Store(sip_settings_core::stored::corrupt(what, e))
 }
 
 #[cfg(test)]

@@ -63,16 +63,14 @@ use sip_settings_core::settings::{
 };
 use sip_settings_core::sip::{Condition, DiversionTarget, SipUri};
 use sip_settings_core::store::{AliasOutcome, BalanceChange};
+use sip_settings_core::stored;
 use sip_settings_core::{Email, Store, StoreError};
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Row};
 
 use crate::error::{Fail, Res, corrupt, is_unique_violation, map_err, retrying};
-use crate::rows::{
-    ACCOUNT_COLUMNS, account_from_row, account_id_from, cert_from_row, join_groups, minute,
-    parse_groups, split_list,
-};
+use crate::rows::{ACCOUNT_COLUMNS, account_from_row, account_id_from, cert_from_row, split_list};
 
 /// Connections per server process.
 const MAX_CONNECTIONS: u32 = 16;
@@ -725,9 +723,7 @@ impl Store for PgStore {
             for r in rows {
                 let c: String = r.try_get("condition")?;
                 let t: String = r.try_get("target")?;
-                let condition = Condition::from_code(&c).ok_or_else(|| corrupt("condition", &c))?;
-                let target =
-                    DiversionTarget::from_stored(&t).map_err(|e| corrupt("diversion target", e))?;
+                let (condition, target) = stored::diversion(&c, &t)?;
                 out.insert(condition, target);
             }
             Ok(out)
@@ -798,9 +794,9 @@ impl Store for PgStore {
                         .ok()
                         .and_then(|d| DaysMask::new(d).ok())
                         .ok_or_else(|| corrupt("days mask", days))?,
-                    start: minute(r.try_get("start_minute")?)?,
-                    stop: minute(r.try_get("stop_minute")?)?,
-                    groups: parse_groups(&groups)?,
+                    start: stored::minute(r.try_get::<i32, _>("start_minute")?.into())?,
+                    stop: stored::minute(r.try_get::<i32, _>("stop_minute")?.into())?,
+                    groups: stored::groups(&groups)?,
                 });
             }
             let temp = sqlx::query(&format!(
@@ -814,7 +810,7 @@ impl Store for PgStore {
                 Some(r) => {
                     let groups: String = r.try_get("groups")?;
                     Some(TemporaryRule {
-                        groups: parse_groups(&groups)?,
+                        groups: stored::groups(&groups)?,
                         until: r.try_get("until")?,
                     })
                 }
@@ -844,7 +840,7 @@ impl Store for PgStore {
                 Some(r) => {
                     let groups: String = r.try_get("groups")?;
                     Ok(Some(TemporaryRule {
-                        groups: parse_groups(&groups)?,
+                        groups: stored::groups(&groups)?,
                         until: r.try_get("until")?,
                     }))
                 }
@@ -880,7 +876,7 @@ impl Store for PgStore {
             .bind(i32::from(rule.days.value()))
             .bind(i32::from(rule.start.minutes()))
             .bind(i32::from(rule.stop.minutes()))
-            .bind(join_groups(&rule.groups))
+            .bind(stored::join_groups(&rule.groups))
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -924,7 +920,7 @@ impl Store for PgStore {
                          groups = excluded.groups, until = excluded.until",
                     )
                     .bind(id)
-                    .bind(join_groups(&rule.groups))
+                    .bind(stored::join_groups(&rule.groups))
                     .bind(rule.until)
                     .execute(&mut *tx)
                     .await?;

@@ -4,14 +4,14 @@
 //! [`StoreError::Other`]: sip_settings_core::StoreError::Other
 
 use chrono::{DateTime, TimeZone, Utc};
-use sip_settings_core::account::{Account, AccountProfile};
+use sip_settings_core::account::Account;
 use sip_settings_core::calls::{CallRecord, HistoryEntry, PrepaidSession, Settlement};
-use sip_settings_core::cert::{CertRecord, CertRole, Serial};
-use sip_settings_core::ids::{AccountId, E164, Email, TimeZone as Zone};
+use sip_settings_core::cert::CertRecord;
+use sip_settings_core::ids::{AccountId, E164};
 use sip_settings_core::money::Money;
 use sip_settings_core::rating::Rate;
-use sip_settings_core::settings::{ClockTime, Group};
 use sip_settings_core::sip::SipUri;
+use sip_settings_core::stored::{self, AccountRow, CertRow};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
@@ -27,88 +27,49 @@ pub(crate) const SESSION_SELECT: &str = "SELECT s.*, a.username, a.domain FROM p
                                          JOIN accounts a ON a.id = s.account_id";
 
 pub(crate) fn account_from_row(r: &PgRow) -> Res<Account> {
-    let get_o = |c: &str| -> Res<Option<String>> { Ok(r.try_get::<Option<String>, _>(c)?) };
-    let id = account_id_from(r, "username", "domain")?;
-    let email = get_o("email")?
-        .map(|e| Email::parse_for("email", &e))
-        .transpose()
-        .map_err(|e| corrupt("email", e))?;
-    let mobile = get_o("mobile")?
-        .map(|m| E164::parse_for("mobile", &m))
-        .transpose()
-        .map_err(|e| corrupt("mobile", e))?;
-    let pstn = get_o("pstn_caller_id")?
-        .map(|m| E164::parse_for("pstn_caller_id", &m))
-        .transpose()
-        .map_err(|e| corrupt("pstn_caller_id", e))?;
-    let timezone: String = r.try_get("timezone")?;
-    let timezone = Zone::parse_for("timezone", &timezone).map_err(|e| corrupt("timezone", e))?;
-    let timeout: i64 = r.try_get("no_answer_timeout")?;
-    let profile = AccountProfile {
+    Ok(AccountRow {
+        username: r.try_get("username")?,
+        domain: r.try_get("domain")?,
         first_name: r.try_get("first_name")?,
         last_name: r.try_get("last_name")?,
-        email,
-        timezone,
-        mobile,
-        pstn_caller_id: pstn,
+        email: r.try_get("email")?,
+        timezone: r.try_get("timezone")?,
+        mobile: r.try_get("mobile")?,
+        pstn_caller_id: r.try_get("pstn_caller_id")?,
         language: r.try_get("language")?,
-        no_answer_timeout: u32_of(timeout, "no_answer_timeout")?,
-        quick_dial: get_o("quick_dial")?,
-    };
-    Ok(Account {
-        id,
-        profile,
+        no_answer_timeout: r.try_get("no_answer_timeout")?,
+        quick_dial: r.try_get("quick_dial")?,
         privacy: r.try_get("privacy")?,
         prepaid: r.try_get("prepaid")?,
         created_at: r.try_get("created_at")?,
-    })
+    }
+    .parse()?)
 }
 
 pub(crate) fn cert_from_row(r: &PgRow) -> Res<CertRecord> {
-    let role: String = r.try_get("role")?;
-    let account: Option<String> = r.try_get("account")?;
-    let serial: String = r.try_get("serial")?;
-    Ok(CertRecord {
-        serial: Serial::parse(&serial).map_err(|e| corrupt("serial", e))?,
+    Ok(CertRow {
+        serial: r.try_get("serial")?,
         subject: r.try_get("subject")?,
-        role: CertRole::parse(&role).ok_or_else(|| corrupt("role", &role))?,
-        account: account
-            .map(|a| AccountId::parse(&a))
-            .transpose()
-            .map_err(|e| corrupt("certificate account", e))?,
+        role: r.try_get("role")?,
+        account: r.try_get("account")?,
         fingerprint: r.try_get("fingerprint")?,
         not_before: r.try_get("not_before")?,
         not_after: r.try_get("not_after")?,
         issued_at: r.try_get("issued_at")?,
         revoked_at: r.try_get("revoked_at")?,
-    })
+    }
+    .parse()?)
 }
 
 /// The address in columns `user` and `domain`.
 pub(crate) fn account_id_from(r: &PgRow, user: &str, domain: &str) -> Res<AccountId> {
     let u: String = r.try_get(user)?;
     let d: String = r.try_get(domain)?;
-    AccountId::parse(&format!("{u}@{d}")).map_err(|e| corrupt("address", e))
+    Ok(stored::address(&u, &d)?)
 }
 
 pub(crate) fn u32_of(v: i64, what: &str) -> Res<u32> {
     u32::try_from(v).map_err(|e| corrupt(what, e))
-}
-
-pub(crate) fn minute(m: i32) -> Res<ClockTime> {
-    u16::try_from(m)
-        .ok()
-        .and_then(ClockTime::from_minutes)
-        .ok_or_else(|| corrupt("time of day", m))
-}
-
-/// Groups as stored: their names, comma-joined.
-pub(crate) fn join_groups(groups: &[Group]) -> String {
-    groups.iter().map(Group::name).collect::<Vec<_>>().join(",")
-}
-
-pub(crate) fn parse_groups(s: &str) -> Res<Vec<Group>> {
-    Group::parse_list(s).map_err(|e| corrupt("groups", e))
 }
 
 /// A comma-joined list (phonebook groups, media) back as its items.

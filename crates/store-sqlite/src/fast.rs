@@ -18,13 +18,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rusqlite::types::Type;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 use sip_settings_core::StoreError;
-use sip_settings_core::account::{Account, AccountProfile};
-use sip_settings_core::cert::{CertRecord, CertRole, Serial};
-use sip_settings_core::ids::{AccountId, E164, Email, TimeZone};
-use sip_settings_core::settings::{Diversions, Group, TemporaryRule};
-use sip_settings_core::sip::{Condition, DiversionTarget};
+use sip_settings_core::account::Account;
+use sip_settings_core::cert::{CertRecord, Serial};
+use sip_settings_core::ids::AccountId;
+use sip_settings_core::settings::{Diversions, TemporaryRule};
+use sip_settings_core::stored::{self, AccountRow, CertRow};
 
 use crate::changes::{Version, WalWatch};
 
@@ -67,19 +68,22 @@ fn map_err(e: rusqlite::Error) -> StoreError {
     }
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> rusqlite::Error {
-    rusqlite::Error::InvalidColumnType(
-        0,
-        format!("stored {what} is invalid: {e}"),
-        rusqlite::types::Type::Text,
-    )
+/// A time column as sqlx writes it (RFC 3339, or SQLite's `YYYY-MM-DD HH:MM:SS.fff+00:00`).
+fn time(r: &Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
+    parse_time(i, &r.get::<_, String>(i)?)
 }
 
-fn time(s: &str) -> rusqlite::Result<DateTime<Utc>> {
+fn time_opt(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    r.get::<_, Option<String>>(i)?
+        .map(|s| parse_time(i, &s))
+        .transpose()
+}
+
+fn parse_time(i: usize, s: &str) -> rusqlite::Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%:z"))
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| corrupt("time", e))
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, Type::Text, e.into()))
 }
 
 impl FastReader {
@@ -103,7 +107,7 @@ impl FastReader {
         &self,
         kind: fn(&mut Cache) -> &mut HashMap<K, V>,
         key: &K,
-        read: impl FnOnce(&Connection) -> rusqlite::Result<V>,
+        read: impl FnOnce(&Connection) -> Result<V, StoreError>,
     ) -> Result<V, StoreError> {
         let version = self.watch.as_ref().and_then(WalWatch::version);
         if let Some(v) = version {
@@ -132,7 +136,10 @@ impl FastReader {
         Ok(value)
     }
 
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let reused = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let conn = match reused {
             Some(c) => c,
@@ -146,7 +153,7 @@ impl FastReader {
                 c
             }
         };
-        let result = f(&conn).map_err(map_err);
+        let result = f(&conn);
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < KEEP {
             idle.push(conn);
@@ -159,9 +166,11 @@ impl FastReader {
             c.prepare_cached(
                 "SELECT serial, subject, role, account, fingerprint, not_before, not_after, issued_at, \
                  revoked_at FROM certificates WHERE serial = ?1",
-            )?
-            .query_row([serial.as_str()], cert_from_row)
-            .optional()
+            )
+            .and_then(|mut stmt| stmt.query_row([serial.as_str()], cert_row).optional())
+            .map_err(map_err)?
+            .map(CertRow::parse)
+            .transpose()
         })
     }
 
@@ -171,9 +180,14 @@ impl FastReader {
                 "SELECT username, domain, first_name, last_name, email, timezone, mobile, \
                  pstn_caller_id, language, no_answer_timeout, quick_dial, privacy, prepaid, created_at \
                  FROM accounts WHERE domain = ?1 AND username = ?2",
-            )?
-            .query_row([id.domain().as_str(), id.user().as_str()], account_from_row)
-            .optional()
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row([id.domain().as_str(), id.user().as_str()], account_row)
+                    .optional()
+            })
+            .map_err(map_err)?
+            .map(AccountRow::parse)
+            .transpose()
         })
     }
 
@@ -182,93 +196,78 @@ impl FastReader {
         id: &AccountId,
     ) -> Result<Option<TemporaryRule>, StoreError> {
         self.cached(|c| &mut c.temporary_rules, id, |c| {
-            c.prepare_cached(
-                "SELECT t.groups, t.until FROM accept_temporary t JOIN accounts a ON a.id = t.account_id \
-                 WHERE a.domain = ?1 AND a.username = ?2",
-            )?
-            .query_row([id.domain().as_str(), id.user().as_str()], |r| {
-                let groups: String = r.get(0)?;
-                let until: Option<String> = r.get(1)?;
+            let row = c
+                .prepare_cached(
+                    "SELECT t.groups, t.until FROM accept_temporary t \
+                     JOIN accounts a ON a.id = t.account_id WHERE a.domain = ?1 AND a.username = ?2",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_row([id.domain().as_str(), id.user().as_str()], |r| {
+                        Ok((r.get::<_, String>(0)?, time_opt(r, 1)?))
+                    })
+                    .optional()
+                })
+                .map_err(map_err)?;
+            row.map(|(groups, until)| {
                 Ok(TemporaryRule {
-                    groups: Group::parse_list(&groups).map_err(|e| corrupt("groups", e))?,
-                    until: until.as_deref().map(time).transpose()?,
+                    groups: stored::groups(&groups)?,
+                    until,
                 })
             })
-            .optional()
+            .transpose()
         })
     }
 
     pub(crate) fn diversions(&self, id: &AccountId) -> Result<Diversions, StoreError> {
         self.cached(|c| &mut c.diversions, id, |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT d.condition, d.target FROM diversions d JOIN accounts a ON a.id = d.account_id \
-                 WHERE a.domain = ?1 AND a.username = ?2",
-            )?;
-            let rows = stmt.query_map([id.domain().as_str(), id.user().as_str()], |r| {
-                let c: String = r.get(0)?;
-                let t: String = r.get(1)?;
-                let condition = Condition::from_code(&c).ok_or_else(|| corrupt("condition", &c))?;
-                let target = DiversionTarget::from_stored(&t).map_err(|e| corrupt("target", e))?;
-                Ok((condition, target))
-            })?;
-            rows.collect()
+            let rows: Vec<(String, String)> = c
+                .prepare_cached(
+                    "SELECT d.condition, d.target FROM diversions d \
+                     JOIN accounts a ON a.id = d.account_id WHERE a.domain = ?1 AND a.username = ?2",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_map([id.domain().as_str(), id.user().as_str()], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?
+                    .collect()
+                })
+                .map_err(map_err)?;
+            rows.iter()
+                .map(|(condition, target)| stored::diversion(condition, target))
+                .collect()
         })
     }
 }
 
-fn cert_from_row(r: &Row<'_>) -> rusqlite::Result<CertRecord> {
-    let serial: String = r.get(0)?;
-    let role: String = r.get(2)?;
-    let account: Option<String> = r.get(3)?;
-    let revoked: Option<String> = r.get(8)?;
-    Ok(CertRecord {
-        serial: Serial::parse(&serial).map_err(|e| corrupt("serial", e))?,
+fn cert_row(r: &Row<'_>) -> rusqlite::Result<CertRow> {
+    Ok(CertRow {
+        serial: r.get(0)?,
         subject: r.get(1)?,
-        role: CertRole::parse(&role).ok_or_else(|| corrupt("role", &role))?,
-        account: account
-            .map(|a| AccountId::parse(&a))
-            .transpose()
-            .map_err(|e| corrupt("certificate account", e))?,
+        role: r.get(2)?,
+        account: r.get(3)?,
         fingerprint: r.get(4)?,
-        not_before: time(&r.get::<_, String>(5)?)?,
-        not_after: time(&r.get::<_, String>(6)?)?,
-        issued_at: time(&r.get::<_, String>(7)?)?,
-        revoked_at: revoked.as_deref().map(time).transpose()?,
+        not_before: time(r, 5)?,
+        not_after: time(r, 6)?,
+        issued_at: time(r, 7)?,
+        revoked_at: time_opt(r, 8)?,
     })
 }
 
-fn account_from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
-    let user: String = r.get(0)?;
-    let domain: String = r.get(1)?;
-    let opt = |v: Option<String>,
-               f: &dyn Fn(&str) -> Result<E164, sip_settings_core::ServiceError>| {
-        v.map(|s| f(&s))
-            .transpose()
-            .map_err(|e| corrupt("number", e))
-    };
-    let email: Option<String> = r.get(4)?;
-    let tz: String = r.get(5)?;
-    let timeout: i64 = r.get(9)?;
-    let created: String = r.get(13)?;
-    Ok(Account {
-        id: AccountId::parse(&format!("{user}@{domain}")).map_err(|e| corrupt("account id", e))?,
-        profile: AccountProfile {
-            first_name: r.get(2)?,
-            last_name: r.get(3)?,
-            email: email
-                .map(|e| Email::parse_for("email", &e))
-                .transpose()
-                .map_err(|e| corrupt("email", e))?,
-            timezone: TimeZone::parse_for("timezone", &tz).map_err(|e| corrupt("timezone", e))?,
-            mobile: opt(r.get(6)?, &|s| E164::parse_for("mobile", s))?,
-            pstn_caller_id: opt(r.get(7)?, &|s| E164::parse_for("pstn_caller_id", s))?,
-            language: r.get(8)?,
-            no_answer_timeout: u32::try_from(timeout)
-                .map_err(|e| corrupt("no_answer_timeout", e))?,
-            quick_dial: r.get(10)?,
-        },
+fn account_row(r: &Row<'_>) -> rusqlite::Result<AccountRow> {
+    Ok(AccountRow {
+        username: r.get(0)?,
+        domain: r.get(1)?,
+        first_name: r.get(2)?,
+        last_name: r.get(3)?,
+        email: r.get(4)?,
+        timezone: r.get(5)?,
+        mobile: r.get(6)?,
+        pstn_caller_id: r.get(7)?,
+        language: r.get(8)?,
+        no_answer_timeout: r.get(9)?,
+        quick_dial: r.get(10)?,
         privacy: r.get(11)?,
         prepaid: r.get(12)?,
-        created_at: time(&created)?,
+        created_at: time(r, 13)?,
     })
 }

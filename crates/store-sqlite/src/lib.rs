@@ -27,14 +27,16 @@ use sip_settings_core::journal::{JournalEntry, NewJournalEntry};
 use sip_settings_core::money::Money;
 use sip_settings_core::rating::Rate;
 use sip_settings_core::settings::{
-    AcceptRule, AcceptRules, ClockTime, DaysMask, Diversions, Group, PhonebookEntry, RejectPattern,
-    TemporaryRule, Voicemail, VoicemailDelivery,
+    AcceptRule, AcceptRules, DaysMask, Diversions, PhonebookEntry, RejectPattern, TemporaryRule,
+    Voicemail, VoicemailDelivery,
 };
 use sip_settings_core::sip::{Condition, DiversionTarget, SipUri};
 use sip_settings_core::store::{AliasOutcome, BalanceChange};
 use sip_settings_core::{Email, Store, StoreError};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
+
+use sip_settings_core::stored;
 
 use crate::rows::{account_from_row, account_id_from, cert_from_row, corrupt, map_err};
 
@@ -653,9 +655,9 @@ impl Store for SqliteStore {
                     .ok()
                     .and_then(|d| DaysMask::new(d).ok())
                     .ok_or_else(|| corrupt("days mask", days))?,
-                start: minute(start)?,
-                stop: minute(stop)?,
-                groups: parse_groups(&groups)?,
+                start: stored::minute(start)?,
+                stop: stored::minute(stop)?,
+                groups: stored::groups(&groups)?,
             });
         }
         let temp = sqlx::query(&format!(
@@ -670,7 +672,7 @@ impl Store for SqliteStore {
             Some(r) => {
                 let groups: String = r.try_get("groups").map_err(map_err)?;
                 Some(TemporaryRule {
-                    groups: parse_groups(&groups)?,
+                    groups: stored::groups(&groups)?,
                     until: r.try_get("until").map_err(map_err)?,
                 })
             }
@@ -714,7 +716,7 @@ impl Store for SqliteStore {
         .bind(i64::from(rule.days.value()))
         .bind(i64::from(rule.start.minutes()))
         .bind(i64::from(rule.stop.minutes()))
-        .bind(join_groups(&rule.groups))
+        .bind(stored::join_groups(&rule.groups))
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
@@ -753,7 +755,7 @@ impl Store for SqliteStore {
                      ON CONFLICT (account_id) DO UPDATE SET groups = excluded.groups, until = excluded.until",
                 )
                 .bind(id)
-                .bind(join_groups(&rule.groups))
+                .bind(stored::join_groups(&rule.groups))
                 .bind(rule.until)
                 .execute(&mut *tx)
                 .await
@@ -1101,19 +1103,4 @@ async fn account_rowid(
         .await
         .map_err(map_err)?
         .ok_or_else(|| StoreError::NotFound(format!("account {account}")))
-}
-
-fn minute(m: i64) -> Result<ClockTime, StoreError> {
-    u16::try_from(m)
-        .ok()
-        .and_then(ClockTime::from_minutes)
-        .ok_or_else(|| corrupt("time of day", m))
-}
-
-fn join_groups(groups: &[Group]) -> String {
-    groups.iter().map(Group::name).collect::<Vec<_>>().join(",")
-}
-
-fn parse_groups(s: &str) -> Result<Vec<Group>, StoreError> {
-    Group::parse_list(s).map_err(|e| corrupt("groups", e))
 }
