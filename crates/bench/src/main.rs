@@ -392,13 +392,7 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
                         format!("sip-settings, {} at {c} connections", action.label())
                     })?
                     .1;
-                eprintln!(
-                    "sip-settings {} × {c}: {} req/s, server CPU {} µs/req",
-                    action.label(),
-                    report::rate(f.rps),
-                    f.server_cpu
-                        .map_or_else(|| "?".to_owned(), |us| format!("{us:.1}"))
-                );
+                eprintln!("sip-settings {} × {c}: {}", action.label(), f.progress());
                 report.rows.push(Row {
                     scenario: format!("{}, keep-alive", action.label()),
                     conns: c,
@@ -511,12 +505,7 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
                         .await
                         .with_context(|| format!("nginx at {c} connections"))?
                         .1;
-                    eprintln!(
-                        "nginx × {c}: {} req/s, server CPU {} µs/req",
-                        report::rate(f.rps),
-                        f.server_cpu
-                            .map_or_else(|| "?".to_owned(), |us| format!("{us:.1}"))
-                    );
+                    eprintln!("nginx × {c}: {}", f.progress());
                     for row in report.rows.iter_mut().filter(|r| r.conns == c) {
                         if row.scenario.ends_with("keep-alive") {
                             row.nginx = Some(f);

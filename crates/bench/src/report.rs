@@ -38,6 +38,16 @@ impl From<&Measured> for Figures {
     }
 }
 
+impl Figures {
+    /// The progress line's figures: throughput and the server's CPU per request.
+    pub fn progress(&self) -> String {
+        let cpu = self
+            .server_cpu
+            .map_or_else(|| "?".to_owned(), |us| format!("{us:.1}"));
+        format!("{} req/s, server CPU {cpu} µs/req", rate(self.rps))
+    }
+}
+
 /// One row of the main table.
 #[derive(Debug, Clone)]
 pub struct Row {
