@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Limited};
 use serde::Serialize;
 use sip_settings_core::account::{Account, same_account};
 use sip_settings_core::cert::{CertSubject, P12Variant};
-use sip_settings_core::journal::{Door, Origin};
+use sip_settings_core::journal::Door;
 use sip_settings_core::sip::Condition;
 use sip_settings_core::{AccountId, Password, ServiceError, Services};
 
@@ -235,11 +235,7 @@ pub async fn handle(
     ) {
         return reply::too_many(wait);
     }
-    let services = state.services.with_origin(Origin {
-        door: Door::ActionApi,
-        actor: format!("certificate {}", subscriber.serial),
-        source: Some(subscriber.addr.ip().to_string()),
-    });
+    let services = subscriber.services_through(&state, Door::ActionApi);
     let request = ActionRequest {
         services: &services,
         account: &subscriber.account,

@@ -40,10 +40,20 @@ pub struct Subscriber {
 impl Subscriber {
     /// The services acting for this subscriber through the resource API.
     pub fn services(&self, state: &AppState) -> Services {
+        self.services_through(state, sip_settings_core::journal::Door::ResourceApi)
+    }
+
+    /// The services acting for this subscriber through `door`: what they change is journalled
+    /// as done by this certificate from this address.
+    pub fn services_through(
+        &self,
+        state: &AppState,
+        door: sip_settings_core::journal::Door,
+    ) -> Services {
         state
             .services
             .with_origin(sip_settings_core::journal::Origin {
-                door: sip_settings_core::journal::Door::ResourceApi,
+                door,
                 actor: format!("certificate {}", self.serial),
                 source: Some(self.addr.ip().to_string()),
             })
