@@ -118,6 +118,43 @@ fn limit(state: &AppState, me: &Subscriber, kind: Kind) -> Result<(), ApiError> 
     limited(state, me, kind).map_err(ApiError)
 }
 
+/// The write of a resource read as one view: under the account's write lock the current view
+/// must match `If-Match` (412 otherwise), then `change` runs, and the reply is the new view
+/// with its ETag.
+async fn change_view<V: Serialize, R>(
+    state: &AppState,
+    me: &Subscriber,
+    headers: &HeaderMap,
+    view: impl AsyncFn(&Services, &AccountId) -> Result<V, ServiceError>,
+    change: impl AsyncFnOnce(&Services, &AccountId) -> Result<R, ServiceError>,
+) -> ApiResult {
+    let s = me.services(state);
+    let _guard = state.write_locks.lock(&me.account).await;
+    etag::check(headers, Some(&view(&s, &me.account).await?))?;
+    change(&s, &me.account).await?;
+    Ok(etag::reply(StatusCode::OK, &view(&s, &me.account).await?))
+}
+
+/// The removal of one item of a collection: under the account's write lock the item must exist
+/// (404 naming `what` otherwise) and match `If-Match` (412), then `remove` runs: 204.
+async fn remove_item<V: Serialize, R>(
+    state: &AppState,
+    me: &Subscriber,
+    headers: &HeaderMap,
+    what: String,
+    current: impl AsyncFnOnce(&Services, &AccountId) -> Result<Option<V>, ServiceError>,
+    remove: impl AsyncFnOnce(&Services, &AccountId) -> Result<R, ServiceError>,
+) -> ApiResult {
+    let s = me.services(state);
+    let _guard = state.write_locks.lock(&me.account).await;
+    let Some(current) = current(&s, &me.account).await? else {
+        return Err(not_found(format!("no {what}")));
+    };
+    etag::check(headers, Some(&current))?;
+    remove(&s, &me.account).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
@@ -306,14 +343,10 @@ async fn patch_account(
     limit(&state, &me, Kind::Write)?;
     let patch: AccountPatch = json_body(body).await?;
     let update = patch.parse()?;
-    let s = me.services(&state);
-    let _guard = state.write_locks.lock(&me.account).await;
-    etag::check(&headers, Some(&account_view(&s, &me.account).await?))?;
-    s.update_account(&me.account, &update).await?;
-    Ok(etag::reply(
-        StatusCode::OK,
-        &account_view(&s, &me.account).await?,
-    ))
+    change_view(&state, &me, &headers, account_view, async |s, id| {
+        s.update_account(id, &update).await
+    })
+    .await
 }
 
 // ===== diversions =================================================================================
@@ -469,14 +502,10 @@ async fn put_diversions(
     .into_iter()
     .map(|(c, v)| (c, v.unwrap_or_default()))
     .collect();
-    let s = me.services(&state);
-    let _guard = state.write_locks.lock(&me.account).await;
-    etag::check(&headers, Some(&diversions_view(&s, &me.account).await?))?;
-    write_diversions(&s, &me.account, &params, b.no_answer_timeout).await?;
-    Ok(etag::reply(
-        StatusCode::OK,
-        &diversions_view(&s, &me.account).await?,
-    ))
+    change_view(&state, &me, &headers, diversions_view, async |s, id| {
+        write_diversions(s, id, &params, b.no_answer_timeout).await
+    })
+    .await
 }
 
 /// Changes the conditions sent; the others stay.
@@ -503,14 +532,10 @@ async fn patch_diversions(
     .into_iter()
     .filter_map(|(c, v)| v.map(|v| (c, v.unwrap_or_default())))
     .collect();
-    let s = me.services(&state);
-    let _guard = state.write_locks.lock(&me.account).await;
-    etag::check(&headers, Some(&diversions_view(&s, &me.account).await?))?;
-    write_diversions(&s, &me.account, &params, b.no_answer_timeout).await?;
-    Ok(etag::reply(
-        StatusCode::OK,
-        &diversions_view(&s, &me.account).await?,
-    ))
+    change_view(&state, &me, &headers, diversions_view, async |s, id| {
+        write_diversions(s, id, &params, b.no_answer_timeout).await
+    })
+    .await
 }
 
 /// One forwarding condition (`GET /v1/me/diversions/{condition}`).
@@ -864,14 +889,15 @@ async fn delete_accept_rule(
 ) -> ApiResult {
     limit(&state, &me, Kind::Write)?;
     let days = days_of(path)?;
-    let s = me.services(&state);
-    let _guard = state.write_locks.lock(&me.account).await;
-    let Some(current) = rule_of(&s, &me.account, days).await? else {
-        return Err(not_found(format!("no accept rule for days {days}")));
-    };
-    etag::check(&headers, Some(&current))?;
-    s.remove_accept_rule(&me.account, days).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    remove_item(
+        &state,
+        &me,
+        &headers,
+        format!("accept rule for days {days}"),
+        async |s, id| rule_of(s, id, days).await,
+        async |s, id| s.remove_accept_rule(id, days).await,
+    )
+    .await
 }
 
 async fn temporary_of(s: &Services, id: &AccountId) -> Result<TemporaryRuleView, ServiceError> {
@@ -915,14 +941,10 @@ async fn put_temporary_rule(
         .as_deref()
         .map(|u| parse_time("until", u))
         .transpose()?;
-    let s = me.services(&state);
-    let _guard = state.write_locks.lock(&me.account).await;
-    etag::check(&headers, Some(&temporary_of(&s, &me.account).await?))?;
-    s.set_temporary_rule(&me.account, groups, until).await?;
-    Ok(etag::reply(
-        StatusCode::OK,
-        &temporary_of(&s, &me.account).await?,
-    ))
+    change_view(&state, &me, &headers, temporary_of, async |s, id| {
+        s.set_temporary_rule(id, groups, until).await
+    })
+    .await
 }
 
 /// Removes the temporary rule, whatever its groups (a DND too).
@@ -936,14 +958,10 @@ async fn delete_temporary_rule(
     headers: HeaderMap,
 ) -> ApiResult {
     limit(&state, &me, Kind::Write)?;
-    let s = me.services(&state);
-    let _guard = state.write_locks.lock(&me.account).await;
-    etag::check(&headers, Some(&temporary_of(&s, &me.account).await?))?;
-    s.clear_temporary_rule(&me.account).await?;
-    Ok(etag::reply(
-        StatusCode::OK,
-        &temporary_of(&s, &me.account).await?,
-    ))
+    change_view(&state, &me, &headers, temporary_of, async |s, id| {
+        s.clear_temporary_rule(id).await
+    })
+    .await
 }
 
 // ===== reject rules ===============================================================================
@@ -1069,14 +1087,15 @@ async fn delete_reject_rule(
 ) -> ApiResult {
     limit(&state, &me, Kind::Write)?;
     let pattern = pattern_of(path)?;
-    let s = me.services(&state);
-    let _guard = state.write_locks.lock(&me.account).await;
-    let Some(current) = reject_of(&s, &me.account, &pattern).await? else {
-        return Err(not_found(format!("no reject rule {pattern}")));
-    };
-    etag::check(&headers, Some(&current))?;
-    s.remove_reject(&me.account, &pattern).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    remove_item(
+        &state,
+        &me,
+        &headers,
+        format!("reject rule {pattern}"),
+        async |s, id| reject_of(s, id, &pattern).await,
+        async |s, id| s.remove_reject(id, &pattern).await,
+    )
+    .await
 }
 
 // ===== DND, privacy ===============================================================================
@@ -1171,22 +1190,19 @@ async fn put_dnd(
         .as_deref()
         .map(|u| parse_time("until", u))
         .transpose()?;
-    let s = me.services(&state);
-    let _guard = state.write_locks.lock(&me.account).await;
-    etag::check(&headers, Some(&dnd_view(&s, &me.account).await?))?;
-    if !on {
-        s.dnd_off(&me.account).await?;
-    } else if let Some(u) = until {
-        s.set_temporary_rule(&me.account, vec![Group::Nobody], Some(u))
-            .await?;
-    } else {
-        let minutes = b.duration.map(|d| d.to_string());
-        s.dnd_on(&me.account, minutes.as_deref()).await?;
-    }
-    Ok(etag::reply(
-        StatusCode::OK,
-        &dnd_view(&s, &me.account).await?,
-    ))
+    let minutes = b.duration.map(|d| d.to_string());
+    change_view(&state, &me, &headers, dnd_view, async |s, id| {
+        if !on {
+            s.dnd_off(id).await.map(drop)
+        } else if let Some(u) = until {
+            s.set_temporary_rule(id, vec![Group::Nobody], Some(u))
+                .await
+                .map(drop)
+        } else {
+            s.dnd_on(id, minutes.as_deref()).await.map(drop)
+        }
+    })
+    .await
 }
 
 /// Turns DND off (a temporary rule of other groups stays).
@@ -1200,14 +1216,10 @@ async fn delete_dnd(
     headers: HeaderMap,
 ) -> ApiResult {
     limit(&state, &me, Kind::Write)?;
-    let s = me.services(&state);
-    let _guard = state.write_locks.lock(&me.account).await;
-    etag::check(&headers, Some(&dnd_view(&s, &me.account).await?))?;
-    s.dnd_off(&me.account).await?;
-    Ok(etag::reply(
-        StatusCode::OK,
-        &dnd_view(&s, &me.account).await?,
-    ))
+    change_view(&state, &me, &headers, dnd_view, async |s, id| {
+        s.dnd_off(id).await
+    })
+    .await
 }
 
 /// Caller-id privacy (`GET`/`PUT /v1/me/privacy`).
@@ -1254,14 +1266,10 @@ async fn put_privacy(
 ) -> ApiResult {
     limit(&state, &me, Kind::Write)?;
     let b: PrivacyView = json_body(body).await?;
-    let s = me.services(&state);
-    let _guard = state.write_locks.lock(&me.account).await;
-    etag::check(&headers, Some(&privacy_view(&s, &me.account).await?))?;
-    s.set_privacy(&me.account, b.on).await?;
-    Ok(etag::reply(
-        StatusCode::OK,
-        &privacy_view(&s, &me.account).await?,
-    ))
+    change_view(&state, &me, &headers, privacy_view, async |s, id| {
+        s.set_privacy(id, b.on).await
+    })
+    .await
 }
 
 // ===== aliases, ENUM ==============================================================================
@@ -1990,14 +1998,10 @@ async fn delete_voicemail(
     headers: HeaderMap,
 ) -> ApiResult {
     limit(&state, &me, Kind::Write)?;
-    let s = me.services(&state);
-    let _guard = state.write_locks.lock(&me.account).await;
-    etag::check(&headers, Some(&voicemail_view(&s, &me.account).await?))?;
-    s.disable_voicemail(&me.account).await?;
-    Ok(etag::reply(
-        StatusCode::OK,
-        &voicemail_view(&s, &me.account).await?,
-    ))
+    change_view(&state, &me, &headers, voicemail_view, async |s, id| {
+        s.disable_voicemail(id).await
+    })
+    .await
 }
 
 // ===== phonebook ==================================================================================
@@ -2221,14 +2225,15 @@ async fn delete_phonebook_entry(
 ) -> ApiResult {
     limit(&state, &me, Kind::Write)?;
     let uri = contact_of(path)?;
-    let s = me.services(&state);
-    let _guard = state.write_locks.lock(&me.account).await;
-    let Some(current) = entry_of(&s, &me.account, &uri).await? else {
-        return Err(not_found(format!("no phonebook entry {uri}")));
-    };
-    etag::check(&headers, Some(&current))?;
-    s.remove_phonebook_entry(&me.account, &uri).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    remove_item(
+        &state,
+        &me,
+        &headers,
+        format!("phonebook entry {uri}"),
+        async |s, id| entry_of(s, id, &uri).await,
+        async |s, id| s.remove_phonebook_entry(id, &uri).await,
+    )
+    .await
 }
 
 // ===== certificates ===============================================================================
