@@ -447,6 +447,11 @@ mod tests {
     }
 
     impl Fixture {
+        /// The reject code (if any) for a call from a stranger to the registered, idle phone.
+        fn stranger_code(&self, at: DateTime<Utc>) -> Option<u16> {
+            reject_code(&self.route(STRANGER, true, false, at))
+        }
+
         fn route(&self, caller: &str, registered: bool, busy: bool, at: DateTime<Utc>) -> Decision {
             let s = RoutingSettings {
                 account: &self.account,
@@ -903,35 +908,17 @@ mod tests {
         // Weekdays 22:00–06:00 nobody: the Friday-night window reaches into Saturday morning.
         f.rule(31, "22:00", "06:00", "nobody");
         // Friday 2026-11-27 23:30 New York = Saturday 04:30 UTC.
-        assert_eq!(
-            reject_code(&f.route(STRANGER, true, false, utc(2026, 11, 28, 4, 30))),
-            Some(480)
-        );
+        assert_eq!(f.stranger_code(utc(2026, 11, 28, 4, 30)), Some(480));
         // Saturday 05:59 New York (10:59 UTC): still Friday's window.
-        assert_eq!(
-            reject_code(&f.route(STRANGER, true, false, utc(2026, 11, 28, 10, 59))),
-            Some(480)
-        );
+        assert_eq!(f.stranger_code(utc(2026, 11, 28, 10, 59)), Some(480));
         // Saturday 06:00 New York: over.
-        assert_eq!(
-            reject_code(&f.route(STRANGER, true, false, utc(2026, 11, 28, 11, 0))),
-            None
-        );
+        assert_eq!(f.stranger_code(utc(2026, 11, 28, 11, 0)), None);
         // Saturday 23:00 New York: Saturday is not in the mask.
-        assert_eq!(
-            reject_code(&f.route(STRANGER, true, false, utc(2026, 11, 29, 4, 0))),
-            None
-        );
+        assert_eq!(f.stranger_code(utc(2026, 11, 29, 4, 0)), None);
         // Monday 03:00 New York belongs to Sunday's window, and Sunday is not in the mask.
-        assert_eq!(
-            reject_code(&f.route(STRANGER, true, false, utc(2026, 11, 30, 8, 0))),
-            None
-        );
+        assert_eq!(f.stranger_code(utc(2026, 11, 30, 8, 0)), None);
         // The same instant is 12:30 UTC-time Wednesday: 07:30 in New York, outside.
-        assert_eq!(
-            reject_code(&f.route(STRANGER, true, false, utc(2026, 11, 25, 12, 30))),
-            None
-        );
+        assert_eq!(f.stranger_code(utc(2026, 11, 25, 12, 30)), None);
     }
 
     #[test]
@@ -939,28 +926,13 @@ mod tests {
         let mut f = fixture("Europe/Amsterdam");
         f.rule(127, "09:00", "10:00", "nobody");
         // 2026-03-29: clocks go from 02:00 to 03:00 CET→CEST. 09:30 local = 07:30 UTC.
-        assert_eq!(
-            reject_code(&f.route(STRANGER, true, false, utc(2026, 3, 29, 7, 30))),
-            Some(480)
-        );
-        assert_eq!(
-            reject_code(&f.route(STRANGER, true, false, utc(2026, 3, 29, 8, 30))),
-            None
-        );
+        assert_eq!(f.stranger_code(utc(2026, 3, 29, 7, 30)), Some(480));
+        assert_eq!(f.stranger_code(utc(2026, 3, 29, 8, 30)), None);
         // The day before (CET), 09:30 local = 08:30 UTC.
-        assert_eq!(
-            reject_code(&f.route(STRANGER, true, false, utc(2026, 3, 28, 8, 30))),
-            Some(480)
-        );
+        assert_eq!(f.stranger_code(utc(2026, 3, 28, 8, 30)), Some(480));
         // 2026-10-25: CEST→CET. 09:30 local = 08:30 UTC.
-        assert_eq!(
-            reject_code(&f.route(STRANGER, true, false, utc(2026, 10, 25, 8, 30))),
-            Some(480)
-        );
-        assert_eq!(
-            reject_code(&f.route(STRANGER, true, false, utc(2026, 10, 25, 7, 30))),
-            None
-        );
+        assert_eq!(f.stranger_code(utc(2026, 10, 25, 8, 30)), Some(480));
+        assert_eq!(f.stranger_code(utc(2026, 10, 25, 7, 30)), None);
         let d = f.route(STRANGER, true, false, utc(2026, 10, 25, 8, 30));
         assert!(
             d.path.iter().any(|p| p.contains("Europe/Amsterdam")),
