@@ -4,7 +4,7 @@
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone as _, Utc};
 
 use crate::calls::{
-    CallInput, CallRecord, CloseOutcome, CloseRequest, Direction, HistoryEntry, NewCall,
+    CallInput, CallRecord, CloseRequest, Direction, HistoryEntry, NewCall,
     OpenOutcome, OpenRequest, PrepaidRefusal, PrepaidSession, Usage,
 };
 use crate::error::{ServiceError, StoreError};
@@ -203,6 +203,7 @@ impl Services {
             media: probe.media,
             proxy_ip: probe.proxy_ip,
             now: self.clock().now(),
+            journal: Some(self.stamp()),
         };
         let outcome = self
             .store()
@@ -214,19 +215,9 @@ impl Services {
                     request.call_id
                 ))
             })?;
-        // Only a close that settled now changed the balance; a repeat changed nothing.
-        let settled_now = matches!(outcome, CloseOutcome::Closed(_));
-        let session = outcome.into_session();
-        if let Some(done) = session.closed.as_ref().filter(|_| settled_now) {
-            self.journal(
-                &session.account,
-                "balance",
-                Some((done.balance + done.price).to_string()),
-                Some(done.balance.to_string()),
-            )
-            .await?;
-        }
-        Ok(session)
+        // The store journals a close that settles now with the settlement; a repeat changed
+        // nothing.
+        Ok(outcome.into_session())
     }
 
     /// The balance and open sessions of an account.
@@ -265,15 +256,9 @@ impl Services {
                     },
                 },
                 self.clock().now(),
+                Some(&self.stamp()),
             )
             .await?;
-        self.journal(
-            id,
-            "balance",
-            Some((new - amount).to_string()),
-            Some(new.to_string()),
-        )
-        .await?;
         Ok(new)
     }
 
@@ -286,7 +271,6 @@ impl Services {
     ) -> Result<Money, ServiceError> {
         let description = parse_description(description)?;
         self.account(id).await?;
-        let old = self.store().get_balance(id).await?;
         let new = self
             .store()
             .change_balance(
@@ -300,9 +284,8 @@ impl Services {
                     },
                 },
                 self.clock().now(),
+                Some(&self.stamp()),
             )
-            .await?;
-        self.journal(id, "balance", Some(old.to_string()), Some(new.to_string()))
             .await?;
         Ok(new)
     }

@@ -366,6 +366,9 @@ pub struct CloseRequest {
     pub proxy_ip: String,
     /// Now.
     pub now: DateTime<Utc>,
+    /// Who closes it: a close that settles now commits the `balance` journal entry (old and
+    /// new balance) with the settlement.
+    pub journal: Option<crate::journal::Stamp>,
 }
 
 /// One change of a balance.

@@ -88,6 +88,58 @@ pub struct NewJournalEntry {
     pub new: Option<String>,
 }
 
+/// Who made a change, when and from where: a journal entry without its content, for a store
+/// that writes the entry itself inside the change's transaction (a balance change, where only
+/// the transaction knows the balance before and after).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The door's name.
+    pub door: String,
+    /// Who.
+    pub actor: String,
+    /// From where.
+    pub source: Option<String>,
+}
+
+impl Stamp {
+    /// The entry of a change of `resource` of `account`.
+    pub fn entry(
+        &self,
+        account: &AccountId,
+        resource: &str,
+        old: Option<String>,
+        new: Option<String>,
+    ) -> NewJournalEntry {
+        NewJournalEntry {
+            at: self.at,
+            account: account.clone(),
+            door: self.door.clone(),
+            actor: self.actor.clone(),
+            source: self.source.clone(),
+            resource: resource.to_owned(),
+            old,
+            new,
+        }
+    }
+
+    /// The entry of a balance change from `old` to `new`.
+    pub fn balance_entry(
+        &self,
+        account: &AccountId,
+        old: crate::money::Money,
+        new: crate::money::Money,
+    ) -> NewJournalEntry {
+        self.entry(
+            account,
+            "balance",
+            Some(old.to_string()),
+            Some(new.to_string()),
+        )
+    }
+}
+
 /// A stored journal entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JournalEntry {

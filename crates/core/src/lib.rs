@@ -22,6 +22,7 @@ pub mod settings_service;
 pub mod sip;
 pub mod store;
 pub mod stored;
+pub mod write;
 
 pub use account::{Account, AccountProfile, AccountUpdate};
 pub use cert::{CertRecord, CertRole, Serial};

@@ -16,8 +16,9 @@ use crate::clock::Clock;
 use crate::credentials::{Credentials, Password};
 use crate::error::ServiceError;
 use crate::ids::{AccountId, Domain};
-use crate::journal::{CHANGED, JournalEntry, NewJournalEntry, Origin};
-use crate::store::Store;
+use crate::journal::{CHANGED, JournalEntry, NewJournalEntry, Origin, Stamp};
+use crate::store::{AccountOp, Applied, Store};
+use crate::write::Lease;
 
 /// Tunables of the service layer.
 #[derive(Debug, Clone)]
@@ -83,6 +84,7 @@ pub struct Services {
     clock: Arc<dyn Clock>,
     config: ServicesConfig,
     origin: Arc<Origin>,
+    lease: Option<Arc<Lease>>,
 }
 
 impl fmt::Debug for Services {
@@ -108,6 +110,7 @@ impl Services {
             clock,
             config,
             origin: Arc::new(Origin::operator()),
+            lease: None,
         }
     }
 
@@ -124,28 +127,38 @@ impl Services {
         &self.origin
     }
 
-    /// Appends a journal entry for a change to `account`.
-    pub(crate) async fn journal(
+    /// The write lock held by [`Services::atomically`], if any.
+    pub(crate) fn lease(&self) -> Option<&Arc<Lease>> {
+        self.lease.as_ref()
+    }
+
+    /// The same services inside an [`Services::atomically`].
+    pub(crate) fn with_lease(&self, lease: Arc<Lease>) -> Self {
+        Self {
+            lease: Some(lease),
+            ..self.clone()
+        }
+    }
+
+    /// Who is changing something now, for the journal.
+    pub(crate) fn stamp(&self) -> Stamp {
+        Stamp {
+            at: self.clock.now(),
+            door: self.origin.door.as_str().to_owned(),
+            actor: self.origin.actor.clone(),
+            source: self.origin.source.clone(),
+        }
+    }
+
+    /// The journal entry of a change to `account` made now by these services' origin.
+    pub(crate) fn journal_entry(
         &self,
         account: &AccountId,
         resource: &str,
         old: Option<String>,
         new: Option<String>,
-    ) -> Result<(), ServiceError> {
-        if old == new {
-            return Ok(());
-        }
-        let entry = NewJournalEntry {
-            at: self.clock.now(),
-            account: account.clone(),
-            door: self.origin.door.as_str().to_owned(),
-            actor: self.origin.actor.clone(),
-            source: self.origin.source.clone(),
-            resource: resource.to_owned(),
-            old,
-            new,
-        };
-        Ok(self.store.append_journal(&entry).await?)
+    ) -> NewJournalEntry {
+        self.stamp().entry(account, resource, old, new)
     }
 
     /// An account's journal, newest first, before the cursor `before` (an entry id).
@@ -225,8 +238,9 @@ impl Services {
             created_at: self.clock.now(),
         };
         let credentials = Credentials::derive(id, password)?;
+        let created = self.journal_entry(id, "account", None, Some("created".to_owned()));
         self.store
-            .insert_account(&account, &credentials)
+            .insert_account(&account, &credentials, &[created])
             .await
             .map_err(|e| match e {
                 crate::StoreError::Conflict(_) => {
@@ -237,8 +251,6 @@ impl Services {
                 }
                 other => other.into(),
             })?;
-        self.journal(id, "account", None, Some("created".to_owned()))
-            .await?;
         Ok(account)
     }
 
@@ -264,19 +276,22 @@ impl Services {
         id: &AccountId,
         update: &AccountUpdate,
     ) -> Result<Account, ServiceError> {
+        let mut w = self.begin(id).await?;
         let before = self.account(id).await?;
         let mut account = before.clone();
         update.apply(&mut account.profile);
         if let Some(p) = update.prepaid {
             account.prepaid = p;
         }
-        self.store
-            .update_account(id, &account.profile, account.prepaid)
-            .await?;
+        w.apply(AccountOp::UpdateAccount {
+            profile: account.profile.clone(),
+            prepaid: account.prepaid,
+        })
+        .await?;
         for (field, old, new) in profile_changes(&before, &account) {
-            self.journal(id, &format!("account.{field}"), old, new)
-                .await?;
+            w.journal(&format!("account.{field}"), old, new);
         }
+        w.commit().await?;
         Ok(account)
     }
 
@@ -287,18 +302,11 @@ impl Services {
         password: &Password,
     ) -> Result<(), ServiceError> {
         let credentials = Credentials::derive(id, password)?;
-        self.store
-            .set_credentials(id, &credentials)
-            .await
-            .map_err(|e| match e {
-                crate::StoreError::NotFound(_) => {
-                    ServiceError::NotFound(format!("no account {id}"))
-                }
-                other => other.into(),
-            })?;
+        let mut w = self.begin(id).await?;
+        w.apply(AccountOp::SetCredentials(credentials)).await?;
         // A secret is never journaled, only that it changed.
-        self.journal(id, "password", None, Some(CHANGED.to_owned()))
-            .await
+        w.journal("password", None, Some(CHANGED.to_owned()));
+        w.commit().await
     }
 
     /// Whether `password` is the account's SIP password.
@@ -358,15 +366,19 @@ impl Services {
             not_after: now + Duration::days(i64::from(days)),
         };
         let issued = self.ca.issue(&request)?;
-        self.store.insert_certificate(&issued.record).await?;
-        if let Some(account) = &issued.record.account {
-            self.journal(
-                account,
-                "certificate",
-                None,
-                Some(format!("issued {}", issued.record.serial)),
-            )
-            .await?;
+        match &issued.record.account {
+            Some(account) => {
+                let mut w = self.begin(account).await?;
+                w.apply(AccountOp::InsertCertificate(issued.record.clone()))
+                    .await?;
+                w.journal(
+                    "certificate",
+                    None,
+                    Some(format!("issued {}", issued.record.serial)),
+                );
+                w.commit().await?;
+            }
+            None => self.store.insert_certificate(&issued.record).await?,
         }
         Ok(issued)
     }
@@ -415,14 +427,14 @@ impl Services {
             not_after: now + Duration::days(i64::from(days)),
         };
         let (record, pem) = self.ca.sign_csr(csr_pem, &request)?;
-        self.store.insert_certificate(&record).await?;
-        self.journal(
-            id,
+        let mut w = self.begin(id).await?;
+        w.apply(AccountOp::InsertCertificate(record.clone())).await?;
+        w.journal(
             "certificate",
             None,
             Some(format!("issued {} from a CSR", record.serial)),
-        )
-        .await?;
+        );
+        w.commit().await?;
         Ok((record, pem))
     }
 
@@ -436,27 +448,47 @@ impl Services {
 
     /// Revokes one certificate.
     pub async fn revoke_certificate(&self, serial: &Serial) -> Result<CertRecord, ServiceError> {
-        let before = self.store.get_certificate(serial).await?;
-        let record = self
+        let not_found = || ServiceError::NotFound(format!("no certificate with serial {serial}"));
+        let before = self
             .store
-            .revoke_certificate(serial, self.clock.now())
-            .await
-            .map_err(|e| match e {
-                crate::StoreError::NotFound(_) => {
-                    ServiceError::NotFound(format!("no certificate with serial {serial}"))
-                }
-                other => other.into(),
-            })?;
-        let was_revoked = before.is_some_and(|b| b.revoked_at.is_some());
-        if let (Some(account), false) = (&record.account, was_revoked) {
-            self.journal(
-                account,
+            .get_certificate(serial)
+            .await?
+            .ok_or_else(not_found)?;
+        let Some(account) = &before.account else {
+            // An admin or service certificate: no account, no account journal.
+            return self
+                .store
+                .revoke_certificate(serial, self.clock.now())
+                .await
+                .map_err(|e| match e {
+                    crate::StoreError::NotFound(_) => not_found(),
+                    other => other.into(),
+                });
+        };
+        let mut w = self.begin(account).await?;
+        let op = AccountOp::RevokeCertificate {
+            serial: serial.clone(),
+            at: self.clock.now(),
+        };
+        let record = match w.apply(op).await {
+            Ok(Applied::Certificate(record)) => record,
+            Ok(other) => {
+                return Err(ServiceError::Internal(format!(
+                    "revoking a certificate answered {other:?}"
+                )));
+            }
+            Err(crate::StoreError::NotFound(_)) => return Err(not_found()),
+            Err(e) => return Err(e.into()),
+        };
+        // Under the account's lock, `before` is the state this revocation applied to.
+        if before.revoked_at.is_none() {
+            w.journal(
                 "certificate",
                 Some(format!("valid {serial}")),
                 Some(format!("revoked {serial}")),
-            )
-            .await?;
+            );
         }
+        w.commit().await?;
         Ok(record)
     }
 
@@ -481,15 +513,20 @@ impl Services {
 
     /// Revokes all certificates of an account; returns how many.
     pub async fn revoke_account_certificates(&self, id: &AccountId) -> Result<u64, ServiceError> {
-        self.account(id).await?;
-        let n = self
-            .store
-            .revoke_account_certificates(id, self.clock.now())
-            .await?;
+        let mut w = self.begin(id).await?;
+        let at = self.clock.now();
+        let n = match w.apply(AccountOp::RevokeAllCertificates { at }).await? {
+            Applied::Count(n) => n,
+            other => {
+                return Err(ServiceError::Internal(format!(
+                    "revoking certificates answered {other:?}"
+                )));
+            }
+        };
         if n > 0 {
-            self.journal(id, "certificate", None, Some(format!("revoked all ({n})")))
-                .await?;
+            w.journal("certificate", None, Some(format!("revoked all ({n})")));
         }
+        w.commit().await?;
         Ok(n)
     }
 

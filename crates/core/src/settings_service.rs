@@ -15,7 +15,7 @@ use crate::settings::{
     TemporaryRule, Voicemail, VoicemailDelivery, hash_pin,
 };
 use crate::sip::{Condition, DiversionTarget, SipUri};
-use crate::store::AliasOutcome;
+use crate::store::{AccountOp, AliasOutcome, Applied};
 
 /// Longest DND, in minutes (one week).
 pub const MAX_DND_MINUTES: i64 = 10_080;
@@ -91,38 +91,45 @@ impl Services {
                 format!("{alias} must be in the account's domain {}", id.domain()),
             ));
         }
-        self.require_account(id).await?;
+        let mut w = self.begin(id).await?;
         let limit = self.config().alias_limit;
-        match self.store().add_alias(alias, id, limit).await? {
-            AliasOutcome::Added => {
-                self.journal(id, "alias", None, Some(alias.to_string()))
-                    .await
+        let op = AccountOp::AddAlias {
+            alias: alias.clone(),
+            limit,
+        };
+        match w.apply(op).await? {
+            Applied::Alias(AliasOutcome::Added) => {
+                w.journal("alias", None, Some(alias.to_string()));
+                w.commit().await
             }
-            AliasOutcome::Taken => Err(ServiceError::Conflict(format!(
+            Applied::Alias(AliasOutcome::Taken) => Err(ServiceError::Conflict(format!(
                 "{field} {}: {alias} is already taken",
                 alias.user()
             ))),
-            AliasOutcome::LimitReached => Err(ServiceError::Conflict(format!(
+            Applied::Alias(AliasOutcome::LimitReached) => Err(ServiceError::Conflict(format!(
                 "{field} {}: {id} has {limit} aliases already, at most {limit} aliases are allowed",
                 alias.user()
+            ))),
+            other => Err(ServiceError::Internal(format!(
+                "adding an alias answered {other:?}"
             ))),
         }
     }
 
     /// Removes an alias (operator).
     pub async fn remove_alias(&self, alias: &AccountId) -> Result<(), ServiceError> {
-        let owner = self.store().resolve_address(alias).await?;
-        if self.store().remove_alias(alias).await? {
-            match owner {
-                Some(o) => {
-                    self.journal(&o, "alias", Some(alias.to_string()), None)
-                        .await
-                }
-                None => Ok(()),
-            }
-        } else {
-            Err(ServiceError::NotFound(format!("no alias {alias}")))
+        let not_found = || ServiceError::NotFound(format!("no alias {alias}"));
+        let owner = match self.store().resolve_address(alias).await? {
+            Some(owner) if &owner != alias => owner,
+            _ => return Err(not_found()),
+        };
+        let mut w = self.begin(&owner).await?;
+        if !w.apply(AccountOp::RemoveAlias(alias.clone())).await?.existed() {
+            // It moved to another account before the lock was taken.
+            return Err(not_found());
         }
+        w.journal("alias", Some(alias.to_string()), None);
+        w.commit().await
     }
 
     /// `(alias, account)` pairs (of one account).
@@ -148,9 +155,8 @@ impl Services {
 
     /// Maps a number to an account (operator).
     pub async fn add_enum(&self, number: &E164, id: &AccountId) -> Result<(), ServiceError> {
-        self.require_account(id).await?;
-        self.store()
-            .add_enum(number, id)
+        let mut w = self.begin(id).await?;
+        w.apply(AccountOp::AddEnum(number.clone()))
             .await
             .map_err(|e| match e {
                 StoreError::Conflict(_) => {
@@ -159,24 +165,24 @@ impl Services {
                 StoreError::NotFound(_) => ServiceError::NotFound(format!("no account {id}")),
                 other => other.into(),
             })?;
-        self.journal(id, "enum", None, Some(number.to_string()))
-            .await
+        w.journal("enum", None, Some(number.to_string()));
+        w.commit().await
     }
 
     /// Removes a number mapping (operator).
     pub async fn remove_enum(&self, number: &E164) -> Result<(), ServiceError> {
-        let owner = self.store().resolve_enum(number).await?;
-        if self.store().remove_enum(number).await? {
-            match owner {
-                Some(o) => {
-                    self.journal(&o, "enum", Some(number.to_string()), None)
-                        .await
-                }
-                None => Ok(()),
-            }
-        } else {
-            Err(ServiceError::NotFound(format!("{number} is not mapped")))
+        let not_found = || ServiceError::NotFound(format!("{number} is not mapped"));
+        let owner = self
+            .store()
+            .resolve_enum(number)
+            .await?
+            .ok_or_else(not_found)?;
+        let mut w = self.begin(&owner).await?;
+        if !w.apply(AccountOp::RemoveEnum(number.clone())).await?.existed() {
+            return Err(not_found());
         }
+        w.journal("enum", Some(number.to_string()), None);
+        w.commit().await
     }
 
     /// `(number, account)` pairs (of one account).
@@ -287,10 +293,12 @@ impl Services {
         id: &AccountId,
         params: &[(Condition, String)],
     ) -> Result<String, ServiceError> {
-        let account = self.require_account(id).await?;
         if params.is_empty() {
+            self.require_account(id).await?;
             return Ok("Diversions remained the same".to_owned());
         }
+        let mut w = self.begin(id).await?;
+        let account = self.require_account(id).await?;
         let voicemail_enabled = self
             .store()
             .get_voicemail(id)
@@ -346,16 +354,15 @@ impl Services {
         if changed.is_empty() {
             return Ok("Diversions remained the same".to_owned());
         }
-        self.store().set_diversions(id, &changed).await?;
+        w.apply(AccountOp::SetDiversions(changed.clone())).await?;
         for (c, t) in &changed {
-            self.journal(
-                id,
+            w.journal(
                 &format!("diversions.{c}"),
                 current.get(c).map(DiversionTarget::shown),
                 t.as_ref().map(DiversionTarget::shown),
-            )
-            .await?;
+            );
         }
+        w.commit().await?;
         let described: Vec<String> = changed
             .iter()
             .map(|(c, t)| match t {
@@ -389,21 +396,23 @@ impl Services {
         id: &AccountId,
         rule: &AcceptRule,
     ) -> Result<bool, ServiceError> {
-        self.require_account(id).await?;
+        let mut w = self.begin(id).await?;
         let before = self.store().get_accept_rules(id).await?;
         let old = before
             .persistent
             .iter()
             .find(|r| r.days == rule.days)
             .map(describe_rule);
-        let replaced = self.store().put_accept_rule(id, rule).await?;
-        self.journal(
-            id,
+        let replaced = w
+            .apply(AccountOp::PutAcceptRule(rule.clone()))
+            .await?
+            .existed();
+        w.journal(
             &format!("accept.{}", rule.days),
             old,
             Some(describe_rule(rule)),
-        )
-        .await?;
+        );
+        w.commit().await?;
         Ok(replaced)
     }
 
@@ -413,15 +422,16 @@ impl Services {
         id: &AccountId,
         days: DaysMask,
     ) -> Result<(), ServiceError> {
-        self.require_account(id).await?;
+        let mut w = self.begin(id).await?;
         let before = self.store().get_accept_rules(id).await?;
         let old = before
             .persistent
             .iter()
             .find(|r| r.days == days)
             .map(describe_rule);
-        if self.store().remove_accept_rule(id, days).await? {
-            self.journal(id, &format!("accept.{days}"), old, None).await
+        if w.apply(AccountOp::RemoveAcceptRule(days)).await?.existed() {
+            w.journal(&format!("accept.{days}"), old, None);
+            w.commit().await
         } else {
             Err(ServiceError::NotFound(format!(
                 "{id} has no accept rule for days {days}"
@@ -436,26 +446,19 @@ impl Services {
         duration: Option<&str>,
     ) -> Result<String, ServiceError> {
         let minutes = duration.map(parse_dnd_duration).transpose()?;
-        self.require_account(id).await?;
+        let mut w = self.begin(id).await?;
         let now = self.clock().now();
         let until = minutes.map(|m| now + Duration::minutes(m));
         let before = self.store().get_accept_rules(id).await?;
         let old = before.active_temporary(now).map(describe_temporary);
-        self.store()
-            .set_temporary_rule(
-                id,
-                Some(&TemporaryRule {
-                    groups: vec![Group::Nobody],
-                    until,
-                }),
-            )
-            .await?;
         let new = TemporaryRule {
             groups: vec![Group::Nobody],
             until,
         };
-        self.journal(id, "dnd", old, Some(describe_temporary(&new)))
+        w.apply(AccountOp::SetTemporaryRule(Some(new.clone())))
             .await?;
+        w.journal("dnd", old, Some(describe_temporary(&new)));
+        w.commit().await?;
         Ok(match minutes {
             Some(m) => format!("Do Not Disturb is on for {m} minutes"),
             None => "Do Not Disturb is on".to_owned(),
@@ -464,7 +467,7 @@ impl Services {
 
     /// `dnd_off`: removes a DND (a temporary rule of other groups stays).
     pub async fn dnd_off(&self, id: &AccountId) -> Result<String, ServiceError> {
-        self.require_account(id).await?;
+        let mut w = self.begin(id).await?;
         let rules = self.store().get_accept_rules(id).await?;
         let now = self.clock().now();
         let remove = rules
@@ -472,9 +475,10 @@ impl Services {
             .as_ref()
             .is_some_and(|t| t.is_dnd() || !t.active_at(now));
         if remove {
-            self.store().set_temporary_rule(id, None).await?;
+            w.apply(AccountOp::SetTemporaryRule(None)).await?;
             let old = rules.active_temporary(now).map(describe_temporary);
-            self.journal(id, "dnd", old, None).await?;
+            w.journal("dnd", old, None);
+            w.commit().await?;
         }
         Ok("Do Not Disturb is off".to_owned())
     }
@@ -500,29 +504,30 @@ impl Services {
                 ));
             }
         }
-        self.require_account(id).await?;
+        let mut w = self.begin(id).await?;
         let before = self.store().get_accept_rules(id).await?;
         let old = before.active_temporary(now).map(describe_temporary);
         let rule = TemporaryRule { groups, until };
-        self.store().set_temporary_rule(id, Some(&rule)).await?;
-        let resource = if rule.is_dnd() { "dnd" } else { "temporary" };
-        self.journal(id, resource, old, Some(describe_temporary(&rule)))
+        w.apply(AccountOp::SetTemporaryRule(Some(rule.clone())))
             .await?;
+        let resource = if rule.is_dnd() { "dnd" } else { "temporary" };
+        w.journal(resource, old, Some(describe_temporary(&rule)));
+        w.commit().await?;
         Ok(rule)
     }
 
     /// Removes the temporary rule, whatever its groups.
     pub async fn clear_temporary_rule(&self, id: &AccountId) -> Result<(), ServiceError> {
-        self.require_account(id).await?;
+        let mut w = self.begin(id).await?;
         let before = self.store().get_accept_rules(id).await?;
         let now = self.clock().now();
         if let Some(t) = before.temporary.as_ref() {
-            self.store().set_temporary_rule(id, None).await?;
+            w.apply(AccountOp::SetTemporaryRule(None)).await?;
             if t.active_at(now) {
                 let resource = if t.is_dnd() { "dnd" } else { "temporary" };
-                self.journal(id, resource, Some(describe_temporary(t)), None)
-                    .await?;
+                w.journal(resource, Some(describe_temporary(t)), None);
             }
+            w.commit().await?;
         }
         Ok(())
     }
@@ -576,21 +581,11 @@ impl Services {
 
     /// `privacy_on` / `privacy_off` (idempotent).
     pub async fn set_privacy(&self, id: &AccountId, on: bool) -> Result<String, ServiceError> {
+        let mut w = self.begin(id).await?;
         let before = self.require_account(id).await?.privacy;
-        self.store()
-            .set_privacy(id, on)
-            .await
-            .map_err(|e| match e {
-                StoreError::NotFound(_) => ServiceError::NotFound(format!("no account {id}")),
-                other => other.into(),
-            })?;
-        self.journal(
-            id,
-            "privacy",
-            Some(before.to_string()),
-            Some(on.to_string()),
-        )
-        .await?;
+        w.apply(AccountOp::SetPrivacy(on)).await?;
+        w.journal("privacy", Some(before.to_string()), Some(on.to_string()));
+        w.commit().await?;
         Ok(if on {
             "Privacy is on"
         } else {
@@ -615,9 +610,8 @@ impl Services {
         id: &AccountId,
         pattern: &RejectPattern,
     ) -> Result<(), ServiceError> {
-        self.require_account(id).await?;
-        self.store()
-            .add_reject(id, pattern)
+        let mut w = self.begin(id).await?;
+        w.apply(AccountOp::AddReject(pattern.clone()))
             .await
             .map_err(|e| match e {
                 StoreError::Conflict(_) => {
@@ -625,8 +619,8 @@ impl Services {
                 }
                 other => other.into(),
             })?;
-        self.journal(id, "reject", None, Some(pattern.to_string()))
-            .await
+        w.journal("reject", None, Some(pattern.to_string()));
+        w.commit().await
     }
 
     /// Removes a reject pattern (operator).
@@ -635,10 +629,13 @@ impl Services {
         id: &AccountId,
         pattern: &RejectPattern,
     ) -> Result<(), ServiceError> {
-        self.require_account(id).await?;
-        if self.store().remove_reject(id, pattern).await? {
-            self.journal(id, "reject", Some(pattern.to_string()), None)
-                .await
+        let mut w = self.begin(id).await?;
+        if w.apply(AccountOp::RemoveReject(pattern.clone()))
+            .await?
+            .existed()
+        {
+            w.journal("reject", Some(pattern.to_string()), None);
+            w.commit().await
         } else {
             Err(ServiceError::NotFound(format!(
                 "{id} has no reject rule {pattern}"
@@ -662,7 +659,7 @@ impl Services {
         email: Option<Email>,
     ) -> Result<Voicemail, ServiceError> {
         let pin_hash = pin.map(hash_pin).transpose()?;
-        self.require_account(id).await?;
+        let mut w = self.begin(id).await?;
         let existing = self.store().get_voicemail(id).await?;
         let existing_summary = existing.as_ref().map(describe_voicemail);
         let voicemail = Voicemail {
@@ -673,37 +670,34 @@ impl Services {
             email: email.or(existing.as_ref().and_then(|v| v.email.clone())),
             pin_hash: pin_hash.or(existing.and_then(|v| v.pin_hash)),
         };
-        self.store().put_voicemail(id, &voicemail).await?;
-        self.journal(
-            id,
+        w.apply(AccountOp::PutVoicemail(voicemail.clone())).await?;
+        w.journal(
             "voicemail",
             existing_summary,
             Some(describe_voicemail(&voicemail)),
-        )
-        .await?;
+        );
         if pin.is_some() {
-            self.journal(
-                id,
+            w.journal(
                 "voicemail.pin",
                 None,
                 Some(crate::journal::CHANGED.to_owned()),
-            )
-            .await?;
+            );
         }
+        w.commit().await?;
         Ok(voicemail)
     }
 
     /// Disables the voice mailbox (its settings are kept).
     pub async fn disable_voicemail(&self, id: &AccountId) -> Result<(), ServiceError> {
-        self.require_account(id).await?;
+        let mut w = self.begin(id).await?;
         let Some(mut v) = self.store().get_voicemail(id).await? else {
             return Err(ServiceError::NotFound(format!("{id} has no voice mailbox")));
         };
         let old = describe_voicemail(&v);
         v.enabled = false;
-        self.store().put_voicemail(id, &v).await?;
-        self.journal(id, "voicemail", Some(old), Some(describe_voicemail(&v)))
-            .await
+        w.apply(AccountOp::PutVoicemail(v.clone())).await?;
+        w.journal("voicemail", Some(old), Some(describe_voicemail(&v)));
+        w.commit().await
     }
 
     // ----- phonebook -----
@@ -719,7 +713,7 @@ impl Services {
         id: &AccountId,
         entry: &PhonebookEntry,
     ) -> Result<(), ServiceError> {
-        self.require_account(id).await?;
+        let mut w = self.begin(id).await?;
         let old = self
             .store()
             .list_phonebook(id)
@@ -727,9 +721,9 @@ impl Services {
             .into_iter()
             .find(|e| e.uri == entry.uri)
             .map(|e| describe_entry(&e));
-        self.store().put_phonebook_entry(id, entry).await?;
-        self.journal(id, "phonebook", old, Some(describe_entry(entry)))
-            .await
+        w.apply(AccountOp::PutPhonebookEntry(entry.clone())).await?;
+        w.journal("phonebook", old, Some(describe_entry(entry)));
+        w.commit().await
     }
 
     /// Removes a phonebook entry.
@@ -738,10 +732,13 @@ impl Services {
         id: &AccountId,
         uri: &SipUri,
     ) -> Result<(), ServiceError> {
-        self.require_account(id).await?;
-        if self.store().remove_phonebook_entry(id, uri).await? {
-            self.journal(id, "phonebook", Some(uri.to_string()), None)
-                .await
+        let mut w = self.begin(id).await?;
+        if w.apply(AccountOp::RemovePhonebookEntry(uri.clone()))
+            .await?
+            .existed()
+        {
+            w.journal("phonebook", Some(uri.to_string()), None);
+            w.commit().await
         } else {
             Err(ServiceError::NotFound(format!(
                 "{id} has no phonebook entry {uri}"

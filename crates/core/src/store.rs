@@ -5,7 +5,15 @@
 //! * each method is atomic: it changes everything it says or nothing;
 //! * a method returns only after its change is durable;
 //! * uniqueness (domains, accounts, serials) is enforced by the store, and a violation is
-//!   [`StoreError::Conflict`], never a silent overwrite.
+//!   [`StoreError::Conflict`], never a silent overwrite;
+//! * every change to an account's data runs in an [`AccountWrite`]: one transaction that holds
+//!   the account's write lock in the database (SQLite `BEGIN IMMEDIATE`, PostgreSQL a row lock
+//!   on the account) from its first read to its commit, and commits the change together with its
+//!   journal entries. While a caller holds it, no other writer — in this process, another server
+//!   or the CLI — can change the account, so what the caller reads through the store in the
+//!   meantime is the state its change applies to (its `old` values, its `If-Match` check).
+//!   The single-change methods below ([`Store::set_privacy`] …) are one-op `AccountWrite`s
+//!   without journal entries, for the CLI's copy and for tests.
 
 use std::fmt;
 
@@ -21,7 +29,7 @@ use crate::cert::{CertRecord, Serial};
 use crate::credentials::Credentials;
 use crate::error::StoreError;
 use crate::ids::{AccountId, Domain, E164};
-use crate::journal::{JournalEntry, NewJournalEntry};
+use crate::journal::{JournalEntry, NewJournalEntry, Stamp};
 use crate::money::Money;
 use crate::rating::Rate;
 use crate::settings::{
@@ -62,6 +70,119 @@ pub enum AliasOutcome {
     LimitReached,
 }
 
+/// One change to an account's data, applied by [`AccountWrite::apply`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum AccountOp {
+    /// Replaces the profile and prepaid flag.
+    UpdateAccount {
+        /// The new profile.
+        profile: AccountProfile,
+        /// The new prepaid flag.
+        prepaid: bool,
+    },
+    /// Replaces the credentials.
+    SetCredentials(Credentials),
+    /// Records a certificate issued for the account. [`StoreError::Conflict`] on a duplicate
+    /// serial.
+    InsertCertificate(CertRecord),
+    /// Revokes one of the account's certificates (keeping the first revocation time):
+    /// [`Applied::Certificate`]. [`StoreError::NotFound`] for a serial not of this account.
+    RevokeCertificate {
+        /// The serial.
+        serial: Serial,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Revokes every unrevoked certificate of the account: [`Applied::Count`].
+    RevokeAllCertificates {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Adds an alias, checking that the address is free and the account is below `limit`:
+    /// [`Applied::Alias`].
+    AddAlias {
+        /// The alias (in the account's domain).
+        alias: AccountId,
+        /// Most aliases the account may have.
+        limit: u32,
+    },
+    /// Removes one of the account's aliases: [`Applied::Existed`].
+    RemoveAlias(AccountId),
+    /// Maps a number to the account. [`StoreError::Conflict`] if mapped already.
+    AddEnum(E164),
+    /// Removes one of the account's numbers: [`Applied::Existed`].
+    RemoveEnum(E164),
+    /// Sets (`Some`) or clears (`None`) the given forwarding conditions only.
+    SetDiversions(Vec<(Condition, Option<DiversionTarget>)>),
+    /// Adds or replaces the persistent accept rule of its days: [`Applied::Existed`] (replaced).
+    PutAcceptRule(AcceptRule),
+    /// Removes the persistent accept rule of `days`: [`Applied::Existed`].
+    RemoveAcceptRule(DaysMask),
+    /// Sets or removes the temporary rule.
+    SetTemporaryRule(Option<TemporaryRule>),
+    /// Adds a reject pattern. [`StoreError::Conflict`] if present.
+    AddReject(RejectPattern),
+    /// Removes a reject pattern: [`Applied::Existed`].
+    RemoveReject(RejectPattern),
+    /// Creates or replaces the voice mailbox.
+    PutVoicemail(Voicemail),
+    /// Sets caller-id privacy.
+    SetPrivacy(bool),
+    /// Adds or replaces the phonebook entry of its address.
+    PutPhonebookEntry(PhonebookEntry),
+    /// Removes a phonebook entry: [`Applied::Existed`].
+    RemovePhonebookEntry(SipUri),
+}
+
+/// What an [`AccountOp`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Applied {
+    /// The change was made.
+    Done,
+    /// Whether the thing removed or replaced was there.
+    Existed(bool),
+    /// What adding an alias did ([`AliasOutcome::Added`] is the only outcome that changed
+    /// anything).
+    Alias(AliasOutcome),
+    /// How many rows changed.
+    Count(u64),
+    /// The certificate as it is after the change.
+    Certificate(CertRecord),
+}
+
+impl Applied {
+    /// Whether the thing removed or replaced was there ([`Applied::Existed`]); false otherwise.
+    pub fn existed(&self) -> bool {
+        matches!(self, Self::Existed(true))
+    }
+}
+
+/// A change of one account in progress: one database transaction holding the account's write
+/// lock (see the module documentation). Dropping it without [`AccountWrite::commit`] rolls
+/// everything back.
+#[async_trait]
+pub trait AccountWrite: Send {
+    /// Applies one change inside the transaction. An error leaves the transaction to be dropped
+    /// (rolled back) by the caller.
+    async fn apply(&mut self, op: &AccountOp) -> Result<Applied, StoreError>;
+    /// Appends the journal entries and commits, durably, everything at once.
+    async fn commit(self: Box<Self>, journal: &[NewJournalEntry]) -> Result<(), StoreError>;
+}
+
+/// One op in its own [`AccountWrite`], without journal entries.
+async fn write_one<S: Store + ?Sized>(
+    store: &S,
+    account: &AccountId,
+    op: AccountOp,
+) -> Result<Applied, StoreError> {
+    let mut write = store.begin_account(account).await?;
+    let applied = write.apply(&op).await?;
+    write.commit(&[]).await?;
+    Ok(applied)
+}
+
 /// The persistent state of the service.
 #[async_trait]
 pub trait Store: Send + Sync + fmt::Debug {
@@ -74,11 +195,20 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Creates an account with its credentials. [`StoreError::Conflict`] if the address is
     /// taken; [`StoreError::NotFound`] if its domain is not served here.
+    /// The journal entries are committed with it.
     async fn insert_account(
         &self,
         account: &Account,
         credentials: &Credentials,
+        journal: &[NewJournalEntry],
     ) -> Result<(), StoreError>;
+    /// Begins a change of the account's data: waits for the account's write lock (other
+    /// writers, in any process, wait for this one to commit or roll back). [`StoreError::NotFound`]
+    /// if there is no account.
+    async fn begin_account(
+        &self,
+        account: &AccountId,
+    ) -> Result<Box<dyn AccountWrite>, StoreError>;
     /// One account.
     async fn get_account(&self, id: &AccountId) -> Result<Option<Account>, StoreError>;
     /// All accounts (of one domain), sorted by address.
@@ -89,7 +219,13 @@ pub trait Store: Send + Sync + fmt::Debug {
         id: &AccountId,
         profile: &AccountProfile,
         prepaid: bool,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        let op = AccountOp::UpdateAccount {
+            profile: profile.clone(),
+            prepaid,
+        };
+        write_one(self, id, op).await.map(drop)
+    }
     /// The stored credentials of an account.
     async fn get_credentials(&self, id: &AccountId) -> Result<Option<Credentials>, StoreError>;
     /// Replaces the credentials. [`StoreError::NotFound`] if there is no account.
@@ -97,7 +233,10 @@ pub trait Store: Send + Sync + fmt::Debug {
         &self,
         id: &AccountId,
         credentials: &Credentials,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        let op = AccountOp::SetCredentials(credentials.clone());
+        write_one(self, id, op).await.map(drop)
+    }
     /// Deletes an account with all its settings and revokes its certificates, in one
     /// transaction. Returns how many certificates were revoked. [`StoreError::NotFound`] if
     /// there is no account.
@@ -138,9 +277,26 @@ pub trait Store: Send + Sync + fmt::Debug {
         alias: &AccountId,
         account: &AccountId,
         limit: u32,
-    ) -> Result<AliasOutcome, StoreError>;
+    ) -> Result<AliasOutcome, StoreError> {
+        let op = AccountOp::AddAlias {
+            alias: alias.clone(),
+            limit,
+        };
+        match write_one(self, account, op).await? {
+            Applied::Alias(outcome) => Ok(outcome),
+            other => Err(StoreError::Other(format!("add_alias answered {other:?}"))),
+        }
+    }
     /// Removes an alias; false if there was none.
-    async fn remove_alias(&self, alias: &AccountId) -> Result<bool, StoreError>;
+    async fn remove_alias(&self, alias: &AccountId) -> Result<bool, StoreError> {
+        match self.resolve_address(alias).await? {
+            Some(owner) if &owner != alias => {
+                let op = AccountOp::RemoveAlias(alias.clone());
+                Ok(write_one(self, &owner, op).await?.existed())
+            }
+            _ => Ok(false),
+        }
+    }
     /// `(alias, account)` pairs (of one account), sorted by alias.
     async fn list_aliases(
         &self,
@@ -151,9 +307,21 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     /// Maps a number to an account. [`StoreError::Conflict`] if mapped already,
     /// [`StoreError::NotFound`] if there is no account.
-    async fn add_enum(&self, number: &E164, account: &AccountId) -> Result<(), StoreError>;
+    async fn add_enum(&self, number: &E164, account: &AccountId) -> Result<(), StoreError> {
+        write_one(self, account, AccountOp::AddEnum(number.clone()))
+            .await
+            .map(drop)
+    }
     /// Removes a mapping; false if there was none.
-    async fn remove_enum(&self, number: &E164) -> Result<bool, StoreError>;
+    async fn remove_enum(&self, number: &E164) -> Result<bool, StoreError> {
+        match self.resolve_enum(number).await? {
+            Some(owner) => {
+                let op = AccountOp::RemoveEnum(number.clone());
+                Ok(write_one(self, &owner, op).await?.existed())
+            }
+            None => Ok(false),
+        }
+    }
     /// `(number, account)` pairs (of one account), sorted by number.
     async fn list_enum(
         &self,
@@ -172,7 +340,10 @@ pub trait Store: Send + Sync + fmt::Debug {
         &self,
         account: &AccountId,
         changes: &[(Condition, Option<DiversionTarget>)],
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        let op = AccountOp::SetDiversions(changes.to_vec());
+        write_one(self, account, op).await.map(drop)
+    }
 
     // ----- accept rules and DND -----
 
@@ -190,19 +361,28 @@ pub trait Store: Send + Sync + fmt::Debug {
         &self,
         account: &AccountId,
         rule: &AcceptRule,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        let op = AccountOp::PutAcceptRule(rule.clone());
+        Ok(write_one(self, account, op).await?.existed())
+    }
     /// Removes the persistent rule for `days`; false if there was none.
     async fn remove_accept_rule(
         &self,
         account: &AccountId,
         days: DaysMask,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        let op = AccountOp::RemoveAcceptRule(days);
+        Ok(write_one(self, account, op).await?.existed())
+    }
     /// Sets or removes the temporary rule. [`StoreError::NotFound`] if there is no account.
     async fn set_temporary_rule(
         &self,
         account: &AccountId,
         rule: Option<&TemporaryRule>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        let op = AccountOp::SetTemporaryRule(rule.cloned());
+        write_one(self, account, op).await.map(drop)
+    }
 
     // ----- reject rules -----
 
@@ -213,13 +393,19 @@ pub trait Store: Send + Sync + fmt::Debug {
         &self,
         account: &AccountId,
         pattern: &RejectPattern,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        let op = AccountOp::AddReject(pattern.clone());
+        write_one(self, account, op).await.map(drop)
+    }
     /// Removes a pattern; false if there was none.
     async fn remove_reject(
         &self,
         account: &AccountId,
         pattern: &RejectPattern,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        let op = AccountOp::RemoveReject(pattern.clone());
+        Ok(write_one(self, account, op).await?.existed())
+    }
 
     // ----- voicemail, privacy, phonebook -----
 
@@ -230,9 +416,16 @@ pub trait Store: Send + Sync + fmt::Debug {
         &self,
         account: &AccountId,
         voicemail: &Voicemail,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        let op = AccountOp::PutVoicemail(voicemail.clone());
+        write_one(self, account, op).await.map(drop)
+    }
     /// Sets caller-id privacy. [`StoreError::NotFound`] if there is no account.
-    async fn set_privacy(&self, account: &AccountId, on: bool) -> Result<(), StoreError>;
+    async fn set_privacy(&self, account: &AccountId, on: bool) -> Result<(), StoreError> {
+        write_one(self, account, AccountOp::SetPrivacy(on))
+            .await
+            .map(drop)
+    }
     /// The account's phonebook, sorted by address.
     async fn list_phonebook(&self, account: &AccountId) -> Result<Vec<PhonebookEntry>, StoreError>;
     /// Adds or replaces the entry for `entry.uri`.
@@ -240,13 +433,19 @@ pub trait Store: Send + Sync + fmt::Debug {
         &self,
         account: &AccountId,
         entry: &PhonebookEntry,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        let op = AccountOp::PutPhonebookEntry(entry.clone());
+        write_one(self, account, op).await.map(drop)
+    }
     /// Removes an entry; false if there was none.
     async fn remove_phonebook_entry(
         &self,
         account: &AccountId,
         uri: &SipUri,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, StoreError> {
+        let op = AccountOp::RemovePhonebookEntry(uri.clone());
+        Ok(write_one(self, account, op).await?.existed())
+    }
 
     // ----- rates -----
 
@@ -263,12 +462,14 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// The account's balance. [`StoreError::NotFound`] if there is no account.
     async fn get_balance(&self, account: &AccountId) -> Result<Money, StoreError>;
     /// Changes the balance and writes the history entry, in one transaction; returns the new
-    /// balance.
+    /// balance. With `journal`, the `balance` journal entry (old and new balance) is committed
+    /// with it.
     async fn change_balance(
         &self,
         account: &AccountId,
         change: &BalanceChange,
         at: DateTime<Utc>,
+        journal: Option<&Stamp>,
     ) -> Result<Money, StoreError>;
     /// History entries, newest first.
     async fn balance_history(

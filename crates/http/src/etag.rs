@@ -5,21 +5,16 @@
 //!   differs, the write is refused with `412` (`precondition_failed`) and changes nothing. A write
 //!   without `If-Match` is accepted (last writer wins).
 //! * A `GET` with `If-None-Match` naming the current tag is answered `304 Not Modified`.
-//! * Check and write run under a per-account lock ([`WriteLocks`]) held across both, so on one
-//!   server no other `/v1` write of the same account can slip in between. Several servers
-//!   sharing one database each have their own locks: across servers the check is advisory (a
-//!   write from another server may land between this server's check and its write).
-
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+//! * Check and write run in one store transaction that holds the account's write lock in the
+//!   database (`Services::hold`: SQLite `BEGIN IMMEDIATE`, a PostgreSQL row lock), so no other
+//!   write of the same account — through any door, on this or any other server sharing the
+//!   database, or from the CLI — can land between the check and the write.
 
 use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sip_settings_core::AccountId;
-use tokio::sync::OwnedMutexGuard;
 
 use crate::problem::problem;
 use crate::v1::ApiError;
@@ -117,30 +112,6 @@ pub fn check<T: Serialize>(headers: &HeaderMap, current: Option<&T>) -> Result<(
         response.headers_mut().insert(header::ETAG, v);
     }
     Err(ApiError::from_response(response))
-}
-
-/// Most idle per-account locks kept before unused ones are dropped.
-const MAX_IDLE_LOCKS: usize = 10_000;
-
-/// One async lock per account, held across an `If-Match` check and the write it guards.
-#[derive(Debug, Default)]
-pub struct WriteLocks {
-    locks: Mutex<HashMap<AccountId, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-impl WriteLocks {
-    /// Waits for and takes the account's write lock.
-    pub async fn lock(&self, account: &AccountId) -> OwnedMutexGuard<()> {
-        let lock = {
-            let mut map = self.locks.lock().unwrap_or_else(|p| p.into_inner());
-            if map.len() > MAX_IDLE_LOCKS {
-                // A lock nobody holds or waits for is only referenced by the map.
-                map.retain(|_, l| Arc::strong_count(l) > 1);
-            }
-            map.entry(account.clone()).or_default().clone()
-        };
-        lock.lock_owned().await
-    }
 }
 
 #[cfg(test)]

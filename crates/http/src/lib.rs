@@ -38,8 +38,6 @@ pub struct AppState {
     pub services: Services,
     /// Request rate limits of subscriber requests.
     pub limiter: std::sync::Arc<ratelimit::RateLimiter>,
-    /// Per-account locks of the /v1 writes (If-Match check and write, atomic per server).
-    pub write_locks: std::sync::Arc<etag::WriteLocks>,
     /// The web page's signing key and login throttle.
     pub web: std::sync::Arc<web::WebState>,
 }
@@ -50,7 +48,6 @@ impl AppState {
         Self {
             services,
             limiter: std::sync::Arc::new(ratelimit::RateLimiter::new(limits)),
-            write_locks: std::sync::Arc::default(),
             web: std::sync::Arc::new(web::WebState::new(web::WebKey::random())),
         }
     }

@@ -129,9 +129,10 @@ async fn change_view<V: Serialize, R>(
     change: impl AsyncFnOnce(&Services, &AccountId) -> Result<R, ServiceError>,
 ) -> ApiResult {
     let s = me.services(state);
-    let _guard = state.write_locks.lock(&me.account).await;
+    let s = s.hold(&me.account).await?;
     etag::check(headers, Some(&view(&s, &me.account).await?))?;
     change(&s, &me.account).await?;
+    s.commit().await?;
     Ok(etag::reply(StatusCode::OK, &view(&s, &me.account).await?))
 }
 
@@ -146,12 +147,13 @@ async fn remove_item<V: Serialize, R>(
     remove: impl AsyncFnOnce(&Services, &AccountId) -> Result<R, ServiceError>,
 ) -> ApiResult {
     let s = me.services(state);
-    let _guard = state.write_locks.lock(&me.account).await;
+    let s = s.hold(&me.account).await?;
     let Some(current) = current(&s, &me.account).await? else {
         return Err(not_found(format!("no {what}")));
     };
     etag::check(headers, Some(&current))?;
     remove(&s, &me.account).await?;
+    s.commit().await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -610,9 +612,10 @@ async fn set_one_diversion(
     target: String,
 ) -> ApiResult {
     let s = me.services(state);
-    let _guard = state.write_locks.lock(&me.account).await;
+    let s = s.hold(&me.account).await?;
     etag::check(headers, Some(&diversion_view(&s, &me.account, c).await?))?;
     s.set_diversions(&me.account, &[(c, target)]).await?;
+    s.commit().await?;
     Ok(etag::reply(
         StatusCode::OK,
         &diversion_view(&s, &me.account, c).await?,
@@ -864,10 +867,11 @@ async fn put_accept_rule(
         groups: parse_groups(&b.groups)?,
     };
     let s = me.services(&state);
-    let _guard = state.write_locks.lock(&me.account).await;
+    let s = s.hold(&me.account).await?;
     s.account(&me.account).await?;
     etag::check(&headers, rule_of(&s, &me.account, days).await?.as_ref())?;
     let replaced = s.put_accept_rule(&me.account, &rule).await?;
+    s.commit().await?;
     let view = rule_view(&rule);
     Ok(if replaced {
         etag::reply(StatusCode::OK, &view)
@@ -1044,9 +1048,10 @@ async fn post_reject_rule(
     let b: RejectRuleView = json_body(body).await?;
     let pattern = RejectPattern::parse(&b.pattern)?;
     let s = me.services(&state);
-    let _guard = state.write_locks.lock(&me.account).await;
+    let s = s.hold(&me.account).await?;
     etag::check(&headers, Some(&reject_view(&s, &me.account).await?))?;
     s.add_reject(&me.account, &pattern).await?;
+    s.commit().await?;
     Ok(created(
         &format!("/v1/me/reject-rules/{}", encode_segment(pattern.as_str())),
         &RejectRuleView {
@@ -1374,9 +1379,10 @@ async fn post_alias(
     limit(&state, &me, Kind::Write)?;
     let b: AliasBody = json_body(body).await?;
     let s = me.services(&state);
-    let _guard = state.write_locks.lock(&me.account).await;
+    let s = s.hold(&me.account).await?;
     etag::check(&headers, Some(&aliases_view(&s, &me.account).await?))?;
     let alias = s.add_own_alias(&me.account, &b.username).await?;
+    s.commit().await?;
     Ok(created(
         &format!("/v1/me/aliases/{}", encode_segment(&alias.to_string())),
         &AliasView {
@@ -1418,12 +1424,13 @@ async fn delete_alias(
     limit(&state, &me, Kind::Write)?;
     let alias = alias_of(&me, path)?;
     let s = me.services(&state);
-    let _guard = state.write_locks.lock(&me.account).await;
+    let s = s.hold(&me.account).await?;
     let current = alias_view(&s, &me.account, &alias).await?;
     if current.is_some() {
         etag::check(&headers, current.as_ref())?;
     }
     s.remove_own_alias(&me.account, &alias).await?;
+    s.commit().await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -1893,7 +1900,7 @@ async fn write_voicemail(
         sip_settings_core::settings::hash_pin(pin)?;
     }
     let s = me.services(state);
-    let _guard = state.write_locks.lock(&me.account).await;
+    let s = s.hold(&me.account).await?;
     let current = voicemail_view(&s, &me.account).await?;
     etag::check(headers, Some(&current))?;
     let changes = delivery.is_some() || email.is_some() || b.pin.is_some();
@@ -1928,6 +1935,7 @@ async fn write_voicemail(
             )));
         }
     }
+    s.commit().await?;
     Ok(etag::reply(
         StatusCode::OK,
         &voicemail_view(&s, &me.account).await?,
@@ -2134,7 +2142,7 @@ async fn post_phonebook_entry(
     let b: PhonebookPost = json_body(body).await?;
     let entry = make_entry(parse_contact_uri(&b.uri)?, b.name.as_deref(), &b.groups)?;
     let s = me.services(&state);
-    let _guard = state.write_locks.lock(&me.account).await;
+    let s = s.hold(&me.account).await?;
     etag::check(&headers, Some(&phonebook_view(&s, &me.account).await?))?;
     if entry_of(&s, &me.account, &entry.uri).await?.is_some() {
         return Err(ApiError::from(ServiceError::Conflict(format!(
@@ -2143,6 +2151,7 @@ async fn post_phonebook_entry(
         ))));
     }
     s.put_phonebook_entry(&me.account, &entry).await?;
+    s.commit().await?;
     Ok(created(
         &format!(
             "/v1/me/phonebook/{}",
@@ -2194,11 +2203,12 @@ async fn put_phonebook_entry(
     let b: PhonebookPut = json_body(body).await?;
     let entry = make_entry(uri, b.name.as_deref(), &b.groups)?;
     let s = me.services(&state);
-    let _guard = state.write_locks.lock(&me.account).await;
+    let s = s.hold(&me.account).await?;
     s.account(&me.account).await?;
     let current = entry_of(&s, &me.account, &entry.uri).await?;
     etag::check(&headers, current.as_ref())?;
     s.put_phonebook_entry(&me.account, &entry).await?;
+    s.commit().await?;
     Ok(if current.is_some() {
         etag::reply(StatusCode::OK, &entry_view(&entry))
     } else {
@@ -2378,9 +2388,10 @@ async fn issue_certificate(
     let b: CsrBody = json_body(body).await?;
     check_csr(&b.csr)?;
     let s = me.services(&state);
-    let _guard = state.write_locks.lock(&me.account).await;
+    let s = s.hold(&me.account).await?;
     etag::check(&headers, Some(&certificates_view(&s, &me).await?))?;
     let (record, pem) = s.issue_from_csr(&me.account, &b.csr, b.days).await?;
+    s.commit().await?;
     Ok(created(
         &format!("/v1/me/certificates/{}", record.serial),
         &IssuedView {
@@ -2424,11 +2435,12 @@ async fn revoke_certificate(
     limit(&state, &me, Kind::Write)?;
     let serial = serial_of(path)?;
     let s = me.services(&state);
-    let _guard = state.write_locks.lock(&me.account).await;
+    let s = s.hold(&me.account).await?;
     if let Some(current) = own_certificate(&s, &me, &serial).await? {
         etag::check(&headers, Some(&current))?;
     }
     let record = s.revoke_own_certificate(&me.account, &serial).await?;
+    s.commit().await?;
     Ok(etag::reply(
         StatusCode::OK,
         &certificate_view(&record, &me.serial),

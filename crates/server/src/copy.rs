@@ -56,7 +56,7 @@ pub async fn copy_all(
             .get_credentials(&a.id)
             .await?
             .with_context(|| format!("account {} has no credentials", a.id))?;
-        to.insert_account(a, &credentials)
+        to.insert_account(a, &credentials, &[])
             .await
             .with_context(|| format!("account {}", a.id))?;
         report.accounts += 1;

@@ -15,11 +15,13 @@ use sip_settings_core::ids::AccountId;
 use sip_settings_core::money::Money;
 use sip_settings_core::rating::{Rate, prefixes_of};
 use sip_settings_core::sip::SipUri;
+use sip_settings_core::journal::Stamp;
 use sip_settings_core::store::BalanceChange;
 use sqlx::{PgConnection, Row};
 
 use crate::error::{Fail, Res, retrying};
 use crate::rows::{SESSION_SELECT, call_from, history_from, rate_from, session_from, unix};
+use crate::account_write::insert_journal;
 use crate::{PgStore, lock_account, not_found};
 
 /// Rates per `INSERT … SELECT FROM UNNEST(…)` statement of an import.
@@ -203,6 +205,7 @@ impl PgStore {
         account: &AccountId,
         change: &BalanceChange,
         at: DateTime<Utc>,
+        journal: Option<&Stamp>,
     ) -> Result<Money, StoreError> {
         retrying(|| async move {
             let mut tx = self.pool.begin().await?;
@@ -237,6 +240,9 @@ impl PgStore {
                 session: None,
             };
             insert_history(&mut tx, id, entry).await?;
+            if let Some(stamp) = journal {
+                insert_journal(&mut tx, &[stamp.balance_entry(account, old, new)]).await?;
+            }
             tx.commit().await?;
             Ok(new)
         })
@@ -432,6 +438,11 @@ impl PgStore {
             .bind(&session.call_id)
             .execute(&mut *tx)
             .await?;
+            if let Some(stamp) = &req.journal {
+                let old = Money::from_units(balance);
+                let entry = stamp.balance_entry(&session.account, old, new_balance);
+                insert_journal(&mut tx, &[entry]).await?;
+            }
             tx.commit().await?;
             session.closed = Some(Settlement {
                 closed_at: req.now,

@@ -45,11 +45,6 @@ fn sqlstate(e: &sqlx::Error) -> Option<String> {
     }
 }
 
-/// Whether the error is PostgreSQL's unique_violation (23505).
-pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    sqlstate(e).as_deref() == Some("23505")
-}
-
 /// serialization_failure (40001) or deadlock_detected (40P01): the transaction was rolled back
 /// as a whole and may simply run again.
 fn is_retryable(e: &sqlx::Error) -> bool {

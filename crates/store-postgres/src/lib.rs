@@ -37,6 +37,7 @@
 //! connection ended by `pg_terminate_backend` or a server restart is replaced and the store
 //! recovers by itself.
 
+mod account_write;
 mod billing;
 mod error;
 mod rows;
@@ -46,7 +47,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sip_settings_core::account::{Account, AccountProfile};
+use sip_settings_core::account::Account;
 use sip_settings_core::calls::{
     BillingSnapshot, CallRecord, CloseOutcome, CloseRequest, Direction, HistoryEntry, NewCall,
     OpenOutcome, OpenRequest, PrepaidSession, Usage,
@@ -61,15 +62,17 @@ use sip_settings_core::settings::{
     AcceptRule, AcceptRules, DaysMask, Diversions, PhonebookEntry, RejectPattern, TemporaryRule,
     Voicemail, VoicemailDelivery,
 };
-use sip_settings_core::sip::{Condition, DiversionTarget, SipUri};
-use sip_settings_core::store::{AliasOutcome, BalanceChange};
+use sip_settings_core::sip::SipUri;
+use sip_settings_core::journal::Stamp;
+use sip_settings_core::store::{AccountWrite, BalanceChange};
 use sip_settings_core::stored;
 use sip_settings_core::{Email, Store, StoreError};
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Row};
 
-use crate::error::{Fail, Res, corrupt, is_unique_violation, map_err, retrying};
+use crate::account_write::{PgAccountWrite, insert_journal};
+use crate::error::{Fail, Res, corrupt, map_err, retrying};
 use crate::rows::{ACCOUNT_COLUMNS, account_from_row, account_id_from, cert_from_row, split_list};
 
 /// Connections per server process.
@@ -134,17 +137,6 @@ impl PgStore {
 /// When there is no such account it yields NULL, which a NOT NULL column refuses
 /// (not_null_violation, mapped to `NotFound`).
 const ACCOUNT_ID: &str = "(SELECT id FROM accounts WHERE domain = $1 AND username = $2)";
-
-/// The row id of an account; `NotFound` if there is none.
-async fn account_rowid(conn: &mut PgConnection, account: &AccountId) -> Res<i64> {
-    let id: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM accounts WHERE domain = $1 AND username = $2")
-            .bind(account.domain().as_str())
-            .bind(account.user().as_str())
-            .fetch_optional(conn)
-            .await?;
-    id.ok_or_else(|| not_found(account))
-}
 
 /// Locks an account's row for the rest of the transaction; returns its id, prepaid flag and
 /// balance as they are under the lock. `NotFound` if there is no account.
@@ -215,6 +207,7 @@ impl Store for PgStore {
         &self,
         account: &Account,
         credentials: &Credentials,
+        journal: &[NewJournalEntry],
     ) -> Result<(), StoreError> {
         let p = &account.profile;
         retrying(|| async move {
@@ -256,10 +249,18 @@ impl Store for PgStore {
             .bind(account.created_at)
             .execute(&mut *tx)
             .await?;
+            insert_journal(&mut tx, journal).await?;
             tx.commit().await?;
             Ok(())
         })
         .await
+    }
+
+    async fn begin_account(
+        &self,
+        account: &AccountId,
+    ) -> Result<Box<dyn AccountWrite>, StoreError> {
+        Ok(Box::new(PgAccountWrite::begin(&self.pool, account).await?))
     }
 
     async fn get_account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
@@ -301,42 +302,6 @@ impl Store for PgStore {
         .await
     }
 
-    async fn update_account(
-        &self,
-        id: &AccountId,
-        profile: &AccountProfile,
-        prepaid: bool,
-    ) -> Result<(), StoreError> {
-        retrying(|| async move {
-            let done = sqlx::query(
-                "UPDATE accounts SET first_name = $1, last_name = $2, email = $3, timezone = $4, \
-                 mobile = $5, pstn_caller_id = $6, language = $7, no_answer_timeout = $8, \
-                 quick_dial = $9, prepaid = $10, updated_at = $11 \
-                 WHERE domain = $12 AND username = $13",
-            )
-            .bind(&profile.first_name)
-            .bind(&profile.last_name)
-            .bind(profile.email.as_ref().map(|e| e.as_str()))
-            .bind(profile.timezone.name())
-            .bind(profile.mobile.as_ref().map(|e| e.as_str()))
-            .bind(profile.pstn_caller_id.as_ref().map(|e| e.as_str()))
-            .bind(&profile.language)
-            .bind(i64::from(profile.no_answer_timeout))
-            .bind(profile.quick_dial.as_deref())
-            .bind(prepaid)
-            .bind(Utc::now())
-            .bind(id.domain().as_str())
-            .bind(id.user().as_str())
-            .execute(&self.pool)
-            .await?;
-            if done.rows_affected() == 0 {
-                return Err(not_found(id));
-            }
-            Ok(())
-        })
-        .await
-    }
-
     async fn get_credentials(&self, id: &AccountId) -> Result<Option<Credentials>, StoreError> {
         retrying(|| async move {
             let row = sqlx::query(
@@ -355,32 +320,6 @@ impl Store for PgStore {
                 })
             })
             .transpose()
-        })
-        .await
-    }
-
-    async fn set_credentials(
-        &self,
-        id: &AccountId,
-        credentials: &Credentials,
-    ) -> Result<(), StoreError> {
-        retrying(|| async move {
-            let done = sqlx::query(
-                "UPDATE accounts SET ha1_md5 = $1, ha1_sha256 = $2, password_hash = $3, \
-                 updated_at = $4 WHERE domain = $5 AND username = $6",
-            )
-            .bind(&credentials.ha1_md5)
-            .bind(&credentials.ha1_sha256)
-            .bind(&credentials.password_hash)
-            .bind(Utc::now())
-            .bind(id.domain().as_str())
-            .bind(id.user().as_str())
-            .execute(&self.pool)
-            .await?;
-            if done.rows_affected() == 0 {
-                return Err(not_found(id));
-            }
-            Ok(())
         })
         .await
     }
@@ -414,23 +353,8 @@ impl Store for PgStore {
 
     async fn insert_certificate(&self, record: &CertRecord) -> Result<(), StoreError> {
         retrying(|| async move {
-            sqlx::query(
-                "INSERT INTO certificates (serial, subject, role, account, fingerprint, \
-                 not_before, not_after, issued_at, revoked_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(record.serial.as_str())
-            .bind(&record.subject)
-            .bind(record.role.as_str())
-            .bind(record.account.as_ref().map(ToString::to_string))
-            .bind(&record.fingerprint)
-            .bind(record.not_before)
-            .bind(record.not_after)
-            .bind(record.issued_at)
-            .bind(record.revoked_at)
-            .execute(&self.pool)
-            .await?;
-            Ok(())
+            let mut conn = self.pool.acquire().await?;
+            Ok(account_write::insert_certificate(&mut conn, record).await?)
         })
         .await
     }
@@ -476,20 +400,8 @@ impl Store for PgStore {
         at: DateTime<Utc>,
     ) -> Result<CertRecord, StoreError> {
         retrying(|| async move {
-            let row = sqlx::query(
-                "UPDATE certificates SET revoked_at = COALESCE(revoked_at, $1) WHERE serial = $2 \
-                 RETURNING *",
-            )
-            .bind(at)
-            .bind(serial.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-            match row {
-                Some(r) => cert_from_row(&r),
-                None => Err(Fail::Store(StoreError::NotFound(format!(
-                    "certificate {serial}"
-                )))),
-            }
+            let mut conn = self.pool.acquire().await?;
+            Ok(account_write::revoke_certificate(&mut conn, serial, None, at).await?)
         })
         .await
     }
@@ -500,14 +412,8 @@ impl Store for PgStore {
         at: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         retrying(|| async move {
-            Ok(sqlx::query(
-                "UPDATE certificates SET revoked_at = $1 WHERE account = $2 AND revoked_at IS NULL",
-            )
-            .bind(at)
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await?
-            .rows_affected())
+            let mut conn = self.pool.acquire().await?;
+            Ok(account_write::revoke_account_certificates(&mut conn, id, at).await?)
         })
         .await
     }
@@ -524,72 +430,6 @@ impl Store for PgStore {
             .await?;
             row.map(|r| account_id_from(&r, "username", "domain"))
                 .transpose()
-        })
-        .await
-    }
-
-    async fn add_alias(
-        &self,
-        alias: &AccountId,
-        account: &AccountId,
-        limit: u32,
-    ) -> Result<AliasOutcome, StoreError> {
-        retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            // The lock serialises adders of one account, so that the count below is exact.
-            let (id, _, _) = lock_account(&mut tx, account).await?;
-            let taken: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM sip_addresses WHERE domain = $1 AND username = $2)",
-            )
-            .bind(alias.domain().as_str())
-            .bind(alias.user().as_str())
-            .fetch_one(&mut *tx)
-            .await?;
-            if taken {
-                return Ok(AliasOutcome::Taken);
-            }
-            let count: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM sip_addresses WHERE account_id = $1 AND is_alias",
-            )
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
-            if count >= i64::from(limit) {
-                return Ok(AliasOutcome::LimitReached);
-            }
-            // An address taken since the check above (by another account's alias or a new
-            // account) is caught by the primary key.
-            let inserted = sqlx::query(
-                "INSERT INTO sip_addresses (domain, username, account_id, is_alias, created_at) \
-                 VALUES ($1, $2, $3, TRUE, $4)",
-            )
-            .bind(alias.domain().as_str())
-            .bind(alias.user().as_str())
-            .bind(id)
-            .bind(Utc::now())
-            .execute(&mut *tx)
-            .await;
-            match inserted {
-                Ok(_) => {}
-                Err(e) if is_unique_violation(&e) => return Ok(AliasOutcome::Taken),
-                Err(e) => return Err(e.into()),
-            }
-            tx.commit().await?;
-            Ok(AliasOutcome::Added)
-        })
-        .await
-    }
-
-    async fn remove_alias(&self, alias: &AccountId) -> Result<bool, StoreError> {
-        retrying(|| async move {
-            let done = sqlx::query(
-                "DELETE FROM sip_addresses WHERE domain = $1 AND username = $2 AND is_alias",
-            )
-            .bind(alias.domain().as_str())
-            .bind(alias.user().as_str())
-            .execute(&self.pool)
-            .await?;
-            Ok(done.rows_affected() > 0)
         })
         .await
     }
@@ -627,34 +467,6 @@ impl Store for PgStore {
                     ))
                 })
                 .collect()
-        })
-        .await
-    }
-
-    async fn add_enum(&self, number: &E164, account: &AccountId) -> Result<(), StoreError> {
-        retrying(|| async move {
-            sqlx::query(&format!(
-                "INSERT INTO enum_numbers (number, account_id, created_at) \
-                 VALUES ($3, {ACCOUNT_ID}, $4)"
-            ))
-            .bind(account.domain().as_str())
-            .bind(account.user().as_str())
-            .bind(number.as_str())
-            .bind(Utc::now())
-            .execute(&self.pool)
-            .await?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn remove_enum(&self, number: &E164) -> Result<bool, StoreError> {
-        retrying(|| async move {
-            let done = sqlx::query("DELETE FROM enum_numbers WHERE number = $1")
-                .bind(number.as_str())
-                .execute(&self.pool)
-                .await?;
-            Ok(done.rows_affected() > 0)
         })
         .await
     }
@@ -727,50 +539,6 @@ impl Store for PgStore {
                 out.insert(condition, target);
             }
             Ok(out)
-        })
-        .await
-    }
-
-    async fn set_diversions(
-        &self,
-        account: &AccountId,
-        changes: &[(Condition, Option<DiversionTarget>)],
-    ) -> Result<(), StoreError> {
-        // Rows are written in one order of conditions, so that two writers never wait for each
-        // other's rows crosswise; the sort is stable, so a repeated condition keeps its last value.
-        let mut ordered: Vec<&(Condition, Option<DiversionTarget>)> = changes.iter().collect();
-        ordered.sort_by_key(|(c, _)| c.code());
-        let ordered = &ordered;
-        retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            let id = account_rowid(&mut tx, account).await?;
-            for (condition, target) in ordered {
-                match target {
-                    Some(t) => {
-                        sqlx::query(
-                            "INSERT INTO diversions (account_id, condition, target) \
-                             VALUES ($1, $2, $3) ON CONFLICT (account_id, condition) \
-                             DO UPDATE SET target = excluded.target",
-                        )
-                        .bind(id)
-                        .bind(condition.code())
-                        .bind(t.stored())
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    None => {
-                        sqlx::query(
-                            "DELETE FROM diversions WHERE account_id = $1 AND condition = $2",
-                        )
-                        .bind(id)
-                        .bind(condition.code())
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
-            }
-            tx.commit().await?;
-            Ok(())
         })
         .await
     }
@@ -850,94 +618,6 @@ impl Store for PgStore {
         .await
     }
 
-    async fn put_accept_rule(
-        &self,
-        account: &AccountId,
-        rule: &AcceptRule,
-    ) -> Result<bool, StoreError> {
-        retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            // Locked, so that of two writers of one rule exactly one sees the other's.
-            let (id, _, _) = lock_account(&mut tx, account).await?;
-            let existed: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM accept_rules WHERE account_id = $1 AND days = $2)",
-            )
-            .bind(id)
-            .bind(i32::from(rule.days.value()))
-            .fetch_one(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO accept_rules (account_id, days, start_minute, stop_minute, groups) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id, days) DO UPDATE SET \
-                 start_minute = excluded.start_minute, stop_minute = excluded.stop_minute, \
-                 groups = excluded.groups",
-            )
-            .bind(id)
-            .bind(i32::from(rule.days.value()))
-            .bind(i32::from(rule.start.minutes()))
-            .bind(i32::from(rule.stop.minutes()))
-            .bind(stored::join_groups(&rule.groups))
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(existed)
-        })
-        .await
-    }
-
-    async fn remove_accept_rule(
-        &self,
-        account: &AccountId,
-        days: DaysMask,
-    ) -> Result<bool, StoreError> {
-        retrying(|| async move {
-            let done = sqlx::query(&format!(
-                "DELETE FROM accept_rules WHERE account_id = {ACCOUNT_ID} AND days = $3"
-            ))
-            .bind(account.domain().as_str())
-            .bind(account.user().as_str())
-            .bind(i32::from(days.value()))
-            .execute(&self.pool)
-            .await?;
-            Ok(done.rows_affected() > 0)
-        })
-        .await
-    }
-
-    async fn set_temporary_rule(
-        &self,
-        account: &AccountId,
-        rule: Option<&TemporaryRule>,
-    ) -> Result<(), StoreError> {
-        retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            let id = account_rowid(&mut tx, account).await?;
-            match rule {
-                Some(rule) => {
-                    sqlx::query(
-                        "INSERT INTO accept_temporary (account_id, groups, until) \
-                         VALUES ($1, $2, $3) ON CONFLICT (account_id) DO UPDATE SET \
-                         groups = excluded.groups, until = excluded.until",
-                    )
-                    .bind(id)
-                    .bind(stored::join_groups(&rule.groups))
-                    .bind(rule.until)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                None => {
-                    sqlx::query("DELETE FROM accept_temporary WHERE account_id = $1")
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-            tx.commit().await?;
-            Ok(())
-        })
-        .await
-    }
-
     async fn list_reject(&self, account: &AccountId) -> Result<Vec<RejectPattern>, StoreError> {
         retrying(|| async move {
             let patterns: Vec<String> = sqlx::query_scalar(&format!(
@@ -951,44 +631,6 @@ impl Store for PgStore {
                 .iter()
                 .map(|p| RejectPattern::parse(p).map_err(|e| corrupt("reject pattern", e)))
                 .collect()
-        })
-        .await
-    }
-
-    async fn add_reject(
-        &self,
-        account: &AccountId,
-        pattern: &RejectPattern,
-    ) -> Result<(), StoreError> {
-        retrying(|| async move {
-            sqlx::query(&format!(
-                "INSERT INTO reject_rules (account_id, pattern) VALUES ({ACCOUNT_ID}, $3)"
-            ))
-            .bind(account.domain().as_str())
-            .bind(account.user().as_str())
-            .bind(pattern.as_str())
-            .execute(&self.pool)
-            .await?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn remove_reject(
-        &self,
-        account: &AccountId,
-        pattern: &RejectPattern,
-    ) -> Result<bool, StoreError> {
-        retrying(|| async move {
-            let done = sqlx::query(&format!(
-                "DELETE FROM reject_rules WHERE account_id = {ACCOUNT_ID} AND pattern = $3"
-            ))
-            .bind(account.domain().as_str())
-            .bind(account.user().as_str())
-            .bind(pattern.as_str())
-            .execute(&self.pool)
-            .await?;
-            Ok(done.rows_affected() > 0)
         })
         .await
     }
@@ -1020,51 +662,6 @@ impl Store for PgStore {
         .await
     }
 
-    async fn put_voicemail(
-        &self,
-        account: &AccountId,
-        voicemail: &Voicemail,
-    ) -> Result<(), StoreError> {
-        retrying(|| async move {
-            sqlx::query(&format!(
-                "INSERT INTO voicemail (account_id, enabled, delivery, email, pin_hash) \
-                 VALUES ({ACCOUNT_ID}, $3, $4, $5, $6) ON CONFLICT (account_id) DO UPDATE SET \
-                 enabled = excluded.enabled, delivery = excluded.delivery, \
-                 email = excluded.email, pin_hash = excluded.pin_hash"
-            ))
-            .bind(account.domain().as_str())
-            .bind(account.user().as_str())
-            .bind(voicemail.enabled)
-            .bind(voicemail.delivery.as_str())
-            .bind(voicemail.email.as_ref().map(|e| e.as_str()))
-            .bind(voicemail.pin_hash.as_deref())
-            .execute(&self.pool)
-            .await?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn set_privacy(&self, account: &AccountId, on: bool) -> Result<(), StoreError> {
-        retrying(|| async move {
-            let done = sqlx::query(
-                "UPDATE accounts SET privacy = $1, updated_at = $2 \
-                 WHERE domain = $3 AND username = $4",
-            )
-            .bind(on)
-            .bind(Utc::now())
-            .bind(account.domain().as_str())
-            .bind(account.user().as_str())
-            .execute(&self.pool)
-            .await?;
-            if done.rows_affected() == 0 {
-                return Err(not_found(account));
-            }
-            Ok(())
-        })
-        .await
-    }
-
     async fn list_phonebook(&self, account: &AccountId) -> Result<Vec<PhonebookEntry>, StoreError> {
         retrying(|| async move {
             let rows = sqlx::query(&format!(
@@ -1091,48 +688,6 @@ impl Store for PgStore {
         .await
     }
 
-    async fn put_phonebook_entry(
-        &self,
-        account: &AccountId,
-        entry: &PhonebookEntry,
-    ) -> Result<(), StoreError> {
-        retrying(|| async move {
-            sqlx::query(&format!(
-                "INSERT INTO phonebook (account_id, uri, name, groups) \
-                 VALUES ({ACCOUNT_ID}, $3, $4, $5) ON CONFLICT (account_id, uri) DO UPDATE SET \
-                 name = excluded.name, groups = excluded.groups"
-            ))
-            .bind(account.domain().as_str())
-            .bind(account.user().as_str())
-            .bind(entry.uri.to_string())
-            .bind(&entry.name)
-            .bind(entry.groups.join(","))
-            .execute(&self.pool)
-            .await?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn remove_phonebook_entry(
-        &self,
-        account: &AccountId,
-        uri: &SipUri,
-    ) -> Result<bool, StoreError> {
-        retrying(|| async move {
-            let done = sqlx::query(&format!(
-                "DELETE FROM phonebook WHERE account_id = {ACCOUNT_ID} AND uri = $3"
-            ))
-            .bind(account.domain().as_str())
-            .bind(account.user().as_str())
-            .bind(uri.to_string())
-            .execute(&self.pool)
-            .await?;
-            Ok(done.rows_affected() > 0)
-        })
-        .await
-    }
-
     async fn import_rates(&self, rates: &[Rate], replace: bool) -> Result<u64, StoreError> {
         self.import_rates_impl(rates, replace).await
     }
@@ -1154,8 +709,9 @@ impl Store for PgStore {
         account: &AccountId,
         change: &BalanceChange,
         at: DateTime<Utc>,
+        journal: Option<&Stamp>,
     ) -> Result<Money, StoreError> {
-        self.change_balance_impl(account, change, at).await
+        self.change_balance_impl(account, change, at, journal).await
     }
 
     async fn balance_history(
@@ -1220,22 +776,8 @@ impl Store for PgStore {
     }
 
     async fn append_journal(&self, e: &NewJournalEntry) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO journal (account, at, door, actor, source, resource, old_value, new_value) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(e.account.to_string())
-        .bind(e.at)
-        .bind(&e.door)
-        .bind(&e.actor)
-        .bind(e.source.as_deref())
-        .bind(&e.resource)
-        .bind(e.old.as_deref())
-        .bind(e.new.as_deref())
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(())
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        insert_journal(&mut conn, std::slice::from_ref(e)).await
     }
 
     async fn list_journal(

@@ -127,7 +127,7 @@ async fn seed(store: &PgStore) {
         .unwrap();
     for (who, prepaid) in [("alice@example.com", false), ("bob@example.com", true)] {
         store
-            .insert_account(&account(who, prepaid), &creds())
+            .insert_account(&account(who, prepaid), &creds(), &[])
             .await
             .unwrap();
     }
@@ -159,6 +159,7 @@ fn close_request(call_id: &str, duration: u32) -> CloseRequest {
         media: vec!["audio".into()],
         proxy_ip: "192.0.2.1".into(),
         now: t0() + Duration::seconds(120),
+        journal: None,
     }
 }
 
@@ -250,12 +251,12 @@ async fn accounts_insert_get_delete_and_revoke() {
     );
     // Duplicates conflict; an account of a domain not served here is NotFound.
     let e = s
-        .insert_account(&account("alice@example.com", false), &creds())
+        .insert_account(&account("alice@example.com", false), &creds(), &[])
         .await
         .unwrap_err();
     assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
     let e = s
-        .insert_account(&account("carol@example.net", false), &creds())
+        .insert_account(&account("carol@example.net", false), &creds(), &[])
         .await
         .unwrap_err();
     assert!(matches!(e, StoreError::NotFound(_)), "{e:?}");
@@ -334,7 +335,7 @@ async fn aliases_are_unique_across_accounts_and_aliases_and_limited() {
     assert!(matches!(e, StoreError::NotFound(_)), "{e:?}");
     // An account cannot take an alias's address.
     let e = s
-        .insert_account(&account("a1@example.com", false), &creds())
+        .insert_account(&account("a1@example.com", false), &creds(), &[])
         .await
         .unwrap_err();
     assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
@@ -396,7 +397,7 @@ async fn concurrent_opens_never_reserve_more_than_the_balance() {
         action: "topup".into(),
         description: "test".into(),
     };
-    db.store.change_balance(&bob, &add, t0()).await.unwrap();
+    db.store.change_balance(&bob, &add, t0(), None).await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..50 {
         let s = db.store.clone();
@@ -436,7 +437,7 @@ async fn closing_twice_debits_once() {
         value: money("1.00"),
         description: "start".into(),
     };
-    s.change_balance(&bob, &set, t0()).await.unwrap();
+    s.change_balance(&bob, &set, t0(), None).await.unwrap();
     assert!(matches!(
         s.open_prepaid_session(&open_request("c1")).await.unwrap(),
         OpenOutcome::Opened(_)

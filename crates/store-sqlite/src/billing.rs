@@ -12,11 +12,13 @@ use sip_settings_core::ids::{AccountId, E164};
 use sip_settings_core::money::Money;
 use sip_settings_core::rating::{Rate, prefixes_of};
 use sip_settings_core::sip::SipUri;
+use sip_settings_core::journal::Stamp;
 use sip_settings_core::store::BalanceChange;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
 use crate::SqliteStore;
+use crate::account_write::{BEGIN, insert_journal};
 use crate::rows::{account_id_from, corrupt, map_err};
 
 fn u32_of(v: i64, what: &str) -> Result<u32, StoreError> {
@@ -226,7 +228,7 @@ impl SqliteStore {
         rates: &[Rate],
         replace: bool,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let mut tx = self.writer.begin_with(BEGIN).await.map_err(map_err)?;
         if replace {
             sqlx::query("DELETE FROM rates")
                 .execute(&mut *tx)
@@ -297,8 +299,9 @@ impl SqliteStore {
         account: &AccountId,
         change: &BalanceChange,
         at: DateTime<Utc>,
+        journal: Option<&Stamp>,
     ) -> Result<Money, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let mut tx = self.writer.begin_with(BEGIN).await.map_err(map_err)?;
         let (id, _, balance) = account_row(&mut tx, account).await?;
         let old = Money::from_units(balance);
         let (new, value, action, description) = match change {
@@ -323,6 +326,10 @@ impl SqliteStore {
             .await
             .map_err(map_err)?;
         insert_history(&mut tx, id, at, action, description, value, new, None).await?;
+        if let Some(stamp) = journal {
+            let entry = stamp.balance_entry(account, old, new);
+            insert_journal(&mut tx, &[entry]).await?;
+        }
         tx.commit().await.map_err(map_err)?;
         Ok(new)
     }
@@ -364,7 +371,7 @@ impl SqliteStore {
         &self,
         req: &OpenRequest,
     ) -> Result<OpenOutcome, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let mut tx = self.writer.begin_with(BEGIN).await.map_err(map_err)?;
         let (id, prepaid, balance) = account_row(&mut tx, &req.account).await?;
         let existing = sqlx::query(&format!("{SESSION_SELECT} WHERE s.call_id = ?"))
             .bind(&req.call_id)
@@ -442,7 +449,7 @@ impl SqliteStore {
         &self,
         req: &CloseRequest,
     ) -> Result<Option<CloseOutcome>, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let mut tx = self.writer.begin_with(BEGIN).await.map_err(map_err)?;
         let row = sqlx::query(&format!("{SESSION_SELECT} WHERE s.call_id = ?"))
             .bind(&req.call_id)
             .fetch_optional(&mut *tx)
@@ -512,6 +519,11 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
+        if let Some(stamp) = &req.journal {
+            let old = Money::from_units(balance);
+            let entry = stamp.balance_entry(&session.account, old, new_balance);
+            insert_journal(&mut tx, &[entry]).await?;
+        }
         tx.commit().await.map_err(map_err)?;
         session.closed = Some(Settlement {
             closed_at: req.now,
@@ -541,7 +553,7 @@ impl SqliteStore {
         &self,
         calls: &[NewCall],
     ) -> Result<Vec<bool>, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let mut tx = self.writer.begin_with(BEGIN).await.map_err(map_err)?;
         let mut out = Vec::with_capacity(calls.len());
         for call in calls {
             out.push(insert_call(&mut tx, call).await?);
@@ -633,7 +645,7 @@ impl SqliteStore {
         account: &AccountId,
         snap: &BillingSnapshot,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let mut tx = self.writer.begin_with(BEGIN).await.map_err(map_err)?;
         let (id, _, _) = account_row(&mut tx, account).await?;
         sqlx::query("UPDATE accounts SET balance = ? WHERE id = ?")
             .bind(snap.balance.units())

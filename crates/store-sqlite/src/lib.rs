@@ -5,6 +5,7 @@
 //! single writer never meets a lock upgrade conflict); reads use their own pool and run
 //! concurrently with it.
 
+mod account_write;
 mod billing;
 mod changes;
 mod fast;
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sip_settings_core::account::{Account, AccountProfile};
+use sip_settings_core::account::Account;
 use sip_settings_core::calls::{
     BillingSnapshot, CallRecord, CloseOutcome, CloseRequest, Direction, HistoryEntry, NewCall,
     OpenOutcome, OpenRequest, PrepaidSession, Usage,
@@ -30,14 +31,16 @@ use sip_settings_core::settings::{
     AcceptRule, AcceptRules, DaysMask, Diversions, PhonebookEntry, RejectPattern, TemporaryRule,
     Voicemail, VoicemailDelivery,
 };
-use sip_settings_core::sip::{Condition, DiversionTarget, SipUri};
-use sip_settings_core::store::{AliasOutcome, BalanceChange};
+use sip_settings_core::sip::SipUri;
+use sip_settings_core::journal::Stamp;
+use sip_settings_core::store::{AccountWrite, BalanceChange};
 use sip_settings_core::{Email, Store, StoreError};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
 use sip_settings_core::stored;
 
+use crate::account_write::{BEGIN, SqliteAccountWrite, insert_journal};
 use crate::rows::{account_from_row, account_id_from, cert_from_row, corrupt, map_err};
 
 /// The embedded SQLite store.
@@ -154,9 +157,10 @@ impl Store for SqliteStore {
         &self,
         account: &Account,
         credentials: &Credentials,
+        journal: &[NewJournalEntry],
     ) -> Result<(), StoreError> {
         let p = &account.profile;
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let mut tx = self.writer.begin_with(BEGIN).await.map_err(map_err)?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO accounts (username, domain, first_name, last_name, email, timezone, mobile, \
              pstn_caller_id, language, no_answer_timeout, quick_dial, privacy, prepaid, \
@@ -196,8 +200,18 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
+        insert_journal(&mut tx, journal).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(())
+    }
+
+    async fn begin_account(
+        &self,
+        account: &AccountId,
+    ) -> Result<Box<dyn AccountWrite>, StoreError> {
+        Ok(Box::new(
+            SqliteAccountWrite::begin(&self.writer, account).await?,
+        ))
     }
 
     async fn get_account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
@@ -224,39 +238,6 @@ impl Store for SqliteStore {
         rows.iter().map(account_from_row).collect()
     }
 
-    async fn update_account(
-        &self,
-        id: &AccountId,
-        profile: &AccountProfile,
-        prepaid: bool,
-    ) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE accounts SET first_name = ?, last_name = ?, email = ?, timezone = ?, mobile = ?, \
-             pstn_caller_id = ?, language = ?, no_answer_timeout = ?, quick_dial = ?, prepaid = ?, \
-             updated_at = ? WHERE domain = ? AND username = ?",
-        )
-        .bind(&profile.first_name)
-        .bind(&profile.last_name)
-        .bind(profile.email.as_ref().map(|e| e.as_str()))
-        .bind(profile.timezone.name())
-        .bind(profile.mobile.as_ref().map(|e| e.as_str()))
-        .bind(profile.pstn_caller_id.as_ref().map(|e| e.as_str()))
-        .bind(&profile.language)
-        .bind(i64::from(profile.no_answer_timeout))
-        .bind(profile.quick_dial.as_deref())
-        .bind(prepaid)
-        .bind(Utc::now())
-        .bind(id.domain().as_str())
-        .bind(id.user().as_str())
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("account {id}")));
-        }
-        Ok(())
-    }
-
     async fn get_credentials(&self, id: &AccountId) -> Result<Option<Credentials>, StoreError> {
         let row = sqlx::query(
             "SELECT ha1_md5, ha1_sha256, password_hash FROM accounts WHERE domain = ? AND username = ?",
@@ -276,32 +257,8 @@ impl Store for SqliteStore {
         .transpose()
     }
 
-    async fn set_credentials(
-        &self,
-        id: &AccountId,
-        credentials: &Credentials,
-    ) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE accounts SET ha1_md5 = ?, ha1_sha256 = ?, password_hash = ?, updated_at = ? \
-             WHERE domain = ? AND username = ?",
-        )
-        .bind(&credentials.ha1_md5)
-        .bind(&credentials.ha1_sha256)
-        .bind(&credentials.password_hash)
-        .bind(Utc::now())
-        .bind(id.domain().as_str())
-        .bind(id.user().as_str())
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("account {id}")));
-        }
-        Ok(())
-    }
-
     async fn delete_account(&self, id: &AccountId, at: DateTime<Utc>) -> Result<u64, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        let mut tx = self.writer.begin_with(BEGIN).await.map_err(map_err)?;
         let revoked = sqlx::query(
             "UPDATE certificates SET revoked_at = ? WHERE account = ? AND revoked_at IS NULL",
         )
@@ -327,23 +284,8 @@ impl Store for SqliteStore {
     }
 
     async fn insert_certificate(&self, record: &CertRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO certificates (serial, subject, role, account, fingerprint, not_before, \
-             not_after, issued_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(record.serial.as_str())
-        .bind(&record.subject)
-        .bind(record.role.as_str())
-        .bind(record.account.as_ref().map(ToString::to_string))
-        .bind(&record.fingerprint)
-        .bind(record.not_before)
-        .bind(record.not_after)
-        .bind(record.issued_at)
-        .bind(record.revoked_at)
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        Ok(())
+        let mut conn = self.writer.acquire().await.map_err(map_err)?;
+        account_write::insert_certificate(&mut conn, record).await
     }
 
     async fn get_certificate(&self, serial: &Serial) -> Result<Option<CertRecord>, StoreError> {
@@ -378,18 +320,8 @@ impl Store for SqliteStore {
         serial: &Serial,
         at: DateTime<Utc>,
     ) -> Result<CertRecord, StoreError> {
-        let row = sqlx::query(
-            "UPDATE certificates SET revoked_at = COALESCE(revoked_at, ?) WHERE serial = ? RETURNING *",
-        )
-        .bind(at)
-        .bind(serial.as_str())
-        .fetch_optional(&self.writer)
-        .await
-        .map_err(map_err)?;
-        match row {
-            Some(r) => cert_from_row(&r),
-            None => Err(StoreError::NotFound(format!("certificate {serial}"))),
-        }
+        let mut conn = self.writer.acquire().await.map_err(map_err)?;
+        account_write::revoke_certificate(&mut conn, serial, None, at).await
     }
 
     async fn revoke_account_certificates(
@@ -397,15 +329,8 @@ impl Store for SqliteStore {
         id: &AccountId,
         at: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
-        Ok(sqlx::query(
-            "UPDATE certificates SET revoked_at = ? WHERE account = ? AND revoked_at IS NULL",
-        )
-        .bind(at)
-        .bind(id.to_string())
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?
-        .rows_affected())
+        let mut conn = self.writer.acquire().await.map_err(map_err)?;
+        account_write::revoke_account_certificates(&mut conn, id, at).await
     }
 
     async fn resolve_address(&self, address: &AccountId) -> Result<Option<AccountId>, StoreError> {
@@ -420,76 +345,6 @@ impl Store for SqliteStore {
         .map_err(map_err)?;
         row.map(|r| account_id_from(&r, "username", "domain"))
             .transpose()
-    }
-
-    async fn add_alias(
-        &self,
-        alias: &AccountId,
-        account: &AccountId,
-        limit: u32,
-    ) -> Result<AliasOutcome, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        let id: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM accounts WHERE domain = ? AND username = ?")
-                .bind(account.domain().as_str())
-                .bind(account.user().as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        let Some(id) = id else {
-            return Err(StoreError::NotFound(format!("account {account}")));
-        };
-        let taken: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM sip_addresses WHERE domain = ? AND username = ?",
-        )
-        .bind(alias.domain().as_str())
-        .bind(alias.user().as_str())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        if taken > 0 {
-            return Ok(AliasOutcome::Taken);
-        }
-        let count: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM sip_addresses WHERE account_id = ? AND is_alias = 1",
-        )
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        if count >= i64::from(limit) {
-            return Ok(AliasOutcome::LimitReached);
-        }
-        let inserted = sqlx::query(
-            "INSERT INTO sip_addresses (domain, username, account_id, is_alias, created_at) \
-             VALUES (?, ?, ?, 1, ?)",
-        )
-        .bind(alias.domain().as_str())
-        .bind(alias.user().as_str())
-        .bind(id)
-        .bind(Utc::now())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err);
-        match inserted {
-            Ok(_) => {}
-            Err(StoreError::Conflict(_)) => return Ok(AliasOutcome::Taken),
-            Err(e) => return Err(e),
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(AliasOutcome::Added)
-    }
-
-    async fn remove_alias(&self, alias: &AccountId) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "DELETE FROM sip_addresses WHERE domain = ? AND username = ? AND is_alias = 1",
-        )
-        .bind(alias.domain().as_str())
-        .bind(alias.user().as_str())
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
     }
 
     async fn list_aliases(
@@ -523,29 +378,6 @@ impl Store for SqliteStore {
                 ))
             })
             .collect()
-    }
-
-    async fn add_enum(&self, number: &E164, account: &AccountId) -> Result<(), StoreError> {
-        sqlx::query(&format!(
-            "INSERT INTO enum_numbers (number, account_id, created_at) VALUES (?, {ACCOUNT_ID}, ?)"
-        ))
-        .bind(number.as_str())
-        .bind(account.domain().as_str())
-        .bind(account.user().as_str())
-        .bind(Utc::now())
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        Ok(())
-    }
-
-    async fn remove_enum(&self, number: &E164) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM enum_numbers WHERE number = ?")
-            .bind(number.as_str())
-            .execute(&self.writer)
-            .await
-            .map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
     }
 
     async fn list_enum(
@@ -597,41 +429,6 @@ impl Store for SqliteStore {
 
     async fn get_diversions(&self, account: &AccountId) -> Result<Diversions, StoreError> {
         self.fast.diversions(account)
-    }
-
-    async fn set_diversions(
-        &self,
-        account: &AccountId,
-        changes: &[(Condition, Option<DiversionTarget>)],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        let id = account_rowid(&mut tx, account).await?;
-        for (condition, target) in changes {
-            match target {
-                Some(t) => {
-                    sqlx::query(
-                        "INSERT INTO diversions (account_id, condition, target) VALUES (?, ?, ?) \
-                         ON CONFLICT (account_id, condition) DO UPDATE SET target = excluded.target",
-                    )
-                    .bind(id)
-                    .bind(condition.code())
-                    .bind(t.stored())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                }
-                None => {
-                    sqlx::query("DELETE FROM diversions WHERE account_id = ? AND condition = ?")
-                        .bind(id)
-                        .bind(condition.code())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
-                }
-            }
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(())
     }
 
     async fn get_accept_rules(&self, account: &AccountId) -> Result<AcceptRules, StoreError> {
@@ -691,88 +488,6 @@ impl Store for SqliteStore {
         self.fast.temporary_rule(account)
     }
 
-    async fn put_accept_rule(
-        &self,
-        account: &AccountId,
-        rule: &AcceptRule,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        let id = account_rowid(&mut tx, account).await?;
-        let existed: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM accept_rules WHERE account_id = ? AND days = ?",
-        )
-        .bind(id)
-        .bind(i64::from(rule.days.value()))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        sqlx::query(
-            "INSERT INTO accept_rules (account_id, days, start_minute, stop_minute, groups) \
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, days) DO UPDATE SET \
-             start_minute = excluded.start_minute, stop_minute = excluded.stop_minute, \
-             groups = excluded.groups",
-        )
-        .bind(id)
-        .bind(i64::from(rule.days.value()))
-        .bind(i64::from(rule.start.minutes()))
-        .bind(i64::from(rule.stop.minutes()))
-        .bind(stored::join_groups(&rule.groups))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(existed > 0)
-    }
-
-    async fn remove_accept_rule(
-        &self,
-        account: &AccountId,
-        days: DaysMask,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(&format!(
-            "DELETE FROM accept_rules WHERE account_id = {ACCOUNT_ID} AND days = ?"
-        ))
-        .bind(account.domain().as_str())
-        .bind(account.user().as_str())
-        .bind(i64::from(days.value()))
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn set_temporary_rule(
-        &self,
-        account: &AccountId,
-        rule: Option<&TemporaryRule>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        let id = account_rowid(&mut tx, account).await?;
-        match rule {
-            Some(rule) => {
-                sqlx::query(
-                    "INSERT INTO accept_temporary (account_id, groups, until) VALUES (?, ?, ?) \
-                     ON CONFLICT (account_id) DO UPDATE SET groups = excluded.groups, until = excluded.until",
-                )
-                .bind(id)
-                .bind(stored::join_groups(&rule.groups))
-                .bind(rule.until)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            }
-            None => {
-                sqlx::query("DELETE FROM accept_temporary WHERE account_id = ?")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-            }
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(())
-    }
-
     async fn list_reject(&self, account: &AccountId) -> Result<Vec<RejectPattern>, StoreError> {
         let patterns: Vec<String> = sqlx::query_scalar(&format!(
             "SELECT pattern FROM reject_rules WHERE account_id = {ACCOUNT_ID} ORDER BY pattern"
@@ -786,40 +501,6 @@ impl Store for SqliteStore {
             .iter()
             .map(|p| RejectPattern::parse(p).map_err(|e| corrupt("reject pattern", e)))
             .collect()
-    }
-
-    async fn add_reject(
-        &self,
-        account: &AccountId,
-        pattern: &RejectPattern,
-    ) -> Result<(), StoreError> {
-        sqlx::query(&format!(
-            "INSERT INTO reject_rules (account_id, pattern) VALUES ({ACCOUNT_ID}, ?)"
-        ))
-        .bind(account.domain().as_str())
-        .bind(account.user().as_str())
-        .bind(pattern.as_str())
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        Ok(())
-    }
-
-    async fn remove_reject(
-        &self,
-        account: &AccountId,
-        pattern: &RejectPattern,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(&format!(
-            "DELETE FROM reject_rules WHERE account_id = {ACCOUNT_ID} AND pattern = ?"
-        ))
-        .bind(account.domain().as_str())
-        .bind(account.user().as_str())
-        .bind(pattern.as_str())
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
     }
 
     async fn get_voicemail(&self, account: &AccountId) -> Result<Option<Voicemail>, StoreError> {
@@ -843,46 +524,6 @@ impl Store for SqliteStore {
                 .map_err(|e| corrupt("voicemail email", e))?,
             pin_hash: r.try_get("pin_hash").map_err(map_err)?,
         }))
-    }
-
-    async fn put_voicemail(
-        &self,
-        account: &AccountId,
-        voicemail: &Voicemail,
-    ) -> Result<(), StoreError> {
-        sqlx::query(&format!(
-            "INSERT INTO voicemail (account_id, enabled, delivery, email, pin_hash) \
-             VALUES ({ACCOUNT_ID}, ?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET \
-             enabled = excluded.enabled, delivery = excluded.delivery, email = excluded.email, \
-             pin_hash = excluded.pin_hash"
-        ))
-        .bind(account.domain().as_str())
-        .bind(account.user().as_str())
-        .bind(voicemail.enabled)
-        .bind(voicemail.delivery.as_str())
-        .bind(voicemail.email.as_ref().map(|e| e.as_str()))
-        .bind(voicemail.pin_hash.as_deref())
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        Ok(())
-    }
-
-    async fn set_privacy(&self, account: &AccountId, on: bool) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE accounts SET privacy = ?, updated_at = ? WHERE domain = ? AND username = ?",
-        )
-        .bind(on)
-        .bind(Utc::now())
-        .bind(account.domain().as_str())
-        .bind(account.user().as_str())
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!("account {account}")));
-        }
-        Ok(())
     }
 
     async fn list_phonebook(&self, account: &AccountId) -> Result<Vec<PhonebookEntry>, StoreError> {
@@ -911,43 +552,6 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn put_phonebook_entry(
-        &self,
-        account: &AccountId,
-        entry: &PhonebookEntry,
-    ) -> Result<(), StoreError> {
-        sqlx::query(&format!(
-            "INSERT INTO phonebook (account_id, uri, name, groups) VALUES ({ACCOUNT_ID}, ?, ?, ?) \
-             ON CONFLICT (account_id, uri) DO UPDATE SET name = excluded.name, groups = excluded.groups"
-        ))
-        .bind(account.domain().as_str())
-        .bind(account.user().as_str())
-        .bind(entry.uri.to_string())
-        .bind(&entry.name)
-        .bind(entry.groups.join(","))
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        Ok(())
-    }
-
-    async fn remove_phonebook_entry(
-        &self,
-        account: &AccountId,
-        uri: &SipUri,
-    ) -> Result<bool, StoreError> {
-        let done = sqlx::query(&format!(
-            "DELETE FROM phonebook WHERE account_id = {ACCOUNT_ID} AND uri = ?"
-        ))
-        .bind(account.domain().as_str())
-        .bind(account.user().as_str())
-        .bind(uri.to_string())
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
-    }
-
     async fn import_rates(&self, rates: &[Rate], replace: bool) -> Result<u64, StoreError> {
         self.import_rates_impl(rates, replace).await
     }
@@ -969,8 +573,9 @@ impl Store for SqliteStore {
         account: &AccountId,
         change: &BalanceChange,
         at: DateTime<Utc>,
+        journal: Option<&Stamp>,
     ) -> Result<Money, StoreError> {
-        self.change_balance_impl(account, change, at).await
+        self.change_balance_impl(account, change, at, journal).await
     }
 
     async fn balance_history(
@@ -1035,22 +640,8 @@ impl Store for SqliteStore {
     }
 
     async fn append_journal(&self, e: &NewJournalEntry) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO journal (account, at, door, actor, source, resource, old_value, new_value) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(e.account.to_string())
-        .bind(e.at)
-        .bind(&e.door)
-        .bind(&e.actor)
-        .bind(e.source.as_deref())
-        .bind(&e.resource)
-        .bind(e.old.as_deref())
-        .bind(e.new.as_deref())
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        Ok(())
+        let mut conn = self.writer.acquire().await.map_err(map_err)?;
+        insert_journal(&mut conn, std::slice::from_ref(e)).await
     }
 
     async fn list_journal(
@@ -1091,16 +682,3 @@ impl Store for SqliteStore {
 /// A sub-select giving the row id of the account bound as `(domain, username)`. When there is no
 /// such account it yields NULL, which a NOT NULL column refuses (mapped to `NotFound`).
 const ACCOUNT_ID: &str = "(SELECT id FROM accounts WHERE domain = ? AND username = ?)";
-
-async fn account_rowid(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    account: &AccountId,
-) -> Result<i64, StoreError> {
-    sqlx::query_scalar("SELECT id FROM accounts WHERE domain = ? AND username = ?")
-        .bind(account.domain().as_str())
-        .bind(account.user().as_str())
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(map_err)?
-        .ok_or_else(|| StoreError::NotFound(format!("account {account}")))
-}

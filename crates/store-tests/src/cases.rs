@@ -63,12 +63,12 @@ async fn seed(store: &Arc<dyn Store>) {
         .await
         .unwrap();
     store
-        .insert_account(&account("alice@example.com"), &creds("a"))
+        .insert_account(&account("alice@example.com"), &creds("a"), &[])
         .await
         .unwrap();
     let mut bob = account("bob@example.com");
     bob.prepaid = true;
-    store.insert_account(&bob, &creds("b")).await.unwrap();
+    store.insert_account(&bob, &creds("b"), &[]).await.unwrap();
 }
 
 fn cert(serial: &str, who: Option<&str>, role: CertRole) -> CertRecord {
@@ -148,13 +148,13 @@ pub async fn accounts_and_credentials(store: Arc<dyn Store>) {
     assert_eq!(got, account("alice@example.com"));
     assert!(matches!(
         store
-            .insert_account(&account("alice@example.com"), &creds("x"))
+            .insert_account(&account("alice@example.com"), &creds("x"), &[])
             .await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
         store
-            .insert_account(&account("carol@nowhere.example"), &creds("x"))
+            .insert_account(&account("carol@nowhere.example"), &creds("x"), &[])
             .await,
         Err(StoreError::NotFound(_))
     ));
@@ -163,7 +163,7 @@ pub async fn accounts_and_credentials(store: Arc<dyn Store>) {
         .await
         .unwrap();
     store
-        .insert_account(&account("zed@other.example"), &creds("z"))
+        .insert_account(&account("zed@other.example"), &creds("z"), &[])
         .await
         .unwrap();
     let all: Vec<String> = store
@@ -306,7 +306,7 @@ pub async fn account_delete_cascades_and_revokes(store: Arc<dyn Store>) {
     );
     // The address is free again.
     store
-        .insert_account(&account("al@example.com"), &creds("x"))
+        .insert_account(&account("al@example.com"), &creds("x"), &[])
         .await
         .unwrap();
     assert!(matches!(
@@ -421,7 +421,7 @@ pub async fn aliases_share_the_address_namespace(store: Arc<dyn Store>) {
     );
     assert!(matches!(
         store
-            .insert_account(&account("al@example.com"), &creds("x"))
+            .insert_account(&account("al@example.com"), &creds("x"), &[])
             .await,
         Err(StoreError::Conflict(_))
     ));
@@ -846,14 +846,14 @@ pub async fn balance_changes_and_history(store: Arc<dyn Store>) {
     };
     assert_eq!(
         store
-            .change_balance(&bob, &add("10", "first"), t0())
+            .change_balance(&bob, &add("10", "first"), t0(), None)
             .await
             .unwrap(),
         money("10")
     );
     assert_eq!(
         store
-            .change_balance(&bob, &add("2.5", "second"), t0() + Duration::seconds(1))
+            .change_balance(&bob, &add("2.5", "second"), t0() + Duration::seconds(1), None)
             .await
             .unwrap(),
         money("12.5")
@@ -864,7 +864,7 @@ pub async fn balance_changes_and_history(store: Arc<dyn Store>) {
     };
     assert_eq!(
         store
-            .change_balance(&bob, &set, t0() + Duration::seconds(2))
+            .change_balance(&bob, &set, t0() + Duration::seconds(2), None)
             .await
             .unwrap(),
         money("3")
@@ -883,7 +883,7 @@ pub async fn balance_changes_and_history(store: Arc<dyn Store>) {
     ));
     assert!(matches!(
         store
-            .change_balance(&id("nobody@example.com"), &add("1", "x"), t0())
+            .change_balance(&id("nobody@example.com"), &add("1", "x"), t0(), None)
             .await,
         Err(StoreError::NotFound(_))
     ));
@@ -910,6 +910,7 @@ fn close_req(call_id: &str, duration: u32) -> CloseRequest {
         media: vec!["audio".into()],
         proxy_ip: String::new(),
         now: t0() + Duration::seconds(i64::from(duration)),
+        journal: None,
     }
 }
 
@@ -926,7 +927,7 @@ pub async fn prepaid_reservation_rules(store: Arc<dyn Store>) {
                 action: "topup".into(),
                 description: "t".into(),
             },
-            t0(),
+            t0(), None,
         )
         .await
         .unwrap();
@@ -1045,7 +1046,7 @@ pub async fn prepaid_concurrent_opens_never_overdraw(store: Arc<dyn Store>) {
                 action: "topup".into(),
                 description: "t".into(),
             },
-            t0(),
+            t0(), None,
         )
         .await
         .unwrap();
@@ -1211,7 +1212,7 @@ pub async fn billing_export_import_round_trip(store: Arc<dyn Store>) {
                 action: "topup".into(),
                 description: "t".into(),
             },
-            t0(),
+            t0(), None,
         )
         .await
         .unwrap();
@@ -1236,7 +1237,7 @@ pub async fn billing_export_import_round_trip(store: Arc<dyn Store>) {
     store.delete_account(&bob, t0()).await.unwrap();
     let mut fresh = account("bob@example.com");
     fresh.prepaid = true;
-    store.insert_account(&fresh, &creds("b")).await.unwrap();
+    store.insert_account(&fresh, &creds("b"), &[]).await.unwrap();
     store.import_billing(&bob, &snap).await.unwrap();
     let back = store.export_billing(&bob).await.unwrap();
     assert_eq!(back.balance, snap.balance);

@@ -73,7 +73,7 @@ async fn the_hot_read_cache_shows_every_commit_of_another_connection_at_once() {
         ha1_sha256: "sha".into(),
         password_hash: "$argon2id$stand-in".into(),
     };
-    cli.insert_account(&account, &credentials).await.unwrap();
+    cli.insert_account(&account, &credentials, &[]).await.unwrap();
     cli.insert_certificate(&CertRecord {
         serial: serial.clone(),
         subject: "alice@example.com".into(),

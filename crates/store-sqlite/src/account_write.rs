@@ -1,0 +1,437 @@
+//! [`AccountWrite`] on SQLite: a transaction on the writer connection begun with
+//! `BEGIN IMMEDIATE`, so it holds SQLite's write lock from its first statement. A deferred
+//! transaction that reads first and writes later fails at once with `SQLITE_BUSY` when another
+//! connection (the CLI, a second server) committed in between; an immediate one waits for the
+//! lock under the busy timeout instead, and no commit can land between its reads and its writes.
+
+use async_trait::async_trait;
+use chrono::Utc;
+use sip_settings_core::cert::CertRecord;
+use sip_settings_core::ids::AccountId;
+use sip_settings_core::journal::NewJournalEntry;
+use sip_settings_core::store::{AccountOp, AccountWrite, AliasOutcome, Applied};
+use sip_settings_core::{StoreError, stored};
+use sqlx::{Sqlite, SqliteConnection, Transaction};
+
+use crate::rows::{cert_from_row, map_err};
+
+/// The statement that begins every write transaction of this store.
+pub(crate) const BEGIN: &str = "BEGIN IMMEDIATE";
+
+pub(crate) struct SqliteAccountWrite {
+    tx: Transaction<'static, Sqlite>,
+    id: i64,
+    account: AccountId,
+}
+
+impl SqliteAccountWrite {
+    pub(crate) async fn begin(
+        writer: &sqlx::SqlitePool,
+        account: &AccountId,
+    ) -> Result<Self, StoreError> {
+        let mut tx = writer.begin_with(BEGIN).await.map_err(map_err)?;
+        let id = account_rowid(&mut tx, account).await?;
+        Ok(Self {
+            tx,
+            id,
+            account: account.clone(),
+        })
+    }
+}
+
+/// The row id of an account; `NotFound` if there is none.
+pub(crate) async fn account_rowid(
+    conn: &mut SqliteConnection,
+    account: &AccountId,
+) -> Result<i64, StoreError> {
+    sqlx::query_scalar("SELECT id FROM accounts WHERE domain = ? AND username = ?")
+        .bind(account.domain().as_str())
+        .bind(account.user().as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(map_err)?
+        .ok_or_else(|| StoreError::NotFound(format!("account {account}")))
+}
+
+/// Appends journal entries inside the caller's transaction.
+pub(crate) async fn insert_journal(
+    conn: &mut SqliteConnection,
+    entries: &[NewJournalEntry],
+) -> Result<(), StoreError> {
+    for e in entries {
+        sqlx::query(
+            "INSERT INTO journal (account, at, door, actor, source, resource, old_value, new_value) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(e.account.to_string())
+        .bind(e.at)
+        .bind(&e.door)
+        .bind(&e.actor)
+        .bind(e.source.as_deref())
+        .bind(&e.resource)
+        .bind(e.old.as_deref())
+        .bind(e.new.as_deref())
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    }
+    Ok(())
+}
+
+/// Records a certificate.
+pub(crate) async fn insert_certificate(
+    conn: &mut SqliteConnection,
+    record: &CertRecord,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO certificates (serial, subject, role, account, fingerprint, not_before, \
+         not_after, issued_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(record.serial.as_str())
+    .bind(&record.subject)
+    .bind(record.role.as_str())
+    .bind(record.account.as_ref().map(ToString::to_string))
+    .bind(&record.fingerprint)
+    .bind(record.not_before)
+    .bind(record.not_after)
+    .bind(record.issued_at)
+    .bind(record.revoked_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+/// Revokes a certificate (of `account`, when given), keeping the first revocation time.
+pub(crate) async fn revoke_certificate(
+    conn: &mut SqliteConnection,
+    serial: &sip_settings_core::Serial,
+    account: Option<&AccountId>,
+    at: chrono::DateTime<Utc>,
+) -> Result<CertRecord, StoreError> {
+    let row = sqlx::query(
+        "UPDATE certificates SET revoked_at = COALESCE(revoked_at, ?) \
+         WHERE serial = ? AND (? IS NULL OR account = ?) RETURNING *",
+    )
+    .bind(at)
+    .bind(serial.as_str())
+    .bind(account.map(ToString::to_string))
+    .bind(account.map(ToString::to_string))
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(map_err)?;
+    match row {
+        Some(r) => cert_from_row(&r),
+        None => Err(StoreError::NotFound(format!("certificate {serial}"))),
+    }
+}
+
+/// Revokes every unrevoked certificate of an account; how many.
+pub(crate) async fn revoke_account_certificates(
+    conn: &mut SqliteConnection,
+    account: &AccountId,
+    at: chrono::DateTime<Utc>,
+) -> Result<u64, StoreError> {
+    Ok(sqlx::query(
+        "UPDATE certificates SET revoked_at = ? WHERE account = ? AND revoked_at IS NULL",
+    )
+    .bind(at)
+    .bind(account.to_string())
+    .execute(&mut *conn)
+    .await
+    .map_err(map_err)?
+    .rows_affected())
+}
+
+#[async_trait]
+impl AccountWrite for SqliteAccountWrite {
+    async fn apply(&mut self, op: &AccountOp) -> Result<Applied, StoreError> {
+        let id = self.id;
+        let conn: &mut SqliteConnection = &mut self.tx;
+        let changed = |done: sqlx::sqlite::SqliteQueryResult| Applied::Existed(done.rows_affected() > 0);
+        Ok(match op {
+            AccountOp::UpdateAccount { profile, prepaid } => {
+                sqlx::query(
+                    "UPDATE accounts SET first_name = ?, last_name = ?, email = ?, timezone = ?, \
+                     mobile = ?, pstn_caller_id = ?, language = ?, no_answer_timeout = ?, \
+                     quick_dial = ?, prepaid = ?, updated_at = ? WHERE id = ?",
+                )
+                .bind(&profile.first_name)
+                .bind(&profile.last_name)
+                .bind(profile.email.as_ref().map(|e| e.as_str()))
+                .bind(profile.timezone.name())
+                .bind(profile.mobile.as_ref().map(|e| e.as_str()))
+                .bind(profile.pstn_caller_id.as_ref().map(|e| e.as_str()))
+                .bind(&profile.language)
+                .bind(i64::from(profile.no_answer_timeout))
+                .bind(profile.quick_dial.as_deref())
+                .bind(*prepaid)
+                .bind(Utc::now())
+                .bind(id)
+                .execute(conn)
+                .await
+                .map_err(map_err)?;
+                Applied::Done
+            }
+            AccountOp::SetCredentials(c) => {
+                sqlx::query(
+                    "UPDATE accounts SET ha1_md5 = ?, ha1_sha256 = ?, password_hash = ?, \
+                     updated_at = ? WHERE id = ?",
+                )
+                .bind(&c.ha1_md5)
+                .bind(&c.ha1_sha256)
+                .bind(&c.password_hash)
+                .bind(Utc::now())
+                .bind(id)
+                .execute(conn)
+                .await
+                .map_err(map_err)?;
+                Applied::Done
+            }
+            AccountOp::InsertCertificate(record) => {
+                if record.account.as_ref() != Some(&self.account) {
+                    return Err(StoreError::Other(format!(
+                        "certificate {} is not one of {}",
+                        record.serial, self.account
+                    )));
+                }
+                insert_certificate(conn, record).await?;
+                Applied::Done
+            }
+            AccountOp::RevokeCertificate { serial, at } => {
+                Applied::Certificate(revoke_certificate(conn, serial, Some(&self.account), *at).await?)
+            }
+            AccountOp::RevokeAllCertificates { at } => {
+                Applied::Count(revoke_account_certificates(conn, &self.account, *at).await?)
+            }
+            AccountOp::AddAlias { alias, limit } => {
+                if alias.domain() != self.account.domain() {
+                    return Err(StoreError::Other(format!(
+                        "alias {alias} is not in the domain of {}",
+                        self.account
+                    )));
+                }
+                let taken: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM sip_addresses WHERE domain = ? AND username = ?",
+                )
+                .bind(alias.domain().as_str())
+                .bind(alias.user().as_str())
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(map_err)?;
+                if taken > 0 {
+                    return Ok(Applied::Alias(AliasOutcome::Taken));
+                }
+                let aliases: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM sip_addresses WHERE account_id = ? AND is_alias = 1",
+                )
+                .bind(id)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(map_err)?;
+                if aliases >= i64::from(*limit) {
+                    return Ok(Applied::Alias(AliasOutcome::LimitReached));
+                }
+                let inserted = sqlx::query(
+                    "INSERT INTO sip_addresses (domain, username, account_id, is_alias, created_at) \
+                     VALUES (?, ?, ?, 1, ?)",
+                )
+                .bind(alias.domain().as_str())
+                .bind(alias.user().as_str())
+                .bind(id)
+                .bind(Utc::now())
+                .execute(conn)
+                .await
+                .map_err(map_err);
+                match inserted {
+                    Ok(_) => Applied::Alias(AliasOutcome::Added),
+                    Err(StoreError::Conflict(_)) => Applied::Alias(AliasOutcome::Taken),
+                    Err(e) => return Err(e),
+                }
+            }
+            AccountOp::RemoveAlias(alias) => changed(
+                sqlx::query(
+                    "DELETE FROM sip_addresses WHERE domain = ? AND username = ? AND is_alias = 1 \
+                     AND account_id = ?",
+                )
+                .bind(alias.domain().as_str())
+                .bind(alias.user().as_str())
+                .bind(id)
+                .execute(conn)
+                .await
+                .map_err(map_err)?,
+            ),
+            AccountOp::AddEnum(number) => {
+                sqlx::query(
+                    "INSERT INTO enum_numbers (number, account_id, created_at) VALUES (?, ?, ?)",
+                )
+                .bind(number.as_str())
+                .bind(id)
+                .bind(Utc::now())
+                .execute(conn)
+                .await
+                .map_err(map_err)?;
+                Applied::Done
+            }
+            AccountOp::RemoveEnum(number) => changed(
+                sqlx::query("DELETE FROM enum_numbers WHERE number = ? AND account_id = ?")
+                    .bind(number.as_str())
+                    .bind(id)
+                    .execute(conn)
+                    .await
+                    .map_err(map_err)?,
+            ),
+            AccountOp::SetDiversions(changes) => {
+                for (condition, target) in changes {
+                    match target {
+                        Some(t) => sqlx::query(
+                            "INSERT INTO diversions (account_id, condition, target) VALUES (?, ?, ?) \
+                             ON CONFLICT (account_id, condition) DO UPDATE SET target = excluded.target",
+                        )
+                        .bind(id)
+                        .bind(condition.code())
+                        .bind(t.stored()),
+                        None => sqlx::query(
+                            "DELETE FROM diversions WHERE account_id = ? AND condition = ?",
+                        )
+                        .bind(id)
+                        .bind(condition.code()),
+                    }
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(map_err)?;
+                }
+                Applied::Done
+            }
+            AccountOp::PutAcceptRule(rule) => {
+                let existed: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM accept_rules WHERE account_id = ? AND days = ?",
+                )
+                .bind(id)
+                .bind(i64::from(rule.days.value()))
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(map_err)?;
+                sqlx::query(
+                    "INSERT INTO accept_rules (account_id, days, start_minute, stop_minute, groups) \
+                     VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, days) DO UPDATE SET \
+                     start_minute = excluded.start_minute, stop_minute = excluded.stop_minute, \
+                     groups = excluded.groups",
+                )
+                .bind(id)
+                .bind(i64::from(rule.days.value()))
+                .bind(i64::from(rule.start.minutes()))
+                .bind(i64::from(rule.stop.minutes()))
+                .bind(stored::join_groups(&rule.groups))
+                .execute(conn)
+                .await
+                .map_err(map_err)?;
+                Applied::Existed(existed > 0)
+            }
+            AccountOp::RemoveAcceptRule(days) => changed(
+                sqlx::query("DELETE FROM accept_rules WHERE account_id = ? AND days = ?")
+                    .bind(id)
+                    .bind(i64::from(days.value()))
+                    .execute(conn)
+                    .await
+                    .map_err(map_err)?,
+            ),
+            AccountOp::SetTemporaryRule(rule) => {
+                match rule {
+                    Some(rule) => sqlx::query(
+                        "INSERT INTO accept_temporary (account_id, groups, until) VALUES (?, ?, ?) \
+                         ON CONFLICT (account_id) DO UPDATE SET groups = excluded.groups, \
+                         until = excluded.until",
+                    )
+                    .bind(id)
+                    .bind(stored::join_groups(&rule.groups))
+                    .bind(rule.until),
+                    None => {
+                        sqlx::query("DELETE FROM accept_temporary WHERE account_id = ?").bind(id)
+                    }
+                }
+                .execute(conn)
+                .await
+                .map_err(map_err)?;
+                Applied::Done
+            }
+            AccountOp::AddReject(pattern) => {
+                sqlx::query("INSERT INTO reject_rules (account_id, pattern) VALUES (?, ?)")
+                    .bind(id)
+                    .bind(pattern.as_str())
+                    .execute(conn)
+                    .await
+                    .map_err(map_err)?;
+                Applied::Done
+            }
+            AccountOp::RemoveReject(pattern) => changed(
+                sqlx::query("DELETE FROM reject_rules WHERE account_id = ? AND pattern = ?")
+                    .bind(id)
+                    .bind(pattern.as_str())
+                    .execute(conn)
+                    .await
+                    .map_err(map_err)?,
+            ),
+            AccountOp::PutVoicemail(v) => {
+                sqlx::query(
+                    "INSERT INTO voicemail (account_id, enabled, delivery, email, pin_hash) \
+                     VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET \
+                     enabled = excluded.enabled, delivery = excluded.delivery, \
+                     email = excluded.email, pin_hash = excluded.pin_hash",
+                )
+                .bind(id)
+                .bind(v.enabled)
+                .bind(v.delivery.as_str())
+                .bind(v.email.as_ref().map(|e| e.as_str()))
+                .bind(v.pin_hash.as_deref())
+                .execute(conn)
+                .await
+                .map_err(map_err)?;
+                Applied::Done
+            }
+            AccountOp::SetPrivacy(on) => {
+                sqlx::query("UPDATE accounts SET privacy = ?, updated_at = ? WHERE id = ?")
+                    .bind(*on)
+                    .bind(Utc::now())
+                    .bind(id)
+                    .execute(conn)
+                    .await
+                    .map_err(map_err)?;
+                Applied::Done
+            }
+            AccountOp::PutPhonebookEntry(entry) => {
+                sqlx::query(
+                    "INSERT INTO phonebook (account_id, uri, name, groups) VALUES (?, ?, ?, ?) \
+                     ON CONFLICT (account_id, uri) DO UPDATE SET name = excluded.name, \
+                     groups = excluded.groups",
+                )
+                .bind(id)
+                .bind(entry.uri.to_string())
+                .bind(&entry.name)
+                .bind(entry.groups.join(","))
+                .execute(conn)
+                .await
+                .map_err(map_err)?;
+                Applied::Done
+            }
+            AccountOp::RemovePhonebookEntry(uri) => changed(
+                sqlx::query("DELETE FROM phonebook WHERE account_id = ? AND uri = ?")
+                    .bind(id)
+                    .bind(uri.to_string())
+                    .execute(conn)
+                    .await
+                    .map_err(map_err)?,
+            ),
+            other => {
+                return Err(StoreError::Other(format!(
+                    "this store does not know the change {other:?}"
+                )));
+            }
+        })
+    }
+
+    async fn commit(mut self: Box<Self>, journal: &[NewJournalEntry]) -> Result<(), StoreError> {
+        insert_journal(&mut self.tx, journal).await?;
+        self.tx.commit().await.map_err(map_err)
+    }
+}
