@@ -4,8 +4,8 @@
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone as _, Utc};
 
 use crate::calls::{
-    CallInput, CallRecord, CloseRequest, Direction, HistoryEntry, NewCall,
-    OpenOutcome, OpenRequest, PrepaidRefusal, PrepaidSession, Usage,
+    CallInput, CallRecord, CloseRequest, Direction, HistoryEntry, NewCall, OpenOutcome,
+    OpenRequest, PrepaidRefusal, PrepaidSession, Usage,
 };
 use crate::error::{ServiceError, StoreError};
 use crate::ids::{AccountId, E164, TimeZone, printable};

@@ -18,7 +18,7 @@ use crate::error::ServiceError;
 use crate::ids::{AccountId, Domain};
 use crate::journal::{CHANGED, JournalEntry, NewJournalEntry, Origin, Stamp};
 use crate::store::{AccountOp, Applied, Store};
-use crate::write::Lease;
+use crate::write::{Lease, WriteGate};
 
 /// Tunables of the service layer.
 #[derive(Debug, Clone)]
@@ -85,6 +85,7 @@ pub struct Services {
     config: ServicesConfig,
     origin: Arc<Origin>,
     lease: Option<Arc<Lease>>,
+    gate: Arc<WriteGate>,
 }
 
 impl fmt::Debug for Services {
@@ -111,6 +112,7 @@ impl Services {
             config,
             origin: Arc::new(Origin::operator()),
             lease: None,
+            gate: Arc::default(),
         }
     }
 
@@ -130,6 +132,11 @@ impl Services {
     /// The write lock held by [`Services::atomically`], if any.
     pub(crate) fn lease(&self) -> Option<&Arc<Lease>> {
         self.lease.as_ref()
+    }
+
+    /// This process's queue of account writers.
+    pub(crate) fn gate(&self) -> &WriteGate {
+        &self.gate
     }
 
     /// The same services inside an [`Services::atomically`].
@@ -428,7 +435,8 @@ impl Services {
         };
         let (record, pem) = self.ca.sign_csr(csr_pem, &request)?;
         let mut w = self.begin(id).await?;
-        w.apply(AccountOp::InsertCertificate(record.clone())).await?;
+        w.apply(AccountOp::InsertCertificate(record.clone()))
+            .await?;
         w.journal(
             "certificate",
             None,

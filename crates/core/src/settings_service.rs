@@ -124,7 +124,11 @@ impl Services {
             _ => return Err(not_found()),
         };
         let mut w = self.begin(&owner).await?;
-        if !w.apply(AccountOp::RemoveAlias(alias.clone())).await?.existed() {
+        if !w
+            .apply(AccountOp::RemoveAlias(alias.clone()))
+            .await?
+            .existed()
+        {
             // It moved to another account before the lock was taken.
             return Err(not_found());
         }
@@ -178,7 +182,11 @@ impl Services {
             .await?
             .ok_or_else(not_found)?;
         let mut w = self.begin(&owner).await?;
-        if !w.apply(AccountOp::RemoveEnum(number.clone())).await?.existed() {
+        if !w
+            .apply(AccountOp::RemoveEnum(number.clone()))
+            .await?
+            .existed()
+        {
             return Err(not_found());
         }
         w.journal("enum", Some(number.to_string()), None);

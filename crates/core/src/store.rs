@@ -205,10 +205,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Begins a change of the account's data: waits for the account's write lock (other
     /// writers, in any process, wait for this one to commit or roll back). [`StoreError::NotFound`]
     /// if there is no account.
-    async fn begin_account(
-        &self,
-        account: &AccountId,
-    ) -> Result<Box<dyn AccountWrite>, StoreError>;
+    async fn begin_account(&self, account: &AccountId)
+    -> Result<Box<dyn AccountWrite>, StoreError>;
     /// One account.
     async fn get_account(&self, id: &AccountId) -> Result<Option<Account>, StoreError>;
     /// All accounts (of one domain), sorted by address.

@@ -9,9 +9,10 @@
 //! calls (a `/v1` write checks `If-Match` against what it reads and then writes): the calls
 //! share its transaction, and everything commits together or not at all.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
 use crate::error::{ServiceError, StoreError};
 use crate::ids::AccountId;
@@ -19,11 +20,66 @@ use crate::journal::NewJournalEntry;
 use crate::service::Services;
 use crate::store::{AccountOp, AccountWrite, Applied};
 
-/// A write lock on one account held by [`Services::atomically`], shared by the service calls
-/// made inside it.
+/// Most account writes of this process that hold a store transaction at once. A writer waiting
+/// for an account's lock in PostgreSQL holds a pooled connection, and the writer that has the
+/// lock needs another one for its reads: capping writers at half the pool (16) leaves
+/// connections for the reads that let the lock holder finish.
+pub const MAX_CONCURRENT_WRITES: usize = 8;
+
+/// Most idle per-account locks kept before unused ones are dropped.
+const MAX_IDLE_LOCKS: usize = 10_000;
+
+/// The in-process side of account writes: one queue per account, so that writers of one
+/// account on this server wait here — holding nothing — rather than in the database, and a cap
+/// on writers holding a transaction ([`MAX_CONCURRENT_WRITES`]).
+#[derive(Debug)]
+pub(crate) struct WriteGate {
+    accounts: std::sync::Mutex<HashMap<AccountId, Arc<Mutex<()>>>>,
+    slots: Arc<Semaphore>,
+}
+
+impl Default for WriteGate {
+    fn default() -> Self {
+        Self {
+            accounts: std::sync::Mutex::default(),
+            slots: Arc::new(Semaphore::new(MAX_CONCURRENT_WRITES)),
+        }
+    }
+}
+
+/// What a writer holds in this process while its transaction is open.
+struct Passage {
+    _account: OwnedMutexGuard<()>,
+    _slot: Option<OwnedSemaphorePermit>,
+}
+
+impl WriteGate {
+    async fn enter(&self, id: &AccountId) -> Passage {
+        let lock = {
+            let mut map = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+            if map.len() > MAX_IDLE_LOCKS {
+                // A lock nobody holds or waits for is referenced by the map alone.
+                map.retain(|_, l| Arc::strong_count(l) > 1);
+            }
+            map.entry(id.clone()).or_default().clone()
+        };
+        let account = lock.lock_owned().await;
+        // The semaphore is never closed, so acquiring fails never; without a slot the writer
+        // still runs (the database's own lock keeps it correct).
+        let slot = self.slots.clone().acquire_owned().await.ok();
+        Passage {
+            _account: account,
+            _slot: slot,
+        }
+    }
+}
+
+/// A write lock on one account held by [`Services::hold`], shared by the service calls made
+/// under it.
 pub(crate) struct Lease {
     account: AccountId,
     state: Mutex<LeaseState>,
+    _passage: Passage,
 }
 
 impl std::fmt::Debug for Lease {
@@ -40,7 +96,7 @@ struct LeaseState {
 }
 
 enum Held {
-    Own(Box<dyn AccountWrite>),
+    Own(Box<dyn AccountWrite>, Passage),
     Shared(Arc<Lease>),
 }
 
@@ -69,12 +125,15 @@ impl Services {
     pub(crate) async fn begin(&self, id: &AccountId) -> Result<Writing<'_>, ServiceError> {
         let held = match self.lease().filter(|l| &l.account == id) {
             Some(lease) => Held::Shared(lease.clone()),
-            None => Held::Own(
-                self.store()
+            None => {
+                let passage = self.gate().enter(id).await;
+                let write = self
+                    .store()
                     .begin_account(id)
                     .await
-                    .map_err(|e| begin_error(id, e))?,
-            ),
+                    .map_err(|e| begin_error(id, e))?;
+                Held::Own(write, passage)
+            }
         };
         Ok(Writing {
             services: self,
@@ -90,6 +149,7 @@ impl Services {
     /// through the store meanwhile is the state the changes apply to, on every server (no other
     /// writer can change the account until the commit).
     pub async fn hold(&self, id: &AccountId) -> Result<Holding, ServiceError> {
+        let passage = self.gate().enter(id).await;
         let write = self
             .store()
             .begin_account(id)
@@ -101,6 +161,7 @@ impl Services {
                 write: Some(write),
                 entries: Vec::new(),
             }),
+            _passage: passage,
         });
         Ok(Holding {
             services: self.with_lease(lease.clone()),
@@ -154,7 +215,7 @@ impl Writing<'_> {
     /// Applies one change inside the transaction.
     pub(crate) async fn apply(&mut self, op: AccountOp) -> Result<Applied, StoreError> {
         match &mut self.held {
-            Held::Own(write) => write.apply(&op).await,
+            Held::Own(write, _) => write.apply(&op).await,
             Held::Shared(lease) => {
                 let mut state = lease.state.lock().await;
                 let write = state.write.as_mut().ok_or_else(|| {
@@ -170,15 +231,17 @@ impl Writing<'_> {
         if old == new {
             return;
         }
-        self.entries
-            .push(self.services.journal_entry(&self.account, resource, old, new));
+        self.entries.push(
+            self.services
+                .journal_entry(&self.account, resource, old, new),
+        );
     }
 
     /// Commits the changes with their journal entries (inside [`Services::atomically`]: hands
     /// them to it, which commits them when it ends).
     pub(crate) async fn commit(self) -> Result<(), ServiceError> {
         match self.held {
-            Held::Own(write) => Ok(write.commit(&self.entries).await?),
+            Held::Own(write, _passage) => Ok(write.commit(&self.entries).await?),
             Held::Shared(lease) => {
                 lease.state.lock().await.entries.extend(self.entries);
                 Ok(())

@@ -10,7 +10,7 @@ use sip_settings_core::ids::AccountId;
 use sip_settings_core::journal::NewJournalEntry;
 use sip_settings_core::store::{AccountOp, AccountWrite, AliasOutcome, Applied};
 use sip_settings_core::{StoreError, stored};
-use sqlx::{Postgres, PgConnection, Transaction};
+use sqlx::{PgConnection, Postgres, Transaction};
 
 use crate::error::map_err;
 use crate::rows::cert_from_row;
@@ -130,7 +130,8 @@ impl AccountWrite for PgAccountWrite {
     async fn apply(&mut self, op: &AccountOp) -> Result<Applied, StoreError> {
         let id = self.id;
         let conn: &mut PgConnection = &mut self.tx;
-        let changed = |done: sqlx::postgres::PgQueryResult| Applied::Existed(done.rows_affected() > 0);
+        let changed =
+            |done: sqlx::postgres::PgQueryResult| Applied::Existed(done.rows_affected() > 0);
         Ok(match op {
             AccountOp::UpdateAccount { profile, prepaid } => {
                 sqlx::query(
@@ -180,9 +181,9 @@ impl AccountWrite for PgAccountWrite {
                 insert_certificate(conn, record).await?;
                 Applied::Done
             }
-            AccountOp::RevokeCertificate { serial, at } => {
-                Applied::Certificate(revoke_certificate(conn, serial, Some(&self.account), *at).await?)
-            }
+            AccountOp::RevokeCertificate { serial, at } => Applied::Certificate(
+                revoke_certificate(conn, serial, Some(&self.account), *at).await?,
+            ),
             AccountOp::RevokeAllCertificates { at } => {
                 Applied::Count(revoke_account_certificates(conn, &self.account, *at).await?)
             }

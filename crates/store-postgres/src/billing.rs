@@ -12,16 +12,16 @@ use sip_settings_core::calls::{
     OpenOutcome, OpenRequest, PrepaidRefusal, PrepaidSession, Settlement, Usage,
 };
 use sip_settings_core::ids::AccountId;
+use sip_settings_core::journal::Stamp;
 use sip_settings_core::money::Money;
 use sip_settings_core::rating::{Rate, prefixes_of};
 use sip_settings_core::sip::SipUri;
-use sip_settings_core::journal::Stamp;
 use sip_settings_core::store::BalanceChange;
 use sqlx::{PgConnection, Row};
 
+use crate::account_write::insert_journal;
 use crate::error::{Fail, Res, retrying};
 use crate::rows::{SESSION_SELECT, call_from, history_from, rate_from, session_from, unix};
-use crate::account_write::insert_journal;
 use crate::{PgStore, lock_account, not_found};
 
 /// Rates per `INSERT … SELECT FROM UNNEST(…)` statement of an import.

@@ -397,7 +397,10 @@ async fn concurrent_opens_never_reserve_more_than_the_balance() {
         action: "topup".into(),
         description: "test".into(),
     };
-    db.store.change_balance(&bob, &add, t0(), None).await.unwrap();
+    db.store
+        .change_balance(&bob, &add, t0(), None)
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for i in 0..50 {
         let s = db.store.clone();

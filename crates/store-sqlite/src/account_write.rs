@@ -148,7 +148,8 @@ impl AccountWrite for SqliteAccountWrite {
     async fn apply(&mut self, op: &AccountOp) -> Result<Applied, StoreError> {
         let id = self.id;
         let conn: &mut SqliteConnection = &mut self.tx;
-        let changed = |done: sqlx::sqlite::SqliteQueryResult| Applied::Existed(done.rows_affected() > 0);
+        let changed =
+            |done: sqlx::sqlite::SqliteQueryResult| Applied::Existed(done.rows_affected() > 0);
         Ok(match op {
             AccountOp::UpdateAccount { profile, prepaid } => {
                 sqlx::query(
@@ -198,9 +199,9 @@ impl AccountWrite for SqliteAccountWrite {
                 insert_certificate(conn, record).await?;
                 Applied::Done
             }
-            AccountOp::RevokeCertificate { serial, at } => {
-                Applied::Certificate(revoke_certificate(conn, serial, Some(&self.account), *at).await?)
-            }
+            AccountOp::RevokeCertificate { serial, at } => Applied::Certificate(
+                revoke_certificate(conn, serial, Some(&self.account), *at).await?,
+            ),
             AccountOp::RevokeAllCertificates { at } => {
                 Applied::Count(revoke_account_certificates(conn, &self.account, *at).await?)
             }

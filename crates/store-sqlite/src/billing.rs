@@ -9,10 +9,10 @@ use sip_settings_core::calls::{
     OpenOutcome, OpenRequest, PrepaidRefusal, PrepaidSession, Settlement, Usage,
 };
 use sip_settings_core::ids::{AccountId, E164};
+use sip_settings_core::journal::Stamp;
 use sip_settings_core::money::Money;
 use sip_settings_core::rating::{Rate, prefixes_of};
 use sip_settings_core::sip::SipUri;
-use sip_settings_core::journal::Stamp;
 use sip_settings_core::store::BalanceChange;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};

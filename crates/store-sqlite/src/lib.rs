@@ -24,6 +24,7 @@ use sip_settings_core::calls::{
 use sip_settings_core::cert::{CertRecord, Serial};
 use sip_settings_core::credentials::Credentials;
 use sip_settings_core::ids::{AccountId, Domain, E164};
+use sip_settings_core::journal::Stamp;
 use sip_settings_core::journal::{JournalEntry, NewJournalEntry};
 use sip_settings_core::money::Money;
 use sip_settings_core::rating::Rate;
@@ -32,7 +33,6 @@ use sip_settings_core::settings::{
     Voicemail, VoicemailDelivery,
 };
 use sip_settings_core::sip::SipUri;
-use sip_settings_core::journal::Stamp;
 use sip_settings_core::store::{AccountWrite, BalanceChange};
 use sip_settings_core::{Email, Store, StoreError};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

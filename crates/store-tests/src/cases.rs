@@ -853,7 +853,12 @@ pub async fn balance_changes_and_history(store: Arc<dyn Store>) {
     );
     assert_eq!(
         store
-            .change_balance(&bob, &add("2.5", "second"), t0() + Duration::seconds(1), None)
+            .change_balance(
+                &bob,
+                &add("2.5", "second"),
+                t0() + Duration::seconds(1),
+                None
+            )
             .await
             .unwrap(),
         money("12.5")
@@ -927,7 +932,8 @@ pub async fn prepaid_reservation_rules(store: Arc<dyn Store>) {
                 action: "topup".into(),
                 description: "t".into(),
             },
-            t0(), None,
+            t0(),
+            None,
         )
         .await
         .unwrap();
@@ -1046,7 +1052,8 @@ pub async fn prepaid_concurrent_opens_never_overdraw(store: Arc<dyn Store>) {
                 action: "topup".into(),
                 description: "t".into(),
             },
-            t0(), None,
+            t0(),
+            None,
         )
         .await
         .unwrap();
@@ -1212,7 +1219,8 @@ pub async fn billing_export_import_round_trip(store: Arc<dyn Store>) {
                 action: "topup".into(),
                 description: "t".into(),
             },
-            t0(), None,
+            t0(),
+            None,
         )
         .await
         .unwrap();
@@ -1237,7 +1245,10 @@ pub async fn billing_export_import_round_trip(store: Arc<dyn Store>) {
     store.delete_account(&bob, t0()).await.unwrap();
     let mut fresh = account("bob@example.com");
     fresh.prepaid = true;
-    store.insert_account(&fresh, &creds("b"), &[]).await.unwrap();
+    store
+        .insert_account(&fresh, &creds("b"), &[])
+        .await
+        .unwrap();
     store.import_billing(&bob, &snap).await.unwrap();
     let back = store.export_billing(&bob).await.unwrap();
     assert_eq!(back.balance, snap.balance);
@@ -1301,4 +1312,127 @@ pub async fn journal_newest_first_with_cursor(store: Arc<dyn Store>) {
     );
     store.delete_account(&alice, t0()).await.unwrap();
     assert_eq!(store.list_journal(&alice, None, 10).await.unwrap().len(), 5);
+}
+
+/// An account write commits its changes and journal entries together, or — dropped without a
+/// commit — leaves nothing, neither the change nor an entry.
+pub async fn account_write_commits_change_and_journal_together(store: Arc<dyn Store>) {
+    use sip_settings_core::journal::NewJournalEntry;
+    use sip_settings_core::store::AccountOp;
+    seed(&store).await;
+    let alice = id("alice@example.com");
+    let entry = |resource: &str| NewJournalEntry {
+        at: t0(),
+        account: alice.clone(),
+        door: "v1".into(),
+        actor: "certificate 01".into(),
+        source: None,
+        resource: resource.into(),
+        old: Some("false".into()),
+        new: Some("true".into()),
+    };
+    let funk = DiversionTarget::parse(Condition::Unconditional, "bob", &alice).unwrap();
+
+    let mut w = store.begin_account(&alice).await.unwrap();
+    w.apply(&AccountOp::SetPrivacy(true)).await.unwrap();
+    w.apply(&AccountOp::SetDiversions(vec![(
+        Condition::Unconditional,
+        Some(funk.clone()),
+    )]))
+    .await
+    .unwrap();
+    drop(w);
+    assert!(!store.get_account(&alice).await.unwrap().unwrap().privacy);
+    assert_eq!(
+        store
+            .get_diversions(&alice)
+            .await
+            .unwrap()
+            .get(&Condition::Unconditional),
+        None
+    );
+    assert!(
+        store
+            .list_journal(&alice, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let mut w = store.begin_account(&alice).await.unwrap();
+    w.apply(&AccountOp::SetPrivacy(true)).await.unwrap();
+    w.apply(&AccountOp::SetDiversions(vec![(
+        Condition::Unconditional,
+        Some(funk.clone()),
+    )]))
+    .await
+    .unwrap();
+    w.commit(&[entry("privacy"), entry("diversions.FUNC")])
+        .await
+        .unwrap();
+    assert!(store.get_account(&alice).await.unwrap().unwrap().privacy);
+    assert_eq!(
+        store
+            .get_diversions(&alice)
+            .await
+            .unwrap()
+            .get(&Condition::Unconditional),
+        Some(&funk)
+    );
+    let journal = store.list_journal(&alice, None, 10).await.unwrap();
+    let names: Vec<&str> = journal.iter().map(|e| e.entry.resource.as_str()).collect();
+    assert_eq!(names, ["diversions.FUNC", "privacy"]);
+
+    // An op the store refuses (a duplicate) fails without ending the others' transaction.
+    let mut w = store.begin_account(&alice).await.unwrap();
+    let number = E164::parse_for("n", "+31201234567").unwrap();
+    w.apply(&AccountOp::AddEnum(number.clone())).await.unwrap();
+    w.commit(&[]).await.unwrap();
+    let mut w = store.begin_account(&alice).await.unwrap();
+    assert!(matches!(
+        w.apply(&AccountOp::AddEnum(number)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    drop(w);
+
+    assert!(matches!(
+        store.begin_account(&id("nobody@example.com")).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// While one account write is open, another writer of the same account waits for it, and then
+/// reads what it committed: no write can land between a writer's reads and its commit.
+pub async fn account_writes_of_one_account_run_one_after_another(store: Arc<dyn Store>) {
+    use sip_settings_core::store::AccountOp;
+    seed(&store).await;
+    let alice = id("alice@example.com");
+    let mut first = store.begin_account(&alice).await.unwrap();
+    first.apply(&AccountOp::SetPrivacy(true)).await.unwrap();
+    let second = {
+        let store = store.clone();
+        let alice = alice.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let mut w = store.begin_account(&alice).await.unwrap();
+            let waited = started.elapsed();
+            let seen = store.get_account(&alice).await.unwrap().unwrap().privacy;
+            w.apply(&AccountOp::SetPrivacy(false)).await.unwrap();
+            w.commit(&[]).await.unwrap();
+            (waited, seen)
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!second.is_finished(), "the second writer did not wait");
+    first.commit(&[]).await.unwrap();
+    let (waited, seen) = second.await.unwrap();
+    assert!(
+        waited >= std::time::Duration::from_millis(250),
+        "waited {waited:?}"
+    );
+    assert!(
+        seen,
+        "the second writer read the state before the first one's commit"
+    );
+    assert!(!store.get_account(&alice).await.unwrap().unwrap().privacy);
 }

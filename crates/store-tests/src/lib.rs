@@ -48,7 +48,9 @@ macro_rules! conformance_suite {
             call_records_are_idempotent,
             calls_listing_and_usage,
             billing_export_import_round_trip,
-            journal_newest_first_with_cursor
+            journal_newest_first_with_cursor,
+            account_write_commits_change_and_journal_together,
+            account_writes_of_one_account_run_one_after_another
         );
     };
     (@cases $harness:ty; $($name:ident),* $(,)?) => {

@@ -73,7 +73,9 @@ async fn the_hot_read_cache_shows_every_commit_of_another_connection_at_once() {
         ha1_sha256: "sha".into(),
         password_hash: "$argon2id$stand-in".into(),
     };
-    cli.insert_account(&account, &credentials, &[]).await.unwrap();
+    cli.insert_account(&account, &credentials, &[])
+        .await
+        .unwrap();
     cli.insert_certificate(&CertRecord {
         serial: serial.clone(),
         subject: "alice@example.com".into(),
@@ -136,4 +138,73 @@ async fn the_hot_read_cache_shows_every_commit_of_another_connection_at_once() {
 
     cli.close().await;
     server.close().await;
+}
+
+/// Two stores on one file stand for the server and the CLI (two processes). While one holds an
+/// account write open, the other's read-then-write changes wait for SQLite's write lock under
+/// the busy timeout, then succeed on the state the first committed — instead of failing at once
+/// with `SQLITE_BUSY` as a deferred transaction that read before the other's commit does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_waits_for_the_write_lock_instead_of_failing() {
+    use chrono::{TimeZone, Utc};
+    use sip_settings_core::account::{Account, AccountProfile};
+    use sip_settings_core::settings::{AcceptRule, ClockTime, DaysMask, Group};
+    use sip_settings_core::store::AccountOp;
+    use sip_settings_core::{AccountId, Credentials, Domain};
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let server = SqliteStore::open(&url, true).await.unwrap();
+    let cli = Arc::new(SqliteStore::open(&url, false).await.unwrap());
+    let t0 = Utc.timestamp_opt(1_790_000_000, 0).single().unwrap();
+    let alice = AccountId::parse("alice@example.com").unwrap();
+    server
+        .add_domain(&Domain::parse("example.com").unwrap(), t0)
+        .await
+        .unwrap();
+    let account = Account {
+        id: alice.clone(),
+        profile: AccountProfile::default(),
+        privacy: false,
+        prepaid: false,
+        created_at: t0,
+    };
+    let credentials = Credentials {
+        ha1_md5: "m".into(),
+        ha1_sha256: "s".into(),
+        password_hash: "$argon2id$x".into(),
+    };
+    server
+        .insert_account(&account, &credentials, &[])
+        .await
+        .unwrap();
+
+    let mut held = server.begin_account(&alice).await.unwrap();
+    held.apply(&AccountOp::SetPrivacy(true)).await.unwrap();
+    let writer = {
+        let cli = cli.clone();
+        let alice = alice.clone();
+        tokio::spawn(async move {
+            let rule = AcceptRule {
+                days: DaysMask::new(31).unwrap(),
+                start: ClockTime::parse_for("start", "09:00").unwrap(),
+                stop: ClockTime::parse_for("stop", "17:00").unwrap(),
+                groups: vec![Group::Everybody],
+            };
+            let replaced = cli.put_accept_rule(&alice, &rule).await;
+            let mut w = cli.begin_account(&alice).await?;
+            w.apply(&AccountOp::SetPrivacy(false)).await?;
+            w.commit(&[]).await?;
+            replaced
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!writer.is_finished(), "the second process did not wait");
+    held.commit(&[]).await.unwrap();
+    assert_eq!(writer.await.unwrap().unwrap(), false);
+    let rules = server.get_accept_rules(&alice).await.unwrap();
+    assert_eq!(rules.persistent.len(), 1);
+    assert!(!server.get_account(&alice).await.unwrap().unwrap().privacy);
+    server.close().await;
+    cli.close().await;
 }

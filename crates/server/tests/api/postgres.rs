@@ -14,18 +14,23 @@ use sip_settings_store_tests::pg::TempDatabase;
 use crate::helpers::*;
 
 /// A `sip-settings serve` child process.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Server {
-    fn start(data_dir: &Path, database: &str) -> Self {
+    pub(crate) fn start(data_dir: &Path, database: &str) -> Self {
+        Self::start_with(data_dir, database, "")
+    }
+
+    /// A server whose configuration file also has `extra` (TOML).
+    pub(crate) fn start_with(data_dir: &Path, database: &str, extra: &str) -> Self {
         // Sessions of at most 600 s and up to 100 at once, so that a balance is shared by many.
         let config = data_dir.join("serve.toml");
         std::fs::write(
             &config,
-            "prepaid_max_session_seconds = 600\nprepaid_max_sessions = 100\n",
+            format!("prepaid_max_session_seconds = 600\nprepaid_max_sessions = 100\n{extra}"),
         )
         .unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_sip-settings"))
@@ -66,7 +71,7 @@ impl Drop for Server {
     }
 }
 
-fn cli(data_dir: &Path, database: &str, args: &[&str]) -> String {
+pub(crate) fn cli(data_dir: &Path, database: &str, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_sip-settings"))
         .arg("--data-dir")
         .arg(data_dir)
@@ -84,12 +89,12 @@ fn cli(data_dir: &Path, database: &str, args: &[&str]) -> String {
 
 /// An installation: CA, domain, alice and bob (bob prepaid with 10.00), their certificates, a
 /// service certificate, rates.
-struct Install {
-    dir: tempfile::TempDir,
-    ca: String,
-    alice: (String, String),
-    bob: (String, String),
-    service: (String, String),
+pub(crate) struct Install {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) ca: String,
+    pub(crate) alice: (String, String),
+    pub(crate) bob: (String, String),
+    pub(crate) service: (String, String),
 }
 
 fn read_pair(path: &Path) -> (String, String) {
@@ -97,7 +102,7 @@ fn read_pair(path: &Path) -> (String, String) {
     (pem.clone(), pem)
 }
 
-fn provision(database: &str) -> Install {
+pub(crate) fn provision(database: &str) -> Install {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let out = d.to_str().unwrap();
@@ -149,12 +154,12 @@ fn provision(database: &str) -> Install {
 }
 
 impl Install {
-    fn client(&self, who: &(String, String)) -> reqwest::Client {
+    pub(crate) fn client(&self, who: &(String, String)) -> reqwest::Client {
         client_with(&self.ca, Some((&who.0, &who.1)))
     }
 }
 
-async fn get(client: &reqwest::Client, base: &str, query: &str) -> (u16, Value) {
+pub(crate) async fn get(client: &reqwest::Client, base: &str, query: &str) -> (u16, Value) {
     let r = client
         .get(format!("{base}/settings.phtml?{query}"))
         .send()
