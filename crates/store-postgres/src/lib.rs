@@ -15,13 +15,13 @@
 //!   can never together reserve more than the balance;
 //! * `close_prepaid_session` locks the account, then the session row, and settles only a session
 //!   it finds open under that lock: closing twice debits once;
-//! * `change_balance`, `import_billing` and `put_accept_rule` lock the account row (the last so
-//!   that "replaced" is exact when two writers race);
-//! * `add_alias` locks the account row while it counts the account's aliases against the limit,
-//!   and leaves uniqueness of the address to the `sip_addresses` primary key: a unique violation
-//!   is [`AliasOutcome::Taken`];
-//! * `set_diversions` upserts or deletes only the conditions it is given (never a
-//!   read-modify-write of the whole set), in a fixed order of conditions;
+//! * every change of an account's data runs in an [`AccountWrite`](sip_settings_core::store::AccountWrite)
+//!   (`account_write`), which locks the account row first and holds it to the commit, journal
+//!   entries included: writers of one account on every server run one after another, so
+//!   `add_alias` counts the aliases exactly (the address's uniqueness across accounts stays
+//!   with the `sip_addresses` primary key: a unique violation is `AliasOutcome::Taken`) and
+//!   `If-Match` holds across servers;
+//! * `change_balance` and `import_billing` lock the account row too;
 //! * `record_calls` relies on the `calls` unique key (`ON CONFLICT DO NOTHING`);
 //! * `export_billing` reads balance, history and sessions in one REPEATABLE READ, READ ONLY
 //!   transaction, so that the copy is of one moment.
