@@ -7,6 +7,7 @@ mod account;
 mod auth;
 mod billing;
 mod cli;
+mod connections;
 mod helpers;
 mod journal;
 mod operator_cli;
