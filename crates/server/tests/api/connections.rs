@@ -98,13 +98,10 @@ impl Silent {
     fn closed_by(&mut self, deadline: Instant) -> bool {
         let mut buf = [0u8; 4096];
         loop {
+            // At least one read, however late: a socket closed meanwhile counts as closed.
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            self.socket()
-                .set_read_timeout(Some(left.min(Duration::from_millis(100))))
-                .unwrap();
+            let wait = left.clamp(Duration::from_millis(1), Duration::from_millis(100));
+            self.socket().set_read_timeout(Some(wait)).unwrap();
             let read = match self {
                 Self::Tcp(s) => s.read(&mut buf),
                 Self::Tls(t) => t.read(&mut buf),
@@ -116,7 +113,12 @@ impl Silent {
                     if matches!(
                         e.kind(),
                         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
+                    ) =>
+                {
+                    if left.is_zero() {
+                        return false;
+                    }
+                }
                 Err(_) => return true,
             }
         }
