@@ -570,6 +570,23 @@ async fn keep_alive_requests_before_a_refused_head_are_answered() {
 }
 
 #[tokio::test]
+async fn without_alpn_heads_are_checked_too() {
+    let app = TestApp::spawn().await;
+    let got = raw_exchange(
+        &app,
+        &[],
+        one(
+            &b"GET /settings.phtml?action=account HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+                [..],
+        ),
+    )
+    .await;
+    assert_eq!(got.0, 200, "{got:?}");
+    let got = raw_exchange(&app, &[], one(&b"GET /v1/me\x01 HTTP/1.1\r\n\r\n"[..])).await;
+    assert_refusal(&got, 400, true);
+}
+
+#[tokio::test]
 async fn http_1_0_over_alpn_http_1_0_is_served() {
     let app = TestApp::spawn().await;
     let got = raw_exchange(
