@@ -13,6 +13,7 @@
 pub mod actions;
 pub mod etag;
 pub mod explain;
+pub mod head_check;
 pub mod identity;
 pub mod objects;
 pub mod openapi;
@@ -23,6 +24,7 @@ pub mod reply;
 pub mod resources;
 pub mod serve;
 pub mod service_api;
+pub mod slots;
 pub mod tls;
 pub mod v1;
 pub mod web;

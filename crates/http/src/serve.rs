@@ -1,7 +1,12 @@
 //! The accept loop. Each accepted TCP connection is handed to its own task at once; the TLS
 //! handshake runs there under a timeout, so a slow or silent client never stalls the loop. The
-//! peer's certificate and address go into every request's extensions as [`Peer`].
+//! peer's certificate and address go into every request's extensions as [`Peer`]. What a
+//! connection may hold: a slot of `max_connections` and one of its address's
+//! `max_connections_per_address`, both taken at accept; the handshake timeout, then the
+//! first-request timeout, then the idle timeout between requests (see [`crate::slots`]).
+//! Malformed HTTP/1 request heads are answered in JSON by [`crate::head_check`].
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,13 +17,16 @@ use axum::extract::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
 use sip_settings_core::Serial;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 use tower::ServiceExt;
+
+use crate::head_check::HeadCheck;
+use crate::slots::{Activity, AddressSlots, Expiry, TrackedBody};
 
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone)]
@@ -62,20 +70,39 @@ impl PeerCertificate {
 pub struct Limits {
     /// Longest time a TLS handshake may take.
     pub handshake_timeout: Duration,
-    /// Longest time to receive a request's headers (slowloris guard).
-    pub header_read_timeout: Duration,
+    /// Longest time from the end of the handshake to a complete first request head (HTTP/1)
+    /// or the first stream (HTTP/2); also hyper's HTTP/1 header read timeout. A connection
+    /// therefore holds a slot at most `handshake_timeout + first_request_timeout` without a
+    /// request.
+    pub first_request_timeout: Duration,
+    /// A connection with no request in flight for this long (an idle keep-alive HTTP/1
+    /// connection, an HTTP/2 connection without open streams) is closed.
+    pub idle_timeout: Duration,
     /// Most connections open at once; more are closed at accept.
     pub max_connections: usize,
+    /// Most connections open at once from one source address (an IPv6 /64 counts as one);
+    /// more are closed at accept.
+    pub max_connections_per_address: usize,
     /// Most concurrent HTTP/2 streams per connection.
     pub max_h2_streams: u32,
+}
+
+impl Limits {
+    /// The default per-address cap for a given `max_connections`: a tenth of it (at least 1),
+    /// so that one host can never take more than a tenth of the slots.
+    pub fn default_per_address(max_connections: usize) -> usize {
+        (max_connections / 10).max(1)
+    }
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             handshake_timeout: Duration::from_secs(10),
-            header_read_timeout: Duration::from_secs(10),
+            first_request_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
+            max_connections_per_address: Self::default_per_address(10_000),
             max_h2_streams: 100,
         }
     }
@@ -91,6 +118,7 @@ pub async fn serve(
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let per_address = AddressSlots::new(limits.max_connections_per_address);
     tokio::pin!(shutdown);
     loop {
         let (stream, addr) = tokio::select! {
@@ -105,6 +133,11 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Some(address_slot) = per_address.try_take(addr.ip()) else {
+            tracing::warn!(%addr, "connection limit of this address reached, closing");
+            drop(stream);
+            continue;
+        };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%addr, "connection limit reached, closing");
             drop(stream);
@@ -114,7 +147,7 @@ pub async fn serve(
         let app = app.clone();
         let limits = limits.clone();
         tokio::spawn(async move {
-            let _permit = permit;
+            let _slots = (permit, address_slot);
             let _ = stream.set_nodelay(true);
             let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream))
                 .await
@@ -129,34 +162,81 @@ pub async fn serve(
                     return;
                 }
             };
-            let certificate = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|chain| chain.first())
-                .map(|c| Arc::new(PeerCertificate::from_der(c)));
-            let peer = Peer { addr, certificate };
-            let service = app.map_request(move |mut request: Request<Incoming>| {
-                request.extensions_mut().insert(peer.clone());
-                request
-            });
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout)
-                .max_buf_size(256 * 1024);
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .max_concurrent_streams(limits.max_h2_streams)
-                .max_header_list_size(256 * 1024);
-            if let Err(error) = builder
-                .serve_connection(TokioIo::new(tls), TowerToHyperService::new(service))
-                .await
-            {
+            serve_connection(tls, addr, app, &limits).await;
+        });
+    }
+}
+
+/// Serves one connection after its handshake, and closes it when it has sent no request head
+/// within the first-request timeout (at once: it has been served nothing) or has had no request
+/// in flight for the idle timeout (gracefully: HTTP/1 closes between requests, HTTP/2 sends
+/// GOAWAY; a request that slipped in meanwhile gets up to the first-request timeout to finish).
+async fn serve_connection(
+    tls: TlsStream<TcpStream>,
+    addr: SocketAddr,
+    app: Router,
+    limits: &Limits,
+) {
+    let (_, session) = tls.get_ref();
+    let certificate = session
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|c| Arc::new(PeerCertificate::from_der(c)));
+    let alpn = session.alpn_protocol().map(<[u8]>::to_vec);
+    let peer = Peer { addr, certificate };
+    let activity = Activity::new();
+    let service = {
+        let activity = activity.clone();
+        hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(peer.clone());
+            let in_flight = activity.begin();
+            let call = app.clone().oneshot(request);
+            async move {
+                let response = call.await?;
+                Ok::<_, Infallible>(response.map(|body| TrackedBody::new(body, in_flight)))
+            }
+        })
+    };
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.first_request_timeout)
+        // A refused head (head_check) ends hyper's input while an earlier pipelined request
+        // may still be answered: let that answer go out.
+        .half_close(true)
+        .max_buf_size(256 * 1024);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_h2_streams)
+        .max_header_list_size(256 * 1024);
+    // ALPN decides the protocol; without ALPN hyper tells them apart by the HTTP/2 preface.
+    let builder = match alpn.as_deref() {
+        Some(b"h2") => builder.http2_only(),
+        Some(b"http/1.1" | b"http/1.0") => builder.http1_only(),
+        _ => builder,
+    };
+    let io = HeadCheck::new(tls, alpn.as_deref() != Some(b"h2"));
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let expiry = tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(error) = result {
                 tracing::debug!(%addr, %error, "connection ended with an error");
             }
-        });
+            return;
+        }
+        expiry = activity.expired(limits.first_request_timeout, limits.idle_timeout) => expiry,
+    };
+    match expiry {
+        Expiry::NoRequest => {
+            tracing::debug!(%addr, "no request in time, closing");
+        }
+        Expiry::Idle => {
+            tracing::debug!(%addr, "idle, closing");
+            connection.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(limits.first_request_timeout, connection).await;
+        }
     }
 }

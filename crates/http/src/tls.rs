@@ -33,6 +33,7 @@ pub fn server_config(server: &PemPair, client_ca_der: &[u8]) -> Result<ServerCon
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs, key)
         .map_err(|e| format!("server certificate and key: {e}"))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // `http/1.0` too: a client that offers only it is served HTTP/1.0 (RFC 7301 registers it).
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), b"http/1.0".to_vec()];
     Ok(config)
 }

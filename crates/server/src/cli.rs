@@ -47,6 +47,9 @@ pub enum Command {
         /// Do not run the database migrations on start.
         #[arg(long)]
         no_migrate: bool,
+        /// Connection limits.
+        #[command(flatten)]
+        connections: ConnectionFlags,
     },
     /// Copy a whole installation from one database to another, empty one.
     Copy {
@@ -109,6 +112,29 @@ pub enum Command {
     /// Call records.
     #[command(subcommand)]
     Calls(CallsCommand),
+}
+
+/// `serve`'s connection limits (each also a configuration-file key of the same name).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConnectionFlags {
+    /// Seconds from the TLS handshake to a complete first request (default 10).
+    #[arg(
+        long,
+        env = "SIP_SETTINGS_FIRST_REQUEST_TIMEOUT_SECS",
+        value_name = "SECS"
+    )]
+    pub first_request_timeout_secs: Option<u64>,
+    /// Seconds a connection may stay open with no request in flight (default 60).
+    #[arg(long, env = "SIP_SETTINGS_IDLE_TIMEOUT_SECS", value_name = "SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Most open connections from one source address, an IPv6 /64 counting as one address
+    /// (default a tenth of max_connections).
+    #[arg(
+        long,
+        env = "SIP_SETTINGS_MAX_CONNECTIONS_PER_ADDRESS",
+        value_name = "N"
+    )]
+    pub max_connections_per_address: Option<usize>,
 }
 
 /// `balance …`

@@ -36,6 +36,12 @@ pub struct FileConfig {
     pub handshake_timeout_secs: Option<u64>,
     /// Most open connections.
     pub max_connections: Option<usize>,
+    /// Seconds from the handshake to a complete first request.
+    pub first_request_timeout_secs: Option<u64>,
+    /// Seconds a connection may sit without a request in flight.
+    pub idle_timeout_secs: Option<u64>,
+    /// Most open connections from one source address.
+    pub max_connections_per_address: Option<usize>,
     /// Currency of prepaid balances.
     pub currency: Option<String>,
     /// Longest prepaid session, seconds.
@@ -163,6 +169,12 @@ pub struct Overrides {
     pub config: Option<PathBuf>,
     /// `--listen` / `SIP_SETTINGS_LISTEN`.
     pub listen: Option<SocketAddr>,
+    /// `serve --first-request-timeout-secs` / `SIP_SETTINGS_FIRST_REQUEST_TIMEOUT_SECS`.
+    pub first_request_timeout_secs: Option<u64>,
+    /// `serve --idle-timeout-secs` / `SIP_SETTINGS_IDLE_TIMEOUT_SECS`.
+    pub idle_timeout_secs: Option<u64>,
+    /// `serve --max-connections-per-address` / `SIP_SETTINGS_MAX_CONNECTIONS_PER_ADDRESS`.
+    pub max_connections_per_address: Option<usize>,
 }
 
 impl Config {
@@ -215,6 +227,43 @@ impl Config {
         if let Some(n) = file.max_connections {
             limits.max_connections = n.max(1);
         }
+        let seconds =
+            |value: Option<u64>, name: &str, max: u64| -> anyhow::Result<Option<Duration>> {
+                match value {
+                    None => Ok(None),
+                    Some(s) if (1..=max).contains(&s) => Ok(Some(Duration::from_secs(s))),
+                    Some(s) => {
+                        bail!("configuration: {name} must be between 1 and {max} seconds, not {s}")
+                    }
+                }
+            };
+        if let Some(d) = seconds(
+            overrides
+                .first_request_timeout_secs
+                .or(file.first_request_timeout_secs),
+            "first_request_timeout_secs",
+            3_600,
+        )? {
+            limits.first_request_timeout = d;
+        }
+        if let Some(d) = seconds(
+            overrides.idle_timeout_secs.or(file.idle_timeout_secs),
+            "idle_timeout_secs",
+            86_400,
+        )? {
+            limits.idle_timeout = d;
+        }
+        limits.max_connections_per_address = match overrides
+            .max_connections_per_address
+            .or(file.max_connections_per_address)
+        {
+            None => Limits::default_per_address(limits.max_connections),
+            Some(n) if (1..=limits.max_connections).contains(&n) => n,
+            Some(n) => bail!(
+                "configuration: max_connections_per_address must be between 1 and max_connections ({}), not {n}",
+                limits.max_connections
+            ),
+        };
         if let Some(c) = file.currency {
             if c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
                 bail!("configuration: currency must be an ISO 4217 code such as EUR");
@@ -286,6 +335,45 @@ mod tests {
         .unwrap();
         assert_eq!(o.data_dir, PathBuf::from("/tmp/y"));
         assert_eq!(o.listen.to_string(), "127.0.0.1:1");
+
+        assert_eq!(d.limits.first_request_timeout, Duration::from_secs(10));
+        assert_eq!(d.limits.idle_timeout, Duration::from_secs(60));
+        assert_eq!(d.limits.max_connections_per_address, 1_000);
+        std::fs::write(
+            &file,
+            "max_connections = 200\nfirst_request_timeout_secs = 5\nidle_timeout_secs = 30\n",
+        )
+        .unwrap();
+        let c = Config::resolve(&Overrides {
+            config: Some(file.clone()),
+            idle_timeout_secs: Some(7),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(c.limits.first_request_timeout, Duration::from_secs(5));
+        assert_eq!(
+            c.limits.idle_timeout,
+            Duration::from_secs(7),
+            "the flag wins"
+        );
+        assert_eq!(
+            c.limits.max_connections_per_address, 20,
+            "a tenth by default"
+        );
+        for (key, value) in [
+            ("first_request_timeout_secs", "0"),
+            ("idle_timeout_secs", "100000"),
+            ("max_connections_per_address", "201"),
+            ("max_connections_per_address", "0"),
+        ] {
+            std::fs::write(&file, format!("max_connections = 200\n{key} = {value}\n")).unwrap();
+            let err = Config::resolve(&Overrides {
+                config: Some(file.clone()),
+                ..Overrides::default()
+            })
+            .unwrap_err();
+            assert!(err.to_string().contains(key), "{key} = {value}: {err}");
+        }
 
         std::fs::write(&file, "nonsense = 1\n").unwrap();
         let err = Config::resolve(&Overrides {

@@ -18,11 +18,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { listen, .. } | Command::Quickstart { listen } => *listen,
         _ => None,
     };
+    let connections = match &cli.command {
+        Command::Serve { connections, .. } => connections.clone(),
+        _ => cli::ConnectionFlags::default(),
+    };
     let mut config = Config::resolve(&Overrides {
         data_dir: cli.data_dir.clone(),
         database: cli.database.clone(),
         config: cli.config.clone(),
         listen,
+        first_request_timeout_secs: connections.first_request_timeout_secs,
+        idle_timeout_secs: connections.idle_timeout_secs,
+        max_connections_per_address: connections.max_connections_per_address,
     })?;
     match &cli.command {
         Command::Init { hostnames } => {

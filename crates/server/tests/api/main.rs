@@ -8,6 +8,7 @@ mod atomic;
 mod auth;
 mod billing;
 mod cli;
+mod connections;
 mod helpers;
 mod journal;
 mod operator_cli;
