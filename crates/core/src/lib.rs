@@ -22,6 +22,7 @@ pub mod settings_service;
 pub mod sip;
 pub mod store;
 pub mod stored;
+pub mod throttle;
 
 pub use account::{Account, AccountProfile, AccountUpdate};
 pub use cert::{CertRecord, CertRole, Serial};
@@ -31,3 +32,4 @@ pub use error::{ServiceError, StoreError};
 pub use ids::{AccountId, Domain, E164, Email, TimeZone, UserPart};
 pub use service::{Identity, Services, ServicesConfig};
 pub use store::Store;
+pub use throttle::PasswordChecks;
