@@ -412,7 +412,8 @@ impl Services {
     }
 
     /// Issues a subscriber certificate packed as PKCS#12 under the account's SIP password. The
-    /// password is checked against the stored credentials first; a wrong one issues nothing.
+    /// password is checked against the stored credentials first ([`Services::verify_password`],
+    /// throttled); a wrong one issues nothing.
     pub async fn issue_pkcs12(
         &self,
         id: &AccountId,
@@ -431,8 +432,14 @@ impl Services {
         let issued = self
             .issue_certificate(CertSubject::Account(id.clone()), days)
             .await?;
-        let p12 = self.ca.pkcs12(&issued, password.expose(), variant)?;
-        Ok((issued, p12))
+        // The PKCS#12 key derivation is slow too: off the request workers.
+        let (ca, password) = (self.ca.clone(), password.clone());
+        tokio::task::spawn_blocking(move || {
+            let p12 = ca.pkcs12(&issued, password.expose(), variant)?;
+            Ok((issued, p12))
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(format!("pkcs12: {e}")))?
     }
 
     /// Issues a subscriber certificate for the public key of a CSR (PEM); returns the record

@@ -396,3 +396,102 @@ async fn web_posts_have_the_write_budgets() {
     assert_eq!(form.login(BOB, BOB_PASSWORD).await.0, 303);
     assert_eq!(web.post("/web/dnd/off", &[]).await.0, 303);
 }
+
+/// The median and the largest of some durations.
+fn median_max(mut d: Vec<Duration>) -> (Duration, Duration) {
+    d.sort();
+    (d[d.len() / 2], d[d.len() - 1])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_answered_while_password_checks_are_saturated() {
+    // No failure limits here: this is about the hashing, which a flood of guesses must not let
+    // take the request workers (2, as on the 2-core production machine).
+    let app = TestApp::spawn_with(|c| {
+        c.services.password_checks.per_account = 1_000_000;
+        c.services.password_checks.per_address = 1_000_000;
+    })
+    .await;
+    let alice = app.client(Some(&app.alice));
+    let read = |client: reqwest::Client| {
+        let url = format!("{}/settings.phtml?action=account", app.base);
+        async move {
+            let started = Instant::now();
+            let response = client.get(url).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.bytes().await.unwrap();
+            started.elapsed()
+        }
+    };
+    let mut quiet = Vec::new();
+    for _ in 0..10 {
+        quiet.push(read(alice.clone()).await);
+    }
+    // 24 connections of bob's guess .p12 passwords as fast as they are answered, until alice's
+    // reads are done, for at most 10 s and 20 000 guesses in all.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut attackers = Vec::new();
+    for _ in 0..24 {
+        let (client, url, sent, stop) = (
+            app.client(Some(&app.bob)),
+            format!("{}/settings.phtml", app.base),
+            sent.clone(),
+            stop.clone(),
+        );
+        attackers.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            while Instant::now() < deadline
+                && !stop.load(std::sync::atomic::Ordering::SeqCst)
+                && sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 20_000
+            {
+                let response = client
+                    .post(&url)
+                    .form(&[("action", "p12"), ("password", "wrong-password")])
+                    .send()
+                    .await
+                    .unwrap();
+                statuses.push(response.status().as_u16());
+                response.bytes().await.unwrap();
+            }
+            statuses
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut loaded = Vec::new();
+    for _ in 0..20 {
+        loaded.push(read(alice.clone()).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let flooding =
+        Instant::now() < deadline && sent.load(std::sync::atomic::Ordering::SeqCst) < 20_000;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let mut statuses = Vec::new();
+    for a in attackers {
+        statuses.extend(a.await.unwrap());
+    }
+    let (quiet_median, _) = median_max(quiet);
+    let (median, max) = median_max(loaded);
+    let wrong = statuses.iter().filter(|s| **s == 400).count();
+    let busy = statuses.iter().filter(|s| **s == 429).count();
+    eprintln!(
+        "figure: {} guesses ({wrong} checked, {busy} refused as busy); alice's read median \
+         {quiet_median:?} quiet, {median:?} under load (max {max:?})",
+        statuses.len()
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 400 || *s == 429),
+        "a wrong password or busy, nothing else: {statuses:?}"
+    );
+    assert!(wrong > 0, "some guesses were checked");
+    assert!(flooding, "the guesses went on during all of alice's reads");
+    assert!(
+        median < Duration::from_millis(150),
+        "alice's reads under load: median {median:?}"
+    );
+    assert!(
+        max < Duration::from_secs(1),
+        "alice's slowest read: {max:?}"
+    );
+}
