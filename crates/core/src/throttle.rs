@@ -279,20 +279,20 @@ impl Drop for Attempt<'_> {
             return;
         }
         let mut f = self.throttle.lock();
-        if let Some(id) = &self.account {
-            if let Some(q) = f.by_account.get_mut(id) {
-                take_back(q, self.at);
-                if q.is_empty() {
-                    f.by_account.remove(id);
-                }
+        if let Some(id) = &self.account
+            && let Some(q) = f.by_account.get_mut(id)
+        {
+            take_back(q, self.at);
+            if q.is_empty() {
+                f.by_account.remove(id);
             }
         }
-        if let Some(a) = &self.address {
-            if let Some(q) = f.by_address.get_mut(a) {
-                take_back(q, self.at);
-                if q.is_empty() {
-                    f.by_address.remove(a);
-                }
+        if let Some(a) = &self.address
+            && let Some(q) = f.by_address.get_mut(a)
+        {
+            take_back(q, self.at);
+            if q.is_empty() {
+                f.by_address.remove(a);
             }
         }
     }

@@ -487,7 +487,7 @@ async fn reads_are_answered_while_password_checks_are_saturated() {
     assert!(wrong > 0, "some guesses were checked");
     assert!(flooding, "the guesses went on during all of alice's reads");
     assert!(
-        median < Duration::from_millis(150),
+        median < Duration::from_millis(200),
         "alice's reads under load: median {median:?}"
     );
     assert!(
