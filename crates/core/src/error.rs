@@ -51,6 +51,16 @@ pub enum ServiceError {
     /// The store is temporarily unavailable; try again.
     #[error("the database is temporarily unavailable, try again")]
     Unavailable(String),
+    /// Too many failed password attempts for the account or from the address, or too many
+    /// password checks at once: refused without checking, even a right password. Every door
+    /// answers `429` with `Retry-After: wait_seconds`.
+    #[error("{what}, try again in {wait_seconds} s")]
+    Throttled {
+        /// What is over its limit, in plain words.
+        what: String,
+        /// Whole seconds until a check may be accepted again.
+        wait_seconds: u64,
+    },
     /// An internal failure; the detail is logged, never shown.
     #[error("internal error")]
     Internal(String),

@@ -22,6 +22,7 @@ pub mod settings_service;
 pub mod sip;
 pub mod store;
 pub mod stored;
+pub mod throttle;
 pub mod write;
 
 pub use account::{Account, AccountProfile, AccountUpdate};
@@ -32,3 +33,4 @@ pub use error::{ServiceError, StoreError};
 pub use ids::{AccountId, Domain, E164, Email, TimeZone, UserPart};
 pub use service::{Identity, Services, ServicesConfig};
 pub use store::Store;
+pub use throttle::PasswordChecks;

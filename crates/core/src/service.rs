@@ -18,6 +18,7 @@ use crate::error::ServiceError;
 use crate::ids::{AccountId, Domain};
 use crate::journal::{CHANGED, JournalEntry, NewJournalEntry, Origin, Stamp};
 use crate::store::{AccountOp, Applied, Store};
+use crate::throttle::{PasswordChecks, Throttle};
 use crate::write::{Lease, WriteGate};
 
 /// Tunables of the service layer.
@@ -33,6 +34,8 @@ pub struct ServicesConfig {
     pub prepaid_max_session_seconds: u32,
     /// Most open prepaid sessions per account.
     pub prepaid_max_sessions: u32,
+    /// Failed-password limits and bounded hashing ([`crate::throttle`]).
+    pub password_checks: PasswordChecks,
 }
 
 impl Default for ServicesConfig {
@@ -43,6 +46,7 @@ impl Default for ServicesConfig {
             currency: "EUR".to_owned(),
             prepaid_max_session_seconds: 7200,
             prepaid_max_sessions: 10,
+            password_checks: PasswordChecks::default(),
         }
     }
 }
@@ -86,6 +90,8 @@ pub struct Services {
     origin: Arc<Origin>,
     lease: Option<Arc<Lease>>,
     gate: Arc<WriteGate>,
+    /// Password failure counters and hashing permits, shared by every clone.
+    throttle: Arc<Throttle>,
 }
 
 impl fmt::Debug for Services {
@@ -105,6 +111,7 @@ impl Services {
         clock: Arc<dyn Clock>,
         config: ServicesConfig,
     ) -> Self {
+        let throttle = Arc::new(Throttle::new(config.password_checks.clone()));
         Self {
             store,
             ca,
@@ -113,6 +120,7 @@ impl Services {
             origin: Arc::new(Origin::operator()),
             lease: None,
             gate: Arc::default(),
+            throttle,
         }
     }
 
@@ -316,16 +324,48 @@ impl Services {
         w.commit().await
     }
 
-    /// Whether `password` is the account's SIP password.
+    /// Whether `password` is the account's SIP password. Throttled ([`crate::throttle`]): a
+    /// wrong one counts against the account and the origin's source address, and over either
+    /// limit the check is refused with [`ServiceError::Throttled`] without hashing. An unknown
+    /// account is checked against decoy credentials (same time, always false).
     pub async fn verify_password(
         &self,
         id: &AccountId,
         password: &Password,
     ) -> Result<bool, ServiceError> {
-        let Some(credentials) = self.store.get_credentials(id).await? else {
-            return Ok(false);
+        let attempt =
+            self.throttle
+                .begin(Some(id), self.origin.source.as_deref(), self.clock.now())?;
+        let credentials = self.store.get_credentials(id).await?;
+        let right = self.throttle.verify(credentials, password).await?;
+        if right {
+            attempt.succeeded();
+        } else {
+            attempt.failed();
+        }
+        Ok(right)
+    }
+
+    /// A login with an address as typed and a password: the account it names (`sip:`/`SIP:`,
+    /// surrounding white space and case do not matter; an alias names its account) if the
+    /// password is right, `None` if not. Failures count under that account, or only under the
+    /// source address when the text names no account; throttled as
+    /// [`Services::verify_password`].
+    pub async fn log_in(
+        &self,
+        address: &str,
+        password: &Password,
+    ) -> Result<Option<AccountId>, ServiceError> {
+        let Ok(named) = AccountId::parse(address) else {
+            let attempt =
+                self.throttle
+                    .begin(None, self.origin.source.as_deref(), self.clock.now())?;
+            self.throttle.verify(None, password).await?;
+            attempt.failed();
+            return Ok(None);
         };
-        Ok(credentials.verify(password))
+        let id = self.store.resolve_address(&named).await?.unwrap_or(named);
+        Ok(self.verify_password(&id, password).await?.then_some(id))
     }
 
     /// Deletes an account and revokes its certificates; returns how many were revoked.
@@ -391,7 +431,8 @@ impl Services {
     }
 
     /// Issues a subscriber certificate packed as PKCS#12 under the account's SIP password. The
-    /// password is checked against the stored credentials first; a wrong one issues nothing.
+    /// password is checked against the stored credentials first ([`Services::verify_password`],
+    /// throttled); a wrong one issues nothing.
     pub async fn issue_pkcs12(
         &self,
         id: &AccountId,
@@ -410,8 +451,14 @@ impl Services {
         let issued = self
             .issue_certificate(CertSubject::Account(id.clone()), days)
             .await?;
-        let p12 = self.ca.pkcs12(&issued, password.expose(), variant)?;
-        Ok((issued, p12))
+        // The PKCS#12 key derivation is slow too: off the request workers.
+        let (ca, password) = (self.ca.clone(), password.clone());
+        tokio::task::spawn_blocking(move || {
+            let p12 = ca.pkcs12(&issued, password.expose(), variant)?;
+            Ok((issued, p12))
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(format!("pkcs12: {e}")))?
     }
 
     /// Issues a subscriber certificate for the public key of a CSR (PEM); returns the record

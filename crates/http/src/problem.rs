@@ -52,6 +52,15 @@ pub fn from_error(err: &ServiceError) -> Response {
                 None,
             )
         }
+        ServiceError::Throttled { wait_seconds, .. } => crate::reply::retry_after(
+            problem(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                &err.to_string(),
+                None,
+            ),
+            *wait_seconds,
+        ),
         other => {
             tracing::error!(error = ?other, "internal error");
             problem(

@@ -1,13 +1,17 @@
-//! Request rate limits: token buckets per client certificate and per source address, with
-//! separate budgets for reads and writes. Over the limit a request is answered `429` with
-//! `Retry-After`. Time comes from the service clock, so tests move it instead of sleeping.
+//! Request rate limits: token buckets per client certificate (or, for the web page, per
+//! logged-in account) and per source address, with separate budgets for reads and writes. Over
+//! the limit a request is answered `429` with `Retry-After`. Time comes from the service clock,
+//! so tests move it instead of sleeping.
+//!
+//! The web page's POSTs (the login included) spend the address's write budget, and once logged
+//! in also the account's, which has the certificate budget's size.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
-use sip_settings_core::Serial;
+use sip_settings_core::{AccountId, Serial};
 
 /// One budget: `per_second` tokens flow in, up to `burst`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -21,9 +25,9 @@ pub struct Budget {
 /// The four budgets.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimits {
-    /// Reads per certificate.
+    /// Reads per certificate (and per web-page account).
     pub certificate_reads: Budget,
-    /// Writes per certificate.
+    /// Writes per certificate (and per web-page account).
     pub certificate_writes: Budget,
     /// Reads per source address.
     pub address_reads: Budget,
@@ -66,6 +70,7 @@ pub enum Kind {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
     Certificate(Serial, Kind),
+    Account(AccountId, Kind),
     Address(IpAddr, Kind),
 }
 
@@ -103,6 +108,38 @@ impl RateLimiter {
         kind: Kind,
         now: DateTime<Utc>,
     ) -> Result<(), u64> {
+        self.take(
+            serial.map(|s| Key::Certificate(s.clone(), kind)),
+            addr,
+            kind,
+            now,
+        )
+    }
+
+    /// Takes one token from the web-page account's (if logged in) and the address's bucket of
+    /// `kind`. `Err` gives the whole seconds to wait.
+    pub fn check_account(
+        &self,
+        account: Option<&AccountId>,
+        addr: IpAddr,
+        kind: Kind,
+        now: DateTime<Utc>,
+    ) -> Result<(), u64> {
+        self.take(
+            account.map(|a| Key::Account(a.clone(), kind)),
+            addr,
+            kind,
+            now,
+        )
+    }
+
+    fn take(
+        &self,
+        principal: Option<Key>,
+        addr: IpAddr,
+        kind: Kind,
+        now: DateTime<Utc>,
+    ) -> Result<(), u64> {
         let Some(limits) = self.limits else {
             return Ok(());
         };
@@ -116,8 +153,8 @@ impl RateLimiter {
             buckets.retain(|_, b| (now - b.at).num_seconds() < 600);
         }
         let mut keys = vec![(Key::Address(addr, kind), addr_budget)];
-        if let Some(s) = serial {
-            keys.push((Key::Certificate(s.clone(), kind), cert_budget));
+        if let Some(key) = principal {
+            keys.push((key, cert_budget));
         }
         // Check all first, then take from all: a refused request costs nothing.
         let mut wait: f64 = 0.0;
@@ -203,5 +240,10 @@ mod tests {
                 .check(Some(&s), ip, Kind::Read, t)
                 .is_ok()
         );
+        // A web-page account has a bucket of its own, of the certificate budget's size.
+        let alice = AccountId::parse("alice@example.com").unwrap();
+        assert!(l.check_account(Some(&alice), ip, Kind::Write, t).is_ok());
+        assert_eq!(l.check_account(Some(&alice), ip, Kind::Write, t), Err(2));
+        assert!(l.check_account(None, ip, Kind::Write, t).is_ok());
     }
 }

@@ -48,10 +48,17 @@ pub fn failure(status: StatusCode, text: impl Into<String>) -> Response {
 
 /// `429` with the seconds to wait in `Retry-After`.
 pub fn too_many(wait_seconds: u64) -> Response {
-    let mut response = failure(
-        StatusCode::TOO_MANY_REQUESTS,
-        format!("Error: too many requests, try again in {wait_seconds} s"),
-    );
+    retry_after(
+        failure(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("Error: too many requests, try again in {wait_seconds} s"),
+        ),
+        wait_seconds,
+    )
+}
+
+/// Sets `Retry-After` to `wait_seconds`.
+pub fn retry_after(mut response: Response, wait_seconds: u64) -> Response {
     if let Ok(v) = HeaderValue::from_str(&wait_seconds.to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, v);
     }
@@ -73,6 +80,10 @@ pub fn service_error(err: &ServiceError) -> Response {
                 "Error: service temporarily unavailable, try again",
             )
         }
+        ServiceError::Throttled { wait_seconds, .. } => retry_after(
+            failure(StatusCode::TOO_MANY_REQUESTS, format!("Error: {err}")),
+            *wait_seconds,
+        ),
         ServiceError::Internal(detail) => {
             tracing::error!(%detail, "internal error");
             failure(StatusCode::INTERNAL_SERVER_ERROR, "Error: internal error")

@@ -24,6 +24,9 @@ pub enum Outcome {
     Done(Tab, String),
     /// Refused: the tab again, with the refusal, answered with `status`.
     Refused(Tab, Refusal, StatusCode),
+    /// Refused for too many failed password attempts: the tab again with the refusal,
+    /// answered `429` with `Retry-After` of these seconds.
+    Throttled(Tab, Refusal, u64),
     /// A file to download.
     File(Response),
     /// A failure that is no refusal (database unavailable, internal error).
@@ -41,6 +44,21 @@ pub struct Submission<'a> {
     pub account: &'a Account,
     /// The form's fields.
     pub params: &'a Params,
+}
+
+/// What the page says to a throttled password check: `what`, capitalised, and the wait in
+/// minutes ("in a moment" when all password checks were busy).
+pub fn throttled_text(what: &str, wait_seconds: u64) -> String {
+    let mut chars = what.chars();
+    let what: String = chars
+        .next()
+        .map_or_else(String::new, |c| c.to_uppercase().chain(chars).collect());
+    if what.eq_ignore_ascii_case(sip_settings_core::throttle::BUSY) {
+        return format!("{what}, try again in a moment");
+    }
+    let minutes = wait_seconds.div_ceil(60).max(1);
+    let unit = if minutes == 1 { "minute" } else { "minutes" };
+    format!("{what}, try again in {minutes} {unit}")
 }
 
 /// The status a refusal is answered with, or `None` when the error is no refusal.
@@ -75,6 +93,16 @@ impl Submission<'_> {
     ) -> Outcome {
         match result {
             Ok(text) => Outcome::Done(tab, text),
+            Err(ServiceError::Throttled { what, wait_seconds }) => Outcome::Throttled(
+                tab,
+                Refusal {
+                    form,
+                    field: Some(default_field.to_owned()),
+                    message: throttled_text(&what, wait_seconds),
+                    values: self.params.clone(),
+                },
+                wait_seconds,
+            ),
             Err(e) => match refusal_status(&e) {
                 Some(status) => {
                     let field = e.field().unwrap_or(default_field).to_owned();

@@ -7,17 +7,19 @@
 //!   hours, accepted by every server that shares the data directory's `web.key`.
 //! * Every form carries a CSRF token tied to the session; every POST is also refused when its
 //!   `Origin` or `Sec-Fetch-Site` says it came from another site.
-//! * Failed logins are throttled in memory per server ([`throttle`]).
+//! * Password checks — the login and the `.p12` download — are counted and throttled in `core`
+//!   ([`sip_settings_core::throttle`]) per account, whatever the spelling of the address, and per
+//!   client address; the same counters as the action endpoint's `p12`.
+//! * Every POST (the login included) spends the client address's write budget of the API's
+//!   rate limits ([`crate::ratelimit`]), and once logged in the account's.
 //! * Every change goes through the same `core` service functions as the APIs, journaled with
 //!   the origin `web` / `login user@domain` / the client's address.
 
 pub mod forms;
 pub mod pages;
 pub mod session;
-pub mod throttle;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::OnceLock;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -28,11 +30,12 @@ use axum::routing::{MethodRouter, get, post};
 use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt, Limited};
 use sip_settings_core::journal::{Door, Origin};
-use sip_settings_core::{AccountId, Credentials, Password, ServiceError, Services};
+use sip_settings_core::{Password, ServiceError, Services};
 
 use crate::params::Params;
+use crate::ratelimit::Kind;
 use crate::serve::Peer;
-use crate::{AppState, MAX_BODY_BYTES};
+use crate::{AppState, MAX_BODY_BYTES, reply};
 use forms::{Outcome, Submission};
 use pages::{Refusal, Tab, View};
 pub use session::WebKey;
@@ -40,35 +43,17 @@ use session::{
     FLASH_COOKIE, LOGIN_COOKIE, SESSION_COOKIE, Session, clear_cookie, cookie, flash_text,
     flash_value, random_hex, short_cookie,
 };
-use throttle::LoginThrottle;
 
-/// The web page's state: the signing key and the failed-login counters.
+/// The web page's state: the signing key.
 #[derive(Debug)]
 pub struct WebState {
     key: WebKey,
-    throttle: LoginThrottle,
-    /// Credentials of no account, checked when a login names an unknown account, so that the
-    /// answer takes as long as for a known one.
-    decoy: OnceLock<Option<Credentials>>,
 }
 
 impl WebState {
     /// State with the given signing key.
     pub fn new(key: WebKey) -> Self {
-        Self {
-            key,
-            throttle: LoginThrottle::default(),
-            decoy: OnceLock::new(),
-        }
-    }
-
-    fn decoy(&self) -> Option<&Credentials> {
-        self.decoy
-            .get_or_init(|| {
-                let id = AccountId::parse("nobody@example.com").ok()?;
-                Credentials::derive(&id, &Password::generate()).ok()
-            })
-            .as_ref()
+        Self { key }
     }
 }
 
@@ -276,6 +261,20 @@ impl Req {
 
     fn failure(&self, e: &ServiceError) -> Response {
         match e {
+            ServiceError::Throttled { what, wait_seconds } => {
+                tracing::info!(ip = %self.ip(), error = %e, "web: throttled");
+                reply::retry_after(
+                    message(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "Too many requests",
+                        &format!(
+                            "{}. Nothing was changed.",
+                            forms::throttled_text(what, *wait_seconds)
+                        ),
+                    ),
+                    *wait_seconds,
+                )
+            }
             ServiceError::Unavailable(detail) => {
                 tracing::warn!(%detail, "store unavailable (web page)");
                 let mut r = message(
@@ -412,6 +411,18 @@ async fn posted_form(r: &Req, request: Request) -> Result<Params, Response> {
             "This request came from another site and was refused. Nothing was changed.",
         ));
     }
+    let account = r.session().map(|s| s.account);
+    if let Err(wait) = r
+        .state
+        .limiter
+        .check_account(account.as_ref(), r.ip(), Kind::Write, r.now)
+    {
+        tracing::info!(ip = %r.ip(), path = %r.uri.path(), "web: POST over the rate limit");
+        return Err(too_many_page(
+            "Too many changes in a short time. Nothing was changed.",
+            wait,
+        ));
+    }
     let body = read_body(request.into_body()).await?;
     Params::parse(None, &r.headers, &body).map_err(|e| {
         message(
@@ -458,43 +469,14 @@ async fn login(State(state): State<AppState>, request: Request) -> Response {
             None,
         );
     }
-    let throttle_key = address.to_ascii_lowercase();
-    let web = r.state.web.clone();
-    if let Err(minutes) = web.throttle.check(&throttle_key, r.ip(), r.now) {
-        tracing::info!(ip = %r.ip(), "web login throttled");
-        let unit = if minutes == 1 { "minute" } else { "minutes" };
-        let mut response = r.login_page(
-            StatusCode::TOO_MANY_REQUESTS,
-            &address,
-            Some(format!(
-                "Too many failed logins, try again in {minutes} {unit}"
-            )),
-            None,
-        );
-        if let Ok(v) = HeaderValue::from_str(&(minutes * 60).to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return response;
-    }
     let password = Password::offered(params.get("password").unwrap_or_default());
-    let account = AccountId::parse(&address).ok();
-    let verified = match &account {
-        Some(id) => match r.state.services.account(id).await {
-            Ok(_) => r.state.services.verify_password(id, &password).await,
-            Err(ServiceError::NotFound(_)) => {
-                let _ = web.decoy().map(|c| c.verify(&password));
-                Ok(false)
-            }
-            Err(e) => Err(e),
-        },
-        None => {
-            let _ = web.decoy().map(|c| c.verify(&password));
-            Ok(false)
-        }
-    };
-    match (verified, account) {
-        (Ok(true), Some(id)) => {
-            web.throttle.succeeded(&throttle_key);
+    let svc = r.state.services.with_origin(Origin {
+        door: Door::WebPage,
+        actor: "login".to_owned(),
+        source: Some(r.ip().to_string()),
+    });
+    match svc.log_in(&address, &password).await {
+        Ok(Some(id)) => {
             tracing::info!(account = %id, ip = %r.ip(), "web login");
             let session = Session::start(id, r.now);
             let mut response = redirect("/");
@@ -502,8 +484,7 @@ async fn login(State(state): State<AppState>, request: Request) -> Response {
             set_cookie(&mut response, clear_cookie(LOGIN_COOKIE));
             response
         }
-        (Ok(_), _) => {
-            web.throttle.failed(&throttle_key, r.ip(), r.now);
+        Ok(None) => {
             tracing::info!(ip = %r.ip(), "web login failed");
             r.login_page(
                 StatusCode::UNAUTHORIZED,
@@ -512,7 +493,20 @@ async fn login(State(state): State<AppState>, request: Request) -> Response {
                 None,
             )
         }
-        (Err(e), _) => r.failure(&e),
+        Err(ServiceError::Throttled { what, wait_seconds }) => {
+            tracing::info!(ip = %r.ip(), %what, "web login throttled");
+            // The login's own words for a failure count (the page has always said so).
+            let text = if what == sip_settings_core::throttle::BUSY {
+                forms::throttled_text(&what, wait_seconds)
+            } else {
+                forms::throttled_text("too many failed logins", wait_seconds)
+            };
+            reply::retry_after(
+                r.login_page(StatusCode::TOO_MANY_REQUESTS, &address, Some(text), None),
+                wait_seconds,
+            )
+        }
+        Err(e) => r.failure(&e),
     }
 }
 
@@ -542,6 +536,23 @@ async fn logout(State(state): State<AppState>, request: Request) -> Response {
         ),
     );
     response
+}
+
+/// `429` with `Retry-After`: the page says what and how long to wait.
+fn too_many_page(text: &str, wait_seconds: u64) -> Response {
+    let unit = if wait_seconds == 1 {
+        "second"
+    } else {
+        "seconds"
+    };
+    reply::retry_after(
+        message(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests",
+            &format!("{text} Please try again in {wait_seconds} {unit}."),
+        ),
+        wait_seconds,
+    )
 }
 
 fn csrf_refused() -> Response {
@@ -598,6 +609,11 @@ async fn form_post(State(state): State<AppState>, request: Request) -> Response 
         Outcome::Refused(tab, refusal, status) => {
             r.tab(tab, &session, Some(&refusal), status).await
         }
+        Outcome::Throttled(tab, refusal, wait) => reply::retry_after(
+            r.tab(tab, &session, Some(&refusal), StatusCode::TOO_MANY_REQUESTS)
+                .await,
+            wait,
+        ),
         Outcome::File(mut response) => {
             r.refresh(&mut response, &session);
             response

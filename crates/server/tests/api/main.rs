@@ -18,5 +18,6 @@ mod refusals;
 mod resources;
 mod seed_curl;
 mod settings;
+mod throttle;
 mod tools;
 mod web;
