@@ -341,7 +341,78 @@ impl<'p> Executor<'p> for &'_ GuardedPool {
 
 #[cfg(test)]
 mod tests {
+    use std::str::FromStr;
+    use std::time::Instant;
+
+    use sqlx::postgres::PgPoolOptions;
+
     use super::*;
+
+    /// A pool of one connection on `SIP_SETTINGS_TEST_PG_URL` (which says it skips without it).
+    async fn one_connection_pool(acquire_timeout: Duration) -> Option<GuardedPool> {
+        let Ok(url) = std::env::var("SIP_SETTINGS_TEST_PG_URL") else {
+            eprintln!("SIP_SETTINGS_TEST_PG_URL not set: skipping a PostgreSQL test");
+            return None;
+        };
+        let options = PgConnectOptions::from_str(&url).unwrap();
+        let pool_options = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(acquire_timeout);
+        Some(GuardedPool::connect(pool_options, options).await.unwrap())
+    }
+
+    /// Waits (bounded) until no probe runs.
+    async fn probe_done(pool: &GuardedPool) {
+        let deadline = Instant::now() + PROBE_TIMEOUT * 3;
+        while pool.health.probing.load(Ordering::Acquire) {
+            assert!(Instant::now() < deadline, "the probe did not end");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_busy_pool_waits_its_timeout_and_is_not_an_outage() {
+        let timeout = Duration::from_millis(300);
+        let Some(pool) = one_connection_pool(timeout).await else {
+            return;
+        };
+        let held = pool.begin().await.unwrap();
+        for _ in 0..2 {
+            let started = Instant::now();
+            let r = sqlx::query("SELECT 1").execute(&pool).await;
+            assert!(matches!(r, Err(sqlx::Error::PoolTimedOut)), "{r:?}");
+            assert!(started.elapsed() >= timeout, "a busy pool waits");
+            // The time-out started a probe, which reached the server: still up.
+            probe_done(&pool).await;
+            assert!(!pool.is_down());
+        }
+        drop(held);
+        sqlx::query("SELECT 1").execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_down_store_fails_at_once_and_comes_up_by_itself() {
+        let Some(pool) = one_connection_pool(Duration::from_secs(5)).await else {
+            return;
+        };
+        // As a probe that could not connect leaves it.
+        pool.health.down.store(true, Ordering::Release);
+        let started = Instant::now();
+        let r = sqlx::query("SELECT 1").fetch_optional(&pool).await;
+        assert!(
+            matches!(&r, Err(sqlx::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotConnected),
+            "{r:?}"
+        );
+        assert!(pool.begin().await.is_err());
+        assert!(sqlx::query("SELECT 1").fetch_all(&pool).await.is_err());
+        assert!(started.elapsed() < Duration::from_millis(100), "at once");
+        // The refused operation started a probe; the server is there, so the store is up.
+        probe_done(&pool).await;
+        assert!(!pool.is_down());
+        sqlx::query("SELECT 1").fetch_all(&pool).await.unwrap();
+        pool.close().await;
+    }
 
     #[test]
     fn lost_connections_are_connection_errors_and_answers_are_not() {
