@@ -313,6 +313,101 @@ pub struct Settlement {
     pub balance: Money,
 }
 
+/// What closing a prepaid session debits: the rule both stores apply in the close transaction.
+///
+/// The reported duration is billed up to the time granted at open (`max_session_time`); the
+/// price of that, at the session's rate, is the debit, but never more than the session
+/// reserved nor more than the balance (if positive) at the close. So a close can never overdraw:
+/// a proxy that reports a longer call than granted is billed the grant, and a balance lowered
+/// since the grant (an operator's `balance set`) is debited at most to zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Charge {
+    /// Seconds the proxy reported.
+    pub reported: u32,
+    /// Seconds billed: the reported ones, at most the grant.
+    pub billed: u32,
+    /// The grant (`max_session_time`).
+    pub granted: u32,
+    /// The price of the billed seconds at the session's rate.
+    pub due: Money,
+    /// What is debited: `due`, at most the reservation and the balance.
+    pub debit: Money,
+    /// What held the debit below `due`, if anything.
+    pub limit: Option<ChargeLimit>,
+}
+
+/// What held a [`Charge`]'s debit below the price of the billed seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChargeLimit {
+    /// The session's reservation (only a session whose reservation is below the price of its
+    /// grant, e.g. one imported that way).
+    Reservation,
+    /// The balance at the close (lowered since the grant).
+    Balance,
+}
+
+impl Charge {
+    /// The charge of closing `session` after `reported` seconds when the balance is `balance`.
+    pub fn of(session: &PrepaidSession, reported: u32, balance: Money) -> Self {
+        let granted = session.max_session_time;
+        let billed = reported.min(granted);
+        let due = session.rate.price(billed);
+        let mut debit = due;
+        let mut limit = None;
+        if debit > session.reserved {
+            debit = session.reserved.max(Money::ZERO);
+            limit = Some(ChargeLimit::Reservation);
+        }
+        let payable = balance.max(Money::ZERO);
+        if debit > payable {
+            debit = payable;
+            limit = Some(ChargeLimit::Balance);
+        }
+        Self {
+            reported,
+            billed,
+            granted,
+            due,
+            debit,
+            limit,
+        }
+    }
+
+    /// Whether the reported duration was longer than the grant.
+    pub fn capped(&self) -> bool {
+        self.billed < self.reported
+    }
+
+    /// The balance history entry's description: `Call to +E164 (rate), N s`, saying so when
+    /// the duration was capped at the grant or the debit limited.
+    pub fn description(&self, session: &PrepaidSession) -> String {
+        let mut d = format!(
+            "Call to {} ({}), ",
+            session.destination, session.rate.description
+        );
+        if self.capped() {
+            d.push_str(&format!(
+                "{} s billed of {} s reported (capped at the granted {} s)",
+                self.billed, self.reported, self.granted
+            ));
+        } else {
+            d.push_str(&format!("{} s", self.reported));
+        }
+        match self.limit {
+            None => {}
+            Some(ChargeLimit::Reservation) => d.push_str(&format!(
+                ", {} of {} debited (limited to the reservation)",
+                self.debit, self.due
+            )),
+            Some(ChargeLimit::Balance) => d.push_str(&format!(
+                ", {} of {} debited (limited to the balance)",
+                self.debit, self.due
+            )),
+        }
+        d
+    }
+}
+
 /// What opening did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpenOutcome {
@@ -450,6 +545,94 @@ mod tests {
             let mut c = input();
             mutate(&mut c);
             assert_eq!(c.parse().unwrap_err().field(), Some(field));
+        }
+    }
+
+    fn session(granted: u32) -> PrepaidSession {
+        let m = |s: &str| Money::parse_for("m", s).unwrap();
+        // 0.05 connect, 0.10 per minute, 60/60 billing.
+        let rate = Rate::new("31", "NL", m("0.05"), m("0.10"), 60, 60).unwrap();
+        PrepaidSession {
+            call_id: "c1".into(),
+            account: AccountId::parse("bob@example.com").unwrap(),
+            destination: E164::parse_for("d", "+31201234567").unwrap(),
+            opened_at: DateTime::parse_from_rfc3339("2026-11-26T10:00:00Z")
+                .unwrap()
+                .with_timezone(&Utc),
+            max_session_time: granted,
+            reserved: rate.price(granted),
+            rate,
+            closed: None,
+        }
+    }
+
+    #[test]
+    fn a_close_within_the_grant_bills_the_reported_duration() {
+        let s = session(300);
+        let c = Charge::of(&s, 61, Money::parse_for("m", "1").unwrap());
+        assert_eq!((c.billed, c.debit.to_string()), (61, "0.2500".to_owned()));
+        assert_eq!((c.capped(), c.limit), (false, None));
+        assert_eq!(c.description(&s), "Call to +31201234567 (NL), 61 s");
+        // Exactly the grant is not capped either; an unanswered call costs nothing.
+        assert!(!Charge::of(&s, 300, s.reserved).capped());
+        assert_eq!(Charge::of(&s, 300, s.reserved).debit, s.reserved);
+        assert_eq!(Charge::of(&s, 0, Money::ZERO).debit, Money::ZERO);
+    }
+
+    #[test]
+    fn a_longer_close_is_capped_at_the_grant_and_says_so() {
+        let s = session(300);
+        let c = Charge::of(&s, 900, s.reserved);
+        assert_eq!((c.reported, c.billed, c.granted), (900, 300, 300));
+        assert_eq!((c.debit, c.due, c.limit), (s.reserved, s.reserved, None));
+        assert_eq!(
+            c.description(&s),
+            "Call to +31201234567 (NL), 300 s billed of 900 s reported (capped at the granted 300 s)"
+        );
+        // Whatever is reported, the debit never passes the reservation.
+        for reported in [301, 3600, 604_800, u32::MAX] {
+            let c = Charge::of(&s, reported, Money::parse_for("m", "1000").unwrap());
+            assert_eq!((c.billed, c.debit), (300, s.reserved), "{reported}");
+        }
+    }
+
+    #[test]
+    fn the_debit_is_limited_to_the_balance_and_the_reservation() {
+        let m = |s: &str| Money::parse_for("m", s).unwrap();
+        let s = session(300); // reserves 0.55
+        // The balance was lowered to 0.20 since the grant: 0.20 is debited, not 0.55.
+        let c = Charge::of(&s, 900, m("0.20"));
+        assert_eq!((c.due, c.debit), (m("0.55"), m("0.20")));
+        assert_eq!(c.limit, Some(ChargeLimit::Balance));
+        assert_eq!(
+            c.description(&s),
+            "Call to +31201234567 (NL), 300 s billed of 900 s reported (capped at the granted \
+             300 s), 0.2000 of 0.5500 debited (limited to the balance)"
+        );
+        // A balance at or below zero pays nothing.
+        assert_eq!(Charge::of(&s, 60, m("-3")).debit, Money::ZERO);
+        assert_eq!(Charge::of(&s, 60, Money::ZERO).debit, Money::ZERO);
+        // A reservation below the grant's price (an imported session) bounds the debit.
+        let mut low = session(300);
+        low.reserved = m("0.10");
+        let c = Charge::of(&low, 300, m("5"));
+        assert_eq!(
+            (c.debit, c.limit),
+            (m("0.10"), Some(ChargeLimit::Reservation))
+        );
+        assert!(
+            c.description(&low)
+                .ends_with("0.1000 of 0.5500 debited (limited to the reservation)")
+        );
+        // Never more than any of the three, for every duration and balance.
+        for reported in (0..1000).step_by(7) {
+            for units in (-1000..8000).step_by(333) {
+                let balance = Money::from_units(units);
+                let c = Charge::of(&s, reported, balance);
+                assert!(c.debit <= s.reserved && c.debit >= Money::ZERO);
+                assert!(c.debit <= balance.max(Money::ZERO));
+                assert!(c.debit <= s.rate.price(reported));
+            }
         }
     }
 }

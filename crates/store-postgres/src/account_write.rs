@@ -23,7 +23,7 @@ pub(crate) struct PgAccountWrite {
 
 impl PgAccountWrite {
     pub(crate) async fn begin(
-        writer: &sqlx::PgPool,
+        writer: &crate::health::GuardedPool,
         account: &AccountId,
     ) -> Result<Self, StoreError> {
         let mut tx = writer.begin().await.map_err(map_err)?;

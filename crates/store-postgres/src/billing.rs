@@ -8,8 +8,8 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use sip_settings_core::StoreError;
 use sip_settings_core::calls::{
-    BillingSnapshot, CallRecord, CloseOutcome, CloseRequest, Direction, HistoryEntry, NewCall,
-    OpenOutcome, OpenRequest, PrepaidRefusal, PrepaidSession, Settlement, Usage,
+    BillingSnapshot, CallRecord, Charge, CloseOutcome, CloseRequest, Direction, HistoryEntry,
+    NewCall, OpenOutcome, OpenRequest, PrepaidRefusal, PrepaidSession, Settlement, Usage,
 };
 use sip_settings_core::ids::AccountId;
 use sip_settings_core::journal::Stamp;
@@ -386,17 +386,16 @@ impl PgStore {
                 // Closed before (or while this waited for the lock): answered as it is.
                 return Ok(Some(CloseOutcome::AlreadyClosed(session)));
             }
-            let price = session.rate.price(req.duration);
+            // Capped at the grant, at most the reservation and the balance: never an overdraft.
+            let charge = Charge::of(&session, req.duration, Money::from_units(balance));
+            let price = charge.debit;
             let new_balance = Money::from_units(balance) - price;
             sqlx::query("UPDATE accounts SET balance = $1 WHERE id = $2")
                 .bind(new_balance.units())
                 .bind(owner)
                 .execute(&mut *tx)
                 .await?;
-            let description = format!(
-                "Call to {} ({}), {} s",
-                session.destination, session.rate.description, req.duration
-            );
+            let description = charge.description(&session);
             let entry = History {
                 at: req.now,
                 action: "debit",

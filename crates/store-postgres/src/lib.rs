@@ -35,11 +35,13 @@
 //! victim (40P01) is run again as a whole, up to three times, before the caller gets
 //! [`StoreError::Unavailable`]. The pool tests a connection before handing it out, so that a
 //! connection ended by `pg_terminate_backend` or a server restart is replaced and the store
-//! recovers by itself.
+//! recovers by itself. While the database is unreachable, operations fail at once instead of
+//! waiting for a connection (`health.rs`).
 
 mod account_write;
 mod billing;
 mod error;
+mod health;
 mod rows;
 
 use std::str::FromStr;
@@ -69,10 +71,11 @@ use sip_settings_core::stored;
 use sip_settings_core::{Email, Store, StoreError};
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, Row};
 
 use crate::account_write::{PgAccountWrite, insert_journal};
 use crate::error::{Fail, Res, corrupt, map_err, retrying};
+use crate::health::GuardedPool;
 use crate::rows::{ACCOUNT_COLUMNS, account_from_row, account_id_from, cert_from_row, split_list};
 
 /// Connections per server process.
@@ -86,7 +89,8 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// The PostgreSQL store.
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    pub(crate) pool: PgPool,
+    /// The pool, failing fast while the database is unreachable (`health.rs`).
+    pub(crate) pool: GuardedPool,
 }
 
 impl PgStore {
@@ -104,11 +108,12 @@ impl PgStore {
         if options.get_application_name().is_none() {
             options = options.application_name("sip-settings");
         }
-        let pool = PgPoolOptions::new()
+        // Idle connections are pinged before they are handed out (by the health state, which
+        // also learns from a failed ping that the database may be gone).
+        let pool_options = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .test_before_acquire(true)
-            .connect_with(options)
+            .acquire_timeout(ACQUIRE_TIMEOUT);
+        let pool = GuardedPool::connect(pool_options, options)
             .await
             .map_err(map_err)?;
         let store = Self { pool };
@@ -121,7 +126,7 @@ impl PgStore {
     /// Runs the migrations (idempotent; concurrent runs from several servers are serialised by
     /// sqlx's advisory lock).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
+        MIGRATOR.run(self.pool.inner()).await.map_err(|e| match e {
             MigrateError::Execute(e) => map_err(e),
             e => StoreError::Other(format!("migration failed: {e}")),
         })

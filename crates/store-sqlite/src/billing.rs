@@ -5,8 +5,8 @@
 use chrono::{DateTime, TimeZone, Utc};
 use sip_settings_core::StoreError;
 use sip_settings_core::calls::{
-    BillingSnapshot, CallRecord, CloseOutcome, CloseRequest, Direction, HistoryEntry, NewCall,
-    OpenOutcome, OpenRequest, PrepaidRefusal, PrepaidSession, Settlement, Usage,
+    BillingSnapshot, CallRecord, Charge, CloseOutcome, CloseRequest, Direction, HistoryEntry,
+    NewCall, OpenOutcome, OpenRequest, PrepaidRefusal, PrepaidSession, Settlement, Usage,
 };
 use sip_settings_core::ids::{AccountId, E164};
 use sip_settings_core::journal::Stamp;
@@ -461,7 +461,9 @@ impl SqliteStore {
             return Ok(Some(CloseOutcome::AlreadyClosed(session)));
         }
         let (id, _, balance) = account_row(&mut tx, &session.account).await?;
-        let price = session.rate.price(req.duration);
+        // Capped at the grant, at most the reservation and the balance: never an overdraft.
+        let charge = Charge::of(&session, req.duration, Money::from_units(balance));
+        let price = charge.debit;
         let new_balance = Money::from_units(balance) - price;
         sqlx::query("UPDATE accounts SET balance = ? WHERE id = ?")
             .bind(new_balance.units())
@@ -474,10 +476,7 @@ impl SqliteStore {
             id,
             req.now,
             "debit",
-            &format!(
-                "Call to {} ({}), {} s",
-                session.destination, session.rate.description, req.duration
-            ),
+            &charge.description(&session),
             -price,
             new_balance,
             Some(&session.call_id),

@@ -1436,3 +1436,120 @@ pub async fn account_writes_of_one_account_run_one_after_another(store: Arc<dyn 
     );
     assert!(!store.get_account(&alice).await.unwrap().unwrap().privacy);
 }
+
+/// A close never overdraws: a duration longer than the grant is billed the grant (and the
+/// history says so, while the call record keeps the reported duration), and the debit is at
+/// most the session's reservation and the balance left at the close.
+pub async fn prepaid_close_never_overdraws(store: Arc<dyn Store>) {
+    seed(&store).await;
+    let bob = id("bob@example.com");
+    let topup = |v: &str| BalanceChange::Add {
+        value: money(v),
+        action: "topup".into(),
+        description: "t".into(),
+    };
+    store
+        .change_balance(&bob, &topup("1.00"), t0(), None)
+        .await
+        .unwrap();
+    // 0.10 per minute: A gets 300 s for 0.50 (the cap), B the other 0.50 (300 s).
+    let r = rate("31", "0", "0.10", 60, 60);
+    for call_id in ["a", "b"] {
+        let OpenOutcome::Opened(s) = store
+            .open_prepaid_session(&open_req("bob@example.com", call_id, &r, 300, 10))
+            .await
+            .unwrap()
+        else {
+            panic!("{call_id} refused")
+        };
+        assert_eq!((s.max_session_time, s.reserved), (300, money("0.50")));
+    }
+    // The proxy reports 50 minutes for A (5.00 at the rate): 300 s are billed, 0.50.
+    let a = store
+        .close_prepaid_session(&close_req("a", 3000))
+        .await
+        .unwrap()
+        .unwrap()
+        .into_session();
+    let settled = a.closed.clone().unwrap();
+    assert_eq!(
+        (settled.duration, settled.price, settled.balance),
+        (3000, money("0.50"), money("0.50")),
+        "A debits its reservation, not the reported duration's price"
+    );
+    assert_eq!(store.get_balance(&bob).await.unwrap(), money("0.50"));
+    let h = store.balance_history(&bob, 1).await.unwrap();
+    assert_eq!(
+        (h[0].action.as_str(), h[0].value, h[0].balance),
+        ("debit", money("-0.50"), money("0.50"))
+    );
+    assert_eq!(
+        h[0].description,
+        "Call to +31201234567 (rate 31), 300 s billed of 3000 s reported (capped at the granted 300 s)"
+    );
+    let calls = store
+        .list_calls(&bob, Direction::Placed, t0() - Duration::days(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        (calls[0].call_id.as_str(), calls[0].duration, calls[0].price),
+        ("a", 3000, Some(money("0.50"))),
+        "the call record keeps the reported duration and the price billed"
+    );
+    // A closed first, so B's reservation is still there: B is billed in full, to zero.
+    let b = store
+        .close_prepaid_session(&close_req("b", 4000))
+        .await
+        .unwrap()
+        .unwrap()
+        .into_session();
+    assert_eq!(b.closed.unwrap().balance, Money::ZERO);
+    assert_eq!(store.get_balance(&bob).await.unwrap(), Money::ZERO);
+    // A repeated close with another duration changes nothing.
+    assert!(matches!(
+        store.close_prepaid_session(&close_req("a", 9000)).await.unwrap(),
+        Some(CloseOutcome::AlreadyClosed(ref s)) if s.closed == a.closed
+    ));
+
+    // The balance lowered below a reservation since the grant (an operator's `balance set`):
+    // the debit is what is left, never below zero.
+    store
+        .change_balance(&bob, &topup("1.00"), t0(), None)
+        .await
+        .unwrap();
+    let OpenOutcome::Opened(c) = store
+        .open_prepaid_session(&open_req("bob@example.com", "c", &r, 600, 10))
+        .await
+        .unwrap()
+    else {
+        panic!("c refused")
+    };
+    assert_eq!(c.reserved, money("1.00"));
+    let set = BalanceChange::Set {
+        value: money("0.30"),
+        description: "correction".into(),
+    };
+    store.change_balance(&bob, &set, t0(), None).await.unwrap();
+    let c = store
+        .close_prepaid_session(&close_req("c", 600))
+        .await
+        .unwrap()
+        .unwrap()
+        .into_session();
+    let settled = c.closed.unwrap();
+    assert_eq!(
+        (settled.price, settled.balance),
+        (money("0.30"), Money::ZERO)
+    );
+    let h = store.balance_history(&bob, 1).await.unwrap();
+    assert_eq!((h[0].value, h[0].balance), (money("-0.30"), Money::ZERO));
+    assert_eq!(
+        h[0].description,
+        "Call to +31201234567 (rate 31), 600 s, 0.3000 of 1.0000 debited (limited to the balance)"
+    );
+    let history = store.balance_history(&bob, 100).await.unwrap();
+    assert!(
+        history.iter().all(|e| e.balance >= Money::ZERO),
+        "the balance never went below zero: {history:?}"
+    );
+}

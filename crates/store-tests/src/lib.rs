@@ -45,6 +45,7 @@ macro_rules! conformance_suite {
             balance_changes_and_history,
             prepaid_reservation_rules,
             prepaid_concurrent_opens_never_overdraw,
+            prepaid_close_never_overdraws,
             call_records_are_idempotent,
             calls_listing_and_usage,
             billing_export_import_round_trip,

@@ -723,6 +723,58 @@ async fn more_open_sessions_than_configured_are_refused_and_the_time_is_capped()
         .refused(409, "too_many_sessions");
 }
 
+/// A close reporting far more than the grant is billed the grant: the balance never goes below
+/// zero, the history says the duration was capped, the call keeps the reported duration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_longer_than_the_grant_is_billed_the_grant_and_never_overdraws() {
+    let app = TestApp::spawn().await;
+    let svc = prepaid_alice(&app).await;
+    app.cli_ok(&["balance", "topup", ALICE, "0.50"]);
+    // 0.50 pays 0.05 + 4 minutes at 0.10 (60/60): 240 s, reserving 0.45.
+    let granted = NL.max_session_time(5_000, 7200);
+    assert_eq!((granted, NL.price(granted)), (240, 4_500));
+    let s = open(&app, &svc, ALICE, "+31201234567", "long-1")
+        .await
+        .ok(201);
+    assert_eq!(
+        (&s["max_session_time"], &s["reserved"]),
+        (&json!(240), &json!("0.4500")),
+        "{s}"
+    );
+    // 900 s would cost 0.05 + 15 × 0.10 = 1.55 (0.50 → −1.05): 240 s are billed.
+    assert_eq!(NL.price(900), 15_500);
+    let closed = close(&app, &svc, "long-1", &json!({"duration": 900}))
+        .await
+        .ok(200);
+    assert_eq!(
+        closed,
+        json!({"call_id": "long-1", "duration": 900, "price": "0.4500", "balance": "0.0500"})
+    );
+    assert_balance(&app, &app.alice, 500).await;
+    let h = app.read(&app.alice, "balance_history&limit=1").await;
+    assert_eq!(
+        (&h[0]["action"], &h[0]["value"], &h[0]["balance"]),
+        (&json!("debit"), &json!("-0.4500"), &json!("0.0500")),
+        "{h}"
+    );
+    assert_eq!(
+        h[0]["description"],
+        "Call to +31201234567 (Netherlands), 240 s billed of 900 s reported \
+         (capped at the granted 240 s)"
+    );
+    let c = calls_of(&app, &app.alice, "&days=1").await;
+    let call = &c["placed"][0];
+    assert_eq!(
+        (&call["duration"], &call["price"]),
+        (&json!(900), &json!("0.4500")),
+        "{c}"
+    );
+    // The 0.05 left does not pay the minimum: the next open is refused, nothing is owed.
+    open(&app, &svc, ALICE, "+31201234567", "long-2")
+        .await
+        .refused(402, "insufficient_balance");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_routes_take_service_certificates_only() {
     let app = TestApp::spawn().await;

@@ -524,3 +524,163 @@ async fn lost_database_connections_give_503_at_worst_and_the_server_recovers() {
     drop(server);
     db.drop_db().await;
 }
+
+/// A TCP proxy on 127.0.0.1 in front of PostgreSQL, standing for the network path to the
+/// database: it can be cut (it stops accepting and drops every open connection) and restored on
+/// the same port.
+struct Proxy {
+    port: u16,
+    target: std::net::SocketAddr,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Proxy {
+    async fn start(target: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = Some(tokio::spawn(Self::serve(listener, target)));
+        Self { port, target, task }
+    }
+
+    async fn serve(listener: tokio::net::TcpListener, target: std::net::SocketAddr) {
+        // Dropping the set (when this task is aborted) drops every proxied connection.
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            while connections.try_join_next().is_some() {}
+            let Ok((mut inbound, _)) = listener.accept().await else {
+                continue;
+            };
+            connections.spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    }
+
+    async fn cut(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    async fn restore(&mut self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap_or_else(|e| panic!("rebind 127.0.0.1:{}: {e}", self.port));
+        self.task = Some(tokio::spawn(Self::serve(listener, self.target)));
+    }
+}
+
+/// Where the `host:port` of a URL is.
+fn host_port_range(url: &str) -> std::ops::Range<usize> {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..].find('/').map_or(url.len(), |i| start + i);
+    let host_start = url[start..end].rfind('@').map_or(start, |i| start + i + 1);
+    host_start..end
+}
+
+/// The URL with its `host:port` replaced.
+fn with_host_port(url: &str, host_port: &str) -> String {
+    let mut out = url.to_owned();
+    out.replace_range(host_port_range(url), host_port);
+    out
+}
+
+/// One request during the outage: its status, whether it had `Retry-After`, and its latency.
+async fn timed(client: &reqwest::Client, url: &str) -> (u16, bool, Duration) {
+    let started = Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(20), client.get(url).send())
+        .await
+        .expect("no answer within 20 s")
+        .unwrap();
+    let status = r.status().as_u16();
+    let retry_after = r.headers().get("retry-after").is_some();
+    let _ = r.bytes().await;
+    (status, retry_after, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_answers_503_fast_and_the_server_recovers_by_itself() {
+    let Some(db) = TempDatabase::create().await else {
+        return;
+    };
+    let install = provision(db.url());
+    let target = tokio::net::lookup_host(&db.url()[host_port_range(db.url())])
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let mut proxy = Proxy::start(target).await;
+    let proxied = with_host_port(db.url(), &format!("127.0.0.1:{}", proxy.port));
+    let server = Server::start(install.dir.path(), &proxied);
+    let alice = install.client(&install.alice);
+    let account = format!("{}/settings.phtml?action=account", server.base);
+    let me = format!("{}/v1/me", server.base);
+    assert_eq!(timed(&alice, &account).await.0, 200);
+    assert_eq!(timed(&alice, &me).await.0, 200);
+
+    proxy.cut().await;
+    // The first request finds the database gone (it may wait for the pool's acquire timeout);
+    // from then on every 503 comes at once, with Retry-After, on both doors.
+    let (status, retry_after, first) = timed(&alice, &account).await;
+    assert_eq!((status, retry_after), (503, true), "the first request");
+    let mut latencies = Vec::new();
+    for i in 0..20 {
+        let url = if i % 2 == 0 { &account } else { &me };
+        let (status, retry_after, took) = timed(&alice, url).await;
+        assert_eq!(
+            (status, retry_after),
+            (503, true),
+            "request {i} during the outage"
+        );
+        latencies.push(took);
+    }
+    // And a burst of concurrent requests does not pile up either.
+    let burst: Vec<_> = (0..20)
+        .map(|_| {
+            let (alice, account) = (alice.clone(), account.clone());
+            tokio::spawn(async move { timed(&alice, &account).await })
+        })
+        .collect();
+    for t in burst {
+        let (status, retry_after, took) = t.await.unwrap();
+        assert_eq!((status, retry_after), (503, true), "a request of the burst");
+        latencies.push(took);
+    }
+    latencies.sort();
+    let max = *latencies.last().unwrap();
+    eprintln!(
+        "outage: first 503 after {first:?}; then {} 503s, median {:?}, max {max:?}",
+        latencies.len(),
+        latencies[latencies.len() / 2]
+    );
+    assert!(
+        max < Duration::from_millis(500),
+        "503s during a known outage must be fast: max {max:?}"
+    );
+
+    // Restored on the same port: the server finds the database again by itself.
+    proxy.restore().await;
+    let restored = Instant::now();
+    let deadline = restored + Duration::from_secs(5);
+    loop {
+        let (status, _, _) = timed(&alice, &account).await;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503);
+        assert!(
+            Instant::now() < deadline,
+            "no recovery within 5 s of the restore"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!("recovered {:?} after the restore", restored.elapsed());
+    assert_eq!(timed(&alice, &me).await.0, 200);
+    assert_eq!(get(&alice, &server.base, "action=privacy_on").await.0, 200);
+    drop(server);
+    proxy.cut().await;
+    db.drop_db().await;
+}
