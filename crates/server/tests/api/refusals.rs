@@ -900,7 +900,9 @@ async fn a_wrong_method_on_v1_is_a_problem_405_with_allow() {
     let app = &world.app;
     let svc = service_cert(app).await;
     let object = Some(("application/json", "{\"on\": false}"));
-    let cases: Vec<(&IssuedCertificate, &str, &str, Option<(&str, &str)>, &str)> = vec![
+    /// A body: its content type and text.
+    type Body<'a> = Option<(&'a str, &'a str)>;
+    let cases: Vec<(&IssuedCertificate, &str, &str, Body, &str)> = vec![
         (&app.alice, "DELETE", "/v1/me", None, "GET,HEAD,PATCH"),
         (&app.alice, "POST", "/v1/me/privacy", object, "GET,HEAD,PUT"),
         (
