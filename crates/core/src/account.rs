@@ -159,10 +159,10 @@ pub fn parse_language(input: &str) -> Result<String, ServiceError> {
     }
 }
 
-/// Parses the no-answer timeout in seconds (5–900).
+/// Parses the no-answer timeout in seconds (5–900), digits only (no sign, no spaces).
 pub fn parse_no_answer_timeout(input: &str) -> Result<u32, ServiceError> {
     let field = "no_answer_timeout";
-    let n: u32 = input.trim().parse().map_err(|_| {
+    let n: u32 = crate::ids::whole_number(input).ok_or_else(|| {
         ServiceError::invalid(
             field,
             format!("'{}' is not a whole number of seconds", printable(input)),

@@ -26,7 +26,8 @@ pub fn parse_description(input: &str) -> Result<String, ServiceError> {
     Ok(s.to_owned())
 }
 
-/// Parses `YYYY-MM` into the first day of the month.
+/// Parses `YYYY-MM` into the first day of the month: exactly four digits, `-`, two digits (no
+/// sign, no spaces), so years run 0000–9999.
 pub fn parse_month(input: &str) -> Result<NaiveDate, ServiceError> {
     let bad = || {
         ServiceError::invalid(
@@ -34,12 +35,12 @@ pub fn parse_month(input: &str) -> Result<NaiveDate, ServiceError> {
             format!("'{}' is not a month YYYY-MM", printable(input)),
         )
     };
-    let (y, m) = input.trim().split_once('-').ok_or_else(bad)?;
+    let (y, m) = input.split_once('-').ok_or_else(bad)?;
     if y.len() != 4 || m.len() != 2 {
         return Err(bad());
     }
-    let y: i32 = y.parse().map_err(|_| bad())?;
-    let m: u32 = m.parse().map_err(|_| bad())?;
+    let y: i32 = crate::ids::whole_number(y).ok_or_else(bad)?;
+    let m: u32 = crate::ids::whole_number(m).ok_or_else(bad)?;
     NaiveDate::from_ymd_opt(y, m, 1).ok_or_else(bad)
 }
 
@@ -370,7 +371,10 @@ mod tests {
         let (from, to) = month_bounds(parse_month("2026-12").unwrap(), tz).unwrap();
         assert_eq!(from.to_rfc3339(), "2026-12-01T08:00:00+00:00");
         assert_eq!(to.to_rfc3339(), "2027-01-01T08:00:00+00:00");
-        for bad in ["2026-13", "2026-1", "26-01", "x"] {
+        for bad in [
+            "2026-13", "2026-1", "26-01", "x", "10000-01", "+999-01", "2026-+1", " 2026-01",
+            "2026-01 ", "-999-01",
+        ] {
             assert!(parse_month(bad).is_err(), "{bad}");
         }
     }

@@ -421,9 +421,28 @@ pub fn printable(input: &str) -> String {
     out
 }
 
+/// Parses a whole number written with the ASCII digits `0`–`9` only: no sign, no spaces, no
+/// separators, at least one digit. `None` when the text is not such a number or it does not fit
+/// `T`. (Rust's own `parse` takes a leading `+`, so `duration=%2B5` would pass as 5.)
+pub fn whole_number<T: std::str::FromStr>(input: &str) -> Option<T> {
+    if input.is_empty() || !input.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    input.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_numbers_are_digits_only() {
+        assert_eq!(whole_number::<u32>("5"), Some(5));
+        assert_eq!(whole_number::<u32>("0042"), Some(42));
+        for bad in ["", "+5", "-5", " 5", "5 ", "5_0", "٥", "1e3", "4294967296"] {
+            assert_eq!(whole_number::<u32>(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn account_ids_parse_and_lower_case() {

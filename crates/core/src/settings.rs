@@ -30,9 +30,9 @@ impl DaysMask {
     /// Saturday and Sunday.
     pub const WEEKEND: DaysMask = DaysMask(96);
 
-    /// Parses a mask 1–127.
+    /// Parses a mask 1–127, digits only (no sign, no spaces).
     pub fn parse(input: &str) -> Result<Self, ServiceError> {
-        let n: u32 = input.trim().parse().map_err(|_| {
+        let n: u32 = crate::ids::whole_number(input).ok_or_else(|| {
             ServiceError::invalid(
                 "days",
                 format!(
@@ -92,8 +92,8 @@ impl ClockTime {
         if h.len() != 2 || m.len() != 2 {
             return Err(bad());
         }
-        let h: u16 = h.parse().map_err(|_| bad())?;
-        let m: u16 = m.parse().map_err(|_| bad())?;
+        let h: u16 = crate::ids::whole_number(h).ok_or_else(bad)?;
+        let m: u16 = crate::ids::whole_number(m).ok_or_else(bad)?;
         if h > 23 || m > 59 {
             return Err(bad());
         }
@@ -489,13 +489,16 @@ mod tests {
     fn masks_times_groups() {
         assert!(DaysMask::parse("0").is_err());
         assert!(DaysMask::parse("128").is_err());
+        for bad in ["+31", " 31", "31 ", "-1", ""] {
+            assert!(DaysMask::parse(bad).is_err(), "{bad}");
+        }
         assert!(DaysMask::WEEKDAYS.contains(Weekday::Fri));
         assert!(!DaysMask::WEEKDAYS.contains(Weekday::Sat));
         assert_eq!(
             ClockTime::parse_for("start", "09:05").unwrap().to_string(),
             "09:05"
         );
-        for bad in ["24:00", "9:00", "09:60", "0900", "ab:cd"] {
+        for bad in ["24:00", "9:00", "09:60", "0900", "ab:cd", "+9:00", "09:+5"] {
             assert!(ClockTime::parse_for("start", bad).is_err(), "{bad}");
         }
         assert_eq!(Group::parse_list("Family,work").unwrap().len(), 2);

@@ -30,9 +30,9 @@ fn duration_error() -> ServiceError {
     )
 }
 
-/// Parses the `duration` of `dnd_on`.
+/// Parses the `duration` of `dnd_on`: digits only (no sign, no spaces).
 pub fn parse_dnd_duration(input: &str) -> Result<i64, ServiceError> {
-    let n: i64 = input.trim().parse().map_err(|_| duration_error())?;
+    let n: i64 = crate::ids::whole_number(input).ok_or_else(duration_error)?;
     if (1..=MAX_DND_MINUTES).contains(&n) {
         Ok(n)
     } else {

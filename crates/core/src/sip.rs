@@ -7,7 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ServiceError;
-use crate::ids::{AccountId, Domain, E164, UserPart, printable};
+use crate::ids::{AccountId, Domain, E164, UserPart, printable, whole_number};
 
 /// Longest forwarding target or URI, in bytes.
 pub const MAX_URI_BYTES: usize = 255;
@@ -128,18 +128,14 @@ fn split_host_port(hostport: &str) -> Option<(&str, Option<u16>)> {
         let (host, rest) = hostport.split_at(end + 1);
         return match rest.strip_prefix(':') {
             None if rest.is_empty() => Some((host, None)),
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
+            Some(p) => whole_number::<u16>(p)
                 .filter(|p| *p > 0)
                 .map(|p| (host, Some(p))),
             None => None,
         };
     }
     match hostport.rsplit_once(':') {
-        Some((h, p)) => p
-            .parse::<u16>()
-            .ok()
+        Some((h, p)) => whole_number::<u16>(p)
             .filter(|p| *p > 0)
             .map(|p| (h, Some(p))),
         None => Some((hostport, None)),
@@ -271,10 +267,28 @@ impl DiversionTarget {
     /// Parses what a subscriber typed for `condition` of account `own`, into canonical form.
     /// Checks syntax only; whether the target is allowed (voicemail enabled, a mobile number
     /// set, not the account itself, no loop) is the service's business.
+    ///
+    /// Text that starts with white space followed by a digit 1–9 is refused: it is what
+    /// `+31…` becomes when the `+` is sent unencoded in a query string or form body (where `+`
+    /// means a space), and trimming it would silently store the user name `31…` instead of the
+    /// number. (A leading `0` is a national number either way, so ` 0612…` is accepted.)
     pub fn parse(condition: Condition, input: &str, own: &AccountId) -> Result<Self, ServiceError> {
         let field = condition.code();
         check_text(field, input)?;
         let s = input.trim();
+        if input.starts_with(char::is_whitespace)
+            && s.starts_with(|c: char| c.is_ascii_digit() && c != '0')
+        {
+            return Err(ServiceError::invalid(
+                field,
+                format!(
+                    "'{}' starts with a space before a number: write an international number \
+                     as +{}, and URL-encode the + as %2B (an unencoded + arrives as a space)",
+                    printable(input),
+                    printable(s)
+                ),
+            ));
+        }
         if s == VOICE_MAILBOX {
             return Ok(Self::VoiceMailbox);
         }
@@ -384,6 +398,8 @@ mod tests {
             ("0031201234567", "+31201234567@example.com".to_owned()),
             ("020-1234567", "0201234567@example.com".to_owned()),
             ("1234", "1234@example.com".to_owned()),
+            (" 0201234567", "0201234567@example.com".to_owned()),
+            (" bob ", "bob@example.com".to_owned()),
             ("<voice-mailbox>", "<voice-mailbox>".to_owned()),
             ("<mobile-number>", "<mobile-number>".to_owned()),
             ("sip:[2001:db8::1]:5060", "[2001:db8::1]:5060".to_owned()),
@@ -408,10 +424,30 @@ mod tests {
             "<voicemail>",
             "+0123",
             "sip:bob@host:99999",
+            "sip:bob@host:+5060",
+            "sip:[2001:db8::1]:+5060",
             "ftp://x",
         ] {
             let err = DiversionTarget::parse(Condition::Busy, input, &alice()).unwrap_err();
             assert_eq!(err.field(), Some("FBUS"), "{input}");
         }
+    }
+
+    #[test]
+    fn an_unencoded_plus_is_refused_not_taken_for_a_user_name() {
+        // `FNOA=+31201234567` sent without encoding the `+` arrives as " 31201234567".
+        for input in [
+            " 31201234567",
+            "  31 20 123 4567",
+            "\u{a0}31201234567",
+            " 1234",
+        ] {
+            let err = DiversionTarget::parse(Condition::NoAnswer, input, &alice()).unwrap_err();
+            assert_eq!(err.field(), Some("FNOA"), "{input}");
+            assert!(err.to_string().contains("%2B"), "{input}: {err}");
+        }
+        // Encoded, it is the number.
+        let t = DiversionTarget::parse(Condition::NoAnswer, "+31201234567", &alice()).unwrap();
+        assert_eq!(t.shown(), "+31201234567@example.com");
     }
 }

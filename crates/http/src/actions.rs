@@ -11,6 +11,7 @@ use http_body_util::{BodyExt, Limited};
 use serde::Serialize;
 use sip_settings_core::account::{Account, same_account};
 use sip_settings_core::cert::{CertSubject, P12Variant};
+use sip_settings_core::ids::whole_number;
 use sip_settings_core::journal::Door;
 use sip_settings_core::sip::Condition;
 use sip_settings_core::{AccountId, Password, ServiceError, Services};
@@ -193,7 +194,17 @@ async fn read_body(body: Body) -> Result<Bytes, Response> {
     }
 }
 
-/// Handles `settings.phtml` for GET and POST.
+/// The `405` of the action endpoint: the status object naming the method, `Allow: GET, POST`.
+fn method_not_allowed(text: String) -> Response {
+    let mut response = reply::failure(StatusCode::METHOD_NOT_ALLOWED, text);
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+    response
+}
+
+/// Handles `settings.phtml` for GET and POST; HEAD is answered as GET (without the body) for
+/// the actions that change nothing; any other method is `405` before anything is read.
 pub async fn handle(
     State(state): State<AppState>,
     subscriber: Subscriber,
@@ -202,6 +213,12 @@ pub async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    if !matches!(method, Method::GET | Method::POST | Method::HEAD) {
+        return method_not_allowed(format!(
+            "Error: method {} is not allowed; use GET or POST",
+            sip_settings_core::ids::printable(method.as_str())
+        ));
+    }
     let body = match read_body(body).await {
         Ok(b) => b,
         Err(response) => return response,
@@ -222,6 +239,11 @@ pub async fn handle(
     let Some(action) = Action::from_name(name) else {
         return reply::failure(StatusCode::NOT_FOUND, "Error: invalid action");
     };
+    if method == Method::HEAD && action.is_change() {
+        return method_not_allowed(format!(
+            "Error: method HEAD is not allowed for {name}, which changes something; use GET or POST"
+        ));
+    }
     let kind = if action.is_change() {
         Kind::Write
     } else {
@@ -440,10 +462,7 @@ impl ActionRequest<'_> {
     ) -> Result<u32, ServiceError> {
         match self.params.get(name) {
             None => Ok(default),
-            Some(v) => v
-                .trim()
-                .parse::<u32>()
-                .ok()
+            Some(v) => whole_number::<u32>(v)
                 .filter(|n| range.contains(n))
                 .ok_or_else(|| {
                     ServiceError::invalid(
@@ -461,11 +480,9 @@ impl ActionRequest<'_> {
     fn days(&self) -> Result<Option<u32>, ServiceError> {
         match self.params.get("days") {
             None | Some("") => Ok(None),
-            Some(d) => d
-                .trim()
-                .parse::<u32>()
+            Some(d) => whole_number::<u32>(d)
                 .map(Some)
-                .map_err(|_| ServiceError::invalid("days", "must be a whole number of days")),
+                .ok_or_else(|| ServiceError::invalid("days", "must be a whole number of days")),
         }
     }
 }

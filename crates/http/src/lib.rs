@@ -70,7 +70,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/settings.phtml", any(actions::handle))
         .route("/settings", any(actions::handle))
-        .merge(openapi::routes())
+        .merge(openapi::routes().method_not_allowed_fallback(v1::method_not_allowed))
         .merge(web::routes())
         .fallback(reply::not_found)
         .with_state(state)

@@ -223,4 +223,98 @@ mod tests {
             std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap()).unwrap();
         }
     }
+
+    /// Deserializes `json` as `T` the way the handlers do; the error names its path.
+    fn decode<T: serde::de::DeserializeOwned>(json: &str) -> Result<(), (String, String)> {
+        let mut de = serde_json::Deserializer::from_str(json);
+        serde_path_to_error::deserialize::<_, T>(&mut de)
+            .map(|_| ())
+            .map_err(|e| (e.path().to_string(), e.into_inner().to_string()))
+    }
+
+    type Decoder = fn(&str) -> Result<(), (String, String)>;
+
+    /// Every request body schema of the document and the type its handler deserializes.
+    fn decoders() -> Vec<(&'static str, Decoder)> {
+        use crate::{explain, resources as r, service_api as s};
+        vec![
+            ("AccountPatch", decode::<r::AccountPatch>),
+            ("DiversionsPut", decode::<r::DiversionsPut>),
+            ("DiversionsPatch", decode::<r::DiversionsPatch>),
+            ("DiversionBody", decode::<r::DiversionBody>),
+            ("TemporaryRuleBody", decode::<r::TemporaryRuleBody>),
+            ("AcceptRuleBody", decode::<r::AcceptRuleBody>),
+            ("RejectRuleView", decode::<r::RejectRuleView>),
+            ("DndBody", decode::<r::DndBody>),
+            ("PrivacyView", decode::<r::PrivacyView>),
+            ("AliasBody", decode::<r::AliasBody>),
+            ("VoicemailBody", decode::<r::VoicemailBody>),
+            ("PhonebookPost", decode::<r::PhonebookPost>),
+            ("PhonebookPut", decode::<r::PhonebookPut>),
+            ("CsrBody", decode::<r::CsrBody>),
+            ("RouteRequest", decode::<explain::RouteRequest>),
+            ("CallRecordBody", decode::<s::CallRecordBody>),
+            ("OpenBody", decode::<s::OpenBody>),
+            ("CloseBody", decode::<s::CloseBody>),
+        ]
+    }
+
+    /// The document and the server agree on `null`: every property the document declares
+    /// nullable takes an explicit `null`, and every other one is refused with `null` by serde
+    /// naming it, or is one of the few whose `null` core reports as missing.
+    #[test]
+    fn nullable_in_the_document_means_null_is_accepted() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let schemas = &doc["components"]["schemas"];
+        let decoders = decoders();
+        let mut problems = Vec::new();
+        let mut bodies = std::collections::BTreeSet::new();
+        for (path, ops) in doc["paths"].as_object().unwrap() {
+            for (method, op) in ops.as_object().unwrap() {
+                let Some(content) = op["requestBody"]["content"].as_object() else {
+                    continue;
+                };
+                for (media, c) in content {
+                    let reference = c["schema"]["$ref"].as_str().unwrap_or_else(|| {
+                        panic!("{method} {path} {media}: an inline body schema")
+                    });
+                    bodies.insert(reference.rsplit('/').next().unwrap().to_owned());
+                }
+            }
+        }
+        assert!(bodies.len() >= 18, "{bodies:?}");
+        // Fields whose `null` is decoded as absent and then refused as missing by core.
+        let reported_missing = [("CallRecordBody", "duration"), ("CallRecordBody", "status")];
+        for name in &bodies {
+            let Some((_, decoder)) = decoders.iter().find(|(n, _)| n == name) else {
+                problems.push(format!("{name}: not in decoders(), add its Rust type"));
+                continue;
+            };
+            let properties = schemas[name.as_str()]["properties"].as_object().unwrap();
+            for (field, schema) in properties {
+                let types = &schema["type"];
+                let nullable = types.as_array().is_some_and(|t| t.contains(&"null".into()))
+                    || schema["oneOf"]
+                        .as_array()
+                        .is_some_and(|o| o.iter().any(|s| s["type"] == "null"));
+                let result = decoder(&format!("{{\"{field}\": null}}"));
+                let refused_here =
+                    matches!(&result, Err((p, m)) if p == field && m.contains("null"));
+                if nullable && refused_here {
+                    problems.push(format!(
+                        "{name}.{field}: nullable, but null is refused: {result:?}"
+                    ));
+                }
+                if !nullable
+                    && !refused_here
+                    && !reported_missing.contains(&(name.as_str(), field.as_str()))
+                {
+                    problems.push(format!(
+                        "{name}.{field}: not nullable, but null passes: {result:?}"
+                    ));
+                }
+            }
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
 }

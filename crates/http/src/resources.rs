@@ -2497,9 +2497,8 @@ async fn journal(
     let before = match q.get("before") {
         None => None,
         Some(v) => Some(
-            v.trim()
-                .parse::<i64>()
-                .map_err(|_| invalid("before", "must be a whole number (a next cursor)"))?,
+            sip_settings_core::ids::whole_number::<i64>(v)
+                .ok_or_else(|| invalid("before", "must be a whole number (a next cursor)"))?,
         ),
     };
     let entries = state

@@ -8,7 +8,6 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use http_body_util::{BodyExt, Limited};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -18,11 +17,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::AppState;
 use crate::identity::identify;
 use crate::openapi::{Problem, ServiceErrors};
 use crate::problem::{from_error, problem};
 use crate::serve::Peer;
-use crate::{AppState, MAX_BODY_BYTES};
 
 /// A request made with a valid service certificate.
 #[derive(Debug, Clone)]
@@ -69,28 +68,12 @@ impl FromRequestParts<AppState> for ServiceClient {
     }
 }
 
-/// Reads a JSON body of at most [`MAX_BODY_BYTES`] into `T`, with a problem reply naming what
-/// is wrong.
+/// Reads a JSON object body into `T` with the `/v1` rules ([`crate::v1::json_body`]: at most
+/// [`crate::MAX_BODY_BYTES`], an object only, a problem reply naming what is wrong).
 pub async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, Response> {
-    let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(c) => c.to_bytes(),
-        Err(_) => {
-            return Err(problem(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                &format!("the request body must be at most {MAX_BODY_BYTES} bytes of JSON"),
-                None,
-            ));
-        }
-    };
-    serde_json::from_slice(&bytes).map_err(|e| {
-        problem(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            &format!("the body is not the expected JSON: {e}"),
-            None,
-        )
-    })
+    crate::v1::json_body(body)
+        .await
+        .map_err(IntoResponse::into_response)
 }
 
 /// The service routes (documented in `/v1/openapi.json`).
@@ -101,37 +84,67 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(close_session))
 }
 
-/// A finished call as a proxy's accounting sends it (`POST /v1/service/calls`); checked by
+/// A finished call as a proxy's accounting sends it (`POST /v1/service/calls`). The optional
+/// fields may be absent or `null` (none); a required field that is absent is reported by
 /// core's `CallInput::parse`, which names any missing or malformed field.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // documentation of core::calls::CallInput
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CallRecordBody {
     /// SIP Call-ID.
+    #[serde(default)]
+    #[schema(required = true)]
     call_id: String,
     /// From tag.
     from_tag: Option<String>,
     /// To tag.
     to_tag: Option<String>,
     /// Caller SIP URI.
+    #[serde(default)]
+    #[schema(required = true)]
     caller: String,
     /// Callee SIP URI.
+    #[serde(default)]
+    #[schema(required = true)]
     callee: String,
     /// Start, RFC 3339.
-    #[schema(format = DateTime)]
+    #[serde(default)]
+    #[schema(format = DateTime, required = true)]
     start: String,
     /// Stop, RFC 3339.
-    #[schema(format = DateTime)]
+    #[serde(default)]
+    #[schema(format = DateTime, required = true)]
     stop: String,
     /// Seconds talked.
-    duration: i64,
+    #[schema(value_type = i64, required = true)]
+    duration: Option<i64>,
     /// SIP final status code.
-    status: i64,
+    #[schema(value_type = i64, required = true)]
+    status: Option<i64>,
     /// Media types, e.g. `["audio"]`.
     media: Option<Vec<String>>,
     /// Address of the proxy.
     proxy_ip: Option<String>,
     /// Price, a decimal string.
     price: Option<String>,
+}
+
+impl From<CallRecordBody> for CallInput {
+    fn from(b: CallRecordBody) -> Self {
+        Self {
+            call_id: b.call_id,
+            from_tag: b.from_tag.unwrap_or_default(),
+            to_tag: b.to_tag.unwrap_or_default(),
+            caller: b.caller,
+            callee: b.callee,
+            start: b.start,
+            stop: b.stop,
+            duration: b.duration,
+            status: b.status,
+            media: b.media.unwrap_or_default(),
+            proxy_ip: b.proxy_ip.unwrap_or_default(),
+            price: b.price,
+        }
+    }
 }
 
 /// The answer to a recorded call.
@@ -207,8 +220,8 @@ pub struct CloseAnswer {
         ServiceErrors
     ))]
 async fn record_call(State(state): State<AppState>, client: ServiceClient, body: Body) -> Response {
-    let input: CallInput = match json_body(body).await {
-        Ok(v) => v,
+    let input: CallInput = match json_body::<CallRecordBody>(body).await {
+        Ok(v) => v.into(),
         Err(r) => return r,
     };
     match client.services(&state).record_call(&input).await {
@@ -298,19 +311,20 @@ async fn open_session(
     }
 }
 
-/// How a session ended.
+/// How a session ended. The optional fields may be absent or `null` (none), as in a call record.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CloseBody {
+    /// Seconds talked.
     duration: i64,
-    #[serde(default)]
-    from_tag: String,
-    #[serde(default)]
-    to_tag: String,
-    #[serde(default)]
-    media: Vec<String>,
-    #[serde(default)]
-    proxy_ip: String,
+    /// From tag.
+    from_tag: Option<String>,
+    /// To tag.
+    to_tag: Option<String>,
+    /// Media types, e.g. `["audio"]`.
+    media: Option<Vec<String>>,
+    /// Address of the proxy.
+    proxy_ip: Option<String>,
 }
 
 /// Closes a prepaid session: price, debit, history, call record, in one transaction; a repeated
@@ -334,10 +348,10 @@ async fn close_session(
         .close_prepaid(
             &call_id,
             input.duration,
-            &input.from_tag,
-            &input.to_tag,
-            &input.media,
-            &input.proxy_ip,
+            input.from_tag.as_deref().unwrap_or_default(),
+            input.to_tag.as_deref().unwrap_or_default(),
+            input.media.as_deref().unwrap_or_default(),
+            input.proxy_ip.as_deref().unwrap_or_default(),
         )
         .await;
     match result {

@@ -5,11 +5,12 @@
 use axum::body::Body;
 use axum::extract::Path;
 use axum::extract::rejection::PathRejection;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Limited};
 use serde::de::DeserializeOwned;
 use sip_settings_core::ServiceError;
+use sip_settings_core::ids::whole_number;
 
 use crate::MAX_BODY_BYTES;
 use crate::params::Params;
@@ -62,8 +63,10 @@ fn field_of_message(message: &str) -> Option<String> {
 }
 
 /// Parses a JSON request body into `T`. A body over [`MAX_BODY_BYTES`] is `413`; malformed
-/// JSON is `400 invalid_json`; a missing, unknown or mistyped field is `400 invalid_field` with
-/// `field` naming it (a path such as `groups[1]` for nested values).
+/// JSON, and JSON that is not an object (an array, a string, a number, `true`, `null`), is
+/// `400 invalid_json` (serde's derive would otherwise fill a struct from an array
+/// positionally); a missing, unknown or mistyped field is `400 invalid_field` with `field`
+/// naming it (a path such as `groups[1]` for nested values).
 pub async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
     let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(c) => c.to_bytes(),
@@ -83,6 +86,9 @@ pub async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
             "a JSON object is required as the request body",
             None,
         )));
+    }
+    if let Some(refusal) = not_an_object(&bytes) {
+        return Err(refusal);
     }
     let mut de = serde_json::Deserializer::from_slice(&bytes);
     let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
@@ -133,6 +139,47 @@ pub async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
     Ok(value)
 }
 
+/// The refusal of a body whose top-level value is not a JSON object, if it is not.
+fn not_an_object(bytes: &[u8]) -> Option<ApiError> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        return None;
+    }
+    let detail = match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(value) => {
+            let kind = match value {
+                serde_json::Value::Array(_) => "an array",
+                serde_json::Value::String(_) => "a string",
+                serde_json::Value::Number(_) => "a number",
+                serde_json::Value::Bool(_) => "a boolean",
+                serde_json::Value::Null => "null",
+                serde_json::Value::Object(_) => return None,
+            };
+            format!("the request body must be a JSON object {{…}}, not {kind}")
+        }
+        Err(e) => format!("the body is not the expected JSON: {e}"),
+    };
+    Some(ApiError::from_response(problem(
+        StatusCode::BAD_REQUEST,
+        "invalid_json",
+        &detail,
+        None,
+    )))
+}
+
+/// The reply when a `/v1` path exists but not with this method: `405` as a problem document
+/// naming the method (axum adds the `Allow` header listing the methods the path has).
+pub async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    problem(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        &format!(
+            "{method} is not a method of {} (the Allow header lists its methods)",
+            sip_settings_core::ids::printable(uri.path())
+        ),
+        None,
+    )
+}
+
 /// The query string, decoded strictly; a parameter not in `allowed` is refused naming it.
 pub fn query(raw: Option<&str>, allowed: &[&str]) -> Result<Params, ApiError> {
     let params = Params::parse(raw, &axum::http::HeaderMap::new(), b"")?;
@@ -154,7 +201,8 @@ pub fn query(raw: Option<&str>, allowed: &[&str]) -> Result<Params, ApiError> {
     Ok(params)
 }
 
-/// A query parameter that is a whole number in `range` (default when absent).
+/// A query parameter that is a whole number in `range` (default when absent): digits only, no
+/// sign, no spaces.
 pub fn number_param(
     params: &Params,
     name: &str,
@@ -163,8 +211,8 @@ pub fn number_param(
 ) -> Result<u32, ApiError> {
     match params.get(name) {
         None => Ok(default),
-        Some(v) => match v.trim().parse::<u32>() {
-            Ok(n) if range.contains(&n) => Ok(n),
+        Some(v) => match whole_number::<u32>(v) {
+            Some(n) if range.contains(&n) => Ok(n),
             _ => Err(invalid(
                 name,
                 format!(

@@ -2,6 +2,7 @@
 //! naming the parameter, and nothing changed for anyone (every read action of alice, bob and
 //! carol compared before and after). And a subscriber never reaches another account.
 
+use chrono::Utc;
 use serde_json::Value;
 use sip_settings_core::cert::IssuedCertificate;
 
@@ -145,6 +146,16 @@ async fn refusal_problems(
         }
     }
     problems
+}
+
+/// Panics listing every problem and how many requests changed something, if any.
+fn assert_nothing_changed(problems: &[String], changed: usize) {
+    assert!(
+        problems.is_empty(),
+        "{} problem(s), {changed} request(s) or method(s) changed something:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }
 
 /// Panics listing every problem, if any.
@@ -554,4 +565,615 @@ async fn a_subscriber_never_sees_or_changes_another_account() {
     );
     let after = app.snapshot_of(&app.alice).await;
     assert_eq!(after, before[..7].to_vec(), "alice changed");
+}
+
+// ===== issue 12, point 8: every refusal is the documented shape ===================================
+
+/// A reply with the headers a refusal is judged by.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    allow: Option<String>,
+    content_type: String,
+    /// The body as JSON; `Null` when empty.
+    body: Value,
+}
+
+/// Sends `method path` with `cert`, and a body of `content_type` when given.
+async fn request(
+    app: &TestApp,
+    cert: &IssuedCertificate,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &str)>,
+) -> Answer {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = app
+        .client(Some(cert))
+        .request(method.clone(), format!("{}{path}", app.base));
+    if let Some((content_type, text)) = body {
+        request = request
+            .header("content-type", content_type)
+            .body(text.to_owned());
+    }
+    let response = request.send().await.expect("request");
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let allow = header("allow");
+    let content_type = header("content-type").unwrap_or_default();
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        // Not JSON (a certificate file, say): kept as text, which no assertion accepts.
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    Answer {
+        status,
+        allow,
+        content_type,
+        body,
+    }
+}
+
+/// What is wrong with `a` as a problem document of `status` and `code` whose `field` is
+/// `field` and whose detail contains every needle.
+fn problem_problems(
+    what: &str,
+    a: &Answer,
+    status: u16,
+    code: &str,
+    field: Option<&str>,
+    needles: &[&str],
+) -> Vec<String> {
+    let mut wrong = Vec::new();
+    if a.status != status {
+        wrong.push(format!("status {}, expected {status}", a.status));
+    }
+    if a.content_type != "application/problem+json" {
+        wrong.push(format!("content-type {:?}", a.content_type));
+    }
+    if a.body["status"] != status || a.body["code"] != code {
+        wrong.push(format!("status/code in the body, expected {status} {code}"));
+    }
+    if a.body["field"].as_str() != field {
+        wrong.push(format!("field, expected {field:?}"));
+    }
+    let detail = a.body["detail"].as_str().unwrap_or_default();
+    for needle in needles {
+        if !detail.contains(needle) {
+            wrong.push(format!("'{needle}' not in the detail"));
+        }
+    }
+    if wrong.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!("{what}: {} -- got {:?}", wrong.join("; "), a.body)]
+    }
+}
+
+async fn service_cert(app: &TestApp) -> IssuedCertificate {
+    app.services
+        .issue_certificate(
+            sip_settings_core::cert::CertSubject::Service("proxy".into()),
+            None,
+        )
+        .await
+        .unwrap()
+}
+
+impl World {
+    /// Everything a refused request could have touched: the read actions of the three accounts,
+    /// alice's and bob's calls and phonebook, and alice's journal.
+    async fn state(&self) -> Vec<Value> {
+        let app = &self.app;
+        let mut s: Vec<Value> = self.snapshot().await.into_iter().map(|(_, v)| v).collect();
+        for cert in [&app.alice, &app.bob] {
+            for path in ["/v1/me/phonebook", "/v1/me/journal?limit=200"] {
+                let a = request(app, cert, "GET", path, None).await;
+                assert_eq!(a.status, 200, "{path}: {:?}", a.body);
+                s.push(a.body);
+            }
+            s.push(app.read(cert, "calls&days=90&limit=500").await);
+        }
+        s
+    }
+}
+
+/// `settings.phtml` and `/settings` answer GET and POST only. Before: PUT, DELETE, PATCH,
+/// OPTIONS, HEAD and any extension method ran the action like a GET (so `DELETE
+/// ?action=dnd_on` turned DND on).
+#[tokio::test]
+async fn the_action_endpoint_answers_only_get_and_post() {
+    let world = World::new().await;
+    let app = &world.app;
+    let changes = [
+        "action=dnd_on&duration=30",
+        "action=privacy_off",
+        "action=set_diversions&FUNC=",
+        "action=add_alias&username=mallory",
+        "action=crt",
+    ];
+    let mut before = world.state().await;
+    let mut certs_before = world.cert_lines();
+    let mut problems = Vec::new();
+    let mut changed = 0;
+    for path in ["/settings.phtml", "/settings"] {
+        for method in ["PUT", "DELETE", "PATCH", "OPTIONS", "PROPFIND", "HEAD"] {
+            let mut queries: Vec<&str> = changes.to_vec();
+            if method != "HEAD" {
+                queries.push("action=account");
+            }
+            for query in queries {
+                for in_body in [false, true] {
+                    let what = format!("{method} {path} {query} (in the body: {in_body})");
+                    let a = if in_body {
+                        request(
+                            app,
+                            &app.alice,
+                            method,
+                            path,
+                            Some(("application/x-www-form-urlencoded", query)),
+                        )
+                        .await
+                    } else {
+                        request(app, &app.alice, method, &format!("{path}?{query}"), None).await
+                    };
+                    let mut wrong = Vec::new();
+                    if a.status != 405 {
+                        wrong.push(format!("status {}", a.status));
+                    }
+                    if a.allow.as_deref() != Some("GET, POST") {
+                        wrong.push(format!("Allow {:?}", a.allow));
+                    }
+                    // HEAD has no body; every other 405 is the status object naming the method.
+                    if method != "HEAD" {
+                        let text = a.body["error_message"].as_str().unwrap_or_default();
+                        if a.body["success"] != false
+                            || !text.starts_with("Error: ")
+                            || !text.contains(method)
+                        {
+                            wrong.push("not the status object naming the method".to_owned());
+                        }
+                    }
+                    if !wrong.is_empty() {
+                        problems.push(format!("{what}: {} -- {:?}", wrong.join("; "), a.body));
+                    }
+                }
+            }
+            // Each method's requests are compared with the state just before them (reading
+            // everything after every request would take a minute).
+            let (now, certs_now) = (world.state().await, world.cert_lines());
+            if now != before || certs_now != certs_before {
+                changed += 1;
+                problems.push(format!("{method} {path} changed something"));
+                (before, certs_before) = (now, certs_now);
+            }
+        }
+    }
+    // HEAD of a read action is a GET without the body.
+    let a = request(
+        app,
+        &app.alice,
+        "HEAD",
+        "/settings.phtml?action=account",
+        None,
+    )
+    .await;
+    assert_eq!((a.status, &a.body), (200, &Value::Null), "{a:?}");
+    assert!(a.content_type.starts_with("application/json"), "{a:?}");
+    assert_nothing_changed(&problems, changed);
+}
+
+/// `/v1` bodies are JSON objects. Before: an array filled a struct positionally (`[false]`
+/// turned privacy off, a twelve-element array recorded a call).
+#[tokio::test]
+async fn v1_bodies_that_are_not_objects_are_refused_and_change_nothing() {
+    let world = World::new().await;
+    let app = &world.app;
+    let svc = service_cert(app).await;
+    let call = r#"["c-1@proxy", "f", "t", "sip:bob@example.com", "sip:alice@example.com",
+        "2026-01-01T10:00:00Z", "2026-01-01T10:01:00Z", 60, 200, ["audio"], "192.0.2.1", "0.10"]"#;
+    let cases: Vec<(&IssuedCertificate, &str, &str, &str, &str)> = vec![
+        (&app.alice, "PUT", "/v1/me/privacy", "[false]", "an array"),
+        (&app.alice, "PUT", "/v1/me/privacy", " false", "a boolean"),
+        (&app.alice, "PUT", "/v1/me/privacy", "null", "null"),
+        (&app.alice, "PUT", "/v1/me/privacy", "\"on\"", "a string"),
+        (&app.alice, "PUT", "/v1/me/privacy", "1", "a number"),
+        (&app.alice, "PATCH", "/v1/me", "[\"Mallory\"]", "an array"),
+        (
+            &app.alice,
+            "PUT",
+            "/v1/me/diversions",
+            "[\"mallory@example.net\"]",
+            "an array",
+        ),
+        (
+            &app.alice,
+            "PATCH",
+            "/v1/me/diversions",
+            "[null]",
+            "an array",
+        ),
+        (
+            &app.alice,
+            "PUT",
+            "/v1/me/diversions/FUNC",
+            "[\"mallory@example.net\"]",
+            "an array",
+        ),
+        (
+            &app.alice,
+            "POST",
+            "/v1/me/aliases",
+            "[\"mallory\"]",
+            "an array",
+        ),
+        (
+            &app.alice,
+            "POST",
+            "/v1/me/reject-rules",
+            "[\"mallory\"]",
+            "an array",
+        ),
+        (&app.alice, "PUT", "/v1/me/dnd", "[true]", "an array"),
+        (
+            &app.alice,
+            "PUT",
+            "/v1/me/accept-rules/temporary",
+            "[[]]",
+            "an array",
+        ),
+        (
+            &app.alice,
+            "PUT",
+            "/v1/me/accept-rules/31",
+            "[\"08:00\", \"17:00\", []]",
+            "an array",
+        ),
+        (&app.alice, "PUT", "/v1/me/voicemail", "[true]", "an array"),
+        (
+            &app.alice,
+            "POST",
+            "/v1/me/phonebook",
+            "[\"sip:m@example.net\", \"M\", []]",
+            "an array",
+        ),
+        (
+            &svc,
+            "POST",
+            "/v1/service/route",
+            "[\"sip:bob@example.com\"]",
+            "an array",
+        ),
+        (&svc, "POST", "/v1/service/calls", call, "an array"),
+        (
+            &svc,
+            "POST",
+            "/v1/service/prepaid/sessions",
+            "[\"alice@example.com\", \"+31201234567\", \"x\"]",
+            "an array",
+        ),
+        (
+            &svc,
+            "POST",
+            "/v1/service/prepaid/sessions/x/close",
+            "[10]",
+            "an array",
+        ),
+    ];
+    let mut before = world.state().await;
+    let mut changed = 0;
+    let mut problems = Vec::new();
+    for (cert, method, path, body, kind) in cases {
+        let a = request(app, cert, method, path, Some(("application/json", body))).await;
+        let what = format!("{method} {path} {body}");
+        problems.extend(problem_problems(
+            &what,
+            &a,
+            400,
+            "invalid_json",
+            None,
+            &["request body must be a JSON object", kind],
+        ));
+        let now = world.state().await;
+        if now != before {
+            changed += 1;
+            problems.push(format!("{what} changed something"));
+            before = now;
+        }
+    }
+    assert_nothing_changed(&problems, changed);
+}
+
+/// A wrong method on a `/v1` path is a `405` problem document with `Allow`. Before: an empty
+/// body.
+#[tokio::test]
+async fn a_wrong_method_on_v1_is_a_problem_405_with_allow() {
+    let world = World::new().await;
+    let app = &world.app;
+    let svc = service_cert(app).await;
+    let object = Some(("application/json", "{\"on\": false}"));
+    /// A body: its content type and text.
+    type Body<'a> = Option<(&'a str, &'a str)>;
+    let cases: Vec<(&IssuedCertificate, &str, &str, Body, &str)> = vec![
+        (&app.alice, "DELETE", "/v1/me", None, "GET,HEAD,PATCH"),
+        (&app.alice, "POST", "/v1/me/privacy", object, "GET,HEAD,PUT"),
+        (
+            &app.alice,
+            "PATCH",
+            "/v1/me/privacy",
+            object,
+            "GET,HEAD,PUT",
+        ),
+        (
+            &app.alice,
+            "DELETE",
+            "/v1/me/aliases",
+            None,
+            "GET,HEAD,POST",
+        ),
+        (
+            &app.alice,
+            "PUT",
+            "/v1/me/aliases/alice.smith%40example.com",
+            None,
+            "GET,HEAD,DELETE",
+        ),
+        (
+            &app.alice,
+            "POST",
+            "/v1/me/dnd",
+            None,
+            "GET,HEAD,PUT,DELETE",
+        ),
+        (&app.alice, "PUT", "/v1/me/usage/2026-01", None, "GET,HEAD"),
+        (&app.alice, "PUT", "/v1/openapi.json", None, "GET,HEAD"),
+        (&svc, "GET", "/v1/service/calls", None, "POST"),
+        (&svc, "PUT", "/v1/service/route", None, "POST"),
+    ];
+    let before = world.state().await;
+    let mut problems = Vec::new();
+    for (cert, method, path, body, allow) in cases {
+        let a = request(app, cert, method, path, body).await;
+        let what = format!("{method} {path}");
+        problems.extend(problem_problems(
+            &what,
+            &a,
+            405,
+            "method_not_allowed",
+            None,
+            &[method],
+        ));
+        if a.allow.as_deref() != Some(allow) {
+            problems.push(format!("{what}: Allow {:?}, expected {allow}", a.allow));
+        }
+    }
+    assert_eq!(world.state().await, before);
+    assert_no_problems(&problems);
+}
+
+/// Whole-number parameters are digits only: `duration=%2B5` (and an unencoded `+5`, which
+/// arrives as " 5") is refused, like a sign or a space in `days`, `limit` and `before`.
+/// Months have exactly four-digit years. Before: Rust's `parse` took the sign and the
+/// parameter passed as 5.
+#[tokio::test]
+async fn signed_or_spaced_numbers_and_long_years_are_refused() {
+    let world = World::new().await;
+    let app = &world.app;
+    let cases: Vec<(&str, &str)> = vec![
+        ("action=dnd_on&duration=%2B5", "duration"),
+        ("action=set_dnd_on&duration=+5", "duration"),
+        ("action=dnd_on&duration=%205", "duration"),
+        ("action=dnd_on&duration=5%20", "duration"),
+        ("action=calls&days=%2B5", "days"),
+        ("action=calls&days=+5", "days"),
+        ("action=get_calls&limit=%2B5", "limit"),
+        ("action=balance_history&limit=%2B5", "limit"),
+        ("action=crt&days=%2B5", "days"),
+        ("action=crt&days=+5", "days"),
+        ("action=monthly_usage&month=10000-01", "month"),
+        ("action=monthly_usage&month=%2B999-01", "month"),
+        ("action=monthly_usage&month=2026-%2B1", "month"),
+        ("action=monthly_usage&month=+2026-01", "month"),
+        ("action=get_monthly_usage&month=99999-12", "month"),
+    ];
+    let mut before = world.state().await;
+    let mut changed = 0;
+    let certs_before = world.cert_lines();
+    let mut problems = Vec::new();
+    for (query, field) in &cases {
+        problems.extend(refusal_problems(app, &app.alice, query, 400, &[field]).await);
+        let now = world.state().await;
+        if now != before {
+            changed += 1;
+            problems.push(format!("{query} changed something"));
+            before = now;
+        }
+    }
+    let v1_cases: Vec<(&str, &str, Option<&str>, &str)> = vec![
+        ("GET", "/v1/me/calls?limit=%2B5", None, "limit"),
+        ("GET", "/v1/me/calls?limit=+5", None, "limit"),
+        ("GET", "/v1/me/journal?limit=%2B5", None, "limit"),
+        ("GET", "/v1/me/journal?before=%2B5", None, "before"),
+        ("GET", "/v1/me/balance-history?limit=%2B5", None, "limit"),
+        ("GET", "/v1/me/usage/10000-01", None, "month"),
+        ("GET", "/v1/me/usage/+999-01", None, "month"),
+        ("GET", "/v1/me/usage/%2B999-01", None, "month"),
+        ("GET", "/v1/me/usage/2026-+1", None, "month"),
+        (
+            "PUT",
+            "/v1/me/accept-rules/%2B31",
+            Some(r#"{"start": "08:00", "stop": "17:00", "groups": []}"#),
+            "days",
+        ),
+        (
+            "PUT",
+            "/v1/me/accept-rules/31",
+            Some(r#"{"start": "+8:00", "stop": "17:00", "groups": []}"#),
+            "start",
+        ),
+    ];
+    for (method, path, body, field) in v1_cases {
+        let body = body.map(|b| ("application/json", b));
+        let a = request(app, &app.alice, method, path, body).await;
+        let what = format!("{method} {path}");
+        problems.extend(problem_problems(
+            &what,
+            &a,
+            400,
+            "invalid_field",
+            Some(field),
+            &[],
+        ));
+        let now = world.state().await;
+        if now != before {
+            changed += 1;
+            problems.push(format!("{what} changed something"));
+            before = now;
+        }
+    }
+    if world.cert_lines() != certs_before {
+        problems.push(format!(
+            "certificates were issued: {:?} -> {:?}",
+            certs_before,
+            world.cert_lines()
+        ));
+    }
+    assert_nothing_changed(&problems, changed);
+    // The last four-digit year is a month like any other.
+    let (status, body) = app
+        .action(&app.alice, "action=monthly_usage&month=9999-12")
+        .await;
+    assert_eq!(
+        (status, &body["month"]),
+        (200, &Value::from("9999-12")),
+        "{body}"
+    );
+    let a = request(app, &app.alice, "GET", "/v1/me/usage/9999-12", None).await;
+    assert_eq!(
+        (a.status, &a.body["month"]),
+        (200, &Value::from("9999-12")),
+        "{a:?}"
+    );
+}
+
+/// Explicit `null` where the OpenAPI document says nullable: the call record's and the
+/// close's optional fields. Before: `"from_tag": null` was `400 invalid_json`.
+#[tokio::test]
+async fn explicit_null_is_accepted_where_the_schema_says_nullable() {
+    let app = TestApp::spawn().await;
+    let svc = service_cert(&app).await;
+    let doc = request(&app, &app.alice, "GET", "/v1/openapi.json", None)
+        .await
+        .body;
+    let schema = &doc["components"]["schemas"]["CallRecordBody"]["properties"];
+    let nulls = ["from_tag", "to_tag", "media", "proxy_ip", "price"];
+    for field in nulls {
+        assert!(
+            schema[field]["type"]
+                .as_array()
+                .is_some_and(|t| t.contains(&"null".into())),
+            "{field} is not nullable in the document: {}",
+            schema[field]
+        );
+    }
+    let start = Utc::now() - chrono::Duration::hours(1);
+    let mut call = serde_json::json!({
+        "call_id": "null-1@proxy",
+        "caller": "sip:bob@example.com",
+        "callee": "sip:alice@example.com",
+        "start": start.to_rfc3339(),
+        "stop": (start + chrono::Duration::seconds(60)).to_rfc3339(),
+        "duration": 60,
+        "status": 200,
+    });
+    for field in nulls {
+        call[field] = Value::Null;
+    }
+    let a = request(
+        &app,
+        &svc,
+        "POST",
+        "/v1/service/calls",
+        Some(("application/json", &call.to_string())),
+    )
+    .await;
+    assert_eq!(a.status, 201, "{a:?}");
+    assert_eq!(a.body["recorded"], true, "{a:?}");
+    let placed = app.read(&app.bob, "calls").await;
+    assert_eq!(placed["placed"][0]["sessionId"], "null-1@proxy", "{placed}");
+
+    // A required field is not nullable: null is refused naming it, and nothing is recorded.
+    for field in ["call_id", "caller", "duration", "status"] {
+        let mut bad = call.clone();
+        bad["call_id"] = Value::from(format!("null-{field}@proxy"));
+        bad[field] = Value::Null;
+        let a = request(
+            &app,
+            &svc,
+            "POST",
+            "/v1/service/calls",
+            Some(("application/json", &bad.to_string())),
+        )
+        .await;
+        assert_problem_field(&a, 400, field);
+    }
+    let after = app.read(&app.bob, "calls").await;
+    assert_eq!(after["placed"].as_array().map(Vec::len), Some(1), "{after}");
+}
+
+#[track_caller]
+fn assert_problem_field(a: &Answer, status: u16, field: &str) {
+    assert_eq!(a.status, status, "{a:?}");
+    assert_eq!(a.content_type, "application/problem+json", "{a:?}");
+    assert_eq!(a.body["field"], field, "{a:?}");
+}
+
+/// `set_diversions&FNOA=+31201234567` with the `+` unencoded arrives as " 31201234567": it is
+/// refused saying to encode `+` as %2B (GET and POST form), instead of being stored as the
+/// user `31201234567@example.com`. An empty or all-space value still clears.
+#[tokio::test]
+async fn an_unencoded_plus_in_a_forwarding_target_is_refused() {
+    let world = World::new().await;
+    let app = &world.app;
+    let mut before = world.state().await;
+    let mut changed = 0;
+    let mut problems = Vec::new();
+    for query in [
+        "action=set_diversions&FNOA=+31201234567",
+        "action=set_call_forwarding&FBUS=+31+20+123+4567",
+        "action=set_diversions&FNOL=%2031201234567",
+    ] {
+        let field = &query[query.find('&').unwrap() + 1..][..4];
+        problems.extend(refusal_problems(app, &app.alice, query, 400, &[field, "%2B"]).await);
+        let now = world.state().await;
+        if now != before {
+            changed += 1;
+            problems.push(format!("{query} changed something"));
+            before = now;
+        }
+    }
+    assert_nothing_changed(&problems, changed);
+    // Encoded, it is the number; a lone (space) value clears.
+    let (status, body) = app
+        .action(&app.alice, "action=set_diversions&FNOA=%2B31209999999")
+        .await;
+    assert_success(status, &body);
+    assert_eq!(
+        app.read(&app.alice, "diversions").await["FNOA"],
+        "+31209999999@example.com"
+    );
+    let (status, body) = app.action(&app.alice, "action=set_diversions&FNOA=+").await;
+    assert_success(status, &body);
+    assert_eq!(
+        app.read(&app.alice, "diversions").await["FNOA"],
+        Value::Null
+    );
 }
