@@ -484,9 +484,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// balance. Opening an already open Call-ID answers that session;
     /// [`StoreError::Conflict`] for a closed one.
     async fn open_prepaid_session(&self, request: &OpenRequest) -> Result<OpenOutcome, StoreError>;
-    /// Closes a session in one transaction: prices the duration at the session's rate, debits
-    /// the balance, writes the history entry and the call record, releases the reservation.
-    /// Closing a closed session changes nothing and answers it as it is
+    /// Closes a session in one transaction: prices the duration at the session's rate — capped
+    /// at the granted time, the debit at most the reservation and the balance
+    /// ([`crate::calls::Charge`]) — debits the balance, writes the history entry, the call
+    /// record and (with `request.journal`) the `balance` journal entry, releases the
+    /// reservation. Closing a closed session changes nothing and answers it as it is
     /// ([`CloseOutcome::AlreadyClosed`]). `None` for an unknown Call-ID.
     async fn close_prepaid_session(
         &self,
