@@ -108,30 +108,28 @@ pub(crate) struct Writing<'a> {
     entries: Vec<NewJournalEntry>,
 }
 
-fn begin_error(id: &AccountId, e: StoreError) -> ServiceError {
-    match e {
-        StoreError::NotFound(_) => ServiceError::NotFound(format!("no account {id}")),
-        other => other.into(),
-    }
-}
-
 fn gone() -> ServiceError {
     ServiceError::Internal("the account's write was used after it ended".to_owned())
 }
 
 impl Services {
+    /// Queues for `id` in this process, then opens the store's write transaction.
+    async fn open(&self, id: &AccountId) -> Result<(Box<dyn AccountWrite>, Passage), ServiceError> {
+        let passage = self.gate().enter(id).await;
+        let write = self.store().begin_account(id).await.map_err(|e| match e {
+            StoreError::NotFound(_) => ServiceError::NotFound(format!("no account {id}")),
+            other => other.into(),
+        })?;
+        Ok((write, passage))
+    }
+
     /// Begins a change of `id`: waits for its write lock (or joins the one held by
-    /// [`Services::atomically`]). [`ServiceError::NotFound`] if there is no account.
+    /// [`Services::hold`]). [`ServiceError::NotFound`] if there is no account.
     pub(crate) async fn begin(&self, id: &AccountId) -> Result<Writing<'_>, ServiceError> {
         let held = match self.lease().filter(|l| &l.account == id) {
             Some(lease) => Held::Shared(lease.clone()),
             None => {
-                let passage = self.gate().enter(id).await;
-                let write = self
-                    .store()
-                    .begin_account(id)
-                    .await
-                    .map_err(|e| begin_error(id, e))?;
+                let (write, passage) = self.open(id).await?;
                 Held::Own(write, passage)
             }
         };
@@ -149,12 +147,7 @@ impl Services {
     /// through the store meanwhile is the state the changes apply to, on every server (no other
     /// writer can change the account until the commit).
     pub async fn hold(&self, id: &AccountId) -> Result<Holding, ServiceError> {
-        let passage = self.gate().enter(id).await;
-        let write = self
-            .store()
-            .begin_account(id)
-            .await
-            .map_err(|e| begin_error(id, e))?;
+        let (write, passage) = self.open(id).await?;
         let lease = Arc::new(Lease {
             account: id.clone(),
             state: Mutex::new(LeaseState {

@@ -125,6 +125,23 @@ pub(crate) async fn revoke_account_certificates(
     .rows_affected())
 }
 
+/// Deletes the account's row of `sql` (`… WHERE account_id = $1 AND <key> = $2`):
+/// whether there was one.
+async fn delete_keyed(
+    conn: &mut PgConnection,
+    sql: &str,
+    id: i64,
+    key: &str,
+) -> Result<Applied, StoreError> {
+    let done = sqlx::query(sql)
+        .bind(id)
+        .bind(key)
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
+    Ok(Applied::Existed(done.rows_affected() > 0))
+}
+
 #[async_trait]
 impl AccountWrite for PgAccountWrite {
     async fn apply(&mut self, op: &AccountOp) -> Result<Applied, StoreError> {
@@ -256,14 +273,15 @@ impl AccountWrite for PgAccountWrite {
                 .map_err(map_err)?;
                 Applied::Done
             }
-            AccountOp::RemoveEnum(number) => changed(
-                sqlx::query("DELETE FROM enum_numbers WHERE number = $1 AND account_id = $2")
-                    .bind(number.as_str())
-                    .bind(id)
-                    .execute(conn)
-                    .await
-                    .map_err(map_err)?,
-            ),
+            AccountOp::RemoveEnum(number) => {
+                delete_keyed(
+                    conn,
+                    "DELETE FROM enum_numbers WHERE account_id = $1 AND number = $2",
+                    id,
+                    number.as_str(),
+                )
+                .await?
+            }
             AccountOp::SetDiversions(changes) => {
                 for (condition, target) in changes {
                     match target {
@@ -347,14 +365,15 @@ impl AccountWrite for PgAccountWrite {
                     .map_err(map_err)?;
                 Applied::Done
             }
-            AccountOp::RemoveReject(pattern) => changed(
-                sqlx::query("DELETE FROM reject_rules WHERE account_id = $1 AND pattern = $2")
-                    .bind(id)
-                    .bind(pattern.as_str())
-                    .execute(conn)
-                    .await
-                    .map_err(map_err)?,
-            ),
+            AccountOp::RemoveReject(pattern) => {
+                delete_keyed(
+                    conn,
+                    "DELETE FROM reject_rules WHERE account_id = $1 AND pattern = $2",
+                    id,
+                    pattern.as_str(),
+                )
+                .await?
+            }
             AccountOp::PutVoicemail(v) => {
                 sqlx::query(
                     "INSERT INTO voicemail (account_id, enabled, delivery, email, pin_hash) \
@@ -397,14 +416,15 @@ impl AccountWrite for PgAccountWrite {
                 .map_err(map_err)?;
                 Applied::Done
             }
-            AccountOp::RemovePhonebookEntry(uri) => changed(
-                sqlx::query("DELETE FROM phonebook WHERE account_id = $1 AND uri = $2")
-                    .bind(id)
-                    .bind(uri.to_string())
-                    .execute(conn)
-                    .await
-                    .map_err(map_err)?,
-            ),
+            AccountOp::RemovePhonebookEntry(uri) => {
+                delete_keyed(
+                    conn,
+                    "DELETE FROM phonebook WHERE account_id = $1 AND uri = $2",
+                    id,
+                    &uri.to_string(),
+                )
+                .await?
+            }
             other => {
                 return Err(StoreError::Other(format!(
                     "this store does not know the change {other:?}"

@@ -143,6 +143,23 @@ pub(crate) async fn revoke_account_certificates(
     .rows_affected())
 }
 
+/// Deletes the account's row of `sql` (`… WHERE account_id = ? AND <key> = ?`):
+/// whether there was one.
+async fn delete_keyed(
+    conn: &mut SqliteConnection,
+    sql: &str,
+    id: i64,
+    key: &str,
+) -> Result<Applied, StoreError> {
+    let done = sqlx::query(sql)
+        .bind(id)
+        .bind(key)
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
+    Ok(Applied::Existed(done.rows_affected() > 0))
+}
+
 #[async_trait]
 impl AccountWrite for SqliteAccountWrite {
     async fn apply(&mut self, op: &AccountOp) -> Result<Applied, StoreError> {
@@ -274,14 +291,15 @@ impl AccountWrite for SqliteAccountWrite {
                 .map_err(map_err)?;
                 Applied::Done
             }
-            AccountOp::RemoveEnum(number) => changed(
-                sqlx::query("DELETE FROM enum_numbers WHERE number = ? AND account_id = ?")
-                    .bind(number.as_str())
-                    .bind(id)
-                    .execute(conn)
-                    .await
-                    .map_err(map_err)?,
-            ),
+            AccountOp::RemoveEnum(number) => {
+                delete_keyed(
+                    conn,
+                    "DELETE FROM enum_numbers WHERE account_id = ? AND number = ?",
+                    id,
+                    number.as_str(),
+                )
+                .await?
+            }
             AccountOp::SetDiversions(changes) => {
                 for (condition, target) in changes {
                     match target {
@@ -365,14 +383,15 @@ impl AccountWrite for SqliteAccountWrite {
                     .map_err(map_err)?;
                 Applied::Done
             }
-            AccountOp::RemoveReject(pattern) => changed(
-                sqlx::query("DELETE FROM reject_rules WHERE account_id = ? AND pattern = ?")
-                    .bind(id)
-                    .bind(pattern.as_str())
-                    .execute(conn)
-                    .await
-                    .map_err(map_err)?,
-            ),
+            AccountOp::RemoveReject(pattern) => {
+                delete_keyed(
+                    conn,
+                    "DELETE FROM reject_rules WHERE account_id = ? AND pattern = ?",
+                    id,
+                    pattern.as_str(),
+                )
+                .await?
+            }
             AccountOp::PutVoicemail(v) => {
                 sqlx::query(
                     "INSERT INTO voicemail (account_id, enabled, delivery, email, pin_hash) \
@@ -415,14 +434,15 @@ impl AccountWrite for SqliteAccountWrite {
                 .map_err(map_err)?;
                 Applied::Done
             }
-            AccountOp::RemovePhonebookEntry(uri) => changed(
-                sqlx::query("DELETE FROM phonebook WHERE account_id = ? AND uri = ?")
-                    .bind(id)
-                    .bind(uri.to_string())
-                    .execute(conn)
-                    .await
-                    .map_err(map_err)?,
-            ),
+            AccountOp::RemovePhonebookEntry(uri) => {
+                delete_keyed(
+                    conn,
+                    "DELETE FROM phonebook WHERE account_id = ? AND uri = ?",
+                    id,
+                    &uri.to_string(),
+                )
+                .await?
+            }
             other => {
                 return Err(StoreError::Other(format!(
                     "this store does not know the change {other:?}"

@@ -201,7 +201,10 @@ async fn a_second_process_waits_for_the_write_lock_instead_of_failing() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(!writer.is_finished(), "the second process did not wait");
     held.commit(&[]).await.unwrap();
-    assert!(!writer.await.unwrap().unwrap(), "no rule was there to replace");
+    assert!(
+        !writer.await.unwrap().unwrap(),
+        "no rule was there to replace"
+    );
     let rules = server.get_accept_rules(&alice).await.unwrap();
     assert_eq!(rules.persistent.len(), 1);
     assert!(!server.get_account(&alice).await.unwrap().unwrap().privacy);
