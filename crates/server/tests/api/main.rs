@@ -7,6 +7,7 @@ mod account;
 mod auth;
 mod billing;
 mod cli;
+mod crash;
 mod helpers;
 mod journal;
 mod operator_cli;
