@@ -71,24 +71,33 @@ pub async fn balance(config: &Config, cmd: &BalanceCommand) -> anyhow::Result<()
     Ok(())
 }
 
-/// Reads a CSV with a header; gives `(line number, fields)` per record.
-fn read_csv(file: &Path, expected_header: &[&str]) -> anyhow::Result<Vec<(u64, Vec<String>)>> {
+/// Reads a file for an importer; `source` names it in messages.
+fn read_file(file: &Path) -> anyhow::Result<(Vec<u8>, String)> {
     let text = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    Ok((text, file.display().to_string()))
+}
+
+/// Reads a CSV with a header; gives `(line number, fields)` per record. `source` names the
+/// input in messages.
+fn read_csv(
+    text: &[u8],
+    source: &str,
+    expected_header: &[&str],
+) -> anyhow::Result<Vec<(u64, Vec<String>)>> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(text.as_slice());
+        .from_reader(text);
     let header: Vec<String> = reader
         .headers()
-        .map_err(|e| anyhow::anyhow!("{} line 1: {e}", file.display()))?
+        .map_err(|e| anyhow::anyhow!("{source} line 1: {e}"))?
         .iter()
         .map(|h| h.to_ascii_lowercase())
         .collect();
     if header != expected_header {
         bail!(
-            "{} line 1: the header must be {}",
-            file.display(),
+            "{source} line 1: the header must be {}",
             expected_header.join(",")
         );
     }
@@ -96,13 +105,12 @@ fn read_csv(file: &Path, expected_header: &[&str]) -> anyhow::Result<Vec<(u64, V
     for record in reader.records() {
         let record = record.map_err(|e| {
             let line = e.position().map_or(0, |p| p.line());
-            anyhow::anyhow!("{} line {line}: {e}", file.display())
+            anyhow::anyhow!("{source} line {line}: {e}")
         })?;
         let line = record.position().map_or(0, |p| p.line());
         if record.len() != expected_header.len() {
             bail!(
-                "{} line {line}: {} fields, expected {}",
-                file.display(),
+                "{source} line {line}: {} fields, expected {}",
                 record.len(),
                 expected_header.len()
             );
@@ -127,12 +135,19 @@ pub const RATES_HEADER: [&str; 6] = [
     "minimum_seconds",
 ];
 
-/// Parses a rates CSV; every malformed line is reported, and then nothing is returned.
+/// Parses a rates CSV file; every malformed line is reported, and then nothing is returned.
 pub fn parse_rates(file: &Path) -> anyhow::Result<Vec<Rate>> {
+    let (text, source) = read_file(file)?;
+    parse_rates_csv(&text, &source)
+}
+
+/// Parses the text of a rates CSV (`source` names it in messages); every malformed line is
+/// reported, and then nothing is returned.
+pub fn parse_rates_csv(text: &[u8], source: &str) -> anyhow::Result<Vec<Rate>> {
     let mut rates = Vec::new();
     let mut errors = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for (line, f) in read_csv(file, &RATES_HEADER)? {
+    for (line, f) in read_csv(text, source, &RATES_HEADER)? {
         let parsed = (|| -> Result<Rate, ServiceError> {
             Rate::new(
                 &f[0],
@@ -152,11 +167,7 @@ pub fn parse_rates(file: &Path) -> anyhow::Result<Vec<Rate>> {
         }
     }
     if !errors.is_empty() {
-        bail!(
-            "{}: nothing imported: {}",
-            file.display(),
-            errors.join("; ")
-        );
+        bail!("{source}: nothing imported: {}", errors.join("; "));
     }
     Ok(rates)
 }
@@ -208,6 +219,37 @@ pub const CALLS_HEADER: [&str; 12] = [
     "media", "proxy_ip", "price",
 ];
 
+/// Reads the text of a calls CSV (`source` names it in messages) into one call per line, or
+/// what is wrong with the line's numbers; the fields are checked by [`CallInput::parse`] when
+/// the call is prepared.
+pub fn parse_calls_csv(
+    text: &[u8],
+    source: &str,
+) -> anyhow::Result<Vec<(u64, Result<CallInput, ServiceError>)>> {
+    Ok(read_csv(text, source, &CALLS_HEADER)?
+        .into_iter()
+        .map(|(line, f)| {
+            let input = (|| -> Result<CallInput, ServiceError> {
+                Ok(CallInput {
+                    call_id: f[0].clone(),
+                    from_tag: f[1].clone(),
+                    to_tag: f[2].clone(),
+                    caller: f[3].clone(),
+                    callee: f[4].clone(),
+                    start: f[5].clone(),
+                    stop: f[6].clone(),
+                    duration: Some(number("duration", &f[7])?),
+                    status: Some(number("status", &f[8])?),
+                    media: f[9].split_whitespace().map(str::to_owned).collect(),
+                    proxy_ip: f[10].clone(),
+                    price: Some(f[11].clone()).filter(|p| !p.is_empty()),
+                })
+            })();
+            (line, input)
+        })
+        .collect())
+}
+
 /// `calls …`
 pub async fn calls(config: &Config, cmd: &CallsCommand) -> anyhow::Result<()> {
     let services = open_default_services(config).await?;
@@ -215,23 +257,8 @@ pub async fn calls(config: &Config, cmd: &CallsCommand) -> anyhow::Result<()> {
         CallsCommand::Import { file } => {
             let mut calls: Vec<NewCall> = Vec::new();
             let mut errors = Vec::new();
-            for (line, f) in read_csv(file, &CALLS_HEADER)? {
-                let input = (|| -> Result<CallInput, ServiceError> {
-                    Ok(CallInput {
-                        call_id: f[0].clone(),
-                        from_tag: f[1].clone(),
-                        to_tag: f[2].clone(),
-                        caller: f[3].clone(),
-                        callee: f[4].clone(),
-                        start: f[5].clone(),
-                        stop: f[6].clone(),
-                        duration: Some(number("duration", &f[7])?),
-                        status: Some(number("status", &f[8])?),
-                        media: f[9].split_whitespace().map(str::to_owned).collect(),
-                        proxy_ip: f[10].clone(),
-                        price: Some(f[11].clone()).filter(|p| !p.is_empty()),
-                    })
-                })();
+            let (text, source) = read_file(file)?;
+            for (line, input) in parse_calls_csv(&text, &source)? {
                 let prepared = match input {
                     Ok(i) => services.prepare_call(&i).await,
                     Err(e) => Err(e),
