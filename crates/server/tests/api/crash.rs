@@ -516,12 +516,16 @@ async fn verify(
         }
         Kind::Forwarding => {
             let id = account("fw", w);
+            // Values are compared by the token they name (`fw0c1n7`), whatever the spelling.
+            let any_cycle = format!("fw{w}c");
+            let named = |v: Option<&str>| v.and_then(|v| token_in(v, &any_cycle));
             let state = services
                 .diversions(&id)
                 .await
                 .unwrap()
                 .get(&Condition::Unconditional)
                 .map(|t| t.shown());
+            let state = named(state.as_deref());
             let all = journal(services, &id).await;
             let entries: Vec<&JournalEntry> = all
                 .iter()
@@ -532,16 +536,17 @@ async fn verify(
             // breaks the chain.
             let mut previous: Option<String> = seen.func.clone();
             for e in &entries {
-                if e.entry.old != previous {
+                let old = named(e.entry.old.as_deref());
+                if old != previous {
                     problem(
                         true,
                         format!(
-                            "FUNC journal entry {} says the old value was {:?}, the entry before says {:?}: a change without its journal entry",
-                            e.id, e.entry.old, previous
+                            "FUNC journal entry {} says the old value was {old:?}, the entry before says {previous:?}: a change without its journal entry",
+                            e.id
                         ),
                     );
                 }
-                previous = e.entry.new.clone();
+                previous = named(e.entry.new.as_deref());
             }
             if state != previous {
                 problem(
@@ -618,15 +623,24 @@ async fn verify(
                 .filter_map(|c| token_in(&c.call_id, &prefix))
                 .collect();
             let journal = journal(services, &id).await;
+            // A balance entry's new value starts with the amount (`998.6100`, maybe followed
+            // by words).
+            let amount = |e: &JournalEntry| {
+                e.entry.new.as_deref().map(|n| {
+                    n.chars()
+                        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
+                        .collect::<String>()
+                })
+            };
             let balance_news: BTreeSet<String> = journal
                 .iter()
                 .filter(|e| e.entry.resource == "balance")
-                .filter_map(|e| e.entry.new.clone())
+                .filter_map(amount)
                 .collect();
             let new_since_last: BTreeSet<String> = journal
                 .iter()
                 .filter(|e| e.id > seen.journal_id && e.entry.resource == "balance")
-                .filter_map(|e| e.entry.new.clone())
+                .filter_map(amount)
                 .collect();
             seen.journal_id = journal.last().map_or(0, |e| e.id);
             // The balance is its history: the last entry's balance and the sum of the values.
