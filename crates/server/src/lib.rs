@@ -7,7 +7,6 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod copy;
-pub mod fuzzing;
 pub mod settings_commands;
 
 use cli::{Cli, Command};

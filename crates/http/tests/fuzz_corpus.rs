@@ -50,10 +50,10 @@ fn v1_bodies_corpus() {
 
 #[test]
 fn rates_csv_corpus() {
-    replay("rates_csv", sip_settings::fuzzing::rates_csv);
+    replay("rates_csv", sip_settings_http::fuzzing::rates_csv);
 }
 
 #[test]
 fn calls_csv_corpus() {
-    replay("calls_csv", sip_settings::fuzzing::calls_csv);
+    replay("calls_csv", sip_settings_http::fuzzing::calls_csv);
 }
