@@ -12,6 +12,7 @@ pub mod clock;
 pub mod credentials;
 pub mod error;
 pub mod ids;
+pub mod import;
 pub mod journal;
 pub mod money;
 pub mod rating;

@@ -13,6 +13,7 @@
 pub mod actions;
 pub mod etag;
 pub mod explain;
+pub mod fuzzing;
 pub mod head_check;
 pub mod identity;
 pub mod objects;

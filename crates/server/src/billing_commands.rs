@@ -4,10 +4,11 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use sip_settings_core::calls::{CallInput, NewCall};
+use sip_settings_core::calls::NewCall;
+pub use sip_settings_core::import::{CALLS_HEADER, RATES_HEADER, parse_calls_csv, parse_rates_csv};
 use sip_settings_core::money::Money;
 use sip_settings_core::rating::Rate;
-use sip_settings_core::{AccountId, E164, ServiceError};
+use sip_settings_core::{AccountId, E164};
 
 use crate::app::open_default_services;
 use crate::cli::{BalanceCommand, CallsCommand, RatesCommand};
@@ -71,94 +72,16 @@ pub async fn balance(config: &Config, cmd: &BalanceCommand) -> anyhow::Result<()
     Ok(())
 }
 
-/// Reads a CSV with a header; gives `(line number, fields)` per record.
-fn read_csv(file: &Path, expected_header: &[&str]) -> anyhow::Result<Vec<(u64, Vec<String>)>> {
+/// Reads a file for an importer; `source` names it in messages.
+fn read_file(file: &Path) -> anyhow::Result<(Vec<u8>, String)> {
     let text = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(text.as_slice());
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| anyhow::anyhow!("{} line 1: {e}", file.display()))?
-        .iter()
-        .map(|h| h.to_ascii_lowercase())
-        .collect();
-    if header != expected_header {
-        bail!(
-            "{} line 1: the header must be {}",
-            file.display(),
-            expected_header.join(",")
-        );
-    }
-    let mut out = Vec::new();
-    for record in reader.records() {
-        let record = record.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line());
-            anyhow::anyhow!("{} line {line}: {e}", file.display())
-        })?;
-        let line = record.position().map_or(0, |p| p.line());
-        if record.len() != expected_header.len() {
-            bail!(
-                "{} line {line}: {} fields, expected {}",
-                file.display(),
-                record.len(),
-                expected_header.len()
-            );
-        }
-        out.push((line, record.iter().map(str::to_owned).collect()));
-    }
-    Ok(out)
+    Ok((text, file.display().to_string()))
 }
 
-fn number<T: std::str::FromStr>(field: &str, v: &str) -> Result<T, ServiceError> {
-    v.parse()
-        .map_err(|_| ServiceError::invalid(field, format!("'{v}' is not a whole number")))
-}
-
-/// The header of a rates CSV.
-pub const RATES_HEADER: [&str; 6] = [
-    "prefix",
-    "description",
-    "connect_fee",
-    "rate_per_minute",
-    "increment_seconds",
-    "minimum_seconds",
-];
-
-/// Parses a rates CSV; every malformed line is reported, and then nothing is returned.
+/// Parses a rates CSV file; every malformed line is reported, and then nothing is returned.
 pub fn parse_rates(file: &Path) -> anyhow::Result<Vec<Rate>> {
-    let mut rates = Vec::new();
-    let mut errors = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for (line, f) in read_csv(file, &RATES_HEADER)? {
-        let parsed = (|| -> Result<Rate, ServiceError> {
-            Rate::new(
-                &f[0],
-                &f[1],
-                Money::parse_for("connect_fee", &f[2])?,
-                Money::parse_for("rate_per_minute", &f[3])?,
-                number("increment_seconds", &f[4])?,
-                number("minimum_seconds", &f[5])?,
-            )
-        })();
-        match parsed {
-            Ok(r) if !seen.insert(r.prefix.clone()) => {
-                errors.push(format!("line {line}: prefix {} appears twice", r.prefix));
-            }
-            Ok(r) => rates.push(r),
-            Err(e) => errors.push(format!("line {line}: {e}")),
-        }
-    }
-    if !errors.is_empty() {
-        bail!(
-            "{}: nothing imported: {}",
-            file.display(),
-            errors.join("; ")
-        );
-    }
-    Ok(rates)
+    let (text, source) = read_file(file)?;
+    Ok(parse_rates_csv(&text, &source)?)
 }
 
 /// `rates …`
@@ -202,12 +125,6 @@ fn print_rate(r: &Rate) {
     );
 }
 
-/// The header of a calls CSV.
-pub const CALLS_HEADER: [&str; 12] = [
-    "call_id", "from_tag", "to_tag", "caller", "callee", "start", "stop", "duration", "status",
-    "media", "proxy_ip", "price",
-];
-
 /// `calls …`
 pub async fn calls(config: &Config, cmd: &CallsCommand) -> anyhow::Result<()> {
     let services = open_default_services(config).await?;
@@ -215,23 +132,8 @@ pub async fn calls(config: &Config, cmd: &CallsCommand) -> anyhow::Result<()> {
         CallsCommand::Import { file } => {
             let mut calls: Vec<NewCall> = Vec::new();
             let mut errors = Vec::new();
-            for (line, f) in read_csv(file, &CALLS_HEADER)? {
-                let input = (|| -> Result<CallInput, ServiceError> {
-                    Ok(CallInput {
-                        call_id: f[0].clone(),
-                        from_tag: f[1].clone(),
-                        to_tag: f[2].clone(),
-                        caller: f[3].clone(),
-                        callee: f[4].clone(),
-                        start: f[5].clone(),
-                        stop: f[6].clone(),
-                        duration: Some(number("duration", &f[7])?),
-                        status: Some(number("status", &f[8])?),
-                        media: f[9].split_whitespace().map(str::to_owned).collect(),
-                        proxy_ip: f[10].clone(),
-                        price: Some(f[11].clone()).filter(|p| !p.is_empty()),
-                    })
-                })();
+            let (text, source) = read_file(file)?;
+            for (line, input) in parse_calls_csv(&text, &source)? {
                 let prepared = match input {
                     Ok(i) => services.prepare_call(&i).await,
                     Err(e) => Err(e),

@@ -9,6 +9,7 @@ mod auth;
 mod billing;
 mod cli;
 mod connections;
+mod crash;
 mod helpers;
 mod journal;
 mod operator_cli;
