@@ -259,6 +259,12 @@ async fn one_address_cannot_take_every_slot() {
     assert!(!served(&real_client(&app, HOST_A), &app).await);
     let b = real_client(&app, HOST_B);
     let started = Instant::now();
+    assert!(served(&b, &app).await, "host B is served");
+    let first = started.elapsed();
+    assert!(
+        first < Duration::from_secs(1),
+        "host B's first request took {first:?}"
+    );
     let ok = served_of(&b, &app, 20).await;
     let took = started.elapsed();
     eprintln!("host A at its cap of 4 (24 tried): host B served {ok} of 20 reads in {took:?}");
