@@ -137,7 +137,7 @@ impl Services {
         &self.origin
     }
 
-    /// The write lock held by [`Services::atomically`], if any.
+    /// The write lock held by [`Services::hold`], if any.
     pub(crate) fn lease(&self) -> Option<&Arc<Lease>> {
         self.lease.as_ref()
     }
@@ -147,7 +147,7 @@ impl Services {
         &self.gate
     }
 
-    /// The same services inside an [`Services::atomically`].
+    /// The same services under a [`Services::hold`].
     pub(crate) fn with_lease(&self, lease: Arc<Lease>) -> Self {
         Self {
             lease: Some(lease),

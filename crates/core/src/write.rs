@@ -5,7 +5,7 @@
 //! can change the account in between, on any server, so the reply, the stored state and the
 //! journal always agree.
 //!
-//! [`Services::hold`] (and [`Services::atomically`]) holds one lock across several service
+//! [`Services::hold`] holds one lock across several service
 //! calls (a `/v1` write checks `If-Match` against what it reads and then writes): the calls
 //! share its transaction, and everything commits together or not at all.
 
@@ -161,19 +161,6 @@ impl Services {
             lease,
         })
     }
-
-    /// Runs `f` under [`Services::hold`]: commits when `f` returns `Ok`, rolls back when it
-    /// returns an error.
-    pub async fn atomically<T>(
-        &self,
-        id: &AccountId,
-        f: impl AsyncFnOnce(&Services) -> Result<T, ServiceError>,
-    ) -> Result<T, ServiceError> {
-        let held = self.hold(id).await?;
-        let out = f(&held).await?;
-        held.commit().await?;
-        Ok(out)
-    }
 }
 
 /// Services holding one account's write lock ([`Services::hold`]); they dereference to
@@ -230,7 +217,7 @@ impl Writing<'_> {
         );
     }
 
-    /// Commits the changes with their journal entries (inside [`Services::atomically`]: hands
+    /// Commits the changes with their journal entries (inside [`Services::hold`]: hands
     /// them to it, which commits them when it ends).
     pub(crate) async fn commit(self) -> Result<(), ServiceError> {
         match self.held {
