@@ -16,28 +16,6 @@ use crate::helpers::*;
 const LOGIN_COOKIE: &str = "__Host-sip-login";
 const SESSION_COOKIE: &str = "__Host-sip-session";
 
-/// A client without a certificate that does not follow redirects, so the statuses are the
-/// server's own.
-fn browser(app: &TestApp) -> reqwest::Client {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(app.ca_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-}
-
 /// The value of cookie `name` set by a response.
 fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
     response
@@ -70,7 +48,7 @@ struct LoginForm {
 
 impl LoginForm {
     async fn open(app: &TestApp) -> Self {
-        let client = browser(app);
+        let client = no_redirects(app);
         let page = client.get(format!("{}/", app.base)).send().await.unwrap();
         assert_eq!(page.status(), 200);
         let nonce = set_cookie(&page, LOGIN_COOKIE).expect("login nonce cookie");

@@ -20,7 +20,7 @@ use sip_settings_core::Clock;
 use sip_settings_core::calls::CallInput;
 use sip_settings_core::cert::CertSubject;
 
-use crate::helpers::{ALICE, ALICE_PASSWORD, BOB, BOB_PASSWORD, TestApp};
+use crate::helpers::{ALICE, ALICE_PASSWORD, BOB, BOB_PASSWORD, TestApp, no_redirects};
 
 const SESSION_COOKIE: &str = "__Host-sip-session";
 
@@ -282,27 +282,6 @@ async fn post_form(
     }
     // reqwest does not follow redirects of POSTs to pages here: the status is the server's.
     request.send().await.expect("post")
-}
-
-/// A client trusting the installation's CA that does not follow redirects.
-fn no_redirects(app: &TestApp) -> reqwest::Client {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(app.ca_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
