@@ -261,7 +261,14 @@ pub trait Store: Send + Sync + fmt::Debug {
         &self,
         id: &AccountId,
         at: DateTime<Utc>,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<u64, StoreError> {
+        match write_one(self, id, AccountOp::RevokeAllCertificates { at }).await? {
+            Applied::Count(n) => Ok(n),
+            other => Err(StoreError::Other(format!(
+                "revoke_account_certificates answered {other:?}"
+            ))),
+        }
+    }
 
     // ----- addresses: accounts and aliases share one namespace per domain -----
 
@@ -533,8 +540,6 @@ pub trait Store: Send + Sync + fmt::Debug {
 
     // ----- journal -----
 
-    /// Appends a journal entry. Entries of a deleted account are kept.
-    async fn append_journal(&self, entry: &NewJournalEntry) -> Result<(), StoreError>;
     /// An account's journal, newest first, entries with an id below `before` (a cursor).
     async fn list_journal(
         &self,

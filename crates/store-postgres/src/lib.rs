@@ -411,18 +411,6 @@ impl Store for PgStore {
         .await
     }
 
-    async fn revoke_account_certificates(
-        &self,
-        id: &AccountId,
-        at: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
-        retrying(|| async move {
-            let mut conn = self.pool.acquire().await?;
-            Ok(account_write::revoke_account_certificates(&mut conn, id, at).await?)
-        })
-        .await
-    }
-
     async fn resolve_address(&self, address: &AccountId) -> Result<Option<AccountId>, StoreError> {
         retrying(|| async move {
             let row = sqlx::query(
@@ -778,11 +766,6 @@ impl Store for PgStore {
         snapshot: &BillingSnapshot,
     ) -> Result<(), StoreError> {
         self.import_billing_impl(account, snapshot).await
-    }
-
-    async fn append_journal(&self, e: &NewJournalEntry) -> Result<(), StoreError> {
-        let mut conn = self.pool.acquire().await.map_err(map_err)?;
-        insert_journal(&mut conn, std::slice::from_ref(e)).await
     }
 
     async fn list_journal(

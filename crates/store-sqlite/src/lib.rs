@@ -324,15 +324,6 @@ impl Store for SqliteStore {
         account_write::revoke_certificate(&mut conn, serial, None, at).await
     }
 
-    async fn revoke_account_certificates(
-        &self,
-        id: &AccountId,
-        at: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
-        let mut conn = self.writer.acquire().await.map_err(map_err)?;
-        account_write::revoke_account_certificates(&mut conn, id, at).await
-    }
-
     async fn resolve_address(&self, address: &AccountId) -> Result<Option<AccountId>, StoreError> {
         let row = sqlx::query(
             "SELECT a.username, a.domain FROM sip_addresses s JOIN accounts a ON a.id = s.account_id \
@@ -637,11 +628,6 @@ impl Store for SqliteStore {
         snapshot: &BillingSnapshot,
     ) -> Result<(), StoreError> {
         self.import_billing_impl(account, snapshot).await
-    }
-
-    async fn append_journal(&self, e: &NewJournalEntry) -> Result<(), StoreError> {
-        let mut conn = self.writer.acquire().await.map_err(map_err)?;
-        insert_journal(&mut conn, std::slice::from_ref(e)).await
     }
 
     async fn list_journal(

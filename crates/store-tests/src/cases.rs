@@ -1277,20 +1277,21 @@ pub async fn journal_newest_first_with_cursor(store: Arc<dyn Store>) {
     use sip_settings_core::journal::NewJournalEntry;
     seed(&store).await;
     let alice = id("alice@example.com");
+    // Journal entries are written only with a change: here, empty account writes.
     for i in 0..5i64 {
-        store
-            .append_journal(&NewJournalEntry {
-                at: t0() + Duration::seconds(i),
-                account: alice.clone(),
-                door: "cli".into(),
-                actor: "operator root".into(),
-                source: (i % 2 == 0).then(|| "192.0.2.7".to_owned()),
-                resource: format!("r{i}"),
-                old: None,
-                new: Some(format!("v{i}")),
-            })
-            .await
-            .unwrap();
+        let w = store.begin_account(&alice).await.unwrap();
+        w.commit(&[NewJournalEntry {
+            at: t0() + Duration::seconds(i),
+            account: alice.clone(),
+            door: "cli".into(),
+            actor: "operator root".into(),
+            source: (i % 2 == 0).then(|| "192.0.2.7".to_owned()),
+            resource: format!("r{i}"),
+            old: None,
+            new: Some(format!("v{i}")),
+        }])
+        .await
+        .unwrap();
     }
     let first = store.list_journal(&alice, None, 3).await.unwrap();
     let names: Vec<&str> = first.iter().map(|e| e.entry.resource.as_str()).collect();
@@ -1332,15 +1333,15 @@ pub async fn account_write_commits_change_and_journal_together(store: Arc<dyn St
         new: Some("true".into()),
     };
     let funk = DiversionTarget::parse(Condition::Unconditional, "bob", &alice).unwrap();
+    let changes = [
+        AccountOp::SetPrivacy(true),
+        AccountOp::SetDiversions(vec![(Condition::Unconditional, Some(funk.clone()))]),
+    ];
 
     let mut w = store.begin_account(&alice).await.unwrap();
-    w.apply(&AccountOp::SetPrivacy(true)).await.unwrap();
-    w.apply(&AccountOp::SetDiversions(vec![(
-        Condition::Unconditional,
-        Some(funk.clone()),
-    )]))
-    .await
-    .unwrap();
+    for op in &changes {
+        w.apply(op).await.unwrap();
+    }
     drop(w);
     assert!(!store.get_account(&alice).await.unwrap().unwrap().privacy);
     assert_eq!(
@@ -1360,13 +1361,9 @@ pub async fn account_write_commits_change_and_journal_together(store: Arc<dyn St
     );
 
     let mut w = store.begin_account(&alice).await.unwrap();
-    w.apply(&AccountOp::SetPrivacy(true)).await.unwrap();
-    w.apply(&AccountOp::SetDiversions(vec![(
-        Condition::Unconditional,
-        Some(funk.clone()),
-    )]))
-    .await
-    .unwrap();
+    for op in &changes {
+        w.apply(op).await.unwrap();
+    }
     w.commit(&[entry("privacy"), entry("diversions.FUNC")])
         .await
         .unwrap();
