@@ -868,7 +868,6 @@ async fn put_accept_rule(
     };
     let s = me.services(&state);
     let s = s.hold(&me.account).await?;
-    s.account(&me.account).await?;
     etag::check(&headers, rule_of(&s, &me.account, days).await?.as_ref())?;
     let replaced = s.put_accept_rule(&me.account, &rule).await?;
     s.commit().await?;
@@ -2204,7 +2203,6 @@ async fn put_phonebook_entry(
     let entry = make_entry(uri, b.name.as_deref(), &b.groups)?;
     let s = me.services(&state);
     let s = s.hold(&me.account).await?;
-    s.account(&me.account).await?;
     let current = entry_of(&s, &me.account, &entry.uri).await?;
     etag::check(&headers, current.as_ref())?;
     s.put_phonebook_entry(&me.account, &entry).await?;
