@@ -521,6 +521,13 @@ impl Services {
                 });
         };
         let mut w = self.begin(account).await?;
+        // Read again under the account's lock: a revocation by another writer between the read
+        // above and the lock must not be journaled twice.
+        let was_revoked = self
+            .store
+            .get_certificate(serial)
+            .await?
+            .is_some_and(|c| c.revoked_at.is_some());
         let op = AccountOp::RevokeCertificate {
             serial: serial.clone(),
             at: self.clock.now(),
@@ -535,8 +542,7 @@ impl Services {
             Err(crate::StoreError::NotFound(_)) => return Err(not_found()),
             Err(e) => return Err(e.into()),
         };
-        // Under the account's lock, `before` is the state this revocation applied to.
-        if before.revoked_at.is_none() {
+        if !was_revoked {
             w.journal(
                 "certificate",
                 Some(format!("valid {serial}")),
