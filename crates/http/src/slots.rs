@@ -93,8 +93,11 @@ pub struct Activity {
     in_flight: AtomicUsize,
     /// Milliseconds since `epoch` when the last request in flight finished.
     idle_since_ms: AtomicU64,
-    /// Wakes the watchdog when a request finishes (its deadline may move earlier).
-    finished: tokio::sync::Notify,
+    /// Wakes the watchdog at the connection's first request, the one change that can move its
+    /// deadline earlier (from the first-request timeout to the idle timeout). Later requests
+    /// only move it later, so they wake nothing: the watchdog re-reads the state when its timer
+    /// fires, once per idle period at most rather than once per request.
+    started: tokio::sync::Notify,
 }
 
 /// Why the watchdog closes a connection.
@@ -114,14 +117,16 @@ impl Activity {
             any_request: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
-            finished: tokio::sync::Notify::new(),
+            started: tokio::sync::Notify::new(),
         })
     }
 
     /// A request has begun; it ends when the guard is dropped.
     pub fn begin(self: &Arc<Self>) -> InFlight {
-        self.any_request.store(true, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::AcqRel);
+        if !self.any_request.swap(true, Ordering::AcqRel) {
+            self.started.notify_one();
+        }
         InFlight {
             activity: self.clone(),
         }
@@ -138,7 +143,7 @@ impl Activity {
             let now = Instant::now();
             let (deadline, expiry) = if self.in_flight.load(Ordering::Acquire) > 0 {
                 (now + idle, Expiry::Idle)
-            } else if !self.any_request.load(Ordering::Relaxed) {
+            } else if !self.any_request.load(Ordering::Acquire) {
                 (self.epoch + first_request, Expiry::NoRequest)
             } else {
                 let since = Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire));
@@ -149,7 +154,7 @@ impl Activity {
             }
             tokio::select! {
                 () = tokio::time::sleep_until(deadline.into()) => {}
-                () = self.finished.notified() => {}
+                () = self.started.notified() => {}
             }
         }
     }
@@ -167,9 +172,7 @@ impl Drop for InFlight {
         self.activity
             .idle_since_ms
             .store(self.activity.now_ms(), Ordering::Release);
-        if self.activity.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.activity.finished.notify_one();
-        }
+        self.activity.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
