@@ -313,8 +313,20 @@ pub fn route(s: &RoutingSettings<'_>, call: &CallState) -> Decision {
             };
         }
         path.push(format!("no reject rule matches {caller}"));
+    } else if s.reject.iter().any(RejectPattern::refuses_anonymous) {
+        path.push(
+            "reject rule anonymous refuses an anonymous caller: 433 Anonymity Disallowed"
+                .to_owned(),
+        );
+        return Decision {
+            outcome: Outcome::Reject {
+                code: 433,
+                reason: "Anonymity Disallowed",
+            },
+            path,
+        };
     } else {
-        path.push("anonymous caller: reject rules do not apply".to_owned());
+        path.push("anonymous caller: no reject rule refuses anonymous callers".to_owned());
     }
     // 2. Unconditional forwarding.
     if let Some(f) = resolve(s, Condition::Unconditional, "unconditional", &mut path) {
@@ -770,6 +782,35 @@ mod tests {
                 at,
                 expect_reject: Some(480),
                 expect_forward: None,
+                expect_ring: None,
+            },
+            Case {
+                name: "the reject pattern anonymous refuses an anonymous caller with 433",
+                setup: |f| f.reject.push(RejectPattern::parse("anonymous").unwrap()),
+                caller: "anonymous",
+                registered: true,
+                busy: false,
+                at,
+                expect_reject: Some(433),
+                expect_forward: None,
+                expect_ring: None,
+            },
+            Case {
+                name: "the reject pattern anonymous does not refuse a known caller",
+                setup: |f| {
+                    f.reject.push(RejectPattern::parse("anonymous").unwrap());
+                    f.divert(Condition::Unconditional, "sip:bob@example.com");
+                },
+                caller: "sip:anonymous@example.net",
+                registered: true,
+                busy: false,
+                at,
+                expect_reject: None,
+                expect_forward: Some((
+                    Condition::Unconditional,
+                    "sip:bob@example.com",
+                    "unconditional",
+                )),
                 expect_ring: None,
             },
             Case {

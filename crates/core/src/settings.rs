@@ -275,9 +275,13 @@ impl AcceptRules {
     }
 }
 
-/// A reject pattern: `sip:user@domain`, where `%` matches any run of characters.
+/// A reject pattern: `sip:user@domain`, where `%` matches any run of characters, or
+/// `anonymous`, which refuses callers who hide their identity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RejectPattern(String);
+
+/// The reject pattern that refuses anonymous callers (RFC 5079's 433 Anonymity Disallowed).
+pub const ANONYMOUS: &str = "anonymous";
 
 impl RejectPattern {
     /// Parses a pattern (lower-cased).
@@ -297,9 +301,12 @@ impl RejectPattern {
                 format!("is longer than {MAX_URI_BYTES} bytes"),
             ));
         }
+        if s == ANONYMOUS {
+            return Ok(Self(s));
+        }
         let Some(rest) = s.strip_prefix("sip:") else {
             return Err(bad(
-                "must start with sip: (e.g. sip:%0900@% or sip:spam@example.net)",
+                "must start with sip: (e.g. sip:%0900@% or sip:spam@example.net), or be anonymous",
             ));
         };
         let Some((user, host)) = rest.rsplit_once('@') else {
@@ -321,9 +328,17 @@ impl RejectPattern {
         &self.0
     }
 
-    /// Whether `caller` (a SIP URI, compared case-insensitively) matches.
+    /// Whether `caller` (a SIP URI, compared case-insensitively) matches. The pattern
+    /// `anonymous` matches no address: it refuses callers who hide their identity
+    /// ([`RejectPattern::refuses_anonymous`]).
     pub fn matches(&self, caller: &str) -> bool {
-        wildcard_match(self.0.as_bytes(), caller.to_ascii_lowercase().as_bytes())
+        !self.refuses_anonymous()
+            && wildcard_match(self.0.as_bytes(), caller.to_ascii_lowercase().as_bytes())
+    }
+
+    /// Whether this is the pattern `anonymous`, which refuses anonymous callers.
+    pub fn refuses_anonymous(&self) -> bool {
+        self.0 == ANONYMOUS
     }
 }
 

@@ -235,6 +235,33 @@ impl Services {
         }
     }
 
+    /// The account a called address reaches: `text` is a Request-URI or what a proxy sends as
+    /// the callee (a `sip:`/`sips:` URI with any parameters, `user@host`, a name-addr, or a
+    /// `tel:` number, which resolves through the ENUM numbers). `None` when it is not a local
+    /// account, alias or number; an error only when `text` is not an address at all.
+    pub async fn resolve_callee(
+        &self,
+        field: &str,
+        text: &str,
+    ) -> Result<Option<AccountId>, ServiceError> {
+        let t = text.trim();
+        let bare = t.trim_start_matches(|c| c != '<').trim_start_matches('<');
+        let bare = if bare.is_empty() { t } else { bare };
+        if bare.len() >= 4 && bare[..4].eq_ignore_ascii_case("tel:") {
+            let number = bare[4..].split([';', '?', '>']).next().unwrap_or_default();
+            let number: String = number.chars().filter(|c| !"-.()".contains(*c)).collect();
+            return match E164::parse_for(field, &number) {
+                Ok(n) => Ok(self.store().resolve_enum(&n).await?),
+                Err(_) => Ok(None),
+            };
+        }
+        // A tel: number was handled above, so the domain given here is never used.
+        let placeholder =
+            Domain::parse("tel.invalid").map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let uri = crate::sip::parse_address(field, t, &placeholder)?;
+        self.resolve_local(&uri).await
+    }
+
     /// The account a target of `owner`'s forwarding reaches, if local.
     async fn target_account(
         &self,

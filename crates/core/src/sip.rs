@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ServiceError;
 use crate::ids::{AccountId, Domain, E164, UserPart, printable, whole_number};
+use crate::routing::Caller;
 
 /// Longest forwarding target or URI, in bytes.
 pub const MAX_URI_BYTES: usize = 255;
@@ -373,12 +374,154 @@ impl fmt::Display for DiversionTarget {
     }
 }
 
+/// The host of `sip:anonymous@anonymous.invalid`, the address of a caller who hides its
+/// identity (RFC 3323 §4.1.1.3).
+pub const ANONYMOUS_HOST: &str = "anonymous.invalid";
+
+/// Parses an address as a proxy or an operator writes it, for the parameter `field`:
+/// a `sip:`/`sips:` URI, `user@host`, or a `tel:` number, optionally as a name-addr
+/// (`"Bob" <sip:bob@example.org>;tag=1`). URI parameters and headers (`;user=phone`,
+/// `?subject=…`) and user parameters (`+3120…;phone-context=…`) are dropped: an address is
+/// matched on its user and host. A `tel:` number becomes `sip:NUMBER@<tel_domain>` (the called
+/// account's domain, the way numbers are routed here), visual separators (`-.()`) removed.
+pub fn parse_address(
+    field: &str,
+    input: &str,
+    tel_domain: &Domain,
+) -> Result<SipUri, ServiceError> {
+    let uri = bare_uri(input.trim());
+    let lower = uri.to_ascii_lowercase();
+    if let Some(number) = lower.strip_prefix("tel:") {
+        let number = number.split([';', '?']).next().unwrap_or_default();
+        let number: String = number.chars().filter(|c| !"-.()".contains(*c)).collect();
+        let digits = number.strip_prefix('+').unwrap_or(&number);
+        if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ServiceError::invalid(
+                field,
+                format!("'{}' is not a tel: number", printable(input.trim())),
+            ));
+        }
+        return Ok(SipUri::of_number(&number, tel_domain));
+    }
+    let uri = if lower.starts_with("sip:") || lower.starts_with("sips:") {
+        uri.to_owned()
+    } else if uri.contains('@') {
+        format!("sip:{uri}")
+    } else {
+        return Err(ServiceError::invalid(
+            field,
+            format!(
+                "'{}' is not a SIP URI, user@host, tel: number or anonymous",
+                printable(input.trim())
+            ),
+        ));
+    };
+    SipUri::parse_for(field, &without_parameters(&uri))
+}
+
+/// Parses a caller: `anonymous`, `sip:anonymous@anonymous.invalid` or an address without a
+/// user part are [`Caller::Anonymous`]; anything else as [`parse_address`].
+pub fn parse_caller(field: &str, input: &str, tel_domain: &Domain) -> Result<Caller, ServiceError> {
+    let s = input.trim();
+    if s.eq_ignore_ascii_case("anonymous") {
+        return Ok(Caller::Anonymous);
+    }
+    let uri = parse_address(field, s, tel_domain)?;
+    let anonymous = match uri.user() {
+        None => true,
+        Some(u) => u.eq_ignore_ascii_case("anonymous") && uri.host() == ANONYMOUS_HOST,
+    };
+    Ok(if anonymous {
+        Caller::Anonymous
+    } else {
+        Caller::Uri(uri)
+    })
+}
+
+/// The URI of a name-addr (`"Bob" <sip:bob@x>;tag=1` → `sip:bob@x`); an addr-spec as it is.
+fn bare_uri(s: &str) -> &str {
+    match (s.find('<'), s.rfind('>')) {
+        (Some(open), Some(close)) if open < close => s[open + 1..close].trim(),
+        _ => s,
+    }
+}
+
+/// `sip:user;p=1@host:5060;transport=tcp?h=v` → `sip:user@host:5060`.
+fn without_parameters(uri: &str) -> String {
+    let (scheme, rest) = uri.split_once(':').unwrap_or(("sip", uri));
+    let (user, hostport) = match rest.rsplit_once('@') {
+        Some((u, h)) => (Some(u.split(';').next().unwrap_or(u)), h),
+        None => (None, rest),
+    };
+    let hostport = hostport.split([';', '?']).next().unwrap_or(hostport);
+    match user {
+        Some(u) => format!("{scheme}:{u}@{hostport}"),
+        None => format!("{scheme}:{hostport}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn alice() -> AccountId {
         AccountId::parse("alice@example.com").unwrap()
+    }
+
+    #[test]
+    fn callers_with_parameters_name_addrs_and_tel_numbers() {
+        let d = Domain::parse("example.com").unwrap();
+        let uri = |s: &str| match parse_caller("caller", s, &d).unwrap() {
+            Caller::Uri(u) => u.to_string(),
+            Caller::Anonymous => "anonymous".to_owned(),
+        };
+        assert_eq!(uri("sip:bob@example.org"), "sip:bob@example.org");
+        assert_eq!(uri("sip:bob@example.org;user=phone"), "sip:bob@example.org");
+        assert_eq!(
+            uri("sip:bob@Example.ORG:5080;transport=tcp?subject=x"),
+            "sip:bob@example.org:5080"
+        );
+        assert_eq!(
+            uri("\"Bob, Jr.\" <sip:bob@example.org;lr>;tag=1928301774"),
+            "sip:bob@example.org"
+        );
+        assert_eq!(
+            uri("<sips:bob@[2001:db8::1]:5061>"),
+            "sips:bob@[2001:db8::1]:5061"
+        );
+        assert_eq!(
+            uri("sip:+31201234567;npdi@example.org;user=phone"),
+            "sip:+31201234567@example.org"
+        );
+        assert_eq!(
+            uri("tel:+31-20-123-4567;phone-context=+31"),
+            "sip:+31201234567@example.com"
+        );
+        assert_eq!(
+            uri("<tel:+31201234567>;tag=9"),
+            "sip:+31201234567@example.com"
+        );
+        assert_eq!(uri("bob@example.org"), "sip:bob@example.org");
+        assert_eq!(uri("anonymous"), "anonymous");
+        assert_eq!(
+            uri("\"Anonymous\" <sip:anonymous@anonymous.invalid>;tag=1"),
+            "anonymous"
+        );
+        assert_eq!(uri("sip:example.org"), "anonymous");
+        assert_eq!(
+            uri("sip:anonymous@example.org"),
+            "sip:anonymous@example.org"
+        );
+        for bad in [
+            "tel:",
+            "tel:+31x",
+            "bob",
+            "http://x",
+            "sip:bob@exa mple.org",
+        ] {
+            let e = parse_caller("caller", bad, &d).unwrap_err();
+            assert!(e.to_string().contains("caller"), "{bad}: {e}");
+        }
     }
 
     #[test]

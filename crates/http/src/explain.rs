@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sip_settings_core::calls::parse_time;
 use sip_settings_core::ids::printable;
 use sip_settings_core::routing::{CallState, Caller, Decision, Destination, Outcome};
-use sip_settings_core::sip::SipUri;
+use sip_settings_core::sip::parse_caller;
 use sip_settings_core::{AccountId, ServiceError, Services};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -93,34 +93,6 @@ pub struct Explanation {
     pub outcome: serde_json::Value,
     /// The rules consulted, in order, and what each said.
     pub path: Vec<String>,
-}
-
-/// Parses a caller: `anonymous`, a `sip:`/`sips:` URI or `user@host`.
-pub fn parse_caller(field: &str, input: &str) -> Result<Caller, ServiceError> {
-    let s = input.trim();
-    if s.eq_ignore_ascii_case("anonymous") {
-        return Ok(Caller::Anonymous);
-    }
-    parse_address(field, s).map(Caller::Uri)
-}
-
-/// Parses a SIP address: a `sip:`/`sips:` URI or `user@host`.
-pub fn parse_address(field: &str, input: &str) -> Result<SipUri, ServiceError> {
-    let s = input.trim();
-    let lower = s.to_ascii_lowercase();
-    if lower.starts_with("sip:") || lower.starts_with("sips:") {
-        SipUri::parse_for(field, s)
-    } else if s.contains('@') {
-        SipUri::parse_for(field, &format!("sip:{s}"))
-    } else {
-        Err(ServiceError::invalid(
-            field,
-            format!(
-                "'{}' is not a SIP URI, user@host or anonymous",
-                printable(s)
-            ),
-        ))
-    }
 }
 
 fn time(t: DateTime<Utc>) -> String {
@@ -235,18 +207,18 @@ async fn route(State(state): State<AppState>, client: ServiceClient, body: Body)
         }
         (None, None) => return Err(invalid("account", "is required (or callee)")),
     };
-    let uri = parse_address(field, callee)?;
-    let caller = parse_caller("caller", &r.caller)?;
+    let services = client.services(&state);
+    let Some(id) = services.resolve_callee(field, callee).await? else {
+        return Err(ServiceError::NotFound(format!(
+            "{} is not a local account, alias or number",
+            printable(callee.trim())
+        ))
+        .into());
+    };
+    let caller = parse_caller("caller", &r.caller, id.domain())?;
     let at = match r.at.as_deref() {
         Some(t) => parse_time("at", t)?,
         None => state.services.clock().now(),
-    };
-    let services = client.services(&state);
-    let Some(id) = services.resolve_local(&uri).await? else {
-        return Err(ServiceError::NotFound(format!(
-            "{uri} is not a local account, alias or number"
-        ))
-        .into());
     };
     let account = services.account(&id).await?;
     let call = CallState {

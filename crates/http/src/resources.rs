@@ -2533,7 +2533,7 @@ async fn journal(
 /// the stored settings, with the path of rules consulted and the time zone used.
 #[utoipa::path(get, path = "/v1/me/routing/explain", tag = "routing",
     params(
-        ("caller" = String, Query, example = "sip:bob@example.com", description = "Caller: a SIP URI, `user@host`, or `anonymous`"),
+        ("caller" = String, Query, example = "sip:bob@example.com", description = "Caller: a SIP URI (parameters ignored), `user@host`, a `tel:` number (in the own domain), or `anonymous`"),
         ("at" = Option<String>, Query, format = DateTime, description = "When the call arrives (RFC 3339, default now)"),
         ("registered" = Option<bool>, Query, description = "Whether a device is registered (default true)"),
         ("busy" = Option<bool>, Query, description = "Whether the account is busy (default false)")),
@@ -2548,7 +2548,9 @@ async fn explain_route(
     limit(&state, &me, Kind::Read)?;
     let q = query(raw.as_deref(), &["caller", "at", "registered", "busy"])?;
     let caller = match q.get("caller") {
-        Some(c) if !c.trim().is_empty() => explain::parse_caller("caller", c)?,
+        Some(c) if !c.trim().is_empty() => {
+            sip_settings_core::sip::parse_caller("caller", c, me.account.domain())?
+        }
         _ => return Err(invalid("caller", "is required (a SIP URI or anonymous)")),
     };
     let at = match q.get("at") {
