@@ -7,6 +7,7 @@
 //! * [`peer_identity`] reads the serial and fingerprint of a presented certificate.
 
 pub mod files;
+pub mod tls;
 
 use std::fmt;
 use std::net::IpAddr;

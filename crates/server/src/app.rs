@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use sip_settings_core::{Clock, Services, Store, SystemClock};
 use sip_settings_http::{AppState, router, serve, tls};
+use sip_settings_sip::{Door, SipServer, Transport};
 use sip_settings_store_postgres::PgStore;
 use sip_settings_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
@@ -165,12 +166,13 @@ pub fn load_or_create_web_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
     }
 }
 
-/// A server running in the background.
+/// A server running in the background: HTTPS, and the SIP door when `sip.listen` is set.
 #[derive(Debug)]
 pub struct RunningServer {
     addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
+    sip: Option<SipServer>,
 }
 
 impl RunningServer {
@@ -184,7 +186,19 @@ impl RunningServer {
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
         let web_key = load_or_create_web_key(&config.data_dir)?;
-        let app = router(AppState::new(services, config.rate_limits).with_web_key(web_key));
+        let app = router(AppState::new(services.clone(), config.rate_limits).with_web_key(web_key));
+        let sip = if config.sip.listen.is_empty() {
+            None
+        } else {
+            let door = Door::new(services.clone(), config.sip.clone());
+            let sip_tls = sip_settings_pki::tls::server_config(&server, ca.ca_der())
+                .map_err(|e| anyhow::anyhow!(e))?;
+            Some(
+                SipServer::start(&config.sip, door, Some(Arc::new(sip_tls)))
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e))?,
+            )
+        };
         let (tx, rx) = oneshot::channel::<()>();
         let limits = config.limits.clone();
         let task = tokio::spawn(async move {
@@ -197,6 +211,7 @@ impl RunningServer {
             addr,
             shutdown: Some(tx),
             task,
+            sip,
         })
     }
 
@@ -205,8 +220,27 @@ impl RunningServer {
         self.addr
     }
 
-    /// Stops accepting connections and waits for the accept loop to end.
+    /// The bound address of the SIP door's first listener of `transport`, if any.
+    pub fn sip_addr(&self, transport: Transport) -> Option<SocketAddr> {
+        self.sip.as_ref().and_then(|s| s.addr(transport))
+    }
+
+    /// The SIP door's listeners.
+    pub fn sip_listeners(&self) -> &[(Transport, SocketAddr)] {
+        self.sip.as_ref().map_or(&[], |s| s.bound())
+    }
+
+    /// The SIP door's decision times so far.
+    pub fn sip_latency(&self) -> Option<sip_settings_sip::LatencySummary> {
+        self.sip.as_ref().map(SipServer::latency)
+    }
+
+    /// Stops accepting connections and waits for the accept loop to end; stops the SIP door
+    /// (which logs its decision latency).
     pub async fn stop(mut self) {
+        if let Some(sip) = self.sip.take() {
+            sip.stop().await;
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -38,8 +38,11 @@ pub enum Command {
         /// Address to listen on.
         #[arg(long, env = "SIP_SETTINGS_LISTEN", value_name = "ADDR:PORT")]
         listen: Option<SocketAddr>,
+        /// The SIP door (default here: udp and tcp on 127.0.0.1:5070).
+        #[command(flatten)]
+        sip: SipFlags,
     },
-    /// Serve the HTTPS API.
+    /// Serve the HTTPS API (and, with --sip-listen, the SIP redirect server).
     Serve {
         /// Address to listen on.
         #[arg(long, env = "SIP_SETTINGS_LISTEN", value_name = "ADDR:PORT")]
@@ -50,6 +53,9 @@ pub enum Command {
         /// Connection limits.
         #[command(flatten)]
         connections: ConnectionFlags,
+        /// The SIP door.
+        #[command(flatten)]
+        sip: SipFlags,
     },
     /// Copy a whole installation from one database to another, empty one.
     Copy {
@@ -85,6 +91,9 @@ pub enum Command {
     /// Client certificates.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// The SIP redirect server, asked as a proxy would.
+    #[command(subcommand)]
+    Sip(SipCommand),
     /// Aliases: other addresses of an account in its domain.
     #[command(subcommand)]
     Alias(AliasCommand),
@@ -135,6 +144,68 @@ pub struct ConnectionFlags {
         value_name = "N"
     )]
     pub max_connections_per_address: Option<usize>,
+}
+
+/// `serve`'s SIP door (each also a configuration-file key: `sip_listen`, `sip_trusted`,
+/// `voicemail_uri`, `sip_max_diversions`). See docs/sip.md.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SipFlags {
+    /// Run the SIP redirect server on TRANSPORT:ADDR:PORT (udp, tcp or tls); repeat for more,
+    /// e.g. --sip-listen udp:127.0.0.1:5070 --sip-listen tcp:127.0.0.1:5070 (off by default).
+    #[arg(
+        long = "sip-listen",
+        env = "SIP_SETTINGS_SIP_LISTEN",
+        value_delimiter = ',',
+        value_name = "TRANSPORT:ADDR:PORT"
+    )]
+    pub sip_listen: Vec<sip_settings_sip::Listen>,
+    /// Address blocks whose UDP/TCP requests are answered (default 127.0.0.0/8,::1); TLS peers
+    /// need a service certificate instead. Repeat or separate with commas.
+    #[arg(
+        long = "sip-trusted",
+        env = "SIP_SETTINGS_SIP_TRUSTED",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    pub sip_trusted: Vec<sip_settings_sip::Cidr>,
+    /// Where a forward to <voice-mailbox> goes, e.g. 'sip:vm-{user}@vm.example.net'
+    /// ({user} and {domain} of the account).
+    #[arg(long, env = "SIP_SETTINGS_VOICEMAIL_URI", value_name = "TEMPLATE")]
+    pub voicemail_uri: Option<sip_settings_sip::VoicemailTemplate>,
+    /// A request already diverted more than N times is refused with 482 (default 5).
+    #[arg(long, env = "SIP_SETTINGS_SIP_MAX_DIVERSIONS", value_name = "N")]
+    pub sip_max_diversions: Option<u32>,
+}
+
+/// `sip …`
+#[derive(Debug, Subcommand)]
+pub enum SipCommand {
+    /// Send one INVITE to the SIP redirect server and print its answer.
+    Ask {
+        /// The Request-URI, e.g. sip:alice@example.com, sip:alice@example.com;cause=486 or
+        /// tel:+31201234567.
+        uri: String,
+        /// Where the redirect server listens: udp:, tcp: or tls:ADDR:PORT.
+        #[arg(
+            long,
+            default_value = "udp:127.0.0.1:5070",
+            value_name = "TRANSPORT:ADDR:PORT"
+        )]
+        server: sip_settings_sip::Listen,
+        /// The caller (From header), e.g. sip:bob@example.org or anonymous.
+        #[arg(long, default_value = "sip:caller@example.org")]
+        from: String,
+        /// An extra header line, e.g. 'X-Registered: no' or 'Privacy: id' (repeatable).
+        #[arg(long = "header", value_name = "LINE")]
+        headers: Vec<String>,
+        /// For a tls: server, the service certificate bundle (certificate and key, as
+        /// `cert issue --service NAME --out DIR` writes it).
+        #[arg(long, value_name = "FILE")]
+        cert: Option<std::path::PathBuf>,
+        /// For a tls: server, the name its certificate is checked against.
+        #[arg(long, default_value = "localhost")]
+        server_name: String,
+    },
 }
 
 /// `balance …`

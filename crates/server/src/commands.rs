@@ -16,6 +16,7 @@ use sip_settings_http::actions::AccountObject;
 use crate::app::{RunningServer, open_default_services, open_store};
 use crate::cli::{AccountCommand, CertCommand, DomainCommand, PasswordArgs, ProfileArgs};
 use crate::config::Config;
+use sip_settings_sip::Transport;
 
 /// Reads the first line of a file, or of standard input for `-`.
 pub fn read_secret_file(path: &Path) -> anyhow::Result<String> {
@@ -399,6 +400,9 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
     let server = RunningServer::start(config, services).await?;
     tracing::info!(addr = %server.addr(), "serving");
     println!("listening on https://{}", server.addr());
+    for (transport, addr) in server.sip_listeners() {
+        println!("SIP redirect server on {transport}:{addr}");
+    }
     wait_for_signal().await;
     println!("shutting down");
     server.stop().await;
@@ -478,7 +482,14 @@ pub async fn quickstart(config: &Config) -> anyhow::Result<()> {
             "(no new .p12: its password is the SIP password, which is not stored; use `cert issue --p12-password`)"
         );
     }
-    let server = RunningServer::start(config, services).await?;
+    let mut config = config.clone();
+    if config.sip.listen.is_empty() {
+        config.sip.listen = ["udp:127.0.0.1:5070", "tcp:127.0.0.1:5070"]
+            .iter()
+            .filter_map(|l| l.parse().ok())
+            .collect();
+    }
+    let server = RunningServer::start(&config, services).await?;
     let addr = server.addr();
     let host = if addr.ip().is_unspecified() {
         "127.0.0.1".to_owned()
@@ -504,6 +515,11 @@ pub async fn quickstart(config: &Config) -> anyhow::Result<()> {
         host,
         addr.port()
     );
+    if let Some(sip) = server.sip_addr(Transport::Udp) {
+        println!();
+        println!("the SIP redirect server answers trusted proxies on udp:{sip} and tcp; ask it:");
+        println!("  sip-settings sip ask sip:{DEMO_ACCOUNT} --server udp:{sip}");
+    }
     println!("stop with Ctrl-C");
     wait_for_signal().await;
     server.stop().await;
@@ -519,4 +535,54 @@ fn shell_path(p: &Path) -> String {
     } else {
         format!("'{}'", s.replace('\'', "'\\''"))
     }
+}
+
+/// `sip ask`: one INVITE to the redirect server, its answer printed as received.
+pub async fn sip(config: &Config, cmd: &crate::cli::SipCommand) -> anyhow::Result<()> {
+    let crate::cli::SipCommand::Ask {
+        uri,
+        server,
+        from,
+        headers,
+        cert,
+        server_name,
+    } = cmd;
+    let from = if from.eq_ignore_ascii_case("anonymous") {
+        "\"Anonymous\" <sip:anonymous@anonymous.invalid>".to_owned()
+    } else {
+        from.clone()
+    };
+    let tls = match (server.transport, cert) {
+        (sip_settings_sip::Transport::Tls, Some(path)) => {
+            let bundle = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let ca =
+                std::fs::read_to_string(config.data_dir.join("ca.crt")).with_context(|| {
+                    format!(
+                        "cannot read the CA certificate of {}",
+                        config.data_dir.display()
+                    )
+                })?;
+            let client = sip_settings_pki::tls::client_config(&ca, &bundle)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            Some((std::sync::Arc::new(client), server_name.clone()))
+        }
+        (sip_settings_sip::Transport::Tls, None) => {
+            bail!("a tls: server answers only service certificates: give --cert FILE")
+        }
+        _ => None,
+    };
+    let answer = sip_settings_sip::client::ask(
+        *server,
+        &sip_settings_sip::client::Question {
+            uri: uri.clone(),
+            from,
+            headers: headers.clone(),
+        },
+        tls,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{server}: {e}"))?;
+    print!("{}", answer.text.replace("\r\n", "\n"));
+    Ok(())
 }

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use sip_settings_core::ServicesConfig;
 use sip_settings_http::ratelimit::{Budget, RateLimits};
 use sip_settings_http::serve::Limits;
+use sip_settings_sip::{Cidr, Listen, SipConfig, VoicemailTemplate};
 
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "./sip-settings-data";
@@ -50,6 +51,14 @@ pub struct FileConfig {
     pub prepaid_max_sessions: Option<u32>,
     /// Request rate limits of subscribers (`[rate_limits]`).
     pub rate_limits: Option<RateLimitsFile>,
+    /// SIP listeners, `["udp:127.0.0.1:5070", "tls:0.0.0.0:5071"]`.
+    pub sip_listen: Option<Vec<String>>,
+    /// Address blocks answered on SIP UDP/TCP, `["127.0.0.0/8", "10.0.0.0/24"]`.
+    pub sip_trusted: Option<Vec<String>>,
+    /// Voice-mailbox URI template, `"sip:vm-{user}@vm.example.net"`.
+    pub voicemail_uri: Option<String>,
+    /// Diversions a SIP request may already carry before 482.
+    pub sip_max_diversions: Option<u32>,
 }
 
 /// `[rate_limits]` in the TOML file: `enabled`, and per budget `*_per_second` and `*_burst`.
@@ -156,6 +165,8 @@ pub struct Config {
     pub rate_limits: Option<RateLimits>,
     /// Run the store's migrations when opening it (`serve --no-migrate` turns this off).
     pub migrate: bool,
+    /// The SIP door (off while `sip.listen` is empty).
+    pub sip: SipConfig,
 }
 
 /// What the command line and environment said (already merged by clap).
@@ -175,6 +186,28 @@ pub struct Overrides {
     pub idle_timeout_secs: Option<u64>,
     /// `serve --max-connections-per-address` / `SIP_SETTINGS_MAX_CONNECTIONS_PER_ADDRESS`.
     pub max_connections_per_address: Option<usize>,
+    /// `--sip-listen` / `SIP_SETTINGS_SIP_LISTEN`.
+    pub sip_listen: Option<Vec<Listen>>,
+    /// `--sip-trusted` / `SIP_SETTINGS_SIP_TRUSTED`.
+    pub sip_trusted: Option<Vec<Cidr>>,
+    /// `--voicemail-uri` / `SIP_SETTINGS_VOICEMAIL_URI`.
+    pub voicemail_uri: Option<VoicemailTemplate>,
+    /// `--sip-max-diversions` / `SIP_SETTINGS_SIP_MAX_DIVERSIONS`.
+    pub sip_max_diversions: Option<u32>,
+}
+
+/// Parses a list of configuration-file strings with `T::from_str`, naming the key.
+fn parse_list<T: std::str::FromStr<Err = String>>(
+    key: &str,
+    items: &[String],
+) -> anyhow::Result<Vec<T>> {
+    items
+        .iter()
+        .map(|i| {
+            i.parse::<T>()
+                .map_err(|e| anyhow::anyhow!("configuration: {key}: {e}"))
+        })
+        .collect()
 }
 
 impl Config {
@@ -283,6 +316,31 @@ impl Config {
             Some(r) => r.resolve()?,
             None => Some(RateLimits::default()),
         };
+        let mut sip = SipConfig::default();
+        sip.listen = match (&overrides.sip_listen, &file.sip_listen) {
+            (Some(l), _) => l.clone(),
+            (None, Some(l)) => parse_list("sip_listen", l)?,
+            (None, None) => Vec::new(),
+        };
+        match (&overrides.sip_trusted, &file.sip_trusted) {
+            (Some(t), _) => sip.trusted = t.clone(),
+            (None, Some(t)) => sip.trusted = parse_list("sip_trusted", t)?,
+            (None, None) => {}
+        }
+        sip.voicemail_uri = match (&overrides.voicemail_uri, &file.voicemail_uri) {
+            (Some(v), _) => Some(v.clone()),
+            (None, Some(v)) => Some(
+                v.parse()
+                    .map_err(|e| anyhow::anyhow!("configuration: voicemail_uri: {e}"))?,
+            ),
+            (None, None) => None,
+        };
+        if let Some(n) = overrides.sip_max_diversions.or(file.sip_max_diversions) {
+            if !(1..=100).contains(&n) {
+                bail!("configuration: sip_max_diversions must be between 1 and 100, not {n}");
+            }
+            sip.max_diversions = n;
+        }
         Ok(Self {
             data_dir,
             database_url,
@@ -291,6 +349,7 @@ impl Config {
             limits,
             rate_limits,
             migrate: true,
+            sip,
         })
     }
 }

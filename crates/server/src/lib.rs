@@ -15,8 +15,12 @@ use config::{Config, Overrides};
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let listen = match &cli.command {
-        Command::Serve { listen, .. } | Command::Quickstart { listen } => *listen,
+        Command::Serve { listen, .. } | Command::Quickstart { listen, .. } => *listen,
         _ => None,
+    };
+    let sip = match &cli.command {
+        Command::Serve { sip, .. } | Command::Quickstart { sip, .. } => sip.clone(),
+        _ => cli::SipFlags::default(),
     };
     let connections = match &cli.command {
         Command::Serve { connections, .. } => connections.clone(),
@@ -30,6 +34,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         first_request_timeout_secs: connections.first_request_timeout_secs,
         idle_timeout_secs: connections.idle_timeout_secs,
         max_connections_per_address: connections.max_connections_per_address,
+        sip_listen: (!sip.sip_listen.is_empty()).then_some(sip.sip_listen),
+        sip_trusted: (!sip.sip_trusted.is_empty()).then_some(sip.sip_trusted),
+        voicemail_uri: sip.voicemail_uri,
+        sip_max_diversions: sip.sip_max_diversions,
     })?;
     match &cli.command {
         Command::Init { hostnames } => {
@@ -123,6 +131,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Domain(cmd) => commands::domain(&config, cmd).await?,
         Command::Account(cmd) => commands::account(&config, cmd).await?,
         Command::Cert(cmd) => commands::cert(&config, cmd).await?,
+        Command::Sip(cmd) => commands::sip(&config, cmd).await?,
         Command::Alias(cmd) => settings_commands::alias(&config, cmd).await?,
         Command::Enum(cmd) => settings_commands::enum_numbers(&config, cmd).await?,
         Command::Voicemail(cmd) => settings_commands::voicemail(&config, cmd).await?,

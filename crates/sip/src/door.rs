@@ -1,0 +1,265 @@
+//! The one place the SIP door meets the settings: [`Door::handle`] takes a datagram or a
+//! framed stream message from a source and returns the bytes to send back, if any. It parses,
+//! checks trust, plans ([`crate::redirect::plan`]), asks `core` (the callee through
+//! `Services::resolve_callee`, the decision through `Services::route_call`, the same functions
+//! as `GET /v1/me/routing/explain` and `POST /v1/service/route`) and writes the answer. Every
+//! INVITE's decision time goes into [`Stats`].
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use sip_settings_core::routing::{CallState, Caller};
+use sip_settings_core::sip::parse_caller;
+use sip_settings_core::{ServiceError, Services};
+
+use crate::config::SipConfig;
+use crate::message::{Message, parse};
+use crate::redirect::{self, Ask, Plan, Verdict};
+
+/// Whether the peer may be answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// A trusted proxy: an allow-listed address (UDP, TCP) or a valid service certificate (TLS).
+    Trusted,
+    /// Anyone else: every request gets `403 Forbidden`.
+    Untrusted,
+}
+
+/// Decision latency and outcome counts of the door.
+#[derive(Debug)]
+pub struct Stats {
+    latency: Mutex<Option<hdrhistogram::Histogram<u64>>>,
+}
+
+/// A summary of [`Stats`]: decision times in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatencySummary {
+    /// Decisions measured.
+    pub count: u64,
+    /// Median.
+    pub p50_us: u64,
+    /// 90th percentile.
+    pub p90_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// Slowest.
+    pub max_us: u64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            latency: Mutex::new(hdrhistogram::Histogram::new_with_bounds(1, 60_000_000, 2).ok()),
+        }
+    }
+}
+
+impl Stats {
+    fn record(&self, nanos: u64) {
+        if let Ok(mut h) = self.latency.lock()
+            && let Some(h) = h.as_mut()
+        {
+            let _ = h.record(nanos.clamp(1, 60_000_000));
+        }
+    }
+
+    /// The decision times so far (from a parsed INVITE to its answer's bytes).
+    pub fn latency(&self) -> LatencySummary {
+        let Ok(h) = self.latency.lock() else {
+            return LatencySummary {
+                count: 0,
+                p50_us: 0,
+                p90_us: 0,
+                p99_us: 0,
+                max_us: 0,
+            };
+        };
+        let us = |ns: u64| ns.div_ceil(1_000);
+        match h.as_ref() {
+            Some(h) if !h.is_empty() => LatencySummary {
+                count: h.len(),
+                p50_us: us(h.value_at_quantile(0.5)),
+                p90_us: us(h.value_at_quantile(0.9)),
+                p99_us: us(h.value_at_quantile(0.99)),
+                max_us: us(h.max()),
+            },
+            _ => LatencySummary {
+                count: 0,
+                p50_us: 0,
+                p90_us: 0,
+                p99_us: 0,
+                max_us: 0,
+            },
+        }
+    }
+}
+
+/// The SIP door's request handling, shared by every listener.
+#[derive(Debug, Clone)]
+pub struct Door {
+    services: Services,
+    config: Arc<SipConfig>,
+    stats: Arc<Stats>,
+}
+
+impl Door {
+    /// A door deciding with `services`.
+    pub fn new(services: Services, config: SipConfig) -> Self {
+        Self {
+            services,
+            config: Arc::new(config),
+            stats: Arc::new(Stats::default()),
+        }
+    }
+
+    /// The services (for identifying TLS peers).
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SipConfig {
+        &self.config
+    }
+
+    /// The decision statistics.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Handles one message from `source`; the bytes to send back, if any. Responses, ACKs and
+    /// messages too broken to address an answer to are dropped.
+    pub async fn handle(&self, bytes: &[u8], source: SocketAddr, trust: Trust) -> Option<Vec<u8>> {
+        let started = Instant::now();
+        let req = match parse(bytes) {
+            Ok(Message::Request(r)) => r,
+            Ok(Message::Response(_)) => return None,
+            Err(e) => {
+                tracing::debug!(%source, reason = %e.reason, "sip: unparseable message");
+                return e
+                    .headers
+                    .as_ref()
+                    .and_then(|h| redirect::bad_request(h, &e.reason, source));
+            }
+        };
+        if trust == Trust::Untrusted {
+            if req.method == "ACK" {
+                return None;
+            }
+            tracing::debug!(%source, method = %req.method, "sip: untrusted source refused");
+            return Some(redirect::respond(
+                &req,
+                &Verdict::status(403, "Forbidden"),
+                source,
+            ));
+        }
+        let verdict = match redirect::plan(&req) {
+            Plan::Absorb => return None,
+            Plan::Answer(v) => v,
+            Plan::Ask(ask) => self.decide(&ask).await,
+        };
+        let out = redirect::respond(&req, &verdict, source);
+        if req.method == "INVITE" {
+            self.stats
+                .record(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
+            tracing::debug!(%source, uri = %req.uri, code = verdict.code(), "sip: decided");
+        }
+        Some(out)
+    }
+
+    /// The verdict for a question about a callee.
+    pub async fn decide(&self, ask: &Ask) -> Verdict {
+        match self.try_decide(ask).await {
+            Ok(v) => v,
+            Err(e) => {
+                let unavailable = matches!(e, ServiceError::Unavailable(_));
+                tracing::warn!(error = %e, callee = %ask.callee, "sip: cannot decide");
+                if unavailable {
+                    Verdict::Status {
+                        code: 503,
+                        reason: "Service Unavailable",
+                        headers: vec!["Retry-After: 5".to_owned()],
+                    }
+                } else {
+                    Verdict::status(500, "Server Internal Error")
+                }
+            }
+        }
+    }
+
+    async fn try_decide(&self, ask: &Ask) -> Result<Verdict, ServiceError> {
+        let s = &self.services;
+        let id = match s.resolve_callee("Request-URI", &ask.callee).await {
+            Ok(Some(id)) => id,
+            Ok(None) | Err(ServiceError::Invalid { .. }) => {
+                return Ok(Verdict::status(404, "Not Found"));
+            }
+            Err(e) => return Err(e),
+        };
+        if ask.diversions > self.config.max_diversions {
+            return Ok(Verdict::Status {
+                code: 482,
+                reason: "Loop Detected",
+                headers: vec![format!(
+                    "Warning: 399 sip-settings \"diverted {} times, more than {}\"",
+                    ask.diversions, self.config.max_diversions
+                )],
+            });
+        }
+        let bound = usize::try_from(self.config.max_diversions)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(2)
+            .saturating_add(2);
+        for earlier in ask.diverted_from.iter().take(bound) {
+            if let Ok(Some(seen)) = s.resolve_callee("Diversion", earlier).await
+                && seen == id
+            {
+                return Ok(Verdict::Status {
+                    code: 482,
+                    reason: "Loop Detected",
+                    headers: vec![format!(
+                        "Warning: 399 sip-settings \"{id} was already diverted from\""
+                    )],
+                });
+            }
+        }
+        let caller = match &ask.caller {
+            None => Caller::Anonymous,
+            Some(text) => match parse_caller("From", text, id.domain()) {
+                Ok(c) => c,
+                Err(e) => {
+                    return Ok(Verdict::Status {
+                        code: 400,
+                        reason: "Bad Request",
+                        headers: vec![format!(
+                            "Warning: 399 sip-settings \"{}\"",
+                            e.to_string().replace(['"', '\\'], "'")
+                        )],
+                    });
+                }
+            },
+        };
+        let account = s.account(&id).await?;
+        let (registered, busy) = ask.step.state();
+        let call = CallState {
+            caller,
+            registered,
+            busy,
+            at: s.clock().now(),
+        };
+        let decision = s.route_call(&id, &call).await?;
+        let voicemail = self
+            .config
+            .voicemail_uri
+            .as_ref()
+            .map(|t| t.expand(id.user().as_str(), id.domain().as_str()));
+        Ok(Verdict::from_decision(
+            &decision,
+            ask.step,
+            &id.sip_uri(),
+            account.privacy,
+            voicemail.as_deref(),
+        ))
+    }
+}
