@@ -56,14 +56,18 @@ impl FromStr for Listen {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
-        let (scheme, addr) = s.split_once(':').ok_or_else(|| {
-            format!("'{s}' is not TRANSPORT:ADDR:PORT (e.g. udp:127.0.0.1:5070)")
-        })?;
+        let (scheme, addr) = s
+            .split_once(':')
+            .ok_or_else(|| format!("'{s}' is not TRANSPORT:ADDR:PORT (e.g. udp:127.0.0.1:5070)"))?;
         let transport = match scheme.to_ascii_lowercase().as_str() {
             "udp" => Transport::Udp,
             "tcp" => Transport::Tcp,
             "tls" => Transport::Tls,
-            other => return Err(format!("'{other}' is not a SIP transport (udp, tcp or tls)")),
+            other => {
+                return Err(format!(
+                    "'{other}' is not a SIP transport (udp, tcp or tls)"
+                ));
+            }
         };
         let addr = addr
             .parse::<SocketAddr>()
@@ -108,11 +112,15 @@ impl Cidr {
         };
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -170,7 +178,9 @@ impl FromStr for VoicemailTemplate {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
-        let example = s.replace("{user}", "alice").replace("{domain}", "example.com");
+        let example = s
+            .replace("{user}", "alice")
+            .replace("{domain}", "example.com");
         let lower = example.to_ascii_lowercase();
         if !(lower.starts_with("sip:") || lower.starts_with("sips:")) {
             return Err(format!(
@@ -231,8 +241,18 @@ mod tests {
         let l: Listen = "TLS:[::1]:5071".parse().unwrap();
         assert_eq!(l.transport, Transport::Tls);
         assert_eq!(l.to_string(), "tls:[::1]:5071");
-        assert!("sctp:1.2.3.4:5".parse::<Listen>().unwrap_err().contains("sctp"));
-        assert!("udp:localhost".parse::<Listen>().unwrap_err().contains("localhost"));
+        assert!(
+            "sctp:1.2.3.4:5"
+                .parse::<Listen>()
+                .unwrap_err()
+                .contains("sctp")
+        );
+        assert!(
+            "udp:localhost"
+                .parse::<Listen>()
+                .unwrap_err()
+                .contains("localhost")
+        );
     }
 
     #[test]
@@ -260,7 +280,10 @@ mod tests {
     #[test]
     fn voicemail_templates() {
         let t: VoicemailTemplate = "sip:vm-{user}@vm.{domain}".parse().unwrap();
-        assert_eq!(t.expand("alice", "example.com"), "sip:vm-alice@vm.example.com");
+        assert_eq!(
+            t.expand("alice", "example.com"),
+            "sip:vm-alice@vm.example.com"
+        );
         assert!("http://x/{user}".parse::<VoicemailTemplate>().is_err());
         assert!("sip:{who}@x".parse::<VoicemailTemplate>().is_err());
     }
