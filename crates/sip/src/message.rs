@@ -517,8 +517,10 @@ fn check<'a>(
             && let Some(other) = values.find(|v| *v != first)
         {
             return Err(format!(
-                "{} given twice with different values ({first:.60?} and {other:.60?})",
-                display_name(name)
+                "{} given twice with different values ({c0} and {c1})",
+                display_name(name),
+                c0 = Clip(first, 60),
+                c1 = Clip(other, 60),
             ));
         }
     }
@@ -529,7 +531,7 @@ fn check<'a>(
     }
     let call_id = headers.get("call-id").unwrap_or_default();
     if call_id.is_empty() || call_id.contains(|c: char| c.is_whitespace() || c.is_control()) {
-        return Err(format!("malformed Call-ID {call_id:.60?}"));
+        return Err(format!("malformed Call-ID {c0}", c0 = Clip(call_id, 60)));
     }
     let (_, cseq_method) = cseq_parts(headers.get("cseq").unwrap_or_default())?;
     if let StartLine::Request { method, .. } = start
@@ -564,7 +566,12 @@ fn check<'a>(
         match decimal(mf) {
             Some(n) if n <= 255 => {}
             Some(n) => return Err(format!("Max-Forwards {n} is above 255")),
-            None => return Err(format!("Max-Forwards {mf:.20?} is not a number")),
+            None => {
+                return Err(format!(
+                    "Max-Forwards {c0} is not a number",
+                    c0 = Clip(mf, 20)
+                ));
+            }
         }
     }
     let body = match headers.get("content-length") {
@@ -595,14 +602,17 @@ fn request_line(line: &str) -> Result<StartLine<'_>, String> {
         } else if line.split(' ').count() > 3 {
             "the Request-URI contains whitespace".to_owned()
         } else {
-            format!("not a SIP request line: {line:.60?}")
+            format!("not a SIP request line: {c0}", c0 = Clip(line, 60))
         });
     };
     if method.is_empty() || uri.is_empty() {
         return Err("the request line has more than one space between its elements".to_owned());
     }
     if !method.bytes().all(is_token_byte) {
-        return Err(format!("the method {method:.40?} is not a token"));
+        return Err(format!(
+            "the method {c0} is not a token",
+            c0 = Clip(method, 40)
+        ));
     }
     check_version(version)?;
     check_request_uri(uri)?;
@@ -616,10 +626,11 @@ fn check_version(version: &str) -> Result<(), String> {
         .get(..4)
         .is_some_and(|s| s.eq_ignore_ascii_case("SIP/"))
     {
-        Err(format!("{UNSUPPORTED_VERSION} {version:.20}"))
+        Err(format!("{UNSUPPORTED_VERSION} {}", Clip(version, 20)))
     } else {
         Err(format!(
-            "the request line does not end with SIP/2.0 but {version:.20?}"
+            "the request line does not end with SIP/2.0 but {c0}",
+            c0 = Clip(version, 20)
         ))
     }
 }
@@ -629,11 +640,15 @@ fn check_version(version: &str) -> Result<(), String> {
 /// escruri). Other schemes pass here: the redirect layer answers them 416.
 fn check_request_uri(uri: &str) -> Result<(), String> {
     let Some((scheme, _)) = uri::split_scheme(uri) else {
-        return Err(format!("the Request-URI {uri:.60?} is not an absolute URI"));
+        return Err(format!(
+            "the Request-URI {c0} is not an absolute URI",
+            c0 = Clip(uri, 60)
+        ));
     };
     if !uri::uri_chars_ok(uri) {
         return Err(format!(
-            "the Request-URI {uri:.60?} contains characters not allowed in a URI"
+            "the Request-URI {c0} contains characters not allowed in a URI",
+            c0 = Clip(uri, 60)
         ));
     }
     let known = ["sip", "sips", "tel"]
@@ -643,7 +658,8 @@ fn check_request_uri(uri: &str) -> Result<(), String> {
         let parsed = uri::parse_uri(uri).map_err(|e| format!("Request-URI: {}", e.reason))?;
         if parsed.headers.is_some() {
             return Err(format!(
-                "the Request-URI {uri:.60?} has a header component (?…), not allowed there"
+                "the Request-URI {c0} has a header component (?…), not allowed there",
+                c0 = Clip(uri, 60)
             ));
         }
     }
@@ -658,7 +674,12 @@ fn status_line(line: &str) -> Result<StartLine<'_>, String> {
     let code_ok = code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit());
     let code = match code.parse::<u16>() {
         Ok(c) if code_ok && (100..=699).contains(&c) => c,
-        _ => return Err(format!("status code {code:.20?} is not 100 to 699")),
+        _ => {
+            return Err(format!(
+                "status code {c0} is not 100 to 699",
+                c0 = Clip(code, 20)
+            ));
+        }
     };
     if reason.contains(|c: char| c.is_control() && c != '\t') {
         return Err("the reason phrase contains a control character".to_owned());
@@ -693,12 +714,16 @@ fn split_header_lines(text: &str) -> Result<Vec<Header>, String> {
         }
         let Some((name, value)) = line.split_once(':') else {
             return Err(format!(
-                "line {line_no} is not a header field (no colon): {line:.40?}"
+                "line {line_no} is not a header field (no colon): {c0}",
+                c0 = Clip(line, 40)
             ));
         };
         let name = name.trim_end_matches([' ', '\t']);
         if name.is_empty() || !name.bytes().all(is_token_byte) {
-            return Err(format!("line {line_no}: invalid header name {name:.40?}"));
+            return Err(format!(
+                "line {line_no}: invalid header name {c0}",
+                c0 = Clip(name, 40)
+            ));
         }
         headers.push(Header {
             name: canonical_name(name),
@@ -777,7 +802,10 @@ fn content_length(value: &str) -> Result<usize, String> {
         Some(n) => Err(format!(
             "Content-Length {n} is larger than the limit of {MAX_MESSAGE_BYTES}"
         )),
-        None => Err(format!("Content-Length {value:.20?} is not a number")),
+        None => Err(format!(
+            "Content-Length {c0} is not a number",
+            c0 = Clip(value, 20)
+        )),
     }
 }
 
@@ -834,9 +862,12 @@ fn name_addr_parts(value: &str) -> Result<NameAddrParts<'_>, String> {
             return addr_spec(s);
         } else {
             return Err(format!(
-                "the display name {:.40?} must be tokens or a quoted string",
-                s.get(..end + rest.chars().next().map_or(0, char::len_utf8))
-                    .unwrap_or(s)
+                "the display name {} must be tokens or a quoted string",
+                Clip(
+                    s.get(..end + rest.chars().next().map_or(0, char::len_utf8))
+                        .unwrap_or(s),
+                    40
+                )
             ));
         }
     };
@@ -863,7 +894,8 @@ fn addr_spec(s: &str) -> Result<NameAddrParts<'_>, String> {
     let uri = trim_lws(uri);
     if uri.contains(['?', ',']) {
         return Err(format!(
-            "the URI {uri:.60?} contains ? or , and must be enclosed in <>"
+            "the URI {c0} contains ? or , and must be enclosed in <>",
+            c0 = Clip(uri, 60)
         ));
     }
     check_uri_text(uri)?;
@@ -878,10 +910,10 @@ fn addr_spec(s: &str) -> Result<NameAddrParts<'_>, String> {
 /// A URI as written in a header: a scheme, no whitespace or brackets.
 fn check_uri_text(uri: &str) -> Result<(), String> {
     if uri.contains([' ', '\t']) {
-        return Err(format!("whitespace in the URI {uri:.60?}"));
+        return Err(format!("whitespace in the URI {c0}", c0 = Clip(uri, 60)));
     }
     if uri::split_scheme(uri).is_none() || !uri::uri_chars_ok(uri) {
-        return Err(format!("malformed URI {uri:.60?}"));
+        return Err(format!("malformed URI {c0}", c0 = Clip(uri, 60)));
     }
     Ok(())
 }
@@ -905,7 +937,8 @@ fn via_parts(value: &str) -> Result<ViaParts<'_>, String> {
     let after = trim_lws_start(s);
     if after.len() == s.len() {
         return Err(format!(
-            "no whitespace before the sent-by host in {value:.60?}"
+            "no whitespace before the sent-by host in {c0}",
+            c0 = Clip(value, 60)
         ));
     }
     let host_end = if after.starts_with('[') {
@@ -948,12 +981,17 @@ fn cseq_parts(value: &str) -> Result<(u32, &str), String> {
     let number = match decimal(digits) {
         Some(n) if n < 1 << 31 => n as u32,
         Some(_) => return Err(format!("CSeq number {digits:.30} is not below 2^31")),
-        None if digits.is_empty() => return Err(format!("CSeq {s:.40?} has no number")),
+        None if digits.is_empty() => {
+            return Err(format!("CSeq {c0} has no number", c0 = Clip(s, 40)));
+        }
         None => return Err(format!("CSeq number {digits:.30} is not below 2^31")),
     };
     let method = trim_lws_start(rest);
     if method.len() == rest.len() || method.is_empty() || !method.bytes().all(is_token_byte) {
-        return Err(format!("CSeq {s:.40?} is not a number and a method"));
+        return Err(format!(
+            "CSeq {c0} is not a number and a method",
+            c0 = Clip(s, 40)
+        ));
     }
     Ok((number, method))
 }
@@ -975,7 +1013,10 @@ fn walk_params<'a>(
             return Ok(());
         }
         let Some(rest) = s.strip_prefix(';') else {
-            return Err(format!("unexpected {s:.30?} where a ;parameter may follow"));
+            return Err(format!(
+                "unexpected {c0} where a ;parameter may follow",
+                c0 = Clip(s, 30)
+            ));
         };
         let (name, rest) = token(trim_lws_start(rest)).ok_or("an empty parameter")?;
         let after_name = trim_lws_start(rest);
@@ -1139,6 +1180,20 @@ fn trim_lws(s: &str) -> &str {
 
 fn trim_lws_start(s: &str) -> &str {
     s.trim_start_matches([' ', '\t'])
+}
+
+/// Shows untrusted text in an error reason: at most `.1` characters, escaped and quoted as
+/// `{:?}` does (control characters and quotes cannot reach a log line or reason phrase raw).
+pub(crate) struct Clip<'a>(pub(crate) &'a str, pub(crate) usize);
+
+impl fmt::Display for Clip<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Clip(s, max) = *self;
+        match s.char_indices().nth(max) {
+            Some((cut, _)) => write!(f, "{:?}…", s.get(..cut).unwrap_or_default()),
+            None => write!(f, "{s:?}"),
+        }
+    }
 }
 
 /// Lower case, compact forms expanded (RFC 3261 §7.3.3 and the extensions' compact forms).
@@ -1512,7 +1567,7 @@ mod tests {
         );
         assert!(
             reason(&ok.replace("SIP/2.0\r\n", "SIP/2.1\r\n"))
-                .starts_with("unsupported SIP version SIP/2.1")
+                .starts_with("unsupported SIP version \"SIP/2.1\"")
         );
         assert!(reason(&ok.replace("OPTIONS sip", "OPT@ONS sip")).contains("not a token"));
         assert!(
@@ -1652,6 +1707,18 @@ mod tests {
         let at = bad.iter().position(|&b| b == 0xc3).unwrap();
         bad[at] = 0xff;
         assert_eq!(frame(&bad).unwrap(), Some(bad.len()));
+    }
+
+    #[test]
+    fn reasons_clip_and_escape_untrusted_text() {
+        let long = "x".repeat(100);
+        let r = reason(&options_with(&format!("Max-Forwards: {long}\r\n")));
+        assert_eq!(
+            r,
+            format!("Max-Forwards \"{}\"… is not a number", "x".repeat(20))
+        );
+        let r = reason(&options_with("Max-Forwards: \u{7}\0\r\n"));
+        assert_eq!(r, "Max-Forwards \"\\u{7}\\0\" is not a number");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::net::Ipv6Addr;
 
-use crate::message::ParseError;
+use crate::message::{Clip, ParseError};
 
 /// The schemes a redirect server understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,7 +65,10 @@ impl Uri {
 /// text that is not a URI at all is refused as malformed.
 pub fn parse_uri(s: &str) -> Result<Uri, ParseError> {
     let Some((scheme, rest)) = split_scheme(s) else {
-        return Err(ParseError::new(format!("not a URI (no scheme): {s:.60?}")));
+        return Err(ParseError::new(format!(
+            "not a URI (no scheme): {c0}",
+            c0 = Clip(s, 60)
+        )));
     };
     let uri = if scheme.eq_ignore_ascii_case("sip") {
         parse_sip(Scheme::Sip, rest)
@@ -78,7 +81,7 @@ pub fn parse_uri(s: &str) -> Result<Uri, ParseError> {
             "unsupported URI scheme {scheme:.40}"
         )));
     };
-    uri.map_err(|why| ParseError::new(format!("{why} in URI {s:.80?}")))
+    uri.map_err(|why| ParseError::new(format!("{why} in URI {c0}", c0 = Clip(s, 80))))
 }
 
 /// Splits `scheme:rest` when `scheme` is `ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )`
@@ -153,7 +156,10 @@ fn parse_tel(rest: &str) -> Result<Uri, String> {
         c.is_ascii_digit() || (!global && (c.is_ascii_hexdigit() || c == '*' || c == '#'))
     };
     if !digits.chars().all(|c| ok(c) || separator(c)) || !digits.chars().any(ok) {
-        return Err(format!("a malformed telephone number {number:.40?}"));
+        return Err(format!(
+            "a malformed telephone number {c0}",
+            c0 = Clip(number, 40)
+        ));
     }
     let mut user = String::with_capacity(number.len());
     if global {
@@ -180,7 +186,12 @@ pub(crate) fn split_hostport(s: &str) -> Result<(&str, Option<u16>), String> {
                     "" => (host, None),
                     _ => match rest.strip_prefix(':') {
                         Some(p) => (host, Some(p)),
-                        None => return Err(format!("unexpected {rest:.20?} after the IPv6 host")),
+                        None => {
+                            return Err(format!(
+                                "unexpected {c0} after the IPv6 host",
+                                c0 = Clip(rest, 20)
+                            ));
+                        }
                     },
                 }
             }
@@ -206,7 +217,7 @@ pub(crate) fn check_host(host: &str) -> Result<(), String> {
         let inner = inner.strip_suffix(']').unwrap_or(inner);
         return match inner.parse::<Ipv6Addr>() {
             Ok(_) => Ok(()),
-            Err(_) => Err(format!("an invalid IPv6 address {host:.50?}")),
+            Err(_) => Err(format!("an invalid IPv6 address {c0}", c0 = Clip(host, 50))),
         };
     }
     let name_ok = !host.is_empty()
@@ -218,14 +229,14 @@ pub(crate) fn check_host(host: &str) -> Result<(), String> {
     } else if host.is_empty() {
         Err("no host".into())
     } else {
-        Err(format!("an invalid host {host:.50?}"))
+        Err(format!("an invalid host {c0}", c0 = Clip(host, 50)))
     }
 }
 
 /// A port: 1 to 5 digits, at most 65535.
 pub(crate) fn parse_port(p: &str) -> Result<u16, String> {
     if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("an invalid port {p:.20?}"));
+        return Err(format!("an invalid port {c0}", c0 = Clip(p, 20)));
     }
     p.parse::<u16>()
         .map_err(|_| format!("port {p} is out of range"))
@@ -238,7 +249,7 @@ fn uri_params(text: &str) -> Result<Vec<(String, Option<String>)>, String> {
         return if text.is_empty() {
             Ok(params)
         } else {
-            Err(format!("unexpected {text:.20?}"))
+            Err(format!("unexpected {c0}", c0 = Clip(text, 20)))
         };
     };
     for param in text.split(';') {
@@ -272,7 +283,7 @@ pub(crate) fn percent_decode(s: &str) -> Result<Cow<'_, str>, String> {
             let lo = bytes.next().and_then(hex_value);
             match (hi, lo) {
                 (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
-                _ => return Err(format!("a bad %-escape in {s:.40?}")),
+                _ => return Err(format!("a bad %-escape in {c0}", c0 = Clip(s, 40))),
             }
         } else {
             out.push(b);
@@ -280,7 +291,7 @@ pub(crate) fn percent_decode(s: &str) -> Result<Cow<'_, str>, String> {
     }
     String::from_utf8(out)
         .map(Cow::Owned)
-        .map_err(|_| format!("%-escapes that are not UTF-8 in {s:.40?}"))
+        .map_err(|_| format!("%-escapes that are not UTF-8 in {c0}", c0 = Clip(s, 40)))
 }
 
 fn hex_value(b: u8) -> Option<u8> {

@@ -232,7 +232,7 @@ const CASES: &[(&str, Expect)] = &[
         "badvers",
         Answered {
             status: 505,
-            why: "unsupported SIP version SIP/7.0",
+            why: "unsupported SIP version \"SIP/7.0\"",
         },
     ),
     (
