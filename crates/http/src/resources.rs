@@ -980,7 +980,8 @@ pub struct RejectRulesView {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RejectRuleView {
-    /// The pattern, e.g. `sip:%0900@%` or `sip:spam@example.net`.
+    /// The pattern, e.g. `sip:%0900@%` or `sip:spam@example.net`, or `anonymous` (refuses
+    /// anonymous callers with 433).
     #[schema(pattern = "^[Ss][Ii][Pp]:[^@]+@.+$", max_length = 255)]
     pub pattern: String,
 }
