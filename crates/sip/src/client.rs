@@ -84,8 +84,8 @@ fn final_response(bytes: &[u8]) -> Result<Option<Answer>, String> {
     }
 }
 
-/// Asks `server` one question over UDP or TCP (`tls` must be given for a `tls:` server: the
-/// client configuration with the service certificate, and the server name to verify).
+/// Asks `server` one question over UDP, TCP or TLS (`tls` must be given for a `tls:` server:
+/// the client configuration with the service certificate, and the server name to verify).
 pub async fn ask(
     server: Listen,
     q: &Question,
@@ -96,30 +96,100 @@ pub async fn ask(
         Transport::Udp => tokio::time::timeout(deadline, ask_udp(server.addr, q))
             .await
             .map_err(|_| "no final response within 32 s".to_owned())?,
-        Transport::Tcp => {
-            let tcp = TcpStream::connect(server.addr)
-                .await
-                .map_err(|e| format!("cannot connect to {}: {e}", server.addr))?;
-            let local = tcp.local_addr().map_err(|e| e.to_string())?;
-            tokio::time::timeout(deadline, ask_stream(tcp, Transport::Tcp, local, q))
-                .await
-                .map_err(|_| "no final response within 32 s".to_owned())?
-        }
-        Transport::Tls => {
-            let (config, name) = tls.ok_or("a tls: server needs a client certificate")?;
-            let tcp = TcpStream::connect(server.addr)
-                .await
-                .map_err(|e| format!("cannot connect to {}: {e}", server.addr))?;
-            let local = tcp.local_addr().map_err(|e| e.to_string())?;
-            let name = rustls_pki_types::ServerName::try_from(name)
-                .map_err(|e| format!("server name: {e}"))?;
-            let stream = tokio_rustls::TlsConnector::from(config)
-                .connect(name, tcp)
-                .await
-                .map_err(|e| format!("TLS handshake: {e}"))?;
-            tokio::time::timeout(deadline, ask_stream(stream, Transport::Tls, local, q))
-                .await
-                .map_err(|_| "no final response within 32 s".to_owned())?
+        Transport::Tcp | Transport::Tls => Connection::open(server, tls).await?.ask(q).await,
+    }
+}
+
+/// A TCP or TLS connection that asks several questions in turn.
+#[derive(Debug)]
+pub struct Connection {
+    stream: Box<dyn Stream>,
+    transport: Transport,
+    local: SocketAddr,
+    buf: Vec<u8>,
+}
+
+/// A byte stream (TCP or TLS).
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + std::fmt::Debug> Stream for T {}
+
+impl Connection {
+    /// Connects to a `tcp:` or `tls:` server.
+    pub async fn open(
+        server: Listen,
+        tls: Option<(Arc<rustls::ClientConfig>, String)>,
+    ) -> Result<Self, String> {
+        let tcp = TcpStream::connect(server.addr)
+            .await
+            .map_err(|e| format!("cannot connect to {}: {e}", server.addr))?;
+        let local = tcp.local_addr().map_err(|e| e.to_string())?;
+        let stream: Box<dyn Stream> = match server.transport {
+            Transport::Udp => return Err("UDP has no connections".to_owned()),
+            Transport::Tcp => Box::new(tcp),
+            Transport::Tls => {
+                let (config, name) = tls.ok_or("a tls: server needs a client certificate")?;
+                let name = rustls_pki_types::ServerName::try_from(name)
+                    .map_err(|e| format!("server name: {e}"))?;
+                Box::new(
+                    tokio_rustls::TlsConnector::from(config)
+                        .connect(name, tcp)
+                        .await
+                        .map_err(|e| format!("TLS handshake: {e}"))?,
+                )
+            }
+        };
+        Ok(Self {
+            stream,
+            transport: server.transport,
+            local,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Sends one INVITE and waits (at most 32 s) for its final response, then ACKs it.
+    pub async fn ask(&mut self, q: &Question) -> Result<Answer, String> {
+        tokio::time::timeout(Duration::from_secs(32), self.exchange(q))
+            .await
+            .map_err(|_| "no final response within 32 s".to_owned())?
+    }
+
+    async fn exchange(&mut self, q: &Question) -> Result<Answer, String> {
+        let (request, common) = invite(q, self.transport, self.local);
+        self.stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut chunk = vec![0u8; 16_384];
+        loop {
+            let skip = skip_keepalive(&self.buf);
+            self.buf.drain(..skip);
+            match frame(&self.buf).map_err(|e| format!("unframeable response: {e}"))? {
+                Some(len) => {
+                    let message: Vec<u8> = self.buf.drain(..len).collect();
+                    if let Some(answer) = final_response(&message)? {
+                        let _ = self
+                            .stream
+                            .write_all(ack(q, &common, &answer.response).as_bytes())
+                            .await;
+                        let _ = self.stream.flush().await;
+                        return Ok(answer);
+                    }
+                }
+                None => {
+                    let n = self
+                        .stream
+                        .read(&mut chunk)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if n == 0 {
+                        return Err(
+                            "the server closed the connection without a final response".to_owned()
+                        );
+                    }
+                    self.buf
+                        .extend_from_slice(chunk.get(..n).unwrap_or_default());
+                }
+            }
         }
     }
 }
@@ -164,46 +234,6 @@ async fn ask_udp(server: SocketAddr, q: &Question) -> Result<Answer, String> {
             }
             Ok(Err(e)) => return Err(e),
             Err(_) => wait = (wait * 2).min(Duration::from_secs(4)),
-        }
-    }
-}
-
-async fn ask_stream<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
-    transport: Transport,
-    local: SocketAddr,
-    q: &Question,
-) -> Result<Answer, String> {
-    let (request, common) = invite(q, transport, local);
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut buf = Vec::new();
-    let mut chunk = vec![0u8; 16_384];
-    loop {
-        let skip = skip_keepalive(&buf);
-        buf.drain(..skip);
-        match frame(&buf).map_err(|e| format!("unframeable response: {e}"))? {
-            Some(len) => {
-                let message: Vec<u8> = buf.drain(..len).collect();
-                if let Some(answer) = final_response(&message)? {
-                    let _ = stream
-                        .write_all(ack(q, &common, &answer.response).as_bytes())
-                        .await;
-                    let _ = stream.flush().await;
-                    return Ok(answer);
-                }
-            }
-            None => {
-                let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
-                if n == 0 {
-                    return Err(
-                        "the server closed the connection without a final response".to_owned()
-                    );
-                }
-                buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-            }
         }
     }
 }
