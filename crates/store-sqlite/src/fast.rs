@@ -1,8 +1,10 @@
-//! The hot reads (a certificate, an account, its DND, its forwarding) run inline on the calling
-//! thread through rusqlite on their own read-only connections. In WAL mode a read never waits
-//! for the writer, and a read from SQLite's page cache takes microseconds: less than handing it
-//! to sqlx's worker thread and waking the task again, which the profile showed dominating
-//! every request (see docs/benchmarks.md).
+//! The hot reads run inline on the calling thread through rusqlite on their own read-only
+//! connections: those of every request (a certificate, an account, its DND, its forwarding)
+//! and those of deciding a call (whether a domain is local, the account an address or an ENUM
+//! number reaches, the accept rules, reject patterns, phonebook and voicemail). In WAL mode a
+//! read never waits for the writer, and a read from SQLite's page cache takes microseconds:
+//! less than handing it to sqlx's worker thread and waking the task again, which the profile
+//! showed dominating every request (see docs/benchmarks.md).
 //!
 //! Their results are kept in memory for as long as the database stays as it was: each look-up
 //! first reads the database's [`Version`] (one `pread`, no lock; see [`crate::changes`]) and
@@ -11,10 +13,12 @@
 //! for the next request at once, as without the cache. What the cache saves is SQLite's read
 //! transaction: its file locks and the mutexes around them were half of a request's CPU time.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 use std::path::PathBuf;
 use std::sync::Mutex;
+#[cfg(test)]
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -23,15 +27,20 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 use sip_settings_core::StoreError;
 use sip_settings_core::account::Account;
 use sip_settings_core::cert::{CertRecord, Serial};
-use sip_settings_core::ids::AccountId;
-use sip_settings_core::settings::{Diversions, TemporaryRule};
-use sip_settings_core::stored::{self, AccountRow, CertRow};
+use sip_settings_core::ids::{AccountId, Domain, E164, Email};
+use sip_settings_core::settings::{
+    AcceptRule, AcceptRules, DaysMask, Diversions, PhonebookEntry, RejectPattern, TemporaryRule,
+    Voicemail, VoicemailDelivery,
+};
+use sip_settings_core::sip::SipUri;
+use sip_settings_core::stored::{self, AccountRow, CertRow, corrupt};
 
 use crate::changes::{Version, WalWatch};
 
 /// Most idle connections kept.
 const KEEP: usize = 8;
-/// Most entries of one kind kept; past that the kind is emptied and fills again.
+/// Most rows of one kind kept (an answer counts as the rows it holds, at least one); past that
+/// the kind is emptied and fills again.
 const MAX_CACHED: usize = 50_000;
 
 /// Read-only rusqlite connections to the database file, reused, and the answers they gave.
@@ -42,16 +51,90 @@ pub(crate) struct FastReader {
     /// `None` for a database that is not a WAL file: nothing is cached then.
     watch: Option<WalWatch>,
     cache: Mutex<Cache>,
+    /// Answers given from the cache, for the tests.
+    #[cfg(test)]
+    hits: AtomicU64,
 }
 
 /// Answers read at one [`Version`] of the database.
 #[derive(Debug, Default)]
 struct Cache {
     version: Option<Version>,
-    certificates: HashMap<Serial, Option<CertRecord>>,
-    accounts: HashMap<AccountId, Option<Account>>,
-    temporary_rules: HashMap<AccountId, Option<TemporaryRule>>,
-    diversions: HashMap<AccountId, Diversions>,
+    certificates: Kind<Serial, Option<CertRecord>>,
+    accounts: Kind<AccountId, Option<Account>>,
+    temporary_rules: Kind<AccountId, Option<TemporaryRule>>,
+    diversions: Kind<AccountId, Diversions>,
+    domains: Kind<Domain, bool>,
+    addresses: Kind<AccountId, Option<AccountId>>,
+    enum_numbers: Kind<E164, Option<AccountId>>,
+    accept_rules: Kind<AccountId, AcceptRules>,
+    reject: Kind<AccountId, Vec<RejectPattern>>,
+    phonebooks: Kind<AccountId, Vec<PhonebookEntry>>,
+    voicemail: Kind<AccountId, Option<Voicemail>>,
+}
+
+/// The answers of one kind and the rows they hold.
+#[derive(Debug)]
+struct Kind<K, V> {
+    answers: HashMap<K, V>,
+    rows: usize,
+}
+
+impl<K, V> Default for Kind<K, V> {
+    fn default() -> Self {
+        Self {
+            answers: HashMap::new(),
+            rows: 0,
+        }
+    }
+}
+
+impl<K: Hash + Eq, V: Rows> Kind<K, V> {
+    /// Keeps `value`, emptying the kind first when it would hold more than [`MAX_CACHED`]
+    /// rows; an answer larger than that alone is not kept.
+    fn keep(&mut self, key: K, value: V) {
+        let rows = value.rows();
+        if rows > MAX_CACHED {
+            return;
+        }
+        if self.rows + rows > MAX_CACHED {
+            self.answers.clear();
+            self.rows = 0;
+        }
+        if let Some(old) = self.answers.insert(key, value) {
+            self.rows = self.rows.saturating_sub(old.rows());
+        }
+        self.rows += rows;
+    }
+}
+
+/// How many rows an answer holds, counted against [`MAX_CACHED`]: one for a single value or a
+/// miss, the length for a list (a phonebook may be long; a cache of 50 000 of them must not be).
+trait Rows {
+    fn rows(&self) -> usize {
+        1
+    }
+}
+
+impl Rows for bool {}
+impl<T> Rows for Option<T> {}
+
+impl<T> Rows for Vec<T> {
+    fn rows(&self) -> usize {
+        self.len().max(1)
+    }
+}
+
+impl<K, V> Rows for BTreeMap<K, V> {
+    fn rows(&self) -> usize {
+        self.len().max(1)
+    }
+}
+
+impl Rows for AcceptRules {
+    fn rows(&self) -> usize {
+        self.persistent.len() + 1
+    }
 }
 
 fn map_err(e: rusqlite::Error) -> StoreError {
@@ -70,20 +153,28 @@ fn map_err(e: rusqlite::Error) -> StoreError {
 
 /// A time column as sqlx writes it (RFC 3339, or SQLite's `YYYY-MM-DD HH:MM:SS.fff+00:00`).
 fn time(r: &Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
-    parse_time(i, &r.get::<_, String>(i)?)
+    parse_time(r, i, &r.get::<_, String>(i)?)
 }
 
 fn time_opt(r: &Row<'_>, i: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
     r.get::<_, Option<String>>(i)?
-        .map(|s| parse_time(i, &s))
+        .map(|s| parse_time(r, i, &s))
         .transpose()
 }
 
-fn parse_time(i: usize, s: &str) -> rusqlite::Result<DateTime<Utc>> {
+/// A time that does not parse is an error naming its column.
+fn parse_time(r: &Row<'_>, i: usize, s: &str) -> rusqlite::Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f%:z"))
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, Type::Text, e.into()))
+        .map_err(|e| {
+            let column = r.as_ref().column_name(i).unwrap_or("?");
+            rusqlite::Error::FromSqlConversionFailure(
+                i,
+                Type::Text,
+                format!("column {column}: {e}").into(),
+            )
+        })
 }
 
 impl FastReader {
@@ -97,15 +188,23 @@ impl FastReader {
             idle: Mutex::new(Vec::new()),
             watch,
             cache: Mutex::new(Cache::default()),
+            #[cfg(test)]
+            hits: AtomicU64::new(0),
         }
+    }
+
+    /// Answers given from the cache so far.
+    #[cfg(test)]
+    pub(crate) fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
     }
 
     /// The answer for `key` from the cache when the database has not changed since it was
     /// read; otherwise `read` runs, and its answer is kept under the version read *before* it
     /// ran (a commit in between makes the next look-up miss, never serve older data).
-    fn cached<K: Hash + Eq + Clone, V: Clone>(
+    fn cached<K: Hash + Eq + Clone, V: Clone + Rows>(
         &self,
-        kind: fn(&mut Cache) -> &mut HashMap<K, V>,
+        kind: fn(&mut Cache) -> &mut Kind<K, V>,
         key: &K,
         read: impl FnOnce(&Connection) -> Result<V, StoreError>,
     ) -> Result<V, StoreError> {
@@ -113,8 +212,10 @@ impl FastReader {
         if let Some(v) = version {
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             if cache.version == Some(v)
-                && let Some(hit) = kind(&mut cache).get(key)
+                && let Some(hit) = kind(&mut cache).answers.get(key)
             {
+                #[cfg(test)]
+                self.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(hit.clone());
             }
         }
@@ -127,11 +228,7 @@ impl FastReader {
                     ..Cache::default()
                 };
             }
-            let entries = kind(&mut cache);
-            if entries.len() >= MAX_CACHED {
-                entries.clear();
-            }
-            entries.insert(key.clone(), value.clone());
+            kind(&mut cache).keep(key.clone(), value.clone());
         }
         Ok(value)
     }
@@ -195,27 +292,11 @@ impl FastReader {
         &self,
         id: &AccountId,
     ) -> Result<Option<TemporaryRule>, StoreError> {
-        self.cached(|c| &mut c.temporary_rules, id, |c| {
-            let row = c
-                .prepare_cached(
-                    "SELECT t.groups, t.until FROM accept_temporary t \
-                     JOIN accounts a ON a.id = t.account_id WHERE a.domain = ?1 AND a.username = ?2",
-                )
-                .and_then(|mut stmt| {
-                    stmt.query_row([id.domain().as_str(), id.user().as_str()], |r| {
-                        Ok((r.get::<_, String>(0)?, time_opt(r, 1)?))
-                    })
-                    .optional()
-                })
-                .map_err(map_err)?;
-            row.map(|(groups, until)| {
-                Ok(TemporaryRule {
-                    groups: stored::groups(&groups)?,
-                    until,
-                })
-            })
-            .transpose()
-        })
+        self.cached(
+            |c| &mut c.temporary_rules,
+            id,
+            |c| read_temporary_rule(c, id),
+        )
     }
 
     pub(crate) fn diversions(&self, id: &AccountId) -> Result<Diversions, StoreError> {
@@ -237,6 +318,229 @@ impl FastReader {
                 .collect()
         })
     }
+
+    pub(crate) fn domain_exists(&self, domain: &Domain) -> Result<bool, StoreError> {
+        self.cached(
+            |c| &mut c.domains,
+            domain,
+            |c| {
+                let n: i64 = c
+                    .prepare_cached("SELECT count(*) FROM domains WHERE name = ?1")
+                    .and_then(|mut stmt| stmt.query_row([domain.as_str()], |r| r.get(0)))
+                    .map_err(map_err)?;
+                Ok(n > 0)
+            },
+        )
+    }
+
+    /// The account an address (its own or an alias) belongs to.
+    pub(crate) fn resolve_address(
+        &self,
+        address: &AccountId,
+    ) -> Result<Option<AccountId>, StoreError> {
+        self.cached(|c| &mut c.addresses, address, |c| {
+            c.prepare_cached(
+                "SELECT a.username, a.domain FROM sip_addresses s JOIN accounts a ON a.id = s.account_id \
+                 WHERE s.domain = ?1 AND s.username = ?2",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row(
+                    [address.domain().as_str(), address.user().as_str()],
+                    address_columns,
+                )
+                .optional()
+            })
+            .map_err(map_err)?
+            .map(|(user, domain)| stored::address(&user, &domain))
+            .transpose()
+        })
+    }
+
+    /// The account an ENUM number is mapped to.
+    pub(crate) fn resolve_enum(&self, number: &E164) -> Result<Option<AccountId>, StoreError> {
+        self.cached(|c| &mut c.enum_numbers, number, |c| {
+            c.prepare_cached(
+                "SELECT a.username, a.domain FROM enum_numbers e JOIN accounts a ON a.id = e.account_id \
+                 WHERE e.number = ?1",
+            )
+            .and_then(|mut stmt| stmt.query_row([number.as_str()], address_columns).optional())
+            .map_err(map_err)?
+            .map(|(user, domain)| stored::address(&user, &domain))
+            .transpose()
+        })
+    }
+
+    /// The persistent accept rules by days mask and the temporary rule, read in one
+    /// transaction (so both are of the same commit).
+    pub(crate) fn accept_rules(&self, id: &AccountId) -> Result<AcceptRules, StoreError> {
+        self.cached(
+            |c| &mut c.accept_rules,
+            id,
+            |c| {
+                let tx = c.unchecked_transaction().map_err(map_err)?;
+                let rows: Vec<(i64, i64, i64, String)> = of_account(
+                    &tx,
+                    "SELECT days, start_minute, stop_minute, groups FROM accept_rules \
+                 WHERE account_id = (SELECT id FROM accounts WHERE domain = ?1 AND username = ?2) \
+                 ORDER BY days",
+                    id,
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )?;
+                let temporary = read_temporary_rule(&tx, id)?;
+                tx.commit().map_err(map_err)?;
+                let persistent = rows
+                    .into_iter()
+                    .map(|(days, start, stop, groups)| {
+                        Ok(AcceptRule {
+                            days: u32::try_from(days)
+                                .ok()
+                                .and_then(|d| DaysMask::new(d).ok())
+                                .ok_or_else(|| corrupt("days mask", days))?,
+                            start: stored::minute(start)?,
+                            stop: stored::minute(stop)?,
+                            groups: stored::groups(&groups)?,
+                        })
+                    })
+                    .collect::<Result<_, StoreError>>()?;
+                Ok(AcceptRules {
+                    persistent,
+                    temporary,
+                })
+            },
+        )
+    }
+
+    /// The reject patterns, sorted.
+    pub(crate) fn reject(&self, id: &AccountId) -> Result<Vec<RejectPattern>, StoreError> {
+        self.cached(
+            |c| &mut c.reject,
+            id,
+            |c| {
+                let patterns: Vec<String> = of_account(
+                    c,
+                    "SELECT pattern FROM reject_rules \
+                 WHERE account_id = (SELECT id FROM accounts WHERE domain = ?1 AND username = ?2) \
+                 ORDER BY pattern",
+                    id,
+                    |r| r.get(0),
+                )?;
+                patterns
+                    .iter()
+                    .map(|p| RejectPattern::parse(p).map_err(|e| corrupt("reject pattern", e)))
+                    .collect()
+            },
+        )
+    }
+
+    /// The phonebook, by address.
+    pub(crate) fn phonebook(&self, id: &AccountId) -> Result<Vec<PhonebookEntry>, StoreError> {
+        self.cached(
+            |c| &mut c.phonebooks,
+            id,
+            |c| {
+                let rows: Vec<(String, String, String)> = of_account(
+                    c,
+                    "SELECT uri, name, groups FROM phonebook \
+                 WHERE account_id = (SELECT id FROM accounts WHERE domain = ?1 AND username = ?2) \
+                 ORDER BY uri",
+                    id,
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )?;
+                rows.into_iter()
+                    .map(|(uri, name, groups)| {
+                        Ok(PhonebookEntry {
+                            uri: SipUri::parse_for("uri", &uri)
+                                .map_err(|e| corrupt("phonebook uri", e))?,
+                            name,
+                            groups: groups
+                                .split(',')
+                                .filter(|g| !g.is_empty())
+                                .map(str::to_owned)
+                                .collect(),
+                        })
+                    })
+                    .collect()
+            },
+        )
+    }
+
+    /// The voice mailbox, if one is set up.
+    pub(crate) fn voicemail(&self, id: &AccountId) -> Result<Option<Voicemail>, StoreError> {
+        self.cached(
+            |c| &mut c.voicemail,
+            id,
+            |c| {
+                let row: Option<(bool, String, Option<String>, Option<String>)> = of_account(
+                    c,
+                    "SELECT enabled, delivery, email, pin_hash FROM voicemail \
+                 WHERE account_id = (SELECT id FROM accounts WHERE domain = ?1 AND username = ?2)",
+                    id,
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )?
+                .into_iter()
+                .next();
+                row.map(|(enabled, delivery, email, pin_hash)| {
+                    Ok(Voicemail {
+                        enabled,
+                        delivery: VoicemailDelivery::parse(&delivery)
+                            .map_err(|e| corrupt("delivery", e))?,
+                        email: email
+                            .map(|e| Email::parse_for("email", &e))
+                            .transpose()
+                            .map_err(|e| corrupt("voicemail email", e))?,
+                        pin_hash,
+                    })
+                })
+                .transpose()
+            },
+        )
+    }
+}
+
+/// The temporary accept rule (DND) of `id`, if one is stored.
+fn read_temporary_rule(
+    c: &Connection,
+    id: &AccountId,
+) -> Result<Option<TemporaryRule>, StoreError> {
+    let row = c
+        .prepare_cached(
+            "SELECT t.groups, t.until FROM accept_temporary t \
+             JOIN accounts a ON a.id = t.account_id WHERE a.domain = ?1 AND a.username = ?2",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row([id.domain().as_str(), id.user().as_str()], |r| {
+                Ok((r.get::<_, String>(0)?, time_opt(r, 1)?))
+            })
+            .optional()
+        })
+        .map_err(map_err)?;
+    row.map(|(groups, until)| {
+        Ok(TemporaryRule {
+            groups: stored::groups(&groups)?,
+            until,
+        })
+    })
+    .transpose()
+}
+
+/// The rows of `sql`, run with the account `id` bound as `?1` (domain) and `?2` (username).
+fn of_account<T>(
+    c: &Connection,
+    sql: &str,
+    id: &AccountId,
+    row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>, StoreError> {
+    c.prepare_cached(sql)
+        .and_then(|mut stmt| {
+            stmt.query_map([id.domain().as_str(), id.user().as_str()], row)?
+                .collect()
+        })
+        .map_err(map_err)
+}
+
+/// The `username` and `domain` columns of an address.
+fn address_columns(r: &Row<'_>) -> rusqlite::Result<(String, String)> {
+    Ok((r.get(0)?, r.get(1)?))
 }
 
 fn cert_row(r: &Row<'_>) -> rusqlite::Result<CertRow> {
@@ -270,4 +574,246 @@ fn account_row(r: &Row<'_>) -> rusqlite::Result<AccountRow> {
         prepaid: r.get(12)?,
         created_at: time(r, 13)?,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+mod tests {
+    use std::fmt::Debug;
+    use std::future::Future;
+
+    use chrono::{TimeZone, Utc};
+    use sip_settings_core::account::{Account, AccountProfile};
+    use sip_settings_core::settings::{ClockTime, Group};
+    use sip_settings_core::{Credentials, Store};
+
+    use super::*;
+    use crate::SqliteStore;
+
+    /// Reads twice: the second answer must come from the cache and equal the first.
+    async fn twice<T, F>(store: &SqliteStore, read: impl Fn() -> F) -> T
+    where
+        T: PartialEq + Debug,
+        F: Future<Output = Result<T, StoreError>>,
+    {
+        let first = read().await.unwrap();
+        let hits = store.fast.hits();
+        let second = read().await.unwrap();
+        assert_eq!(store.fast.hits(), hits + 1, "not answered from the cache");
+        assert_eq!(first, second);
+        first
+    }
+
+    /// Reads once, right after a commit: the answer must come from SQLite.
+    async fn fresh<T, F>(store: &SqliteStore, read: impl Fn() -> F) -> T
+    where
+        F: Future<Output = Result<T, StoreError>>,
+    {
+        let hits = store.fast.hits();
+        let value = read().await.unwrap();
+        assert_eq!(store.fast.hits(), hits, "a cached answer outlived a commit");
+        value
+    }
+
+    /// Each read that deciding a call needs is answered from memory when repeated, and shows
+    /// a commit through a second store on the same file (another process: the CLI, a second
+    /// server) or a bare SQLite connection at the very next look-up.
+    #[tokio::test]
+    async fn the_call_reads_are_cached_and_follow_every_commit_of_another_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let url = format!("sqlite://{}", path.display());
+        let server = SqliteStore::open(&url, true).await.unwrap();
+        let cli = SqliteStore::open(&url, false).await.unwrap();
+        let t0 = Utc.timestamp_opt(1_790_000_000, 0).single().unwrap();
+        let alice = AccountId::parse("alice@example.com").unwrap();
+        let al = AccountId::parse("al@example.com").unwrap();
+        let number = E164::parse_for("n", "+31201234567").unwrap();
+        let com = Domain::parse("example.com").unwrap();
+        let net = Domain::parse("example.net").unwrap();
+        assert!(server.fast.watch.is_some(), "a WAL file is cached");
+
+        // Misses are cached too, and a commit ends them.
+        assert!(!twice(&server, || server.domain_exists(&com)).await);
+        cli.add_domain(&com, t0).await.unwrap();
+        assert!(fresh(&server, || server.domain_exists(&com)).await);
+        assert!(twice(&server, || server.domain_exists(&com)).await);
+        assert!(!twice(&server, || server.domain_exists(&net)).await);
+
+        assert_eq!(
+            twice(&server, || server.resolve_address(&alice)).await,
+            None
+        );
+        let account = Account {
+            id: alice.clone(),
+            profile: AccountProfile::default(),
+            privacy: false,
+            prepaid: false,
+            created_at: t0,
+        };
+        let credentials = Credentials {
+            ha1_md5: "md5".into(),
+            ha1_sha256: "sha".into(),
+            password_hash: "$argon2id$stand-in".into(),
+        };
+        cli.insert_account(&account, &credentials, &[])
+            .await
+            .unwrap();
+        let found = Some(alice.clone());
+        assert_eq!(
+            fresh(&server, || server.resolve_address(&alice)).await,
+            found
+        );
+        assert_eq!(twice(&server, || server.resolve_address(&al)).await, None);
+        cli.add_alias(&al, &alice, 20).await.unwrap();
+        assert_eq!(fresh(&server, || server.resolve_address(&al)).await, found);
+        assert_eq!(twice(&server, || server.resolve_address(&al)).await, found);
+        cli.remove_alias(&al).await.unwrap();
+        assert_eq!(fresh(&server, || server.resolve_address(&al)).await, None);
+
+        assert_eq!(twice(&server, || server.resolve_enum(&number)).await, None);
+        cli.add_enum(&number, &alice).await.unwrap();
+        assert_eq!(fresh(&server, || server.resolve_enum(&number)).await, found);
+        assert_eq!(twice(&server, || server.resolve_enum(&number)).await, found);
+        cli.remove_enum(&number).await.unwrap();
+        assert_eq!(fresh(&server, || server.resolve_enum(&number)).await, None);
+
+        let none = AcceptRules::default();
+        assert_eq!(
+            twice(&server, || server.get_accept_rules(&alice)).await,
+            none
+        );
+        let rule = AcceptRule {
+            days: DaysMask::new(31).unwrap(),
+            start: ClockTime::parse_for("s", "09:00").unwrap(),
+            stop: ClockTime::parse_for("s", "17:00").unwrap(),
+            groups: vec![Group::Everybody],
+        };
+        cli.put_accept_rule(&alice, &rule).await.unwrap();
+        let rules = fresh(&server, || server.get_accept_rules(&alice)).await;
+        assert_eq!(rules.persistent, [rule]);
+        assert_eq!(
+            twice(&server, || server.get_accept_rules(&alice)).await,
+            rules
+        );
+        let dnd = TemporaryRule {
+            groups: vec![Group::Nobody],
+            until: Some(t0),
+        };
+        cli.set_temporary_rule(&alice, Some(&dnd)).await.unwrap();
+        let rules = fresh(&server, || server.get_accept_rules(&alice)).await;
+        assert_eq!((rules.persistent.len(), rules.temporary), (1, Some(dnd)));
+
+        assert!(
+            twice(&server, || server.list_reject(&alice))
+                .await
+                .is_empty()
+        );
+        let pattern = RejectPattern::parse("sip:%0900@%").unwrap();
+        cli.add_reject(&alice, &pattern).await.unwrap();
+        let patterns = vec![pattern];
+        assert_eq!(
+            fresh(&server, || server.list_reject(&alice)).await,
+            patterns
+        );
+        assert_eq!(
+            twice(&server, || server.list_reject(&alice)).await,
+            patterns
+        );
+        // A writer that is no store at all (sqlite3 on the command line, say).
+        let raw = Connection::open(&path).unwrap();
+        raw.execute("DELETE FROM reject_rules", []).unwrap();
+        assert!(
+            fresh(&server, || server.list_reject(&alice))
+                .await
+                .is_empty()
+        );
+
+        assert!(
+            twice(&server, || server.list_phonebook(&alice))
+                .await
+                .is_empty()
+        );
+        let entry = PhonebookEntry {
+            uri: SipUri::parse_for("u", "sip:mom@example.org").unwrap(),
+            name: "Mom".into(),
+            groups: vec!["family".into()],
+        };
+        cli.put_phonebook_entry(&alice, &entry).await.unwrap();
+        let book = vec![entry.clone()];
+        assert_eq!(fresh(&server, || server.list_phonebook(&alice)).await, book);
+        assert_eq!(twice(&server, || server.list_phonebook(&alice)).await, book);
+        let renamed = PhonebookEntry {
+            name: "Mother".into(),
+            ..entry
+        };
+        cli.put_phonebook_entry(&alice, &renamed).await.unwrap();
+        assert_eq!(
+            fresh(&server, || server.list_phonebook(&alice)).await,
+            [renamed]
+        );
+
+        assert_eq!(twice(&server, || server.get_voicemail(&alice)).await, None);
+        let on = Voicemail {
+            enabled: true,
+            delivery: VoicemailDelivery::Email,
+            email: None,
+            pin_hash: Some("hash".into()),
+        };
+        cli.put_voicemail(&alice, &on).await.unwrap();
+        let seen = Some(on.clone());
+        assert_eq!(fresh(&server, || server.get_voicemail(&alice)).await, seen);
+        assert_eq!(twice(&server, || server.get_voicemail(&alice)).await, seen);
+        let off = Voicemail {
+            enabled: false,
+            ..on
+        };
+        // The server's own writes are seen at once as well.
+        server.put_voicemail(&alice, &off).await.unwrap();
+        assert_eq!(
+            fresh(&server, || server.get_voicemail(&alice)).await,
+            Some(off)
+        );
+
+        // Deleting the account empties every one of its reads at once.
+        twice(&server, || server.list_phonebook(&alice)).await;
+        cli.delete_account(&alice, t0).await.unwrap();
+        assert_eq!(
+            fresh(&server, || server.resolve_address(&alice)).await,
+            None
+        );
+        assert_eq!(
+            fresh(&server, || server.get_accept_rules(&alice)).await,
+            none
+        );
+        assert!(
+            fresh(&server, || server.list_phonebook(&alice))
+                .await
+                .is_empty()
+        );
+        assert_eq!(fresh(&server, || server.get_voicemail(&alice)).await, None);
+
+        cli.close().await;
+        server.close().await;
+    }
+
+    /// A kind holds at most [`MAX_CACHED`] rows: a list counts as its length.
+    #[test]
+    fn a_kind_is_bounded_by_the_rows_it_holds() {
+        let mut kind: Kind<u32, Vec<u8>> = Kind::default();
+        kind.keep(1, vec![0; MAX_CACHED / 2]);
+        kind.keep(2, vec![0; MAX_CACHED / 2]);
+        assert_eq!((kind.answers.len(), kind.rows), (2, MAX_CACHED));
+        kind.keep(3, Vec::new());
+        assert_eq!(
+            (kind.answers.len(), kind.rows),
+            (1, 1),
+            "emptied, then kept"
+        );
+        kind.keep(3, vec![0; 10]);
+        assert_eq!((kind.answers.len(), kind.rows), (1, 10), "replaced");
+        kind.keep(4, vec![0; MAX_CACHED + 1]);
+        assert!(!kind.answers.contains_key(&4), "too large to keep");
+        assert_eq!(kind.rows, 10);
+    }
 }

@@ -29,16 +29,12 @@ use sip_settings_core::journal::{JournalEntry, NewJournalEntry};
 use sip_settings_core::money::Money;
 use sip_settings_core::rating::Rate;
 use sip_settings_core::settings::{
-    AcceptRule, AcceptRules, DaysMask, Diversions, PhonebookEntry, RejectPattern, TemporaryRule,
-    Voicemail, VoicemailDelivery,
+    AcceptRules, Diversions, PhonebookEntry, RejectPattern, TemporaryRule, Voicemail,
 };
-use sip_settings_core::sip::SipUri;
 use sip_settings_core::store::{AccountWrite, BalanceChange};
-use sip_settings_core::{Email, Store, StoreError};
+use sip_settings_core::{Store, StoreError};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
-
-use sip_settings_core::stored;
 
 use crate::account_write::{BEGIN, SqliteAccountWrite, insert_journal};
 use crate::rows::{account_from_row, account_id_from, cert_from_row, corrupt, map_err};
@@ -145,12 +141,7 @@ impl Store for SqliteStore {
     }
 
     async fn domain_exists(&self, domain: &Domain) -> Result<bool, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM domains WHERE name = ?")
-            .bind(domain.as_str())
-            .fetch_one(&self.reader)
-            .await
-            .map_err(map_err)?;
-        Ok(n > 0)
+        self.fast.domain_exists(domain)
     }
 
     async fn insert_account(
@@ -325,17 +316,7 @@ impl Store for SqliteStore {
     }
 
     async fn resolve_address(&self, address: &AccountId) -> Result<Option<AccountId>, StoreError> {
-        let row = sqlx::query(
-            "SELECT a.username, a.domain FROM sip_addresses s JOIN accounts a ON a.id = s.account_id \
-             WHERE s.domain = ? AND s.username = ?",
-        )
-        .bind(address.domain().as_str())
-        .bind(address.user().as_str())
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(map_err)?;
-        row.map(|r| account_id_from(&r, "username", "domain"))
-            .transpose()
+        self.fast.resolve_address(address)
     }
 
     async fn list_aliases(
@@ -406,16 +387,7 @@ impl Store for SqliteStore {
     }
 
     async fn resolve_enum(&self, number: &E164) -> Result<Option<AccountId>, StoreError> {
-        let row = sqlx::query(
-            "SELECT a.username, a.domain FROM enum_numbers e JOIN accounts a ON a.id = e.account_id \
-             WHERE e.number = ?",
-        )
-        .bind(number.as_str())
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(map_err)?;
-        row.map(|r| account_id_from(&r, "username", "domain"))
-            .transpose()
+        self.fast.resolve_enum(number)
     }
 
     async fn get_diversions(&self, account: &AccountId) -> Result<Diversions, StoreError> {
@@ -423,53 +395,7 @@ impl Store for SqliteStore {
     }
 
     async fn get_accept_rules(&self, account: &AccountId) -> Result<AcceptRules, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT days, start_minute, stop_minute, groups FROM accept_rules \
-             WHERE account_id = {ACCOUNT_ID} ORDER BY days"
-        ))
-        .bind(account.domain().as_str())
-        .bind(account.user().as_str())
-        .fetch_all(&self.reader)
-        .await
-        .map_err(map_err)?;
-        let mut persistent = Vec::with_capacity(rows.len());
-        for r in rows {
-            let days: i64 = r.try_get("days").map_err(map_err)?;
-            let start: i64 = r.try_get("start_minute").map_err(map_err)?;
-            let stop: i64 = r.try_get("stop_minute").map_err(map_err)?;
-            let groups: String = r.try_get("groups").map_err(map_err)?;
-            persistent.push(AcceptRule {
-                days: u32::try_from(days)
-                    .ok()
-                    .and_then(|d| DaysMask::new(d).ok())
-                    .ok_or_else(|| corrupt("days mask", days))?,
-                start: stored::minute(start)?,
-                stop: stored::minute(stop)?,
-                groups: stored::groups(&groups)?,
-            });
-        }
-        let temp = sqlx::query(&format!(
-            "SELECT groups, until FROM accept_temporary WHERE account_id = {ACCOUNT_ID}"
-        ))
-        .bind(account.domain().as_str())
-        .bind(account.user().as_str())
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(map_err)?;
-        let temporary = match temp {
-            Some(r) => {
-                let groups: String = r.try_get("groups").map_err(map_err)?;
-                Some(TemporaryRule {
-                    groups: stored::groups(&groups)?,
-                    until: r.try_get("until").map_err(map_err)?,
-                })
-            }
-            None => None,
-        };
-        Ok(AcceptRules {
-            persistent,
-            temporary,
-        })
+        self.fast.accept_rules(account)
     }
 
     async fn get_temporary_rule(
@@ -480,67 +406,15 @@ impl Store for SqliteStore {
     }
 
     async fn list_reject(&self, account: &AccountId) -> Result<Vec<RejectPattern>, StoreError> {
-        let patterns: Vec<String> = sqlx::query_scalar(&format!(
-            "SELECT pattern FROM reject_rules WHERE account_id = {ACCOUNT_ID} ORDER BY pattern"
-        ))
-        .bind(account.domain().as_str())
-        .bind(account.user().as_str())
-        .fetch_all(&self.reader)
-        .await
-        .map_err(map_err)?;
-        patterns
-            .iter()
-            .map(|p| RejectPattern::parse(p).map_err(|e| corrupt("reject pattern", e)))
-            .collect()
+        self.fast.reject(account)
     }
 
     async fn get_voicemail(&self, account: &AccountId) -> Result<Option<Voicemail>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT enabled, delivery, email, pin_hash FROM voicemail WHERE account_id = {ACCOUNT_ID}"
-        ))
-        .bind(account.domain().as_str())
-        .bind(account.user().as_str())
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(map_err)?;
-        let Some(r) = row else { return Ok(None) };
-        let delivery: String = r.try_get("delivery").map_err(map_err)?;
-        let email: Option<String> = r.try_get("email").map_err(map_err)?;
-        Ok(Some(Voicemail {
-            enabled: r.try_get("enabled").map_err(map_err)?,
-            delivery: VoicemailDelivery::parse(&delivery).map_err(|e| corrupt("delivery", e))?,
-            email: email
-                .map(|e| Email::parse_for("email", &e))
-                .transpose()
-                .map_err(|e| corrupt("voicemail email", e))?,
-            pin_hash: r.try_get("pin_hash").map_err(map_err)?,
-        }))
+        self.fast.voicemail(account)
     }
 
     async fn list_phonebook(&self, account: &AccountId) -> Result<Vec<PhonebookEntry>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT uri, name, groups FROM phonebook WHERE account_id = {ACCOUNT_ID} ORDER BY uri"
-        ))
-        .bind(account.domain().as_str())
-        .bind(account.user().as_str())
-        .fetch_all(&self.reader)
-        .await
-        .map_err(map_err)?;
-        rows.iter()
-            .map(|r| {
-                let uri: String = r.try_get("uri").map_err(map_err)?;
-                let groups: String = r.try_get("groups").map_err(map_err)?;
-                Ok(PhonebookEntry {
-                    uri: SipUri::parse_for("uri", &uri).map_err(|e| corrupt("phonebook uri", e))?,
-                    name: r.try_get("name").map_err(map_err)?,
-                    groups: groups
-                        .split(',')
-                        .filter(|g| !g.is_empty())
-                        .map(str::to_owned)
-                        .collect(),
-                })
-            })
-            .collect()
+        self.fast.phonebook(account)
     }
 
     async fn import_rates(&self, rates: &[Rate], replace: bool) -> Result<u64, StoreError> {
@@ -664,7 +538,3 @@ impl Store for SqliteStore {
             .collect()
     }
 }
-
-/// A sub-select giving the row id of the account bound as `(domain, username)`. When there is no
-/// such account it yields NULL, which a NOT NULL column refuses (mapped to `NotFound`).
-const ACCOUNT_ID: &str = "(SELECT id FROM accounts WHERE domain = ? AND username = ?)";

@@ -782,6 +782,114 @@ pub async fn voicemail_privacy_phonebook(store: Arc<dyn Store>) {
     assert!(!store.remove_phonebook_entry(&alice, &e1.uri).await.unwrap());
 }
 
+/// Every read that deciding a call needs (`domain_exists`, `resolve_address`, `resolve_enum`,
+/// `get_accept_rules`, `list_reject`, `list_phonebook`, `get_voicemail`) shows the write just
+/// before it, also where the same read answered "none" or the old value a moment earlier: a
+/// store that keeps answers in memory must forget them on every commit.
+pub async fn call_reads_follow_each_write(store: Arc<dyn Store>) {
+    let com = Domain::parse("example.com").unwrap();
+    assert!(!store.domain_exists(&com).await.unwrap());
+    seed(&store).await;
+    assert!(store.domain_exists(&com).await.unwrap());
+    let alice = id("alice@example.com");
+    let al = id("al@example.com");
+    let found = Some(alice.clone());
+
+    assert_eq!(store.resolve_address(&al).await.unwrap(), None);
+    store.add_alias(&al, &alice, 20).await.unwrap();
+    assert_eq!(store.resolve_address(&al).await.unwrap(), found);
+    store.remove_alias(&al).await.unwrap();
+    assert_eq!(store.resolve_address(&al).await.unwrap(), None);
+
+    let number = E164::parse_for("n", "+31201234567").unwrap();
+    assert_eq!(store.resolve_enum(&number).await.unwrap(), None);
+    store.add_enum(&number, &alice).await.unwrap();
+    assert_eq!(store.resolve_enum(&number).await.unwrap(), found);
+    store.remove_enum(&number).await.unwrap();
+    assert_eq!(store.resolve_enum(&number).await.unwrap(), None);
+
+    assert_eq!(
+        store.get_accept_rules(&alice).await.unwrap(),
+        Default::default()
+    );
+    let rule = AcceptRule {
+        days: DaysMask::new(31).unwrap(),
+        start: ClockTime::parse_for("s", "09:00").unwrap(),
+        stop: ClockTime::parse_for("s", "17:00").unwrap(),
+        groups: vec![Group::Everybody],
+    };
+    store.put_accept_rule(&alice, &rule).await.unwrap();
+    assert_eq!(
+        store.get_accept_rules(&alice).await.unwrap().persistent,
+        std::slice::from_ref(&rule)
+    );
+    let dnd = TemporaryRule {
+        groups: vec![Group::Nobody],
+        until: None,
+    };
+    store.set_temporary_rule(&alice, Some(&dnd)).await.unwrap();
+    let rules = store.get_accept_rules(&alice).await.unwrap();
+    assert_eq!((rules.persistent.len(), rules.temporary), (1, Some(dnd)));
+    store.remove_accept_rule(&alice, rule.days).await.unwrap();
+    assert!(
+        store
+            .get_accept_rules(&alice)
+            .await
+            .unwrap()
+            .persistent
+            .is_empty()
+    );
+
+    let pattern = RejectPattern::parse("sip:spam@example.net").unwrap();
+    assert!(store.list_reject(&alice).await.unwrap().is_empty());
+    store.add_reject(&alice, &pattern).await.unwrap();
+    assert_eq!(
+        store.list_reject(&alice).await.unwrap(),
+        std::slice::from_ref(&pattern)
+    );
+    store.remove_reject(&alice, &pattern).await.unwrap();
+    assert!(store.list_reject(&alice).await.unwrap().is_empty());
+
+    let entry = PhonebookEntry {
+        uri: uri("sip:mom@example.org"),
+        name: "Mom".into(),
+        groups: vec!["family".into()],
+    };
+    assert!(store.list_phonebook(&alice).await.unwrap().is_empty());
+    store.put_phonebook_entry(&alice, &entry).await.unwrap();
+    assert_eq!(
+        store.list_phonebook(&alice).await.unwrap(),
+        std::slice::from_ref(&entry)
+    );
+    store
+        .remove_phonebook_entry(&alice, &entry.uri)
+        .await
+        .unwrap();
+    assert!(store.list_phonebook(&alice).await.unwrap().is_empty());
+
+    let voicemail = Voicemail {
+        enabled: true,
+        delivery: VoicemailDelivery::Email,
+        email: None,
+        pin_hash: None,
+    };
+    assert!(store.get_voicemail(&alice).await.unwrap().is_none());
+    store.put_voicemail(&alice, &voicemail).await.unwrap();
+    assert_eq!(
+        store.get_voicemail(&alice).await.unwrap(),
+        Some(voicemail.clone())
+    );
+
+    store.add_alias(&al, &alice, 20).await.unwrap();
+    store.put_phonebook_entry(&alice, &entry).await.unwrap();
+    assert_eq!(store.resolve_address(&al).await.unwrap(), found);
+    store.delete_account(&alice, t0()).await.unwrap();
+    assert_eq!(store.resolve_address(&al).await.unwrap(), None);
+    assert_eq!(store.resolve_address(&alice).await.unwrap(), None);
+    assert!(store.list_phonebook(&alice).await.unwrap().is_empty());
+    assert!(store.get_voicemail(&alice).await.unwrap().is_none());
+}
+
 /// Rates: import adds/updates, replace replaces, longest prefix wins.
 pub async fn rates_longest_prefix(store: Arc<dyn Store>) {
     store

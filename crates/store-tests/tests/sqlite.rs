@@ -33,6 +33,8 @@ impl Harness for Sqlite {
 }
 
 conformance_suite!(Sqlite);
+// A case not (yet) in the shared list, run here on SQLite.
+conformance_suite!(@cases Sqlite; call_reads_follow_each_write);
 
 /// The hot reads are cached in memory while the database stays as it was. A second store on
 /// the same file stands for another process (the CLI, a second server): whatever it commits,
@@ -135,6 +137,113 @@ async fn the_hot_read_cache_shows_every_commit_of_another_connection_at_once() {
     cli.delete_account(&alice, t0).await.unwrap();
     assert!(server.get_account(&alice).await.unwrap().is_none());
     assert!(server.get_diversions(&alice).await.unwrap().is_empty());
+
+    cli.close().await;
+    server.close().await;
+}
+
+/// The same for the reads that deciding a call needs: each one, read twice through the server
+/// (the second from its cache), then changed through the CLI's store, shows the change at the
+/// next read.
+#[tokio::test]
+async fn the_call_reads_show_every_commit_of_another_connection_at_once() {
+    use chrono::{TimeZone, Utc};
+    use sip_settings_core::account::{Account, AccountProfile};
+    use sip_settings_core::settings::{
+        AcceptRule, ClockTime, DaysMask, Group, PhonebookEntry, RejectPattern, Voicemail,
+        VoicemailDelivery,
+    };
+    use sip_settings_core::sip::SipUri;
+    use sip_settings_core::{AccountId, Credentials, Domain, E164};
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let server = SqliteStore::open(&url, true).await.unwrap();
+    let cli = SqliteStore::open(&url, false).await.unwrap();
+    let t0 = Utc.timestamp_opt(1_790_000_000, 0).single().unwrap();
+    let com = Domain::parse("example.com").unwrap();
+    let alice = AccountId::parse("alice@example.com").unwrap();
+    let al = AccountId::parse("al@example.com").unwrap();
+    let number = E164::parse_for("n", "+31201234567").unwrap();
+
+    for _ in 0..2 {
+        assert!(!server.domain_exists(&com).await.unwrap());
+    }
+    cli.add_domain(&com, t0).await.unwrap();
+    assert!(server.domain_exists(&com).await.unwrap());
+
+    let account = Account {
+        id: alice.clone(),
+        profile: AccountProfile::default(),
+        privacy: false,
+        prepaid: false,
+        created_at: t0,
+    };
+    let credentials = Credentials {
+        ha1_md5: "md5".into(),
+        ha1_sha256: "sha".into(),
+        password_hash: "$argon2id$stand-in".into(),
+    };
+    for _ in 0..2 {
+        assert_eq!(server.resolve_address(&alice).await.unwrap(), None);
+        assert_eq!(server.resolve_address(&al).await.unwrap(), None);
+        assert_eq!(server.resolve_enum(&number).await.unwrap(), None);
+    }
+    cli.insert_account(&account, &credentials, &[])
+        .await
+        .unwrap();
+    let found = Some(alice.clone());
+    assert_eq!(server.resolve_address(&alice).await.unwrap(), found);
+    cli.add_alias(&al, &alice, 20).await.unwrap();
+    assert_eq!(server.resolve_address(&al).await.unwrap(), found);
+    cli.add_enum(&number, &alice).await.unwrap();
+    assert_eq!(server.resolve_enum(&number).await.unwrap(), found);
+
+    for _ in 0..2 {
+        assert_eq!(
+            server.get_accept_rules(&alice).await.unwrap(),
+            Default::default()
+        );
+        assert!(server.list_reject(&alice).await.unwrap().is_empty());
+        assert!(server.list_phonebook(&alice).await.unwrap().is_empty());
+        assert!(server.get_voicemail(&alice).await.unwrap().is_none());
+    }
+    let rule = AcceptRule {
+        days: DaysMask::new(31).unwrap(),
+        start: ClockTime::parse_for("s", "09:00").unwrap(),
+        stop: ClockTime::parse_for("s", "17:00").unwrap(),
+        groups: vec![Group::Everybody],
+    };
+    cli.put_accept_rule(&alice, &rule).await.unwrap();
+    assert_eq!(
+        server.get_accept_rules(&alice).await.unwrap().persistent,
+        [rule]
+    );
+    let pattern = RejectPattern::parse("sip:spam@example.net").unwrap();
+    cli.add_reject(&alice, &pattern).await.unwrap();
+    assert_eq!(server.list_reject(&alice).await.unwrap(), [pattern]);
+    let entry = PhonebookEntry {
+        uri: SipUri::parse_for("u", "sip:mom@example.org").unwrap(),
+        name: "Mom".into(),
+        groups: vec!["family".into()],
+    };
+    cli.put_phonebook_entry(&alice, &entry).await.unwrap();
+    assert_eq!(server.list_phonebook(&alice).await.unwrap(), [entry]);
+    let voicemail = Voicemail {
+        enabled: true,
+        delivery: VoicemailDelivery::Email,
+        email: None,
+        pin_hash: None,
+    };
+    cli.put_voicemail(&alice, &voicemail).await.unwrap();
+    assert_eq!(server.get_voicemail(&alice).await.unwrap(), Some(voicemail));
+
+    cli.delete_account(&alice, t0).await.unwrap();
+    assert_eq!(server.resolve_address(&al).await.unwrap(), None);
+    assert_eq!(server.resolve_enum(&number).await.unwrap(), None);
+    assert!(server.list_reject(&alice).await.unwrap().is_empty());
+    assert!(server.list_phonebook(&alice).await.unwrap().is_empty());
+    assert!(server.get_voicemail(&alice).await.unwrap().is_none());
 
     cli.close().await;
     server.close().await;

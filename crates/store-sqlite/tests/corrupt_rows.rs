@@ -1,0 +1,103 @@
+//! A stored value that does not parse (written by hand, by an older version, by a disk error)
+//! is an error naming it on the inline reads, never a panic and never a default.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
+
+use chrono::{TimeZone, Utc};
+use sip_settings_core::account::{Account, AccountProfile};
+use sip_settings_core::{AccountId, Credentials, Domain, E164, Store, StoreError};
+use sip_settings_store_sqlite::SqliteStore;
+
+fn named<T: std::fmt::Debug>(result: Result<T, StoreError>, name: &str) {
+    match result {
+        Err(StoreError::Other(m)) => assert!(m.contains(name), "{name}: {m}"),
+        other => panic!("{name}: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_corrupt_column_on_a_call_read_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let store = SqliteStore::open(&format!("sqlite://{}", path.display()), true)
+        .await
+        .unwrap();
+    let t0 = Utc.timestamp_opt(1_790_000_000, 0).single().unwrap();
+    store
+        .add_domain(&Domain::parse("example.com").unwrap(), t0)
+        .await
+        .unwrap();
+    let users = [
+        "days", "minute", "groups", "until", "pattern", "uri", "name", "delivery", "email",
+        "enabled", "bad",
+    ];
+    for user in users {
+        let account = Account {
+            id: AccountId::parse(&format!("{user}@example.com")).unwrap(),
+            profile: AccountProfile::default(),
+            privacy: false,
+            prepaid: false,
+            created_at: t0,
+        };
+        let credentials = Credentials {
+            ha1_md5: "m".into(),
+            ha1_sha256: "s".into(),
+            password_hash: "p".into(),
+        };
+        store
+            .insert_account(&account, &credentials, &[])
+            .await
+            .unwrap();
+    }
+    // Warm the cache: the corruption below is a commit, so it must be read, not remembered.
+    let id = |u: &str| AccountId::parse(&format!("{u}@example.com")).unwrap();
+    for user in users {
+        store.get_accept_rules(&id(user)).await.unwrap();
+    }
+
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    raw.execute_batch(
+        "PRAGMA ignore_check_constraints = ON;
+         INSERT INTO accept_rules (account_id, days, start_minute, stop_minute, groups)
+           SELECT id, 0, 0, 60, 'everybody' FROM accounts WHERE username = 'days';
+         INSERT INTO accept_rules (account_id, days, start_minute, stop_minute, groups)
+           SELECT id, 31, 5000, 60, 'everybody' FROM accounts WHERE username = 'minute';
+         INSERT INTO accept_rules (account_id, days, start_minute, stop_minute, groups)
+           SELECT id, 31, 0, 60, 'no such,,group!' FROM accounts WHERE username = 'groups';
+         INSERT INTO accept_temporary (account_id, groups, until)
+           SELECT id, 'nobody', 'tomorrow-ish' FROM accounts WHERE username = 'until';
+         INSERT INTO reject_rules (account_id, pattern)
+           SELECT id, 'nonsense' FROM accounts WHERE username = 'pattern';
+         INSERT INTO phonebook (account_id, uri, name, groups)
+           SELECT id, 'not a uri', 'X', '' FROM accounts WHERE username = 'uri';
+         INSERT INTO phonebook (account_id, uri, name, groups)
+           SELECT id, 'sip:a@example.org', x'ff', '' FROM accounts WHERE username = 'name';
+         INSERT INTO voicemail (account_id, enabled, delivery, email, pin_hash)
+           SELECT id, 1, 'fax', NULL, NULL FROM accounts WHERE username = 'delivery';
+         INSERT INTO voicemail (account_id, enabled, delivery, email, pin_hash)
+           SELECT id, 1, 'email', 'not-an-email', NULL FROM accounts WHERE username = 'email';
+         INSERT INTO voicemail (account_id, enabled, delivery, email, pin_hash)
+           SELECT id, 'yes', 'email', NULL, NULL FROM accounts WHERE username = 'enabled';
+         UPDATE accounts SET username = 'Not Valid' WHERE username = 'bad';
+         INSERT INTO enum_numbers (number, account_id, created_at)
+           SELECT '+3120555', id, '' FROM accounts WHERE username = 'Not Valid';",
+    )
+    .unwrap();
+
+    named(store.get_accept_rules(&id("days")).await, "days mask");
+    named(store.get_accept_rules(&id("minute")).await, "time of day");
+    named(store.get_accept_rules(&id("groups")).await, "groups");
+    named(store.get_accept_rules(&id("until")).await, "until");
+    named(store.get_temporary_rule(&id("until")).await, "until");
+    named(store.list_reject(&id("pattern")).await, "reject pattern");
+    named(store.list_phonebook(&id("uri")).await, "phonebook uri");
+    named(store.list_phonebook(&id("name")).await, "name");
+    named(store.get_voicemail(&id("delivery")).await, "delivery");
+    named(store.get_voicemail(&id("email")).await, "voicemail email");
+    named(store.get_voicemail(&id("enabled")).await, "enabled");
+    // The address row still says `bad`; the account it leads to is corrupt.
+    named(store.resolve_address(&id("bad")).await, "address");
+    let number = E164::parse_for("n", "+3120555").unwrap();
+    named(store.resolve_enum(&number).await, "address");
+    store.close().await;
+}
