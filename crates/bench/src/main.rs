@@ -7,17 +7,25 @@
 //! * `http`: keep-alive throughput and latency of `account`, `diversions` and `set_diversions`
 //!   at 1, 16 and 64 connections; full TLS handshakes per second; resident memory at idle,
 //!   after the load and with 1 000 000 call records; each beside nginx with the ratio.
-//! * `all`: both.
+//! * `sip`: the SIP redirect door (`serve --sip-listen udp:…`) under SIPp load beside
+//!   Kamailio: the highest rate with no failed call of each, and the door's own decision latency
+//!   and memory at half Kamailio's rate.
+//! * `all`: all three.
 //!
 //! The report is printed as Markdown and, except with `--smoke`, written to
-//! `docs/benchmarks.md`. `--smoke` runs everything with tiny sizes in well under a minute.
+//! `docs/benchmarks.md` (`sip` alone replaces only its own section there). `--smoke` runs
+//! everything with tiny sizes in well under a minute.
 
 mod calls;
+mod kamailio;
 mod load;
 mod nginx;
 mod process;
 mod provision;
 mod report;
+mod sip;
+mod sip_probe;
+mod sipp;
 
 use std::fs;
 use std::path::PathBuf;
@@ -40,8 +48,8 @@ struct Cli {
     /// What to measure.
     #[command(subcommand)]
     what: What,
-    /// Tiny sizes (20 accounts, 1 s per scenario, 10 000 call records); prints the report
-    /// without writing docs/benchmarks.md.
+    /// Tiny sizes (20 accounts, 1 s per scenario, 10 000 call records; SIP: 200 and 500
+    /// calls/s, no search); prints the report without writing docs/benchmarks.md.
     #[arg(long, global = true)]
     smoke: bool,
     /// Database URL for the server, passed on as `--database URL` (default: the embedded
@@ -68,7 +76,9 @@ enum What {
     Calls,
     /// Keep-alive and handshake load, memory, and the nginx baseline.
     Http,
-    /// Both.
+    /// The SIP redirect door under SIPp load, beside Kamailio.
+    Sip,
+    /// All three.
     All,
 }
 
@@ -252,6 +262,7 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
     let sizes = Sizes::new(cli)?;
     let want_http = matches!(cli.what, What::Http | What::All);
     let want_calls = matches!(cli.what, What::Calls | What::All);
+    let want_sip = matches!(cli.what, What::Sip | What::All);
     let root = process::workspace_root();
     let bin = process::server_binary(&root, !cli.no_build)?;
     let bench_dir = root.join("target/bench-data");
@@ -267,22 +278,50 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
     let data = work.0.join("data");
     let database = cli.database.as_deref();
     let n = sizes.accounts;
+    let config_path = work.0.join("server.toml");
+    let sip_params = |command| sip::Params {
+        root: &root,
+        bin: &bin,
+        bench_dir: &bench_dir,
+        work: &work.0,
+        logs: &logs,
+        database,
+        config: Some(config_path.clone()),
+        accounts: n,
+        smoke: cli.smoke,
+        command,
+    };
+    let docs = root.join("docs/benchmarks.md");
+    if cli.what == What::Sip {
+        fs::create_dir_all(&work.0)?;
+        fs::write(&config_path, SERVER_CONFIG)?;
+        let section = sip::run(sip_params(&command)).await?;
+        println!("{section}");
+        if cli.smoke {
+            eprintln!("smoke run: docs/benchmarks.md left as it is");
+        } else {
+            let doc = fs::read_to_string(&docs).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
+            fs::write(&docs, sip::splice(&doc, &section))
+                .with_context(|| format!("writing {}", docs.display()))?;
+            eprintln!("wrote the SIP section of {}", docs.display());
+        }
+        return Ok(());
+    }
 
     let prov = provision::prepare(&bench_dir, &data, n, database).await?;
     let mut report = Report {
-        command,
+        command: command.clone(),
         machine: Some(Machine::read()),
         ..Report::default()
     };
 
     // The server's configuration: rate limits out of the way, if this server has them.
-    let config_path = work.0.join("server.toml");
     fs::write(&config_path, SERVER_CONFIG)?;
     let mut spec = ServerSpec {
         bin: bin.clone(),
         data_dir: data.clone(),
         database: cli.database.clone(),
-        config: Some(config_path),
+        config: Some(config_path.clone()),
     };
     let rate_limits = match spec.run(&["migrate"], &logs.join("migrate.log")) {
         Ok(()) => "raised far above the load (the limiter runs on every request, never refuses)",
@@ -664,14 +703,23 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
         });
     }
 
-    let markdown = report.markdown(&root);
+    let mut markdown = report.markdown(&root);
+    if want_sip {
+        let section = sip::run(sip_params(&command)).await?;
+        markdown = sip::splice(&markdown, &section);
+    } else if let Some(old) = fs::read_to_string(&docs)
+        .ok()
+        .and_then(|d| sip::section_of(&d).map(str::to_owned))
+    {
+        // Figures of an earlier `sip` run stay until `sip` runs again.
+        markdown = sip::splice(&markdown, &old);
+    }
     println!("{markdown}");
     if cli.smoke {
         eprintln!("smoke run: docs/benchmarks.md left as it is");
     } else {
-        let path = root.join("docs/benchmarks.md");
-        fs::write(&path, &markdown).with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("wrote {}", path.display());
+        fs::write(&docs, &markdown).with_context(|| format!("writing {}", docs.display()))?;
+        eprintln!("wrote {}", docs.display());
     }
     Ok(())
 }

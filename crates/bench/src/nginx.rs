@@ -19,41 +19,7 @@ const NGINX: &str = "/usr/sbin/nginx";
 /// The nginx binary, installed with `apt-get install -y nginx` when missing; `Err` says why
 /// there is none.
 pub fn find_or_install() -> Result<PathBuf, String> {
-    let bin = PathBuf::from(NGINX);
-    if bin.exists() {
-        return Ok(bin);
-    }
-    eprintln!("{NGINX} is missing: apt-get install -y nginx");
-    let install = || {
-        Command::new("apt-get")
-            .args(["install", "-y", "-q", "nginx"])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !install() {
-        // A fresh machine has no package lists yet.
-        let updated = Command::new("apt-get")
-            .args(["update", "-q"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !updated || !install() {
-            return Err(format!(
-                "{NGINX} is missing and `apt-get install -y nginx` failed"
-            ));
-        }
-    }
-    if bin.exists() {
-        Ok(bin)
-    } else {
-        Err(format!(
-            "{NGINX} is missing after `apt-get install -y nginx`"
-        ))
-    }
+    crate::process::find_or_install(NGINX, "nginx")
 }
 
 /// `nginx -v`, e.g. `nginx/1.22.1`.

@@ -1,6 +1,7 @@
-//! Child processes: building and locating the `sip-settings` binary, starting `sip-settings
-//! serve` and learning its address, stopping a child (SIGTERM, then SIGKILL), and reading the
-//! resident memory of a process tree from `/proc`.
+//! Child processes: building and locating the `sip-settings` binary, installing a Debian
+//! package that provides a tool (nginx, Kamailio, SIPp), starting `sip-settings serve` and
+//! learning its address, stopping a child (SIGTERM, then SIGKILL), and reading the CPU time and
+//! the resident memory of a process tree from `/proc`.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -57,6 +58,46 @@ pub fn server_binary(root: &Path, build: bool) -> anyhow::Result<PathBuf> {
         );
     }
     Ok(bin)
+}
+
+/// The program at `path`, installed with `apt-get install -y PACKAGE` when missing (after an
+/// `apt-get update` when the first attempt fails: a fresh machine has no package lists); `Err`
+/// says why there is none.
+pub fn find_or_install(path: &str, package: &str) -> Result<PathBuf, String> {
+    let bin = PathBuf::from(path);
+    if bin.exists() {
+        return Ok(bin);
+    }
+    eprintln!("{path} is missing: apt-get install -y {package}");
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "-q", package])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !install() {
+        let updated = Command::new("apt-get")
+            .args(["update", "-q"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !updated || !install() {
+            return Err(format!(
+                "{path} is missing and `apt-get install -y {package}` failed"
+            ));
+        }
+    }
+    if bin.exists() {
+        Ok(bin)
+    } else {
+        Err(format!(
+            "{path} is missing after `apt-get install -y {package}`"
+        ))
+    }
 }
 
 /// A child process that is stopped (SIGTERM, then SIGKILL) when dropped.
@@ -172,6 +213,7 @@ impl ServerSpec {
             "SIP_SETTINGS_DATABASE",
             "SIP_SETTINGS_CONFIG",
             "SIP_SETTINGS_LISTEN",
+            "SIP_SETTINGS_SIP_LISTEN",
         ] {
             cmd.env_remove(var);
         }
@@ -212,10 +254,16 @@ impl Server {
     /// Spawns `sip-settings … serve --listen 127.0.0.1:0` and waits for its "listening on"
     /// line, which names the port it bound. stderr (the logs) goes to `log`.
     pub fn start(spec: &ServerSpec, log: &Path) -> anyhow::Result<Self> {
+        Self::start_with(spec, log, &[])
+    }
+
+    /// [`Server::start`] with more `serve` options (`--sip-listen …`).
+    pub fn start_with(spec: &ServerSpec, log: &Path, extra: &[String]) -> anyhow::Result<Self> {
         let err = fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let child = spec
             .command()
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(err)
@@ -273,6 +321,16 @@ impl Server {
         rss_kib(self.proc.pid())
     }
 
+    /// Peak resident memory of the server (`VmHWM`), KiB.
+    pub fn hwm_kib(&self) -> anyhow::Result<u64> {
+        hwm_kib(self.proc.pid())
+    }
+
+    /// The log file (the server's stderr).
+    pub fn log(&self) -> &Path {
+        &self.log
+    }
+
     /// Fails when the server has exited.
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.proc.exited()? {
@@ -306,13 +364,38 @@ pub fn tail(path: &Path) -> String {
 
 /// `VmRSS` of one process, KiB.
 pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// `VmHWM` (the peak of `VmRSS`) of one process, KiB.
+pub fn hwm_kib(pid: u32) -> anyhow::Result<u64> {
+    status_kib(pid, "VmHWM:")
+}
+
+/// A `kB` field of `/proc/PID/status`.
+fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
     let path = format!("/proc/{pid}/status");
     let status = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .ok_or_else(|| anyhow!("no VmRSS in {path}"))
+        .ok_or_else(|| anyhow!("no {field} in {path}"))
+}
+
+/// `VmHWM` of a process and its direct children (Kamailio: the main process and its workers),
+/// added up, KiB. Pages shared between them are counted once per process.
+pub fn hwm_tree_kib(pid: u32) -> anyhow::Result<u64> {
+    let mut total = hwm_kib(pid)?;
+    for child in children(pid)? {
+        total += hwm_kib(child).unwrap_or(0);
+    }
+    Ok(total)
+}
+
+/// How many processes: `pid` and its direct children.
+pub fn tree_size(pid: u32) -> usize {
+    1 + children(pid).map_or(0, |c| c.len())
 }
 
 /// `VmRSS` of a process and its direct children (nginx: the master and its workers), KiB.
@@ -346,6 +429,21 @@ pub fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
             .ok_or_else(|| anyhow!("no CPU times in /proc/{pid}/stat"))
     };
     Ok(field(11)? + field(12)?)
+}
+
+/// User + system CPU time of the children this process has waited for (`cutime` + `cstime`
+/// of `/proc/self/stat`), in clock ticks: the difference around one child's run and reaping is
+/// that child's CPU time.
+pub fn reaped_children_ticks() -> anyhow::Result<u64> {
+    let pid = std::process::id();
+    let f = stat_fields(pid)?;
+    // cutime and cstime are fields 16 and 17.
+    let field = |i: usize| -> anyhow::Result<u64> {
+        f.get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| anyhow!("no children's CPU times in /proc/{pid}/stat"))
+    };
+    Ok(field(13)? + field(14)?)
 }
 
 /// The direct children of a process.
@@ -399,4 +497,16 @@ pub fn tick_us() -> f64 {
 pub fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1 (bound and released; for the SIP listeners).
+pub fn free_udp_port() -> anyhow::Result<u16> {
+    for _ in 0..50 {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let port = socket.local_addr()?.port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no port on 127.0.0.1 is free for both UDP and TCP")
 }

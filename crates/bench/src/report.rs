@@ -147,7 +147,7 @@ fn ms(us: u64) -> String {
     format!("{:.3}", us as f64 / 1000.0)
 }
 
-fn ratio(a: f64, b: Option<f64>) -> String {
+pub fn ratio(a: f64, b: Option<f64>) -> String {
     match b {
         Some(b) if b > 0.0 => format!("{:.2}", a / b),
         _ => "–".to_owned(),
@@ -180,12 +180,12 @@ pub fn count(n: usize) -> String {
     out
 }
 
-fn mib(kib: u64) -> String {
+pub fn mib(kib: u64) -> String {
     format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
 /// `git describe`-like: the short commit and whether the tree has changes.
-fn commit(root: &Path) -> String {
+pub fn commit(root: &Path) -> String {
     let git = |args: &[&str]| {
         Command::new("git")
             .args(args)

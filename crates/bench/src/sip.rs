@@ -1,0 +1,1136 @@
+//! `sip`: the SIP redirect door of `sip-settings serve --sip-listen udp:…` under SIPp load,
+//! beside Kamailio answering every INVITE with a fixed 302 (the C baseline), with the same SIPp
+//! on the same machine.
+//!
+//! * Provisioning: the benchmark accounts (a copy of the cache), forwarding stored on three in
+//!   four of them through `Services::set_diversions` (see [`forwarding`]).
+//! * Checks before the load: OPTIONS answered 200, an INVITE of every kind of account read in
+//!   full (the target in Contact, Diversion when forwarding, X-Ring-Time when ringing), 404 for
+//!   an unknown account.
+//! * Rate search per server: steps of [`LADDER`] calls/s, each [`STEP_SECS`] s, up to the first
+//!   step with a failed call, then a few bisections; the highest clean rate of each and the
+//!   ratio.
+//! * sip-settings alone, a fresh process, at half Kamailio's clean rate: its own decision
+//!   latency histogram (the `sip decision latency` line it logs when stopped) and its peak
+//!   resident memory.
+//!
+//! `--smoke`: 200 and 500 calls/s for 1 s against each server, no search; any failed call or a
+//! missing latency line fails the run.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use sip_settings_core::AccountId;
+use sip_settings_core::sip::Condition;
+use tokio::task::JoinSet;
+
+use crate::kamailio::{self, Kamailio};
+use crate::process::{self, Server, ServerSpec, tail};
+use crate::provision::{self, DOMAIN, Db};
+use crate::report::{self, Machine};
+use crate::sip_probe::{self, Reply};
+use crate::sipp::{self, Sipp, Step};
+
+/// The rate steps of the search, calls/s.
+pub const LADDER: [u32; 14] = [
+    1_000, 2_000, 4_000, 6_000, 8_000, 10_000, 12_000, 14_000, 16_000, 20_000, 24_000, 28_000,
+    32_000, 40_000,
+];
+/// Seconds of calls per step of the search.
+pub const STEP_SECS: f64 = 4.0;
+/// Bisections between the last clean and the first failing step.
+const BISECTIONS: usize = 3;
+/// Bisection steps are multiples of this, calls/s.
+const GRAIN: u32 = 250;
+/// Seconds of the half-rate run.
+const HALF_SECS: f64 = 5.0;
+/// The smoke run's rates, calls/s, 1 s each.
+const SMOKE_RATES: [u32; 2] = [200, 500];
+/// The memory target of the SIP door's process, MiB.
+const RSS_TARGET_MIB: f64 = 64.0;
+/// The p99 target of the decision latency at half Kamailio's rate, µs.
+const P99_TARGET_US: u64 = 1_000;
+/// Marks around the section in docs/benchmarks.md.
+pub const BEGIN: &str = "<!-- sip-redirect: begin -->";
+/// See [`BEGIN`].
+pub const END: &str = "<!-- sip-redirect: end -->";
+
+/// What the run needs from `main`.
+#[derive(Debug)]
+pub struct Params<'a> {
+    /// The workspace root.
+    pub root: &'a Path,
+    /// The `sip-settings` binary.
+    pub bin: &'a Path,
+    /// `target/bench-data` (the provisioning cache).
+    pub bench_dir: &'a Path,
+    /// This run's working directory.
+    pub work: &'a Path,
+    /// Where logs are kept.
+    pub logs: &'a Path,
+    /// `--database`, when given.
+    pub database: Option<&'a str>,
+    /// The server's configuration file, when it takes one.
+    pub config: Option<PathBuf>,
+    /// Accounts.
+    pub accounts: usize,
+    /// Smoke run.
+    pub smoke: bool,
+    /// The command line, for the report.
+    pub command: &'a str,
+}
+
+/// The forwarding stored on account `i` of `n` (the parameters of `set_diversions`):
+/// `i % 4 == 0`: FUNC to a number; `1`: none (the proxy rings); `2`: FUNC to the next account
+/// (one of the `3`s, which forward on busy and no answer only, so no chain and no loop);
+/// `3`: FBUS to a number and FNOA to the previous `1`.
+pub fn forwarding(i: usize, n: usize) -> Vec<(Condition, String)> {
+    match i % 4 {
+        0 => vec![(Condition::Unconditional, number(20, i))],
+        2 if i + 1 < n => vec![(Condition::Unconditional, provision::account_name(i + 1))],
+        2 => vec![(Condition::Unconditional, number(20, i))],
+        3 => vec![
+            (Condition::Busy, number(21, i)),
+            (Condition::NoAnswer, provision::account_name(i - 2)),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+/// `+31` + `area` + `i` in 7 digits.
+fn number(area: u32, i: usize) -> String {
+    format!("+31{area}{:07}", i % 10_000_000)
+}
+
+/// What account `i`'s INVITE must be answered with.
+fn expected(i: usize, n: usize) -> Expect {
+    match forwarding(i, n).first() {
+        Some((Condition::Unconditional, target)) => {
+            Expect::Forward(target.split('@').next().unwrap_or(target).to_owned())
+        }
+        _ => Expect::Ring(provision::account_name(i)),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Expect {
+    /// 302 to a Contact holding this (a number or a user part), with Diversion.
+    Forward(String),
+    /// 302 to the account itself with `ring=` and X-Ring-Time, no Diversion.
+    Ring(String),
+}
+
+/// Checks one answer of sip-settings against what account `i` must get.
+fn check_answer(i: usize, n: usize, r: &Reply) -> anyhow::Result<()> {
+    let who = provision::account_name(i);
+    if r.status != 302 {
+        bail!("INVITE for {who} answered {}, expected 302", r.summary());
+    }
+    let contact = r
+        .header("Contact")
+        .with_context(|| format!("302 for {who} without Contact: {}", r.summary()))?;
+    match expected(i, n) {
+        Expect::Forward(target) => {
+            if !contact.contains(&format!("{target}@")) || r.header("Diversion").is_none() {
+                bail!(
+                    "INVITE for {who} (forwarding to {target}) answered {}: expected the target \
+                     in Contact and a Diversion header",
+                    r.summary()
+                );
+            }
+        }
+        Expect::Ring(own) => {
+            if !contact.contains(&own)
+                || !contact.contains("ring=")
+                || r.header("X-Ring-Time").is_none()
+            {
+                bail!(
+                    "INVITE for {who} (no unconditional forwarding) answered {}: expected \
+                     Contact <sip:{own};ring=…> and X-Ring-Time",
+                    r.summary()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The decision-latency line that `sip-settings serve` logs when it stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Latency {
+    /// INVITEs answered.
+    pub count: u64,
+    /// Median, µs.
+    pub p50: u64,
+    /// 90th percentile, µs.
+    pub p90: u64,
+    /// 99th percentile, µs.
+    pub p99: u64,
+    /// Largest, µs.
+    pub max: u64,
+}
+
+/// The last `sip decision latency … count=N p50_us=… p90_us=… p99_us=… max_us=…` line of a
+/// log (colour escapes and quotes ignored).
+pub fn latency_line(log: &str) -> Option<Latency> {
+    let line = log
+        .lines()
+        .rev()
+        .map(strip_ansi)
+        .find(|l| l.contains("sip decision latency"))?;
+    let after = &line[line.find("sip decision latency")?..];
+    let value = |key: &str| -> Option<u64> {
+        after.split([' ', ',', '\t']).find_map(|tok| {
+            let (k, v) = tok.split_once('=')?;
+            (k.trim() == key)
+                .then(|| v.trim().trim_matches('"').parse::<u64>().ok())
+                .flatten()
+        })
+    };
+    Some(Latency {
+        count: value("count")?,
+        p50: value("p50_us")?,
+        p90: value("p90_us")?,
+        p99: value("p99_us")?,
+        max: value("max_us")?,
+    })
+}
+
+/// A line without ANSI escape sequences.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters final-byte.
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The outcome of a rate search.
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    /// Every step, in the order run.
+    pub steps: Vec<Step>,
+    /// The clean step of the highest rate.
+    pub best: Option<Step>,
+    /// The failing (or generator-limited) step of the lowest rate.
+    pub first_failing: Option<Step>,
+}
+
+impl Search {
+    /// The highest clean rate, 0 when none.
+    pub fn clean_rate(&self) -> u32 {
+        self.best.as_ref().map_or(0, |s| s.rate)
+    }
+
+    fn passes(s: &Step) -> bool {
+        s.clean() && !s.generator_limited()
+    }
+
+    /// Records the runs of one rate (a failed run and its confirmation, or one run); the rate
+    /// is clean when the last run is.
+    fn record(&mut self, runs: Vec<Step>) -> bool {
+        let Some(last) = runs.last().cloned() else {
+            return false;
+        };
+        let ok = Self::passes(&last);
+        if ok {
+            if self.best.as_ref().is_none_or(|b| b.rate < last.rate) {
+                self.best = Some(last);
+            }
+        } else if self
+            .first_failing
+            .as_ref()
+            .is_none_or(|f| f.rate > last.rate)
+        {
+            self.first_failing = runs.first().cloned();
+        }
+        self.steps.extend(runs);
+        ok
+    }
+}
+
+/// The next bisection rate between a clean `lo` and a failing `hi`, a multiple of [`GRAIN`];
+/// None when they are adjacent.
+fn midpoint(lo: u32, hi: u32) -> Option<u32> {
+    let mid = (lo + hi) / 2 / GRAIN * GRAIN;
+    (mid > lo && mid < hi).then_some(mid)
+}
+
+/// One server under test, for the search.
+trait Alive {
+    fn alive(&mut self) -> anyhow::Result<()>;
+}
+
+impl Alive for Server {
+    fn alive(&mut self) -> anyhow::Result<()> {
+        self.check_alive()
+    }
+}
+
+impl Alive for Kamailio {
+    fn alive(&mut self) -> anyhow::Result<()> {
+        self.check_alive()
+    }
+}
+
+/// One rate of the search: a run, and when it fails a second one (the machine is shared with
+/// SIPp and the benchmark, and a single scheduling stall of a few tens of milliseconds overflows
+/// a UDP receive buffer at these rates): the rate fails only when both runs do.
+async fn rate_runs(
+    sipp: &Sipp,
+    target: &sipp::Target,
+    server: &mut impl Alive,
+    rate: u32,
+) -> anyhow::Result<Vec<Step>> {
+    let mut runs = Vec::new();
+    for attempt in 0..2 {
+        if attempt > 0 {
+            eprintln!("{}: {rate} calls/s once more", target.name);
+        }
+        let s = sipp.step(target, rate, STEP_SECS).await?;
+        eprintln!("{}: {}", target.name, s.progress());
+        server.alive()?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let ok = Search::passes(&s);
+        // A generator-limited run is not retried: SIPp, not the server, was the limit.
+        let limited = s.clean() && s.generator_limited();
+        runs.push(s);
+        if ok || limited {
+            break;
+        }
+    }
+    Ok(runs)
+}
+
+/// Steps up [`LADDER`] until a rate fails, then bisects.
+async fn search(
+    sipp: &Sipp,
+    target: &sipp::Target,
+    server: &mut impl Alive,
+) -> anyhow::Result<Search> {
+    let mut out = Search::default();
+    for &rate in &LADDER {
+        let runs = rate_runs(sipp, target, server, rate).await?;
+        if !out.record(runs) {
+            break;
+        }
+    }
+    for _ in 0..BISECTIONS {
+        let (lo, Some(hi)) = (out.clean_rate(), out.first_failing.as_ref().map(|s| s.rate)) else {
+            break;
+        };
+        let Some(mid) = midpoint(lo, hi) else { break };
+        let runs = rate_runs(sipp, target, server, mid).await?;
+        out.record(runs);
+    }
+    Ok(out)
+}
+
+/// Smoke steps: every one must be clean.
+async fn smoke_steps(
+    sipp: &Sipp,
+    target: &sipp::Target,
+    server: &mut impl Alive,
+) -> anyhow::Result<Search> {
+    let mut out = Search::default();
+    for rate in SMOKE_RATES {
+        let s = sipp.step(target, rate, 1.0).await?;
+        eprintln!("{}: {}", target.name, s.progress());
+        server.alive()?;
+        if !s.clean() {
+            bail!(
+                "{} at {rate} calls/s: failed calls: {} (SIPp's errors: {})",
+                target.name,
+                s.failure_text(),
+                sipp.logs
+                    .join(format!("sipp-{}-{rate}-errors.log", target.name))
+                    .display()
+            );
+        }
+        out.record(vec![s]);
+    }
+    Ok(out)
+}
+
+/// Stores the forwarding of [`forwarding`] on every account; returns how many accounts forward.
+async fn store_forwarding(db: &Db, n: usize) -> anyhow::Result<usize> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut set = JoinSet::new();
+    for _ in 0..4 {
+        let services = db.services.clone();
+        let next = next.clone();
+        set.spawn(async move {
+            let mut forwarding_accounts = 0;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let params = forwarding(i, n);
+                if params.is_empty() {
+                    continue;
+                }
+                let name = provision::account_name(i);
+                let id = AccountId::parse(&name)?;
+                services
+                    .set_diversions(&id, &params)
+                    .await
+                    .with_context(|| format!("set_diversions for {name}: {params:?}"))?;
+                forwarding_accounts += 1;
+            }
+            Ok::<_, anyhow::Error>(forwarding_accounts)
+        });
+    }
+    let mut total = 0;
+    while let Some(r) = set.join_next().await {
+        total += r??;
+    }
+    Ok(total)
+}
+
+/// Whether this `sip-settings` has the SIP door (`serve --help` lists `--sip-listen`).
+fn has_sip_door(bin: &Path) -> anyhow::Result<bool> {
+    let out = Command::new(bin)
+        .args(["serve", "--help"])
+        .output()
+        .with_context(|| format!("running {} serve --help", bin.display()))?;
+    Ok(String::from_utf8_lossy(&out.stdout).contains("--sip-listen"))
+}
+
+/// The accounts whose answers are read in full before the load: each kind at both ends.
+fn probe_accounts(n: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..n.min(4)).chain(n.saturating_sub(4)..n).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Reads the answers of sip-settings: OPTIONS, every kind of account, an unknown account.
+fn probe_sip_settings(addr: SocketAddr, n: usize) -> anyhow::Result<()> {
+    sip_probe::options(addr, Duration::from_secs(3)).context("OPTIONS to sip-settings")?;
+    for i in probe_accounts(n) {
+        let user = provision::account_name(i);
+        let user = user.split('@').next().unwrap_or_default();
+        let r = sip_probe::invite(addr, user, DOMAIN)?;
+        check_answer(i, n, &r)?;
+    }
+    let unknown = format!("nobody{}", std::process::id());
+    let r = sip_probe::invite(addr, &unknown, DOMAIN)?;
+    if r.status != 404 {
+        bail!(
+            "INVITE for the unknown {unknown}@{DOMAIN} answered {}, expected 404",
+            r.summary()
+        );
+    }
+    Ok(())
+}
+
+/// Reads Kamailio's answer.
+fn probe_kamailio(addr: SocketAddr) -> anyhow::Result<()> {
+    let r = sip_probe::invite(addr, "user0", DOMAIN)?;
+    if r.status != 302
+        || !r
+            .header("Contact")
+            .is_some_and(|c| c.contains(kamailio::CONTACT))
+    {
+        bail!("Kamailio answered {}, expected its fixed 302", r.summary());
+    }
+    Ok(())
+}
+
+/// What one server did.
+#[derive(Debug, Clone)]
+struct Measured {
+    search: Search,
+    /// Peak resident memory (Kamailio: its processes added up), KiB.
+    hwm_kib: u64,
+    /// Kamailio's process count.
+    processes: usize,
+    /// sip-settings' latency line over the search.
+    latency: Option<Latency>,
+}
+
+/// The half-rate run of a fresh sip-settings.
+#[derive(Debug, Clone)]
+struct HalfRun {
+    step: Step,
+    latency: Latency,
+    hwm_kib: u64,
+}
+
+/// Starts sip-settings with its SIP door on a free UDP port.
+fn start_server(spec: &ServerSpec, log: &Path) -> anyhow::Result<(Server, SocketAddr)> {
+    let addr: SocketAddr = ([127, 0, 0, 1], process::free_udp_port()?).into();
+    let server = Server::start_with(spec, log, &["--sip-listen".into(), format!("udp:{addr}")])?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while let Err(e) = sip_probe::options(addr, Duration::from_millis(500)) {
+        if Instant::now() > deadline {
+            bail!(
+                "sip-settings does not answer OPTIONS on {addr}: {e:#}; {}",
+                tail(log)
+            );
+        }
+    }
+    Ok((server, addr))
+}
+
+/// Stops sip-settings with SIGTERM and reads its latency line.
+fn stop_server(server: Server) -> anyhow::Result<Latency> {
+    let log = server.log().to_owned();
+    server.stop()?;
+    let text = fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?;
+    latency_line(&text).ok_or_else(|| {
+        anyhow!(
+            "sip-settings logged no `sip decision latency count=… p50_us=… p90_us=… p99_us=… \
+             max_us=…` line when stopped: {}",
+            tail(&log)
+        )
+    })
+}
+
+/// Runs the SIP benchmark; returns the report section (Markdown, between [`BEGIN`] and
+/// [`END`]).
+pub async fn run(p: Params<'_>) -> anyhow::Result<String> {
+    let started = Instant::now();
+    let load_before = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let sipp_bin = sipp::find_or_install().map_err(|why| {
+        anyhow!("{why}: SIPp is the load generator of `sip`; install sip-tester and run again")
+    })?;
+    let kamailio_bin = match kamailio::find_or_install() {
+        Ok(b) => Some(b),
+        Err(why) if p.smoke => {
+            bail!("{why}: the smoke run checks the Kamailio baseline too; install kamailio")
+        }
+        Err(why) => {
+            eprintln!("{why}: no Kamailio baseline");
+            None
+        }
+    };
+    if !has_sip_door(p.bin)? {
+        bail!(
+            "{} has no SIP door (`serve --help` lists no --sip-listen): build a sip-settings \
+             with it",
+            p.bin.display()
+        );
+    }
+    let n = p.accounts;
+    let data = p.work.join("sip-data");
+    provision::prepare(p.bench_dir, &data, n, p.database).await?;
+    let mut spec = ServerSpec {
+        bin: p.bin.to_owned(),
+        data_dir: data.clone(),
+        database: p.database.map(str::to_owned),
+        config: p.config.clone(),
+    };
+    let migrate_log = p.logs.join("sip-migrate.log");
+    match spec.run(&["migrate"], &migrate_log) {
+        Ok(()) => {}
+        // A server without rate limits refuses their configuration.
+        Err(e) if format!("{e:#}").contains("rate_limits") => {
+            spec.config = None;
+            spec.run(&["migrate"], &migrate_log)?;
+        }
+        Err(e) => return Err(e),
+    }
+    let t = Instant::now();
+    let db = Db::open(&data, p.database, false).await?;
+    let stored = store_forwarding(&db, n).await;
+    db.close().await;
+    let forwarding_accounts = stored?;
+    eprintln!(
+        "forwarding stored on {forwarding_accounts} of {n} accounts in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    let sipp_dir = p.work.join("sipp");
+    fs::create_dir_all(&sipp_dir)?;
+    fs::write(sipp_dir.join("scenario.xml"), sipp::scenario(DOMAIN))?;
+    let users: Vec<String> = (0..n).map(|i| format!("user{i}")).collect();
+    fs::write(sipp_dir.join("users.csv"), sipp::injection(&users))?;
+    let sipp = Sipp {
+        bin: sipp_bin.clone(),
+        dir: sipp_dir,
+        logs: p.logs.to_owned(),
+        tick_us: process::tick_us(),
+    };
+
+    // ---- Kamailio ----
+    let mut kam_figures = None;
+    let mut kam_version = None;
+    if let Some(bin) = &kamailio_bin {
+        kam_version = Some(kamailio::version(bin));
+        let mut kam = Kamailio::start(bin, &p.work.join("kamailio"), p.logs)?;
+        probe_kamailio(kam.addr)?;
+        let target = sipp::Target {
+            name: "kamailio".into(),
+            addr: kam.addr,
+            pid: kam.pid(),
+            tree: true,
+        };
+        let s = if p.smoke {
+            smoke_steps(&sipp, &target, &mut kam).await?
+        } else {
+            search(&sipp, &target, &mut kam).await?
+        };
+        let hwm_kib = kam.hwm_kib()?;
+        let processes = kam.processes();
+        kam.stop()?;
+        eprintln!("kamailio: highest clean rate {} calls/s", s.clean_rate());
+        kam_figures = Some(Measured {
+            search: s,
+            hwm_kib,
+            processes,
+            latency: None,
+        });
+    }
+
+    // ---- sip-settings ----
+    let (mut server, addr) = start_server(&spec, &p.logs.join("sip-server-1.log"))?;
+    probe_sip_settings(addr, n)?;
+    let target = sipp::Target {
+        name: "sip-settings".into(),
+        addr,
+        pid: server.pid(),
+        tree: false,
+    };
+    let s = if p.smoke {
+        smoke_steps(&sipp, &target, &mut server).await?
+    } else {
+        search(&sipp, &target, &mut server).await?
+    };
+    let hwm_kib = server.hwm_kib()?;
+    let latency = stop_server(server)?;
+    let answered: u64 = s.steps.iter().map(|s| s.successful).sum();
+    if latency.count < answered {
+        bail!(
+            "sip-settings counted {} INVITEs in its latency line, SIPp got {answered} answers",
+            latency.count
+        );
+    }
+    eprintln!(
+        "sip-settings: highest clean rate {} calls/s; decision latency p50 {} µs, p99 {} µs",
+        s.clean_rate(),
+        latency.p50,
+        latency.p99
+    );
+    let ours = Measured {
+        search: s,
+        hwm_kib,
+        processes: 1,
+        latency: Some(latency),
+    };
+
+    // ---- sip-settings alone at half Kamailio's clean rate ----
+    let half = if p.smoke {
+        None
+    } else {
+        let base = kam_figures
+            .as_ref()
+            .map(|k| k.search.clean_rate())
+            .filter(|r| *r > 0)
+            .unwrap_or_else(|| ours.search.clean_rate());
+        let rate = (base / 2).max(100);
+        let (mut server, addr) = start_server(&spec, &p.logs.join("sip-server-2.log"))?;
+        let target = sipp::Target {
+            name: "sip-settings-half".into(),
+            addr,
+            pid: server.pid(),
+            tree: false,
+        };
+        let step = sipp.step(&target, rate, HALF_SECS).await?;
+        eprintln!("sip-settings at half rate: {}", step.progress());
+        server.check_alive()?;
+        let hwm_kib = server.hwm_kib()?;
+        let latency = stop_server(server)?;
+        eprintln!(
+            "sip-settings at {rate} calls/s: decision latency p50 {} µs, p99 {} µs; VmHWM {}",
+            latency.p50,
+            latency.p99,
+            report::mib(hwm_kib)
+        );
+        Some(HalfRun {
+            step,
+            latency,
+            hwm_kib,
+        })
+    };
+
+    let section = Section {
+        command: p.command,
+        root: p.root,
+        smoke: p.smoke,
+        accounts: n,
+        forwarding_accounts,
+        load_before: load_before
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        sipp_version: sipp::version(&sipp_bin),
+        kamailio_version: kam_version,
+        kamailio: kam_figures,
+        ours,
+        half,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok(section.markdown())
+}
+
+/// Everything the section shows.
+#[derive(Debug)]
+struct Section<'a> {
+    command: &'a str,
+    root: &'a Path,
+    smoke: bool,
+    accounts: usize,
+    forwarding_accounts: usize,
+    load_before: String,
+    sipp_version: String,
+    kamailio_version: Option<String>,
+    kamailio: Option<Measured>,
+    ours: Measured,
+    half: Option<HalfRun>,
+    seconds: f64,
+}
+
+fn pass(ok: bool) -> &'static str {
+    if ok { "**pass**" } else { "**FAIL**" }
+}
+
+fn response_cell(s: Option<&Step>) -> String {
+    match s.and_then(|s| s.response) {
+        Some(r) => format!("{} / {} / {}", r.p50, r.p99, r.max),
+        None => "–".to_owned(),
+    }
+}
+
+fn failing_cell(m: &Measured) -> String {
+    match &m.search.first_failing {
+        Some(s) if s.clean() => format!(
+            "{}: no failed call, but SIPp created only {:.0} calls/s (the generator's limit)",
+            report::count(s.rate as usize),
+            s.achieved
+        ),
+        Some(s) => format!(
+            "{}: {} failed",
+            report::count(s.rate as usize),
+            s.failure_text()
+        ),
+        None => "none up to the last step".to_owned(),
+    }
+}
+
+impl Section<'_> {
+    fn markdown(&self) -> String {
+        let mut s = String::new();
+        let machine = Machine::read();
+        let _ = writeln!(s, "{BEGIN}\n## SIP redirect\n");
+        let _ = writeln!(
+            s,
+            "* Command: `{}`; run {} UTC, commit {}, {:.0} s; load average before: {}",
+            self.command,
+            chrono::Utc::now().format("%Y-%m-%d %H:%M"),
+            report::commit(self.root),
+            self.seconds,
+            self.load_before
+        );
+        let _ = writeln!(
+            s,
+            "* Machine: {} cores, {}, {}, {}. SIPp, the server and the benchmark share them.",
+            machine.cores, machine.cpu, machine.memory, machine.kernel
+        );
+        if self.smoke {
+            let _ = writeln!(
+                s,
+                "* **Smoke run**: {} calls/s for 1 s against each server, to check that \
+                 everything works; the figures are not representative.",
+                SMOKE_RATES.map(|r| r.to_string()).join(" and ")
+            );
+        }
+        let _ = writeln!(
+            s,
+            "* sip-settings: `sip-settings serve --sip-listen udp:127.0.0.1:PORT` (the HTTPS \
+             listener on a free port beside it), embedded store as for the HTTPS figures; {} \
+             accounts user0…user{} in `{DOMAIN}`, {} of them with forwarding stored through \
+             `set_diversions`: every fourth FUNC to a number, every fourth FUNC to another \
+             account, every fourth FBUS to a number and FNOA to an account (answered with the \
+             ring target, as are those without forwarding). Before the load every kind of \
+             account's answer is read in full (the target in Contact and a Diversion header when \
+             forwarding, `;ring=` and X-Ring-Time when not) and an unknown account must get 404.",
+            report::count(self.accounts),
+            self.accounts.saturating_sub(1),
+            report::count(self.forwarding_accounts)
+        );
+        match &self.kamailio_version {
+            Some(v) => {
+                let _ = writeln!(
+                    s,
+                    "* Baseline: {v} (Debian package), `children={}` (one UDP worker per core; \
+                     {} processes in all), modules `sl` and `textops` only: every INVITE \
+                     answered statelessly with a fixed `302` (Contact and Diversion added by \
+                     `append_to_reply`), ACK absorbed. It looks nothing up: the ceiling of a C \
+                     SIP stack here, as nginx's static file is for HTTPS.",
+                    kamailio::CHILDREN,
+                    self.kamailio.as_ref().map_or(0, |k| k.processes)
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    s,
+                    "* Baseline: none (Kamailio is missing and could not be installed); no \
+                     ratio is reported rather than one invented."
+                );
+            }
+        }
+        let _ = writeln!(
+            s,
+            "* Load generator: {} (Debian `sip-tester`), one UDP socket (`-t u1`), the accounts \
+             in order from an injection file; per call an INVITE, a `302` with a Contact \
+             expected (a 404 or anything else fails the call), the ACK. Retransmissions off \
+             (`-nr`) and {} ms to answer (`-recv_timeout`): any datagram lost or late fails \
+             its call. {}",
+            self.sipp_version,
+            sipp::RECV_TIMEOUT_MS,
+            if self.smoke {
+                "No search.".to_owned()
+            } else {
+                format!(
+                    "Rate search per server: {STEP_SECS:.0} s of calls at {} calls/s, up to the \
+                     first rate with a failed call (or where SIPp cannot create the calls at the \
+                     rate asked), then {BISECTIONS} bisections in steps of {GRAIN}; \"clean\" \
+                     means every call answered with a 302 in time. A run with failed calls is \
+                     run once more and the rate fails only when both do (a single scheduling \
+                     stall of a few tens of ms on this shared machine overflows a UDP receive \
+                     buffer at these rates); both runs are in the steps table.",
+                    LADDER
+                        .iter()
+                        .map(|r| report::count(*r as usize))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        );
+
+        let ours = &self.ours;
+        let kam = self.kamailio.as_ref();
+        let ours_rate = f64::from(ours.search.clean_rate());
+        let kam_rate = kam.map(|k| f64::from(k.search.clean_rate()));
+        let ratio_ok = kam_rate.is_some_and(|k| k > 0.0 && ours_rate / k >= 1.0);
+        let _ = writeln!(
+            s,
+            "\n| figure | sip-settings | {} | ratio sip-settings / Kamailio |",
+            self.kamailio_version.as_deref().unwrap_or("Kamailio")
+        );
+        let _ = writeln!(s, "|---|--:|--:|--:|");
+        let best = |m: Option<&Measured>| m.and_then(|m| m.search.best.clone());
+        let _ = writeln!(
+            s,
+            "| highest rate with no failed call, calls/s | **{}** | **{}** | **{}** (target ≥ \
+             1.0: {}) |",
+            report::count(ours_rate as usize),
+            kam_rate.map_or("–".to_owned(), |r| report::count(r as usize)),
+            report::ratio(ours_rate, kam_rate),
+            if kam_rate.is_some() {
+                pass(ratio_ok)
+            } else {
+                "no baseline"
+            }
+        );
+        let _ = writeln!(
+            s,
+            "| lowest rate that failed | {} | {} | |",
+            failing_cell(ours),
+            kam.map_or("–".to_owned(), failing_cell)
+        );
+        let ob = best(Some(ours));
+        let kb = best(kam);
+        let _ = writeln!(
+            s,
+            "| SIPp response time at that rate, p50 / p99 / max, ms (SIPp counts whole ms) | {} \
+             | {} | |",
+            response_cell(ob.as_ref()),
+            response_cell(kb.as_ref())
+        );
+        let cpu = |b: &Option<Step>| b.as_ref().map(Step::server_us_per_call);
+        let _ = writeln!(
+            s,
+            "| server CPU per call at that rate, µs (Kamailio: all processes) | {} | {} | {} |",
+            cpu(&ob).map_or("–".to_owned(), |c| format!("{c:.0}")),
+            cpu(&kb).map_or("–".to_owned(), |c| format!("{c:.0}")),
+            cpu(&ob).map_or("–".to_owned(), |c| report::ratio(c, cpu(&kb)))
+        );
+        let share = |b: &Option<Step>, f: fn(&Step) -> f64| {
+            b.as_ref().map_or("–".to_owned(), |s| {
+                format!("{:.0} %", f(s) * 100.0 / s.wall.max(1e-9))
+            })
+        };
+        let _ = writeln!(
+            s,
+            "| server CPU at that rate, share of one core | {} | {} | |",
+            share(&ob, |s| s.server_cpu),
+            share(&kb, |s| s.server_cpu)
+        );
+        let _ = writeln!(
+            s,
+            "| SIPp CPU at that rate: µs per call, share of one core | {} | {} | |",
+            ob.as_ref().map_or("–".to_owned(), |s| format!(
+                "{:.0} µs, {}",
+                s.sipp_us_per_call(),
+                share(&ob, |s| s.sipp_cpu)
+            )),
+            kb.as_ref().map_or("–".to_owned(), |s| format!(
+                "{:.0} µs, {}",
+                s.sipp_us_per_call(),
+                share(&kb, |s| s.sipp_cpu)
+            )),
+        );
+        let _ = writeln!(
+            s,
+            "| peak resident memory over the run (VmHWM; Kamailio: its processes added up) | {} \
+             | {} | {} |",
+            report::mib(ours.hwm_kib),
+            kam.map_or("–".to_owned(), |k| report::mib(k.hwm_kib)),
+            report::ratio(ours.hwm_kib as f64, kam.map(|k| k.hwm_kib as f64))
+        );
+        if let Some(l) = &ours.latency {
+            let _ = writeln!(
+                s,
+                "| sip-settings' own decision latency over all steps above (parsed INVITE to \
+                 answer handed to the socket), p50 / p90 / p99 / max, µs | {} / {} / {} / {} \
+                 ({} INVITEs) | n/a | |",
+                l.p50,
+                l.p90,
+                l.p99,
+                l.max,
+                report::count(l.count as usize)
+            );
+        }
+
+        if let Some(h) = &self.half {
+            let p99_ok = h.latency.p99 < P99_TARGET_US;
+            let rss_ok = (h.hwm_kib as f64 / 1024.0) < RSS_TARGET_MIB;
+            let _ = writeln!(
+                s,
+                "\n### sip-settings alone at half Kamailio's clean rate\n\nA fresh server \
+                 process, {:.0} s of calls, stopped with SIGTERM; the latency is its own \
+                 histogram (the `sip decision latency` line it logs when it stops).\n",
+                HALF_SECS
+            );
+            let _ = writeln!(s, "| figure | value | target |");
+            let _ = writeln!(s, "|---|--:|---|");
+            let _ = writeln!(
+                s,
+                "| calls | {} calls/s for {:.0} s: {} answered, failed: {} | |",
+                report::count(h.step.rate as usize),
+                HALF_SECS,
+                report::count(h.step.successful as usize),
+                h.step.failure_text()
+            );
+            let _ = writeln!(
+                s,
+                "| decision latency p50 / p90 / max, µs | {} / {} / {} ({} INVITEs) | |",
+                h.latency.p50,
+                h.latency.p90,
+                h.latency.max,
+                report::count(h.latency.count as usize)
+            );
+            let _ = writeln!(
+                s,
+                "| decision latency p99, µs | **{}** | < {P99_TARGET_US}: {} |",
+                h.latency.p99,
+                pass(p99_ok)
+            );
+            let _ = writeln!(
+                s,
+                "| SIPp response time p50 / p99 / max, ms | {} | |",
+                response_cell(Some(&h.step))
+            );
+            let _ = writeln!(
+                s,
+                "| server CPU per call, µs; share of one core | {:.0} µs; {:.0} % | |",
+                h.step.server_us_per_call(),
+                h.step.server_cpu * 100.0 / h.step.wall.max(1e-9)
+            );
+            let _ = writeln!(
+                s,
+                "| peak resident memory of the sip-settings process (VmHWM) | **{}** | < \
+                 {RSS_TARGET_MIB:.0} MiB: {} |",
+                report::mib(h.hwm_kib),
+                pass(rss_ok)
+            );
+        }
+
+        let _ = writeln!(
+            s,
+            "\n### Steps\n\nEvery SIPp run, in order. CPU: user + system time from `/proc` over \
+             the run's wall time, as a share of one core (Kamailio: all its processes; SIPp: \
+             the `sipp` process).\n"
+        );
+        let _ = writeln!(
+            s,
+            "| server | calls/s asked | calls | created/s | answered | failed | response p50 / \
+             p99 / max, ms | server CPU | SIPp CPU |"
+        );
+        let _ = writeln!(s, "|---|--:|--:|--:|--:|---|--:|--:|--:|");
+        let mut rows: Vec<(&str, &Step)> = Vec::new();
+        if let Some(k) = kam {
+            rows.extend(k.search.steps.iter().map(|st| ("Kamailio", st)));
+        }
+        rows.extend(ours.search.steps.iter().map(|st| ("sip-settings", st)));
+        if let Some(h) = &self.half {
+            rows.push(("sip-settings (half rate)", &h.step));
+        }
+        for (who, st) in rows {
+            let _ = writeln!(
+                s,
+                "| {who} | {} | {} | {:.0} | {} | {} | {} | {:.0} % | {:.0} % |",
+                report::count(st.rate as usize),
+                report::count(st.calls as usize),
+                st.achieved,
+                report::count(st.successful as usize),
+                st.failure_text(),
+                response_cell(Some(st)),
+                st.server_cpu * 100.0 / st.wall.max(1e-9),
+                st.sipp_cpu * 100.0 / st.wall.max(1e-9)
+            );
+        }
+        let _ = writeln!(s, "{END}");
+        s
+    }
+}
+
+/// `doc` with its SIP section replaced by `section` (or `section` appended when it has none).
+pub fn splice(doc: &str, section: &str) -> String {
+    let section = section.trim_end();
+    match (doc.find(BEGIN), doc.find(END)) {
+        (Some(b), Some(e)) if e > b => {
+            let rest = &doc[e + END.len()..];
+            format!(
+                "{}{section}\n{}",
+                &doc[..b],
+                rest.strip_prefix('\n').unwrap_or(rest)
+            )
+        }
+        _ => format!("{}\n\n{section}\n", doc.trim_end()),
+    }
+}
+
+/// The SIP section of `doc`, if it has one.
+pub fn section_of(doc: &str) -> Option<&str> {
+    let b = doc.find(BEGIN)?;
+    let e = doc[b..].find(END)? + b;
+    Some(&doc[b..e + END.len()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_latency_line_is_read_with_or_without_colours() {
+        let log = "2026-12-05T06:00:00Z  INFO sip_settings: other line count=3\n\
+                   2026-12-05T06:00:01Z  INFO sip_settings_sip: sip decision latency \
+                   count=12000 p50_us=14 p90_us=30 p99_us=95 max_us=2100\n";
+        assert_eq!(
+            latency_line(log),
+            Some(Latency {
+                count: 12_000,
+                p50: 14,
+                p90: 30,
+                p99: 95,
+                max: 2_100
+            })
+        );
+        let coloured = "\u{1b}[32m INFO\u{1b}[0m \u{1b}[2msip\u{1b}[0m: sip decision latency \
+                        \u{1b}[3mcount\u{1b}[0m\u{1b}[2m=\u{1b}[0m5 \u{1b}[3mp50_us\u{1b}[0m\u{1b}[2m=\
+                        \u{1b}[0m1 p90_us=2 p99_us=3 max_us=4";
+        assert_eq!(
+            latency_line(coloured).map(|l| (l.count, l.max)),
+            Some((5, 4))
+        );
+        assert_eq!(latency_line("sip decision latency count=5 p50_us=1"), None);
+        assert_eq!(latency_line("nothing here"), None);
+    }
+
+    #[test]
+    fn forwarding_kinds_and_what_their_answers_must_hold() {
+        assert_eq!(
+            forwarding(0, 8),
+            vec![(Condition::Unconditional, "+31200000000".to_owned())]
+        );
+        assert!(forwarding(1, 8).is_empty());
+        assert_eq!(
+            forwarding(2, 8),
+            vec![(Condition::Unconditional, "user3@bench.example".to_owned())]
+        );
+        assert_eq!(forwarding(3, 8).len(), 2);
+        // The last account of a run whose size is 3 mod 4 forwards to a number instead.
+        assert_eq!(forwarding(6, 7)[0].1, "+31200000006");
+        assert_eq!(expected(0, 8), Expect::Forward("+31200000000".into()));
+        assert_eq!(expected(2, 8), Expect::Forward("user3".into()));
+        assert_eq!(expected(3, 8), Expect::Ring("user3@bench.example".into()));
+        assert_eq!(probe_accounts(20), vec![0, 1, 2, 3, 16, 17, 18, 19]);
+        assert_eq!(probe_accounts(3), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn answers_are_checked_against_the_forwarding() {
+        let reply = |text: &str| Reply::parse(text).unwrap();
+        let fwd = reply(
+            "SIP/2.0 302 Moved Temporarily\r\nContact: <sip:+31200000000@bench.example>\r\n\
+             Diversion: <sip:user0@bench.example>;reason=unconditional\r\n\r\n",
+        );
+        assert!(check_answer(0, 8, &fwd).is_ok());
+        assert!(check_answer(1, 8, &fwd).is_err());
+        let ring = reply(
+            "SIP/2.0 302 Moved Temporarily\r\nContact: <sip:user1@bench.example;ring=35>\r\n\
+             X-Ring-Time: 35\r\n\r\n",
+        );
+        assert!(check_answer(1, 8, &ring).is_ok());
+        assert!(check_answer(0, 8, &ring).is_err());
+        let not_found = reply("SIP/2.0 404 Not Found\r\n\r\n");
+        assert!(check_answer(1, 8, &not_found).is_err());
+    }
+
+    #[test]
+    fn bisection_midpoints() {
+        assert_eq!(midpoint(6_000, 8_000), Some(7_000));
+        assert_eq!(midpoint(7_000, 8_000), Some(7_500));
+        assert_eq!(midpoint(7_500, 8_000), Some(7_750));
+        assert_eq!(midpoint(7_750, 8_000), None);
+        assert_eq!(midpoint(0, 1_000), Some(500));
+    }
+
+    #[test]
+    fn the_section_is_spliced_in_place_or_appended() {
+        let section = format!("{BEGIN}\n## SIP redirect\nnew\n{END}\n");
+        let plain = "# Benchmarks\n\n## Throughput\nx\n";
+        let appended = splice(plain, &section);
+        assert!(appended.starts_with(plain.trim_end()));
+        assert!(appended.ends_with(&section));
+        let old = format!("# B\n\n{BEGIN}\nold\n{END}\n\n## After\n");
+        let replaced = splice(&old, &section);
+        assert_eq!(replaced, format!("# B\n\n{section}\n## After\n"));
+        assert_eq!(section_of(&replaced), Some(section.trim_end()));
+        assert_eq!(section_of(plain), None);
+    }
+}

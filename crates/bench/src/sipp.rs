@@ -1,0 +1,479 @@
+//! The SIP load generator: SIPp (Debian's `sip-tester`) as a UAC over one UDP socket. The
+//! scenario and the injection file are written at run time; each step is one `sipp` run at a
+//! fixed call rate for a fixed number of calls, bounded in time, read back from SIPp's
+//! statistics file (`-trace_stat`), its response-time file (`-trace_rtt`) and its exit status.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+
+use crate::process::{self, tail};
+
+/// Where Debian installs SIPp.
+const SIPP: &str = "/usr/bin/sipp";
+/// How long SIPp waits for an answer before the call fails, ms. SIPp runs with `-nr` (no
+/// retransmissions): a datagram lost anywhere fails its call after this long.
+pub const RECV_TIMEOUT_MS: u64 = 1_000;
+/// A step is generator-limited when SIPp created its calls at less than this share of the
+/// asked rate.
+const GENERATOR_SHARE: f64 = 0.95;
+
+/// The SIPp binary, installed with `apt-get install -y sip-tester` when missing.
+pub fn find_or_install() -> Result<PathBuf, String> {
+    process::find_or_install(SIPP, "sip-tester")
+}
+
+/// `sipp -v`, e.g. `SIPp v3.6.1-SCTP-PCAP-RTPSTREAM`.
+pub fn version(bin: &Path) -> String {
+    std::process::Command::new(bin)
+        .arg("-v")
+        .output()
+        .ok()
+        .and_then(|o| {
+            let out = String::from_utf8_lossy(&o.stdout).into_owned();
+            out.lines()
+                .map(str::trim)
+                .find(|l| l.starts_with("SIPp v"))
+                .map(|l| l.trim_end_matches('.').to_owned())
+        })
+        .unwrap_or_else(|| "SIPp (version unknown)".to_owned())
+}
+
+/// The UAC scenario: INVITE to `sip:[field0]@DOMAIN`; an optional 100, then a 302 whose
+/// Contact is a SIP, SIPS or tel URI in angle brackets (anything else, a 404 included, fails
+/// the call); then the ACK. The response time is the INVITE's to its 302.
+pub fn scenario(domain: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<!-- Written by sip-settings-bench: one INVITE per call to an account of the injection file,
+     a 302 with a Contact expected (an optional 100 first), then the ACK. Anything else, a 404
+     included, fails the call. -->
+<scenario name="sip-settings-bench redirect">
+  <send>
+    <![CDATA[
+INVITE sip:[field0]@{domain} SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:bench@[local_ip]:[local_port]>;tag=[call_number]
+To: <sip:[field0]@{domain}>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:bench@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="302" rtd="true">
+    <action>
+      <ereg regexp="&lt;(sips?|tel):[^&gt;]+&gt;" search_in="hdr" header="Contact:" check_it="true" assign_to="contact"/>
+    </action>
+  </recv>
+  <send>
+    <![CDATA[
+ACK sip:[field0]@{domain} SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: <sip:bench@[local_ip]:[local_port]>;tag=[call_number]
+To: <sip:[field0]@{domain}>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <Reference variables="contact"/>
+</scenario>
+"#
+    )
+}
+
+/// The injection file: the user parts, taken in order (`SEQUENTIAL`) and again from the top.
+pub fn injection(users: &[String]) -> String {
+    let mut s = String::from("SEQUENTIAL\n");
+    for u in users {
+        let _ = writeln!(s, "{u};");
+    }
+    s
+}
+
+/// What is measured: which server, where, and whose CPU to count.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// A short name for files (`sip-settings`, `kamailio`).
+    pub name: String,
+    /// The server's UDP address.
+    pub addr: SocketAddr,
+    /// The server's process id.
+    pub pid: u32,
+    /// Whether to add the CPU time of its direct children (Kamailio's workers).
+    pub tree: bool,
+}
+
+/// SIPp's response times (the INVITE to its 302), ms; SIPp counts in whole milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseTimes {
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// Largest.
+    pub max: u64,
+}
+
+/// One step: a `sipp` run at one rate.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Calls per second asked for.
+    pub rate: u32,
+    /// Calls asked for.
+    pub calls: u64,
+    /// Calls SIPp created.
+    pub created: u64,
+    /// Calls that got their 302 in time.
+    pub successful: u64,
+    /// Calls that failed.
+    pub failed: u64,
+    /// Why they failed: SIPp's `Failed…` counters that are not zero.
+    pub failures: BTreeMap<String, u64>,
+    /// Calls created per second, as SIPp counts it over the run.
+    pub achieved: f64,
+    /// Response times, when SIPp wrote them.
+    pub response: Option<ResponseTimes>,
+    /// Wall time of the run, s.
+    pub wall: f64,
+    /// CPU time of the server during the run, s.
+    pub server_cpu: f64,
+    /// CPU time of SIPp, s.
+    pub sipp_cpu: f64,
+    /// SIPp's exit status (0: every call succeeded, 1: some failed).
+    pub exit: i32,
+}
+
+impl Step {
+    /// No call failed and every call asked for succeeded.
+    pub fn clean(&self) -> bool {
+        self.exit == 0 && self.failed == 0 && self.successful == self.calls
+    }
+
+    /// SIPp did not create calls at the rate asked (it, not the server, was the limit).
+    pub fn generator_limited(&self) -> bool {
+        self.achieved < f64::from(self.rate) * GENERATOR_SHARE
+    }
+
+    /// Server CPU per successful call, µs.
+    pub fn server_us_per_call(&self) -> f64 {
+        self.server_cpu * 1e6 / self.successful.max(1) as f64
+    }
+
+    /// SIPp CPU per call created, µs.
+    pub fn sipp_us_per_call(&self) -> f64 {
+        self.sipp_cpu * 1e6 / self.created.max(1) as f64
+    }
+
+    /// The failures, `n of m (kind n, …)`.
+    pub fn failure_text(&self) -> String {
+        if self.failed == 0 {
+            return "none".to_owned();
+        }
+        let kinds: Vec<String> = self
+            .failures
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        format!(
+            "{} of {} ({})",
+            self.failed,
+            self.calls,
+            if kinds.is_empty() {
+                "no reason given".to_owned()
+            } else {
+                kinds.join(", ")
+            }
+        )
+    }
+
+    /// One progress line.
+    pub fn progress(&self) -> String {
+        format!(
+            "{} calls/s asked, {:.0} created/s: {} ok, {} failed; server CPU {:.0} % of a core, \
+             SIPp {:.0} %",
+            self.rate,
+            self.achieved,
+            self.successful,
+            self.failed,
+            self.server_cpu * 100.0 / self.wall.max(1e-9),
+            self.sipp_cpu * 100.0 / self.wall.max(1e-9)
+        )
+    }
+}
+
+/// A SIPp for one server: the scenario and the injection file are in `dir`.
+#[derive(Debug, Clone)]
+pub struct Sipp {
+    /// The binary.
+    pub bin: PathBuf,
+    /// The working directory (one subdirectory per step).
+    pub dir: PathBuf,
+    /// Where step error logs are kept.
+    pub logs: PathBuf,
+    /// Microseconds per clock tick.
+    pub tick_us: f64,
+}
+
+impl Sipp {
+    /// Runs `rate × secs` calls at `rate` against `target`; bounded by SIPp's own `-timeout` and
+    /// by a kill 20 s later.
+    pub async fn step(&self, target: &Target, rate: u32, secs: f64) -> anyhow::Result<Step> {
+        let calls = (f64::from(rate) * secs).round().max(1.0) as u64;
+        let dir = self.dir.join(format!("{}-{rate}-{}", target.name, calls));
+        if dir.exists() {
+            fs::remove_dir_all(&dir)?;
+        }
+        fs::create_dir_all(&dir)?;
+        fs::copy(self.dir.join("scenario.xml"), dir.join("scenario.xml"))?;
+        let limit = Duration::from_secs_f64(secs) + Duration::from_secs(10);
+        let errors = self
+            .logs
+            .join(format!("sipp-{}-{rate}-errors.log", target.name));
+        let screen = self.logs.join(format!("sipp-{}-{rate}.log", target.name));
+        let mut cmd = tokio::process::Command::new(&self.bin);
+        cmd.arg(target.addr.to_string())
+            .args(["-sf", "scenario.xml", "-inf"])
+            .arg(self.dir.join("users.csv"))
+            .args(["-t", "u1", "-i", "127.0.0.1", "-nr", "-nostdin"])
+            .args(["-r", &rate.to_string(), "-m", &calls.to_string()])
+            .args(["-recv_timeout", &RECV_TIMEOUT_MS.to_string()])
+            .args([
+                "-timeout",
+                &format!("{}s", limit.as_secs()),
+                "-timeout_error",
+            ])
+            .args(["-trace_stat", "-stf", "stats.csv", "-fd", "1"])
+            .args(["-trace_rtt", "-rtt_freq", &rtt_every(calls).to_string()])
+            .args(["-trace_err", "-error_file"])
+            .arg(&errors)
+            .args(["-max_log_size", "1000000"])
+            .current_dir(&dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&screen)?)
+            .kill_on_drop(true);
+        let server_cpu = || -> anyhow::Result<u64> {
+            if target.tree {
+                process::cpu_tree_ticks(target.pid)
+            } else {
+                process::cpu_ticks(target.pid)
+            }
+        };
+        let server_before = server_cpu()?;
+        let sipp_before = process::reaped_children_ticks()?;
+        let started = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {}", self.bin.display()))?;
+        let status = match tokio::time::timeout(limit + Duration::from_secs(10), child.wait()).await
+        {
+            Ok(status) => status?,
+            Err(_) => {
+                child.kill().await.ok();
+                bail!(
+                    "sipp did not finish within {} s at {rate} calls/s: {}",
+                    limit.as_secs() + 10,
+                    tail(&screen)
+                );
+            }
+        };
+        let wall = started.elapsed().as_secs_f64();
+        let server_cpu = server_cpu()?.saturating_sub(server_before) as f64 * self.tick_us / 1e6;
+        let sipp_cpu = process::reaped_children_ticks()?.saturating_sub(sipp_before) as f64
+            * self.tick_us
+            / 1e6;
+        let exit = status.code().unwrap_or(-1);
+        if exit != 0 && exit != 1 {
+            bail!(
+                "sipp exited with status {exit} at {rate} calls/s against {}: {}",
+                target.name,
+                tail(&screen)
+            );
+        }
+        let stats = fs::read_to_string(dir.join("stats.csv"))
+            .with_context(|| format!("no SIPp statistics: {}", tail(&screen)))?;
+        let last = last_stats(&stats)?;
+        let get = |k: &str| -> anyhow::Result<u64> {
+            last.get(k)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| anyhow!("no {k} in SIPp's statistics"))
+        };
+        let failures = last
+            .iter()
+            .filter_map(|(k, v)| {
+                let name = k.strip_prefix("Failed")?.strip_suffix("(C)")?;
+                let n = v.trim().parse::<u64>().ok().filter(|n| *n > 0)?;
+                (name != "Call").then(|| (name.to_owned(), n))
+            })
+            .collect();
+        let response = rtt_file(&dir)
+            .and_then(|p| fs::read_to_string(p).ok())
+            .and_then(|t| response_times(&t));
+        let step = Step {
+            rate,
+            calls,
+            created: get("TotalCallCreated")?,
+            successful: get("SuccessfulCall(C)")?,
+            failed: get("FailedCall(C)")?,
+            failures,
+            achieved: last
+                .get("CallRate(C)")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(0.0),
+            response,
+            wall,
+            server_cpu,
+            sipp_cpu,
+            exit,
+        };
+        if step.clean() {
+            fs::remove_file(&errors).ok();
+        }
+        fs::remove_dir_all(&dir).ok();
+        Ok(step)
+    }
+}
+
+/// The last line of SIPp's statistics file, by column name.
+pub fn last_stats(text: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header = lines.next().context("empty SIPp statistics file")?;
+    let last = lines
+        .next_back()
+        .context("SIPp statistics without a line of figures")?;
+    Ok(header
+        .split(';')
+        .zip(last.split(';'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect())
+}
+
+/// How often SIPp writes its response times: it writes them every N calls and drops the
+/// remainder at exit, so N divides the calls (the largest divisor up to 1 000).
+fn rtt_every(calls: u64) -> u64 {
+    (1..=calls.clamp(1, 1_000))
+        .rev()
+        .find(|f| calls % f == 0)
+        .unwrap_or(1)
+}
+
+/// SIPp's `*_rtt.csv` in a step's directory.
+fn rtt_file(dir: &Path) -> Option<PathBuf> {
+    fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with("_rtt.csv"))
+}
+
+/// Percentiles of SIPp's response-time file (`date_ms;response_time_ms;rtd_no`).
+pub fn response_times(text: &str) -> Option<ResponseTimes> {
+    let mut v: Vec<u64> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(';').nth(1))
+        .filter_map(|t| t.trim().parse::<f64>().ok())
+        .map(|ms| ms.round().max(0.0) as u64)
+        .collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable();
+    let at = |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1];
+    Some(ResponseTimes {
+        p50: at(0.5),
+        p99: at(0.99),
+        max: v[v.len() - 1],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_statistics_line_is_read_by_name() {
+        let text = "StartTime;TotalCallCreated;SuccessfulCall(C);FailedCall(C);FailedTimeoutOnRecv(C);\n\
+                    a;0;0;0;0;\n\
+                    b;100;97;3;3;\n";
+        let last = last_stats(text).unwrap();
+        assert_eq!(last["TotalCallCreated"], "100");
+        assert_eq!(last["FailedTimeoutOnRecv(C)"], "3");
+        assert!(last_stats("only;a;header\n").is_err());
+    }
+
+    #[test]
+    fn response_times_are_written_for_every_call() {
+        assert_eq!(rtt_every(200), 200);
+        assert_eq!(rtt_every(40_000), 1_000);
+        assert_eq!(rtt_every(31_000), 1_000);
+        assert_eq!(rtt_every(1_009), 1);
+        assert_eq!(rtt_every(2_500), 625);
+    }
+
+    #[test]
+    fn response_time_percentiles() {
+        let mut text = String::from("Date_ms;response_time_ms;rtd_no\n");
+        for i in 0..100 {
+            let _ = writeln!(text, "1.0;{};1", if i < 98 { 0 } else { 7 });
+        }
+        let r = response_times(&text).unwrap();
+        assert_eq!((r.p50, r.p99, r.max), (0, 7, 7));
+        assert!(response_times("Date_ms;response_time_ms;rtd_no\n").is_none());
+    }
+
+    #[test]
+    fn the_scenario_names_the_domain_and_checks_the_contact() {
+        let s = scenario("bench.example");
+        assert!(s.contains("INVITE sip:[field0]@bench.example SIP/2.0"));
+        assert!(s.contains(r#"recv response="302""#));
+        assert!(s.contains(r#"check_it="true""#));
+        assert_eq!(
+            injection(&["user0".into(), "user1".into()]),
+            "SEQUENTIAL\nuser0;\nuser1;\n"
+        );
+    }
+
+    #[test]
+    fn a_step_is_clean_only_when_every_call_succeeded() {
+        let mut s = Step {
+            rate: 1000,
+            calls: 4000,
+            created: 4000,
+            successful: 4000,
+            failed: 0,
+            failures: BTreeMap::new(),
+            achieved: 998.0,
+            response: None,
+            wall: 4.0,
+            server_cpu: 0.4,
+            sipp_cpu: 0.2,
+            exit: 0,
+        };
+        assert!(s.clean());
+        assert!(!s.generator_limited());
+        s.achieved = 900.0;
+        assert!(s.generator_limited());
+        s.successful = 3999;
+        s.failed = 1;
+        s.exit = 1;
+        s.failures.insert("TimeoutOnRecv".into(), 1);
+        assert!(!s.clean());
+        assert_eq!(s.failure_text(), "1 of 4000 (TimeoutOnRecv 1)");
+        assert!((s.server_us_per_call() - 100.0).abs() < 0.1);
+    }
+}
