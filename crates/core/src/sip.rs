@@ -98,6 +98,14 @@ impl SipUri {
         }
     }
 
+    /// The same URI without its port: an address as a caller is matched (user and host).
+    pub fn without_port(&self) -> Self {
+        Self {
+            port: None,
+            ..self.clone()
+        }
+    }
+
     /// The user part, if any.
     pub fn user(&self) -> Option<&str> {
         self.user.as_deref()
@@ -420,7 +428,8 @@ pub fn parse_address(
 }
 
 /// Parses a caller: `anonymous`, `sip:anonymous@anonymous.invalid` or an address without a
-/// user part are [`Caller::Anonymous`]; anything else as [`parse_address`].
+/// user part are [`Caller::Anonymous`]; anything else as [`parse_address`], without its port
+/// (a caller is matched on user and host).
 pub fn parse_caller(field: &str, input: &str, tel_domain: &Domain) -> Result<Caller, ServiceError> {
     let s = input.trim();
     if s.eq_ignore_ascii_case("anonymous") {
@@ -434,7 +443,7 @@ pub fn parse_caller(field: &str, input: &str, tel_domain: &Domain) -> Result<Cal
     Ok(if anonymous {
         Caller::Anonymous
     } else {
-        Caller::Uri(uri)
+        Caller::Uri(uri.without_port())
     })
 }
 
@@ -479,7 +488,7 @@ mod tests {
         assert_eq!(uri("sip:bob@example.org;user=phone"), "sip:bob@example.org");
         assert_eq!(
             uri("sip:bob@Example.ORG:5080;transport=tcp?subject=x"),
-            "sip:bob@example.org:5080"
+            "sip:bob@example.org"
         );
         assert_eq!(
             uri("\"Bob, Jr.\" <sip:bob@example.org;lr>;tag=1928301774"),
@@ -487,7 +496,7 @@ mod tests {
         );
         assert_eq!(
             uri("<sips:bob@[2001:db8::1]:5061>"),
-            "sips:bob@[2001:db8::1]:5061"
+            "sips:bob@[2001:db8::1]"
         );
         assert_eq!(
             uri("sip:+31201234567;npdi@example.org;user=phone"),

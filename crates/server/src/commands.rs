@@ -484,10 +484,17 @@ pub async fn quickstart(config: &Config) -> anyhow::Result<()> {
     }
     let mut config = config.clone();
     if config.sip.listen.is_empty() {
-        config.sip.listen = ["udp:127.0.0.1:5070", "tcp:127.0.0.1:5070"]
-            .iter()
-            .filter_map(|l| l.parse().ok())
-            .collect();
+        // 5070 when it is free (UDP and TCP alike), else any free port: a demo must start.
+        let free = std::net::UdpSocket::bind("127.0.0.1:5070").is_ok()
+            && std::net::TcpListener::bind("127.0.0.1:5070").is_ok();
+        let port = if free { 5070 } else { 0 };
+        config.sip.listen = [
+            format!("udp:127.0.0.1:{port}"),
+            format!("tcp:127.0.0.1:{port}"),
+        ]
+        .iter()
+        .filter_map(|l| l.parse().ok())
+        .collect();
     }
     let server = RunningServer::start(&config, services).await?;
     let addr = server.addr();
@@ -517,8 +524,13 @@ pub async fn quickstart(config: &Config) -> anyhow::Result<()> {
     );
     if let Some(sip) = server.sip_addr(Transport::Udp) {
         println!();
-        println!("the SIP redirect server answers trusted proxies on udp:{sip} and tcp; ask it:");
-        println!("  sip-settings sip ask sip:{DEMO_ACCOUNT} --server udp:{sip}");
+        println!(
+            "the SIP redirect server answers proxies on this machine (udp:{sip}, tcp); ask it as one:"
+        );
+        println!(
+            "  sip-settings --data-dir {} sip ask sip:{DEMO_ACCOUNT} --server udp:{sip}",
+            shell_path(&config.data_dir)
+        );
     }
     println!("stop with Ctrl-C");
     wait_for_signal().await;

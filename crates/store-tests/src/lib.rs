@@ -51,6 +51,7 @@ macro_rules! conformance_suite {
             billing_export_import_round_trip,
             journal_newest_first_with_cursor,
             account_write_commits_change_and_journal_together,
+            call_reads_follow_each_write,
             account_writes_of_one_account_run_one_after_another
         );
     };

@@ -19,6 +19,7 @@ mod refusals;
 mod resources;
 mod seed_curl;
 mod settings;
+mod sip_door;
 mod throttle;
 mod tools;
 mod web;

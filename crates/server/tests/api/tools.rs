@@ -173,6 +173,7 @@ async fn quickstart_runs_the_demo_and_the_printed_curl_line_works() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let mut child = KillOnDrop(child);
         let mut lines = BufReader::new(stdout).lines();
         let mut seen = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -201,8 +202,6 @@ async fn quickstart_runs_the_demo_and_the_printed_curl_line_works() {
         let (ok, body, err) = run(Command::new("sh")
             .current_dir(dir.path())
             .args(["-c", &format!("{curl_line} -sS")]));
-        let _ = child.kill();
-        let _ = child.wait();
         assert!(ok, "{curl_line}: {err}");
         assert!(
             body.contains("\"sip_address\":\"alice@example.com\""),
@@ -211,5 +210,48 @@ async fn quickstart_runs_the_demo_and_the_printed_curl_line_works() {
         for f in ["ca.crt", "alice@example.com.crt", "alice@example.com.p12"] {
             assert!(dir.path().join("sip-settings-data").join(f).exists(), "{f}");
         }
+        if round == 0 {
+            // The SIP redirect server runs too, and the printed line asks it.
+            let sip_line = loop {
+                assert!(Instant::now() < deadline, "no sip ask line: {seen:?}");
+                let line = lines.next().expect("quickstart ended early").unwrap();
+                seen.push(line.clone());
+                if line.trim_start().starts_with("sip-settings ") && line.contains(" sip ask ") {
+                    break line.trim().to_owned();
+                }
+            };
+            let args: Vec<&str> = sip_line.split_whitespace().skip(1).collect();
+            let out = Command::new(env!("CARGO_BIN_EXE_sip-settings"))
+                .current_dir(dir.path())
+                .args(&args)
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success(),
+                "{sip_line}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                text.starts_with("SIP/2.0 302 Moved Temporarily\n"),
+                "{text}"
+            );
+            assert!(
+                text.contains("Contact: <sip:alice@example.com;ring=35>"),
+                "{text}"
+            );
+        }
+        let _ = child.0.kill();
+        let _ = child.0.wait();
+    }
+}
+
+/// A child process killed when the test ends, also when an assertion fails first.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
