@@ -20,6 +20,7 @@ mod resources;
 mod seed_curl;
 mod settings;
 mod sip_door;
+mod sipp;
 mod throttle;
 mod tools;
 mod web;
