@@ -17,6 +17,8 @@ use crate::helpers::*;
 pub(crate) struct Server {
     child: Child,
     pub(crate) base: String,
+    /// The SIP door's listeners, `tcp:127.0.0.1:PORT`, as `serve` printed them.
+    pub(crate) sip: Vec<String>,
 }
 
 impl Server {
@@ -26,6 +28,16 @@ impl Server {
 
     /// A server whose configuration file also has `extra` (TOML).
     pub(crate) fn start_with(data_dir: &Path, database: &str, extra: &str) -> Self {
+        Self::start_with_sip(data_dir, database, extra, 0)
+    }
+
+    /// A server with `extra` configuration that prints `sip_listeners` SIP listeners.
+    pub(crate) fn start_with_sip(
+        data_dir: &Path,
+        database: &str,
+        extra: &str,
+        sip_listeners: usize,
+    ) -> Self {
         // Sessions of at most 600 s and up to 100 at once, so that a balance is shared by many.
         let config = data_dir.join("serve.toml");
         std::fs::write(
@@ -54,9 +66,17 @@ impl Server {
                 break format!("https://localhost:{port}");
             }
         };
+        let sip = (0..sip_listeners)
+            .map(|_| {
+                let line = lines.next().expect("serve exited").expect("read");
+                line.strip_prefix("SIP redirect server on ")
+                    .unwrap_or_else(|| panic!("not a SIP listener line: {line}"))
+                    .to_owned()
+            })
+            .collect();
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Self { child, base }
+        Self { child, base, sip }
     }
 
     fn alive(&mut self) -> bool {
@@ -683,4 +703,72 @@ async fn a_database_outage_answers_503_fast_and_the_server_recovers_by_itself() 
     drop(server);
     proxy.cut().await;
     db.drop_db().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sip_door_on_two_servers_follows_changes_and_revocations_at_once() {
+    use sip_settings_sip::client::{Connection, Question};
+    let Some(db) = TempDatabase::create().await else {
+        return;
+    };
+    let install = provision(db.url());
+    let d = install.dir.path();
+    let sip = "sip_listen = [\"tls:127.0.0.1:0\"]\n";
+    let one = Server::start_with_sip(d, db.url(), sip, 1);
+    let two = Server::start_with_sip(d, db.url(), sip, 1);
+    let tls = std::sync::Arc::new(
+        sip_settings_pki::tls::client_config(&install.ca, &install.service.0).unwrap(),
+    );
+    let open = |server: &Server| {
+        let listen: sip_settings_sip::Listen = server.sip[0].parse().unwrap();
+        let tls = tls.clone();
+        async move {
+            Connection::open(listen, Some((tls, "localhost".to_owned())))
+                .await
+                .unwrap()
+        }
+    };
+    let mut to_one = open(&one).await;
+    let mut to_two = open(&two).await;
+    let q = Question {
+        uri: "sip:alice@example.com".into(),
+        from: "sip:carol@example.org".into(),
+        headers: vec![],
+    };
+    for conn in [&mut to_one, &mut to_two] {
+        let a = conn.ask(&q).await.unwrap();
+        assert_eq!(a.response.code, 302, "{}", a.text);
+        assert!(a.text.contains("X-Ring-Time: 35"), "{}", a.text);
+    }
+    // A forward set through server one's settings.phtml is obeyed by server two's next INVITE.
+    let alice = install.client(&install.alice);
+    let (status, _) = get(
+        &alice,
+        &one.base,
+        "action=set_diversions&FUNC=%2B31201234567",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let a = to_two.ask(&q).await.unwrap();
+    assert_eq!(a.response.code, 302, "{}", a.text);
+    assert_eq!(
+        a.response.headers.get("contact"),
+        Some("<sip:+31201234567@example.com>"),
+        "{}",
+        a.text
+    );
+    assert!(a.text.contains("reason=unconditional"), "{}", a.text);
+    // The proxy's certificate revoked by the CLI: refused on both servers' open connections.
+    let list = cli(d, db.url(), &["cert", "list"]);
+    let serial = list
+        .lines()
+        .find(|l| l.split_whitespace().nth(2) == Some("service"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no service certificate in {list}"))
+        .to_owned();
+    cli(d, db.url(), &["cert", "revoke", &serial]);
+    for conn in [&mut to_one, &mut to_two] {
+        let a = conn.ask(&q).await.unwrap();
+        assert_eq!(a.response.code, 403, "{}", a.text);
+    }
 }
