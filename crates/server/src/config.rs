@@ -316,11 +316,13 @@ impl Config {
             Some(r) => r.resolve()?,
             None => Some(RateLimits::default()),
         };
-        let mut sip = SipConfig::default();
-        sip.listen = match (&overrides.sip_listen, &file.sip_listen) {
-            (Some(l), _) => l.clone(),
-            (None, Some(l)) => parse_list("sip_listen", l)?,
-            (None, None) => Vec::new(),
+        let mut sip = SipConfig {
+            listen: match (&overrides.sip_listen, &file.sip_listen) {
+                (Some(l), _) => l.clone(),
+                (None, Some(l)) => parse_list("sip_listen", l)?,
+                (None, None) => Vec::new(),
+            },
+            ..SipConfig::default()
         };
         match (&overrides.sip_trusted, &file.sip_trusted) {
             (Some(t), _) => sip.trusted = t.clone(),

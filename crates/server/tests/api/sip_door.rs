@@ -392,7 +392,7 @@ async fn a_flood_of_garbage_datagrams_does_not_stop_answers() {
                 i += 1;
                 // About 8 000 datagrams a second per flooder (24 000 in all): far more than
                 // any proxy sends, without the test's own senders taking the server's CPU.
-                if i % 8 == 0 {
+                if i.is_multiple_of(8) {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
             }
