@@ -436,6 +436,49 @@ mod tests {
             assert!(err.to_string().contains(key), "{key} = {value}: {err}");
         }
 
+        // The SIP door: file keys, the flag over the file, bad values named.
+        std::fs::write(
+            &file,
+            "sip_listen = [\"udp:127.0.0.1:5070\", \"tls:[::1]:5071\"]\nsip_trusted = [\"10.0.0.0/24\"]\nvoicemail_uri = \"sip:vm-{user}@vm.example.net\"\nsip_max_diversions = 3\n",
+        )
+        .unwrap();
+        let s = Config::resolve(&Overrides {
+            config: Some(file.clone()),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(s.sip.listen.len(), 2);
+        assert_eq!(s.sip.listen[1].to_string(), "tls:[::1]:5071");
+        assert_eq!(s.sip.trusted.len(), 1);
+        assert_eq!(
+            s.sip.voicemail_uri.as_ref().unwrap().expand("bob", "x"),
+            "sip:vm-bob@vm.example.net"
+        );
+        assert_eq!(s.sip.max_diversions, 3);
+        assert!(d.sip.listen.is_empty(), "off by default");
+        assert_eq!(d.sip.trusted.len(), 2, "loopback by default");
+        let s = Config::resolve(&Overrides {
+            config: Some(file.clone()),
+            sip_listen: Some(vec!["tcp:127.0.0.1:1".parse().unwrap()]),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(s.sip.listen.len(), 1, "the flag wins");
+        for (key, value) in [
+            ("sip_listen", "[\"sctp:1.2.3.4:5\"]"),
+            ("sip_trusted", "[\"10.0.0.0/99\"]"),
+            ("voicemail_uri", "\"mailto:x\""),
+            ("sip_max_diversions", "0"),
+        ] {
+            std::fs::write(&file, format!("{key} = {value}\n")).unwrap();
+            let err = Config::resolve(&Overrides {
+                config: Some(file.clone()),
+                ..Overrides::default()
+            })
+            .unwrap_err();
+            assert!(err.to_string().contains(key), "{key} = {value}: {err}");
+        }
+
         std::fs::write(&file, "nonsense = 1\n").unwrap();
         let err = Config::resolve(&Overrides {
             config: Some(file),
