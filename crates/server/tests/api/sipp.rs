@@ -652,3 +652,51 @@ async fn a_second_server_on_the_same_store_follows_a_change_made_through_the_fir
     );
     second.stop().await;
 }
+
+#[tokio::test]
+async fn a_forward_from_the_second_step_counts_as_one_diversion_when_the_proxy_sends_it_on() {
+    require_sipp!();
+    // One diversion allowed: a call the door diverted once must still reach its target. The
+    // door's second-step answer starts History-Info with the Request-URI as asked,
+    // `<sip:alice@example.com;cause=486>;index=1`, and the door counts every entry with a
+    // `cause` as a diversion: one diversion is counted as two.
+    let app = TestApp::spawn_with(|c| {
+        c.sip.listen = vec!["udp:127.0.0.1:0".parse().unwrap()];
+        c.sip.max_diversions = 1;
+    })
+    .await;
+    alice_sets(&app, "action=set_diversions&FUNC=bob").await;
+    let first = ask(&app, Transport::Udp, &Call::invite(ALICE_URI), 302).await;
+    alice_sets(&app, "action=set_diversions&FUNC=&FBUS=bob").await;
+    let busy = Call::invite("sip:alice@example.com;cause=486").to("<sip:alice@example.com>");
+    let second = ask(&app, Transport::Udp, &busy, 302).await;
+    // The proxy follows each answer to bob, carrying the door's Diversion and History-Info.
+    for (step, answer) in [
+        ("first step (FUNC)", &first),
+        ("second step (FBUS)", &second),
+    ] {
+        let onward = Call::invite("sip:bob@example.com")
+            .header(&format!(
+                "Diversion: {}",
+                answer.header("Diversion").unwrap()
+            ))
+            .header(&format!(
+                "History-Info: {}",
+                answer.header("History-Info").unwrap()
+            ));
+        let exchange = peer::run(
+            door(app.server.as_ref().unwrap(), Transport::Udp),
+            Transport::Udp,
+            &onward,
+            302,
+        )
+        .await;
+        let got = exchange.answer();
+        assert_eq!(
+            got.header("Contact"),
+            Some("<sip:bob@example.com;ring=35>"),
+            "after the {step} the door counts more than one diversion:\n{}",
+            got.text
+        );
+    }
+}
