@@ -586,7 +586,13 @@ fn write_history(out: &mut String, req: &Request, target: &str, cause: u16) {
     out.push_str("History-Info: ");
     let parent = match history.last() {
         None => {
-            let _ = write!(out, "<{}>;index=1, ", escape_hi(&req.uri));
+            // The callee as first addressed: the proxy's `cause` of a second question says
+            // why it asks again, not how the call reached the callee.
+            let _ = write!(
+                out,
+                "<{}>;index=1, ",
+                escape_hi(&without_uri_param(&req.uri, "cause"))
+            );
             "1".to_owned()
         }
         Some(last) => {
@@ -614,6 +620,31 @@ fn with_uri_param(uri: &str, param: &str) -> String {
         Some((u, h)) => format!("{u};{param}?{h}"),
         None => format!("{uri};{param}"),
     }
+}
+
+/// A URI without one of its parameters (`sip:a@b;cause=486;x` → `sip:a@b;x`).
+fn without_uri_param(uri: &str, name: &str) -> String {
+    let (main, headers) = match uri.split_once('?') {
+        Some((m, h)) => (m, Some(h)),
+        None => (uri, None),
+    };
+    // Parameters start after the host: past the last '@' (a user part may hold ';').
+    let host_start = main.rfind('@').map_or(0, |i| i + 1);
+    let (head, params) = main.split_at(host_start);
+    let mut parts = params.split(';');
+    let mut out = format!("{head}{}", parts.next().unwrap_or_default());
+    for p in parts {
+        let key = p.split('=').next().unwrap_or_default().trim();
+        if !key.eq_ignore_ascii_case(name) {
+            out.push(';');
+            out.push_str(p);
+        }
+    }
+    if let Some(h) = headers {
+        out.push('?');
+        out.push_str(h);
+    }
+    out
 }
 
 fn escape_hi(uri: &str) -> String {
@@ -784,6 +815,25 @@ mod tests {
             "a retransmission gets the same answer"
         );
         assert!(text.ends_with("Content-Length: 0\r\n\r\n"));
+    }
+
+    #[test]
+    fn a_second_question_starts_history_with_the_callee_as_first_addressed() {
+        assert_eq!(without_uri_param("sip:a@b;cause=486", "cause"), "sip:a@b");
+        assert_eq!(
+            without_uri_param("sip:+1;npdi@b:5060;user=phone;CAUSE=408;lr?x=y", "cause"),
+            "sip:+1;npdi@b:5060;user=phone;lr?x=y"
+        );
+        let r = invite("sip:alice@example.com;user=phone;cause=486", "");
+        let v = Verdict::Forward {
+            target: "sip:bob@example.com".into(),
+            condition: Condition::Busy,
+            reason: "user-busy",
+            diverting: "sip:alice@example.com".into(),
+            privacy: false,
+        };
+        let text = String::from_utf8(respond(&r, &v, src())).unwrap();
+        assert!(text.contains("\r\nHistory-Info: <sip:alice@example.com;user=phone>;index=1, <sip:bob@example.com;cause=486>;index=1.1;mp=1\r\n"), "{text}");
     }
 
     #[test]

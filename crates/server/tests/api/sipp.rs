@@ -435,7 +435,7 @@ async fn the_second_step_forwards_on_busy_and_on_no_answer() {
             &answer,
             "<sip:bob@example.com>",
             "<sip:alice@example.com>;reason=user-busy;counter=1",
-            "<sip:alice@example.com;cause=486>;index=1, \
+            "<sip:alice@example.com>;index=1, \
              <sip:bob@example.com;cause=486>;index=1.1;mp=1",
         );
         let answer = ask(&app, transport, &no_answer, 302).await;
@@ -443,7 +443,7 @@ async fn the_second_step_forwards_on_busy_and_on_no_answer() {
             &answer,
             "<sip:+31201234599@example.com>",
             "<sip:alice@example.com>;reason=no-answer;counter=1",
-            "<sip:alice@example.com;cause=408>;index=1, \
+            "<sip:alice@example.com>;index=1, \
              <sip:+31201234599@example.com;cause=408>;index=1.1;mp=1",
         );
         // The first step still rings.
@@ -472,7 +472,7 @@ async fn the_voice_mailbox_target_is_the_configured_uri_while_voicemail_is_enabl
         &answer,
         "<sip:vm-alice@vm.example.net>",
         "<sip:alice@example.com>;reason=user-busy;counter=1",
-        "<sip:alice@example.com;cause=486>;index=1, \
+        "<sip:alice@example.com>;index=1, \
          <sip:vm-alice@vm.example.net;cause=486>;index=1.1;mp=1",
     );
 
