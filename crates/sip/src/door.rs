@@ -137,10 +137,14 @@ impl Door {
             Ok(Message::Response(_)) => return None,
             Err(e) => {
                 tracing::debug!(%source, reason = %e.reason, "sip: unparseable message");
+                if trust == Trust::Untrusted {
+                    // Nothing, not even what is wrong, for a stranger.
+                    return None;
+                }
                 return e
                     .headers
                     .as_ref()
-                    .and_then(|h| redirect::bad_request(h, &e.reason, source));
+                    .and_then(|h| redirect::bad_request(h, &e, source));
             }
         };
         if trust == Trust::Untrusted {

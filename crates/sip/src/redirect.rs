@@ -233,7 +233,7 @@ pub fn plan(req: &Request) -> Plan {
     }
     let uri = match parse_uri(&req.uri) {
         Ok(u) => u,
-        Err(e) if e.reason.contains("scheme") => {
+        Err(e) if e.status() == 416 => {
             return Plan::Answer(Verdict::status(416, "Unsupported URI Scheme"));
         }
         Err(_) => return Plan::Answer(Verdict::status(400, "Bad Request-URI")),
@@ -397,6 +397,7 @@ pub fn reason_phrase(code: u16) -> &'static str {
         480 => "Temporarily Unavailable",
         482 => "Loop Detected",
         483 => "Too Many Hops",
+        505 => "Version Not Supported",
         486 => "Busy Here",
         500 => "Server Internal Error",
         503 => "Service Unavailable",
@@ -453,11 +454,12 @@ pub fn respond(req: &Request, verdict: &Verdict, source: SocketAddr) -> Vec<u8> 
     out.into_bytes()
 }
 
-/// A `400 Bad Request` to a request that did not parse, from the headers that could be read;
-/// `None` when they are not enough to address an answer.
+/// The refusal of a request that did not parse (`400 Bad Request`, `505 Version Not
+/// Supported` or `416 Unsupported URI Scheme`, as `ParseError::status` says), from the headers
+/// that could be read; `None` when they are not enough to address an answer, or for an ACK.
 pub fn bad_request(
     headers: &crate::message::Headers,
-    why: &str,
+    error: &crate::message::ParseError,
     source: SocketAddr,
 ) -> Option<Vec<u8>> {
     headers.get("via")?;
@@ -468,22 +470,16 @@ pub fn bad_request(
     if cseq.to_ascii_uppercase().ends_with("ACK") {
         return None;
     }
-    let why: String = why
+    let code = error.status();
+    let why: String = error
+        .reason
         .chars()
         .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
         .take(120)
         .collect();
     let mut out = String::with_capacity(512);
-    let _ = write!(out, "SIP/2.0 400 Bad Request\r\n");
-    let mut first = true;
-    for line in headers.all("via") {
-        if first {
-            let _ = write!(out, "Via: {}\r\n", with_received(line, source));
-            first = false;
-        } else {
-            let _ = write!(out, "Via: {line}\r\n");
-        }
-    }
+    let _ = write!(out, "SIP/2.0 {code} {}\r\n", reason_phrase(code));
+    write_vias(&mut out, headers, source);
     let _ = write!(
         out,
         "From: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq}\r\nWarning: 399 sip-settings \"{why}\"\r\nContent-Length: 0\r\n\r\n"
@@ -491,16 +487,19 @@ pub fn bad_request(
     Some(out.into_bytes())
 }
 
-fn write_common(out: &mut String, req: &Request, source: SocketAddr, tag: bool) {
-    let mut first = true;
-    for line in req.headers.all("via") {
-        if first {
+/// The request's `Via` lines, the top one with `received=` / `rport=` filled in.
+fn write_vias(out: &mut String, headers: &crate::message::Headers, source: SocketAddr) {
+    for (i, line) in headers.all("via").enumerate() {
+        if i == 0 {
             let _ = write!(out, "Via: {}\r\n", with_received(line, source));
-            first = false;
         } else {
             let _ = write!(out, "Via: {line}\r\n");
         }
     }
+}
+
+fn write_common(out: &mut String, req: &Request, source: SocketAddr, tag: bool) {
+    write_vias(out, &req.headers, source);
     let _ = write!(
         out,
         "From: {}\r\n",

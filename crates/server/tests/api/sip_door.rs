@@ -64,15 +64,19 @@ fn tls_client(app: &TestApp, bundle: Option<&str>) -> Arc<rustls::ClientConfig> 
 
 use rustls_pki_types::pem::PemObject;
 
+/// A service certificate (a proxy's) of this installation.
+async fn service_cert(app: &TestApp) -> sip_settings_core::cert::IssuedCertificate {
+    app.services
+        .issue_certificate(CertSubject::Service("proxy1".into()), None)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn tls_answers_only_service_certificates_and_a_revocation_holds_for_the_next_invite() {
     let app = TestApp::spawn_with(|c| listeners(c, &["tls"])).await;
     let server = listen(&app, Transport::Tls);
-    let proxy = app
-        .services
-        .issue_certificate(CertSubject::Service("proxy1".into()), None)
-        .await
-        .unwrap();
+    let proxy = service_cert(&app).await;
     let q = question("sip:alice@example.com", "sip:bob@example.org", &[]);
 
     let mut conn = Connection::open(
@@ -223,11 +227,7 @@ fn said_by_outcome(o: &Value, no_answer: bool) -> Said {
 async fn every_answer_is_the_decision_of_explain_and_service_route() {
     let app = TestApp::spawn_with(|c| listeners(c, &["udp"])).await;
     let server = listen(&app, Transport::Udp);
-    let proxy_cert = app
-        .services
-        .issue_certificate(CertSubject::Service("proxy1".into()), None)
-        .await
-        .unwrap();
+    let proxy_cert = service_cert(&app).await;
     let proxy = app.client(Some(&proxy_cert));
     let alice = app.client(Some(&app.alice));
     let base = app.base.clone();
@@ -433,11 +433,7 @@ async fn a_flood_of_garbage_datagrams_does_not_stop_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sip_ask_prints_the_answer_of_each_transport() {
     let app = TestApp::spawn_with(|c| listeners(c, &["udp", "tcp", "tls"])).await;
-    let proxy = app
-        .services
-        .issue_certificate(CertSubject::Service("proxy1".into()), None)
-        .await
-        .unwrap();
+    let proxy = service_cert(&app).await;
     let bundle = app.write_crt("proxy1.crt", &proxy);
     assert!(
         app.cli(&["reject", "add", ALICE, "anonymous"])
@@ -483,11 +479,7 @@ async fn sip_ask_prints_the_answer_of_each_transport() {
 #[tokio::test]
 async fn service_route_reads_callers_with_parameters_and_tel_numbers() {
     let app = TestApp::spawn().await;
-    let proxy_cert = app
-        .services
-        .issue_certificate(CertSubject::Service("proxy1".into()), None)
-        .await
-        .unwrap();
+    let proxy_cert = service_cert(&app).await;
     let proxy = app.client(Some(&proxy_cert));
     assert!(
         app.cli(&["reject", "add", ALICE, "sip:+4930%@%"])
@@ -523,4 +515,52 @@ async fn service_route_reads_callers_with_parameters_and_tel_numbers() {
             None => assert_eq!(body["action"], "ring", "{caller}: {body}"),
         }
     }
+}
+
+#[tokio::test]
+async fn a_malformed_request_is_refused_with_what_is_wrong_and_changes_nothing() {
+    let app = TestApp::spawn_with(|c| listeners(c, &["udp"])).await;
+    let server = listen(&app, Transport::Udp).addr;
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let send = |text: String| {
+        let socket = &socket;
+        async move {
+            socket
+                .send_to(text.replace('\n', "\r\n").as_bytes(), server)
+                .await
+                .unwrap();
+            let mut buf = vec![0u8; 65_536];
+            match tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buf)).await {
+                Ok(Ok((n, _))) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+                _ => None,
+            }
+        }
+    };
+    let head = |request_line: &str, cseq: &str| {
+        format!(
+            "{request_line}\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKbad1\nMax-Forwards: 70\nFrom: <sip:bob@example.org>;tag=1\nTo: <sip:alice@example.com>\nCall-ID: bad-1\nCSeq: {cseq}\nContent-Length: 0\n\n"
+        )
+    };
+    let a = send(head("INVITE sip:alice@example.com SIP/2.0", "1 OPTIONS"))
+        .await
+        .unwrap();
+    assert!(a.starts_with("SIP/2.0 400 Bad Request\r\n"), "{a}");
+    assert!(a.contains("Warning: 399 sip-settings \"CSeq method"), "{a}");
+    assert!(a.contains("Call-ID: bad-1\r\n"), "{a}");
+    let a = send(head("INVITE sip:alice@example.com SIP/7.0", "1 INVITE"))
+        .await
+        .unwrap();
+    assert!(
+        a.starts_with("SIP/2.0 505 Version Not Supported\r\n"),
+        "{a}"
+    );
+    // Without the headers an answer needs, nothing comes back; the server still answers.
+    assert_eq!(
+        send("INVITE sip:alice@example.com SIP/2.0\n\n".into()).await,
+        None
+    );
+    let a = send(head("INVITE sip:alice@example.com SIP/2.0", "1 INVITE"))
+        .await
+        .unwrap();
+    assert!(a.starts_with("SIP/2.0 302 "), "{a}");
 }
