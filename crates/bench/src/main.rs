@@ -25,6 +25,7 @@ mod provision;
 mod report;
 mod sip;
 mod sip_probe;
+mod sip_report;
 mod sipp;
 
 use std::fs;
@@ -301,7 +302,7 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
             eprintln!("smoke run: docs/benchmarks.md left as it is");
         } else {
             let doc = fs::read_to_string(&docs).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
-            fs::write(&docs, sip::splice(&doc, &section))
+            fs::write(&docs, sip_report::splice(&doc, &section))
                 .with_context(|| format!("writing {}", docs.display()))?;
             eprintln!("wrote the SIP section of {}", docs.display());
         }
@@ -706,13 +707,13 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
     let mut markdown = report.markdown(&root);
     if want_sip {
         let section = sip::run(sip_params(&command)).await?;
-        markdown = sip::splice(&markdown, &section);
+        markdown = sip_report::splice(&markdown, &section);
     } else if let Some(old) = fs::read_to_string(&docs)
         .ok()
-        .and_then(|d| sip::section_of(&d).map(str::to_owned))
+        .and_then(|d| sip_report::section_of(&d).map(str::to_owned))
     {
         // Figures of an earlier `sip` run stay until `sip` runs again.
-        markdown = sip::splice(&markdown, &old);
+        markdown = sip_report::splice(&markdown, &old);
     }
     println!("{markdown}");
     if cli.smoke {
