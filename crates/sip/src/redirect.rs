@@ -462,12 +462,16 @@ pub fn bad_request(
     error: &crate::message::ParseError,
     source: SocketAddr,
 ) -> Option<Vec<u8>> {
-    headers.get("via")?;
-    let from = headers.get("from")?;
-    let to = headers.get("to")?;
+    // Only what a proxy can match: every Via item, From, To and CSeq must be readable.
+    let vias = headers.list("via");
+    if vias.is_empty() || vias.iter().any(|v| parse_via(v).is_err()) {
+        return None;
+    }
+    let from = headers.get("from").filter(|f| parse_name_addr(f).is_ok())?;
+    let to = headers.get("to").filter(|t| parse_name_addr(t).is_ok())?;
     let call_id = headers.get("call-id")?;
     let cseq = headers.get("cseq")?;
-    if cseq.to_ascii_uppercase().ends_with("ACK") {
+    if parse_cseq(cseq).ok()?.method == "ACK" {
         return None;
     }
     let code = error.status();
@@ -484,7 +488,12 @@ pub fn bad_request(
         out,
         "From: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq}\r\nWarning: 399 sip-settings \"{why}\"\r\nContent-Length: 0\r\n\r\n"
     );
-    Some(out.into_bytes())
+    // A refusal that would not itself parse (a Call-ID with control characters, say) is not
+    // sent: the peer could not match it either.
+    match crate::message::parse(out.as_bytes()) {
+        Ok(crate::message::Message::Response(_)) => Some(out.into_bytes()),
+        _ => None,
+    }
 }
 
 /// The request's `Via` lines, the top one with `received=` / `rport=` filled in.
@@ -648,6 +657,64 @@ fn without_uri_param(uri: &str, name: &str) -> String {
 
 fn escape_hi(uri: &str) -> String {
     uri.replace(['<', '>'], "")
+}
+
+/// The body of the `sip_redirect` fuzz target (`fuzz/`), also replayed over the corpus by
+/// `cargo test`: a message that parses as a request is planned and answered with every kind of
+/// verdict, and one that does not is refused as the door refuses it. Panics only when an answer
+/// is not a well-formed SIP response.
+pub mod fuzzing {
+    use super::*;
+    use crate::message::{Message, parse};
+
+    /// Runs the redirect logic over `data`.
+    pub fn sip_redirect(data: &[u8]) {
+        let source: SocketAddr = SocketAddr::from(([192, 0, 2, 1], 5060));
+        let check = |out: Vec<u8>| {
+            let parsed = parse(&out);
+            assert!(
+                matches!(parsed, Ok(Message::Response(_))),
+                "not a response: {parsed:?}\n{}",
+                String::from_utf8_lossy(&out)
+            );
+        };
+        match parse(data) {
+            Ok(Message::Request(req)) => {
+                let mut verdicts = vec![
+                    Verdict::status(404, "Not Found"),
+                    Verdict::Ring {
+                        account: "sip:alice@example.com".into(),
+                        seconds: 35,
+                    },
+                    Verdict::Forward {
+                        target: "sip:+31201234567@example.com".into(),
+                        condition: Condition::NoAnswer,
+                        reason: "no-answer",
+                        diverting: "sip:alice@example.com".into(),
+                        privacy: true,
+                    },
+                ];
+                match plan(&req) {
+                    Plan::Absorb => {}
+                    Plan::Answer(v) => verdicts.push(v),
+                    Plan::Ask(ask) => {
+                        let _ = ask.step.state();
+                    }
+                }
+                if req.method != "ACK" {
+                    for v in &verdicts {
+                        check(respond(&req, v, source));
+                    }
+                }
+            }
+            Ok(Message::Response(_)) => {}
+            Err(e) => {
+                if let Some(out) = e.headers.as_ref().and_then(|h| bad_request(h, &e, source)) {
+                    check(out);
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! Replays the saved `cargo fuzz` corpus of the `sip_message` target (`fuzz/corpus/sip_message/`)
-//! through the function the target calls, so that stable `cargo test` (CI) runs every saved
+//! Replays the saved `cargo fuzz` corpora of the `sip_message` and `sip_redirect` targets
+//! (`fuzz/corpus/sip_message/`, `fuzz/corpus/sip_redirect/`) through the functions the targets call, so that stable `cargo test` (CI) runs every saved
 //! input without nightly or libFuzzer. A panic names the file.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test binary: a failed unwrap is a failed test
@@ -8,20 +8,29 @@ use std::path::PathBuf;
 
 #[test]
 fn sip_message_corpus() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/sip_message");
+    let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+    let dir = corpus.join("sip_message");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_file())
         .collect();
-    files.sort();
     assert!(!files.is_empty(), "{} is empty", dir.display());
+    // The sip_redirect target's own finds, when it has any.
+    if let Ok(entries) = std::fs::read_dir(corpus.join("sip_redirect")) {
+        files.extend(entries.map(|e| e.unwrap().path()).filter(|p| p.is_file()));
+    }
+    files.sort();
     let mut failed = Vec::new();
     for file in &files {
         let data = std::fs::read(file).unwrap();
         let run = || sip_settings_sip::message::fuzzing::sip_message(&data);
         if std::panic::catch_unwind(run).is_err() {
             failed.push(file.display().to_string());
+        }
+        let answer = || sip_settings_sip::redirect::fuzzing::sip_redirect(&data);
+        if std::panic::catch_unwind(answer).is_err() {
+            failed.push(format!("{} (sip_redirect)", file.display()));
         }
     }
     assert!(
