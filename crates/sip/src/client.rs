@@ -153,6 +153,78 @@ impl Connection {
             .map_err(|_| "no final response within 32 s".to_owned())?
     }
 
+    /// Sends every INVITE at once, then reads their final responses in whatever order they
+    /// come and returns them in the order of `questions` (matched by Call-ID), each ACKed.
+    pub async fn pipeline(&mut self, questions: &[Question]) -> Result<Vec<Answer>, String> {
+        tokio::time::timeout(Duration::from_secs(32), self.exchange_all(questions))
+            .await
+            .map_err(|_| "not every final response came within 32 s".to_owned())?
+    }
+
+    async fn exchange_all(&mut self, questions: &[Question]) -> Result<Vec<Answer>, String> {
+        let mut sent = Vec::with_capacity(questions.len());
+        let mut bytes = String::new();
+        for q in questions {
+            let (request, common) = invite(q, self.transport, self.local);
+            bytes.push_str(&request);
+            sent.push(common);
+        }
+        self.stream
+            .write_all(bytes.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let call_id = |common: &str| {
+            common
+                .lines()
+                .find_map(|l| l.strip_prefix("Call-ID: "))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let mut answers: Vec<Option<Answer>> = vec![None; questions.len()];
+        let mut chunk = vec![0u8; 16_384];
+        while answers.iter().any(Option::is_none) {
+            let skip = skip_keepalive(&self.buf);
+            self.buf.drain(..skip);
+            match frame(&self.buf).map_err(|e| format!("unframeable response: {e}"))? {
+                Some(len) => {
+                    let message: Vec<u8> = self.buf.drain(..len).collect();
+                    let Some(answer) = final_response(&message)? else {
+                        continue;
+                    };
+                    let id = answer.response.headers.get("call-id").unwrap_or_default();
+                    let Some(i) = sent.iter().position(|c| call_id(c) == id) else {
+                        return Err(format!("an answer to no question asked: {}", answer.text));
+                    };
+                    let (Some(q), Some(common), Some(slot)) =
+                        (questions.get(i), sent.get(i), answers.get_mut(i))
+                    else {
+                        continue;
+                    };
+                    let _ = self
+                        .stream
+                        .write_all(ack(q, common, &answer.response).as_bytes())
+                        .await;
+                    *slot = Some(answer);
+                }
+                None => {
+                    let n = self
+                        .stream
+                        .read(&mut chunk)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if n == 0 {
+                        return Err(
+                            "the server closed the connection before every answer".to_owned()
+                        );
+                    }
+                    self.buf
+                        .extend_from_slice(chunk.get(..n).unwrap_or_default());
+                }
+            }
+        }
+        Ok(answers.into_iter().flatten().collect())
+    }
+
     async fn exchange(&mut self, q: &Question) -> Result<Answer, String> {
         let (request, common) = invite(q, self.transport, self.local);
         self.stream

@@ -20,7 +20,7 @@ use std::time::Duration;
 use sip_settings_core::Identity;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
@@ -30,6 +30,8 @@ use crate::message::{MAX_MESSAGE_BYTES, frame, skip_keepalive};
 
 /// Most decisions waiting for the store at once, per listener; past that a datagram waits.
 pub const MAX_PENDING: usize = 1_024;
+/// Most decisions waiting for the store at once on one TCP/TLS connection.
+pub const MAX_PENDING_PER_CONNECTION: usize = 256;
 /// Most open TCP/TLS connections per listener.
 pub const MAX_CONNECTIONS: usize = 4_096;
 /// A stream connection with no complete message for this long is closed.
@@ -276,16 +278,31 @@ async fn stream_loop(
     }
 }
 
-/// Reads framed messages from one connection and answers each in order. `trust` is asked
-/// for every request, so a revoked certificate is refused from the next request on.
-async fn serve_stream<S, T>(mut stream: S, source: SocketAddr, door: Door, trust: T)
+/// Reads framed messages from one connection and answers each one, many at a time: an answer
+/// whose reads are in memory is queued for the writer at once; one that waits for the store
+/// runs in its own task (at most [`MAX_PENDING_PER_CONNECTION`] per connection) and is written
+/// when it is ready, so one slow look-up does not hold up the requests behind it (a proxy
+/// matches answers by their Via branch, not their order). `trust` is asked for every request,
+/// so a revoked certificate is refused from the next request on.
+async fn serve_stream<S, T>(stream: S, source: SocketAddr, door: Door, trust: T)
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Send + 'static,
     T: Fn(&Door) -> Pin<Box<dyn Future<Output = Trust> + Send>>,
 {
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(MAX_PENDING_PER_CONNECTION);
+    let written = tokio::spawn(async move {
+        while let Some(out) = rx.recv().await {
+            if writer.write_all(&out).await.is_err() {
+                return;
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    let pending = Arc::new(Semaphore::new(MAX_PENDING_PER_CONNECTION));
     let mut buf: Vec<u8> = Vec::with_capacity(4_096);
     let mut chunk = vec![0u8; 16_384];
-    loop {
+    'connection: loop {
         // Answer every complete message already buffered.
         loop {
             let skip = skip_keepalive(&buf);
@@ -294,34 +311,50 @@ where
             }
             match frame(&buf) {
                 Ok(Some(len)) => {
-                    let Some(message) = buf.get(..len) else {
-                        return;
-                    };
-                    let t = trust(&door).await;
-                    let answer = door.handle(message, source, t).await;
-                    buf.drain(..len);
-                    if let Some(out) = answer
-                        && stream.write_all(&out).await.is_err()
-                    {
-                        return;
+                    let message: Vec<u8> = buf.drain(..len.min(buf.len())).collect();
+                    let (d, asked) = (door.clone(), trust(&door));
+                    let mut answer: Answer = Box::pin(async move {
+                        let t = asked.await;
+                        d.handle(&message, source, t).await
+                    });
+                    match poll_now(&mut answer) {
+                        Poll::Ready(Some(out)) => {
+                            if tx.send(out).await.is_err() {
+                                break 'connection;
+                            }
+                        }
+                        Poll::Ready(None) => {}
+                        Poll::Pending => {
+                            let Ok(permit) = pending.clone().acquire_owned().await else {
+                                break 'connection;
+                            };
+                            let tx = tx.clone();
+                            tokio::spawn(async move {
+                                if let Some(out) = answer.await {
+                                    let _ = tx.send(out).await;
+                                }
+                                drop(permit);
+                            });
+                        }
                     }
                 }
                 Ok(None) => break,
                 Err(e) => {
                     tracing::debug!(%source, reason = %e.reason, "sip: unframeable stream, closing");
-                    let _ = stream.shutdown().await;
-                    return;
+                    break 'connection;
                 }
             }
         }
         if buf.len() > MAX_MESSAGE_BYTES {
-            let _ = stream.shutdown().await;
-            return;
+            break;
         }
-        let n = match tokio::time::timeout(IDLE_TIMEOUT, stream.read(&mut chunk)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
+        let n = match tokio::time::timeout(IDLE_TIMEOUT, reader.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
             Ok(Ok(n)) => n,
         };
         buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
     }
+    // The writer ends once every answer still being decided has been sent.
+    drop(tx);
+    let _ = written.await;
 }

@@ -758,6 +758,35 @@ async fn the_sip_door_on_two_servers_follows_changes_and_revocations_at_once() {
         a.text
     );
     assert!(a.text.contains("reason=unconditional"), "{}", a.text);
+    // Many questions at once on one connection: on PostgreSQL each waits for the database in
+    // its own task, and every one is answered (matched by Call-ID), whatever the order.
+    let many: Vec<Question> = (0..60)
+        .map(|i| Question {
+            uri: if i % 2 == 0 {
+                "sip:alice@example.com".into()
+            } else {
+                "sip:bob@example.com".into()
+            },
+            from: format!("sip:caller{i}@example.org"),
+            headers: vec![],
+        })
+        .collect();
+    let answers = to_one.pipeline(&many).await.unwrap();
+    assert_eq!(answers.len(), 60);
+    for (i, a) in answers.iter().enumerate() {
+        assert_eq!(a.response.code, 302, "{}", a.text);
+        let expected = if i % 2 == 0 {
+            "<sip:+31201234567@example.com>"
+        } else {
+            "<sip:bob@example.com;ring=35>"
+        };
+        assert_eq!(
+            a.response.headers.get("contact"),
+            Some(expected),
+            "{i}: {}",
+            a.text
+        );
+    }
     // The proxy's certificate revoked by the CLI: refused on both servers' open connections.
     let list = cli(d, db.url(), &["cert", "list"]);
     let serial = list
