@@ -237,7 +237,8 @@ impl Search {
         self.best.as_ref().map_or(0, |s| s.rate)
     }
 
-    fn passes(s: &Step) -> bool {
+    /// Whether one run is clean at the rate asked.
+    pub fn passes(s: &Step) -> bool {
         s.clean() && !s.generator_limited()
     }
 

@@ -10,7 +10,7 @@ use crate::provision::DOMAIN;
 use crate::report::{self, Machine};
 use crate::sip::{
     BISECTIONS, GRAIN, HALF_SECS, HalfRun, LADDER, Measured, P99_TARGET_US, RSS_TARGET_MIB,
-    SMOKE_RATES, STEP_SECS,
+    SMOKE_RATES, STEP_SECS, Search,
 };
 use crate::sipp::{self, Step};
 
@@ -55,12 +55,37 @@ fn failing_cell(m: &Measured) -> String {
             s.achieved
         ),
         Some(s) => format!(
-            "{}: {} failed",
+            "{}: {} failed; datagrams dropped by the server's socket {}, by SIPp's {}",
             report::count(s.rate as usize),
-            s.failure_text()
+            s.failure_text(),
+            drops(s.server_drops),
+            drops(s.sipp_drops)
         ),
         None => "none up to the last step".to_owned(),
     }
+}
+
+fn drops(d: Option<u64>) -> String {
+    d.map_or_else(|| "?".to_owned(), |d| report::count(d as usize))
+}
+
+/// The highest clean rate, and whether it took a second run.
+fn best_cell(m: &Measured) -> String {
+    let rate = m.search.clean_rate();
+    let retried = m
+        .search
+        .steps
+        .iter()
+        .any(|s| s.rate == rate && !Search::passes(s));
+    format!(
+        "**{}**{}",
+        report::count(rate as usize),
+        if retried {
+            " (clean on its second run)"
+        } else {
+            ""
+        }
+    )
 }
 
 impl Section<'_> {
@@ -169,10 +194,9 @@ impl Section<'_> {
         let best = |m: Option<&Measured>| m.and_then(|m| m.search.best.clone());
         let _ = writeln!(
             s,
-            "| highest rate with no failed call, calls/s | **{}** | **{}** | **{}** (target ≥ \
-             1.0: {}) |",
-            report::count(ours_rate as usize),
-            kam_rate.map_or("–".to_owned(), |r| report::count(r as usize)),
+            "| highest rate with no failed call, calls/s | {} | {} | **{}** (target ≥ 1.0: {}) |",
+            best_cell(ours),
+            kam.map_or("–".to_owned(), best_cell),
             report::ratio(ours_rate, kam_rate),
             if kam_rate.is_some() {
                 pass(ratio_ok)
@@ -190,8 +214,8 @@ impl Section<'_> {
         let kb = best(kam);
         let _ = writeln!(
             s,
-            "| SIPp response time at that rate, p50 / p99 / max, ms (SIPp counts whole ms) | {} \
-             | {} | |",
+            "| SIPp response time at that rate, p50 / p99 / max, ms (SIPp's clock: coarse, whole \
+             ms) | {} | {} | |",
             response_cell(ob.as_ref()),
             response_cell(kb.as_ref())
         );
@@ -308,14 +332,16 @@ impl Section<'_> {
             s,
             "\n### Steps\n\nEvery SIPp run, in order. CPU: user + system time from `/proc` over \
              the run's wall time, as a share of one core (Kamailio: all its processes; SIPp: \
-             the `sipp` process).\n"
+             the `sipp` process). Drops: datagrams dropped by a full UDP receive buffer \
+             (`/proc/net/udp`), of the server's socket and (at least: sampled every 200 ms) of \
+             SIPp's; a call whose INVITE or 302 is dropped fails.\n"
         );
         let _ = writeln!(
             s,
             "| server | calls/s asked | calls | created/s | answered | failed | response p50 / \
-             p99 / max, ms | server CPU | SIPp CPU |"
+             p99 / max, ms | server CPU | SIPp CPU | drops: server | drops: SIPp |"
         );
-        let _ = writeln!(s, "|---|--:|--:|--:|--:|---|--:|--:|--:|");
+        let _ = writeln!(s, "|---|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|");
         let mut rows: Vec<(&str, &Step)> = Vec::new();
         if let Some(k) = kam {
             rows.extend(k.search.steps.iter().map(|st| ("Kamailio", st)));
@@ -327,7 +353,7 @@ impl Section<'_> {
         for (who, st) in rows {
             let _ = writeln!(
                 s,
-                "| {who} | {} | {} | {:.0} | {} | {} | {} | {:.0} % | {:.0} % |",
+                "| {who} | {} | {} | {:.0} | {} | {} | {} | {:.0} % | {:.0} % | {} | {} |",
                 report::count(st.rate as usize),
                 report::count(st.calls as usize),
                 st.achieved,
@@ -335,7 +361,9 @@ impl Section<'_> {
                 st.failure_text(),
                 response_cell(Some(st)),
                 st.server_cpu * 100.0 / st.wall.max(1e-9),
-                st.sipp_cpu * 100.0 / st.wall.max(1e-9)
+                st.sipp_cpu * 100.0 / st.wall.max(1e-9),
+                drops(st.server_drops),
+                drops(st.sipp_drops)
             );
         }
         let _ = writeln!(s, "{END}");

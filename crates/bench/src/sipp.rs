@@ -155,6 +155,10 @@ pub struct Step {
     pub sipp_cpu: f64,
     /// SIPp's exit status (0: every call succeeded, 1: some failed).
     pub exit: i32,
+    /// Datagrams the server's UDP socket(s) dropped during the run (receive buffer full).
+    pub server_drops: Option<u64>,
+    /// Datagrams SIPp's UDP socket dropped, at least (sampled every 200 ms while it ran).
+    pub sipp_drops: Option<u64>,
 }
 
 impl Step {
@@ -190,8 +194,8 @@ impl Step {
             .collect();
         format!(
             "{} of {} ({})",
-            self.failed,
-            self.calls,
+            crate::report::count(self.failed as usize),
+            crate::report::count(self.calls as usize),
             if kinds.is_empty() {
                 "no reason given".to_owned()
             } else {
@@ -240,6 +244,7 @@ impl Sipp {
         fs::create_dir_all(&dir)?;
         fs::copy(self.dir.join("scenario.xml"), dir.join("scenario.xml"))?;
         let limit = Duration::from_secs_f64(secs) + Duration::from_secs(10);
+        let sipp_port = process::free_udp_port()?;
         let errors = self
             .logs
             .join(format!("sipp-{}-{rate}-errors.log", target.name));
@@ -249,6 +254,7 @@ impl Sipp {
             .args(["-sf", "scenario.xml", "-inf"])
             .arg(self.dir.join("users.csv"))
             .args(["-t", "u1", "-i", "127.0.0.1", "-nr", "-nostdin"])
+            .args(["-p", &sipp_port.to_string()])
             .args(["-r", &rate.to_string(), "-m", &calls.to_string()])
             .args(["-recv_timeout", &RECV_TIMEOUT_MS.to_string()])
             .args([
@@ -274,23 +280,35 @@ impl Sipp {
             }
         };
         let server_before = server_cpu()?;
+        let server_drops_before = udp_drops(target.addr.port());
         let sipp_before = process::reaped_children_ticks()?;
         let started = Instant::now();
         let mut child = cmd
             .spawn()
             .with_context(|| format!("cannot start {}", self.bin.display()))?;
-        let status = match tokio::time::timeout(limit + Duration::from_secs(10), child.wait()).await
-        {
-            Ok(status) => status?,
-            Err(_) => {
-                child.kill().await.ok();
-                bail!(
-                    "sipp did not finish within {} s at {rate} calls/s: {}",
-                    limit.as_secs() + 10,
-                    tail(&screen)
-                );
+        let deadline = started + limit + Duration::from_secs(10);
+        let mut sipp_drops = None;
+        let status = loop {
+            tokio::select! {
+                status = child.wait() => break status?,
+                () = tokio::time::sleep(Duration::from_millis(200)) => {
+                    if let Some(d) = udp_drops(sipp_port) {
+                        sipp_drops = Some(sipp_drops.unwrap_or(0).max(d));
+                    }
+                    if Instant::now() > deadline {
+                        child.kill().await.ok();
+                        bail!(
+                            "sipp did not finish within {} s at {rate} calls/s: {}",
+                            limit.as_secs() + 10,
+                            tail(&screen)
+                        );
+                    }
+                }
             }
         };
+        let server_drops = udp_drops(target.addr.port())
+            .zip(server_drops_before)
+            .map(|(after, before)| after.saturating_sub(before));
         let wall = started.elapsed().as_secs_f64();
         let server_cpu = server_cpu()?.saturating_sub(server_before) as f64 * self.tick_us / 1e6;
         let sipp_cpu = process::reaped_children_ticks()?.saturating_sub(sipp_before) as f64
@@ -339,6 +357,8 @@ impl Sipp {
             server_cpu,
             sipp_cpu,
             exit,
+            server_drops,
+            sipp_drops,
         };
         if step.clean() {
             fs::remove_file(&errors).ok();
@@ -346,6 +366,27 @@ impl Sipp {
         fs::remove_dir_all(&dir).ok();
         Ok(step)
     }
+}
+
+/// Datagrams dropped so far by the UDP sockets bound to 127.0.0.1:`port` (all of them: a
+/// server may bind one per worker), from `/proc/net/udp`; None when there is none.
+pub fn udp_drops(port: u16) -> Option<u64> {
+    let table = fs::read_to_string("/proc/net/udp").ok()?;
+    drops_in(&table, port)
+}
+
+fn drops_in(table: &str, port: u16) -> Option<u64> {
+    let local = format!("0100007F:{port:04X}");
+    let mut found = None;
+    for line in table.lines().skip(1) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.get(1) != Some(&local.as_str()) {
+            continue;
+        }
+        let drops = fields.last().and_then(|d| d.parse::<u64>().ok())?;
+        found = Some(found.unwrap_or(0) + drops);
+    }
+    found
 }
 
 /// The last line of SIPp's statistics file, by column name.
@@ -426,6 +467,17 @@ mod tests {
     }
 
     #[test]
+    fn drops_are_added_up_over_the_sockets_of_a_port() {
+        let table = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+            1: 0100007F:61E4 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0000000000000000 3\n\
+            2: 0100007F:61E4 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0000000000000000 4\n\
+            3: 0100007F:13C4 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0000000000000000 9\n";
+        assert_eq!(drops_in(table, 25060), Some(7));
+        assert_eq!(drops_in(table, 5060), Some(9));
+        assert_eq!(drops_in(table, 5061), None);
+    }
+
+    #[test]
     fn response_time_percentiles() {
         let mut text = String::from("Date_ms;response_time_ms;rtd_no\n");
         for i in 0..100 {
@@ -463,6 +515,8 @@ mod tests {
             server_cpu: 0.4,
             sipp_cpu: 0.2,
             exit: 0,
+            server_drops: Some(0),
+            sipp_drops: None,
         };
         assert!(s.clean());
         assert!(!s.generator_limited());
@@ -473,7 +527,7 @@ mod tests {
         s.exit = 1;
         s.failures.insert("TimeoutOnRecv".into(), 1);
         assert!(!s.clean());
-        assert_eq!(s.failure_text(), "1 of 4000 (TimeoutOnRecv 1)");
+        assert_eq!(s.failure_text(), "1 of 4 000 (TimeoutOnRecv 1)");
         assert!((s.server_us_per_call() - 100.0).abs() < 0.1);
     }
 }
