@@ -39,6 +39,9 @@ use crate::changes::{Version, WalWatch};
 
 /// Most idle connections kept.
 const KEEP: usize = 8;
+/// SQLite's page cache of each fast-read connection, as `PRAGMA cache_size` takes it
+/// (negative: KiB).
+const FAST_PAGE_CACHE_KIB: i64 = -256;
 /// Most rows of one kind kept (an answer counts as the rows it holds, at least one); past that
 /// the kind is emptied and fills again.
 const MAX_CACHED: usize = 50_000;
@@ -247,6 +250,11 @@ impl FastReader {
                 )
                 .map_err(map_err)?;
                 c.busy_timeout(Duration::from_secs(10)).map_err(map_err)?;
+                // These connections answer only cache misses (each read is a few pages of an
+                // index and a row, and the kernel's page cache holds the file): SQLite's
+                // default 2 MiB page cache per connection would only hold copies of it.
+                c.pragma_update(None, "cache_size", FAST_PAGE_CACHE_KIB)
+                    .map_err(map_err)?;
                 c
             }
         };
