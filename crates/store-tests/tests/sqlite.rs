@@ -33,8 +33,6 @@ impl Harness for Sqlite {
 }
 
 conformance_suite!(Sqlite);
-// A case not (yet) in the shared list, run here on SQLite.
-conformance_suite!(@cases Sqlite; call_reads_follow_each_write);
 
 /// The hot reads are cached in memory while the database stays as it was. A second store on
 /// the same file stands for another process (the CLI, a second server): whatever it commits,
