@@ -226,43 +226,10 @@ impl Connection {
     }
 
     async fn exchange(&mut self, q: &Question) -> Result<Answer, String> {
-        let (request, common) = invite(q, self.transport, self.local);
-        self.stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut chunk = vec![0u8; 16_384];
-        loop {
-            let skip = skip_keepalive(&self.buf);
-            self.buf.drain(..skip);
-            match frame(&self.buf).map_err(|e| format!("unframeable response: {e}"))? {
-                Some(len) => {
-                    let message: Vec<u8> = self.buf.drain(..len).collect();
-                    if let Some(answer) = final_response(&message)? {
-                        let _ = self
-                            .stream
-                            .write_all(ack(q, &common, &answer.response).as_bytes())
-                            .await;
-                        let _ = self.stream.flush().await;
-                        return Ok(answer);
-                    }
-                }
-                None => {
-                    let n = self
-                        .stream
-                        .read(&mut chunk)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    if n == 0 {
-                        return Err(
-                            "the server closed the connection without a final response".to_owned()
-                        );
-                    }
-                    self.buf
-                        .extend_from_slice(chunk.get(..n).unwrap_or_default());
-                }
-            }
-        }
+        self.exchange_all(std::slice::from_ref(q))
+            .await?
+            .pop()
+            .ok_or_else(|| "no answer".to_owned())
     }
 }
 
