@@ -1,5 +1,5 @@
 //! The SIP door against a real peer: `sipp` as the UAC sends INVITEs (and OPTIONS, REGISTER,
-//! SUBSCRIBE, CANCEL) to the door's UDP and TCP listeners, and the tests read what came back
+//! SUBSCRIBE, CANCEL) to the door's UDP and TCP listeners (every case on both: `ask_both`), and the tests read what came back
 //! from sipp's message trace: the status, `Contact`, `Diversion`, `History-Info`,
 //! `X-Ring-Time` and the To-tag, asserted exactly. Settings change through the real doors
 //! (`settings.phtml`, the CLI), as a subscriber or an operator changes them; time through the
@@ -107,6 +107,31 @@ async fn ask(app: &TestApp, transport: Transport, call: &Call, code: u16) -> Mes
     ask_server(app.server.as_ref().unwrap(), transport, call, code).await
 }
 
+/// [`ask`] over UDP, then the same call over TCP, which must get the same answer (status,
+/// Contact, Diversion, History-Info, X-Ring-Time, Warning); returns the UDP one. Every case
+/// thus runs against both listeners.
+async fn ask_both(app: &TestApp, call: &Call, code: u16) -> Message {
+    let udp = ask(app, Transport::Udp, call, code).await;
+    let tcp = ask(app, Transport::Tcp, call, code).await;
+    for name in [
+        "Contact",
+        "Diversion",
+        "History-Info",
+        "X-Ring-Time",
+        "Warning",
+        "Allow",
+    ] {
+        assert_eq!(
+            udp.header(name),
+            tcp.header(name),
+            "{name} differs between UDP and TCP:\n{}\n{}",
+            udp.text,
+            tcp.text
+        );
+    }
+    udp
+}
+
 /// Asserts a ring answer: `302` to the account's own URI with the ring time, no diversion.
 fn assert_rings(answer: &Message, account: &str, seconds: u32) {
     assert_eq!(answer.code(), 302, "{}", answer.text);
@@ -197,7 +222,7 @@ async fn a_plain_call_rings_alice_and_a_retransmission_gets_the_same_to_tag() {
     }
     // The ring time is the account's no-answer timeout.
     app.cli_ok(&["account", "set", ALICE, "--no-answer-timeout", "20"]);
-    let answer = ask(&app, Transport::Udp, &Call::invite(ALICE_URI), 302).await;
+    let answer = ask_both(&app, &Call::invite(ALICE_URI), 302).await;
     assert_rings(&answer, ALICE_URI, 20);
 }
 
@@ -223,7 +248,7 @@ async fn unconditional_forwarding_carries_diversion_and_history_info_and_privacy
             "History-Info: <sip:carol@example.org>;index=1, \
              <sip:alice@example.com;cause=486>;index=1.1;mp=1",
         );
-    let answer = ask(&app, Transport::Udp, &call, 302).await;
+    let answer = ask_both(&app, &call, 302).await;
     assert_forwards(
         &answer,
         "<sip:bob@example.com>",
@@ -298,7 +323,7 @@ async fn do_not_disturb_refuses_or_forwards_to_funv_and_a_timed_one_lapses() {
     require_sipp!();
     let app = spawn().await;
     alice_sets(&app, "action=dnd_on").await;
-    let answer = ask(&app, Transport::Udp, &Call::invite(ALICE_URI), 486).await;
+    let answer = ask_both(&app, &Call::invite(ALICE_URI), 486).await;
     assert_refused(&answer, 486);
 
     alice_sets(&app, "action=set_diversions&FUNV=%2B31201234567").await;
@@ -315,7 +340,7 @@ async fn do_not_disturb_refuses_or_forwards_to_funv_and_a_timed_one_lapses() {
 
     alice_sets(&app, "action=dnd_off").await;
     assert_rings(
-        &ask(&app, Transport::Udp, &Call::invite(ALICE_URI), 302).await,
+        &ask_both(&app, &Call::invite(ALICE_URI), 302).await,
         ALICE_URI,
         35,
     );
@@ -323,18 +348,12 @@ async fn do_not_disturb_refuses_or_forwards_to_funv_and_a_timed_one_lapses() {
     // DND for 30 minutes: refused until it lapses, by the server's clock.
     alice_sets(&app, "action=set_diversions&FUNV=").await;
     alice_sets(&app, "action=dnd_on&duration=30").await;
-    assert_refused(
-        &ask(&app, Transport::Udp, &Call::invite(ALICE_URI), 486).await,
-        486,
-    );
+    assert_refused(&ask_both(&app, &Call::invite(ALICE_URI), 486).await, 486);
     app.clock.advance(chrono::Duration::minutes(29));
-    assert_refused(
-        &ask(&app, Transport::Udp, &Call::invite(ALICE_URI), 486).await,
-        486,
-    );
+    assert_refused(&ask_both(&app, &Call::invite(ALICE_URI), 486).await, 486);
     app.clock.advance(chrono::Duration::minutes(2));
     assert_rings(
-        &ask(&app, Transport::Udp, &Call::invite(ALICE_URI), 302).await,
+        &ask_both(&app, &Call::invite(ALICE_URI), 302).await,
         ALICE_URI,
         35,
     );
@@ -349,12 +368,9 @@ async fn an_accept_rule_refuses_callers_outside_it_or_forwards_them_to_funv() {
         "accept", "add", ALICE, "--days", "127", "--start", "00:00", "--stop", "00:00", "--groups",
         "nobody",
     ]);
-    assert_refused(
-        &ask(&app, Transport::Udp, &Call::invite(ALICE_URI), 480).await,
-        480,
-    );
+    assert_refused(&ask_both(&app, &Call::invite(ALICE_URI), 480).await, 480);
     alice_sets(&app, "action=set_diversions&FUNV=%2B31201234567").await;
-    let answer = ask(&app, Transport::Udp, &Call::invite(ALICE_URI), 302).await;
+    let answer = ask_both(&app, &Call::invite(ALICE_URI), 302).await;
     assert_forwards(
         &answer,
         "<sip:+31201234567@example.com>",
@@ -373,14 +389,11 @@ async fn an_accept_rule_refuses_callers_outside_it_or_forwards_them_to_funv() {
     let tomorrow = (app.clock.now() + chrono::Duration::days(1)).date_naive();
     app.clock
         .set(tomorrow.and_hms_opt(12, 0, 0).unwrap().and_utc());
-    assert_refused(
-        &ask(&app, Transport::Udp, &Call::invite(ALICE_URI), 480).await,
-        480,
-    );
+    assert_refused(&ask_both(&app, &Call::invite(ALICE_URI), 480).await, 480);
     app.clock
         .set(tomorrow.and_hms_opt(17, 0, 0).unwrap().and_utc());
     assert_rings(
-        &ask(&app, Transport::Udp, &Call::invite(ALICE_URI), 302).await,
+        &ask_both(&app, &Call::invite(ALICE_URI), 302).await,
         ALICE_URI,
         35,
     );
@@ -391,10 +404,10 @@ async fn an_unregistered_callee_goes_to_fnol_or_is_unavailable() {
     require_sipp!();
     let app = spawn().await;
     let unregistered = Call::invite(ALICE_URI).header("X-Registered: no");
-    assert_refused(&ask(&app, Transport::Udp, &unregistered, 480).await, 480);
+    assert_refused(&ask_both(&app, &unregistered, 480).await, 480);
 
     alice_sets(&app, "action=set_diversions&FNOL=bob").await;
-    let answer = ask(&app, Transport::Udp, &unregistered, 302).await;
+    let answer = ask_both(&app, &unregistered, 302).await;
     assert_forwards(
         &answer,
         "<sip:bob@example.com>",
@@ -403,13 +416,13 @@ async fn an_unregistered_callee_goes_to_fnol_or_is_unavailable() {
     );
     // A registered callee rings, FNOL or not.
     assert_rings(
-        &ask(&app, Transport::Udp, &Call::invite(ALICE_URI), 302).await,
+        &ask_both(&app, &Call::invite(ALICE_URI), 302).await,
         ALICE_URI,
         35,
     );
     // Asked again after no device could be reached: FNOL too.
     let unreachable = Call::invite("sip:alice@example.com;cause=480").to("<sip:alice@example.com>");
-    let answer = ask(&app, Transport::Udp, &unreachable, 302).await;
+    let answer = ask_both(&app, &unreachable, 302).await;
     assert_eq!(answer.header("Contact"), Some("<sip:bob@example.com>"));
     assert_eq!(
         answer.header("Diversion"),
@@ -467,7 +480,7 @@ async fn the_voice_mailbox_target_is_the_configured_uri_while_voicemail_is_enabl
     ]);
     alice_sets(&app, "action=set_diversions&FBUS=%3Cvoice-mailbox%3E").await;
     let busy = Call::invite("sip:alice@example.com;cause=486").to("<sip:alice@example.com>");
-    let answer = ask(&app, Transport::Udp, &busy, 302).await;
+    let answer = ask_both(&app, &busy, 302).await;
     assert_forwards(
         &answer,
         "<sip:vm-alice@vm.example.net>",
@@ -477,7 +490,7 @@ async fn the_voice_mailbox_target_is_the_configured_uri_while_voicemail_is_enabl
     );
 
     app.cli_ok(&["voicemail", "disable", ALICE]);
-    assert_refused(&ask(&app, Transport::Udp, &busy, 486).await, 486);
+    assert_refused(&ask_both(&app, &busy, 486).await, 486);
 }
 
 #[tokio::test]
@@ -486,7 +499,7 @@ async fn loops_too_many_diversions_and_too_many_hops_are_refused() {
     let app = spawn().await;
     let from_alice = Call::invite(ALICE_URI)
         .header("Diversion: <sip:alice@example.com>;reason=unconditional;counter=1");
-    let answer = ask(&app, Transport::Udp, &from_alice, 482).await;
+    let answer = ask_both(&app, &from_alice, 482).await;
     assert_refused(&answer, 482);
 
     let history_through_alice = Call::invite(ALICE_URI).header(
@@ -494,26 +507,19 @@ async fn loops_too_many_diversions_and_too_many_hops_are_refused() {
          <sip:carol@example.org;cause=302>;index=1.1;mp=1, \
          <sip:alice@example.com;cause=302>;index=1.1.1;mp=1.1",
     );
-    assert_refused(
-        &ask(&app, Transport::Udp, &history_through_alice, 482).await,
-        482,
-    );
+    assert_refused(&ask_both(&app, &history_through_alice, 482).await, 482);
 
     let five = Call::invite(ALICE_URI)
         .header("Diversion: <sip:carol@example.org>;reason=unconditional;counter=5");
-    assert_rings(&ask(&app, Transport::Udp, &five, 302).await, ALICE_URI, 35);
+    assert_rings(&ask_both(&app, &five, 302).await, ALICE_URI, 35);
     let six = Call::invite(ALICE_URI)
         .header("Diversion: <sip:carol@example.org>;reason=unconditional;counter=6");
-    assert_refused(&ask(&app, Transport::Udp, &six, 482).await, 482);
+    assert_refused(&ask_both(&app, &six, 482).await, 482);
 
     let last_hop = Call::invite(ALICE_URI).max_forwards(1);
-    assert_rings(
-        &ask(&app, Transport::Udp, &last_hop, 302).await,
-        ALICE_URI,
-        35,
-    );
+    assert_rings(&ask_both(&app, &last_hop, 302).await, ALICE_URI, 35);
     let no_hops = Call::invite(ALICE_URI).max_forwards(0);
-    assert_refused(&ask(&app, Transport::Udp, &no_hops, 483).await, 483);
+    assert_refused(&ask_both(&app, &no_hops, 483).await, 483);
 }
 
 #[tokio::test]
@@ -537,13 +543,7 @@ async fn aliases_enum_numbers_and_tel_uris_reach_the_account_and_strangers_are_n
     }
     // A forward names the account as the diverting party and the dialled alias in the history.
     alice_sets(&app, "action=set_diversions&FUNC=bob").await;
-    let answer = ask(
-        &app,
-        Transport::Udp,
-        &Call::invite("sip:alice.smith@example.com"),
-        302,
-    )
-    .await;
+    let answer = ask_both(&app, &Call::invite("sip:alice.smith@example.com"), 302).await;
     assert_forwards(
         &answer,
         "<sip:bob@example.com>",
@@ -598,9 +598,9 @@ async fn a_change_through_settings_phtml_is_obeyed_by_the_very_next_invite() {
     require_sipp!();
     let app = spawn().await;
     let call = Call::invite(ALICE_URI);
-    assert_rings(&ask(&app, Transport::Udp, &call, 302).await, ALICE_URI, 35);
+    assert_rings(&ask_both(&app, &call, 302).await, ALICE_URI, 35);
     alice_sets(&app, "action=set_diversions&FUNC=bob").await;
-    let answer = ask(&app, Transport::Udp, &call, 302).await;
+    let answer = ask_both(&app, &call, 302).await;
     assert_eq!(
         answer.header("Contact"),
         Some("<sip:bob@example.com>"),
@@ -608,9 +608,9 @@ async fn a_change_through_settings_phtml_is_obeyed_by_the_very_next_invite() {
         answer.text
     );
     alice_sets(&app, "action=set_diversions&FUNC=").await;
-    assert_rings(&ask(&app, Transport::Udp, &call, 302).await, ALICE_URI, 35);
+    assert_rings(&ask_both(&app, &call, 302).await, ALICE_URI, 35);
     alice_sets(&app, "action=dnd_on").await;
-    assert_refused(&ask(&app, Transport::Udp, &call, 486).await, 486);
+    assert_refused(&ask_both(&app, &call, 486).await, 486);
 }
 
 #[tokio::test]
@@ -656,20 +656,23 @@ async fn a_second_server_on_the_same_store_follows_a_change_made_through_the_fir
 #[tokio::test]
 async fn a_forward_from_the_second_step_counts_as_one_diversion_when_the_proxy_sends_it_on() {
     require_sipp!();
-    // One diversion allowed: a call the door diverted once must still reach its target. The
-    // door's second-step answer starts History-Info with the Request-URI as asked,
-    // `<sip:alice@example.com;cause=486>;index=1`, and the door counts every entry with a
-    // `cause` as a diversion: one diversion is counted as two.
+    // One diversion allowed: a call the door diverted once must still reach its target. (The
+    // door's second-step answer once started History-Info with the Request-URI as asked,
+    // `<sip:alice@example.com;cause=486>;index=1`, and counted every entry with a `cause` as a
+    // diversion: one diversion was counted as two.)
     let app = TestApp::spawn_with(|c| {
-        c.sip.listen = vec!["udp:127.0.0.1:0".parse().unwrap()];
+        c.sip.listen = vec![
+            "udp:127.0.0.1:0".parse().unwrap(),
+            "tcp:127.0.0.1:0".parse().unwrap(),
+        ];
         c.sip.max_diversions = 1;
     })
     .await;
     alice_sets(&app, "action=set_diversions&FUNC=bob").await;
-    let first = ask(&app, Transport::Udp, &Call::invite(ALICE_URI), 302).await;
+    let first = ask_both(&app, &Call::invite(ALICE_URI), 302).await;
     alice_sets(&app, "action=set_diversions&FUNC=&FBUS=bob").await;
     let busy = Call::invite("sip:alice@example.com;cause=486").to("<sip:alice@example.com>");
-    let second = ask(&app, Transport::Udp, &busy, 302).await;
+    let second = ask_both(&app, &busy, 302).await;
     // The proxy follows each answer to bob, carrying the door's Diversion and History-Info.
     for (step, answer) in [
         ("first step (FUNC)", &first),
