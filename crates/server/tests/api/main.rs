@@ -12,6 +12,7 @@ mod connections;
 mod crash;
 mod helpers;
 mod journal;
+mod kamailio;
 mod operator_cli;
 mod postgres;
 mod ratelimit;

@@ -191,7 +191,7 @@ impl Message {
 #[derive(Debug)]
 pub(super) struct Exchange {
     pub(super) sent: Vec<Message>,
-    received: Vec<Message>,
+    pub(super) received: Vec<Message>,
 }
 
 impl Exchange {
@@ -215,7 +215,7 @@ impl Exchange {
 
 /// Reads sipp's `-trace_msg` file: blocks after a dashed line, each `UDP message sent (N
 /// bytes):` or `TCP message received [N] bytes :`, a blank line, the message.
-fn read_trace(path: &Path) -> Exchange {
+pub(super) fn read_trace(path: &Path) -> Exchange {
     // A leading newline, so that a dashed line at the very start opens a block too.
     let text = format!("\n{}", std::fs::read_to_string(path).unwrap_or_default());
     let mut exchange = Exchange {
