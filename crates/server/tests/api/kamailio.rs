@@ -552,3 +552,62 @@ async fn a_rejected_caller_gets_603_and_alice_is_not_rung() {
         texts(&trace.received)
     );
 }
+
+#[tokio::test]
+async fn a_busy_alice_without_a_busy_forward_gives_the_caller_486_not_the_302() {
+    let Some(setup) = Setup::start().await else {
+        return;
+    };
+    let alice = setup.phone("alice", Phone::Busy).await;
+    let exchange = peer::run(
+        setup.kamailio.addr,
+        Transport::Udp,
+        &Call::invite(ALICE_URI),
+        486,
+    )
+    .await;
+    assert_eq!(exchange.answer().code(), 486, "{}", exchange.answer().text);
+    let alice = alice.finish(&setup.kamailio).await;
+    assert_reached(&alice, "alice", None, None);
+}
+
+#[tokio::test]
+async fn an_unregistered_alice_without_fnol_gives_the_caller_480() {
+    let Some(setup) = Setup::start().await else {
+        return;
+    };
+    let exchange = peer::run(
+        setup.kamailio.addr,
+        Transport::Udp,
+        &Call::invite(ALICE_URI),
+        480,
+    )
+    .await;
+    assert_eq!(exchange.answer().code(), 480, "{}", exchange.answer().text);
+}
+
+#[tokio::test]
+async fn after_a_forward_the_second_question_names_the_new_target() {
+    let Some(setup) = Setup::start().await else {
+        return;
+    };
+    // Alice forwards to bob, who is busy and has no busy forward: Kamailio must ask about
+    // `sip:bob@example.com;cause=486` (486 Busy Here), not about alice again.
+    setup.alice_sets("action=set_diversions&FUNC=bob").await;
+    let bob = setup.phone("bob", Phone::Busy).await;
+    let exchange = peer::run(
+        setup.kamailio.addr,
+        Transport::Udp,
+        &Call::invite(ALICE_URI),
+        486,
+    )
+    .await;
+    assert_eq!(exchange.answer().code(), 486, "{}", exchange.answer().text);
+    let bob = bob.finish(&setup.kamailio).await;
+    assert_reached(
+        &bob,
+        "bob",
+        Some("<sip:alice@example.com>;reason=unconditional;counter=1"),
+        Some("<sip:alice@example.com>;index=1, <sip:bob@example.com;cause=302>;index=1.1;mp=1"),
+    );
+}
