@@ -16,11 +16,8 @@ use tempfile::TempDir;
 
 use crate::helpers::{ALICE, TestApp, assert_success};
 
-// The peer of the sipp tests, compiled here a second time for its trace reader and
-// one-request runner (`sipp::peer` is private to the sipp tests' module).
-#[path = "sipp/peer.rs"]
-#[allow(dead_code, clippy::duplicate_mod)]
-mod peer;
+// The sipp tests' peer: its trace reader and one-request runner.
+use crate::sipp::peer;
 
 use peer::{Call, Exchange, Message};
 

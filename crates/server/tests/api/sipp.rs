@@ -18,7 +18,7 @@ use sip_settings_sip::Transport;
 
 use crate::helpers::{ALICE, TestApp, assert_success};
 
-mod peer;
+pub(crate) mod peer;
 
 use peer::{Call, Message, installed as sipp_installed};
 

@@ -15,14 +15,14 @@ const INVITE_XML: &str = include_str!("../../sipp/invite.xml");
 const INVITE_TWICE_XML: &str = include_str!("../../sipp/invite_twice.xml");
 const REQUEST_XML: &str = include_str!("../../sipp/request.xml");
 
-pub(super) fn installed() -> bool {
+pub(crate) fn installed() -> bool {
     std::env::var_os("PATH")
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join("sipp").is_file()))
 }
 
 /// One request for sipp to send.
 #[derive(Debug, Clone)]
-pub(super) struct Call {
+pub(crate) struct Call {
     method: &'static str,
     uri: String,
     to: String,
@@ -34,12 +34,12 @@ pub(super) struct Call {
 
 impl Call {
     /// An INVITE from carol@example.org to `uri`.
-    pub(super) fn invite(uri: &str) -> Self {
+    pub(crate) fn invite(uri: &str) -> Self {
         Self::request("INVITE", uri)
     }
 
     /// A request of `method` from carol@example.org to `uri`.
-    pub(super) fn request(method: &'static str, uri: &str) -> Self {
+    pub(crate) fn request(method: &'static str, uri: &str) -> Self {
         Self {
             method,
             uri: uri.to_owned(),
@@ -52,36 +52,36 @@ impl Call {
     }
 
     /// The From name-addr (sipp adds the tag).
-    pub(super) fn from(mut self, from: &str) -> Self {
+    pub(crate) fn from(mut self, from: &str) -> Self {
         self.from = from.to_owned();
         self
     }
 
     /// The To name-addr.
-    pub(super) fn to(mut self, to: &str) -> Self {
+    pub(crate) fn to(mut self, to: &str) -> Self {
         self.to = to.to_owned();
         self
     }
 
     /// An extra header line (`Name: value`).
-    pub(super) fn header(mut self, line: &str) -> Self {
+    pub(crate) fn header(mut self, line: &str) -> Self {
         self.headers.push(line.to_owned());
         self
     }
 
-    pub(super) fn max_forwards(mut self, n: u32) -> Self {
+    pub(crate) fn max_forwards(mut self, n: u32) -> Self {
         self.max_forwards = n;
         self
     }
 
     /// Sends the identical INVITE (same Call-ID, From tag, branch, CSeq) twice.
-    pub(super) fn twice(mut self) -> Self {
+    pub(crate) fn twice(mut self) -> Self {
         self.twice = true;
         self
     }
 
     /// The scenario sending this request and expecting `code` as its final answer.
-    pub(super) fn scenario(&self, code: u16) -> String {
+    pub(crate) fn scenario(&self, code: u16) -> String {
         let template = match (self.method, self.twice) {
             ("INVITE", false) => INVITE_XML,
             ("INVITE", true) => INVITE_TWICE_XML,
@@ -109,14 +109,14 @@ impl Call {
 
 /// A SIP message as sipp's message trace shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Message {
-    pub(super) start: String,
+pub(crate) struct Message {
+    pub(crate) start: String,
     headers: Vec<(String, String)>,
-    pub(super) text: String,
+    pub(crate) text: String,
 }
 
 impl Message {
-    pub(super) fn parse(text: &str) -> Self {
+    pub(crate) fn parse(text: &str) -> Self {
         let mut lines = text.lines().map(|l| l.trim_end_matches('\r'));
         let start = lines
             .by_ref()
@@ -148,7 +148,7 @@ impl Message {
     }
 
     /// The status code of a response (0 for a request).
-    pub(super) fn code(&self) -> u16 {
+    pub(crate) fn code(&self) -> u16 {
         self.start
             .strip_prefix("SIP/2.0 ")
             .and_then(|rest| rest.get(..3))
@@ -157,7 +157,7 @@ impl Message {
     }
 
     /// Every value of header `name`, in order.
-    pub(super) fn all(&self, name: &str) -> Vec<&str> {
+    pub(crate) fn all(&self, name: &str) -> Vec<&str> {
         self.headers
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -166,7 +166,7 @@ impl Message {
     }
 
     /// The value of header `name`, which must not appear more than once.
-    pub(super) fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         let all = self.all(name);
         assert!(
             all.len() <= 1,
@@ -178,7 +178,7 @@ impl Message {
     }
 
     /// The `tag` parameter of the To header.
-    pub(super) fn to_tag(&self) -> Option<&str> {
+    pub(crate) fn to_tag(&self) -> Option<&str> {
         let to = self.header("To")?;
         let params = to.rsplit_once('>').map_or(to, |(_, p)| p);
         params
@@ -189,33 +189,33 @@ impl Message {
 
 /// What a sipp run sent and received.
 #[derive(Debug)]
-pub(super) struct Exchange {
-    pub(super) sent: Vec<Message>,
-    pub(super) received: Vec<Message>,
+pub(crate) struct Exchange {
+    pub(crate) sent: Vec<Message>,
+    pub(crate) received: Vec<Message>,
 }
 
 impl Exchange {
     /// The final responses received (1xx left out).
-    pub(super) fn finals(&self) -> Vec<&Message> {
+    pub(crate) fn finals(&self) -> Vec<&Message> {
         self.received.iter().filter(|m| m.code() >= 200).collect()
     }
 
     /// The one final response.
-    pub(super) fn answer(&self) -> &Message {
+    pub(crate) fn answer(&self) -> &Message {
         let finals = self.finals();
         assert_eq!(finals.len(), 1, "final responses: {finals:#?}");
         finals[0]
     }
 
     /// The first request sent.
-    pub(super) fn request(&self) -> &Message {
+    pub(crate) fn request(&self) -> &Message {
         self.sent.first().expect("sipp sent nothing")
     }
 }
 
 /// Reads sipp's `-trace_msg` file: blocks after a dashed line, each `UDP message sent (N
 /// bytes):` or `TCP message received [N] bytes :`, a blank line, the message.
-pub(super) fn read_trace(path: &Path) -> Exchange {
+pub(crate) fn read_trace(path: &Path) -> Exchange {
     // A leading newline, so that a dashed line at the very start opens a block too.
     let text = format!("\n{}", std::fs::read_to_string(path).unwrap_or_default());
     let mut exchange = Exchange {
@@ -241,7 +241,7 @@ pub(super) fn read_trace(path: &Path) -> Exchange {
 
 /// Runs `call` with sipp against `addr` over `transport`; sipp must get `code` as the final
 /// answer and exit 0. At most [`SIPP_LIMIT`]; the process is killed if the test ends first.
-pub(super) async fn run(
+pub(crate) async fn run(
     addr: SocketAddr,
     transport: Transport,
     call: &Call,
