@@ -247,6 +247,35 @@ pub(crate) async fn run(
     call: &Call,
     code: u16,
 ) -> Exchange {
+    // sipp's own `-p 0` searches upwards from 5060, so sipp runs of tests running in parallel
+    // can race for one port: take a free one from the kernel, and try again with another when
+    // it was taken in between (sipp then says "Unable to listen main socket, errno = 98").
+    for _ in 0..4 {
+        if let Some(exchange) = run_once(addr, transport, call, code).await {
+            return exchange;
+        }
+    }
+    panic!("sipp found no free local port in 4 tries: {call:?}");
+}
+
+/// A local port free on 127.0.0.1 for both UDP and TCP when asked.
+fn free_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// One sipp run; `None` when sipp could not bind its local port.
+async fn run_once(
+    addr: SocketAddr,
+    transport: Transport,
+    call: &Call,
+    code: u16,
+) -> Option<Exchange> {
     let dir = tempfile::tempdir().unwrap();
     let scenario = dir.path().join("scenario.xml");
     std::fs::write(&scenario, call.scenario(code)).unwrap();
@@ -257,7 +286,15 @@ pub(crate) async fn run(
         .current_dir(dir.path())
         .arg("-sf")
         .arg(&scenario)
-        .args(["-m", "1", "-i", "127.0.0.1", "-p", "0", "-t"])
+        .args([
+            "-m",
+            "1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &free_port().to_string(),
+            "-t",
+        ])
         .arg(match transport {
             Transport::Udp => "u1",
             Transport::Tcp => "t1",
@@ -291,6 +328,10 @@ pub(crate) async fn run(
         .unwrap_or_else(|_| panic!("sipp ran longer than {SIPP_LIMIT:?}: {call:?}"))
         .expect("sipp output");
     let exchange = read_trace(&trace);
+    let sipp_errors = std::fs::read_to_string(&errors).unwrap_or_default();
+    if !output.status.success() && sipp_errors.contains("errno = 98") && exchange.sent.is_empty() {
+        return None;
+    }
     if !output.status.success() {
         let stdout = String::from_utf8_lossy(&output.stdout);
         let tail: Vec<&str> = stdout.lines().rev().take(15).collect();
@@ -312,10 +353,10 @@ pub(crate) async fn run(
                 .map(|m| m.text.as_str())
                 .collect::<Vec<_>>()
                 .join("\n\n"),
-            std::fs::read_to_string(&errors).unwrap_or_default(),
+            sipp_errors,
             String::from_utf8_lossy(&output.stderr),
             tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
         );
     }
-    exchange
+    Some(exchange)
 }
