@@ -247,8 +247,12 @@ impl Services {
         let t = text.trim();
         let bare = t.trim_start_matches(|c| c != '<').trim_start_matches('<');
         let bare = if bare.is_empty() { t } else { bare };
-        if bare.len() >= 4 && bare[..4].eq_ignore_ascii_case("tel:") {
-            let number = bare[4..].split([';', '?', '>']).next().unwrap_or_default();
+        if let Some(rest) = bare
+            .get(..4)
+            .filter(|scheme| scheme.eq_ignore_ascii_case("tel:"))
+            .and_then(|_| bare.get(4..))
+        {
+            let number = rest.split([';', '?', '>']).next().unwrap_or_default();
             let number: String = number.chars().filter(|c| !"-.()".contains(*c)).collect();
             return match E164::parse_for(field, &number) {
                 Ok(n) => Ok(self.store().resolve_enum(&n).await?),

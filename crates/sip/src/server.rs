@@ -148,9 +148,19 @@ impl SipServer {
 
 /// Polls `f` once, without a waker that matters: `Ready` when everything it needed was in
 /// memory. Otherwise the caller moves it to a task, where it is polled with a real waker.
+///
+/// A panic while deciding (a bug: input never should cause one) is caught here and the message
+/// dropped, so a receiving task never dies of it; a decision moved to its own task is
+/// contained by tokio the same way.
 fn poll_now(f: &mut Answer) -> Poll<Option<Vec<u8>>> {
     let mut cx = Context::from_waker(Waker::noop());
-    f.as_mut().poll(&mut cx)
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.as_mut().poll(&mut cx))) {
+        Ok(poll) => poll,
+        Err(_) => {
+            tracing::error!("sip: a decision panicked; the message is dropped");
+            Poll::Ready(None)
+        }
+    }
 }
 
 /// Receive (and send) buffer asked of the kernel for a UDP listener: at 20 000 INVITEs a second

@@ -491,6 +491,21 @@ async fn service_route_reads_callers_with_parameters_and_tel_numbers() {
             .status
             .success()
     );
+    // Callees that are no address, or not one of ours (non-ASCII text once panicked here).
+    for (callee, status) in [
+        ("ÏZõË", 400),
+        ("tëł:+31", 400),
+        ("sip:ÏZõË@example.com", 400),
+        ("tel:+999999", 404),
+    ] {
+        let r = proxy
+            .post(format!("{}/v1/service/route", app.base))
+            .json(&json!({"callee": callee, "caller": "anonymous", "registered": true, "busy": false}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{callee}: {}", r.text().await.unwrap());
+    }
     for (caller, code) in [
         ("tel:+49-30-123456", Some(603)),
         ("<tel:+4930123456>;tag=x", Some(603)),
