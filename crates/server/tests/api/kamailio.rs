@@ -12,6 +12,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use sip_settings_sip::Transport;
+use std::os::unix::process::CommandExt;
 use tempfile::TempDir;
 
 use crate::helpers::{ALICE, TestApp, assert_success};
@@ -103,6 +104,8 @@ impl Kamailio {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
+            // Its own process group, so that its worker processes are stopped with it.
+            .process_group(0)
             .spawn()
             .expect("start kamailio");
         let mut kamailio = Self {
@@ -133,17 +136,24 @@ impl Kamailio {
 
 impl Drop for Kamailio {
     fn drop(&mut self) {
-        // SIGTERM lets the main process stop its children; SIGKILL if it does not in 3 s.
+        // SIGTERM lets the main process stop its children; SIGKILL to the whole process group
+        // if it has not ended in 3 s (killing only the main process would orphan the workers).
+        let group = format!("-{}", self.child.id());
         let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args(["-TERM", "--", &group])
             .status();
         let deadline = Instant::now() + Duration::from_secs(3);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+                break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        // Whatever of the group is left (nothing, normally).
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
