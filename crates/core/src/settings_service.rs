@@ -787,12 +787,14 @@ impl Services {
 
     // ----- routing -----
 
-    /// What happens to a call to `id` (the core routing function over the stored settings).
+    /// What happens to a call to `id` (the core routing function over the stored settings),
+    /// with the account it was decided for (its time zone, privacy and address: every door
+    /// that routes a call shows or uses them, and this read is the one the decision used).
     pub async fn route_call(
         &self,
         id: &AccountId,
         call: &CallState,
-    ) -> Result<Decision, ServiceError> {
+    ) -> Result<(crate::Account, Decision), ServiceError> {
         let account = self.require_account(id).await?;
         let diversions = self.store().get_diversions(id).await?;
         let accept = self.store().get_accept_rules(id).await?;
@@ -803,7 +805,7 @@ impl Services {
             .get_voicemail(id)
             .await?
             .is_some_and(|v| v.enabled);
-        Ok(route(
+        let decision = route(
             &RoutingSettings {
                 account: &account,
                 diversions: &diversions,
@@ -813,7 +815,8 @@ impl Services {
                 voicemail_enabled,
             },
             call,
-        ))
+        );
+        Ok((account, decision))
     }
 }
 

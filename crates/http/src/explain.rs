@@ -105,8 +105,7 @@ pub async fn explain(
     id: &AccountId,
     call: &CallState,
 ) -> Result<Explanation, ServiceError> {
-    let account = services.account(id).await?;
-    let decision = services.route_call(id, call).await?;
+    let (account, decision) = services.route_call(id, call).await?;
     Ok(explanation(&account, call, decision))
 }
 
@@ -220,14 +219,13 @@ async fn route(State(state): State<AppState>, client: ServiceClient, body: Body)
         Some(t) => parse_time("at", t)?,
         None => state.services.clock().now(),
     };
-    let account = services.account(&id).await?;
     let call = CallState {
         caller,
         registered: r.registered,
         busy: r.busy,
         at,
     };
-    let decision = services.route_call(&id, &call).await?;
+    let (account, decision) = services.route_call(&id, &call).await?;
     let (action, target, reason, code) = match &decision.outcome {
         Outcome::Reject { code, .. } => ("reject", None, None, Some(*code)),
         Outcome::Forward(f) => (

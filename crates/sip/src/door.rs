@@ -244,7 +244,6 @@ impl Door {
                 }
             },
         };
-        let account = s.account(&id).await?;
         let (registered, busy) = ask.step.state();
         let call = CallState {
             caller,
@@ -252,7 +251,7 @@ impl Door {
             busy,
             at: s.clock().now(),
         };
-        let decision = s.route_call(&id, &call).await?;
+        let (account, decision) = s.route_call(&id, &call).await?;
         let voicemail = self
             .config
             .voicemail_uri
