@@ -245,15 +245,7 @@ impl Services {
         text: &str,
     ) -> Result<Option<AccountId>, ServiceError> {
         let t = text.trim();
-        let bare = t.trim_start_matches(|c| c != '<').trim_start_matches('<');
-        let bare = if bare.is_empty() { t } else { bare };
-        if let Some(rest) = bare
-            .get(..4)
-            .filter(|scheme| scheme.eq_ignore_ascii_case("tel:"))
-            .and_then(|_| bare.get(4..))
-        {
-            let number = rest.split([';', '?', '>']).next().unwrap_or_default();
-            let number: String = number.chars().filter(|c| !"-.()".contains(*c)).collect();
+        if let Some(number) = crate::sip::tel_number(t) {
             return match E164::parse_for(field, &number) {
                 Ok(n) => Ok(self.store().resolve_enum(&n).await?),
                 Err(_) => Ok(None),

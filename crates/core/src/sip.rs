@@ -397,11 +397,7 @@ pub fn parse_address(
     input: &str,
     tel_domain: &Domain,
 ) -> Result<SipUri, ServiceError> {
-    let uri = bare_uri(input.trim());
-    let lower = uri.to_ascii_lowercase();
-    if let Some(number) = lower.strip_prefix("tel:") {
-        let number = number.split([';', '?']).next().unwrap_or_default();
-        let number: String = number.chars().filter(|c| !"-.()".contains(*c)).collect();
+    if let Some(number) = tel_number(input) {
         let digits = number.strip_prefix('+').unwrap_or(&number);
         if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(ServiceError::invalid(
@@ -411,6 +407,8 @@ pub fn parse_address(
         }
         return Ok(SipUri::of_number(&number, tel_domain));
     }
+    let uri = bare_uri(input.trim());
+    let lower = uri.to_ascii_lowercase();
     let uri = if lower.starts_with("sip:") || lower.starts_with("sips:") {
         uri.to_owned()
     } else if uri.contains('@') {
@@ -445,6 +443,18 @@ pub fn parse_caller(field: &str, input: &str, tel_domain: &Domain) -> Result<Cal
     } else {
         Caller::Uri(uri.without_port())
     })
+}
+
+/// The number of a `tel:` address (bare or in a name-addr), without its parameters and
+/// visual separators (`-.()`); `None` when `input` is not a `tel:` address.
+pub fn tel_number(input: &str) -> Option<String> {
+    let uri = bare_uri(input.trim());
+    let rest = uri
+        .get(..4)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("tel:"))
+        .and_then(|_| uri.get(4..))?;
+    let number = rest.split([';', '?']).next().unwrap_or_default();
+    Some(number.chars().filter(|c| !"-.()".contains(*c)).collect())
 }
 
 /// The URI of a name-addr (`"Bob" <sip:bob@x>;tag=1` → `sip:bob@x`); an addr-spec as it is.
