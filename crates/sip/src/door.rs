@@ -33,7 +33,7 @@ pub struct Stats {
 }
 
 /// A summary of [`Stats`]: decision times in microseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LatencySummary {
     /// Decisions measured.
     pub count: u64,
@@ -67,13 +67,7 @@ impl Stats {
     /// The decision times so far (from a parsed INVITE to its answer's bytes).
     pub fn latency(&self) -> LatencySummary {
         let Ok(h) = self.latency.lock() else {
-            return LatencySummary {
-                count: 0,
-                p50_us: 0,
-                p90_us: 0,
-                p99_us: 0,
-                max_us: 0,
-            };
+            return LatencySummary::default();
         };
         let us = |ns: u64| ns.div_ceil(1_000);
         match h.as_ref() {
@@ -84,13 +78,7 @@ impl Stats {
                 p99_us: us(h.value_at_quantile(0.99)),
                 max_us: us(h.max()),
             },
-            _ => LatencySummary {
-                count: 0,
-                p50_us: 0,
-                p90_us: 0,
-                p99_us: 0,
-                max_us: 0,
-            },
+            _ => LatencySummary::default(),
         }
     }
 }

@@ -248,12 +248,13 @@ pub fn plan(req: &Request) -> Plan {
             }),
         },
     };
+    let (diverted_from, diversions) = history(req);
     Plan::Ask(Ask {
         callee: req.uri.clone(),
         caller: caller_of(req),
         step,
-        diverted_from: diverted_from(req),
-        diversions: diversions(req),
+        diverted_from,
+        diversions,
     })
 }
 
@@ -287,55 +288,44 @@ fn caller_of(req: &Request) -> Option<String> {
     }
 }
 
-fn diverted_from(req: &Request) -> Vec<String> {
-    let mut out: Vec<String> = req
+/// The diverting parties a request went through (every `Diversion` entry, every
+/// `History-Info` entry but the last: the current target) and how many diversions that makes
+/// (the larger of the sum of `Diversion` counters and the number of `History-Info` entries with
+/// a `cause`). Each entry is parsed once.
+fn history(req: &Request) -> (Vec<String>, u32) {
+    let mut parties = Vec::new();
+    let mut counted = 0u32;
+    for na in req
         .headers
         .list("diversion")
         .into_iter()
-        .filter_map(|d| parse_name_addr(d).ok().map(|na| na.uri))
-        .collect();
-    let history = req.headers.list("history-info");
-    if let Some((_, earlier)) = history.split_last() {
-        out.extend(
-            earlier
-                .iter()
-                .filter_map(|h| parse_name_addr(h).ok().map(|na| na.uri)),
-        );
+        .filter_map(|d| parse_name_addr(d).ok())
+    {
+        let counter = na
+            .param("counter")
+            .flatten()
+            .and_then(|c| c.trim().parse::<u32>().ok())
+            .unwrap_or(1)
+            .min(1_000);
+        counted = counted.saturating_add(counter);
+        parties.push(na.uri);
     }
-    out
-}
-
-fn diversions(req: &Request) -> u32 {
-    let counted: u32 = req
-        .headers
-        .list("diversion")
+    let entries = req.headers.list("history-info");
+    let last = entries.len().saturating_sub(1);
+    let mut caused = 0u32;
+    for (i, na) in entries
         .into_iter()
-        .map(|d| {
-            parse_name_addr(d)
-                .ok()
-                .and_then(|na| {
-                    na.param("counter")
-                        .flatten()
-                        .and_then(|c| c.trim().parse::<u32>().ok())
-                })
-                .unwrap_or(1)
-                .min(1_000)
-        })
-        .fold(0u32, u32::saturating_add);
-    let history = u32::try_from(
-        req.headers
-            .list("history-info")
-            .into_iter()
-            .filter(|h| {
-                parse_name_addr(h)
-                    .ok()
-                    .and_then(|na| parse_uri(&na.uri).ok())
-                    .is_some_and(|u| u.param("cause").is_some())
-            })
-            .count(),
-    )
-    .unwrap_or(u32::MAX);
-    counted.max(history)
+        .enumerate()
+        .filter_map(|(i, h)| parse_name_addr(h).ok().map(|na| (i, na)))
+    {
+        if parse_uri(&na.uri).is_ok_and(|u| u.param("cause").is_some()) {
+            caused = caused.saturating_add(1);
+        }
+        if i < last {
+            parties.push(na.uri);
+        }
+    }
+    (parties, counted.max(caused))
 }
 
 /// The RFC 4458 `cause` of a forward, as History-Info carries it.
