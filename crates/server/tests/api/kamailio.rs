@@ -82,8 +82,9 @@ struct Kamailio {
 }
 
 impl Kamailio {
-    /// Starts it against the SIP door at `settings` and waits until it listens.
-    fn start(program: &Path, settings: SocketAddr) -> Self {
+    /// Starts it against the SIP door at `settings`, with extra `-A` defines, and waits until
+    /// it listens.
+    fn start(program: &Path, settings: SocketAddr, defines: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let port = free_udp_port();
         let log = std::fs::File::create(dir.path().join("kamailio.log")).unwrap();
@@ -95,6 +96,7 @@ impl Kamailio {
             .arg(format!("SETTINGS=\"sip:{settings};transport=udp\""))
             .arg("-A")
             .arg("DOMAIN=\"example.com\"")
+            .args(defines.iter().flat_map(|d| ["-A", d]))
             .arg("-w")
             .arg(dir.path())
             .arg("-Y")
@@ -347,7 +349,7 @@ impl Setup {
             .unwrap()
             .sip_addr(Transport::Udp)
             .unwrap();
-        let kamailio = Kamailio::start(&program, door);
+        let kamailio = Kamailio::start(&program, door, &[]);
         Some(Self { app, kamailio })
     }
 
@@ -617,4 +619,32 @@ async fn after_a_forward_the_second_question_names_the_new_target() {
         Some("<sip:alice@example.com>;reason=unconditional;counter=1"),
         Some("<sip:alice@example.com>;index=1, <sip:bob@example.com;cause=302>;index=1.1;mp=1"),
     );
+}
+
+#[tokio::test]
+async fn alone_kamailio_rings_a_registered_phone_without_asking_sip_settings() {
+    let Some(program) = programs() else {
+        return;
+    };
+    // No SIP door at all: the address it would be asked at is a port nobody listens on.
+    let nobody = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
+    let kamailio = Kamailio::start(&program, nobody, &["ALONE"]);
+    let setup = Setup {
+        app: TestApp::spawn().await,
+        kamailio,
+    };
+    let alice = setup.phone("alice", Phone::Answers).await;
+    let caller = setup.answered_call(ALICE_URI).await;
+    assert_eq!(invite_finals(&caller), [200]);
+    let alice = alice.finish(&setup.kamailio).await;
+    assert_reached(&alice, "alice", None, None);
+    // bob has no device: 404 at once, from Kamailio itself.
+    let exchange = peer::run(
+        setup.kamailio.addr,
+        Transport::Udp,
+        &Call::invite("sip:bob@example.com"),
+        404,
+    )
+    .await;
+    assert_eq!(exchange.answer().code(), 404, "{}", exchange.answer().text);
 }
