@@ -10,6 +10,7 @@ pub mod calls;
 pub mod cert;
 pub mod clock;
 pub mod credentials;
+pub mod devices;
 pub mod error;
 pub mod ids;
 pub mod import;

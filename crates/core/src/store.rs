@@ -526,6 +526,29 @@ pub trait Store: Send + Sync + fmt::Debug {
         to: DateTime<Utc>,
     ) -> Result<Usage, StoreError>;
 
+    // ----- devices -----
+
+    /// Applies a registration in one transaction (the rules in [`crate::devices`]: a binding
+    /// of the same Call-ID with a CSeq not above the stored one is left as it is) and answers
+    /// the account's devices that have not lapsed at `registration.now`, most recently
+    /// registered first. Lapsed bindings (of any account) are removed on the way.
+    /// [`StoreError::Conflict`] when the account would hold more than
+    /// [`crate::devices::MAX_DEVICES`]; nothing is changed then.
+    async fn register(
+        &self,
+        registration: &crate::devices::Registration,
+    ) -> Result<Vec<crate::devices::Device>, StoreError>;
+    /// The account's devices that have not lapsed at `now`, most recently registered first.
+    async fn list_devices(
+        &self,
+        account: &AccountId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<crate::devices::Device>, StoreError>;
+    /// When the account's last binding lapses, if it has any (lapsed ones included). Read on
+    /// every call's decision.
+    async fn device_expiry(&self, account: &AccountId)
+    -> Result<Option<DateTime<Utc>>, StoreError>;
+
     // ----- moving an installation (`sip-settings copy`) -----
 
     /// An account's balance, full history and every prepaid session.

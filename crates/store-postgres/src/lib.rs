@@ -40,6 +40,7 @@
 
 mod account_write;
 mod billing;
+mod devices;
 mod error;
 mod health;
 mod rows;
@@ -766,6 +767,28 @@ impl Store for PgStore {
         snapshot: &BillingSnapshot,
     ) -> Result<(), StoreError> {
         self.import_billing_impl(account, snapshot).await
+    }
+
+    async fn register(
+        &self,
+        registration: &sip_settings_core::devices::Registration,
+    ) -> Result<Vec<sip_settings_core::devices::Device>, StoreError> {
+        self.register_impl(registration).await
+    }
+
+    async fn list_devices(
+        &self,
+        account: &AccountId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<sip_settings_core::devices::Device>, StoreError> {
+        self.list_devices_impl(account, now).await
+    }
+
+    async fn device_expiry(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.device_expiry_impl(account).await
     }
 
     async fn list_journal(

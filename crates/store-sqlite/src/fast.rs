@@ -74,6 +74,7 @@ struct Cache {
     reject: Kind<AccountId, Vec<RejectPattern>>,
     phonebooks: Kind<AccountId, Vec<PhonebookEntry>>,
     voicemail: Kind<AccountId, Option<Voicemail>>,
+    device_expiry: Kind<AccountId, Option<DateTime<Utc>>>,
 }
 
 /// The answers of one kind and the rows they hold.
@@ -468,6 +469,34 @@ impl FastReader {
                         })
                     })
                     .collect()
+            },
+        )
+    }
+
+    /// When the account's last device binding lapses (Unix seconds in the table).
+    pub(crate) fn device_expiry(
+        &self,
+        id: &AccountId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.cached(
+            |c| &mut c.device_expiry,
+            id,
+            |c| {
+                let rows: Vec<Option<i64>> = of_account(
+                    c,
+                    "SELECT MAX(expires_at) FROM devices \
+                     WHERE account_id = (SELECT id FROM accounts WHERE domain = ?1 AND username = ?2)",
+                    id,
+                    |r| r.get(0),
+                )?;
+                rows.into_iter()
+                    .flatten()
+                    .next()
+                    .map(|s| {
+                        DateTime::<Utc>::from_timestamp(s, 0)
+                            .ok_or_else(|| corrupt("devices expires_at", s))
+                    })
+                    .transpose()
             },
         )
     }

@@ -8,6 +8,7 @@
 mod account_write;
 mod billing;
 mod changes;
+mod devices;
 mod fast;
 mod rows;
 
@@ -502,6 +503,28 @@ impl Store for SqliteStore {
         snapshot: &BillingSnapshot,
     ) -> Result<(), StoreError> {
         self.import_billing_impl(account, snapshot).await
+    }
+
+    async fn register(
+        &self,
+        registration: &sip_settings_core::devices::Registration,
+    ) -> Result<Vec<sip_settings_core::devices::Device>, StoreError> {
+        self.register_impl(registration).await
+    }
+
+    async fn list_devices(
+        &self,
+        account: &AccountId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<sip_settings_core::devices::Device>, StoreError> {
+        self.list_devices_impl(account, now).await
+    }
+
+    async fn device_expiry(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.fast.device_expiry(account)
     }
 
     async fn list_journal(

@@ -50,6 +50,7 @@ macro_rules! conformance_suite {
             calls_listing_and_usage,
             billing_export_import_round_trip,
             journal_newest_first_with_cursor,
+            device_bindings_follow_rfc3261,
             account_write_commits_change_and_journal_together,
             call_reads_follow_each_write,
             account_writes_of_one_account_run_one_after_another
