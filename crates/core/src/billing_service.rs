@@ -4,7 +4,7 @@
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone as _, Utc};
 
 use crate::calls::{
-    CallInput, CallRecord, CloseRequest, Direction, HistoryEntry, NewCall, OpenOutcome,
+    CallInput, CallRecord, CloseInput, CloseRequest, Direction, HistoryEntry, NewCall, OpenOutcome,
     OpenRequest, PrepaidRefusal, PrepaidSession, Usage,
 };
 use crate::error::{ServiceError, StoreError};
@@ -165,12 +165,24 @@ impl Services {
     pub async fn close_prepaid(
         &self,
         call_id: &str,
-        duration: i64,
-        from_tag: &str,
-        to_tag: &str,
-        media: &[String],
-        proxy_ip: &str,
+        input: &CloseInput,
     ) -> Result<PrepaidSession, ServiceError> {
+        let status = match input.status {
+            None => 200,
+            Some(s) => u16::try_from(s)
+                .ok()
+                .filter(|s| (200..700).contains(s))
+                .ok_or_else(|| {
+                    ServiceError::invalid("status", "must be a final SIP status, 200 to 699")
+                })?,
+        };
+        if status != 200 && input.duration != 0 {
+            return Err(ServiceError::invalid(
+                "duration",
+                "must be 0 for a call that was not answered (status other than 200)",
+            ));
+        }
+        let duration = input.duration;
         let duration = u32::try_from(duration)
             .ok()
             .filter(|d| *d <= 7 * 24 * 3600)
@@ -183,16 +195,16 @@ impl Services {
         // The close's call-record fields go through the same checks as a recorded call.
         let probe = CallInput {
             call_id: call_id.to_owned(),
-            from_tag: from_tag.to_owned(),
-            to_tag: to_tag.to_owned(),
+            from_tag: input.from_tag.clone(),
+            to_tag: input.to_tag.clone(),
             caller: "sip:x@example.com".to_owned(),
             callee: "sip:x@example.com".to_owned(),
             start: "2000-01-01T00:00:00Z".to_owned(),
             stop: "2000-01-01T00:00:00Z".to_owned(),
             duration: Some(0),
             status: Some(200),
-            media: media.to_vec(),
-            proxy_ip: proxy_ip.to_owned(),
+            media: input.media.clone(),
+            proxy_ip: input.proxy_ip.clone(),
             price: None,
         }
         .parse()?;
@@ -203,6 +215,7 @@ impl Services {
             to_tag: probe.to_tag,
             media: probe.media,
             proxy_ip: probe.proxy_ip,
+            status,
             now: self.clock().now(),
             journal: Some(self.stamp()),
         };

@@ -459,11 +459,31 @@ pub struct CloseRequest {
     pub media: Vec<String>,
     /// Proxy of the call record.
     pub proxy_ip: String,
+    /// The call's final SIP status: 200 for an answered call; a session of a call that was
+    /// never answered is closed with duration 0 and its failure (486, 487, …), free.
+    pub status: u16,
     /// Now.
     pub now: DateTime<Utc>,
     /// Who closes it: a close that settles now commits the `balance` journal entry (old and
     /// new balance) with the settlement.
     pub journal: Option<crate::journal::Stamp>,
+}
+
+/// How a prepaid session ended, as call control reports it (before checks).
+#[derive(Debug, Clone, Default)]
+pub struct CloseInput {
+    /// Seconds talked.
+    pub duration: i64,
+    /// From tag.
+    pub from_tag: String,
+    /// To tag.
+    pub to_tag: String,
+    /// Media.
+    pub media: Vec<String>,
+    /// Proxy address.
+    pub proxy_ip: String,
+    /// Final SIP status (default 200).
+    pub status: Option<i64>,
 }
 
 /// One change of a balance.

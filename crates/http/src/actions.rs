@@ -63,6 +63,8 @@ pub enum Action {
     BalanceHistory,
     /// `monthly_usage`: object U.
     MonthlyUsage,
+    /// `get_devices`: the registered devices (array of object Dv).
+    Devices,
 }
 
 impl Action {
@@ -110,6 +112,8 @@ impl Action {
         ("get_balance_history", Action::BalanceHistory),
         ("monthly_usage", Action::MonthlyUsage),
         ("get_monthly_usage", Action::MonthlyUsage),
+        ("get_devices", Action::Devices),
+        ("devices", Action::Devices),
     ];
 
     /// Whether the action changes something (for the write rate budget).
@@ -399,6 +403,11 @@ impl ActionRequest<'_> {
                 let account = s.account(id).await?;
                 let (placed, received) = s.calls(id, days, limit).await?;
                 Json(objects::calls(&account, &placed, &received)).into_response()
+            }
+            Action::Devices => {
+                let account = s.account(id).await?;
+                let devices = s.devices(id).await?;
+                Json(objects::devices(&account, &devices, s.clock().now())).into_response()
             }
             Action::Prepaid => {
                 let account = s.account(id).await?;

@@ -118,6 +118,36 @@ pub fn calls(account: &Account, placed: &[CallRecord], received: &[CallRecord]) 
     })
 }
 
+/// The registered devices (`get_devices`), most recently registered first: each
+/// `{contact, userAgent, transport, sourceAddress, registeredAt, expiresAt, expires}` with the
+/// times in the account's time zone (`registeredAtUtc`/`expiresAtUtc` in RFC 3339) and
+/// `expires` the seconds left.
+pub fn devices(
+    account: &Account,
+    devices: &[sip_settings_core::devices::Device],
+    now: DateTime<Utc>,
+) -> Value {
+    Value::Array(
+        devices
+            .iter()
+            .map(|d| {
+                json!({
+                    "contact": d.contact,
+                    "userAgent": d.user_agent,
+                    "transport": d.transport,
+                    "sourceAddress": d.source,
+                    "registeredAt": local_time(account, d.registered_at),
+                    "expiresAt": local_time(account, d.expires_at),
+                    "timezone": account.profile.timezone.name(),
+                    "expires": d.expires_in(now),
+                    "registeredAtUtc": utc(d.registered_at),
+                    "expiresAtUtc": utc(d.expires_at),
+                })
+            })
+            .collect(),
+    )
+}
+
 /// Object P. `balance` is a JSON number written from the exact decimal (four decimals), never
 /// through floating point.
 #[derive(Debug, Serialize)]

@@ -69,6 +69,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_enum))
         .routes(routes!(get_calls))
         .routes(routes!(get_prepaid))
+        .routes(routes!(get_devices))
         .routes(routes!(get_balance_history))
         .routes(routes!(get_usage))
         .routes(routes!(
@@ -1697,6 +1698,71 @@ async fn get_prepaid(
             currency: s.config().currency.clone(),
             active_calls: vec![],
         }
+    };
+    Ok(etag::read(&headers, &view))
+}
+
+/// A registered device, as the proxy's registrar reported it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceView {
+    /// The Contact URI calls reach it at.
+    pub contact: String,
+    /// Its User-Agent.
+    pub user_agent: String,
+    /// Transport (`udp`, `tcp`, `tls`, `ws`, `wss`, `sctp`).
+    pub transport: String,
+    /// The address its REGISTER came from (`ip:port`).
+    pub source: String,
+    /// Last registered (RFC 3339).
+    pub registered_at: String,
+    /// Lapses unless refreshed (RFC 3339).
+    pub expires_at: String,
+    /// Seconds left.
+    pub expires_in: i64,
+}
+
+impl DeviceView {
+    /// The view of `device` at `now`.
+    pub fn of(device: &sip_settings_core::devices::Device, now: DateTime<Utc>) -> Self {
+        Self {
+            contact: device.contact.clone(),
+            user_agent: device.user_agent.clone(),
+            transport: device.transport.clone(),
+            source: device.source.clone(),
+            registered_at: time(device.registered_at),
+            expires_at: time(device.expires_at),
+            expires_in: device.expires_in(now),
+        }
+    }
+}
+
+/// The registered devices, most recently registered first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DevicesView {
+    /// The devices whose registration has not lapsed.
+    pub devices: Vec<DeviceView>,
+}
+
+/// The devices registered for the account (fed by the proxy's registrar; lapsed ones are not
+/// shown).
+#[utoipa::path(get, path = "/v1/me/devices", tag = "calls",
+    responses((status = 200, description = "Devices", body = DevicesView,
+        headers(("ETag" = String, description = "Strong entity tag"))), ReadErrors))]
+async fn get_devices(
+    State(state): State<AppState>,
+    me: Subscriber,
+    headers: HeaderMap,
+) -> ApiResult {
+    limit(&state, &me, Kind::Read)?;
+    let s = &state.services;
+    let now = s.clock().now();
+    let view = DevicesView {
+        devices: s
+            .devices(&me.account)
+            .await?
+            .iter()
+            .map(|d| DeviceView::of(d, now))
+            .collect(),
     };
     Ok(etag::read(&headers, &view))
 }

@@ -175,6 +175,11 @@ pub struct SipFlags {
     /// A request already diverted more than N times is refused with 482 (default 5).
     #[arg(long, env = "SIP_SETTINGS_SIP_MAX_DIVERSIONS", value_name = "N")]
     pub sip_max_diversions: Option<u32>,
+    /// Where the SIP door learns that a callee is registered: feed (the devices the proxy
+    /// feeds to POST /v1/service/registrations; default) or hint (registered unless the
+    /// proxy says X-Registered: no).
+    #[arg(long, env = "SIP_SETTINGS_SIP_REGISTRATIONS", value_name = "feed|hint")]
+    pub sip_registrations: Option<sip_settings_sip::Registrations>,
 }
 
 /// `sip …`

@@ -525,10 +525,12 @@ pub async fn quickstart(config: &Config) -> anyhow::Result<()> {
     if let Some(sip) = server.sip_addr(Transport::Udp) {
         println!();
         println!(
-            "the SIP redirect server answers proxies on this machine (udp:{sip}, tcp); ask it as one:"
+            "the SIP redirect server answers proxies on this machine (udp:{sip}, tcp); ask it as one \
+             that knows the callee's phone is registered (a proxy running contrib/kamailio feeds \
+             registrations instead):"
         );
         println!(
-            "  sip-settings --data-dir {} sip ask sip:{DEMO_ACCOUNT} --server udp:{sip}",
+            "  sip-settings --data-dir {} sip ask sip:{DEMO_ACCOUNT} --server udp:{sip} --header X-Registered:yes",
             shell_path(&config.data_dir)
         );
     }

@@ -59,6 +59,8 @@ pub struct FileConfig {
     pub voicemail_uri: Option<String>,
     /// Diversions a SIP request may already carry before 482.
     pub sip_max_diversions: Option<u32>,
+    /// Where the SIP door learns registrations: `"feed"` (default) or `"hint"`.
+    pub sip_registrations: Option<String>,
 }
 
 /// `[rate_limits]` in the TOML file: `enabled`, and per budget `*_per_second` and `*_burst`.
@@ -194,6 +196,8 @@ pub struct Overrides {
     pub voicemail_uri: Option<VoicemailTemplate>,
     /// `--sip-max-diversions` / `SIP_SETTINGS_SIP_MAX_DIVERSIONS`.
     pub sip_max_diversions: Option<u32>,
+    /// `--sip-registrations` / `SIP_SETTINGS_SIP_REGISTRATIONS`.
+    pub sip_registrations: Option<sip_settings_sip::Registrations>,
 }
 
 /// Parses a list of configuration-file strings with `T::from_str`, naming the key.
@@ -343,6 +347,13 @@ impl Config {
             }
             sip.max_diversions = n;
         }
+        sip.registrations = match (overrides.sip_registrations, &file.sip_registrations) {
+            (Some(r), _) => r,
+            (None, Some(r)) => r
+                .parse()
+                .map_err(|e| anyhow::anyhow!("configuration: sip_registrations: {e}"))?,
+            (None, None) => sip.registrations,
+        };
         Ok(Self {
             data_dir,
             database_url,

@@ -38,6 +38,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         sip_trusted: (!sip.sip_trusted.is_empty()).then_some(sip.sip_trusted),
         voicemail_uri: sip.voicemail_uri,
         sip_max_diversions: sip.sip_max_diversions,
+        sip_registrations: sip.sip_registrations,
     })?;
     match &cli.command {
         Command::Init { hostnames } => {

@@ -204,6 +204,31 @@ impl FromStr for VoicemailTemplate {
 /// Default number of diversions a request may already carry before it is refused with 482.
 pub const DEFAULT_MAX_DIVERSIONS: u32 = 5;
 
+/// Where the door learns whether a callee has a registered device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Registrations {
+    /// From the devices the proxy's registrar feeds (`POST /v1/service/registrations`, as the
+    /// shipped Kamailio configuration does); an `X-Registered` header still overrides.
+    #[default]
+    Feed,
+    /// From the proxy's `X-Registered: no` only; without it the callee is taken to be
+    /// registered (a proxy that does not feed registrations rings, then asks again with
+    /// `cause=480` when nobody could be reached).
+    Hint,
+}
+
+impl std::str::FromStr for Registrations {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "feed" => Ok(Self::Feed),
+            "hint" => Ok(Self::Hint),
+            other => Err(format!("'{other}' is not feed or hint")),
+        }
+    }
+}
+
 /// The SIP door's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SipConfig {
@@ -215,6 +240,8 @@ pub struct SipConfig {
     pub voicemail_uri: Option<VoicemailTemplate>,
     /// A request that arrives already diverted more than this many times gets 482.
     pub max_diversions: u32,
+    /// Where registration state comes from.
+    pub registrations: Registrations,
 }
 
 impl Default for SipConfig {
@@ -224,6 +251,7 @@ impl Default for SipConfig {
             trusted: Cidr::loopback(),
             voicemail_uri: None,
             max_diversions: DEFAULT_MAX_DIVERSIONS,
+            registrations: Registrations::Feed,
         }
     }
 }

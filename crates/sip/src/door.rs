@@ -9,13 +9,17 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use sip_settings_core::calls::{OpenOutcome, PrepaidRefusal};
 use sip_settings_core::routing::{CallState, Caller};
 use sip_settings_core::sip::parse_caller;
-use sip_settings_core::{ServiceError, Services};
+use sip_settings_core::{E164, ServiceError, Services};
 
-use crate::config::SipConfig;
+use crate::config::{Registrations, SipConfig};
 use crate::message::{Message, parse};
-use crate::redirect::{self, Ask, Plan, Verdict};
+use crate::redirect::{self, Ask, Originate, Plan, Verdict};
+
+/// The header of an originating answer with the seconds a prepaid session allows.
+pub const MAX_SESSION_TIME_HEADER: &str = "X-Max-Session-Time";
 
 /// Whether the peer may be answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,6 +154,7 @@ impl Door {
             Plan::Absorb => return None,
             Plan::Answer(v) => v,
             Plan::Ask(ask) => self.decide(&ask).await,
+            Plan::Originate(o) => self.originate(&o).await,
         };
         let out = redirect::respond(&req, &verdict, source);
         if req.method == "INVITE" {
@@ -164,20 +169,77 @@ impl Door {
     pub async fn decide(&self, ask: &Ask) -> Verdict {
         match self.try_decide(ask).await {
             Ok(v) => v,
-            Err(e) => {
-                let unavailable = matches!(e, ServiceError::Unavailable(_));
-                tracing::warn!(error = %e, callee = %ask.callee, "sip: cannot decide");
-                if unavailable {
-                    Verdict::Status {
-                        code: 503,
-                        reason: "Service Unavailable",
-                        headers: vec!["Retry-After: 5".to_owned()],
-                    }
-                } else {
-                    Verdict::status(500, "Server Internal Error")
+            Err(e) => failure(&e, &ask.callee),
+        }
+    }
+
+    /// The verdict for an originating question: what the caller's settings add to a call it
+    /// places (the identity to assert, privacy, a prepaid session's time), or its refusal.
+    pub async fn originate(&self, o: &Originate) -> Verdict {
+        match self.try_originate(o).await {
+            Ok(v) => v,
+            Err(e) => failure(&e, o.caller.as_deref().unwrap_or("?")),
+        }
+    }
+
+    async fn try_originate(&self, o: &Originate) -> Result<Verdict, ServiceError> {
+        let s = &self.services;
+        let caller = match &o.caller {
+            Some(text) => s.resolve_callee("From", text).await?,
+            None => None,
+        };
+        let Some(id) = caller else {
+            return Ok(refusal(
+                403,
+                "Forbidden",
+                "the caller is not a local account",
+            ));
+        };
+        let account = s.account(&id).await?;
+        let number = dialled_number(&o.destination);
+        let mut headers = Vec::with_capacity(3);
+        let asserted = match (&number, &account.profile.pstn_caller_id) {
+            (Some(_), Some(pstn)) => format!("<sip:{pstn}@{};user=phone>", id.domain()),
+            _ => format!("<{}>", id.sip_uri()),
+        };
+        headers.push(format!("P-Asserted-Identity: {asserted}"));
+        if account.privacy {
+            headers.push("Privacy: id".to_owned());
+        }
+        if let Some(number) = number
+            && account.prepaid
+            && s.resolve_callee("Request-URI", &o.destination)
+                .await?
+                .is_none()
+        {
+            match s
+                .open_prepaid(&id.to_string(), number.as_str(), &o.call_id)
+                .await
+            {
+                Ok(OpenOutcome::Opened(session) | OpenOutcome::AlreadyOpen(session)) => {
+                    headers.push(format!(
+                        "{MAX_SESSION_TIME_HEADER}: {}",
+                        session.max_session_time
+                    ));
                 }
+                Ok(OpenOutcome::Refused(PrepaidRefusal::NotPrepaid)) => {}
+                Ok(OpenOutcome::Refused(r)) => {
+                    let (code, reason) = match r {
+                        PrepaidRefusal::InsufficientBalance => (402, "Payment Required"),
+                        _ => (403, "Forbidden"),
+                    };
+                    return Ok(refusal(code, reason, r.message()));
+                }
+                Err(ServiceError::Conflict(m) | ServiceError::Invalid { reason: m, .. }) => {
+                    return Ok(refusal(403, "Forbidden", &m));
+                }
+                Err(e) => return Err(e),
             }
         }
+        Ok(Verdict::Proceed {
+            target: o.destination.clone(),
+            headers,
+        })
     }
 
     async fn try_decide(&self, ask: &Ask) -> Result<Verdict, ServiceError> {
@@ -233,6 +295,11 @@ impl Door {
             },
         };
         let (registered, busy) = ask.step.state();
+        let registered = match (registered, self.config.registrations) {
+            (Some(r), _) => r,
+            (None, Registrations::Feed) => s.is_online(&id).await?,
+            (None, Registrations::Hint) => true,
+        };
         let call = CallState {
             caller,
             registered,
@@ -252,5 +319,83 @@ impl Door {
             account.privacy,
             voicemail.as_deref(),
         ))
+    }
+}
+
+/// The answer when the settings could not be read: `503` with `Retry-After` while the store is
+/// unavailable, else `500`; the error is logged.
+fn failure(e: &ServiceError, about: &str) -> Verdict {
+    tracing::warn!(error = %e, about, "sip: cannot decide");
+    if matches!(e, ServiceError::Unavailable(_)) {
+        Verdict::Status {
+            code: 503,
+            reason: "Service Unavailable",
+            headers: vec!["Retry-After: 5".to_owned()],
+        }
+    } else {
+        Verdict::status(500, "Server Internal Error")
+    }
+}
+
+/// A refusal with a `Warning` saying why.
+fn refusal(code: u16, reason: &'static str, why: &str) -> Verdict {
+    Verdict::Status {
+        code,
+        reason,
+        headers: vec![format!(
+            "Warning: 399 sip-settings \"{}\"",
+            why.replace(['"', '\\'], "'")
+        )],
+    }
+}
+
+/// The phone number a dialled URI names: a `tel:` URI, or a `sip:`/`sips:` URI whose user part
+/// is a number (`+E.164` or `00…`, visual separators allowed).
+fn dialled_number(uri: &str) -> Option<E164> {
+    let number = match sip_settings_core::sip::tel_number(uri) {
+        Some(n) => n,
+        None => {
+            let rest = uri
+                .strip_prefix("sip:")
+                .or_else(|| uri.strip_prefix("sips:"))?;
+            let (user, _) = rest.split_once('@')?;
+            let user = user.split(';').next().unwrap_or_default();
+            user.chars().filter(|c| !"-.()".contains(*c)).collect()
+        }
+    };
+    let number = match number.strip_prefix("00") {
+        Some(international) => format!("+{international}"),
+        None => number,
+    };
+    E164::parse_for("destination", &number).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dialled_numbers_are_read_from_tel_and_sip_uris() {
+        for (uri, number) in [
+            ("tel:+31-20-123-4567", Some("+31201234567")),
+            (
+                "sip:+4930123456@example.com;user=phone",
+                Some("+4930123456"),
+            ),
+            ("sip:004930123456@example.com", Some("+4930123456")),
+            (
+                "sips:+44(20)7946.0000@gw.example.net:5061",
+                Some("+442079460000"),
+            ),
+            ("sip:alice@example.com", None),
+            ("sip:1234@example.com", None),
+            ("sip:example.com", None),
+        ] {
+            assert_eq!(
+                dialled_number(uri).map(|n| n.to_string()).as_deref(),
+                number,
+                "{uri}"
+            );
+        }
     }
 }

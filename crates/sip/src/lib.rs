@@ -12,6 +12,6 @@ pub mod redirect;
 pub mod server;
 pub mod uri;
 
-pub use config::{Cidr, Listen, SipConfig, Transport, VoicemailTemplate};
+pub use config::{Cidr, Listen, Registrations, SipConfig, Transport, VoicemailTemplate};
 pub use door::{Door, LatencySummary, Trust};
 pub use server::SipServer;

@@ -37,10 +37,12 @@ pub const RING_TIME_HEADER: &str = "X-Ring-Time";
 /// Which step of a call this request is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
-    /// The first question: the proxy says whether the callee is registered.
+    /// The first question. Whether the callee is registered comes from the devices the
+    /// proxy's registrar feeds (`core::devices`), unless the proxy says it in
+    /// [`REGISTERED_HEADER`].
     First {
-        /// Whether a device is registered (from [`REGISTERED_HEADER`]; default yes).
-        registered: bool,
+        /// What [`REGISTERED_HEADER`] says, if the request has it.
+        registered: Option<bool>,
     },
     /// Asked again after ringing: the callee was busy (`cause=486`).
     Busy,
@@ -51,13 +53,14 @@ pub enum Step {
 }
 
 impl Step {
-    /// The registration and busy state `core::routing` decides with.
-    pub fn state(self) -> (bool, bool) {
+    /// The registration and busy state `core::routing` decides with; the registration is
+    /// `None` when it is to be read from the known devices.
+    pub fn state(self) -> (Option<bool>, bool) {
         match self {
             Self::First { registered } => (registered, false),
-            Self::Busy => (true, true),
-            Self::NoAnswer => (true, false),
-            Self::Unreachable => (false, false),
+            Self::Busy => (Some(true), true),
+            Self::NoAnswer => (Some(true), false),
+            Self::Unreachable => (Some(false), false),
         }
     }
 }
@@ -89,6 +92,22 @@ pub enum Plan {
     Answer(Verdict),
     /// Decide from the settings.
     Ask(Ask),
+    /// The originating question (`;orig` in the Request-URI): what the caller's settings say
+    /// about a call it places.
+    Originate(Originate),
+}
+
+/// The originating question: a local subscriber places a call (RFC 5502's session case
+/// `orig`, marked by the URI parameter `orig` on the question's Request-URI).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Originate {
+    /// The dialled Request-URI, without `orig`.
+    pub destination: String,
+    /// The caller: the From URI (what the phone sent as P-Asserted-Identity or Privacy is not
+    /// the caller's to choose).
+    pub caller: Option<String>,
+    /// The Call-ID (the prepaid session's key).
+    pub call_id: String,
 }
 
 /// What the redirect server answers.
@@ -116,6 +135,14 @@ pub enum Verdict {
         /// Whether the diverting account hides its identity (`privacy=full`).
         privacy: bool,
     },
+    /// `302` back to the dialled destination of an originating question, with the headers the
+    /// proxy is to apply (P-Asserted-Identity, Privacy, X-Max-Session-Time).
+    Proceed {
+        /// The dialled URI.
+        target: String,
+        /// Header lines (`Name: value`, no CRLF).
+        headers: Vec<String>,
+    },
     /// `302` to the account's own location URI: ring it this long, then ask again.
     Ring {
         /// The account (`sip:user@domain`).
@@ -139,7 +166,7 @@ impl Verdict {
     pub fn code(&self) -> u16 {
         match self {
             Self::Status { code, .. } => *code,
-            Self::Forward { .. } | Self::Ring { .. } => 302,
+            Self::Forward { .. } | Self::Ring { .. } | Self::Proceed { .. } => 302,
         }
     }
 
@@ -238,14 +265,31 @@ pub fn plan(req: &Request) -> Plan {
         }
         Err(_) => return Plan::Answer(Verdict::status(400, "Bad Request-URI")),
     };
+    if uri.param("orig").is_some() {
+        return Plan::Originate(Originate {
+            destination: without_orig(&req.uri),
+            caller: req
+                .headers
+                .get("from")
+                .and_then(|f| parse_name_addr(f).ok())
+                .map(|na| na.uri),
+            call_id: req
+                .headers
+                .get("call-id")
+                .unwrap_or_default()
+                .trim()
+                .to_owned(),
+        });
+    }
     let step = match uri.param("cause").flatten().map(str::trim) {
         Some("486") => Step::Busy,
         Some("408") => Step::NoAnswer,
         Some("480" | "503" | "404") => Step::Unreachable,
         _ => Step::First {
-            registered: !req.headers.get(REGISTERED_HEADER).is_some_and(|v| {
-                matches!(v.trim().to_ascii_lowercase().as_str(), "no" | "false" | "0")
-            }),
+            registered: req
+                .headers
+                .get(REGISTERED_HEADER)
+                .map(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "no" | "false" | "0")),
         },
     };
     let (diverted_from, diversions) = history(req);
@@ -256,6 +300,25 @@ pub fn plan(req: &Request) -> Plan {
         diverted_from,
         diversions,
     })
+}
+
+/// A Request-URI without its `orig` parameter (the URI parameters end at `?`).
+fn without_orig(uri: &str) -> String {
+    let (base, headers) = match uri.find('?') {
+        Some(q) => uri.split_at(q),
+        None => (uri, ""),
+    };
+    let mut parts = base.split(';');
+    let mut out = parts.next().unwrap_or_default().to_owned();
+    for p in parts {
+        let name = p.split('=').next().unwrap_or_default().trim();
+        if !name.eq_ignore_ascii_case("orig") {
+            out.push(';');
+            out.push_str(p);
+        }
+    }
+    out.push_str(headers);
+    out
 }
 
 /// The caller's address, or `None` for an anonymous caller (RFC 3323 `Privacy: id` or `user`;
@@ -402,13 +465,22 @@ pub fn reason_phrase(code: u16) -> &'static str {
 pub fn respond(req: &Request, verdict: &Verdict, source: SocketAddr) -> Vec<u8> {
     let (code, reason) = match verdict {
         Verdict::Status { code, reason, .. } => (*code, *reason),
-        Verdict::Forward { .. } | Verdict::Ring { .. } => (302, "Moved Temporarily"),
+        Verdict::Forward { .. } | Verdict::Ring { .. } | Verdict::Proceed { .. } => {
+            (302, "Moved Temporarily")
+        }
     };
     let mut out = String::with_capacity(512);
     let _ = write!(out, "SIP/2.0 {code} {reason}\r\n");
     write_common(&mut out, req, source, code != 100);
     match verdict {
         Verdict::Status { headers, .. } => {
+            for h in headers {
+                out.push_str(h);
+                out.push_str("\r\n");
+            }
+        }
+        Verdict::Proceed { target, headers } => {
+            let _ = write!(out, "Contact: <{target}>\r\n");
             for h in headers {
                 out.push_str(h);
                 out.push_str("\r\n");
@@ -690,6 +762,10 @@ pub mod fuzzing {
                     Plan::Ask(ask) => {
                         let _ = ask.step.state();
                     }
+                    Plan::Originate(o) => verdicts.push(Verdict::Proceed {
+                        target: o.destination,
+                        headers: vec!["Privacy: id".into(), "X-Max-Session-Time: 60".into()],
+                    }),
                 }
                 if req.method != "ACK" {
                     for v in &verdicts {
@@ -779,17 +855,53 @@ mod tests {
     }
 
     #[test]
+    fn an_originating_question_names_the_caller_from_from_and_the_destination_without_orig() {
+        let Plan::Originate(o) = plan(&invite(
+            "sip:+4930123456@example.com;user=phone;ORIG;x=1",
+            "P-Asserted-Identity: <sip:someone@else.example>\nPrivacy: id\n",
+        )) else {
+            panic!("not an originating question")
+        };
+        assert_eq!(o.destination, "sip:+4930123456@example.com;user=phone;x=1");
+        assert_eq!(o.caller.as_deref(), Some("sip:bob@example.org"));
+        assert!(!o.call_id.is_empty());
+        let answer = String::from_utf8(respond(
+            &invite("sip:x@example.com;orig", ""),
+            &Verdict::Proceed {
+                target: o.destination.clone(),
+                headers: vec!["Privacy: id".into()],
+            },
+            "127.0.0.1:5060".parse().unwrap(),
+        ))
+        .unwrap();
+        assert!(
+            answer.starts_with("SIP/2.0 302 Moved Temporarily\r\n"),
+            "{answer}"
+        );
+        assert!(
+            answer.contains("\r\nContact: <sip:+4930123456@example.com;user=phone;x=1>\r\n"),
+            "{answer}"
+        );
+        assert!(answer.contains("\r\nPrivacy: id\r\n"), "{answer}");
+    }
+
+    #[test]
     fn steps_callers_and_history_are_read() {
         let Plan::Ask(a) = plan(&invite("sip:alice@example.com", "")) else {
             panic!()
         };
-        assert_eq!(a.step, Step::First { registered: true });
+        assert_eq!(a.step, Step::First { registered: None });
         assert_eq!(a.caller.as_deref(), Some("sip:bob@example.org"));
         assert_eq!(a.diversions, 0);
         let Plan::Ask(a) = plan(&invite("sip:alice@example.com", "X-Registered: no\n")) else {
             panic!()
         };
-        assert_eq!(a.step, Step::First { registered: false });
+        assert_eq!(
+            a.step,
+            Step::First {
+                registered: Some(false)
+            }
+        );
         for (cause, step) in [
             ("486", Step::Busy),
             ("408", Step::NoAnswer),

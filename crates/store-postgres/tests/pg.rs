@@ -158,6 +158,7 @@ fn close_request(call_id: &str, duration: u32) -> CloseRequest {
         to_tag: "t".into(),
         media: vec!["audio".into()],
         proxy_ip: "192.0.2.1".into(),
+        status: 200,
         now: t0() + Duration::seconds(120),
         journal: None,
     }

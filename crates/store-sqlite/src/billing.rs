@@ -493,7 +493,7 @@ impl SqliteStore {
             start,
             stop: stop.max(start),
             duration: req.duration,
-            status: 200,
+            status: req.status,
             media: req.media.clone(),
             proxy_ip: req.proxy_ip.clone(),
             price: Some(price),

@@ -1022,6 +1022,7 @@ fn close_req(call_id: &str, duration: u32) -> CloseRequest {
         to_tag: "t".into(),
         media: vec!["audio".into()],
         proxy_ip: String::new(),
+        status: 200,
         now: t0() + Duration::seconds(i64::from(duration)),
         journal: None,
     }

@@ -17,6 +17,7 @@ mod operator_cli;
 mod postgres;
 mod ratelimit;
 mod refusals;
+mod registrations;
 mod resources;
 mod seed_curl;
 mod settings;

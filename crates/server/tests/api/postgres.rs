@@ -713,7 +713,7 @@ async fn the_sip_door_on_two_servers_follows_changes_and_revocations_at_once() {
     };
     let install = provision(db.url());
     let d = install.dir.path();
-    let sip = "sip_listen = [\"tls:127.0.0.1:0\"]\n";
+    let sip = "sip_listen = [\"tls:127.0.0.1:0\"]\nsip_registrations = \"hint\"\n";
     let one = Server::start_with_sip(d, db.url(), sip, 1);
     let two = Server::start_with_sip(d, db.url(), sip, 1);
     let tls = std::sync::Arc::new(

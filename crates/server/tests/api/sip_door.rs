@@ -20,6 +20,9 @@ fn listeners(c: &mut sip_settings::config::Config, transports: &[&str]) {
         .map(|t| format!("{t}:127.0.0.1:0").parse().unwrap())
         .collect();
     c.sip.voicemail_uri = Some("sip:vm-{user}@vm.example.net".parse().unwrap());
+    // These tests are of the proxy-hint contract (registered unless `X-Registered: no`); the
+    // registration feed is tested in registrations.rs and kamailio/.
+    c.sip.registrations = sip_settings_sip::Registrations::Hint;
 }
 
 fn listen(app: &TestApp, t: Transport) -> Listen {

@@ -43,6 +43,9 @@ async fn spawn() -> TestApp {
             "tcp:127.0.0.1:0".parse().unwrap(),
         ];
         c.sip.voicemail_uri = Some("sip:vm-{user}@vm.example.net".parse().unwrap());
+        // The proxy-hint contract (registered unless `X-Registered: no`); the registration
+        // feed is tested in registrations.rs and kamailio/.
+        c.sip.registrations = sip_settings_sip::Registrations::Hint;
     })
     .await
 }
@@ -666,6 +669,7 @@ async fn a_forward_from_the_second_step_counts_as_one_diversion_when_the_proxy_s
             "tcp:127.0.0.1:0".parse().unwrap(),
         ];
         c.sip.max_diversions = 1;
+        c.sip.registrations = sip_settings_sip::Registrations::Hint;
     })
     .await;
     alice_sets(&app, "action=set_diversions&FUNC=bob").await;

@@ -1,0 +1,441 @@
+//! The proxy's feeds into sip-settings over the real server and real mutual TLS: registrations
+//! (`POST /v1/service/registrations`) shown by `GET /v1/me/devices` and `action=get_devices`,
+//! expiring on the server's clock and deciding "registered" in the SIP door; refusals that
+//! change nothing; and the SIP door's originating question (identity, privacy, PSTN caller id,
+//! prepaid sessions). The end-to-end runs through Kamailio are in kamailio/.
+
+use chrono::Duration;
+use serde_json::{Value, json};
+use sip_settings_core::cert::{CertSubject, IssuedCertificate};
+use sip_settings_sip::Transport;
+use sip_settings_sip::client::{Answer, Question, ask};
+
+use crate::helpers::*;
+
+const REGISTRATIONS: &str = "/v1/service/registrations";
+
+async fn service_cert(app: &TestApp) -> IssuedCertificate {
+    app.services
+        .issue_certificate(CertSubject::Service("kamailio".into()), None)
+        .await
+        .unwrap()
+}
+
+async fn post(app: &TestApp, cert: &IssuedCertificate, body: &Value) -> (u16, Value) {
+    let response = app
+        .client(Some(cert))
+        .post(format!("{}{REGISTRATIONS}", app.base))
+        .json(body)
+        .send()
+        .await
+        .expect("request");
+    // Successes are application/json, refusals application/problem+json.
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    (status, body)
+}
+
+async fn get_json(app: &TestApp, cert: &IssuedCertificate, path: &str) -> Value {
+    let response = app
+        .client(Some(cert))
+        .get(format!("{}{path}", app.base))
+        .send()
+        .await
+        .expect("request");
+    let (status, body) = json_of(response).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body
+}
+
+fn register(aor: &str, contact: &str, expires: Option<i64>, cseq: i64) -> Value {
+    json!({
+        "aor": aor,
+        "contact": contact,
+        "expires": expires,
+        "user_agent": "sipp/3.7",
+        "transport": "udp",
+        "source": "127.0.0.1:5062",
+        "call_id": "reg-1@127.0.0.1",
+        "cseq": cseq,
+        "min_expires": 10,
+        "max_expires": 600,
+        "default_expires": 300,
+    })
+}
+
+/// Everything the subscriber and the decision can see of alice's devices.
+async fn devices_seen(app: &TestApp) -> (Value, Value) {
+    (
+        get_json(app, &app.alice, "/v1/me/devices").await["devices"].clone(),
+        app.action(&app.alice, "action=get_devices").await.1,
+    )
+}
+
+#[tokio::test]
+async fn a_fed_registration_is_shown_to_its_owner_and_lapses_on_time() {
+    let app = TestApp::spawn().await;
+    let t0 = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp(), 0).unwrap();
+    app.clock.set(t0);
+    app.cli_ok(&["account", "set", ALICE, "--timezone", "Asia/Kolkata"]);
+    let proxy = service_cert(&app).await;
+
+    // Two contacts, one with its own lifetime; the Expires header (900) is capped to 600.
+    let (status, body) = post(
+        &app,
+        &proxy,
+        &register(
+            "sip:alice@example.com",
+            "<sip:alice@127.0.0.1:5062;transport=udp>;expires=30, \"Desk, 2\" <sip:alice@127.0.0.1:5064>",
+            Some(900),
+            1,
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["account"], "alice@example.com");
+    let (v1, seed) = devices_seen(&app).await;
+    assert_eq!(body["devices"], v1);
+    let contacts: Vec<&str> = v1
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["contact"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        contacts,
+        [
+            "sip:alice@127.0.0.1:5062;transport=udp",
+            "sip:alice@127.0.0.1:5064"
+        ]
+    );
+    let first = &v1[0];
+    assert_eq!(first["user_agent"], "sipp/3.7");
+    assert_eq!(first["transport"], "udp");
+    assert_eq!(first["source"], "127.0.0.1:5062");
+    assert_eq!(first["expires_in"], 30);
+    assert_eq!(v1[1]["expires_in"], 600);
+    let expires_at =
+        (t0 + Duration::seconds(30)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert_eq!(first["expires_at"], expires_at.as_str());
+    // The seed action: the same devices, times in the account's zone (+05:30).
+    let seed = seed.as_array().unwrap().clone();
+    assert_eq!(seed.len(), 2);
+    assert_eq!(seed[0]["contact"], first["contact"]);
+    assert_eq!(seed[0]["userAgent"], "sipp/3.7");
+    assert_eq!(seed[0]["sourceAddress"], "127.0.0.1:5062");
+    assert_eq!(seed[0]["expires"], 30);
+    assert_eq!(seed[0]["expiresAtUtc"], expires_at.as_str());
+    let local = (t0 + Duration::seconds(30))
+        .with_timezone(&chrono::FixedOffset::east_opt(5 * 3600 + 1800).unwrap())
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    assert_eq!(seed[0]["expiresAt"], local.as_str());
+    assert_eq!(
+        app.action(&app.alice, "action=devices").await.1,
+        json!(seed)
+    );
+    // Bob sees none of them.
+    assert_eq!(
+        get_json(&app, &app.bob, "/v1/me/devices").await["devices"],
+        json!([])
+    );
+
+    // 31 s later the first has lapsed; 601 s later both.
+    app.clock.set(t0 + Duration::seconds(31));
+    let (v1, _) = devices_seen(&app).await;
+    assert_eq!(v1.as_array().unwrap().len(), 1);
+    assert_eq!(v1[0]["contact"], "sip:alice@127.0.0.1:5064");
+    app.clock.set(t0 + Duration::seconds(601));
+    assert_eq!(devices_seen(&app).await, (json!([]), json!([])));
+
+    // An unregistration (Contact: *, Expires: 0) removes what a new registration added.
+    app.clock.set(t0 + Duration::seconds(700));
+    let (status, body) = post(
+        &app,
+        &proxy,
+        &register(
+            "sip:alice@example.com",
+            "<sip:alice@127.0.0.1:5062>",
+            None,
+            2,
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["devices"][0]["expires_in"], 300);
+    let (status, body) = post(
+        &app,
+        &proxy,
+        &register("sip:alice@example.com", "*", Some(0), 3),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["devices"], json!([]));
+    assert_eq!(devices_seen(&app).await, (json!([]), json!([])));
+}
+
+#[tokio::test]
+async fn forged_or_bad_feeds_are_refused_and_change_nothing() {
+    let app = TestApp::spawn().await;
+    let proxy = service_cert(&app).await;
+    let ok = register(
+        "sip:alice@example.com",
+        "<sip:alice@127.0.0.1:5062>",
+        None,
+        1,
+    );
+    let (status, _) = post(&app, &proxy, &ok).await;
+    assert_eq!(status, 200);
+    let before = devices_seen(&app).await;
+
+    // A subscriber's own certificate is not a proxy's.
+    let forged = register("sip:alice@example.com", "<sip:evil@192.0.2.66>", None, 2);
+    let (status, body) = post(&app, &app.alice, &forged).await;
+    assert_eq!(status, 403, "{body}");
+    // A domain not served here; an address nobody has.
+    let (status, body) = post(
+        &app,
+        &proxy,
+        &register("sip:alice@foreign.example", "<sip:a@192.0.2.66>", None, 2),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("foreign.example"),
+        "{body}"
+    );
+    let (status, body) = post(
+        &app,
+        &proxy,
+        &register("sip:nobody@example.com", "<sip:a@192.0.2.66>", None, 2),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    // Malformed: each names its field.
+    let mut cases = Vec::new();
+    for (field, value) in [
+        ("contact", json!("<sip:alice@192.0.2.66")),
+        ("contact", json!("http://example.com")),
+        ("contact", json!("*")),
+        ("expires", json!(-1)),
+        ("transport", json!("pigeon")),
+        ("source", json!("not-an-address")),
+        ("call_id", json!("")),
+        ("cseq", json!(null)),
+        ("aor", json!("alice")),
+    ] {
+        let mut body = forged.clone();
+        body[field] = value;
+        cases.push((field, body));
+    }
+    let mut unknown = forged.clone();
+    unknown["extra"] = json!(1);
+    cases.push(("extra", unknown));
+    for (field, body) in cases {
+        let (status, reply) = post(&app, &proxy, &body).await;
+        assert!(status == 400 || status == 422, "{field}: {status} {reply}");
+        assert!(reply.to_string().contains(field), "{field}: {reply}");
+    }
+    assert_eq!(devices_seen(&app).await, before);
+}
+
+fn door(c: &mut sip_settings::config::Config) {
+    c.sip.listen = vec!["udp:127.0.0.1:0".parse().unwrap()];
+}
+
+async fn ask_udp(app: &TestApp, uri: &str, from: &str, headers: &[&str]) -> Answer {
+    let server = sip_settings_sip::Listen {
+        transport: Transport::Udp,
+        addr: app
+            .server
+            .as_ref()
+            .unwrap()
+            .sip_addr(Transport::Udp)
+            .unwrap(),
+    };
+    ask(
+        server,
+        &Question {
+            uri: uri.to_owned(),
+            from: from.to_owned(),
+            headers: headers.iter().map(|h| (*h).to_owned()).collect(),
+        },
+        None,
+    )
+    .await
+    .unwrap()
+}
+
+fn header<'a>(a: &'a Answer, name: &str) -> Option<&'a str> {
+    a.response.headers.get(name)
+}
+
+#[tokio::test]
+async fn the_decision_knows_whether_the_callee_is_registered_from_the_feed() {
+    let app = TestApp::spawn_with(door).await;
+    let t0 = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp(), 0).unwrap();
+    app.clock.set(t0);
+    let proxy = service_cert(&app).await;
+    app.cli_ok(&["account", "set", ALICE, "--no-answer-timeout", "20"]);
+    let (status, _) = app
+        .action(
+            &app.alice,
+            "action=set_diversions&FNOL=sip:mobile@example.net",
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // Not registered: FNOL.
+    let a = ask_udp(&app, "sip:alice@example.com", "sip:bob@example.com", &[]).await;
+    assert_eq!(a.response.code, 302);
+    assert_eq!(header(&a, "contact"), Some("<sip:mobile@example.net>"));
+    // Registered through the feed: ring for no_answer_timeout.
+    let (status, _) = post(
+        &app,
+        &proxy,
+        &register(
+            "sip:alice@example.com",
+            "<sip:alice@127.0.0.1:5062>",
+            Some(60),
+            1,
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let a = ask_udp(&app, "sip:alice@example.com", "sip:bob@example.com", &[]).await;
+    assert_eq!(header(&a, "x-ring-time"), Some("20"), "{a:?}");
+    // A proxy's own hint still wins.
+    let a = ask_udp(
+        &app,
+        "sip:alice@example.com",
+        "sip:bob@example.com",
+        &["X-Registered: no"],
+    )
+    .await;
+    assert_eq!(header(&a, "contact"), Some("<sip:mobile@example.net>"));
+    // The binding lapses: FNOL again.
+    app.clock.set(t0 + Duration::seconds(61));
+    let a = ask_udp(&app, "sip:alice@example.com", "sip:bob@example.com", &[]).await;
+    assert_eq!(header(&a, "contact"), Some("<sip:mobile@example.net>"));
+}
+
+const RATES_CSV: &str = "prefix,description,connect_fee,rate_per_minute,increment_seconds,minimum_seconds\n\
+49,Germany,0.00,0.60,1,1\n";
+
+#[tokio::test]
+async fn the_originating_question_answers_identity_privacy_and_prepaid_time() {
+    let app = TestApp::spawn_with(door).await;
+    // Plain: alice's own address is asserted; nothing else.
+    let a = ask_udp(
+        &app,
+        "sip:bob@example.com;orig",
+        "sip:alice@example.com",
+        &[
+            "P-Asserted-Identity: <sip:boss@example.com>",
+            "Privacy: none",
+        ],
+    )
+    .await;
+    assert_eq!(a.response.code, 302, "{a:?}");
+    assert_eq!(header(&a, "contact"), Some("<sip:bob@example.com>"));
+    assert_eq!(
+        header(&a, "p-asserted-identity"),
+        Some("<sip:alice@example.com>")
+    );
+    assert_eq!(header(&a, "privacy"), None);
+    assert_eq!(header(&a, "x-max-session-time"), None);
+
+    // Privacy on, a PSTN caller id: asserted on calls to numbers only.
+    let (status, _) = app.action(&app.alice, "action=privacy_on").await;
+    assert_eq!(status, 200);
+    app.cli_ok(&["account", "set", ALICE, "--pstn-caller-id", "+31201234567"]);
+    let a = ask_udp(
+        &app,
+        "sip:+4930123456@example.com;user=phone;orig",
+        "sip:alice@example.com",
+        &[],
+    )
+    .await;
+    assert_eq!(
+        header(&a, "contact"),
+        Some("<sip:+4930123456@example.com;user=phone>")
+    );
+    assert_eq!(header(&a, "privacy"), Some("id"));
+    assert_eq!(
+        header(&a, "p-asserted-identity"),
+        Some("<sip:+31201234567@example.com;user=phone>")
+    );
+    let a = ask_udp(
+        &app,
+        "sip:bob@example.com;orig",
+        "sip:alice@example.com",
+        &[],
+    )
+    .await;
+    assert_eq!(
+        header(&a, "p-asserted-identity"),
+        Some("<sip:alice@example.com>")
+    );
+
+    // A caller that is not a local account.
+    let a = ask_udp(
+        &app,
+        "sip:bob@example.com;orig",
+        "sip:mallory@example.org",
+        &[],
+    )
+    .await;
+    assert_eq!(a.response.code, 403);
+    assert!(
+        header(&a, "warning")
+            .unwrap()
+            .contains("not a local account")
+    );
+
+    // Prepaid: no balance → 402 naming why, nothing opened; with balance → the time it pays.
+    app.cli_ok(&["account", "set", ALICE, "--prepaid", "true"]);
+    let rates = app.data_dir().join("rates.csv");
+    std::fs::write(&rates, RATES_CSV).unwrap();
+    app.cli_ok(&["rates", "import", rates.to_str().unwrap()]);
+    let a = ask_udp(
+        &app,
+        "sip:+4930123456@example.com;orig",
+        "sip:alice@example.com",
+        &[],
+    )
+    .await;
+    assert_eq!(a.response.code, 402, "{a:?}");
+    assert!(header(&a, "warning").is_some());
+    assert_eq!(
+        app.read(&app.alice, "prepaid").await["active_calls"],
+        json!([])
+    );
+    app.cli_ok(&["balance", "topup", ALICE, "1.00"]);
+    let a = ask_udp(
+        &app,
+        "sip:+4930123456@example.com;orig",
+        "sip:alice@example.com",
+        &[],
+    )
+    .await;
+    assert_eq!(a.response.code, 302, "{a:?}");
+    // 1.00 at 0.60 a minute, per second: 100 s.
+    assert_eq!(header(&a, "x-max-session-time"), Some("100"));
+    let prepaid = app.read(&app.alice, "prepaid").await;
+    assert_eq!(
+        prepaid["active_calls"].as_array().unwrap().len(),
+        1,
+        "{prepaid}"
+    );
+    assert_eq!(prepaid["active_calls"][0]["destination"], "+4930123456");
+    // A call to a local account costs nothing: no session.
+    let a = ask_udp(
+        &app,
+        "sip:bob@example.com;orig",
+        "sip:alice@example.com",
+        &[],
+    )
+    .await;
+    assert_eq!(header(&a, "x-max-session-time"), None);
+}
