@@ -1943,6 +1943,7 @@ const SERVED: &[(&str, &[&str])] = &[
     ("/v1/me/enum", &["get"]),
     ("/v1/me/calls", &["get"]),
     ("/v1/me/prepaid", &["get"]),
+    ("/v1/me/devices", &["get"]),
     ("/v1/me/balance-history", &["get"]),
     ("/v1/me/usage/{month}", &["get"]),
     ("/v1/me/voicemail", &["get", "put", "patch", "delete"]),
