@@ -257,6 +257,7 @@ mod tests {
             ("OpenBody", decode::<s::OpenBody>),
             ("CloseBody", decode::<s::CloseBody>),
             ("RegistrationBody", decode::<s::RegistrationBody>),
+            ("CallBatchBody", decode::<s::CallBatchBody>),
         ]
     }
 

@@ -83,6 +83,7 @@ pub async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, Response> {
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(record_call))
+        .routes(routes!(record_calls))
         .routes(routes!(open_session))
         .routes(routes!(close_session))
         .routes(routes!(register))
@@ -342,6 +343,78 @@ async fn record_call(State(state): State<AppState>, client: ServiceClient, body:
             Json(json!({"recorded": false, "replay": true, "call_id": input.call_id})),
         )
             .into_response(),
+        Err(e) => from_error(&e),
+    }
+}
+
+/// Most records in one batch.
+pub const MAX_BATCH: usize = 1000;
+
+/// Finished calls in one batch (`POST /v1/service/calls/batch`): what a proxy's accounting
+/// queued, stored in one transaction.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallBatchBody {
+    /// 1 to 1000 call records, each as `POST /v1/service/calls` takes it.
+    #[serde(default)]
+    #[schema(required = true)]
+    calls: Vec<CallRecordBody>,
+}
+
+/// The answer to a batch.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documentation of the JSON below
+pub struct BatchRecorded {
+    /// Records stored.
+    recorded: usize,
+    /// Records already stored before (replays): nothing stored for them.
+    replays: usize,
+}
+
+/// Records many finished calls at once, all or none: one transaction, one durable commit (a
+/// proxy's accounting queue drains at thousands of calls a second this way, where one commit
+/// per call is bound by the disk's flush time). A malformed record refuses the whole batch,
+/// naming it (`calls[3].caller`); replays are counted, not stored again.
+#[utoipa::path(post, path = "/v1/service/calls/batch", tag = "service",
+    request_body(content = CallBatchBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Recorded", body = BatchRecorded),
+        ServiceErrors
+    ))]
+async fn record_calls(
+    State(state): State<AppState>,
+    client: ServiceClient,
+    body: Body,
+) -> Response {
+    let batch: CallBatchBody = match json_body(body).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if batch.calls.is_empty() || batch.calls.len() > MAX_BATCH {
+        return from_error(&ServiceError::invalid(
+            "calls",
+            format!("must hold 1 to {MAX_BATCH} call records"),
+        ));
+    }
+    let services = client.services(&state);
+    let mut calls = Vec::with_capacity(batch.calls.len());
+    for (i, body) in batch.calls.into_iter().enumerate() {
+        match services.prepare_call(&body.into()).await {
+            Ok(call) => calls.push(call),
+            Err(ServiceError::Invalid { field, reason }) => {
+                return from_error(&ServiceError::Invalid {
+                    field: format!("calls[{i}].{field}"),
+                    reason,
+                });
+            }
+            Err(e) => return from_error(&e),
+        }
+    }
+    let total = calls.len();
+    match services.record_calls(&calls).await {
+        Ok(recorded) => {
+            Json(json!({"recorded": recorded, "replays": total - recorded})).into_response()
+        }
         Err(e) => from_error(&e),
     }
 }

@@ -439,3 +439,81 @@ async fn the_originating_question_answers_identity_privacy_and_prepaid_time() {
     .await;
     assert_eq!(header(&a, "x-max-session-time"), None);
 }
+
+fn call_record(call_id: &str, caller: &str, callee: &str) -> Value {
+    json!({
+        "call_id": call_id, "from_tag": "f1", "to_tag": "t1",
+        "caller": caller, "callee": callee,
+        "start": "2026-11-30T10:00:00Z", "stop": "2026-11-30T10:01:00Z",
+        "duration": 60, "status": 200, "media": ["audio"], "proxy_ip": "127.0.0.1",
+    })
+}
+
+async fn post_to(
+    app: &TestApp,
+    cert: &IssuedCertificate,
+    path: &str,
+    body: &Value,
+) -> (u16, Value) {
+    let response = app
+        .client(Some(cert))
+        .post(format!("{}{path}", app.base))
+        .json(body)
+        .send()
+        .await
+        .expect("request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}")),
+    )
+}
+
+async fn calls_of(app: &TestApp, cert: &IssuedCertificate) -> Value {
+    app.action(cert, "action=calls&days=90").await.1
+}
+
+#[tokio::test]
+async fn a_batch_of_call_records_is_stored_at_once_or_not_at_all() {
+    let app = TestApp::spawn().await;
+    let proxy = service_cert(&app).await;
+    let batch = "/v1/service/calls/batch";
+    let nothing = json!({"placed": [], "received": []});
+
+    // One malformed record refuses the batch, naming it; nothing is stored.
+    let bad = json!({"calls": [
+        call_record("b-1", "sip:alice@example.com", "sip:bob@example.com"),
+        call_record("b-2", "alice", "sip:bob@example.com"),
+    ]});
+    let (status, body) = post_to(&app, &proxy, batch, &bad).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["field"], "calls[1].caller", "{body}");
+    assert_eq!(calls_of(&app, &app.alice).await, nothing);
+    for empty in [json!({"calls": []}), json!({})] {
+        let (status, body) = post_to(&app, &proxy, batch, &empty).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["field"], "calls", "{body}");
+    }
+    // Not for a subscriber's certificate.
+    let good = json!({"calls": [
+        call_record("b-1", "sip:alice@example.com", "sip:bob@example.com"),
+        call_record("b-3", "sip:bob@example.com", "sip:carol@example.net"),
+    ]});
+    let (status, _) = post_to(&app, &app.alice, batch, &good).await;
+    assert_eq!(status, 403);
+    assert_eq!(calls_of(&app, &app.alice).await, nothing);
+
+    // Stored, each for its local parties; a replay is counted, not stored twice.
+    let (status, body) = post_to(&app, &proxy, batch, &good).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"recorded": 2, "replays": 0}));
+    let (status, body) = post_to(&app, &proxy, batch, &good).await;
+    assert_eq!((status, body), (200, json!({"recorded": 0, "replays": 2})));
+    let alice = calls_of(&app, &app.alice).await;
+    assert_eq!(alice["placed"].as_array().unwrap().len(), 1, "{alice}");
+    assert_eq!(alice["placed"][0]["sessionId"], "b-1");
+    let bob = calls_of(&app, &app.bob).await;
+    assert_eq!(bob["received"][0]["sessionId"], "b-1", "{bob}");
+    assert_eq!(bob["placed"][0]["sessionId"], "b-3", "{bob}");
+}
