@@ -6,6 +6,7 @@
 
 use std::fs;
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -97,6 +98,69 @@ request_route {{
     )
 }
 
+/// Checks `cfg` with `args` (`kamailio -c`), then starts Kamailio in the foreground (`-DD -E`)
+/// as the leader of its own process group (stopped as a group: no worker outlives it), pid
+/// file and runtime directory in `dir`, stderr to `log`; returns once `ready` (at most 20 s).
+fn spawn(
+    bin: &Path,
+    cfg: &Path,
+    args: &[String],
+    dir: &Path,
+    log: &Path,
+    ready: impl Fn() -> bool,
+) -> anyhow::Result<Proc> {
+    let runtime = dir.join("run");
+    fs::create_dir_all(&runtime)?;
+    let check = Command::new(bin)
+        .arg("-c")
+        .arg("-f")
+        .arg(cfg)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {}", bin.display()))?;
+    if !check.status.success() {
+        bail!(
+            "kamailio -c refuses {} {}: {}",
+            cfg.display(),
+            args.join(" "),
+            String::from_utf8_lossy(&check.stderr).trim()
+        );
+    }
+    let stderr = fs::File::create(log)?;
+    let child = Command::new(bin)
+        .arg("-f")
+        .arg(cfg)
+        .args(args)
+        .args(["-DD", "-E"])
+        .arg("-P")
+        .arg(dir.join("kamailio.pid"))
+        .arg("-Y")
+        .arg(&runtime)
+        .arg("-w")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    let mut proc = Proc::new_group("kamailio", child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = proc.exited()? {
+            bail!("kamailio exited ({status}): {}", tail(log));
+        }
+        if ready() {
+            return Ok(proc);
+        }
+        if Instant::now() > deadline {
+            bail!("kamailio is not ready after 20 s: {}", tail(log));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A running Kamailio.
 #[derive(Debug)]
 pub struct Kamailio {
@@ -113,55 +177,36 @@ impl Kamailio {
         let dir = dir
             .canonicalize()
             .with_context(|| format!("{}", dir.display()))?;
-        let runtime = dir.join("run");
-        fs::create_dir_all(&runtime)?;
         let addr: SocketAddr = ([127, 0, 0, 1], free_udp_port()?).into();
         let cfg = dir.join("kamailio.cfg");
         fs::write(&cfg, config(addr, module_dir()?))?;
         let log = logs.join("kamailio.log");
-        let check = Command::new(bin)
-            .arg("-c")
-            .arg("-f")
-            .arg(&cfg)
-            .stdin(Stdio::null())
-            .output()
-            .with_context(|| format!("cannot run {}", bin.display()))?;
-        if !check.status.success() {
-            bail!(
-                "kamailio -c refuses {}: {}",
-                cfg.display(),
-                String::from_utf8_lossy(&check.stderr).trim()
-            );
-        }
-        let stderr = fs::File::create(&log)?;
-        let child = Command::new(bin)
-            .arg("-f")
-            .arg(&cfg)
-            .args(["-DD", "-E"])
-            .arg("-P")
-            .arg(dir.join("kamailio.pid"))
-            .arg("-Y")
-            .arg(&runtime)
-            .arg("-w")
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .with_context(|| format!("cannot start {}", bin.display()))?;
-        let mut proc = Proc::new("kamailio", child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = proc.exited()? {
-                bail!("kamailio exited ({status}): {}", tail(&log));
-            }
-            if sip_probe::options(addr, Duration::from_millis(200)).is_ok() {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("kamailio does not answer OPTIONS on {addr}: {}", tail(&log));
-            }
-        }
+        let proc = spawn(bin, &cfg, &[], &dir, &log, || {
+            sip_probe::options(addr, Duration::from_millis(200)).is_ok()
+        })?;
+        Ok(Self { proc, addr })
+    }
+
+    /// Starts Kamailio with a configuration file as it is (the shipped
+    /// `contrib/kamailio/kamailio.cfg`), its `-A` defines and more options (`-n`, `-m`), the
+    /// pid file and runtime directory in `dir`; returns once its UDP port `addr` (on 127.0.0.1) is
+    /// bound (the configuration relays an OPTIONS rather than answering it).
+    pub fn start_file(
+        bin: &Path,
+        cfg: &Path,
+        args: &[String],
+        addr: SocketAddr,
+        dir: &Path,
+        log: &Path,
+    ) -> anyhow::Result<Self> {
+        fs::create_dir_all(dir)?;
+        let dir = dir
+            .canonicalize()
+            .with_context(|| format!("{}", dir.display()))?;
+        // Bound: the port is in /proc/net/udp (read, not probed by binding it).
+        let proc = spawn(bin, cfg, args, &dir, log, || {
+            crate::sipp::udp_drops(addr.port()).is_some()
+        })?;
         Ok(Self { proc, addr })
     }
 

@@ -10,10 +10,13 @@
 //! * `sip`: the SIP redirect door (`serve --sip-listen udp:…`) under SIPp load beside
 //!   Kamailio: the highest rate with no failed call of each, and the door's own decision latency
 //!   and memory at half Kamailio's rate.
-//! * `all`: all three.
+//! * `proxy`: whole calls (INVITE … BYE, SIPp caller and callee) through Kamailio with the
+//!   shipped `contrib/kamailio/kamailio.cfg`, deciding with sip-settings and, in the same run,
+//!   alone (`-A ALONE`): the highest call rate of each, the ratio and the call set-up time.
+//! * `all`: all four.
 //!
 //! The report is printed as Markdown and, except with `--smoke`, written to
-//! `docs/benchmarks.md` (`sip` alone replaces only its own section there). `--smoke` runs
+//! `docs/benchmarks.md` (`sip` and `proxy` alone replace only their own sections there). `--smoke` runs
 //! everything with tiny sizes in well under a minute.
 
 mod calls;
@@ -22,11 +25,15 @@ mod load;
 mod nginx;
 mod process;
 mod provision;
+mod proxy;
+mod proxy_report;
 mod report;
+mod search;
 mod sip;
 mod sip_probe;
 mod sip_report;
 mod sipp;
+mod sipp_calls;
 
 use std::fs;
 use std::path::PathBuf;
@@ -69,6 +76,10 @@ struct Cli {
     /// Use target/release/sip-settings as it is instead of building it first.
     #[arg(long, global = true)]
     no_build: bool,
+    /// `proxy`: Kamailio's worker processes (`kamailio -n N`), in both variants (default: the
+    /// configuration's `children=`).
+    #[arg(long, global = true, value_name = "N")]
+    kamailio_children: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
@@ -79,7 +90,9 @@ enum What {
     Http,
     /// The SIP redirect door under SIPp load, beside Kamailio.
     Sip,
-    /// All three.
+    /// Whole calls through Kamailio deciding with sip-settings, beside Kamailio alone.
+    Proxy,
+    /// All four.
     All,
 }
 
@@ -293,18 +306,27 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
         command,
     };
     let docs = root.join("docs/benchmarks.md");
-    if cli.what == What::Sip {
+    if matches!(cli.what, What::Sip | What::Proxy) {
         fs::create_dir_all(&work.0)?;
         fs::write(&config_path, SERVER_CONFIG)?;
-        let section = sip::run(sip_params(&command)).await?;
+        let (section, begin, end) = if cli.what == What::Sip {
+            let section = sip::run(sip_params(&command)).await?;
+            (section, sip_report::BEGIN, sip_report::END)
+        } else {
+            let section = proxy::run(sip_params(&command), cli.kamailio_children).await?;
+            (section, proxy_report::BEGIN, proxy_report::END)
+        };
         println!("{section}");
         if cli.smoke {
             eprintln!("smoke run: docs/benchmarks.md left as it is");
         } else {
             let doc = fs::read_to_string(&docs).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
-            fs::write(&docs, sip_report::splice(&doc, &section))
-                .with_context(|| format!("writing {}", docs.display()))?;
-            eprintln!("wrote the SIP section of {}", docs.display());
+            fs::write(
+                &docs,
+                sip_report::splice_between(&doc, &section, begin, end),
+            )
+            .with_context(|| format!("writing {}", docs.display()))?;
+            eprintln!("wrote the {} section of {}", begin, docs.display());
         }
         return Ok(());
     }
@@ -324,14 +346,10 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
         database: cli.database.clone(),
         config: Some(config_path.clone()),
     };
-    let rate_limits = match spec.run(&["migrate"], &logs.join("migrate.log")) {
-        Ok(()) => "raised far above the load (the limiter runs on every request, never refuses)",
-        Err(e) if format!("{e:#}").contains("rate_limits") => {
-            spec.config = None;
-            spec.run(&["migrate"], &logs.join("migrate.log"))?;
-            "not in this server"
-        }
-        Err(e) => return Err(e),
+    let rate_limits = if spec.migrate(&logs.join("migrate.log"))? {
+        "raised far above the load (the limiter runs on every request, never refuses)"
+    } else {
+        "not in this server"
     };
 
     let provider = load::provider();
@@ -705,15 +723,23 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
     }
 
     let mut markdown = report.markdown(&root);
+    let old_doc = fs::read_to_string(&docs).unwrap_or_default();
     if want_sip {
         let section = sip::run(sip_params(&command)).await?;
         markdown = sip_report::splice(&markdown, &section);
-    } else if let Some(old) = fs::read_to_string(&docs)
-        .ok()
-        .and_then(|d| sip_report::section_of(&d).map(str::to_owned))
-    {
-        // Figures of an earlier `sip` run stay until `sip` runs again.
-        markdown = sip_report::splice(&markdown, &old);
+        let section = proxy::run(sip_params(&command), cli.kamailio_children).await?;
+        markdown =
+            sip_report::splice_between(&markdown, &section, proxy_report::BEGIN, proxy_report::END);
+    } else {
+        // Figures of earlier `sip` and `proxy` runs stay until they run again.
+        for (begin, end) in [
+            (sip_report::BEGIN, sip_report::END),
+            (proxy_report::BEGIN, proxy_report::END),
+        ] {
+            if let Some(old) = sip_report::section_between(&old_doc, begin, end) {
+                markdown = sip_report::splice_between(&markdown, old, begin, end);
+            }
+        }
     }
     println!("{markdown}");
     if cli.smoke {

@@ -106,6 +106,9 @@ pub struct Proc {
     name: String,
     child: Option<Child>,
     pid: u32,
+    /// The child leads its own process group (spawned with `process_group(0)`): signals go
+    /// to the group, so that forked workers (Kamailio's) never outlive it.
+    group: bool,
 }
 
 impl Proc {
@@ -116,7 +119,16 @@ impl Proc {
             name: name.to_owned(),
             child: Some(child),
             pid,
+            group: false,
         }
+    }
+
+    /// Wraps a child spawned as the leader of its own process group (`process_group(0)`):
+    /// it is stopped as a group.
+    pub fn new_group(name: &str, child: Child) -> Self {
+        let mut proc = Self::new(name, child);
+        proc.group = true;
+        proc
     }
 
     /// The process id.
@@ -141,19 +153,32 @@ impl Proc {
         let Some(mut child) = self.child.take() else {
             return Ok(());
         };
-        if child.try_wait()?.is_some() {
+        // A group's leader may have exited with members left: they are signalled all the same.
+        if child.try_wait()?.is_some() && !self.group {
             return Ok(());
         }
-        let termed = Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
+        let target = if self.group {
+            format!("-{}", self.pid)
+        } else {
+            self.pid.to_string()
+        };
+        let signal = |sig: &str| {
+            Command::new("kill")
+                .args([sig, "--", &target])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let termed = signal("-TERM");
         if termed {
             let deadline = Instant::now() + STOP_TIMEOUT;
             while Instant::now() < deadline {
                 if child.try_wait()?.is_some() {
+                    if self.group {
+                        // Whatever of the group is left (nothing, normally).
+                        signal("-KILL");
+                    }
                     return Ok(());
                 }
                 std::thread::sleep(Duration::from_millis(20));
@@ -164,6 +189,9 @@ impl Proc {
                 self.pid,
                 STOP_TIMEOUT.as_secs()
             );
+        }
+        if self.group {
+            signal("-KILL");
         }
         child.kill().ok();
         child
@@ -225,6 +253,21 @@ impl ServerSpec {
             cmd.arg("--config").arg(config);
         }
         cmd
+    }
+
+    /// Runs `migrate`; a server that refuses the configuration's `[rate_limits]` (one without
+    /// rate limits) is migrated without the configuration, and runs without it from then on.
+    /// Returns whether the configuration was kept.
+    pub fn migrate(&mut self, log: &Path) -> anyhow::Result<bool> {
+        match self.run(&["migrate"], log) {
+            Ok(()) => Ok(true),
+            Err(e) if format!("{e:#}").contains("rate_limits") => {
+                self.config = None;
+                self.run(&["migrate"], log)?;
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Runs a one-shot subcommand; its output goes to `log`. Errors carry the output's tail.

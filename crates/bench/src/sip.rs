@@ -7,7 +7,7 @@
 //! * Checks before the load: OPTIONS answered 200, an INVITE of every kind of account read in
 //!   full (the target in Contact, Diversion when forwarding, X-Ring-Time when ringing), 404 for
 //!   an unknown account.
-//! * Rate search per server: steps of [`LADDER`] calls/s, each [`STEP_SECS`] s, up to the first
+//! * Rate search per server ([`PLAN`]): steps of rising calls/s, up to the first
 //!   step with a failed call, then a few bisections; the highest clean rate of each and the
 //!   ratio.
 //! * sip-settings alone, a fresh process, at half Kamailio's clean rate: its own decision
@@ -34,25 +34,27 @@ use crate::kamailio::{self, Kamailio};
 use crate::process::{self, Server, ServerSpec, tail};
 use crate::provision::{self, DOMAIN, Db};
 use crate::report;
+use crate::search::{Plan, Search, search, smoke_steps};
 use crate::sip_probe::{self, Reply};
 use crate::sip_report::Section;
 use crate::sipp::{self, Sipp, Step};
 
-/// The rate steps of the search, calls/s.
-pub const LADDER: [u32; 14] = [
-    1_000, 2_000, 4_000, 6_000, 8_000, 10_000, 12_000, 14_000, 16_000, 20_000, 24_000, 28_000,
-    32_000, 40_000,
-];
-/// Seconds of calls per step of the search.
-pub const STEP_SECS: f64 = 4.0;
-/// Bisections between the last clean and the first failing step.
-pub const BISECTIONS: usize = 3;
-/// Bisection steps are multiples of this, calls/s.
-pub const GRAIN: u32 = 250;
+/// The rate search: steps of 4 s from 1 000 to 40 000 calls/s, up to the first rate with a
+/// failed call, then 3 bisections in steps of 250; a rate passes only with no failed call.
+pub const PLAN: Plan = Plan {
+    ladder: &[
+        1_000, 2_000, 4_000, 6_000, 8_000, 10_000, 12_000, 14_000, 16_000, 20_000, 24_000, 28_000,
+        32_000, 40_000,
+    ],
+    step_secs: 4.0,
+    bisections: 3,
+    grain: 250,
+    max_failed: 0.0,
+    smoke_rates: &[200, 500],
+    budget: None,
+};
 /// Seconds of the half-rate run.
 pub const HALF_SECS: f64 = 5.0;
-/// The smoke run's rates, calls/s, 1 s each.
-pub const SMOKE_RATES: [u32; 2] = [200, 500];
 /// The memory target of the SIP door's process, MiB.
 pub const RSS_TARGET_MIB: f64 = 64.0;
 /// The p99 target of the decision latency at half Kamailio's rate, µs.
@@ -220,154 +222,6 @@ fn strip_ansi(line: &str) -> String {
     out
 }
 
-/// The outcome of a rate search.
-#[derive(Debug, Clone, Default)]
-pub struct Search {
-    /// Every step, in the order run.
-    pub steps: Vec<Step>,
-    /// The clean step of the highest rate.
-    pub best: Option<Step>,
-    /// The failing (or generator-limited) step of the lowest rate.
-    pub first_failing: Option<Step>,
-}
-
-impl Search {
-    /// The highest clean rate, 0 when none.
-    pub fn clean_rate(&self) -> u32 {
-        self.best.as_ref().map_or(0, |s| s.rate)
-    }
-
-    /// Whether one run is clean at the rate asked.
-    pub fn passes(s: &Step) -> bool {
-        s.clean() && !s.generator_limited()
-    }
-
-    /// Records the runs of one rate (a failed run and its confirmation, or one run); the rate
-    /// is clean when the last run is.
-    fn record(&mut self, runs: Vec<Step>) -> bool {
-        let Some(last) = runs.last().cloned() else {
-            return false;
-        };
-        let ok = Self::passes(&last);
-        if ok {
-            if self.best.as_ref().is_none_or(|b| b.rate < last.rate) {
-                self.best = Some(last);
-            }
-        } else if self
-            .first_failing
-            .as_ref()
-            .is_none_or(|f| f.rate > last.rate)
-        {
-            self.first_failing = runs.first().cloned();
-        }
-        self.steps.extend(runs);
-        ok
-    }
-}
-
-/// The next bisection rate between a clean `lo` and a failing `hi`, a multiple of [`GRAIN`];
-/// None when they are adjacent.
-fn midpoint(lo: u32, hi: u32) -> Option<u32> {
-    let mid = (lo + hi) / 2 / GRAIN * GRAIN;
-    (mid > lo && mid < hi).then_some(mid)
-}
-
-/// One server under test, for the search.
-trait Alive {
-    fn alive(&mut self) -> anyhow::Result<()>;
-}
-
-impl Alive for Server {
-    fn alive(&mut self) -> anyhow::Result<()> {
-        self.check_alive()
-    }
-}
-
-impl Alive for Kamailio {
-    fn alive(&mut self) -> anyhow::Result<()> {
-        self.check_alive()
-    }
-}
-
-/// One rate of the search: a run, and when it fails a second one (the machine is shared with
-/// SIPp and the benchmark, and a single scheduling stall of a few tens of milliseconds overflows
-/// a UDP receive buffer at these rates): the rate fails only when both runs do.
-async fn rate_runs(
-    sipp: &Sipp,
-    target: &sipp::Target,
-    server: &mut impl Alive,
-    rate: u32,
-) -> anyhow::Result<Vec<Step>> {
-    let mut runs = Vec::new();
-    for attempt in 0..2 {
-        if attempt > 0 {
-            eprintln!("{}: {rate} calls/s once more", target.name);
-        }
-        let s = sipp.step(target, rate, STEP_SECS).await?;
-        eprintln!("{}: {}", target.name, s.progress());
-        server.alive()?;
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let ok = Search::passes(&s);
-        // A generator-limited run is not retried: SIPp, not the server, was the limit.
-        let limited = s.clean() && s.generator_limited();
-        runs.push(s);
-        if ok || limited {
-            break;
-        }
-    }
-    Ok(runs)
-}
-
-/// Steps up [`LADDER`] until a rate fails, then bisects.
-async fn search(
-    sipp: &Sipp,
-    target: &sipp::Target,
-    server: &mut impl Alive,
-) -> anyhow::Result<Search> {
-    let mut out = Search::default();
-    for &rate in &LADDER {
-        let runs = rate_runs(sipp, target, server, rate).await?;
-        if !out.record(runs) {
-            break;
-        }
-    }
-    for _ in 0..BISECTIONS {
-        let (lo, Some(hi)) = (out.clean_rate(), out.first_failing.as_ref().map(|s| s.rate)) else {
-            break;
-        };
-        let Some(mid) = midpoint(lo, hi) else { break };
-        let runs = rate_runs(sipp, target, server, mid).await?;
-        out.record(runs);
-    }
-    Ok(out)
-}
-
-/// Smoke steps: every one must be clean.
-async fn smoke_steps(
-    sipp: &Sipp,
-    target: &sipp::Target,
-    server: &mut impl Alive,
-) -> anyhow::Result<Search> {
-    let mut out = Search::default();
-    for rate in SMOKE_RATES {
-        let s = sipp.step(target, rate, 1.0).await?;
-        eprintln!("{}: {}", target.name, s.progress());
-        server.alive()?;
-        if !s.clean() {
-            bail!(
-                "{} at {rate} calls/s: failed calls: {} (SIPp's errors: {})",
-                target.name,
-                s.failure_text(),
-                sipp.logs
-                    .join(format!("sipp-{}-{rate}-errors.log", target.name))
-                    .display()
-            );
-        }
-        out.record(vec![s]);
-    }
-    Ok(out)
-}
-
 /// Stores the forwarding of [`forwarding`] on every account; returns how many accounts forward.
 async fn store_forwarding(db: &Db, n: usize) -> anyhow::Result<usize> {
     let next = Arc::new(AtomicUsize::new(0));
@@ -404,13 +258,30 @@ async fn store_forwarding(db: &Db, n: usize) -> anyhow::Result<usize> {
     Ok(total)
 }
 
-/// Whether this `sip-settings` has the SIP door (`serve --help` lists `--sip-listen`).
-fn has_sip_door(bin: &Path) -> anyhow::Result<bool> {
+/// `sip-settings serve --help`.
+fn serve_help(bin: &Path) -> anyhow::Result<String> {
     let out = Command::new(bin)
         .args(["serve", "--help"])
         .output()
         .with_context(|| format!("running {} serve --help", bin.display()))?;
-    Ok(String::from_utf8_lossy(&out.stdout).contains("--sip-listen"))
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Whether this `sip-settings` has the SIP door (`serve --help` lists `--sip-listen`).
+pub(crate) fn has_sip_door(bin: &Path) -> anyhow::Result<bool> {
+    Ok(serve_help(bin)?.contains("--sip-listen"))
+}
+
+/// The redirect benchmark's `serve` options beyond the listener: no proxy feeds registrations
+/// here, so a server that would take the registration state from the feed (and find none)
+/// takes it from the proxy's hint instead (`--sip-registrations hint`: registered unless the
+/// INVITE says `X-Registered: no`), and answers "ring" as the checks expect.
+fn redirect_options(bin: &Path) -> anyhow::Result<Vec<String>> {
+    Ok(if serve_help(bin)?.contains("--sip-registrations") {
+        vec!["--sip-registrations".into(), "hint".into()]
+    } else {
+        Vec::new()
+    })
 }
 
 /// The accounts whose answers are read in full before the load: each kind at both ends.
@@ -478,10 +349,16 @@ pub struct HalfRun {
     pub hwm_kib: u64,
 }
 
-/// Starts sip-settings with its SIP door on a free UDP port.
-fn start_server(spec: &ServerSpec, log: &Path) -> anyhow::Result<(Server, SocketAddr)> {
+/// Starts sip-settings with its SIP door on a free UDP port, and more `serve` options.
+pub(crate) fn start_server(
+    spec: &ServerSpec,
+    log: &Path,
+    extra: &[String],
+) -> anyhow::Result<(Server, SocketAddr)> {
     let addr: SocketAddr = ([127, 0, 0, 1], process::free_udp_port()?).into();
-    let server = Server::start_with(spec, log, &["--sip-listen".into(), format!("udp:{addr}")])?;
+    let mut args = vec!["--sip-listen".to_owned(), format!("udp:{addr}")];
+    args.extend_from_slice(extra);
+    let server = Server::start_with(spec, log, &args)?;
     let deadline = Instant::now() + Duration::from_secs(20);
     while let Err(e) = sip_probe::options(addr, Duration::from_millis(500)) {
         if Instant::now() > deadline {
@@ -495,7 +372,7 @@ fn start_server(spec: &ServerSpec, log: &Path) -> anyhow::Result<(Server, Socket
 }
 
 /// Stops sip-settings with SIGTERM and reads its latency line.
-fn stop_server(server: Server) -> anyhow::Result<Latency> {
+pub(crate) fn stop_server(server: Server) -> anyhow::Result<Latency> {
     let log = server.log().to_owned();
     server.stop()?;
     let text = fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?;
@@ -532,6 +409,7 @@ pub async fn run(p: Params<'_>) -> anyhow::Result<String> {
             p.bin.display()
         );
     }
+    let options = redirect_options(p.bin)?;
     let n = p.accounts;
     let data = p.work.join("sip-data");
     provision::prepare(p.bench_dir, &data, n, p.database).await?;
@@ -541,16 +419,7 @@ pub async fn run(p: Params<'_>) -> anyhow::Result<String> {
         database: p.database.map(str::to_owned),
         config: p.config.clone(),
     };
-    let migrate_log = p.logs.join("sip-migrate.log");
-    match spec.run(&["migrate"], &migrate_log) {
-        Ok(()) => {}
-        // A server without rate limits refuses their configuration.
-        Err(e) if format!("{e:#}").contains("rate_limits") => {
-            spec.config = None;
-            spec.run(&["migrate"], &migrate_log)?;
-        }
-        Err(e) => return Err(e),
-    }
+    spec.migrate(&p.logs.join("sip-migrate.log"))?;
     let t = Instant::now();
     let db = Db::open(&data, p.database, false).await?;
     let stored = store_forwarding(&db, n).await;
@@ -571,6 +440,7 @@ pub async fn run(p: Params<'_>) -> anyhow::Result<String> {
         dir: sipp_dir,
         logs: p.logs.to_owned(),
         tick_us: process::tick_us(),
+        hold: Duration::ZERO,
     };
 
     // ---- Kamailio ----
@@ -585,11 +455,12 @@ pub async fn run(p: Params<'_>) -> anyhow::Result<String> {
             addr: kam.addr,
             pid: kam.pid(),
             tree: true,
+            also: Vec::new(),
         };
         let s = if p.smoke {
-            smoke_steps(&sipp, &target, &mut kam).await?
+            smoke_steps(&sipp, &target, &mut kam, &PLAN).await?
         } else {
-            search(&sipp, &target, &mut kam).await?
+            search(&sipp, &target, &mut kam, &PLAN).await?
         };
         let hwm_kib = kam.hwm_kib()?;
         let processes = kam.processes();
@@ -604,18 +475,19 @@ pub async fn run(p: Params<'_>) -> anyhow::Result<String> {
     }
 
     // ---- sip-settings ----
-    let (mut server, addr) = start_server(&spec, &p.logs.join("sip-server-1.log"))?;
+    let (mut server, addr) = start_server(&spec, &p.logs.join("sip-server-1.log"), &options)?;
     probe_sip_settings(addr, n)?;
     let target = sipp::Target {
         name: "sip-settings".into(),
         addr,
         pid: server.pid(),
         tree: false,
+        also: Vec::new(),
     };
     let s = if p.smoke {
-        smoke_steps(&sipp, &target, &mut server).await?
+        smoke_steps(&sipp, &target, &mut server, &PLAN).await?
     } else {
-        search(&sipp, &target, &mut server).await?
+        search(&sipp, &target, &mut server, &PLAN).await?
     };
     let hwm_kib = server.hwm_kib()?;
     let latency = stop_server(server)?;
@@ -649,12 +521,13 @@ pub async fn run(p: Params<'_>) -> anyhow::Result<String> {
             .filter(|r| *r > 0)
             .unwrap_or_else(|| ours.search.clean_rate());
         let rate = (base / 2).max(100);
-        let (mut server, addr) = start_server(&spec, &p.logs.join("sip-server-2.log"))?;
+        let (mut server, addr) = start_server(&spec, &p.logs.join("sip-server-2.log"), &options)?;
         let target = sipp::Target {
             name: "sip-settings-half".into(),
             addr,
             pid: server.pid(),
             tree: false,
+            also: Vec::new(),
         };
         let step = sipp.step(&target, rate, HALF_SECS).await?;
         eprintln!("sip-settings at half rate: {}", step.progress());
@@ -763,14 +636,5 @@ mod tests {
         assert!(check_answer(0, 8, &ring).is_err());
         let not_found = reply("SIP/2.0 404 Not Found\r\n\r\n");
         assert!(check_answer(1, 8, &not_found).is_err());
-    }
-
-    #[test]
-    fn bisection_midpoints() {
-        assert_eq!(midpoint(6_000, 8_000), Some(7_000));
-        assert_eq!(midpoint(7_000, 8_000), Some(7_500));
-        assert_eq!(midpoint(7_500, 8_000), Some(7_750));
-        assert_eq!(midpoint(7_750, 8_000), None);
-        assert_eq!(midpoint(0, 1_000), Some(500));
     }
 }

@@ -8,10 +8,7 @@ use std::path::Path;
 use crate::kamailio;
 use crate::provision::DOMAIN;
 use crate::report::{self, Machine};
-use crate::sip::{
-    BISECTIONS, GRAIN, HALF_SECS, HalfRun, LADDER, Measured, P99_TARGET_US, RSS_TARGET_MIB,
-    SMOKE_RATES, STEP_SECS, Search,
-};
+use crate::sip::{HALF_SECS, HalfRun, Measured, P99_TARGET_US, PLAN, RSS_TARGET_MIB};
 use crate::sipp::{self, Step};
 
 /// Marks around the section in docs/benchmarks.md.
@@ -82,7 +79,7 @@ fn best_cell(m: &Measured) -> String {
         .search
         .steps
         .iter()
-        .any(|s| s.rate == rate && !Search::passes(s));
+        .any(|s| s.rate == rate && !PLAN.passes(s));
     format!(
         "**{}**{}",
         report::count(rate as usize),
@@ -119,13 +116,19 @@ impl Section<'_> {
                 s,
                 "* **Smoke run**: {} calls/s for 1 s against each server, to check that \
                  everything works; the figures are not representative.",
-                SMOKE_RATES.map(|r| r.to_string()).join(" and ")
+                PLAN.smoke_rates
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" and ")
             );
         }
         let _ = writeln!(
             s,
-            "* sip-settings: `sip-settings serve --sip-listen udp:127.0.0.1:PORT` (the HTTPS \
-             listener on a free port beside it), embedded store as for the HTTPS figures; {} \
+            "* sip-settings: `sip-settings serve --sip-listen udp:127.0.0.1:PORT \
+             --sip-registrations hint` (the HTTPS listener on a free port beside it; no proxy \
+             feeds registrations here, so every account counts as registered, as the proxy's \
+             hint says), embedded store as for the HTTPS figures; {} \
              accounts user0…user{} in `{DOMAIN}`, {} of them with forwarding stored through \
              `set_diversions`: every fourth FUNC to a number, every fourth FUNC to another \
              account, every fourth FBUS to a number and FNOA to an account (answered with the \
@@ -173,18 +176,21 @@ impl Section<'_> {
                 "No search.".to_owned()
             } else {
                 format!(
-                    "Rate search per server: {STEP_SECS:.0} s of calls at {} calls/s, up to the \
+                    "Rate search per server: {:.0} s of calls at {} calls/s, up to the \
                      first rate with a failed call (or where SIPp cannot create the calls at the \
-                     rate asked), then {BISECTIONS} bisections in steps of {GRAIN}; \"clean\" \
+                     rate asked), then {} bisections in steps of {}; \"clean\" \
                      means every call answered with a 302 in time. A run with failed calls is \
                      run once more and the rate fails only when both do (a single scheduling \
                      stall of a few tens of ms on this shared machine overflows a UDP receive \
                      buffer at these rates); both runs are in the steps table.",
-                    LADDER
+                    PLAN.step_secs,
+                    PLAN.ladder
                         .iter()
                         .map(|r| report::count(*r as usize))
                         .collect::<Vec<_>>()
-                        .join(", ")
+                        .join(", "),
+                    PLAN.bisections,
+                    PLAN.grain
                 )
             }
         );
@@ -395,10 +401,16 @@ impl Section<'_> {
 
 /// `doc` with its SIP section replaced by `section` (or `section` appended when it has none).
 pub fn splice(doc: &str, section: &str) -> String {
+    splice_between(doc, section, BEGIN, END)
+}
+
+/// `doc` with the section between the marks `begin` and `end` replaced by `section` (which
+/// holds the marks), or `section` appended when `doc` has none.
+pub fn splice_between(doc: &str, section: &str, begin: &str, end: &str) -> String {
     let section = section.trim_end();
-    match (doc.find(BEGIN), doc.find(END)) {
+    match (doc.find(begin), doc.find(end)) {
         (Some(b), Some(e)) if e > b => {
-            let rest = &doc[e + END.len()..];
+            let rest = &doc[e + end.len()..];
             format!(
                 "{}{section}\n{}",
                 &doc[..b],
@@ -409,11 +421,11 @@ pub fn splice(doc: &str, section: &str) -> String {
     }
 }
 
-/// The SIP section of `doc`, if it has one.
-pub fn section_of(doc: &str) -> Option<&str> {
-    let b = doc.find(BEGIN)?;
-    let e = doc[b..].find(END)? + b;
-    Some(&doc[b..e + END.len()])
+/// The section of `doc` between the marks `begin` and `end`, marks included, if it has one.
+pub fn section_between<'a>(doc: &'a str, begin: &str, end: &str) -> Option<&'a str> {
+    let b = doc.find(begin)?;
+    let e = doc[b..].find(end)? + b;
+    Some(&doc[b..e + end.len()])
 }
 
 #[cfg(test)]
@@ -430,7 +442,10 @@ mod tests {
         let old = format!("# B\n\n{BEGIN}\nold\n{END}\n\n## After\n");
         let replaced = splice(&old, &section);
         assert_eq!(replaced, format!("# B\n\n{section}\n## After\n"));
-        assert_eq!(section_of(&replaced), Some(section.trim_end()));
-        assert_eq!(section_of(plain), None);
+        assert_eq!(
+            section_between(&replaced, BEGIN, END),
+            Some(section.trim_end())
+        );
+        assert_eq!(section_between(plain, BEGIN, END), None);
     }
 }

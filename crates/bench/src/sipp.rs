@@ -119,6 +119,47 @@ pub struct Target {
     pub pid: u32,
     /// Whether to add the CPU time of its direct children (Kamailio's workers).
     pub tree: bool,
+    /// More processes whose CPU time (and UDP drops) each step records: the SIP door behind a
+    /// proxy, the callee's SIPp.
+    pub also: Vec<Watch>,
+}
+
+/// A process watched during a step besides the server under test.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    /// A short name for the report.
+    pub name: String,
+    /// Its process id.
+    pub pid: u32,
+    /// Its UDP port on 127.0.0.1, whose drops are counted.
+    pub port: Option<u16>,
+}
+
+/// What a watched process did during a step.
+#[derive(Debug, Clone)]
+pub struct Watched {
+    /// [`Watch::name`].
+    pub name: String,
+    /// CPU time during the run, s.
+    pub cpu: f64,
+    /// Datagrams its UDP socket dropped during the run.
+    pub drops: Option<u64>,
+}
+
+/// Percentiles of the call set-up time (the INVITE sent to its 200 OK received, from SIPp's
+/// short message trace, to the microsecond), µs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetupTimes {
+    /// Calls measured.
+    pub calls: u64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// Largest.
+    pub max: u64,
 }
 
 /// SIPp's response times (the INVITE to its 302), ms; SIPp counts in whole milliseconds.
@@ -163,6 +204,10 @@ pub struct Step {
     pub server_drops: Option<u64>,
     /// Datagrams SIPp's UDP socket dropped, at least (sampled every 200 ms while it ran).
     pub sipp_drops: Option<u64>,
+    /// The watched processes ([`Target::also`]), in order.
+    pub also: Vec<Watched>,
+    /// Call set-up times, when the step traced them.
+    pub setup: Option<SetupTimes>,
 }
 
 impl Step {
@@ -240,12 +285,27 @@ pub struct Sipp {
     pub logs: PathBuf,
     /// Microseconds per clock tick.
     pub tick_us: f64,
+    /// How long a call lasts at least after SIPp created it (a whole call's pause before the
+    /// BYE; zero for a redirect): SIPp's call rate counts it in, the creation rate does not.
+    pub hold: Duration,
 }
 
 impl Sipp {
     /// Runs `rate × secs` calls at `rate` against `target`; bounded by SIPp's own `-timeout` and
     /// by a kill 20 s later.
     pub async fn step(&self, target: &Target, rate: u32, secs: f64) -> anyhow::Result<Step> {
+        self.step_with(target, rate, secs, false).await
+    }
+
+    /// [`Sipp::step`]; with `trace_setup`, SIPp also writes its short message trace (a line per
+    /// message, microsecond timestamps), read back into [`Step::setup`].
+    pub async fn step_with(
+        &self,
+        target: &Target,
+        rate: u32,
+        secs: f64,
+        trace_setup: bool,
+    ) -> anyhow::Result<Step> {
         let calls = (f64::from(rate) * secs).round().max(1.0) as u64;
         let dir = self.dir.join(format!("{}-{rate}-{}", target.name, calls));
         if dir.exists() {
@@ -260,6 +320,9 @@ impl Sipp {
             .join(format!("sipp-{}-{rate}-errors.log", target.name));
         let screen = self.logs.join(format!("sipp-{}-{rate}.log", target.name));
         let mut cmd = tokio::process::Command::new(&self.bin);
+        if trace_setup {
+            cmd.args(["-trace_shortmsg", "-shortmessage_file", SHORT_MESSAGES]);
+        }
         cmd.arg(target.addr.to_string())
             .args(["-sf", "scenario.xml", "-inf"])
             .arg(self.dir.join("users.csv"))
@@ -277,7 +340,7 @@ impl Sipp {
             .args(["-trace_rtt", "-rtt_freq", &rtt_every(calls).to_string()])
             .args(["-trace_err", "-error_file"])
             .arg(&errors)
-            .args(["-max_log_size", "1000000"])
+            .args(["-max_log_size", &max_log(calls, trace_setup).to_string()])
             .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -292,6 +355,7 @@ impl Sipp {
         };
         let server_before = server_cpu()?;
         let server_drops_before = udp_drops(target.addr.port());
+        let also_before = watch(&target.also)?;
         let sipp_before = process::reaped_children_ticks()?;
         let started = Instant::now();
         let mut child = cmd
@@ -321,6 +385,17 @@ impl Sipp {
             .zip(server_drops_before)
             .map(|(after, before)| after.saturating_sub(before));
         let wall = started.elapsed().as_secs_f64();
+        let also = target
+            .also
+            .iter()
+            .zip(also_before)
+            .zip(watch(&target.also)?)
+            .map(|((w, (cpu0, drops0)), (cpu1, drops1))| Watched {
+                name: w.name.clone(),
+                cpu: cpu1.saturating_sub(cpu0) as f64 * self.tick_us / 1e6,
+                drops: drops1.zip(drops0).map(|(a, b)| a.saturating_sub(b)),
+            })
+            .collect();
         let server_cpu = server_cpu()?.saturating_sub(server_before) as f64 * self.tick_us / 1e6;
         let sipp_cpu = process::reaped_children_ticks()?.saturating_sub(sipp_before) as f64
             * self.tick_us
@@ -352,6 +427,14 @@ impl Sipp {
         let response = rtt_file(&dir)
             .and_then(|p| fs::read_to_string(p).ok())
             .and_then(|t| response_times(&t));
+        let setup = if trace_setup {
+            let path = dir.join(SHORT_MESSAGES);
+            let text = fs::read_to_string(&path)
+                .with_context(|| format!("no SIPp short message trace: {}", tail(&screen)))?;
+            setup_times(&text)
+        } else {
+            None
+        };
         let step = Step {
             rate,
             calls,
@@ -359,10 +442,13 @@ impl Sipp {
             successful: get("SuccessfulCall(C)")?,
             failed: get("FailedCall(C)")?,
             failures,
-            achieved: last
-                .get("CallRate(C)")
-                .and_then(|v| v.trim().parse::<f64>().ok())
-                .unwrap_or(0.0),
+            achieved: creation_rate(
+                get("TotalCallCreated")?,
+                last.get("CallRate(C)")
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .unwrap_or(0.0),
+                self.hold,
+            ),
             response,
             wall,
             server_cpu,
@@ -370,6 +456,8 @@ impl Sipp {
             exit,
             server_drops,
             sipp_drops,
+            also,
+            setup,
         };
         if step.clean() {
             fs::remove_file(&errors).ok();
@@ -377,6 +465,86 @@ impl Sipp {
         fs::remove_dir_all(&dir).ok();
         Ok(step)
     }
+}
+
+/// Calls created per second until the last one was: SIPp's `CallRate(C)` is `created` over
+/// the whole run, whose end waits `hold` (at least) for the last call to end.
+fn creation_rate(created: u64, call_rate: f64, hold: Duration) -> f64 {
+    if call_rate <= 0.0 || created == 0 {
+        return call_rate.max(0.0);
+    }
+    let elapsed = created as f64 / call_rate;
+    let creating = elapsed - hold.as_secs_f64();
+    if creating > 0.0 {
+        created as f64 / creating
+    } else {
+        call_rate
+    }
+}
+
+/// The short message trace's file name in a step's directory.
+const SHORT_MESSAGES: &str = "short.log";
+
+/// SIPp's `-max_log_size` (it applies to every log, the short message trace included): 1 MB,
+/// or room for a trace of every call (about 7 lines of 150 bytes each).
+fn max_log(calls: u64, trace_setup: bool) -> u64 {
+    if trace_setup {
+        (calls * 2_000).max(1_000_000)
+    } else {
+        1_000_000
+    }
+}
+
+/// CPU ticks and UDP drops of each watched process, in order.
+fn watch(also: &[Watch]) -> anyhow::Result<Vec<(u64, Option<u64>)>> {
+    also.iter()
+        .map(|w| Ok((process::cpu_ticks(w.pid)?, w.port.and_then(udp_drops))))
+        .collect()
+}
+
+/// Call set-up times from SIPp's short message trace (`date\ttime\tepoch.micro\tS|R\t
+/// call-id\tCSeq:N METHOD\tfirst line`): per Call-ID, the first INVITE sent to the first
+/// `200` to it received. None when no call was answered.
+pub fn setup_times(trace: &str) -> Option<SetupTimes> {
+    use std::collections::HashMap;
+    let micros = |t: &str| -> Option<u64> {
+        let (s, us) = t.split_once('.')?;
+        Some(s.parse::<u64>().ok()? * 1_000_000 + us.parse::<u64>().ok()?)
+    };
+    let mut sent: HashMap<&str, u64> = HashMap::new();
+    let mut v: Vec<u64> = Vec::new();
+    for line in trace.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let [_, _, at, dir, call, cseq, first, ..] = f.as_slice() else {
+            continue;
+        };
+        if !cseq.ends_with(" INVITE") {
+            continue;
+        }
+        let Some(at) = micros(at) else { continue };
+        match *dir {
+            "S" if first.starts_with("INVITE ") => {
+                sent.entry(call).or_insert(at);
+            }
+            "R" if first.starts_with("SIP/2.0 200") => {
+                if let Some(t0) = sent.remove(call) {
+                    v.push(at.saturating_sub(t0));
+                }
+            }
+            _ => {}
+        }
+    }
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable();
+    Some(SetupTimes {
+        calls: v.len() as u64,
+        p50: quantile(&v, 0.5),
+        p90: quantile(&v, 0.9),
+        p99: quantile(&v, 0.99),
+        max: quantile(&v, 1.0),
+    })
 }
 
 /// Datagrams dropped so far by the UDP sockets bound to 127.0.0.1:`port` (all of them: a
@@ -445,17 +613,44 @@ pub fn response_times(text: &str) -> Option<ResponseTimes> {
         return None;
     }
     v.sort_unstable();
-    let at = |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1];
     Some(ResponseTimes {
-        p50: at(0.5),
-        p99: at(0.99),
-        max: v[v.len() - 1],
+        p50: quantile(&v, 0.5),
+        p99: quantile(&v, 0.99),
+        max: quantile(&v, 1.0),
     })
 }
 
+/// The `q` quantile of sorted, non-empty values (nearest rank).
+fn quantile(sorted: &[u64], q: f64) -> u64 {
+    let n = sorted.len();
+    sorted[((n as f64 * q).ceil() as usize).clamp(1, n) - 1]
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A clean step of `calls` calls at `rate`.
+    pub(crate) fn step(rate: u32, calls: u64) -> Step {
+        Step {
+            rate,
+            calls,
+            created: calls,
+            successful: calls,
+            failed: 0,
+            failures: BTreeMap::new(),
+            achieved: f64::from(rate) * 0.998,
+            response: None,
+            wall: 4.0,
+            server_cpu: 0.4,
+            sipp_cpu: 0.2,
+            exit: 0,
+            server_drops: Some(0),
+            sipp_drops: None,
+            also: Vec::new(),
+            setup: None,
+        }
+    }
 
     #[test]
     fn the_last_statistics_line_is_read_by_name() {
@@ -466,6 +661,66 @@ mod tests {
         assert_eq!(last["TotalCallCreated"], "100");
         assert_eq!(last["FailedTimeoutOnRecv(C)"], "3");
         assert!(last_stats("only;a;header\n").is_err());
+    }
+
+    #[test]
+    fn set_up_times_are_read_from_the_short_message_trace() {
+        let line = |at: &str, dir: &str, call: &str, cseq: &str, first: &str| {
+            format!("2026-12-05\t08:13:49.725106\t{at}\t{dir}\t{call}\t{cseq}\t{first}\n")
+        };
+        let mut trace = String::new();
+        trace += &line(
+            "100.000100",
+            "S",
+            "1-x",
+            "CSeq:1 INVITE",
+            "INVITE sip:a@b SIP/2.0",
+        );
+        trace += &line(
+            "100.000300",
+            "R",
+            "1-x",
+            "CSeq:1 INVITE",
+            "SIP/2.0 100 Trying",
+        );
+        trace += &line(
+            "100.000900",
+            "S",
+            "2-x",
+            "CSeq:1 INVITE",
+            "INVITE sip:a@b SIP/2.0",
+        );
+        trace += &line("100.001600", "R", "1-x", "CSeq:1 INVITE", "SIP/2.0 200 OK");
+        trace += &line(
+            "100.001700",
+            "S",
+            "1-x",
+            "CSeq:1 ACK",
+            "ACK sip:a@c SIP/2.0",
+        );
+        trace += &line("100.004900", "R", "2-x", "CSeq:1 INVITE", "SIP/2.0 200 OK");
+        trace += &line("100.005000", "R", "1-x", "CSeq:2 BYE", "SIP/2.0 200 OK");
+        // A retransmitted 200 counts once; a call without its 200 not at all.
+        trace += &line("100.009000", "R", "2-x", "CSeq:1 INVITE", "SIP/2.0 200 OK");
+        trace += &line(
+            "100.010000",
+            "S",
+            "3-x",
+            "CSeq:1 INVITE",
+            "INVITE sip:a@b SIP/2.0",
+        );
+        let t = setup_times(&trace).unwrap();
+        assert_eq!((t.calls, t.p50, t.p99, t.max), (2, 1_500, 4_000, 4_000));
+        assert!(setup_times("").is_none());
+    }
+
+    #[test]
+    fn the_creation_rate_leaves_the_last_call_out() {
+        assert!((creation_rate(4_000, 998.0, Duration::ZERO) - 998.0).abs() < 1e-9);
+        // 40 calls in 1.1 s of which the last 0.1 s only waited for the last call to end.
+        let r = creation_rate(40, 40.0 / 1.1, Duration::from_millis(100));
+        assert!((r - 40.0).abs() < 1e-6, "{r}");
+        assert_eq!(creation_rate(0, 0.0, Duration::from_millis(100)), 0.0);
     }
 
     #[test]
@@ -513,22 +768,7 @@ mod tests {
 
     #[test]
     fn a_step_is_clean_only_when_every_call_succeeded() {
-        let mut s = Step {
-            rate: 1000,
-            calls: 4000,
-            created: 4000,
-            successful: 4000,
-            failed: 0,
-            failures: BTreeMap::new(),
-            achieved: 998.0,
-            response: None,
-            wall: 4.0,
-            server_cpu: 0.4,
-            sipp_cpu: 0.2,
-            exit: 0,
-            server_drops: Some(0),
-            sipp_drops: None,
-        };
+        let mut s = step(1000, 4000);
         assert!(s.clean());
         assert!(!s.generator_limited());
         s.achieved = 900.0;
