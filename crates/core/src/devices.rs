@@ -350,9 +350,9 @@ impl RegisterInput {
 }
 
 impl Services {
-    /// Applies a REGISTER the proxy's registrar accepted (SPEC §10): `Forbidden` when the
-    /// address of record's domain is not served here, `NotFound` when no account or alias has
-    /// that address, `Invalid` naming what is malformed, `Conflict` past [`MAX_DEVICES`]
+    /// Applies a REGISTER the proxy's registrar accepted (SPEC §10): `NotFound` when the
+    /// address of record's domain is not served here or no account or alias has that address
+    /// (a proxy tells this apart from a refusal of its own certificate, `403`), `Invalid` naming what is malformed, `Conflict` past [`MAX_DEVICES`]
     /// bindings. Answers the account and its devices after the change.
     pub async fn register_devices(
         &self,
@@ -365,7 +365,7 @@ impl Services {
         let uri = crate::sip::SipUri::parse_for("aor", aor)?;
         let domain = Domain::parse(uri.host()).map_err(|e| e.renamed("aor"))?;
         if !self.store().domain_exists(&domain).await? {
-            return Err(ServiceError::Forbidden(format!(
+            return Err(ServiceError::NotFound(format!(
                 "{domain} is not a domain served here"
             )));
         }

@@ -200,7 +200,7 @@ async fn forged_or_bad_feeds_are_refused_and_change_nothing() {
         &register("sip:alice@foreign.example", "<sip:a@192.0.2.66>", None, 2),
     )
     .await;
-    assert_eq!(status, 403, "{body}");
+    assert_eq!(status, 404, "{body}");
     assert!(
         body["detail"].as_str().unwrap().contains("foreign.example"),
         "{body}"
