@@ -22,18 +22,7 @@ async fn service_cert(app: &TestApp) -> IssuedCertificate {
 }
 
 async fn post(app: &TestApp, cert: &IssuedCertificate, body: &Value) -> (u16, Value) {
-    let response = app
-        .client(Some(cert))
-        .post(format!("{}{REGISTRATIONS}", app.base))
-        .json(body)
-        .send()
-        .await
-        .expect("request");
-    // Successes are application/json, refusals application/problem+json.
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("body");
-    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
-    (status, body)
+    post_to(app, cert, REGISTRATIONS, body).await
 }
 
 async fn get_json(app: &TestApp, cert: &IssuedCertificate, path: &str) -> Value {
@@ -462,6 +451,7 @@ async fn post_to(
         .send()
         .await
         .expect("request");
+    // Successes are application/json, refusals application/problem+json.
     let status = response.status().as_u16();
     let text = response.text().await.expect("body");
     (
