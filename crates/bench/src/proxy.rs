@@ -218,6 +218,8 @@ impl Measured {
 /// The caller's call records (placed calls) as sip-settings counts them.
 #[derive(Debug, Clone, Copy)]
 pub struct Records {
+    /// Calls of the caller that succeeded in this Kamailio.
+    pub calls: u64,
     /// Before the variant.
     pub before: u64,
     /// When the last call of the variant ended.
@@ -339,13 +341,15 @@ struct Ctx<'a> {
     smoke: bool,
 }
 
-/// Runs one variant: Kamailio, the callee's phone registered through it, the search (or the
-/// smoke steps), and the traced run at `common_rate` when given.
+/// Runs one variant: Kamailio, the callee's phone registered through it, 5 calls that must all
+/// succeed, the search (or the smoke steps) when `searched`, and a traced run at the rate
+/// `traced` gives (from the search) if it gives one.
 async fn variant(
     ctx: &Ctx<'_>,
     variant: Variant,
     server: &mut Server,
-    common_rate: impl Fn(&Search) -> u32,
+    searched: bool,
+    traced: impl Fn(&Search) -> Option<u32>,
 ) -> anyhow::Result<Measured> {
     let name = variant.name();
     let listen: SocketAddr = ([127, 0, 0, 1], process::free_udp_port()?).into();
@@ -390,7 +394,11 @@ async fn variant(
         callee_user,
         phone_port,
     )?;
-    let devices = ctx.api.devices().await;
+    let devices = match variant {
+        Variant::Full => ctx.api.devices().await,
+        // Kamailio alone feeds nothing; the callee's device of a full run may still be listed.
+        Variant::Alone => Err("not fed: Kamailio alone tells sip-settings nothing".to_owned()),
+    };
     let budget = PLAN.budget.unwrap_or(Duration::from_secs(300));
     let mut phone = Phone::start(
         ctx.sipp_bin,
@@ -434,41 +442,54 @@ async fn variant(
             process::tail(&log)
         );
     }
-    let s = if ctx.smoke {
+    let s = if !searched {
+        Search::default()
+    } else if ctx.smoke {
         smoke_steps(ctx.sipp, &target, &mut running, &PLAN).await?
     } else {
         search(ctx.sipp, &target, &mut running, &PLAN).await?
     };
-    eprintln!(
-        "{}: highest rate with < {:.0} % failed calls: {} calls/s",
-        variant.label(),
-        PLAN.max_failed * 100.0,
-        s.clean_rate()
-    );
-    let rate = common_rate(&s);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let secs = if ctx.smoke { 2.0 } else { SETUP_SECS };
-    let setup = ctx.sipp.step_with(&target, rate, secs, true).await?;
-    eprintln!(
-        "{} at the common rate: {}",
-        variant.label(),
-        setup.progress()
-    );
-    if let Some(t) = setup.setup {
+    if searched {
         eprintln!(
-            "{}: set-up time p50 {} µs, p99 {} µs",
+            "{}: highest rate with < {:.0} % failed calls: {} calls/s",
             variant.label(),
-            t.p50,
-            t.p99
+            PLAN.max_failed * 100.0,
+            s.clean_rate()
         );
+    }
+    let mut setup = None;
+    if let Some(rate) = traced(&s) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let secs = if ctx.smoke { 2.0 } else { SETUP_SECS };
+        let step = ctx.sipp.step_with(&target, rate, secs, true).await?;
+        eprintln!(
+            "{} at the common rate: {}",
+            variant.label(),
+            step.progress()
+        );
+        if let Some(t) = step.setup {
+            eprintln!(
+                "{}: set-up time p50 {} µs, p99 {} µs",
+                variant.label(),
+                t.p50,
+                t.p99
+            );
+        }
+        setup = Some(step);
     }
     running.alive()?;
     let hwm_kib = kam.hwm_kib()?;
     let processes = kam.processes();
     // Call records may be posted after the calls (Kamailio queues them): wait until no more
     // arrive, Kamailio still running.
+    let calls = [&first]
+        .into_iter()
+        .chain(&s.steps)
+        .chain(&setup)
+        .map(|st| st.successful)
+        .sum();
     let records = match placed_before {
-        Ok(before) => drain(ctx.api, before).await,
+        Ok(before) => drain(ctx.api, before, calls).await,
         Err(e) => Err(e),
     };
     phone.stop()?;
@@ -478,7 +499,7 @@ async fn variant(
     Ok(Measured {
         variant,
         search: s,
-        setup: Some(setup),
+        setup,
         processes,
         hwm_kib,
         args,
@@ -489,13 +510,14 @@ async fn variant(
 
 /// Reads the caller's call records every second until two readings in a row are the same (at
 /// most [`DRAIN_LIMIT`]).
-async fn drain(api: &Api, before: u64) -> Result<Records, String> {
+async fn drain(api: &Api, before: u64, calls: u64) -> Result<Records, String> {
     let ended = Instant::now();
     let at_end = api.placed().await?;
     let (mut last, mut last_change, mut same) = (at_end, 0.0, 0);
     while same < 2 {
         if ended.elapsed() > DRAIN_LIMIT {
             return Ok(Records {
+                calls,
                 before,
                 at_end,
                 drained: last,
@@ -512,6 +534,7 @@ async fn drain(api: &Api, before: u64) -> Result<Records, String> {
         }
     }
     Ok(Records {
+        calls,
         before,
         at_end,
         drained: last,
@@ -623,18 +646,32 @@ pub async fn run(p: Params<'_>, kamailio_children: Option<usize>) -> anyhow::Res
         );
     }
 
-    // The baseline first: the common rate of the traced runs is half its maximum.
+    // The full path, then the baseline; then both traced at the common rate: half the lower
+    // of the two highest rates, which both sustain (the full path is traced in a Kamailio of
+    // its own again). A smoke run traces each variant at once.
     let smoke_rate = 20;
+    let mut full = variant(&ctx, Variant::Full, &mut server, true, |_| {
+        p.smoke.then_some(smoke_rate)
+    })
+    .await?;
+    let full_rate = full.search.clean_rate();
     let half = |s: &Search| {
-        if p.smoke {
+        Some(if p.smoke {
             smoke_rate
         } else {
-            (s.clean_rate() / 2).max(PLAN.ladder[0])
-        }
+            (s.clean_rate().min(full_rate) / 2).max(PLAN.ladder[0])
+        })
     };
-    let alone = variant(&ctx, Variant::Alone, &mut server, half).await?;
+    let alone = variant(&ctx, Variant::Alone, &mut server, true, half).await?;
     let common_rate = alone.setup.as_ref().map_or(smoke_rate, |s| s.rate);
-    let full = variant(&ctx, Variant::Full, &mut server, |_| common_rate).await?;
+    if !p.smoke {
+        let traced = variant(&ctx, Variant::Full, &mut server, false, |_| {
+            Some(common_rate)
+        })
+        .await?;
+        full.setup = traced.setup;
+        full.search.steps.extend(traced.search.steps);
+    }
     server.check_alive()?;
     let latency = sip::stop_server(server).ok();
 
