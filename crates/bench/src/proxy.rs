@@ -385,7 +385,8 @@ async fn variant(
     let phone_port = process::free_udp_port()?;
     let callee = provision::account_name(CALLEE);
     let callee_user = callee.split('@').next().unwrap_or_default();
-    let phone_dir = ctx.work.join(format!("phone-{name}"));
+    // The phone's scenario, screen and errors stay with the logs of the run.
+    let phone_dir = ctx.logs.join(format!("phone-{name}"));
     sipp_calls::register(
         ctx.sipp_bin,
         &phone_dir,

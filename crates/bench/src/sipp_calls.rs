@@ -29,9 +29,11 @@ fn sdp() -> &'static str {
 /// The caller's scenario: `sip:[field0]@DOMAIN` calls `sip:[field1]@DOMAIN` (the injection
 /// file), expects an optional 100 and 180 then the 200 (the set-up time SIPp records, `rtd`),
 /// ACKs along the recorded route, holds the call `pause_ms`, hangs up and expects the BYE's
-/// 200. Anything else fails the call. The 100 and the 180 are optional anywhere in the call
-/// (`optional="global"`): a proxy with several workers may relay the callee's 180 and 200 in
-/// parallel, and a 180 after the 200 is harmless (a phone ignores it).
+/// 200. Anything else fails the call. The hold is a wait for a 180 that times out after
+/// `pause_ms`: a proxy with several workers may relay the callee's 180 and 200 in parallel, so
+/// that the 180 comes after the 200 (a phone ignores it; SIPp would fail the call on it during
+/// a pause, and a globally optional 180 sends SIPp back to waiting for the 200). A late 180 is
+/// taken there, followed by the whole pause.
 pub fn call_scenario(domain: &str, pause_ms: u64) -> String {
     let from = format!("From: <sip:[field0]@{domain}>;tag=[pid]-[call_number]");
     let sdp = sdp();
@@ -57,8 +59,8 @@ Content-Length: [len]
 {sdp}
     ]]>
   </send>
-  <recv response="100" optional="global"/>
-  <recv response="180" optional="global"/>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
   <recv response="200" rtd="true" rrs="true"/>
   <send>
     <![CDATA[
@@ -74,7 +76,9 @@ Content-Length: 0
 
     ]]>
   </send>
+  <recv response="180" timeout="{pause_ms}" ontimeout="1"/>
   <pause milliseconds="{pause_ms}"/>
+  <label id="1"/>
   <send>
     <![CDATA[
 BYE [next_url] SIP/2.0
@@ -306,10 +310,12 @@ mod tests {
         assert!(call.contains("INVITE sip:[field1]@bench.example SIP/2.0"));
         assert!(call.contains("From: <sip:[field0]@bench.example>;tag="));
         assert!(call.contains(r#"<recv response="200" rtd="true" rrs="true"/>"#));
-        assert!(call.contains(r#"<recv response="180" optional="global"/>"#));
         assert!(call.contains("ACK [next_url] SIP/2.0\nVia:"));
         assert!(call.contains("[routes]"));
-        assert!(call.contains(r#"<pause milliseconds="100"/>"#));
+        assert!(call.contains(
+            "<recv response=\"180\" timeout=\"100\" ontimeout=\"1\"/>\n  \
+             <pause milliseconds=\"100\"/>\n  <label id=\"1\"/>"
+        ));
         let phone = phone_scenario("user1");
         assert!(phone.contains("SIP/2.0 180 Ringing\n[last_Via:]"));
         assert!(phone.contains("[last_Record-Route:]\nContact: <sip:user1@[local_ip]"));
