@@ -181,3 +181,49 @@ async fn a_caller_from_outside_cannot_reach_the_gateway_through_the_domain() {
     assert_eq!(invite_finals(&caller), [404]);
     assert_not_rung(gateway).await;
 }
+
+#[tokio::test]
+async fn only_the_gateway_asserts_an_identity_and_no_phone_sees_it() {
+    let Some(setup) = Setup::start().await else {
+        return;
+    };
+    // Alice rejects one number; callers claim it only in P-Asserted-Identity.
+    setup
+        .app
+        .cli_ok(&["reject", "add", ALICE, "sip:+4930123456@%"]);
+    let alice = setup.phone("alice", Phone::Answers).await;
+    let claim = "P-Asserted-Identity: <sip:+4930123456@example.com;user=phone>";
+    // From anywhere else the claim is dropped: the call reaches alice, without it.
+    let caller = setup
+        .call_from(
+            "<sip:unknown@pstn.example.net>",
+            ALICE_URI,
+            &[claim],
+            Outcome::Answered(Duration::ZERO),
+        )
+        .await;
+    assert_eq!(invite_finals(&caller), [200]);
+    let alice = alice.finish(&setup.kamailio).await;
+    let invite = invite_of(&alice);
+    assert_eq!(
+        invite.header("P-Asserted-Identity"),
+        None,
+        "{}",
+        invite.text
+    );
+    // From the gateway's address it counts: the reject rule matches.
+    let caller = Sipp::start(
+        "gateway calling",
+        &call_scenario(
+            "<sip:unknown@pstn.example.net>",
+            ALICE_URI,
+            &[claim],
+            Outcome::Refused(603),
+        ),
+        setup.gateway_port,
+        Some(setup.kamailio.addr),
+    )
+    .finish(&setup.kamailio)
+    .await;
+    assert_eq!(invite_finals(&caller), [603]);
+}
