@@ -230,6 +230,20 @@ pub struct Records {
     pub drain_secs: f64,
     /// Whether records were still arriving when the wait ended.
     pub still_arriving: bool,
+    /// CPU seconds of Kamailio (all processes) and of sip-settings from the end of the last
+    /// call to the last record that arrived: what posting the queued records cost.
+    pub drain_cpu: (f64, f64),
+    /// TCP connections to the HTTPS API closed within about a minute before the wait ended
+    /// (in TIME_WAIT): one per record means a new connection and TLS handshake per record.
+    pub closed_connections: Option<u64>,
+}
+
+impl Records {
+    /// Records that arrived after the last call ended, per second of the wait.
+    pub fn drain_rate(&self) -> Option<f64> {
+        let n = self.drained.saturating_sub(self.at_end);
+        (n > 0 && self.drain_secs > 0.0).then(|| n as f64 / self.drain_secs)
+    }
 }
 
 /// How long to wait for call records posted after the calls ended.
@@ -426,6 +440,7 @@ async fn variant(
             },
         ],
     };
+    let server_pid = server.pid();
     let mut running = Running {
         kamailio: &mut kam,
         phone: &mut phone,
@@ -490,7 +505,17 @@ async fn variant(
         .map(|st| st.successful)
         .sum();
     let records = match placed_before {
-        Ok(before) => drain(ctx.api, before, calls).await,
+        Ok(before) => {
+            drain(
+                ctx.api,
+                before,
+                calls,
+                kam.pid(),
+                server_pid,
+                ctx.values.https.port(),
+            )
+            .await
+        }
         Err(e) => Err(e),
     };
     phone.stop()?;
@@ -510,38 +535,76 @@ async fn variant(
 }
 
 /// Reads the caller's call records every second until two readings in a row are the same (at
-/// most [`DRAIN_LIMIT`]).
-async fn drain(api: &Api, before: u64, calls: u64) -> Result<Records, String> {
+/// most [`DRAIN_LIMIT`]), with the CPU time Kamailio (`kamailio`, all its processes) and
+/// sip-settings (`server`) spent meanwhile and the TCP connections to the HTTPS API (`https`)
+/// closed by then.
+async fn drain(
+    api: &Api,
+    before: u64,
+    calls: u64,
+    kamailio: u32,
+    server: u32,
+    https: u16,
+) -> Result<Records, String> {
+    let cpu = || -> (u64, u64) {
+        (
+            process::cpu_tree_ticks(kamailio).unwrap_or(0),
+            process::cpu_ticks(server).unwrap_or(0),
+        )
+    };
     let ended = Instant::now();
     let at_end = api.placed().await?;
-    let (mut last, mut last_change, mut same) = (at_end, 0.0, 0);
+    let cpu_at_end = cpu();
+    let (mut last, mut last_change, mut cpu_at_last, mut same) = (at_end, 0.0, cpu_at_end, 0);
+    let mut still_arriving = false;
     while same < 2 {
         if ended.elapsed() > DRAIN_LIMIT {
-            return Ok(Records {
-                calls,
-                before,
-                at_end,
-                drained: last,
-                drain_secs: last_change,
-                still_arriving: true,
-            });
+            still_arriving = true;
+            break;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
         let now = api.placed().await?;
         if now == last {
             same += 1;
         } else {
-            (last, last_change, same) = (now, ended.elapsed().as_secs_f64(), 0);
+            (last, last_change, cpu_at_last, same) = (now, ended.elapsed().as_secs_f64(), cpu(), 0);
         }
     }
+    let tick_s = process::tick_us() / 1e6;
     Ok(Records {
         calls,
         before,
         at_end,
         drained: last,
         drain_secs: last_change,
-        still_arriving: false,
+        still_arriving,
+        drain_cpu: (
+            cpu_at_last.0.saturating_sub(cpu_at_end.0) as f64 * tick_s,
+            cpu_at_last.1.saturating_sub(cpu_at_end.1) as f64 * tick_s,
+        ),
+        closed_connections: closed_connections(https),
     })
+}
+
+/// TCP connections to or from 127.0.0.1:`port` in TIME_WAIT (`/proc/net/tcp`): the
+/// connections closed in the last minute or so (the kernel keeps a closed connection 60 s).
+fn closed_connections(port: u16) -> Option<u64> {
+    let table = fs::read_to_string("/proc/net/tcp").ok()?;
+    Some(time_wait_in(&table, port))
+}
+
+fn time_wait_in(table: &str, port: u16) -> u64 {
+    let end = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(3) == Some(&"06")
+                && (f.get(1).is_some_and(|a| a.ends_with(&end))
+                    || f.get(2).is_some_and(|a| a.ends_with(&end)))
+        })
+        .count() as u64
 }
 
 /// Runs the full-path benchmark; returns the report section (Markdown) and writes the figures
@@ -752,6 +815,18 @@ mod tests {
             ca: "/t/ca.crt".into(),
             workers: None,
         }
+    }
+
+    #[test]
+    fn closed_connections_are_counted_at_either_end() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue\n\
+            0: 0100007F:9C40 0100007F:20FB 06 00000000:00000000\n\
+            1: 0100007F:20FB 0100007F:9C41 06 00000000:00000000\n\
+            2: 0100007F:9C42 0100007F:20FB 01 00000000:00000000\n\
+            3: 0100007F:9C43 0100007F:13C4 06 00000000:00000000\n";
+        assert_eq!(time_wait_in(table, 8443), 2);
+        assert_eq!(time_wait_in(table, 5060), 1);
+        assert_eq!(time_wait_in(table, 9), 0);
     }
 
     #[test]
