@@ -22,6 +22,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
@@ -201,6 +202,16 @@ pub struct Measured {
     /// The call records of the caller that reached sip-settings (its placed calls this month,
     /// `GET /v1/me/usage/…`), or why they could not be read.
     pub records: Result<Records, String>,
+    /// The call records' arrivals while the variant ran (the full path only).
+    pub arrivals: Option<Arrivals>,
+}
+
+impl Measured {
+    /// Call records that reached sip-settings per second during a step.
+    pub fn records_rate(&self, s: &Step) -> Option<f64> {
+        let a = self.arrivals.as_ref()?;
+        a.rate(s.started, s.started + Duration::from_secs_f64(s.wall))
+    }
 }
 
 impl Measured {
@@ -328,6 +339,39 @@ impl Api {
     }
 }
 
+/// The caller's call records as sip-settings counts them, read every 500 ms while a variant
+/// runs: how many arrived during each step.
+#[derive(Debug, Clone, Default)]
+pub struct Arrivals(Arc<Mutex<Vec<(Instant, u64)>>>);
+
+impl Arrivals {
+    /// Starts reading; the task ends when the handle is aborted (or dropped by its owner).
+    fn start(api: Arc<Api>) -> (Self, tokio::task::JoinHandle<()>) {
+        let me = Self::default();
+        let samples = me.0.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                if let Ok(n) = api.placed().await
+                    && let Ok(mut v) = samples.lock()
+                {
+                    v.push((Instant::now(), n));
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+        (me, task)
+    }
+
+    /// Records that arrived from `from` to `to`, per second (from the readings around them).
+    pub fn rate(&self, from: Instant, to: Instant) -> Option<f64> {
+        let v = self.0.lock().ok()?;
+        let before = v.iter().rev().find(|(t, _)| *t <= from)?;
+        let after = v.iter().find(|(t, _)| *t >= to)?;
+        let secs = after.0.duration_since(before.0).as_secs_f64();
+        (secs > 0.0).then(|| after.1.saturating_sub(before.1) as f64 / secs)
+    }
+}
+
 /// The configuration's `children=` value, when it sets one, through its `#!define` when it
 /// names one (`children=WORKERS` with `#!define WORKERS 4`: "4").
 fn children_of(cfg: &str) -> Option<String> {
@@ -349,7 +393,7 @@ struct Ctx<'a> {
     cfg_path: &'a Path,
     cfg: &'a str,
     values: Values,
-    api: &'a Api,
+    api: Arc<Api>,
     work: &'a Path,
     logs: &'a Path,
     smoke: bool,
@@ -396,6 +440,14 @@ async fn variant(
         args.join(" ")
     );
     let placed_before = ctx.api.placed().await;
+    // Kamailio alone feeds nothing: its call records are not followed.
+    let (arrivals, sampler) = match variant {
+        Variant::Full => {
+            let (a, t) = Arrivals::start(ctx.api.clone());
+            (Some(a), Some(t))
+        }
+        Variant::Alone => (None, None),
+    };
     let phone_port = process::free_udp_port()?;
     let callee = provision::account_name(CALLEE);
     let callee_user = callee.split('@').next().unwrap_or_default();
@@ -507,7 +559,7 @@ async fn variant(
     let records = match placed_before {
         Ok(before) => {
             drain(
-                ctx.api,
+                &ctx.api,
                 before,
                 calls,
                 kam.pid(),
@@ -518,6 +570,9 @@ async fn variant(
         }
         Err(e) => Err(e),
     };
+    if let Some(t) = sampler {
+        t.abort();
+    }
     phone.stop()?;
     kam.stop()?;
     let mut s = s;
@@ -531,6 +586,7 @@ async fn variant(
         args,
         devices,
         records,
+        arrivals,
     })
 }
 
@@ -658,11 +714,11 @@ pub async fn run(p: Params<'_>, kamailio_children: Option<usize>) -> anyhow::Res
             .ok_or_else(|| anyhow!("account {i} was not provisioned"))
             .and_then(|c| load::client(&provider, &roots, c))
     };
-    let api = Api {
+    let api = Arc::new(Api {
         target: load::Target::local(server.addr)?,
         caller: account(CALLER)?,
         callee: account(CALLEE)?,
-    };
+    });
 
     let sipp_dir = p.work.join("proxy-sipp");
     fs::create_dir_all(&sipp_dir)?;
@@ -697,7 +753,7 @@ pub async fn run(p: Params<'_>, kamailio_children: Option<usize>) -> anyhow::Res
             ca,
             workers: kamailio_children,
         },
-        api: &api,
+        api: api.clone(),
         work: p.work,
         logs: p.logs,
         smoke: p.smoke,
@@ -735,6 +791,11 @@ pub async fn run(p: Params<'_>, kamailio_children: Option<usize>) -> anyhow::Res
         .await?;
         full.setup = traced.setup;
         full.search.steps.extend(traced.search.steps);
+        if let (Some(a), Some(b)) = (&full.arrivals, &traced.arrivals)
+            && let (Ok(mut a), Ok(b)) = (a.0.lock(), b.0.lock())
+        {
+            a.extend(b.iter().copied());
+        }
     }
     server.check_alive()?;
     let latency = sip::stop_server(server).ok();

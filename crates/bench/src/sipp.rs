@@ -208,6 +208,8 @@ pub struct Step {
     pub also: Vec<Watched>,
     /// Call set-up times, when the step traced them.
     pub setup: Option<SetupTimes>,
+    /// When SIPp started.
+    pub started: Instant,
 }
 
 impl Step {
@@ -458,6 +460,7 @@ impl Sipp {
             sipp_drops,
             also,
             setup,
+            started,
         };
         if step.clean() {
             fs::remove_file(&errors).ok();
@@ -649,6 +652,7 @@ pub(crate) mod tests {
             sipp_drops: None,
             also: Vec::new(),
             setup: None,
+            started: Instant::now(),
         }
     }
 
