@@ -513,6 +513,16 @@ impl Setup {
 
     /// Like [`Setup::start`], with the server configuration changed by `f` first.
     async fn start_with(f: impl FnOnce(&mut Config)) -> Option<Self> {
+        Self::start_full(f, true).await
+    }
+
+    /// Like [`Setup::start`], the feeds through `API` alone (`http_client_query`, a new
+    /// connection per request) instead of the kept-open `API_CONNECTION`.
+    async fn start_without_kept_connection() -> Option<Self> {
+        Self::start_full(|_| {}, false).await
+    }
+
+    async fn start_full(f: impl FnOnce(&mut Config), kept_connection: bool) -> Option<Self> {
         let program = programs()?;
         let app = TestApp::spawn_with(|c| {
             c.sip.listen = vec!["udp:127.0.0.1:0".parse().unwrap()];
@@ -543,19 +553,20 @@ impl Setup {
             app.server.as_ref().unwrap().addr().port()
         );
         let gateway_port = free_udp_port();
-        let kamailio = Kamailio::start(
-            &program,
-            &[
-                format!("SETTINGS=\"sip:{door};transport=udp\""),
-                "DOMAIN=\"example.com\"".to_owned(),
-                format!("API=\"{api}\""),
-                format!("API_CERT=\"{}\"", crt.display()),
-                format!("API_KEY=\"{}\"", crt.display()),
-                format!("API_CA=\"{}\"", ca.display()),
-                format!("GATEWAY=\"sip:127.0.0.1:{gateway_port}\""),
-                "WORKERS=2".to_owned(),
-            ],
-        );
+        let mut defines = vec![
+            format!("SETTINGS=\"sip:{door};transport=udp\""),
+            "DOMAIN=\"example.com\"".to_owned(),
+            format!("API=\"{api}\""),
+            format!("API_CERT=\"{}\"", crt.display()),
+            format!("API_KEY=\"{}\"", crt.display()),
+            format!("API_CA=\"{}\"", ca.display()),
+            format!("GATEWAY=\"sip:127.0.0.1:{gateway_port}\""),
+            "WORKERS=2".to_owned(),
+        ];
+        if kept_connection {
+            defines.push(format!("API_CONNECTION=\"settings=>{api}\""));
+        }
+        let kamailio = Kamailio::start(&program, &defines);
         Some(Self {
             app,
             kamailio,

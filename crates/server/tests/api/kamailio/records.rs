@@ -181,3 +181,31 @@ async fn a_forwarded_call_is_recorded_for_the_dialled_account() {
     assert_eq!(received.len(), 1, "{received:?}");
     assert_record(&received[0], &ids, "sip:carol@example.org", 200, 1);
 }
+
+#[tokio::test]
+async fn without_a_kept_open_connection_registrations_and_records_still_arrive() {
+    let Some(setup) = Setup::start_without_kept_connection().await else {
+        return;
+    };
+    let bob = setup.phone("bob", Phone::Answers).await;
+    let (status, devices) = setup.get_v1(&setup.app.bob, "/v1/me/devices").await;
+    assert_eq!(status, 200, "{devices}");
+    assert_eq!(
+        devices["devices"].as_array().map(Vec::len),
+        Some(1),
+        "{devices}"
+    );
+    let caller = setup
+        .call_from(
+            ALICE_CALLING,
+            BOB_URI,
+            &[],
+            Outcome::Answered(Duration::from_millis(1200)),
+        )
+        .await;
+    bob.finish(&setup.kamailio).await;
+    let ids = ids_of(&caller);
+    let received = calls_shown(&setup, &setup.app.bob, "received").await;
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_record(&received[0], &ids, ALICE_URI, 200, 1);
+}
