@@ -244,9 +244,10 @@ pub struct Records {
     /// CPU seconds of Kamailio (all processes) and of sip-settings from the end of the last
     /// call to the last record that arrived: what posting the queued records cost.
     pub drain_cpu: (f64, f64),
-    /// TCP connections to the HTTPS API closed within about a minute before the wait ended
-    /// (in TIME_WAIT): one per record means a new connection and TLS handshake per record.
-    pub closed_connections: Option<u64>,
+    /// TCP connections accepted on the machine over the same time (`PassiveOpens`: the feed's,
+    /// the benchmark's own readings, about three a second, and whatever else runs here): about
+    /// one per record means a new connection, and TLS handshake, per record.
+    pub connections: Option<u64>,
 }
 
 impl Records {
@@ -557,17 +558,7 @@ async fn variant(
         .map(|st| st.successful)
         .sum();
     let records = match placed_before {
-        Ok(before) => {
-            drain(
-                &ctx.api,
-                before,
-                calls,
-                kam.pid(),
-                server_pid,
-                ctx.values.https.port(),
-            )
-            .await
-        }
+        Ok(before) => drain(&ctx.api, before, calls, kam.pid(), server_pid).await,
         Err(e) => Err(e),
     };
     if let Some(t) = sampler {
@@ -592,15 +583,13 @@ async fn variant(
 
 /// Reads the caller's call records every second until two readings in a row are the same (at
 /// most [`DRAIN_LIMIT`]), with the CPU time Kamailio (`kamailio`, all its processes) and
-/// sip-settings (`server`) spent meanwhile and the TCP connections to the HTTPS API (`https`)
-/// closed by then.
+/// sip-settings (`server`) spent meanwhile and the TCP connections accepted meanwhile.
 async fn drain(
     api: &Api,
     before: u64,
     calls: u64,
     kamailio: u32,
     server: u32,
-    https: u16,
 ) -> Result<Records, String> {
     let cpu = || -> (u64, u64) {
         (
@@ -611,7 +600,9 @@ async fn drain(
     let ended = Instant::now();
     let at_end = api.placed().await?;
     let cpu_at_end = cpu();
+    let opens_at_end = passive_opens();
     let (mut last, mut last_change, mut cpu_at_last, mut same) = (at_end, 0.0, cpu_at_end, 0);
+    let mut opens_at_last = opens_at_end;
     let mut still_arriving = false;
     while same < 2 {
         if ended.elapsed() > DRAIN_LIMIT {
@@ -624,6 +615,7 @@ async fn drain(
             same += 1;
         } else {
             (last, last_change, cpu_at_last, same) = (now, ended.elapsed().as_secs_f64(), cpu(), 0);
+            opens_at_last = passive_opens();
         }
     }
     let tick_s = process::tick_us() / 1e6;
@@ -638,29 +630,23 @@ async fn drain(
             cpu_at_last.0.saturating_sub(cpu_at_end.0) as f64 * tick_s,
             cpu_at_last.1.saturating_sub(cpu_at_end.1) as f64 * tick_s,
         ),
-        closed_connections: closed_connections(https),
+        connections: opens_at_last
+            .zip(opens_at_end)
+            .map(|(a, b)| a.saturating_sub(b)),
     })
 }
 
-/// TCP connections to or from 127.0.0.1:`port` in TIME_WAIT (`/proc/net/tcp`): the
-/// connections closed in the last minute or so (the kernel keeps a closed connection 60 s).
-fn closed_connections(port: u16) -> Option<u64> {
-    let table = fs::read_to_string("/proc/net/tcp").ok()?;
-    Some(time_wait_in(&table, port))
+/// TCP connections accepted on this machine so far (`PassiveOpens` of `/proc/net/snmp`).
+fn passive_opens() -> Option<u64> {
+    let snmp = fs::read_to_string("/proc/net/snmp").ok()?;
+    passive_opens_in(&snmp)
 }
 
-fn time_wait_in(table: &str, port: u16) -> u64 {
-    let end = format!(":{port:04X}");
-    table
-        .lines()
-        .skip(1)
-        .filter(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            f.get(3) == Some(&"06")
-                && (f.get(1).is_some_and(|a| a.ends_with(&end))
-                    || f.get(2).is_some_and(|a| a.ends_with(&end)))
-        })
-        .count() as u64
+fn passive_opens_in(snmp: &str) -> Option<u64> {
+    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (tcp.next()?, tcp.next()?);
+    let at = names.split_whitespace().position(|n| n == "PassiveOpens")?;
+    values.split_whitespace().nth(at)?.parse().ok()
 }
 
 /// Runs the full-path benchmark; returns the report section (Markdown) and writes the figures
@@ -879,15 +865,12 @@ mod tests {
     }
 
     #[test]
-    fn closed_connections_are_counted_at_either_end() {
-        let table = "  sl  local_address rem_address   st tx_queue rx_queue\n\
-            0: 0100007F:9C40 0100007F:20FB 06 00000000:00000000\n\
-            1: 0100007F:20FB 0100007F:9C41 06 00000000:00000000\n\
-            2: 0100007F:9C42 0100007F:20FB 01 00000000:00000000\n\
-            3: 0100007F:9C43 0100007F:13C4 06 00000000:00000000\n";
-        assert_eq!(time_wait_in(table, 8443), 2);
-        assert_eq!(time_wait_in(table, 5060), 1);
-        assert_eq!(time_wait_in(table, 9), 0);
+    fn accepted_connections_are_read_from_snmp() {
+        let snmp = "Ip: Forwarding DefaultTTL\nIp: 1 64\n\
+                    Tcp: RtoAlgorithm RtoMin ActiveOpens PassiveOpens AttemptFails\n\
+                    Tcp: 1 200 160699 160621 55\n";
+        assert_eq!(passive_opens_in(snmp), Some(160_621));
+        assert_eq!(passive_opens_in("Tcp: PassiveOpens\n"), None);
     }
 
     #[test]

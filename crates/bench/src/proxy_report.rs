@@ -163,13 +163,15 @@ fn drain_text(r: &crate::proxy::Records) -> String {
     let n = r.drained.saturating_sub(r.at_end).max(1) as f64;
     format!(
         "; after the calls: {rate:.0} records/s, CPU per record {:.0} µs Kamailio + {:.0} µs \
-         sip-settings (of {:.0} µs wall per record); TCP connections to the API closed in the \
-         last minute: {}",
+         sip-settings (of {:.0} µs wall per record); TCP connections accepted on the machine \
+         meanwhile: {} ({} per record)",
         r.drain_cpu.0 * 1e6 / n,
         r.drain_cpu.1 * 1e6 / n,
         1e6 / rate,
-        r.closed_connections
-            .map_or("?".to_owned(), |c| report::count(c as usize))
+        r.connections
+            .map_or("?".to_owned(), |c| report::count(c as usize)),
+        r.connections
+            .map_or("?".to_owned(), |c| format!("{:.2}", c as f64 / n))
     )
 }
 
@@ -552,7 +554,7 @@ fn measured_json(m: &Measured) -> Value {
             "drain_s": r.drain_secs, "still_arriving": r.still_arriving,
             "drain_records_per_s": r.drain_rate(),
             "drain_cpu_s": {"kamailio": r.drain_cpu.0, "sip_settings": r.drain_cpu.1},
-            "closed_connections": r.closed_connections,
+            "connections_accepted": r.connections,
         })),
         "steps": m.search.steps.iter().map(step_json).collect::<Vec<_>>(),
     })
