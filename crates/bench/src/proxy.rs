@@ -164,6 +164,8 @@ pub fn defines(cfg: &str, variant: Variant, v: &Values) -> Defines {
             "DOMAIN" => Some(quoted(DOMAIN)),
             "SETTINGS" => Some(quoted(&format!("sip:{};transport=udp", v.sip))),
             "API" => Some(quoted(&format!("https://{}", v.https))),
+            // The recommended form: an http_client connection kept open per process.
+            "API_CONNECTION" => Some(quoted(&format!("settings=>https://{}", v.https))),
             "API_CERT" => Some(quoted(&v.cert.display().to_string())),
             "API_KEY" => Some(quoted(&v.key.display().to_string())),
             "API_CA" => Some(quoted(&v.ca.display().to_string())),
@@ -848,6 +850,7 @@ mod tests {
                        #!ifndef DOMAIN\n#!define DOMAIN \"example.com\"\n#!endif\n\
                        #!ifndef SETTINGS\n#!define SETTINGS \"sip:x\"\n#!endif\n\
                        #!ifndef API\n#!define API \"https://x\"\n#!endif\n\
+                       #!ifdef API_CONNECTION\nmodparam(\"http_client\", \"httpcon\", API_CONNECTION)\n#!endif\n\
                        #!ifndef GATEWAY\n#!define GATEWAY \"sip:gw\"\n#!endif\n\
                        #!ifndef WORKERS\n#!define WORKERS 4\n#!endif\n\
                        children=WORKERS\n#!ifdef ALONE\nroute(LOCAL);\n#!endif\n#!ifdef ALONE\n#!endif\n";
@@ -878,7 +881,14 @@ mod tests {
         assert_eq!(
             declared(CFG),
             vec![
-                "LISTEN", "DOMAIN", "SETTINGS", "API", "GATEWAY", "WORKERS", "ALONE"
+                "LISTEN",
+                "DOMAIN",
+                "SETTINGS",
+                "API",
+                "API_CONNECTION",
+                "GATEWAY",
+                "WORKERS",
+                "ALONE"
             ]
         );
         let full = defines(CFG, Variant::Full, &values());
@@ -889,6 +899,7 @@ mod tests {
                 "DOMAIN=\"bench.example\"",
                 "SETTINGS=\"sip:127.0.0.1:5070;transport=udp\"",
                 "API=\"https://127.0.0.1:8443\"",
+                "API_CONNECTION=\"settings=>https://127.0.0.1:8443\"",
             ]
         );
         assert_eq!(full.left, vec!["GATEWAY", "WORKERS"]);
