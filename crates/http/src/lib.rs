@@ -66,6 +66,28 @@ impl AppState {
 /// Largest request body the action endpoint reads, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// Runs a request's handler in its own task, to its end. Without it, a client that gives up
+/// (a proxy's HTTP client timing out, a dropped connection) drops the handler's future
+/// wherever it waits, and a write dropped between its `BEGIN` and the `Transaction` that would
+/// roll it back leaves SQLite's writer connection inside a transaction: every later write then
+/// failed with "begin_with at non-zero transaction depth", and what ran on that connection was
+/// not durable. A handler that runs to its end commits or rolls back; the client that left just
+/// does not hear the answer (the proxy feeds are idempotent, so a resend is safe). A panic in
+/// the task is raised again here, for the panic layer.
+async fn to_completion(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::spawn(next.run(request)).await {
+        Ok(response) => response,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => reply::failure(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "Error: the server is stopping",
+        ),
+    }
+}
+
 /// The application's routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -75,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .merge(web::routes())
         .fallback(reply::not_found)
         .with_state(state)
+        .layer(axum::middleware::from_fn(to_completion))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             reply::panic_reply,
         ))

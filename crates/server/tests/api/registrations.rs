@@ -507,3 +507,48 @@ async fn a_batch_of_call_records_is_stored_at_once_or_not_at_all() {
     assert_eq!(bob["received"][0]["sessionId"], "b-1", "{bob}");
     assert_eq!(bob["placed"][0]["sessionId"], "b-3", "{bob}");
 }
+
+/// A client that gives up on its requests (a proxy's HTTP client timing out, a dropped
+/// connection) must not leave the store's writer inside a transaction: every later write
+/// succeeds, and every record whose answer was lost is either stored whole or not at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_abandoned_mid_write_leave_no_transaction_behind() {
+    let app = TestApp::spawn().await;
+    let proxy = service_cert(&app).await;
+    let client = app.client(Some(&proxy));
+    let url = format!("{}/v1/service/calls", app.base);
+    let mut n = 0u32;
+    for round in 0..40u64 {
+        let mut tasks = Vec::new();
+        for i in 0..16u64 {
+            n += 1;
+            let (client, url) = (client.clone(), url.clone());
+            let body = call_record(
+                &format!("cut-{n}"),
+                "sip:alice@example.com",
+                "sip:bob@example.com",
+            );
+            // Timeouts from 0.2 ms to 3.2 ms: some requests are dropped before the server reads
+            // them, some while it writes, some after it answered.
+            let timeout = std::time::Duration::from_micros(200 + (round * 16 + i) % 16 * 200);
+            tasks.push(tokio::spawn(async move {
+                let _ = client.post(url).json(&body).timeout(timeout).send().await;
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let (status, body) = post_to(
+            &app,
+            &proxy,
+            "/v1/service/calls",
+            &call_record(
+                &format!("after-{round}"),
+                "sip:alice@example.com",
+                "sip:bob@example.com",
+            ),
+        )
+        .await;
+        assert_eq!(status, 201, "round {round}: {body}");
+    }
+}
