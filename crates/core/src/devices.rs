@@ -44,10 +44,19 @@ pub struct Device {
 }
 
 impl Device {
-    /// Seconds left at `now` (0 once lapsed).
+    /// Whole seconds left at `now` (0 once lapsed). With the lapse rounded up to the second
+    /// ([`lapses_at`]), a binding of 60 s shows 60 right after its REGISTER, whatever the
+    /// fraction of the second it came in.
     pub fn expires_in(&self, now: DateTime<Utc>) -> i64 {
         (self.expires_at - now).num_seconds().max(0)
     }
+}
+
+/// When a binding of `lifetime` seconds granted at `now` lapses, in whole seconds (as the
+/// stores keep it) and never early: the fraction of a second is rounded up.
+pub fn lapses_at(now: DateTime<Utc>, lifetime: u32) -> i64 {
+    let at = now + chrono::Duration::seconds(i64::from(lifetime));
+    at.timestamp() + i64::from(at.timestamp_subsec_nanos() > 0)
 }
 
 /// The Contact header(s) of a REGISTER.
@@ -434,6 +443,33 @@ mod tests {
             let e = parse_contacts(text).unwrap_err().to_string();
             assert!(e.contains(why), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn a_binding_never_lapses_early_and_shows_its_whole_seconds() {
+        let now = DateTime::parse_from_rfc3339("2026-12-05T10:00:12.700Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let at = lapses_at(now, 60);
+        assert_eq!(at, now.timestamp() + 61);
+        let device = Device {
+            contact: "sip:a@h".into(),
+            user_agent: String::new(),
+            transport: "udp".into(),
+            source: "192.0.2.1:5060".into(),
+            call_id: "c".into(),
+            cseq: 1,
+            registered_at: now,
+            expires_at: DateTime::from_timestamp(at, 0).unwrap(),
+        };
+        assert_eq!(device.expires_in(now), 60);
+        assert_eq!(
+            device.expires_in(now + chrono::Duration::milliseconds(400)),
+            59
+        );
+        assert_eq!(device.expires_in(now + chrono::Duration::seconds(61)), 0);
+        let whole = DateTime::from_timestamp(now.timestamp(), 0).unwrap();
+        assert_eq!(lapses_at(whole, 60), whole.timestamp() + 60);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use sip_settings_core::StoreError;
-use sip_settings_core::devices::{Device, MAX_DEVICES, Registration};
+use sip_settings_core::devices::{Device, MAX_DEVICES, Registration, lapses_at};
 use sip_settings_core::ids::AccountId;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -97,7 +97,7 @@ impl PgStore {
                 .bind(&reg.call_id)
                 .bind(cseq)
                 .bind(now)
-                .bind(now + i64::from(*lifetime))
+                .bind(lapses_at(reg.now, *lifetime))
                 .execute(&mut *tx)
                 .await?;
             }

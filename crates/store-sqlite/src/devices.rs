@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use sip_settings_core::StoreError;
-use sip_settings_core::devices::{Device, MAX_DEVICES, Registration};
+use sip_settings_core::devices::{Device, MAX_DEVICES, Registration, lapses_at};
 use sip_settings_core::ids::AccountId;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -103,7 +103,7 @@ impl SqliteStore {
             .bind(&reg.call_id)
             .bind(i64::from(reg.cseq))
             .bind(now)
-            .bind(now + i64::from(*lifetime))
+            .bind(lapses_at(reg.now, *lifetime))
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
