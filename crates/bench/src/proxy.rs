@@ -253,12 +253,16 @@ pub struct Records {
 }
 
 impl Records {
-    /// Records that arrived after the last call ended, per second of the wait.
+    /// Records that arrived after the last call ended, per second of the wait; None for fewer
+    /// than [`DRAIN_MIN`] (too few to say what one costs).
     pub fn drain_rate(&self) -> Option<f64> {
         let n = self.drained.saturating_sub(self.at_end);
-        (n > 0 && self.drain_secs > 0.0).then(|| n as f64 / self.drain_secs)
+        (n >= DRAIN_MIN && self.drain_secs > 0.0).then(|| n as f64 / self.drain_secs)
     }
 }
+
+/// The fewest records arriving after the calls from which their cost is reported.
+pub const DRAIN_MIN: u64 = 100;
 
 /// How long to wait for call records posted after the calls ended.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(90);
@@ -280,8 +284,9 @@ pub struct Outcome {
     pub sipp_version: String,
     /// The configuration's `children=`.
     pub children: Option<String>,
-    /// The load average before the run.
+    /// The load average before and after the run (other work on the machine shows there).
     pub load_before: String,
+    pub load_after: String,
     /// Seconds the run took.
     pub seconds: f64,
 }
@@ -655,7 +660,7 @@ fn passive_opens_in(snmp: &str) -> Option<u64> {
 /// as JSON to `target/bench-data/proxy.json`.
 pub async fn run(p: Params<'_>, kamailio_children: Option<usize>) -> anyhow::Result<String> {
     let started = Instant::now();
-    let load_before = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load_before = loadavg();
     let sipp_bin = sipp::find_or_install().map_err(|why| {
         anyhow!("{why}: SIPp plays the caller and the callee of `proxy`; install sip-tester")
     })?;
@@ -799,11 +804,8 @@ pub async fn run(p: Params<'_>, kamailio_children: Option<usize>) -> anyhow::Res
         children: kamailio_children
             .map(|n| n.to_string())
             .or_else(|| children_of(&cfg)),
-        load_before: load_before
-            .split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" "),
+        load_before,
+        load_after: loadavg(),
         seconds: started.elapsed().as_secs_f64(),
     };
     if p.smoke {
@@ -817,6 +819,16 @@ pub async fn run(p: Params<'_>, kamailio_children: Option<usize>) -> anyhow::Res
     Ok(crate::proxy_report::markdown(
         &outcome, p.command, p.root, p.smoke,
     ))
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn loadavg() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The smoke run's checks beyond "every call succeeded": the full path really asked

@@ -130,6 +130,44 @@ fn seen_cell(m: &Measured) -> String {
     format!("{devices}; {placed}")
 }
 
+/// Kamailio's options as the report shows them: each define by name with its value, files and
+/// addresses of this run shortened (`…/service.crt`, `127.0.0.1:PORT`).
+fn shown_args(args: &[String]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        if args[i] == "-A" && args.get(i + 1).is_some_and(|a| a == "ALONE") {
+            i += 2;
+            continue;
+        }
+        out.push(shorten(&args[i]));
+        i += 1;
+    }
+    out.join(" ")
+}
+
+/// A `NAME=value` define with a file name cut to its last part and a port number to `PORT`.
+fn shorten(arg: &str) -> String {
+    let Some((name, value)) = arg.split_once('=') else {
+        return arg.to_owned();
+    };
+    let value = value.trim_matches('"');
+    let port = |p: &str| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit());
+    let short = if value.starts_with('/') {
+        format!("…/{}", value.rsplit('/').next().unwrap_or(value))
+    } else {
+        match value.rsplit_once(':') {
+            Some((head, p)) if port(p) => format!("{head}:PORT"),
+            Some((head, rest)) => match rest.split_once(';') {
+                Some((p, tail)) if port(p) => format!("{head}:PORT;{tail}"),
+                _ => value.to_owned(),
+            },
+            None => value.to_owned(),
+        }
+    };
+    format!("{name}={short}")
+}
+
 /// The share of the call-record feed in a step of the full path.
 struct FeedSplit {
     /// Records that reached sip-settings during the step, per second.
@@ -187,11 +225,13 @@ pub fn markdown(o: &Outcome, command: &str, root: &Path, smoke: bool) -> String 
     let _ = writeln!(s, "{BEGIN}\n## Whole calls through Kamailio\n");
     let _ = writeln!(
         s,
-        "* Command: `{command}`; run {} UTC, commit {}, {:.0} s; load average before: {}",
+        "* Command: `{command}`; run {} UTC, commit {}, {:.0} s; load average before: {}, \
+         after: {}",
         chrono::Utc::now().format("%Y-%m-%d %H:%M"),
         report::commit(root),
         o.seconds,
-        o.load_before
+        o.load_before,
+        o.load_after
     );
     let _ = writeln!(
         s,
@@ -223,13 +263,7 @@ pub fn markdown(o: &Outcome, command: &str, root: &Path, smoke: bool) -> String 
         o.kamailio_version,
         o.children.as_deref().unwrap_or("its default"),
         o.full.processes,
-        o.full
-            .args
-            .iter()
-            .filter(|a| !a.starts_with("ALONE"))
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(" "),
+        shown_args(&o.full.args),
         if o.defines.has_alone {
             ""
         } else {
@@ -564,6 +598,8 @@ fn measured_json(m: &Measured) -> Value {
 pub fn json(o: &Outcome) -> Value {
     json!({
         "when": chrono::Utc::now().to_rfc3339(),
+        "load_before": o.load_before,
+        "load_after": o.load_after,
         "seconds": o.seconds,
         "kamailio": o.kamailio_version,
         "sipp": o.sipp_version,
@@ -581,4 +617,37 @@ pub fn json(o: &Outcome) -> Value {
             "count": l.count, "p50_us": l.p50, "p90_us": l.p90, "p99_us": l.p99, "max_us": l.max
         })),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kamailio_options_are_shown_without_this_run_s_files_and_ports() {
+        let args: Vec<String> = [
+            "-A",
+            "LISTEN=udp:127.0.0.1:43305",
+            "-A",
+            "SETTINGS=\"sip:127.0.0.1:40247;transport=udp\"",
+            "-A",
+            "API_CERT=\"/work/x/run-1/kamailio-tls/service.crt\"",
+            "-A",
+            "API_CONNECTION=\"settings=>https://127.0.0.1:39569\"",
+            "-A",
+            "DOMAIN=\"bench.example\"",
+            "-A",
+            "ALONE",
+            "-m",
+            "512",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(
+            shown_args(&args),
+            "-A LISTEN=udp:127.0.0.1:PORT -A SETTINGS=sip:127.0.0.1:PORT;transport=udp -A \
+             API_CERT=…/service.crt -A API_CONNECTION=settings=>https://127.0.0.1:PORT -A \
+             DOMAIN=bench.example -m 512"
+        );
+    }
 }
