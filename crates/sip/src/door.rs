@@ -16,7 +16,7 @@ use sip_settings_core::{E164, ServiceError, Services};
 
 use crate::config::{Registrations, SipConfig};
 use crate::message::{Message, parse};
-use crate::redirect::{self, Ask, Originate, Plan, Verdict};
+use crate::redirect::{self, Ask, Originate, Plan, Step, Verdict};
 
 /// The header of an originating answer with the seconds a prepaid session allows.
 pub const MAX_SESSION_TIME_HEADER: &str = "X-Max-Session-Time";
@@ -150,13 +150,13 @@ impl Door {
                 source,
             ));
         }
-        let verdict = match redirect::plan(&req) {
+        let (verdict, extra) = match redirect::plan(&req) {
             Plan::Absorb => return None,
-            Plan::Answer(v) => v,
-            Plan::Ask(ask) => self.decide(&ask).await,
+            Plan::Answer(v) => (v, Vec::new()),
+            Plan::Ask(ask) => (self.decide(&ask).await, Vec::new()),
             Plan::Originate(o) => self.originate(&o).await,
         };
-        let out = redirect::respond(&req, &verdict, source);
+        let out = redirect::respond_with(&req, &verdict, source, &extra);
         if req.method == "INVITE" {
             self.stats
                 .record(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
@@ -173,26 +173,29 @@ impl Door {
         }
     }
 
-    /// The verdict for an originating question: what the caller's settings add to a call it
-    /// places (the identity to assert, privacy, a prepaid session's time), or its refusal.
-    pub async fn originate(&self, o: &Originate) -> Verdict {
+    /// The answer to an originating question, and the caller's header lines to send with it:
+    /// what the caller's settings add to a call it places (the identity to assert, privacy, a
+    /// prepaid session's time), or its refusal. When the dialled destination is a local account
+    /// the verdict is also the callee's decision (the first question's, asked with the caller
+    /// as the callee will see it), so that a call between local accounts takes one question;
+    /// otherwise it is [`Verdict::Proceed`].
+    pub async fn originate(&self, o: &Originate) -> (Verdict, Vec<String>) {
         match self.try_originate(o).await {
-            Ok(v) => v,
-            Err(e) => failure(&e, o.caller.as_deref().unwrap_or("?")),
+            Ok(answer) => answer,
+            Err(e) => (failure(&e, o.caller.as_deref().unwrap_or("?")), Vec::new()),
         }
     }
 
-    async fn try_originate(&self, o: &Originate) -> Result<Verdict, ServiceError> {
+    async fn try_originate(&self, o: &Originate) -> Result<(Verdict, Vec<String>), ServiceError> {
         let s = &self.services;
         let caller = match &o.caller {
             Some(text) => s.resolve_callee("From", text).await?,
             None => None,
         };
         let Some(id) = caller else {
-            return Ok(refusal(
-                403,
-                "Forbidden",
-                "the caller is not a local account",
+            return Ok((
+                refusal(403, "Forbidden", "the caller is not a local account"),
+                Vec::new(),
             ));
         };
         let account = s.account(&id).await?;
@@ -206,11 +209,10 @@ impl Door {
         if account.privacy {
             headers.push("Privacy: id".to_owned());
         }
+        let callee = s.resolve_callee("Request-URI", &o.destination).await?;
         if let Some(number) = number
             && account.prepaid
-            && s.resolve_callee("Request-URI", &o.destination)
-                .await?
-                .is_none()
+            && callee.is_none()
         {
             match s
                 .open_prepaid(&id.to_string(), number.as_str(), &o.call_id)
@@ -228,18 +230,28 @@ impl Door {
                         PrepaidRefusal::InsufficientBalance => (402, "Payment Required"),
                         _ => (403, "Forbidden"),
                     };
-                    return Ok(refusal(code, reason, r.message()));
+                    return Ok((refusal(code, reason, r.message()), Vec::new()));
                 }
                 Err(ServiceError::Conflict(m) | ServiceError::Invalid { reason: m, .. }) => {
-                    return Ok(refusal(403, "Forbidden", &m));
+                    return Ok((refusal(403, "Forbidden", &m), Vec::new()));
                 }
                 Err(e) => return Err(e),
             }
         }
-        Ok(Verdict::Proceed {
-            target: o.destination.clone(),
-            headers,
-        })
+        if callee.is_none() {
+            let target = o.destination.clone();
+            return Ok((Verdict::Proceed { target }, headers));
+        }
+        // A call between local accounts: the callee's decision now, with the caller as the
+        // callee will see it (anonymous when hidden).
+        let ask = Ask {
+            callee: o.destination.clone(),
+            caller: (!account.privacy).then(|| id.sip_uri().to_string()),
+            step: Step::First { registered: None },
+            diverted_from: Vec::new(),
+            diversions: 0,
+        };
+        Ok((self.decide(&ask).await, headers))
     }
 
     async fn try_decide(&self, ask: &Ask) -> Result<Verdict, ServiceError> {

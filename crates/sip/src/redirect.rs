@@ -135,13 +135,11 @@ pub enum Verdict {
         /// Whether the diverting account hides its identity (`privacy=full`).
         privacy: bool,
     },
-    /// `302` back to the dialled destination of an originating question, with the headers the
-    /// proxy is to apply (P-Asserted-Identity, Privacy, X-Max-Session-Time).
+    /// `302` back to the dialled destination of an originating question when it is no local
+    /// account (the caller's headers go with it: [`respond_with`]).
     Proceed {
         /// The dialled URI.
         target: String,
-        /// Header lines (`Name: value`, no CRLF).
-        headers: Vec<String>,
     },
     /// `302` to the account's own location URI: ring it this long, then ask again.
     Ring {
@@ -463,6 +461,17 @@ pub fn reason_phrase(code: u16) -> &'static str {
 /// top `Via` gets `received=` when its host differs from the source address and `rport=` when
 /// it asks for it (RFC 3261 §18.2.1, RFC 3581).
 pub fn respond(req: &Request, verdict: &Verdict, source: SocketAddr) -> Vec<u8> {
+    respond_with(req, verdict, source, &[])
+}
+
+/// [`respond`] with `extra` header lines (`Name: value`, no CRLF) after the verdict's own: an
+/// originating answer's P-Asserted-Identity, Privacy and X-Max-Session-Time.
+pub fn respond_with(
+    req: &Request,
+    verdict: &Verdict,
+    source: SocketAddr,
+    extra: &[String],
+) -> Vec<u8> {
     let (code, reason) = match verdict {
         Verdict::Status { code, reason, .. } => (*code, *reason),
         Verdict::Forward { .. } | Verdict::Ring { .. } | Verdict::Proceed { .. } => {
@@ -479,12 +488,8 @@ pub fn respond(req: &Request, verdict: &Verdict, source: SocketAddr) -> Vec<u8> 
                 out.push_str("\r\n");
             }
         }
-        Verdict::Proceed { target, headers } => {
+        Verdict::Proceed { target } => {
             let _ = write!(out, "Contact: <{target}>\r\n");
-            for h in headers {
-                out.push_str(h);
-                out.push_str("\r\n");
-            }
         }
         Verdict::Ring { account, seconds } => {
             let _ = write!(
@@ -511,6 +516,10 @@ pub fn respond(req: &Request, verdict: &Verdict, source: SocketAddr) -> Vec<u8> 
             out.push_str("\r\n");
             write_history(&mut out, req, target, cause_of(*condition));
         }
+    }
+    for h in extra {
+        out.push_str(h);
+        out.push_str("\r\n");
     }
     out.push_str("Content-Length: 0\r\n\r\n");
     out.into_bytes()
@@ -764,12 +773,16 @@ pub mod fuzzing {
                     }
                     Plan::Originate(o) => verdicts.push(Verdict::Proceed {
                         target: o.destination,
-                        headers: vec!["Privacy: id".into(), "X-Max-Session-Time: 60".into()],
                     }),
                 }
+                let extra = [
+                    "Privacy: id".to_owned(),
+                    "X-Max-Session-Time: 60".to_owned(),
+                ];
                 if req.method != "ACK" {
                     for v in &verdicts {
                         check(respond(&req, v, source));
+                        check(respond_with(&req, v, source, &extra));
                     }
                 }
             }
@@ -865,13 +878,13 @@ mod tests {
         assert_eq!(o.destination, "sip:+4930123456@example.com;user=phone;x=1");
         assert_eq!(o.caller.as_deref(), Some("sip:bob@example.org"));
         assert!(!o.call_id.is_empty());
-        let answer = String::from_utf8(respond(
+        let answer = String::from_utf8(respond_with(
             &invite("sip:x@example.com;orig", ""),
             &Verdict::Proceed {
                 target: o.destination.clone(),
-                headers: vec!["Privacy: id".into()],
             },
             "127.0.0.1:5060".parse().unwrap(),
+            &["Privacy: id".to_owned()],
         ))
         .unwrap();
         assert!(

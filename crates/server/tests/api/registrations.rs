@@ -315,10 +315,11 @@ const RATES_CSV: &str = "prefix,description,connect_fee,rate_per_minute,incremen
 #[tokio::test]
 async fn the_originating_question_answers_identity_privacy_and_prepaid_time() {
     let app = TestApp::spawn_with(door).await;
-    // Plain: alice's own address is asserted; nothing else.
+    // Plain, to a destination that is no local account: back to it, alice's own address
+    // asserted (not what her phone claimed), nothing else.
     let a = ask_udp(
         &app,
-        "sip:bob@example.com;orig",
+        "sip:carol@example.net;orig",
         "sip:alice@example.com",
         &[
             "P-Asserted-Identity: <sip:boss@example.com>",
@@ -327,13 +328,60 @@ async fn the_originating_question_answers_identity_privacy_and_prepaid_time() {
     )
     .await;
     assert_eq!(a.response.code, 302, "{a:?}");
-    assert_eq!(header(&a, "contact"), Some("<sip:bob@example.com>"));
+    assert_eq!(header(&a, "contact"), Some("<sip:carol@example.net>"));
     assert_eq!(
         header(&a, "p-asserted-identity"),
         Some("<sip:alice@example.com>")
     );
     assert_eq!(header(&a, "privacy"), None);
     assert_eq!(header(&a, "x-max-session-time"), None);
+    assert_eq!(header(&a, "x-ring-time"), None);
+
+    // To a local account: one question, the callee's decision comes with the caller's headers
+    // (bob has no device: 480; registered: ring him; a reject rule against alice: 603).
+    let a = ask_udp(
+        &app,
+        "sip:bob@example.com;orig",
+        "sip:alice@example.com",
+        &[],
+    )
+    .await;
+    assert_eq!(a.response.code, 480, "{a:?}");
+    assert_eq!(
+        header(&a, "p-asserted-identity"),
+        Some("<sip:alice@example.com>")
+    );
+    let proxy = service_cert(&app).await;
+    let (status, _) = post(
+        &app,
+        &proxy,
+        &register("sip:bob@example.com", "<sip:bob@127.0.0.1:5064>", None, 1),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let a = ask_udp(
+        &app,
+        "sip:bob@example.com;orig",
+        "sip:alice@example.com",
+        &[],
+    )
+    .await;
+    assert_eq!(a.response.code, 302, "{a:?}");
+    assert_eq!(header(&a, "contact"), Some("<sip:bob@example.com;ring=35>"));
+    assert_eq!(header(&a, "x-ring-time"), Some("35"));
+    assert_eq!(
+        header(&a, "p-asserted-identity"),
+        Some("<sip:alice@example.com>")
+    );
+    app.cli_ok(&["reject", "add", BOB, "sip:alice@example.com"]);
+    let a = ask_udp(
+        &app,
+        "sip:bob@example.com;orig",
+        "sip:alice@example.com",
+        &[],
+    )
+    .await;
+    assert_eq!(a.response.code, 603, "{a:?}");
 
     // Privacy on, a PSTN caller id: asserted on calls to numbers only.
     let (status, _) = app.action(&app.alice, "action=privacy_on").await;
@@ -355,6 +403,8 @@ async fn the_originating_question_answers_identity_privacy_and_prepaid_time() {
         header(&a, "p-asserted-identity"),
         Some("<sip:+31201234567@example.com;user=phone>")
     );
+    // Her own address on calls to accounts; and hidden, she is anonymous to bob's rules (his
+    // rule against her address does not match: he has no rule against anonymous callers).
     let a = ask_udp(
         &app,
         "sip:bob@example.com;orig",
@@ -362,10 +412,12 @@ async fn the_originating_question_answers_identity_privacy_and_prepaid_time() {
         &[],
     )
     .await;
+    assert_eq!(a.response.code, 302, "{a:?}");
     assert_eq!(
         header(&a, "p-asserted-identity"),
         Some("<sip:alice@example.com>")
     );
+    assert_eq!(header(&a, "privacy"), Some("id"));
 
     // A caller that is not a local account.
     let a = ask_udp(
