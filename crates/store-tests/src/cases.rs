@@ -1239,12 +1239,22 @@ pub async fn call_records_are_idempotent(store: Arc<dyn Store>) {
         store.record_calls(&[new.clone(), other_leg]).await.unwrap(),
         vec![false, true]
     );
+    // The same call twice in one batch: stored once, the second a replay.
+    let mut third_leg = new.clone();
+    third_leg.record.to_tag = "t3".into();
+    assert_eq!(
+        store
+            .record_calls(&[third_leg.clone(), third_leg.clone()])
+            .await
+            .unwrap(),
+        vec![true, false]
+    );
     let since = t0() - Duration::days(1);
     let placed = store
         .list_calls(&id("alice@example.com"), Direction::Placed, since, 10)
         .await
         .unwrap();
-    assert_eq!(placed.len(), 2);
+    assert_eq!(placed.len(), 3);
     assert_eq!(placed.iter().find(|p| p.to_tag == "t").unwrap(), &c);
     assert_eq!(
         store
@@ -1252,7 +1262,7 @@ pub async fn call_records_are_idempotent(store: Arc<dyn Store>) {
             .await
             .unwrap()
             .len(),
-        2
+        3
     );
     assert!(
         store
