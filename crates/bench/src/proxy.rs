@@ -29,7 +29,7 @@ use anyhow::{Context, anyhow, bail};
 
 use crate::kamailio::{self, Kamailio};
 use crate::load::{self, Client, Req};
-use crate::process::{self, Server, ServerSpec};
+use crate::process::{self, Server};
 use crate::provision::{self, DOMAIN};
 use crate::search::{Alive, Plan, Search, search, smoke_steps};
 use crate::sip::{self, Latency, Params};
@@ -262,7 +262,7 @@ impl Records {
 }
 
 /// The fewest records arriving after the calls from which their cost is reported.
-pub const DRAIN_MIN: u64 = 100;
+pub const DRAIN_MIN: u64 = 1_000;
 
 /// How long to wait for call records posted after the calls ended.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(90);
@@ -677,15 +677,8 @@ pub async fn run(p: Params<'_>, kamailio_children: Option<usize>) -> anyhow::Res
         fs::read_to_string(&cfg_path).with_context(|| format!("reading {}", cfg_path.display()))?;
 
     // sip-settings: the caller and the callee (postpaid), a service certificate for Kamailio.
-    let data = p.work.join("proxy-data");
-    let prov = provision::prepare(p.bench_dir, &data, 2, p.database).await?;
-    let mut spec = ServerSpec {
-        bin: p.bin.to_owned(),
-        data_dir: data.clone(),
-        database: p.database.map(str::to_owned),
-        config: p.config.clone(),
-    };
-    spec.migrate(&p.logs.join("proxy-migrate.log"))?;
+    let (prov, spec) = sip::prepare_server(&p, "proxy", 2).await?;
+    let data = spec.data_dir.clone();
     let tls = p.work.join("kamailio-tls");
     fs::create_dir_all(&tls)?;
     let tls = tls.canonicalize()?;

@@ -306,11 +306,7 @@ pub fn markdown(o: &Outcome, command: &str, root: &Path, smoke: bool) -> String 
              rate is run once more and fails only when both runs do; both are in the steps \
              table. No new rate after {} s.",
             PLAN.step_secs,
-            PLAN.ladder
-                .iter()
-                .map(|r| report::count(*r as usize))
-                .collect::<Vec<_>>()
-                .join(", "),
+            PLAN.ladder_text(),
             PLAN.max_failed * 100.0,
             PLAN.bisections,
             PLAN.grain,

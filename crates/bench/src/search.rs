@@ -42,6 +42,15 @@ impl Plan {
         failures_ok && !s.generator_limited()
     }
 
+    /// The ladder's rates as the reports write them (`1 000, 2 000, …`).
+    pub fn ladder_text(&self) -> String {
+        self.ladder
+            .iter()
+            .map(|r| crate::report::count(*r as usize))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The next bisection rate between a passing `lo` and a failing `hi`, a multiple of
     /// [`Plan::grain`]; None when they are adjacent.
     pub fn midpoint(&self, lo: u32, hi: u32) -> Option<u32> {

@@ -349,6 +349,25 @@ pub struct HalfRun {
     pub hwm_kib: u64,
 }
 
+/// A provisioned data directory `NAME-data` in the run's working directory with `n` accounts,
+/// migrated (`NAME-migrate.log`), and how to start a server on it.
+pub(crate) async fn prepare_server(
+    p: &Params<'_>,
+    name: &str,
+    n: usize,
+) -> anyhow::Result<(provision::Provisioned, ServerSpec)> {
+    let data = p.work.join(format!("{name}-data"));
+    let prov = provision::prepare(p.bench_dir, &data, n, p.database).await?;
+    let mut spec = ServerSpec {
+        bin: p.bin.to_owned(),
+        data_dir: data,
+        database: p.database.map(str::to_owned),
+        config: p.config.clone(),
+    };
+    spec.migrate(&p.logs.join(format!("{name}-migrate.log")))?;
+    Ok((prov, spec))
+}
+
 /// Starts sip-settings with its SIP door on a free UDP port, and more `serve` options.
 pub(crate) fn start_server(
     spec: &ServerSpec,
@@ -411,15 +430,8 @@ pub async fn run(p: Params<'_>) -> anyhow::Result<String> {
     }
     let options = redirect_options(p.bin)?;
     let n = p.accounts;
-    let data = p.work.join("sip-data");
-    provision::prepare(p.bench_dir, &data, n, p.database).await?;
-    let mut spec = ServerSpec {
-        bin: p.bin.to_owned(),
-        data_dir: data.clone(),
-        database: p.database.map(str::to_owned),
-        config: p.config.clone(),
-    };
-    spec.migrate(&p.logs.join("sip-migrate.log"))?;
+    let (_, spec) = prepare_server(&p, "sip", n).await?;
+    let data = spec.data_dir.clone();
     let t = Instant::now();
     let db = Db::open(&data, p.database, false).await?;
     let stored = store_forwarding(&db, n).await;

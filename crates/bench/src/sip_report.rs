@@ -184,11 +184,7 @@ impl Section<'_> {
                      stall of a few tens of ms on this shared machine overflows a UDP receive \
                      buffer at these rates); both runs are in the steps table.",
                     PLAN.step_secs,
-                    PLAN.ladder
-                        .iter()
-                        .map(|r| report::count(*r as usize))
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    PLAN.ladder_text(),
                     PLAN.bisections,
                     PLAN.grain
                 )

@@ -175,6 +175,24 @@ Content-Length: 0
     )
 }
 
+/// Starts `cmd` (SIPp) in `dir`, its screen to `log`, as a child stopped when dropped.
+fn spawn(
+    mut cmd: Command,
+    sipp: &Path,
+    dir: &Path,
+    log: &Path,
+    name: &str,
+) -> anyhow::Result<Proc> {
+    let child = cmd
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(log)?)
+        .spawn()
+        .with_context(|| format!("cannot start {}", sipp.display()))?;
+    Ok(Proc::new(name, child))
+}
+
 /// Registers `user`@`domain` at the proxy `proxy` from 127.0.0.1:`port`: one SIPp call of
 /// [`register_scenario`], at most 15 s; fails unless it got its 200.
 pub fn register(
@@ -190,8 +208,8 @@ pub fn register(
     fs::write(&scenario, register_scenario(domain, user, port, 3600))?;
     let log = dir.join("register.log");
     let errors = dir.join("register-errors.log");
-    let child = Command::new(sipp)
-        .arg(proxy.to_string())
+    let mut cmd = Command::new(sipp);
+    cmd.arg(proxy.to_string())
         .arg("-sf")
         .arg(&scenario)
         .args(["-m", "1", "-t", "u1", "-i", "127.0.0.1", "-nostdin"])
@@ -203,14 +221,8 @@ pub fn register(
             "-trace_err",
             "-error_file",
         ])
-        .arg(&errors)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&log)?)
-        .spawn()
-        .with_context(|| format!("cannot start {}", sipp.display()))?;
-    let mut proc = Proc::new("sipp (REGISTER)", child);
+        .arg(&errors);
+    let mut proc = spawn(cmd, sipp, dir, &log, "sipp (REGISTER)")?;
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         if let Some(status) = proc.exited()? {
@@ -251,8 +263,8 @@ impl Phone {
         let scenario = dir.join("phone.xml");
         fs::write(&scenario, phone_scenario(user))?;
         let log = dir.join("phone.log");
-        let child = Command::new(sipp)
-            .arg("-sf")
+        let mut cmd = Command::new(sipp);
+        cmd.arg("-sf")
             .arg(&scenario)
             .args(["-t", "u1", "-i", "127.0.0.1", "-nostdin"])
             .args(["-p", &port.to_string()])
@@ -260,14 +272,8 @@ impl Phone {
             .args(["-timeout", &format!("{}s", limit.as_secs().max(1))])
             .args(["-trace_err", "-error_file"])
             .arg(dir.join("phone-errors.log"))
-            .args(["-max_log_size", "1000000"])
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log)?)
-            .spawn()
-            .with_context(|| format!("cannot start {}", sipp.display()))?;
-        let mut proc = Proc::new("sipp (callee)", child);
+            .args(["-max_log_size", "1000000"]);
+        let mut proc = spawn(cmd, sipp, dir, &log, "sipp (callee)")?;
         let deadline = Instant::now() + Duration::from_secs(10);
         while crate::sipp::udp_drops(port).is_none() {
             if let Some(status) = proc.exited()? {
