@@ -57,7 +57,8 @@ struct Cli {
     #[command(subcommand)]
     what: What,
     /// Tiny sizes (20 accounts, 1 s per scenario, 10 000 call records; SIP: 200 and 500
-    /// calls/s, no search); prints the report without writing docs/benchmarks.md.
+    /// calls/s, no search; proxy: 10 and 40 calls/s per variant, no search, the feeds checked);
+    /// prints the report without writing docs/benchmarks.md.
     #[arg(long, global = true)]
     smoke: bool,
     /// Database URL for the server, passed on as `--database URL` (default: the embedded

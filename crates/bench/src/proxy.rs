@@ -825,7 +825,8 @@ fn loadavg() -> String {
 }
 
 /// The smoke run's checks beyond "every call succeeded": the full path really asked
-/// sip-settings (its decision count covers the full variant's calls).
+/// sip-settings (its decision count covers the full variant's calls), and fed it the callee's
+/// registration and a call record of every call.
 fn check_smoke(o: &Outcome) -> anyhow::Result<()> {
     let mut problems = String::new();
     let calls = o.full.successful();
@@ -839,6 +840,28 @@ fn check_smoke(o: &Outcome) -> anyhow::Result<()> {
             );
         }
         None => problems.push_str("sip-settings logged no decision latency line; "),
+    }
+    // The feeds: the callee's registration and a call record of every call.
+    match &o.full.devices {
+        Ok(n) if *n >= 1 => {}
+        Ok(_) => problems.push_str("sip-settings lists no device of the registered callee; "),
+        Err(e) => {
+            let _ = write!(problems, "the callee's devices: {e}; ");
+        }
+    }
+    match &o.full.records {
+        Ok(r) if r.drained.saturating_sub(r.before) >= r.calls => {}
+        Ok(r) => {
+            let _ = write!(
+                problems,
+                "{} call records reached sip-settings for {} calls; ",
+                r.drained.saturating_sub(r.before),
+                r.calls
+            );
+        }
+        Err(e) => {
+            let _ = write!(problems, "the caller's call records: {e}; ");
+        }
     }
     if problems.is_empty() {
         Ok(())
