@@ -207,6 +207,17 @@ struct Sipp {
 impl Sipp {
     /// Starts sipp on `scenario` on 127.0.0.1:`port` (0: any), towards `remote` if given.
     fn start(name: &str, scenario: &str, port: u16, remote: Option<SocketAddr>) -> Self {
+        Self::start_with(name, scenario, port, remote, &[])
+    }
+
+    /// [`Sipp::start`] with more sipp options (`-cid_str …`, say).
+    fn start_with(
+        name: &str,
+        scenario: &str,
+        port: u16,
+        remote: Option<SocketAddr>,
+        options: &[&str],
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("scenario.xml");
         std::fs::write(&file, scenario).unwrap();
@@ -221,7 +232,8 @@ impl Sipp {
             .args(["-trace_msg", "-trace_err", "-message_file"])
             .arg(dir.path().join("messages.log"))
             .arg("-error_file")
-            .arg(dir.path().join("errors.log"));
+            .arg(dir.path().join("errors.log"))
+            .args(options);
         if let Some(remote) = remote {
             command.arg(remote.to_string());
         }

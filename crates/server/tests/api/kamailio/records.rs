@@ -209,3 +209,36 @@ async fn without_a_kept_open_connection_registrations_and_records_still_arrive()
     assert_eq!(received.len(), 1, "{received:?}");
     assert_record(&received[0], &ids, ALICE_URI, 200, 1);
 }
+
+/// A Call-ID may hold a quote and a backslash (RFC 3261 `word`): the record is written by
+/// jansson then (the fast path writes plain strings) and arrives as it was.
+#[tokio::test]
+async fn a_call_id_with_a_quote_and_a_backslash_is_recorded_as_it_is() {
+    let Some(setup) = Setup::start().await else {
+        return;
+    };
+    let bob = setup.phone("bob", Phone::Answers).await;
+    let scenario = call_scenario(
+        ALICE_CALLING,
+        BOB_URI,
+        &[],
+        Outcome::Answered(Duration::ZERO),
+    );
+    // sipp's own Call-ID format, so that it still maps the answers to its call.
+    let caller = Sipp::start_with(
+        "caller",
+        &scenario,
+        0,
+        Some(setup.kamailio.addr),
+        &["-cid_str", "q\"uo\\te-%u-%p@%s"],
+    )
+    .finish(&setup.kamailio)
+    .await;
+    assert_eq!(invite_finals(&caller), [200]);
+    bob.finish(&setup.kamailio).await;
+    let ids = ids_of(&caller);
+    assert!(ids.call_id.starts_with("q\"uo\\te-"), "{}", ids.call_id);
+    let placed = calls_shown(&setup, &setup.app.alice, "placed").await;
+    assert_eq!(placed.len(), 1, "{placed:?}");
+    assert_record(&placed[0], &ids, BOB_URI, 200, 0);
+}
