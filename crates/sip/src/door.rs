@@ -12,7 +12,7 @@ use std::time::Instant;
 use sip_settings_core::calls::{OpenOutcome, PrepaidRefusal};
 use sip_settings_core::routing::{CallState, Caller};
 use sip_settings_core::sip::parse_caller;
-use sip_settings_core::{E164, ServiceError, Services};
+use sip_settings_core::{AccountId, E164, ServiceError, Services};
 
 use crate::config::{Registrations, SipConfig};
 use crate::message::{Message, parse};
@@ -238,10 +238,10 @@ impl Door {
                 Err(e) => return Err(e),
             }
         }
-        if callee.is_none() {
+        let Some(callee) = callee else {
             let target = o.destination.clone();
             return Ok((Verdict::Proceed { target }, headers));
-        }
+        };
         // A call between local accounts: the callee's decision now, with the caller as the
         // callee will see it (anonymous when hidden).
         let ask = Ask {
@@ -251,7 +251,11 @@ impl Door {
             diverted_from: Vec::new(),
             diversions: 0,
         };
-        Ok((self.decide(&ask).await, headers))
+        let verdict = match self.try_decide_for(callee, &ask).await {
+            Ok(v) => v,
+            Err(e) => failure(&e, &ask.callee),
+        };
+        Ok((verdict, headers))
     }
 
     async fn try_decide(&self, ask: &Ask) -> Result<Verdict, ServiceError> {
@@ -263,6 +267,12 @@ impl Door {
             }
             Err(e) => return Err(e),
         };
+        self.try_decide_for(id, ask).await
+    }
+
+    /// [`Door::try_decide`] for a callee already resolved to its account.
+    async fn try_decide_for(&self, id: AccountId, ask: &Ask) -> Result<Verdict, ServiceError> {
+        let s = &self.services;
         if ask.diversions > self.config.max_diversions {
             return Ok(Verdict::Status {
                 code: 482,
