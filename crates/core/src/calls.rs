@@ -96,7 +96,14 @@ pub struct CallRecord {
     pub price: Option<Money>,
 }
 
-fn text(field: &str, value: &str, max: usize, required: bool) -> Result<String, ServiceError> {
+/// A one-token text for `field` (a Call-ID, a tag): trimmed, at most `max` bytes, no spaces or
+/// control characters; `required` refuses it empty.
+pub(crate) fn text(
+    field: &str,
+    value: &str,
+    max: usize,
+    required: bool,
+) -> Result<String, ServiceError> {
     let v = value.trim();
     if required && v.is_empty() {
         return Err(ServiceError::invalid(field, "is missing"));

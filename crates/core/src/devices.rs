@@ -302,16 +302,8 @@ impl RegisterInput {
                 format!("'{source}' is not an ip:port address"),
             ));
         }
-        let call_id = self.call_id.trim();
-        if call_id.is_empty()
-            || call_id.len() > 255
-            || call_id.chars().any(|c| c.is_control() || c.is_whitespace())
-        {
-            return Err(invalid(
-                "call_id",
-                "must be 1 to 255 characters without spaces",
-            ));
-        }
+        // The same rules as a call record's Call-ID.
+        let call_id = crate::calls::text("call_id", &self.call_id, 255, true)?;
         let cseq = u32::try_from(self.cseq)
             .map_err(|_| invalid("cseq", "must be a whole number from 0 to 4294967295"))?;
         let mut user_agent: String = self
@@ -351,7 +343,7 @@ impl RegisterInput {
             user_agent,
             transport,
             source: source.to_owned(),
-            call_id: call_id.to_owned(),
+            call_id,
             cseq,
             now,
         })

@@ -274,14 +274,14 @@ impl Door {
     async fn try_decide_for(&self, id: AccountId, ask: &Ask) -> Result<Verdict, ServiceError> {
         let s = &self.services;
         if ask.diversions > self.config.max_diversions {
-            return Ok(Verdict::Status {
-                code: 482,
-                reason: "Loop Detected",
-                headers: vec![format!(
-                    "Warning: 399 sip-settings \"diverted {} times, more than {}\"",
+            return Ok(refusal(
+                482,
+                "Loop Detected",
+                &format!(
+                    "diverted {} times, more than {}",
                     ask.diversions, self.config.max_diversions
-                )],
-            });
+                ),
+            ));
         }
         let bound = usize::try_from(self.config.max_diversions)
             .unwrap_or(usize::MAX)
@@ -291,29 +291,18 @@ impl Door {
             if let Ok(Some(seen)) = s.resolve_callee("Diversion", earlier).await
                 && seen == id
             {
-                return Ok(Verdict::Status {
-                    code: 482,
-                    reason: "Loop Detected",
-                    headers: vec![format!(
-                        "Warning: 399 sip-settings \"{id} was already diverted from\""
-                    )],
-                });
+                return Ok(refusal(
+                    482,
+                    "Loop Detected",
+                    &format!("{id} was already diverted from"),
+                ));
             }
         }
         let caller = match &ask.caller {
             None => Caller::Anonymous,
             Some(text) => match parse_caller("From", text, id.domain()) {
                 Ok(c) => c,
-                Err(e) => {
-                    return Ok(Verdict::Status {
-                        code: 400,
-                        reason: "Bad Request",
-                        headers: vec![format!(
-                            "Warning: 399 sip-settings \"{}\"",
-                            e.to_string().replace(['"', '\\'], "'")
-                        )],
-                    });
-                }
+                Err(e) => return Ok(refusal(400, "Bad Request", &e.to_string())),
             },
         };
         let (registered, busy) = ask.step.state();

@@ -2,7 +2,7 @@
 //! balance pays for) are core's; this module makes each operation one transaction on the single
 //! writer connection, so concurrent opens are serialised and can never overdraw.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use sip_settings_core::StoreError;
 use sip_settings_core::calls::{
     BillingSnapshot, CallRecord, Charge, CloseOutcome, CloseRequest, Direction, HistoryEntry,
@@ -19,20 +19,10 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use crate::SqliteStore;
 use crate::account_write::{BEGIN, insert_journal};
-use crate::rows::{account_id_from, corrupt, map_err};
+use crate::rows::{account_id_from, corrupt, from_unix, map_err, unix};
 
 fn u32_of(v: i64, what: &str) -> Result<u32, StoreError> {
     u32::try_from(v).map_err(|e| corrupt(what, e))
-}
-
-fn unix(t: DateTime<Utc>) -> i64 {
-    t.timestamp()
-}
-
-fn from_unix(s: i64) -> Result<DateTime<Utc>, StoreError> {
-    Utc.timestamp_opt(s, 0)
-        .single()
-        .ok_or_else(|| corrupt("time", s))
 }
 
 fn rate_from(r: &SqliteRow, p: &str) -> Result<Rate, StoreError> {

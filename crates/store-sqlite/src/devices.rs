@@ -1,6 +1,6 @@
 //! Registered devices on SQLite: one transaction per registration on the single writer.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use sip_settings_core::StoreError;
 use sip_settings_core::devices::{Device, MAX_DEVICES, Registration, lapses_at};
 use sip_settings_core::ids::AccountId;
@@ -9,13 +9,7 @@ use sqlx::sqlite::SqliteRow;
 
 use crate::SqliteStore;
 use crate::account_write::BEGIN;
-use crate::rows::{corrupt, map_err};
-
-fn from_unix(s: i64) -> Result<DateTime<Utc>, StoreError> {
-    Utc.timestamp_opt(s, 0)
-        .single()
-        .ok_or_else(|| corrupt("time", s))
-}
+use crate::rows::{corrupt, from_unix, map_err};
 
 fn device_from(r: &SqliteRow) -> Result<Device, StoreError> {
     let cseq: i64 = r.try_get("cseq").map_err(map_err)?;
@@ -31,9 +25,11 @@ fn device_from(r: &SqliteRow) -> Result<Device, StoreError> {
     })
 }
 
-const LIST: &str = "SELECT contact, user_agent, transport, source, call_id, cseq, registered_at, \
-                    expires_at FROM devices WHERE account_id = ? AND expires_at > ? \
-                    ORDER BY registered_at DESC, contact";
+/// An account's devices that have not lapsed, by the account's address.
+const LIST: &str = "SELECT contact, user_agent, transport, source, call_id, cseq, \
+     registered_at, expires_at FROM devices WHERE account_id = \
+     (SELECT id FROM accounts WHERE domain = ? AND username = ?) AND expires_at > ? \
+     ORDER BY registered_at DESC, contact";
 
 const ACCOUNT: &str = "SELECT id FROM accounts WHERE domain = ? AND username = ?";
 
@@ -109,7 +105,8 @@ impl SqliteStore {
             .map_err(map_err)?;
         }
         let rows = sqlx::query(LIST)
-            .bind(account)
+            .bind(reg.account.domain().as_str())
+            .bind(reg.account.user().as_str())
             .bind(now)
             .fetch_all(&mut *tx)
             .await
@@ -135,16 +132,13 @@ impl SqliteStore {
         account: &AccountId,
         now: DateTime<Utc>,
     ) -> Result<Vec<Device>, StoreError> {
-        let rows = sqlx::query(&LIST.replace(
-            "account_id = ?",
-            "account_id = (SELECT id FROM accounts WHERE domain = ? AND username = ?)",
-        ))
-        .bind(account.domain().as_str())
-        .bind(account.user().as_str())
-        .bind(now.timestamp())
-        .fetch_all(&self.reader)
-        .await
-        .map_err(map_err)?;
+        let rows = sqlx::query(LIST)
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .bind(now.timestamp())
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
         rows.iter().map(device_from).collect()
     }
 }

@@ -1,6 +1,7 @@
 //! Turning rows into core types, and sqlx errors into [`StoreError`]s. Stored values are parsed
 //! again on the way out: a corrupt row is an error, never a panic.
 
+use chrono::{DateTime, TimeZone, Utc};
 use sip_settings_core::StoreError;
 use sip_settings_core::account::Account;
 use sip_settings_core::cert::CertRecord;
@@ -83,4 +84,16 @@ pub(crate) fn account_id_from(
     let u: String = r.try_get(user).map_err(map_err)?;
     let d: String = r.try_get(domain).map_err(map_err)?;
     stored::address(&u, &d)
+}
+
+/// A time as the billing and device tables keep it: Unix seconds.
+pub(crate) fn unix(t: DateTime<Utc>) -> i64 {
+    t.timestamp()
+}
+
+/// A stored Unix time; out of range is corrupt data, never a panic.
+pub(crate) fn from_unix(s: i64) -> Result<DateTime<Utc>, StoreError> {
+    Utc.timestamp_opt(s, 0)
+        .single()
+        .ok_or_else(|| corrupt("time", s))
 }
