@@ -6,20 +6,14 @@
 
 use chrono::Duration;
 use serde_json::{Value, json};
-use sip_settings_core::cert::{CertSubject, IssuedCertificate};
+use sip_settings_core::cert::IssuedCertificate;
 use sip_settings_sip::Transport;
-use sip_settings_sip::client::{Answer, Question, ask};
+use sip_settings_sip::client::{Answer, ask};
 
 use crate::helpers::*;
+use crate::sip_door::{header, listen, question, service_cert};
 
 const REGISTRATIONS: &str = "/v1/service/registrations";
-
-async fn service_cert(app: &TestApp) -> IssuedCertificate {
-    app.services
-        .issue_certificate(CertSubject::Service("kamailio".into()), None)
-        .await
-        .unwrap()
-}
 
 async fn post(app: &TestApp, cert: &IssuedCertificate, body: &Value) -> (u16, Value) {
     post_to(app, cert, REGISTRATIONS, body).await
@@ -234,30 +228,10 @@ fn door(c: &mut sip_settings::config::Config) {
 }
 
 async fn ask_udp(app: &TestApp, uri: &str, from: &str, headers: &[&str]) -> Answer {
-    let server = sip_settings_sip::Listen {
-        transport: Transport::Udp,
-        addr: app
-            .server
-            .as_ref()
-            .unwrap()
-            .sip_addr(Transport::Udp)
-            .unwrap(),
-    };
-    ask(
-        server,
-        &Question {
-            uri: uri.to_owned(),
-            from: from.to_owned(),
-            headers: headers.iter().map(|h| (*h).to_owned()).collect(),
-        },
-        None,
-    )
-    .await
-    .unwrap()
-}
-
-fn header<'a>(a: &'a Answer, name: &str) -> Option<&'a str> {
-    a.response.headers.get(name)
+    let server = listen(app, Transport::Udp);
+    ask(server, &question(uri, from, headers), None)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]

@@ -25,14 +25,14 @@ fn listeners(c: &mut sip_settings::config::Config, transports: &[&str]) {
     c.sip.registrations = sip_settings_sip::Registrations::Hint;
 }
 
-fn listen(app: &TestApp, t: Transport) -> Listen {
+pub(crate) fn listen(app: &TestApp, t: Transport) -> Listen {
     Listen {
         transport: t,
         addr: app.server.as_ref().unwrap().sip_addr(t).unwrap(),
     }
 }
 
-fn question(uri: &str, from: &str, headers: &[&str]) -> Question {
+pub(crate) fn question(uri: &str, from: &str, headers: &[&str]) -> Question {
     Question {
         uri: uri.to_owned(),
         from: from.to_owned(),
@@ -40,7 +40,7 @@ fn question(uri: &str, from: &str, headers: &[&str]) -> Question {
     }
 }
 
-fn header<'a>(a: &'a Answer, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(a: &'a Answer, name: &str) -> Option<&'a str> {
     a.response.headers.get(name)
 }
 
@@ -68,7 +68,7 @@ fn tls_client(app: &TestApp, bundle: Option<&str>) -> Arc<rustls::ClientConfig> 
 use rustls_pki_types::pem::PemObject;
 
 /// A service certificate (a proxy's) of this installation.
-async fn service_cert(app: &TestApp) -> sip_settings_core::cert::IssuedCertificate {
+pub(crate) async fn service_cert(app: &TestApp) -> sip_settings_core::cert::IssuedCertificate {
     app.services
         .issue_certificate(CertSubject::Service("proxy1".into()), None)
         .await
