@@ -41,7 +41,7 @@ use crate::sipp_calls::{self, Phone};
 pub const PLAN: Plan = Plan {
     ladder: &[
         50, 100, 200, 300, 400, 500, 600, 800, 1_000, 1_200, 1_500, 2_000, 2_500, 3_000, 4_000,
-        5_000, 6_000, 8_000,
+        5_000, 6_000, 8_000, 10_000, 12_000, 14_000, 16_000, 20_000,
     ],
     step_secs: 4.0,
     bisections: 3,
@@ -56,10 +56,16 @@ pub const PAUSE_MS: u64 = 100;
 pub const SETUP_SECS: f64 = 5.0;
 /// The target: full path / alone.
 pub const TARGET_RATIO: f64 = 0.8;
-/// Kamailio's shared and private memory, MiB (`-m`, `-M`): room for the transactions and
-/// dialogs of a few seconds of calls at the highest rates.
-const SHM_MIB: u32 = 512;
+/// Kamailio's shared and private memory, MiB (`-m`, `-M`). Shared memory holds every
+/// transaction until its wait timer (5 s) and every dialog until 32 s after it ended
+/// (`end_timeout`): at 6 000 calls/s some 200 000 dialogs, too many for 512 MiB (which ran
+/// out at 3 000 calls/s, and at 4 500 alone, before the CPU did).
+const SHM_MIB: u32 = 2048;
 const PKG_MIB: u32 = 16;
+/// Kamailio's memory manager (`-x`, for shared and private memory alike): TLSF, whose
+/// allocation takes constant time. The Debian package's default, q_malloc (built with its
+/// debugging), searched its free lists for a quarter of Kamailio's CPU time.
+const ALLOCATOR: &str = "tlsf";
 /// The caller and the callee: accounts 0 and 1.
 const CALLER: usize = 0;
 const CALLEE: usize = 1;
@@ -430,6 +436,8 @@ async fn variant(
         args.push(a.clone());
     }
     args.extend([
+        "-x".into(),
+        ALLOCATOR.into(),
         "-m".into(),
         SHM_MIB.to_string(),
         "-M".into(),
