@@ -1,0 +1,147 @@
+//! The Info tab: account details, certificates, downloads.
+
+use askama::Template;
+use sip_settings_core::ServiceError;
+
+use super::{Field, Layout, Refusal, Tab, View, render};
+
+#[derive(Debug)]
+struct CertView {
+    serial: String,
+    issued: String,
+    not_after: String,
+    status: String,
+    revocable: bool,
+}
+
+#[derive(Template)]
+#[template(path = "web/info.html")]
+struct InfoPage {
+    layout: Layout,
+    sip_address: String,
+    details: Vec<(String, String)>,
+    p12_password: Field,
+    p12_legacy: bool,
+    curl: String,
+    certs: Vec<CertView>,
+}
+
+pub(super) async fn info(v: &View<'_>) -> Result<String, ServiceError> {
+    let a = v.account;
+    let id = &a.id;
+    let p = &a.profile;
+    let aliases = v.svc.aliases(id).await?;
+    let numbers = v.svc.enum_numbers(id).await?;
+    let dnd = v.svc.dnd_active(id).await?;
+    let or_none = |s: String| if s.is_empty() { "—".to_owned() } else { s };
+    let join = |items: Vec<String>| {
+        if items.is_empty() {
+            "none".to_owned()
+        } else {
+            items.join(", ")
+        }
+    };
+    let details = vec![
+        ("SIP address".to_owned(), id.to_string()),
+        (
+            "Name".to_owned(),
+            or_none(
+                format!("{} {}", p.first_name, p.last_name)
+                    .trim()
+                    .to_owned(),
+            ),
+        ),
+        (
+            "E-mail".to_owned(),
+            or_none(
+                p.email
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            ),
+        ),
+        ("Time zone".to_owned(), p.timezone.name().to_owned()),
+        (
+            "Mobile number".to_owned(),
+            or_none(
+                p.mobile
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            ),
+        ),
+        (
+            "Caller id on phone calls".to_owned(),
+            or_none(
+                p.pstn_caller_id
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+            ),
+        ),
+        ("Language".to_owned(), p.language.clone()),
+        (
+            "No-answer timeout".to_owned(),
+            format!("{} seconds", p.no_answer_timeout),
+        ),
+        (
+            "Caller id".to_owned(),
+            if a.privacy { "hidden" } else { "shown" }.to_owned(),
+        ),
+        (
+            "Do Not Disturb".to_owned(),
+            if dnd { "on" } else { "off" }.to_owned(),
+        ),
+        (
+            "Billing".to_owned(),
+            if a.prepaid { "prepaid" } else { "postpaid" }.to_owned(),
+        ),
+        (
+            "Aliases".to_owned(),
+            join(aliases.iter().map(ToString::to_string).collect()),
+        ),
+        (
+            "Phone numbers".to_owned(),
+            join(numbers.iter().map(ToString::to_string).collect()),
+        ),
+    ];
+    let now = v.svc.clock().now();
+    let mut records = v.svc.list_certificates(Some(id)).await?;
+    records.sort_by_key(|c| std::cmp::Reverse(c.issued_at));
+    let certs = records
+        .iter()
+        .map(|c| CertView {
+            serial: c.serial.to_string(),
+            issued: v.local(c.issued_at),
+            not_after: v.local(c.not_after),
+            status: match c.revoked_at {
+                Some(t) => format!("revoked {}", v.local(t)),
+                None if c.not_after < now => "expired".to_owned(),
+                None => "valid".to_owned(),
+            },
+            revocable: c.revoked_at.is_none(),
+        })
+        .collect();
+    let host = v.host.clone().unwrap_or_else(|| "HOST".to_owned());
+    let p12_password = Field::new(
+        "p12",
+        "password",
+        "SIP password",
+        "password",
+        String::new(),
+        v.refusal,
+    )
+    .attrs(r#" autocomplete="current-password""#)
+    .hint("Also the password that protects the file.");
+    render(&InfoPage {
+        layout: v.layout(Tab::Info),
+        sip_address: id.to_string(),
+        details,
+        p12_password,
+        p12_legacy: Refusal::value(v.refusal, "p12", "format") == Some("legacy"),
+        curl: format!(
+            "curl --cacert ca.crt -E {id}.crt 'https://{host}/settings.phtml?action=account'"
+        ),
+        certs,
+    })
+}
