@@ -1,56 +1,19 @@
-//! What every `/v1` handler shares: [`ApiError`] (a problem reply usable with `?`), strict JSON
-//! bodies whose refusals name the offending field, strict query strings, path parameters whose
-//! refusals are problem documents too.
+//! What the `/v1` handlers read from a request: strict JSON bodies whose refusals name the
+//! offending field, strict query strings, path parameters whose refusals are problem documents
+//! too.
 
 use axum::body::Body;
 use axum::extract::Path;
 use axum::extract::rejection::PathRejection;
-use axum::http::{Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use http_body_util::{BodyExt, Limited};
 use serde::de::DeserializeOwned;
-use sip_settings_core::ServiceError;
 use sip_settings_core::ids::whole_number;
 
 use crate::MAX_BODY_BYTES;
 use crate::params::Params;
-use crate::problem::{from_error, problem};
-
-/// A refusal or failure of a `/v1` handler, already rendered as a problem document.
-#[derive(Debug)]
-pub struct ApiError(pub Box<Response>);
-
-impl From<ServiceError> for ApiError {
-    fn from(e: ServiceError) -> Self {
-        Self(Box::new(from_error(&e)))
-    }
-}
-
-impl ApiError {
-    /// Wraps a rendered reply.
-    pub fn from_response(r: Response) -> Self {
-        Self(Box::new(r))
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        *self.0
-    }
-}
-
-/// What a `/v1` handler returns.
-pub type ApiResult = Result<Response, ApiError>;
-
-/// A `400` naming `field`.
-pub fn invalid(field: &str, reason: impl Into<String>) -> ApiError {
-    ApiError::from(ServiceError::invalid(field, reason))
-}
-
-/// A `404`.
-pub fn not_found(detail: impl Into<String>) -> ApiError {
-    ApiError::from(ServiceError::NotFound(detail.into()))
-}
+use crate::problem::problem;
+use crate::v1::error::{ApiError, invalid};
 
 /// The field a serde error is about, when its message names one.
 fn field_of_message(message: &str) -> Option<String> {
@@ -164,20 +127,6 @@ fn not_an_object(bytes: &[u8]) -> Option<ApiError> {
         &detail,
         None,
     )))
-}
-
-/// The reply when a `/v1` path exists but not with this method: `405` as a problem document
-/// naming the method (axum adds the `Allow` header listing the methods the path has).
-pub async fn method_not_allowed(method: Method, uri: Uri) -> Response {
-    problem(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        &format!(
-            "{method} is not a method of {} (the Allow header lists its methods)",
-            sip_settings_core::ids::printable(uri.path())
-        ),
-        None,
-    )
 }
 
 /// The query string, decoded strictly; a parameter not in `allowed` is refused naming it.

@@ -3,124 +3,13 @@
 //! utoipa-axum `OpenApiRouter`), so the document cannot drift from the routes. Served without
 //! authentication; every operation in it requires a client certificate (`mutualTLS`).
 
-use std::sync::Arc;
-
-use axum::Router;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use serde::Serialize;
 use utoipa::openapi::security::SecurityScheme;
-use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::AppState;
-
-/// An RFC 9457 problem document (`application/problem+json`), as every `/v1` error is.
-#[derive(Debug, Serialize, ToSchema)]
-#[allow(dead_code)] // documentation of crate::problem's JSON
-pub struct Problem {
-    /// Always `about:blank`.
-    #[serde(rename = "type")]
-    #[schema(rename = "type")]
-    kind: String,
-    /// The HTTP reason phrase.
-    title: String,
-    /// The HTTP status.
-    status: u16,
-    /// Stable machine-readable code: `invalid_field`, `invalid_json`, `not_found`, `conflict`,
-    /// `precondition_failed`, `unauthenticated`, `forbidden`, `rate_limited`, `body_too_large`,
-    /// `unavailable`, `internal`.
-    code: String,
-    /// What is wrong, for a human.
-    detail: String,
-    /// The offending field or parameter, when there is one.
-    field: Option<String>,
-}
-
-/// Answers of the `/v1/me` reads besides success.
-#[derive(Debug, IntoResponses)]
-#[allow(dead_code)] // documentation only
-pub enum ReadErrors {
-    /// `If-None-Match` named the current ETag.
-    #[response(status = 304)]
-    NotModified,
-    /// A parameter is malformed (`field` names it).
-    #[response(status = 400, content_type = "application/problem+json")]
-    BadRequest(Problem),
-    /// No client certificate.
-    #[response(status = 401, content_type = "application/problem+json")]
-    Unauthenticated(Problem),
-    /// Not a valid subscriber certificate (unknown, revoked, expired, or not a subscriber's).
-    #[response(status = 403, content_type = "application/problem+json")]
-    Forbidden(Problem),
-    /// No such resource (of this account).
-    #[response(status = 404, content_type = "application/problem+json")]
-    NotFound(Problem),
-    /// Too many requests (`Retry-After` says when to try again).
-    #[response(status = 429, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds")))]
-    TooManyRequests(Problem),
-    /// The database is temporarily unavailable.
-    #[response(status = 503, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds")))]
-    Unavailable(Problem),
-}
-
-/// Answers of the `/v1/me` writes besides success.
-#[derive(Debug, IntoResponses)]
-#[allow(dead_code)] // documentation only
-pub enum WriteErrors {
-    /// The body or a parameter is malformed or not allowed (`field` names it); nothing changed.
-    #[response(status = 400, content_type = "application/problem+json")]
-    BadRequest(Problem),
-    /// No client certificate.
-    #[response(status = 401, content_type = "application/problem+json")]
-    Unauthenticated(Problem),
-    /// Not a valid subscriber certificate.
-    #[response(status = 403, content_type = "application/problem+json")]
-    Forbidden(Problem),
-    /// No such resource (of this account).
-    #[response(status = 404, content_type = "application/problem+json")]
-    NotFound(Problem),
-    /// The change conflicts with existing data (taken, duplicate, at a limit).
-    #[response(status = 409, content_type = "application/problem+json")]
-    Conflict(Problem),
-    /// `If-Match` did not name the current ETag; nothing changed.
-    #[response(status = 412, content_type = "application/problem+json", headers(("ETag" = String, description = "The current entity tag")))]
-    PreconditionFailed(Problem),
-    /// The body is larger than 64 KiB.
-    #[response(status = 413, content_type = "application/problem+json")]
-    TooLarge(Problem),
-    /// Too many requests.
-    #[response(status = 429, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds")))]
-    TooManyRequests(Problem),
-    /// The database is temporarily unavailable.
-    #[response(status = 503, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds")))]
-    Unavailable(Problem),
-}
-
-/// Answers of the service routes besides success.
-#[derive(Debug, IntoResponses)]
-#[allow(dead_code)] // documentation only
-pub enum ServiceErrors {
-    /// The body is malformed (`field` names the offending field).
-    #[response(status = 400, content_type = "application/problem+json")]
-    BadRequest(Problem),
-    /// No client certificate.
-    #[response(status = 401, content_type = "application/problem+json")]
-    Unauthenticated(Problem),
-    /// Not a service certificate.
-    #[response(status = 403, content_type = "application/problem+json")]
-    Forbidden(Problem),
-    /// The callee is not a local account, alias or number.
-    #[response(status = 404, content_type = "application/problem+json")]
-    NotFound(Problem),
-    /// The body is larger than 64 KiB.
-    #[response(status = 413, content_type = "application/problem+json")]
-    TooLarge(Problem),
-    /// The database is temporarily unavailable.
-    #[response(status = 503, content_type = "application/problem+json", headers(("Retry-After" = u64, description = "Seconds")))]
-    Unavailable(Problem),
-}
+use crate::v1::doc::Problem;
+use crate::v1::{me, service};
 
 /// Adds the `mutualTLS` security scheme.
 #[derive(Debug)]
@@ -174,36 +63,16 @@ impl Modify for MutualTls {
 )]
 struct ApiDoc;
 
-fn api_router() -> OpenApiRouter<AppState> {
+/// The `/v1` routes, each registered from its annotated handler, with the document they make.
+pub fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(crate::resources::routes())
-        .merge(crate::explain::routes())
-        .merge(crate::service_api::routes())
+        .merge(me::routes())
+        .merge(service::routes())
 }
 
 /// The OpenAPI document of the `/v1` routes.
 pub fn document() -> utoipa::openapi::OpenApi {
     api_router().into_openapi()
-}
-
-/// The `/v1` resource routes (from their annotated handlers) and `/v1/openapi.json`.
-pub fn routes() -> Router<AppState> {
-    let (router, api) = api_router().split_for_parts();
-    let json: Arc<str> = Arc::from(api.to_pretty_json().unwrap_or_default());
-    router.route(
-        "/v1/openapi.json",
-        get(move || {
-            let json = json.clone();
-            async move {
-                let mut r: Response = json.to_string().into_response();
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                r
-            }
-        }),
-    )
 }
 
 #[cfg(test)]
@@ -236,28 +105,35 @@ mod tests {
 
     /// Every request body schema of the document and the type its handler deserializes.
     fn decoders() -> Vec<(&'static str, Decoder)> {
-        use crate::{explain, resources as r, service_api as s};
+        use crate::v1::me::{
+            accept, account, aliases, certificates, dnd, forwarding, phonebook, privacy, reject,
+            voicemail,
+        };
+        use crate::v1::service::{calls, prepaid, registrations, route};
         vec![
-            ("AccountPatch", decode::<r::AccountPatch>),
-            ("DiversionsPut", decode::<r::DiversionsPut>),
-            ("DiversionsPatch", decode::<r::DiversionsPatch>),
-            ("DiversionBody", decode::<r::DiversionBody>),
-            ("TemporaryRuleBody", decode::<r::TemporaryRuleBody>),
-            ("AcceptRuleBody", decode::<r::AcceptRuleBody>),
-            ("RejectRuleView", decode::<r::RejectRuleView>),
-            ("DndBody", decode::<r::DndBody>),
-            ("PrivacyView", decode::<r::PrivacyView>),
-            ("AliasBody", decode::<r::AliasBody>),
-            ("VoicemailBody", decode::<r::VoicemailBody>),
-            ("PhonebookPost", decode::<r::PhonebookPost>),
-            ("PhonebookPut", decode::<r::PhonebookPut>),
-            ("CsrBody", decode::<r::CsrBody>),
-            ("RouteRequest", decode::<explain::RouteRequest>),
-            ("CallRecordBody", decode::<s::CallRecordBody>),
-            ("OpenBody", decode::<s::OpenBody>),
-            ("CloseBody", decode::<s::CloseBody>),
-            ("RegistrationBody", decode::<s::RegistrationBody>),
-            ("CallBatchBody", decode::<s::CallBatchBody>),
+            ("AccountPatch", decode::<account::AccountPatch>),
+            ("DiversionsPut", decode::<forwarding::DiversionsPut>),
+            ("DiversionsPatch", decode::<forwarding::DiversionsPatch>),
+            ("DiversionBody", decode::<forwarding::DiversionBody>),
+            ("TemporaryRuleBody", decode::<accept::TemporaryRuleBody>),
+            ("AcceptRuleBody", decode::<accept::AcceptRuleBody>),
+            ("RejectRuleView", decode::<reject::RejectRuleView>),
+            ("DndBody", decode::<dnd::DndBody>),
+            ("PrivacyView", decode::<privacy::PrivacyView>),
+            ("AliasBody", decode::<aliases::AliasBody>),
+            ("VoicemailBody", decode::<voicemail::VoicemailBody>),
+            ("PhonebookPost", decode::<phonebook::PhonebookPost>),
+            ("PhonebookPut", decode::<phonebook::PhonebookPut>),
+            ("CsrBody", decode::<certificates::CsrBody>),
+            ("RouteRequest", decode::<route::RouteRequest>),
+            ("CallRecordBody", decode::<calls::CallRecordBody>),
+            ("OpenBody", decode::<prepaid::OpenBody>),
+            ("CloseBody", decode::<prepaid::CloseBody>),
+            (
+                "RegistrationBody",
+                decode::<registrations::RegistrationBody>,
+            ),
+            ("CallBatchBody", decode::<calls::CallBatchBody>),
         ]
     }
 

@@ -1,0 +1,219 @@
+//! `/v1/me/certificates`: the account's own client certificates (tag `certificates`).
+
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use sip_settings_core::cert::CertRecord;
+use sip_settings_core::{Serial, ServiceError, Services};
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::etag;
+use crate::identity::Subscriber;
+use crate::ratelimit::Kind;
+use crate::v1::doc::{ReadErrors, WriteErrors};
+use crate::v1::error::{ApiError, ApiResult, invalid, not_found};
+use crate::v1::extract::{json_body, path_param};
+use crate::v1::limit::limit;
+use crate::v1::view::{created, time};
+
+/// A certificate of the account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CertificateView {
+    /// Serial, hex.
+    pub serial: String,
+    /// Subject common name.
+    pub subject: String,
+    /// SHA-256 of the DER certificate, hex.
+    pub fingerprint_sha256: String,
+    /// Start of validity (RFC 3339).
+    pub not_before: String,
+    /// End of validity (RFC 3339).
+    pub not_after: String,
+    /// When it was issued (RFC 3339).
+    pub issued_at: String,
+    /// When it was revoked (RFC 3339), or `null`.
+    pub revoked_at: Option<String>,
+    /// Whether this request was made with it.
+    pub current: bool,
+}
+
+/// The certificates of the account (`GET /v1/me/certificates`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CertificatesView {
+    /// Every certificate issued for the account, revoked ones too.
+    pub certificates: Vec<CertificateView>,
+}
+
+/// A certificate signing request (`POST /v1/me/certificates`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CsrBody {
+    /// PKCS#10 CSR, PEM. Only its public key is used: the subject is always the account.
+    pub csr: String,
+    /// Lifetime in days (1–3650, default the service's).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 3650)]
+    pub days: Option<u32>,
+}
+
+/// A certificate issued from a CSR.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssuedView {
+    /// The record.
+    pub certificate: CertificateView,
+    /// The certificate, PEM (the key stayed with the client).
+    pub pem: String,
+}
+
+fn certificate_view(c: &CertRecord, current: &Serial) -> CertificateView {
+    CertificateView {
+        serial: c.serial.to_string(),
+        subject: c.subject.clone(),
+        fingerprint_sha256: c.fingerprint.clone(),
+        not_before: time(c.not_before),
+        not_after: time(c.not_after),
+        issued_at: time(c.issued_at),
+        revoked_at: c.revoked_at.map(time),
+        current: &c.serial == current,
+    }
+}
+
+async fn own_certificate(
+    s: &Services,
+    me: &Subscriber,
+    serial: &Serial,
+) -> Result<Option<CertificateView>, ServiceError> {
+    Ok(s.list_certificates(Some(&me.account))
+        .await?
+        .iter()
+        .find(|c| &c.serial == serial)
+        .map(|c| certificate_view(c, &me.serial)))
+}
+
+/// Refuses a CSR that the CA could not read, as a `400` naming `csr` (the CA reports it as an
+/// internal error). The same parser the CA uses.
+fn check_csr(pem: &str) -> Result<(), ApiError> {
+    if pem.len() > 16 * 1024 {
+        return Err(invalid("csr", "is larger than 16 KiB"));
+    }
+    rcgen::CertificateSigningRequestParams::from_pem(pem)
+        .map(|_| ())
+        .map_err(|e| {
+            invalid(
+                "csr",
+                format!("is not a valid PEM certificate signing request ({e})"),
+            )
+        })
+}
+
+fn serial_of(path: Result<Path<String>, PathRejection>) -> Result<Serial, ApiError> {
+    Ok(Serial::parse(&path_param(path, "serial")?).map_err(|e| e.renamed("serial"))?)
+}
+
+async fn certificates_view(
+    s: &Services,
+    me: &Subscriber,
+) -> Result<CertificatesView, ServiceError> {
+    Ok(CertificatesView {
+        certificates: s
+            .list_certificates(Some(&me.account))
+            .await?
+            .iter()
+            .map(|c| certificate_view(c, &me.serial))
+            .collect(),
+    })
+}
+
+/// The account's own certificates.
+#[utoipa::path(get, path = "/v1/me/certificates", tag = "certificates",
+    responses((status = 200, description = "Certificates", body = CertificatesView,
+        headers(("ETag" = String, description = "Strong entity tag"))), ReadErrors))]
+pub(super) async fn list_certificates(
+    State(state): State<AppState>,
+    me: Subscriber,
+    headers: HeaderMap,
+) -> ApiResult {
+    limit(&state, &me, Kind::Read)?;
+    Ok(etag::read(
+        &headers,
+        &certificates_view(&state.services, &me).await?,
+    ))
+}
+
+/// Issues a certificate for the public key of a CSR (the key never leaves the client).
+#[utoipa::path(post, path = "/v1/me/certificates", tag = "certificates",
+    params(("If-Match" = Option<String>, Header, description = "ETag of the list read before; 412 if stale")),
+    request_body(content = CsrBody, content_type = "application/json"),
+    responses((status = 201, description = "Issued", body = IssuedView,
+        headers(("ETag" = String, description = "Entity tag"), ("Location" = String, description = "The certificate"))), WriteErrors))]
+pub(super) async fn issue_certificate(
+    State(state): State<AppState>,
+    me: Subscriber,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    limit(&state, &me, Kind::Write)?;
+    let b: CsrBody = json_body(body).await?;
+    check_csr(&b.csr)?;
+    let s = me.services(&state);
+    let s = s.hold(&me.account).await?;
+    etag::check(&headers, Some(&certificates_view(&s, &me).await?))?;
+    let (record, pem) = s.issue_from_csr(&me.account, &b.csr, b.days).await?;
+    s.commit().await?;
+    Ok(created(
+        &format!("/v1/me/certificates/{}", record.serial),
+        &IssuedView {
+            certificate: certificate_view(&record, &me.serial),
+            pem,
+        },
+    ))
+}
+
+/// One of the account's own certificates (another account's serial is 404).
+#[utoipa::path(get, path = "/v1/me/certificates/{serial}", tag = "certificates",
+    params(("serial" = String, Path, description = "Serial, hex (colons allowed)")),
+    responses((status = 200, description = "The certificate", body = CertificateView,
+        headers(("ETag" = String, description = "Strong entity tag"))), ReadErrors))]
+pub(super) async fn get_certificate(
+    State(state): State<AppState>,
+    me: Subscriber,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    limit(&state, &me, Kind::Read)?;
+    let serial = serial_of(path)?;
+    match own_certificate(&state.services, &me, &serial).await? {
+        Some(v) => Ok(etag::read(&headers, &v)),
+        None => Err(not_found(format!("no certificate with serial {serial}"))),
+    }
+}
+
+/// Revokes one of the account's own certificates (another account's serial is 404).
+#[utoipa::path(delete, path = "/v1/me/certificates/{serial}", tag = "certificates",
+    params(("serial" = String, Path, description = "Serial, hex (colons allowed)"),
+        ("If-Match" = Option<String>, Header, description = "ETag read before; 412 if stale")),
+    responses((status = 200, description = "The revoked certificate", body = CertificateView,
+        headers(("ETag" = String, description = "Entity tag of the new representation"))), WriteErrors))]
+pub(super) async fn revoke_certificate(
+    State(state): State<AppState>,
+    me: Subscriber,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    limit(&state, &me, Kind::Write)?;
+    let serial = serial_of(path)?;
+    let s = me.services(&state);
+    let s = s.hold(&me.account).await?;
+    if let Some(current) = own_certificate(&s, &me, &serial).await? {
+        etag::check(&headers, Some(&current))?;
+    }
+    let record = s.revoke_own_certificate(&me.account, &serial).await?;
+    s.commit().await?;
+    Ok(etag::reply(
+        StatusCode::OK,
+        &certificate_view(&record, &me.serial),
+    ))
+}

@@ -1,0 +1,197 @@
+//! `POST /v1/service/calls` and `/v1/service/calls/batch`: finished calls from a proxy's
+//! accounting.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use sip_settings_core::ServiceError;
+use sip_settings_core::calls::CallInput;
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::problem::from_error;
+use crate::v1::doc::ServiceErrors;
+use crate::v1::service::client::{ServiceClient, json_body};
+
+/// A finished call as a proxy's accounting sends it (`POST /v1/service/calls`). The optional
+/// fields may be absent or `null` (none); a required field that is absent is reported by
+/// core's `CallInput::parse`, which names any missing or malformed field.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallRecordBody {
+    /// SIP Call-ID.
+    #[serde(default)]
+    #[schema(required = true)]
+    call_id: String,
+    /// From tag.
+    from_tag: Option<String>,
+    /// To tag.
+    to_tag: Option<String>,
+    /// Caller SIP URI.
+    #[serde(default)]
+    #[schema(required = true)]
+    caller: String,
+    /// Callee SIP URI.
+    #[serde(default)]
+    #[schema(required = true)]
+    callee: String,
+    /// Start, RFC 3339.
+    #[serde(default)]
+    #[schema(format = DateTime, required = true)]
+    start: String,
+    /// Stop, RFC 3339.
+    #[serde(default)]
+    #[schema(format = DateTime, required = true)]
+    stop: String,
+    /// Seconds talked.
+    #[schema(value_type = i64, required = true)]
+    duration: Option<i64>,
+    /// SIP final status code.
+    #[schema(value_type = i64, required = true)]
+    status: Option<i64>,
+    /// Media types, e.g. `["audio"]`.
+    media: Option<Vec<String>>,
+    /// Address of the proxy.
+    proxy_ip: Option<String>,
+    /// Price, a decimal string.
+    price: Option<String>,
+}
+
+impl From<CallRecordBody> for CallInput {
+    fn from(b: CallRecordBody) -> Self {
+        Self {
+            call_id: b.call_id,
+            from_tag: b.from_tag.unwrap_or_default(),
+            to_tag: b.to_tag.unwrap_or_default(),
+            caller: b.caller,
+            callee: b.callee,
+            start: b.start,
+            stop: b.stop,
+            duration: b.duration,
+            status: b.status,
+            media: b.media.unwrap_or_default(),
+            proxy_ip: b.proxy_ip.unwrap_or_default(),
+            price: b.price,
+        }
+    }
+}
+
+/// The answer to a recorded call.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documentation of the JSON below
+pub struct Recorded {
+    /// Whether the record was new.
+    recorded: bool,
+    /// Present and true when the record was a replay.
+    replay: Option<bool>,
+    /// The Call-ID.
+    call_id: String,
+}
+
+/// Records a finished call for its local parties (idempotent on Call-ID and tags).
+#[utoipa::path(post, path = "/v1/service/calls", tag = "service",
+    request_body(content = CallRecordBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Recorded", body = Recorded),
+        (status = 200, description = "A replay: nothing stored", body = Recorded),
+        ServiceErrors
+    ))]
+pub(super) async fn record_call(
+    State(state): State<AppState>,
+    client: ServiceClient,
+    body: Body,
+) -> Response {
+    let input: CallInput = match json_body::<CallRecordBody>(body).await {
+        Ok(v) => v.into(),
+        Err(r) => return r,
+    };
+    match client.services(&state).record_call(&input).await {
+        Ok(true) => (
+            StatusCode::CREATED,
+            Json(json!({"recorded": true, "call_id": input.call_id})),
+        )
+            .into_response(),
+        Ok(false) => (
+            StatusCode::OK,
+            Json(json!({"recorded": false, "replay": true, "call_id": input.call_id})),
+        )
+            .into_response(),
+        Err(e) => from_error(&e),
+    }
+}
+
+/// Most records in one batch.
+pub const MAX_BATCH: usize = 1000;
+
+/// Finished calls in one batch (`POST /v1/service/calls/batch`): what a proxy's accounting
+/// queued, stored in one transaction.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallBatchBody {
+    /// 1 to 1000 call records, each as `POST /v1/service/calls` takes it.
+    #[serde(default)]
+    #[schema(required = true)]
+    calls: Vec<CallRecordBody>,
+}
+
+/// The answer to a batch.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // documentation of the JSON below
+pub struct BatchRecorded {
+    /// Records stored.
+    recorded: usize,
+    /// Records already stored before (replays): nothing stored for them.
+    replays: usize,
+}
+
+/// Records many finished calls at once, all or none: one transaction, one durable commit (a
+/// proxy's accounting queue drains at thousands of calls a second this way, where one commit
+/// per call is bound by the disk's flush time). A malformed record refuses the whole batch,
+/// naming it (`calls[3].caller`); replays are counted, not stored again.
+#[utoipa::path(post, path = "/v1/service/calls/batch", tag = "service",
+    request_body(content = CallBatchBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Recorded", body = BatchRecorded),
+        ServiceErrors
+    ))]
+pub(super) async fn record_calls(
+    State(state): State<AppState>,
+    client: ServiceClient,
+    body: Body,
+) -> Response {
+    let batch: CallBatchBody = match json_body(body).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    if batch.calls.is_empty() || batch.calls.len() > MAX_BATCH {
+        return from_error(&ServiceError::invalid(
+            "calls",
+            format!("must hold 1 to {MAX_BATCH} call records"),
+        ));
+    }
+    let services = client.services(&state);
+    let mut calls = Vec::with_capacity(batch.calls.len());
+    for (i, body) in batch.calls.into_iter().enumerate() {
+        match services.prepare_call(&body.into()).await {
+            Ok(call) => calls.push(call),
+            Err(ServiceError::Invalid { field, reason }) => {
+                return from_error(&ServiceError::Invalid {
+                    field: format!("calls[{i}].{field}"),
+                    reason,
+                });
+            }
+            Err(e) => return from_error(&e),
+        }
+    }
+    let total = calls.len();
+    match services.record_calls(&calls).await {
+        Ok(recorded) => {
+            Json(json!({"recorded": recorded, "replays": total - recorded})).into_response()
+        }
+        Err(e) => from_error(&e),
+    }
+}
