@@ -78,18 +78,47 @@ pub async fn open_store_url(
     }
 }
 
-/// A database URL without its password, for messages and logs.
+/// A database URL without its secrets, for messages and logs: the password of the userinfo
+/// (`postgres://user:***@host/db`) and the value of every query parameter whose name ends in
+/// `password`, in any case (`?password=***`, `&PASSWORD=***`, `&sslpassword=***`). Every
+/// command that shows a database URL shows it through this.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return redact_query(url);
+    };
+    // The userinfo ends at the last `@` before the query; failing that (an unencoded `?` in the
+    // password) at the last `@` at all: better too much hidden than a password shown.
+    let query_start = url.find('?').unwrap_or(url.len());
+    let at = url[..query_start]
+        .rfind('@')
+        .or_else(|| url.rfind('@'))
+        .filter(|&at| at >= scheme_end);
+    match at.and_then(|at| Some((at, url[scheme_end..at].split_once(':')?))) {
+        Some((at, (user, _))) => format!(
+            "{}{user}:***{}",
+            &url[..scheme_end],
+            redact_query(&url[at..])
+        ),
+        None => format!("{}{}", &url[..scheme_end], redact_query(&url[scheme_end..])),
     }
+}
+
+/// `text` with the value of every query parameter whose name ends in `password` (any case)
+/// replaced by `***`.
+fn redact_query(text: &str) -> String {
+    let Some((base, query)) = text.split_once('?') else {
+        return text.to_owned();
+    };
+    let parameters: Vec<String> = query
+        .split('&')
+        .map(|parameter| match parameter.split_once('=') {
+            Some((name, _)) if name.to_ascii_lowercase().ends_with("password") => {
+                format!("{name}=***")
+            }
+            _ => parameter.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", parameters.join("&"))
 }
 
 /// Opens the store named by the configuration (running migrations unless
@@ -256,5 +285,63 @@ impl RunningServer {
 impl Drop for RunningServer {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redact_url_hides_a_password_in_the_userinfo() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        // An `@` in the password: the userinfo ends at the last `@` before the query.
+        let r = redact_url("postgresql://u:se@cret@h/db?sslmode=require");
+        assert!(!r.contains("se@cret") && !r.contains("cret"), "{r}");
+        assert_eq!(r, "postgresql://u:***@h/db?sslmode=require");
+        // No password: nothing to hide.
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redact_url("sqlite:///srv/x/sip-settings.db"),
+            "sqlite:///srv/x/sip-settings.db"
+        );
+    }
+
+    #[test]
+    fn redact_url_hides_a_password_in_the_query() {
+        assert_eq!(
+            redact_url("postgres://u@h/db?password=secret&sslmode=require"),
+            "postgres://u@h/db?password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgres://u@h/db?sslmode=require&PASSWORD=secret"),
+            "postgres://u@h/db?sslmode=require&PASSWORD=***"
+        );
+        assert_eq!(
+            redact_url("postgres://u@h/db?Password=secret"),
+            "postgres://u@h/db?Password=***"
+        );
+        // libpq's `sslpassword` (the client key's passphrase) is a secret too.
+        assert_eq!(
+            redact_url("postgres://u@h/db?sslpassword=secret"),
+            "postgres://u@h/db?sslpassword=***"
+        );
+        // Both forms at once.
+        let r = redact_url("postgres://u:one@h/db?password=two");
+        assert_eq!(r, "postgres://u:***@h/db?password=***");
+        // An `@` in the query and no userinfo: the query's password is still hidden.
+        assert_eq!(
+            redact_url("postgres://h/db?password=two&application_name=a@b"),
+            "postgres://h/db?password=***&application_name=a@b"
+        );
+    }
+
+    #[test]
+    fn redact_url_hides_a_password_with_an_unencoded_question_mark() {
+        let r = redact_url("postgres://u:pa?ss@h/db");
+        assert!(!r.contains("pa") && !r.contains("ss"), "{r}");
     }
 }

@@ -133,7 +133,10 @@ pub async fn init(config: &Config, hostnames: &[String]) -> anyhow::Result<bool>
         && !db_existed
         && crate::app::sqlite_path(&config.database_url).is_some()
     {
-        println!("created database {}", config.database_url);
+        println!(
+            "created database {}",
+            crate::app::redact_url(&config.database_url)
+        );
         changed = true;
     }
     if !changed {

@@ -126,7 +126,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             drop(store);
             println!(
                 "database {} is migrated to the latest version",
-                config.database_url
+                app::redact_url(&config.database_url)
             );
         }
         Command::Domain(cmd) => commands::domain(&config, cmd).await?,

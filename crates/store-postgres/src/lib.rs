@@ -87,6 +87,84 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The versioned schema, embedded.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
+/// Whether sqlx's PostgreSQL URL parser knows the query parameter `name` (decoded).
+fn known_parameter(name: &str) -> bool {
+    matches!(
+        name,
+        "sslmode"
+            | "ssl-mode"
+            | "sslrootcert"
+            | "ssl-root-cert"
+            | "ssl-ca"
+            | "sslcert"
+            | "ssl-cert"
+            | "sslkey"
+            | "ssl-key"
+            | "statement-cache-capacity"
+            | "host"
+            | "hostaddr"
+            | "port"
+            | "dbname"
+            | "user"
+            | "password"
+            | "application_name"
+            | "options"
+    ) || (name.starts_with("options[") && name.ends_with(']'))
+}
+
+/// A query string's `text` decoded as sqlx decodes it (`+` is a space, `%XX` a byte).
+fn form_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let hex = |i: usize| {
+        bytes
+            .get(i)
+            .and_then(|b| (*b as char).to_digit(16))
+            .and_then(|d| u8::try_from(d).ok())
+    };
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match (b, hex(i + 1), hex(i + 2)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push(high << 4 | low);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `url` without the query parameters sqlx does not know, and their names. sqlx would ignore
+/// them too, but log each with its value, which may be a secret (`PASSWORD=…`, `sslpassword=…`).
+fn known_parameters_only(url: &str) -> (String, Vec<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), Vec::new());
+    };
+    let mut kept = Vec::new();
+    let mut unknown = Vec::new();
+    for parameter in query.split('&').filter(|p| !p.is_empty()) {
+        let name = form_decode(parameter.split_once('=').map_or(parameter, |(n, _)| n));
+        if known_parameter(&name) {
+            kept.push(parameter);
+        } else {
+            unknown.push(name);
+        }
+    }
+    if kept.is_empty() {
+        (base.to_owned(), unknown)
+    } else {
+        (format!("{base}?{}", kept.join("&")), unknown)
+    }
+}
+
 /// The PostgreSQL store.
 #[derive(Debug, Clone)]
 pub struct PgStore {
@@ -103,8 +181,13 @@ impl PgStore {
                 "a PostgreSQL URL starts with postgres:// or postgresql://".to_owned(),
             ));
         }
-        // The URL may hold a password: it is never repeated in an error.
-        let mut options = PgConnectOptions::from_str(url)
+        // The URL may hold a password: it is never repeated in an error, nor in sqlx's warning
+        // about a parameter it does not know (which shows the value: `PASSWORD=secret`).
+        let (url, unknown) = known_parameters_only(url);
+        for name in unknown {
+            tracing::warn!(parameter = %name, "ignoring an unrecognised parameter of the PostgreSQL URL");
+        }
+        let mut options = PgConnectOptions::from_str(&url)
             .map_err(|e| StoreError::Other(format!("bad PostgreSQL URL: {e}")))?;
         if options.get_application_name().is_none() {
             options = options.application_name("sip-settings");
@@ -823,5 +906,46 @@ impl Store for PgStore {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::known_parameters_only;
+
+    #[test]
+    fn parameters_sqlx_does_not_know_are_dropped_by_name() {
+        assert_eq!(
+            known_parameters_only(
+                "postgres://u@h/db?sslmode=disable&PASSWORD=secret&application_name=x&sslpassword=s"
+            ),
+            (
+                "postgres://u@h/db?sslmode=disable&application_name=x".to_owned(),
+                vec!["PASSWORD".to_owned(), "sslpassword".to_owned()]
+            )
+        );
+        assert_eq!(
+            known_parameters_only("postgres://u:p@h/db?password=p&options[search_path]=x"),
+            (
+                "postgres://u:p@h/db?password=p&options[search_path]=x".to_owned(),
+                Vec::new()
+            )
+        );
+        assert_eq!(
+            known_parameters_only("postgres://u@h/db?Password=secret"),
+            ("postgres://u@h/db".to_owned(), vec!["Password".to_owned()])
+        );
+        // Names are compared decoded, as sqlx compares them.
+        assert_eq!(
+            known_parameters_only("postgres://u@h/db?pass%77ord=p&PASS%57ORD=q&x=%zz"),
+            (
+                "postgres://u@h/db?pass%77ord=p".to_owned(),
+                vec!["PASSWORD".to_owned(), "x".to_owned()]
+            )
+        );
+        assert_eq!(
+            known_parameters_only("postgres://u@h/db"),
+            ("postgres://u@h/db".to_owned(), Vec::new())
+        );
     }
 }

@@ -801,3 +801,74 @@ async fn the_sip_door_on_two_servers_follows_changes_and_revocations_at_once() {
         assert_eq!(a.response.code, 403, "{}", a.text);
     }
 }
+
+/// `url` with a password in the userinfo, the same with it in the query (`?password=`), and the
+/// password: the one `url` has, or a made-up one (which a server with trust authentication
+/// ignores).
+fn password_forms(url: &str) -> (String, String, String) {
+    let (scheme, rest) = url.split_once("://").expect("a URL with ://");
+    let (userinfo, host_path) = rest.rsplit_once('@').unwrap_or(("postgres", rest));
+    let (user, secret) = match userinfo.split_once(':') {
+        Some((user, password)) => (user, password.to_owned()),
+        None => (userinfo, "hunter2".to_owned()),
+    };
+    let separator = if host_path.contains('?') { '&' } else { '?' };
+    (
+        format!("{scheme}://{user}:{secret}@{host_path}"),
+        format!("{scheme}://{user}@{host_path}{separator}password={secret}"),
+        secret,
+    )
+}
+
+/// Whether `text` shows `secret` as a URL's password (in the userinfo or the query).
+fn shows_password(text: &str, secret: &str) -> bool {
+    text.contains(&format!(":{secret}@"))
+        || text
+            .to_ascii_lowercase()
+            .contains(&format!("password={}", secret.to_ascii_lowercase()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_never_prints_the_database_password() {
+    let Some(db) = TempDatabase::create().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (in_userinfo, in_query, secret) = password_forms(db.url());
+    for url in [in_userinfo, in_query] {
+        let out = cli(dir.path(), &url, &["migrate"]);
+        assert!(out.contains("is migrated"), "{out}");
+        assert!(
+            out.contains("***"),
+            "the password is not shown as ***: {out}"
+        );
+        assert!(!shows_password(&out, &secret), "{url}: {out}");
+    }
+    db.drop_db().await;
+}
+
+#[test]
+fn a_failed_migrate_never_prints_the_database_password() {
+    // Nothing listens on port 1: opening the store fails, and the error names the database.
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        "postgres://u:hunter2@127.0.0.1:1/db?sslmode=disable",
+        "postgres://u@127.0.0.1:1/db?password=hunter2&sslmode=disable",
+        "postgresql://u@127.0.0.1:1/db?sslmode=disable&PASSWORD=hunter2",
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_sip-settings"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--database", url, "migrate"])
+            .output()
+            .expect("run sip-settings");
+        assert!(!out.status.success());
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("cannot open database"), "{stderr}");
+        assert!(
+            !stdout.contains("hunter2") && !stderr.contains("hunter2"),
+            "{url}: {stdout}{stderr}"
+        );
+    }
+}
