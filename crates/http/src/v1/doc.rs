@@ -91,7 +91,9 @@ pub enum WriteErrors {
 #[derive(Debug, IntoResponses)]
 #[allow(dead_code)] // documentation only
 pub enum ServiceErrors {
-    /// The body is malformed (`field` names the offending field).
+    /// The body or a path parameter is malformed: `invalid_field` with `field` naming the
+    /// offending field or parameter, or `invalid_json` (no `field`) for a body that is not a JSON
+    /// object.
     #[response(status = 400, content_type = "application/problem+json")]
     BadRequest(Problem),
     /// No client certificate.

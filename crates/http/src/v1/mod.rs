@@ -15,6 +15,8 @@ pub mod limit;
 pub mod me;
 pub mod openapi;
 pub mod service;
+#[cfg(test)]
+pub mod testing;
 pub mod view;
 pub mod write;
 

@@ -25,3 +25,67 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(prepaid::close_session))
         .routes(routes!(registrations::register))
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+
+    use crate::v1::testing::TestApp;
+
+    /// What the document promises of every `400` of the service routes: a problem document whose
+    /// `field` names what is wrong, unless the body is not JSON at all (`invalid_json`).
+    #[tokio::test]
+    async fn every_400_names_its_field_unless_the_body_is_not_json() {
+        let t = TestApp::new().await;
+        let cases = [
+            (
+                "/v1/service/route",
+                r#"{"caller": "x", "registered": true, "busy": false}"#,
+                "account",
+            ),
+            (
+                "/v1/service/route",
+                r#"{"account": "alice@example.com", "caller": "<<", "registered": true, "busy": false}"#,
+                "caller",
+            ),
+            ("/v1/service/calls", r#"{"call_id": "x"}"#, "caller"),
+            ("/v1/service/calls/batch", r#"{"calls": []}"#, "calls"),
+            (
+                "/v1/service/prepaid/sessions",
+                r#"{"destination": "+1", "call_id": "c"}"#,
+                "account",
+            ),
+            (
+                "/v1/service/prepaid/sessions/%FF/close",
+                r#"{"duration": 0}"#,
+                "call_id",
+            ),
+            (
+                "/v1/service/prepaid/sessions/c/close",
+                r#"{"duration": -1}"#,
+                "duration",
+            ),
+            (
+                "/v1/service/registrations",
+                r#"{"aor": "x", "cseq": 1}"#,
+                "aor",
+            ),
+        ];
+        for (path, body, field) in cases {
+            let r = t.send(&t.service, Method::POST, path, Some(body)).await;
+            assert_eq!(r.status.as_u16(), 400, "{path} {body}: {}", r.body);
+            assert_eq!(
+                r.content_type, "application/problem+json",
+                "{path} {body}: {}",
+                r.body
+            );
+            assert_eq!(r.body["code"], "invalid_field", "{path} {body}: {}", r.body);
+            assert_eq!(r.body["field"], field, "{path} {body}: {}", r.body);
+        }
+        let r = t
+            .send(&t.service, Method::POST, "/v1/service/calls", Some("{"))
+            .await;
+        assert_eq!(r.body["code"], "invalid_json", "{}", r.body);
+        assert!(r.body["field"].is_null(), "{}", r.body);
+    }
+}

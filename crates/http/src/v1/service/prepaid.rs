@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -14,6 +15,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::problem::{from_error, problem};
 use crate::v1::doc::{Problem, ServiceErrors};
+use crate::v1::extract::path_param;
 use crate::v1::service::client::{ServiceClient, json_body};
 
 /// The rate a session is charged at.
@@ -169,9 +171,13 @@ pub struct CloseBody {
 pub(super) async fn close_session(
     State(state): State<AppState>,
     client: ServiceClient,
-    Path(call_id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     body: Body,
 ) -> Response {
+    let call_id = match path_param(path, "call_id") {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
     let input: CloseBody = match json_body(body).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -202,5 +208,28 @@ pub(super) async fn close_session(
             None => from_error(&ServiceError::Internal("session not closed".to_owned())),
         },
         Err(e) => from_error(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+
+    use crate::v1::testing::{TestApp, assert_problem};
+
+    /// A Call-ID in the path that is not UTF-8 is refused as every other malformed parameter is:
+    /// a problem document naming it. Before: axum's plain-text rejection, no `field`.
+    #[tokio::test]
+    async fn a_malformed_call_id_in_the_path_is_a_problem_naming_it() {
+        let t = TestApp::new().await;
+        let r = t
+            .send(
+                &t.service,
+                Method::POST,
+                "/v1/service/prepaid/sessions/%FF/close",
+                Some(r#"{"duration": 0}"#),
+            )
+            .await;
+        assert_problem(&r, 400, "invalid_field", Some("call_id"));
     }
 }
