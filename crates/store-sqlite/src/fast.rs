@@ -141,14 +141,11 @@ impl Rows for AcceptRules {
     }
 }
 
+/// Maps a rusqlite error to the store's error kinds: a busy or locked database (any extended
+/// code of `SQLITE_BUSY` or `SQLITE_LOCKED`) is [`StoreError::Unavailable`].
 fn map_err(e: rusqlite::Error) -> StoreError {
     match &e {
-        rusqlite::Error::SqliteFailure(f, _)
-            if matches!(
-                f.code,
-                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-            ) =>
-        {
+        rusqlite::Error::SqliteFailure(f, _) if crate::rows::busy_or_locked(f.extended_code) => {
             StoreError::Unavailable(e.to_string())
         }
         _ => StoreError::Other(e.to_string()),
@@ -626,6 +623,31 @@ mod tests {
 
     use super::*;
     use crate::SqliteStore;
+
+    #[test]
+    fn busy_and_locked_are_unavailable_with_every_extended_code() {
+        let mapped = |code: i32| {
+            map_err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
+        };
+        // SQLITE_BUSY, _RECOVERY, _SNAPSHOT, _TIMEOUT; SQLITE_LOCKED, _SHAREDCACHE, _VTAB.
+        for code in [5, 261, 517, 773, 6, 262, 518] {
+            assert!(
+                matches!(mapped(code), StoreError::Unavailable(_)),
+                "{code}: {:?}",
+                mapped(code)
+            );
+        }
+        for code in [1, 10, 266, 1805, 11, 19, 2067, 275] {
+            assert!(
+                matches!(mapped(code), StoreError::Other(_)),
+                "{code}: {:?}",
+                mapped(code)
+            );
+        }
+    }
 
     /// Reads twice: the second answer must come from the cache and equal the first.
     async fn twice<T, F>(store: &SqliteStore, read: impl Fn() -> F) -> T

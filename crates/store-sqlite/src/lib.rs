@@ -79,7 +79,7 @@ impl SqliteStore {
             sqlx::migrate!("./migrations")
                 .run(&writer)
                 .await
-                .map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+                .map_err(rows::migrate_err)?;
         }
         let reader = SqlitePoolOptions::new()
             .max_connections(4)

@@ -10,6 +10,14 @@ use sip_settings_core::stored::{self, AccountRow, CertRow};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
+/// Whether a SQLite result code, primary or extended, says that the database is busy or locked
+/// (another connection holds it; a retry may succeed): its primary code, the low byte, is
+/// `SQLITE_BUSY` (5) or `SQLITE_LOCKED` (6). Extended codes such as `SQLITE_BUSY_SNAPSHOT` (517),
+/// `SQLITE_BUSY_TIMEOUT` (773) or `SQLITE_LOCKED_SHAREDCACHE` (262) count too.
+pub(crate) fn busy_or_locked(code: i32) -> bool {
+    matches!(code & 0xff, 5 | 6)
+}
+
 /// Maps a sqlx error to the store's error kinds.
 pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
@@ -22,7 +30,7 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
                 // that found no account)
                 "787" | "1299" => StoreError::NotFound(db.message().to_owned()),
                 // SQLITE_BUSY, SQLITE_LOCKED and their extended codes
-                c if c == "5" || c == "6" || c.ends_with("05") || c == "261" || c == "517" => {
+                c if c.parse().is_ok_and(busy_or_locked) => {
                     StoreError::Unavailable(db.message().to_owned())
                 }
                 _ => StoreError::Other(e.to_string()),
@@ -32,6 +40,21 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
             StoreError::Unavailable(e.to_string())
         }
         _ => StoreError::Other(e.to_string()),
+    }
+}
+
+/// Maps a failed migration: a busy or locked database is [`StoreError::Unavailable`].
+pub(crate) fn migrate_err(e: sqlx::migrate::MigrateError) -> StoreError {
+    use sqlx::migrate::MigrateError;
+    match e {
+        MigrateError::Execute(e) => map_err(e),
+        MigrateError::ExecuteMigration(e, version) => match map_err(e) {
+            StoreError::Unavailable(m) => {
+                StoreError::Unavailable(format!("migration {version}: {m}"))
+            }
+            other => StoreError::Other(format!("migration {version} failed: {other}")),
+        },
+        e => StoreError::Other(format!("migration failed: {e}")),
     }
 }
 
@@ -96,4 +119,110 @@ pub(crate) fn from_unix(s: i64) -> Result<DateTime<Utc>, StoreError> {
     Utc.timestamp_opt(s, 0)
         .single()
         .ok_or_else(|| corrupt("time", s))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+    use std::error::Error;
+    use std::fmt;
+
+    use sqlx::error::{DatabaseError, ErrorKind};
+
+    use super::*;
+
+    /// A database error with the given SQLite result code, as sqlx reports it.
+    #[derive(Debug)]
+    struct Coded(i32);
+
+    impl fmt::Display for Coded {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "error code {}", self.0)
+        }
+    }
+
+    impl Error for Coded {}
+
+    impl DatabaseError for Coded {
+        fn message(&self) -> &str {
+            "database error"
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Owned(self.0.to_string()))
+        }
+        fn as_error(&self) -> &(dyn Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> ErrorKind {
+            ErrorKind::Other
+        }
+    }
+
+    fn mapped(code: i32) -> StoreError {
+        map_err(sqlx::Error::Database(Box::new(Coded(code))))
+    }
+
+    #[test]
+    fn busy_and_locked_are_unavailable_with_every_extended_code() {
+        // SQLITE_BUSY, _RECOVERY, _SNAPSHOT, _TIMEOUT; SQLITE_LOCKED, _SHAREDCACHE, _VTAB.
+        for code in [5, 261, 517, 773, 6, 262, 518] {
+            assert!(
+                matches!(mapped(code), StoreError::Unavailable(_)),
+                "{code}: {:?}",
+                mapped(code)
+            );
+        }
+    }
+
+    #[test]
+    fn a_migration_on_a_busy_database_is_unavailable() {
+        use sqlx::migrate::MigrateError;
+        let busy = || sqlx::Error::Database(Box::new(Coded(517)));
+        assert!(matches!(
+            migrate_err(MigrateError::Execute(busy())),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            migrate_err(MigrateError::ExecuteMigration(busy(), 3)),
+            StoreError::Unavailable(_)
+        ));
+        assert!(matches!(
+            migrate_err(MigrateError::ExecuteMigration(
+                sqlx::Error::Database(Box::new(Coded(1))),
+                3
+            )),
+            StoreError::Other(_)
+        ));
+        assert!(matches!(
+            migrate_err(MigrateError::VersionMissing(3)),
+            StoreError::Other(_)
+        ));
+    }
+
+    #[test]
+    fn other_codes_keep_their_kinds() {
+        assert!(matches!(mapped(2067), StoreError::Conflict(_)));
+        assert!(matches!(mapped(1555), StoreError::Conflict(_)));
+        assert!(matches!(mapped(787), StoreError::NotFound(_)));
+        assert!(matches!(mapped(1299), StoreError::NotFound(_)));
+        assert!(matches!(
+            map_err(sqlx::Error::Database(Box::new(Coded(i32::MAX)))),
+            StoreError::Other(_)
+        ));
+        // Only the primary code (the low byte) counts: SQLITE_IOERR_READ (266), SQLITE_FULL
+        // with a high byte (1805, which ends in 05), SQLITE_CONSTRAINT_* are no busy database.
+        for code in [1, 10, 266, 1805, 11, 19, 1032, 275] {
+            assert!(
+                !matches!(mapped(code), StoreError::Unavailable(_)),
+                "{code}: {:?}",
+                mapped(code)
+            );
+        }
+    }
 }
