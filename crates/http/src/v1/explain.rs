@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use sip_settings_core::routing::{CallState, Caller, Decision};
+use sip_settings_core::routing::{CallState, Caller, Decision, Outcome};
 use sip_settings_core::{AccountId, ServiceError, Services};
 use utoipa::ToSchema;
 
@@ -75,7 +75,7 @@ pub struct Explanation {
     pub busy: bool,
     /// What happens.
     #[schema(value_type = OutcomeDoc)]
-    pub outcome: serde_json::Value,
+    pub outcome: Outcome,
     /// The rules consulted, in order, and what each said.
     pub path: Vec<String>,
 }
@@ -114,7 +114,38 @@ pub fn explanation(
         zone_abbreviation: local.format("%Z").to_string(),
         registered: call.registered,
         busy: call.busy,
-        outcome: serde_json::to_value(&decision.outcome).unwrap_or(serde_json::Value::Null),
+        outcome: decision.outcome,
         path: decision.path,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sip_settings_core::routing::{CallState, Caller};
+
+    use super::*;
+    use crate::v1::testing::TestApp;
+
+    /// The explanation carries the core decision's outcome itself, so that it cannot be lost on
+    /// the way (it was a JSON value, `null` when serialising failed, silently).
+    #[tokio::test]
+    async fn the_outcome_is_the_decision_s_own() {
+        let t = TestApp::new().await;
+        let id = AccountId::parse("alice@example.com").unwrap();
+        let call = CallState {
+            caller: Caller::Anonymous,
+            registered: true,
+            busy: false,
+            at: t.services.clock().now(),
+        };
+        let (_, decision) = t.services.route_call(&id, &call).await.unwrap();
+        let e = explain(&t.services, &id, &call).await.unwrap();
+        assert_eq!(e.outcome, decision.outcome);
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(
+            json["outcome"],
+            serde_json::to_value(&decision.outcome).unwrap()
+        );
+        assert!(json["outcome"]["action"].is_string(), "{json}");
     }
 }

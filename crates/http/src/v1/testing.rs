@@ -31,6 +31,8 @@ pub struct TestApp {
     pub alice: IssuedCertificate,
     /// A proxy's service certificate.
     pub service: IssuedCertificate,
+    /// The services behind the router.
+    pub services: Services,
 }
 
 impl std::fmt::Debug for TestApp {
@@ -80,9 +82,10 @@ impl TestApp {
             .unwrap();
         Self {
             _dir: dir,
-            app: router(AppState::new(services, None)),
+            app: router(AppState::new(services.clone(), None)),
             alice,
             service,
+            services,
         }
     }
 

@@ -68,7 +68,7 @@ pub struct RouteAnswer {
     pub local_time: String,
     /// The full decision.
     #[schema(value_type = OutcomeDoc)]
-    pub outcome: serde_json::Value,
+    pub outcome: Outcome,
     /// The rules consulted, in order.
     pub path: Vec<String>,
 }
