@@ -14,7 +14,7 @@ use crate::etag;
 use crate::identity::Subscriber;
 use crate::ratelimit::Kind;
 use crate::v1::doc::{ReadErrors, WriteErrors};
-use crate::v1::error::{ApiError, ApiResult, invalid, not_found};
+use crate::v1::error::{ApiError, ApiResult, not_found};
 use crate::v1::extract::{json_body, path_param};
 use crate::v1::limit::limit;
 use crate::v1::view::{created, time};
@@ -93,22 +93,6 @@ async fn own_certificate(
         .map(|c| certificate_view(c, &me.serial)))
 }
 
-/// Refuses a CSR that the CA could not read, as a `400` naming `csr` (the CA reports it as an
-/// internal error). The same parser the CA uses.
-fn check_csr(pem: &str) -> Result<(), ApiError> {
-    if pem.len() > 16 * 1024 {
-        return Err(invalid("csr", "is larger than 16 KiB"));
-    }
-    rcgen::CertificateSigningRequestParams::from_pem(pem)
-        .map(|_| ())
-        .map_err(|e| {
-            invalid(
-                "csr",
-                format!("is not a valid PEM certificate signing request ({e})"),
-            )
-        })
-}
-
 fn serial_of(path: Result<Path<String>, PathRejection>) -> Result<Serial, ApiError> {
     Ok(Serial::parse(&path_param(path, "serial")?).map_err(|e| e.renamed("serial"))?)
 }
@@ -157,7 +141,6 @@ pub(super) async fn issue_certificate(
 ) -> ApiResult {
     limit(&state, &me, Kind::Write)?;
     let b: CsrBody = json_body(body).await?;
-    check_csr(&b.csr)?;
     let s = me.services(&state);
     let s = s.hold(&me.account).await?;
     etag::check(&headers, Some(&certificates_view(&s, &me).await?))?;
@@ -216,4 +199,39 @@ pub(super) async fn revoke_certificate(
         StatusCode::OK,
         &certificate_view(&record, &me.serial),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Method;
+
+    use crate::v1::testing::{TestApp, assert_problem};
+
+    /// A CSR the CA cannot read, or one over 16 KiB, is `400 invalid_field` naming `csr`, and
+    /// nothing is issued.
+    #[tokio::test]
+    async fn a_bad_csr_is_a_400_naming_csr() {
+        let t = TestApp::new().await;
+        let not_pem = serde_json::json!({"csr": "not a CSR"}).to_string();
+        let bad_signature = serde_json::json!({
+            "csr": "-----BEGIN CERTIFICATE REQUEST-----\nMIIBAA==\n-----END CERTIFICATE REQUEST-----\n"
+        })
+        .to_string();
+        let large = serde_json::json!({"csr": "A".repeat(16 * 1024 + 1)}).to_string();
+        for body in [not_pem, bad_signature, large] {
+            let r = t
+                .send(&t.alice, Method::POST, "/v1/me/certificates", Some(&body))
+                .await;
+            assert_problem(&r, 400, "invalid_field", Some("csr"));
+        }
+        let r = t
+            .send(&t.alice, Method::GET, "/v1/me/certificates", None)
+            .await;
+        assert_eq!(
+            r.body["certificates"].as_array().map(Vec::len),
+            Some(1),
+            "{}",
+            r.body
+        );
+    }
 }
