@@ -17,7 +17,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::problem::problem;
-use crate::v1::ApiError;
+use crate::v1::error::ApiError;
 
 /// The strong entity tag of a representation: `"<sha-256 of its JSON, hex>"`.
 pub fn tag_of<T: Serialize + ?Sized>(value: &T) -> String {

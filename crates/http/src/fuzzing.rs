@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use sip_settings_core::import::{CALLS_HEADER, RATES_HEADER, parse_calls_csv, parse_rates_csv};
 
 use crate::params::{MAX_PARAMS, MAX_VALUE_BYTES, Params};
-use crate::v1::ApiError;
+use crate::v1::error::ApiError;
 
 /// Runs a future that never waits (a body already in memory) to its end.
 fn complete<F: Future>(future: F) -> F::Output {
@@ -30,7 +30,7 @@ fn complete<F: Future>(future: F) -> F::Output {
 }
 
 /// The action endpoint's query/form decoder ([`Params::parse`]) and the `/v1` query decoder
-/// ([`crate::v1::query`]) on arbitrary input, then a round trip: key/value pairs taken from the
+/// ([`crate::v1::extract::query`]) on arbitrary input, then a round trip: key/value pairs taken from the
 /// input, percent-encoded as a client would, decode to exactly themselves, or are refused for
 /// a documented reason (a control character, a value over [`MAX_VALUE_BYTES`], more than
 /// [`MAX_PARAMS`] pairs).
@@ -54,7 +54,7 @@ pub fn action_params(data: &[u8]) {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     }
     let _ = Params::parse(Some(&query), &headers, body);
-    let _ = crate::v1::query(Some(&query), &["limit", "before", "days"]);
+    let _ = crate::v1::extract::query(Some(&query), &["limit", "before", "days"]);
 
     // Round trip over the pairs the whole input spells as `k=v&k=v` (first of a key wins).
     let text = String::from_utf8_lossy(data);
@@ -112,17 +112,17 @@ fn through<T: DeserializeOwned>(data: &[u8], reader: impl Future<Output = Result
     }
 }
 
-/// Reads with `/v1`'s strict JSON extractor ([`crate::v1::json_body`]).
+/// Reads with `/v1`'s strict JSON extractor ([`crate::v1::extract::json_body`]).
 fn v1<T: DeserializeOwned>(data: &[u8]) {
     let body = Body::from(data.to_vec());
-    through::<T>(data, crate::v1::json_body::<T>(body));
+    through::<T>(data, crate::v1::extract::json_body::<T>(body));
 }
 
-/// Reads with the service API's JSON extractor ([`crate::service_api::json_body`]).
+/// Reads with the service API's JSON extractor ([`crate::v1::service::client::json_body`]).
 fn service<T: DeserializeOwned>(data: &[u8]) {
     let body = Body::from(data.to_vec());
     through::<T>(data, async {
-        crate::service_api::json_body::<T>(body)
+        crate::v1::service::client::json_body::<T>(body)
             .await
             .map_err(ApiError::from_response)
     });
@@ -130,7 +130,18 @@ fn service<T: DeserializeOwned>(data: &[u8]) {
 
 /// Every `/v1` request body type, each read from `data` by the function its handler uses.
 pub fn v1_bodies(data: &[u8]) {
-    use crate::resources::*;
+    use crate::v1::me::accept::{AcceptRuleBody, TemporaryRuleBody};
+    use crate::v1::me::account::AccountPatch;
+    use crate::v1::me::aliases::AliasBody;
+    use crate::v1::me::certificates::CsrBody;
+    use crate::v1::me::dnd::DndBody;
+    use crate::v1::me::forwarding::{DiversionBody, DiversionsPatch, DiversionsPut};
+    use crate::v1::me::phonebook::{PhonebookPost, PhonebookPut};
+    use crate::v1::me::privacy::PrivacyView;
+    use crate::v1::me::reject::RejectRuleView;
+    use crate::v1::me::voicemail::VoicemailBody;
+    use crate::v1::service::prepaid::{CloseBody, OpenBody};
+    use crate::v1::service::route::RouteRequest;
     v1::<AccountPatch>(data);
     v1::<DiversionsPut>(data);
     v1::<DiversionsPatch>(data);
@@ -145,10 +156,10 @@ pub fn v1_bodies(data: &[u8]) {
     v1::<PhonebookPost>(data);
     v1::<PhonebookPut>(data);
     v1::<CsrBody>(data);
-    v1::<crate::explain::RouteRequest>(data);
+    v1::<RouteRequest>(data);
     service::<sip_settings_core::calls::CallInput>(data);
-    service::<crate::service_api::OpenBody>(data);
-    service::<crate::service_api::CloseBody>(data);
+    service::<OpenBody>(data);
+    service::<CloseBody>(data);
 }
 
 /// Writes records under a header as CSV (the importers' format).

@@ -98,29 +98,3 @@ pub fn router(state: AppState) -> Router {
             reply::panic_reply,
         ))
 }
-
-/// The paths `fuzzing.rs` names from before `/v1` was split by resource; that file is outside
-/// the split, and these go when it names [`v1::me`], [`v1::service`] and [`v1::extract`].
-mod resources {
-    pub(crate) use crate::v1::me::accept::{AcceptRuleBody, TemporaryRuleBody};
-    pub(crate) use crate::v1::me::account::AccountPatch;
-    pub(crate) use crate::v1::me::aliases::AliasBody;
-    pub(crate) use crate::v1::me::certificates::CsrBody;
-    pub(crate) use crate::v1::me::dnd::DndBody;
-    pub(crate) use crate::v1::me::forwarding::{DiversionBody, DiversionsPatch, DiversionsPut};
-    pub(crate) use crate::v1::me::phonebook::{PhonebookPost, PhonebookPut};
-    pub(crate) use crate::v1::me::privacy::PrivacyView;
-    pub(crate) use crate::v1::me::reject::RejectRuleView;
-    pub(crate) use crate::v1::me::voicemail::VoicemailBody;
-}
-
-/// See [`resources`].
-mod explain {
-    pub(crate) use crate::v1::service::route::RouteRequest;
-}
-
-/// See [`resources`].
-mod service_api {
-    pub(crate) use crate::v1::service::client::json_body;
-    pub(crate) use crate::v1::service::prepaid::{CloseBody, OpenBody};
-}

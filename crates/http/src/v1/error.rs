@@ -56,3 +56,17 @@ pub async fn method_not_allowed(method: Method, uri: Uri) -> Response {
         None,
     )
 }
+
+/// The reply for a path under `/v1` that names no resource: `404` as a problem document, like
+/// every other `/v1` refusal (the paths outside `/v1` keep the action endpoint's status object).
+pub async fn no_such_path(uri: Uri) -> Response {
+    problem(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        &format!(
+            "{} is not a resource of this API (/v1/openapi.json lists them)",
+            sip_settings_core::ids::printable(uri.path())
+        ),
+        None,
+    )
+}

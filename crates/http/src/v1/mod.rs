@@ -25,12 +25,9 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 
 use crate::AppState;
-
-pub use error::ApiError;
-pub use extract::{json_body, query};
 
 /// The `/v1` resource routes (from their annotated handlers) and `/v1/openapi.json`; a path
 /// asked with a method it does not have is answered by [`error::method_not_allowed`].
@@ -52,5 +49,8 @@ pub fn routes() -> Router<AppState> {
                 }
             }),
         )
+        .route("/v1", any(error::no_such_path))
+        .route("/v1/", any(error::no_such_path))
+        .route("/v1/{*rest}", any(error::no_such_path))
         .method_not_allowed_fallback(error::method_not_allowed)
 }
