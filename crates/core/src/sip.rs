@@ -1,4 +1,4 @@
-//! SIP addresses as settings use them: [`SipUri`] (`sip:`/`sips:` user@host[:port]), the five
+//! SIP addresses as settings use them: [`SipUri`] (`sip:`/`sips:` `user@host[:port]`), the five
 //! forwarding [`Condition`]s and a forwarding [`DiversionTarget`], parsed from what subscribers
 //! type into canonical form.
 

@@ -1,4 +1,4 @@
-//! How a service function changes an account: [`Services::begin`] takes the account's write
+//! How a service function changes an account: `Services::begin` takes the account's write
 //! lock in the store ([`crate::store::AccountWrite`]); the function reads what it needs (the
 //! `old` values, the current state to validate against) through the store as usual, applies its
 //! changes, notes their journal entries, and commits all of it in one transaction. Nothing else

@@ -1,5 +1,9 @@
 //! The command line, as clap definitions. Global options come from flags or `SIP_SETTINGS_*`
 //! variables (flags win); the configuration file and defaults sit underneath (see `config`).
+//!
+//! The doc comments here are also the `--help` text, where `<data-dir>` names a value as
+//! command lines do; rustdoc would read it as an HTML tag.
+#![allow(rustdoc::invalid_html_tags)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
