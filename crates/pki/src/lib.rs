@@ -11,6 +11,7 @@ pub mod tls;
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use p12_keystore::{
@@ -25,7 +26,7 @@ use sha2::{Digest, Sha256};
 use sip_settings_core::cert::{
     CertRecord, CertSubject, CertificateAuthority, IssueRequest, IssuedCertificate, P12Variant,
 };
-use sip_settings_core::{Serial, ServiceError};
+use sip_settings_core::{Clock, Serial, ServiceError, SystemClock};
 use thiserror::Error;
 
 /// Errors of the PKI.
@@ -96,11 +97,12 @@ pub fn peer_identity(der: &[u8]) -> Result<(Serial, String), PkiError> {
     Ok((serial, fingerprint(der)))
 }
 
-/// The client CA with its signing key.
+/// The client CA with its signing key, and the clock it takes the time of what it issues from.
 pub struct Pki {
     ca_pem: String,
     ca_der: Vec<u8>,
     issuer: Issuer<'static, KeyPair>,
+    clock: Arc<dyn Clock>,
 }
 
 impl fmt::Debug for Pki {
@@ -125,8 +127,17 @@ impl fmt::Debug for PemPair {
 }
 
 impl Pki {
-    /// Creates a new CA named `common_name`, valid from now for `years`.
+    /// Creates a new CA named `common_name`, valid from now (the system clock's) for `years`.
     pub fn create_ca(common_name: &str, years: i64) -> Result<PemPair, PkiError> {
+        Self::create_ca_at(common_name, years, SystemClock.now())
+    }
+
+    /// Creates a new CA named `common_name`, valid from `now` for `years`.
+    pub fn create_ca_at(
+        common_name: &str,
+        years: i64,
+        now: DateTime<Utc>,
+    ) -> Result<PemPair, PkiError> {
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
@@ -140,7 +151,6 @@ impl Pki {
             KeyUsagePurpose::DigitalSignature,
         ];
         params.serial_number = Some(SerialNumber::from_slice(&random_serial()));
-        let now = Utc::now();
         params.not_before = to_offset(now - Duration::hours(1))?;
         params.not_after = to_offset(now + Duration::days(365 * years))?;
         let cert = params.self_signed(&key)?;
@@ -165,7 +175,14 @@ impl Pki {
             ca_pem: ca.cert_pem.clone(),
             ca_der,
             issuer,
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The CA taking the time of what it issues (a record's `issued_at`, a server
+    /// certificate's validity) from `clock`, the service layer's, instead of the system clock.
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        Self { clock, ..self }
     }
 
     /// The CA certificate, DER.
@@ -194,7 +211,7 @@ impl Pki {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.serial_number = Some(SerialNumber::from_slice(&random_serial()));
-        let now = Utc::now();
+        let now = self.clock.now();
         params.not_before = to_offset(now - Duration::hours(1))?;
         params.not_after = to_offset(now + Duration::days(days))?;
         params.use_authority_key_identifier_extension = true;
@@ -211,7 +228,7 @@ impl Pki {
         let serial = client_params(&mut params, request)?;
         let cert = params.signed_by(&key, &self.issuer)?;
         let cert_der = cert.der().to_vec();
-        let record = client_record(request, &serial, &cert_der);
+        let record = client_record(request, &serial, &cert_der, self.clock.now());
         Ok(IssuedCertificate {
             record,
             cert_pem: cert.pem(),
@@ -310,7 +327,7 @@ impl Pki {
         let serial = client_params(&mut csr.params, request)?;
         let cert = csr.signed_by(&self.issuer)?;
         let der = cert.der().to_vec();
-        let record = client_record(request, &serial, &der);
+        let record = client_record(request, &serial, &der, self.clock.now());
         Ok((record, cert.pem()))
     }
 }
@@ -345,8 +362,13 @@ fn client_params(
     Ok(serial)
 }
 
-/// The record of a client certificate just signed.
-fn client_record(request: &IssueRequest, serial: &[u8], der: &[u8]) -> CertRecord {
+/// The record of a client certificate signed at `issued_at`.
+fn client_record(
+    request: &IssueRequest,
+    serial: &[u8],
+    der: &[u8],
+    issued_at: DateTime<Utc>,
+) -> CertRecord {
     CertRecord {
         serial: Serial::from_bytes(serial),
         subject: request.subject.common_name(),
@@ -358,7 +380,7 @@ fn client_record(request: &IssueRequest, serial: &[u8], der: &[u8]) -> CertRecor
         fingerprint: fingerprint(der),
         not_before: request.not_before,
         not_after: request.not_after,
-        issued_at: Utc::now(),
+        issued_at,
         revoked_at: None,
     }
 }
@@ -444,6 +466,64 @@ mod tests {
                 }
             )
             .is_err()
+        );
+    }
+
+    #[test]
+    fn the_injected_clock_gives_every_time_the_ca_writes() {
+        use std::sync::Arc;
+
+        use chrono::TimeZone;
+        use sip_settings_core::ManualClock;
+
+        let t = Utc.timestamp_opt(1_900_000_000, 0).single().unwrap();
+        let clock = Arc::new(ManualClock::new(t));
+        let pki = pki().with_clock(clock.clone());
+        let request = |subject| IssueRequest {
+            subject,
+            not_before: t - Duration::days(2),
+            not_after: t + Duration::days(30),
+        };
+        let id = AccountId::parse("alice@example.com").unwrap();
+        let issued = pki
+            .issue(&request(CertSubject::Account(id.clone())))
+            .unwrap();
+        assert_eq!(issued.record.issued_at, t);
+
+        clock.advance(Duration::hours(5));
+        let key = KeyPair::generate().unwrap();
+        let csr = CertificateParams::new(Vec::new())
+            .unwrap()
+            .serialize_request(&key)
+            .unwrap()
+            .pem()
+            .unwrap();
+        let (record, _) = pki
+            .sign_csr(&csr, &request(CertSubject::Account(id)))
+            .unwrap();
+        assert_eq!(record.issued_at, t + Duration::hours(5));
+
+        // A server certificate is valid from an hour before the clock's time.
+        let server = pki.issue_server(&["localhost".to_owned()], 10).unwrap();
+        let der = pem_to_der(&server.cert_pem).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let validity = cert.validity();
+        assert_eq!(
+            validity.not_before.timestamp(),
+            (t + Duration::hours(4)).timestamp()
+        );
+        assert_eq!(
+            validity.not_after.timestamp(),
+            (t + Duration::hours(5) + Duration::days(10)).timestamp()
+        );
+
+        // So is a CA made at a given time.
+        let ca = Pki::create_ca_at("test CA", 1, t).unwrap();
+        let der = pem_to_der(&ca.cert_pem).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        assert_eq!(
+            cert.validity().not_before.timestamp(),
+            (t - Duration::hours(1)).timestamp()
         );
     }
 

@@ -56,6 +56,17 @@ pub async fn open_store_url(
     create: bool,
     migrate: bool,
 ) -> anyhow::Result<Arc<dyn Store>> {
+    open_store_with_clock(url, create, migrate, Arc::new(SystemClock)).await
+}
+
+/// Like [`open_store_url`], the store taking the time of what it stamps by itself (an
+/// account's `updated_at`, …) from `clock`.
+async fn open_store_with_clock(
+    url: &str,
+    create: bool,
+    migrate: bool,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<dyn Store>> {
     match backend_of(url)? {
         Backend::Sqlite(path) => {
             if !create && !path.exists() {
@@ -67,13 +78,13 @@ pub async fn open_store_url(
             let store = SqliteStore::open_with(url, create, migrate)
                 .await
                 .with_context(|| format!("cannot open database {}", path.display()))?;
-            Ok(Arc::new(store))
+            Ok(Arc::new(store.with_clock(clock)))
         }
         Backend::Postgres => {
             let store = PgStore::open(url, migrate)
                 .await
                 .with_context(|| format!("cannot open database {}", redact_url(url)))?;
-            Ok(Arc::new(store))
+            Ok(Arc::new(store.with_clock(clock)))
         }
     }
 }
@@ -128,6 +139,8 @@ pub async fn open_store(config: &Config, create: bool) -> anyhow::Result<Arc<dyn
 }
 
 /// Opens the store and the CA of an initialised data directory and builds the service layer.
+/// `clock` is the only source of the time: the services', the store's (`updated_at`, …) and
+/// the CA's (`issued_at`, …).
 pub async fn open_services(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Services> {
     if !sip_settings_pki::files::exists(&config.data_dir) {
         bail!(
@@ -135,8 +148,9 @@ pub async fn open_services(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Re
             config.data_dir.display()
         );
     }
-    let store = open_store(config, false).await?;
-    let pki = sip_settings_pki::files::load_ca(&config.data_dir)?;
+    let store =
+        open_store_with_clock(&config.database_url, false, config.migrate, clock.clone()).await?;
+    let pki = sip_settings_pki::files::load_ca(&config.data_dir)?.with_clock(clock.clone());
     Ok(Services::new(
         store,
         Arc::new(pki),
@@ -289,8 +303,45 @@ impl Drop for RunningServer {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 mod tests {
     use super::redact_url;
+
+    /// The services' clock is the CA's and the store's: a certificate issued while the clock
+    /// stands years away from now is recorded as issued then.
+    #[tokio::test]
+    async fn the_services_clock_is_the_ca_and_store_clock() {
+        use std::sync::Arc;
+
+        use chrono::{Duration, TimeZone, Utc};
+        use sip_settings_core::cert::CertSubject;
+        use sip_settings_core::{AccountId, AccountUpdate, Clock, ManualClock, Password};
+
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::Config::for_data_dir(dir.path());
+        sip_settings_pki::files::ensure(dir.path(), &[]).unwrap();
+        super::open_store(&config, true).await.unwrap();
+        let t = Utc.timestamp_opt(1_900_000_000, 0).single().unwrap();
+        let clock = Arc::new(ManualClock::new(t));
+        let services = super::open_services(&config, clock.clone() as Arc<dyn Clock>)
+            .await
+            .unwrap();
+        services.add_domain("example.com").await.unwrap();
+        let alice = AccountId::parse("alice@example.com").unwrap();
+        let password = Password::parse_for("password", "A-long-enough-pw-1").unwrap();
+        services
+            .add_account(&alice, &password, &AccountUpdate::default())
+            .await
+            .unwrap();
+        clock.advance(Duration::hours(3));
+        let issued = services
+            .issue_certificate(CertSubject::Account(alice.clone()), None)
+            .await
+            .unwrap();
+        assert_eq!(issued.record.issued_at, t + Duration::hours(3));
+        let stored = services.list_certificates(Some(&alice)).await.unwrap();
+        assert_eq!(stored[0].issued_at, t + Duration::hours(3));
+    }
 
     #[test]
     fn redact_url_hides_a_password_in_the_userinfo() {

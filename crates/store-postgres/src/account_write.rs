@@ -3,13 +3,15 @@
 //! writers of one account — on this server or any other sharing the database — run one after
 //! another, and what a writer reads while it holds the lock is the state its change applies to.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::Utc;
 use sip_settings_core::cert::CertRecord;
 use sip_settings_core::ids::AccountId;
 use sip_settings_core::journal::NewJournalEntry;
 use sip_settings_core::store::{AccountOp, AccountWrite, AliasOutcome, Applied};
-use sip_settings_core::{StoreError, stored};
+use sip_settings_core::{Clock, StoreError, stored};
 use sqlx::{PgConnection, Postgres, Transaction};
 
 use crate::error::map_err;
@@ -19,12 +21,15 @@ pub(crate) struct PgAccountWrite {
     tx: Transaction<'static, Postgres>,
     id: i64,
     account: AccountId,
+    /// The store's clock: the time of `updated_at` and the like.
+    clock: Arc<dyn Clock>,
 }
 
 impl PgAccountWrite {
     pub(crate) async fn begin(
         writer: &crate::health::GuardedPool,
         account: &AccountId,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self, StoreError> {
         let mut tx = writer.begin().await.map_err(map_err)?;
         let (id, _, _) = crate::lock_account(&mut tx, account).await?;
@@ -32,6 +37,7 @@ impl PgAccountWrite {
             tx,
             id,
             account: account.clone(),
+            clock,
         })
     }
 }
@@ -145,6 +151,8 @@ async fn delete_keyed(
 #[async_trait]
 impl AccountWrite for PgAccountWrite {
     async fn apply(&mut self, op: &AccountOp) -> Result<Applied, StoreError> {
+        // The time of every stamp this change makes: the store's clock, never the system's.
+        let now = self.clock.now();
         let id = self.id;
         let conn: &mut PgConnection = &mut self.tx;
         let changed =
@@ -166,7 +174,7 @@ impl AccountWrite for PgAccountWrite {
                 .bind(i64::from(profile.no_answer_timeout))
                 .bind(profile.quick_dial.as_deref())
                 .bind(*prepaid)
-                .bind(Utc::now())
+                .bind(now)
                 .bind(id)
                 .execute(conn)
                 .await
@@ -181,7 +189,7 @@ impl AccountWrite for PgAccountWrite {
                 .bind(&c.ha1_md5)
                 .bind(&c.ha1_sha256)
                 .bind(&c.password_hash)
-                .bind(Utc::now())
+                .bind(now)
                 .bind(id)
                 .execute(conn)
                 .await
@@ -239,7 +247,7 @@ impl AccountWrite for PgAccountWrite {
                 .bind(alias.domain().as_str())
                 .bind(alias.user().as_str())
                 .bind(id)
-                .bind(Utc::now())
+                .bind(now)
                 .execute(conn)
                 .await
                 .map_err(map_err);
@@ -267,7 +275,7 @@ impl AccountWrite for PgAccountWrite {
                 )
                 .bind(number.as_str())
                 .bind(id)
-                .bind(Utc::now())
+                .bind(now)
                 .execute(conn)
                 .await
                 .map_err(map_err)?;
@@ -394,7 +402,7 @@ impl AccountWrite for PgAccountWrite {
             AccountOp::SetPrivacy(on) => {
                 sqlx::query("UPDATE accounts SET privacy = $1, updated_at = $2 WHERE id = $3")
                     .bind(*on)
-                    .bind(Utc::now())
+                    .bind(now)
                     .bind(id)
                     .execute(conn)
                     .await

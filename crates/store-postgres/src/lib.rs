@@ -46,6 +46,7 @@ mod health;
 mod rows;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -69,7 +70,7 @@ use sip_settings_core::settings::{
 use sip_settings_core::sip::SipUri;
 use sip_settings_core::store::{AccountWrite, BalanceChange};
 use sip_settings_core::stored;
-use sip_settings_core::{Email, Store, StoreError};
+use sip_settings_core::{Clock, Email, Store, StoreError, SystemClock};
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, Row};
@@ -170,6 +171,8 @@ fn known_parameters_only(url: &str) -> (String, Vec<String>) {
 pub struct PgStore {
     /// The pool, failing fast while the database is unreachable (`health.rs`).
     pub(crate) pool: GuardedPool,
+    /// The time of what the store stamps by itself (`updated_at`, an alias's `created_at`…).
+    clock: Arc<dyn Clock>,
 }
 
 impl PgStore {
@@ -200,7 +203,10 @@ impl PgStore {
         let pool = GuardedPool::connect(pool_options, options)
             .await
             .map_err(map_err)?;
-        let store = Self { pool };
+        let store = Self {
+            pool,
+            clock: Arc::new(SystemClock),
+        };
         if migrate {
             store.migrate().await?;
         }
@@ -214,6 +220,13 @@ impl PgStore {
             MigrateError::Execute(e) => map_err(e),
             e => StoreError::Other(format!("migration failed: {e}")),
         })
+    }
+
+    /// The store taking the time of what it stamps by itself (an account's `updated_at`, an
+    /// alias's or a number's `created_at`) from `clock`, the service layer's, instead of the
+    /// system clock.
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        Self { clock, ..self }
     }
 
     /// Closes the pool, waiting for running statements.
@@ -349,7 +362,9 @@ impl Store for PgStore {
         &self,
         account: &AccountId,
     ) -> Result<Box<dyn AccountWrite>, StoreError> {
-        Ok(Box::new(PgAccountWrite::begin(&self.pool, account).await?))
+        Ok(Box::new(
+            PgAccountWrite::begin(&self.pool, account, self.clock.clone()).await?,
+        ))
     }
 
     async fn get_account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {

@@ -4,13 +4,15 @@
 //! connection (the CLI, a second server) committed in between; an immediate one waits for the
 //! lock under the busy timeout instead, and no commit can land between its reads and its writes.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::Utc;
 use sip_settings_core::cert::CertRecord;
 use sip_settings_core::ids::AccountId;
 use sip_settings_core::journal::NewJournalEntry;
 use sip_settings_core::store::{AccountOp, AccountWrite, AliasOutcome, Applied};
-use sip_settings_core::{StoreError, stored};
+use sip_settings_core::{Clock, StoreError, stored};
 use sqlx::{Sqlite, SqliteConnection, Transaction};
 
 use crate::rows::{cert_from_row, map_err};
@@ -22,12 +24,15 @@ pub(crate) struct SqliteAccountWrite {
     tx: Transaction<'static, Sqlite>,
     id: i64,
     account: AccountId,
+    /// The store's clock: the time of `updated_at` and the like.
+    clock: Arc<dyn Clock>,
 }
 
 impl SqliteAccountWrite {
     pub(crate) async fn begin(
         writer: &sqlx::SqlitePool,
         account: &AccountId,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self, StoreError> {
         let mut tx = writer.begin_with(BEGIN).await.map_err(map_err)?;
         let id = account_rowid(&mut tx, account).await?;
@@ -35,6 +40,7 @@ impl SqliteAccountWrite {
             tx,
             id,
             account: account.clone(),
+            clock,
         })
     }
 }
@@ -163,6 +169,8 @@ async fn delete_keyed(
 #[async_trait]
 impl AccountWrite for SqliteAccountWrite {
     async fn apply(&mut self, op: &AccountOp) -> Result<Applied, StoreError> {
+        // The time of every stamp this change makes: the store's clock, never the system's.
+        let now = self.clock.now();
         let id = self.id;
         let conn: &mut SqliteConnection = &mut self.tx;
         let changed =
@@ -184,7 +192,7 @@ impl AccountWrite for SqliteAccountWrite {
                 .bind(i64::from(profile.no_answer_timeout))
                 .bind(profile.quick_dial.as_deref())
                 .bind(*prepaid)
-                .bind(Utc::now())
+                .bind(now)
                 .bind(id)
                 .execute(conn)
                 .await
@@ -199,7 +207,7 @@ impl AccountWrite for SqliteAccountWrite {
                 .bind(&c.ha1_md5)
                 .bind(&c.ha1_sha256)
                 .bind(&c.password_hash)
-                .bind(Utc::now())
+                .bind(now)
                 .bind(id)
                 .execute(conn)
                 .await
@@ -257,7 +265,7 @@ impl AccountWrite for SqliteAccountWrite {
                 .bind(alias.domain().as_str())
                 .bind(alias.user().as_str())
                 .bind(id)
-                .bind(Utc::now())
+                .bind(now)
                 .execute(conn)
                 .await
                 .map_err(map_err);
@@ -285,7 +293,7 @@ impl AccountWrite for SqliteAccountWrite {
                 )
                 .bind(number.as_str())
                 .bind(id)
-                .bind(Utc::now())
+                .bind(now)
                 .execute(conn)
                 .await
                 .map_err(map_err)?;
@@ -412,7 +420,7 @@ impl AccountWrite for SqliteAccountWrite {
             AccountOp::SetPrivacy(on) => {
                 sqlx::query("UPDATE accounts SET privacy = ?, updated_at = ? WHERE id = ?")
                     .bind(*on)
-                    .bind(Utc::now())
+                    .bind(now)
                     .bind(id)
                     .execute(conn)
                     .await

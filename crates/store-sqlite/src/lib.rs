@@ -33,7 +33,7 @@ use sip_settings_core::settings::{
     AcceptRules, Diversions, PhonebookEntry, RejectPattern, TemporaryRule, Voicemail,
 };
 use sip_settings_core::store::{AccountWrite, BalanceChange};
-use sip_settings_core::{Store, StoreError};
+use sip_settings_core::{Clock, Store, StoreError, SystemClock};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
@@ -46,6 +46,8 @@ pub struct SqliteStore {
     pub(crate) writer: SqlitePool,
     pub(crate) reader: SqlitePool,
     fast: std::sync::Arc<fast::FastReader>,
+    /// The time of what the store stamps by itself (`updated_at`, an alias's `created_at`…).
+    clock: std::sync::Arc<dyn Clock>,
 }
 
 const ACCOUNT_COLUMNS: &str = "username, domain, first_name, last_name, email, timezone, mobile, \
@@ -93,7 +95,15 @@ impl SqliteStore {
             writer,
             reader,
             fast,
+            clock: std::sync::Arc::new(SystemClock),
         })
+    }
+
+    /// The store taking the time of what it stamps by itself (an account's `updated_at`, an
+    /// alias's or a number's `created_at`) from `clock`, the service layer's, instead of the
+    /// system clock.
+    pub fn with_clock(self, clock: std::sync::Arc<dyn Clock>) -> Self {
+        Self { clock, ..self }
     }
 
     /// Writes a consistent copy of the database to `path` (`VACUUM INTO`), while it serves.
@@ -202,7 +212,7 @@ impl Store for SqliteStore {
         account: &AccountId,
     ) -> Result<Box<dyn AccountWrite>, StoreError> {
         Ok(Box::new(
-            SqliteAccountWrite::begin(&self.writer, account).await?,
+            SqliteAccountWrite::begin(&self.writer, account, self.clock.clone()).await?,
         ))
     }
 

@@ -18,7 +18,11 @@ use sip_settings_core::settings::{
 };
 use sip_settings_core::sip::{Condition, DiversionTarget, SipUri};
 use sip_settings_core::store::{AliasOutcome, BalanceChange};
-use sip_settings_core::{AccountId, Credentials, Domain, E164, Password, Store, StoreError};
+use sip_settings_core::{
+    AccountId, Credentials, Domain, E164, ManualClock, Password, Store, StoreError,
+};
+
+use crate::Harness;
 
 /// A fixed instant (whole seconds, so every back end keeps it exactly).
 pub fn t0() -> DateTime<Utc> {
@@ -118,6 +122,64 @@ fn call(
         proxy_ip: "192.0.2.1".to_owned(),
         price: None,
     }
+}
+
+/// What the store stamps by itself (an account's `updated_at`, an alias's and a number's
+/// `created_at`) has its clock's time, never the system's: the service layer's clock, injected,
+/// is the only source of "now".
+pub async fn own_stamps_come_from_the_store_clock<H: Harness>() {
+    // Far from the real now, and whole seconds so that every back end keeps it exactly.
+    let start = t0() + Duration::days(1000);
+    let clock = Arc::new(ManualClock::new(start));
+    let Some(h) = H::start_with_clock(clock.clone()).await else {
+        return;
+    };
+    let store = h.store();
+    seed(&store).await;
+    let alice = id("alice@example.com");
+    let updated = "SELECT updated_at FROM accounts WHERE username = 'alice'";
+    // A new account was last updated when it was created.
+    assert_eq!(h.times(updated).await, [t0()]);
+
+    let at = |days: i64| start + Duration::days(days) + Duration::seconds(days);
+    clock.set(at(1));
+    let profile = AccountProfile {
+        first_name: "Alice".into(),
+        ..AccountProfile::default()
+    };
+    store.update_account(&alice, &profile, false).await.unwrap();
+    assert_eq!(h.times(updated).await, [at(1)], "update_account");
+
+    clock.set(at(2));
+    store.set_credentials(&alice, &creds("a2")).await.unwrap();
+    assert_eq!(h.times(updated).await, [at(2)], "set_credentials");
+
+    clock.set(at(3));
+    store.set_privacy(&alice, true).await.unwrap();
+    assert_eq!(h.times(updated).await, [at(3)], "set_privacy");
+
+    clock.set(at(4));
+    let al = id("al@example.com");
+    assert_eq!(
+        store.add_alias(&al, &alice, 20).await.unwrap(),
+        AliasOutcome::Added
+    );
+    assert_eq!(
+        h.times("SELECT created_at FROM sip_addresses WHERE username = 'al'")
+            .await,
+        [at(4)],
+        "add_alias"
+    );
+
+    clock.set(at(5));
+    let number = E164::parse_for("n", "+31201234567").unwrap();
+    store.add_enum(&number, &alice).await.unwrap();
+    assert_eq!(
+        h.times("SELECT created_at FROM enum_numbers").await,
+        [at(5)],
+        "add_enum"
+    );
+    h.finish().await;
 }
 
 /// Domains: add, duplicate, list, exists.

@@ -10,16 +10,26 @@ pub mod pg;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sip_settings_core::Store;
+use chrono::{DateTime, Utc};
+use sip_settings_core::{Clock, Store, SystemClock};
 
 /// A fresh, empty store for one test, and its clean-up.
 #[async_trait]
 pub trait Harness: Sized + Send {
-    /// A fresh store, or `None` when this back end is not available here (the test then says so
-    /// and passes without running).
-    async fn start() -> Option<Self>;
+    /// A fresh store on the system clock, or `None` when this back end is not available here
+    /// (the test then says so and passes without running).
+    async fn start() -> Option<Self> {
+        Self::start_with_clock(Arc::new(SystemClock)).await
+    }
+    /// A fresh store that takes the time of its own stamps (an account's `updated_at`, …) from
+    /// `clock`; `None` as for [`Harness::start`].
+    async fn start_with_clock(clock: Arc<dyn Clock>) -> Option<Self>;
     /// The store under test.
     fn store(&self) -> Arc<dyn Store>;
+    /// The times in the first column of the rows of `sql` (a statement without parameters that
+    /// both SQL dialects accept), read from the database directly: for the stamps that the
+    /// [`Store`] trait never returns.
+    async fn times(&self, sql: &str) -> Vec<DateTime<Utc>>;
     /// Releases what `start` made (drops the database).
     async fn finish(self);
 }
@@ -57,6 +67,11 @@ macro_rules! conformance_suite {
         );
     };
     (@cases $harness:ty; $($name:ident),* $(,)?) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn own_stamps_come_from_the_store_clock() {
+            $crate::cases::own_stamps_come_from_the_store_clock::<$harness>().await;
+        }
+
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {

@@ -4,10 +4,12 @@
 
 use std::sync::Arc;
 
-use sip_settings_core::Store;
+use chrono::{DateTime, Utc};
+use sip_settings_core::{Clock, Store};
 use sip_settings_store_postgres::PgStore;
 use sip_settings_store_tests::pg::TempDatabase;
 use sip_settings_store_tests::{Harness, conformance_suite};
+use sqlx::{Connection, PgConnection};
 
 struct Postgres {
     db: TempDatabase,
@@ -16,11 +18,12 @@ struct Postgres {
 
 #[async_trait::async_trait]
 impl Harness for Postgres {
-    async fn start() -> Option<Self> {
+    async fn start_with_clock(clock: Arc<dyn Clock>) -> Option<Self> {
         let db = TempDatabase::create().await?;
         let store = PgStore::open(db.url(), true)
             .await
-            .unwrap_or_else(|e| panic!("open {}: {e}", db.name()));
+            .unwrap_or_else(|e| panic!("open {}: {e}", db.name()))
+            .with_clock(clock);
         Some(Self {
             db,
             store: Arc::new(store),
@@ -29,6 +32,18 @@ impl Harness for Postgres {
 
     fn store(&self) -> Arc<dyn Store> {
         self.store.clone()
+    }
+
+    async fn times(&self, sql: &str) -> Vec<DateTime<Utc>> {
+        let mut conn = PgConnection::connect(self.db.url())
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}"));
+        let times = sqlx::query_scalar(sql)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let _ = conn.close().await;
+        times
     }
 
     async fn finish(self) {

@@ -2,29 +2,45 @@
 
 use std::sync::Arc;
 
-use sip_settings_core::Store;
+use chrono::{DateTime, Utc};
+use sip_settings_core::{Clock, Store};
 use sip_settings_store_sqlite::SqliteStore;
 use sip_settings_store_tests::{Harness, conformance_suite};
+use sqlx::{Connection, SqliteConnection};
 
 struct Sqlite {
     _dir: tempfile::TempDir,
+    url: String,
     store: Arc<SqliteStore>,
 }
 
 #[async_trait::async_trait]
 impl Harness for Sqlite {
-    async fn start() -> Option<Self> {
+    async fn start_with_clock(clock: Arc<dyn Clock>) -> Option<Self> {
         let dir = tempfile::tempdir().ok()?;
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = SqliteStore::open(&url, true).await.ok()?;
+        let store = SqliteStore::open(&url, true).await.ok()?.with_clock(clock);
         Some(Self {
             _dir: dir,
+            url,
             store: Arc::new(store),
         })
     }
 
     fn store(&self) -> Arc<dyn Store> {
         self.store.clone()
+    }
+
+    async fn times(&self, sql: &str) -> Vec<DateTime<Utc>> {
+        let mut conn = SqliteConnection::connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}"));
+        let times = sqlx::query_scalar(sql)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let _ = conn.close().await;
+        times
     }
 
     async fn finish(self) {
