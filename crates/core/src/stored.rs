@@ -156,6 +156,38 @@ pub fn groups(stored: &str) -> Result<Vec<Group>, StoreError> {
     Group::parse_list(stored).map_err(|e| corrupt("groups", e))
 }
 
+/// The items of a comma-joined list, empty ones dropped.
+fn items(stored: &str) -> impl Iterator<Item = &str> {
+    stored.split(',').filter(|item| !item.is_empty())
+}
+
+/// A phonebook entry's groups kept as their names, comma-joined.
+pub fn join_phonebook_groups(groups: &[String]) -> String {
+    groups.join(",")
+}
+
+/// A phonebook entry's groups as [`join_phonebook_groups`] keeps them. Each is a named group as
+/// [`crate::settings::parse_phonebook_groups`] makes it (lower case, never `everybody` or
+/// `nobody`); anything else is a corrupt row.
+pub fn phonebook_groups(stored: &str) -> Result<Vec<String>, StoreError> {
+    items(stored)
+        .map(|item| match Group::parse(item) {
+            Ok(Group::Named(name)) if name == item => Ok(name),
+            _ => Err(corrupt("phonebook group", item)),
+        })
+        .collect()
+}
+
+/// A call's media kept comma-joined.
+pub fn join_media(media: &[String]) -> String {
+    media.join(",")
+}
+
+/// A call's media as [`join_media`] keeps them.
+pub fn media(stored: &str) -> Vec<String> {
+    items(stored).map(str::to_owned).collect()
+}
+
 /// A time of day kept as minutes after midnight.
 pub fn minute(m: i64) -> Result<ClockTime, StoreError> {
     u16::try_from(m)
@@ -219,5 +251,27 @@ mod tests {
         ));
         assert!(matches!(minute(24 * 60), Err(StoreError::Other(_))));
         assert_eq!(join_groups(&groups("nobody").unwrap()), "nobody");
+    }
+
+    #[test]
+    fn phonebook_groups_and_media_round_trip() {
+        let family = vec!["family".to_owned(), "work-2".to_owned()];
+        assert_eq!(join_phonebook_groups(&family), "family,work-2");
+        assert_eq!(phonebook_groups("family,work-2").unwrap(), family);
+        // Empty items (an empty list, a trailing comma) are no groups.
+        assert_eq!(phonebook_groups("").unwrap(), Vec::<String>::new());
+        assert_eq!(phonebook_groups("family,,").unwrap(), ["family"]);
+        // What a phonebook entry cannot hold is a corrupt row, not a group.
+        for bad in ["everybody", "Family", "no way", "a,nobody", "-x"] {
+            assert!(
+                matches!(phonebook_groups(bad), Err(StoreError::Other(_))),
+                "{bad}"
+            );
+        }
+
+        let media = vec!["audio".to_owned(), "video".to_owned()];
+        assert_eq!(join_media(&media), "audio,video");
+        assert_eq!(super::media("audio,video"), media);
+        assert_eq!(super::media(""), Vec::<String>::new());
     }
 }

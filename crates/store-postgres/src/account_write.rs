@@ -418,7 +418,7 @@ impl AccountWrite for PgAccountWrite {
                 .bind(id)
                 .bind(entry.uri.to_string())
                 .bind(&entry.name)
-                .bind(entry.groups.join(","))
+                .bind(stored::join_phonebook_groups(&entry.groups))
                 .execute(conn)
                 .await
                 .map_err(map_err)?;

@@ -17,6 +17,7 @@ use sip_settings_core::money::Money;
 use sip_settings_core::rating::{Rate, prefixes_of};
 use sip_settings_core::sip::SipUri;
 use sip_settings_core::store::BalanceChange;
+use sip_settings_core::stored;
 use sqlx::{PgConnection, Row};
 
 use crate::account_write::insert_journal;
@@ -73,7 +74,7 @@ async fn insert_call(conn: &mut PgConnection, call: &NewCall) -> Res<bool> {
     .bind(unix(r.stop))
     .bind(i64::from(r.duration))
     .bind(i32::from(r.status))
-    .bind(r.media.join(","))
+    .bind(stored::join_media(&r.media))
     .bind(&r.proxy_ip)
     .bind(r.price.map(Money::units))
     .fetch_optional(&mut *conn)

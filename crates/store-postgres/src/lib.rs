@@ -78,7 +78,7 @@ use sqlx::{PgConnection, Row};
 use crate::account_write::{PgAccountWrite, insert_journal};
 use crate::error::{Fail, Res, corrupt, map_err, retrying};
 use crate::health::GuardedPool;
-use crate::rows::{ACCOUNT_COLUMNS, account_from_row, account_id_from, cert_from_row, split_list};
+use crate::rows::{ACCOUNT_COLUMNS, account_from_row, account_id_from, cert_from_row};
 
 /// Connections per server process.
 const MAX_CONNECTIONS: u32 = 16;
@@ -772,7 +772,7 @@ impl Store for PgStore {
                         uri: SipUri::parse_for("uri", &uri)
                             .map_err(|e| corrupt("phonebook uri", e))?,
                         name: r.try_get("name")?,
-                        groups: split_list(&groups),
+                        groups: stored::phonebook_groups(&groups)?,
                     })
                 })
                 .collect()

@@ -72,14 +72,6 @@ pub(crate) fn u32_of(v: i64, what: &str) -> Res<u32> {
     u32::try_from(v).map_err(|e| corrupt(what, e))
 }
 
-/// A comma-joined list (phonebook groups, media) back as its items.
-pub(crate) fn split_list(s: &str) -> Vec<String> {
-    s.split(',')
-        .filter(|m| !m.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
 /// Call times are stored as Unix seconds, as on SQLite.
 pub(crate) fn unix(t: DateTime<Utc>) -> i64 {
     t.timestamp()
@@ -174,7 +166,7 @@ pub(crate) fn call_from(r: &PgRow) -> Res<CallRecord> {
         stop: from_unix(r.try_get("stop_at")?)?,
         duration: u32_of(duration, "duration")?,
         status: u16::try_from(status).map_err(|e| corrupt("status", e))?,
-        media: split_list(&media),
+        media: stored::media(&media),
         proxy_ip: r.try_get("proxy_ip")?,
         price: price.map(Money::from_units),
     })

@@ -14,6 +14,7 @@ use sip_settings_core::money::Money;
 use sip_settings_core::rating::{Rate, prefixes_of};
 use sip_settings_core::sip::SipUri;
 use sip_settings_core::store::BalanceChange;
+use sip_settings_core::stored;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
@@ -98,11 +99,7 @@ fn call_from(r: &SqliteRow) -> Result<CallRecord, StoreError> {
         stop: from_unix(stop)?,
         duration: u32_of(duration, "duration")?,
         status: u16::try_from(status).map_err(|e| corrupt("status", e))?,
-        media: media
-            .split(',')
-            .filter(|m| !m.is_empty())
-            .map(str::to_owned)
-            .collect(),
+        media: stored::media(&media),
         proxy_ip: r.try_get("proxy_ip").map_err(map_err)?,
         price: price.map(Money::from_units),
     })
@@ -159,7 +156,7 @@ async fn insert_history(
 /// record, the existing record's missing price is filled in).
 async fn insert_call(tx: &mut Transaction<'_, Sqlite>, call: &NewCall) -> Result<bool, StoreError> {
     let r = &call.record;
-    let media = r.media.join(",");
+    let media = stored::join_media(&r.media);
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO calls (call_id, from_tag, to_tag, caller, callee, start_at, stop_at, duration, \
          status, media, proxy_ip, price) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
@@ -237,7 +234,7 @@ async fn insert_calls(
             .push_bind(unix(r.stop))
             .push_bind(i64::from(r.duration))
             .push_bind(i64::from(r.status))
-            .push_bind(r.media.join(","))
+            .push_bind(stored::join_media(&r.media))
             .push_bind(r.proxy_ip.clone())
             .push_bind(r.price.map(Money::units));
     });

@@ -458,11 +458,7 @@ impl FastReader {
                             uri: SipUri::parse_for("uri", &uri)
                                 .map_err(|e| corrupt("phonebook uri", e))?,
                             name,
-                            groups: groups
-                                .split(',')
-                                .filter(|g| !g.is_empty())
-                                .map(str::to_owned)
-                                .collect(),
+                            groups: stored::phonebook_groups(&groups)?,
                         })
                     })
                     .collect()

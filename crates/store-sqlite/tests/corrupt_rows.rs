@@ -29,7 +29,7 @@ async fn a_corrupt_column_on_a_call_read_is_an_error_naming_it() {
         .unwrap();
     let users = [
         "days", "minute", "groups", "until", "pattern", "uri", "name", "delivery", "email",
-        "enabled", "bad",
+        "enabled", "bad", "pbgroup",
     ];
     for user in users {
         let account = Account {
@@ -72,6 +72,8 @@ async fn a_corrupt_column_on_a_call_read_is_an_error_naming_it() {
            SELECT id, 'not a uri', 'X', '' FROM accounts WHERE username = 'uri';
          INSERT INTO phonebook (account_id, uri, name, groups)
            SELECT id, 'sip:a@example.org', x'ff', '' FROM accounts WHERE username = 'name';
+         INSERT INTO phonebook (account_id, uri, name, groups)
+           SELECT id, 'sip:a@example.org', 'A', 'family,Not A Group!' FROM accounts WHERE username = 'pbgroup';
          INSERT INTO voicemail (account_id, enabled, delivery, email, pin_hash)
            SELECT id, 1, 'fax', NULL, NULL FROM accounts WHERE username = 'delivery';
          INSERT INTO voicemail (account_id, enabled, delivery, email, pin_hash)
@@ -92,6 +94,10 @@ async fn a_corrupt_column_on_a_call_read_is_an_error_naming_it() {
     named(store.list_reject(&id("pattern")).await, "reject pattern");
     named(store.list_phonebook(&id("uri")).await, "phonebook uri");
     named(store.list_phonebook(&id("name")).await, "name");
+    named(
+        store.list_phonebook(&id("pbgroup")).await,
+        "phonebook group",
+    );
     named(store.get_voicemail(&id("delivery")).await, "delivery");
     named(store.get_voicemail(&id("email")).await, "voicemail email");
     named(store.get_voicemail(&id("enabled")).await, "enabled");
