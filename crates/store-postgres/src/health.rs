@@ -356,12 +356,10 @@ mod tests {
 
     use super::*;
 
-    /// A pool of one connection on `SIP_SETTINGS_TEST_PG_URL` (which says it skips without it).
+    /// A pool of one connection on `SIP_SETTINGS_TEST_PG_URL` (which says it skips without it,
+    /// and fails without it in CI).
     async fn one_connection_pool(acquire_timeout: Duration) -> Option<GuardedPool> {
-        let Ok(url) = std::env::var("SIP_SETTINGS_TEST_PG_URL") else {
-            eprintln!("SIP_SETTINGS_TEST_PG_URL not set: skipping a PostgreSQL test");
-            return None;
-        };
+        let url = crate::testing::test_server_url("a PostgreSQL test")?;
         let options = PgConnectOptions::from_str(&url).unwrap();
         let pool_options = PgPoolOptions::new()
             .max_connections(1)

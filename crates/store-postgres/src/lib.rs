@@ -44,6 +44,8 @@ mod devices;
 mod error;
 mod health;
 mod rows;
+#[doc(hidden)]
+pub mod testing;
 
 use std::str::FromStr;
 use std::sync::Arc;

@@ -1,12 +1,13 @@
 //! Throw-away PostgreSQL databases for tests: one per test, created on the server named by
 //! `SIP_SETTINGS_TEST_PG_URL` and dropped afterwards. Without the variable the tests say that
-//! they skip.
+//! they skip, except in CI (`CI=true`), where they fail
+//! ([`sip_settings_store_postgres::testing`]).
 
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
 /// The environment variable naming the PostgreSQL server for tests.
-pub const PG_URL_VAR: &str = "SIP_SETTINGS_TEST_PG_URL";
+pub use sip_settings_store_postgres::testing::PG_URL_VAR;
 
 /// A database created for one test.
 #[derive(Debug)]
@@ -36,11 +37,12 @@ fn with_database(url: &str, name: &str) -> String {
 
 impl TempDatabase {
     /// Creates a fresh database, or says why not and gives `None` when the variable is unset.
+    ///
+    /// # Panics
+    ///
+    /// When the variable is unset in CI (`CI=true`), or the server refuses.
     pub async fn create() -> Option<Self> {
-        let Ok(admin_url) = std::env::var(PG_URL_VAR) else {
-            eprintln!("{PG_URL_VAR} not set: skipping PostgreSQL tests");
-            return None;
-        };
+        let admin_url = sip_settings_store_postgres::testing::test_server_url("PostgreSQL tests")?;
         let name = format!("sip_settings_test_{:016x}", rand::random::<u64>());
         let mut admin = PgConnection::connect(&admin_url)
             .await

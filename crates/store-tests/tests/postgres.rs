@@ -1,6 +1,6 @@
 //! The conformance suite on PostgreSQL: a fresh database per test on the server named by
 //! `SIP_SETTINGS_TEST_PG_URL`, dropped afterwards. Without the variable each test says it
-//! skipped.
+//! skipped, except in CI (`CI=true`), where it fails.
 
 use std::sync::Arc;
 
@@ -66,4 +66,40 @@ async fn migrations_run_twice() {
     let again = PgStore::open(db.url(), true).await.unwrap();
     again.close().await;
     db.drop_db().await;
+}
+
+/// Without `SIP_SETTINGS_TEST_PG_URL` the PostgreSQL tests skip, saying so; in CI (`CI=true`)
+/// they fail instead, so that a CI run without the database cannot pass untested. This runs one
+/// of them in a child process of this test binary, the variable removed.
+#[test]
+fn without_a_server_the_tests_skip_except_in_ci() {
+    use std::process::Command;
+
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("this test binary: {e}"));
+    let run = |ci: Option<&str>| {
+        let mut command = Command::new(&exe);
+        command
+            .args(["--exact", "migrations_run_twice", "--nocapture"])
+            .env_remove(sip_settings_store_tests::pg::PG_URL_VAR)
+            .env_remove("CI");
+        if let Some(ci) = ci {
+            command.env("CI", ci);
+        }
+        let out = command
+            .output()
+            .unwrap_or_else(|e| panic!("run {}: {e}", exe.display()));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (passed, text) = run(None);
+    assert!(passed, "{text}");
+    assert!(text.contains("not set: skipping"), "{text}");
+    assert!(text.contains("1 passed"), "{text}");
+    let (passed, text) = run(Some("true"));
+    assert!(!passed, "{text}");
+    assert!(text.contains("CI=true"), "{text}");
 }

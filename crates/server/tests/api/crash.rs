@@ -8,7 +8,7 @@
 //! half-applied (a change without its journal entry or a journal entry without its change, a
 //! prepaid close without its history entry, call record or journal entry, a call recorded for
 //! one party only). On SQLite, and on PostgreSQL (a fresh database) when
-//! `SIP_SETTINGS_TEST_PG_URL` is set. Each store: three kill cycles of at most
+//! `SIP_SETTINGS_TEST_PG_URL` is set (in CI, `CI=true`, it must be). Each store: three kill cycles of at most
 //! [`MAX_WRITES`] writes per writer in at most [`LOAD_LIMIT`]; the kill comes a random
 //! [`KILL_AFTER_MS`] after every writer has had a write acknowledged.
 

@@ -1,7 +1,7 @@
 //! The service on PostgreSQL, with real `sip-settings serve` processes: two servers sharing one
 //! database, moving an installation from SQLite with `copy`, and riding out lost database
 //! connections. Each test uses a fresh database on `SIP_SETTINGS_TEST_PG_URL` and skips (saying
-//! so) without it.
+//! so) without it, except in CI (`CI=true`), where it fails.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
