@@ -7,7 +7,6 @@ use thiserror::Error;
 
 /// What went wrong in a store.
 #[derive(Debug, Error)]
-#[non_exhaustive]
 pub enum StoreError {
     /// A uniqueness rule of the store refused the write.
     #[error("conflict: {0}")]
@@ -24,9 +23,9 @@ pub enum StoreError {
     Other(String),
 }
 
-/// What a service function refuses or fails with.
+/// What a service function refuses or fails with. Exhaustive: every door maps each variant
+/// (`crates/http`'s `status::classify`), and a new one must not compile until they do.
 #[derive(Debug, Error)]
-#[non_exhaustive]
 pub enum ServiceError {
     /// A parameter is malformed or out of range. `field` names the parameter.
     #[error("{field} {reason}")]

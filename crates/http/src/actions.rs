@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Limited};
@@ -20,6 +20,7 @@ use crate::identity::Subscriber;
 use crate::objects;
 use crate::params::Params;
 use crate::ratelimit::Kind;
+use crate::serve::Peer;
 use crate::{AppState, MAX_BODY_BYTES, reply};
 
 /// The actions of the compatibility endpoint.
@@ -211,12 +212,17 @@ fn method_not_allowed(text: String) -> Response {
 /// the actions that change nothing; any other method is `405` before anything is read.
 pub async fn handle(
     State(state): State<AppState>,
-    subscriber: Subscriber,
+    peer: Option<Extension<Peer>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    // Identified first; the request budget is spent once the action (a read or a change) is known.
+    let subscriber = match Subscriber::identify(&state, peer.as_deref()).await {
+        Ok(s) => s,
+        Err(e) => return reply::service_error(&e),
+    };
     if !matches!(method, Method::GET | Method::POST | Method::HEAD) {
         return method_not_allowed(format!(
             "Error: method {} is not allowed; use GET or POST",

@@ -16,7 +16,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::problem::problem;
 use crate::v1::error::ApiError;
 
 /// The strong entity tag of a representation: `"<sha-256 of its JSON, hex>"`.
@@ -93,25 +92,9 @@ pub fn check<T: Serialize>(headers: &HeaderMap, current: Option<&T>) -> Result<(
     if ok {
         return Ok(());
     }
-    let detail = match &current_tag {
-        Some(_) => {
-            "If-Match does not name the current ETag: the resource changed since it was read; \
-             read it again and retry"
-        }
-        None => "If-Match was sent but the resource does not exist",
-    };
-    let mut response = problem(
-        StatusCode::PRECONDITION_FAILED,
-        "precondition_failed",
-        detail,
-        Some("If-Match"),
-    );
-    if let Some(tag) = current_tag
-        && let Ok(v) = HeaderValue::from_str(&tag)
-    {
-        response.headers_mut().insert(header::ETAG, v);
-    }
-    Err(ApiError::from_response(response))
+    Err(ApiError::Precondition {
+        current_etag: current_tag,
+    })
 }
 
 #[cfg(test)]
@@ -142,9 +125,11 @@ mod tests {
         assert!(check(&headers(header::IF_MATCH, "*"), Some(&v)).is_ok());
         assert!(check(&headers(header::IF_MATCH, "*"), None::<&serde_json::Value>).is_err());
         assert!(check(&headers(header::IF_MATCH, &format!("W/{tag}")), Some(&v)).is_err());
-        let stale = check(&headers(header::IF_MATCH, "\"stale\""), Some(&v)).unwrap_err();
-        assert_eq!(stale.0.status(), StatusCode::PRECONDITION_FAILED);
-        assert_eq!(stale.0.headers()[header::ETAG], tag.as_str());
+        let stale = check(&headers(header::IF_MATCH, "\"stale\""), Some(&v))
+            .unwrap_err()
+            .into_response();
+        assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+        assert_eq!(stale.headers()[header::ETAG], tag.as_str());
     }
 
     #[test]

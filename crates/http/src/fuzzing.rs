@@ -112,20 +112,11 @@ fn through<T: DeserializeOwned>(data: &[u8], reader: impl Future<Output = Result
     }
 }
 
-/// Reads with `/v1`'s strict JSON extractor ([`crate::v1::extract::json_body`]).
+/// Reads with `/v1`'s strict JSON extractor ([`crate::v1::extract::json_body`]), the one of
+/// `/v1/me` and `/v1/service` alike.
 fn v1<T: DeserializeOwned>(data: &[u8]) {
     let body = Body::from(data.to_vec());
     through::<T>(data, crate::v1::extract::json_body::<T>(body));
-}
-
-/// Reads with the service API's JSON extractor ([`crate::v1::service::client::json_body`]).
-fn service<T: DeserializeOwned>(data: &[u8]) {
-    let body = Body::from(data.to_vec());
-    through::<T>(data, async {
-        crate::v1::service::client::json_body::<T>(body)
-            .await
-            .map_err(ApiError::from_response)
-    });
 }
 
 /// Every `/v1` request body type, each read from `data` by the function its handler uses.
@@ -140,6 +131,7 @@ pub fn v1_bodies(data: &[u8]) {
     use crate::v1::me::privacy::PrivacyView;
     use crate::v1::me::reject::RejectRuleView;
     use crate::v1::me::voicemail::VoicemailBody;
+    use crate::v1::service::calls::CallRecordBody;
     use crate::v1::service::prepaid::{CloseBody, OpenBody};
     use crate::v1::service::route::RouteRequest;
     v1::<AccountPatch>(data);
@@ -157,9 +149,9 @@ pub fn v1_bodies(data: &[u8]) {
     v1::<PhonebookPut>(data);
     v1::<CsrBody>(data);
     v1::<RouteRequest>(data);
-    service::<sip_settings_core::calls::CallInput>(data);
-    service::<OpenBody>(data);
-    service::<CloseBody>(data);
+    v1::<CallRecordBody>(data);
+    v1::<OpenBody>(data);
+    v1::<CloseBody>(data);
 }
 
 /// Writes records under a header as CSV (the importers' format).

@@ -22,6 +22,7 @@ pub mod ratelimit;
 pub mod reply;
 pub mod serve;
 pub mod slots;
+pub mod status;
 pub mod tls;
 pub mod v1;
 pub mod web;
@@ -97,4 +98,5 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             reply::panic_reply,
         ))
+        .layer(axum::middleware::from_fn(status::log_causes))
 }

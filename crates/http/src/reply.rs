@@ -1,6 +1,7 @@
 //! Replies of the compatibility endpoint: the status object
-//! `{"success": bool, "error_message": text}` and the one mapping from [`ServiceError`] to an
-//! HTTP status. 5xx bodies say nothing; the cause is logged.
+//! `{"success": bool, "error_message": text}`, with a [`ServiceError`] answered as
+//! [`crate::status::classify`] says. 5xx bodies say nothing; the cause is logged by
+//! [`crate::status::log_causes`].
 
 use std::any::Any;
 
@@ -9,6 +10,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use sip_settings_core::ServiceError;
+
+use crate::status::{Cause, Code, classify};
 
 /// The seed's status object.
 #[derive(Debug, Serialize)]
@@ -65,33 +68,40 @@ pub fn retry_after(mut response: Response, wait_seconds: u64) -> Response {
     response
 }
 
-/// Maps a service error to its status object reply.
+/// The prefix of every refusal's text at the action endpoint (the seed's clients look for it).
+pub const PREFIX: &str = "Error: ";
+
+/// Maps a service error to its status object reply: the status of [`classify`], the text with
+/// [`PREFIX`] (a 503 keeps the endpoint's own words), the cause of a 5xx attached for
+/// [`crate::status::log_causes`].
 pub fn service_error(err: &ServiceError) -> Response {
-    match err {
-        ServiceError::Invalid { .. } => failure(StatusCode::BAD_REQUEST, format!("Error: {err}")),
-        ServiceError::NotFound(m) => failure(StatusCode::NOT_FOUND, format!("Error: {m}")),
-        ServiceError::Conflict(m) => failure(StatusCode::CONFLICT, format!("Error: {m}")),
-        ServiceError::Unauthenticated(m) => failure(StatusCode::UNAUTHORIZED, m.clone()),
-        ServiceError::Forbidden(m) => failure(StatusCode::FORBIDDEN, m.clone()),
-        ServiceError::Unavailable(detail) => {
-            tracing::warn!(%detail, "store unavailable");
-            failure(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Error: service temporarily unavailable, try again",
-            )
-        }
-        ServiceError::Throttled { wait_seconds, .. } => retry_after(
-            failure(StatusCode::TOO_MANY_REQUESTS, format!("Error: {err}")),
-            *wait_seconds,
-        ),
-        ServiceError::Internal(detail) => {
-            tracing::error!(%detail, "internal error");
-            failure(StatusCode::INTERNAL_SERVER_ERROR, "Error: internal error")
-        }
-        _ => {
-            tracing::error!(error = %err, "unmapped error");
-            failure(StatusCode::INTERNAL_SERVER_ERROR, "Error: internal error")
-        }
+    let c = classify(err);
+    let text = match c.code {
+        Code::Unavailable => format!("{PREFIX}service temporarily unavailable, try again"),
+        Code::InvalidField
+        | Code::NotFound
+        | Code::Conflict
+        | Code::Unauthenticated
+        | Code::Forbidden
+        | Code::RateLimited
+        | Code::Internal => prefixed(&c.detail),
+    };
+    let mut response = failure(c.status(), text);
+    if let Some(wait) = c.retry_after {
+        response = retry_after(response, wait);
+    }
+    if let Some(cause) = c.cause {
+        cause.attach(&mut response);
+    }
+    response
+}
+
+/// `detail` with [`PREFIX`], once (a text that has it already keeps it as it is).
+fn prefixed(detail: &str) -> String {
+    if detail.starts_with(PREFIX) {
+        detail.to_owned()
+    } else {
+        format!("{PREFIX}{detail}")
     }
 }
 
@@ -107,6 +117,7 @@ pub fn panic_reply(panic: Box<dyn Any + Send + 'static>) -> Response {
         .map(String::as_str)
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("unknown panic");
-    tracing::error!(%detail, "handler panicked");
-    failure(StatusCode::INTERNAL_SERVER_ERROR, "Error: internal error")
+    let mut response = failure(StatusCode::INTERNAL_SERVER_ERROR, "Error: internal error");
+    Cause::new("handler panicked", detail).attach(&mut response);
+    response
 }

@@ -4,54 +4,144 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
-use sip_settings_core::routing::{CallState, Caller, Decision, Outcome};
+use sip_settings_core::routing::{CallState, Caller, Decision, Destination, Forward, Outcome};
 use sip_settings_core::{AccountId, ServiceError, Services};
 use utoipa::ToSchema;
 
-/// Where a forward goes (core `Destination`).
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // documentation of a core type's JSON
-pub struct DestinationDoc {
-    /// `uri` or `voice_mailbox`.
-    kind: String,
-    /// The SIP URI, for `kind: uri`.
-    uri: Option<String>,
+/// Where a forward goes (core `Destination`), tagged by `kind`: `uri` (with `uri`) or
+/// `voice_mailbox`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(tag = "kind", content = "uri", rename_all = "snake_case")]
+#[schema(as = DestinationDoc)]
+pub enum DestinationView {
+    /// A SIP URI.
+    Uri(String),
+    /// The account's own voice mailbox.
+    VoiceMailbox,
+}
+
+impl From<&Destination> for DestinationView {
+    fn from(d: &Destination) -> Self {
+        match d {
+            Destination::Uri(u) => Self::Uri(u.clone()),
+            Destination::VoiceMailbox => Self::VoiceMailbox,
+        }
+    }
 }
 
 /// A forward (core `Forward`).
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // documentation of a core type's JSON
-pub struct ForwardDoc {
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = ForwardDoc)]
+pub struct ForwardView {
     /// `FUNC`, `FNOL`, `FBUS`, `FNOA` or `FUNV`.
-    condition: String,
+    pub condition: String,
     /// Where to.
-    destination: DestinationDoc,
+    pub destination: DestinationView,
     /// RFC 5806 `Diversion` reason.
-    reason: String,
+    pub reason: String,
+}
+
+impl From<&Forward> for ForwardView {
+    fn from(f: &Forward) -> Self {
+        Self {
+            condition: f.condition.code().to_owned(),
+            destination: DestinationView::from(&f.destination),
+            reason: f.reason.to_owned(),
+        }
+    }
 }
 
 /// What happens to the call (core `Outcome`), tagged by `action`: `reject` (`code`, `reason`),
 /// `forward` (`condition`, `destination`, `reason`) or `ring` (`seconds`, `on_busy`,
 /// `on_no_answer`).
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // documentation of a core type's JSON
-pub struct OutcomeDoc {
-    /// `reject`, `forward` or `ring`.
-    action: String,
-    /// SIP status of a rejection.
-    code: Option<u16>,
-    /// Reason phrase of a rejection, or the RFC 5806 reason of a forward.
-    reason: Option<String>,
-    /// Condition of a forward.
-    condition: Option<String>,
-    /// Destination of a forward.
-    destination: Option<DestinationDoc>,
-    /// Ring time.
-    seconds: Option<u32>,
-    /// Forward on busy while ringing.
-    on_busy: Option<ForwardDoc>,
-    /// Forward when nobody answers in time.
-    on_no_answer: Option<ForwardDoc>,
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(tag = "action", rename_all = "snake_case")]
+#[schema(as = OutcomeDoc)]
+pub enum OutcomeView {
+    /// Refuse with a SIP final response.
+    Reject {
+        /// SIP status of the rejection.
+        code: u16,
+        /// Its reason phrase.
+        reason: String,
+    },
+    /// Forward at once.
+    Forward(ForwardView),
+    /// Ring the devices.
+    Ring {
+        /// Ring time.
+        seconds: u32,
+        /// Forward on busy while ringing.
+        on_busy: Option<ForwardView>,
+        /// Forward when nobody answers in time.
+        on_no_answer: Option<ForwardView>,
+    },
+}
+
+impl From<&Outcome> for OutcomeView {
+    fn from(o: &Outcome) -> Self {
+        match o {
+            Outcome::Reject { code, reason } => Self::Reject {
+                code: *code,
+                reason: (*reason).to_owned(),
+            },
+            Outcome::Forward(f) => Self::Forward(ForwardView::from(f)),
+            Outcome::Ring {
+                seconds,
+                on_busy,
+                on_no_answer,
+            } => Self::Ring {
+                seconds: *seconds,
+                on_busy: on_busy.as_ref().map(ForwardView::from),
+                on_no_answer: on_no_answer.as_ref().map(ForwardView::from),
+            },
+        }
+    }
+}
+
+/// The view shows the core decision's own outcome, field for field.
+impl PartialEq<Outcome> for OutcomeView {
+    fn eq(&self, other: &Outcome) -> bool {
+        match (self, other) {
+            (Self::Reject { code, reason }, Outcome::Reject { code: c, reason: r }) => {
+                code == c && reason == r
+            }
+            (Self::Forward(f), Outcome::Forward(g)) => f == g,
+            (
+                Self::Ring {
+                    seconds,
+                    on_busy,
+                    on_no_answer,
+                },
+                Outcome::Ring {
+                    seconds: s,
+                    on_busy: b,
+                    on_no_answer: n,
+                },
+            ) => seconds == s && same_forward(on_busy, b) && same_forward(on_no_answer, n),
+            _ => false,
+        }
+    }
+}
+
+fn same_forward(view: &Option<ForwardView>, core: &Option<Forward>) -> bool {
+    match (view, core) {
+        (Some(v), Some(c)) => v == c,
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+impl PartialEq<Forward> for ForwardView {
+    fn eq(&self, other: &Forward) -> bool {
+        self.condition == other.condition.code()
+            && self.reason == other.reason
+            && match (&self.destination, &other.destination) {
+                (DestinationView::Uri(a), Destination::Uri(b)) => a == b,
+                (DestinationView::VoiceMailbox, Destination::VoiceMailbox) => true,
+                _ => false,
+            }
+    }
 }
 
 /// A routing decision explained (`GET /v1/me/routing/explain`).
@@ -74,8 +164,7 @@ pub struct Explanation {
     /// Whether the account was taken as busy.
     pub busy: bool,
     /// What happens.
-    #[schema(value_type = OutcomeDoc)]
-    pub outcome: Outcome,
+    pub outcome: OutcomeView,
     /// The rules consulted, in order, and what each said.
     pub path: Vec<String>,
 }
@@ -114,7 +203,7 @@ pub fn explanation(
         zone_abbreviation: local.format("%Z").to_string(),
         registered: call.registered,
         busy: call.busy,
-        outcome: decision.outcome,
+        outcome: OutcomeView::from(&decision.outcome),
         path: decision.path,
     }
 }

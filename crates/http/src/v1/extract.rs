@@ -1,19 +1,108 @@
-//! What the `/v1` handlers read from a request: strict JSON bodies whose refusals name the
-//! offending field, strict query strings, path parameters whose refusals are problem documents
-//! too.
+//! What the `/v1` handlers read from a request, as extractors whose refusals are problem
+//! documents ([`ApiError`]), the same for `/v1/me` and `/v1/service`:
+//!
+//! * [`Subscriber`] (`/v1/me`): the subscriber certificate, and one token of its request budget
+//!   (reads for `GET`/`HEAD`, writes for the other methods) — a handler cannot have the caller
+//!   without having spent it;
+//! * [`ServiceClient`](crate::v1::service::client::ServiceClient) (`/v1/service`): the service
+//!   certificate;
+//! * [`JsonBody`]: a strict JSON object body whose refusals name the offending field. The
+//!   `Content-Type` is not looked at: the body must be a JSON object whatever it says (Kamailio's
+//!   `http_client` sends `application/json`, as the document asks);
+//! * [`PathParam`]: a path parameter whose refusal names it;
+//! * [`query`]: strict query strings.
 
 use axum::body::Body;
-use axum::extract::Path;
+use axum::extract::path::ErrorKind;
 use axum::extract::rejection::PathRejection;
-use axum::http::StatusCode;
+use axum::extract::{FromRequest, FromRequestParts, Path, RawPathParams, Request};
+use axum::http::Method;
+use axum::http::request::Parts;
 use http_body_util::{BodyExt, Limited};
 use serde::de::DeserializeOwned;
 use sip_settings_core::ids::whole_number;
 
-use crate::MAX_BODY_BYTES;
+use crate::identity::Subscriber;
 use crate::params::Params;
-use crate::problem::problem;
+use crate::ratelimit::Kind;
+use crate::serve::Peer;
 use crate::v1::error::{ApiError, invalid};
+use crate::{AppState, MAX_BODY_BYTES};
+
+impl FromRequestParts<AppState> for Subscriber {
+    type Rejection = ApiError;
+
+    /// The subscriber, identified by the certificate, having spent one token of the budget of
+    /// the request's kind (per certificate and per address); over it, `429` with `Retry-After`.
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let me = Subscriber::identify(state, parts.extensions.get::<Peer>()).await?;
+        let kind = if matches!(parts.method, Method::GET | Method::HEAD) {
+            Kind::Read
+        } else {
+            Kind::Write
+        };
+        state
+            .limiter
+            .check(
+                Some(&me.serial),
+                me.addr.ip(),
+                kind,
+                state.services.clock().now(),
+            )
+            .map_err(|wait_seconds| ApiError::RateLimited { wait_seconds })?;
+        Ok(me)
+    }
+}
+
+/// A JSON object request body read by [`json_body`].
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _: &S) -> Result<Self, ApiError> {
+        json_body(request.into_body()).await.map(Self)
+    }
+}
+
+/// A path parameter; one that cannot be decoded (not UTF-8 once percent-decoded, or not of
+/// the type) is `400 invalid_field` naming it.
+#[derive(Debug)]
+pub struct PathParam<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParam<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(Self(v)),
+            Err(rejection) => {
+                let field = match &rejection {
+                    PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
+                        ErrorKind::InvalidUtf8InPathParam { key }
+                        | ErrorKind::ParseErrorAtKey { key, .. }
+                        | ErrorKind::DeserializeError { key, .. } => Some(key.clone()),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                let field = match field {
+                    Some(f) => f,
+                    None => RawPathParams::from_request_parts(parts, state)
+                        .await
+                        .ok()
+                        .and_then(|p| p.iter().next().map(|(k, _)| k.to_owned()))
+                        .unwrap_or_else(|| "path".to_owned()),
+                };
+                Err(invalid(
+                    &field,
+                    "is not a valid path segment (UTF-8, percent-encoded)",
+                ))
+            }
+        }
+    }
+}
 
 /// The field a serde error is about, when its message names one.
 fn field_of_message(message: &str) -> Option<String> {
@@ -33,22 +122,12 @@ fn field_of_message(message: &str) -> Option<String> {
 pub async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
     let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(c) => c.to_bytes(),
-        Err(_) => {
-            return Err(ApiError::from_response(problem(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                &format!("the request body must be at most {MAX_BODY_BYTES} bytes of JSON"),
-                None,
-            )));
-        }
+        Err(_) => return Err(ApiError::BodyTooLarge),
     };
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::from_response(problem(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            "a JSON object is required as the request body",
-            None,
-        )));
+        return Err(ApiError::BadJson {
+            detail: "a JSON object is required as the request body".to_owned(),
+        });
     }
     if let Some(refusal) = not_an_object(&bytes) {
         return Err(refusal);
@@ -74,30 +153,19 @@ pub async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
             } else {
                 field
             };
-            let detail = match &field {
-                Some(f) => format!("{f}: {message}"),
-                None => format!("the body is not the expected JSON: {message}"),
-            };
-            let code = if field.is_some() {
-                "invalid_field"
-            } else {
-                "invalid_json"
-            };
-            return Err(ApiError::from_response(problem(
-                StatusCode::BAD_REQUEST,
-                code,
-                &detail,
-                field.as_deref(),
-            )));
+            return Err(match field {
+                Some(field) => ApiError::BadField {
+                    detail: format!("{field}: {message}"),
+                    field,
+                },
+                None => ApiError::BadJson {
+                    detail: format!("the body is not the expected JSON: {message}"),
+                },
+            });
         }
     };
-    de.end().map_err(|e| {
-        ApiError::from_response(problem(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            &format!("the body is not the expected JSON: {e}"),
-            None,
-        ))
+    de.end().map_err(|e| ApiError::BadJson {
+        detail: format!("the body is not the expected JSON: {e}"),
     })?;
     Ok(value)
 }
@@ -121,12 +189,7 @@ fn not_an_object(bytes: &[u8]) -> Option<ApiError> {
         }
         Err(e) => format!("the body is not the expected JSON: {e}"),
     };
-    Some(ApiError::from_response(problem(
-        StatusCode::BAD_REQUEST,
-        "invalid_json",
-        &detail,
-        None,
-    )))
+    Some(ApiError::BadJson { detail })
 }
 
 /// The query string, decoded strictly; a parameter not in `allowed` is refused naming it.
@@ -184,20 +247,6 @@ pub fn bool_param(params: &Params, name: &str, default: bool) -> Result<bool, Ap
     }
 }
 
-/// A path parameter, or a `400` naming `field` when it cannot be decoded.
-pub fn path_param(
-    path: Result<Path<String>, PathRejection>,
-    field: &str,
-) -> Result<String, ApiError> {
-    match path {
-        Ok(Path(v)) => Ok(v),
-        Err(_) => Err(invalid(
-            field,
-            "is not a valid path segment (UTF-8, percent-encoded)",
-        )),
-    }
-}
-
 /// Deserializes a field that may be absent (`None`), `null` (`Some(None)`) or a value.
 pub fn nullable<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
 where
@@ -205,4 +254,158 @@ where
     T: serde::Deserialize<'de>,
 {
     <Option<T> as serde::Deserialize>::deserialize(de).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{Method, header};
+
+    use crate::ratelimit::{Budget, RateLimits};
+    use crate::v1::testing::{TestApp, assert_problem};
+
+    /// The body extractor refuses alike on `/v1/me` and `/v1/service`, as problem documents:
+    /// not JSON, not an object, an unknown field, too large.
+    #[tokio::test]
+    async fn body_refusals_are_problems_on_me_and_service_alike() {
+        let t = TestApp::new().await;
+        let large = format!("{{\"caller\": \"{}\"}}", "a".repeat(crate::MAX_BODY_BYTES));
+        let cases: [(&str, u16, &str, Option<&str>); 5] = [
+            ("{", 400, "invalid_json", None),
+            ("[1, 2]", 400, "invalid_json", None),
+            ("", 400, "invalid_json", None),
+            (r#"{"nonsense": 1}"#, 400, "invalid_field", Some("nonsense")),
+            (&large, 413, "body_too_large", None),
+        ];
+        for (body, status, code, field) in cases {
+            let me = t.send(&t.alice, Method::PATCH, "/v1/me", Some(body)).await;
+            assert_problem(&me, status, code, field);
+            let service = t
+                .send(&t.service, Method::POST, "/v1/service/route", Some(body))
+                .await;
+            assert_problem(&service, status, code, field);
+        }
+    }
+
+    /// A path parameter that is not UTF-8 is `400 invalid_field` naming the route's parameter,
+    /// on `/v1/me` and `/v1/service` alike.
+    #[tokio::test]
+    async fn path_refusals_are_problems_naming_the_parameter() {
+        let t = TestApp::new().await;
+        let cases = [
+            (&t.alice, Method::GET, "/v1/me/diversions/%FF", "condition"),
+            (&t.alice, Method::DELETE, "/v1/me/aliases/%C3", "alias"),
+            (
+                &t.alice,
+                Method::GET,
+                "/v1/me/certificates/%FF%FE",
+                "serial",
+            ),
+            (&t.alice, Method::GET, "/v1/me/usage/%FF", "month"),
+            (
+                &t.service,
+                Method::POST,
+                "/v1/service/prepaid/sessions/%FF/close",
+                "call_id",
+            ),
+        ];
+        for (cert, method, path, field) in cases {
+            let body = (method == Method::POST).then_some(r#"{"duration": 0}"#);
+            let r = t.send(cert, method, path, body).await;
+            assert_problem(&r, 400, "invalid_field", Some(field));
+        }
+    }
+
+    /// The caller's certificate is checked by the extractors of both APIs, refusing with
+    /// problem documents: none is `401`, the other API's is `403`; the action endpoint keeps
+    /// its status object, with `Error: ` added there.
+    #[tokio::test]
+    async fn identity_refusals_are_problems_on_me_and_service() {
+        let t = TestApp::new().await;
+        let r = t.send_as(None, Method::GET, "/v1/me", None).await;
+        assert_problem(&r, 401, "unauthenticated", None);
+        assert_eq!(r.body["detail"], "a client certificate is required");
+        let r = t
+            .send_as(None, Method::POST, "/v1/service/route", Some("{}"))
+            .await;
+        assert_problem(&r, 401, "unauthenticated", None);
+        let r = t.send(&t.service, Method::GET, "/v1/me", None).await;
+        assert_problem(&r, 403, "forbidden", None);
+        assert_eq!(
+            r.body["detail"],
+            "this endpoint takes subscriber certificates only"
+        );
+        let r = t
+            .send(&t.alice, Method::POST, "/v1/service/route", Some("{}"))
+            .await;
+        assert_problem(&r, 403, "forbidden", None);
+        let r = t
+            .send_as(None, Method::GET, "/settings.phtml?action=account", None)
+            .await;
+        assert_eq!(r.status.as_u16(), 401);
+        assert_eq!(r.body["success"], false);
+        assert_eq!(
+            r.body["error_message"],
+            "Error: a client certificate is required"
+        );
+        let r = t
+            .send(
+                &t.service,
+                Method::GET,
+                "/settings.phtml?action=account",
+                None,
+            )
+            .await;
+        assert_eq!(r.status.as_u16(), 403);
+        assert_eq!(
+            r.body["error_message"],
+            "Error: this endpoint takes subscriber certificates only"
+        );
+    }
+
+    /// The `/v1/me` extractor spends the request budget: reads from the read budget, writes
+    /// from the write budget, and over it a `429` problem with `Retry-After` — before the body
+    /// or the path is looked at.
+    #[tokio::test]
+    async fn the_subscriber_extractor_spends_the_request_budget() {
+        let one = Budget {
+            per_second: 0.001,
+            burst: 1.0,
+        };
+        let plenty = Budget {
+            per_second: 1000.0,
+            burst: 1000.0,
+        };
+        let t = TestApp::with_limits(Some(RateLimits {
+            certificate_reads: one,
+            certificate_writes: one,
+            address_reads: plenty,
+            address_writes: plenty,
+        }))
+        .await;
+        let r = t.send(&t.alice, Method::GET, "/v1/me", None).await;
+        assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+        let r = t
+            .send(&t.alice, Method::GET, "/v1/me/diversions", None)
+            .await;
+        assert_problem(&r, 429, "rate_limited", None);
+        assert!(r.headers.contains_key(header::RETRY_AFTER));
+        // The write budget is its own.
+        let r = t.send(&t.alice, Method::PATCH, "/v1/me", Some("{}")).await;
+        assert_eq!(r.status.as_u16(), 200, "{}", r.body);
+        let r = t
+            .send(&t.alice, Method::PATCH, "/v1/me", Some("not json"))
+            .await;
+        assert_problem(&r, 429, "rate_limited", None);
+        let r = t
+            .send(&t.alice, Method::DELETE, "/v1/me/diversions/%FF", None)
+            .await;
+        assert_problem(&r, 429, "rate_limited", None);
+        // The service API has no budget.
+        for _ in 0..3 {
+            let r = t
+                .send(&t.service, Method::POST, "/v1/service/route", Some("{"))
+                .await;
+            assert_problem(&r, 400, "invalid_json", None);
+        }
+    }
 }

@@ -3,7 +3,7 @@
 //! OpenAPI document of both ([`openapi`]), served as `/v1/openapi.json`.
 //!
 //! Dependencies point one way: the resource modules under [`me`] and [`service`] use the shared
-//! modules ([`doc`], [`error`], [`extract`], [`explain`], [`limit`], [`view`], [`mod@write`]) and never
+//! modules ([`doc`], [`error`], [`extract`], [`explain`], [`view`], [`mod@write`]) and never
 //! each other; only the route tables ([`me::routes`], [`service::routes`]) and the document
 //! ([`openapi`]) name the resources.
 
@@ -11,7 +11,6 @@ pub mod doc;
 pub mod error;
 pub mod explain;
 pub mod extract;
-pub mod limit;
 pub mod me;
 pub mod openapi;
 pub mod service;

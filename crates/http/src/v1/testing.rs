@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use sip_settings_core::account::AccountUpdate;
@@ -47,11 +47,17 @@ impl std::fmt::Debug for TestApp {
 pub struct Reply {
     pub status: StatusCode,
     pub content_type: String,
+    pub headers: HeaderMap,
     pub body: Value,
 }
 
 impl TestApp {
     pub async fn new() -> Self {
+        Self::with_limits(None).await
+    }
+
+    /// The same with these request rate limits (`None`: unlimited).
+    pub async fn with_limits(limits: Option<crate::ratelimit::RateLimits>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("sip-settings.db").display());
         let store = SqliteStore::open_with(&url, true, true).await.unwrap();
@@ -82,7 +88,7 @@ impl TestApp {
             .unwrap();
         Self {
             _dir: dir,
-            app: router(AppState::new(services.clone(), None)),
+            app: router(AppState::new(services.clone(), limits)),
             alice,
             service,
             services,
@@ -97,6 +103,17 @@ impl TestApp {
         path: &str,
         body: Option<&str>,
     ) -> Reply {
+        self.send_as(Some(cert), method, path, body).await
+    }
+
+    /// Sends one request with `cert`'s certificate, or none, and a JSON `body`.
+    pub async fn send_as(
+        &self,
+        cert: Option<&IssuedCertificate>,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+    ) -> Reply {
         let request = Request::builder().method(method).uri(path);
         let mut request = match body {
             Some(b) => request
@@ -107,7 +124,7 @@ impl TestApp {
         .unwrap();
         request.extensions_mut().insert(Peer {
             addr: SocketAddr::from(([192, 0, 2, 7], 40_000)),
-            certificate: Some(Arc::new(PeerCertificate::from_der(&cert.cert_der))),
+            certificate: cert.map(|c| Arc::new(PeerCertificate::from_der(&c.cert_der))),
         });
         let response = self.app.clone().oneshot(request).await.unwrap();
         let status = response.status();
@@ -117,6 +134,7 @@ impl TestApp {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
+        let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let text = String::from_utf8(bytes.to_vec()).unwrap();
         let body = if text.is_empty() {
@@ -127,6 +145,7 @@ impl TestApp {
         Reply {
             status,
             content_type,
+            headers,
             body,
         }
     }

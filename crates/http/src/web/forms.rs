@@ -16,6 +16,7 @@ use sip_settings_core::{AccountId, Email, Password, Serial, ServiceError, Servic
 
 use super::pages::{DAYS, Refusal, Tab};
 use crate::params::Params;
+use crate::status::{Code, classify};
 
 /// What a form did.
 #[derive(Debug)]
@@ -61,16 +62,17 @@ pub fn throttled_text(what: &str, wait_seconds: u64) -> String {
     format!("{what}, try again in {minutes} {unit}")
 }
 
-/// The status a refusal is answered with, or `None` when the error is no refusal.
+/// The status a refusal is answered with ([`classify`]'s), or `None` when the error is no
+/// refusal (a 5xx, or a throttled check, which has its own answer).
 fn refusal_status(e: &ServiceError) -> Option<StatusCode> {
-    match e {
-        ServiceError::Invalid { .. } => Some(StatusCode::BAD_REQUEST),
-        ServiceError::Conflict(_) => Some(StatusCode::CONFLICT),
-        ServiceError::NotFound(_) => Some(StatusCode::NOT_FOUND),
-        ServiceError::Forbidden(_) | ServiceError::Unauthenticated(_) => {
-            Some(StatusCode::FORBIDDEN)
-        }
-        _ => None,
+    let c = classify(e);
+    match c.code {
+        Code::InvalidField
+        | Code::NotFound
+        | Code::Conflict
+        | Code::Unauthenticated
+        | Code::Forbidden => Some(c.status()),
+        Code::RateLimited | Code::Unavailable | Code::Internal => None,
     }
 }
 
@@ -106,12 +108,10 @@ impl Submission<'_> {
             Err(e) => match refusal_status(&e) {
                 Some(status) => {
                     let field = e.field().unwrap_or(default_field).to_owned();
-                    let message = match &e {
-                        ServiceError::Forbidden(m) | ServiceError::Unauthenticated(m) => {
-                            m.trim_start_matches("Error: ").to_owned()
-                        }
-                        other => other.to_string(),
-                    };
+                    let message = classify(&e)
+                        .detail
+                        .trim_start_matches(crate::reply::PREFIX)
+                        .to_owned();
                     Outcome::Refused(
                         tab,
                         Refusal {

@@ -35,6 +35,7 @@ use sip_settings_core::{Password, ServiceError, Services};
 use crate::params::Params;
 use crate::ratelimit::Kind;
 use crate::serve::Peer;
+use crate::status::{Cause, Code, classify};
 use crate::{AppState, MAX_BODY_BYTES, reply};
 use forms::{Outcome, Submission};
 use pages::{Refusal, Tab, View};
@@ -259,24 +260,32 @@ impl Req {
         set_cookie(response, session.set_cookie(self.key(), self.now));
     }
 
+    /// The page of a failure: a throttled check (`429`), the database unavailable (`503`), or
+    /// anything else (`500`, its cause attached for [`crate::status::log_causes`]).
     fn failure(&self, e: &ServiceError) -> Response {
-        match e {
-            ServiceError::Throttled { what, wait_seconds } => {
+        let c = classify(e);
+        match c.code {
+            Code::RateLimited => {
                 tracing::info!(ip = %self.ip(), error = %e, "web: throttled");
+                let wait_seconds = c.retry_after.unwrap_or(1);
+                let what = if let ServiceError::Throttled { what, .. } = e {
+                    what.as_str()
+                } else {
+                    "too many requests"
+                };
                 reply::retry_after(
                     message(
                         StatusCode::TOO_MANY_REQUESTS,
                         "Too many requests",
                         &format!(
                             "{}. Nothing was changed.",
-                            forms::throttled_text(what, *wait_seconds)
+                            forms::throttled_text(what, wait_seconds)
                         ),
                     ),
-                    *wait_seconds,
+                    wait_seconds,
                 )
             }
-            ServiceError::Unavailable(detail) => {
-                tracing::warn!(%detail, "store unavailable (web page)");
+            Code::Unavailable => {
                 let mut r = message(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "Try again",
@@ -284,15 +293,26 @@ impl Req {
                 );
                 r.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                if let Some(cause) = c.cause {
+                    cause.attach(&mut r);
+                }
                 r
             }
-            other => {
-                tracing::error!(error = ?other, "web page error");
-                message(
+            Code::InvalidField
+            | Code::NotFound
+            | Code::Conflict
+            | Code::Unauthenticated
+            | Code::Forbidden
+            | Code::Internal => {
+                let mut r = message(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "Something went wrong",
                     "Something went wrong on our side. Please try again later.",
-                )
+                );
+                c.cause
+                    .unwrap_or_else(|| Cause::new("web page error", format!("{e:?}")))
+                    .attach(&mut r);
+                r
             }
         }
     }

@@ -1,8 +1,6 @@
 //! `/v1/me/accept-rules`: who may call when, and the temporary rule (tag `accept rules`).
 
-use axum::body::Body;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -14,11 +12,9 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::etag;
 use crate::identity::Subscriber;
-use crate::ratelimit::Kind;
 use crate::v1::doc::{ReadErrors, WriteErrors};
 use crate::v1::error::{ApiError, ApiResult, not_found};
-use crate::v1::extract::{json_body, path_param};
-use crate::v1::limit::limit;
+use crate::v1::extract::{JsonBody, PathParam};
 use crate::v1::view::{created, time};
 use crate::v1::write::{change_view, remove_item};
 
@@ -141,8 +137,8 @@ fn parse_groups(list: &[String]) -> Result<Vec<Group>, ServiceError> {
     Group::check_list(groups)
 }
 
-fn days_of(path: Result<Path<String>, PathRejection>) -> Result<DaysMask, ApiError> {
-    let raw = path_param(path, "days")?;
+fn days_of(path: String) -> Result<DaysMask, ApiError> {
+    let raw = path;
     Ok(DaysMask::parse(&raw)?)
 }
 
@@ -168,7 +164,6 @@ pub(super) async fn get_accept_rules(
     me: Subscriber,
     headers: HeaderMap,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Read)?;
     Ok(etag::read(
         &headers,
         &accept_view(&state.services, &me.account).await?,
@@ -184,9 +179,8 @@ pub(super) async fn get_accept_rule(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
+    PathParam(path): PathParam<String>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Read)?;
     let days = days_of(path)?;
     match rule_of(&state.services, &me.account, days).await? {
         Some(r) => Ok(etag::read(&headers, &r)),
@@ -209,12 +203,10 @@ pub(super) async fn put_accept_rule(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
-    body: Body,
+    PathParam(path): PathParam<String>,
+    JsonBody(b): JsonBody<AcceptRuleBody>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Write)?;
     let days = days_of(path)?;
-    let b: AcceptRuleBody = json_body(body).await?;
     let rule = AcceptRule {
         days,
         start: ClockTime::parse_for("start", &b.start)?,
@@ -243,9 +235,8 @@ pub(super) async fn delete_accept_rule(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
+    PathParam(path): PathParam<String>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Write)?;
     let days = days_of(path)?;
     remove_item(
         &state,
@@ -272,7 +263,6 @@ pub(super) async fn get_temporary_rule(
     me: Subscriber,
     headers: HeaderMap,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Read)?;
     Ok(etag::read(
         &headers,
         &temporary_of(&state.services, &me.account).await?,
@@ -289,10 +279,8 @@ pub(super) async fn put_temporary_rule(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    body: Body,
+    JsonBody(b): JsonBody<TemporaryRuleBody>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Write)?;
-    let b: TemporaryRuleBody = json_body(body).await?;
     let groups = parse_groups(&b.groups)?;
     let until = b
         .until
@@ -315,7 +303,6 @@ pub(super) async fn delete_temporary_rule(
     me: Subscriber,
     headers: HeaderMap,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Write)?;
     change_view(&state, &me, &headers, temporary_of, async |s, id| {
         s.clear_temporary_rule(id).await
     })

@@ -1,6 +1,5 @@
 //! `/v1/me`: the account's profile (tag `account`).
 
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
@@ -13,11 +12,9 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::etag;
 use crate::identity::Subscriber;
-use crate::ratelimit::Kind;
 use crate::v1::doc::{ReadErrors, WriteErrors};
 use crate::v1::error::ApiResult;
-use crate::v1::extract::{json_body, nullable};
-use crate::v1::limit::limit;
+use crate::v1::extract::{JsonBody, nullable};
 use crate::v1::view::time;
 use crate::v1::write::change_view;
 
@@ -165,7 +162,6 @@ pub(super) async fn get_account(
     me: Subscriber,
     headers: HeaderMap,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Read)?;
     Ok(etag::read(
         &headers,
         &account_view(&state.services, &me.account).await?,
@@ -182,10 +178,8 @@ pub(super) async fn patch_account(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    body: Body,
+    JsonBody(patch): JsonBody<AccountPatch>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Write)?;
-    let patch: AccountPatch = json_body(body).await?;
     let update = patch.parse()?;
     change_view(&state, &me, &headers, account_view, async |s, id| {
         s.update_account(id, &update).await

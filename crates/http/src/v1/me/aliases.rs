@@ -1,8 +1,6 @@
 //! `/v1/me/aliases` and `/v1/me/enum`: aliases and ENUM numbers (tag `aliases`).
 
-use axum::body::Body;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
@@ -12,11 +10,9 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::etag;
 use crate::identity::Subscriber;
-use crate::ratelimit::Kind;
 use crate::v1::doc::{ReadErrors, WriteErrors};
 use crate::v1::error::{ApiError, ApiResult, not_found};
-use crate::v1::extract::{json_body, path_param};
-use crate::v1::limit::limit;
+use crate::v1::extract::{JsonBody, PathParam};
 use crate::v1::view::{created, encode_segment};
 
 /// The aliases of the account (`GET /v1/me/aliases`).
@@ -61,11 +57,8 @@ async fn aliases_view(s: &Services, id: &AccountId) -> Result<AliasesView, Servi
 }
 
 /// The alias named in the path: `name@domain`, or a bare `name` in the own domain.
-fn alias_of(
-    me: &Subscriber,
-    path: Result<Path<String>, PathRejection>,
-) -> Result<AccountId, ApiError> {
-    let raw = path_param(path, "alias")?;
+fn alias_of(me: &Subscriber, path: String) -> Result<AccountId, ApiError> {
+    let raw = path;
     let full = if raw.contains('@') {
         raw
     } else {
@@ -97,7 +90,6 @@ pub(super) async fn get_aliases(
     me: Subscriber,
     headers: HeaderMap,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Read)?;
     Ok(etag::read(
         &headers,
         &aliases_view(&state.services, &me.account).await?,
@@ -114,10 +106,8 @@ pub(super) async fn post_alias(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    body: Body,
+    JsonBody(b): JsonBody<AliasBody>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Write)?;
-    let b: AliasBody = json_body(body).await?;
     let s = me.services(&state);
     let s = s.hold(&me.account).await?;
     etag::check(&headers, Some(&aliases_view(&s, &me.account).await?))?;
@@ -140,9 +130,8 @@ pub(super) async fn get_alias(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
+    PathParam(path): PathParam<String>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Read)?;
     let alias = alias_of(&me, path)?;
     match alias_view(&state.services, &me.account, &alias).await? {
         Some(v) => Ok(etag::read(&headers, &v)),
@@ -159,9 +148,8 @@ pub(super) async fn delete_alias(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
+    PathParam(path): PathParam<String>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Write)?;
     let alias = alias_of(&me, path)?;
     let s = me.services(&state);
     let s = s.hold(&me.account).await?;
@@ -190,7 +178,6 @@ pub(super) async fn get_enum(
     me: Subscriber,
     headers: HeaderMap,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Read)?;
     let mut numbers: Vec<String> = state
         .services
         .enum_numbers(&me.account)

@@ -1,8 +1,7 @@
 //! `/v1/me/prepaid`, `/v1/me/balance-history`, `/v1/me/usage/{month}`: the prepaid balance
 //! and what was spent (tag `calls`).
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use serde::Serialize;
 use sip_settings_core::billing_service::{month_bounds, parse_month};
@@ -11,11 +10,9 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::etag;
 use crate::identity::Subscriber;
-use crate::ratelimit::Kind;
 use crate::v1::doc::ReadErrors;
 use crate::v1::error::ApiResult;
-use crate::v1::extract::{number_param, path_param, query};
-use crate::v1::limit::limit;
+use crate::v1::extract::{PathParam, number_param, query};
 use crate::v1::view::{local, time};
 
 /// An active prepaid call.
@@ -55,7 +52,6 @@ pub(super) async fn get_prepaid(
     me: Subscriber,
     headers: HeaderMap,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Read)?;
     let s = &state.services;
     let account = s.account(&me.account).await?;
     let (balance, sessions) = s.prepaid(&me.account).await?;
@@ -126,7 +122,6 @@ pub(super) async fn get_balance_history(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Read)?;
     let q = query(raw.as_deref(), &["limit"])?;
     let n = number_param(&q, "limit", 1..=1000, 200)?;
     let s = &state.services;
@@ -177,10 +172,9 @@ pub(super) async fn get_usage(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
+    PathParam(path): PathParam<String>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Read)?;
-    let month = path_param(path, "month")?;
+    let month = path;
     let first = parse_month(&month)?;
     let s = &state.services;
     let account = s.account(&me.account).await?;

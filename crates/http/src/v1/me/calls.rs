@@ -12,11 +12,9 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::etag;
 use crate::identity::Subscriber;
-use crate::ratelimit::Kind;
 use crate::v1::doc::ReadErrors;
 use crate::v1::error::{ApiError, ApiResult, invalid};
 use crate::v1::extract::{number_param, query};
-use crate::v1::limit::limit;
 use crate::v1::view::{local, time};
 
 /// One call.
@@ -145,7 +143,6 @@ pub(super) async fn get_calls(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Read)?;
     let q = query(
         raw.as_deref(),
         &["direction", "from", "to", "limit", "cursor"],

@@ -1,8 +1,6 @@
 //! `/v1/me/certificates`: the account's own client certificates (tag `certificates`).
 
-use axum::body::Body;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use sip_settings_core::cert::CertRecord;
@@ -12,11 +10,9 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::etag;
 use crate::identity::Subscriber;
-use crate::ratelimit::Kind;
 use crate::v1::doc::{ReadErrors, WriteErrors};
 use crate::v1::error::{ApiError, ApiResult, not_found};
-use crate::v1::extract::{json_body, path_param};
-use crate::v1::limit::limit;
+use crate::v1::extract::{JsonBody, PathParam};
 use crate::v1::view::{created, time};
 
 /// A certificate of the account.
@@ -93,8 +89,8 @@ async fn own_certificate(
         .map(|c| certificate_view(c, &me.serial)))
 }
 
-fn serial_of(path: Result<Path<String>, PathRejection>) -> Result<Serial, ApiError> {
-    Ok(Serial::parse(&path_param(path, "serial")?).map_err(|e| e.renamed("serial"))?)
+fn serial_of(path: String) -> Result<Serial, ApiError> {
+    Ok(Serial::parse(&path).map_err(|e| e.renamed("serial"))?)
 }
 
 async fn certificates_view(
@@ -120,7 +116,6 @@ pub(super) async fn list_certificates(
     me: Subscriber,
     headers: HeaderMap,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Read)?;
     Ok(etag::read(
         &headers,
         &certificates_view(&state.services, &me).await?,
@@ -137,10 +132,8 @@ pub(super) async fn issue_certificate(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    body: Body,
+    JsonBody(b): JsonBody<CsrBody>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Write)?;
-    let b: CsrBody = json_body(body).await?;
     let s = me.services(&state);
     let s = s.hold(&me.account).await?;
     etag::check(&headers, Some(&certificates_view(&s, &me).await?))?;
@@ -164,9 +157,8 @@ pub(super) async fn get_certificate(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
+    PathParam(path): PathParam<String>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Read)?;
     let serial = serial_of(path)?;
     match own_certificate(&state.services, &me, &serial).await? {
         Some(v) => Ok(etag::read(&headers, &v)),
@@ -184,9 +176,8 @@ pub(super) async fn revoke_certificate(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
+    PathParam(path): PathParam<String>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Write)?;
     let serial = serial_of(path)?;
     let s = me.services(&state);
     let s = s.hold(&me.account).await?;

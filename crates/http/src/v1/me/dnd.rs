@@ -1,6 +1,5 @@
 //! `/v1/me/dnd`: Do Not Disturb (tag `dnd`).
 
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
@@ -12,11 +11,9 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::etag;
 use crate::identity::Subscriber;
-use crate::ratelimit::Kind;
 use crate::v1::doc::{ReadErrors, WriteErrors};
 use crate::v1::error::{ApiResult, invalid};
-use crate::v1::extract::json_body;
-use crate::v1::limit::limit;
+use crate::v1::extract::JsonBody;
 use crate::v1::view::time;
 use crate::v1::write::change_view;
 
@@ -75,7 +72,6 @@ pub(super) async fn get_dnd(
     me: Subscriber,
     headers: HeaderMap,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Read)?;
     Ok(etag::read(
         &headers,
         &dnd_view(&state.services, &me.account).await?,
@@ -93,10 +89,8 @@ pub(super) async fn put_dnd(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    body: Body,
+    JsonBody(b): JsonBody<DndBody>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Write)?;
-    let b: DndBody = json_body(body).await?;
     let on = b.on.unwrap_or(true);
     if !on && (b.until.is_some() || b.duration.is_some()) {
         let field = if b.until.is_some() {
@@ -139,7 +133,6 @@ pub(super) async fn delete_dnd(
     me: Subscriber,
     headers: HeaderMap,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Write)?;
     change_view(&state, &me, &headers, dnd_view, async |s, id| {
         s.dnd_off(id).await
     })

@@ -1,8 +1,6 @@
 //! `/v1/me/diversions`: call forwarding per condition (tag `forwarding`).
 
-use axum::body::Body;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use sip_settings_core::account::check_no_answer_timeout;
@@ -13,11 +11,9 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::etag;
 use crate::identity::Subscriber;
-use crate::ratelimit::Kind;
 use crate::v1::doc::{ReadErrors, WriteErrors};
 use crate::v1::error::{ApiError, ApiResult, invalid, not_found};
-use crate::v1::extract::{json_body, nullable, path_param};
-use crate::v1::limit::limit;
+use crate::v1::extract::{JsonBody, PathParam, nullable};
 use crate::v1::write::change_view;
 
 /// Call forwarding per condition (`GET /v1/me/diversions`). Targets are shown without the
@@ -140,7 +136,6 @@ pub(super) async fn get_diversions(
     me: Subscriber,
     headers: HeaderMap,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Read)?;
     Ok(etag::read(
         &headers,
         &diversions_view(&state.services, &me.account).await?,
@@ -157,10 +152,8 @@ pub(super) async fn put_diversions(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    body: Body,
+    JsonBody(b): JsonBody<DiversionsPut>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Write)?;
-    let b: DiversionsPut = json_body(body).await?;
     let params: Vec<(Condition, String)> = [
         (Condition::Unconditional, b.func),
         (Condition::NotOnline, b.fnol),
@@ -187,10 +180,8 @@ pub(super) async fn patch_diversions(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    body: Body,
+    JsonBody(b): JsonBody<DiversionsPatch>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Write)?;
-    let b: DiversionsPatch = json_body(body).await?;
     let params: Vec<(Condition, String)> = [
         (Condition::Unconditional, b.func),
         (Condition::NotOnline, b.fnol),
@@ -229,8 +220,8 @@ pub struct DiversionBody {
     pub target: Option<Option<String>>,
 }
 
-fn condition_of(path: Result<Path<String>, PathRejection>) -> Result<Condition, ApiError> {
-    let raw = path_param(path, "condition")?;
+fn condition_of(path: String) -> Result<Condition, ApiError> {
+    let raw = path;
     Condition::from_code(&raw.to_ascii_uppercase()).ok_or_else(|| {
         not_found(format!(
             "no forwarding condition {}; use FUNC, FNOL, FBUS, FNOA or FUNV",
@@ -261,9 +252,8 @@ pub(super) async fn get_diversion(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
+    PathParam(path): PathParam<String>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Read)?;
     let c = condition_of(path)?;
     Ok(etag::read(
         &headers,
@@ -300,12 +290,10 @@ pub(super) async fn put_diversion(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
-    body: Body,
+    PathParam(path): PathParam<String>,
+    JsonBody(b): JsonBody<DiversionBody>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Write)?;
     let c = condition_of(path)?;
-    let b: DiversionBody = json_body(body).await?;
     let Some(target) = b.target else {
         return Err(invalid(
             "target",
@@ -325,9 +313,8 @@ pub(super) async fn delete_diversion(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
+    PathParam(path): PathParam<String>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Write)?;
     let c = condition_of(path)?;
     set_one_diversion(&state, &me, &headers, c, String::new()).await
 }

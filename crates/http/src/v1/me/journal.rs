@@ -8,11 +8,9 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::etag;
 use crate::identity::Subscriber;
-use crate::ratelimit::Kind;
 use crate::v1::doc::ReadErrors;
 use crate::v1::error::{ApiResult, invalid};
 use crate::v1::extract::{number_param, query};
-use crate::v1::limit::limit;
 use crate::v1::view::time;
 
 /// One change to the account.
@@ -57,7 +55,6 @@ pub(super) async fn journal(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Read)?;
     let q = query(raw.as_deref(), &["before", "limit"])?;
     let limit_n = number_param(&q, "limit", 1..=200, 50)?;
     let before = match q.get("before") {

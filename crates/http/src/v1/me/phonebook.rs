@@ -1,8 +1,6 @@
 //! `/v1/me/phonebook`: contacts and their groups (tag `phonebook`).
 
-use axum::body::Body;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use sip_settings_core::account::parse_name;
@@ -14,11 +12,9 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::etag;
 use crate::identity::Subscriber;
-use crate::ratelimit::Kind;
 use crate::v1::doc::{ReadErrors, WriteErrors};
 use crate::v1::error::{ApiError, ApiResult, not_found};
-use crate::v1::extract::{json_body, path_param};
-use crate::v1::limit::limit;
+use crate::v1::extract::{JsonBody, PathParam};
 use crate::v1::view::{created, encode_segment};
 use crate::v1::write::remove_item;
 
@@ -113,8 +109,8 @@ fn make_entry(
     })
 }
 
-fn contact_of(path: Result<Path<String>, PathRejection>) -> Result<SipUri, ApiError> {
-    let raw = path_param(path, "uri")?;
+fn contact_of(path: String) -> Result<SipUri, ApiError> {
+    let raw = path;
     Ok(parse_contact_uri(&raw)?)
 }
 
@@ -127,7 +123,6 @@ pub(super) async fn get_phonebook(
     me: Subscriber,
     headers: HeaderMap,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Read)?;
     Ok(etag::read(
         &headers,
         &phonebook_view(&state.services, &me.account).await?,
@@ -144,10 +139,8 @@ pub(super) async fn post_phonebook_entry(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    body: Body,
+    JsonBody(b): JsonBody<PhonebookPost>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Write)?;
-    let b: PhonebookPost = json_body(body).await?;
     let entry = make_entry(parse_contact_uri(&b.uri)?, b.name.as_deref(), &b.groups)?;
     let s = me.services(&state);
     let s = s.hold(&me.account).await?;
@@ -178,9 +171,8 @@ pub(super) async fn get_phonebook_entry(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
+    PathParam(path): PathParam<String>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Read)?;
     let uri = contact_of(path)?;
     match entry_of(&state.services, &me.account, &uri).await? {
         Some(v) => Ok(etag::read(&headers, &v)),
@@ -203,12 +195,10 @@ pub(super) async fn put_phonebook_entry(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
-    body: Body,
+    PathParam(path): PathParam<String>,
+    JsonBody(b): JsonBody<PhonebookPut>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Write)?;
     let uri = contact_of(path)?;
-    let b: PhonebookPut = json_body(body).await?;
     let entry = make_entry(uri, b.name.as_deref(), &b.groups)?;
     let s = me.services(&state);
     let s = s.hold(&me.account).await?;
@@ -238,9 +228,8 @@ pub(super) async fn delete_phonebook_entry(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
+    PathParam(path): PathParam<String>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Write)?;
     let uri = contact_of(path)?;
     remove_item(
         &state,

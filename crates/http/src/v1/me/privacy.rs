@@ -1,6 +1,5 @@
 //! `/v1/me/privacy`: caller-id privacy (tag `privacy`).
 
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
@@ -10,11 +9,9 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::etag;
 use crate::identity::Subscriber;
-use crate::ratelimit::Kind;
 use crate::v1::doc::{ReadErrors, WriteErrors};
 use crate::v1::error::ApiResult;
-use crate::v1::extract::json_body;
-use crate::v1::limit::limit;
+use crate::v1::extract::JsonBody;
 use crate::v1::write::change_view;
 
 /// Caller-id privacy (`GET`/`PUT /v1/me/privacy`).
@@ -40,7 +37,6 @@ pub(super) async fn get_privacy(
     me: Subscriber,
     headers: HeaderMap,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Read)?;
     Ok(etag::read(
         &headers,
         &privacy_view(&state.services, &me.account).await?,
@@ -57,10 +53,8 @@ pub(super) async fn put_privacy(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    body: Body,
+    JsonBody(b): JsonBody<PrivacyView>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Write)?;
-    let b: PrivacyView = json_body(body).await?;
     change_view(&state, &me, &headers, privacy_view, async |s, id| {
         s.set_privacy(id, b.on).await
     })

@@ -1,8 +1,6 @@
 //! `/v1/me/reject-rules`: callers that are refused (tag `reject rules`).
 
-use axum::body::Body;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use sip_settings_core::settings::RejectPattern;
@@ -12,11 +10,9 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::etag;
 use crate::identity::Subscriber;
-use crate::ratelimit::Kind;
 use crate::v1::doc::{ReadErrors, WriteErrors};
 use crate::v1::error::{ApiError, ApiResult, not_found};
-use crate::v1::extract::{json_body, path_param};
-use crate::v1::limit::limit;
+use crate::v1::extract::{JsonBody, PathParam};
 use crate::v1::view::{created, encode_segment};
 use crate::v1::write::remove_item;
 
@@ -63,8 +59,8 @@ async fn reject_of(
         }))
 }
 
-fn pattern_of(path: Result<Path<String>, PathRejection>) -> Result<RejectPattern, ApiError> {
-    Ok(RejectPattern::parse(&path_param(path, "pattern")?)?)
+fn pattern_of(path: String) -> Result<RejectPattern, ApiError> {
+    Ok(RejectPattern::parse(&path)?)
 }
 
 /// The reject rules.
@@ -76,7 +72,6 @@ pub(super) async fn get_reject_rules(
     me: Subscriber,
     headers: HeaderMap,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Read)?;
     Ok(etag::read(
         &headers,
         &reject_view(&state.services, &me.account).await?,
@@ -93,10 +88,8 @@ pub(super) async fn post_reject_rule(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    body: Body,
+    JsonBody(b): JsonBody<RejectRuleView>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Write)?;
-    let b: RejectRuleView = json_body(body).await?;
     let pattern = RejectPattern::parse(&b.pattern)?;
     let s = me.services(&state);
     let s = s.hold(&me.account).await?;
@@ -120,9 +113,8 @@ pub(super) async fn get_reject_rule(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
+    PathParam(path): PathParam<String>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Read)?;
     let pattern = pattern_of(path)?;
     match reject_of(&state.services, &me.account, &pattern).await? {
         Some(v) => Ok(etag::read(&headers, &v)),
@@ -139,9 +131,8 @@ pub(super) async fn delete_reject_rule(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    path: Result<Path<String>, PathRejection>,
+    PathParam(path): PathParam<String>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Write)?;
     let pattern = pattern_of(path)?;
     remove_item(
         &state,

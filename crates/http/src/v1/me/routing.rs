@@ -8,12 +8,10 @@ use sip_settings_core::routing::CallState;
 use crate::AppState;
 use crate::etag;
 use crate::identity::Subscriber;
-use crate::ratelimit::Kind;
 use crate::v1::doc::ReadErrors;
 use crate::v1::error::{ApiResult, invalid};
 use crate::v1::explain::{self, Explanation};
 use crate::v1::extract::{bool_param, query};
-use crate::v1::limit::limit;
 
 /// What would happen to a call to this account: the decision of the core routing function over
 /// the stored settings, with the path of rules consulted and the time zone used.
@@ -31,7 +29,6 @@ pub(super) async fn explain_route(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Read)?;
     let q = query(raw.as_deref(), &["caller", "at", "registered", "busy"])?;
     let caller = match q.get("caller") {
         Some(c) if !c.trim().is_empty() => {

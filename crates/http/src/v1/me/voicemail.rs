@@ -1,6 +1,5 @@
 //! `/v1/me/voicemail`: the voice mailbox (tag `voicemail`).
 
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -11,11 +10,9 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::etag;
 use crate::identity::Subscriber;
-use crate::ratelimit::Kind;
 use crate::v1::doc::{ReadErrors, WriteErrors};
 use crate::v1::error::{ApiError, ApiResult, invalid};
-use crate::v1::extract::json_body;
-use crate::v1::limit::limit;
+use crate::v1::extract::JsonBody;
 use crate::v1::write::change_view;
 
 /// The voice mailbox (`GET /v1/me/voicemail`). The PIN is never shown.
@@ -152,7 +149,6 @@ pub(super) async fn get_voicemail(
     me: Subscriber,
     headers: HeaderMap,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Read)?;
     Ok(etag::read(
         &headers,
         &voicemail_view(&state.services, &me.account).await?,
@@ -169,10 +165,8 @@ pub(super) async fn put_voicemail(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    body: Body,
+    JsonBody(b): JsonBody<VoicemailBody>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Write)?;
-    let b: VoicemailBody = json_body(body).await?;
     if b.enabled.is_none() {
         return Err(invalid("enabled", "is required (true or false)"));
     }
@@ -189,10 +183,8 @@ pub(super) async fn patch_voicemail(
     State(state): State<AppState>,
     me: Subscriber,
     headers: HeaderMap,
-    body: Body,
+    JsonBody(b): JsonBody<VoicemailBody>,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Write)?;
-    let b: VoicemailBody = json_body(body).await?;
     write_voicemail(&state, &me, &headers, b).await
 }
 
@@ -206,7 +198,6 @@ pub(super) async fn delete_voicemail(
     me: Subscriber,
     headers: HeaderMap,
 ) -> ApiResult {
-    limit(&state, &me, Kind::Write)?;
     change_view(&state, &me, &headers, voicemail_view, async |s, id| {
         s.disable_voicemail(id).await
     })

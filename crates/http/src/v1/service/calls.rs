@@ -2,20 +2,19 @@
 //! accounting.
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
 use sip_settings_core::ServiceError;
 use sip_settings_core::calls::CallInput;
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::problem::from_error;
 use crate::v1::doc::ServiceErrors;
-use crate::v1::service::client::{ServiceClient, json_body};
+use crate::v1::error::{ApiResult, invalid};
+use crate::v1::extract::JsonBody;
+use crate::v1::service::client::ServiceClient;
 
 /// A finished call as a proxy's accounting sends it (`POST /v1/service/calls`). The optional
 /// fields may be absent or `null` (none); a required field that is absent is reported by
@@ -81,15 +80,15 @@ impl From<CallRecordBody> for CallInput {
 }
 
 /// The answer to a recorded call.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // documentation of the JSON below
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Recorded {
     /// Whether the record was new.
-    recorded: bool,
+    pub recorded: bool,
     /// Present and true when the record was a replay.
-    replay: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<bool>,
     /// The Call-ID.
-    call_id: String,
+    pub call_id: String,
 }
 
 /// Records a finished call for its local parties (idempotent on Call-ID and tags).
@@ -103,25 +102,24 @@ pub struct Recorded {
 pub(super) async fn record_call(
     State(state): State<AppState>,
     client: ServiceClient,
-    body: Body,
-) -> Response {
-    let input: CallInput = match json_body::<CallRecordBody>(body).await {
-        Ok(v) => v.into(),
-        Err(r) => return r,
+    JsonBody(body): JsonBody<CallRecordBody>,
+) -> ApiResult {
+    let input = CallInput::from(body);
+    let new = client.services(&state).record_call(&input).await?;
+    let (status, replay) = if new {
+        (StatusCode::CREATED, None)
+    } else {
+        (StatusCode::OK, Some(true))
     };
-    match client.services(&state).record_call(&input).await {
-        Ok(true) => (
-            StatusCode::CREATED,
-            Json(json!({"recorded": true, "call_id": input.call_id})),
-        )
-            .into_response(),
-        Ok(false) => (
-            StatusCode::OK,
-            Json(json!({"recorded": false, "replay": true, "call_id": input.call_id})),
-        )
-            .into_response(),
-        Err(e) => from_error(&e),
-    }
+    Ok((
+        status,
+        Json(Recorded {
+            recorded: new,
+            replay,
+            call_id: input.call_id,
+        }),
+    )
+        .into_response())
 }
 
 /// Most records in one batch.
@@ -139,13 +137,12 @@ pub struct CallBatchBody {
 }
 
 /// The answer to a batch.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // documentation of the JSON below
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BatchRecorded {
     /// Records stored.
-    recorded: usize,
+    pub recorded: usize,
     /// Records already stored before (replays): nothing stored for them.
-    replays: usize,
+    pub replays: usize,
 }
 
 /// Records many finished calls at once, all or none: one transaction, one durable commit (a
@@ -161,14 +158,10 @@ pub struct BatchRecorded {
 pub(super) async fn record_calls(
     State(state): State<AppState>,
     client: ServiceClient,
-    body: Body,
-) -> Response {
-    let batch: CallBatchBody = match json_body(body).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    JsonBody(batch): JsonBody<CallBatchBody>,
+) -> ApiResult {
     if batch.calls.is_empty() || batch.calls.len() > MAX_BATCH {
-        return from_error(&ServiceError::invalid(
+        return Err(invalid(
             "calls",
             format!("must hold 1 to {MAX_BATCH} call records"),
         ));
@@ -179,19 +172,16 @@ pub(super) async fn record_calls(
         match services.prepare_call(&body.into()).await {
             Ok(call) => calls.push(call),
             Err(ServiceError::Invalid { field, reason }) => {
-                return from_error(&ServiceError::Invalid {
-                    field: format!("calls[{i}].{field}"),
-                    reason,
-                });
+                return Err(invalid(&format!("calls[{i}].{field}"), reason));
             }
-            Err(e) => return from_error(&e),
+            Err(e) => return Err(e.into()),
         }
     }
     let total = calls.len();
-    match services.record_calls(&calls).await {
-        Ok(recorded) => {
-            Json(json!({"recorded": recorded, "replays": total - recorded})).into_response()
-        }
-        Err(e) => from_error(&e),
-    }
+    let recorded = services.record_calls(&calls).await?;
+    Ok(Json(BatchRecorded {
+        recorded,
+        replays: total - recorded,
+    })
+    .into_response())
 }

@@ -1,17 +1,14 @@
-//! Who may use the service API (a service certificate) and how it reads bodies.
+//! Who may use the service API: a service certificate. The service routes read their bodies
+//! and path parameters with the same extractors as `/v1/me` ([`crate::v1::extract`]).
 
-use axum::body::Body;
 use axum::extract::FromRequestParts;
-use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
-use serde::de::DeserializeOwned;
-use sip_settings_core::Identity;
+use sip_settings_core::{Identity, ServiceError};
 
 use crate::AppState;
 use crate::identity::identify;
-use crate::problem::{from_error, problem};
 use crate::serve::Peer;
+use crate::v1::error::ApiError;
 
 /// A request made with a valid service certificate.
 #[derive(Debug, Clone)]
@@ -36,32 +33,22 @@ impl ServiceClient {
 }
 
 impl FromRequestParts<AppState> for ServiceClient {
-    type Rejection = Response;
+    type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        match identify(&state.services, parts.extensions.get::<Peer>()).await {
-            Ok(Identity::Service { name, .. }) => Ok(Self {
+    /// The service client, identified by the certificate. The service API has no request
+    /// budget: a proxy's feeds are as fast as its traffic.
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let peer = parts.extensions.get::<Peer>();
+        match identify(&state.services, peer).await? {
+            Identity::Service { name, .. } => Ok(Self {
                 name,
-                addr: parts.extensions.get::<Peer>().map(|p| p.addr),
+                addr: peer.map(|p| p.addr),
             }),
-            Ok(_) => Err(problem(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "the service API takes service certificates only",
-                None,
-            )),
-            Err(e) => Err(from_error(&e)),
+            Identity::Subscriber { .. } | Identity::Admin { .. } => {
+                Err(ApiError::Service(ServiceError::Forbidden(
+                    "the service API takes service certificates only".to_owned(),
+                )))
+            }
         }
     }
-}
-
-/// Reads a JSON object body into `T` with the `/v1` rules ([`crate::v1::extract::json_body`]:
-/// at most [`crate::MAX_BODY_BYTES`], an object only, a problem reply naming what is wrong).
-pub async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, Response> {
-    crate::v1::extract::json_body(body)
-        .await
-        .map_err(IntoResponse::into_response)
 }

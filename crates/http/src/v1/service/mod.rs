@@ -1,7 +1,7 @@
 //! The service API under `/v1/service/` for SIP proxies and call control (service
 //! certificates only): routing questions, recording calls, running prepaid sessions and
 //! recording registrations. JSON in and out; errors are problem documents. [`client`] is what
-//! the resources share (the service certificate, the body reader); they import nothing else of
+//! the resources share (the service certificate); they import nothing else of
 //! each other.
 
 pub mod calls;

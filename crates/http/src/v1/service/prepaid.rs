@@ -1,73 +1,89 @@
 //! `/v1/service/prepaid/sessions`: prepaid sessions opened and closed by call control.
 
 use axum::Json;
-use axum::body::Body;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
 use sip_settings_core::ServiceError;
-use sip_settings_core::calls::{CloseInput, OpenOutcome, PrepaidRefusal, PrepaidSession};
+use sip_settings_core::calls::{CloseInput, OpenOutcome, PrepaidSession};
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::problem::{from_error, problem};
 use crate::v1::doc::{Problem, ServiceErrors};
-use crate::v1::extract::path_param;
-use crate::v1::service::client::{ServiceClient, json_body};
+use crate::v1::error::{ApiError, ApiResult};
+use crate::v1::extract::{JsonBody, PathParam};
+use crate::v1::service::client::ServiceClient;
+use crate::v1::view::time;
 
 /// The rate a session is charged at.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // documentation of the JSON below
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RateAnswer {
     /// Matched prefix.
-    prefix: String,
+    pub prefix: String,
     /// Description.
-    description: String,
+    pub description: String,
     /// Connect fee, decimal string.
-    connect_fee: String,
+    pub connect_fee: String,
     /// Per minute, decimal string.
-    rate_per_minute: String,
+    pub rate_per_minute: String,
     /// Billing increment, seconds.
-    increment_seconds: u32,
+    pub increment_seconds: u32,
     /// Minimum billed seconds.
-    minimum_seconds: u32,
+    pub minimum_seconds: u32,
 }
 
 /// An open prepaid session.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // documentation of the JSON below
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SessionAnswer {
     /// Call-ID.
-    call_id: String,
+    pub call_id: String,
     /// The paying account.
-    account: String,
+    pub account: String,
     /// The dialled number.
-    destination: String,
+    pub destination: String,
     /// Seconds granted.
-    max_session_time: u32,
+    pub max_session_time: u32,
     /// Balance held, decimal string.
-    reserved: String,
+    pub reserved: String,
     /// The rate.
-    rate: RateAnswer,
+    pub rate: RateAnswer,
     /// When it opened, RFC 3339.
-    opened_at: String,
+    pub opened_at: String,
+}
+
+impl SessionAnswer {
+    fn of(s: &PrepaidSession) -> Self {
+        Self {
+            call_id: s.call_id.clone(),
+            account: s.account.to_string(),
+            destination: s.destination.to_string(),
+            max_session_time: s.max_session_time,
+            reserved: s.reserved.to_string(),
+            rate: RateAnswer {
+                prefix: s.rate.prefix.clone(),
+                description: s.rate.description.clone(),
+                connect_fee: s.rate.connect_fee.to_string(),
+                rate_per_minute: s.rate.rate_per_minute.to_string(),
+                increment_seconds: s.rate.increment_seconds,
+                minimum_seconds: s.rate.minimum_seconds,
+            },
+            opened_at: time(s.opened_at),
+        }
+    }
 }
 
 /// A settled session.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // documentation of the JSON below
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CloseAnswer {
     /// Call-ID.
-    call_id: String,
+    pub call_id: String,
     /// Seconds billed for.
-    duration: u32,
+    pub duration: u32,
     /// Price, decimal string.
-    price: String,
+    pub price: String,
     /// Balance after, decimal string.
-    balance: String,
+    pub balance: String,
 }
 
 /// What to open.
@@ -77,33 +93,6 @@ pub struct OpenBody {
     account: String,
     destination: String,
     call_id: String,
-}
-
-fn session_json(s: &PrepaidSession) -> serde_json::Value {
-    json!({
-        "call_id": s.call_id,
-        "account": s.account.to_string(),
-        "destination": s.destination.to_string(),
-        "max_session_time": s.max_session_time,
-        "reserved": s.reserved.to_string(),
-        "rate": {
-            "prefix": s.rate.prefix,
-            "description": s.rate.description,
-            "connect_fee": s.rate.connect_fee.to_string(),
-            "rate_per_minute": s.rate.rate_per_minute.to_string(),
-            "increment_seconds": s.rate.increment_seconds,
-            "minimum_seconds": s.rate.minimum_seconds,
-        },
-        "opened_at": s.opened_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    })
-}
-
-fn refusal_status(r: PrepaidRefusal) -> StatusCode {
-    match r {
-        PrepaidRefusal::InsufficientBalance => StatusCode::PAYMENT_REQUIRED,
-        PrepaidRefusal::NoRate => StatusCode::UNPROCESSABLE_ENTITY,
-        PrepaidRefusal::TooManySessions | PrepaidRefusal::NotPrepaid => StatusCode::CONFLICT,
-    }
 }
 
 /// Opens a prepaid session: the time the balance (less open reservations) pays, reserved.
@@ -120,26 +109,18 @@ fn refusal_status(r: PrepaidRefusal) -> StatusCode {
 pub(super) async fn open_session(
     State(state): State<AppState>,
     client: ServiceClient,
-    body: Body,
-) -> Response {
-    let input: OpenBody = match json_body(body).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    match client
+    JsonBody(input): JsonBody<OpenBody>,
+) -> ApiResult {
+    let outcome = client
         .services(&state)
         .open_prepaid(&input.account, &input.destination, &input.call_id)
-        .await
-    {
-        Ok(OpenOutcome::Opened(session)) => {
-            (StatusCode::CREATED, Json(session_json(&session))).into_response()
-        }
-        Ok(OpenOutcome::AlreadyOpen(session)) => {
-            (StatusCode::OK, Json(session_json(&session))).into_response()
-        }
-        Ok(OpenOutcome::Refused(r)) => problem(refusal_status(r), r.code(), r.message(), None),
-        Err(e) => from_error(&e),
-    }
+        .await?;
+    let (status, session) = match outcome {
+        OpenOutcome::Opened(session) => (StatusCode::CREATED, session),
+        OpenOutcome::AlreadyOpen(session) => (StatusCode::OK, session),
+        OpenOutcome::Refused(r) => return Err(ApiError::Prepaid(r)),
+    };
+    Ok((status, Json(SessionAnswer::of(&session))).into_response())
 }
 
 /// How a session ended. The optional fields may be absent or `null` (none), as in a call record.
@@ -171,18 +152,10 @@ pub struct CloseBody {
 pub(super) async fn close_session(
     State(state): State<AppState>,
     client: ServiceClient,
-    path: Result<Path<String>, PathRejection>,
-    body: Body,
-) -> Response {
-    let call_id = match path_param(path, "call_id") {
-        Ok(v) => v,
-        Err(e) => return e.into_response(),
-    };
-    let input: CloseBody = match json_body(body).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let result: Result<PrepaidSession, ServiceError> = client
+    PathParam(call_id): PathParam<String>,
+    JsonBody(input): JsonBody<CloseBody>,
+) -> ApiResult {
+    let session = client
         .services(&state)
         .close_prepaid(
             &call_id,
@@ -195,20 +168,17 @@ pub(super) async fn close_session(
                 status: input.status,
             },
         )
-        .await;
-    match result {
-        Ok(session) => match &session.closed {
-            Some(s) => Json(json!({
-                "call_id": session.call_id,
-                "duration": s.duration,
-                "price": s.price.to_string(),
-                "balance": s.balance.to_string(),
-            }))
-            .into_response(),
-            None => from_error(&ServiceError::Internal("session not closed".to_owned())),
-        },
-        Err(e) => from_error(&e),
-    }
+        .await?;
+    let Some(closed) = &session.closed else {
+        return Err(ServiceError::Internal("session not closed".to_owned()).into());
+    };
+    Ok(Json(CloseAnswer {
+        call_id: session.call_id.clone(),
+        duration: closed.duration,
+        price: closed.price.to_string(),
+        balance: closed.balance.to_string(),
+    })
+    .into_response())
 }
 
 #[cfg(test)]

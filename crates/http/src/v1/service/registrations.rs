@@ -1,19 +1,17 @@
 //! `POST /v1/service/registrations`: the REGISTERs a proxy's registrar accepted.
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
-use sip_settings_core::ServiceError;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
 use sip_settings_core::devices::{Lifetimes, RegisterInput};
 use utoipa::ToSchema;
 
 use crate::AppState;
-use crate::problem::from_error;
 use crate::v1::doc::ServiceErrors;
-use crate::v1::service::client::{ServiceClient, json_body};
+use crate::v1::error::{ApiResult, invalid};
+use crate::v1::extract::JsonBody;
+use crate::v1::service::client::ServiceClient;
 use crate::v1::view::DeviceView;
 
 /// A REGISTER the proxy's registrar accepted (`POST /v1/service/registrations`), as it
@@ -60,13 +58,12 @@ pub struct RegistrationBody {
 }
 
 /// The account's devices after a registration.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)] // documentation of the JSON below
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Registered {
     /// The account (the address of record, aliases resolved).
-    account: String,
+    pub account: String,
     /// Its devices, as `GET /v1/me/devices` shows them.
-    devices: Vec<DeviceView>,
+    pub devices: Vec<DeviceView>,
 }
 
 /// Records a REGISTER the proxy accepted: the account's devices are then known to the call
@@ -81,14 +78,10 @@ pub struct Registered {
 pub(super) async fn register(
     State(state): State<AppState>,
     client: ServiceClient,
-    body: Body,
-) -> Response {
-    let b: RegistrationBody = match json_body(body).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    JsonBody(b): JsonBody<RegistrationBody>,
+) -> ApiResult {
     let Some(cseq) = b.cseq else {
-        return from_error(&ServiceError::invalid("cseq", "is required"));
+        return Err(invalid("cseq", "is required"));
     };
     let defaults = Lifetimes::default();
     let input = RegisterInput {
@@ -107,18 +100,11 @@ pub(super) async fn register(
         },
     };
     let services = client.services(&state);
-    match services.register_devices(&input).await {
-        Ok((account, devices)) => {
-            let now = services.clock().now();
-            Json(json!({
-                "account": account.to_string(),
-                "devices": devices
-                    .iter()
-                    .map(|d| DeviceView::of(d, now))
-                    .collect::<Vec<_>>(),
-            }))
-            .into_response()
-        }
-        Err(e) => from_error(&e),
-    }
+    let (account, devices) = services.register_devices(&input).await?;
+    let now = services.clock().now();
+    Ok(Json(Registered {
+        account: account.to_string(),
+        devices: devices.iter().map(|d| DeviceView::of(d, now)).collect(),
+    })
+    .into_response())
 }

@@ -2,7 +2,6 @@
 //! `GET /v1/me/routing/explain` plus what the proxy needs to act on it: the target, the RFC 5806
 //! reason and the no-answer timeout.
 
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -17,8 +16,8 @@ use crate::AppState;
 use crate::etag;
 use crate::v1::doc::ServiceErrors;
 use crate::v1::error::{ApiResult, invalid};
-use crate::v1::explain::{OutcomeDoc, explanation};
-use crate::v1::extract::json_body;
+use crate::v1::explain::{OutcomeView, explanation};
+use crate::v1::extract::JsonBody;
 use crate::v1::service::client::ServiceClient;
 
 /// A routing question from a proxy (`POST /v1/service/route`). Exactly one of `account` and
@@ -67,8 +66,7 @@ pub struct RouteAnswer {
     /// `at` in that time zone (RFC 3339 with its offset).
     pub local_time: String,
     /// The full decision.
-    #[schema(value_type = OutcomeDoc)]
-    pub outcome: Outcome,
+    pub outcome: OutcomeView,
     /// The rules consulted, in order.
     pub path: Vec<String>,
 }
@@ -80,9 +78,8 @@ pub struct RouteAnswer {
 pub(super) async fn route(
     State(state): State<AppState>,
     client: ServiceClient,
-    body: Body,
+    JsonBody(r): JsonBody<RouteRequest>,
 ) -> ApiResult {
-    let r: RouteRequest = json_body(body).await?;
     let (field, callee) = match (&r.account, &r.callee) {
         (Some(a), None) => ("account", a),
         (None, Some(c)) => ("callee", c),
