@@ -15,7 +15,7 @@
 //!   can never together reserve more than the balance;
 //! * `close_prepaid_session` locks the account, then the session row, and settles only a session
 //!   it finds open under that lock: closing twice debits once;
-//! * every change of an account's data runs in an [`AccountWrite`](sip_settings_core::store::AccountWrite)
+//! * every change of an account's data runs in an [`AccountWrite`]
 //!   (`account_write`), which locks the account row first and holds it to the commit, journal
 //!   entries included: writers of one account on every server run one after another, so
 //!   `add_alias` counts the aliases exactly (the address's uniqueness across accounts stays
