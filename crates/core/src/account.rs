@@ -195,7 +195,7 @@ pub fn same_account(own: &AccountId, named: &str) -> Result<(), ServiceError> {
         Ok(())
     } else {
         Err(ServiceError::Forbidden(
-            "Error: a certificate may act on its own account only".to_owned(),
+            "a certificate may act on its own account only".to_owned(),
         ))
     }
 }

@@ -599,7 +599,7 @@ impl Services {
         serial: &Serial,
         fingerprint: &str,
     ) -> Result<Identity, ServiceError> {
-        let refuse = |why: &str| ServiceError::Forbidden(format!("Error: {why}"));
+        let refuse = |why: &str| ServiceError::Forbidden(why.to_owned());
         let Some(record) = self.store.get_certificate(serial).await? else {
             return Err(refuse("certificate not issued by this service"));
         };

@@ -69,6 +69,7 @@ pub fn retry_after(mut response: Response, wait_seconds: u64) -> Response {
 }
 
 /// The prefix of every refusal's text at the action endpoint (the seed's clients look for it).
+/// Added here only: no service error's text carries it, nor do `/v1` and the web page show it.
 pub const PREFIX: &str = "Error: ";
 
 /// Maps a service error to its status object reply: the status of [`classify`], the text with
@@ -84,7 +85,7 @@ pub fn service_error(err: &ServiceError) -> Response {
         | Code::Unauthenticated
         | Code::Forbidden
         | Code::RateLimited
-        | Code::Internal => prefixed(&c.detail),
+        | Code::Internal => format!("{PREFIX}{}", c.detail),
     };
     let mut response = failure(c.status(), text);
     if let Some(wait) = c.retry_after {
@@ -94,15 +95,6 @@ pub fn service_error(err: &ServiceError) -> Response {
         cause.attach(&mut response);
     }
     response
-}
-
-/// `detail` with [`PREFIX`], once (a text that has it already keeps it as it is).
-fn prefixed(detail: &str) -> String {
-    if detail.starts_with(PREFIX) {
-        detail.to_owned()
-    } else {
-        format!("{PREFIX}{detail}")
-    }
 }
 
 /// Any path that is not served.

@@ -423,4 +423,45 @@ mod tests {
             }
         }
     }
+
+    /// `Error: ` is the action endpoint's alone: core's refusals do not carry it, the action
+    /// endpoint adds it, `/v1` shows the text as it is.
+    #[tokio::test]
+    async fn the_error_prefix_is_the_action_endpoint_s_alone() {
+        use axum::http::Method;
+
+        use crate::v1::testing::TestApp;
+
+        let t = TestApp::new().await;
+        let r = t
+            .send(
+                &t.alice,
+                Method::GET,
+                "/settings.phtml?action=account&account=bob@example.com",
+                None,
+            )
+            .await;
+        assert_eq!(r.status.as_u16(), 403, "{}", r.body);
+        assert_eq!(
+            r.body["error_message"],
+            "Error: a certificate may act on its own account only"
+        );
+        t.services
+            .revoke_certificate(&t.alice.record.serial)
+            .await
+            .unwrap();
+        let r = t.send(&t.alice, Method::GET, "/v1/me", None).await;
+        crate::v1::testing::assert_problem(&r, 403, "forbidden", None);
+        assert_eq!(r.body["detail"], "certificate revoked");
+        let r = t
+            .send(
+                &t.alice,
+                Method::GET,
+                "/settings.phtml?action=account",
+                None,
+            )
+            .await;
+        assert_eq!(r.status.as_u16(), 403, "{}", r.body);
+        assert_eq!(r.body["error_message"], "Error: certificate revoked");
+    }
 }

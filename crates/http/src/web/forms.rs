@@ -108,10 +108,7 @@ impl Submission<'_> {
             Err(e) => match refusal_status(&e) {
                 Some(status) => {
                     let field = e.field().unwrap_or(default_field).to_owned();
-                    let message = classify(&e)
-                        .detail
-                        .trim_start_matches(crate::reply::PREFIX)
-                        .to_owned();
+                    let message = classify(&e).detail.into_owned();
                     Outcome::Refused(
                         tab,
                         Refusal {
