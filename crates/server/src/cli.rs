@@ -18,7 +18,14 @@ pub struct Cli {
     #[arg(long, global = true, env = "SIP_SETTINGS_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Database URL (default sqlite://<data-dir>/sip-settings.db).
-    #[arg(long, global = true, env = "SIP_SETTINGS_DATABASE", value_name = "URL")]
+    // The value may hold a password: the help names the variable, never its value.
+    #[arg(
+        long,
+        global = true,
+        env = "SIP_SETTINGS_DATABASE",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     pub database: Option<String>,
     /// TOML configuration file.
     #[arg(long, global = true, env = "SIP_SETTINGS_CONFIG", value_name = "FILE")]

@@ -872,3 +872,30 @@ fn a_failed_migrate_never_prints_the_database_password() {
         );
     }
 }
+
+#[test]
+fn help_never_prints_the_database_password_from_the_environment() {
+    // clap shows an option's environment variable with its value in the help, unless hidden.
+    for args in [
+        &["--help"][..],
+        &["migrate", "--help"],
+        &["serve", "--help"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_sip-settings"))
+            .args(args)
+            .env(
+                "SIP_SETTINGS_DATABASE",
+                "postgres://u:hunter2@127.0.0.1:1/db?password=hunter3",
+            )
+            .output()
+            .expect("run sip-settings");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{args:?}: {text}");
+        assert!(text.contains("SIP_SETTINGS_DATABASE"), "{args:?}: {text}");
+        assert!(!text.contains("hunter"), "{args:?}: {text}");
+    }
+}
