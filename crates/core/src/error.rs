@@ -81,7 +81,13 @@ impl ServiceError {
                 field: field.to_owned(),
                 reason,
             },
-            other => other,
+            other @ (Self::NotFound(_)
+            | Self::Conflict(_)
+            | Self::Unauthenticated(_)
+            | Self::Forbidden(_)
+            | Self::Unavailable(_)
+            | Self::Throttled { .. }
+            | Self::Internal(_)) => other,
         }
     }
 
@@ -89,7 +95,13 @@ impl ServiceError {
     pub fn field(&self) -> Option<&str> {
         match self {
             Self::Invalid { field, .. } => Some(field),
-            _ => None,
+            Self::NotFound(_)
+            | Self::Conflict(_)
+            | Self::Unauthenticated(_)
+            | Self::Forbidden(_)
+            | Self::Unavailable(_)
+            | Self::Throttled { .. }
+            | Self::Internal(_) => None,
         }
     }
 }

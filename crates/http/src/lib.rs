@@ -7,6 +7,8 @@
 //!   (`/settings.phtml`, `/settings`) and the fallbacks.
 //! * [`identity`] turns the presented certificate into an [`sip_settings_core::Identity`],
 //!   checked against the store on every request.
+//! * [`status`] maps every [`sip_settings_core::ServiceError`] to its status and stable code,
+//!   once, for every door; its [`status::log_causes`] layer logs a 5xx's cause, once.
 //!
 //! Handlers are thin: extract, call one [`sip_settings_core::Services`] function, map the result.
 

@@ -2,7 +2,7 @@
 //! document ([`Problem`]) they carry. Imported by the resources, imports none of them.
 //!
 //! Each list is a table of (status, description, header) built into the document's responses
-//! by [`problem_responses`]; every answer but `304` carries a [`Problem`].
+//! by one function; every answer but `304` carries a [`Problem`].
 
 use std::collections::BTreeMap;
 
