@@ -798,10 +798,12 @@ fn stream_content_length(head: &[u8]) -> Result<usize, ParseError> {
 /// Content-Length: `1*DIGIT`, at most [`MAX_MESSAGE_BYTES`].
 fn content_length(value: &str) -> Result<usize, String> {
     match decimal(value) {
-        Some(n) if n <= MAX_MESSAGE_BYTES as u64 => Ok(n as usize),
-        Some(n) => Err(format!(
-            "Content-Length {n} is larger than the limit of {MAX_MESSAGE_BYTES}"
-        )),
+        Some(n) => match usize::try_from(n) {
+            Ok(length) if length <= MAX_MESSAGE_BYTES => Ok(length),
+            _ => Err(format!(
+                "Content-Length {n} is larger than the limit of {MAX_MESSAGE_BYTES}"
+            )),
+        },
         None => Err(format!(
             "Content-Length {c0} is not a number",
             c0 = Clip(value, 20)
@@ -979,8 +981,10 @@ fn cseq_parts(value: &str) -> Result<(u32, &str), String> {
     let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (digits, rest) = s.split_at_checked(end).unwrap_or((s, ""));
     let number = match decimal(digits) {
-        Some(n) if n < 1 << 31 => n as u32,
-        Some(_) => return Err(format!("CSeq number {digits:.30} is not below 2^31")),
+        Some(n) => match u32::try_from(n) {
+            Ok(number) if number < 1 << 31 => number,
+            _ => return Err(format!("CSeq number {digits:.30} is not below 2^31")),
+        },
         None if digits.is_empty() => {
             return Err(format!("CSeq {c0} has no number", c0 = Clip(s, 40)));
         }
