@@ -377,32 +377,7 @@ impl ActionRequest<'_> {
                     issued.crt_bundle().into_bytes(),
                 )
             }
-            Action::P12 => {
-                if self.method != Method::POST {
-                    return Ok(reply::failure(
-                        StatusCode::METHOD_NOT_ALLOWED,
-                        "Error: p12 must be requested with POST, with the SIP password as password in the body",
-                    ));
-                }
-                if self.query_has_password {
-                    return Err(ServiceError::invalid(
-                        "password",
-                        "must be sent in the POST body, never in the URL",
-                    ));
-                }
-                let password = match self.params.get("password") {
-                    Some(p) if !p.is_empty() => Password::offered(p),
-                    _ => return Err(ServiceError::invalid("password", "is missing")),
-                };
-                let variant = match self.params.get("legacy") {
-                    Some("1") | Some("true") => P12Variant::Legacy,
-                    None | Some("") | Some("0") | Some("false") => P12Variant::Modern,
-                    Some(_) => return Err(ServiceError::invalid("legacy", "must be 1 or 0")),
-                };
-                let days = self.days()?;
-                let (_, p12) = s.issue_pkcs12(id, &password, variant, days).await?;
-                file_response("application/x-pkcs12", &format!("{id}.p12"), p12)
-            }
+            Action::P12 => self.p12().await?,
             Action::Calls => {
                 let days = self.number("days", 1..=90, 14)?;
                 let limit = self.number("limit", 1..=500, 50)?;
@@ -427,34 +402,7 @@ impl ActionRequest<'_> {
                 ))
                 .into_response()
             }
-            Action::BalanceHistory => {
-                let limit = self.number("limit", 1..=1000, 200)?;
-                let csv = match self.params.get("csv") {
-                    None | Some("") | Some("0") => false,
-                    Some("1") => true,
-                    Some(_) => return Err(ServiceError::invalid("csv", "must be 1 or 0")),
-                };
-                let account = s.account(id).await?;
-                let history = s.balance_history(id, limit).await?;
-                if csv {
-                    let text = objects::history_csv(&account, &history)
-                        .map_err(|e| ServiceError::Internal(format!("csv: {e}")))?;
-                    let mut response = text.into_response();
-                    let headers = response.headers_mut();
-                    headers.insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("text/csv; charset=utf-8"),
-                    );
-                    if let Ok(v) =
-                        HeaderValue::from_str(&format!("attachment; filename={id}-balance.csv"))
-                    {
-                        headers.insert(header::CONTENT_DISPOSITION, v);
-                    }
-                    response
-                } else {
-                    Json(objects::history(&account, &history)).into_response()
-                }
-            }
+            Action::BalanceHistory => self.balance_history().await?,
             Action::MonthlyUsage => {
                 let (month, usage) = s.monthly_usage(id, self.params.get("month")).await?;
                 Json(serde_json::json!({
@@ -465,6 +413,72 @@ impl ActionRequest<'_> {
                 }))
                 .into_response()
             }
+        })
+    }
+
+    /// `p12`: a client certificate and its key as PKCS#12, only by POST and only with the SIP
+    /// password in the body (it encrypts the file).
+    async fn p12(&self) -> Result<Response, ServiceError> {
+        let s = self.services;
+        let id = self.account;
+        if self.method != Method::POST {
+            return Ok(reply::failure(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Error: p12 must be requested with POST, with the SIP password as password in the body",
+            ));
+        }
+        if self.query_has_password {
+            return Err(ServiceError::invalid(
+                "password",
+                "must be sent in the POST body, never in the URL",
+            ));
+        }
+        let password = match self.params.get("password") {
+            Some(p) if !p.is_empty() => Password::offered(p),
+            _ => return Err(ServiceError::invalid("password", "is missing")),
+        };
+        let variant = match self.params.get("legacy") {
+            Some("1") | Some("true") => P12Variant::Legacy,
+            None | Some("") | Some("0") | Some("false") => P12Variant::Modern,
+            Some(_) => return Err(ServiceError::invalid("legacy", "must be 1 or 0")),
+        };
+        let days = self.days()?;
+        let (_, p12) = s.issue_pkcs12(id, &password, variant, days).await?;
+        Ok(file_response(
+            "application/x-pkcs12",
+            &format!("{id}.p12"),
+            p12,
+        ))
+    }
+
+    /// `balance_history`: the latest balance changes, as JSON or (`csv=1`) as a CSV attachment.
+    async fn balance_history(&self) -> Result<Response, ServiceError> {
+        let s = self.services;
+        let id = self.account;
+        let limit = self.number("limit", 1..=1000, 200)?;
+        let csv = match self.params.get("csv") {
+            None | Some("") | Some("0") => false,
+            Some("1") => true,
+            Some(_) => return Err(ServiceError::invalid("csv", "must be 1 or 0")),
+        };
+        let account = s.account(id).await?;
+        let history = s.balance_history(id, limit).await?;
+        Ok(if csv {
+            let text = objects::history_csv(&account, &history)
+                .map_err(|e| ServiceError::Internal(format!("csv: {e}")))?;
+            let mut response = text.into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            );
+            if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename={id}-balance.csv"))
+            {
+                headers.insert(header::CONTENT_DISPOSITION, v);
+            }
+            response
+        } else {
+            Json(objects::history(&account, &history)).into_response()
         })
     }
 

@@ -164,6 +164,10 @@ impl RateLimiter {
                 tokens: budget.burst,
                 at: now,
             });
+            #[allow(
+                clippy::cast_precision_loss,
+                reason = "milliseconds since the bucket was last used: f64 is exact up to 2^53 ms (285,000 years)"
+            )]
             let elapsed = (now - b.at).num_milliseconds().max(0) as f64 / 1000.0;
             let tokens = (b.tokens + elapsed * budget.per_second).min(budget.burst);
             if tokens < 1.0 {
@@ -176,7 +180,13 @@ impl RateLimiter {
             for (key, tokens) in refilled {
                 buckets.insert(key, Bucket { tokens, at: now });
             }
-            return Err(wait.ceil().max(1.0) as u64);
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "whole seconds to wait, at least 1: `as` saturates an absurd wait (a near-zero rate) at u64::MAX, which is what Retry-After should say"
+            )]
+            let seconds = wait.ceil().max(1.0) as u64;
+            return Err(seconds);
         }
         for (key, tokens) in refilled {
             buckets.insert(

@@ -45,13 +45,18 @@ impl std::fmt::Debug for TestApp {
 /// when empty).
 #[derive(Debug)]
 pub struct Reply {
+    /// The response's status code.
     pub status: StatusCode,
+    /// The Content-Type header, empty when there is none.
     pub content_type: String,
+    /// All the response headers (Content-Type among them).
     pub headers: HeaderMap,
+    /// The body: JSON as parsed, other text as a JSON string, `null` when empty.
     pub body: Value,
 }
 
 impl TestApp {
+    /// The router without request rate limits.
     pub async fn new() -> Self {
         Self::with_limits(None).await
     }

@@ -231,22 +231,7 @@ impl Submission<'_> {
                 .await;
                 self.finish(Tab::Aliases, "alias-remove", "alias", r)
             }
-            "/web/voicemail/enable" => {
-                let r = async {
-                    let delivery = VoicemailDelivery::parse(self.get("delivery"))?;
-                    let email = match self.get("email").trim() {
-                        "" => None,
-                        e => Some(Email::parse_for("email", e)?),
-                    };
-                    let pin = Some(self.get("pin")).filter(|p| !p.is_empty());
-                    self.svc
-                        .enable_voicemail(id, Some(delivery), pin, email)
-                        .await?;
-                    Ok("Voicemail is on".to_owned())
-                }
-                .await;
-                self.finish(Tab::Voicemail, "voicemail", "delivery", r)
-            }
+            "/web/voicemail/enable" => self.voicemail_enable().await,
             "/web/voicemail/disable" => {
                 let r = self
                     .svc
@@ -255,18 +240,7 @@ impl Submission<'_> {
                     .map(|()| "Voicemail is off".to_owned());
                 self.finish(Tab::Voicemail, "voicemail-off", "delivery", r)
             }
-            "/web/phonebook/put" => {
-                let r = async {
-                    let uri = parse_contact_uri(self.get("uri"))?;
-                    let name = parse_name("name", self.get("name"))?;
-                    let groups = parse_phonebook_groups(&[self.get("group").to_owned()])?;
-                    let entry = PhonebookEntry { uri, name, groups };
-                    self.svc.put_phonebook_entry(id, &entry).await?;
-                    Ok(format!("Contact {} saved", entry.uri))
-                }
-                .await;
-                self.finish(Tab::Phonebook, "phonebook", "uri", r)
-            }
+            "/web/phonebook/put" => self.phonebook_put().await,
             "/web/phonebook/remove" => {
                 let r = async {
                     let uri = parse_contact_uri(self.get("uri"))?;
@@ -278,6 +252,40 @@ impl Submission<'_> {
             }
             _ => Outcome::NotFound,
         }
+    }
+
+    /// Turns voicemail on with the posted delivery, optional e-mail address and optional PIN.
+    async fn voicemail_enable(&self) -> Outcome {
+        let id = &self.account.id;
+        let r = async {
+            let delivery = VoicemailDelivery::parse(self.get("delivery"))?;
+            let email = match self.get("email").trim() {
+                "" => None,
+                e => Some(Email::parse_for("email", e)?),
+            };
+            let pin = Some(self.get("pin")).filter(|p| !p.is_empty());
+            self.svc
+                .enable_voicemail(id, Some(delivery), pin, email)
+                .await?;
+            Ok("Voicemail is on".to_owned())
+        }
+        .await;
+        self.finish(Tab::Voicemail, "voicemail", "delivery", r)
+    }
+
+    /// Adds the posted phonebook contact, or replaces the existing one.
+    async fn phonebook_put(&self) -> Outcome {
+        let id = &self.account.id;
+        let r = async {
+            let uri = parse_contact_uri(self.get("uri"))?;
+            let name = parse_name("name", self.get("name"))?;
+            let groups = parse_phonebook_groups(&[self.get("group").to_owned()])?;
+            let entry = PhonebookEntry { uri, name, groups };
+            self.svc.put_phonebook_entry(id, &entry).await?;
+            Ok(format!("Contact {} saved", entry.uri))
+        }
+        .await;
+        self.finish(Tab::Phonebook, "phonebook", "uri", r)
     }
 
     async fn p12(&self) -> Outcome {
