@@ -6,10 +6,10 @@
 
 use std::time::{Duration, Instant};
 
+use crate::helpers::pg::TestDatabase;
 use serde_json::{Value, json};
-use sip_settings_store_tests::pg::TempDatabase;
 
-use crate::postgres::{Install, Server, cli, provision};
+use crate::helpers::serve::{Install, Server, cli, get, provision};
 
 /// A server with rate limits off, so that a burst of writes is not cut short by `429`.
 fn serve(install: &Install, database: &str) -> Server {
@@ -93,7 +93,7 @@ async fn journal_chain_holds(database: &str, writers: usize) {
         }
         previous = e["new"].clone();
     }
-    let (_, stored) = crate::postgres::get(&alice, &server.base, "action=diversions").await;
+    let (_, stored) = get(&alice, &server.base, "action=diversions").await;
     eprintln!(
         "{database}: {acknowledged} of {writers} writes acknowledged, {} entries, {broken} with a \
          wrong old value",
@@ -123,11 +123,10 @@ async fn journal_old_values_are_exact_under_concurrent_writes_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn journal_old_values_are_exact_under_concurrent_writes_on_postgres() {
-    let Some(db) = TempDatabase::create().await else {
+    let Some(db) = TestDatabase::create().await else {
         return;
     };
     journal_chain_holds(db.url(), 60).await;
-    db.drop_db().await;
 }
 
 /// Two servers on one PostgreSQL database, ten writers on each, all sending `If-Match` with the
@@ -136,7 +135,7 @@ async fn journal_old_values_are_exact_under_concurrent_writes_on_postgres() {
 /// several rounds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn if_match_has_one_winner_across_two_servers() {
-    let Some(db) = TempDatabase::create().await else {
+    let Some(db) = TestDatabase::create().await else {
         return;
     };
     let install = provision(db.url());
@@ -146,7 +145,7 @@ async fn if_match_has_one_winner_across_two_servers() {
     for i in 0..20 {
         let client = install.client(&install.alice);
         let base = servers[i % 2].base.clone();
-        let (status, _) = crate::postgres::get(&client, &base, "action=account").await;
+        let (status, _) = get(&client, &base, "action=account").await;
         assert_eq!(status, 200);
         writers.push((client, base));
     }
@@ -191,8 +190,7 @@ async fn if_match_has_one_winner_across_two_servers() {
             eprintln!("round {round}: winners {winners:?}");
             continue;
         }
-        let (_, stored) =
-            crate::postgres::get(&writers[1].0, &writers[1].1, "action=diversions").await;
+        let (_, stored) = get(&writers[1].0, &writers[1].1, "action=diversions").await;
         assert_eq!(
             stored["FUNC"],
             format!("r{round}w{}@example.org", winners[0])
@@ -203,7 +201,6 @@ async fn if_match_has_one_winner_across_two_servers() {
     );
     assert_eq!(rounds_with_more_winners, 0);
     drop(servers);
-    db.drop_db().await;
 }
 
 /// The server and the CLI write one SQLite file at the same time: the server's writes wait for

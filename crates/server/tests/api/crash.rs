@@ -13,8 +13,6 @@
 //! [`KILL_AFTER_MS`] after every writer has had a write acknowledged.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -31,8 +29,9 @@ use sip_settings_core::money::Money;
 use sip_settings_core::rating::Rate;
 use sip_settings_core::sip::Condition;
 use sip_settings_core::{AccountId, Password, Services, SystemClock};
-use sip_settings_store_tests::pg::TempDatabase;
 
+use crate::helpers::pg::TestDatabase;
+use crate::helpers::serve::Server;
 use crate::helpers::{client_with, enc};
 
 /// Kill cycles per store.
@@ -179,69 +178,17 @@ impl Install {
         self.client(&self.certs[&id.to_string()])
     }
 
+    /// `sip-settings serve` on this installation.
+    fn serve(&self) -> Server {
+        Server::spawn(self.dir.path(), &self.config_file, &self.database, 0)
+    }
+
     /// The store, opened in this process (no migrations: the server ran them).
     async fn services(&self) -> Services {
         let mut config = Config::for_data_dir(self.dir.path());
         config.database_url = self.database.clone();
         config.migrate = false;
         open_services(&config, Arc::new(SystemClock)).await.unwrap()
-    }
-}
-
-/// A `sip-settings serve` child process; killed with SIGKILL when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    fn start(install: &Install) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sip-settings"))
-            .arg("--data-dir")
-            .arg(install.dir.path())
-            .arg("--config")
-            .arg(&install.config_file)
-            .args(["--database", &install.database])
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env_remove("SIP_SETTINGS_DATABASE")
-            .env_remove("SIP_SETTINGS_CONFIG")
-            .env_remove("SIP_SETTINGS_LISTEN")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            // Hand over the "listening on" line, then keep draining so the pipe never fills.
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(addr) = line.strip_prefix("listening on https://") {
-                    let _ = tx.send(addr.to_owned());
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("serve did not say where it listens within 60 s");
-        let port = addr.rsplit(':').next().unwrap().to_owned();
-        Self {
-            child,
-            base: format!("https://localhost:{port}"),
-        }
-    }
-
-    /// SIGKILL, and wait for the process to be gone.
-    fn kill(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("wait");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -756,7 +703,7 @@ impl Counts {
 async fn kill_cycles(name: &str, install: Install) -> Vec<String> {
     let install = Arc::new(install);
     let started = Instant::now();
-    let mut server = Server::start(&install);
+    let mut server = install.serve();
     let mut problems = Vec::new();
     let mut seen: BTreeMap<(&str, usize), Seen> = BTreeMap::new();
     for cycle in 1..=CYCLES {
@@ -806,7 +753,7 @@ async fn kill_cycles(name: &str, install: Install) -> Vec<String> {
             done.push((kind, w, attempts));
         }
         // Restart on the same store; the restarted server answers; then read the store.
-        server = Server::start(&install);
+        server = install.serve();
         let probe = install
             .client_of(&account("fw", 0))
             .get(format!("{}/v1/me/journal?limit=1", server.base))
@@ -857,10 +804,10 @@ async fn sqlite_kill_9_under_load_loses_no_acknowledged_write_and_half_applies_n
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_kill_9_under_load_loses_no_acknowledged_write_and_half_applies_nothing() {
-    let Some(db) = TempDatabase::create().await else {
+    let Some(db) = TestDatabase::create().await else {
         return;
     };
     let problems = kill_cycles("postgres", Install::create(Some(db.url())).await).await;
-    db.drop_db().await;
+    drop(db);
     assert_none("postgres", &problems);
 }

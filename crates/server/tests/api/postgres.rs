@@ -3,199 +3,18 @@
 //! connections. Each test uses a fresh database on `SIP_SETTINGS_TEST_PG_URL` and skips (saying
 //! so) without it, except in CI (`CI=true`), where it fails.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sip_settings_store_tests::pg::TempDatabase;
 
+use crate::helpers::pg::TestDatabase;
+use crate::helpers::serve::{Server, cli, get, provision};
 use crate::helpers::*;
-
-/// A `sip-settings serve` child process.
-pub(crate) struct Server {
-    child: Child,
-    pub(crate) base: String,
-    /// The SIP door's listeners, `tcp:127.0.0.1:PORT`, as `serve` printed them.
-    pub(crate) sip: Vec<String>,
-}
-
-impl Server {
-    pub(crate) fn start(data_dir: &Path, database: &str) -> Self {
-        Self::start_with(data_dir, database, "")
-    }
-
-    /// A server whose configuration file also has `extra` (TOML).
-    pub(crate) fn start_with(data_dir: &Path, database: &str, extra: &str) -> Self {
-        Self::start_with_sip(data_dir, database, extra, 0)
-    }
-
-    /// A server with `extra` configuration that prints `sip_listeners` SIP listeners.
-    pub(crate) fn start_with_sip(
-        data_dir: &Path,
-        database: &str,
-        extra: &str,
-        sip_listeners: usize,
-    ) -> Self {
-        // Sessions of at most 600 s and up to 100 at once, so that a balance is shared by many.
-        let config = data_dir.join("serve.toml");
-        std::fs::write(
-            &config,
-            format!("prepaid_max_session_seconds = 600\nprepaid_max_sessions = 100\n{extra}"),
-        )
-        .unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sip-settings"))
-            .arg("--data-dir")
-            .arg(data_dir)
-            .arg("--config")
-            .arg(&config)
-            .args(["--database", database, "serve", "--listen", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let base = loop {
-            assert!(Instant::now() < deadline, "serve did not start");
-            let line = lines.next().expect("serve exited").expect("read");
-            if let Some(addr) = line.strip_prefix("listening on https://") {
-                let port = addr.rsplit(':').next().unwrap();
-                break format!("https://localhost:{port}");
-            }
-        };
-        let sip = (0..sip_listeners)
-            .map(|_| {
-                let line = lines.next().expect("serve exited").expect("read");
-                line.strip_prefix("SIP redirect server on ")
-                    .unwrap_or_else(|| panic!("not a SIP listener line: {line}"))
-                    .to_owned()
-            })
-            .collect();
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Self { child, base, sip }
-    }
-
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub(crate) fn cli(data_dir: &Path, database: &str, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_sip-settings"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(["--database", database])
-        .args(args)
-        .output()
-        .expect("run sip-settings");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// An installation: CA, domain, alice and bob (bob prepaid with 10.00), their certificates, a
-/// service certificate, rates.
-pub(crate) struct Install {
-    pub(crate) dir: tempfile::TempDir,
-    pub(crate) ca: String,
-    pub(crate) alice: (String, String),
-    pub(crate) bob: (String, String),
-    pub(crate) service: (String, String),
-}
-
-fn read_pair(path: &Path) -> (String, String) {
-    let pem = std::fs::read_to_string(path).unwrap();
-    (pem.clone(), pem)
-}
-
-pub(crate) fn provision(database: &str) -> Install {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let out = d.to_str().unwrap();
-    cli(d, database, &["init"]);
-    cli(d, database, &["domain", "add", "example.com"]);
-    cli(
-        d,
-        database,
-        &[
-            "account",
-            "add",
-            ALICE,
-            "--password",
-            ALICE_PASSWORD,
-            "--timezone",
-            "Europe/Amsterdam",
-        ],
-    );
-    cli(
-        d,
-        database,
-        &[
-            "account",
-            "add",
-            BOB,
-            "--password",
-            BOB_PASSWORD,
-            "--prepaid",
-        ],
-    );
-    cli(d, database, &["cert", "issue", ALICE, "--out", out]);
-    cli(d, database, &["cert", "issue", BOB, "--out", out]);
-    cli(
-        d,
-        database,
-        &["cert", "issue", "--service", "proxy", "--out", out],
-    );
-    let rates = d.join("rates.csv");
-    std::fs::write(&rates, "prefix,description,connect_fee,rate_per_minute,increment_seconds,minimum_seconds\n31,NL,0,0.10,60,60\n").unwrap();
-    cli(d, database, &["rates", "import", rates.to_str().unwrap()]);
-    cli(d, database, &["balance", "topup", BOB, "10"]);
-    Install {
-        ca: std::fs::read_to_string(d.join("ca.crt")).unwrap(),
-        alice: read_pair(&d.join(format!("{ALICE}.crt"))),
-        bob: read_pair(&d.join(format!("{BOB}.crt"))),
-        service: read_pair(&d.join("proxy.crt")),
-        dir,
-    }
-}
-
-impl Install {
-    pub(crate) fn client(&self, who: &(String, String)) -> reqwest::Client {
-        client_with(&self.ca, Some((&who.0, &who.1)))
-    }
-}
-
-pub(crate) async fn get(client: &reqwest::Client, base: &str, query: &str) -> (u16, Value) {
-    let r = client
-        .get(format!("{base}/settings.phtml?{query}"))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_share_one_database() {
-    let Some(db) = TempDatabase::create().await else {
+    let Some(db) = TestDatabase::create().await else {
         return;
     };
     let install = provision(db.url());
@@ -310,7 +129,6 @@ async fn two_servers_share_one_database() {
     let balance = cli(install.dir.path(), db.url(), &["balance", "show", BOB]);
     assert!(balance.contains("balance 0.0000 EUR"), "{balance}");
     drop((a, b));
-    db.drop_db().await;
 }
 
 /// Every read action of an account, as JSON (the `elapsed` seconds of open calls removed: they
@@ -357,7 +175,7 @@ async fn snapshot(client: &reqwest::Client, base: &str) -> Vec<(String, Value)> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_moves_an_installation_and_every_action_answers_the_same() {
-    let Some(db) = TempDatabase::create().await else {
+    let Some(db) = TestDatabase::create().await else {
         return;
     };
     let sqlite_dir = tempfile::tempdir().unwrap();
@@ -497,12 +315,11 @@ async fn copy_moves_an_installation_and_every_action_answers_the_same() {
         .unwrap();
     assert_eq!(p12.status(), 200);
     drop(server);
-    db.drop_db().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_database_connections_give_503_at_worst_and_the_server_recovers() {
-    let Some(db) = TempDatabase::create().await else {
+    let Some(db) = TestDatabase::create().await else {
         return;
     };
     let install = provision(db.url());
@@ -542,7 +359,6 @@ async fn lost_database_connections_give_503_at_worst_and_the_server_recovers() {
     }
     assert!(server.alive(), "the server must keep running");
     drop(server);
-    db.drop_db().await;
 }
 
 /// A TCP proxy on 127.0.0.1 in front of PostgreSQL, standing for the network path to the
@@ -623,7 +439,7 @@ async fn timed(client: &reqwest::Client, url: &str) -> (u16, bool, Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_answers_503_fast_and_the_server_recovers_by_itself() {
-    let Some(db) = TempDatabase::create().await else {
+    let Some(db) = TestDatabase::create().await else {
         return;
     };
     let install = provision(db.url());
@@ -702,13 +518,12 @@ async fn a_database_outage_answers_503_fast_and_the_server_recovers_by_itself() 
     assert_eq!(get(&alice, &server.base, "action=privacy_on").await.0, 200);
     drop(server);
     proxy.cut().await;
-    db.drop_db().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sip_door_on_two_servers_follows_changes_and_revocations_at_once() {
     use sip_settings_sip::client::{Connection, Question};
-    let Some(db) = TempDatabase::create().await else {
+    let Some(db) = TestDatabase::create().await else {
         return;
     };
     let install = provision(db.url());
@@ -830,7 +645,7 @@ fn shows_password(text: &str, secret: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_never_prints_the_database_password() {
-    let Some(db) = TempDatabase::create().await else {
+    let Some(db) = TestDatabase::create().await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -844,7 +659,6 @@ async fn migrate_never_prints_the_database_password() {
         );
         assert!(!shows_password(&out, &secret), "{url}: {out}");
     }
-    db.drop_db().await;
 }
 
 #[test]

@@ -20,6 +20,9 @@ use sip_settings_core::{AccountId, Clock, ManualClock, Password, Services};
 use sip_settings_pki::Pki;
 use tempfile::TempDir;
 
+pub mod pg;
+pub mod serve;
+
 pub const ALICE: &str = "alice@example.com";
 pub const BOB: &str = "bob@example.com";
 pub const ALICE_PASSWORD: &str = "alice-sip-password";
