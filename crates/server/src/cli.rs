@@ -504,8 +504,10 @@ pub enum AccountCommand {
     Add {
         /// user@domain
         account: String,
+        /// The new account's SIP password.
         #[command(flatten)]
         password: PasswordArgs,
+        /// The new account's profile fields.
         #[command(flatten)]
         profile: ProfileArgs,
         /// Calls are paid from a prepaid balance.
@@ -516,6 +518,7 @@ pub enum AccountCommand {
     Set {
         /// user@domain
         account: String,
+        /// The profile fields to change (only those given).
         #[command(flatten)]
         profile: ProfileArgs,
         /// true or false.
@@ -543,6 +546,7 @@ pub enum AccountCommand {
     Passwd {
         /// user@domain
         account: String,
+        /// The new SIP password.
         #[command(flatten)]
         password: PasswordArgs,
     },
