@@ -120,7 +120,7 @@ impl Measured {
     /// Requests per second.
     pub fn rps(&self) -> f64 {
         if self.seconds > 0.0 {
-            self.count as f64 / self.seconds
+            crate::report::approx(self.count) / self.seconds
         } else {
             0.0
         }

@@ -692,7 +692,7 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
                 "{} records in {:.1} s: {} records/s",
                 report::count(loaded.records),
                 loaded.seconds,
-                report::rate(loaded.records as f64 / loaded.seconds.max(1e-9))
+                report::rate(report::approx(loaded.records as u64) / loaded.seconds.max(1e-9))
             ),
         ));
     }
@@ -771,7 +771,9 @@ async fn with_cpu(
     let before = ticks()?;
     let m = scenario.await?;
     let after = ticks()?;
-    let per = |a: u64, b: u64| a.saturating_sub(b) as f64 * tick_us / m.total.max(1) as f64;
+    let per = |a: u64, b: u64| {
+        report::approx(a.saturating_sub(b)) * tick_us / report::approx(m.total.max(1))
+    };
     let mut f = Figures::from(&m);
     f.server_cpu = Some(per(after.0, before.0));
     f.generator_cpu = Some(per(after.1, before.1));

@@ -273,7 +273,7 @@ async fn provision(services: &Services, n: usize) -> anyhow::Result<Provisioned>
                     },
                 ));
                 let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-                if d % 500 == 0 {
+                if d.is_multiple_of(500) {
                     eprintln!("  {d}/{n} accounts");
                 }
             }

@@ -263,7 +263,8 @@ impl Records {
     /// than [`DRAIN_MIN`] (too few to say what one costs).
     pub fn drain_rate(&self) -> Option<f64> {
         let n = self.drained.saturating_sub(self.at_end);
-        (n >= DRAIN_MIN && self.drain_secs > 0.0).then(|| n as f64 / self.drain_secs)
+        (n >= DRAIN_MIN && self.drain_secs > 0.0)
+            .then(|| crate::report::approx(n) / self.drain_secs)
     }
 }
 
@@ -382,7 +383,7 @@ impl Arrivals {
         let before = v.iter().rev().find(|(t, _)| *t <= from)?;
         let after = v.iter().find(|(t, _)| *t >= to)?;
         let secs = after.0.duration_since(before.0).as_secs_f64();
-        (secs > 0.0).then(|| after.1.saturating_sub(before.1) as f64 / secs)
+        (secs > 0.0).then(|| crate::report::approx(after.1.saturating_sub(before.1)) / secs)
     }
 }
 
@@ -642,8 +643,8 @@ async fn drain(
         drain_secs: last_change,
         still_arriving,
         drain_cpu: (
-            cpu_at_last.0.saturating_sub(cpu_at_end.0) as f64 * tick_s,
-            cpu_at_last.1.saturating_sub(cpu_at_end.1) as f64 * tick_s,
+            crate::report::approx(cpu_at_last.0.saturating_sub(cpu_at_end.0)) * tick_s,
+            crate::report::approx(cpu_at_last.1.saturating_sub(cpu_at_end.1)) * tick_s,
         ),
         connections: opens_at_last
             .zip(opens_at_end)

@@ -32,7 +32,7 @@ fn cpu(s: &Step) -> [f64; 4] {
 
 /// CPU per successful call, µs.
 fn per_call(s: &Step) -> [f64; 4] {
-    cpu(s).map(|c| c * 1e6 / s.successful.max(1) as f64)
+    cpu(s).map(|c| c * 1e6 / report::approx(s.successful.max(1)))
 }
 
 /// CPU as a share of one core, %.
@@ -46,11 +46,11 @@ fn drops_of(s: &Step, name: &str) -> Option<u64> {
 }
 
 fn drops(d: Option<u64>) -> String {
-    d.map_or_else(|| "?".to_owned(), |d| report::count(d as usize))
+    d.map_or_else(|| "?".to_owned(), report::count)
 }
 
 fn ms(us: u64) -> String {
-    format!("{:.2}", us as f64 / 1000.0)
+    format!("{:.2}", report::approx(us) / 1000.0)
 }
 
 fn pass(ok: bool) -> &'static str {
@@ -67,14 +67,14 @@ fn failing_cell(m: &Measured) -> String {
     match &m.search.first_failing {
         Some(s) if PLAN.passes(s) || (s.clean() && s.generator_limited()) => format!(
             "{}: no failed call, but SIPp created only {:.0} calls/s (the generator's limit)",
-            report::count(s.rate as usize),
+            report::count(s.rate),
             s.achieved
         ),
         Some(s) => format!(
             "{}: {} failed or unfinished ({}); drops: Kamailio {}, sip-settings {}, caller {}, \
              callee {}",
-            report::count(s.rate as usize),
-            report::count(s.calls.saturating_sub(s.successful) as usize),
+            report::count(s.rate),
+            report::count(s.calls.saturating_sub(s.successful)),
             s.failure_text(),
             drops(s.server_drops),
             drops(drops_of(s, "sip-settings")),
@@ -93,7 +93,7 @@ fn setup_cell(m: &Measured) -> String {
             ms(t.p90),
             ms(t.p99),
             ms(t.max),
-            report::count(t.calls as usize)
+            report::count(t.calls)
         ),
         None => "–".to_owned(),
     }
@@ -110,9 +110,9 @@ fn seen_cell(m: &Measured) -> String {
             format!(
                 "{} call records of the caller for {} calls that succeeded ({} when the last call \
              ended{})",
-                report::count(r.drained.saturating_sub(r.before) as usize),
-                report::count(r.calls as usize),
-                report::count(r.at_end.saturating_sub(r.before) as usize),
+                report::count(r.drained.saturating_sub(r.before)),
+                report::count(r.calls),
+                report::count(r.at_end.saturating_sub(r.before)),
                 if r.still_arriving {
                     format!(
                         ", still arriving {:.0} s later",
@@ -173,7 +173,7 @@ fn drain_text(r: &crate::proxy::Records) -> String {
     let Some(rate) = r.drain_rate() else {
         return String::new();
     };
-    let n = r.drained.saturating_sub(r.at_end).max(1) as f64;
+    let n = report::approx(r.drained.saturating_sub(r.at_end).max(1));
     format!(
         "; after the calls: {rate:.0} records/s, CPU per record {:.0} µs Kamailio + {:.0} µs \
          sip-settings (of {:.0} µs wall per record; an upper bound: it also holds what both do \
@@ -183,10 +183,9 @@ fn drain_text(r: &crate::proxy::Records) -> String {
         r.drain_cpu.0 * 1e6 / n,
         r.drain_cpu.1 * 1e6 / n,
         1e6 / rate,
+        r.connections.map_or("?".to_owned(), report::count),
         r.connections
-            .map_or("?".to_owned(), |c| report::count(c as usize)),
-        r.connections
-            .map_or("?".to_owned(), |c| format!("{:.2}", c as f64 / n))
+            .map_or("?".to_owned(), |c| format!("{:.2}", report::approx(c) / n))
     )
 }
 
@@ -301,7 +300,7 @@ pub fn markdown(o: &Outcome, command: &str, root: &Path, smoke: bool) -> String 
          (half the lower of the two highest rates, which both variants sustain; after both \
          searches, the full path in a Kamailio started anew).",
         if smoke { 2.0 } else { SETUP_SECS },
-        report::count(o.common_rate as usize)
+        report::count(o.common_rate)
     );
 
     let (full, alone) = (&o.full, &o.alone);
@@ -318,8 +317,8 @@ pub fn markdown(o: &Outcome, command: &str, root: &Path, smoke: bool) -> String 
         "| highest rate with < {:.0} % failed calls, calls/s | **{}** | **{}** | **{}** (target \
          ≥ {TARGET_RATIO}: {}) |",
         PLAN.max_failed * 100.0,
-        report::count(full.search.clean_rate() as usize),
-        report::count(alone.search.clean_rate() as usize),
+        report::count(full.search.clean_rate()),
+        report::count(alone.search.clean_rate()),
         r.map_or("–".to_owned(), |r| format!("{r:.2}")),
         if smoke {
             "smoke run, not measured"
@@ -334,12 +333,15 @@ pub fn markdown(o: &Outcome, command: &str, root: &Path, smoke: bool) -> String 
         failing_cell(alone)
     );
     let st = |m: &Measured, f: fn(&crate::sipp::SetupTimes) -> u64| {
-        m.setup.as_ref().and_then(|s| s.setup).map(|t| f(&t) as f64)
+        m.setup
+            .as_ref()
+            .and_then(|s| s.setup)
+            .map(|t| report::approx(f(&t)))
     };
     let _ = writeln!(
         s,
         "| call set-up time at {} calls/s, p50 / p90 / p99 / max, ms | {} | {} | p50 {}, p99 {} |",
-        report::count(o.common_rate as usize),
+        report::count(o.common_rate),
         setup_cell(full),
         setup_cell(alone),
         st(full, |t| t.p50).map_or("–".to_owned(), |a| report::ratio(a, st(alone, |t| t.p50))),
@@ -418,8 +420,8 @@ pub fn markdown(o: &Outcome, command: &str, root: &Path, smoke: bool) -> String 
             s,
             "| sip-settings' SIP door over the run: INVITEs decided (per call of the full path); \
              decision latency p50 / p99 / max, µs | {} ({:.2} per call); {} / {} / {} | n/a | |",
-            report::count(l.count as usize),
-            l.count as f64 / calls.max(1) as f64,
+            report::count(l.count),
+            report::approx(l.count) / report::approx(calls.max(1)),
             l.p50,
             l.p99,
             l.max
@@ -437,8 +439,8 @@ pub fn markdown(o: &Outcome, command: &str, root: &Path, smoke: bool) -> String 
             "\nWhere the difference goes: at its highest passing rate each variant kept {:.0} % \
              (full) and {:.0} % (alone) of the {} cores busy with these four processes; a call \
              of the full path costs {:+.0} µs of CPU more than one of Kamailio alone ({}).",
-            share(f).iter().sum::<f64>() / machine.cores.max(1) as f64,
-            share(a).iter().sum::<f64>() / machine.cores.max(1) as f64,
+            share(f).iter().sum::<f64>() / report::approx(machine.cores.max(1) as u64),
+            share(a).iter().sum::<f64>() / report::approx(machine.cores.max(1) as u64),
             machine.cores,
             pf.iter().sum::<f64>() - pa.iter().sum::<f64>(),
             parts.join(", ")
@@ -481,10 +483,10 @@ pub fn markdown(o: &Outcome, command: &str, root: &Path, smoke: bool) -> String 
                 "| {} | {} | {} | {:.0} | {} | {} | {setup} | {:.0} % | {:.0} % | {:.0} % | {:.0} % \
                  | {} | {} / {} / {} / {} |",
                 m.variant.name(),
-                report::count(st.rate as usize),
-                report::count(st.calls as usize),
+                report::count(st.rate),
+                report::count(st.calls),
                 st.achieved,
-                report::count(st.successful as usize),
+                report::count(st.successful),
                 st.failure_text(),
                 sh[0],
                 sh[1],

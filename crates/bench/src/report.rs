@@ -144,7 +144,7 @@ pub struct Report {
 }
 
 fn ms(us: u64) -> String {
-    format!("{:.3}", us as f64 / 1000.0)
+    format!("{:.3}", approx(us) / 1000.0)
 }
 
 pub fn ratio(a: f64, b: Option<f64>) -> String {
@@ -158,21 +158,36 @@ fn opt(v: Option<String>) -> String {
     v.unwrap_or_else(|| "–".to_owned())
 }
 
+/// The nearest `f64` to a count, a duration or a size, for a ratio, a mean or a rate.
+#[allow(
+    clippy::cast_precision_loss,
+    reason = "a statistic: exact up to 2^53, and the nearest f64 beyond that is all a ratio needs"
+)]
+pub fn approx(n: u64) -> f64 {
+    n as f64
+}
+
 /// Rounds a rate for a table.
 pub fn rate(v: f64) -> String {
     if v >= 100.0 {
-        count(v.round() as usize)
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a rate of at least 100 rounded to a whole number for the table (`as` saturates)"
+        )]
+        let whole = v.round() as u64;
+        count(whole)
     } else {
         format!("{v:.1}")
     }
 }
 
-/// A count with thin groups of three digits: `1 000 000`.
-pub fn count(n: usize) -> String {
+/// A count (any unsigned integer type) with thin groups of three digits: `1 000 000`.
+pub fn count(n: impl std::fmt::Display) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(' ');
         }
         out.push(c);
@@ -181,7 +196,7 @@ pub fn count(n: usize) -> String {
 }
 
 pub fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
+    format!("{:.1} MiB", approx(kib) / 1024.0)
 }
 
 /// `git describe`-like: the short commit and whether the tree has changes.
@@ -313,13 +328,13 @@ impl Report {
                     r.conns,
                     ms(r.sip.p50),
                     opt(n.map(|n| ms(n.p50))),
-                    ratio(r.sip.p50 as f64, n.map(|n| n.p50 as f64)),
+                    ratio(approx(r.sip.p50), n.map(|n| approx(n.p50))),
                     ms(r.sip.p99),
                     opt(n.map(|n| ms(n.p99))),
-                    ratio(r.sip.p99 as f64, n.map(|n| n.p99 as f64)),
+                    ratio(approx(r.sip.p99), n.map(|n| approx(n.p99))),
                     ms(r.sip.max),
                     opt(n.map(|n| ms(n.max))),
-                    ratio(r.sip.max as f64, n.map(|n| n.max as f64)),
+                    ratio(approx(r.sip.max), n.map(|n| approx(n.max))),
                 );
             }
         }
@@ -335,7 +350,7 @@ impl Report {
                 let (n, r) = if m.nginx_applies {
                     (
                         opt(m.nginx.map(mib)),
-                        ratio(m.sip as f64, m.nginx.map(|n| n as f64)),
+                        ratio(approx(m.sip), m.nginx.map(approx)),
                     )
                 } else {
                     ("n/a".to_owned(), "n/a".to_owned())

@@ -35,7 +35,8 @@ impl Plan {
     /// the calls at the rate asked.
     pub fn passes(&self, s: &Step) -> bool {
         let failures_ok = if self.max_failed > 0.0 {
-            (s.calls.saturating_sub(s.successful) as f64) < self.max_failed * s.calls as f64
+            crate::report::approx(s.calls.saturating_sub(s.successful))
+                < self.max_failed * crate::report::approx(s.calls)
         } else {
             s.clean()
         };
@@ -46,7 +47,7 @@ impl Plan {
     pub fn ladder_text(&self) -> String {
         self.ladder
             .iter()
-            .map(|r| crate::report::count(*r as usize))
+            .map(|r| crate::report::count(*r))
             .collect::<Vec<_>>()
             .join(", ")
     }

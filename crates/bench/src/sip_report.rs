@@ -48,12 +48,12 @@ fn failing_cell(m: &Measured) -> String {
     match &m.search.first_failing {
         Some(s) if s.clean() => format!(
             "{}: no failed call, but SIPp created only {:.0} calls/s (the generator's limit)",
-            report::count(s.rate as usize),
+            report::count(s.rate),
             s.achieved
         ),
         Some(s) => format!(
             "{}: {} failed; datagrams dropped by the server's socket {}, by SIPp's {}{}",
-            report::count(s.rate as usize),
+            report::count(s.rate),
             s.failure_text(),
             drops(s.server_drops),
             drops(s.sipp_drops),
@@ -69,7 +69,7 @@ fn failing_cell(m: &Measured) -> String {
 }
 
 fn drops(d: Option<u64>) -> String {
-    d.map_or_else(|| "?".to_owned(), |d| report::count(d as usize))
+    d.map_or_else(|| "?".to_owned(), report::count)
 }
 
 /// The highest clean rate, and whether it took a second run.
@@ -82,7 +82,7 @@ fn best_cell(m: &Measured) -> String {
         .any(|s| s.rate == rate && !PLAN.passes(s));
     format!(
         "**{}**{}",
-        report::count(rate as usize),
+        report::count(rate),
         if retried {
             " (clean on its second run)"
         } else {
@@ -282,7 +282,10 @@ impl Section<'_> {
              | {} | {} |",
             report::mib(ours.hwm_kib),
             kam.map_or("–".to_owned(), |k| report::mib(k.hwm_kib)),
-            report::ratio(ours.hwm_kib as f64, kam.map(|k| k.hwm_kib as f64))
+            report::ratio(
+                report::approx(ours.hwm_kib),
+                kam.map(|k| report::approx(k.hwm_kib))
+            )
         );
         if let Some(l) = &ours.latency {
             let _ = writeln!(
@@ -294,13 +297,13 @@ impl Section<'_> {
                 l.p90,
                 l.p99,
                 l.max,
-                report::count(l.count as usize)
+                report::count(l.count)
             );
         }
 
         if let Some(h) = &self.half {
             let p99_ok = h.latency.p99 < P99_TARGET_US;
-            let rss_ok = (h.hwm_kib as f64 / 1024.0) < RSS_TARGET_MIB;
+            let rss_ok = (report::approx(h.hwm_kib) / 1024.0) < RSS_TARGET_MIB;
             let _ = writeln!(
                 s,
                 "\n### sip-settings alone at half Kamailio's clean rate\n\nA fresh server \
@@ -313,9 +316,9 @@ impl Section<'_> {
             let _ = writeln!(
                 s,
                 "| calls | {} calls/s for {:.0} s: {} answered, failed: {} | |",
-                report::count(h.step.rate as usize),
+                report::count(h.step.rate),
                 HALF_SECS,
-                report::count(h.step.successful as usize),
+                report::count(h.step.successful),
                 h.step.failure_text()
             );
             let _ = writeln!(
@@ -324,7 +327,7 @@ impl Section<'_> {
                 h.latency.p50,
                 h.latency.p90,
                 h.latency.max,
-                report::count(h.latency.count as usize)
+                report::count(h.latency.count)
             );
             let _ = writeln!(
                 s,
@@ -378,10 +381,10 @@ impl Section<'_> {
             let _ = writeln!(
                 s,
                 "| {who} | {} | {} | {:.0} | {} | {} | {} | {:.0} % | {:.0} % | {} | {} |",
-                report::count(st.rate as usize),
-                report::count(st.calls as usize),
+                report::count(st.rate),
+                report::count(st.calls),
                 st.achieved,
-                report::count(st.successful as usize),
+                report::count(st.successful),
                 st.failure_text(),
                 response_cell(Some(st)),
                 st.server_cpu * 100.0 / st.wall.max(1e-9),

@@ -225,7 +225,7 @@ impl Step {
 
     /// Server CPU per successful call, µs.
     pub fn server_us_per_call(&self) -> f64 {
-        self.server_cpu * 1e6 / self.successful.max(1) as f64
+        self.server_cpu * 1e6 / crate::report::approx(self.successful.max(1))
     }
 
     /// Calls failed and every datagram dropped was dropped by SIPp's socket, none by the
@@ -236,7 +236,7 @@ impl Step {
 
     /// SIPp CPU per call created, µs.
     pub fn sipp_us_per_call(&self) -> f64 {
-        self.sipp_cpu * 1e6 / self.created.max(1) as f64
+        self.sipp_cpu * 1e6 / crate::report::approx(self.created.max(1))
     }
 
     /// The failures, `n of m (kind n, …)`.
@@ -251,8 +251,8 @@ impl Step {
             .collect();
         format!(
             "{} of {} ({})",
-            crate::report::count(self.failed as usize),
-            crate::report::count(self.calls as usize),
+            crate::report::count(self.failed),
+            crate::report::count(self.calls),
             if kinds.is_empty() {
                 "no reason given".to_owned()
             } else {
@@ -308,6 +308,11 @@ impl Sipp {
         secs: f64,
         trace_setup: bool,
     ) -> anyhow::Result<Step> {
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "the step's call count: rate × seconds rounded, at least 1 (`as` saturates)"
+        )]
         let calls = (f64::from(rate) * secs).round().max(1.0) as u64;
         let dir = self.dir.join(format!("{}-{rate}-{}", target.name, calls));
         if dir.exists() {
@@ -394,14 +399,16 @@ impl Sipp {
             .zip(watch(&target.also)?)
             .map(|((w, (cpu0, drops0)), (cpu1, drops1))| Watched {
                 name: w.name.clone(),
-                cpu: cpu1.saturating_sub(cpu0) as f64 * self.tick_us / 1e6,
+                cpu: crate::report::approx(cpu1.saturating_sub(cpu0)) * self.tick_us / 1e6,
                 drops: drops1.zip(drops0).map(|(a, b)| a.saturating_sub(b)),
             })
             .collect();
-        let server_cpu = server_cpu()?.saturating_sub(server_before) as f64 * self.tick_us / 1e6;
-        let sipp_cpu = process::reaped_children_ticks()?.saturating_sub(sipp_before) as f64
-            * self.tick_us
-            / 1e6;
+        let server_cpu =
+            crate::report::approx(server_cpu()?.saturating_sub(server_before)) * self.tick_us / 1e6;
+        let sipp_cpu =
+            crate::report::approx(process::reaped_children_ticks()?.saturating_sub(sipp_before))
+                * self.tick_us
+                / 1e6;
         let exit = status.code().unwrap_or(-1);
         if exit != 0 && exit != 1 {
             bail!(
@@ -476,10 +483,10 @@ fn creation_rate(created: u64, call_rate: f64, hold: Duration) -> f64 {
     if call_rate <= 0.0 || created == 0 {
         return call_rate.max(0.0);
     }
-    let elapsed = created as f64 / call_rate;
+    let elapsed = crate::report::approx(created) / call_rate;
     let creating = elapsed - hold.as_secs_f64();
     if creating > 0.0 {
-        created as f64 / creating
+        crate::report::approx(created) / creating
     } else {
         call_rate
     }
@@ -590,7 +597,7 @@ pub fn last_stats(text: &str) -> anyhow::Result<BTreeMap<String, String>> {
 fn rtt_every(calls: u64) -> u64 {
     (1..=calls.clamp(1, 1_000))
         .rev()
-        .find(|f| calls % f == 0)
+        .find(|f| calls.is_multiple_of(*f))
         .unwrap_or(1)
 }
 
@@ -610,7 +617,16 @@ pub fn response_times(text: &str) -> Option<ResponseTimes> {
         .skip(1)
         .filter_map(|l| l.split(';').nth(1))
         .filter_map(|t| t.trim().parse::<f64>().ok())
-        .map(|ms| ms.round().max(0.0) as u64)
+        .map(|ms| {
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "SIPp's response time rounded to the whole ms the report shows; negative \
+                          reads as 0 and `as` saturates, so an absurd value stays visibly absurd"
+            )]
+            let whole = ms.round().max(0.0) as u64;
+            whole
+        })
         .collect();
     if v.is_empty() {
         return None;
@@ -626,7 +642,13 @@ pub fn response_times(text: &str) -> Option<ResponseTimes> {
 /// The `q` quantile of sorted, non-empty values (nearest rank).
 fn quantile(sorted: &[u64], q: f64) -> u64 {
     let n = sorted.len();
-    sorted[((n as f64 * q).ceil() as usize).clamp(1, n) - 1]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "the nearest rank, clamped to 1..=n below (`as` saturates)"
+    )]
+    let rank = (crate::report::approx(n as u64) * q).ceil() as usize;
+    sorted[rank.clamp(1, n) - 1]
 }
 
 #[cfg(test)]
