@@ -354,7 +354,7 @@ impl Services {
         Ok((first.format("%Y-%m").to_string(), usage))
     }
 
-    /// Stores rates (see [`crate::Store::import_rates`]).
+    /// Stores rates (see [`crate::store::Billing::import_rates`]).
     pub async fn import_rates(&self, rates: &[Rate], replace: bool) -> Result<u64, ServiceError> {
         Ok(self.store().import_rates(rates, replace).await?)
     }

@@ -1,5 +1,7 @@
 //! The [`Store`] trait: everything the service keeps, behind one interface that the embedded
-//! SQLite store and the PostgreSQL store implement identically.
+//! SQLite store and the PostgreSQL store implement identically. It is the sum of the traits by
+//! concern ([`Accounts`], [`Certificates`], [`Addresses`], [`Settings`], [`Billing`],
+//! [`Devices`], [`Journal`]), which each back end implements in one file per trait.
 //!
 //! Rules the trait promises, whatever the back end:
 //! * each method is atomic: it changes everything it says or nothing;
@@ -12,7 +14,7 @@
 //!   journal entries. While a caller holds it, no other writer — in this process, another server
 //!   or the CLI — can change the account, so what the caller reads through the store in the
 //!   meantime is the state its change applies to (its `old` values, its `If-Match` check).
-//!   The single-change methods below ([`Store::set_privacy`] …) are one-op `AccountWrite`s
+//!   The single-change methods below ([`Settings::set_privacy`] …) are one-op `AccountWrite`s
 //!   without journal entries, for the CLI's copy and for tests.
 
 use std::fmt;
@@ -59,7 +61,7 @@ pub enum BalanceChange {
     },
 }
 
-/// What [`Store::add_alias`] did.
+/// What [`Addresses::add_alias`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AliasOutcome {
     /// The alias was added.
@@ -172,7 +174,7 @@ pub trait AccountWrite: Send {
 }
 
 /// One op in its own [`AccountWrite`], without journal entries.
-async fn write_one<S: Store + ?Sized>(
+async fn write_one<S: Accounts + ?Sized>(
     store: &S,
     account: &AccountId,
     op: AccountOp,
@@ -183,9 +185,32 @@ async fn write_one<S: Store + ?Sized>(
     Ok(applied)
 }
 
-/// The persistent state of the service.
+/// The persistent state of the service: the sum of the traits by concern ([`Accounts`],
+/// [`Certificates`], [`Addresses`], [`Settings`], [`Billing`], [`Devices`], [`Journal`]),
+/// implemented for every type that implements them all. Their methods are callable on a
+/// `dyn Store` without importing the traits by concern.
+pub trait Store:
+    Accounts + Certificates + Addresses + Settings + Billing + Devices + Journal + fmt::Debug
+{
+}
+
+impl<T> Store for T where
+    T: Accounts
+        + Certificates
+        + Addresses
+        + Settings
+        + Billing
+        + Devices
+        + Journal
+        + fmt::Debug
+        + ?Sized
+{
+}
+
+/// Domains, accounts and their credentials, and the [`AccountWrite`] every change of an
+/// account's data runs in.
 #[async_trait]
-pub trait Store: Send + Sync + fmt::Debug {
+pub trait Accounts: Send + Sync {
     /// Adds a domain. [`StoreError::Conflict`] if it exists.
     async fn add_domain(&self, domain: &Domain, at: DateTime<Utc>) -> Result<(), StoreError>;
     /// All domains, sorted.
@@ -239,7 +264,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// transaction. Returns how many certificates were revoked. [`StoreError::NotFound`] if
     /// there is no account.
     async fn delete_account(&self, id: &AccountId, at: DateTime<Utc>) -> Result<u64, StoreError>;
+}
 
+/// The certificates issued to accounts.
+#[async_trait]
+pub trait Certificates: Accounts {
     /// Records an issued certificate. [`StoreError::Conflict`] on a duplicate serial.
     async fn insert_certificate(&self, record: &CertRecord) -> Result<(), StoreError>;
     /// One certificate by serial.
@@ -269,9 +298,12 @@ pub trait Store: Send + Sync + fmt::Debug {
             ))),
         }
     }
+}
 
-    // ----- addresses: accounts and aliases share one namespace per domain -----
-
+/// The addresses of accounts besides their own: aliases (accounts and aliases share one
+/// namespace per domain) and ENUM numbers.
+#[async_trait]
+pub trait Addresses: Accounts {
     /// The account an address (an account's own or an alias) belongs to.
     async fn resolve_address(&self, address: &AccountId) -> Result<Option<AccountId>, StoreError>;
     /// Adds `alias` (in the account's domain) to `account`, atomically checking that the address
@@ -334,7 +366,12 @@ pub trait Store: Send + Sync + fmt::Debug {
     ) -> Result<Vec<(E164, AccountId)>, StoreError>;
     /// The account a number maps to.
     async fn resolve_enum(&self, number: &E164) -> Result<Option<AccountId>, StoreError>;
+}
 
+/// An account's call settings: forwarding, accept rules and DND, reject rules, voicemail,
+/// caller-id privacy and the phonebook.
+#[async_trait]
+pub trait Settings: Accounts {
     // ----- forwarding -----
 
     /// The account's forwarding.
@@ -451,7 +488,12 @@ pub trait Store: Send + Sync + fmt::Debug {
         let op = AccountOp::RemovePhonebookEntry(uri.clone());
         Ok(write_one(self, account, op).await?.existed())
     }
+}
 
+/// Rates, prepaid balances and sessions, call records, and moving an account's billing state
+/// (`sip-settings copy`).
+#[async_trait]
+pub trait Billing: Send + Sync {
     // ----- rates -----
 
     /// Stores rates in one transaction (adding or replacing by prefix; with `replace`, the
@@ -526,8 +568,22 @@ pub trait Store: Send + Sync + fmt::Debug {
         to: DateTime<Utc>,
     ) -> Result<Usage, StoreError>;
 
-    // ----- devices -----
+    // ----- moving an installation (`sip-settings copy`) -----
 
+    /// An account's balance, full history and every prepaid session.
+    async fn export_billing(&self, account: &AccountId) -> Result<BillingSnapshot, StoreError>;
+    /// Writes an exported billing state into an account that has none yet (balance, history
+    /// entries with their times and order, sessions), in one transaction.
+    async fn import_billing(
+        &self,
+        account: &AccountId,
+        snapshot: &BillingSnapshot,
+    ) -> Result<(), StoreError>;
+}
+
+/// The devices (SIP registrations) of accounts.
+#[async_trait]
+pub trait Devices: Send + Sync {
     /// Applies a registration in one transaction (the rules in [`crate::devices`]: a binding
     /// of the same Call-ID with a CSeq not above the stored one is left as it is) and answers
     /// the account's devices that have not lapsed at `registration.now`, most recently
@@ -548,21 +604,11 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// every call's decision.
     async fn device_expiry(&self, account: &AccountId)
     -> Result<Option<DateTime<Utc>>, StoreError>;
+}
 
-    // ----- moving an installation (`sip-settings copy`) -----
-
-    /// An account's balance, full history and every prepaid session.
-    async fn export_billing(&self, account: &AccountId) -> Result<BillingSnapshot, StoreError>;
-    /// Writes an exported billing state into an account that has none yet (balance, history
-    /// entries with their times and order, sessions), in one transaction.
-    async fn import_billing(
-        &self,
-        account: &AccountId,
-        snapshot: &BillingSnapshot,
-    ) -> Result<(), StoreError>;
-
-    // ----- journal -----
-
+/// The journal of changes of each account.
+#[async_trait]
+pub trait Journal: Send + Sync {
     /// An account's journal, newest first, entries with an id below `before` (a cursor).
     async fn list_journal(
         &self,

@@ -5,6 +5,7 @@
 
 use std::collections::HashSet;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sip_settings_core::StoreError;
 use sip_settings_core::calls::{
@@ -16,7 +17,7 @@ use sip_settings_core::journal::Stamp;
 use sip_settings_core::money::Money;
 use sip_settings_core::rating::{Rate, prefixes_of};
 use sip_settings_core::sip::SipUri;
-use sip_settings_core::store::BalanceChange;
+use sip_settings_core::store::{BalanceChange, Billing};
 use sip_settings_core::stored;
 use sqlx::{PgConnection, Row};
 
@@ -652,5 +653,95 @@ impl PgStore {
             Ok(())
         })
         .await
+    }
+}
+
+#[async_trait]
+impl Billing for PgStore {
+    async fn import_rates(&self, rates: &[Rate], replace: bool) -> Result<u64, StoreError> {
+        self.import_rates_impl(rates, replace).await
+    }
+
+    async fn list_rates(&self) -> Result<Vec<Rate>, StoreError> {
+        self.list_rates_impl().await
+    }
+
+    async fn find_rate(&self, digits: &str) -> Result<Option<Rate>, StoreError> {
+        self.find_rate_impl(digits).await
+    }
+
+    async fn get_balance(&self, account: &AccountId) -> Result<Money, StoreError> {
+        self.get_balance_impl(account).await
+    }
+
+    async fn change_balance(
+        &self,
+        account: &AccountId,
+        change: &BalanceChange,
+        at: DateTime<Utc>,
+        journal: Option<&Stamp>,
+    ) -> Result<Money, StoreError> {
+        self.change_balance_impl(account, change, at, journal).await
+    }
+
+    async fn balance_history(
+        &self,
+        account: &AccountId,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.balance_history_impl(account, limit).await
+    }
+
+    async fn open_prepaid_session(&self, request: &OpenRequest) -> Result<OpenOutcome, StoreError> {
+        self.open_session_impl(request).await
+    }
+
+    async fn close_prepaid_session(
+        &self,
+        request: &CloseRequest,
+    ) -> Result<Option<CloseOutcome>, StoreError> {
+        self.close_session_impl(request).await
+    }
+
+    async fn active_sessions(
+        &self,
+        account: &AccountId,
+    ) -> Result<Vec<PrepaidSession>, StoreError> {
+        self.active_sessions_impl(account).await
+    }
+
+    async fn record_calls(&self, calls: &[NewCall]) -> Result<Vec<bool>, StoreError> {
+        self.record_calls_impl(calls).await
+    }
+
+    async fn list_calls(
+        &self,
+        account: &AccountId,
+        direction: Direction,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        self.list_calls_impl(account, direction, since, limit).await
+    }
+
+    async fn usage(
+        &self,
+        account: &AccountId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Usage, StoreError> {
+        self.usage_impl(account, from, to).await
+    }
+
+    async fn export_billing(&self, account: &AccountId) -> Result<BillingSnapshot, StoreError> {
+        self.export_billing_impl(account).await
+    }
+
+    async fn import_billing(
+        &self,
+        account: &AccountId,
+        snapshot: &BillingSnapshot,
+    ) -> Result<(), StoreError> {
+        self.import_billing_impl(account, snapshot).await
     }
 }

@@ -1,10 +1,12 @@
 //! Registered devices on PostgreSQL: one transaction per registration, the account row locked
 //! so that two registrations of one account never together pass the device limit.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sip_settings_core::StoreError;
 use sip_settings_core::devices::{Device, MAX_DEVICES, Registration, lapses_at};
 use sip_settings_core::ids::AccountId;
+use sip_settings_core::store::Devices;
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
@@ -170,5 +172,30 @@ impl PgStore {
             .transpose()
         })
         .await
+    }
+}
+
+#[async_trait]
+impl Devices for PgStore {
+    async fn register(
+        &self,
+        registration: &sip_settings_core::devices::Registration,
+    ) -> Result<Vec<sip_settings_core::devices::Device>, StoreError> {
+        self.register_impl(registration).await
+    }
+
+    async fn list_devices(
+        &self,
+        account: &AccountId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<sip_settings_core::devices::Device>, StoreError> {
+        self.list_devices_impl(account, now).await
+    }
+
+    async fn device_expiry(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.device_expiry_impl(account).await
     }
 }

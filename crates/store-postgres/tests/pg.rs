@@ -19,8 +19,10 @@ use sip_settings_core::money::Money;
 use sip_settings_core::rating::Rate;
 use sip_settings_core::settings::{Group, TemporaryRule};
 use sip_settings_core::sip::{Condition, DiversionTarget, SipUri};
-use sip_settings_core::store::{AliasOutcome, BalanceChange};
-use sip_settings_core::{AccountId, Credentials, Domain, E164, Store, StoreError};
+use sip_settings_core::store::{
+    Accounts, Addresses, AliasOutcome, BalanceChange, Billing, Certificates, Settings,
+};
+use sip_settings_core::{AccountId, Credentials, Domain, E164, StoreError};
 use sip_settings_store_postgres::PgStore;
 use sqlx::{Connection, PgConnection};
 

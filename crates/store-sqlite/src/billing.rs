@@ -2,108 +2,28 @@
 //! balance pays for) are core's; this module makes each operation one transaction on the single
 //! writer connection, so concurrent opens are serialised and can never overdraw.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sip_settings_core::StoreError;
 use sip_settings_core::calls::{
     BillingSnapshot, CallRecord, Charge, CloseOutcome, CloseRequest, Direction, HistoryEntry,
     NewCall, OpenOutcome, OpenRequest, PrepaidRefusal, PrepaidSession, Settlement, Usage,
 };
-use sip_settings_core::ids::{AccountId, E164};
+use sip_settings_core::ids::AccountId;
 use sip_settings_core::journal::Stamp;
 use sip_settings_core::money::Money;
 use sip_settings_core::rating::{Rate, prefixes_of};
 use sip_settings_core::sip::SipUri;
-use sip_settings_core::store::BalanceChange;
+use sip_settings_core::store::{BalanceChange, Billing};
 use sip_settings_core::stored;
-use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, Sqlite, Transaction};
 
 use crate::SqliteStore;
 use crate::account_write::{BEGIN, insert_journal};
-use crate::rows::{account_id_from, corrupt, from_unix, map_err, unix};
-
-fn u32_of(v: i64, what: &str) -> Result<u32, StoreError> {
-    u32::try_from(v).map_err(|e| corrupt(what, e))
-}
-
-fn rate_from(r: &SqliteRow, p: &str) -> Result<Rate, StoreError> {
-    let col = |c: &str| format!("{p}{c}");
-    let prefix: String = r.try_get(col("prefix").as_str()).map_err(map_err)?;
-    let description: String = r.try_get(col("description").as_str()).map_err(map_err)?;
-    let connect: i64 = r.try_get("connect_fee").map_err(map_err)?;
-    let per_minute: i64 = r.try_get("rate_per_minute").map_err(map_err)?;
-    let inc: i64 = r.try_get("increment_seconds").map_err(map_err)?;
-    let min: i64 = r.try_get("minimum_seconds").map_err(map_err)?;
-    Rate::new(
-        &prefix,
-        &description,
-        Money::from_units(connect),
-        Money::from_units(per_minute),
-        u32_of(inc, "increment")?,
-        u32_of(min, "minimum")?,
-    )
-    .map_err(|e| corrupt("rate", e))
-}
-
-fn session_from(r: &SqliteRow) -> Result<PrepaidSession, StoreError> {
-    let destination: String = r.try_get("destination").map_err(map_err)?;
-    let closed_at: Option<DateTime<Utc>> = r.try_get("closed_at").map_err(map_err)?;
-    let closed = match closed_at {
-        Some(closed_at) => {
-            let duration: Option<i64> = r.try_get("duration").map_err(map_err)?;
-            let price: Option<i64> = r.try_get("price").map_err(map_err)?;
-            let balance: Option<i64> = r.try_get("balance_after").map_err(map_err)?;
-            Some(Settlement {
-                closed_at,
-                duration: u32_of(duration.unwrap_or_default(), "duration")?,
-                price: Money::from_units(price.unwrap_or_default()),
-                balance: Money::from_units(balance.unwrap_or_default()),
-            })
-        }
-        None => None,
-    };
-    let max: i64 = r.try_get("max_session_time").map_err(map_err)?;
-    let reserved: i64 = r.try_get("reserved").map_err(map_err)?;
-    Ok(PrepaidSession {
-        call_id: r.try_get("call_id").map_err(map_err)?,
-        account: account_id_from(r, "username", "domain")?,
-        destination: E164::parse_for("destination", &destination)
-            .map_err(|e| corrupt("destination", e))?,
-        opened_at: r.try_get("opened_at").map_err(map_err)?,
-        max_session_time: u32_of(max, "max_session_time")?,
-        reserved: Money::from_units(reserved),
-        rate: rate_from(r, "rate_")?,
-        closed,
-    })
-}
+use crate::rows::{call_from, map_err, rate_from, session_from, unix};
 
 const SESSION_SELECT: &str = "SELECT s.*, a.username, a.domain FROM prepaid_sessions s \
                               JOIN accounts a ON a.id = s.account_id";
-
-fn call_from(r: &SqliteRow) -> Result<CallRecord, StoreError> {
-    let caller: String = r.try_get("caller").map_err(map_err)?;
-    let callee: String = r.try_get("callee").map_err(map_err)?;
-    let media: String = r.try_get("media").map_err(map_err)?;
-    let start: i64 = r.try_get("start_at").map_err(map_err)?;
-    let stop: i64 = r.try_get("stop_at").map_err(map_err)?;
-    let duration: i64 = r.try_get("duration").map_err(map_err)?;
-    let status: i64 = r.try_get("status").map_err(map_err)?;
-    let price: Option<i64> = r.try_get("price").map_err(map_err)?;
-    Ok(CallRecord {
-        call_id: r.try_get("call_id").map_err(map_err)?,
-        from_tag: r.try_get("from_tag").map_err(map_err)?,
-        to_tag: r.try_get("to_tag").map_err(map_err)?,
-        caller: SipUri::parse_for("caller", &caller).map_err(|e| corrupt("caller", e))?,
-        callee: SipUri::parse_for("callee", &callee).map_err(|e| corrupt("callee", e))?,
-        start: from_unix(start)?,
-        stop: from_unix(stop)?,
-        duration: u32_of(duration, "duration")?,
-        status: u16::try_from(status).map_err(|e| corrupt("status", e))?,
-        media: stored::media(&media),
-        proxy_ip: r.try_get("proxy_ip").map_err(map_err)?,
-        price: price.map(Money::from_units),
-    })
-}
 
 async fn account_row(
     tx: &mut Transaction<'_, Sqlite>,
@@ -774,5 +694,95 @@ impl SqliteStore {
         }
         tx.commit().await.map_err(map_err)?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Billing for SqliteStore {
+    async fn import_rates(&self, rates: &[Rate], replace: bool) -> Result<u64, StoreError> {
+        self.import_rates_impl(rates, replace).await
+    }
+
+    async fn list_rates(&self) -> Result<Vec<Rate>, StoreError> {
+        self.list_rates_impl().await
+    }
+
+    async fn find_rate(&self, digits: &str) -> Result<Option<Rate>, StoreError> {
+        self.find_rate_impl(digits).await
+    }
+
+    async fn get_balance(&self, account: &AccountId) -> Result<Money, StoreError> {
+        self.get_balance_impl(account).await
+    }
+
+    async fn change_balance(
+        &self,
+        account: &AccountId,
+        change: &BalanceChange,
+        at: DateTime<Utc>,
+        journal: Option<&Stamp>,
+    ) -> Result<Money, StoreError> {
+        self.change_balance_impl(account, change, at, journal).await
+    }
+
+    async fn balance_history(
+        &self,
+        account: &AccountId,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.balance_history_impl(account, limit).await
+    }
+
+    async fn open_prepaid_session(&self, request: &OpenRequest) -> Result<OpenOutcome, StoreError> {
+        self.open_session_impl(request).await
+    }
+
+    async fn close_prepaid_session(
+        &self,
+        request: &CloseRequest,
+    ) -> Result<Option<CloseOutcome>, StoreError> {
+        self.close_session_impl(request).await
+    }
+
+    async fn active_sessions(
+        &self,
+        account: &AccountId,
+    ) -> Result<Vec<PrepaidSession>, StoreError> {
+        self.active_sessions_impl(account).await
+    }
+
+    async fn record_calls(&self, calls: &[NewCall]) -> Result<Vec<bool>, StoreError> {
+        self.record_calls_impl(calls).await
+    }
+
+    async fn list_calls(
+        &self,
+        account: &AccountId,
+        direction: Direction,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        self.list_calls_impl(account, direction, since, limit).await
+    }
+
+    async fn usage(
+        &self,
+        account: &AccountId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Usage, StoreError> {
+        self.usage_impl(account, from, to).await
+    }
+
+    async fn export_billing(&self, account: &AccountId) -> Result<BillingSnapshot, StoreError> {
+        self.export_billing_impl(account).await
+    }
+
+    async fn import_billing(
+        &self,
+        account: &AccountId,
+        snapshot: &BillingSnapshot,
+    ) -> Result<(), StoreError> {
+        self.import_billing_impl(account, snapshot).await
     }
 }

@@ -1,9 +1,11 @@
 //! Registered devices on SQLite: one transaction per registration on the single writer.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sip_settings_core::StoreError;
 use sip_settings_core::devices::{Device, MAX_DEVICES, Registration, lapses_at};
 use sip_settings_core::ids::AccountId;
+use sip_settings_core::store::Devices;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
@@ -140,5 +142,30 @@ impl SqliteStore {
             .await
             .map_err(map_err)?;
         rows.iter().map(device_from).collect()
+    }
+}
+
+#[async_trait]
+impl Devices for SqliteStore {
+    async fn register(
+        &self,
+        registration: &sip_settings_core::devices::Registration,
+    ) -> Result<Vec<sip_settings_core::devices::Device>, StoreError> {
+        self.register_impl(registration).await
+    }
+
+    async fn list_devices(
+        &self,
+        account: &AccountId,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<sip_settings_core::devices::Device>, StoreError> {
+        self.list_devices_impl(account, now).await
+    }
+
+    async fn device_expiry(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.fast.device_expiry(account)
     }
 }

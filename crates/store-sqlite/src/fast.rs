@@ -7,13 +7,12 @@
 //! showed dominating every request (see docs/benchmarks.md).
 //!
 //! Their results are kept in memory for as long as the database stays as it was: each look-up
-//! first reads the database's [`Version`] (one `pread`, no lock; see [`crate::changes`]) and
+//! first reads the database's [`Version`](crate::changes::Version) (one `pread`, no lock; see [`crate::changes`]) and
 //! answers from memory only when nothing was committed since the answer was read, by any
 //! connection of any process. So a revocation, by this server, another one or the CLI, holds
 //! for the next request at once, as without the cache. What the cache saves is SQLite's read
 //! transaction: its file locks and the mutexes around them were half of a request's CPU time.
 
-use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -35,17 +34,14 @@ use sip_settings_core::settings::{
 use sip_settings_core::sip::SipUri;
 use sip_settings_core::stored::{self, AccountRow, CertRow, corrupt};
 
-use crate::changes::{Version, WalWatch};
+use crate::cache::{Cache, Kind, Rows};
+use crate::changes::WalWatch;
 
 /// Most idle connections kept.
 const KEEP: usize = 8;
 /// SQLite's page cache of each fast-read connection, as `PRAGMA cache_size` takes it
 /// (negative: KiB).
 const FAST_PAGE_CACHE_KIB: i64 = -256;
-/// Most rows of one kind kept (an answer counts as the rows it holds, at least one); past that
-/// the kind is emptied and fills again.
-const MAX_CACHED: usize = 50_000;
-
 /// Read-only rusqlite connections to the database file, reused, and the answers they gave.
 #[derive(Debug)]
 pub(crate) struct FastReader {
@@ -57,88 +53,6 @@ pub(crate) struct FastReader {
     /// Answers given from the cache, for the tests.
     #[cfg(test)]
     hits: AtomicU64,
-}
-
-/// Answers read at one [`Version`] of the database.
-#[derive(Debug, Default)]
-struct Cache {
-    version: Option<Version>,
-    certificates: Kind<Serial, Option<CertRecord>>,
-    accounts: Kind<AccountId, Option<Account>>,
-    temporary_rules: Kind<AccountId, Option<TemporaryRule>>,
-    diversions: Kind<AccountId, Diversions>,
-    domains: Kind<Domain, bool>,
-    addresses: Kind<AccountId, Option<AccountId>>,
-    enum_numbers: Kind<E164, Option<AccountId>>,
-    accept_rules: Kind<AccountId, AcceptRules>,
-    reject: Kind<AccountId, Vec<RejectPattern>>,
-    phonebooks: Kind<AccountId, Vec<PhonebookEntry>>,
-    voicemail: Kind<AccountId, Option<Voicemail>>,
-    device_expiry: Kind<AccountId, Option<DateTime<Utc>>>,
-}
-
-/// The answers of one kind and the rows they hold.
-#[derive(Debug)]
-struct Kind<K, V> {
-    answers: HashMap<K, V>,
-    rows: usize,
-}
-
-impl<K, V> Default for Kind<K, V> {
-    fn default() -> Self {
-        Self {
-            answers: HashMap::new(),
-            rows: 0,
-        }
-    }
-}
-
-impl<K: Hash + Eq, V: Rows> Kind<K, V> {
-    /// Keeps `value`, emptying the kind first when it would hold more than [`MAX_CACHED`]
-    /// rows; an answer larger than that alone is not kept.
-    fn keep(&mut self, key: K, value: V) {
-        let rows = value.rows();
-        if rows > MAX_CACHED {
-            return;
-        }
-        if self.rows + rows > MAX_CACHED {
-            self.answers.clear();
-            self.rows = 0;
-        }
-        if let Some(old) = self.answers.insert(key, value) {
-            self.rows = self.rows.saturating_sub(old.rows());
-        }
-        self.rows += rows;
-    }
-}
-
-/// How many rows an answer holds, counted against [`MAX_CACHED`]: one for a single value or a
-/// miss, the length for a list (a phonebook may be long; a cache of 50 000 of them must not be).
-trait Rows {
-    fn rows(&self) -> usize {
-        1
-    }
-}
-
-impl Rows for bool {}
-impl<T> Rows for Option<T> {}
-
-impl<T> Rows for Vec<T> {
-    fn rows(&self) -> usize {
-        self.len().max(1)
-    }
-}
-
-impl<K, V> Rows for BTreeMap<K, V> {
-    fn rows(&self) -> usize {
-        self.len().max(1)
-    }
-}
-
-impl Rows for AcceptRules {
-    fn rows(&self) -> usize {
-        self.persistent.len() + 1
-    }
 }
 
 /// Maps a rusqlite error to the store's error kinds: a busy or locked database (any extended
@@ -613,9 +527,10 @@ mod tests {
     use std::future::Future;
 
     use chrono::{TimeZone, Utc};
+    use sip_settings_core::Credentials;
     use sip_settings_core::account::{Account, AccountProfile};
     use sip_settings_core::settings::{ClockTime, Group};
-    use sip_settings_core::{Credentials, Store};
+    use sip_settings_core::store::{Accounts, Addresses, Settings};
 
     use super::*;
     use crate::SqliteStore;
@@ -850,25 +765,5 @@ mod tests {
 
         cli.close().await;
         server.close().await;
-    }
-
-    /// A kind holds at most [`MAX_CACHED`] rows: a list counts as its length.
-    #[test]
-    fn a_kind_is_bounded_by_the_rows_it_holds() {
-        let mut kind: Kind<u32, Vec<u8>> = Kind::default();
-        kind.keep(1, vec![0; MAX_CACHED / 2]);
-        kind.keep(2, vec![0; MAX_CACHED / 2]);
-        assert_eq!((kind.answers.len(), kind.rows), (2, MAX_CACHED));
-        kind.keep(3, Vec::new());
-        assert_eq!(
-            (kind.answers.len(), kind.rows),
-            (1, 1),
-            "emptied, then kept"
-        );
-        kind.keep(3, vec![0; 10]);
-        assert_eq!((kind.answers.len(), kind.rows), (1, 10), "replaced");
-        kind.keep(4, vec![0; MAX_CACHED + 1]);
-        assert!(!kind.answers.contains_key(&4), "too large to keep");
-        assert_eq!(kind.rows, 10);
     }
 }

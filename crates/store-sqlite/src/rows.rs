@@ -4,11 +4,20 @@
 use chrono::{DateTime, TimeZone, Utc};
 use sip_settings_core::StoreError;
 use sip_settings_core::account::Account;
+use sip_settings_core::calls::{CallRecord, PrepaidSession, Settlement};
 use sip_settings_core::cert::CertRecord;
-use sip_settings_core::ids::AccountId;
+use sip_settings_core::ids::{AccountId, E164};
+use sip_settings_core::money::Money;
+use sip_settings_core::rating::Rate;
+use sip_settings_core::sip::SipUri;
 use sip_settings_core::stored::{self, AccountRow, CertRow};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
+
+/// The account columns [`account_from_row`] reads.
+pub(crate) const ACCOUNT_COLUMNS: &str = "username, domain, first_name, last_name, email, \
+     timezone, mobile, pstn_caller_id, language, no_answer_timeout, quick_dial, privacy, prepaid, \
+     created_at";
 
 /// Whether a SQLite result code, primary or extended, says that the database is busy or locked
 /// (another connection holds it; a retry may succeed): its primary code, the low byte, is
@@ -119,6 +128,90 @@ pub(crate) fn from_unix(s: i64) -> Result<DateTime<Utc>, StoreError> {
     Utc.timestamp_opt(s, 0)
         .single()
         .ok_or_else(|| corrupt("time", s))
+}
+
+/// An unsigned 32-bit column: a value out of range is a corrupt row.
+pub(crate) fn u32_of(v: i64, what: &str) -> Result<u32, StoreError> {
+    u32::try_from(v).map_err(|e| corrupt(what, e))
+}
+
+/// A rate from the row's columns, its prefix and description named with `p` before them.
+pub(crate) fn rate_from(r: &SqliteRow, p: &str) -> Result<Rate, StoreError> {
+    let col = |c: &str| format!("{p}{c}");
+    let prefix: String = r.try_get(col("prefix").as_str()).map_err(map_err)?;
+    let description: String = r.try_get(col("description").as_str()).map_err(map_err)?;
+    let connect: i64 = r.try_get("connect_fee").map_err(map_err)?;
+    let per_minute: i64 = r.try_get("rate_per_minute").map_err(map_err)?;
+    let inc: i64 = r.try_get("increment_seconds").map_err(map_err)?;
+    let min: i64 = r.try_get("minimum_seconds").map_err(map_err)?;
+    Rate::new(
+        &prefix,
+        &description,
+        Money::from_units(connect),
+        Money::from_units(per_minute),
+        u32_of(inc, "increment")?,
+        u32_of(min, "minimum")?,
+    )
+    .map_err(|e| corrupt("rate", e))
+}
+
+/// A prepaid session from a row of `SESSION_SELECT` (billing).
+pub(crate) fn session_from(r: &SqliteRow) -> Result<PrepaidSession, StoreError> {
+    let destination: String = r.try_get("destination").map_err(map_err)?;
+    let closed_at: Option<DateTime<Utc>> = r.try_get("closed_at").map_err(map_err)?;
+    let closed = match closed_at {
+        Some(closed_at) => {
+            let duration: Option<i64> = r.try_get("duration").map_err(map_err)?;
+            let price: Option<i64> = r.try_get("price").map_err(map_err)?;
+            let balance: Option<i64> = r.try_get("balance_after").map_err(map_err)?;
+            Some(Settlement {
+                closed_at,
+                duration: u32_of(duration.unwrap_or_default(), "duration")?,
+                price: Money::from_units(price.unwrap_or_default()),
+                balance: Money::from_units(balance.unwrap_or_default()),
+            })
+        }
+        None => None,
+    };
+    let max: i64 = r.try_get("max_session_time").map_err(map_err)?;
+    let reserved: i64 = r.try_get("reserved").map_err(map_err)?;
+    Ok(PrepaidSession {
+        call_id: r.try_get("call_id").map_err(map_err)?,
+        account: account_id_from(r, "username", "domain")?,
+        destination: E164::parse_for("destination", &destination)
+            .map_err(|e| corrupt("destination", e))?,
+        opened_at: r.try_get("opened_at").map_err(map_err)?,
+        max_session_time: u32_of(max, "max_session_time")?,
+        reserved: Money::from_units(reserved),
+        rate: rate_from(r, "rate_")?,
+        closed,
+    })
+}
+
+/// A call record from a `calls` row.
+pub(crate) fn call_from(r: &SqliteRow) -> Result<CallRecord, StoreError> {
+    let caller: String = r.try_get("caller").map_err(map_err)?;
+    let callee: String = r.try_get("callee").map_err(map_err)?;
+    let media: String = r.try_get("media").map_err(map_err)?;
+    let start: i64 = r.try_get("start_at").map_err(map_err)?;
+    let stop: i64 = r.try_get("stop_at").map_err(map_err)?;
+    let duration: i64 = r.try_get("duration").map_err(map_err)?;
+    let status: i64 = r.try_get("status").map_err(map_err)?;
+    let price: Option<i64> = r.try_get("price").map_err(map_err)?;
+    Ok(CallRecord {
+        call_id: r.try_get("call_id").map_err(map_err)?,
+        from_tag: r.try_get("from_tag").map_err(map_err)?,
+        to_tag: r.try_get("to_tag").map_err(map_err)?,
+        caller: SipUri::parse_for("caller", &caller).map_err(|e| corrupt("caller", e))?,
+        callee: SipUri::parse_for("callee", &callee).map_err(|e| corrupt("callee", e))?,
+        start: from_unix(start)?,
+        stop: from_unix(stop)?,
+        duration: u32_of(duration, "duration")?,
+        status: u16::try_from(status).map_err(|e| corrupt("status", e))?,
+        media: stored::media(&media),
+        proxy_ip: r.try_get("proxy_ip").map_err(map_err)?,
+        price: price.map(Money::from_units),
+    })
 }
 
 #[cfg(test)]

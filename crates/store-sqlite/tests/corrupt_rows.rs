@@ -5,7 +5,8 @@
 
 use chrono::{TimeZone, Utc};
 use sip_settings_core::account::{Account, AccountProfile};
-use sip_settings_core::{AccountId, Credentials, Domain, E164, Store, StoreError};
+use sip_settings_core::store::{Accounts, Addresses, Settings};
+use sip_settings_core::{AccountId, Credentials, Domain, E164, StoreError};
 use sip_settings_store_sqlite::SqliteStore;
 
 fn named<T: std::fmt::Debug>(result: Result<T, StoreError>, name: &str) {

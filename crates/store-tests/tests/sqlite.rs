@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use sip_settings_core::store::{Accounts, Addresses, Certificates, Settings};
 use sip_settings_core::{Clock, Store};
 use sip_settings_store_sqlite::SqliteStore;
 use sip_settings_store_tests::{Harness, conformance_suite};

@@ -1,0 +1,71 @@
+//! [`Certificates`] for [`PgStore`]: certificates.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sip_settings_core::StoreError;
+use sip_settings_core::cert::{CertRecord, Serial};
+use sip_settings_core::ids::AccountId;
+use sip_settings_core::store::Certificates;
+
+use crate::PgStore;
+use crate::account_write;
+use crate::error::retrying;
+use crate::rows::cert_from_row;
+
+#[async_trait]
+impl Certificates for PgStore {
+    async fn insert_certificate(&self, record: &CertRecord) -> Result<(), StoreError> {
+        retrying(|| async move {
+            let mut conn = self.pool.acquire().await?;
+            Ok(account_write::insert_certificate(&mut conn, record).await?)
+        })
+        .await
+    }
+
+    async fn get_certificate(&self, serial: &Serial) -> Result<Option<CertRecord>, StoreError> {
+        retrying(|| async move {
+            let row = sqlx::query("SELECT * FROM certificates WHERE serial = $1")
+                .bind(serial.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+            row.as_ref().map(cert_from_row).transpose()
+        })
+        .await
+    }
+
+    async fn list_certificates(
+        &self,
+        account: Option<&AccountId>,
+    ) -> Result<Vec<CertRecord>, StoreError> {
+        retrying(|| async move {
+            let rows =
+                match account {
+                    Some(id) => sqlx::query(
+                        "SELECT * FROM certificates WHERE account = $1 ORDER BY issued_at, serial",
+                    )
+                    .bind(id.to_string())
+                    .fetch_all(&self.pool)
+                    .await?,
+                    None => {
+                        sqlx::query("SELECT * FROM certificates ORDER BY issued_at, serial")
+                            .fetch_all(&self.pool)
+                            .await?
+                    }
+                };
+            rows.iter().map(cert_from_row).collect()
+        })
+        .await
+    }
+
+    async fn revoke_certificate(
+        &self,
+        serial: &Serial,
+        at: DateTime<Utc>,
+    ) -> Result<CertRecord, StoreError> {
+        retrying(|| async move {
+            let mut conn = self.pool.acquire().await?;
+            Ok(account_write::revoke_certificate(&mut conn, serial, None, at).await?)
+        })
+        .await
+    }
+}

@@ -1,0 +1,186 @@
+//! [`Settings`] for [`PgStore`]: call settings.
+
+use async_trait::async_trait;
+use sip_settings_core::ids::AccountId;
+use sip_settings_core::settings::{
+    AcceptRule, AcceptRules, DaysMask, Diversions, PhonebookEntry, RejectPattern, TemporaryRule,
+    Voicemail, VoicemailDelivery,
+};
+use sip_settings_core::sip::SipUri;
+use sip_settings_core::store::Settings;
+use sip_settings_core::stored;
+use sip_settings_core::{Email, StoreError};
+use sqlx::Row;
+
+use crate::ACCOUNT_ID;
+use crate::PgStore;
+use crate::error::{corrupt, retrying};
+
+#[async_trait]
+impl Settings for PgStore {
+    async fn get_diversions(&self, account: &AccountId) -> Result<Diversions, StoreError> {
+        retrying(|| async move {
+            let rows = sqlx::query(&format!(
+                "SELECT condition, target FROM diversions WHERE account_id = {ACCOUNT_ID}"
+            ))
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .fetch_all(&self.pool)
+            .await?;
+            let mut out = Diversions::new();
+            for r in rows {
+                let c: String = r.try_get("condition")?;
+                let t: String = r.try_get("target")?;
+                let (condition, target) = stored::diversion(&c, &t)?;
+                out.insert(condition, target);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn get_accept_rules(&self, account: &AccountId) -> Result<AcceptRules, StoreError> {
+        retrying(|| async move {
+            let rows = sqlx::query(&format!(
+                "SELECT days, start_minute, stop_minute, groups FROM accept_rules \
+                 WHERE account_id = {ACCOUNT_ID} ORDER BY days"
+            ))
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .fetch_all(&self.pool)
+            .await?;
+            let mut persistent = Vec::with_capacity(rows.len());
+            for r in rows {
+                let days: i32 = r.try_get("days")?;
+                let groups: String = r.try_get("groups")?;
+                persistent.push(AcceptRule {
+                    days: u32::try_from(days)
+                        .ok()
+                        .and_then(|d| DaysMask::new(d).ok())
+                        .ok_or_else(|| corrupt("days mask", days))?,
+                    start: stored::minute(r.try_get::<i32, _>("start_minute")?.into())?,
+                    stop: stored::minute(r.try_get::<i32, _>("stop_minute")?.into())?,
+                    groups: stored::groups(&groups)?,
+                });
+            }
+            let temp = sqlx::query(&format!(
+                "SELECT groups, until FROM accept_temporary WHERE account_id = {ACCOUNT_ID}"
+            ))
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+            let temporary = match temp {
+                Some(r) => {
+                    let groups: String = r.try_get("groups")?;
+                    Some(TemporaryRule {
+                        groups: stored::groups(&groups)?,
+                        until: r.try_get("until")?,
+                    })
+                }
+                None => None,
+            };
+            Ok(AcceptRules {
+                persistent,
+                temporary,
+            })
+        })
+        .await
+    }
+
+    async fn get_temporary_rule(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<TemporaryRule>, StoreError> {
+        retrying(|| async move {
+            let row = sqlx::query(&format!(
+                "SELECT groups, until FROM accept_temporary WHERE account_id = {ACCOUNT_ID}"
+            ))
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+            match row {
+                Some(r) => {
+                    let groups: String = r.try_get("groups")?;
+                    Ok(Some(TemporaryRule {
+                        groups: stored::groups(&groups)?,
+                        until: r.try_get("until")?,
+                    }))
+                }
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn list_reject(&self, account: &AccountId) -> Result<Vec<RejectPattern>, StoreError> {
+        retrying(|| async move {
+            let patterns: Vec<String> = sqlx::query_scalar(&format!(
+                "SELECT pattern FROM reject_rules WHERE account_id = {ACCOUNT_ID} ORDER BY pattern"
+            ))
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .fetch_all(&self.pool)
+            .await?;
+            patterns
+                .iter()
+                .map(|p| RejectPattern::parse(p).map_err(|e| corrupt("reject pattern", e)))
+                .collect()
+        })
+        .await
+    }
+
+    async fn get_voicemail(&self, account: &AccountId) -> Result<Option<Voicemail>, StoreError> {
+        retrying(|| async move {
+            let row = sqlx::query(&format!(
+                "SELECT enabled, delivery, email, pin_hash FROM voicemail \
+                 WHERE account_id = {ACCOUNT_ID}"
+            ))
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+            let Some(r) = row else { return Ok(None) };
+            let delivery: String = r.try_get("delivery")?;
+            let email: Option<String> = r.try_get("email")?;
+            Ok(Some(Voicemail {
+                enabled: r.try_get("enabled")?,
+                delivery: VoicemailDelivery::parse(&delivery)
+                    .map_err(|e| corrupt("delivery", e))?,
+                email: email
+                    .map(|e| Email::parse_for("email", &e))
+                    .transpose()
+                    .map_err(|e| corrupt("voicemail email", e))?,
+                pin_hash: r.try_get("pin_hash")?,
+            }))
+        })
+        .await
+    }
+
+    async fn list_phonebook(&self, account: &AccountId) -> Result<Vec<PhonebookEntry>, StoreError> {
+        retrying(|| async move {
+            let rows = sqlx::query(&format!(
+                "SELECT uri, name, groups FROM phonebook WHERE account_id = {ACCOUNT_ID} \
+                 ORDER BY uri"
+            ))
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    let uri: String = r.try_get("uri")?;
+                    let groups: String = r.try_get("groups")?;
+                    Ok(PhonebookEntry {
+                        uri: SipUri::parse_for("uri", &uri)
+                            .map_err(|e| corrupt("phonebook uri", e))?,
+                        name: r.try_get("name")?,
+                        groups: stored::phonebook_groups(&groups)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+}

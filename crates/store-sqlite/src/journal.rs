@@ -1,0 +1,48 @@
+//! [`Journal`] for [`SqliteStore`]: the journal.
+
+use async_trait::async_trait;
+use sip_settings_core::StoreError;
+use sip_settings_core::ids::AccountId;
+use sip_settings_core::journal::{JournalEntry, NewJournalEntry};
+use sip_settings_core::store::Journal;
+use sqlx::Row;
+
+use crate::SqliteStore;
+use crate::rows::map_err;
+
+#[async_trait]
+impl Journal for SqliteStore {
+    async fn list_journal(
+        &self,
+        account: &AccountId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM journal WHERE account = ? AND id < ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(account.to_string())
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(JournalEntry {
+                    id: r.try_get("id").map_err(map_err)?,
+                    entry: NewJournalEntry {
+                        at: r.try_get("at").map_err(map_err)?,
+                        account: account.clone(),
+                        door: r.try_get("door").map_err(map_err)?,
+                        actor: r.try_get("actor").map_err(map_err)?,
+                        source: r.try_get("source").map_err(map_err)?,
+                        resource: r.try_get("resource").map_err(map_err)?,
+                        old: r.try_get("old_value").map_err(map_err)?,
+                        new: r.try_get("new_value").map_err(map_err)?,
+                    },
+                })
+            })
+            .collect()
+    }
+}
