@@ -4,7 +4,6 @@
 //! are computed here, independently, from the formula of docs/billing.md in integer
 //! ten-thousandths.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, SecondsFormat, Utc};
@@ -134,12 +133,7 @@ struct Reply {
 impl Reply {
     async fn of(response: reqwest::Response) -> Self {
         let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let content_type = header_of(&response, "content-type").unwrap_or_default();
         let text = response.text().await.expect("body");
         Self {
             status,
@@ -214,13 +208,6 @@ async fn post_json(
     body: &Value,
 ) -> Reply {
     post_text(app, cert, path, &body.to_string()).await
-}
-
-async fn service_cert(app: &TestApp) -> IssuedCertificate {
-    app.services
-        .issue_certificate(CertSubject::Service("proxy".into()), None)
-        .await
-        .unwrap()
 }
 
 async fn admin_cert(app: &TestApp) -> IssuedCertificate {
@@ -320,29 +307,6 @@ async fn assert_balance(app: &TestApp, cert: &IssuedCertificate, units_expected:
     serde_json::from_str(&text).unwrap()
 }
 
-fn write_file(app: &TestApp, name: &str, content: &str) -> PathBuf {
-    let path = app.data_dir().join(name);
-    std::fs::write(&path, content).unwrap();
-    path
-}
-
-/// Runs the CLI and asserts it fails with one line on stderr; returns that line.
-fn cli_refused(app: &TestApp, args: &[&str]) -> String {
-    let out = app.cli(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        !out.status.success(),
-        "{args:?} succeeded: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "{args:?}: one line: {stderr}"
-    );
-    stderr
-}
-
 /// alice prepaid (in Asia/Kolkata, +05:30), the rate table imported, and a service certificate.
 async fn prepaid_alice(app: &TestApp) -> IssuedCertificate {
     app.cli_ok(&[
@@ -354,7 +318,7 @@ async fn prepaid_alice(app: &TestApp) -> IssuedCertificate {
         "--timezone",
         "Asia/Kolkata",
     ]);
-    let rates = write_file(app, "rates.csv", RATES_CSV);
+    let rates = app.write_file("rates.csv", RATES_CSV);
     app.cli_ok(&["rates", "import", rates.to_str().unwrap()]);
     service_cert(app).await
 }
@@ -1577,7 +1541,7 @@ async fn the_default_month_and_call_times_follow_the_account_zone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rates_import_checks_every_line_first_and_lookup_takes_the_longest_prefix() {
     let app = TestApp::spawn().await;
-    let good = write_file(&app, "rates.csv", RATES_CSV);
+    let good = app.write_file("rates.csv", RATES_CSV);
     app.cli_ok(&["rates", "import", good.to_str().unwrap()]);
     let before = app.cli_ok(&["rates", "list"]);
     assert_eq!(before.lines().count(), 2, "{before}");
@@ -1618,8 +1582,8 @@ async fn rates_import_checks_every_line_first_and_lookup_takes_the_longest_prefi
         (format!("{header}44,UK,0,0.02,1,0\n45,DK,0,0.02\n"), 3),
     ];
     for (i, (content, line)) in bad_files.iter().enumerate() {
-        let file = write_file(&app, &format!("bad-rates-{i}.csv"), content);
-        let err = cli_refused(&app, &["rates", "import", file.to_str().unwrap()]);
+        let file = app.write_file(&format!("bad-rates-{i}.csv"), content);
+        let err = app.cli_refused(&["rates", "import", file.to_str().unwrap()]);
         assert!(err.contains(&format!("line {line}")), "{content}: {err}");
         assert_eq!(
             app.cli_ok(&["rates", "list"]),
@@ -1628,12 +1592,11 @@ async fn rates_import_checks_every_line_first_and_lookup_takes_the_longest_prefi
         );
     }
     // Every malformed line is reported.
-    let two_bad = write_file(
-        &app,
+    let two_bad = app.write_file(
         "two-bad.csv",
         &format!("{header}4x,UK,0,0.02,1,0\n45,DK,0,0.02,1,0\n46,SE,0,abc,1,0\n"),
     );
-    let err = cli_refused(&app, &["rates", "import", two_bad.to_str().unwrap()]);
+    let err = app.cli_refused(&["rates", "import", two_bad.to_str().unwrap()]);
     assert!(err.contains("line 2") && err.contains("line 4"), "{err}");
     assert!(!err.contains("line 3"), "{err}");
     assert_eq!(app.cli_ok(&["rates", "list"]), before);
@@ -1644,12 +1607,11 @@ async fn rates_import_checks_every_line_first_and_lookup_takes_the_longest_prefi
     assert!(mobile.contains("Netherlands mobile, KPN"), "{mobile}");
     let fixed = app.cli_ok(&["rates", "lookup", "+31201234567"]);
     assert!(fixed.starts_with("31 "), "{fixed}");
-    cli_refused(&app, &["rates", "lookup", "+442071234567"]);
-    cli_refused(&app, &["rates", "lookup", "0612345678"]);
+    app.cli_refused(&["rates", "lookup", "+442071234567"]);
+    app.cli_refused(&["rates", "lookup", "0612345678"]);
 
     // Without --replace rates are added or updated by prefix; with it the table is replaced.
-    let update = write_file(
-        &app,
+    let update = app.write_file(
         "update.csv",
         &format!("{header}31,Netherlands fixed,0.01,0.05,1,0\n44,UK,0,0.02,1,0\n"),
     );
@@ -1658,16 +1620,12 @@ async fn rates_import_checks_every_line_first_and_lookup_takes_the_longest_prefi
     assert_eq!(list.lines().count(), 3, "{list}");
     assert!(list.contains("Netherlands fixed"), "{list}");
     assert!(list.contains("Netherlands mobile, KPN"), "{list}");
-    let replace = write_file(
-        &app,
-        "replace.csv",
-        &format!("{header}49,Germany,0,0.03,1,0\n"),
-    );
+    let replace = app.write_file("replace.csv", &format!("{header}49,Germany,0,0.03,1,0\n"));
     app.cli_ok(&["rates", "import", replace.to_str().unwrap(), "--replace"]);
     let list = app.cli_ok(&["rates", "list"]);
     assert_eq!(list.lines().count(), 1, "{list}");
     assert!(list.starts_with("49 "), "{list}");
-    cli_refused(&app, &["rates", "lookup", "+31612345678"]);
+    app.cli_refused(&["rates", "lookup", "+31612345678"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1676,9 +1634,9 @@ async fn balance_topup_takes_positive_amounts_and_set_records_the_difference() {
     app.cli_ok(&["account", "set", ALICE, "--prepaid", "true"]);
     app.cli_ok(&["balance", "topup", ALICE, "10"]);
     for bad in ["0", "-5", "abc", "1.23456", "", "0.0000", "1e3"] {
-        cli_refused(&app, &["balance", "topup", ALICE, bad]);
+        app.cli_refused(&["balance", "topup", ALICE, bad]);
     }
-    cli_refused(&app, &["balance", "topup", "nobody@example.com", "5"]);
+    app.cli_refused(&["balance", "topup", "nobody@example.com", "5"]);
     assert_balance(&app, &app.alice, 100_000).await;
     let h = app.read(&app.alice, "balance_history").await;
     assert_eq!(h.as_array().unwrap().len(), 1, "{h}");
@@ -1698,7 +1656,7 @@ async fn balance_topup_takes_positive_amounts_and_set_records_the_difference() {
     assert_eq!(h[2]["value"], "+10.0000");
     assert_eq!(h[2]["action"], "topup");
     for bad in ["abc", "1.23456", ""] {
-        cli_refused(&app, &["balance", "set", ALICE, bad]);
+        app.cli_refused(&["balance", "set", ALICE, bad]);
     }
     assert_balance(&app, &app.alice, 50_001).await;
     let show = app.cli_ok(&["balance", "show", ALICE]);
@@ -1736,20 +1694,19 @@ async fn calls_import_is_all_or_nothing_and_replays_add_nothing() {
         "imp-3@proxy,f3,t3,sip:alice@example.com\n".to_owned(),
     ];
     for (i, bad) in bads.iter().enumerate() {
-        let file = write_file(
-            &app,
+        let file = app.write_file(
             &format!("bad-calls-{i}.csv"),
             &format!("{header}{line1}{bad}"),
         );
-        let err = cli_refused(&app, &["calls", "import", file.to_str().unwrap()]);
+        let err = app.cli_refused(&["calls", "import", file.to_str().unwrap()]);
         assert!(err.contains("line 3"), "{bad}: {err}");
         assert_eq!(call_counts(&app, &app.alice).await, (0, 0), "{bad}");
         assert_eq!(call_counts(&app, &app.bob).await, (0, 0), "{bad}");
     }
-    let bad_header = write_file(&app, "bad-header.csv", &format!("call_id,caller\n{line1}"));
-    cli_refused(&app, &["calls", "import", bad_header.to_str().unwrap()]);
+    let bad_header = app.write_file("bad-header.csv", &format!("call_id,caller\n{line1}"));
+    app.cli_refused(&["calls", "import", bad_header.to_str().unwrap()]);
 
-    let file = write_file(&app, "calls.csv", &good);
+    let file = app.write_file("calls.csv", &good);
     let out = app.cli_ok(&["calls", "import", file.to_str().unwrap()]);
     assert!(out.contains("imported 2 "), "{out}");
     assert_eq!(call_counts(&app, &app.alice).await, (1, 1));

@@ -76,18 +76,10 @@ async fn every_door_is_journaled_with_actor_source_and_old_new() {
     assert_eq!(r.status(), 200);
     // The service API: a prepaid call debits the balance.
     app.cli(&["account", "set", ALICE, "--prepaid", "true"]);
-    let rates = app.data_dir().join("rates.csv");
-    std::fs::write(&rates, "prefix,description,connect_fee,rate_per_minute,increment_seconds,minimum_seconds\n31,NL,0,0.60,60,60\n").unwrap();
+    let rates = app.write_file("rates.csv", "prefix,description,connect_fee,rate_per_minute,increment_seconds,minimum_seconds\n31,NL,0,0.60,60,60\n");
     app.cli(&["rates", "import", rates.to_str().unwrap()]);
     app.cli(&["balance", "topup", ALICE, "5"]);
-    let proxy = app
-        .services
-        .issue_certificate(
-            sip_settings_core::cert::CertSubject::Service("proxy".into()),
-            None,
-        )
-        .await
-        .unwrap();
+    let proxy = service_cert(&app).await;
     let svc = app.client(Some(&proxy));
     let r = svc
         .post(format!("{}/v1/service/prepaid/sessions", app.base))

@@ -514,12 +514,7 @@ async fn a_subscriber_never_sees_or_changes_another_account() {
         form.extend(params_for(name));
         let response = send(app, &app.bob, post, &form).await;
         let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let content_type = header_of(&response, "content-type").unwrap_or_default();
         let body = response.bytes().await.unwrap();
         assert_eq!(
             status,
@@ -597,13 +592,7 @@ async fn request(
             .body(text.to_owned());
     }
     let response = request.send().await.expect("request");
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
+    let header = |name: &str| header_of(&response, name);
     let allow = header("allow");
     let content_type = header("content-type").unwrap_or_default();
     let status = response.status().as_u16();
@@ -656,16 +645,6 @@ fn problem_problems(
     } else {
         vec![format!("{what}: {} -- got {:?}", wrong.join("; "), a.body)]
     }
-}
-
-async fn service_cert(app: &TestApp) -> IssuedCertificate {
-    app.services
-        .issue_certificate(
-            sip_settings_core::cert::CertSubject::Service("proxy".into()),
-            None,
-        )
-        .await
-        .unwrap()
 }
 
 impl World {

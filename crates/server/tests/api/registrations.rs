@@ -10,8 +10,8 @@ use sip_settings_core::cert::IssuedCertificate;
 use sip_settings_sip::Transport;
 use sip_settings_sip::client::{Answer, ask};
 
+use crate::helpers::sip::{header, listen, question};
 use crate::helpers::*;
-use crate::sip_door::{header, listen, question, service_cert};
 
 const REGISTRATIONS: &str = "/v1/service/registrations";
 
@@ -410,8 +410,7 @@ async fn the_originating_question_answers_identity_privacy_and_prepaid_time() {
 
     // Prepaid: no balance → 402 naming why, nothing opened; with balance → the time it pays.
     app.cli_ok(&["account", "set", ALICE, "--prepaid", "true"]);
-    let rates = app.data_dir().join("rates.csv");
-    std::fs::write(&rates, RATES_CSV).unwrap();
+    let rates = app.write_file("rates.csv", RATES_CSV);
     app.cli_ok(&["rates", "import", rates.to_str().unwrap()]);
     let a = ask_udp(
         &app,

@@ -55,13 +55,7 @@ impl Api {
             request = request.json(&b);
         }
         let response = request.send().await.expect("request");
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
+        let header = |name: &str| header_of(&response, name);
         let etag = header("etag");
         let location = header("location");
         let content_type = header("content-type").unwrap_or_default();

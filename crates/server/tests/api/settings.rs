@@ -752,12 +752,7 @@ async fn empty_clears_absent_leaves_and_no_condition_changes_nothing() {
 }
 
 fn header(response: &reqwest::Response, name: &str) -> String {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
+    header_of(response, name).unwrap_or_default()
 }
 
 #[tokio::test]

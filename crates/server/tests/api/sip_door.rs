@@ -8,51 +8,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sip_settings_core::cert::CertSubject;
-use sip_settings_sip::client::{Answer, Connection, Question, ask};
-use sip_settings_sip::{Listen, Transport};
+use sip_settings_sip::Transport;
+use sip_settings_sip::client::{Answer, Connection, ask};
 
+use crate::helpers::sip::{header, hint_door, listen, question};
 use crate::helpers::*;
-
-fn listeners(c: &mut sip_settings::config::Config, transports: &[&str]) {
-    c.sip.listen = transports
-        .iter()
-        .map(|t| format!("{t}:127.0.0.1:0").parse().unwrap())
-        .collect();
-    c.sip.voicemail_uri = Some("sip:vm-{user}@vm.example.net".parse().unwrap());
-    // These tests are of the proxy-hint contract (registered unless `X-Registered: no`); the
-    // registration feed is tested in registrations.rs and kamailio/.
-    c.sip.registrations = sip_settings_sip::Registrations::Hint;
-}
-
-pub(crate) fn listen(app: &TestApp, t: Transport) -> Listen {
-    Listen {
-        transport: t,
-        addr: app.server.as_ref().unwrap().sip_addr(t).unwrap(),
-    }
-}
-
-pub(crate) fn question(uri: &str, from: &str, headers: &[&str]) -> Question {
-    Question {
-        uri: uri.to_owned(),
-        from: from.to_owned(),
-        headers: headers.iter().map(|h| (*h).to_owned()).collect(),
-    }
-}
-
-pub(crate) fn header<'a>(a: &'a Answer, name: &str) -> Option<&'a str> {
-    a.response.headers.get(name)
-}
 
 /// A TLS client configuration presenting `bundle` (or nothing), trusting this installation.
 fn tls_client(app: &TestApp, bundle: Option<&str>) -> Arc<rustls::ClientConfig> {
     let config = match bundle {
         Some(b) => sip_settings_pki::tls::client_config(&app.ca_pem, b).unwrap(),
         None => {
-            let mut roots = rustls::RootCertStore::empty();
-            for c in rustls_pki_types::CertificateDer::pem_slice_iter(app.ca_pem.as_bytes()) {
-                roots.add(c.unwrap()).unwrap();
-            }
+            let roots = roots_of(&app.ca_pem);
             rustls::ClientConfig::builder_with_provider(Arc::new(
                 rustls::crypto::aws_lc_rs::default_provider(),
             ))
@@ -65,19 +32,9 @@ fn tls_client(app: &TestApp, bundle: Option<&str>) -> Arc<rustls::ClientConfig> 
     Arc::new(config)
 }
 
-use rustls_pki_types::pem::PemObject;
-
-/// A service certificate (a proxy's) of this installation.
-pub(crate) async fn service_cert(app: &TestApp) -> sip_settings_core::cert::IssuedCertificate {
-    app.services
-        .issue_certificate(CertSubject::Service("proxy1".into()), None)
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn tls_answers_only_service_certificates_and_a_revocation_holds_for_the_next_invite() {
-    let app = TestApp::spawn_with(|c| listeners(c, &["tls"])).await;
+    let app = TestApp::spawn_with(|c| hint_door(c, &["tls"])).await;
     let server = listen(&app, Transport::Tls);
     let proxy = service_cert(&app).await;
     let q = question("sip:alice@example.com", "sip:bob@example.org", &[]);
@@ -134,7 +91,7 @@ async fn tls_answers_only_service_certificates_and_a_revocation_holds_for_the_ne
 #[tokio::test]
 async fn udp_and_tcp_answer_only_allow_listed_sources() {
     let app = TestApp::spawn_with(|c| {
-        listeners(c, &["udp", "tcp"]);
+        hint_door(c, &["udp", "tcp"]);
         c.sip.trusted = vec!["10.0.0.0/8".parse().unwrap(), "::1".parse().unwrap()];
     })
     .await;
@@ -155,7 +112,7 @@ async fn udp_and_tcp_answer_only_allow_listed_sources() {
     }
 
     // The default allow-list is loopback.
-    let app = TestApp::spawn_with(|c| listeners(c, &["udp", "tcp"])).await;
+    let app = TestApp::spawn_with(|c| hint_door(c, &["udp", "tcp"])).await;
     for t in [Transport::Udp, Transport::Tcp] {
         let a = ask(listen(&app, t), &q, None).await.unwrap();
         assert_eq!(a.response.code, 302, "{t}: {}", a.text);
@@ -215,20 +172,20 @@ fn forward_of(f: &Value) -> Said {
 /// `explain`'s outcome as the SIP door would answer it at `step`.
 fn said_by_outcome(o: &Value, no_answer: bool) -> Said {
     match o["action"].as_str().unwrap() {
-        "reject" => Said::Reject(o["code"].as_u64().unwrap() as u16),
+        "reject" => Said::Reject(u16::try_from(o["code"].as_u64().unwrap()).unwrap()),
         "forward" => forward_of(o),
         "ring" if no_answer => match &o["on_no_answer"] {
             Value::Null => Said::Reject(480),
             f => forward_of(f),
         },
-        "ring" => Said::Ring(o["seconds"].as_u64().unwrap() as u32),
+        "ring" => Said::Ring(u32::try_from(o["seconds"].as_u64().unwrap()).unwrap()),
         other => panic!("unknown action {other}"),
     }
 }
 
 #[tokio::test]
 async fn every_answer_is_the_decision_of_explain_and_service_route() {
-    let app = TestApp::spawn_with(|c| listeners(c, &["udp"])).await;
+    let app = TestApp::spawn_with(|c| hint_door(c, &["udp"])).await;
     let server = listen(&app, Transport::Udp);
     let proxy_cert = service_cert(&app).await;
     let proxy = app.client(Some(&proxy_cert));
@@ -366,7 +323,7 @@ async fn every_answer_is_the_decision_of_explain_and_service_route() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_garbage_datagrams_does_not_stop_answers() {
-    let app = TestApp::spawn_with(|c| listeners(c, &["udp"])).await;
+    let app = TestApp::spawn_with(|c| hint_door(c, &["udp"])).await;
     let server = listen(&app, Transport::Udp);
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
@@ -435,7 +392,7 @@ async fn a_flood_of_garbage_datagrams_does_not_stop_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sip_ask_prints_the_answer_of_each_transport() {
-    let app = TestApp::spawn_with(|c| listeners(c, &["udp", "tcp", "tls"])).await;
+    let app = TestApp::spawn_with(|c| hint_door(c, &["udp", "tcp", "tls"])).await;
     let proxy = service_cert(&app).await;
     let bundle = app.write_crt("proxy1.crt", &proxy);
     assert!(
@@ -537,7 +494,7 @@ async fn service_route_reads_callers_with_parameters_and_tel_numbers() {
 
 #[tokio::test]
 async fn a_malformed_request_is_refused_with_what_is_wrong_and_changes_nothing() {
-    let app = TestApp::spawn_with(|c| listeners(c, &["udp"])).await;
+    let app = TestApp::spawn_with(|c| hint_door(c, &["udp"])).await;
     let server = listen(&app, Transport::Udp).addr;
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let send = |text: String| {

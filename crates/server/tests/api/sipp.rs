@@ -16,6 +16,7 @@ use sip_settings::app::{RunningServer, open_services};
 use sip_settings_core::Clock;
 use sip_settings_sip::Transport;
 
+use crate::helpers::sip::hint_door;
 use crate::helpers::{ALICE, TestApp, assert_success};
 
 pub(crate) mod peer;
@@ -37,17 +38,7 @@ macro_rules! require_sipp {
 
 /// A server with the SIP door on UDP and TCP (port 0) and a voice-mailbox URI template.
 async fn spawn() -> TestApp {
-    TestApp::spawn_with(|c| {
-        c.sip.listen = vec![
-            "udp:127.0.0.1:0".parse().unwrap(),
-            "tcp:127.0.0.1:0".parse().unwrap(),
-        ];
-        c.sip.voicemail_uri = Some("sip:vm-{user}@vm.example.net".parse().unwrap());
-        // The proxy-hint contract (registered unless `X-Registered: no`); the registration
-        // feed is tested in registrations.rs and kamailio/.
-        c.sip.registrations = sip_settings_sip::Registrations::Hint;
-    })
-    .await
+    TestApp::spawn_with(|c| hint_door(c, &["udp", "tcp"])).await
 }
 
 /// The SIP door's bound address for `transport`.

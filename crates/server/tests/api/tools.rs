@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::helpers::serve::KillOnDrop;
 use crate::helpers::*;
 
 fn run(cmd: &mut Command) -> (bool, String, String) {
@@ -243,15 +244,5 @@ async fn quickstart_runs_the_demo_and_the_printed_curl_line_works() {
         }
         let _ = child.0.kill();
         let _ = child.0.wait();
-    }
-}
-
-/// A child process killed when the test ends, also when an assertion fails first.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }

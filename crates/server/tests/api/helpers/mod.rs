@@ -20,46 +20,52 @@ use sip_settings_core::{AccountId, Clock, ManualClock, Password, Services};
 use sip_settings_pki::Pki;
 use tempfile::TempDir;
 
-pub mod pg;
-pub mod serve;
+pub(crate) mod pg;
+pub(crate) mod serve;
+pub(crate) mod sip;
 
-pub const ALICE: &str = "alice@example.com";
-pub const BOB: &str = "bob@example.com";
-pub const ALICE_PASSWORD: &str = "alice-sip-password";
-pub const BOB_PASSWORD: &str = "bob-sip-password";
+pub(crate) const ALICE: &str = "alice@example.com";
+pub(crate) const BOB: &str = "bob@example.com";
+pub(crate) const ALICE_PASSWORD: &str = "alice-sip-password";
+pub(crate) const BOB_PASSWORD: &str = "bob-sip-password";
 
 /// A running server with its data directory and provisioned accounts.
-pub struct TestApp {
-    pub dir: TempDir,
-    pub config: Config,
-    pub services: Services,
-    pub clock: Arc<ManualClock>,
-    pub server: Option<RunningServer>,
-    pub base: String,
-    pub ca_pem: String,
-    pub alice: IssuedCertificate,
-    pub bob: IssuedCertificate,
+pub(crate) struct TestApp {
+    pub(crate) dir: TempDir,
+    pub(crate) config: Config,
+    pub(crate) services: Services,
+    pub(crate) clock: Arc<ManualClock>,
+    pub(crate) server: Option<RunningServer>,
+    pub(crate) base: String,
+    pub(crate) ca_pem: String,
+    pub(crate) alice: IssuedCertificate,
+    pub(crate) bob: IssuedCertificate,
 }
 
 impl TestApp {
     /// A fresh installation, served on 127.0.0.1 with a free port.
-    pub async fn spawn() -> Self {
+    pub(crate) async fn spawn() -> Self {
         Self::spawn_with(|_| {}).await
     }
 
     /// The data directory.
-    pub fn data_dir(&self) -> &Path {
+    pub(crate) fn data_dir(&self) -> &Path {
         self.dir.path()
     }
 
     /// The CA of this installation (to make certificates the service would not).
-    pub fn pki(&self) -> Pki {
+    pub(crate) fn pki(&self) -> Pki {
         sip_settings_pki::files::load_ca(self.data_dir()).unwrap()
     }
 
     /// A certificate signed by this CA but never recorded by the service, valid for the given
     /// days around now (negative end = expired).
-    pub fn unrecorded_cert(&self, who: &str, from_days: i64, to_days: i64) -> IssuedCertificate {
+    pub(crate) fn unrecorded_cert(
+        &self,
+        who: &str,
+        from_days: i64,
+        to_days: i64,
+    ) -> IssuedCertificate {
         let now = Utc::now();
         self.pki()
             .issue_unrecorded(&IssueRequest {
@@ -71,7 +77,7 @@ impl TestApp {
     }
 
     /// A client presenting `cert` (or none), trusting this installation's CA.
-    pub fn client(&self, cert: Option<&IssuedCertificate>) -> reqwest::Client {
+    pub(crate) fn client(&self, cert: Option<&IssuedCertificate>) -> reqwest::Client {
         client_with(
             &self.ca_pem,
             cert.map(|c| (c.cert_pem.as_str(), c.key_pem.as_str())),
@@ -79,7 +85,7 @@ impl TestApp {
     }
 
     /// GET `settings.phtml` with a query string; returns status and JSON body.
-    pub async fn action(&self, cert: &IssuedCertificate, query: &str) -> (u16, Value) {
+    pub(crate) async fn action(&self, cert: &IssuedCertificate, query: &str) -> (u16, Value) {
         let response = self
             .client(Some(cert))
             .get(format!("{}/settings.phtml?{query}", self.base))
@@ -89,21 +95,28 @@ impl TestApp {
         json_of(response).await
     }
 
+    /// Writes `content` to a file in the data directory and returns its path.
+    pub(crate) fn write_file(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.data_dir().join(name);
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+
     /// Writes a certificate's `.crt` bundle to a file and returns its path.
-    pub fn write_crt(&self, name: &str, cert: &IssuedCertificate) -> PathBuf {
+    pub(crate) fn write_crt(&self, name: &str, cert: &IssuedCertificate) -> PathBuf {
         let path = self.data_dir().join(name);
         std::fs::write(&path, cert.crt_bundle()).unwrap();
         path
     }
 
     /// Runs the real `sip-settings` binary against this data directory.
-    pub fn cli(&self, args: &[&str]) -> Output {
+    pub(crate) fn cli(&self, args: &[&str]) -> Output {
         sip_settings_cmd(self.data_dir(), args)
     }
 }
 
 /// Runs the real binary with `--data-dir`.
-pub fn sip_settings_cmd(data_dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn sip_settings_cmd(data_dir: &Path, args: &[&str]) -> Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_sip-settings"))
         .arg("--data-dir")
         .arg(data_dir)
@@ -116,14 +129,9 @@ pub fn sip_settings_cmd(data_dir: &Path, args: &[&str]) -> Output {
 }
 
 /// Status and JSON body of a response; asserts the content type is JSON.
-pub async fn json_of(response: reqwest::Response) -> (u16, Value) {
+pub(crate) async fn json_of(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let content_type = header_of(&response, "content-type").unwrap_or_default();
     let text = response.text().await.expect("body");
     assert!(
         content_type.starts_with("application/json"),
@@ -135,13 +143,28 @@ pub async fn json_of(response: reqwest::Response) -> (u16, Value) {
     )
 }
 
-/// A reqwest client trusting `ca_pem` and presenting an optional certificate and key.
-pub fn client_with(ca_pem: &str, identity: Option<(&str, &str)>) -> reqwest::Client {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+/// A response header as text, if there and readable.
+pub(crate) fn header_of(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// A root store holding the certificates of `ca_pem`.
+pub(crate) fn roots_of(ca_pem: &str) -> RootCertStore {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert.unwrap()).unwrap();
     }
+    roots
+}
+
+/// A reqwest client trusting `ca_pem` and presenting an optional certificate and key.
+pub(crate) fn client_with(ca_pem: &str, identity: Option<(&str, &str)>) -> reqwest::Client {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let roots = roots_of(ca_pem);
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
@@ -164,7 +187,7 @@ pub fn client_with(ca_pem: &str, identity: Option<(&str, &str)>) -> reqwest::Cli
 }
 
 /// The read actions of the compatibility endpoint, seed names, in the order snapshots list them.
-pub const READ_ACTIONS: [&str; 7] = [
+pub(crate) const READ_ACTIONS: [&str; 7] = [
     "account",
     "aliases",
     "enum",
@@ -176,7 +199,7 @@ pub const READ_ACTIONS: [&str; 7] = [
 
 impl TestApp {
     /// POST `settings.phtml` with a form; returns status and JSON body.
-    pub async fn post_action(
+    pub(crate) async fn post_action(
         &self,
         cert: &IssuedCertificate,
         form: &[(&str, &str)],
@@ -192,7 +215,7 @@ impl TestApp {
     }
 
     /// GET `settings.phtml` with a query string; the raw response (for file downloads).
-    pub async fn get_raw(&self, cert: &IssuedCertificate, query: &str) -> reqwest::Response {
+    pub(crate) async fn get_raw(&self, cert: &IssuedCertificate, query: &str) -> reqwest::Response {
         self.client(Some(cert))
             .get(format!("{}/settings.phtml?{query}", self.base))
             .send()
@@ -201,7 +224,7 @@ impl TestApp {
     }
 
     /// POST `settings.phtml` with a form; the raw response (for file downloads).
-    pub async fn post_raw(
+    pub(crate) async fn post_raw(
         &self,
         cert: &IssuedCertificate,
         form: &[(&str, &str)],
@@ -215,7 +238,7 @@ impl TestApp {
     }
 
     /// Every read action's JSON for the certificate's account, in [`READ_ACTIONS`] order.
-    pub async fn snapshot_of(&self, cert: &IssuedCertificate) -> Vec<(&'static str, Value)> {
+    pub(crate) async fn snapshot_of(&self, cert: &IssuedCertificate) -> Vec<(&'static str, Value)> {
         let client = self.client(Some(cert));
         let mut out = Vec::new();
         for name in READ_ACTIONS {
@@ -232,21 +255,21 @@ impl TestApp {
     }
 
     /// Snapshots of alice and bob together.
-    pub async fn snapshot_both(&self) -> Vec<(&'static str, Value)> {
+    pub(crate) async fn snapshot_both(&self) -> Vec<(&'static str, Value)> {
         let mut s = self.snapshot_of(&self.alice).await;
         s.extend(self.snapshot_of(&self.bob).await);
         s
     }
 
     /// One read action's JSON (asserting a 200).
-    pub async fn read(&self, cert: &IssuedCertificate, name: &str) -> Value {
+    pub(crate) async fn read(&self, cert: &IssuedCertificate, name: &str) -> Value {
         let (status, body) = self.action(cert, &format!("action={name}")).await;
         assert_eq!(status, 200, "read {name}: {body}");
         body
     }
 
     /// Runs the real binary and asserts success; returns stdout.
-    pub fn cli_ok(&self, args: &[&str]) -> String {
+    pub(crate) fn cli_ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);
         assert!(
             out.status.success(),
@@ -257,9 +280,32 @@ impl TestApp {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Runs the real binary and asserts that it fails with one line on stderr and no panic;
+    /// returns stderr.
+    pub(crate) fn cli_refused(&self, args: &[&str]) -> String {
+        let result = self.cli(args);
+        let err = String::from_utf8_lossy(&result.stderr).into_owned();
+        assert!(
+            !result.status.success(),
+            "{args:?} succeeded: {}",
+            String::from_utf8_lossy(&result.stdout)
+        );
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{args:?}: one line, got: {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        err
+    }
+
     /// Creates an account through the real binary (extra `account add` flags allowed) and
     /// issues it a certificate.
-    pub async fn add_account_with_cert(&self, who: &str, extra: &[&str]) -> IssuedCertificate {
+    pub(crate) async fn add_account_with_cert(
+        &self,
+        who: &str,
+        extra: &[&str],
+    ) -> IssuedCertificate {
         let mut args = vec!["account", "add", who, "--password", "some-sip-password-1"];
         args.extend_from_slice(extra);
         self.cli_ok(&args);
@@ -270,13 +316,13 @@ impl TestApp {
     }
 
     /// Number of lines `cert list USER@DOMAIN` prints.
-    pub fn cert_list_lines(&self, who: &str) -> usize {
+    pub(crate) fn cert_list_lines(&self, who: &str) -> usize {
         self.cli_ok(&["cert", "list", who]).lines().count()
     }
 }
 
 /// Asserts a successful status object with exactly this text.
-pub fn assert_done(status: u16, body: &Value, text: &str) {
+pub(crate) fn assert_done(status: u16, body: &Value, text: &str) {
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,
@@ -286,14 +332,14 @@ pub fn assert_done(status: u16, body: &Value, text: &str) {
 }
 
 /// Asserts a successful status object (any text).
-pub fn assert_success(status: u16, body: &Value) {
+pub(crate) fn assert_success(status: u16, body: &Value) {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["success"], true, "{body}");
     assert!(body["error_message"].is_string(), "{body}");
 }
 
 /// The keys of a JSON object, in order.
-pub fn keys_of(value: &Value) -> Vec<String> {
+pub(crate) fn keys_of(value: &Value) -> Vec<String> {
     value
         .as_object()
         .unwrap_or_else(|| panic!("not an object: {value}"))
@@ -303,7 +349,7 @@ pub fn keys_of(value: &Value) -> Vec<String> {
 }
 
 /// Percent-encodes a value for a query string.
-pub fn enc(value: &str) -> String {
+pub(crate) fn enc(value: &str) -> String {
     let mut out = String::new();
     for b in value.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -318,7 +364,7 @@ pub fn enc(value: &str) -> String {
 impl TestApp {
     /// Like [`TestApp::spawn`], with the configuration changed by `f` before the services open
     /// (e.g. `|c| c.services.prepaid_max_sessions = 2`).
-    pub async fn spawn_with(f: impl FnOnce(&mut Config)) -> Self {
+    pub(crate) async fn spawn_with(f: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = Config::for_data_dir(dir.path());
         config.listen = "127.0.0.1:0".parse().unwrap();
@@ -374,14 +420,9 @@ impl TestApp {
 
 /// A client without a certificate, trusting the installation's CA, that does not follow
 /// redirects (so the statuses are the server's own).
-pub fn no_redirects(app: &TestApp) -> reqwest::Client {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(app.ca_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
+pub(crate) fn no_redirects(app: &TestApp) -> reqwest::Client {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let roots = roots_of(&app.ca_pem);
     let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
@@ -392,4 +433,12 @@ pub fn no_redirects(app: &TestApp) -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client")
+}
+
+/// A service certificate (a proxy's) of this installation.
+pub(crate) async fn service_cert(app: &TestApp) -> IssuedCertificate {
+    app.services
+        .issue_certificate(CertSubject::Service("proxy".into()), None)
+        .await
+        .unwrap()
 }

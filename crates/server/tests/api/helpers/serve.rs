@@ -12,7 +12,7 @@ use super::{ALICE, ALICE_PASSWORD, BOB, BOB_PASSWORD, client_with};
 
 /// A `sip-settings serve` child process; killed (SIGKILL) when dropped.
 pub(crate) struct Server {
-    child: Child,
+    child: KillOnDrop,
     pub(crate) base: String,
     /// The SIP door's listeners, `tcp:127.0.0.1:PORT`, as `serve` printed them.
     pub(crate) sip: Vec<String>,
@@ -96,25 +96,33 @@ impl Server {
                     .to_owned()
             })
             .collect();
-        Self { child, base, sip }
+        Self {
+            child: KillOnDrop(child),
+            base,
+            sip,
+        }
     }
 
     /// Whether the process still runs.
     pub(crate) fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        matches!(self.child.0.try_wait(), Ok(None))
     }
 
     /// SIGKILL, and wait for the process to be gone.
     pub(crate) fn kill(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("wait");
+        self.child.0.kill().expect("SIGKILL");
+        self.child.0.wait().expect("wait");
     }
 }
 
-impl Drop for Server {
+/// A child process killed (SIGKILL) and reaped when the test ends, also when an assertion fails
+/// first.
+pub(crate) struct KillOnDrop(pub(crate) Child);
+
+impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
