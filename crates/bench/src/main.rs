@@ -36,13 +36,14 @@ mod sipp;
 mod sipp_calls;
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Parser, Subcommand};
 use hyper::StatusCode;
+use hyper::body::Bytes;
 
 use crate::load::{CheckFirst, Client, MakeReq, Measured, Plan, Req, Target};
 use crate::process::{Server, ServerSpec};
@@ -310,26 +311,7 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
     if matches!(cli.what, What::Sip | What::Proxy) {
         fs::create_dir_all(&work.0)?;
         fs::write(&config_path, SERVER_CONFIG)?;
-        let (section, begin, end) = if cli.what == What::Sip {
-            let section = sip::run(sip_params(&command)).await?;
-            (section, sip_report::BEGIN, sip_report::END)
-        } else {
-            let section = proxy::run(sip_params(&command), cli.kamailio_children).await?;
-            (section, proxy_report::BEGIN, proxy_report::END)
-        };
-        println!("{section}");
-        if cli.smoke {
-            eprintln!("smoke run: docs/benchmarks.md left as it is");
-        } else {
-            let doc = fs::read_to_string(&docs).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
-            fs::write(
-                &docs,
-                sip_report::splice_between(&doc, &section, begin, end),
-            )
-            .with_context(|| format!("writing {}", docs.display()))?;
-            eprintln!("wrote the {} section of {}", begin, docs.display());
-        }
-        return Ok(());
+        return sip_or_proxy_alone(cli, sip_params(&command), &docs).await;
     }
 
     let prov = provision::prepare(&bench_dir, &data, n, database).await?;
@@ -353,6 +335,202 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
         "not in this server"
     };
 
+    let (clients, service_client) = tls_clients(&data, &prov)?;
+    let server_key = fs::read_to_string(data.join("server.key")).context("reading server.key")?;
+    let key_type = key_type(&server_key);
+    let tick_us = process::tick_us();
+    let run_tag = format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%d%H%M%S"),
+        std::process::id()
+    );
+
+    describe_setup(
+        &mut report,
+        cli,
+        &sizes,
+        (&root, &bin),
+        rate_limits,
+        &key_type,
+    );
+    let generator = Generator {
+        sizes: &sizes,
+        prov: &prov,
+        clients: &clients,
+        tick_us,
+    };
+
+    // ---- Phase 1: the server on the provisioned store ----
+    let mut server = Server::start(&spec, &logs.join("server-1.log"))?;
+    let target = Target::local(server.addr)?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_idle = server.rss_kib()?;
+    let (tls_sip, account_body) = load::probe(&target, &clients[0], &Req::get(ACCOUNT_PATH))
+        .await
+        .context("first request to sip-settings")?;
+    check_account(&account_body, &prov.accounts[0].name)?;
+    report.setup.push(format!(
+        "Negotiated with sip-settings: {tls_sip}. The `account` reply is {} bytes.",
+        account_body.len()
+    ));
+
+    let rss_after = if want_http {
+        Some(http_scenarios(&mut report, &server, &target, &generator).await?)
+    } else {
+        None
+    };
+    let api_total = if want_calls {
+        api_records(
+            &mut report,
+            &server,
+            &target,
+            &service_client,
+            &generator,
+            &run_tag,
+        )
+        .await?
+    } else {
+        0
+    };
+    server.check_alive()?;
+    server.stop()?;
+
+    // ---- The nginx baseline, while sip-settings is stopped ----
+    if want_http {
+        nginx_baseline(
+            &mut report,
+            &generator,
+            (&data, &logs),
+            &account_body,
+            (rss_idle, rss_after),
+        )
+        .await?;
+    }
+
+    // ---- The store filled up to the call-record target, with no server running ----
+    let (loaded, stored, focus_calls) =
+        fill_store(&sizes, &data, database, api_total, &run_tag).await?;
+
+    // ---- Phase 2: the server with the call records ----
+    let (calls_figures, rss_records) =
+        calls_among_records(&spec, &logs, &generator, focus_calls).await?;
+
+    report_records(
+        &mut report,
+        &generator,
+        (want_http, want_calls),
+        (loaded, stored, focus_calls),
+        (&calls_figures, rss_records),
+    );
+
+    let markdown = report.markdown(&root);
+    let sip_sections = if want_sip {
+        Some((
+            sip::run(sip_params(&command)).await?,
+            proxy::run(sip_params(&command), cli.kamailio_children).await?,
+        ))
+    } else {
+        None
+    };
+    write_markdown(cli, markdown, sip_sections, &docs)
+}
+
+/// The rows of the call-record figures (the bulk load, `action=calls` among the records) and
+/// the memory row with the records stored.
+fn report_records(
+    report: &mut Report,
+    generator: &Generator<'_>,
+    (want_http, want_calls): (bool, bool),
+    (loaded, stored, focus_calls): (calls::Loaded, usize, usize),
+    (calls_figures, rss_records): (&Figures, u64),
+) {
+    let n = generator.sizes.accounts;
+    let prov = generator.prov;
+    if want_calls {
+        report.calls.push((
+            format!(
+                "call records stored through the library (`record_calls`, {} per transaction), \
+                 no server running",
+                report::count(10_000)
+            ),
+            format!(
+                "{} records in {:.1} s: {} records/s",
+                report::count(loaded.records),
+                loaded.seconds,
+                report::rate(report::approx(loaded.records as u64) / loaded.seconds.max(1e-9))
+            ),
+        ));
+    }
+    report.calls.push((
+        format!(
+            "`action=calls` (14 days, 50 per list) of {} with {} calls in the last 14 days, \
+             among {} stored call records on {} accounts; 1 keep-alive connection",
+            prov.accounts[0].name,
+            report::count(focus_calls),
+            report::count(stored),
+            report::count(n),
+        ),
+        format!(
+            "**{}**; {} req/s",
+            Report::latency_cell(calls_figures),
+            report::rate(calls_figures.rps)
+        ),
+    ));
+    if want_http {
+        report.memory.push(MemoryRow {
+            when: format!(
+                "with {} call records stored, after the `calls` load",
+                report::count(stored)
+            ),
+            sip: rss_records,
+            nginx: None,
+            nginx_applies: false,
+        });
+    }
+}
+
+/// Prints the report and (except in a smoke run) writes it to `docs/benchmarks.md`, with the
+/// `sip` and `proxy` sections of this run or, when they did not run, those already there.
+fn write_markdown(
+    cli: &Cli,
+    mut markdown: String,
+    sip_sections: Option<(String, String)>,
+    docs: &Path,
+) -> anyhow::Result<()> {
+    let old_doc = fs::read_to_string(docs).unwrap_or_default();
+    if let Some((sip_section, proxy_section)) = sip_sections {
+        let section = sip_section;
+        markdown = sip_report::splice(&markdown, &section);
+        let section = proxy_section;
+        markdown =
+            sip_report::splice_between(&markdown, &section, proxy_report::BEGIN, proxy_report::END);
+    } else {
+        // Figures of earlier `sip` and `proxy` runs stay until they run again.
+        for (begin, end) in [
+            (sip_report::BEGIN, sip_report::END),
+            (proxy_report::BEGIN, proxy_report::END),
+        ] {
+            if let Some(old) = sip_report::section_between(&old_doc, begin, end) {
+                markdown = sip_report::splice_between(&markdown, old, begin, end);
+            }
+        }
+    }
+    println!("{markdown}");
+    if cli.smoke {
+        eprintln!("smoke run: docs/benchmarks.md left as it is");
+    } else {
+        fs::write(docs, &markdown).with_context(|| format!("writing {}", docs.display()))?;
+        eprintln!("wrote {}", docs.display());
+    }
+    Ok(())
+}
+
+/// The load generator's TLS clients: one per provisioned account (account `i` at index `i`)
+/// and the service certificate's, all trusting the server's CA in `data`.
+fn tls_clients(
+    data: &Path,
+    prov: &provision::Provisioned,
+) -> anyhow::Result<(Vec<Client>, Client)> {
     let provider = load::provider();
     let ca_pem = fs::read_to_string(data.join("ca.crt")).context("reading ca.crt")?;
     let roots = load::roots(&ca_pem)?;
@@ -362,16 +540,80 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
         .map(|c| load::client(&provider, &roots, c))
         .collect::<anyhow::Result<_>>()?;
     let service_client = load::client(&provider, &roots, &prov.service)?;
-    let server_key = fs::read_to_string(data.join("server.key")).context("reading server.key")?;
-    let key_type = key_type(&server_key);
-    let plan = sizes.plan;
-    let tick_us = process::tick_us();
-    let run_tag = format!(
-        "{}-{}",
-        chrono::Utc::now().format("%Y%m%d%H%M%S"),
-        std::process::id()
-    );
+    Ok((clients, service_client))
+}
 
+/// Fills the store, with no server running, up to the run's call-record target (less the
+/// `api_total` records the API already stored); returns the load's figures, the records stored
+/// in all and how many of them account 0 placed recently.
+async fn fill_store(
+    sizes: &Sizes,
+    data: &Path,
+    database: Option<&str>,
+    api_total: u64,
+    run_tag: &str,
+) -> anyhow::Result<(calls::Loaded, usize, usize)> {
+    let n = sizes.accounts;
+    let to_load = sizes
+        .call_records
+        .saturating_sub(usize::try_from(api_total)?);
+    let focus_calls = sizes.focus_calls.min(to_load);
+    eprintln!("storing {to_load} call records");
+    let db = Db::open(data, database, false).await?;
+    let loaded = calls::bulk_load(&db, n, to_load, focus_calls, run_tag).await;
+    db.close().await;
+    let loaded = loaded?;
+    let stored = loaded.records + usize::try_from(api_total)?;
+    Ok((loaded, stored, focus_calls))
+}
+
+/// The load generator's side, shared by the HTTP scenarios: the run's sizes, the provisioned
+/// accounts with a client for each (account `i` at index `i`), and the clock tick for the CPU
+/// figures.
+#[derive(Clone, Copy)]
+struct Generator<'a> {
+    sizes: &'a Sizes,
+    prov: &'a provision::Provisioned,
+    clients: &'a [Client],
+    tick_us: f64,
+}
+
+/// `sip` or `proxy` alone: runs it, prints its section and (except in a smoke run) replaces
+/// that section of `docs/benchmarks.md`.
+async fn sip_or_proxy_alone(cli: &Cli, params: sip::Params<'_>, docs: &Path) -> anyhow::Result<()> {
+    let (section, begin, end) = if cli.what == What::Sip {
+        let section = sip::run(params).await?;
+        (section, sip_report::BEGIN, sip_report::END)
+    } else {
+        let section = proxy::run(params, cli.kamailio_children).await?;
+        (section, proxy_report::BEGIN, proxy_report::END)
+    };
+    println!("{section}");
+    if cli.smoke {
+        eprintln!("smoke run: docs/benchmarks.md left as it is");
+    } else {
+        let doc = fs::read_to_string(docs).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
+        fs::write(docs, sip_report::splice_between(&doc, &section, begin, end))
+            .with_context(|| format!("writing {}", docs.display()))?;
+        eprintln!("wrote the {} section of {}", begin, docs.display());
+    }
+    Ok(())
+}
+
+/// The report's description of the set-up: the server, the load generator, the writes and
+/// the call records.
+fn describe_setup(
+    report: &mut Report,
+    cli: &Cli,
+    sizes: &Sizes,
+    server: (&Path, &Path),
+    rate_limits: &str,
+    key_type: &str,
+) {
+    let (root, bin) = server;
+    let database = cli.database.as_deref();
+    let n = sizes.accounts;
+    let plan = &sizes.plan;
     if cli.smoke {
         report.setup.push(format!(
             "**Smoke run**: tiny sizes and {:.1} s per scenario, to check that everything \
@@ -383,7 +625,7 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
         "Server: `{} serve` as a child process on 127.0.0.1, {}; {} accounts with a client \
          certificate each; rate limits {rate_limits}. Server key: {key_type}, client \
          certificates ECDSA P-256 from the same CA.",
-        bin.strip_prefix(&root).unwrap_or(&bin).display(),
+        bin.strip_prefix(root).unwrap_or(bin).display(),
         match database {
             None => "embedded SQLite store (WAL, synchronous=FULL)".to_owned(),
             Some(url) => format!("`--database {}`", redact(url)),
@@ -416,241 +658,265 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
         report::count(sizes.focus_calls.min(sizes.call_records)),
         provision::account_name(0),
     ));
+}
 
-    // ---- Phase 1: the server on the provisioned store ----
-    let mut server = Server::start(&spec, &logs.join("server-1.log"))?;
-    let target = Target::local(server.addr)?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_idle = server.rss_kib()?;
-    let (tls_sip, account_body) = load::probe(&target, &clients[0], &Req::get(ACCOUNT_PATH))
-        .await
-        .context("first request to sip-settings")?;
-    check_account(&account_body, &prov.accounts[0].name)?;
-    report.setup.push(format!(
-        "Negotiated with sip-settings: {tls_sip}. The `account` reply is {} bytes.",
-        account_body.len()
-    ));
-
-    let mut rss_after = None;
-    if want_http {
-        for (si, action) in ACTIONS.iter().enumerate() {
-            for &c in &sizes.conns {
-                let idx = spread(n, c, si * 97 + c * 13);
-                let conn_clients: Vec<Client> = idx.iter().map(|&i| clients[i].clone()).collect();
-                let names = idx.iter().map(|&i| prov.accounts[i].name.clone()).collect();
-                let scenario = load::keepalive(
-                    &target,
-                    &conn_clients,
-                    action.make(),
-                    action.check(names),
-                    &plan,
-                );
-                let f = with_cpu(server.pid(), false, tick_us, scenario)
-                    .await
-                    .with_context(|| {
-                        format!("sip-settings, {} at {c} connections", action.label())
-                    })?
-                    .1;
-                eprintln!("sip-settings {} × {c}: {}", action.label(), f.progress());
-                report.rows.push(Row {
-                    scenario: format!("{}, keep-alive", action.label()),
-                    conns: c,
-                    sip: f,
-                    nginx: None,
-                });
-            }
-        }
-        let all_clients = Arc::new(clients.clone());
-        let scenario = load::handshakes(
-            &target,
-            all_clients,
-            Arc::new(|_, _| Req::get(ACCOUNT_PATH)),
-            sizes.handshake_workers,
-            &plan,
-        );
-        let f = with_cpu(server.pid(), false, tick_us, scenario)
-            .await
-            .context("sip-settings, handshakes")?
-            .1;
-        eprintln!("sip-settings handshakes: {} /s", report::rate(f.rps));
-        report.rows.push(Row {
-            scenario: "`account`, new connection per request: full TLS handshakes/s".into(),
-            conns: sizes.handshake_workers,
-            sip: f,
-            nginx: None,
-        });
-        rss_after = Some(server.rss_kib()?);
-    }
-
-    let mut api_total = 0_u64;
-    if want_calls {
-        for &c in &sizes.api_conns {
-            let tag = format!("{run_tag}-c{c}");
-            let make: MakeReq = Arc::new(move |i, seq| {
-                Req::post_json(
-                    "/v1/service/calls",
-                    calls::api_body(&tag, i, seq, n),
-                    StatusCode::CREATED,
-                )
+/// The keep-alive actions at each connection count, then full handshakes, against the
+/// running server; returns its resident memory afterwards, KiB.
+async fn http_scenarios(
+    report: &mut Report,
+    server: &Server,
+    target: &Target,
+    generator: &Generator<'_>,
+) -> anyhow::Result<u64> {
+    let Generator {
+        sizes,
+        prov,
+        clients,
+        tick_us,
+    } = *generator;
+    let n = sizes.accounts;
+    let plan = &sizes.plan;
+    for (si, action) in ACTIONS.iter().enumerate() {
+        for &c in &sizes.conns {
+            let idx = spread(n, c, si * 97 + c * 13);
+            let conn_clients: Vec<Client> = idx.iter().map(|&i| clients[i].clone()).collect();
+            let names = idx.iter().map(|&i| prov.accounts[i].name.clone()).collect();
+            let scenario = load::keepalive(
+                target,
+                &conn_clients,
+                action.make(),
+                action.check(names),
+                plan,
+            );
+            let f = with_cpu(server.pid(), false, tick_us, scenario)
+                .await
+                .with_context(|| format!("sip-settings, {} at {c} connections", action.label()))?
+                .1;
+            eprintln!("sip-settings {} × {c}: {}", action.label(), f.progress());
+            report.rows.push(Row {
+                scenario: format!("{}, keep-alive", action.label()),
+                conns: c,
+                sip: f,
+                nginx: None,
             });
-            let check: CheckFirst = Arc::new(|_, body| {
-                let v: serde_json::Value = serde_json::from_slice(body)?;
-                if v.get("recorded") != Some(&serde_json::Value::Bool(true)) {
-                    bail!("not recorded: {}", String::from_utf8_lossy(body));
+        }
+    }
+    let all_clients = Arc::new(clients.to_vec());
+    let scenario = load::handshakes(
+        target,
+        all_clients,
+        Arc::new(|_, _| Req::get(ACCOUNT_PATH)),
+        sizes.handshake_workers,
+        plan,
+    );
+    let f = with_cpu(server.pid(), false, tick_us, scenario)
+        .await
+        .context("sip-settings, handshakes")?
+        .1;
+    eprintln!("sip-settings handshakes: {} /s", report::rate(f.rps));
+    report.rows.push(Row {
+        scenario: "`account`, new connection per request: full TLS handshakes/s".into(),
+        conns: sizes.handshake_workers,
+        sip: f,
+        nginx: None,
+    });
+    server.rss_kib()
+}
+
+/// Call records through `POST /v1/service/calls` at each connection count; returns how many
+/// were recorded.
+async fn api_records(
+    report: &mut Report,
+    server: &Server,
+    target: &Target,
+    service_client: &Client,
+    generator: &Generator<'_>,
+    run_tag: &str,
+) -> anyhow::Result<u64> {
+    let n = generator.sizes.accounts;
+    let plan = &generator.sizes.plan;
+    let tick_us = generator.tick_us;
+    let sizes = generator.sizes;
+    let mut api_total = 0_u64;
+    for &c in &sizes.api_conns {
+        let tag = format!("{run_tag}-c{c}");
+        let make: MakeReq = Arc::new(move |i, seq| {
+            Req::post_json(
+                "/v1/service/calls",
+                calls::api_body(&tag, i, seq, n),
+                StatusCode::CREATED,
+            )
+        });
+        let check: CheckFirst = Arc::new(|_, body| {
+            let v: serde_json::Value = serde_json::from_slice(body)?;
+            if v.get("recorded") != Some(&serde_json::Value::Bool(true)) {
+                bail!("not recorded: {}", String::from_utf8_lossy(body));
+            }
+            Ok(())
+        });
+        let service_clients = vec![service_client.clone(); c];
+        let scenario = load::keepalive(target, &service_clients, make, check, plan);
+        let (m, f) = with_cpu(server.pid(), false, tick_us, scenario)
+            .await
+            .with_context(|| format!("POST /v1/service/calls at {c} connections"))?;
+        api_total += m.total;
+        eprintln!(
+            "POST /v1/service/calls × {c}: {} records/s",
+            report::rate(f.rps)
+        );
+        report.calls.push((
+            format!(
+                "records through `POST /v1/service/calls` (service certificate), {c} \
+                 keep-alive connection{}",
+                if c == 1 { "" } else { "s" }
+            ),
+            format!(
+                "**{} records/s**; {}",
+                report::rate(f.rps),
+                Report::latency_cell(&f)
+            ),
+        ));
+    }
+    Ok(api_total)
+}
+
+/// The nginx baseline, while sip-settings is stopped: the same keep-alive and handshake load
+/// on a static copy of the `account` reply, set beside sip-settings' rows, and both memory
+/// rows (sip-settings' alone when there is no nginx).
+async fn nginx_baseline(
+    report: &mut Report,
+    generator: &Generator<'_>,
+    (data, logs): (&Path, &Path),
+    account_body: &Bytes,
+    (rss_idle, rss_after): (u64, Option<u64>),
+) -> anyhow::Result<()> {
+    let Generator {
+        sizes,
+        clients,
+        tick_us,
+        ..
+    } = *generator;
+    let n = sizes.accounts;
+    let plan = &sizes.plan;
+    match nginx::find_or_install() {
+        Ok(nginx_bin) => {
+            let version = nginx::version(&nginx_bin);
+            let ng = nginx::Nginx::start(&nginx_bin, data, account_body, logs)?;
+            let target = Target::local(ng.addr)?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let rss_idle_nginx = ng.rss_kib()?;
+            let (tls_nginx, body) = load::probe(&target, &clients[0], &Req::get(ACCOUNT_PATH))
+                .await
+                .context("first request to nginx")?;
+            if body != account_body {
+                bail!("nginx does not serve the `account` reply");
+            }
+            let expected = account_body.clone();
+            let same_body: CheckFirst = Arc::new(move |_, body| {
+                if body != expected.as_ref() {
+                    bail!("nginx answered something else than the static file");
                 }
                 Ok(())
             });
-            let service_clients = vec![service_client.clone(); c];
-            let scenario = load::keepalive(&target, &service_clients, make, check, &plan);
-            let (m, f) = with_cpu(server.pid(), false, tick_us, scenario)
-                .await
-                .with_context(|| format!("POST /v1/service/calls at {c} connections"))?;
-            api_total += m.total;
-            eprintln!(
-                "POST /v1/service/calls × {c}: {} records/s",
-                report::rate(f.rps)
-            );
-            report.calls.push((
-                format!(
-                    "records through `POST /v1/service/calls` (service certificate), {c} \
-                     keep-alive connection{}",
-                    if c == 1 { "" } else { "s" }
-                ),
-                format!(
-                    "**{} records/s**; {}",
-                    report::rate(f.rps),
-                    Report::latency_cell(&f)
-                ),
-            ));
-        }
-    }
-    server.check_alive()?;
-    server.stop()?;
-
-    // ---- The nginx baseline, while sip-settings is stopped ----
-    if want_http {
-        match nginx::find_or_install() {
-            Ok(nginx_bin) => {
-                let version = nginx::version(&nginx_bin);
-                let ng = nginx::Nginx::start(&nginx_bin, &data, &account_body, &logs)?;
-                let target = Target::local(ng.addr)?;
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                let rss_idle_nginx = ng.rss_kib()?;
-                let (tls_nginx, body) = load::probe(&target, &clients[0], &Req::get(ACCOUNT_PATH))
-                    .await
-                    .context("first request to nginx")?;
-                if body != account_body {
-                    bail!("nginx does not serve the `account` reply");
-                }
-                let expected = account_body.clone();
-                let same_body: CheckFirst = Arc::new(move |_, body| {
-                    if body != expected.as_ref() {
-                        bail!("nginx answered something else than the static file");
-                    }
-                    Ok(())
-                });
-                for &c in &sizes.conns {
-                    let idx = spread(n, c, c * 13);
-                    let conn_clients: Vec<Client> =
-                        idx.iter().map(|&i| clients[i].clone()).collect();
-                    let scenario = load::keepalive(
-                        &target,
-                        &conn_clients,
-                        Arc::new(|_, _| Req::get(ACCOUNT_PATH)),
-                        same_body.clone(),
-                        &plan,
-                    );
-                    let f = with_cpu(ng.pid(), true, tick_us, scenario)
-                        .await
-                        .with_context(|| format!("nginx at {c} connections"))?
-                        .1;
-                    eprintln!("nginx × {c}: {}", f.progress());
-                    for row in report.rows.iter_mut().filter(|r| r.conns == c) {
-                        if row.scenario.ends_with("keep-alive") {
-                            row.nginx = Some(f);
-                        }
-                    }
-                }
-                let scenario = load::handshakes(
+            for &c in &sizes.conns {
+                let idx = spread(n, c, c * 13);
+                let conn_clients: Vec<Client> = idx.iter().map(|&i| clients[i].clone()).collect();
+                let scenario = load::keepalive(
                     &target,
-                    Arc::new(clients.clone()),
+                    &conn_clients,
                     Arc::new(|_, _| Req::get(ACCOUNT_PATH)),
-                    sizes.handshake_workers,
-                    &plan,
+                    same_body.clone(),
+                    plan,
                 );
                 let f = with_cpu(ng.pid(), true, tick_us, scenario)
                     .await
-                    .context("nginx, handshakes")?
+                    .with_context(|| format!("nginx at {c} connections"))?
                     .1;
-                eprintln!("nginx handshakes: {} /s", report::rate(f.rps));
-                if let Some(row) = report
-                    .rows
-                    .iter_mut()
-                    .find(|r| r.scenario.contains("handshakes"))
-                {
-                    row.nginx = Some(f);
+                eprintln!("nginx × {c}: {}", f.progress());
+                for row in report.rows.iter_mut().filter(|r| r.conns == c) {
+                    if row.scenario.ends_with("keep-alive") {
+                        row.nginx = Some(f);
+                    }
                 }
-                let rss_after_nginx = ng.rss_kib()?;
-                ng.stop()?;
+            }
+            let scenario = load::handshakes(
+                &target,
+                Arc::new(clients.to_vec()),
+                Arc::new(|_, _| Req::get(ACCOUNT_PATH)),
+                sizes.handshake_workers,
+                plan,
+            );
+            let f = with_cpu(ng.pid(), true, tick_us, scenario)
+                .await
+                .context("nginx, handshakes")?
+                .1;
+            eprintln!("nginx handshakes: {} /s", report::rate(f.rps));
+            if let Some(row) = report
+                .rows
+                .iter_mut()
+                .find(|r| r.scenario.contains("handshakes"))
+            {
+                row.nginx = Some(f);
+            }
+            let rss_after_nginx = ng.rss_kib()?;
+            ng.stop()?;
+            report.memory.push(MemoryRow {
+                when: "idle, after start".into(),
+                sip: rss_idle,
+                nginx: Some(rss_idle_nginx),
+                nginx_applies: true,
+            });
+            if let Some(after) = rss_after {
                 report.memory.push(MemoryRow {
-                    when: "idle, after start".into(),
-                    sip: rss_idle,
-                    nginx: Some(rss_idle_nginx),
+                    when: "after the load above".into(),
+                    sip: after,
+                    nginx: Some(rss_after_nginx),
                     nginx_applies: true,
                 });
-                if let Some(after) = rss_after {
-                    report.memory.push(MemoryRow {
-                        when: "after the load above".into(),
-                        sip: after,
-                        nginx: Some(rss_after_nginx),
-                        nginx_applies: true,
-                    });
-                }
-                report.nginx = Some(Ok(format!(
-                    "{version} (Debian package), the same CA, server certificate and key, \
-                     `ssl_verify_client on`, `keepalive_requests 1000000`, access log off, \
-                     `worker_processes auto`, serving a static file of the same {} bytes as \
-                     the `account` reply for every request (so each sip-settings action is set \
-                     against the same static reply), driven by the same load generator with \
-                     the same certificates. Negotiated with nginx: {tls_nginx}.",
-                    account_body.len()
-                )));
             }
-            Err(why) => {
-                eprintln!("{why}: no nginx baseline");
-                report.nginx = Some(Err(why));
+            report.nginx = Some(Ok(format!(
+                "{version} (Debian package), the same CA, server certificate and key, \
+                 `ssl_verify_client on`, `keepalive_requests 1000000`, access log off, \
+                 `worker_processes auto`, serving a static file of the same {} bytes as \
+                 the `account` reply for every request (so each sip-settings action is set \
+                 against the same static reply), driven by the same load generator with \
+                 the same certificates. Negotiated with nginx: {tls_nginx}.",
+                account_body.len()
+            )));
+        }
+        Err(why) => {
+            eprintln!("{why}: no nginx baseline");
+            report.nginx = Some(Err(why));
+            report.memory.push(MemoryRow {
+                when: "idle, after start".into(),
+                sip: rss_idle,
+                nginx: None,
+                nginx_applies: true,
+            });
+            if let Some(after) = rss_after {
                 report.memory.push(MemoryRow {
-                    when: "idle, after start".into(),
-                    sip: rss_idle,
+                    when: "after the load above".into(),
+                    sip: after,
                     nginx: None,
                     nginx_applies: true,
                 });
-                if let Some(after) = rss_after {
-                    report.memory.push(MemoryRow {
-                        when: "after the load above".into(),
-                        sip: after,
-                        nginx: None,
-                        nginx_applies: true,
-                    });
-                }
             }
         }
     }
+    Ok(())
+}
 
-    // ---- The store filled up to the call-record target, with no server running ----
-    let to_load = sizes
-        .call_records
-        .saturating_sub(usize::try_from(api_total)?);
-    let focus_calls = sizes.focus_calls.min(to_load);
-    eprintln!("storing {to_load} call records");
-    let db = Db::open(&data, database, false).await?;
-    let loaded = calls::bulk_load(&db, n, to_load, focus_calls, &run_tag).await;
-    db.close().await;
-    let loaded = loaded?;
-    let stored = loaded.records + usize::try_from(api_total)?;
-
-    // ---- Phase 2: the server with the call records ----
-    let mut server = Server::start(&spec, &logs.join("server-2.log"))?;
+/// Phase 2: the server started again on the store with the call records, `action=calls` of
+/// the first account; returns its figures and the server's resident memory afterwards, KiB.
+async fn calls_among_records(
+    spec: &ServerSpec,
+    logs: &Path,
+    generator: &Generator<'_>,
+    focus_calls: usize,
+) -> anyhow::Result<(Figures, u64)> {
+    let plan = &generator.sizes.plan;
+    let tick_us = generator.tick_us;
+    let mut server = Server::start(spec, &logs.join("server-2.log"))?;
     let target = Target::local(server.addr)?;
     let expected_placed = focus_calls.min(50);
     let check: CheckFirst = Arc::new(move |_, body| {
@@ -664,13 +930,13 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
         }
         Ok(())
     });
-    let focus_client = [clients[0].clone()];
+    let focus_client = [generator.clients[0].clone()];
     let scenario = load::keepalive(
         &target,
         &focus_client,
         Arc::new(|_, _| Req::get("/settings.phtml?action=calls")),
         check,
-        &plan,
+        plan,
     );
     let calls_figures = with_cpu(server.pid(), false, tick_us, scenario)
         .await
@@ -680,76 +946,7 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
     let rss_records = server.rss_kib()?;
     server.check_alive()?;
     server.stop()?;
-
-    if want_calls {
-        report.calls.push((
-            format!(
-                "call records stored through the library (`record_calls`, {} per transaction), \
-                 no server running",
-                report::count(10_000)
-            ),
-            format!(
-                "{} records in {:.1} s: {} records/s",
-                report::count(loaded.records),
-                loaded.seconds,
-                report::rate(report::approx(loaded.records as u64) / loaded.seconds.max(1e-9))
-            ),
-        ));
-    }
-    report.calls.push((
-        format!(
-            "`action=calls` (14 days, 50 per list) of {} with {} calls in the last 14 days, \
-             among {} stored call records on {} accounts; 1 keep-alive connection",
-            prov.accounts[0].name,
-            report::count(focus_calls),
-            report::count(stored),
-            report::count(n),
-        ),
-        format!(
-            "**{}**; {} req/s",
-            Report::latency_cell(&calls_figures),
-            report::rate(calls_figures.rps)
-        ),
-    ));
-    if want_http {
-        report.memory.push(MemoryRow {
-            when: format!(
-                "with {} call records stored, after the `calls` load",
-                report::count(stored)
-            ),
-            sip: rss_records,
-            nginx: None,
-            nginx_applies: false,
-        });
-    }
-
-    let mut markdown = report.markdown(&root);
-    let old_doc = fs::read_to_string(&docs).unwrap_or_default();
-    if want_sip {
-        let section = sip::run(sip_params(&command)).await?;
-        markdown = sip_report::splice(&markdown, &section);
-        let section = proxy::run(sip_params(&command), cli.kamailio_children).await?;
-        markdown =
-            sip_report::splice_between(&markdown, &section, proxy_report::BEGIN, proxy_report::END);
-    } else {
-        // Figures of earlier `sip` and `proxy` runs stay until they run again.
-        for (begin, end) in [
-            (sip_report::BEGIN, sip_report::END),
-            (proxy_report::BEGIN, proxy_report::END),
-        ] {
-            if let Some(old) = sip_report::section_between(&old_doc, begin, end) {
-                markdown = sip_report::splice_between(&markdown, old, begin, end);
-            }
-        }
-    }
-    println!("{markdown}");
-    if cli.smoke {
-        eprintln!("smoke run: docs/benchmarks.md left as it is");
-    } else {
-        fs::write(&docs, &markdown).with_context(|| format!("writing {}", docs.display()))?;
-        eprintln!("wrote {}", docs.display());
-    }
-    Ok(())
+    Ok((calls_figures, rss_records))
 }
 
 /// Runs a scenario and adds the CPU time per request of the server (`pid`, with its direct

@@ -414,23 +414,10 @@ struct Ctx<'a> {
     smoke: bool,
 }
 
-/// Runs one variant: Kamailio, the callee's phone registered through it, 5 calls that must all
-/// succeed, the search (or the smoke steps) when `searched`, and a traced run at the rate
-/// `traced` gives (from the search) if it gives one.
-async fn variant(
-    ctx: &Ctx<'_>,
-    variant: Variant,
-    server: &mut Server,
-    searched: bool,
-    traced: impl Fn(&Search) -> Option<u32>,
-) -> anyhow::Result<Measured> {
-    let name = variant.name();
-    let listen: SocketAddr = ([127, 0, 0, 1], process::free_udp_port()?).into();
-    let values = Values {
-        listen,
-        ..ctx.values.clone()
-    };
-    let d = defines(ctx.cfg, variant, &values);
+/// Kamailio's command line for `variant`: the configuration's `-A` defines, the allocator and
+/// memory sizes, and `-n` when the configuration does not take its worker count itself.
+fn kamailio_args(cfg: &str, variant: Variant, values: &Values) -> Vec<String> {
+    let d = defines(cfg, variant, values);
     let mut args: Vec<String> = Vec::new();
     for a in &d.given {
         args.push("-A".into());
@@ -447,6 +434,52 @@ async fn variant(
     if let Some(n) = values.workers.filter(|_| !d.has_workers) {
         args.extend(["-n".into(), n.to_string()]);
     }
+    args
+}
+
+/// A run at `rate` with SIPp's message trace, for the call set-up times.
+async fn traced_step(
+    ctx: &Ctx<'_>,
+    target: &sipp::Target,
+    variant: Variant,
+    rate: u32,
+) -> anyhow::Result<Step> {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let secs = if ctx.smoke { 2.0 } else { SETUP_SECS };
+    let step = ctx.sipp.step_with(target, rate, secs, true).await?;
+    eprintln!(
+        "{} at the common rate: {}",
+        variant.label(),
+        step.progress()
+    );
+    if let Some(t) = step.setup {
+        eprintln!(
+            "{}: set-up time p50 {} µs, p99 {} µs",
+            variant.label(),
+            t.p50,
+            t.p99
+        );
+    }
+    Ok(step)
+}
+
+/// Runs one variant: Kamailio, the callee's phone registered through it, 5 calls that must all
+/// succeed, the search (or the smoke steps) when `searched`, and a traced run at the rate
+/// `traced` gives (from the search) if it gives one.
+async fn variant(
+    ctx: &Ctx<'_>,
+    variant: Variant,
+    server: &mut Server,
+    searched: bool,
+    traced: impl Fn(&Search) -> Option<u32>,
+) -> anyhow::Result<Measured> {
+    let name = variant.name();
+    let listen: SocketAddr = ([127, 0, 0, 1], process::free_udp_port()?).into();
+    let values = Values {
+        listen,
+        ..ctx.values.clone()
+    };
+    let args = kamailio_args(ctx.cfg, variant, &values);
     let dir = ctx.work.join(format!("kamailio-{name}"));
     let log = ctx.logs.join(format!("kamailio-{name}.log"));
     let mut kam = Kamailio::start_file(ctx.kamailio_bin, ctx.cfg_path, &args, listen, &dir, &log)?;
@@ -544,23 +577,7 @@ async fn variant(
     }
     let mut setup = None;
     if let Some(rate) = traced(&s) {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let secs = if ctx.smoke { 2.0 } else { SETUP_SECS };
-        let step = ctx.sipp.step_with(&target, rate, secs, true).await?;
-        eprintln!(
-            "{} at the common rate: {}",
-            variant.label(),
-            step.progress()
-        );
-        if let Some(t) = step.setup {
-            eprintln!(
-                "{}: set-up time p50 {} µs, p99 {} µs",
-                variant.label(),
-                t.p50,
-                t.p99
-            );
-        }
-        setup = Some(step);
+        setup = Some(traced_step(ctx, &target, variant, rate).await?);
     }
     running.alive()?;
     let hwm_kib = kam.hwm_kib()?;

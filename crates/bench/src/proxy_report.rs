@@ -199,6 +199,23 @@ pub fn markdown(o: &Outcome, command: &str, root: &Path, smoke: bool) -> String 
     let mut s = String::new();
     let machine = Machine::read();
     let _ = writeln!(s, "{BEGIN}\n## Whole calls through Kamailio\n");
+    setup_list(&mut s, o, (command, root), &machine, smoke);
+    rate_rows(&mut s, o, smoke);
+    cpu_rows(&mut s, o, &machine);
+    steps_table(&mut s, o);
+    let _ = writeln!(s, "{END}");
+    s
+}
+
+/// The section's list of how it was measured: command, machine, proxy, server, calls, search
+/// and set-up time.
+fn setup_list(
+    s: &mut String,
+    o: &Outcome,
+    (command, root): (&str, &Path),
+    machine: &Machine,
+    smoke: bool,
+) {
     let _ = writeln!(
         s,
         "* Command: `{command}`; run {} UTC, commit {}, {:.0} s; load average before: {}, \
@@ -302,7 +319,10 @@ pub fn markdown(o: &Outcome, command: &str, root: &Path, smoke: bool) -> String 
         if smoke { 2.0 } else { SETUP_SECS },
         report::count(o.common_rate)
     );
+}
 
+/// The figures table's head and its rows of rates and call set-up times.
+fn rate_rows(s: &mut String, o: &Outcome, smoke: bool) {
     let (full, alone) = (&o.full, &o.alone);
     let r = ratio(o);
     let _ = writeln!(
@@ -358,6 +378,12 @@ pub fn markdown(o: &Outcome, command: &str, root: &Path, smoke: bool) -> String 
             .as_ref()
             .map_or("–".to_owned(), Step::failure_text)
     );
+}
+
+/// The figures table's rows of CPU, memory and what sip-settings saw, and where the difference
+/// in CPU goes.
+fn cpu_rows(s: &mut String, o: &Outcome, machine: &Machine) {
+    let (full, alone) = (&o.full, &o.alone);
     let (fb, ab) = (full.search.best.as_ref(), alone.search.best.as_ref());
     for (i, who) in WHO.iter().enumerate() {
         let f = fb.map(|s| per_call(s)[i]);
@@ -446,7 +472,11 @@ pub fn markdown(o: &Outcome, command: &str, root: &Path, smoke: bool) -> String 
             parts.join(", ")
         );
     }
+}
 
+/// The table of every SIPp run, in order.
+fn steps_table(s: &mut String, o: &Outcome) {
+    let (full, alone) = (&o.full, &o.alone);
     let _ = writeln!(
         s,
         "\n### Steps\n\nEvery SIPp run, in order. CPU: user + system time from `/proc` over the \
@@ -501,8 +531,6 @@ pub fn markdown(o: &Outcome, command: &str, root: &Path, smoke: bool) -> String 
             );
         }
     }
-    let _ = writeln!(s, "{END}");
-    s
 }
 
 fn step_json(s: &Step) -> Value {

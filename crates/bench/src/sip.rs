@@ -404,6 +404,35 @@ pub(crate) fn stop_server(server: Server) -> anyhow::Result<Latency> {
     })
 }
 
+/// Kamailio's own figures: the rate search (or the smoke steps) against it as a redirect
+/// server, its peak memory and its processes.
+async fn kamailio_baseline(bin: &Path, p: &Params<'_>, sipp: &Sipp) -> anyhow::Result<Measured> {
+    let mut kam = Kamailio::start(bin, &p.work.join("kamailio"), p.logs)?;
+    probe_kamailio(kam.addr)?;
+    let target = sipp::Target {
+        name: "kamailio".into(),
+        addr: kam.addr,
+        pid: kam.pid(),
+        tree: true,
+        also: Vec::new(),
+    };
+    let s = if p.smoke {
+        smoke_steps(sipp, &target, &mut kam, &PLAN).await?
+    } else {
+        search(sipp, &target, &mut kam, &PLAN).await?
+    };
+    let hwm_kib = kam.hwm_kib()?;
+    let processes = kam.processes();
+    kam.stop()?;
+    eprintln!("kamailio: highest clean rate {} calls/s", s.clean_rate());
+    Ok(Measured {
+        search: s,
+        hwm_kib,
+        processes,
+        latency: None,
+    })
+}
+
 /// Runs the SIP benchmark; returns the report section (Markdown, see [`Section`]).
 pub async fn run(p: Params<'_>) -> anyhow::Result<String> {
     let started = Instant::now();
@@ -460,30 +489,7 @@ pub async fn run(p: Params<'_>) -> anyhow::Result<String> {
     let mut kam_version = None;
     if let Some(bin) = &kamailio_bin {
         kam_version = Some(kamailio::version(bin));
-        let mut kam = Kamailio::start(bin, &p.work.join("kamailio"), p.logs)?;
-        probe_kamailio(kam.addr)?;
-        let target = sipp::Target {
-            name: "kamailio".into(),
-            addr: kam.addr,
-            pid: kam.pid(),
-            tree: true,
-            also: Vec::new(),
-        };
-        let s = if p.smoke {
-            smoke_steps(&sipp, &target, &mut kam, &PLAN).await?
-        } else {
-            search(&sipp, &target, &mut kam, &PLAN).await?
-        };
-        let hwm_kib = kam.hwm_kib()?;
-        let processes = kam.processes();
-        kam.stop()?;
-        eprintln!("kamailio: highest clean rate {} calls/s", s.clean_rate());
-        kam_figures = Some(Measured {
-            search: s,
-            hwm_kib,
-            processes,
-            latency: None,
-        });
+        kam_figures = Some(kamailio_baseline(bin, &p, &sipp).await?);
     }
 
     // ---- sip-settings ----

@@ -97,6 +97,17 @@ impl Section<'_> {
         let mut s = String::new();
         let machine = Machine::read();
         let _ = writeln!(s, "{BEGIN}\n## SIP redirect\n");
+        self.setup_list(&mut s, &machine);
+        self.figures_table(&mut s);
+        self.half_table(&mut s);
+        self.steps_table(&mut s);
+        let _ = writeln!(s, "{END}");
+        s
+    }
+
+    /// The section's list of how it was measured: command, machine, server, baseline and load
+    /// generator.
+    fn setup_list(&self, s: &mut String, machine: &Machine) {
         let _ = writeln!(
             s,
             "* Command: `{}`; run {} UTC, commit {}, {:.0} s; load average before: {}",
@@ -190,7 +201,10 @@ impl Section<'_> {
                 )
             }
         );
+    }
 
+    /// The table of the two servers' figures side by side, with the ratio.
+    fn figures_table(&self, s: &mut String) {
         let ours = &self.ours;
         let kam = self.kamailio.as_ref();
         let ours_rate = f64::from(ours.search.clean_rate());
@@ -300,7 +314,10 @@ impl Section<'_> {
                 report::count(l.count)
             );
         }
+    }
 
+    /// The table of sip-settings alone at half Kamailio's clean rate, when it ran.
+    fn half_table(&self, s: &mut String) {
         if let Some(h) = &self.half {
             let p99_ok = h.latency.p99 < P99_TARGET_US;
             let rss_ok = (report::approx(h.hwm_kib) / 1024.0) < RSS_TARGET_MIB;
@@ -354,7 +371,12 @@ impl Section<'_> {
                 pass(rss_ok)
             );
         }
+    }
 
+    /// The table of every SIPp run, in order.
+    fn steps_table(&self, s: &mut String) {
+        let ours = &self.ours;
+        let kam = self.kamailio.as_ref();
         let _ = writeln!(
             s,
             "\n### Steps\n\nEvery SIPp run, in order. CPU: user + system time from `/proc` over \
@@ -393,8 +415,6 @@ impl Section<'_> {
                 drops(st.sipp_drops)
             );
         }
-        let _ = writeln!(s, "{END}");
-        s
     }
 }
 

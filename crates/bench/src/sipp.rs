@@ -293,6 +293,47 @@ pub struct Sipp {
 }
 
 impl Sipp {
+    /// SIPp's command line for one step: `calls` calls at `rate` against `target` from
+    /// `sipp_port`, in `dir`, killed by SIPp itself after `limit`; its errors to `errors` and
+    /// its screen to `screen`.
+    fn command(
+        &self,
+        target: &Target,
+        (rate, calls, limit): (u32, u64, Duration),
+        (dir, errors, screen): (&Path, &Path, &Path),
+        sipp_port: u16,
+        trace_setup: bool,
+    ) -> anyhow::Result<tokio::process::Command> {
+        let mut cmd = tokio::process::Command::new(&self.bin);
+        if trace_setup {
+            cmd.args(["-trace_shortmsg", "-shortmessage_file", SHORT_MESSAGES]);
+        }
+        cmd.arg(target.addr.to_string())
+            .args(["-sf", "scenario.xml", "-inf"])
+            .arg(self.dir.join("users.csv"))
+            .args(["-t", "u1", "-i", "127.0.0.1", "-nr", "-nostdin"])
+            .args(["-p", &sipp_port.to_string()])
+            .args(["-buff_size", &BUFFER_BYTES.to_string()])
+            .args(["-r", &rate.to_string(), "-m", &calls.to_string()])
+            .args(["-recv_timeout", &RECV_TIMEOUT_MS.to_string()])
+            .args([
+                "-timeout",
+                &format!("{}s", limit.as_secs()),
+                "-timeout_error",
+            ])
+            .args(["-trace_stat", "-stf", "stats.csv", "-fd", "1"])
+            .args(["-trace_rtt", "-rtt_freq", &rtt_every(calls).to_string()])
+            .args(["-trace_err", "-error_file"])
+            .arg(errors)
+            .args(["-max_log_size", &max_log(calls, trace_setup).to_string()])
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(screen)?)
+            .kill_on_drop(true);
+        Ok(cmd)
+    }
+
     /// Runs `rate × secs` calls at `rate` against `target`; bounded by SIPp's own `-timeout` and
     /// by a kill 20 s later.
     pub async fn step(&self, target: &Target, rate: u32, secs: f64) -> anyhow::Result<Step> {
@@ -326,33 +367,13 @@ impl Sipp {
             .logs
             .join(format!("sipp-{}-{rate}-errors.log", target.name));
         let screen = self.logs.join(format!("sipp-{}-{rate}.log", target.name));
-        let mut cmd = tokio::process::Command::new(&self.bin);
-        if trace_setup {
-            cmd.args(["-trace_shortmsg", "-shortmessage_file", SHORT_MESSAGES]);
-        }
-        cmd.arg(target.addr.to_string())
-            .args(["-sf", "scenario.xml", "-inf"])
-            .arg(self.dir.join("users.csv"))
-            .args(["-t", "u1", "-i", "127.0.0.1", "-nr", "-nostdin"])
-            .args(["-p", &sipp_port.to_string()])
-            .args(["-buff_size", &BUFFER_BYTES.to_string()])
-            .args(["-r", &rate.to_string(), "-m", &calls.to_string()])
-            .args(["-recv_timeout", &RECV_TIMEOUT_MS.to_string()])
-            .args([
-                "-timeout",
-                &format!("{}s", limit.as_secs()),
-                "-timeout_error",
-            ])
-            .args(["-trace_stat", "-stf", "stats.csv", "-fd", "1"])
-            .args(["-trace_rtt", "-rtt_freq", &rtt_every(calls).to_string()])
-            .args(["-trace_err", "-error_file"])
-            .arg(&errors)
-            .args(["-max_log_size", &max_log(calls, trace_setup).to_string()])
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&screen)?)
-            .kill_on_drop(true);
+        let mut cmd = self.command(
+            target,
+            (rate, calls, limit),
+            (&dir, &errors, &screen),
+            sipp_port,
+            trace_setup,
+        )?;
         let server_cpu = || -> anyhow::Result<u64> {
             if target.tree {
                 process::cpu_tree_ticks(target.pid)
