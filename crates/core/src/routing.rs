@@ -528,22 +528,24 @@ mod tests {
         utc(2026, 11, 25, 12, 0)
     }
 
-    #[test]
-    fn table_of_branches() {
-        type Setup = fn(&mut Fixture);
-        struct Case {
-            name: &'static str,
-            setup: Setup,
-            caller: &'static str,
-            registered: bool,
-            busy: bool,
-            at: DateTime<Utc>,
-            expect_reject: Option<u16>,
-            expect_forward: Option<(Condition, &'static str, &'static str)>,
-            expect_ring: Option<(u32, Option<&'static str>, Option<&'static str>)>,
-        }
-        let at = wed_noon();
-        let cases = vec![
+    type Setup = fn(&mut Fixture);
+
+    /// One branch of [`table_of_branches`]: a setup, a call and what it must do.
+    struct Case {
+        name: &'static str,
+        setup: Setup,
+        caller: &'static str,
+        registered: bool,
+        busy: bool,
+        at: DateTime<Utc>,
+        expect_reject: Option<u16>,
+        expect_forward: Option<(Condition, &'static str, &'static str)>,
+        expect_ring: Option<(u32, Option<&'static str>, Option<&'static str>)>,
+    }
+
+    /// Branches of the table: reject rules, FUNC and DND.
+    fn reject_func_and_dnd_cases(at: DateTime<Utc>) -> Vec<Case> {
+        vec![
             Case {
                 name: "plain call rings",
                 setup: |_| {},
@@ -673,6 +675,12 @@ mod tests {
                 expect_forward: None,
                 expect_ring: Some((20, None, None)),
             },
+        ]
+    }
+
+    /// Branches of the table: temporary and persistent accept rules, anonymous callers.
+    fn accept_rule_cases(at: DateTime<Utc>) -> Vec<Case> {
+        vec![
             Case {
                 name: "temporary family-only rule accepts family",
                 setup: |f| {
@@ -813,6 +821,12 @@ mod tests {
                 )),
                 expect_ring: None,
             },
+        ]
+    }
+
+    /// Branches of the table: not online, busy and no answer, and targets that do not apply.
+    fn forwarding_cases(at: DateTime<Utc>) -> Vec<Case> {
+        vec![
             Case {
                 name: "not online without FNOL is 480",
                 setup: |_| {},
@@ -899,7 +913,19 @@ mod tests {
                 expect_forward: None,
                 expect_ring: Some((20, Some("sip:bob@example.com"), Some("the voice mailbox"))),
             },
-        ];
+        ]
+    }
+
+    #[test]
+    fn table_of_branches() {
+        let at = wed_noon();
+        let cases = [
+            reject_func_and_dnd_cases(at),
+            accept_rule_cases(at),
+            forwarding_cases(at),
+        ]
+        .into_iter()
+        .flatten();
         for case in cases {
             let mut f = fixture("Europe/Amsterdam");
             (case.setup)(&mut f);

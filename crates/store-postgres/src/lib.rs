@@ -1,7 +1,9 @@
 //! [`PgStore`]: the PostgreSQL store, for many stateless API servers sharing one (replicated)
-//! database. It implements the [`Store`] trait with exactly the behaviour of the embedded
-//! `SqliteStore` (one conformance suite runs against both), on the same schema in PostgreSQL
-//! types (`migrations/`).
+//! database. It implements the [`Store`](sip_settings_core::Store) trait with exactly the
+//! behaviour of the embedded `SqliteStore` (one conformance suite runs against both), on the
+//! same schema in PostgreSQL types (`migrations/`), one file per trait by concern
+//! (`accounts.rs`, `certificates.rs`, `addresses.rs`, `settings.rs`, `billing.rs`, `devices.rs`,
+//! `journal.rs`), each the same as the embedded store's but for the SQL dialect.
 //!
 //! # Transactions and concurrency
 //!
@@ -15,9 +17,10 @@
 //!   can never together reserve more than the balance;
 //! * `close_prepaid_session` locks the account, then the session row, and settles only a session
 //!   it finds open under that lock: closing twice debits once;
-//! * every change of an account's data runs in an [`AccountWrite`]
-//!   (`account_write`), which locks the account row first and holds it to the commit, journal
-//!   entries included: writers of one account on every server run one after another, so
+//! * every change of an account's data runs in an
+//!   [`AccountWrite`](sip_settings_core::store::AccountWrite) (`account_write`), which locks
+//!   the account row first and holds it to the commit, journal entries included: writers of
+//!   one account on every server run one after another, so
 //!   `add_alias` counts the aliases exactly (the address's uniqueness across accounts stays
 //!   with the `sip_addresses` primary key: a unique violation is `AliasOutcome::Taken`) and
 //!   `If-Match` holds across servers;

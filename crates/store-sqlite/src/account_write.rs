@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sip_settings_core::cert::CertRecord;
 use sip_settings_core::ids::AccountId;
 use sip_settings_core::journal::NewJournalEntry;
@@ -166,297 +166,376 @@ async fn delete_keyed(
     Ok(Applied::Existed(done.rows_affected() > 0))
 }
 
+/// The error for a change this store does not know ([`AccountOp`] may grow).
+fn unknown_change(op: &AccountOp) -> StoreError {
+    StoreError::Other(format!("this store does not know the change {op:?}"))
+}
+
+/// The changes of the account itself: its profile and credentials.
+async fn apply_to_account(
+    conn: &mut SqliteConnection,
+    id: i64,
+    now: DateTime<Utc>,
+    op: &AccountOp,
+) -> Result<Applied, StoreError> {
+    Ok(match op {
+        AccountOp::UpdateAccount { profile, prepaid } => {
+            sqlx::query(
+                "UPDATE accounts SET first_name = ?, last_name = ?, email = ?, timezone = ?, \
+                 mobile = ?, pstn_caller_id = ?, language = ?, no_answer_timeout = ?, \
+                 quick_dial = ?, prepaid = ?, updated_at = ? WHERE id = ?",
+            )
+            .bind(&profile.first_name)
+            .bind(&profile.last_name)
+            .bind(profile.email.as_ref().map(|e| e.as_str()))
+            .bind(profile.timezone.name())
+            .bind(profile.mobile.as_ref().map(|e| e.as_str()))
+            .bind(profile.pstn_caller_id.as_ref().map(|e| e.as_str()))
+            .bind(&profile.language)
+            .bind(i64::from(profile.no_answer_timeout))
+            .bind(profile.quick_dial.as_deref())
+            .bind(*prepaid)
+            .bind(now)
+            .bind(id)
+            .execute(conn)
+            .await
+            .map_err(map_err)?;
+            Applied::Done
+        }
+        AccountOp::SetCredentials(c) => {
+            sqlx::query(
+                "UPDATE accounts SET ha1_md5 = ?, ha1_sha256 = ?, password_hash = ?, \
+                 updated_at = ? WHERE id = ?",
+            )
+            .bind(&c.ha1_md5)
+            .bind(&c.ha1_sha256)
+            .bind(&c.password_hash)
+            .bind(now)
+            .bind(id)
+            .execute(conn)
+            .await
+            .map_err(map_err)?;
+            Applied::Done
+        }
+        other => return Err(unknown_change(other)),
+    })
+}
+
+/// The changes of the account's certificates.
+async fn apply_to_certificates(
+    conn: &mut SqliteConnection,
+    account: &AccountId,
+    op: &AccountOp,
+) -> Result<Applied, StoreError> {
+    Ok(match op {
+        AccountOp::InsertCertificate(record) => {
+            if record.account.as_ref() != Some(account) {
+                return Err(StoreError::Other(format!(
+                    "certificate {} is not one of {}",
+                    record.serial, account
+                )));
+            }
+            insert_certificate(conn, record).await?;
+            Applied::Done
+        }
+        AccountOp::RevokeCertificate { serial, at } => {
+            Applied::Certificate(revoke_certificate(conn, serial, Some(account), *at).await?)
+        }
+        AccountOp::RevokeAllCertificates { at } => {
+            Applied::Count(revoke_account_certificates(conn, account, *at).await?)
+        }
+        other => return Err(unknown_change(other)),
+    })
+}
+
+/// The changes of the account's other addresses: aliases and ENUM numbers.
+async fn apply_to_addresses(
+    conn: &mut SqliteConnection,
+    account: &AccountId,
+    id: i64,
+    now: DateTime<Utc>,
+    op: &AccountOp,
+) -> Result<Applied, StoreError> {
+    let changed =
+        |done: sqlx::sqlite::SqliteQueryResult| Applied::Existed(done.rows_affected() > 0);
+    Ok(match op {
+        AccountOp::AddAlias { alias, limit } => {
+            if alias.domain() != account.domain() {
+                return Err(StoreError::Other(format!(
+                    "alias {alias} is not in the domain of {}",
+                    account
+                )));
+            }
+            let taken: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM sip_addresses WHERE domain = ? AND username = ?",
+            )
+            .bind(alias.domain().as_str())
+            .bind(alias.user().as_str())
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(map_err)?;
+            if taken > 0 {
+                return Ok(Applied::Alias(AliasOutcome::Taken));
+            }
+            let aliases: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM sip_addresses WHERE account_id = ? AND is_alias = 1",
+            )
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(map_err)?;
+            if aliases >= i64::from(*limit) {
+                return Ok(Applied::Alias(AliasOutcome::LimitReached));
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO sip_addresses (domain, username, account_id, is_alias, created_at) \
+                 VALUES (?, ?, ?, 1, ?)",
+            )
+            .bind(alias.domain().as_str())
+            .bind(alias.user().as_str())
+            .bind(id)
+            .bind(now)
+            .execute(conn)
+            .await
+            .map_err(map_err);
+            match inserted {
+                Ok(_) => Applied::Alias(AliasOutcome::Added),
+                Err(StoreError::Conflict(_)) => Applied::Alias(AliasOutcome::Taken),
+                Err(e) => return Err(e),
+            }
+        }
+        AccountOp::RemoveAlias(alias) => changed(
+            sqlx::query(
+                "DELETE FROM sip_addresses WHERE domain = ? AND username = ? AND is_alias = 1 \
+                 AND account_id = ?",
+            )
+            .bind(alias.domain().as_str())
+            .bind(alias.user().as_str())
+            .bind(id)
+            .execute(conn)
+            .await
+            .map_err(map_err)?,
+        ),
+        AccountOp::AddEnum(number) => {
+            sqlx::query(
+                "INSERT INTO enum_numbers (number, account_id, created_at) VALUES (?, ?, ?)",
+            )
+            .bind(number.as_str())
+            .bind(id)
+            .bind(now)
+            .execute(conn)
+            .await
+            .map_err(map_err)?;
+            Applied::Done
+        }
+        AccountOp::RemoveEnum(number) => {
+            delete_keyed(
+                conn,
+                "DELETE FROM enum_numbers WHERE account_id = ? AND number = ?",
+                id,
+                number.as_str(),
+            )
+            .await?
+        }
+        other => return Err(unknown_change(other)),
+    })
+}
+
+/// The changes of the account's call rules: forwarding, accept rules and DND, reject rules.
+async fn apply_to_call_rules(
+    conn: &mut SqliteConnection,
+    id: i64,
+    op: &AccountOp,
+) -> Result<Applied, StoreError> {
+    let changed =
+        |done: sqlx::sqlite::SqliteQueryResult| Applied::Existed(done.rows_affected() > 0);
+    Ok(match op {
+        AccountOp::SetDiversions(changes) => {
+            for (condition, target) in changes {
+                match target {
+                    Some(t) => sqlx::query(
+                        "INSERT INTO diversions (account_id, condition, target) VALUES (?, ?, ?) \
+                         ON CONFLICT (account_id, condition) DO UPDATE SET target = excluded.target",
+                    )
+                    .bind(id)
+                    .bind(condition.code())
+                    .bind(t.stored()),
+                    None => sqlx::query(
+                        "DELETE FROM diversions WHERE account_id = ? AND condition = ?",
+                    )
+                    .bind(id)
+                    .bind(condition.code()),
+                }
+                .execute(&mut *conn)
+                .await
+                .map_err(map_err)?;
+            }
+            Applied::Done
+        }
+        AccountOp::PutAcceptRule(rule) => {
+            let existed: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM accept_rules WHERE account_id = ? AND days = ?",
+            )
+            .bind(id)
+            .bind(i64::from(rule.days.value()))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(map_err)?;
+            sqlx::query(
+                "INSERT INTO accept_rules (account_id, days, start_minute, stop_minute, groups) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, days) DO UPDATE SET \
+                 start_minute = excluded.start_minute, stop_minute = excluded.stop_minute, \
+                 groups = excluded.groups",
+            )
+            .bind(id)
+            .bind(i64::from(rule.days.value()))
+            .bind(i64::from(rule.start.minutes()))
+            .bind(i64::from(rule.stop.minutes()))
+            .bind(stored::join_groups(&rule.groups))
+            .execute(conn)
+            .await
+            .map_err(map_err)?;
+            Applied::Existed(existed > 0)
+        }
+        AccountOp::RemoveAcceptRule(days) => changed(
+            sqlx::query("DELETE FROM accept_rules WHERE account_id = ? AND days = ?")
+                .bind(id)
+                .bind(i64::from(days.value()))
+                .execute(conn)
+                .await
+                .map_err(map_err)?,
+        ),
+        AccountOp::SetTemporaryRule(rule) => {
+            match rule {
+                Some(rule) => sqlx::query(
+                    "INSERT INTO accept_temporary (account_id, groups, until) VALUES (?, ?, ?) \
+                     ON CONFLICT (account_id) DO UPDATE SET groups = excluded.groups, \
+                     until = excluded.until",
+                )
+                .bind(id)
+                .bind(stored::join_groups(&rule.groups))
+                .bind(rule.until),
+                None => sqlx::query("DELETE FROM accept_temporary WHERE account_id = ?").bind(id),
+            }
+            .execute(conn)
+            .await
+            .map_err(map_err)?;
+            Applied::Done
+        }
+        AccountOp::AddReject(pattern) => {
+            sqlx::query("INSERT INTO reject_rules (account_id, pattern) VALUES (?, ?)")
+                .bind(id)
+                .bind(pattern.as_str())
+                .execute(conn)
+                .await
+                .map_err(map_err)?;
+            Applied::Done
+        }
+        AccountOp::RemoveReject(pattern) => {
+            delete_keyed(
+                conn,
+                "DELETE FROM reject_rules WHERE account_id = ? AND pattern = ?",
+                id,
+                pattern.as_str(),
+            )
+            .await?
+        }
+        other => return Err(unknown_change(other)),
+    })
+}
+
+/// The changes of the account's voicemail, caller-id privacy and phonebook.
+async fn apply_to_personal(
+    conn: &mut SqliteConnection,
+    id: i64,
+    now: DateTime<Utc>,
+    op: &AccountOp,
+) -> Result<Applied, StoreError> {
+    Ok(match op {
+        AccountOp::PutVoicemail(v) => {
+            sqlx::query(
+                "INSERT INTO voicemail (account_id, enabled, delivery, email, pin_hash) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET \
+                 enabled = excluded.enabled, delivery = excluded.delivery, \
+                 email = excluded.email, pin_hash = excluded.pin_hash",
+            )
+            .bind(id)
+            .bind(v.enabled)
+            .bind(v.delivery.as_str())
+            .bind(v.email.as_ref().map(|e| e.as_str()))
+            .bind(v.pin_hash.as_deref())
+            .execute(conn)
+            .await
+            .map_err(map_err)?;
+            Applied::Done
+        }
+        AccountOp::SetPrivacy(on) => {
+            sqlx::query("UPDATE accounts SET privacy = ?, updated_at = ? WHERE id = ?")
+                .bind(*on)
+                .bind(now)
+                .bind(id)
+                .execute(conn)
+                .await
+                .map_err(map_err)?;
+            Applied::Done
+        }
+        AccountOp::PutPhonebookEntry(entry) => {
+            sqlx::query(
+                "INSERT INTO phonebook (account_id, uri, name, groups) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (account_id, uri) DO UPDATE SET name = excluded.name, \
+                 groups = excluded.groups",
+            )
+            .bind(id)
+            .bind(entry.uri.to_string())
+            .bind(&entry.name)
+            .bind(stored::join_phonebook_groups(&entry.groups))
+            .execute(conn)
+            .await
+            .map_err(map_err)?;
+            Applied::Done
+        }
+        AccountOp::RemovePhonebookEntry(uri) => {
+            delete_keyed(
+                conn,
+                "DELETE FROM phonebook WHERE account_id = ? AND uri = ?",
+                id,
+                &uri.to_string(),
+            )
+            .await?
+        }
+        other => return Err(unknown_change(other)),
+    })
+}
+
 #[async_trait]
 impl AccountWrite for SqliteAccountWrite {
     async fn apply(&mut self, op: &AccountOp) -> Result<Applied, StoreError> {
         // The time of every stamp this change makes: the store's clock, never the system's.
         let now = self.clock.now();
         let id = self.id;
+        let account = &self.account;
         let conn: &mut SqliteConnection = &mut self.tx;
-        let changed =
-            |done: sqlx::sqlite::SqliteQueryResult| Applied::Existed(done.rows_affected() > 0);
-        Ok(match op {
-            AccountOp::UpdateAccount { profile, prepaid } => {
-                sqlx::query(
-                    "UPDATE accounts SET first_name = ?, last_name = ?, email = ?, timezone = ?, \
-                     mobile = ?, pstn_caller_id = ?, language = ?, no_answer_timeout = ?, \
-                     quick_dial = ?, prepaid = ?, updated_at = ? WHERE id = ?",
-                )
-                .bind(&profile.first_name)
-                .bind(&profile.last_name)
-                .bind(profile.email.as_ref().map(|e| e.as_str()))
-                .bind(profile.timezone.name())
-                .bind(profile.mobile.as_ref().map(|e| e.as_str()))
-                .bind(profile.pstn_caller_id.as_ref().map(|e| e.as_str()))
-                .bind(&profile.language)
-                .bind(i64::from(profile.no_answer_timeout))
-                .bind(profile.quick_dial.as_deref())
-                .bind(*prepaid)
-                .bind(now)
-                .bind(id)
-                .execute(conn)
-                .await
-                .map_err(map_err)?;
-                Applied::Done
+        match op {
+            AccountOp::UpdateAccount { .. } | AccountOp::SetCredentials(_) => {
+                apply_to_account(conn, id, now, op).await
             }
-            AccountOp::SetCredentials(c) => {
-                sqlx::query(
-                    "UPDATE accounts SET ha1_md5 = ?, ha1_sha256 = ?, password_hash = ?, \
-                     updated_at = ? WHERE id = ?",
-                )
-                .bind(&c.ha1_md5)
-                .bind(&c.ha1_sha256)
-                .bind(&c.password_hash)
-                .bind(now)
-                .bind(id)
-                .execute(conn)
-                .await
-                .map_err(map_err)?;
-                Applied::Done
+            AccountOp::InsertCertificate(_)
+            | AccountOp::RevokeCertificate { .. }
+            | AccountOp::RevokeAllCertificates { .. } => {
+                apply_to_certificates(conn, account, op).await
             }
-            AccountOp::InsertCertificate(record) => {
-                if record.account.as_ref() != Some(&self.account) {
-                    return Err(StoreError::Other(format!(
-                        "certificate {} is not one of {}",
-                        record.serial, self.account
-                    )));
-                }
-                insert_certificate(conn, record).await?;
-                Applied::Done
-            }
-            AccountOp::RevokeCertificate { serial, at } => Applied::Certificate(
-                revoke_certificate(conn, serial, Some(&self.account), *at).await?,
-            ),
-            AccountOp::RevokeAllCertificates { at } => {
-                Applied::Count(revoke_account_certificates(conn, &self.account, *at).await?)
-            }
-            AccountOp::AddAlias { alias, limit } => {
-                if alias.domain() != self.account.domain() {
-                    return Err(StoreError::Other(format!(
-                        "alias {alias} is not in the domain of {}",
-                        self.account
-                    )));
-                }
-                let taken: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM sip_addresses WHERE domain = ? AND username = ?",
-                )
-                .bind(alias.domain().as_str())
-                .bind(alias.user().as_str())
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(map_err)?;
-                if taken > 0 {
-                    return Ok(Applied::Alias(AliasOutcome::Taken));
-                }
-                let aliases: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM sip_addresses WHERE account_id = ? AND is_alias = 1",
-                )
-                .bind(id)
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(map_err)?;
-                if aliases >= i64::from(*limit) {
-                    return Ok(Applied::Alias(AliasOutcome::LimitReached));
-                }
-                let inserted = sqlx::query(
-                    "INSERT INTO sip_addresses (domain, username, account_id, is_alias, created_at) \
-                     VALUES (?, ?, ?, 1, ?)",
-                )
-                .bind(alias.domain().as_str())
-                .bind(alias.user().as_str())
-                .bind(id)
-                .bind(now)
-                .execute(conn)
-                .await
-                .map_err(map_err);
-                match inserted {
-                    Ok(_) => Applied::Alias(AliasOutcome::Added),
-                    Err(StoreError::Conflict(_)) => Applied::Alias(AliasOutcome::Taken),
-                    Err(e) => return Err(e),
-                }
-            }
-            AccountOp::RemoveAlias(alias) => changed(
-                sqlx::query(
-                    "DELETE FROM sip_addresses WHERE domain = ? AND username = ? AND is_alias = 1 \
-                     AND account_id = ?",
-                )
-                .bind(alias.domain().as_str())
-                .bind(alias.user().as_str())
-                .bind(id)
-                .execute(conn)
-                .await
-                .map_err(map_err)?,
-            ),
-            AccountOp::AddEnum(number) => {
-                sqlx::query(
-                    "INSERT INTO enum_numbers (number, account_id, created_at) VALUES (?, ?, ?)",
-                )
-                .bind(number.as_str())
-                .bind(id)
-                .bind(now)
-                .execute(conn)
-                .await
-                .map_err(map_err)?;
-                Applied::Done
-            }
-            AccountOp::RemoveEnum(number) => {
-                delete_keyed(
-                    conn,
-                    "DELETE FROM enum_numbers WHERE account_id = ? AND number = ?",
-                    id,
-                    number.as_str(),
-                )
-                .await?
-            }
-            AccountOp::SetDiversions(changes) => {
-                for (condition, target) in changes {
-                    match target {
-                        Some(t) => sqlx::query(
-                            "INSERT INTO diversions (account_id, condition, target) VALUES (?, ?, ?) \
-                             ON CONFLICT (account_id, condition) DO UPDATE SET target = excluded.target",
-                        )
-                        .bind(id)
-                        .bind(condition.code())
-                        .bind(t.stored()),
-                        None => sqlx::query(
-                            "DELETE FROM diversions WHERE account_id = ? AND condition = ?",
-                        )
-                        .bind(id)
-                        .bind(condition.code()),
-                    }
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(map_err)?;
-                }
-                Applied::Done
-            }
-            AccountOp::PutAcceptRule(rule) => {
-                let existed: i64 = sqlx::query_scalar(
-                    "SELECT count(*) FROM accept_rules WHERE account_id = ? AND days = ?",
-                )
-                .bind(id)
-                .bind(i64::from(rule.days.value()))
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(map_err)?;
-                sqlx::query(
-                    "INSERT INTO accept_rules (account_id, days, start_minute, stop_minute, groups) \
-                     VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, days) DO UPDATE SET \
-                     start_minute = excluded.start_minute, stop_minute = excluded.stop_minute, \
-                     groups = excluded.groups",
-                )
-                .bind(id)
-                .bind(i64::from(rule.days.value()))
-                .bind(i64::from(rule.start.minutes()))
-                .bind(i64::from(rule.stop.minutes()))
-                .bind(stored::join_groups(&rule.groups))
-                .execute(conn)
-                .await
-                .map_err(map_err)?;
-                Applied::Existed(existed > 0)
-            }
-            AccountOp::RemoveAcceptRule(days) => changed(
-                sqlx::query("DELETE FROM accept_rules WHERE account_id = ? AND days = ?")
-                    .bind(id)
-                    .bind(i64::from(days.value()))
-                    .execute(conn)
-                    .await
-                    .map_err(map_err)?,
-            ),
-            AccountOp::SetTemporaryRule(rule) => {
-                match rule {
-                    Some(rule) => sqlx::query(
-                        "INSERT INTO accept_temporary (account_id, groups, until) VALUES (?, ?, ?) \
-                         ON CONFLICT (account_id) DO UPDATE SET groups = excluded.groups, \
-                         until = excluded.until",
-                    )
-                    .bind(id)
-                    .bind(stored::join_groups(&rule.groups))
-                    .bind(rule.until),
-                    None => {
-                        sqlx::query("DELETE FROM accept_temporary WHERE account_id = ?").bind(id)
-                    }
-                }
-                .execute(conn)
-                .await
-                .map_err(map_err)?;
-                Applied::Done
-            }
-            AccountOp::AddReject(pattern) => {
-                sqlx::query("INSERT INTO reject_rules (account_id, pattern) VALUES (?, ?)")
-                    .bind(id)
-                    .bind(pattern.as_str())
-                    .execute(conn)
-                    .await
-                    .map_err(map_err)?;
-                Applied::Done
-            }
-            AccountOp::RemoveReject(pattern) => {
-                delete_keyed(
-                    conn,
-                    "DELETE FROM reject_rules WHERE account_id = ? AND pattern = ?",
-                    id,
-                    pattern.as_str(),
-                )
-                .await?
-            }
-            AccountOp::PutVoicemail(v) => {
-                sqlx::query(
-                    "INSERT INTO voicemail (account_id, enabled, delivery, email, pin_hash) \
-                     VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET \
-                     enabled = excluded.enabled, delivery = excluded.delivery, \
-                     email = excluded.email, pin_hash = excluded.pin_hash",
-                )
-                .bind(id)
-                .bind(v.enabled)
-                .bind(v.delivery.as_str())
-                .bind(v.email.as_ref().map(|e| e.as_str()))
-                .bind(v.pin_hash.as_deref())
-                .execute(conn)
-                .await
-                .map_err(map_err)?;
-                Applied::Done
-            }
-            AccountOp::SetPrivacy(on) => {
-                sqlx::query("UPDATE accounts SET privacy = ?, updated_at = ? WHERE id = ?")
-                    .bind(*on)
-                    .bind(now)
-                    .bind(id)
-                    .execute(conn)
-                    .await
-                    .map_err(map_err)?;
-                Applied::Done
-            }
-            AccountOp::PutPhonebookEntry(entry) => {
-                sqlx::query(
-                    "INSERT INTO phonebook (account_id, uri, name, groups) VALUES (?, ?, ?, ?) \
-                     ON CONFLICT (account_id, uri) DO UPDATE SET name = excluded.name, \
-                     groups = excluded.groups",
-                )
-                .bind(id)
-                .bind(entry.uri.to_string())
-                .bind(&entry.name)
-                .bind(stored::join_phonebook_groups(&entry.groups))
-                .execute(conn)
-                .await
-                .map_err(map_err)?;
-                Applied::Done
-            }
-            AccountOp::RemovePhonebookEntry(uri) => {
-                delete_keyed(
-                    conn,
-                    "DELETE FROM phonebook WHERE account_id = ? AND uri = ?",
-                    id,
-                    &uri.to_string(),
-                )
-                .await?
-            }
-            other => {
-                return Err(StoreError::Other(format!(
-                    "this store does not know the change {other:?}"
-                )));
-            }
-        })
+            AccountOp::AddAlias { .. }
+            | AccountOp::RemoveAlias(_)
+            | AccountOp::AddEnum(_)
+            | AccountOp::RemoveEnum(_) => apply_to_addresses(conn, account, id, now, op).await,
+            AccountOp::SetDiversions(_)
+            | AccountOp::PutAcceptRule(_)
+            | AccountOp::RemoveAcceptRule(_)
+            | AccountOp::SetTemporaryRule(_)
+            | AccountOp::AddReject(_)
+            | AccountOp::RemoveReject(_) => apply_to_call_rules(conn, id, op).await,
+            _ => apply_to_personal(conn, id, now, op).await,
+        }
     }
 
     async fn commit(mut self: Box<Self>, journal: &[NewJournalEntry]) -> Result<(), StoreError> {

@@ -7,9 +7,9 @@
 //! showed dominating every request (see docs/benchmarks.md).
 //!
 //! Their results are kept in memory for as long as the database stays as it was: each look-up
-//! first reads the database's [`Version`](crate::changes::Version) (one `pread`, no lock; see [`crate::changes`]) and
-//! answers from memory only when nothing was committed since the answer was read, by any
-//! connection of any process. So a revocation, by this server, another one or the CLI, holds
+//! first reads the database's [`Version`](crate::changes::Version) (one `pread`, no lock; see
+//! [`crate::changes`]) and answers from memory only when nothing was committed since the answer
+//! was read, by any connection of any process. So a revocation, by this server, another one or the CLI, holds
 //! for the next request at once, as without the cache. What the cache saves is SQLite's read
 //! transaction: its file locks and the mutexes around them were half of a request's CPU time.
 
@@ -585,6 +585,75 @@ mod tests {
         value
     }
 
+    /// A step of the test below: aliases and ENUM numbers of `alice` (who exists), added and
+    /// removed through `cli`, are seen by `server` at the next look-up.
+    async fn aliases_and_numbers_follow_commits(
+        server: &SqliteStore,
+        cli: &SqliteStore,
+        alice: &AccountId,
+    ) {
+        let al = AccountId::parse("al@example.com").unwrap();
+        let number = E164::parse_for("n", "+31201234567").unwrap();
+        let found = Some(alice.clone());
+        assert_eq!(twice(server, || server.resolve_address(&al)).await, None);
+        cli.add_alias(&al, alice, 20).await.unwrap();
+        assert_eq!(fresh(server, || server.resolve_address(&al)).await, found);
+        assert_eq!(twice(server, || server.resolve_address(&al)).await, found);
+        cli.remove_alias(&al).await.unwrap();
+        assert_eq!(fresh(server, || server.resolve_address(&al)).await, None);
+
+        assert_eq!(twice(server, || server.resolve_enum(&number)).await, None);
+        cli.add_enum(&number, alice).await.unwrap();
+        assert_eq!(fresh(server, || server.resolve_enum(&number)).await, found);
+        assert_eq!(twice(server, || server.resolve_enum(&number)).await, found);
+        cli.remove_enum(&number).await.unwrap();
+        assert_eq!(fresh(server, || server.resolve_enum(&number)).await, None);
+    }
+
+    /// A step of the test below: reject patterns and the phonebook of `alice`, changed through
+    /// `cli` or a bare SQLite connection on `path`, are seen by `server` at the next look-up.
+    async fn reject_and_phonebook_follow_commits(
+        server: &SqliteStore,
+        cli: &SqliteStore,
+        alice: &AccountId,
+        path: &std::path::Path,
+    ) {
+        assert!(twice(server, || server.list_reject(alice)).await.is_empty());
+        let pattern = RejectPattern::parse("sip:%0900@%").unwrap();
+        cli.add_reject(alice, &pattern).await.unwrap();
+        let patterns = vec![pattern];
+        assert_eq!(fresh(server, || server.list_reject(alice)).await, patterns);
+        assert_eq!(twice(server, || server.list_reject(alice)).await, patterns);
+        // A writer that is no store at all (sqlite3 on the command line, say).
+        let raw = Connection::open(path).unwrap();
+        raw.execute("DELETE FROM reject_rules", []).unwrap();
+        assert!(fresh(server, || server.list_reject(alice)).await.is_empty());
+
+        assert!(
+            twice(server, || server.list_phonebook(alice))
+                .await
+                .is_empty()
+        );
+        let entry = PhonebookEntry {
+            uri: SipUri::parse_for("u", "sip:mom@example.org").unwrap(),
+            name: "Mom".into(),
+            groups: vec!["family".into()],
+        };
+        cli.put_phonebook_entry(alice, &entry).await.unwrap();
+        let book = vec![entry.clone()];
+        assert_eq!(fresh(server, || server.list_phonebook(alice)).await, book);
+        assert_eq!(twice(server, || server.list_phonebook(alice)).await, book);
+        let renamed = PhonebookEntry {
+            name: "Mother".into(),
+            ..entry
+        };
+        cli.put_phonebook_entry(alice, &renamed).await.unwrap();
+        assert_eq!(
+            fresh(server, || server.list_phonebook(alice)).await,
+            [renamed]
+        );
+    }
+
     /// Each read that deciding a call needs is answered from memory when repeated, and shows
     /// a commit through a second store on the same file (another process: the CLI, a second
     /// server) or a bare SQLite connection at the very next look-up.
@@ -597,8 +666,6 @@ mod tests {
         let cli = SqliteStore::open(&url, false).await.unwrap();
         let t0 = Utc.timestamp_opt(1_790_000_000, 0).single().unwrap();
         let alice = AccountId::parse("alice@example.com").unwrap();
-        let al = AccountId::parse("al@example.com").unwrap();
-        let number = E164::parse_for("n", "+31201234567").unwrap();
         let com = Domain::parse("example.com").unwrap();
         let net = Domain::parse("example.net").unwrap();
         assert!(server.fast.watch.is_some(), "a WAL file is cached");
@@ -634,19 +701,7 @@ mod tests {
             fresh(&server, || server.resolve_address(&alice)).await,
             found
         );
-        assert_eq!(twice(&server, || server.resolve_address(&al)).await, None);
-        cli.add_alias(&al, &alice, 20).await.unwrap();
-        assert_eq!(fresh(&server, || server.resolve_address(&al)).await, found);
-        assert_eq!(twice(&server, || server.resolve_address(&al)).await, found);
-        cli.remove_alias(&al).await.unwrap();
-        assert_eq!(fresh(&server, || server.resolve_address(&al)).await, None);
-
-        assert_eq!(twice(&server, || server.resolve_enum(&number)).await, None);
-        cli.add_enum(&number, &alice).await.unwrap();
-        assert_eq!(fresh(&server, || server.resolve_enum(&number)).await, found);
-        assert_eq!(twice(&server, || server.resolve_enum(&number)).await, found);
-        cli.remove_enum(&number).await.unwrap();
-        assert_eq!(fresh(&server, || server.resolve_enum(&number)).await, None);
+        aliases_and_numbers_follow_commits(&server, &cli, &alice).await;
 
         let none = AcceptRules::default();
         assert_eq!(
@@ -674,54 +729,7 @@ mod tests {
         let rules = fresh(&server, || server.get_accept_rules(&alice)).await;
         assert_eq!((rules.persistent.len(), rules.temporary), (1, Some(dnd)));
 
-        assert!(
-            twice(&server, || server.list_reject(&alice))
-                .await
-                .is_empty()
-        );
-        let pattern = RejectPattern::parse("sip:%0900@%").unwrap();
-        cli.add_reject(&alice, &pattern).await.unwrap();
-        let patterns = vec![pattern];
-        assert_eq!(
-            fresh(&server, || server.list_reject(&alice)).await,
-            patterns
-        );
-        assert_eq!(
-            twice(&server, || server.list_reject(&alice)).await,
-            patterns
-        );
-        // A writer that is no store at all (sqlite3 on the command line, say).
-        let raw = Connection::open(&path).unwrap();
-        raw.execute("DELETE FROM reject_rules", []).unwrap();
-        assert!(
-            fresh(&server, || server.list_reject(&alice))
-                .await
-                .is_empty()
-        );
-
-        assert!(
-            twice(&server, || server.list_phonebook(&alice))
-                .await
-                .is_empty()
-        );
-        let entry = PhonebookEntry {
-            uri: SipUri::parse_for("u", "sip:mom@example.org").unwrap(),
-            name: "Mom".into(),
-            groups: vec!["family".into()],
-        };
-        cli.put_phonebook_entry(&alice, &entry).await.unwrap();
-        let book = vec![entry.clone()];
-        assert_eq!(fresh(&server, || server.list_phonebook(&alice)).await, book);
-        assert_eq!(twice(&server, || server.list_phonebook(&alice)).await, book);
-        let renamed = PhonebookEntry {
-            name: "Mother".into(),
-            ..entry
-        };
-        cli.put_phonebook_entry(&alice, &renamed).await.unwrap();
-        assert_eq!(
-            fresh(&server, || server.list_phonebook(&alice)).await,
-            [renamed]
-        );
+        reject_and_phonebook_follow_commits(&server, &cli, &alice, &path).await;
 
         assert_eq!(twice(&server, || server.get_voicemail(&alice)).await, None);
         let on = Voicemail {

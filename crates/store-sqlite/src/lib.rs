@@ -4,6 +4,10 @@
 //! Writes go through a pool of one connection (SQLite has one writer at a time anyway, and a
 //! single writer never meets a lock upgrade conflict); reads use their own pool and run
 //! concurrently with it.
+//!
+//! The traits by concern whose sum is [`Store`](sip_settings_core::Store) are implemented one
+//! file each (`accounts.rs`, `certificates.rs`, `addresses.rs`, `settings.rs`, `billing.rs`,
+//! `devices.rs`, `journal.rs`), the same as the PostgreSQL store's but for the SQL dialect.
 
 mod account_write;
 mod accounts;

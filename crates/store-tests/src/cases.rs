@@ -1755,8 +1755,10 @@ fn registration(
     }
 }
 
+/// Registrations follow RFC 3261: a binding per contact, refreshed, removed by `expires=0`
+/// of a newer CSeq or by `Contact: *`, lapsed ones not listed and removed; at most
+/// [`MAX_DEVICES`](sip_settings_core::devices::MAX_DEVICES) per account.
 pub async fn device_bindings_follow_rfc3261(store: Arc<dyn Store>) {
-    use sip_settings_core::devices::MAX_DEVICES;
     seed(&store).await;
     let alice = id("alice@example.com");
     let (a, b) = (
@@ -1853,17 +1855,31 @@ pub async fn device_bindings_follow_rfc3261(store: Arc<dyn Store>) {
     assert_eq!(devices.len(), 1);
     assert_eq!(devices[0].contact, b);
 
+    lapsed_removed_all_and_refused_bindings(&store, &alice, (a, b), later).await;
+}
+
+/// A step of [`device_bindings_follow_rfc3261`]: `alice` has `b` registered at `later` (for an
+/// hour) and `a` removed; lapsed bindings go, `Contact: *` removes all of the account's, too
+/// many contacts are refused, an unknown account is not found, and deleting an account removes
+/// its devices.
+async fn lapsed_removed_all_and_refused_bindings(
+    store: &Arc<dyn Store>,
+    alice: &AccountId,
+    (a, b): (&str, &str),
+    later: DateTime<Utc>,
+) {
+    use sip_settings_core::devices::MAX_DEVICES;
     // Lapsed bindings are not listed, and are gone after the next registration.
     let much_later = t0() + Duration::seconds(3700);
     assert!(
         store
-            .list_devices(&alice, much_later)
+            .list_devices(alice, much_later)
             .await
             .unwrap()
             .is_empty()
     );
     assert_eq!(
-        store.device_expiry(&alice).await.unwrap(),
+        store.device_expiry(alice).await.unwrap(),
         Some(later + Duration::seconds(3600))
     );
     store
@@ -1876,7 +1892,7 @@ pub async fn device_bindings_follow_rfc3261(store: Arc<dyn Store>) {
         ))
         .await
         .unwrap();
-    assert_eq!(store.device_expiry(&alice).await.unwrap(), None);
+    assert_eq!(store.device_expiry(alice).await.unwrap(), None);
 
     // Contact: * removes every binding of the account, and only of it.
     store
@@ -1919,7 +1935,7 @@ pub async fn device_bindings_follow_rfc3261(store: Arc<dyn Store>) {
     assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
     assert!(
         store
-            .list_devices(&alice, much_later)
+            .list_devices(alice, much_later)
             .await
             .unwrap()
             .is_empty()
