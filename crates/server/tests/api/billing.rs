@@ -343,13 +343,22 @@ async fn prepaid_call_from_top_up_to_history_calls_and_usage() {
     assert!(out.contains("10.0000"), "{out}");
     assert_balance(&app, &app.alice, 100_000).await;
 
+    let call_id = "flow-1@proxy.example.net";
+    flow_open(&app, &svc, t0, call_id).await;
+    flow_close(&app, &svc, call_id).await;
+    let closed_at = t0 + Duration::seconds(95);
+    flow_balance_history(&app, closed_at, call_id).await;
+    flow_balance_history_csv(&app, closed_at).await;
+    flow_calls_and_usage(&app, t0, closed_at, call_id).await;
+}
+
+/// Step 1 of the flow: the session opens for the longest call the balance pays, opening again
+/// answers the same session, and alice sees it as an active call.
+async fn flow_open(app: &TestApp, svc: &IssuedCertificate, t0: DateTime<Utc>, call_id: &str) {
     // Open: the longest call 10.0000 pays at 316 (1 s increments, 30 s minimum):
     // 0.0350 + ceil(0.25 × 2391 / 60) = 0.0350 + 9.9625 = 9.9975 ≤ 10;
     // 0.0350 + ceil(0.25 × 2392 / 60) = 0.0350 + 9.9667 = 10.0017 > 10.
-    let call_id = "flow-1@proxy.example.net";
-    let opened = open(&app, &svc, ALICE, "+31612345678", call_id)
-        .await
-        .ok(201);
+    let opened = open(app, svc, ALICE, "+31612345678", call_id).await.ok(201);
     assert_eq!(NL_MOBILE.max_session_time(100_000, 7200), 2391);
     assert_eq!(NL_MOBILE.price(2391), 99_975);
     assert_eq!(
@@ -375,13 +384,11 @@ async fn prepaid_call_from_top_up_to_history_calls_and_usage() {
     assert_eq!(opened["opened_at"], rfc3339(t0));
 
     // Opening the open Call-ID again answers 200 with the same session.
-    let again = open(&app, &svc, ALICE, "+31612345678", call_id)
-        .await
-        .ok(200);
+    let again = open(app, svc, ALICE, "+31612345678", call_id).await.ok(200);
     assert_eq!(again, opened);
 
     // alice sees the active call; the balance is a JSON number with four decimals.
-    let p = assert_balance(&app, &app.alice, 100_000).await;
+    let p = assert_balance(app, &app.alice, 100_000).await;
     assert_eq!(
         keys_of(&p),
         ["balance", "currency", "active_calls", "prepaid"]
@@ -399,10 +406,13 @@ async fn prepaid_call_from_top_up_to_history_calls_and_usage() {
         }])
     );
     assert_eq!(app.read(&app.alice, "get_prepaid").await, p, "alias");
+}
 
+/// Step 2: 95 s later the call ends and is billed; closing again changes nothing.
+async fn flow_close(app: &TestApp, svc: &IssuedCertificate, call_id: &str) {
     // 95 s later the call ends.
     app.clock.advance(Duration::seconds(95));
-    let p = assert_balance(&app, &app.alice, 100_000).await;
+    let p = assert_balance(app, &app.alice, 100_000).await;
     assert_eq!(p["active_calls"][0]["elapsed"], 95, "{p}");
     let close_body = json!({
         "duration": 95,
@@ -413,7 +423,7 @@ async fn prepaid_call_from_top_up_to_history_calls_and_usage() {
     });
     // 95 s at 316: billed 95 s; 0.0350 + ceil(0.25 × 95 / 60 = 0.395833…) = 0.0350 + 0.3959.
     assert_eq!(NL_MOBILE.price(95), 4_309);
-    let closed = close(&app, &svc, call_id, &close_body).await.ok(200);
+    let closed = close(app, svc, call_id, &close_body).await.ok(200);
     assert_eq!(
         closed,
         json!({"call_id": call_id, "duration": 95, "price": "0.4309", "balance": "9.5691"})
@@ -425,16 +435,18 @@ async fn prepaid_call_from_top_up_to_history_calls_and_usage() {
 
     // Closing again answers the first result and changes nothing.
     app.clock.advance(Duration::seconds(10));
-    let twice = close(&app, &svc, call_id, &close_body).await.ok(200);
+    let twice = close(app, svc, call_id, &close_body).await.ok(200);
     assert_eq!(twice, closed);
-    let p = assert_balance(&app, &app.alice, 95_691).await;
+    let p = assert_balance(app, &app.alice, 95_691).await;
     assert_eq!(p["active_calls"], json!([]));
+}
 
+/// Step 3: the balance history, newest first.
+async fn flow_balance_history(app: &TestApp, closed_at: DateTime<Utc>, call_id: &str) {
     // Balance history, newest first.
     let h = app.read(&app.alice, "balance_history").await;
     let h = h.as_array().unwrap();
     assert_eq!(h.len(), 2, "{h:?}");
-    let closed_at = t0 + Duration::seconds(95);
     assert_eq!(
         keys_of(&h[0]),
         [
@@ -466,7 +478,10 @@ async fn prepaid_call_from_top_up_to_history_calls_and_usage() {
     assert_eq!(h[1]["session"], Value::Null);
     let limited = app.read(&app.alice, "balance_history&limit=1").await;
     assert_eq!(limited, json!([h[0].clone()]));
+}
 
+/// Step 4: the balance history as RFC 4180 CSV.
+async fn flow_balance_history_csv(app: &TestApp, closed_at: DateTime<Utc>) {
     // The same as RFC 4180 CSV with CRLF line ends.
     let response = app
         .get_raw(&app.alice, "action=balance_history&csv=1")
@@ -508,9 +523,17 @@ async fn prepaid_call_from_top_up_to_history_calls_and_usage() {
         debit_id.parse::<i64>().unwrap() > topup_id.parse::<i64>().unwrap(),
         "{csv:?}"
     );
+}
 
+/// Step 5: the call in alice's call list and monthly usage.
+async fn flow_calls_and_usage(
+    app: &TestApp,
+    t0: DateTime<Utc>,
+    closed_at: DateTime<Utc>,
+    call_id: &str,
+) {
     // The call is recorded as placed, with its price, in alice's zone and in UTC.
-    let c = calls_of(&app, &app.alice, "").await;
+    let c = calls_of(app, &app.alice, "").await;
     assert_eq!(keys_of(&c), ["placed", "received"]);
     assert_eq!(c["received"], json!([]));
     let placed = c["placed"].as_array().unwrap();

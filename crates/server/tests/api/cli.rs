@@ -243,15 +243,9 @@ async fn domains_accounts_and_certificates_round_trip() {
     );
 }
 
-#[tokio::test]
-async fn bad_input_to_every_command_fails_cleanly_and_changes_nothing() {
-    let app = TestApp::spawn().await;
-    let dir = app.data_dir().to_owned();
-    let out = dir.join("out");
-    let out_s = out.to_str().unwrap();
-    let bad_config = dir.join("bad.toml");
-    std::fs::write(&bad_config, "listen = 12\n").unwrap();
-    let cases: Vec<(Vec<&str>, &str)> = vec![
+/// Bad input to `domain add` and `account add`, with a word the one-line error must contain.
+fn bad_domain_and_account_add_cases() -> Vec<(Vec<&'static str>, &'static str)> {
+    vec![
         (vec!["domain", "add", "not a domain"], "domain"),
         (vec!["domain", "add", "example.com"], "exists"),
         (vec!["domain", "add", "nodot"], "domain"),
@@ -375,6 +369,16 @@ async fn bad_input_to_every_command_fails_cleanly_and_changes_nothing() {
             ],
             "password file",
         ),
+    ]
+}
+
+/// Bad input to the other account commands, the certificate commands and the global options
+/// (`--out` is `out`, `--config` a bad file), with a word the one-line error must contain.
+fn bad_account_cert_and_option_cases<'a>(
+    out_s: &'a str,
+    bad_config: &'a str,
+) -> Vec<(Vec<&'a str>, &'a str)> {
+    vec![
         (vec!["account", "add", "carol@example.com"], "password"),
         (vec!["account", "show", "nobody@example.com"], "no account"),
         (vec!["account", "show", "garbage"], "user@domain"),
@@ -440,11 +444,21 @@ async fn bad_input_to_every_command_fails_cleanly_and_changes_nothing() {
             vec!["--database", "mysql://localhost/x", "account", "list"],
             "unsupported database",
         ),
-        (
-            vec!["--config", bad_config.to_str().unwrap(), "account", "list"],
-            "bad.toml",
-        ),
-    ];
+        (vec!["--config", bad_config, "account", "list"], "bad.toml"),
+    ]
+}
+
+#[tokio::test]
+async fn bad_input_to_every_command_fails_cleanly_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let dir = app.data_dir().to_owned();
+    let out = dir.join("out");
+    let out_s = out.to_str().unwrap();
+    let bad_config = dir.join("bad.toml");
+    std::fs::write(&bad_config, "listen = 12\n").unwrap();
+    let bad_config_s = bad_config.to_str().unwrap();
+    let mut cases = bad_domain_and_account_add_cases();
+    cases.extend(bad_account_cert_and_option_cases(out_s, bad_config_s));
     let before = snapshot(&dir);
     for (args, expect) in cases {
         let err = app.cli_refused(&args);

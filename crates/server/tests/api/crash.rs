@@ -359,6 +359,341 @@ struct Seen {
     func: Option<String>,
 }
 
+/// [`verify`] of the call writers: every call recorded for both parties, the acknowledged ones
+/// there, the refused ones not.
+async fn verify_call(
+    services: &Services,
+    w: usize,
+    prefix: &str,
+    attempts: &[Attempt],
+    problem: &mut dyn FnMut(bool, String),
+) {
+    let since = chrono::Utc::now() - chrono::Duration::days(2);
+    let tokens = |calls: Vec<sip_settings_core::calls::CallRecord>| -> BTreeSet<String> {
+        calls
+            .iter()
+            .filter_map(|c| token_in(&c.call_id, prefix))
+            .collect()
+    };
+    let placed = tokens(
+        services
+            .store()
+            .list_calls(&account("ca", w), Direction::Placed, since, 100_000)
+            .await
+            .unwrap(),
+    );
+    let received = tokens(
+        services
+            .store()
+            .list_calls(&account("cb", w), Direction::Received, since, 100_000)
+            .await
+            .unwrap(),
+    );
+    if placed != received {
+        problem(
+            false,
+            format!(
+                "calls recorded for one party only: placed {:?}, received {:?}",
+                placed.difference(&received).collect::<Vec<_>>(),
+                received.difference(&placed).collect::<Vec<_>>()
+            ),
+        );
+    }
+    for a in attempts {
+        let there = placed.contains(&a.token);
+        match a.first {
+            Outcome::Acked if !there => {
+                problem(false, format!("acknowledged call {} lost", a.token));
+            }
+            Outcome::Refused(s) if there => {
+                problem(false, format!("call {} refused ({s}) but stored", a.token));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// [`verify`] of the phonebook writers: entries and journal entries match, acknowledged ones
+/// there, refused ones not.
+async fn verify_phonebook(
+    services: &Services,
+    w: usize,
+    prefix: &str,
+    attempts: &[Attempt],
+    problem: &mut dyn FnMut(bool, String),
+) {
+    let id = account("pb", w);
+    let state: BTreeSet<String> = services
+        .phonebook(&id)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|e| token_in(&e.uri.to_string(), prefix))
+        .collect();
+    let journaled: BTreeSet<String> = journal(services, &id)
+        .await
+        .iter()
+        .filter(|e| e.entry.resource.starts_with("phonebook"))
+        .filter_map(|e| e.entry.new.as_deref().and_then(|n| token_in(n, prefix)))
+        .collect();
+    for t in state.difference(&journaled) {
+        problem(
+            true,
+            format!("phonebook entry {t} stored without its journal entry"),
+        );
+    }
+    for t in journaled.difference(&state) {
+        problem(
+            true,
+            format!("phonebook entry {t} journaled but not stored"),
+        );
+    }
+    for a in attempts {
+        let there = state.contains(&a.token) || journaled.contains(&a.token);
+        match a.first {
+            Outcome::Acked if !there => {
+                problem(
+                    false,
+                    format!("acknowledged phonebook entry {} lost", a.token),
+                );
+            }
+            Outcome::Refused(s) if there => problem(
+                false,
+                format!("phonebook entry {} refused ({s}) but stored", a.token),
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// [`verify`] of the forwarding writers: the FUNC journal is an unbroken chain ending at the
+/// value in force, which is the last acknowledged one or later.
+async fn verify_forwarding(
+    services: &Services,
+    w: usize,
+    prefix: &str,
+    attempts: &[Attempt],
+    seen: &mut Seen,
+    problem: &mut dyn FnMut(bool, String),
+) {
+    let id = account("fw", w);
+    // Values are compared by the token they name (`fw0c1n7`), whatever the spelling.
+    let any_cycle = format!("fw{w}c");
+    let named = |v: Option<&str>| v.and_then(|v| token_in(v, &any_cycle));
+    let state = services
+        .diversions(&id)
+        .await
+        .unwrap()
+        .get(&Condition::Unconditional)
+        .map(|t| t.shown());
+    let state = named(state.as_deref());
+    let all = journal(services, &id).await;
+    let entries: Vec<&JournalEntry> = all
+        .iter()
+        .filter(|e| e.id > seen.journal_id && e.entry.resource.ends_with("FUNC"))
+        .collect();
+    // Each entry's old value is the value before it (the previous entry's new one, or
+    // what the last check found stored): a change that landed without its entry
+    // breaks the chain.
+    let mut previous: Option<String> = seen.func.clone();
+    for e in &entries {
+        let old = named(e.entry.old.as_deref());
+        if old != previous {
+            problem(
+                true,
+                format!(
+                    "FUNC journal entry {} says the old value was {old:?}, the entry before says {previous:?}: a change without its journal entry",
+                    e.id
+                ),
+            );
+        }
+        previous = named(e.entry.new.as_deref());
+    }
+    if state != previous {
+        problem(
+            true,
+            format!(
+                "FUNC is {state:?} but its newest journal entry says {previous:?}: a change without its journal entry"
+            ),
+        );
+    }
+    seen.journal_id = all.last().map_or(0, |e| e.id);
+    seen.func = state.clone();
+    let journaled: BTreeSet<String> = entries
+        .iter()
+        .filter_map(|e| e.entry.new.as_deref().and_then(|n| token_in(n, prefix)))
+        .collect();
+    let state_token = state.as_deref().and_then(|s| token_in(s, prefix));
+    for a in attempts {
+        match a.first {
+            Outcome::Acked if !journaled.contains(&a.token) => problem(
+                true,
+                format!("acknowledged FUNC {} has no journal entry", a.token),
+            ),
+            Outcome::Refused(s)
+                if journaled.contains(&a.token) || state_token.as_ref() == Some(&a.token) =>
+            {
+                problem(false, format!("FUNC {} refused ({s}) but applied", a.token));
+            }
+            _ => {}
+        }
+    }
+    // The last acknowledged value or a later one (sent, not answered) is in force.
+    if let Some(last) = attempts.iter().rev().find(|a| a.first == Outcome::Acked) {
+        let ok = state_token
+            .as_deref()
+            .is_some_and(|t| number_of(t) >= last.n);
+        if !ok {
+            problem(
+                false,
+                format!(
+                    "FUNC is {state:?}, older than the acknowledged {}",
+                    last.token
+                ),
+            );
+        }
+    }
+}
+
+/// [`verify`] of the prepaid writers: the balance is its history, every close is whole
+/// (session, history entry, call record, journal entry), acknowledged ones there, refused ones not.
+async fn verify_prepaid(
+    services: &Services,
+    w: usize,
+    prefix: &str,
+    attempts: &[Attempt],
+    seen: &mut Seen,
+    problem: &mut dyn FnMut(bool, String),
+) {
+    let id = account("pp", w);
+    let snapshot = services.store().export_billing(&id).await.unwrap();
+    let sessions: BTreeMap<String, bool> = snapshot
+        .sessions
+        .iter()
+        .filter_map(|s| token_in(&s.call_id, prefix).map(|t| (t, s.closed.is_some())))
+        .collect();
+    let debits: BTreeMap<String, Money> = snapshot
+        .history
+        .iter()
+        .filter_map(|h| {
+            h.session
+                .as_deref()
+                .and_then(|s| token_in(s, prefix))
+                .map(|t| (t, h.balance))
+        })
+        .collect();
+    let since = chrono::Utc::now() - chrono::Duration::days(2);
+    let calls: BTreeSet<String> = services
+        .store()
+        .list_calls(&id, Direction::Placed, since, 100_000)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|c| c.price.is_some())
+        .filter_map(|c| token_in(&c.call_id, prefix))
+        .collect();
+    let journal = journal(services, &id).await;
+    // A balance entry's new value starts with the amount (`998.6100`, maybe followed
+    // by words).
+    let amount = |e: &JournalEntry| {
+        e.entry.new.as_deref().map(|n| {
+            n.chars()
+                .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
+                .collect::<String>()
+        })
+    };
+    let balance_news: BTreeSet<String> = journal
+        .iter()
+        .filter(|e| e.entry.resource == "balance")
+        .filter_map(amount)
+        .collect();
+    let new_since_last: BTreeSet<String> = journal
+        .iter()
+        .filter(|e| e.id > seen.journal_id && e.entry.resource == "balance")
+        .filter_map(amount)
+        .collect();
+    seen.journal_id = journal.last().map_or(0, |e| e.id);
+    // The balance is its history: the last entry's balance and the sum of the values.
+    let sum = snapshot
+        .history
+        .iter()
+        .fold(Money::ZERO, |acc, h| acc + h.value);
+    let last = snapshot.history.last().map(|h| h.balance);
+    if last != Some(snapshot.balance) || sum != snapshot.balance {
+        problem(
+            false,
+            format!(
+                "balance {} but history sums to {sum} and ends at {last:?}",
+                snapshot.balance
+            ),
+        );
+    }
+    // Every balance the history went through is journaled, and nothing else is.
+    let history_balances: BTreeSet<String> = snapshot
+        .history
+        .iter()
+        .map(|h| h.balance.to_string())
+        .collect();
+    for b in new_since_last.difference(&history_balances) {
+        problem(
+            true,
+            format!("balance {b} journaled but never in the history"),
+        );
+    }
+    let mut tokens: BTreeSet<String> = sessions.keys().cloned().collect();
+    tokens.extend(debits.keys().cloned());
+    tokens.extend(calls.iter().cloned());
+    tokens.extend(attempts.iter().map(|a| a.token.clone()));
+    for t in &tokens {
+        let closed = sessions.get(t).copied().unwrap_or(false);
+        let debited = debits.get(t);
+        let called = calls.contains(t);
+        if closed != debited.is_some() || closed != called {
+            problem(
+                false,
+                format!(
+                    "prepaid {t} half-closed: session closed {closed}, history entry {}, call record {called}",
+                    debited.is_some()
+                ),
+            );
+        }
+        if let Some(b) = debited
+            && !balance_news.contains(&b.to_string())
+        {
+            problem(
+                true,
+                format!("prepaid close {t} debited to {b} without its journal entry"),
+            );
+        }
+    }
+    for a in attempts {
+        let t = &a.token;
+        let exists = sessions.contains_key(t);
+        let closed = sessions.get(t).copied().unwrap_or(false);
+        match a.first {
+            Outcome::Acked if !exists => {
+                problem(false, format!("acknowledged prepaid open {t} lost"));
+            }
+            Outcome::Refused(s) if exists => {
+                problem(false, format!("prepaid open {t} refused ({s}) but stored"));
+            }
+            _ => {}
+        }
+        match a.second {
+            Some(Outcome::Acked) if !closed || !debits.contains_key(t) => {
+                problem(false, format!("acknowledged prepaid close {t} lost"));
+            }
+            Some(Outcome::Refused(s)) if closed => {
+                problem(
+                    false,
+                    format!("prepaid close {t} refused ({s}) but applied"),
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Checks one writer's writes of `cycle` against the store after the kill.
 async fn verify(
     services: &Services,
@@ -372,304 +707,12 @@ async fn verify(
     let prefix = format!("{}{w}c{cycle}n", kind.tag());
     let mut problem = |journal: bool, text: String| problems.push(Problem { journal, text });
     match kind {
-        Kind::Call => {
-            let since = chrono::Utc::now() - chrono::Duration::days(2);
-            let tokens = |calls: Vec<sip_settings_core::calls::CallRecord>| -> BTreeSet<String> {
-                calls
-                    .iter()
-                    .filter_map(|c| token_in(&c.call_id, &prefix))
-                    .collect()
-            };
-            let placed = tokens(
-                services
-                    .store()
-                    .list_calls(&account("ca", w), Direction::Placed, since, 100_000)
-                    .await
-                    .unwrap(),
-            );
-            let received = tokens(
-                services
-                    .store()
-                    .list_calls(&account("cb", w), Direction::Received, since, 100_000)
-                    .await
-                    .unwrap(),
-            );
-            if placed != received {
-                problem(
-                    false,
-                    format!(
-                        "calls recorded for one party only: placed {:?}, received {:?}",
-                        placed.difference(&received).collect::<Vec<_>>(),
-                        received.difference(&placed).collect::<Vec<_>>()
-                    ),
-                );
-            }
-            for a in attempts {
-                let there = placed.contains(&a.token);
-                match a.first {
-                    Outcome::Acked if !there => {
-                        problem(false, format!("acknowledged call {} lost", a.token));
-                    }
-                    Outcome::Refused(s) if there => {
-                        problem(false, format!("call {} refused ({s}) but stored", a.token));
-                    }
-                    _ => {}
-                }
-            }
-        }
-        Kind::Phonebook => {
-            let id = account("pb", w);
-            let state: BTreeSet<String> = services
-                .phonebook(&id)
-                .await
-                .unwrap()
-                .iter()
-                .filter_map(|e| token_in(&e.uri.to_string(), &prefix))
-                .collect();
-            let journaled: BTreeSet<String> = journal(services, &id)
-                .await
-                .iter()
-                .filter(|e| e.entry.resource.starts_with("phonebook"))
-                .filter_map(|e| e.entry.new.as_deref().and_then(|n| token_in(n, &prefix)))
-                .collect();
-            for t in state.difference(&journaled) {
-                problem(
-                    true,
-                    format!("phonebook entry {t} stored without its journal entry"),
-                );
-            }
-            for t in journaled.difference(&state) {
-                problem(
-                    true,
-                    format!("phonebook entry {t} journaled but not stored"),
-                );
-            }
-            for a in attempts {
-                let there = state.contains(&a.token) || journaled.contains(&a.token);
-                match a.first {
-                    Outcome::Acked if !there => {
-                        problem(
-                            false,
-                            format!("acknowledged phonebook entry {} lost", a.token),
-                        );
-                    }
-                    Outcome::Refused(s) if there => problem(
-                        false,
-                        format!("phonebook entry {} refused ({s}) but stored", a.token),
-                    ),
-                    _ => {}
-                }
-            }
-        }
+        Kind::Call => verify_call(services, w, &prefix, attempts, &mut problem).await,
+        Kind::Phonebook => verify_phonebook(services, w, &prefix, attempts, &mut problem).await,
         Kind::Forwarding => {
-            let id = account("fw", w);
-            // Values are compared by the token they name (`fw0c1n7`), whatever the spelling.
-            let any_cycle = format!("fw{w}c");
-            let named = |v: Option<&str>| v.and_then(|v| token_in(v, &any_cycle));
-            let state = services
-                .diversions(&id)
-                .await
-                .unwrap()
-                .get(&Condition::Unconditional)
-                .map(|t| t.shown());
-            let state = named(state.as_deref());
-            let all = journal(services, &id).await;
-            let entries: Vec<&JournalEntry> = all
-                .iter()
-                .filter(|e| e.id > seen.journal_id && e.entry.resource.ends_with("FUNC"))
-                .collect();
-            // Each entry's old value is the value before it (the previous entry's new one, or
-            // what the last check found stored): a change that landed without its entry
-            // breaks the chain.
-            let mut previous: Option<String> = seen.func.clone();
-            for e in &entries {
-                let old = named(e.entry.old.as_deref());
-                if old != previous {
-                    problem(
-                        true,
-                        format!(
-                            "FUNC journal entry {} says the old value was {old:?}, the entry before says {previous:?}: a change without its journal entry",
-                            e.id
-                        ),
-                    );
-                }
-                previous = named(e.entry.new.as_deref());
-            }
-            if state != previous {
-                problem(
-                    true,
-                    format!(
-                        "FUNC is {state:?} but its newest journal entry says {previous:?}: a change without its journal entry"
-                    ),
-                );
-            }
-            seen.journal_id = all.last().map_or(0, |e| e.id);
-            seen.func = state.clone();
-            let journaled: BTreeSet<String> = entries
-                .iter()
-                .filter_map(|e| e.entry.new.as_deref().and_then(|n| token_in(n, &prefix)))
-                .collect();
-            let state_token = state.as_deref().and_then(|s| token_in(s, &prefix));
-            for a in attempts {
-                match a.first {
-                    Outcome::Acked if !journaled.contains(&a.token) => problem(
-                        true,
-                        format!("acknowledged FUNC {} has no journal entry", a.token),
-                    ),
-                    Outcome::Refused(s)
-                        if journaled.contains(&a.token)
-                            || state_token.as_ref() == Some(&a.token) =>
-                    {
-                        problem(false, format!("FUNC {} refused ({s}) but applied", a.token));
-                    }
-                    _ => {}
-                }
-            }
-            // The last acknowledged value or a later one (sent, not answered) is in force.
-            if let Some(last) = attempts.iter().rev().find(|a| a.first == Outcome::Acked) {
-                let ok = state_token
-                    .as_deref()
-                    .is_some_and(|t| number_of(t) >= last.n);
-                if !ok {
-                    problem(
-                        false,
-                        format!(
-                            "FUNC is {state:?}, older than the acknowledged {}",
-                            last.token
-                        ),
-                    );
-                }
-            }
+            verify_forwarding(services, w, &prefix, attempts, seen, &mut problem).await;
         }
-        Kind::Prepaid => {
-            let id = account("pp", w);
-            let snapshot = services.store().export_billing(&id).await.unwrap();
-            let sessions: BTreeMap<String, bool> = snapshot
-                .sessions
-                .iter()
-                .filter_map(|s| token_in(&s.call_id, &prefix).map(|t| (t, s.closed.is_some())))
-                .collect();
-            let debits: BTreeMap<String, Money> = snapshot
-                .history
-                .iter()
-                .filter_map(|h| {
-                    h.session
-                        .as_deref()
-                        .and_then(|s| token_in(s, &prefix))
-                        .map(|t| (t, h.balance))
-                })
-                .collect();
-            let since = chrono::Utc::now() - chrono::Duration::days(2);
-            let calls: BTreeSet<String> = services
-                .store()
-                .list_calls(&id, Direction::Placed, since, 100_000)
-                .await
-                .unwrap()
-                .iter()
-                .filter(|c| c.price.is_some())
-                .filter_map(|c| token_in(&c.call_id, &prefix))
-                .collect();
-            let journal = journal(services, &id).await;
-            // A balance entry's new value starts with the amount (`998.6100`, maybe followed
-            // by words).
-            let amount = |e: &JournalEntry| {
-                e.entry.new.as_deref().map(|n| {
-                    n.chars()
-                        .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
-                        .collect::<String>()
-                })
-            };
-            let balance_news: BTreeSet<String> = journal
-                .iter()
-                .filter(|e| e.entry.resource == "balance")
-                .filter_map(amount)
-                .collect();
-            let new_since_last: BTreeSet<String> = journal
-                .iter()
-                .filter(|e| e.id > seen.journal_id && e.entry.resource == "balance")
-                .filter_map(amount)
-                .collect();
-            seen.journal_id = journal.last().map_or(0, |e| e.id);
-            // The balance is its history: the last entry's balance and the sum of the values.
-            let sum = snapshot
-                .history
-                .iter()
-                .fold(Money::ZERO, |acc, h| acc + h.value);
-            let last = snapshot.history.last().map(|h| h.balance);
-            if last != Some(snapshot.balance) || sum != snapshot.balance {
-                problem(
-                    false,
-                    format!(
-                        "balance {} but history sums to {sum} and ends at {last:?}",
-                        snapshot.balance
-                    ),
-                );
-            }
-            // Every balance the history went through is journaled, and nothing else is.
-            let history_balances: BTreeSet<String> = snapshot
-                .history
-                .iter()
-                .map(|h| h.balance.to_string())
-                .collect();
-            for b in new_since_last.difference(&history_balances) {
-                problem(
-                    true,
-                    format!("balance {b} journaled but never in the history"),
-                );
-            }
-            let mut tokens: BTreeSet<String> = sessions.keys().cloned().collect();
-            tokens.extend(debits.keys().cloned());
-            tokens.extend(calls.iter().cloned());
-            tokens.extend(attempts.iter().map(|a| a.token.clone()));
-            for t in &tokens {
-                let closed = sessions.get(t).copied().unwrap_or(false);
-                let debited = debits.get(t);
-                let called = calls.contains(t);
-                if closed != debited.is_some() || closed != called {
-                    problem(
-                        false,
-                        format!(
-                            "prepaid {t} half-closed: session closed {closed}, history entry {}, call record {called}",
-                            debited.is_some()
-                        ),
-                    );
-                }
-                if let Some(b) = debited
-                    && !balance_news.contains(&b.to_string())
-                {
-                    problem(
-                        true,
-                        format!("prepaid close {t} debited to {b} without its journal entry"),
-                    );
-                }
-            }
-            for a in attempts {
-                let t = &a.token;
-                let exists = sessions.contains_key(t);
-                let closed = sessions.get(t).copied().unwrap_or(false);
-                match a.first {
-                    Outcome::Acked if !exists => {
-                        problem(false, format!("acknowledged prepaid open {t} lost"));
-                    }
-                    Outcome::Refused(s) if exists => {
-                        problem(false, format!("prepaid open {t} refused ({s}) but stored"));
-                    }
-                    _ => {}
-                }
-                match a.second {
-                    Some(Outcome::Acked) if !closed || !debits.contains_key(t) => {
-                        problem(false, format!("acknowledged prepaid close {t} lost"));
-                    }
-                    Some(Outcome::Refused(s)) if closed => {
-                        problem(
-                            false,
-                            format!("prepaid close {t} refused ({s}) but applied"),
-                        );
-                    }
-                    _ => {}
-                }
-            }
-        }
+        Kind::Prepaid => verify_prepaid(services, w, &prefix, attempts, seen, &mut problem).await,
     }
 }
 

@@ -168,16 +168,10 @@ fn assert_no_problems(problems: &[String]) {
     );
 }
 
-#[tokio::test]
-async fn every_refused_change_says_why_and_changes_nothing() {
-    let world = World::new().await;
-    let app = &world.app;
-    let long_target = format!(
-        "action=set_diversions&FUNC={}%40example.net",
-        "a".repeat(250)
-    );
+/// Refused `dnd_on` and `add_alias` queries of alice: the status and what the message names.
+fn dnd_and_alias_refusals() -> Vec<(String, u16, Vec<&'static str>)> {
     let long_username = format!("action=add_alias&username={}", "a".repeat(65));
-    let cases: Vec<(String, u16, Vec<&str>)> = [
+    [
         // dnd_on: duration
         ("action=dnd_on&duration=0", 400, vec!["duration"]),
         ("action=dnd_on&duration=-5", 400, vec!["duration"]),
@@ -239,6 +233,19 @@ async fn every_refused_change_says_why_and_changes_nothing() {
             409,
             vec!["username", "alice.smith@example.com", "already taken"],
         ),
+    ]
+    .into_iter()
+    .map(|(q, s, n)| (q.to_owned(), s, n))
+    .collect()
+}
+
+/// Refused `set_diversions` queries of alice: the status and what the message names.
+fn diversion_refusals() -> Vec<(String, u16, Vec<&'static str>)> {
+    let long_target = format!(
+        "action=set_diversions&FUNC={}%40example.net",
+        "a".repeat(250)
+    );
+    [
         // set_diversions: bad syntax
         (
             "action=set_diversions&FUNC=bob%40%40example.com",
@@ -387,7 +394,15 @@ async fn every_refused_change_says_why_and_changes_nothing() {
     ]
     .into_iter()
     .map(|(q, s, n)| (q.to_owned(), s, n))
-    .collect();
+    .collect()
+}
+
+#[tokio::test]
+async fn every_refused_change_says_why_and_changes_nothing() {
+    let world = World::new().await;
+    let app = &world.app;
+    let mut cases = dnd_and_alias_refusals();
+    cases.extend(diversion_refusals());
     let before = world.snapshot().await;
     let certs_before = world.cert_lines();
     let mut problems = Vec::new();

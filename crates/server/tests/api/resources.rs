@@ -416,6 +416,59 @@ async fn diversions_put_patch_and_per_condition() {
 
 // ----- accept rules -------------------------------------------------------------------------------
 
+/// The temporary accept rule of alice: set, refused when bad, lapsing by itself, deleted; the
+/// persistent rule 31 untouched.
+async fn temporary_accept_rule(app: &TestApp, api: &Api) {
+    // The temporary rule.
+    let until = app.clock.now() + Duration::minutes(90);
+    let r = api
+        .put(
+            "/v1/me/accept-rules/temporary",
+            json!({"groups": ["family"], "until": until.to_rfc3339()}),
+        )
+        .await;
+    assert_status(&r, 200);
+    assert_eq!(r.body["active"], true);
+    assert_eq!(r.body["groups"], json!(["family"]));
+    assert_eq!(r.body["remaining_minutes"], 90);
+    assert_eq!(
+        api.read("/v1/me/accept-rules").await["temporary"]["active"],
+        true
+    );
+    for (body, field) in [
+        (
+            json!({"groups": ["family"], "until": (app.clock.now() - Duration::minutes(1)).to_rfc3339()}),
+            "until",
+        ),
+        (
+            json!({"groups": ["family"], "until": (app.clock.now() + Duration::days(8)).to_rfc3339()}),
+            "until",
+        ),
+        (json!({"groups": ["family"], "until": "tomorrow"}), "until"),
+        (json!({"groups": ["everybody", "family"]}), "groups"),
+        (json!({"until": null}), "groups"),
+    ] {
+        let r = api.put("/v1/me/accept-rules/temporary", body).await;
+        assert_problem(&r, 400, "invalid_field", Some(field));
+    }
+    // It lapses by itself.
+    app.clock.advance(Duration::minutes(91));
+    assert_eq!(
+        api.read("/v1/me/accept-rules/temporary").await["active"],
+        false
+    );
+    assert_status(
+        &api.put("/v1/me/accept-rules/temporary", json!({"groups": ["work"]}))
+            .await,
+        200,
+    );
+    let r = api.delete("/v1/me/accept-rules/temporary").await;
+    assert_status(&r, 200);
+    assert_eq!(r.body["active"], false);
+    // The persistent rule is untouched by all this.
+    assert_eq!(api.read("/v1/me/accept-rules/31").await["start"], "08:30");
+}
+
 #[tokio::test]
 async fn accept_rules_and_the_temporary_rule() {
     let app = TestApp::spawn().await;
@@ -548,54 +601,7 @@ async fn accept_rules_and_the_temporary_rule() {
         1
     );
 
-    // The temporary rule.
-    let until = app.clock.now() + Duration::minutes(90);
-    let r = api
-        .put(
-            "/v1/me/accept-rules/temporary",
-            json!({"groups": ["family"], "until": until.to_rfc3339()}),
-        )
-        .await;
-    assert_status(&r, 200);
-    assert_eq!(r.body["active"], true);
-    assert_eq!(r.body["groups"], json!(["family"]));
-    assert_eq!(r.body["remaining_minutes"], 90);
-    assert_eq!(
-        api.read("/v1/me/accept-rules").await["temporary"]["active"],
-        true
-    );
-    for (body, field) in [
-        (
-            json!({"groups": ["family"], "until": (app.clock.now() - Duration::minutes(1)).to_rfc3339()}),
-            "until",
-        ),
-        (
-            json!({"groups": ["family"], "until": (app.clock.now() + Duration::days(8)).to_rfc3339()}),
-            "until",
-        ),
-        (json!({"groups": ["family"], "until": "tomorrow"}), "until"),
-        (json!({"groups": ["everybody", "family"]}), "groups"),
-        (json!({"until": null}), "groups"),
-    ] {
-        let r = api.put("/v1/me/accept-rules/temporary", body).await;
-        assert_problem(&r, 400, "invalid_field", Some(field));
-    }
-    // It lapses by itself.
-    app.clock.advance(Duration::minutes(91));
-    assert_eq!(
-        api.read("/v1/me/accept-rules/temporary").await["active"],
-        false
-    );
-    assert_status(
-        &api.put("/v1/me/accept-rules/temporary", json!({"groups": ["work"]}))
-            .await,
-        200,
-    );
-    let r = api.delete("/v1/me/accept-rules/temporary").await;
-    assert_status(&r, 200);
-    assert_eq!(r.body["active"], false);
-    // The persistent rule is untouched by all this.
-    assert_eq!(api.read("/v1/me/accept-rules/31").await["start"], "08:30");
+    temporary_accept_rule(&app, &api).await;
 }
 
 // ----- reject rules -------------------------------------------------------------------------------

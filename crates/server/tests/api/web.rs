@@ -857,35 +857,9 @@ return {unlabelled, tokenless, lang: document.documentElement.lang,
         current: (document.querySelector('nav [aria-current=page]') || {}).textContent || ''};
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_tab_works_and_is_accessible() {
-    let app = TestApp::spawn().await;
-    let start = app.clock.now() - chrono::Duration::days(2);
-    let start = start - chrono::Duration::nanoseconds(i64::from(start.timestamp_subsec_nanos()));
-    let stop = start + chrono::Duration::seconds(125);
-    let rfc =
-        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    app.services
-        .record_call(&CallInput {
-            call_id: "web-call-1".into(),
-            from_tag: "f".into(),
-            to_tag: "t".into(),
-            caller: format!("sip:{ALICE}"),
-            callee: "sip:+31201234567@example.com".into(),
-            start: rfc(start),
-            stop: rfc(stop),
-            duration: Some(125),
-            status: Some(200),
-            media: vec!["audio".into()],
-            proxy_ip: "192.0.2.1".into(),
-            price: Some("0.2500".into()),
-        })
-        .await
-        .unwrap();
-    let local_start = start.format("%Y-%m-%d %H:%M:%S").to_string();
-    let b = Browser::start().await;
-    b.login(&app.base, ALICE, ALICE_PASSWORD).await;
-
+/// Every tab: labelled fields, CSRF tokens, the language, the current tab marked, a heading;
+/// the first Tab reaches the skip link.
+async fn audit_every_tab(app: &TestApp, b: &Browser) {
     let tabs = [
         ("/", "Info"),
         ("/web/forwarding", "Forwarding"),
@@ -927,7 +901,11 @@ async fn every_tab_works_and_is_accessible() {
         .await
         .unwrap();
     assert_eq!(focused, "#main");
+}
 
+/// Reject rules and aliases through the browser: refusals next to the field, then added and
+/// removed.
+async fn reject_and_aliases_in_the_browser(app: &TestApp, b: &Browser) {
     // Reject: refused input is kept with the service's message; then added and removed.
     b.type_into("#reject-pattern", "spam@example.net").await;
     b.submit("#reject-add").await;
@@ -967,7 +945,11 @@ async fn every_tab_works_and_is_accessible() {
     );
     b.submit("#alias-list button").await;
     assert_eq!(app.read(&app.alice, "aliases").await, json!([]));
+}
 
+/// A phonebook contact, an accept rule naming its group, voicemail and privacy through the
+/// browser.
+async fn phonebook_accept_voicemail_privacy_in_the_browser(app: &TestApp, b: &Browser) {
     // Phonebook, then an accept rule naming its group.
     b.goto(&format!("{}/web/phonebook", app.base)).await;
     b.type_into("#phonebook-uri", "mom@example.org").await;
@@ -1018,6 +1000,40 @@ async fn every_tab_works_and_is_accessible() {
     b.click("input[name=privacy][value=on]").await;
     b.submit("#privacy-save").await;
     assert_eq!(app.read(&app.alice, "account").await["privacy"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tab_works_and_is_accessible() {
+    let app = TestApp::spawn().await;
+    let start = app.clock.now() - chrono::Duration::days(2);
+    let start = start - chrono::Duration::nanoseconds(i64::from(start.timestamp_subsec_nanos()));
+    let stop = start + chrono::Duration::seconds(125);
+    let rfc =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    app.services
+        .record_call(&CallInput {
+            call_id: "web-call-1".into(),
+            from_tag: "f".into(),
+            to_tag: "t".into(),
+            caller: format!("sip:{ALICE}"),
+            callee: "sip:+31201234567@example.com".into(),
+            start: rfc(start),
+            stop: rfc(stop),
+            duration: Some(125),
+            status: Some(200),
+            media: vec!["audio".into()],
+            proxy_ip: "192.0.2.1".into(),
+            price: Some("0.2500".into()),
+        })
+        .await
+        .unwrap();
+    let local_start = start.format("%Y-%m-%d %H:%M:%S").to_string();
+    let b = Browser::start().await;
+    b.login(&app.base, ALICE, ALICE_PASSWORD).await;
+
+    audit_every_tab(&app, &b).await;
+    reject_and_aliases_in_the_browser(&app, &b).await;
+    phonebook_accept_voicemail_privacy_in_the_browser(&app, &b).await;
 
     // Calls in local time, balance history as CSV.
     b.goto(&format!("{}/web/calls", app.base)).await;
