@@ -81,20 +81,10 @@ async fn every_door_is_journaled_with_actor_source_and_old_new() {
     app.cli(&["balance", "topup", ALICE, "5"]);
     let proxy = service_cert(&app).await;
     let svc = app.client(Some(&proxy));
-    let r = svc
-        .post(format!("{}/v1/service/prepaid/sessions", app.base))
-        .json(&json!({"account": ALICE, "destination": "+31201234567", "call_id": "j1"}))
-        .send()
-        .await
-        .unwrap();
+    let r = open_prepaid(&svc, &app.base, ALICE, "j1").await;
     assert_eq!(r.status(), 201);
     app.clock.advance(chrono::Duration::seconds(70));
-    let r = svc
-        .post(format!("{}/v1/service/prepaid/sessions/j1/close", app.base))
-        .json(&json!({"duration": 70}))
-        .send()
-        .await
-        .unwrap();
+    let r = close_prepaid(&svc, &app.base, "j1", &json!({"duration": 70})).await;
     assert_eq!(r.status(), 200);
 
     let all = journal(&app, "?limit=200").await;

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::pg::TestDatabase;
 use crate::helpers::serve::{Server, cli, get, provision};
+use crate::helpers::sip::question;
 use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,12 +76,7 @@ async fn two_servers_share_one_database() {
         };
         let client = client_with(&ca, Some((&service.0, &service.1)));
         tasks.push(tokio::spawn(async move {
-            let r = client
-                .post(format!("{base}/v1/service/prepaid/sessions"))
-                .json(&json!({"account": BOB, "destination": "+31201234567", "call_id": format!("c{i}")}))
-                .send()
-                .await
-                .unwrap();
+            let r = open_prepaid(&client, &base, BOB, &format!("c{i}")).await;
             let status = r.status().as_u16();
             (status, r.json::<Value>().await.unwrap())
         }));
@@ -116,14 +112,7 @@ async fn two_servers_share_one_database() {
     let proxy = install.client(&install.service);
     for (i, (call_id, granted_seconds)) in granted.iter().enumerate() {
         let base = if i % 2 == 0 { &a.base } else { &b.base };
-        let r = proxy
-            .post(format!(
-                "{base}/v1/service/prepaid/sessions/{call_id}/close"
-            ))
-            .json(&json!({"duration": granted_seconds}))
-            .send()
-            .await
-            .unwrap();
+        let r = close_prepaid(&proxy, base, call_id, &json!({"duration": granted_seconds})).await;
         assert_eq!(r.status(), 200);
     }
     let balance = cli(install.dir.path(), db.url(), &["balance", "show", BOB]);
@@ -236,33 +225,16 @@ async fn copy_moves_an_installation_and_every_action_answers_the_same() {
         // A closed and an open prepaid session for bob.
         let proxy = install.client(&install.service);
         for id in ["p1", "p2"] {
-            let r = proxy
-                .post(format!("{}/v1/service/prepaid/sessions", server.base))
-                .json(&json!({"account": BOB, "destination": "+31201234567", "call_id": id}))
-                .send()
-                .await
-                .unwrap();
+            let r = open_prepaid(&proxy, &server.base, BOB, id).await;
             assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
             if id == "p1" {
                 break;
             }
         }
-        let r = proxy
-            .post(format!(
-                "{}/v1/service/prepaid/sessions/p1/close",
-                server.base
-            ))
-            .json(&json!({"duration": 95, "from_tag": "f", "to_tag": "t"}))
-            .send()
-            .await
-            .unwrap();
+        let close = json!({"duration": 95, "from_tag": "f", "to_tag": "t"});
+        let r = close_prepaid(&proxy, &server.base, "p1", &close).await;
         assert_eq!(r.status(), 200);
-        let r = proxy
-            .post(format!("{}/v1/service/prepaid/sessions", server.base))
-            .json(&json!({"account": BOB, "destination": "+31201234567", "call_id": "p2"}))
-            .send()
-            .await
-            .unwrap();
+        let r = open_prepaid(&proxy, &server.base, BOB, "p2").await;
         assert_eq!(r.status(), 201);
         let mut snap = snapshot(&alice, &server.base).await;
         snap.extend(snapshot(&bob, &server.base).await);
@@ -539,11 +511,7 @@ async fn the_sip_door_on_two_servers_follows_changes_and_revocations_at_once() {
     };
     let mut to_one = open(&one).await;
     let mut to_two = open(&two).await;
-    let q = Question {
-        uri: "sip:alice@example.com".into(),
-        from: "sip:carol@example.org".into(),
-        headers: vec![],
-    };
+    let q = question("sip:alice@example.com", "sip:carol@example.org", &[]);
     for conn in [&mut to_one, &mut to_two] {
         let a = conn.ask(&q).await.unwrap();
         assert_eq!(a.response.code, 302, "{}", a.text);
@@ -570,14 +538,13 @@ async fn the_sip_door_on_two_servers_follows_changes_and_revocations_at_once() {
     // Many questions at once on one connection: on PostgreSQL each waits for the database in
     // its own task, and every one is answered (matched by Call-ID), whatever the order.
     let many: Vec<Question> = (0..60)
-        .map(|i| Question {
-            uri: if i % 2 == 0 {
-                "sip:alice@example.com".into()
+        .map(|i| {
+            let callee = if i % 2 == 0 {
+                "sip:alice@example.com"
             } else {
-                "sip:bob@example.com".into()
-            },
-            from: format!("sip:caller{i}@example.org"),
-            headers: vec![],
+                "sip:bob@example.com"
+            };
+            question(callee, &format!("sip:caller{i}@example.org"), &[])
         })
         .collect();
     let answers = to_one.pipeline(&many).await.unwrap();

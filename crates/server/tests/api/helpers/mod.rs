@@ -186,6 +186,47 @@ pub(crate) fn client_with(ca_pem: &str, identity: Option<(&str, &str)>) -> reqwe
         .unwrap()
 }
 
+/// Every action name of docs/actions.md, the read actions (with their seed names) first: the
+/// first [`READ_NAME_COUNT`].
+pub(crate) const ACTION_NAMES: [&str; 33] = [
+    "account",
+    "get_identity",
+    "get_account",
+    "aliases",
+    "get_aliases",
+    "enum",
+    "get_enum",
+    "diversions",
+    "get_call_forwarding",
+    "get_diversions",
+    "accept",
+    "get_accept_rules",
+    "get_accept",
+    "reject",
+    "get_reject_rules",
+    "get_reject",
+    "voicemail",
+    "get_voicemail",
+    "dnd_on",
+    "set_dnd_on",
+    "dnd_off",
+    "set_dnd_off",
+    "privacy_on",
+    "set_privacy_on",
+    "privacy_off",
+    "set_privacy_off",
+    "add_alias",
+    "set_diversions",
+    "set_call_forwarding",
+    "crt",
+    "get_crt",
+    "p12",
+    "get_p12",
+];
+
+/// How many of [`ACTION_NAMES`] are read actions (the first ones).
+pub(crate) const READ_NAME_COUNT: usize = 18;
+
 /// The read actions of the compatibility endpoint, seed names, in the order snapshots list them.
 pub(crate) const READ_ACTIONS: [&str; 7] = [
     "account",
@@ -439,6 +480,42 @@ pub(crate) fn no_redirects(app: &TestApp) -> reqwest::Client {
 pub(crate) async fn service_cert(app: &TestApp) -> IssuedCertificate {
     app.services
         .issue_certificate(CertSubject::Service("proxy".into()), None)
+        .await
+        .unwrap()
+}
+
+/// `POST /v1/service/prepaid/sessions` on `base`: `account` calls +31201234567 as `call_id`.
+pub(crate) async fn open_prepaid(
+    client: &reqwest::Client,
+    base: &str,
+    account: &str,
+    call_id: &str,
+) -> reqwest::Response {
+    client
+        .post(format!("{base}/v1/service/prepaid/sessions"))
+        .json(&serde_json::json!({
+            "account": account,
+            "destination": "+31201234567",
+            "call_id": call_id,
+        }))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `POST /v1/service/prepaid/sessions/{call_id}/close` on `base` with `body`.
+pub(crate) async fn close_prepaid(
+    client: &reqwest::Client,
+    base: &str,
+    call_id: &str,
+    body: &Value,
+) -> reqwest::Response {
+    client
+        .post(format!(
+            "{base}/v1/service/prepaid/sessions/{call_id}/close"
+        ))
+        .json(body)
+        .send()
         .await
         .unwrap()
 }
