@@ -7,24 +7,7 @@ use sip_settings_http::ratelimit::{Budget, RateLimits};
 use crate::helpers::*;
 
 fn small() -> RateLimits {
-    RateLimits {
-        certificate_reads: Budget {
-            per_second: 1.0,
-            burst: 5.0,
-        },
-        certificate_writes: Budget {
-            per_second: 0.2,
-            burst: 2.0,
-        },
-        address_reads: Budget {
-            per_second: 1000.0,
-            burst: 1000.0,
-        },
-        address_writes: Budget {
-            per_second: 1000.0,
-            burst: 1000.0,
-        },
-    }
+    certificate_limits((1.0, 5.0), (0.2, 2.0))
 }
 
 #[tokio::test]

@@ -12,7 +12,6 @@ use sip_settings_core::calls::CallInput;
 use sip_settings_core::cert::{CertSubject, IssuedCertificate};
 use sip_settings_core::money::Money;
 use sip_settings_core::{AccountId, Clock};
-use sip_settings_http::ratelimit::{Budget, RateLimits};
 
 use crate::helpers::*;
 
@@ -2063,24 +2062,7 @@ async fn malformed_bodies_and_paths_are_problem_documents() {
 
 #[tokio::test]
 async fn every_v1_route_is_rate_limited() {
-    let limits = RateLimits {
-        certificate_reads: Budget {
-            per_second: 1.0,
-            burst: 3.0,
-        },
-        certificate_writes: Budget {
-            per_second: 0.5,
-            burst: 1.0,
-        },
-        address_reads: Budget {
-            per_second: 1000.0,
-            burst: 1000.0,
-        },
-        address_writes: Budget {
-            per_second: 1000.0,
-            burst: 1000.0,
-        },
-    };
+    let limits = certificate_limits((1.0, 3.0), (0.5, 1.0));
     let app = TestApp::spawn_with(|c| c.rate_limits = Some(limits)).await;
     let api = Api::new(&app, Some(&app.alice));
     for path in ["/v1/me", "/v1/me/dnd", "/v1/me/calls"] {

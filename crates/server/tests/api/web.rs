@@ -10,7 +10,7 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -20,21 +20,15 @@ use sip_settings_core::Clock;
 use sip_settings_core::calls::CallInput;
 use sip_settings_core::cert::CertSubject;
 
+use crate::helpers::serve::KillOnDrop;
 use crate::helpers::{ALICE, ALICE_PASSWORD, BOB, BOB_PASSWORD, TestApp, no_redirects};
 
 const SESSION_COOKIE: &str = "__Host-sip-session";
 
 /// chromedriver, ended (and waited for) when dropped.
 struct Driver {
-    child: Child,
+    child: KillOnDrop,
     port: u16,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A browser session with its driver and a fresh profile directory.
@@ -74,7 +68,10 @@ fn start_driver() -> Driver {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start chromedriver {}: {e}", path.display()));
-    Driver { child, port }
+    Driver {
+        child: KillOnDrop(child),
+        port,
+    }
 }
 
 impl Browser {
@@ -117,7 +114,7 @@ impl Browser {
             match builder.connect(&url).await {
                 Ok(c) => break c,
                 Err(e) => {
-                    if let Ok(Some(status)) = driver.child.try_wait() {
+                    if let Ok(Some(status)) = driver.child.0.try_wait() {
                         panic!("chromedriver exited with {status} before accepting a session");
                     }
                     assert!(

@@ -519,3 +519,19 @@ pub(crate) async fn close_prepaid(
         .await
         .unwrap()
 }
+
+/// Rate limits with these certificate-client budgets (reads and writes: per second, burst) and
+/// address budgets too large to matter.
+pub(crate) fn certificate_limits(
+    reads: (f64, f64),
+    writes: (f64, f64),
+) -> sip_settings_http::ratelimit::RateLimits {
+    use sip_settings_http::ratelimit::{Budget, RateLimits};
+    let budget = |(per_second, burst): (f64, f64)| Budget { per_second, burst };
+    RateLimits {
+        certificate_reads: budget(reads),
+        certificate_writes: budget(writes),
+        address_reads: budget((1000.0, 1000.0)),
+        address_writes: budget((1000.0, 1000.0)),
+    }
+}
