@@ -12,16 +12,14 @@
 //!
 //! Handlers are thin: extract, call one [`sip_settings_core::Services`] function, map the result.
 
-pub mod actions;
 pub mod etag;
 pub mod fuzzing;
 pub mod head_check;
 pub mod identity;
-pub mod objects;
+pub mod legacy;
 pub mod params;
 pub mod problem;
 pub mod ratelimit;
-pub mod reply;
 pub mod serve;
 pub mod slots;
 pub mod status;
@@ -80,7 +78,7 @@ async fn to_completion(
     match tokio::spawn(next.run(request)).await {
         Ok(response) => response,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        Err(_) => reply::failure(
+        Err(_) => legacy::reply::failure(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "Error: the server is stopping",
         ),
@@ -90,15 +88,15 @@ async fn to_completion(
 /// The application's routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/settings.phtml", any(actions::handle))
-        .route("/settings", any(actions::handle))
+        .route("/settings.phtml", any(legacy::actions::handle))
+        .route("/settings", any(legacy::actions::handle))
         .merge(v1::routes())
         .merge(web::routes())
-        .fallback(reply::not_found)
+        .fallback(legacy::reply::not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn(to_completion))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            reply::panic_reply,
+            legacy::reply::panic_reply,
         ))
         .layer(axum::middleware::from_fn(status::log_causes))
 }

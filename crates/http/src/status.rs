@@ -3,7 +3,7 @@
 //! logged ([`log_causes`]).
 //!
 //! Every door renders the classification in its own form — the action endpoint's status object
-//! ([`crate::reply`]), the `/v1` problem document ([`crate::v1::error::ApiError`]), the web
+//! ([`crate::legacy::reply`]), the `/v1` problem document ([`crate::v1::error::ApiError`]), the web
 //! page's message page ([`crate::web`]) — and attaches the cause of a 5xx to the response as a
 //! [`Cause`] extension, never to its body. The [`log_causes`] layer of [`crate::router`] logs it
 //! once and removes it.
@@ -192,7 +192,7 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::reply;
+    use crate::legacy::reply;
     use crate::v1::error::ApiError;
 
     /// One of each variant, with the status, code and client text every door answers it with

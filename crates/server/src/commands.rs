@@ -11,7 +11,7 @@ use sip_settings_core::account::{
 };
 use sip_settings_core::cert::{CertRecord, CertSubject, P12Variant, parse_holder_name};
 use sip_settings_core::{AccountId, Domain, E164, Email, Password, Serial, Services, TimeZone};
-use sip_settings_http::actions::AccountObject;
+use sip_settings_http::legacy::actions::AccountObject;
 
 use crate::app::{RunningServer, open_default_services, open_store};
 use crate::cli::{AccountCommand, CertCommand, DomainCommand, PasswordArgs, ProfileArgs};

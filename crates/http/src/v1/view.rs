@@ -17,7 +17,7 @@ pub fn time(t: DateTime<Utc>) -> String {
 
 /// `t` in the account's time zone, `YYYY-MM-DD HH:MM:SS`.
 pub fn local(account: &Account, t: DateTime<Utc>) -> String {
-    crate::objects::local_time(account, t)
+    crate::legacy::objects::local_time(account, t)
 }
 
 /// `201` with `value` (and its ETag) and `Location: location`.

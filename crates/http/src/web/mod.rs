@@ -32,11 +32,12 @@ use http_body_util::{BodyExt, Limited};
 use sip_settings_core::journal::{Door, Origin};
 use sip_settings_core::{Password, ServiceError, Services};
 
+use crate::legacy::reply;
 use crate::params::Params;
 use crate::ratelimit::Kind;
 use crate::serve::Peer;
 use crate::status::{Cause, Code, classify};
-use crate::{AppState, MAX_BODY_BYTES, reply};
+use crate::{AppState, MAX_BODY_BYTES};
 use forms::{Outcome, Submission};
 use pages::{Refusal, Tab, View};
 pub use session::WebKey;
@@ -687,7 +688,7 @@ async fn balance_csv(State(state): State<AppState>, request: Request) -> Respons
     let result = async {
         let account = svc.account(&session.account).await?;
         let history = svc.balance_history(&session.account, 1000).await?;
-        crate::objects::history_csv(&account, &history)
+        crate::legacy::objects::history_csv(&account, &history)
             .map_err(|e| ServiceError::Internal(format!("csv: {e}")))
     }
     .await;

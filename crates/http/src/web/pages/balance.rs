@@ -7,7 +7,7 @@ use sip_settings_core::billing_service::parse_month;
 
 use super::calls::clock_duration;
 use super::{Layout, Tab, View, render};
-use crate::objects::local_time;
+use crate::legacy::objects::local_time;
 
 #[derive(Debug)]
 struct ActiveView {

@@ -5,7 +5,7 @@ use sip_settings_core::ServiceError;
 use sip_settings_core::calls::CallRecord;
 
 use super::{Layout, NavItem, Tab, View, render};
-use crate::objects::local_time;
+use crate::legacy::objects::local_time;
 
 #[derive(Debug)]
 struct CallView {

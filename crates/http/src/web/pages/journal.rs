@@ -4,7 +4,7 @@ use askama::Template;
 use sip_settings_core::ServiceError;
 
 use super::{Layout, Tab, View, render};
-use crate::objects::local_time;
+use crate::legacy::objects::local_time;
 
 #[derive(Debug)]
 struct JournalView {

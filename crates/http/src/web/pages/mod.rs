@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use sip_settings_core::account::Account;
 use sip_settings_core::{ServiceError, Services};
 
-use crate::objects::local_time;
+use crate::legacy::objects::local_time;
 use crate::params::Params;
 
 pub use accept::{DAYS, days_label};

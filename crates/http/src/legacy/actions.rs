@@ -17,11 +17,12 @@ use sip_settings_core::sip::Condition;
 use sip_settings_core::{AccountId, Password, ServiceError, Services};
 
 use crate::identity::Subscriber;
-use crate::objects;
+use crate::legacy::objects;
+use crate::legacy::reply;
 use crate::params::Params;
 use crate::ratelimit::Kind;
 use crate::serve::Peer;
-use crate::{AppState, MAX_BODY_BYTES, reply};
+use crate::{AppState, MAX_BODY_BYTES};
 
 /// The actions of the compatibility endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
