@@ -48,7 +48,7 @@ fn call_json(call_id: String, caller: &str, start: DateTime<Utc>, duration: i64)
 
 /// The body of `POST /v1/service/calls` number `seq` of connection `conn`: a new call placed an
 /// hour ago by one of `accounts` accounts.
-pub fn api_body(tag: &str, conn: usize, seq: u64, accounts: usize) -> Vec<u8> {
+pub(crate) fn api_body(tag: &str, conn: usize, seq: u64, accounts: usize) -> Vec<u8> {
     let k = (conn as u64 * 7919 + seq * 104_729) % accounts.max(1) as u64;
     call_json(
         format!("api-{tag}-{conn}-{seq}"),
@@ -62,7 +62,7 @@ pub fn api_body(tag: &str, conn: usize, seq: u64, accounts: usize) -> Vec<u8> {
 
 /// What the bulk load did.
 #[derive(Debug, Clone, Copy)]
-pub struct Loaded {
+pub(crate) struct Loaded {
     /// Records stored.
     pub records: usize,
     /// Seconds it took.
@@ -71,7 +71,7 @@ pub struct Loaded {
 
 /// Stores `total` calls: `focus_calls` of them placed by account 0 within the last 13 days,
 /// the rest placed by accounts 1… over the last year.
-pub async fn bulk_load(
+pub(crate) async fn bulk_load(
     db: &Db,
     accounts: usize,
     total: usize,

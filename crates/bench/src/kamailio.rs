@@ -28,18 +28,18 @@ const MODULE_DIRS: [&str; 4] = [
 /// Worker processes for the UDP listener: one per core. On this 2-core machine, shared with
 /// SIPp, one worker failed calls from 8 000 calls/s on (12 % there, 60 % at 10 000) where two
 /// ran clean at 6 000 and 10 000; four did no better than two.
-pub const CHILDREN: usize = 2;
+pub(crate) const CHILDREN: usize = 2;
 /// The fixed target of every answer.
-pub const CONTACT: &str = "sip:+31201234567@example.com";
+pub(crate) const CONTACT: &str = "sip:+31201234567@example.com";
 
 /// The Kamailio binary, installed with `apt-get install -y kamailio` when missing; `Err` says
 /// why there is none.
-pub fn find_or_install() -> Result<PathBuf, String> {
+pub(crate) fn find_or_install() -> Result<PathBuf, String> {
     crate::process::find_or_install(KAMAILIO, "kamailio")
 }
 
 /// `kamailio -v`, e.g. `kamailio 5.6.3`.
-pub fn version(bin: &Path) -> String {
+pub(crate) fn version(bin: &Path) -> String {
     Command::new(bin)
         .arg("-v")
         .output()
@@ -63,7 +63,7 @@ fn module_dir() -> anyhow::Result<&'static str> {
 }
 
 /// The configuration: listen on `addr` (UDP only), answer every INVITE with the fixed 302.
-pub fn config(addr: SocketAddr, modules: &str) -> String {
+pub(crate) fn config(addr: SocketAddr, modules: &str) -> String {
     format!(
         r#"#!KAMAILIO
 # Written by sip-settings-bench: a minimal stateless redirect server, the SIP baseline.
@@ -163,7 +163,7 @@ fn spawn(
 
 /// A running Kamailio.
 #[derive(Debug)]
-pub struct Kamailio {
+pub(crate) struct Kamailio {
     proc: Proc,
     /// Where it listens (UDP).
     pub addr: SocketAddr,
@@ -172,7 +172,7 @@ pub struct Kamailio {
 impl Kamailio {
     /// Writes the configuration into `dir` and starts Kamailio in the foreground (`-DD -E`,
     /// pid file and runtime directory in `dir`); returns once it answers OPTIONS.
-    pub fn start(bin: &Path, dir: &Path, logs: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn start(bin: &Path, dir: &Path, logs: &Path) -> anyhow::Result<Self> {
         fs::create_dir_all(dir)?;
         let dir = dir
             .canonicalize()
@@ -191,7 +191,7 @@ impl Kamailio {
     /// `contrib/kamailio/kamailio.cfg`), its `-A` defines and more options (`-n`, `-m`), the
     /// pid file and runtime directory in `dir`; returns once its UDP port `addr` (on 127.0.0.1) is
     /// bound (the configuration relays an OPTIONS rather than answering it).
-    pub fn start_file(
+    pub(crate) fn start_file(
         bin: &Path,
         cfg: &Path,
         args: &[String],
@@ -211,22 +211,22 @@ impl Kamailio {
     }
 
     /// The main process's id (the workers are its children).
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.proc.pid()
     }
 
     /// Processes: the main one and its children.
-    pub fn processes(&self) -> usize {
+    pub(crate) fn processes(&self) -> usize {
         tree_size(self.proc.pid())
     }
 
     /// Peak resident memory of the main process and its children, added up, KiB.
-    pub fn hwm_kib(&self) -> anyhow::Result<u64> {
+    pub(crate) fn hwm_kib(&self) -> anyhow::Result<u64> {
         hwm_tree_kib(self.proc.pid())
     }
 
     /// Fails when Kamailio has exited.
-    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn check_alive(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.proc.exited()? {
             bail!("kamailio exited ({status})");
         }
@@ -234,7 +234,7 @@ impl Kamailio {
     }
 
     /// Stops Kamailio (SIGTERM: the main process stops its children).
-    pub fn stop(self) -> anyhow::Result<()> {
+    pub(crate) fn stop(self) -> anyhow::Result<()> {
         self.proc.stop()
     }
 }

@@ -39,15 +39,15 @@ use crate::provision::Credential;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A client configuration (one per certificate).
-pub type Client = Arc<ClientConfig>;
+pub(crate) type Client = Arc<ClientConfig>;
 /// The request number `seq` of connection `conn`.
-pub type MakeReq = Arc<dyn Fn(usize, u64) -> Req + Send + Sync>;
+pub(crate) type MakeReq = Arc<dyn Fn(usize, u64) -> Req + Send + Sync>;
 /// Checks the first reply body of connection `conn`.
-pub type CheckFirst = Arc<dyn Fn(usize, &[u8]) -> anyhow::Result<()> + Send + Sync>;
+pub(crate) type CheckFirst = Arc<dyn Fn(usize, &[u8]) -> anyhow::Result<()> + Send + Sync>;
 
 /// A server to load.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     /// Its address.
     pub addr: SocketAddr,
     name: ServerName<'static>,
@@ -55,7 +55,7 @@ pub struct Target {
 
 impl Target {
     /// A server on this machine, verified as `localhost`.
-    pub fn local(addr: SocketAddr) -> anyhow::Result<Self> {
+    pub(crate) fn local(addr: SocketAddr) -> anyhow::Result<Self> {
         Ok(Self {
             addr,
             name: ServerName::try_from("localhost").map_err(|e| anyhow!("server name: {e}"))?,
@@ -65,7 +65,7 @@ impl Target {
 
 /// One request.
 #[derive(Debug, Clone)]
-pub struct Req {
+pub(crate) struct Req {
     method: Method,
     path: String,
     body: Bytes,
@@ -74,7 +74,7 @@ pub struct Req {
 
 impl Req {
     /// `GET path`, expecting 200.
-    pub fn get(path: impl Into<String>) -> Self {
+    pub(crate) fn get(path: impl Into<String>) -> Self {
         Self {
             method: Method::GET,
             path: path.into(),
@@ -84,7 +84,7 @@ impl Req {
     }
 
     /// `POST path` with a JSON body, expecting `expect`.
-    pub fn post_json(path: impl Into<String>, body: Vec<u8>, expect: StatusCode) -> Self {
+    pub(crate) fn post_json(path: impl Into<String>, body: Vec<u8>, expect: StatusCode) -> Self {
         Self {
             method: Method::POST,
             path: path.into(),
@@ -96,7 +96,7 @@ impl Req {
 
 /// Measured window and warm-up.
 #[derive(Debug, Clone, Copy)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Not measured.
     pub warmup: Duration,
     /// Measured.
@@ -105,7 +105,7 @@ pub struct Plan {
 
 /// The outcome of a scenario.
 #[derive(Debug)]
-pub struct Measured {
+pub(crate) struct Measured {
     /// Requests completed within the measured window.
     pub count: u64,
     /// Requests completed in all (warm-up included), all successful.
@@ -118,7 +118,7 @@ pub struct Measured {
 
 impl Measured {
     /// Requests per second.
-    pub fn rps(&self) -> f64 {
+    pub(crate) fn rps(&self) -> f64 {
         if self.seconds > 0.0 {
             crate::report::approx(self.count) / self.seconds
         } else {
@@ -130,14 +130,14 @@ impl Measured {
 /// The crypto provider of the generator: aws-lc-rs with X25519 as the only key exchange, as
 /// curl and other OpenSSL 3.0 clients offer first (rustls alone would offer X25519MLKEM768,
 /// which the nginx baseline's OpenSSL lacks; the same group on both keeps the comparison fair).
-pub fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     let mut p = rustls::crypto::aws_lc_rs::default_provider();
     p.kx_groups = vec![rustls::crypto::aws_lc_rs::kx_group::X25519];
     Arc::new(p)
 }
 
 /// The roots: the data directory's `ca.crt` (it signs the server certificate too).
-pub fn roots(ca_pem: &str) -> anyhow::Result<Arc<RootCertStore>> {
+pub(crate) fn roots(ca_pem: &str) -> anyhow::Result<Arc<RootCertStore>> {
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots
@@ -148,7 +148,7 @@ pub fn roots(ca_pem: &str) -> anyhow::Result<Arc<RootCertStore>> {
 }
 
 /// A client configuration presenting `cred`, without session resumption.
-pub fn client(
+pub(crate) fn client(
     provider: &Arc<CryptoProvider>,
     roots: &Arc<RootCertStore>,
     cred: &Credential,
@@ -234,7 +234,11 @@ async fn send(
 }
 
 /// The negotiated TLS parameters and the reply to one request on a fresh connection.
-pub async fn probe(target: &Target, client: &Client, req: &Req) -> anyhow::Result<(String, Bytes)> {
+pub(crate) async fn probe(
+    target: &Target,
+    client: &Client,
+    req: &Req,
+) -> anyhow::Result<(String, Bytes)> {
     let tls = tokio::time::timeout(REQUEST_TIMEOUT, tls_connect(target, client))
         .await
         .map_err(|_| anyhow!("no TLS connection within {} s", REQUEST_TIMEOUT.as_secs()))??;
@@ -325,7 +329,7 @@ async fn merge(mut set: JoinSet<anyhow::Result<Tally>>, plan: &Plan) -> anyhow::
 }
 
 /// Keep-alive load: one connection per client in `clients`, requests back to back.
-pub async fn keepalive(
+pub(crate) async fn keepalive(
     target: &Target,
     clients: &[Client],
     make: MakeReq,
@@ -379,7 +383,7 @@ pub async fn keepalive(
 
 /// A new TCP + TLS connection per request from `workers` workers, cycling through `clients`
 /// (request `make(k, …)` for client `k`).
-pub async fn handshakes(
+pub(crate) async fn handshakes(
     target: &Target,
     clients: Arc<Vec<Client>>,
     make: MakeReq,

@@ -18,12 +18,12 @@ const NGINX: &str = "/usr/sbin/nginx";
 
 /// The nginx binary, installed with `apt-get install -y nginx` when missing; `Err` says why
 /// there is none.
-pub fn find_or_install() -> Result<PathBuf, String> {
+pub(crate) fn find_or_install() -> Result<PathBuf, String> {
     crate::process::find_or_install(NGINX, "nginx")
 }
 
 /// `nginx -v`, e.g. `nginx/1.22.1`.
-pub fn version(bin: &Path) -> String {
+pub(crate) fn version(bin: &Path) -> String {
     Command::new(bin)
         .arg("-v")
         .output()
@@ -41,7 +41,7 @@ pub fn version(bin: &Path) -> String {
 
 /// A running nginx.
 #[derive(Debug)]
-pub struct Nginx {
+pub(crate) struct Nginx {
     proc: Proc,
     /// Where it listens.
     pub addr: SocketAddr,
@@ -50,7 +50,12 @@ pub struct Nginx {
 
 impl Nginx {
     /// Starts nginx in the foreground with a configuration of its own in a temporary prefix.
-    pub fn start(bin: &Path, data_dir: &Path, body: &[u8], logs: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn start(
+        bin: &Path,
+        data_dir: &Path,
+        body: &[u8],
+        logs: &Path,
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("sip-settings-bench-nginx")
             .tempdir()?;
@@ -156,17 +161,17 @@ http {{
     }
 
     /// The master's process id.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.proc.pid()
     }
 
     /// Resident memory of the master and its workers, KiB.
-    pub fn rss_kib(&self) -> anyhow::Result<u64> {
+    pub(crate) fn rss_kib(&self) -> anyhow::Result<u64> {
         rss_tree_kib(self.proc.pid())
     }
 
     /// Stops nginx (SIGTERM: fast shutdown of the master and its workers).
-    pub fn stop(self) -> anyhow::Result<()> {
+    pub(crate) fn stop(self) -> anyhow::Result<()> {
         self.proc.stop()
     }
 }

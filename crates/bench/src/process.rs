@@ -19,14 +19,14 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The workspace root (the bench lives in `crates/bench`).
-pub fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     dir.canonicalize().unwrap_or(dir)
 }
 
 /// Builds the server (`cargo build --release -p sip-settings`, a no-op when it is up to date)
 /// and returns the binary next to this benchmark's own executable.
-pub fn server_binary(root: &Path, build: bool) -> anyhow::Result<PathBuf> {
+pub(crate) fn server_binary(root: &Path, build: bool) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe().context("cannot find the benchmark's own executable")?;
     let dir = exe
         .parent()
@@ -63,7 +63,7 @@ pub fn server_binary(root: &Path, build: bool) -> anyhow::Result<PathBuf> {
 /// The program at `path`, installed with `apt-get install -y PACKAGE` when missing (after an
 /// `apt-get update` when the first attempt fails: a fresh machine has no package lists); `Err`
 /// says why there is none.
-pub fn find_or_install(path: &str, package: &str) -> Result<PathBuf, String> {
+pub(crate) fn find_or_install(path: &str, package: &str) -> Result<PathBuf, String> {
     let bin = PathBuf::from(path);
     if bin.exists() {
         return Ok(bin);
@@ -102,7 +102,7 @@ pub fn find_or_install(path: &str, package: &str) -> Result<PathBuf, String> {
 
 /// A child process that is stopped (SIGTERM, then SIGKILL) when dropped.
 #[derive(Debug)]
-pub struct Proc {
+pub(crate) struct Proc {
     name: String,
     child: Option<Child>,
     pid: u32,
@@ -113,7 +113,7 @@ pub struct Proc {
 
 impl Proc {
     /// Wraps a spawned child.
-    pub fn new(name: &str, child: Child) -> Self {
+    pub(crate) fn new(name: &str, child: Child) -> Self {
         let pid = child.id();
         Self {
             name: name.to_owned(),
@@ -125,19 +125,19 @@ impl Proc {
 
     /// Wraps a child spawned as the leader of its own process group (`process_group(0)`):
     /// it is stopped as a group.
-    pub fn new_group(name: &str, child: Child) -> Self {
+    pub(crate) fn new_group(name: &str, child: Child) -> Self {
         let mut proc = Self::new(name, child);
         proc.group = true;
         proc
     }
 
     /// The process id.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.pid
     }
 
     /// Whether the child has exited, and how.
-    pub fn exited(&mut self) -> anyhow::Result<Option<std::process::ExitStatus>> {
+    pub(crate) fn exited(&mut self) -> anyhow::Result<Option<std::process::ExitStatus>> {
         match &mut self.child {
             Some(c) => Ok(c.try_wait()?),
             None => bail!("{} was stopped", self.name),
@@ -145,7 +145,7 @@ impl Proc {
     }
 
     /// Stops the child: SIGTERM, up to 10 s to exit, then SIGKILL.
-    pub fn stop(mut self) -> anyhow::Result<()> {
+    pub(crate) fn stop(mut self) -> anyhow::Result<()> {
         self.terminate()
     }
 
@@ -211,7 +211,7 @@ impl Drop for Proc {
 
 /// A running `sip-settings serve`.
 #[derive(Debug)]
-pub struct Server {
+pub(crate) struct Server {
     proc: Proc,
     /// Where it listens.
     pub addr: SocketAddr,
@@ -220,7 +220,7 @@ pub struct Server {
 
 /// How to start the server.
 #[derive(Debug, Clone)]
-pub struct ServerSpec {
+pub(crate) struct ServerSpec {
     /// The `sip-settings` binary.
     pub bin: PathBuf,
     /// `--data-dir`.
@@ -233,7 +233,7 @@ pub struct ServerSpec {
 
 impl ServerSpec {
     /// The command with the global options, ready for a subcommand.
-    pub fn command(&self) -> Command {
+    pub(crate) fn command(&self) -> Command {
         let mut cmd = Command::new(&self.bin);
         for var in [
             "RUST_LOG",
@@ -258,7 +258,7 @@ impl ServerSpec {
     /// Runs `migrate`; a server that refuses the configuration's `[rate_limits]` (one without
     /// rate limits) is migrated without the configuration, and runs without it from then on.
     /// Returns whether the configuration was kept.
-    pub fn migrate(&mut self, log: &Path) -> anyhow::Result<bool> {
+    pub(crate) fn migrate(&mut self, log: &Path) -> anyhow::Result<bool> {
         match self.run(&["migrate"], log) {
             Ok(()) => Ok(true),
             Err(e) if format!("{e:#}").contains("rate_limits") => {
@@ -271,7 +271,7 @@ impl ServerSpec {
     }
 
     /// Runs a one-shot subcommand; its output goes to `log`. Errors carry the output's tail.
-    pub fn run(&self, args: &[&str], log: &Path) -> anyhow::Result<()> {
+    pub(crate) fn run(&self, args: &[&str], log: &Path) -> anyhow::Result<()> {
         let out = fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone()?;
         let status = self
@@ -296,12 +296,16 @@ impl ServerSpec {
 impl Server {
     /// Spawns `sip-settings … serve --listen 127.0.0.1:0` and waits for its "listening on"
     /// line, which names the port it bound. stderr (the logs) goes to `log`.
-    pub fn start(spec: &ServerSpec, log: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn start(spec: &ServerSpec, log: &Path) -> anyhow::Result<Self> {
         Self::start_with(spec, log, &[])
     }
 
     /// [`Server::start`] with more `serve` options (`--sip-listen …`).
-    pub fn start_with(spec: &ServerSpec, log: &Path, extra: &[String]) -> anyhow::Result<Self> {
+    pub(crate) fn start_with(
+        spec: &ServerSpec,
+        log: &Path,
+        extra: &[String],
+    ) -> anyhow::Result<Self> {
         let err = fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let child = spec
             .command()
@@ -355,27 +359,27 @@ impl Server {
     }
 
     /// The process id.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.proc.pid()
     }
 
     /// Resident memory of the server, KiB.
-    pub fn rss_kib(&self) -> anyhow::Result<u64> {
+    pub(crate) fn rss_kib(&self) -> anyhow::Result<u64> {
         rss_kib(self.proc.pid())
     }
 
     /// Peak resident memory of the server (`VmHWM`), KiB.
-    pub fn hwm_kib(&self) -> anyhow::Result<u64> {
+    pub(crate) fn hwm_kib(&self) -> anyhow::Result<u64> {
         hwm_kib(self.proc.pid())
     }
 
     /// The log file (the server's stderr).
-    pub fn log(&self) -> &Path {
+    pub(crate) fn log(&self) -> &Path {
         &self.log
     }
 
     /// Fails when the server has exited.
-    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn check_alive(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.proc.exited()? {
             bail!("the server exited ({status}): {}", tail(&self.log));
         }
@@ -383,13 +387,13 @@ impl Server {
     }
 
     /// Stops the server.
-    pub fn stop(self) -> anyhow::Result<()> {
+    pub(crate) fn stop(self) -> anyhow::Result<()> {
         self.proc.stop()
     }
 }
 
 /// The last 2 000 bytes of a log file.
-pub fn tail(path: &Path) -> String {
+pub(crate) fn tail(path: &Path) -> String {
     let read = || -> std::io::Result<String> {
         let mut f = fs::File::open(path)?;
         let len = f.metadata()?.len();
@@ -406,12 +410,12 @@ pub fn tail(path: &Path) -> String {
 }
 
 /// `VmRSS` of one process, KiB.
-pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     status_kib(pid, "VmRSS:")
 }
 
 /// `VmHWM` (the peak of `VmRSS`) of one process, KiB.
-pub fn hwm_kib(pid: u32) -> anyhow::Result<u64> {
+pub(crate) fn hwm_kib(pid: u32) -> anyhow::Result<u64> {
     status_kib(pid, "VmHWM:")
 }
 
@@ -428,7 +432,7 @@ fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
 
 /// `VmHWM` of a process and its direct children (Kamailio: the main process and its workers),
 /// added up, KiB. Pages shared between them are counted once per process.
-pub fn hwm_tree_kib(pid: u32) -> anyhow::Result<u64> {
+pub(crate) fn hwm_tree_kib(pid: u32) -> anyhow::Result<u64> {
     let mut total = hwm_kib(pid)?;
     for child in children(pid)? {
         total += hwm_kib(child).unwrap_or(0);
@@ -437,13 +441,13 @@ pub fn hwm_tree_kib(pid: u32) -> anyhow::Result<u64> {
 }
 
 /// How many processes: `pid` and its direct children.
-pub fn tree_size(pid: u32) -> usize {
+pub(crate) fn tree_size(pid: u32) -> usize {
     1 + children(pid).map_or(0, |c| c.len())
 }
 
 /// `VmRSS` of a process and its direct children (nginx: the master and its workers), KiB.
 /// Pages shared between them are counted once per process.
-pub fn rss_tree_kib(pid: u32) -> anyhow::Result<u64> {
+pub(crate) fn rss_tree_kib(pid: u32) -> anyhow::Result<u64> {
     let mut total = rss_kib(pid)?;
     for child in children(pid)? {
         total += rss_kib(child).unwrap_or(0);
@@ -463,7 +467,7 @@ fn stat_fields(pid: u32) -> anyhow::Result<Vec<String>> {
 }
 
 /// User + system CPU time of a process (all its threads), in clock ticks.
-pub fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+pub(crate) fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
     let f = stat_fields(pid)?;
     // utime and stime are fields 14 and 15.
     let field = |i: usize| -> anyhow::Result<u64> {
@@ -477,7 +481,7 @@ pub fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
 /// User + system CPU time of the children this process has waited for (`cutime` + `cstime`
 /// of `/proc/self/stat`), in clock ticks: the difference around one child's run and reaping is
 /// that child's CPU time.
-pub fn reaped_children_ticks() -> anyhow::Result<u64> {
+pub(crate) fn reaped_children_ticks() -> anyhow::Result<u64> {
     let pid = std::process::id();
     let f = stat_fields(pid)?;
     // cutime and cstime are fields 16 and 17.
@@ -511,7 +515,7 @@ fn children(pid: u32) -> anyhow::Result<Vec<u32>> {
 }
 
 /// CPU ticks of a process and its direct children (nginx: the master and its workers).
-pub fn cpu_tree_ticks(pid: u32) -> anyhow::Result<u64> {
+pub(crate) fn cpu_tree_ticks(pid: u32) -> anyhow::Result<u64> {
     let mut total = cpu_ticks(pid)?;
     for child in children(pid)? {
         total += cpu_ticks(child).unwrap_or(0);
@@ -520,7 +524,7 @@ pub fn cpu_tree_ticks(pid: u32) -> anyhow::Result<u64> {
 }
 
 /// Microseconds per clock tick (`getconf CLK_TCK`, 100 on Linux).
-pub fn tick_us() -> f64 {
+pub(crate) fn tick_us() -> f64 {
     let hz = Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -537,13 +541,13 @@ pub fn tick_us() -> f64 {
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released; for nginx, which cannot report one).
-pub fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }
 
 /// A port free for both UDP and TCP on 127.0.0.1 (bound and released; for the SIP listeners).
-pub fn free_udp_port() -> anyhow::Result<u16> {
+pub(crate) fn free_udp_port() -> anyhow::Result<u16> {
     for _ in 0..50 {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
         let port = socket.local_addr()?.port();

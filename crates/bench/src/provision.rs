@@ -25,7 +25,7 @@ use sip_settings_store_sqlite::SqliteStore;
 use tokio::task::JoinSet;
 
 /// The benchmark's domain.
-pub const DOMAIN: &str = "bench.example";
+pub(crate) const DOMAIN: &str = "bench.example";
 /// The SIP password of every benchmark account.
 const PASSWORD: &str = "bench-sip-password";
 /// Bumped when the cache layout changes.
@@ -34,13 +34,13 @@ const CACHE_FORMAT: &str = "bench-cache-v1";
 const CACHE_MAX_AGE_DAYS: i64 = 300;
 
 /// The address of account `i`.
-pub fn account_name(i: usize) -> String {
+pub(crate) fn account_name(i: usize) -> String {
     format!("user{i}@{DOMAIN}")
 }
 
 /// A client certificate and its key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Credential {
+pub(crate) struct Credential {
     /// The account or service name.
     pub name: String,
     /// Certificate, PEM.
@@ -51,7 +51,7 @@ pub struct Credential {
 
 /// Everything the load generator needs.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Provisioned {
+pub(crate) struct Provisioned {
     /// When it was made (Unix seconds).
     pub created_at: i64,
     /// One per account, account `i` at index `i`.
@@ -63,7 +63,7 @@ pub struct Provisioned {
 /// The service layer on a data directory, closable (so that SQLite checkpoints its WAL before
 /// anyone copies the file or a server opens it).
 #[derive(Debug)]
-pub struct Db {
+pub(crate) struct Db {
     /// The services.
     pub services: Services,
     sqlite: Option<Arc<SqliteStore>>,
@@ -71,7 +71,7 @@ pub struct Db {
 
 impl Db {
     /// Opens the store (`database` or the data directory's SQLite file) and the CA.
-    pub async fn open(
+    pub(crate) async fn open(
         data_dir: &Path,
         database: Option<&str>,
         create: bool,
@@ -102,7 +102,7 @@ impl Db {
     }
 
     /// Closes the store, waiting for its connections.
-    pub async fn close(self) {
+    pub(crate) async fn close(self) {
         drop(self.services);
         if let Some(s) = self.sqlite {
             s.close().await;
@@ -112,7 +112,7 @@ impl Db {
 
 /// Makes `data_dir` a provisioned data directory with `n` accounts: a copy of the cache on the
 /// embedded store, or freshly provisioned into `database`.
-pub async fn prepare(
+pub(crate) async fn prepare(
     bench_dir: &Path,
     data_dir: &Path,
     n: usize,

@@ -38,7 +38,7 @@ use crate::sipp_calls::{self, Phone};
 
 /// The rate search: 4 s steps from 50 to 8 000 calls/s, up to the first rate at which 1 % of
 /// the calls or more fail, then 3 bisections in steps of 25; no new rate after 5 minutes.
-pub const PLAN: Plan = Plan {
+pub(crate) const PLAN: Plan = Plan {
     ladder: &[
         50, 100, 200, 300, 400, 500, 600, 800, 1_000, 1_200, 1_500, 2_000, 2_500, 3_000, 4_000,
         5_000, 6_000, 8_000, 10_000, 12_000, 14_000, 16_000, 20_000,
@@ -51,11 +51,11 @@ pub const PLAN: Plan = Plan {
     budget: Some(Duration::from_secs(300)),
 };
 /// How long the caller holds each call between the ACK and the BYE, ms.
-pub const PAUSE_MS: u64 = 100;
+pub(crate) const PAUSE_MS: u64 = 100;
 /// Seconds of the traced run at the common rate (with --smoke: 2).
-pub const SETUP_SECS: f64 = 5.0;
+pub(crate) const SETUP_SECS: f64 = 5.0;
 /// The target: full path / alone.
-pub const TARGET_RATIO: f64 = 0.8;
+pub(crate) const TARGET_RATIO: f64 = 0.8;
 /// Kamailio's shared and private memory, MiB (`-m`, `-M`). Shared memory holds every
 /// transaction until its wait timer (5 s) and every dialog until 32 s after it ended
 /// (`end_timeout`): at 6 000 calls/s some 200 000 dialogs, too many for 512 MiB (which ran
@@ -72,7 +72,7 @@ const CALLEE: usize = 1;
 
 /// The two variants of the shipped configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Variant {
+pub(crate) enum Variant {
     /// `-A ALONE`: no sip-settings.
     Alone,
     /// Every call decided by sip-settings.
@@ -81,7 +81,7 @@ pub enum Variant {
 
 impl Variant {
     /// A short name (files, JSON).
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Alone => "alone",
             Self::Full => "full",
@@ -89,7 +89,7 @@ impl Variant {
     }
 
     /// The name in the report.
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::Alone => "Kamailio alone",
             Self::Full => "Kamailio + sip-settings",
@@ -100,7 +100,7 @@ impl Variant {
 /// The `-A` defines of the shipped configuration, from its `#!ifndef NAME` / `#!ifdef NAME`
 /// lines, and the values this run gives them.
 #[derive(Debug, Clone, Default)]
-pub struct Defines {
+pub(crate) struct Defines {
     /// `-A NAME=value` (or `-A NAME`) arguments, in order.
     pub given: Vec<String>,
     /// Names the configuration knows that this run leaves at their default.
@@ -113,7 +113,7 @@ pub struct Defines {
 
 /// What the run knows to give the configuration.
 #[derive(Debug, Clone)]
-pub struct Values {
+pub(crate) struct Values {
     /// Kamailio's address.
     pub listen: SocketAddr,
     /// sip-settings' SIP door (UDP).
@@ -130,7 +130,7 @@ pub struct Values {
 }
 
 /// The names a configuration declares (`#!ifndef NAME`, `#!ifdef NAME`), in order, once each.
-pub fn declared(cfg: &str) -> Vec<String> {
+pub(crate) fn declared(cfg: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for line in cfg.lines() {
         let line = line.trim();
@@ -149,7 +149,7 @@ pub fn declared(cfg: &str) -> Vec<String> {
 }
 
 /// The `-A` arguments of a variant: every declared name this run has a value for.
-pub fn defines(cfg: &str, variant: Variant, v: &Values) -> Defines {
+pub(crate) fn defines(cfg: &str, variant: Variant, v: &Values) -> Defines {
     let mut d = Defines::default();
     let quoted = |s: &str| format!("\"{s}\"");
     for name in declared(cfg) {
@@ -191,7 +191,7 @@ pub fn defines(cfg: &str, variant: Variant, v: &Values) -> Defines {
 
 /// What one variant did.
 #[derive(Debug, Clone)]
-pub struct Measured {
+pub(crate) struct Measured {
     /// Which.
     pub variant: Variant,
     /// The search (or the smoke steps).
@@ -216,7 +216,7 @@ pub struct Measured {
 
 impl Measured {
     /// Call records that reached sip-settings per second during a step.
-    pub fn records_rate(&self, s: &Step) -> Option<f64> {
+    pub(crate) fn records_rate(&self, s: &Step) -> Option<f64> {
         let a = self.arrivals.as_ref()?;
         a.rate(s.started, s.started + Duration::from_secs_f64(s.wall))
     }
@@ -224,7 +224,7 @@ impl Measured {
 
 impl Measured {
     /// Calls that succeeded over every step of the variant.
-    pub fn successful(&self) -> u64 {
+    pub(crate) fn successful(&self) -> u64 {
         self.search
             .steps
             .iter()
@@ -236,7 +236,7 @@ impl Measured {
 
 /// The caller's call records (placed calls) as sip-settings counts them.
 #[derive(Debug, Clone, Copy)]
-pub struct Records {
+pub(crate) struct Records {
     /// Calls of the caller that succeeded in this Kamailio.
     pub calls: u64,
     /// Before the variant.
@@ -261,7 +261,7 @@ pub struct Records {
 impl Records {
     /// Records that arrived after the last call ended, per second of the wait; None for fewer
     /// than [`DRAIN_MIN`] (too few to say what one costs).
-    pub fn drain_rate(&self) -> Option<f64> {
+    pub(crate) fn drain_rate(&self) -> Option<f64> {
         let n = self.drained.saturating_sub(self.at_end);
         (n >= DRAIN_MIN && self.drain_secs > 0.0)
             .then(|| crate::report::approx(n) / self.drain_secs)
@@ -269,14 +269,14 @@ impl Records {
 }
 
 /// The fewest records arriving after the calls from which their cost is reported.
-pub const DRAIN_MIN: u64 = 1_000;
+pub(crate) const DRAIN_MIN: u64 = 1_000;
 
 /// How long to wait for call records posted after the calls ended.
-pub const DRAIN_LIMIT: Duration = Duration::from_secs(90);
+pub(crate) const DRAIN_LIMIT: Duration = Duration::from_secs(90);
 
 /// The whole run, for the report.
 #[derive(Debug)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Both variants, alone first.
     pub alone: Measured,
     pub full: Measured,
@@ -357,7 +357,7 @@ impl Api {
 /// The caller's call records as sip-settings counts them, read every 500 ms while a variant
 /// runs: how many arrived during each step.
 #[derive(Debug, Clone, Default)]
-pub struct Arrivals(Arc<Mutex<Vec<(Instant, u64)>>>);
+pub(crate) struct Arrivals(Arc<Mutex<Vec<(Instant, u64)>>>);
 
 impl Arrivals {
     /// Starts reading; the task ends when the handle is aborted (or dropped by its owner).
@@ -378,7 +378,7 @@ impl Arrivals {
     }
 
     /// Records that arrived from `from` to `to`, per second (from the readings around them).
-    pub fn rate(&self, from: Instant, to: Instant) -> Option<f64> {
+    pub(crate) fn rate(&self, from: Instant, to: Instant) -> Option<f64> {
         let v = self.0.lock().ok()?;
         let before = v.iter().rev().find(|(t, _)| *t <= from)?;
         let after = v.iter().find(|(t, _)| *t >= to)?;
@@ -684,7 +684,7 @@ fn passive_opens_in(snmp: &str) -> Option<u64> {
 
 /// Runs the full-path benchmark; returns the report section (Markdown) and writes the figures
 /// as JSON to `target/bench-data/proxy.json`.
-pub async fn run(p: Params<'_>, kamailio_children: Option<usize>) -> anyhow::Result<String> {
+pub(crate) async fn run(p: Params<'_>, kamailio_children: Option<usize>) -> anyhow::Result<String> {
     let started = Instant::now();
     let load_before = loadavg();
     let sipp_bin = sipp::find_or_install().map_err(|why| {

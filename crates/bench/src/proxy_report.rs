@@ -12,9 +12,9 @@ use crate::report::{self, Machine};
 use crate::sipp::{self, Step};
 
 /// Marks around the section in docs/benchmarks.md.
-pub const BEGIN: &str = "<!-- sip-proxy: begin -->";
+pub(crate) const BEGIN: &str = "<!-- sip-proxy: begin -->";
 /// See [`BEGIN`].
-pub const END: &str = "<!-- sip-proxy: end -->";
+pub(crate) const END: &str = "<!-- sip-proxy: end -->";
 
 /// The processes whose CPU time a step records, in the report's order.
 const WHO: [&str; 4] = ["Kamailio", "sip-settings", "caller", "callee"];
@@ -58,7 +58,7 @@ fn pass(ok: bool) -> &'static str {
 }
 
 /// The highest passing rate and its ratio full / alone.
-pub fn ratio(o: &Outcome) -> Option<f64> {
+pub(crate) fn ratio(o: &Outcome) -> Option<f64> {
     let alone = f64::from(o.alone.search.clean_rate());
     (alone > 0.0).then(|| f64::from(o.full.search.clean_rate()) / alone)
 }
@@ -195,7 +195,7 @@ fn first_line(e: &str) -> String {
 }
 
 /// The section, between [`BEGIN`] and [`END`].
-pub fn markdown(o: &Outcome, command: &str, root: &Path, smoke: bool) -> String {
+pub(crate) fn markdown(o: &Outcome, command: &str, root: &Path, smoke: bool) -> String {
     let mut s = String::new();
     let machine = Machine::read();
     let _ = writeln!(s, "{BEGIN}\n## Whole calls through Kamailio\n");
@@ -581,7 +581,7 @@ fn measured_json(m: &Measured) -> Value {
 }
 
 /// The figures as JSON.
-pub fn json(o: &Outcome) -> Value {
+pub(crate) fn json(o: &Outcome) -> Value {
     json!({
         "when": chrono::Utc::now().to_rfc3339(),
         "load_before": o.load_before,

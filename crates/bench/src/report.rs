@@ -10,7 +10,7 @@ use crate::load::Measured;
 
 /// Throughput and latency of one scenario.
 #[derive(Debug, Clone, Copy)]
-pub struct Figures {
+pub(crate) struct Figures {
     /// Requests per second.
     pub rps: f64,
     /// Median latency, µs.
@@ -40,7 +40,7 @@ impl From<&Measured> for Figures {
 
 impl Figures {
     /// The progress line's figures: throughput and the server's CPU per request.
-    pub fn progress(&self) -> String {
+    pub(crate) fn progress(&self) -> String {
         let cpu = self
             .server_cpu
             .map_or_else(|| "?".to_owned(), |us| format!("{us:.1}"));
@@ -50,7 +50,7 @@ impl Figures {
 
 /// One row of the main table.
 #[derive(Debug, Clone)]
-pub struct Row {
+pub(crate) struct Row {
     /// What was asked.
     pub scenario: String,
     /// Concurrent connections (or workers).
@@ -63,7 +63,7 @@ pub struct Row {
 
 /// One row of the memory table, KiB.
 #[derive(Debug, Clone)]
-pub struct MemoryRow {
+pub(crate) struct MemoryRow {
     /// When it was read.
     pub when: String,
     /// sip-settings.
@@ -76,7 +76,7 @@ pub struct MemoryRow {
 
 /// The machine.
 #[derive(Debug, Clone)]
-pub struct Machine {
+pub(crate) struct Machine {
     /// Cores the benchmark may use.
     pub cores: usize,
     /// CPU model.
@@ -89,7 +89,7 @@ pub struct Machine {
 
 impl Machine {
     /// Reads `/proc`.
-    pub fn read() -> Self {
+    pub(crate) fn read() -> Self {
         let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu = cpuinfo
             .lines()
@@ -126,7 +126,7 @@ impl Machine {
 
 /// Everything measured.
 #[derive(Debug, Default)]
-pub struct Report {
+pub(crate) struct Report {
     /// The command line.
     pub command: String,
     /// Facts about the setup, one bullet each.
@@ -147,7 +147,7 @@ fn ms(us: u64) -> String {
     format!("{:.3}", approx(us) / 1000.0)
 }
 
-pub fn ratio(a: f64, b: Option<f64>) -> String {
+pub(crate) fn ratio(a: f64, b: Option<f64>) -> String {
     match b {
         Some(b) if b > 0.0 => format!("{:.2}", a / b),
         _ => "–".to_owned(),
@@ -163,12 +163,12 @@ fn opt(v: Option<String>) -> String {
     clippy::cast_precision_loss,
     reason = "a statistic: exact up to 2^53, and the nearest f64 beyond that is all a ratio needs"
 )]
-pub fn approx(n: u64) -> f64 {
+pub(crate) fn approx(n: u64) -> f64 {
     n as f64
 }
 
 /// Rounds a rate for a table.
-pub fn rate(v: f64) -> String {
+pub(crate) fn rate(v: f64) -> String {
     if v >= 100.0 {
         #[allow(
             clippy::cast_possible_truncation,
@@ -183,7 +183,7 @@ pub fn rate(v: f64) -> String {
 }
 
 /// A count (any unsigned integer type) with thin groups of three digits: `1 000 000`.
-pub fn count(n: impl std::fmt::Display) -> String {
+pub(crate) fn count(n: impl std::fmt::Display) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
@@ -195,12 +195,12 @@ pub fn count(n: impl std::fmt::Display) -> String {
     out
 }
 
-pub fn mib(kib: u64) -> String {
+pub(crate) fn mib(kib: u64) -> String {
     format!("{:.1} MiB", approx(kib) / 1024.0)
 }
 
 /// `git describe`-like: the short commit and whether the tree has changes.
-pub fn commit(root: &Path) -> String {
+pub(crate) fn commit(root: &Path) -> String {
     let git = |args: &[&str]| {
         Command::new("git")
             .args(args)
@@ -226,7 +226,7 @@ pub fn commit(root: &Path) -> String {
 
 impl Report {
     /// The report as Markdown.
-    pub fn markdown(&self, root: &Path) -> String {
+    pub(crate) fn markdown(&self, root: &Path) -> String {
         let mut s = String::new();
         let machine = self.machine.clone().unwrap_or_else(Machine::read);
         let _ = writeln!(s, "# Benchmarks\n");
@@ -371,7 +371,7 @@ impl Report {
     }
 
     /// Figures of a latency histogram (and the server's CPU per request) as a table cell.
-    pub fn latency_cell(f: &Figures) -> String {
+    pub(crate) fn latency_cell(f: &Figures) -> String {
         let cpu = f
             .server_cpu
             .map(|c| format!(", server CPU {c:.0} µs per request"))

@@ -12,7 +12,7 @@ use crate::sipp::{self, Sipp, Step};
 
 /// How a search runs.
 #[derive(Debug, Clone, Copy)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// The rates stepped up, calls/s.
     pub ladder: &'static [u32],
     /// Seconds of calls per step.
@@ -33,7 +33,7 @@ pub struct Plan {
 impl Plan {
     /// Whether one run passes at the rate asked: few enough failed calls, and SIPp created
     /// the calls at the rate asked.
-    pub fn passes(&self, s: &Step) -> bool {
+    pub(crate) fn passes(&self, s: &Step) -> bool {
         let failures_ok = if self.max_failed > 0.0 {
             crate::report::approx(s.calls.saturating_sub(s.successful))
                 < self.max_failed * crate::report::approx(s.calls)
@@ -44,7 +44,7 @@ impl Plan {
     }
 
     /// The ladder's rates as the reports write them (`1 000, 2 000, …`).
-    pub fn ladder_text(&self) -> String {
+    pub(crate) fn ladder_text(&self) -> String {
         self.ladder
             .iter()
             .map(|r| crate::report::count(*r))
@@ -54,7 +54,7 @@ impl Plan {
 
     /// The next bisection rate between a passing `lo` and a failing `hi`, a multiple of
     /// [`Plan::grain`]; None when they are adjacent.
-    pub fn midpoint(&self, lo: u32, hi: u32) -> Option<u32> {
+    pub(crate) fn midpoint(&self, lo: u32, hi: u32) -> Option<u32> {
         let mid = (lo + hi) / 2 / self.grain * self.grain;
         (mid > lo && mid < hi).then_some(mid)
     }
@@ -62,7 +62,7 @@ impl Plan {
 
 /// The outcome of a rate search.
 #[derive(Debug, Clone, Default)]
-pub struct Search {
+pub(crate) struct Search {
     /// Every step, in the order run.
     pub steps: Vec<Step>,
     /// The passing step of the highest rate.
@@ -73,7 +73,7 @@ pub struct Search {
 
 impl Search {
     /// The highest passing rate, 0 when none.
-    pub fn clean_rate(&self) -> u32 {
+    pub(crate) fn clean_rate(&self) -> u32 {
         self.best.as_ref().map_or(0, |s| s.rate)
     }
 
@@ -101,7 +101,7 @@ impl Search {
 }
 
 /// What is under test, for the search: it fails when a process of it has exited.
-pub trait Alive {
+pub(crate) trait Alive {
     /// Fails when it is no longer running.
     fn alive(&mut self) -> anyhow::Result<()>;
 }
@@ -150,7 +150,7 @@ async fn rate_runs(
 
 /// Steps up the plan's ladder until a rate fails, then bisects; no new rate after the plan's
 /// budget.
-pub async fn search(
+pub(crate) async fn search(
     sipp: &Sipp,
     target: &sipp::Target,
     server: &mut impl Alive,
@@ -186,7 +186,7 @@ pub async fn search(
 }
 
 /// Smoke steps: the plan's smoke rates for 1 s each; every one must be clean.
-pub async fn smoke_steps(
+pub(crate) async fn smoke_steps(
     sipp: &Sipp,
     target: &sipp::Target,
     server: &mut impl Alive,

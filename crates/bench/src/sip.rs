@@ -41,7 +41,7 @@ use crate::sipp::{self, Sipp, Step};
 
 /// The rate search: steps of 4 s from 1 000 to 40 000 calls/s, up to the first rate with a
 /// failed call, then 3 bisections in steps of 250; a rate passes only with no failed call.
-pub const PLAN: Plan = Plan {
+pub(crate) const PLAN: Plan = Plan {
     ladder: &[
         1_000, 2_000, 4_000, 6_000, 8_000, 10_000, 12_000, 14_000, 16_000, 20_000, 24_000, 28_000,
         32_000, 40_000,
@@ -54,15 +54,15 @@ pub const PLAN: Plan = Plan {
     budget: None,
 };
 /// Seconds of the half-rate run.
-pub const HALF_SECS: f64 = 5.0;
+pub(crate) const HALF_SECS: f64 = 5.0;
 /// The memory target of the SIP door's process, MiB.
-pub const RSS_TARGET_MIB: f64 = 64.0;
+pub(crate) const RSS_TARGET_MIB: f64 = 64.0;
 /// The p99 target of the decision latency at half Kamailio's rate, µs.
-pub const P99_TARGET_US: u64 = 1_000;
+pub(crate) const P99_TARGET_US: u64 = 1_000;
 
 /// What the run needs from `main`.
 #[derive(Debug)]
-pub struct Params<'a> {
+pub(crate) struct Params<'a> {
     /// The workspace root.
     pub root: &'a Path,
     /// The `sip-settings` binary.
@@ -89,7 +89,7 @@ pub struct Params<'a> {
 /// `i % 4 == 0`: FUNC to a number; `1`: none (the proxy rings); `2`: FUNC to the next account
 /// (one of the `3`s, which forward on busy and no answer only, so no chain and no loop);
 /// `3`: FBUS to a number and FNOA to the previous `1`.
-pub fn forwarding(i: usize, n: usize) -> Vec<(Condition, String)> {
+pub(crate) fn forwarding(i: usize, n: usize) -> Vec<(Condition, String)> {
     match i % 4 {
         0 => vec![(Condition::Unconditional, number(20, i))],
         2 if i + 1 < n => vec![(Condition::Unconditional, provision::account_name(i + 1))],
@@ -162,7 +162,7 @@ fn check_answer(i: usize, n: usize, r: &Reply) -> anyhow::Result<()> {
 
 /// The decision-latency line that `sip-settings serve` logs when it stops.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Latency {
+pub(crate) struct Latency {
     /// INVITEs answered.
     pub count: u64,
     /// Median, µs.
@@ -177,7 +177,7 @@ pub struct Latency {
 
 /// The last `sip decision latency … count=N p50_us=… p90_us=… p99_us=… max_us=…` line of a
 /// log (colour escapes and quotes ignored).
-pub fn latency_line(log: &str) -> Option<Latency> {
+pub(crate) fn latency_line(log: &str) -> Option<Latency> {
     let line = log
         .lines()
         .rev()
@@ -327,7 +327,7 @@ fn probe_kamailio(addr: SocketAddr) -> anyhow::Result<()> {
 
 /// What one server did.
 #[derive(Debug, Clone)]
-pub struct Measured {
+pub(crate) struct Measured {
     /// The search.
     pub search: Search,
     /// Peak resident memory (Kamailio: its processes added up), KiB.
@@ -340,7 +340,7 @@ pub struct Measured {
 
 /// The half-rate run of a fresh sip-settings.
 #[derive(Debug, Clone)]
-pub struct HalfRun {
+pub(crate) struct HalfRun {
     /// The SIPp run.
     pub step: Step,
     /// The latency line the fresh server logged.
@@ -434,7 +434,7 @@ async fn kamailio_baseline(bin: &Path, p: &Params<'_>, sipp: &Sipp) -> anyhow::R
 }
 
 /// Runs the SIP benchmark; returns the report section (Markdown, see [`Section`]).
-pub async fn run(p: Params<'_>) -> anyhow::Result<String> {
+pub(crate) async fn run(p: Params<'_>) -> anyhow::Result<String> {
     let started = Instant::now();
     let load_before = fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let sipp_bin = sipp::find_or_install().map_err(|why| {

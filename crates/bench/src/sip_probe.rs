@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 
 /// A SIP response.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
+pub(crate) struct Reply {
     /// The status code.
     pub status: u16,
     /// The reason phrase.
@@ -22,7 +22,7 @@ pub struct Reply {
 
 impl Reply {
     /// Parses a response's start line and header fields (the body is ignored).
-    pub fn parse(text: &str) -> anyhow::Result<Self> {
+    pub(crate) fn parse(text: &str) -> anyhow::Result<Self> {
         let head = text.split("\r\n\r\n").next().unwrap_or(text);
         let mut lines = head.split("\r\n");
         let start = lines.next().unwrap_or_default();
@@ -57,7 +57,7 @@ impl Reply {
     }
 
     /// The first value of a header field, by its name or its compact form, any case.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         let compact = match name.to_ascii_lowercase().as_str() {
             "contact" => Some("m"),
             "via" => Some("v"),
@@ -76,7 +76,7 @@ impl Reply {
     }
 
     /// The response in one line, for error messages.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let headers: Vec<String> = self
             .headers
             .iter()
@@ -106,7 +106,7 @@ static SEQ: AtomicU64 = AtomicU64::new(1);
 /// Sends `method` for `uri` from a fresh socket and returns the first final answer (1xx are
 /// skipped), retransmitting every 250 ms until `timeout`. A final answer to an INVITE ≥ 300 is
 /// acknowledged, as a proxy would.
-pub fn request(
+pub(crate) fn request(
     server: SocketAddr,
     method: &str,
     uri: &str,
@@ -181,7 +181,7 @@ pub fn request(
 }
 
 /// OPTIONS to the server itself; Ok when it answers 200.
-pub fn options(server: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
+pub(crate) fn options(server: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
     let reply = request(server, "OPTIONS", &format!("sip:{server}"), timeout)?;
     if reply.status != 200 {
         bail!("OPTIONS answered {}", reply.summary());
@@ -190,7 +190,7 @@ pub fn options(server: SocketAddr, timeout: Duration) -> anyhow::Result<()> {
 }
 
 /// One INVITE to `sip:USER@DOMAIN`, its final answer.
-pub fn invite(server: SocketAddr, user: &str, domain: &str) -> anyhow::Result<Reply> {
+pub(crate) fn invite(server: SocketAddr, user: &str, domain: &str) -> anyhow::Result<Reply> {
     request(
         server,
         "INVITE",

@@ -12,13 +12,13 @@ use crate::sip::{HALF_SECS, HalfRun, Measured, P99_TARGET_US, PLAN, RSS_TARGET_M
 use crate::sipp::{self, Step};
 
 /// Marks around the section in docs/benchmarks.md.
-pub const BEGIN: &str = "<!-- sip-redirect: begin -->";
+pub(crate) const BEGIN: &str = "<!-- sip-redirect: begin -->";
 /// See [`BEGIN`].
-pub const END: &str = "<!-- sip-redirect: end -->";
+pub(crate) const END: &str = "<!-- sip-redirect: end -->";
 
 /// Everything the section shows.
 #[derive(Debug)]
-pub struct Section<'a> {
+pub(crate) struct Section<'a> {
     pub command: &'a str,
     pub root: &'a Path,
     pub smoke: bool,
@@ -93,7 +93,7 @@ fn best_cell(m: &Measured) -> String {
 
 impl Section<'_> {
     /// The section, between [`BEGIN`] and [`END`].
-    pub fn markdown(&self) -> String {
+    pub(crate) fn markdown(&self) -> String {
         let mut s = String::new();
         let machine = Machine::read();
         let _ = writeln!(s, "{BEGIN}\n## SIP redirect\n");
@@ -419,13 +419,13 @@ impl Section<'_> {
 }
 
 /// `doc` with its SIP section replaced by `section` (or `section` appended when it has none).
-pub fn splice(doc: &str, section: &str) -> String {
+pub(crate) fn splice(doc: &str, section: &str) -> String {
     splice_between(doc, section, BEGIN, END)
 }
 
 /// `doc` with the section between the marks `begin` and `end` replaced by `section` (which
 /// holds the marks), or `section` appended when `doc` has none.
-pub fn splice_between(doc: &str, section: &str, begin: &str, end: &str) -> String {
+pub(crate) fn splice_between(doc: &str, section: &str, begin: &str, end: &str) -> String {
     let section = section.trim_end();
     match (doc.find(begin), doc.find(end)) {
         (Some(b), Some(e)) if e > b => {
@@ -441,7 +441,7 @@ pub fn splice_between(doc: &str, section: &str, begin: &str, end: &str) -> Strin
 }
 
 /// The section of `doc` between the marks `begin` and `end`, marks included, if it has one.
-pub fn section_between<'a>(doc: &'a str, begin: &str, end: &str) -> Option<&'a str> {
+pub(crate) fn section_between<'a>(doc: &'a str, begin: &str, end: &str) -> Option<&'a str> {
     let b = doc.find(begin)?;
     let e = doc[b..].find(end)? + b;
     Some(&doc[b..e + end.len()])

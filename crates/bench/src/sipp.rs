@@ -19,22 +19,22 @@ use crate::process::{self, tail};
 const SIPP: &str = "/usr/bin/sipp";
 /// How long SIPp waits for an answer before the call fails, ms. SIPp runs with `-nr` (no
 /// retransmissions): a datagram lost anywhere fails its call after this long.
-pub const RECV_TIMEOUT_MS: u64 = 1_000;
+pub(crate) const RECV_TIMEOUT_MS: u64 = 1_000;
 /// SIPp's socket buffers (`-buff_size`; the kernel caps them at `net.core.rmem_max` and
 /// `wmem_max`). SIPp's default, 64 KiB, overflows at about 15 000 calls/s on loopback: the
 /// generator then drops the servers' answers itself.
-pub const BUFFER_BYTES: u32 = 4 * 1024 * 1024;
+pub(crate) const BUFFER_BYTES: u32 = 4 * 1024 * 1024;
 /// A step is generator-limited when SIPp created its calls at less than this share of the
 /// asked rate.
 const GENERATOR_SHARE: f64 = 0.95;
 
 /// The SIPp binary, installed with `apt-get install -y sip-tester` when missing.
-pub fn find_or_install() -> Result<PathBuf, String> {
+pub(crate) fn find_or_install() -> Result<PathBuf, String> {
     process::find_or_install(SIPP, "sip-tester")
 }
 
 /// `sipp -v`, e.g. `SIPp v3.6.1-SCTP-PCAP-RTPSTREAM`.
-pub fn version(bin: &Path) -> String {
+pub(crate) fn version(bin: &Path) -> String {
     std::process::Command::new(bin)
         .arg("-v")
         .output()
@@ -52,7 +52,7 @@ pub fn version(bin: &Path) -> String {
 /// The UAC scenario: INVITE to `sip:[field0]@DOMAIN`; an optional 100, then a 302 whose
 /// Contact is a SIP, SIPS or tel URI in angle brackets (anything else, a 404 included, fails
 /// the call); then the ACK. The response time is the INVITE's to its 302.
-pub fn scenario(domain: &str) -> String {
+pub(crate) fn scenario(domain: &str) -> String {
     format!(
         r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
@@ -100,7 +100,7 @@ Content-Length: 0
 }
 
 /// The injection file: the user parts, taken in order (`SEQUENTIAL`) and again from the top.
-pub fn injection(users: &[String]) -> String {
+pub(crate) fn injection(users: &[String]) -> String {
     let mut s = String::from("SEQUENTIAL\n");
     for u in users {
         let _ = writeln!(s, "{u};");
@@ -110,7 +110,7 @@ pub fn injection(users: &[String]) -> String {
 
 /// What is measured: which server, where, and whose CPU to count.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     /// A short name for files (`sip-settings`, `kamailio`).
     pub name: String,
     /// The server's UDP address.
@@ -126,7 +126,7 @@ pub struct Target {
 
 /// A process watched during a step besides the server under test.
 #[derive(Debug, Clone)]
-pub struct Watch {
+pub(crate) struct Watch {
     /// A short name for the report.
     pub name: String,
     /// Its process id.
@@ -137,7 +137,7 @@ pub struct Watch {
 
 /// What a watched process did during a step.
 #[derive(Debug, Clone)]
-pub struct Watched {
+pub(crate) struct Watched {
     /// [`Watch::name`].
     pub name: String,
     /// CPU time during the run, s.
@@ -149,7 +149,7 @@ pub struct Watched {
 /// Percentiles of the call set-up time (the INVITE sent to its 200 OK received, from SIPp's
 /// short message trace, to the microsecond), µs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SetupTimes {
+pub(crate) struct SetupTimes {
     /// Calls measured.
     pub calls: u64,
     /// Median.
@@ -164,7 +164,7 @@ pub struct SetupTimes {
 
 /// SIPp's response times (the INVITE to its 302), ms; SIPp counts in whole milliseconds.
 #[derive(Debug, Clone, Copy)]
-pub struct ResponseTimes {
+pub(crate) struct ResponseTimes {
     /// Median.
     pub p50: u64,
     /// 99th percentile.
@@ -175,7 +175,7 @@ pub struct ResponseTimes {
 
 /// One step: a `sipp` run at one rate.
 #[derive(Debug, Clone)]
-pub struct Step {
+pub(crate) struct Step {
     /// Calls per second asked for.
     pub rate: u32,
     /// Calls asked for.
@@ -214,33 +214,33 @@ pub struct Step {
 
 impl Step {
     /// No call failed and every call asked for succeeded.
-    pub fn clean(&self) -> bool {
+    pub(crate) fn clean(&self) -> bool {
         self.exit == 0 && self.failed == 0 && self.successful == self.calls
     }
 
     /// SIPp did not create calls at the rate asked (it, not the server, was the limit).
-    pub fn generator_limited(&self) -> bool {
+    pub(crate) fn generator_limited(&self) -> bool {
         self.achieved < f64::from(self.rate) * GENERATOR_SHARE
     }
 
     /// Server CPU per successful call, µs.
-    pub fn server_us_per_call(&self) -> f64 {
+    pub(crate) fn server_us_per_call(&self) -> f64 {
         self.server_cpu * 1e6 / crate::report::approx(self.successful.max(1))
     }
 
     /// Calls failed and every datagram dropped was dropped by SIPp's socket, none by the
     /// server's: the generator, not the server, lost them.
-    pub fn lost_by_generator(&self) -> bool {
+    pub(crate) fn lost_by_generator(&self) -> bool {
         self.failed > 0 && self.server_drops == Some(0) && self.sipp_drops.is_some_and(|d| d > 0)
     }
 
     /// SIPp CPU per call created, µs.
-    pub fn sipp_us_per_call(&self) -> f64 {
+    pub(crate) fn sipp_us_per_call(&self) -> f64 {
         self.sipp_cpu * 1e6 / crate::report::approx(self.created.max(1))
     }
 
     /// The failures, `n of m (kind n, …)`.
-    pub fn failure_text(&self) -> String {
+    pub(crate) fn failure_text(&self) -> String {
         if self.failed == 0 {
             return "none".to_owned();
         }
@@ -262,7 +262,7 @@ impl Step {
     }
 
     /// One progress line.
-    pub fn progress(&self) -> String {
+    pub(crate) fn progress(&self) -> String {
         format!(
             "{} calls/s asked, {:.0} created/s: {} ok, {} failed; server CPU {:.0} % of a core, \
              SIPp {:.0} %",
@@ -278,7 +278,7 @@ impl Step {
 
 /// A SIPp for one server: the scenario and the injection file are in `dir`.
 #[derive(Debug, Clone)]
-pub struct Sipp {
+pub(crate) struct Sipp {
     /// The binary.
     pub bin: PathBuf,
     /// The working directory (one subdirectory per step).
@@ -336,13 +336,13 @@ impl Sipp {
 
     /// Runs `rate × secs` calls at `rate` against `target`; bounded by SIPp's own `-timeout` and
     /// by a kill 20 s later.
-    pub async fn step(&self, target: &Target, rate: u32, secs: f64) -> anyhow::Result<Step> {
+    pub(crate) async fn step(&self, target: &Target, rate: u32, secs: f64) -> anyhow::Result<Step> {
         self.step_with(target, rate, secs, false).await
     }
 
     /// [`Sipp::step`]; with `trace_setup`, SIPp also writes its short message trace (a line per
     /// message, microsecond timestamps), read back into [`Step::setup`].
-    pub async fn step_with(
+    pub(crate) async fn step_with(
         &self,
         target: &Target,
         rate: u32,
@@ -536,7 +536,7 @@ fn watch(also: &[Watch]) -> anyhow::Result<Vec<(u64, Option<u64>)>> {
 /// Call set-up times from SIPp's short message trace (`date\ttime\tepoch.micro\tS|R\t
 /// call-id\tCSeq:N METHOD\tfirst line`): per Call-ID, the first INVITE sent to the first
 /// `200` to it received. None when no call was answered.
-pub fn setup_times(trace: &str) -> Option<SetupTimes> {
+pub(crate) fn setup_times(trace: &str) -> Option<SetupTimes> {
     use std::collections::HashMap;
     let micros = |t: &str| -> Option<u64> {
         let (s, us) = t.split_once('.')?;
@@ -580,7 +580,7 @@ pub fn setup_times(trace: &str) -> Option<SetupTimes> {
 
 /// Datagrams dropped so far by the UDP sockets bound to 127.0.0.1:`port` (all of them: a
 /// server may bind one per worker), from `/proc/net/udp`; None when there is none.
-pub fn udp_drops(port: u16) -> Option<u64> {
+pub(crate) fn udp_drops(port: u16) -> Option<u64> {
     let table = fs::read_to_string("/proc/net/udp").ok()?;
     drops_in(&table, port)
 }
@@ -600,7 +600,7 @@ fn drops_in(table: &str, port: u16) -> Option<u64> {
 }
 
 /// The last line of SIPp's statistics file, by column name.
-pub fn last_stats(text: &str) -> anyhow::Result<BTreeMap<String, String>> {
+pub(crate) fn last_stats(text: &str) -> anyhow::Result<BTreeMap<String, String>> {
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let header = lines.next().context("empty SIPp statistics file")?;
     let last = lines
@@ -632,7 +632,7 @@ fn rtt_file(dir: &Path) -> Option<PathBuf> {
 }
 
 /// Percentiles of SIPp's response-time file (`date_ms;response_time_ms;rtd_no`).
-pub fn response_times(text: &str) -> Option<ResponseTimes> {
+pub(crate) fn response_times(text: &str) -> Option<ResponseTimes> {
     let mut v: Vec<u64> = text
         .lines()
         .skip(1)

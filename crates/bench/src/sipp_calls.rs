@@ -34,7 +34,7 @@ fn sdp() -> &'static str {
 /// that the 180 comes after the 200 (a phone ignores it; SIPp would fail the call on it during
 /// a pause, and a globally optional 180 sends SIPp back to waiting for the 200). A late 180 is
 /// taken there, followed by the whole pause.
-pub fn call_scenario(domain: &str, pause_ms: u64) -> String {
+pub(crate) fn call_scenario(domain: &str, pause_ms: u64) -> String {
     let from = format!("From: <sip:[field0]@{domain}>;tag=[pid]-[call_number]");
     let sdp = sdp();
     format!(
@@ -101,7 +101,7 @@ Content-Length: 0
 
 /// The callee's phone: every INVITE answered 180 then 200 (with SDP and the Record-Route),
 /// then the ACK and the BYE, answered 200.
-pub fn phone_scenario(user: &str) -> String {
+pub(crate) fn phone_scenario(user: &str) -> String {
     let reply = |status: &str, body: bool| {
         let (content, sdp) = if body {
             (
@@ -147,7 +147,7 @@ Content-Length: 0
 
 /// A REGISTER of `user`@`domain` whose Contact is 127.0.0.1:`port` (the phone's port, from
 /// which it is sent), for `expires` seconds; a 200 is expected.
-pub fn register_scenario(domain: &str, user: &str, port: u16, expires: u32) -> String {
+pub(crate) fn register_scenario(domain: &str, user: &str, port: u16, expires: u32) -> String {
     format!(
         r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
@@ -195,7 +195,7 @@ fn spawn(
 
 /// Registers `user`@`domain` at the proxy `proxy` from 127.0.0.1:`port`: one SIPp call of
 /// [`register_scenario`], at most 15 s; fails unless it got its 200.
-pub fn register(
+pub(crate) fn register(
     sipp: &Path,
     dir: &Path,
     proxy: SocketAddr,
@@ -245,14 +245,14 @@ pub fn register(
 /// The callee's phone: a SIPp UAS on 127.0.0.1:`port` answering every call, for at most
 /// `limit` (SIPp's `-timeout`); stopped (SIGTERM) when dropped.
 #[derive(Debug)]
-pub struct Phone {
+pub(crate) struct Phone {
     proc: Proc,
     log: PathBuf,
 }
 
 impl Phone {
     /// Starts the phone of `user` in `dir`; returns once its port is bound.
-    pub fn start(
+    pub(crate) fn start(
         sipp: &Path,
         dir: &Path,
         user: &str,
@@ -288,12 +288,12 @@ impl Phone {
     }
 
     /// Its process id.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.proc.pid()
     }
 
     /// Fails when it has exited.
-    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn check_alive(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.proc.exited()? {
             bail!("the callee's SIPp exited ({status}): {}", tail(&self.log));
         }
@@ -301,7 +301,7 @@ impl Phone {
     }
 
     /// Stops it.
-    pub fn stop(self) -> anyhow::Result<()> {
+    pub(crate) fn stop(self) -> anyhow::Result<()> {
         self.proc.stop()
     }
 }
