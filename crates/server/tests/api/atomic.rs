@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::helpers::pg::TestDatabase;
 use serde_json::{Value, json};
 
-use crate::helpers::serve::{Install, Server, cli, get, provision};
+use crate::helpers::serve::{Install, Server, TempSqlite, cli, get, provision};
 
 /// A server with rate limits off, so that a burst of writes is not cut short by `429`.
 fn serve(install: &Install, database: &str) -> Server {
@@ -116,8 +116,8 @@ async fn journal_chain_holds(database: &str, writers: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn journal_old_values_are_exact_under_concurrent_writes_on_sqlite() {
-    let db_dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", db_dir.path().join("s.db").display());
+    let sqlite = TempSqlite::new("s.db");
+    let url = sqlite.url.clone();
     journal_chain_holds(&url, 60).await;
 }
 
@@ -207,8 +207,8 @@ async fn if_match_has_one_winner_across_two_servers() {
 /// the CLI's commits (busy timeout) instead of failing with `503`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_writes_wait_for_the_cli_instead_of_failing() {
-    let db_dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", db_dir.path().join("s.db").display());
+    let sqlite = TempSqlite::new("s.db");
+    let url = sqlite.url.clone();
     let install = provision(&url);
     let server = serve(&install, &url);
     let data_dir = install.dir.path().to_owned();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::helpers::pg::TestDatabase;
-use crate::helpers::serve::{Server, cli, get, provision};
+use crate::helpers::serve::{Server, TempSqlite, cli, get, provision};
 use crate::helpers::sip::question;
 use crate::helpers::*;
 
@@ -161,11 +161,8 @@ async fn copy_moves_an_installation_and_every_action_answers_the_same() {
     let Some(db) = TestDatabase::create().await else {
         return;
     };
-    let sqlite_dir = tempfile::tempdir().unwrap();
-    let sqlite_url = format!(
-        "sqlite://{}",
-        sqlite_dir.path().join("sip-settings.db").display()
-    );
+    let sqlite = TempSqlite::new("sip-settings.db");
+    let sqlite_url = sqlite.url.clone();
     let install = provision(&sqlite_url);
     let d = install.dir.path();
     for args in [

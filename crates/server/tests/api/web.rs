@@ -8,7 +8,6 @@
 //! `SIP_SETTINGS_WEB_SCREENSHOTS=DIR` saves the screenshots the tests take (login, Info,
 //! Forwarding on a phone-sized window) into DIR; `docs/` holds the committed ones.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,7 +20,7 @@ use sip_settings_core::calls::CallInput;
 use sip_settings_core::cert::CertSubject;
 
 use crate::helpers::serve::KillOnDrop;
-use crate::helpers::{ALICE, ALICE_PASSWORD, BOB, BOB_PASSWORD, TestApp, no_redirects};
+use crate::helpers::{ALICE, ALICE_PASSWORD, BOB, BOB_PASSWORD, TestApp, free_port, no_redirects};
 
 const SESSION_COOKIE: &str = "__Host-sip-session";
 
@@ -36,13 +35,6 @@ struct Browser {
     c: Client,
     _driver: Driver,
     _profile: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 fn chromedriver_path() -> PathBuf {

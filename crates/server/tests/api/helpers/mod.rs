@@ -535,3 +535,23 @@ pub(crate) fn certificate_limits(
         address_writes: budget((1000.0, 1000.0)),
     }
 }
+
+/// A port on 127.0.0.1 free for both UDP and TCP when asked (bound and released).
+pub(crate) fn free_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A free UDP port on loopback (bound and released).
+pub(crate) fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -228,3 +228,19 @@ pub(crate) async fn get(client: &reqwest::Client, base: &str, query: &str) -> (u
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
 }
+
+/// A SQLite database file in a directory of its own, removed with it.
+pub(crate) struct TempSqlite {
+    _dir: tempfile::TempDir,
+    /// `sqlite://` and the file's path.
+    pub(crate) url: String,
+}
+
+impl TempSqlite {
+    /// A fresh directory and the URL of `file_name` in it (the file is made by whoever opens it).
+    pub(crate) fn new(file_name: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join(file_name).display());
+        Self { _dir: dir, url }
+    }
+}

@@ -27,7 +27,7 @@ use sip_settings_sip::Transport;
 use std::os::unix::process::CommandExt;
 use tempfile::TempDir;
 
-use crate::helpers::{TestApp, assert_success, json_of};
+use crate::helpers::{TestApp, assert_success, free_udp_port, json_of};
 
 // The sipp tests' peer: its trace reader.
 use crate::sipp::peer;
@@ -76,15 +76,6 @@ fn programs() -> Option<PathBuf> {
             None
         }
     }
-}
-
-/// A free UDP port on loopback (bound and released).
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Whether something has bound UDP `port` on loopback.

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use sip_settings_sip::Transport;
 
+use crate::helpers::free_port;
+
 /// The longest a sipp run may take before it is killed (sipp's own `-timeout` is 10 s).
 const SIPP_LIMIT: Duration = Duration::from_secs(30);
 
@@ -256,17 +258,6 @@ pub(crate) async fn run(
         }
     }
     panic!("sipp found no free local port in 4 tries: {call:?}");
-}
-
-/// A local port free on 127.0.0.1 for both UDP and TCP when asked.
-fn free_port() -> u16 {
-    loop {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
 }
 
 /// One sipp run; `None` when sipp could not bind its local port.
