@@ -11,10 +11,16 @@ pub use sip_settings_store_postgres::testing::PG_URL_VAR;
 
 /// A database created for one test.
 #[derive(Debug)]
+///
+/// The database is dropped (`DROP DATABASE … WITH (FORCE)`) by [`TempDatabase::drop_db`], or
+/// else when the value is dropped: also when the test panics, so that no failed run leaves a
+/// database behind.
 pub struct TempDatabase {
     admin_url: String,
     name: String,
     url: String,
+    /// Set once [`TempDatabase::drop_db`] has dropped it.
+    dropped: bool,
 }
 
 /// Replaces the database name (the path) of a PostgreSQL URL.
@@ -57,6 +63,7 @@ impl TempDatabase {
             admin_url,
             name,
             url,
+            dropped: false,
         })
     }
 
@@ -87,15 +94,51 @@ impl TempDatabase {
     }
 
     /// Drops the database (ending its connections).
-    pub async fn drop_db(self) {
-        if let Ok(mut admin) = PgConnection::connect(&self.admin_url).await {
-            let _ = sqlx::query(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut admin)
-            .await;
+    pub async fn drop_db(mut self) {
+        drop_database(&self.admin_url, &self.name).await;
+        self.dropped = true;
+    }
+}
+
+/// `DROP DATABASE name WITH (FORCE)` through the server at `admin_url`; a failure is reported,
+/// not raised (the database is only garbage then).
+async fn drop_database(admin_url: &str, name: &str) {
+    let dropped = match PgConnection::connect(admin_url).await {
+        Ok(mut admin) => {
+            let r = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut admin)
+                .await;
             let _ = admin.close().await;
+            r.map(|_| ())
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = dropped {
+        eprintln!("could not drop the test database {name}: {e}");
+    }
+}
+
+impl Drop for TempDatabase {
+    /// A database not dropped by [`TempDatabase::drop_db`] (a test that returned early or
+    /// panicked) is dropped here, synchronously: on a thread of its own with a fresh runtime,
+    /// so that this works inside a test's runtime and while a panic unwinds.
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        let done = std::thread::spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(drop_database(&admin_url, &name)),
+                Err(e) => eprintln!("could not drop the test database {name}: {e}"),
+            }
+        })
+        .join();
+        if done.is_err() {
+            eprintln!("could not drop the test database {}", self.name);
         }
     }
 }

@@ -103,3 +103,34 @@ fn without_a_server_the_tests_skip_except_in_ci() {
     assert!(!passed, "{text}");
     assert!(text.contains("CI=true"), "{text}");
 }
+
+/// A test that panics still drops its database: `TempDatabase` drops it when the value is
+/// dropped while the panic unwinds, so failed runs leave nothing behind on the server.
+#[tokio::test]
+async fn a_database_is_dropped_when_its_test_panics() {
+    let Some(probe) = TempDatabase::create().await else {
+        return;
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let panicked = tokio::spawn(async move {
+        let db = TempDatabase::create()
+            .await
+            .unwrap_or_else(|| panic!("no database"));
+        let _ = tx.send(db.name().to_owned());
+        panic!("a test failing with its database open");
+    })
+    .await;
+    assert!(panicked.is_err_and(|e| e.is_panic()));
+    let name = rx.recv().unwrap_or_else(|e| panic!("the name: {e}"));
+    let mut conn = PgConnection::connect(probe.url())
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_database WHERE datname = $1")
+        .bind(&name)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("pg_database: {e}"));
+    let _ = conn.close().await;
+    assert_eq!(left, 0, "{name} is still on the server");
+    probe.drop_db().await;
+}
