@@ -113,12 +113,9 @@ async fn insert_call(conn: &mut PgConnection, call: &NewCall) -> Res<bool> {
     Ok(true)
 }
 
-impl PgStore {
-    pub(crate) async fn import_rates_impl(
-        &self,
-        rates: &[Rate],
-        replace: bool,
-    ) -> Result<u64, StoreError> {
+#[async_trait]
+impl Billing for PgStore {
+    async fn import_rates(&self, rates: &[Rate], replace: bool) -> Result<u64, StoreError> {
         // One row per prefix, the last one given winning as on SQLite (an upsert statement may
         // not touch a row twice).
         let mut seen = HashSet::new();
@@ -160,7 +157,7 @@ impl PgStore {
         .await
     }
 
-    pub(crate) async fn list_rates_impl(&self) -> Result<Vec<Rate>, StoreError> {
+    async fn list_rates(&self) -> Result<Vec<Rate>, StoreError> {
         retrying(|| async move {
             let rows = sqlx::query("SELECT * FROM rates ORDER BY prefix")
                 .fetch_all(&self.pool)
@@ -170,7 +167,7 @@ impl PgStore {
         .await
     }
 
-    pub(crate) async fn find_rate_impl(&self, digits: &str) -> Result<Option<Rate>, StoreError> {
+    async fn find_rate(&self, digits: &str) -> Result<Option<Rate>, StoreError> {
         let prefixes = prefixes_of(digits);
         if prefixes.is_empty() {
             return Ok(None);
@@ -188,7 +185,7 @@ impl PgStore {
         .await
     }
 
-    pub(crate) async fn get_balance_impl(&self, account: &AccountId) -> Result<Money, StoreError> {
+    async fn get_balance(&self, account: &AccountId) -> Result<Money, StoreError> {
         retrying(|| async move {
             let b: Option<i64> = sqlx::query_scalar(
                 "SELECT balance FROM accounts WHERE domain = $1 AND username = $2",
@@ -202,7 +199,7 @@ impl PgStore {
         .await
     }
 
-    pub(crate) async fn change_balance_impl(
+    async fn change_balance(
         &self,
         account: &AccountId,
         change: &BalanceChange,
@@ -251,7 +248,7 @@ impl PgStore {
         .await
     }
 
-    pub(crate) async fn balance_history_impl(
+    async fn balance_history(
         &self,
         account: &AccountId,
         limit: u32,
@@ -271,10 +268,7 @@ impl PgStore {
         .await
     }
 
-    pub(crate) async fn open_session_impl(
-        &self,
-        req: &OpenRequest,
-    ) -> Result<OpenOutcome, StoreError> {
+    async fn open_prepaid_session(&self, req: &OpenRequest) -> Result<OpenOutcome, StoreError> {
         retrying(|| async move {
             let mut tx = self.pool.begin().await?;
             // Every open (and close) of this account waits here for the one before it, so the
@@ -354,7 +348,7 @@ impl PgStore {
         .await
     }
 
-    pub(crate) async fn close_session_impl(
+    async fn close_prepaid_session(
         &self,
         req: &CloseRequest,
     ) -> Result<Option<CloseOutcome>, StoreError> {
@@ -456,7 +450,7 @@ impl PgStore {
         .await
     }
 
-    pub(crate) async fn active_sessions_impl(
+    async fn active_sessions(
         &self,
         account: &AccountId,
     ) -> Result<Vec<PrepaidSession>, StoreError> {
@@ -474,10 +468,7 @@ impl PgStore {
         .await
     }
 
-    pub(crate) async fn record_calls_impl(
-        &self,
-        calls: &[NewCall],
-    ) -> Result<Vec<bool>, StoreError> {
+    async fn record_calls(&self, calls: &[NewCall]) -> Result<Vec<bool>, StoreError> {
         retrying(|| async move {
             let mut tx = self.pool.begin().await?;
             let mut out = Vec::with_capacity(calls.len());
@@ -490,7 +481,7 @@ impl PgStore {
         .await
     }
 
-    pub(crate) async fn list_calls_impl(
+    async fn list_calls(
         &self,
         account: &AccountId,
         direction: Direction,
@@ -516,7 +507,7 @@ impl PgStore {
         .await
     }
 
-    pub(crate) async fn usage_impl(
+    async fn usage(
         &self,
         account: &AccountId,
         from: DateTime<Utc>,
@@ -548,10 +539,7 @@ impl PgStore {
         .await
     }
 
-    pub(crate) async fn export_billing_impl(
-        &self,
-        account: &AccountId,
-    ) -> Result<BillingSnapshot, StoreError> {
+    async fn export_billing(&self, account: &AccountId) -> Result<BillingSnapshot, StoreError> {
         retrying(|| async move {
             // One snapshot of balance, history and sessions: REPEATABLE READ, read only.
             let mut tx = self.pool.begin().await?;
@@ -597,7 +585,7 @@ impl PgStore {
         .await
     }
 
-    pub(crate) async fn import_billing_impl(
+    async fn import_billing(
         &self,
         account: &AccountId,
         snap: &BillingSnapshot,
@@ -653,95 +641,5 @@ impl PgStore {
             Ok(())
         })
         .await
-    }
-}
-
-#[async_trait]
-impl Billing for PgStore {
-    async fn import_rates(&self, rates: &[Rate], replace: bool) -> Result<u64, StoreError> {
-        self.import_rates_impl(rates, replace).await
-    }
-
-    async fn list_rates(&self) -> Result<Vec<Rate>, StoreError> {
-        self.list_rates_impl().await
-    }
-
-    async fn find_rate(&self, digits: &str) -> Result<Option<Rate>, StoreError> {
-        self.find_rate_impl(digits).await
-    }
-
-    async fn get_balance(&self, account: &AccountId) -> Result<Money, StoreError> {
-        self.get_balance_impl(account).await
-    }
-
-    async fn change_balance(
-        &self,
-        account: &AccountId,
-        change: &BalanceChange,
-        at: DateTime<Utc>,
-        journal: Option<&Stamp>,
-    ) -> Result<Money, StoreError> {
-        self.change_balance_impl(account, change, at, journal).await
-    }
-
-    async fn balance_history(
-        &self,
-        account: &AccountId,
-        limit: u32,
-    ) -> Result<Vec<HistoryEntry>, StoreError> {
-        self.balance_history_impl(account, limit).await
-    }
-
-    async fn open_prepaid_session(&self, request: &OpenRequest) -> Result<OpenOutcome, StoreError> {
-        self.open_session_impl(request).await
-    }
-
-    async fn close_prepaid_session(
-        &self,
-        request: &CloseRequest,
-    ) -> Result<Option<CloseOutcome>, StoreError> {
-        self.close_session_impl(request).await
-    }
-
-    async fn active_sessions(
-        &self,
-        account: &AccountId,
-    ) -> Result<Vec<PrepaidSession>, StoreError> {
-        self.active_sessions_impl(account).await
-    }
-
-    async fn record_calls(&self, calls: &[NewCall]) -> Result<Vec<bool>, StoreError> {
-        self.record_calls_impl(calls).await
-    }
-
-    async fn list_calls(
-        &self,
-        account: &AccountId,
-        direction: Direction,
-        since: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<CallRecord>, StoreError> {
-        self.list_calls_impl(account, direction, since, limit).await
-    }
-
-    async fn usage(
-        &self,
-        account: &AccountId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Usage, StoreError> {
-        self.usage_impl(account, from, to).await
-    }
-
-    async fn export_billing(&self, account: &AccountId) -> Result<BillingSnapshot, StoreError> {
-        self.export_billing_impl(account).await
-    }
-
-    async fn import_billing(
-        &self,
-        account: &AccountId,
-        snapshot: &BillingSnapshot,
-    ) -> Result<(), StoreError> {
-        self.import_billing_impl(account, snapshot).await
     }
 }

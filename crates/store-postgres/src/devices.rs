@@ -30,11 +30,9 @@ fn device_from(r: &PgRow) -> Res<Device> {
 const COLUMNS: &str =
     "contact, user_agent, transport, source, call_id, cseq, registered_at, expires_at";
 
-impl PgStore {
-    pub(crate) async fn register_impl(
-        &self,
-        reg: &Registration,
-    ) -> Result<Vec<Device>, StoreError> {
+#[async_trait]
+impl Devices for PgStore {
+    async fn register(&self, reg: &Registration) -> Result<Vec<Device>, StoreError> {
         retrying(|| async move {
             let now = reg.now.timestamp();
             let cseq = i64::from(reg.cseq);
@@ -131,7 +129,7 @@ impl PgStore {
         .await
     }
 
-    pub(crate) async fn list_devices_impl(
+    async fn list_devices(
         &self,
         account: &AccountId,
         now: DateTime<Utc>,
@@ -152,7 +150,7 @@ impl PgStore {
         .await
     }
 
-    pub(crate) async fn device_expiry_impl(
+    async fn device_expiry(
         &self,
         account: &AccountId,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -172,30 +170,5 @@ impl PgStore {
             .transpose()
         })
         .await
-    }
-}
-
-#[async_trait]
-impl Devices for PgStore {
-    async fn register(
-        &self,
-        registration: &sip_settings_core::devices::Registration,
-    ) -> Result<Vec<sip_settings_core::devices::Device>, StoreError> {
-        self.register_impl(registration).await
-    }
-
-    async fn list_devices(
-        &self,
-        account: &AccountId,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<sip_settings_core::devices::Device>, StoreError> {
-        self.list_devices_impl(account, now).await
-    }
-
-    async fn device_expiry(
-        &self,
-        account: &AccountId,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        self.device_expiry_impl(account).await
     }
 }

@@ -219,12 +219,9 @@ async fn insert_calls(
     Ok(new)
 }
 
-impl SqliteStore {
-    pub(crate) async fn import_rates_impl(
-        &self,
-        rates: &[Rate],
-        replace: bool,
-    ) -> Result<u64, StoreError> {
+#[async_trait]
+impl Billing for SqliteStore {
+    async fn import_rates(&self, rates: &[Rate], replace: bool) -> Result<u64, StoreError> {
         let mut tx = self.writer.begin_with(BEGIN).await.map_err(map_err)?;
         if replace {
             sqlx::query("DELETE FROM rates")
@@ -254,7 +251,7 @@ impl SqliteStore {
         Ok(rates.len() as u64)
     }
 
-    pub(crate) async fn list_rates_impl(&self) -> Result<Vec<Rate>, StoreError> {
+    async fn list_rates(&self) -> Result<Vec<Rate>, StoreError> {
         let rows = sqlx::query("SELECT * FROM rates ORDER BY prefix")
             .fetch_all(&self.reader)
             .await
@@ -262,7 +259,7 @@ impl SqliteStore {
         rows.iter().map(|r| rate_from(r, "")).collect()
     }
 
-    pub(crate) async fn find_rate_impl(&self, digits: &str) -> Result<Option<Rate>, StoreError> {
+    async fn find_rate(&self, digits: &str) -> Result<Option<Rate>, StoreError> {
         let prefixes = prefixes_of(digits);
         if prefixes.is_empty() {
             return Ok(None);
@@ -279,7 +276,7 @@ impl SqliteStore {
         row.map(|r| rate_from(&r, "")).transpose()
     }
 
-    pub(crate) async fn get_balance_impl(&self, account: &AccountId) -> Result<Money, StoreError> {
+    async fn get_balance(&self, account: &AccountId) -> Result<Money, StoreError> {
         let b: Option<i64> =
             sqlx::query_scalar("SELECT balance FROM accounts WHERE domain = ? AND username = ?")
                 .bind(account.domain().as_str())
@@ -291,7 +288,7 @@ impl SqliteStore {
             .ok_or_else(|| StoreError::NotFound(format!("account {account}")))
     }
 
-    pub(crate) async fn change_balance_impl(
+    async fn change_balance(
         &self,
         account: &AccountId,
         change: &BalanceChange,
@@ -331,7 +328,7 @@ impl SqliteStore {
         Ok(new)
     }
 
-    pub(crate) async fn balance_history_impl(
+    async fn balance_history(
         &self,
         account: &AccountId,
         limit: u32,
@@ -364,10 +361,7 @@ impl SqliteStore {
             .collect()
     }
 
-    pub(crate) async fn open_session_impl(
-        &self,
-        req: &OpenRequest,
-    ) -> Result<OpenOutcome, StoreError> {
+    async fn open_prepaid_session(&self, req: &OpenRequest) -> Result<OpenOutcome, StoreError> {
         let mut tx = self.writer.begin_with(BEGIN).await.map_err(map_err)?;
         let (id, prepaid, balance) = account_row(&mut tx, &req.account).await?;
         let existing = sqlx::query(&format!("{SESSION_SELECT} WHERE s.call_id = ?"))
@@ -442,7 +436,7 @@ impl SqliteStore {
         }))
     }
 
-    pub(crate) async fn close_session_impl(
+    async fn close_prepaid_session(
         &self,
         req: &CloseRequest,
     ) -> Result<Option<CloseOutcome>, StoreError> {
@@ -530,7 +524,7 @@ impl SqliteStore {
         Ok(Some(CloseOutcome::Closed(session)))
     }
 
-    pub(crate) async fn active_sessions_impl(
+    async fn active_sessions(
         &self,
         account: &AccountId,
     ) -> Result<Vec<PrepaidSession>, StoreError> {
@@ -545,10 +539,7 @@ impl SqliteStore {
         rows.iter().map(session_from).collect()
     }
 
-    pub(crate) async fn record_calls_impl(
-        &self,
-        calls: &[NewCall],
-    ) -> Result<Vec<bool>, StoreError> {
+    async fn record_calls(&self, calls: &[NewCall]) -> Result<Vec<bool>, StoreError> {
         let mut tx = self.writer.begin_with(BEGIN).await.map_err(map_err)?;
         let mut out = Vec::with_capacity(calls.len());
         // A few statements per chunk, not three per call: every statement is a round trip to
@@ -560,7 +551,7 @@ impl SqliteStore {
         Ok(out)
     }
 
-    pub(crate) async fn list_calls_impl(
+    async fn list_calls(
         &self,
         account: &AccountId,
         direction: Direction,
@@ -583,7 +574,7 @@ impl SqliteStore {
         rows.iter().map(call_from).collect()
     }
 
-    pub(crate) async fn usage_impl(
+    async fn usage(
         &self,
         account: &AccountId,
         from: DateTime<Utc>,
@@ -612,12 +603,9 @@ impl SqliteStore {
         })
     }
 
-    pub(crate) async fn export_billing_impl(
-        &self,
-        account: &AccountId,
-    ) -> Result<BillingSnapshot, StoreError> {
-        let balance = self.get_balance_impl(account).await?;
-        let mut history = self.balance_history_impl(account, u32::MAX).await?;
+    async fn export_billing(&self, account: &AccountId) -> Result<BillingSnapshot, StoreError> {
+        let balance = self.get_balance(account).await?;
+        let mut history = self.balance_history(account, u32::MAX).await?;
         history.reverse();
         let rows = sqlx::query(&format!(
             "{SESSION_SELECT} WHERE a.domain = ? AND a.username = ? ORDER BY s.opened_at, s.call_id"
@@ -638,7 +626,7 @@ impl SqliteStore {
         })
     }
 
-    pub(crate) async fn import_billing_impl(
+    async fn import_billing(
         &self,
         account: &AccountId,
         snap: &BillingSnapshot,
@@ -694,95 +682,5 @@ impl SqliteStore {
         }
         tx.commit().await.map_err(map_err)?;
         Ok(())
-    }
-}
-
-#[async_trait]
-impl Billing for SqliteStore {
-    async fn import_rates(&self, rates: &[Rate], replace: bool) -> Result<u64, StoreError> {
-        self.import_rates_impl(rates, replace).await
-    }
-
-    async fn list_rates(&self) -> Result<Vec<Rate>, StoreError> {
-        self.list_rates_impl().await
-    }
-
-    async fn find_rate(&self, digits: &str) -> Result<Option<Rate>, StoreError> {
-        self.find_rate_impl(digits).await
-    }
-
-    async fn get_balance(&self, account: &AccountId) -> Result<Money, StoreError> {
-        self.get_balance_impl(account).await
-    }
-
-    async fn change_balance(
-        &self,
-        account: &AccountId,
-        change: &BalanceChange,
-        at: DateTime<Utc>,
-        journal: Option<&Stamp>,
-    ) -> Result<Money, StoreError> {
-        self.change_balance_impl(account, change, at, journal).await
-    }
-
-    async fn balance_history(
-        &self,
-        account: &AccountId,
-        limit: u32,
-    ) -> Result<Vec<HistoryEntry>, StoreError> {
-        self.balance_history_impl(account, limit).await
-    }
-
-    async fn open_prepaid_session(&self, request: &OpenRequest) -> Result<OpenOutcome, StoreError> {
-        self.open_session_impl(request).await
-    }
-
-    async fn close_prepaid_session(
-        &self,
-        request: &CloseRequest,
-    ) -> Result<Option<CloseOutcome>, StoreError> {
-        self.close_session_impl(request).await
-    }
-
-    async fn active_sessions(
-        &self,
-        account: &AccountId,
-    ) -> Result<Vec<PrepaidSession>, StoreError> {
-        self.active_sessions_impl(account).await
-    }
-
-    async fn record_calls(&self, calls: &[NewCall]) -> Result<Vec<bool>, StoreError> {
-        self.record_calls_impl(calls).await
-    }
-
-    async fn list_calls(
-        &self,
-        account: &AccountId,
-        direction: Direction,
-        since: DateTime<Utc>,
-        limit: u32,
-    ) -> Result<Vec<CallRecord>, StoreError> {
-        self.list_calls_impl(account, direction, since, limit).await
-    }
-
-    async fn usage(
-        &self,
-        account: &AccountId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Usage, StoreError> {
-        self.usage_impl(account, from, to).await
-    }
-
-    async fn export_billing(&self, account: &AccountId) -> Result<BillingSnapshot, StoreError> {
-        self.export_billing_impl(account).await
-    }
-
-    async fn import_billing(
-        &self,
-        account: &AccountId,
-        snapshot: &BillingSnapshot,
-    ) -> Result<(), StoreError> {
-        self.import_billing_impl(account, snapshot).await
     }
 }

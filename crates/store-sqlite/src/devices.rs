@@ -35,11 +35,9 @@ const LIST: &str = "SELECT contact, user_agent, transport, source, call_id, cseq
 
 const ACCOUNT: &str = "SELECT id FROM accounts WHERE domain = ? AND username = ?";
 
-impl SqliteStore {
-    pub(crate) async fn register_impl(
-        &self,
-        reg: &Registration,
-    ) -> Result<Vec<Device>, StoreError> {
+#[async_trait]
+impl Devices for SqliteStore {
+    async fn register(&self, reg: &Registration) -> Result<Vec<Device>, StoreError> {
         let now = reg.now.timestamp();
         let mut tx = self.writer.begin_with(BEGIN).await.map_err(map_err)?;
         let account: i64 = sqlx::query(ACCOUNT)
@@ -129,7 +127,7 @@ impl SqliteStore {
         Ok(devices)
     }
 
-    pub(crate) async fn list_devices_impl(
+    async fn list_devices(
         &self,
         account: &AccountId,
         now: DateTime<Utc>,
@@ -142,24 +140,6 @@ impl SqliteStore {
             .await
             .map_err(map_err)?;
         rows.iter().map(device_from).collect()
-    }
-}
-
-#[async_trait]
-impl Devices for SqliteStore {
-    async fn register(
-        &self,
-        registration: &sip_settings_core::devices::Registration,
-    ) -> Result<Vec<sip_settings_core::devices::Device>, StoreError> {
-        self.register_impl(registration).await
-    }
-
-    async fn list_devices(
-        &self,
-        account: &AccountId,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<sip_settings_core::devices::Device>, StoreError> {
-        self.list_devices_impl(account, now).await
     }
 
     async fn device_expiry(
