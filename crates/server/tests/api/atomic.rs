@@ -6,8 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::pg::TestDatabase;
 use serde_json::{Value, json};
+use sip_settings_store_tests::pg::TempDatabase;
 
 use crate::helpers::serve::{Install, Server, TempSqlite, cli, get, provision};
 
@@ -123,7 +123,7 @@ async fn journal_old_values_are_exact_under_concurrent_writes_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn journal_old_values_are_exact_under_concurrent_writes_on_postgres() {
-    let Some(db) = TestDatabase::create().await else {
+    let Some(db) = TempDatabase::create().await else {
         return;
     };
     journal_chain_holds(db.url(), 60).await;
@@ -135,7 +135,7 @@ async fn journal_old_values_are_exact_under_concurrent_writes_on_postgres() {
 /// several rounds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn if_match_has_one_winner_across_two_servers() {
-    let Some(db) = TestDatabase::create().await else {
+    let Some(db) = TempDatabase::create().await else {
         return;
     };
     let install = provision(db.url());

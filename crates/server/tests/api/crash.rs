@@ -30,9 +30,9 @@ use sip_settings_core::rating::Rate;
 use sip_settings_core::sip::Condition;
 use sip_settings_core::{AccountId, Password, Services, SystemClock};
 
-use crate::helpers::pg::TestDatabase;
 use crate::helpers::serve::Server;
 use crate::helpers::{client_with, enc};
+use sip_settings_store_tests::pg::TempDatabase;
 
 /// Kill cycles per store.
 const CYCLES: u32 = 3;
@@ -847,7 +847,7 @@ async fn sqlite_kill_9_under_load_loses_no_acknowledged_write_and_half_applies_n
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_kill_9_under_load_loses_no_acknowledged_write_and_half_applies_nothing() {
-    let Some(db) = TestDatabase::create().await else {
+    let Some(db) = TempDatabase::create().await else {
         return;
     };
     let problems = kill_cycles("postgres", Install::create(Some(db.url())).await).await;

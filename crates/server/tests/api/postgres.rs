@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::pg::TestDatabase;
 use crate::helpers::serve::{Server, TempSqlite, cli, get, provision};
 use crate::helpers::sip::question;
 use crate::helpers::*;
+use sip_settings_store_tests::pg::TempDatabase;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_share_one_database() {
-    let Some(db) = TestDatabase::create().await else {
+    let Some(db) = TempDatabase::create().await else {
         return;
     };
     let install = provision(db.url());
@@ -158,7 +158,7 @@ async fn snapshot(client: &reqwest::Client, base: &str) -> Vec<(String, Value)> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_moves_an_installation_and_every_action_answers_the_same() {
-    let Some(db) = TestDatabase::create().await else {
+    let Some(db) = TempDatabase::create().await else {
         return;
     };
     let sqlite = TempSqlite::new("sip-settings.db");
@@ -282,7 +282,7 @@ async fn copy_moves_an_installation_and_every_action_answers_the_same() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_database_connections_give_503_at_worst_and_the_server_recovers() {
-    let Some(db) = TestDatabase::create().await else {
+    let Some(db) = TempDatabase::create().await else {
         return;
     };
     let install = provision(db.url());
@@ -402,7 +402,7 @@ async fn timed(client: &reqwest::Client, url: &str) -> (u16, bool, Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_answers_503_fast_and_the_server_recovers_by_itself() {
-    let Some(db) = TestDatabase::create().await else {
+    let Some(db) = TempDatabase::create().await else {
         return;
     };
     let install = provision(db.url());
@@ -486,7 +486,7 @@ async fn a_database_outage_answers_503_fast_and_the_server_recovers_by_itself() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sip_door_on_two_servers_follows_changes_and_revocations_at_once() {
     use sip_settings_sip::client::{Connection, Question};
-    let Some(db) = TestDatabase::create().await else {
+    let Some(db) = TempDatabase::create().await else {
         return;
     };
     let install = provision(db.url());
@@ -603,7 +603,7 @@ fn shows_password(text: &str, secret: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_never_prints_the_database_password() {
-    let Some(db) = TestDatabase::create().await else {
+    let Some(db) = TempDatabase::create().await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -20,7 +20,6 @@ use sip_settings_core::{AccountId, Clock, ManualClock, Password, Services};
 use sip_settings_pki::Pki;
 use tempfile::TempDir;
 
-pub(crate) mod pg;
 pub(crate) mod serve;
 pub(crate) mod sip;
 
