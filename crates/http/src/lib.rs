@@ -20,6 +20,8 @@ pub mod legacy;
 pub mod params;
 pub mod problem;
 pub mod ratelimit;
+#[cfg(test)]
+mod router_tests;
 pub mod serve;
 pub mod slots;
 pub mod status;

@@ -21,6 +21,9 @@ use tower::ServiceExt;
 use crate::serve::{Peer, PeerCertificate};
 use crate::{AppState, router};
 
+/// Alice's address.
+pub const ALICE: &str = "alice@example.com";
+
 /// The router over a fresh store with alice (`alice@example.com`), her certificate and a
 /// service certificate.
 pub struct TestApp {
@@ -74,7 +77,7 @@ impl TestApp {
             ServicesConfig::default(),
         );
         services.add_domain("example.com").await.unwrap();
-        let id = AccountId::parse("alice@example.com").unwrap();
+        let id = AccountId::parse(ALICE).unwrap();
         services
             .add_account(
                 &id,
@@ -119,7 +122,22 @@ impl TestApp {
         path: &str,
         body: Option<&str>,
     ) -> Reply {
-        let request = Request::builder().method(method).uri(path);
+        self.send_with(cert, method, path, &[], body).await
+    }
+
+    /// Sends one request with `cert`'s certificate, or none, these `headers` and a JSON `body`.
+    pub async fn send_with(
+        &self,
+        cert: Option<&IssuedCertificate>,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Reply {
+        let mut request = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         let mut request = match body {
             Some(b) => request
                 .header("content-type", "application/json")
@@ -156,6 +174,28 @@ impl TestApp {
     }
 }
 
+impl Reply {
+    /// A response header, when present and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The ETag header.
+    pub fn etag(&self) -> Option<&str> {
+        self.header("etag")
+    }
+
+    /// The names of the body's fields, in order.
+    pub fn keys(&self) -> Vec<&str> {
+        self.body
+            .as_object()
+            .unwrap_or_else(|| panic!("not an object: {}", self.body))
+            .keys()
+            .map(String::as_str)
+            .collect()
+    }
+}
+
 /// Asserts an RFC 9457 problem document with this status, code and field.
 #[track_caller]
 pub fn assert_problem(r: &Reply, status: u16, code: &str, field: Option<&str>) {
@@ -164,4 +204,11 @@ pub fn assert_problem(r: &Reply, status: u16, code: &str, field: Option<&str>) {
     assert_eq!(r.body["status"], status, "{}", r.body);
     assert_eq!(r.body["code"], code, "{}", r.body);
     assert_eq!(r.body["field"].as_str(), field, "{}", r.body);
+    assert!(r.body["type"].is_string(), "{}", r.body);
+    assert!(r.body["title"].is_string(), "{}", r.body);
+    assert!(
+        r.body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{}",
+        r.body
+    );
 }
