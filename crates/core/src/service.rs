@@ -112,6 +112,7 @@ impl Services {
         config: ServicesConfig,
     ) -> Self {
         let throttle = Arc::new(Throttle::new(config.password_checks.clone()));
+        let gate = Arc::new(WriteGate::new(store.max_concurrent_writes()));
         Self {
             store,
             ca,
@@ -119,7 +120,7 @@ impl Services {
             config,
             origin: Arc::new(Origin::operator()),
             lease: None,
-            gate: Arc::default(),
+            gate,
             throttle,
         }
     }

@@ -232,6 +232,14 @@ pub trait Accounts: Send + Sync {
     /// if there is no account.
     async fn begin_account(&self, account: &AccountId)
     -> Result<Box<dyn AccountWrite>, StoreError>;
+    /// Most account writes of one process that should hold an open
+    /// [`AccountWrite`] at once: more wait in the process, holding nothing. A store whose
+    /// writers each hold a pooled connection caps them below its pool size; one that runs
+    /// concurrent writes through a shared commit (group commit) lets many in, so that they
+    /// share its flushes.
+    fn max_concurrent_writes(&self) -> usize {
+        crate::write::MAX_CONCURRENT_WRITES
+    }
     /// One account.
     async fn get_account(&self, id: &AccountId) -> Result<Option<Account>, StoreError>;
     /// All accounts (of one domain), sorted by address.

@@ -20,10 +20,8 @@ use crate::journal::NewJournalEntry;
 use crate::service::Services;
 use crate::store::{AccountOp, AccountWrite, Applied};
 
-/// Most account writes of this process that hold a store transaction at once. A writer waiting
-/// for an account's lock in PostgreSQL holds a pooled connection, and the writer that has the
-/// lock needs another one for its reads: capping writers at half the pool (16) leaves
-/// connections for the reads that let the lock holder finish.
+/// Most account writes of this process that hold a store transaction at once, unless the store
+/// says otherwise ([`Accounts::max_concurrent_writes`](crate::store::Accounts::max_concurrent_writes)).
 pub const MAX_CONCURRENT_WRITES: usize = 8;
 
 /// Most idle per-account locks kept before unused ones are dropped.
@@ -38,11 +36,12 @@ pub(crate) struct WriteGate {
     slots: Arc<Semaphore>,
 }
 
-impl Default for WriteGate {
-    fn default() -> Self {
+impl WriteGate {
+    /// A gate letting at most `writers` writers hold a store transaction at once.
+    pub(crate) fn new(writers: usize) -> Self {
         Self {
             accounts: std::sync::Mutex::default(),
-            slots: Arc::new(Semaphore::new(MAX_CONCURRENT_WRITES)),
+            slots: Arc::new(Semaphore::new(writers.max(1))),
         }
     }
 }
