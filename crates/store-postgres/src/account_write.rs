@@ -3,42 +3,75 @@
 //! writers of one account — on this server or any other sharing the database — run one after
 //! another, and what a writer reads while it holds the lock is the state its change applies to.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sip_settings_core::cert::CertRecord;
 use sip_settings_core::ids::AccountId;
 use sip_settings_core::journal::NewJournalEntry;
 use sip_settings_core::store::{AccountOp, AccountWrite, AliasOutcome, Applied};
-use sip_settings_core::{Clock, StoreError, stored};
+use sip_settings_core::{StoreError, stored};
 use sqlx::{PgConnection, Postgres, Transaction};
 
-use crate::error::map_err;
+use crate::PgStore;
+use crate::error::{Fail, map_err};
+use crate::health::is_connection_error;
+use crate::read_cache::WritingGuard;
 use crate::rows::cert_from_row;
 
 pub(crate) struct PgAccountWrite {
     tx: Transaction<'static, Postgres>,
     id: i64,
     account: AccountId,
-    /// The store's clock: the time of `updated_at` and the like.
-    clock: Arc<dyn Clock>,
+    /// The store: its clock (the time of `updated_at` and the like) and its read cache.
+    store: PgStore,
+    /// Keeps this process's cached reads of the account out of the way until the write ends.
+    _writing: WritingGuard,
 }
 
+/// Locks the account's row (as [`crate::lock_account`]) and notifies the read cache's channel,
+/// which PostgreSQL delivers to every holder when, and only if, the transaction commits: one
+/// round trip.
+const LOCK_AND_NOTIFY: &str = "SELECT id, pg_notify('sip_settings_cache', 'c')::text AS notified \
+                               FROM accounts WHERE domain = $1 AND username = $2 \
+                               FOR NO KEY UPDATE";
+
 impl PgAccountWrite {
-    pub(crate) async fn begin(
-        writer: &crate::health::GuardedPool,
+    pub(crate) async fn begin(store: &PgStore, account: &AccountId) -> Result<Self, StoreError> {
+        let writing = store.cache.writing(account);
+        let mut reconnected = false;
+        loop {
+            match Self::lock(store, account).await {
+                Ok((tx, id)) => {
+                    return Ok(Self {
+                        tx,
+                        id,
+                        account: account.clone(),
+                        store: store.clone(),
+                        _writing: writing,
+                    });
+                }
+                // Nothing was done yet: a lost connection is simply tried again, once.
+                Err(Fail::Db(e)) if !reconnected && is_connection_error(&e) => {
+                    reconnected = true;
+                    tracing::debug!(error = %e, "beginning a write lost its connection; again");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    async fn lock(
+        store: &PgStore,
         account: &AccountId,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self, StoreError> {
-        let mut tx = writer.begin().await.map_err(map_err)?;
-        let (id, _, _) = crate::lock_account(&mut tx, account).await?;
-        Ok(Self {
-            tx,
-            id,
-            account: account.clone(),
-            clock,
-        })
+    ) -> Result<(Transaction<'static, Postgres>, i64), Fail> {
+        let mut tx = store.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(LOCK_AND_NOTIFY)
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| crate::not_found(account))?;
+        Ok((tx, id))
     }
 }
 
@@ -491,7 +524,7 @@ async fn apply_to_personal(
 impl AccountWrite for PgAccountWrite {
     async fn apply(&mut self, op: &AccountOp) -> Result<Applied, StoreError> {
         // The time of every stamp this change makes: the store's clock, never the system's.
-        let now = self.clock.now();
+        let now = self.store.clock.now();
         let id = self.id;
         let account = &self.account;
         let conn: &mut PgConnection = &mut self.tx;
@@ -520,6 +553,8 @@ impl AccountWrite for PgAccountWrite {
 
     async fn commit(mut self: Box<Self>, journal: &[NewJournalEntry]) -> Result<(), StoreError> {
         insert_journal(&mut self.tx, journal).await?;
-        self.tx.commit().await.map_err(map_err)
+        let Self { tx, store, .. } = *self;
+        tx.commit().await.map_err(map_err)?;
+        store.published().await
     }
 }

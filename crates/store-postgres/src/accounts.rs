@@ -12,8 +12,9 @@ use sqlx::Row;
 
 use crate::PgStore;
 use crate::account_write::{PgAccountWrite, insert_journal};
-use crate::error::{corrupt, retrying};
+use crate::error::{corrupt, reading, retrying};
 use crate::not_found;
+use crate::read_cache::{Cached, NOTIFY_IN_TRANSACTION};
 use crate::rows::{ACCOUNT_COLUMNS, account_from_row};
 
 #[async_trait]
@@ -64,6 +65,7 @@ impl Accounts for PgStore {
         let p = &account.profile;
         retrying(|| async move {
             let mut tx = self.pool.begin().await?;
+            sqlx::query(NOTIFY_IN_TRANSACTION).execute(&mut *tx).await?;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO accounts (username, domain, first_name, last_name, email, timezone, \
                  mobile, pstn_caller_id, language, no_answer_timeout, quick_dial, privacy, prepaid, \
@@ -105,20 +107,29 @@ impl Accounts for PgStore {
             tx.commit().await?;
             Ok(())
         })
-        .await
+        .await?;
+        // An answer "no such account" may be kept.
+        self.published().await
     }
 
     async fn begin_account(
         &self,
         account: &AccountId,
     ) -> Result<Box<dyn AccountWrite>, StoreError> {
-        Ok(Box::new(
-            PgAccountWrite::begin(&self.pool, account, self.clock.clone()).await?,
-        ))
+        Ok(Box::new(PgAccountWrite::begin(self, account).await?))
+    }
+
+    fn max_concurrent_writes(&self) -> usize {
+        crate::MAX_CONCURRENT_WRITES
     }
 
     async fn get_account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
-        retrying(|| async move {
+        let ticket = match self.cache.account(id) {
+            Cached::Hit(account) => return Ok(account),
+            Cached::Miss(ticket) => ticket,
+        };
+        self.note_hot_read();
+        let account = reading(|| async move {
             let row = sqlx::query(&format!(
                 "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE domain = $1 AND username = $2"
             ))
@@ -128,7 +139,9 @@ impl Accounts for PgStore {
             .await?;
             row.as_ref().map(account_from_row).transpose()
         })
-        .await
+        .await?;
+        self.cache.keep_account(ticket, id, &account);
+        Ok(account)
     }
 
     async fn list_accounts(&self, domain: Option<&Domain>) -> Result<Vec<Account>, StoreError> {
@@ -179,8 +192,9 @@ impl Accounts for PgStore {
     }
 
     async fn delete_account(&self, id: &AccountId, at: DateTime<Utc>) -> Result<u64, StoreError> {
-        retrying(|| async move {
+        let revoked = retrying(|| async move {
             let mut tx = self.pool.begin().await?;
+            sqlx::query(NOTIFY_IN_TRANSACTION).execute(&mut *tx).await?;
             let revoked = sqlx::query(
                 "UPDATE certificates SET revoked_at = $1 WHERE account = $2 AND revoked_at IS NULL",
             )
@@ -202,6 +216,8 @@ impl Accounts for PgStore {
             tx.commit().await?;
             Ok(revoked)
         })
-        .await
+        .await?;
+        self.published().await?;
+        Ok(revoked)
     }
 }

@@ -9,28 +9,43 @@ use sip_settings_core::store::Certificates;
 
 use crate::PgStore;
 use crate::account_write;
-use crate::error::retrying;
+use crate::error::{reading, retrying};
+use crate::read_cache::{Cached, NOTIFY_IN_TRANSACTION};
 use crate::rows::cert_from_row;
 
 #[async_trait]
 impl Certificates for PgStore {
     async fn insert_certificate(&self, record: &CertRecord) -> Result<(), StoreError> {
         retrying(|| async move {
-            let mut conn = self.pool.acquire().await?;
-            Ok(account_write::insert_certificate(&mut conn, record).await?)
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(NOTIFY_IN_TRANSACTION).execute(&mut *tx).await?;
+            account_write::insert_certificate(&mut tx, record).await?;
+            tx.commit().await?;
+            Ok(())
         })
-        .await
+        .await?;
+        self.published().await
     }
 
     async fn get_certificate(&self, serial: &Serial) -> Result<Option<CertRecord>, StoreError> {
-        retrying(|| async move {
+        let ticket = match self.cache.certificate(serial) {
+            Cached::Hit(record) => return Ok(Some(record)),
+            Cached::Miss(ticket) => ticket,
+        };
+        self.note_hot_read();
+        let record = reading(|| async move {
             let row = sqlx::query("SELECT * FROM certificates WHERE serial = $1")
                 .bind(serial.as_str())
                 .fetch_optional(&self.pool)
                 .await?;
             row.as_ref().map(cert_from_row).transpose()
         })
-        .await
+        .await?;
+        // An unknown serial is not kept: the certificate may be recorded any time.
+        if let Some(record) = &record {
+            self.cache.keep_certificate(ticket, record);
+        }
+        Ok(record)
     }
 
     async fn list_certificates(
@@ -62,10 +77,15 @@ impl Certificates for PgStore {
         serial: &Serial,
         at: DateTime<Utc>,
     ) -> Result<CertRecord, StoreError> {
-        retrying(|| async move {
-            let mut conn = self.pool.acquire().await?;
-            Ok(account_write::revoke_certificate(&mut conn, serial, None, at).await?)
+        let record = retrying(|| async move {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(NOTIFY_IN_TRANSACTION).execute(&mut *tx).await?;
+            let record = account_write::revoke_certificate(&mut tx, serial, None, at).await?;
+            tx.commit().await?;
+            Ok(record)
         })
-        .await
+        .await?;
+        self.published().await?;
+        Ok(record)
     }
 }

@@ -109,6 +109,36 @@ where
     }
 }
 
+/// Runs a read-only `op` like [`retrying`], and once more after a lost connection: a read
+/// changes nothing, so running it again is always safe, and the pool pings the connections it
+/// hands out after a connection error (`health.rs`), so the second run gets a live one.
+pub(crate) async fn reading<T, F, Fut>(mut op: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Res<T>>,
+{
+    let mut attempt = 0;
+    let mut reconnected = false;
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(Fail::Db(e))
+                if !reconnected
+                    && !matches!(e, sqlx::Error::PoolTimedOut)
+                    && crate::health::is_connection_error(&e) =>
+            {
+                reconnected = true;
+                tracing::debug!(error = %e, "a read lost its connection; reading again");
+            }
+            Err(Fail::Db(e)) if attempt < RETRIES && is_retryable(&e) => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
+            }
+            Err(f) => return Err(f.into()),
+        }
+    }
+}
+
 /// A stored value that does not parse: an error, never a panic.
 pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> Fail {
     Fail::Store(sip_settings_core::stored::corrupt(what, e))

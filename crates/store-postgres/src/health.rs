@@ -30,10 +30,10 @@
 //! [`StoreError::Unavailable`]: sip_settings_core::StoreError::Unavailable
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 use futures_core::future::BoxFuture;
@@ -45,6 +45,10 @@ use sqlx::{Connection, Describe, Either, Execute, Executor, PgConnection, PgPool
 pub(crate) const PROBE_INTERVAL: Duration = Duration::from_millis(500);
 /// How long one probe may take to connect.
 pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+/// A connection idle for longer is pinged before it is handed out.
+pub(crate) const PING_IDLE: Duration = Duration::from_secs(1);
+/// For this long after a connection error every connection is pinged before it is handed out.
+pub(crate) const PING_AFTER_ERROR: Duration = Duration::from_secs(2);
 
 /// Whether an error says that the database could not be reached or the connection was lost
 /// (as opposed to an answer of the server).
@@ -82,11 +86,24 @@ struct Health {
     closed: AtomicBool,
     /// Where the probe connects (those of the pool).
     options: PgConnectOptions,
+    /// The origin of `last_error`.
+    base: Instant,
+    /// Milliseconds after `base` of the last connection error (0: none yet).
+    last_error: AtomicU64,
 }
 
 impl Health {
-    /// Starts a probe unless one is running (or the store is closed).
+    /// Whether a connection error was seen within [`PING_AFTER_ERROR`].
+    fn recent_error(&self) -> bool {
+        let at = self.last_error.load(Ordering::Acquire);
+        at != 0 && Duration::from_millis(at) + PING_AFTER_ERROR > self.base.elapsed()
+    }
+
+    /// Starts a probe unless one is running (or the store is closed); connections are pinged
+    /// before use for a while.
     fn suspect(self: &Arc<Self>) {
+        let now = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_error.store(now.max(1), Ordering::Release);
         if self.closed.load(Ordering::Acquire) {
             return;
         }
@@ -168,7 +185,9 @@ pub(crate) struct GuardedPool {
 
 impl GuardedPool {
     /// Connects the pool built by `pool_options` to `options`, with the health state's ping of
-    /// idle connections before they are handed out (instead of `test_before_acquire`).
+    /// connections idle for more than [`PING_IDLE`], or of all for [`PING_AFTER_ERROR`] after a
+    /// connection error, before they are handed out (instead of `test_before_acquire`, which
+    /// pings every time: a round trip per statement).
     pub(crate) async fn connect(
         pool_options: sqlx::postgres::PgPoolOptions,
         options: PgConnectOptions,
@@ -178,13 +197,22 @@ impl GuardedPool {
             probing: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             options: options.clone(),
+            base: Instant::now(),
+            last_error: AtomicU64::new(0),
         });
         let watcher = Arc::downgrade(&health);
         let pool = pool_options
             .test_before_acquire(false)
-            .before_acquire(move |connection, _| {
+            .before_acquire(move |connection, meta| {
                 let watcher = watcher.clone();
                 Box::pin(async move {
+                    // A connection used within the last second is alive but for a rare
+                    // failover; a read that finds it dead runs again (`error::reading`), and
+                    // after any connection error every connection is pinged for a while.
+                    let recent_error = watcher.upgrade().is_some_and(|h| h.recent_error());
+                    if meta.idle_for < PING_IDLE && !recent_error {
+                        return Ok(true);
+                    }
                     let pinged = connection.ping().await;
                     if let (Err(e), Some(health)) = (&pinged, watcher.upgrade()) {
                         // A dead idle connection: the pool replaces it; the probe finds out
@@ -216,14 +244,6 @@ impl GuardedPool {
     pub(crate) async fn begin(&self) -> Result<sqlx::Transaction<'static, Postgres>, sqlx::Error> {
         self.gate()?;
         self.observe(self.pool.begin().await)
-    }
-
-    /// A connection, failing at once while the store is down.
-    pub(crate) async fn acquire(
-        &self,
-    ) -> Result<sqlx::pool::PoolConnection<Postgres>, sqlx::Error> {
-        self.gate()?;
-        self.observe(self.pool.acquire().await)
     }
 
     /// Whether the store is known to be down.

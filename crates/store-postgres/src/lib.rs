@@ -50,6 +50,7 @@ mod devices;
 mod error;
 mod health;
 mod journal;
+mod read_cache;
 mod rows;
 mod settings;
 #[doc(hidden)]
@@ -67,9 +68,14 @@ use sqlx::{PgConnection, Row};
 
 use crate::error::{Fail, Res, map_err};
 use crate::health::GuardedPool;
+use crate::read_cache::ReadCache;
 
 /// Connections per server process.
-const MAX_CONNECTIONS: u32 = 16;
+const MAX_CONNECTIONS: u32 = 48;
+/// Account writes of one process holding a transaction at once: each holds a connection, and
+/// the reads it makes under its lock take a second one for a moment; the rest of the pool
+/// serves the reads of everyone else.
+const MAX_CONCURRENT_WRITES: usize = 32;
 /// How long a method waits for a free connection before it is [`StoreError::Unavailable`].
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -160,7 +166,11 @@ pub struct PgStore {
     /// The pool, failing fast while the database is unreachable (`health.rs`).
     pub(crate) pool: GuardedPool,
     /// The time of what the store stamps by itself (`updated_at`, an alias's `created_at`…).
-    clock: Arc<dyn Clock>,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// The hot reads kept in memory, and this process's lease (`read_cache.rs`).
+    pub(crate) cache: Arc<ReadCache>,
+    /// The one connection the read cache listens on (connected when it starts).
+    pub(crate) listen: sqlx::PgPool,
 }
 
 impl PgStore {
@@ -188,12 +198,18 @@ impl PgStore {
         let pool_options = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT);
+        let listen = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options.clone());
         let pool = GuardedPool::connect(pool_options, options)
             .await
             .map_err(map_err)?;
         let store = Self {
             pool,
             clock: Arc::new(SystemClock),
+            cache: Arc::default(),
+            listen,
         };
         if migrate {
             store.migrate().await?;
@@ -217,9 +233,38 @@ impl PgStore {
         Self { clock, ..self }
     }
 
-    /// Closes the pool, waiting for running statements.
+    /// Closes the pool, waiting for running statements; ends this process's lease of the read
+    /// cache.
     pub async fn close(&self) {
+        let holder = self.cache.close();
+        if holder != 0 {
+            let _ = sqlx::query("DELETE FROM cache_holders WHERE id = $1")
+                .bind(holder)
+                .execute(&self.pool)
+                .await;
+        }
+        self.listen.close().await;
         self.pool.close().await;
+    }
+
+    /// Starts caching the hot reads now rather than after a number of them (for tests).
+    #[doc(hidden)]
+    pub fn start_read_cache(&self) {
+        if self.cache.start_now() {
+            self.start_holding();
+        }
+    }
+
+    /// Whether this process answers hot reads from memory now (for tests).
+    #[doc(hidden)]
+    pub fn read_cache_holding(&self) -> bool {
+        self.cache.holding()
+    }
+
+    /// Hot reads answered from memory so far (for tests).
+    #[doc(hidden)]
+    pub fn read_cache_hits(&self) -> u64 {
+        self.cache.hits()
     }
 }
 

@@ -14,12 +14,18 @@ use sqlx::Row;
 
 use crate::ACCOUNT_ID;
 use crate::PgStore;
-use crate::error::{corrupt, retrying};
+use crate::error::{corrupt, reading};
+use crate::read_cache::Cached;
 
 #[async_trait]
 impl Settings for PgStore {
     async fn get_diversions(&self, account: &AccountId) -> Result<Diversions, StoreError> {
-        retrying(|| async move {
+        let ticket = match self.cache.diversions(account) {
+            Cached::Hit(diversions) => return Ok(diversions),
+            Cached::Miss(ticket) => ticket,
+        };
+        self.note_hot_read();
+        let diversions = reading(|| async move {
             let rows = sqlx::query(&format!(
                 "SELECT condition, target FROM diversions WHERE account_id = {ACCOUNT_ID}"
             ))
@@ -36,11 +42,13 @@ impl Settings for PgStore {
             }
             Ok(out)
         })
-        .await
+        .await?;
+        self.cache.keep_diversions(ticket, account, &diversions);
+        Ok(diversions)
     }
 
     async fn get_accept_rules(&self, account: &AccountId) -> Result<AcceptRules, StoreError> {
-        retrying(|| async move {
+        reading(|| async move {
             let rows = sqlx::query(&format!(
                 "SELECT days, start_minute, stop_minute, groups FROM accept_rules \
                  WHERE account_id = {ACCOUNT_ID} ORDER BY days"
@@ -92,7 +100,12 @@ impl Settings for PgStore {
         &self,
         account: &AccountId,
     ) -> Result<Option<TemporaryRule>, StoreError> {
-        retrying(|| async move {
+        let ticket = match self.cache.temporary(account) {
+            Cached::Hit(rule) => return Ok(rule),
+            Cached::Miss(ticket) => ticket,
+        };
+        self.note_hot_read();
+        let rule = reading(|| async move {
             let row = sqlx::query(&format!(
                 "SELECT groups, until FROM accept_temporary WHERE account_id = {ACCOUNT_ID}"
             ))
@@ -111,11 +124,13 @@ impl Settings for PgStore {
                 None => Ok(None),
             }
         })
-        .await
+        .await?;
+        self.cache.keep_temporary(ticket, account, &rule);
+        Ok(rule)
     }
 
     async fn list_reject(&self, account: &AccountId) -> Result<Vec<RejectPattern>, StoreError> {
-        retrying(|| async move {
+        reading(|| async move {
             let patterns: Vec<String> = sqlx::query_scalar(&format!(
                 "SELECT pattern FROM reject_rules WHERE account_id = {ACCOUNT_ID} ORDER BY pattern"
             ))
@@ -132,7 +147,7 @@ impl Settings for PgStore {
     }
 
     async fn get_voicemail(&self, account: &AccountId) -> Result<Option<Voicemail>, StoreError> {
-        retrying(|| async move {
+        reading(|| async move {
             let row = sqlx::query(&format!(
                 "SELECT enabled, delivery, email, pin_hash FROM voicemail \
                  WHERE account_id = {ACCOUNT_ID}"
@@ -159,7 +174,7 @@ impl Settings for PgStore {
     }
 
     async fn list_phonebook(&self, account: &AccountId) -> Result<Vec<PhonebookEntry>, StoreError> {
-        retrying(|| async move {
+        reading(|| async move {
             let rows = sqlx::query(&format!(
                 "SELECT uri, name, groups FROM phonebook WHERE account_id = {ACCOUNT_ID} \
                  ORDER BY uri"

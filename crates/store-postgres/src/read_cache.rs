@@ -1,0 +1,612 @@
+//! The hot reads kept in memory — an account's certificate, the account, its temporary rule
+//! (DND) and its forwarding, what every request reads — under a protocol that keeps every
+//! acknowledged change visible to the next request on every server, as without the cache.
+//!
+//! # The protocol
+//!
+//! * A server that caches (a **holder**) first `LISTEN`s on [`CHANNEL`] on a connection of its
+//!   own, then registers in `cache_holders` with a **lease** (`expires_at`, [`LEASE`] ahead,
+//!   renewed every [`RENEW_EVERY`]) and `seen`, the last ping it has processed (at
+//!   registration: the last one sent, since its cache starts empty). It answers from memory only
+//!   while its listener is connected and before its own deadline, which it reckons from the
+//!   moment it *sent* the registration or renewal, [`MARGIN`] short of the lease: always before
+//!   the lease runs out in the database.
+//! * Every notification on the channel empties the holder's cache, and then the holder records
+//!   the highest ping it has seen in `seen`. Every write transaction notifies the channel itself
+//!   (delivered when it commits, in commit order), so even a change whose writer never gets to
+//!   the step below empties every cache.
+//! * A **writer**, after its commit, empties its own server's cache, then — if another holder
+//!   has a live lease — takes the next number `n` of the sequence `cache_pings`, notifies the
+//!   channel with it, and acknowledges the change only once every *other* holder with a live
+//!   lease has `seen >= n` ([`PgStore::published`]). PostgreSQL delivers notifications in commit
+//!   order, and a ping numbered `m >= n` was committed after ping `n` was *numbered*, which was
+//!   after the change committed: a holder that has processed any ping `m >= n` has processed the
+//!   change's own notification, so its cache no longer holds anything older than the change.
+//! * A holder that does not catch up within [`ACK_WAIT`] is **fenced** by the writer (its lease
+//!   is never renewed again) and the writer waits for its lease to run out; a fenced holder
+//!   finds out at its next renewal, drops its cache and registers anew. So a write waits at most
+//!   [`ACK_WAIT`] + [`LEASE`] for a holder that is stuck, has lost its listener without noticing
+//!   yet, or has died.
+//! * A read that misses fills the cache only if no invalidation ran since before it read the
+//!   database (a generation counter): an answer read before a commit is never kept after it.
+//! * While this server holds an open [`AccountWrite`](sip_settings_core::store::AccountWrite)
+//!   on an account, that account's reads skip the cache: a change committed by another server
+//!   just before the lock was taken may not have reached this cache yet, and what a writer reads
+//!   under the lock must be the state its change applies to.
+//!
+//! A process starts holding only after [`ACTIVATE_AFTER`] hot reads, so that a short CLI run
+//! does not register a lease that writers would then wait on after it exits.
+//!
+//! What the guarantee rests on: every change goes through a `PgStore` (which notifies and
+//! publishes), and the database's clock and the servers' clocks run at the same rate over a few
+//! seconds (the lease is compared with `now()` in the database, the deadline with the server's
+//! monotonic clock, [`MARGIN`] earlier).
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use sip_settings_core::StoreError;
+use sip_settings_core::account::Account;
+use sip_settings_core::cert::{CertRecord, Serial};
+use sip_settings_core::ids::AccountId;
+use sip_settings_core::settings::{Diversions, TemporaryRule};
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::Notify;
+
+use crate::PgStore;
+use crate::health::{GuardedPool, is_connection_error};
+
+/// The notification channel of invalidations and pings.
+pub(crate) const CHANNEL: &str = "sip_settings_cache";
+/// How long a registration or renewal holds, in the database's clock.
+pub(crate) const LEASE: Duration = Duration::from_secs(2);
+/// How often a holder renews its lease.
+const RENEW_EVERY: Duration = Duration::from_millis(400);
+/// How much earlier than its lease a holder stops answering from memory.
+const MARGIN: Duration = Duration::from_millis(300);
+/// How long a writer waits for a holder to catch up before fencing it.
+pub(crate) const ACK_WAIT: Duration = Duration::from_secs(1);
+/// How long a holder waits before it starts again after losing its listener or its lease.
+const RESTART_AFTER: Duration = Duration::from_millis(200);
+/// Hot reads of a process before it starts caching.
+pub(crate) const ACTIVATE_AFTER: u64 = 100;
+/// Most answers kept of each kind; past it the kind is emptied.
+const MAX_ENTRIES: usize = 100_000;
+
+/// The statement a writer's transaction runs to notify every holder at its commit.
+pub(crate) const NOTIFY_IN_TRANSACTION: &str = "SELECT pg_notify('sip_settings_cache', 'c')::text";
+
+/// What the cache holds, and what protects it.
+#[derive(Debug, Default)]
+struct Entries {
+    /// Counts the invalidations: a fill read before the last one is dropped.
+    generation: u64,
+    certificates: HashMap<Serial, CertRecord>,
+    accounts: HashMap<AccountId, Option<Account>>,
+    temporary: HashMap<AccountId, Option<TemporaryRule>>,
+    diversions: HashMap<AccountId, Diversions>,
+    /// Accounts with an open write in this process, and how many.
+    writing: HashMap<AccountId, usize>,
+}
+
+impl Entries {
+    fn clear(&mut self) {
+        self.generation += 1;
+        self.certificates.clear();
+        self.accounts.clear();
+        self.temporary.clear();
+        self.diversions.clear();
+    }
+}
+
+/// A look-up: the answer, or the ticket under which an answer read now may be kept (`None`: it
+/// may not).
+pub(crate) enum Cached<V> {
+    Hit(V),
+    Miss(Option<u64>),
+}
+
+/// The cache of one store (shared by its clones).
+#[derive(Debug)]
+pub(crate) struct ReadCache {
+    entries: Mutex<Entries>,
+    /// The origin of [`Self::usable_until`].
+    base: Instant,
+    /// Nanoseconds after `base` until which the cache may answer; 0: it may not.
+    usable_until: AtomicU64,
+    /// This process's row in `cache_holders` (0: none).
+    holder: AtomicI64,
+    /// Hot reads so far (until [`ACTIVATE_AFTER`]).
+    reads: AtomicU64,
+    /// The holder task was started.
+    started: AtomicBool,
+    /// The store was closed: the holder task ends.
+    closed: AtomicBool,
+    /// Answers given from memory (for the tests).
+    hits: AtomicU64,
+    /// Ends the running session (when the store is closed).
+    session_end: Mutex<Option<Arc<Notify>>>,
+}
+
+impl Default for ReadCache {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::default(),
+            base: Instant::now(),
+            usable_until: AtomicU64::new(0),
+            holder: AtomicI64::new(0),
+            reads: AtomicU64::new(0),
+            started: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            hits: AtomicU64::new(0),
+            session_end: Mutex::default(),
+        }
+    }
+}
+
+impl ReadCache {
+    fn lock(&self) -> MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether the cache may answer now.
+    fn usable(&self) -> bool {
+        let until = self.usable_until.load(Ordering::Acquire);
+        until != 0 && self.nanos(Instant::now()) < until
+    }
+
+    /// Answers given from memory so far.
+    pub(crate) fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    /// Whether this process holds a live lease (for the tests).
+    pub(crate) fn holding(&self) -> bool {
+        self.usable()
+    }
+
+    /// This process's holder row, 0 if none.
+    pub(crate) fn holder(&self) -> i64 {
+        self.holder.load(Ordering::Acquire)
+    }
+
+    /// Counts a hot read; true once when the holder task should start.
+    pub(crate) fn should_start(&self) -> bool {
+        if self.started.load(Ordering::Relaxed) || self.closed.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.reads.fetch_add(1, Ordering::Relaxed) + 1 >= ACTIVATE_AFTER
+            && !self.started.swap(true, Ordering::AcqRel)
+    }
+
+    /// Starts holding now instead of after [`ACTIVATE_AFTER`] reads (for the tests).
+    pub(crate) fn start_now(&self) -> bool {
+        !self.closed.load(Ordering::Relaxed) && !self.started.swap(true, Ordering::AcqRel)
+    }
+
+    /// The answer for `key`, unless the cache may not answer or the answer is of an account
+    /// with an open write in this process (`of`: the account an answer belongs to).
+    fn look<K: Hash + Eq, V: Clone>(
+        &self,
+        key: &K,
+        map: fn(&Entries) -> &HashMap<K, V>,
+        of: impl Fn(&K, Option<&V>) -> Option<AccountId>,
+    ) -> Cached<V> {
+        if !self.usable() {
+            return Cached::Miss(None);
+        }
+        let entries = self.lock();
+        let found = map(&entries).get(key);
+        if !entries.writing.is_empty()
+            && of(key, found).is_some_and(|a| entries.writing.contains_key(&a))
+        {
+            return Cached::Miss(None);
+        }
+        match found {
+            Some(v) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Cached::Hit(v.clone())
+            }
+            None => Cached::Miss(Some(entries.generation)),
+        }
+    }
+
+    pub(crate) fn certificate(&self, serial: &Serial) -> Cached<CertRecord> {
+        self.look(
+            serial,
+            |e| &e.certificates,
+            |_, c| c.and_then(|c| c.account.clone()),
+        )
+    }
+
+    pub(crate) fn account(&self, id: &AccountId) -> Cached<Option<Account>> {
+        self.look(id, |e| &e.accounts, |k, _| Some(k.clone()))
+    }
+
+    pub(crate) fn temporary(&self, id: &AccountId) -> Cached<Option<TemporaryRule>> {
+        self.look(id, |e| &e.temporary, |k, _| Some(k.clone()))
+    }
+
+    pub(crate) fn diversions(&self, id: &AccountId) -> Cached<Diversions> {
+        self.look(id, |e| &e.diversions, |k, _| Some(k.clone()))
+    }
+
+    /// Keeps an answer read under `ticket`, unless an invalidation ran since.
+    fn keep<K: Hash + Eq, V>(
+        &self,
+        ticket: Option<u64>,
+        map: fn(&mut Entries) -> &mut HashMap<K, V>,
+        key: K,
+        value: V,
+    ) {
+        let Some(ticket) = ticket else { return };
+        let mut entries = self.lock();
+        if entries.generation != ticket {
+            return;
+        }
+        let kind = map(&mut entries);
+        if kind.len() >= MAX_ENTRIES {
+            kind.clear();
+        }
+        kind.insert(key, value);
+    }
+
+    pub(crate) fn keep_certificate(&self, ticket: Option<u64>, record: &CertRecord) {
+        self.keep(
+            ticket,
+            |e| &mut e.certificates,
+            record.serial.clone(),
+            record.clone(),
+        );
+    }
+
+    pub(crate) fn keep_account(&self, ticket: Option<u64>, id: &AccountId, v: &Option<Account>) {
+        self.keep(ticket, |e| &mut e.accounts, id.clone(), v.clone());
+    }
+
+    pub(crate) fn keep_temporary(
+        &self,
+        ticket: Option<u64>,
+        id: &AccountId,
+        v: &Option<TemporaryRule>,
+    ) {
+        self.keep(ticket, |e| &mut e.temporary, id.clone(), v.clone());
+    }
+
+    pub(crate) fn keep_diversions(&self, ticket: Option<u64>, id: &AccountId, v: &Diversions) {
+        self.keep(ticket, |e| &mut e.diversions, id.clone(), v.clone());
+    }
+
+    /// Empties the cache; answers being read now are not kept.
+    pub(crate) fn invalidate(&self) {
+        self.lock().clear();
+    }
+
+    /// Marks an open write on `account` until the returned guard is dropped.
+    pub(crate) fn writing(self: &Arc<Self>, account: &AccountId) -> WritingGuard {
+        *self.lock().writing.entry(account.clone()).or_default() += 1;
+        WritingGuard {
+            cache: self.clone(),
+            account: account.clone(),
+        }
+    }
+
+    /// Answers from memory from now until `deadline`, as holder `id`.
+    fn start(&self, id: i64, deadline: Instant) {
+        self.invalidate();
+        self.holder.store(id, Ordering::Release);
+        self.usable_until
+            .store(self.nanos(deadline).max(1), Ordering::Release);
+    }
+
+    /// Moves the deadline of holder `id` (if it still is this process's holder).
+    fn extend(&self, id: i64, deadline: Instant) {
+        if self.holder() == id {
+            self.usable_until
+                .store(self.nanos(deadline).max(1), Ordering::Release);
+        }
+    }
+
+    /// Stops answering from memory and empties the cache; the holder row it had.
+    fn stop(&self) -> i64 {
+        self.usable_until.store(0, Ordering::Release);
+        let id = self.holder.swap(0, Ordering::AcqRel);
+        self.invalidate();
+        id
+    }
+
+    /// Stops for good (the store is closed); the holder row it had.
+    pub(crate) fn close(&self) -> i64 {
+        self.closed.store(true, Ordering::Release);
+        if let Some(end) = self
+            .session_end
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            end.notify_one();
+        }
+        self.stop()
+    }
+}
+
+/// An open write of one account in this process (see [`ReadCache::writing`]).
+#[derive(Debug)]
+pub(crate) struct WritingGuard {
+    cache: Arc<ReadCache>,
+    account: AccountId,
+}
+
+impl Drop for WritingGuard {
+    fn drop(&mut self) {
+        let mut entries = self.cache.lock();
+        if let Some(n) = entries.writing.get_mut(&self.account) {
+            *n -= 1;
+            if *n == 0 {
+                entries.writing.remove(&self.account);
+            }
+        }
+    }
+}
+
+/// The holder's life: sessions one after another until the store is closed or dropped.
+pub(crate) async fn hold(cache: Weak<ReadCache>, pool: GuardedPool, listen: PgPool) {
+    loop {
+        let outcome = session(&cache, &pool, &listen).await;
+        let Some(c) = cache.upgrade() else { return };
+        let id = c.stop();
+        let closed = c.closed.load(Ordering::Acquire);
+        drop(c);
+        match outcome {
+            Ok(()) => tracing::debug!("read cache: lease ended; registering again"),
+            Err(e) => {
+                tracing::warn!(error = %e, "read cache: listener lost; reading the database until it is back")
+            }
+        }
+        if id != 0 {
+            let _ = sqlx::query("DELETE FROM cache_holders WHERE id = $1")
+                .bind(id)
+                .execute(&pool)
+                .await;
+        }
+        if closed {
+            return;
+        }
+        tokio::time::sleep(RESTART_AFTER).await;
+    }
+}
+
+fn lease_seconds() -> f64 {
+    LEASE.as_secs_f64()
+}
+
+/// One registration: listens, registers, processes notifications until the listener is lost,
+/// the lease is not renewed or the store goes away.
+async fn session(
+    cache: &Weak<ReadCache>,
+    pool: &GuardedPool,
+    listen: &PgPool,
+) -> Result<(), sqlx::Error> {
+    let mut listener = PgListener::connect_with(listen).await?;
+    listener.eager_reconnect(false);
+    listener.ignore_pool_close_event(true);
+    listener.listen(CHANNEL).await?;
+    let sent = Instant::now();
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO cache_holders (seen, expires_at) \
+         SELECT CASE WHEN is_called THEN last_value ELSE 0 END, \
+         now() + make_interval(secs => $1) FROM cache_pings RETURNING id",
+    )
+    .bind(lease_seconds())
+    .fetch_one(&mut listener)
+    .await?;
+    {
+        let Some(c) = cache.upgrade() else {
+            return Ok(());
+        };
+        if c.closed.load(Ordering::Acquire) {
+            // Registered after the store closed: `hold` deletes the row.
+            c.holder.store(id, Ordering::Release);
+            return Ok(());
+        }
+        c.start(id, sent + LEASE - MARGIN);
+    }
+    let ended = Arc::new(Notify::new());
+    if let Some(c) = cache.upgrade() {
+        *c.session_end.lock().unwrap_or_else(|p| p.into_inner()) = Some(ended.clone());
+        if c.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+    }
+    let renewal = tokio::spawn(renew(cache.clone(), pool.clone(), id, ended.clone()));
+    let _stop_renewal = AbortOnDrop(renewal);
+    loop {
+        let note = tokio::select! {
+            note = listener.try_recv() => note?,
+            () = ended.notified() => return Ok(()),
+        };
+        let Some(note) = note else {
+            return Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "the listening connection was lost",
+            )));
+        };
+        let mut highest = note.payload().parse::<i64>().ok();
+        while let Some(more) = listener.next_buffered() {
+            highest = highest.max(more.payload().parse::<i64>().ok());
+        }
+        {
+            let Some(c) = cache.upgrade() else {
+                return Ok(());
+            };
+            c.invalidate();
+        }
+        if let Some(n) = highest {
+            sqlx::query("UPDATE cache_holders SET seen = GREATEST(seen, $1) WHERE id = $2")
+                .bind(n)
+                .bind(id)
+                .execute(&mut listener)
+                .await?;
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Renews holder `id`'s lease until it is fenced or gone (then `ended` is notified).
+async fn renew(cache: Weak<ReadCache>, pool: GuardedPool, id: i64, ended: Arc<Notify>) {
+    loop {
+        tokio::time::sleep(RENEW_EVERY).await;
+        let Some(c) = cache.upgrade() else {
+            ended.notify_one();
+            return;
+        };
+        if c.holder() != id {
+            return;
+        }
+        let sent = Instant::now();
+        let renewed = sqlx::query(
+            "UPDATE cache_holders SET expires_at = now() + make_interval(secs => $2) \
+             WHERE id = $1 AND NOT fenced",
+        )
+        .bind(id)
+        .bind(lease_seconds())
+        .execute(&pool)
+        .await;
+        match renewed {
+            Ok(done) if done.rows_affected() == 1 => c.extend(id, sent + LEASE - MARGIN),
+            Ok(_) => {
+                tracing::warn!("read cache: lease fenced by a writer; registering again");
+                ended.notify_one();
+                return;
+            }
+            // The deadline lapses by itself; try again.
+            Err(e) => tracing::debug!(error = %e, "read cache: lease renewal failed"),
+        }
+    }
+}
+
+/// The ping a writer sends after its commit when another holder has a live lease: its number.
+const PING: &str = "SELECT p.n FROM (SELECT nextval('cache_pings') AS n FROM cache_holders \
+                    WHERE id <> $1 AND expires_at > now() LIMIT 1) p \
+                    CROSS JOIN LATERAL (SELECT pg_notify('sip_settings_cache', p.n::text)) s";
+/// Holders with a live lease that have not seen ping `$2` yet.
+const BEHIND: &str = "SELECT count(*) FROM cache_holders \
+                      WHERE id <> $1 AND seen < $2 AND expires_at > now()";
+/// Fences them.
+const FENCE: &str = "UPDATE cache_holders SET fenced = TRUE \
+                     WHERE id <> $1 AND seen < $2 AND expires_at > now()";
+
+/// How long a writer keeps trying to publish a committed change when the database does not
+/// answer.
+const PUBLISH_GIVE_UP: Duration = Duration::from_secs(5);
+
+impl PgStore {
+    /// Counts a hot read and starts holding after [`ACTIVATE_AFTER`] of them.
+    pub(crate) fn note_hot_read(&self) {
+        if self.cache.should_start() {
+            self.start_holding();
+        }
+    }
+
+    /// Starts the holder task (once).
+    pub(crate) fn start_holding(&self) {
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(hold(
+                    Arc::downgrade(&self.cache),
+                    self.pool.clone(),
+                    self.listen.clone(),
+                ));
+            }
+            Err(_) => self.cache.started.store(false, Ordering::Release),
+        }
+    }
+
+    /// After a commit that changed what the cache may hold: empties this server's cache and
+    /// waits until every other holder has (see the module documentation). An error means the
+    /// change is committed but may not be visible everywhere yet.
+    pub(crate) async fn published(&self) -> Result<(), StoreError> {
+        self.cache.invalidate();
+        let me = self.cache.holder();
+        let started = Instant::now();
+        let mut pause = Duration::from_micros(200);
+        let mut ping: Option<i64> = None;
+        let mut fenced = false;
+        loop {
+            let step = match ping {
+                None => sqlx::query_scalar::<_, i64>(PING)
+                    .bind(me)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map(|n| match n {
+                        None => Some(0),
+                        Some(n) => {
+                            ping = Some(n);
+                            None
+                        }
+                    }),
+                Some(n) => sqlx::query_scalar::<_, i64>(BEHIND)
+                    .bind(me)
+                    .bind(n)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map(|behind| (behind == 0).then_some(0)),
+            };
+            match step {
+                Ok(Some(_)) => return Ok(()),
+                Ok(None) => {}
+                Err(e) if is_connection_error(&e) && started.elapsed() < PUBLISH_GIVE_UP => {}
+                Err(e) => {
+                    return Err(StoreError::Unavailable(format!(
+                        "the change was committed, but not every server may see it yet: {e}"
+                    )));
+                }
+            }
+            if let Some(n) = ping
+                && !fenced
+                && started.elapsed() >= ACK_WAIT
+            {
+                let done = sqlx::query(FENCE)
+                    .bind(me)
+                    .bind(n)
+                    .execute(&self.pool)
+                    .await;
+                if let Ok(done) = done {
+                    tracing::warn!(
+                        holders = done.rows_affected(),
+                        "read cache: servers did not confirm an invalidation in time; fenced"
+                    );
+                    fenced = true;
+                }
+            }
+            if started.elapsed() >= ACK_WAIT + LEASE + PUBLISH_GIVE_UP {
+                return Err(StoreError::Unavailable(
+                    "the change was committed, but not every server confirmed it in time"
+                        .to_owned(),
+                ));
+            }
+            if ping.is_some() {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(10));
+            } else {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
