@@ -683,3 +683,221 @@ async fn the_store_recovers_from_terminated_connections() {
     }
     db.finish().await;
 }
+
+// ----- the read cache on several servers (`read_cache.rs`) -----
+
+/// Starts `store`'s read cache and waits (bounded) until it answers from memory.
+async fn holding(store: &PgStore) {
+    store.start_read_cache();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !store.read_cache_holding() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the read cache did not start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// A subscriber certificate of `who`.
+fn certificate(serial: &str, who: &AccountId) -> CertRecord {
+    CertRecord {
+        serial: Serial::parse(serial).unwrap(),
+        subject: who.to_string(),
+        role: CertRole::Subscriber,
+        account: Some(who.clone()),
+        fingerprint: "fp".into(),
+        not_before: t0(),
+        not_after: t0() + Duration::days(365),
+        issued_at: t0(),
+        revoked_at: None,
+    }
+}
+
+/// Reads the four hot reads of `who` (and `serial`) on `store`, twice; how many of them the
+/// cache answered.
+async fn warm(store: &PgStore, who: &AccountId, serial: &Serial) -> u64 {
+    let before = store.read_cache_hits();
+    for _ in 0..2 {
+        store.get_certificate(serial).await.unwrap();
+        store.get_account(who).await.unwrap();
+        store.get_diversions(who).await.unwrap();
+        store.get_temporary_rule(who).await.unwrap();
+    }
+    store.read_cache_hits() - before
+}
+
+#[tokio::test]
+async fn a_change_on_one_server_holds_for_the_next_read_on_another() {
+    let Some(db) = TestDb::start().await else {
+        return;
+    };
+    seed(&db.store).await;
+    let a = db.store.clone();
+    let b = PgStore::open(&db.url, false).await.unwrap();
+    holding(&a).await;
+    holding(&b).await;
+    let alice = id("alice@example.com");
+    let serial = Serial::parse("0C01").unwrap();
+    a.insert_certificate(&certificate("0C01", &alice))
+        .await
+        .unwrap();
+    for (writer, reader) in [(&*a, &b), (&b, &*a)] {
+        assert!(warm(reader, &alice, &serial).await >= 4, "cached");
+        // A certificate revoked on one server is revoked for the very next read on the other.
+        let at = t0() + Duration::hours(1);
+        writer.revoke_certificate(&serial, at).await.unwrap();
+        let seen = reader.get_certificate(&serial).await.unwrap().unwrap();
+        assert_eq!(seen.revoked_at, Some(at));
+        sqlx::query("UPDATE certificates SET revoked_at = NULL")
+            .execute(&mut db.raw().await)
+            .await
+            .unwrap();
+        // (A change behind the store's back is seen only after the next change through it.)
+        writer.set_privacy(&alice, false).await.unwrap();
+        assert_eq!(
+            reader
+                .get_certificate(&serial)
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at,
+            None
+        );
+
+        // Forwarding, DND and the account itself.
+        assert!(warm(reader, &alice, &serial).await >= 4, "cached");
+        let func = Condition::from_code("FUNC").unwrap();
+        let target = DiversionTarget::parse(func, "+31201234567", &alice).unwrap();
+        writer
+            .set_diversions(&alice, &[(func, Some(target.clone()))])
+            .await
+            .unwrap();
+        assert_eq!(
+            reader.get_diversions(&alice).await.unwrap().get(&func),
+            Some(&target)
+        );
+        let dnd = TemporaryRule {
+            groups: vec![Group::Nobody],
+            until: None,
+        };
+        writer.set_temporary_rule(&alice, Some(&dnd)).await.unwrap();
+        assert_eq!(reader.get_temporary_rule(&alice).await.unwrap(), Some(dnd));
+        writer.set_privacy(&alice, true).await.unwrap();
+        assert!(reader.get_account(&alice).await.unwrap().unwrap().privacy);
+
+        writer
+            .set_diversions(&alice, &[(func, None)])
+            .await
+            .unwrap();
+        writer.set_temporary_rule(&alice, None).await.unwrap();
+        writer.set_privacy(&alice, false).await.unwrap();
+        assert!(reader.get_diversions(&alice).await.unwrap().is_empty());
+        assert_eq!(reader.get_temporary_rule(&alice).await.unwrap(), None);
+    }
+    // An account deleted on one server is gone on the other, and its certificates revoked.
+    assert!(warm(&b, &alice, &serial).await >= 4, "cached");
+    a.delete_account(&alice, t0()).await.unwrap();
+    assert_eq!(b.get_account(&alice).await.unwrap(), None);
+    assert!(
+        b.get_certificate(&serial)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    // … and one created is there (a cached "no such account" is not kept).
+    a.insert_account(&account("alice@example.com", false), &creds(), &[])
+        .await
+        .unwrap();
+    assert!(b.get_account(&alice).await.unwrap().is_some());
+    b.close().await;
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn a_write_waits_for_a_silent_holder_at_most_until_its_lease_is_fenced_and_lapses() {
+    let Some(db) = TestDb::start().await else {
+        return;
+    };
+    seed(&db.store).await;
+    let alice = id("alice@example.com");
+    // A holder that never confirms anything (a server stuck, or gone without a word).
+    sqlx::query(
+        "INSERT INTO cache_holders (seen, expires_at) VALUES (0, now() + interval '2 seconds')",
+    )
+    .execute(&mut db.raw().await)
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    db.store.set_privacy(&alice, true).await.unwrap();
+    let waited = started.elapsed();
+    // It waited for the holder: first for its confirmation, then, fenced, for its lease.
+    assert!(
+        waited >= std::time::Duration::from_millis(900),
+        "{waited:?}"
+    );
+    assert!(waited < std::time::Duration::from_secs(6), "{waited:?}");
+    let (fenced, live): (bool, bool) =
+        sqlx::query_as("SELECT fenced, expires_at > now() FROM cache_holders")
+            .fetch_one(&mut db.raw().await)
+            .await
+            .unwrap();
+    assert!(fenced);
+    assert!(!live);
+    // With no live holder left, a write does not wait.
+    let started = std::time::Instant::now();
+    db.store.set_privacy(&alice, false).await.unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_millis(800));
+    db.finish().await;
+}
+
+#[tokio::test]
+async fn a_holder_that_loses_its_listener_reads_the_database_and_comes_back() {
+    let Some(db) = TestDb::start().await else {
+        return;
+    };
+    seed(&db.store).await;
+    let a = db.store.clone();
+    let b = PgStore::open(&db.url, false).await.unwrap();
+    holding(&b).await;
+    let alice = id("alice@example.com");
+    let serial = Serial::parse("0C02").unwrap();
+    a.insert_certificate(&certificate("0C02", &alice))
+        .await
+        .unwrap();
+    assert!(warm(&b, &alice, &serial).await >= 4, "cached");
+    // End B's listening connection (the one that has run LISTEN).
+    let mut admin = PgConnection::connect(&db.admin_url).await.unwrap();
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND query ILIKE '%cache_holders%seen%'",
+    )
+    .bind(&db.name)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!ended.is_empty());
+    // Whatever B has noticed yet, a revocation through A holds on B at once.
+    a.revoke_certificate(&serial, t0()).await.unwrap();
+    assert!(
+        b.get_certificate(&serial)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    // B registers again and caches again.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    holding(&b).await;
+    assert!(warm(&b, &alice, &serial).await >= 4, "cached again");
+    b.close().await;
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM cache_holders")
+        .fetch_one(&mut db.raw().await)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "a closed store leaves no lease behind");
+    db.finish().await;
+}
