@@ -261,6 +261,15 @@ impl PgStore {
         self.cache.holding()
     }
 
+    /// How many servers hold a live lease of the read cache on this database (for tests).
+    #[doc(hidden)]
+    pub async fn live_read_cache_holders(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT count(*) FROM cache_holders WHERE expires_at > now()")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
     /// Hot reads answered from memory so far (for tests).
     #[doc(hidden)]
     pub fn read_cache_hits(&self) -> u64 {
