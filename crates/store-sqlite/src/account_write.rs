@@ -1,8 +1,9 @@
-//! [`AccountWrite`] on SQLite: a transaction on the writer connection begun with
-//! `BEGIN IMMEDIATE`, so it holds SQLite's write lock from its first statement. A deferred
-//! transaction that reads first and writes later fails at once with `SQLITE_BUSY` when another
-//! connection (the CLI, a second server) committed in between; an immediate one waits for the
-//! lock under the busy timeout instead, and no commit can land between its reads and its writes.
+//! [`AccountWrite`] on SQLite: a write of the group commit ([`crate::group`]), its own
+//! savepoint in the shared transaction begun with `BEGIN IMMEDIATE`, so it holds SQLite's write
+//! lock from its first statement. A deferred transaction that reads first and writes later
+//! fails at once with `SQLITE_BUSY` when another connection (the CLI, a second server)
+//! committed in between; an immediate one waits for the lock under the busy timeout instead,
+//! and no commit can land between its reads and its writes.
 
 use std::sync::Arc;
 
@@ -13,15 +14,13 @@ use sip_settings_core::ids::AccountId;
 use sip_settings_core::journal::NewJournalEntry;
 use sip_settings_core::store::{AccountOp, AccountWrite, AliasOutcome, Applied};
 use sip_settings_core::{Clock, StoreError, stored};
-use sqlx::{Sqlite, SqliteConnection, Transaction};
+use sqlx::SqliteConnection;
 
+use crate::group::{Group, Write};
 use crate::rows::{cert_from_row, map_err};
 
-/// The statement that begins every write transaction of this store.
-pub(crate) const BEGIN: &str = "BEGIN IMMEDIATE";
-
 pub(crate) struct SqliteAccountWrite {
-    tx: Transaction<'static, Sqlite>,
+    tx: Write,
     id: i64,
     account: AccountId,
     /// The store's clock: the time of `updated_at` and the like.
@@ -30,11 +29,11 @@ pub(crate) struct SqliteAccountWrite {
 
 impl SqliteAccountWrite {
     pub(crate) async fn begin(
-        writer: &sqlx::SqlitePool,
+        group: &Group,
         account: &AccountId,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StoreError> {
-        let mut tx = writer.begin_with(BEGIN).await.map_err(map_err)?;
+        let mut tx = group.write_for(account).await?;
         let id = account_rowid(&mut tx, account).await?;
         Ok(Self {
             tx,
@@ -540,6 +539,6 @@ impl AccountWrite for SqliteAccountWrite {
 
     async fn commit(mut self: Box<Self>, journal: &[NewJournalEntry]) -> Result<(), StoreError> {
         insert_journal(&mut self.tx, journal).await?;
-        self.tx.commit().await.map_err(map_err)
+        self.tx.commit().await
     }
 }

@@ -11,20 +11,25 @@ use sip_settings_core::store::{AccountWrite, Accounts};
 use sqlx::Row;
 
 use crate::SqliteStore;
-use crate::account_write::{BEGIN, SqliteAccountWrite, insert_journal};
+use crate::account_write::{SqliteAccountWrite, insert_journal};
 use crate::rows::ACCOUNT_COLUMNS;
+
+/// Most account writes of this process open at once: each waits for the writer connection in
+/// turn, and those that arrive during one commit share the next.
+const MAX_CONCURRENT_WRITES: usize = 256;
 use crate::rows::{account_from_row, map_err};
 
 #[async_trait]
 impl Accounts for SqliteStore {
     async fn add_domain(&self, domain: &Domain, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.group.write().await?;
         sqlx::query("INSERT INTO domains (name, created_at) VALUES (?, ?)")
             .bind(domain.as_str())
             .bind(at)
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        Ok(())
+        tx.commit().await
     }
 
     async fn list_domains(&self) -> Result<Vec<Domain>, StoreError> {
@@ -51,7 +56,7 @@ impl Accounts for SqliteStore {
         journal: &[NewJournalEntry],
     ) -> Result<(), StoreError> {
         let p = &account.profile;
-        let mut tx = self.writer.begin_with(BEGIN).await.map_err(map_err)?;
+        let mut tx = self.group.write_for(&account.id).await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO accounts (username, domain, first_name, last_name, email, timezone, mobile, \
              pstn_caller_id, language, no_answer_timeout, quick_dial, privacy, prepaid, \
@@ -92,7 +97,7 @@ impl Accounts for SqliteStore {
         .await
         .map_err(map_err)?;
         insert_journal(&mut tx, journal).await?;
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -101,8 +106,14 @@ impl Accounts for SqliteStore {
         account: &AccountId,
     ) -> Result<Box<dyn AccountWrite>, StoreError> {
         Ok(Box::new(
-            SqliteAccountWrite::begin(&self.writer, account, self.clock.clone()).await?,
+            SqliteAccountWrite::begin(&self.group, account, self.clock.clone()).await?,
         ))
+    }
+
+    /// Enough for 64 and more concurrent writers to share one commit (see `crate::group`):
+    /// writers wait for the connection in order, each holding it only for its statements.
+    fn max_concurrent_writes(&self) -> usize {
+        MAX_CONCURRENT_WRITES
     }
 
     async fn get_account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
@@ -149,7 +160,7 @@ impl Accounts for SqliteStore {
     }
 
     async fn delete_account(&self, id: &AccountId, at: DateTime<Utc>) -> Result<u64, StoreError> {
-        let mut tx = self.writer.begin_with(BEGIN).await.map_err(map_err)?;
+        let mut tx = self.group.write_for(id).await?;
         let revoked = sqlx::query(
             "UPDATE certificates SET revoked_at = ? WHERE account = ? AND revoked_at IS NULL",
         )
@@ -170,7 +181,7 @@ impl Accounts for SqliteStore {
             // Dropping the transaction rolls it back.
             return Err(StoreError::NotFound(format!("account {id}")));
         }
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().await?;
         Ok(revoked)
     }
 }

@@ -1,6 +1,8 @@
 //! Rates, balances, prepaid sessions and call records on SQLite. The prepaid rules (what a
-//! balance pays for) are core's; this module makes each operation one transaction on the single
-//! writer connection, so concurrent opens are serialised and can never overdraw.
+//! balance pays for) are core's; this module makes each operation one write on the single
+//! writer connection ([`crate::group`]: its own savepoint, committed with the writes beside it),
+//! so concurrent opens run one after another, each reading the balance the one before left, and
+//! can never overdraw.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -16,19 +18,17 @@ use sip_settings_core::rating::{Rate, prefixes_of};
 use sip_settings_core::sip::SipUri;
 use sip_settings_core::store::{BalanceChange, Billing};
 use sip_settings_core::stored;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::Row;
 
 use crate::SqliteStore;
-use crate::account_write::{BEGIN, insert_journal};
+use crate::account_write::insert_journal;
+use crate::group::Write;
 use crate::rows::{call_from, map_err, rate_from, session_from, unix};
 
 const SESSION_SELECT: &str = "SELECT s.*, a.username, a.domain FROM prepaid_sessions s \
                               JOIN accounts a ON a.id = s.account_id";
 
-async fn account_row(
-    tx: &mut Transaction<'_, Sqlite>,
-    account: &AccountId,
-) -> Result<(i64, bool, i64), StoreError> {
+async fn account_row(tx: &mut Write, account: &AccountId) -> Result<(i64, bool, i64), StoreError> {
     let row =
         sqlx::query("SELECT id, prepaid, balance FROM accounts WHERE domain = ? AND username = ?")
             .bind(account.domain().as_str())
@@ -46,7 +46,7 @@ async fn account_row(
 
 #[allow(clippy::too_many_arguments)]
 async fn insert_history(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Write,
     account_id: i64,
     at: DateTime<Utc>,
     action: &str,
@@ -74,7 +74,7 @@ async fn insert_history(
 
 /// Inserts a call and its parties; false when (Call-ID, tags) exists (then, for a priced
 /// record, the existing record's missing price is filled in).
-async fn insert_call(tx: &mut Transaction<'_, Sqlite>, call: &NewCall) -> Result<bool, StoreError> {
+async fn insert_call(tx: &mut Write, call: &NewCall) -> Result<bool, StoreError> {
     let r = &call.record;
     let media = stored::join_media(&r.media);
     let inserted: Option<i64> = sqlx::query_scalar(
@@ -135,11 +135,8 @@ const RECORD_CHUNK: usize = 200;
 /// [`insert_call`] for many calls in two statements: the calls (a replay of a stored call,
 /// or of one earlier in `calls`, inserts nothing and is `false`), then the parties of the new
 /// ones. A replay that brings a price the stored call lacks sets it, as [`insert_call`] does.
-async fn insert_calls(
-    tx: &mut Transaction<'_, Sqlite>,
-    calls: &[NewCall],
-) -> Result<Vec<bool>, StoreError> {
-    let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
+async fn insert_calls(tx: &mut Write, calls: &[NewCall]) -> Result<Vec<bool>, StoreError> {
+    let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
         "INSERT INTO calls (call_id, from_tag, to_tag, caller, callee, start_at, stop_at, \
          duration, status, media, proxy_ip, price) ",
     );
@@ -202,7 +199,7 @@ async fn insert_calls(
         }
     }
     for chunk in parties.chunks(RECORD_CHUNK) {
-        let mut insert = sqlx::QueryBuilder::<Sqlite>::new(
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
             "INSERT OR IGNORE INTO call_parties (account_id, direction, start_at, call_row) \
              SELECT a.id, v.column1, v.column2, v.column3 FROM (",
         );
@@ -222,7 +219,7 @@ async fn insert_calls(
 #[async_trait]
 impl Billing for SqliteStore {
     async fn import_rates(&self, rates: &[Rate], replace: bool) -> Result<u64, StoreError> {
-        let mut tx = self.writer.begin_with(BEGIN).await.map_err(map_err)?;
+        let mut tx = self.group.write().await?;
         if replace {
             sqlx::query("DELETE FROM rates")
                 .execute(&mut *tx)
@@ -247,7 +244,7 @@ impl Billing for SqliteStore {
             .await
             .map_err(map_err)?;
         }
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().await?;
         Ok(rates.len() as u64)
     }
 
@@ -295,7 +292,7 @@ impl Billing for SqliteStore {
         at: DateTime<Utc>,
         journal: Option<&Stamp>,
     ) -> Result<Money, StoreError> {
-        let mut tx = self.writer.begin_with(BEGIN).await.map_err(map_err)?;
+        let mut tx = self.group.write_for(account).await?;
         let (id, _, balance) = account_row(&mut tx, account).await?;
         let old = Money::from_units(balance);
         let (new, value, action, description) = match change {
@@ -324,7 +321,7 @@ impl Billing for SqliteStore {
             let entry = stamp.balance_entry(account, old, new);
             insert_journal(&mut tx, &[entry]).await?;
         }
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().await?;
         Ok(new)
     }
 
@@ -362,7 +359,7 @@ impl Billing for SqliteStore {
     }
 
     async fn open_prepaid_session(&self, req: &OpenRequest) -> Result<OpenOutcome, StoreError> {
-        let mut tx = self.writer.begin_with(BEGIN).await.map_err(map_err)?;
+        let mut tx = self.group.write_for(&req.account).await?;
         let (id, prepaid, balance) = account_row(&mut tx, &req.account).await?;
         let existing = sqlx::query(&format!("{SESSION_SELECT} WHERE s.call_id = ?"))
             .bind(&req.call_id)
@@ -423,7 +420,7 @@ impl Billing for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().await?;
         Ok(OpenOutcome::Opened(PrepaidSession {
             call_id: req.call_id.clone(),
             account: req.account.clone(),
@@ -440,7 +437,7 @@ impl Billing for SqliteStore {
         &self,
         req: &CloseRequest,
     ) -> Result<Option<CloseOutcome>, StoreError> {
-        let mut tx = self.writer.begin_with(BEGIN).await.map_err(map_err)?;
+        let mut tx = self.group.write().await?;
         let row = sqlx::query(&format!("{SESSION_SELECT} WHERE s.call_id = ?"))
             .bind(&req.call_id)
             .fetch_optional(&mut *tx)
@@ -514,7 +511,7 @@ impl Billing for SqliteStore {
             let entry = stamp.balance_entry(&session.account, old, new_balance);
             insert_journal(&mut tx, &[entry]).await?;
         }
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().await?;
         session.closed = Some(Settlement {
             closed_at: req.now,
             duration: req.duration,
@@ -540,14 +537,14 @@ impl Billing for SqliteStore {
     }
 
     async fn record_calls(&self, calls: &[NewCall]) -> Result<Vec<bool>, StoreError> {
-        let mut tx = self.writer.begin_with(BEGIN).await.map_err(map_err)?;
+        let mut tx = self.group.write().await?;
         let mut out = Vec::with_capacity(calls.len());
         // A few statements per chunk, not three per call: every statement is a round trip to
         // sqlx's SQLite thread, and a proxy's accounting sends batches of many calls.
         for chunk in calls.chunks(RECORD_CHUNK) {
             out.extend(insert_calls(&mut tx, chunk).await?);
         }
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().await?;
         Ok(out)
     }
 
@@ -631,7 +628,7 @@ impl Billing for SqliteStore {
         account: &AccountId,
         snap: &BillingSnapshot,
     ) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin_with(BEGIN).await.map_err(map_err)?;
+        let mut tx = self.group.write().await?;
         let (id, _, _) = account_row(&mut tx, account).await?;
         sqlx::query("UPDATE accounts SET balance = ? WHERE id = ?")
             .bind(snap.balance.units())
@@ -680,7 +677,7 @@ impl Billing for SqliteStore {
             .await
             .map_err(map_err)?;
         }
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -14,8 +14,9 @@ use crate::rows::{cert_from_row, map_err};
 #[async_trait]
 impl Certificates for SqliteStore {
     async fn insert_certificate(&self, record: &CertRecord) -> Result<(), StoreError> {
-        let mut conn = self.writer.acquire().await.map_err(map_err)?;
-        account_write::insert_certificate(&mut conn, record).await
+        let mut tx = self.group.write().await?;
+        account_write::insert_certificate(&mut tx, record).await?;
+        tx.commit().await
     }
 
     async fn get_certificate(&self, serial: &Serial) -> Result<Option<CertRecord>, StoreError> {
@@ -50,7 +51,9 @@ impl Certificates for SqliteStore {
         serial: &Serial,
         at: DateTime<Utc>,
     ) -> Result<CertRecord, StoreError> {
-        let mut conn = self.writer.acquire().await.map_err(map_err)?;
-        account_write::revoke_certificate(&mut conn, serial, None, at).await
+        let mut tx = self.group.write().await?;
+        let revoked = account_write::revoke_certificate(&mut tx, serial, None, at).await?;
+        tx.commit().await?;
+        Ok(revoked)
     }
 }

@@ -1,4 +1,4 @@
-//! Registered devices on SQLite: one transaction per registration on the single writer.
+//! Registered devices on SQLite: one write (a savepoint of the group commit) per registration.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -10,7 +10,6 @@ use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
 use crate::SqliteStore;
-use crate::account_write::BEGIN;
 use crate::rows::{corrupt, from_unix, map_err};
 
 fn device_from(r: &SqliteRow) -> Result<Device, StoreError> {
@@ -39,7 +38,7 @@ const ACCOUNT: &str = "SELECT id FROM accounts WHERE domain = ? AND username = ?
 impl Devices for SqliteStore {
     async fn register(&self, reg: &Registration) -> Result<Vec<Device>, StoreError> {
         let now = reg.now.timestamp();
-        let mut tx = self.writer.begin_with(BEGIN).await.map_err(map_err)?;
+        let mut tx = self.group.write_for(&reg.account).await?;
         let account: i64 = sqlx::query(ACCOUNT)
             .bind(reg.account.domain().as_str())
             .bind(reg.account.user().as_str())
@@ -123,7 +122,7 @@ impl Devices for SqliteStore {
             .iter()
             .map(device_from)
             .collect::<Result<Vec<_>, _>>()?;
-        tx.commit().await.map_err(map_err)?;
+        tx.commit().await?;
         Ok(devices)
     }
 
