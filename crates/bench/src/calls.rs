@@ -20,7 +20,7 @@ use sip_settings_core::calls::{CallInput, Direction, NewCall};
 use crate::provision::{Db, account_name};
 
 /// Records per transaction of the bulk load.
-const BATCH: usize = 10_000;
+pub(crate) const BATCH: usize = 10_000;
 
 fn time(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -46,18 +46,49 @@ fn call_json(call_id: String, caller: &str, start: DateTime<Utc>, duration: i64)
     })
 }
 
-/// The body of `POST /v1/service/calls` number `seq` of connection `conn`: a new call placed an
-/// hour ago by one of `accounts` accounts.
-pub(crate) fn api_body(tag: &str, conn: usize, seq: u64, accounts: usize) -> Vec<u8> {
-    let k = (conn as u64 * 7919 + seq * 104_729) % accounts.max(1) as u64;
+/// A new call placed an hour ago by one of `accounts` accounts: record `j` of request `seq` of
+/// connection `conn` (the Call-ID names all four, so that no two records share one).
+fn api_call(tag: &str, conn: usize, seq: u64, j: usize, accounts: usize) -> Value {
+    let k = (conn as u64 * 7919 + seq * 104_729 + j as u64 * 15_485_863) % accounts.max(1) as u64;
+    let call_id = if j == 0 {
+        format!("api-{tag}-{conn}-{seq}")
+    } else {
+        format!("api-{tag}-{conn}-{seq}-{j}")
+    };
     call_json(
-        format!("api-{tag}-{conn}-{seq}"),
+        call_id,
         &account_name(usize::try_from(k).unwrap_or(0)),
         Utc::now() - Duration::hours(1),
         60,
     )
-    .to_string()
-    .into_bytes()
+}
+
+/// The body of `POST /v1/service/calls` number `seq` of connection `conn`: a new call placed an
+/// hour ago by one of `accounts` accounts.
+pub(crate) fn api_body(tag: &str, conn: usize, seq: u64, accounts: usize) -> Vec<u8> {
+    api_call(tag, conn, seq, 0, accounts)
+        .to_string()
+        .into_bytes()
+}
+
+/// The Call-ID of [`api_body`] number `seq` of connection `conn`.
+pub(crate) fn api_call_id(tag: &str, conn: usize, seq: u64) -> String {
+    format!("api-{tag}-{conn}-{seq}")
+}
+
+/// The body of `POST /v1/service/calls/batch` number `seq` of connection `conn`: `size` new
+/// calls, each as [`api_body`] makes one.
+pub(crate) fn batch_body(
+    tag: &str,
+    conn: usize,
+    seq: u64,
+    size: usize,
+    accounts: usize,
+) -> Vec<u8> {
+    let calls: Vec<Value> = (0..size)
+        .map(|j| api_call(tag, conn, seq, j, accounts))
+        .collect();
+    json!({ "calls": calls }).to_string().into_bytes()
 }
 
 /// What the bulk load did.
@@ -137,5 +168,22 @@ mod tests {
         assert_eq!(record.call_id, "api-t-3-7");
         assert_eq!(record.duration, 60);
         assert!(record.caller.to_string().ends_with("@bench.example"));
+        assert_eq!(api_call_id("t", 3, 7), "api-t-3-7");
+    }
+
+    #[test]
+    fn batch_bodies_hold_distinct_valid_records() {
+        let body: Value = serde_json::from_slice(&batch_body("t", 1, 2, 100, 20)).unwrap();
+        let calls = body["calls"].as_array().unwrap();
+        assert_eq!(calls.len(), 100);
+        let mut ids = std::collections::HashSet::new();
+        for c in calls {
+            let input: CallInput = serde_json::from_value(c.clone()).unwrap();
+            let record = input.parse().unwrap();
+            assert!(ids.insert(record.call_id));
+        }
+        // The first record of a batch is not one that a single request of the same tag,
+        // connection and number would send again under another body.
+        assert_eq!(calls[0]["call_id"], "api-t-1-2");
     }
 }

@@ -7,8 +7,9 @@
 //!   resumption disabled, so every handshake is a full one with client-certificate
 //!   verification), cycling through the accounts' certificates.
 //!
-//! Every reply's status is checked and the first reply of each connection is checked further;
-//! any failure stops the scenario with an error. Latencies go into HDR histograms (µs).
+//! Every reply's status is checked, and the first reply of each connection is checked further
+//! (or every reply, for a request that names its expected body); any failure stops the scenario
+//! with an error. Latencies go into HDR histograms (µs).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -70,6 +71,7 @@ pub(crate) struct Req {
     path: String,
     body: Bytes,
     expect: StatusCode,
+    expect_body: Option<Bytes>,
 }
 
 impl Req {
@@ -80,6 +82,7 @@ impl Req {
             path: path.into(),
             body: Bytes::new(),
             expect: StatusCode::OK,
+            expect_body: None,
         }
     }
 
@@ -90,7 +93,15 @@ impl Req {
             path: path.into(),
             body: Bytes::from(body),
             expect,
+            expect_body: None,
         }
+    }
+
+    /// The same request, its reply checked to be exactly `body` (every reply, not only the
+    /// first of a connection).
+    pub(crate) fn expecting_body(mut self, body: Bytes) -> Self {
+        self.expect_body = Some(body);
+        self
     }
 }
 
@@ -114,6 +125,8 @@ pub(crate) struct Measured {
     pub seconds: f64,
     /// Latency of requests started in the measured window, µs.
     pub hist: Histogram<u64>,
+    /// Requests completed in all by each connection (or worker), by its index.
+    pub by_conn: Vec<u64>,
 }
 
 impl Measured {
@@ -230,6 +243,17 @@ async fn send(
             String::from_utf8_lossy(&body[..body.len().min(400)])
         );
     }
+    if let Some(expected) = &req.expect_body
+        && body != expected
+    {
+        bail!(
+            "{} {} answered {}, expected {}",
+            req.method,
+            req.path,
+            String::from_utf8_lossy(&body[..body.len().min(400)]),
+            String::from_utf8_lossy(expected)
+        );
+    }
     Ok(body)
 }
 
@@ -282,14 +306,16 @@ impl Window {
 }
 
 struct Tally {
+    conn: usize,
     count: u64,
     total: u64,
     hist: Histogram<u64>,
 }
 
 impl Tally {
-    fn new() -> anyhow::Result<Self> {
+    fn new(conn: usize) -> anyhow::Result<Self> {
         Ok(Self {
+            conn,
             count: 0,
             total: 0,
             hist: histogram()?,
@@ -314,6 +340,7 @@ async fn merge(mut set: JoinSet<anyhow::Result<Tally>>, plan: &Plan) -> anyhow::
         total: 0,
         seconds: plan.duration.as_secs_f64(),
         hist: histogram()?,
+        by_conn: Vec::new(),
     };
     while let Some(r) = set.join_next().await {
         // An error drops `set`, which aborts the other tasks.
@@ -321,6 +348,10 @@ async fn merge(mut set: JoinSet<anyhow::Result<Tally>>, plan: &Plan) -> anyhow::
         m.count += t.count;
         m.total += t.total;
         m.hist.add(&t.hist).map_err(|e| anyhow!("histogram: {e}"))?;
+        if m.by_conn.len() <= t.conn {
+            m.by_conn.resize(t.conn + 1, 0);
+        }
+        m.by_conn[t.conn] = t.total;
     }
     if m.count == 0 {
         bail!("no request completed in the measured window");
@@ -336,9 +367,23 @@ pub(crate) async fn keepalive(
     check: CheckFirst,
     plan: &Plan,
 ) -> anyhow::Result<Measured> {
+    keepalive_over(std::slice::from_ref(target), clients, make, check, plan).await
+}
+
+/// [`keepalive`] spread over several servers: connection `i` goes to `targets[i % len]`.
+pub(crate) async fn keepalive_over(
+    targets: &[Target],
+    clients: &[Client],
+    make: MakeReq,
+    check: CheckFirst,
+    plan: &Plan,
+) -> anyhow::Result<Measured> {
+    if targets.is_empty() {
+        bail!("no server to load");
+    }
     let mut opening = JoinSet::new();
     for (i, client) in clients.iter().enumerate() {
-        let target = target.clone();
+        let target = targets[i % targets.len()].clone();
         let client = client.clone();
         opening.spawn(async move {
             let sender = connect(&target, &client)
@@ -357,7 +402,7 @@ pub(crate) async fn keepalive(
         let make = make.clone();
         let check = check.clone();
         set.spawn(async move {
-            let mut tally = Tally::new()?;
+            let mut tally = Tally::new(i)?;
             let mut seq = 0_u64;
             loop {
                 let started = Instant::now();
@@ -402,7 +447,7 @@ pub(crate) async fn handshakes(
         let next = next.clone();
         let make = make.clone();
         set.spawn(async move {
-            let mut tally = Tally::new()?;
+            let mut tally = Tally::new(w)?;
             loop {
                 let started = Instant::now();
                 if started >= window.end {

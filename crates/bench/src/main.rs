@@ -23,11 +23,13 @@ mod calls;
 mod kamailio;
 mod load;
 mod nginx;
+mod pg;
 mod process;
 mod provision;
 mod proxy;
 mod proxy_report;
 mod report;
+mod scenarios;
 mod search;
 mod sip;
 mod sip_probe;
@@ -37,18 +39,18 @@ mod sipp_calls;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use clap::{Parser, Subcommand};
-use hyper::StatusCode;
 use hyper::body::Bytes;
 
-use crate::load::{CheckFirst, Client, MakeReq, Measured, Plan, Req, Target};
+use crate::load::{Client, Plan, Req, Target};
+use crate::pg::{BenchDatabase, PG_URL_VAR, StoreKind};
 use crate::process::{Server, ServerSpec};
 use crate::provision::Db;
-use crate::report::{Figures, Machine, MemoryRow, Report, Row};
+use crate::report::{CallRow, Figures, Machine, MemoryRow, Report};
+use crate::scenarios::{ACCOUNT_PATH, Running, check_account};
 
 /// sip-settings-bench: the real server over real mutual TLS, with nginx as the baseline.
 #[derive(Debug, Parser)]
@@ -57,22 +59,36 @@ struct Cli {
     /// What to measure.
     #[command(subcommand)]
     what: What,
-    /// Tiny sizes (20 accounts, 1 s per scenario, 10 000 call records; SIP: 200 and 500
+    /// Tiny sizes (20 accounts, 1 s per scenario, 10 000 call records, batches of 10 and 50
+    /// records at 1 and 4 connections; SIP: 200 and 500
     /// calls/s, no search; proxy: 10 and 40 calls/s per variant, no search, the feeds checked);
     /// prints the report without writing docs/benchmarks.md.
     #[arg(long, global = true)]
     smoke: bool,
-    /// Database URL for the server, passed on as `--database URL` (default: the embedded
-    /// store in the benchmark's data directory).
+    /// The stores to measure, in this order (`calls` and `http`; `sip` and `proxy` run on the
+    /// embedded store). PostgreSQL needs `--pg-url`.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "sqlite,postgres",
+        value_name = "STORES"
+    )]
+    stores: Vec<StoreKind>,
+    /// A PostgreSQL server where the benchmark may create and drop its own database
+    /// (`sip_settings_bench_PID`), e.g. postgres://postgres@127.0.0.1:5432/postgres (default:
+    /// $SIP_SETTINGS_TEST_PG_URL).
     #[arg(long, global = true, value_name = "URL")]
-    database: Option<String>,
+    pg_url: Option<String>,
     /// Seconds measured per scenario (default 10, with --smoke 1).
     #[arg(long, global = true, value_name = "SECS")]
     duration: Option<f64>,
     /// Accounts to provision (default 10 000, with --smoke 20).
     #[arg(long, global = true, value_name = "N")]
     accounts: Option<usize>,
-    /// Call records stored for the `calls` figures (default 1 000 000, with --smoke 10 000).
+    /// Call records stored for the `calls` figures, on each store (default 1 000 000, with
+    /// --smoke 10 000).
     #[arg(long, global = true, value_name = "N")]
     call_records: Option<usize>,
     /// Use target/release/sip-settings as it is instead of building it first.
@@ -108,6 +124,9 @@ struct Sizes {
     conns: Vec<usize>,
     handshake_workers: usize,
     api_conns: Vec<usize>,
+    batch_sizes: Vec<usize>,
+    batch_conns: Vec<usize>,
+    two_server_conns: usize,
 }
 
 impl Sizes {
@@ -136,6 +155,15 @@ impl Sizes {
             conns: vec![1, 16, 64],
             handshake_workers: 16,
             api_conns: vec![1, 16],
+            // A smoke run's debug server on PostgreSQL takes about a second for 16 batches of
+            // 100, more than a smoke scenario's window: smaller batches, fewer connections.
+            batch_sizes: if cli.smoke {
+                vec![10, 50]
+            } else {
+                vec![100, 1_000]
+            },
+            batch_conns: if cli.smoke { vec![1, 4] } else { vec![1, 16] },
+            two_server_conns: 64,
         })
     }
 }
@@ -150,79 +178,6 @@ impl Drop for WorkDir {
             eprintln!("cannot remove {}: {e}", self.0.display());
         }
     }
-}
-
-/// The subscriber actions under keep-alive load.
-#[derive(Debug, Clone, Copy)]
-enum Action {
-    Account,
-    Diversions,
-    SetDiversions,
-}
-
-const ACTIONS: [Action; 3] = [Action::Account, Action::Diversions, Action::SetDiversions];
-const ACCOUNT_PATH: &str = "/settings.phtml?action=account";
-
-impl Action {
-    fn label(self) -> &'static str {
-        match self {
-            Self::Account => "`account` (read)",
-            Self::Diversions => "`diversions` (read)",
-            Self::SetDiversions => "`set_diversions` (write)",
-        }
-    }
-
-    /// Requests; writes alternate between two numbers so that every one changes something.
-    fn make(self) -> MakeReq {
-        match self {
-            Self::Account => Arc::new(|_, _| Req::get(ACCOUNT_PATH)),
-            Self::Diversions => Arc::new(|_, _| Req::get("/settings.phtml?action=diversions")),
-            Self::SetDiversions => Arc::new(|_, seq| {
-                Req::get(format!(
-                    "/settings.phtml?action=set_diversions&FUNC=%2B3120123456{}",
-                    7 + seq % 2
-                ))
-            }),
-        }
-    }
-
-    fn check(self, names: Vec<String>) -> CheckFirst {
-        match self {
-            Self::Account => Arc::new(move |i, body| {
-                check_account(body, names.get(i).map_or("", String::as_str))
-            }),
-            Self::Diversions => Arc::new(|_, body| {
-                let v: serde_json::Value = serde_json::from_slice(body)?;
-                if v.get("FUNC").is_none() {
-                    bail!("not object D: {}", String::from_utf8_lossy(body));
-                }
-                Ok(())
-            }),
-            Self::SetDiversions => Arc::new(|_, body| {
-                let v: serde_json::Value = serde_json::from_slice(body)?;
-                if v.get("success") != Some(&serde_json::Value::Bool(true)) {
-                    bail!("not a success: {}", String::from_utf8_lossy(body));
-                }
-                Ok(())
-            }),
-        }
-    }
-}
-
-fn check_account(body: &[u8], name: &str) -> anyhow::Result<()> {
-    let v: serde_json::Value = serde_json::from_slice(body)
-        .with_context(|| format!("not JSON: {}", String::from_utf8_lossy(body)))?;
-    let got = v.get("sip_address").and_then(|a| a.as_str()).unwrap_or("");
-    if got != name {
-        bail!("`account` answered sip_address {got:?}, expected {name:?}");
-    }
-    Ok(())
-}
-
-/// `conns` account indexes spread evenly over `n` accounts, shifted by `offset`.
-fn spread(n: usize, conns: usize, offset: usize) -> Vec<usize> {
-    let stride = (n / conns.max(1)).max(1);
-    (0..conns).map(|i| (offset + i * stride) % n).collect()
 }
 
 /// Rate limits far above any load here: the limiter runs on every request but never refuses.
@@ -243,7 +198,8 @@ address_writes_burst = 1000000000.0
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    // A PostgreSQL URL on the command line is printed without its password.
+    let args: Vec<String> = std::env::args().skip(1).map(|a| redact(&a)).collect();
     let command = format!(
         "cargo run --release -p sip-settings-bench -- {}",
         args.join(" ")
@@ -291,8 +247,6 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
     if work.0.exists() {
         fs::remove_dir_all(&work.0)?;
     }
-    let data = work.0.join("data");
-    let database = cli.database.as_deref();
     let n = sizes.accounts;
     let config_path = work.0.join("server.toml");
     let sip_params = |command| sip::Params {
@@ -301,7 +255,7 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
         bench_dir: &bench_dir,
         work: &work.0,
         logs: &logs,
-        database,
+        database: None,
         config: Some(config_path.clone()),
         accounts: n,
         smoke: cli.smoke,
@@ -313,115 +267,101 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
         fs::write(&config_path, SERVER_CONFIG)?;
         return sip_or_proxy_alone(cli, sip_params(&command), &docs).await;
     }
+    let stores = stores(cli)?;
+    let pg_url = pg_url(cli, &stores)?;
 
-    let prov = provision::prepare(&bench_dir, &data, n, database).await?;
+    // Every store starts from the same provisioned data directory (one CA, one set of
+    // certificates), so one set of clients and one nginx baseline serve them all.
+    let first_data = work.0.join(format!("data-{}", stores[0].slug()));
+    let prov = provision::prepare(&bench_dir, &first_data, n, None).await?;
     let mut report = Report {
         command: command.clone(),
         machine: Some(Machine::read()),
         ..Report::default()
     };
-
+    fs::create_dir_all(&work.0)?;
     // The server's configuration: rate limits out of the way, if this server has them.
     fs::write(&config_path, SERVER_CONFIG)?;
-    let mut spec = ServerSpec {
-        bin: bin.clone(),
-        data_dir: data.clone(),
-        database: cli.database.clone(),
-        config: Some(config_path.clone()),
-    };
-    let rate_limits = if spec.migrate(&logs.join("migrate.log"))? {
-        "raised far above the load (the limiter runs on every request, never refuses)"
-    } else {
-        "not in this server"
-    };
-
-    let (clients, service_client) = tls_clients(&data, &prov)?;
-    let server_key = fs::read_to_string(data.join("server.key")).context("reading server.key")?;
-    let key_type = key_type(&server_key);
-    let tick_us = process::tick_us();
+    let (clients, service_client) = tls_clients(&first_data, &prov)?;
+    let server_key =
+        fs::read_to_string(first_data.join("server.key")).context("reading server.key")?;
     let run_tag = format!(
         "{}-{}",
         chrono::Utc::now().format("%Y%m%d%H%M%S"),
         std::process::id()
     );
-
-    describe_setup(
-        &mut report,
-        cli,
-        &sizes,
-        (&root, &bin),
-        rate_limits,
-        &key_type,
-    );
     let generator = Generator {
         sizes: &sizes,
         prov: &prov,
         clients: &clients,
-        tick_us,
+        tick_us: process::tick_us(),
     };
-
-    // ---- Phase 1: the server on the provisioned store ----
-    let mut server = Server::start(&spec, &logs.join("server-1.log"))?;
-    let target = Target::local(server.addr)?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss_idle = server.rss_kib()?;
-    let (tls_sip, account_body) = load::probe(&target, &clients[0], &Req::get(ACCOUNT_PATH))
-        .await
-        .context("first request to sip-settings")?;
-    check_account(&account_body, &prov.accounts[0].name)?;
-    report.setup.push(format!(
-        "Negotiated with sip-settings: {tls_sip}. The `account` reply is {} bytes.",
-        account_body.len()
-    ));
-
-    let rss_after = if want_http {
-        Some(http_scenarios(&mut report, &server, &target, &generator).await?)
-    } else {
-        None
+    let mut setup = Setup {
+        rate_limits: "",
+        key_type: key_type(&server_key),
+        postgres: None,
+        account_body: None,
     };
-    let api_total = if want_calls {
-        api_records(
-            &mut report,
-            &server,
-            &target,
-            &service_client,
-            &generator,
-            &run_tag,
-        )
-        .await?
-    } else {
-        0
-    };
-    server.check_alive()?;
-    server.stop()?;
-
-    // ---- The nginx baseline, while sip-settings is stopped ----
-    if want_http {
-        nginx_baseline(
-            &mut report,
-            &generator,
-            (&data, &logs),
-            &account_body,
-            (rss_idle, rss_after),
-        )
-        .await?;
+    for &store in &stores {
+        let data = work.0.join(format!("data-{}", store.slug()));
+        if data != first_data {
+            provision::prepare(&bench_dir, &data, n, None).await?;
+        }
+        let database = match store {
+            StoreKind::Sqlite => None,
+            StoreKind::Postgres => {
+                let url = pg_url
+                    .as_deref()
+                    .ok_or_else(|| anyhow!("no PostgreSQL URL"))?;
+                let db = BenchDatabase::create(
+                    url,
+                    &format!("sip_settings_bench_{}", std::process::id()),
+                )
+                .await?;
+                let copied = provision::copy_into(&data, &db.url).await?;
+                setup.postgres = Some((
+                    redact(url),
+                    db.name().to_owned(),
+                    db.version.clone(),
+                    copied,
+                ));
+                Some(db)
+            }
+        };
+        let mut spec = ServerSpec {
+            bin: bin.clone(),
+            data_dir: data.clone(),
+            database: database.as_ref().map(|d| d.url.clone()),
+            config: Some(config_path.clone()),
+        };
+        let log = |what: &str| logs.join(format!("{what}-{}.log", store.slug()));
+        setup.rate_limits = if spec.migrate(&log("migrate"))? {
+            "raised far above the load (the limiter runs on every request, never refuses)"
+        } else {
+            "not in this server"
+        };
+        let on_store = StoreRun {
+            store,
+            spec: &spec,
+            data: &data,
+            database: database.as_ref().map(|d| d.url.as_str()),
+            service_client: &service_client,
+            run_tag: &run_tag,
+            logs: &logs,
+        };
+        let account_body =
+            measure_store(&mut report, &generator, &on_store, (want_http, want_calls)).await?;
+        setup.account_body.get_or_insert(account_body);
+        // The database is dropped here, before the next store runs.
+        drop(database);
     }
 
-    // ---- The store filled up to the call-record target, with no server running ----
-    let (loaded, stored, focus_calls) =
-        fill_store(&sizes, &data, database, api_total, &run_tag).await?;
-
-    // ---- Phase 2: the server with the call records ----
-    let (calls_figures, rss_records) =
-        calls_among_records(&spec, &logs, &generator, focus_calls).await?;
-
-    report_records(
-        &mut report,
-        &generator,
-        (want_http, want_calls),
-        (loaded, stored, focus_calls),
-        (&calls_figures, rss_records),
-    );
+    // ---- The nginx baseline, while no sip-settings server runs ----
+    if want_http && let Some((_, body)) = &setup.account_body {
+        let nginx = scenarios::nginx_baseline(&generator, (&first_data, &logs), body).await?;
+        scenarios::attach_nginx(&mut report, &nginx);
+    }
+    describe_setup(&mut report, cli, &sizes, (&root, &bin), &stores, &setup);
 
     let markdown = report.markdown(&root);
     let sip_sections = if want_sip {
@@ -435,11 +375,133 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
     write_markdown(cli, markdown, sip_sections, &docs)
 }
 
-/// The rows of the call-record figures (the bulk load, `action=calls` among the records) and
-/// the memory row with the records stored.
+/// The stores of the run: `--stores`, each once.
+fn stores(cli: &Cli) -> anyhow::Result<Vec<StoreKind>> {
+    let mut stores = Vec::new();
+    for s in &cli.stores {
+        if !stores.contains(s) {
+            stores.push(*s);
+        }
+    }
+    if stores.is_empty() {
+        bail!("--stores names no store");
+    }
+    Ok(stores)
+}
+
+/// The PostgreSQL server's URL when PostgreSQL is measured: `--pg-url`, else
+/// `$SIP_SETTINGS_TEST_PG_URL`; an error when neither is given.
+fn pg_url(cli: &Cli, stores: &[StoreKind]) -> anyhow::Result<Option<String>> {
+    if !stores.contains(&StoreKind::Postgres) {
+        return Ok(None);
+    }
+    let url = cli
+        .pg_url
+        .clone()
+        .or_else(|| std::env::var(PG_URL_VAR).ok())
+        .filter(|u| !u.is_empty());
+    match url {
+        Some(url) => Ok(Some(url)),
+        None => bail!(
+            "PostgreSQL is among the stores but no server is given: pass --pg-url URL (a server \
+             where the benchmark may create a database), set {PG_URL_VAR}, or measure the \
+             embedded store alone with --stores sqlite"
+        ),
+    }
+}
+
+/// What the report's set-up description needs from the run.
+struct Setup {
+    rate_limits: &'static str,
+    key_type: String,
+    /// The server (redacted URL), the database, its version and what was copied into it.
+    postgres: Option<(String, String, String, provision::Copied)>,
+    /// The negotiated TLS parameters and the `account` reply of the first store's server.
+    account_body: Option<(String, Bytes)>,
+}
+
+/// One store's part of the run.
+struct StoreRun<'a> {
+    store: StoreKind,
+    spec: &'a ServerSpec,
+    data: &'a Path,
+    database: Option<&'a str>,
+    service_client: &'a Client,
+    run_tag: &'a str,
+    logs: &'a Path,
+}
+
+/// Everything measured on one store: the HTTP scenarios and the service API on the
+/// provisioned store, two servers on one database (PostgreSQL), the store filled with call
+/// records, and `calls` among them; returns the negotiated TLS parameters and the `account`
+/// reply.
+async fn measure_store(
+    report: &mut Report,
+    generator: &Generator<'_>,
+    on: &StoreRun<'_>,
+    (want_http, want_calls): (bool, bool),
+) -> anyhow::Result<(String, Bytes)> {
+    let store = on.store;
+    let log = |what: &str| on.logs.join(format!("{what}-{}.log", store.slug()));
+    // ---- Phase 1: the server on the provisioned store ----
+    let mut server = Server::start(on.spec, &log("server-1"))?;
+    let target = Target::local(server.addr)?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_idle = server.rss_kib()?;
+    let (tls, account_body) = load::probe(&target, &generator.clients[0], &Req::get(ACCOUNT_PATH))
+        .await
+        .with_context(|| format!("first request to sip-settings on {store}"))?;
+    check_account(&account_body, &generator.prov.accounts[0].name)?;
+    let running = Running {
+        server: &server,
+        target: &target,
+        store,
+    };
+    let rss_after = if want_http {
+        Some(scenarios::http_scenarios(report, running, generator).await?)
+    } else {
+        None
+    };
+    let api_total = if want_calls {
+        scenarios::api_records(report, running, on.service_client, generator, on.run_tag).await?
+    } else {
+        0
+    };
+    server.check_alive()?;
+    server.stop()?;
+    scenarios::memory_rows(report, store, rss_idle, rss_after);
+
+    // ---- Two servers on the one database ----
+    if want_http && store == StoreKind::Postgres {
+        let conns = generator.sizes.two_server_conns;
+        scenarios::two_servers(report, on.spec, on.logs, generator, conns).await?;
+    }
+
+    // ---- The store filled up to the call-record target, with no server running ----
+    let (loaded, stored, focus_calls) =
+        fill_store(generator.sizes, on.data, on.database, api_total, on.run_tag).await?;
+
+    // ---- Phase 2: the server with the call records ----
+    let (calls_figures, rss_records) =
+        scenarios::calls_among_records(on.spec, &log("server-2"), generator, focus_calls, store)
+            .await?;
+    report_records(
+        report,
+        generator,
+        store,
+        (want_http, want_calls),
+        (loaded, stored, focus_calls),
+        (&calls_figures, rss_records),
+    );
+    Ok((tls, account_body))
+}
+
+/// The rows of the call-record figures of one store (the bulk load, `action=calls` among the
+/// records) and the memory row with the records stored.
 fn report_records(
     report: &mut Report,
     generator: &Generator<'_>,
+    store: StoreKind,
     (want_http, want_calls): (bool, bool),
     (loaded, stored, focus_calls): (calls::Loaded, usize, usize),
     (calls_figures, rss_records): (&Figures, u64),
@@ -447,22 +509,24 @@ fn report_records(
     let n = generator.sizes.accounts;
     let prov = generator.prov;
     if want_calls {
-        report.calls.push((
-            format!(
+        report.calls.push(CallRow {
+            store,
+            what: format!(
                 "call records stored through the library (`record_calls`, {} per transaction), \
                  no server running",
-                report::count(10_000)
+                report::count(calls::BATCH)
             ),
-            format!(
+            value: format!(
                 "{} records in {:.1} s: {} records/s",
                 report::count(loaded.records),
                 loaded.seconds,
                 report::rate(report::approx(loaded.records as u64) / loaded.seconds.max(1e-9))
             ),
-        ));
+        });
     }
-    report.calls.push((
-        format!(
+    report.calls.push(CallRow {
+        store,
+        what: format!(
             "`action=calls` (14 days, 50 per list) of {} with {} calls in the last 14 days, \
              among {} stored call records on {} accounts; 1 keep-alive connection",
             prov.accounts[0].name,
@@ -470,18 +534,20 @@ fn report_records(
             report::count(stored),
             report::count(n),
         ),
-        format!(
-            "**{}**; {} req/s",
+        value: format!(
+            "**{}**; {} req/s{}",
             Report::latency_cell(calls_figures),
-            report::rate(calls_figures.rps)
+            report::rate(calls_figures.rps),
+            calls_figures
+                .db_cpu
+                .map(|c| format!(", PostgreSQL CPU {c:.0} µs per request"))
+                .unwrap_or_default()
         ),
-    ));
+    });
     if want_http {
         report.memory.push(MemoryRow {
-            when: format!(
-                "with {} call records stored, after the `calls` load",
-                report::count(stored)
-            ),
+            when: "with the call records stored (see below), after the `calls` load".into(),
+            store,
             sip: rss_records,
             nginx: None,
             nginx_applies: false,
@@ -544,7 +610,8 @@ fn tls_clients(
 }
 
 /// Fills the store, with no server running, up to the run's call-record target (less the
-/// `api_total` records the API already stored); returns the load's figures, the records stored
+/// `api_total` records the API already stored, but at least the recent records of the account
+/// whose `calls` are measured); returns the load's figures, the records stored
 /// in all and how many of them account 0 placed recently.
 async fn fill_store(
     sizes: &Sizes,
@@ -554,9 +621,12 @@ async fn fill_store(
     run_tag: &str,
 ) -> anyhow::Result<(calls::Loaded, usize, usize)> {
     let n = sizes.accounts;
+    // At least the records of the account whose `calls` are measured, even when the API
+    // already stored the target's worth.
     let to_load = sizes
         .call_records
-        .saturating_sub(usize::try_from(api_total)?);
+        .saturating_sub(usize::try_from(api_total)?)
+        .max(sizes.focus_calls.min(sizes.call_records));
     let focus_calls = sizes.focus_calls.min(to_load);
     eprintln!("storing {to_load} call records");
     let db = Db::open(data, database, false).await?;
@@ -607,11 +677,11 @@ fn describe_setup(
     cli: &Cli,
     sizes: &Sizes,
     server: (&Path, &Path),
-    rate_limits: &str,
-    key_type: &str,
+    stores: &[StoreKind],
+    setup: &Setup,
 ) {
     let (root, bin) = server;
-    let database = cli.database.as_deref();
+    let (rate_limits, key_type) = (setup.rate_limits, &setup.key_type);
     let n = sizes.accounts;
     let plan = &sizes.plan;
     if cli.smoke {
@@ -621,17 +691,40 @@ fn describe_setup(
             plan.duration.as_secs_f64()
         ));
     }
+    let described: Vec<String> = stores
+        .iter()
+        .map(|s| match s {
+            StoreKind::Sqlite => "SQLite: the embedded store (WAL, synchronous=FULL)".to_owned(),
+            StoreKind::Postgres => match &setup.postgres {
+                Some((url, name, version, copied)) => format!(
+                    "PostgreSQL: {version} on this machine (`{url}`), a database \
+                     `{name}` the run creates, fills by `sip-settings copy`'s library function \
+                     from the SQLite store ({} accounts, {} certificates, in {:.1} s) and drops \
+                     at the end, default configuration of the Debian package",
+                    report::count(copied.accounts),
+                    report::count(copied.certificates),
+                    copied.seconds
+                ),
+                None => "PostgreSQL".to_owned(),
+            },
+        })
+        .collect();
     report.setup.push(format!(
-        "Server: `{} serve` as a child process on 127.0.0.1, {}; {} accounts with a client \
-         certificate each; rate limits {rate_limits}. Server key: {key_type}, client \
-         certificates ECDSA P-256 from the same CA.",
+        "Server: `{} serve` as a child process on 127.0.0.1, one store after the other — {}; \
+         {} accounts with a client certificate each (the same data directory, CA and \
+         certificates on every store); rate limits {rate_limits}. Server key: {key_type}, \
+         client certificates ECDSA P-256 from the same CA. The SIP and proxy parts (their \
+         sections below) run on the embedded SQLite store only.",
         bin.strip_prefix(root).unwrap_or(bin).display(),
-        match database {
-            None => "embedded SQLite store (WAL, synchronous=FULL)".to_owned(),
-            Some(url) => format!("`--database {}`", redact(url)),
-        },
+        described.join("; "),
         report::count(n),
     ));
+    if let Some((tls, body)) = &setup.account_body {
+        report.setup.push(format!(
+            "Negotiated with sip-settings: {tls}. The `account` reply is {} bytes.",
+            body.len()
+        ));
+    }
     let n_text = report::count(n);
     report.setup.push(format!(
         "Load generator: hyper (HTTP/1.1) over rustls with aws-lc-rs, key exchange X25519 only \
@@ -649,332 +742,22 @@ fn describe_setup(
     report.setup.push(format!(
         "Writes: `set_diversions&FUNC=` alternating between +31201234567 and +31201234568, so \
          that every request changes the stored forwarding. Call records: `POST \
-         /v1/service/calls` with a new Call-ID each time (201 expected); then, with no server \
-         running, the store is filled up to {} call records through the library, {} of them \
-         placed by {} within the last 14 days and the rest by the other accounts over the last \
-         year; the server is started again on it for the `calls` figures and the last memory \
-         figure.",
+         /v1/service/calls` one by one and `POST /v1/service/calls/batch` in batches of {}, \
+         new Call-IDs each time, then sent again as replays (see their table); then, with no \
+         server running, each store is filled up to {} call records through the library (what \
+         the API stored counts towards it), at least {} of them placed by {} within the last \
+         14 days and the rest by the other accounts over the last year; the server is started \
+         again on it for the `calls` figures and the last memory figure.",
+        sizes
+            .batch_sizes
+            .iter()
+            .map(|b| report::count(*b))
+            .collect::<Vec<_>>()
+            .join(" and "),
         report::count(sizes.call_records),
         report::count(sizes.focus_calls.min(sizes.call_records)),
         provision::account_name(0),
     ));
-}
-
-/// The keep-alive actions at each connection count, then full handshakes, against the
-/// running server; returns its resident memory afterwards, KiB.
-async fn http_scenarios(
-    report: &mut Report,
-    server: &Server,
-    target: &Target,
-    generator: &Generator<'_>,
-) -> anyhow::Result<u64> {
-    let Generator {
-        sizes,
-        prov,
-        clients,
-        tick_us,
-    } = *generator;
-    let n = sizes.accounts;
-    let plan = &sizes.plan;
-    for (si, action) in ACTIONS.iter().enumerate() {
-        for &c in &sizes.conns {
-            let idx = spread(n, c, si * 97 + c * 13);
-            let conn_clients: Vec<Client> = idx.iter().map(|&i| clients[i].clone()).collect();
-            let names = idx.iter().map(|&i| prov.accounts[i].name.clone()).collect();
-            let scenario = load::keepalive(
-                target,
-                &conn_clients,
-                action.make(),
-                action.check(names),
-                plan,
-            );
-            let f = with_cpu(server.pid(), false, tick_us, scenario)
-                .await
-                .with_context(|| format!("sip-settings, {} at {c} connections", action.label()))?
-                .1;
-            eprintln!("sip-settings {} × {c}: {}", action.label(), f.progress());
-            report.rows.push(Row {
-                scenario: format!("{}, keep-alive", action.label()),
-                conns: c,
-                sip: f,
-                nginx: None,
-            });
-        }
-    }
-    let all_clients = Arc::new(clients.to_vec());
-    let scenario = load::handshakes(
-        target,
-        all_clients,
-        Arc::new(|_, _| Req::get(ACCOUNT_PATH)),
-        sizes.handshake_workers,
-        plan,
-    );
-    let f = with_cpu(server.pid(), false, tick_us, scenario)
-        .await
-        .context("sip-settings, handshakes")?
-        .1;
-    eprintln!("sip-settings handshakes: {} /s", report::rate(f.rps));
-    report.rows.push(Row {
-        scenario: "`account`, new connection per request: full TLS handshakes/s".into(),
-        conns: sizes.handshake_workers,
-        sip: f,
-        nginx: None,
-    });
-    server.rss_kib()
-}
-
-/// Call records through `POST /v1/service/calls` at each connection count; returns how many
-/// were recorded.
-async fn api_records(
-    report: &mut Report,
-    server: &Server,
-    target: &Target,
-    service_client: &Client,
-    generator: &Generator<'_>,
-    run_tag: &str,
-) -> anyhow::Result<u64> {
-    let n = generator.sizes.accounts;
-    let plan = &generator.sizes.plan;
-    let tick_us = generator.tick_us;
-    let sizes = generator.sizes;
-    let mut api_total = 0_u64;
-    for &c in &sizes.api_conns {
-        let tag = format!("{run_tag}-c{c}");
-        let make: MakeReq = Arc::new(move |i, seq| {
-            Req::post_json(
-                "/v1/service/calls",
-                calls::api_body(&tag, i, seq, n),
-                StatusCode::CREATED,
-            )
-        });
-        let check: CheckFirst = Arc::new(|_, body| {
-            let v: serde_json::Value = serde_json::from_slice(body)?;
-            if v.get("recorded") != Some(&serde_json::Value::Bool(true)) {
-                bail!("not recorded: {}", String::from_utf8_lossy(body));
-            }
-            Ok(())
-        });
-        let service_clients = vec![service_client.clone(); c];
-        let scenario = load::keepalive(target, &service_clients, make, check, plan);
-        let (m, f) = with_cpu(server.pid(), false, tick_us, scenario)
-            .await
-            .with_context(|| format!("POST /v1/service/calls at {c} connections"))?;
-        api_total += m.total;
-        eprintln!(
-            "POST /v1/service/calls × {c}: {} records/s",
-            report::rate(f.rps)
-        );
-        report.calls.push((
-            format!(
-                "records through `POST /v1/service/calls` (service certificate), {c} \
-                 keep-alive connection{}",
-                if c == 1 { "" } else { "s" }
-            ),
-            format!(
-                "**{} records/s**; {}",
-                report::rate(f.rps),
-                Report::latency_cell(&f)
-            ),
-        ));
-    }
-    Ok(api_total)
-}
-
-/// The nginx baseline, while sip-settings is stopped: the same keep-alive and handshake load
-/// on a static copy of the `account` reply, set beside sip-settings' rows, and both memory
-/// rows (sip-settings' alone when there is no nginx).
-async fn nginx_baseline(
-    report: &mut Report,
-    generator: &Generator<'_>,
-    (data, logs): (&Path, &Path),
-    account_body: &Bytes,
-    (rss_idle, rss_after): (u64, Option<u64>),
-) -> anyhow::Result<()> {
-    let Generator {
-        sizes,
-        clients,
-        tick_us,
-        ..
-    } = *generator;
-    let n = sizes.accounts;
-    let plan = &sizes.plan;
-    match nginx::find_or_install() {
-        Ok(nginx_bin) => {
-            let version = nginx::version(&nginx_bin);
-            let ng = nginx::Nginx::start(&nginx_bin, data, account_body, logs)?;
-            let target = Target::local(ng.addr)?;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let rss_idle_nginx = ng.rss_kib()?;
-            let (tls_nginx, body) = load::probe(&target, &clients[0], &Req::get(ACCOUNT_PATH))
-                .await
-                .context("first request to nginx")?;
-            if body != account_body {
-                bail!("nginx does not serve the `account` reply");
-            }
-            let expected = account_body.clone();
-            let same_body: CheckFirst = Arc::new(move |_, body| {
-                if body != expected.as_ref() {
-                    bail!("nginx answered something else than the static file");
-                }
-                Ok(())
-            });
-            for &c in &sizes.conns {
-                let idx = spread(n, c, c * 13);
-                let conn_clients: Vec<Client> = idx.iter().map(|&i| clients[i].clone()).collect();
-                let scenario = load::keepalive(
-                    &target,
-                    &conn_clients,
-                    Arc::new(|_, _| Req::get(ACCOUNT_PATH)),
-                    same_body.clone(),
-                    plan,
-                );
-                let f = with_cpu(ng.pid(), true, tick_us, scenario)
-                    .await
-                    .with_context(|| format!("nginx at {c} connections"))?
-                    .1;
-                eprintln!("nginx × {c}: {}", f.progress());
-                for row in report.rows.iter_mut().filter(|r| r.conns == c) {
-                    if row.scenario.ends_with("keep-alive") {
-                        row.nginx = Some(f);
-                    }
-                }
-            }
-            let scenario = load::handshakes(
-                &target,
-                Arc::new(clients.to_vec()),
-                Arc::new(|_, _| Req::get(ACCOUNT_PATH)),
-                sizes.handshake_workers,
-                plan,
-            );
-            let f = with_cpu(ng.pid(), true, tick_us, scenario)
-                .await
-                .context("nginx, handshakes")?
-                .1;
-            eprintln!("nginx handshakes: {} /s", report::rate(f.rps));
-            if let Some(row) = report
-                .rows
-                .iter_mut()
-                .find(|r| r.scenario.contains("handshakes"))
-            {
-                row.nginx = Some(f);
-            }
-            let rss_after_nginx = ng.rss_kib()?;
-            ng.stop()?;
-            report.memory.push(MemoryRow {
-                when: "idle, after start".into(),
-                sip: rss_idle,
-                nginx: Some(rss_idle_nginx),
-                nginx_applies: true,
-            });
-            if let Some(after) = rss_after {
-                report.memory.push(MemoryRow {
-                    when: "after the load above".into(),
-                    sip: after,
-                    nginx: Some(rss_after_nginx),
-                    nginx_applies: true,
-                });
-            }
-            report.nginx = Some(Ok(format!(
-                "{version} (Debian package), the same CA, server certificate and key, \
-                 `ssl_verify_client on`, `keepalive_requests 1000000`, access log off, \
-                 `worker_processes auto`, serving a static file of the same {} bytes as \
-                 the `account` reply for every request (so each sip-settings action is set \
-                 against the same static reply), driven by the same load generator with \
-                 the same certificates. Negotiated with nginx: {tls_nginx}.",
-                account_body.len()
-            )));
-        }
-        Err(why) => {
-            eprintln!("{why}: no nginx baseline");
-            report.nginx = Some(Err(why));
-            report.memory.push(MemoryRow {
-                when: "idle, after start".into(),
-                sip: rss_idle,
-                nginx: None,
-                nginx_applies: true,
-            });
-            if let Some(after) = rss_after {
-                report.memory.push(MemoryRow {
-                    when: "after the load above".into(),
-                    sip: after,
-                    nginx: None,
-                    nginx_applies: true,
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Phase 2: the server started again on the store with the call records, `action=calls` of
-/// the first account; returns its figures and the server's resident memory afterwards, KiB.
-async fn calls_among_records(
-    spec: &ServerSpec,
-    logs: &Path,
-    generator: &Generator<'_>,
-    focus_calls: usize,
-) -> anyhow::Result<(Figures, u64)> {
-    let plan = &generator.sizes.plan;
-    let tick_us = generator.tick_us;
-    let mut server = Server::start(spec, &logs.join("server-2.log"))?;
-    let target = Target::local(server.addr)?;
-    let expected_placed = focus_calls.min(50);
-    let check: CheckFirst = Arc::new(move |_, body| {
-        let v: serde_json::Value = serde_json::from_slice(body)?;
-        let placed = v
-            .get("placed")
-            .and_then(|p| p.as_array())
-            .map_or(0, Vec::len);
-        if placed < expected_placed {
-            bail!("`calls` listed {placed} placed calls, expected {expected_placed}");
-        }
-        Ok(())
-    });
-    let focus_client = [generator.clients[0].clone()];
-    let scenario = load::keepalive(
-        &target,
-        &focus_client,
-        Arc::new(|_, _| Req::get("/settings.phtml?action=calls")),
-        check,
-        plan,
-    );
-    let calls_figures = with_cpu(server.pid(), false, tick_us, scenario)
-        .await
-        .context("`calls` among the stored call records")?
-        .1;
-    eprintln!("`calls`: {} req/s", report::rate(calls_figures.rps));
-    let rss_records = server.rss_kib()?;
-    server.check_alive()?;
-    server.stop()?;
-    Ok((calls_figures, rss_records))
-}
-
-/// Runs a scenario and adds the CPU time per request of the server (`pid`, with its direct
-/// children when `tree`) and of this process (the load generator).
-async fn with_cpu(
-    pid: u32,
-    tree: bool,
-    tick_us: f64,
-    scenario: impl Future<Output = anyhow::Result<Measured>>,
-) -> anyhow::Result<(Measured, Figures)> {
-    let ticks = || -> anyhow::Result<(u64, u64)> {
-        let server = if tree {
-            process::cpu_tree_ticks(pid)?
-        } else {
-            process::cpu_ticks(pid)?
-        };
-        Ok((server, process::cpu_ticks(std::process::id())?))
-    };
-    let before = ticks()?;
-    let m = scenario.await?;
-    let after = ticks()?;
-    let per = |a: u64, b: u64| {
-        report::approx(a.saturating_sub(b)) * tick_us / report::approx(m.total.max(1))
-    };
-    let mut f = Figures::from(&m);
-    f.server_cpu = Some(per(after.0, before.0));
-    f.generator_cpu = Some(per(after.1, before.1));
-    Ok((m, f))
 }
 
 /// The server key's algorithm, from its PEM.
@@ -1012,14 +795,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn spread_covers_the_accounts_evenly() {
-        assert_eq!(spread(10_000, 4, 0), vec![0, 2500, 5000, 7500]);
-        assert_eq!(spread(10_000, 4, 10), vec![10, 2510, 5010, 7510]);
-        // More connections than accounts: every account, some twice.
-        assert_eq!(spread(3, 5, 1), vec![1, 2, 0, 1, 2]);
-    }
-
-    #[test]
     fn database_passwords_are_not_printed() {
         assert_eq!(
             redact("postgres://bench:secret@127.0.0.1/sip"),
@@ -1029,11 +804,24 @@ mod tests {
     }
 
     #[test]
-    fn set_diversions_alternates_between_two_targets() {
-        let make = Action::SetDiversions.make();
-        let a = format!("{:?}", make(0, 0));
-        let b = format!("{:?}", make(0, 1));
-        assert!(a.contains("FUNC=%2B31201234567"), "{a}");
-        assert!(b.contains("FUNC=%2B31201234568"), "{b}");
+    fn both_stores_by_default_each_once() {
+        let cli = Cli::parse_from(["bench", "http", "--smoke"]);
+        assert_eq!(
+            stores(&cli).unwrap(),
+            vec![StoreKind::Sqlite, StoreKind::Postgres]
+        );
+        let cli = Cli::parse_from(["bench", "all", "--stores", "postgres,sqlite,postgres"]);
+        assert_eq!(
+            stores(&cli).unwrap(),
+            vec![StoreKind::Postgres, StoreKind::Sqlite]
+        );
+        let cli = Cli::parse_from(["bench", "calls", "--stores", "sqlite"]);
+        assert_eq!(pg_url(&cli, &stores(&cli).unwrap()).unwrap(), None);
+        let cli = Cli::parse_from(["bench", "calls", "--pg-url", "postgres://u@h/p"]);
+        assert_eq!(
+            pg_url(&cli, &stores(&cli).unwrap()).unwrap().as_deref(),
+            Some("postgres://u@h/p")
+        );
+        assert!(Cli::try_parse_from(["bench", "all", "--stores", "mysql"]).is_err());
     }
 }

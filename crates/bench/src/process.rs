@@ -557,3 +557,54 @@ pub(crate) fn free_udp_port() -> anyhow::Result<u16> {
     }
     bail!("no port on 127.0.0.1 is free for both UDP and TCP")
 }
+
+/// The command name (`comm`) and the fields after it of `/proc/PID/stat`.
+fn comm_and_fields(pid: u32) -> Option<(String, Vec<String>)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (head, rest) = stat.rsplit_once(')')?;
+    let (_, comm) = head.split_once('(')?;
+    Some((
+        comm.to_owned(),
+        rest.split_whitespace().map(str::to_owned).collect(),
+    ))
+}
+
+/// CPU ticks of every PostgreSQL process on this machine: user + system time of each process
+/// named `postgres` (the postmaster, its backends, WAL writer, checkpointer …), and for a
+/// postmaster also the times of the children it has reaped, so that a backend which exits
+/// between two readings still counts. Other clients' work on the same server counts too.
+pub(crate) fn postgres_ticks() -> u64 {
+    let mut procs = Vec::new();
+    if let Ok(dir) = fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if let Some((comm, f)) = comm_and_fields(pid)
+                && comm == "postgres"
+            {
+                procs.push((pid, f));
+            }
+        }
+    }
+    let field = |f: &[String], i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+    let pids: Vec<u32> = procs.iter().map(|(pid, _)| *pid).collect();
+    procs
+        .iter()
+        .map(|(_, f)| {
+            let own = field(f, 11).unwrap_or(0) + field(f, 12).unwrap_or(0);
+            let parent = field(f, 1).and_then(|p| u32::try_from(p).ok());
+            let postmaster = parent.is_none_or(|p| !pids.contains(&p));
+            let reaped = if postmaster {
+                field(f, 13).unwrap_or(0) + field(f, 14).unwrap_or(0)
+            } else {
+                0
+            };
+            own + reaped
+        })
+        .sum()
+}

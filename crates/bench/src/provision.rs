@@ -4,8 +4,10 @@
 //!
 //! On the embedded store the result is cached under `target/bench-data/accounts-N-HASH/`
 //! (HASH covers the store's migrations, so a schema change provisions anew) and each run works
-//! on a copy, so writes and call records never reach the cache. With `--database URL` the
-//! accounts are provisioned into that database on every run (existing ones are kept).
+//! on a copy, so writes and call records never reach the cache. A PostgreSQL database is filled
+//! from such a copy by `sip-settings copy`'s library function ([`copy_into`]): the same CA and
+//! certificates on every store, in seconds rather than an Argon2 hash per account. Given a
+//! database URL, [`prepare`] provisions the accounts into it instead (existing ones are kept).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -16,7 +18,7 @@ use std::time::Instant;
 use anyhow::{Context, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sip_settings::app::{open_store, sqlite_path};
+use sip_settings::app::{open_store, open_store_url, sqlite_path};
 use sip_settings::config::Config;
 use sip_settings_core::account::AccountUpdate;
 use sip_settings_core::cert::CertSubject;
@@ -108,6 +110,35 @@ impl Db {
             s.close().await;
         }
     }
+}
+
+/// What [`copy_into`] copied.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Copied {
+    /// Accounts.
+    pub accounts: usize,
+    /// Certificate records.
+    pub certificates: usize,
+    /// Seconds it took.
+    pub seconds: f64,
+}
+
+/// Copies the embedded store of the provisioned `data_dir` into the empty database at `url`
+/// (migrated first), as `sip-settings copy` does.
+pub(crate) async fn copy_into(data_dir: &Path, url: &str) -> anyhow::Result<Copied> {
+    let started = Instant::now();
+    let from = Config::for_data_dir(data_dir).database_url;
+    let source = open_store_url(&from, false, false).await?;
+    let target = open_store_url(url, true, true).await?;
+    eprintln!("copying the provisioned store into {}", crate::redact(url));
+    let copied = sip_settings::copy::copy_all(&source, &target, chrono::Utc::now())
+        .await
+        .context("copying the provisioned store")?;
+    Ok(Copied {
+        accounts: copied.accounts,
+        certificates: copied.certificates,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }
 
 /// Makes `data_dir` a provisioned data directory with `n` accounts: a copy of the cache on the

@@ -1,5 +1,5 @@
-//! The report: Markdown tables of every figure, sip-settings beside nginx with the ratio, the
-//! machine and the command that produced it.
+//! The report: Markdown tables of every figure, one row per store and scenario with nginx
+//! beside it and the ratio, the machine and the command that produced it.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::load::Measured;
+use crate::pg::StoreKind;
 
 /// Throughput and latency of one scenario.
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +24,8 @@ pub(crate) struct Figures {
     pub server_cpu: Option<f64>,
     /// CPU time of the load generator per request, µs.
     pub generator_cpu: Option<f64>,
+    /// CPU time of PostgreSQL (every `postgres` process) per request, µs, on PostgreSQL.
+    pub db_cpu: Option<f64>,
 }
 
 impl From<&Measured> for Figures {
@@ -34,6 +37,7 @@ impl From<&Measured> for Figures {
             max: m.hist.max(),
             server_cpu: None,
             generator_cpu: None,
+            db_cpu: None,
         }
     }
 }
@@ -44,7 +48,11 @@ impl Figures {
         let cpu = self
             .server_cpu
             .map_or_else(|| "?".to_owned(), |us| format!("{us:.1}"));
-        format!("{} req/s, server CPU {cpu} µs/req", rate(self.rps))
+        let db = self
+            .db_cpu
+            .map(|us| format!(", PostgreSQL CPU {us:.1} µs/req"))
+            .unwrap_or_default();
+        format!("{} req/s, server CPU {cpu} µs/req{db}", rate(self.rps))
     }
 }
 
@@ -55,6 +63,8 @@ pub(crate) struct Row {
     pub scenario: String,
     /// Concurrent connections (or workers).
     pub conns: usize,
+    /// The store the server ran on.
+    pub store: StoreKind,
     /// sip-settings.
     pub sip: Figures,
     /// nginx, when it ran.
@@ -66,12 +76,58 @@ pub(crate) struct Row {
 pub(crate) struct MemoryRow {
     /// When it was read.
     pub when: String,
+    /// The store the server ran on.
+    pub store: StoreKind,
     /// sip-settings.
     pub sip: u64,
     /// nginx (master and workers), when it applies and ran.
     pub nginx: Option<u64>,
     /// Whether nginx has such a figure at all.
     pub nginx_applies: bool,
+}
+
+/// Call records through the service API: one scenario.
+#[derive(Debug, Clone)]
+pub(crate) struct ApiRow {
+    /// The store the server ran on.
+    pub store: StoreKind,
+    /// What was sent: `POST /v1/service/calls`, a batch, a replayed batch.
+    pub form: String,
+    /// Records per request.
+    pub per_request: usize,
+    /// Keep-alive connections.
+    pub conns: usize,
+    /// Per request.
+    pub f: Figures,
+}
+
+/// The two-server scenario: one row per action.
+#[derive(Debug, Clone)]
+pub(crate) struct TwoServersRow {
+    /// What was asked.
+    pub scenario: String,
+    /// Connections in all, spread evenly over the two servers.
+    pub conns: usize,
+    /// The aggregate: every request of both servers (`server_cpu` is both servers' CPU over
+    /// all requests).
+    pub f: Figures,
+    /// Each server's CPU time over the requests it served, µs.
+    pub per_server_cpu: Vec<f64>,
+    /// Requests each server served (its share of the connections).
+    pub per_server_requests: Vec<u64>,
+    /// One server on the same database at the same connections, when measured.
+    pub one_server: Option<Figures>,
+}
+
+/// One line of the call-record figures.
+#[derive(Debug, Clone)]
+pub(crate) struct CallRow {
+    /// The store the server ran on.
+    pub store: StoreKind,
+    /// What was measured.
+    pub what: String,
+    /// The figure.
+    pub value: String,
 }
 
 /// The machine.
@@ -137,8 +193,16 @@ pub(crate) struct Report {
     pub rows: Vec<Row>,
     /// Resident memory.
     pub memory: Vec<MemoryRow>,
-    /// Call-record figures: what, value.
-    pub calls: Vec<(String, String)>,
+    /// Call records through the service API.
+    pub api: Vec<ApiRow>,
+    /// What the service API refused, said under its table.
+    pub api_notes: Vec<String>,
+    /// Other call-record figures.
+    pub calls: Vec<CallRow>,
+    /// Two servers on one PostgreSQL database.
+    pub two_servers: Vec<TwoServersRow>,
+    /// What the two-server figures mean, when they ran.
+    pub two_servers_note: Option<String>,
     /// Machine.
     pub machine: Option<Machine>,
 }
@@ -272,102 +336,256 @@ impl Report {
             None => {}
         }
 
-        if !self.rows.is_empty() {
-            let _ = writeln!(
-                s,
-                "\n## Throughput\n\nRatio = sip-settings / nginx (below 1: fewer requests than \
-                 nginx; above 1: more CPU per request). CPU per request is user + system time \
-                 (from `/proc`) over every request of the scenario, warm-up included, of the \
-                 server (nginx: master and workers) and of the load generator.\n"
-            );
-            let _ = writeln!(
-                s,
-                "| scenario | conns | req/s sip-settings | req/s nginx | ratio | server CPU µs/req \
-                 sip-settings | server CPU µs/req nginx | ratio | generator CPU µs/req \
-                 sip-settings | generator CPU µs/req nginx |"
-            );
-            let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
-            for r in &self.rows {
-                let n = r.nginx;
-                let cpu = |v: Option<f64>| opt(v.map(|v| format!("{v:.0}")));
-                let _ = writeln!(
-                    s,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                    r.scenario,
-                    r.conns,
-                    rate(r.sip.rps),
-                    opt(n.map(|n| rate(n.rps))),
-                    ratio(r.sip.rps, n.map(|n| n.rps)),
-                    cpu(r.sip.server_cpu),
-                    cpu(n.and_then(|n| n.server_cpu)),
-                    match r.sip.server_cpu {
-                        Some(c) => ratio(c, n.and_then(|n| n.server_cpu)),
-                        None => "–".to_owned(),
-                    },
-                    cpu(r.sip.generator_cpu),
-                    cpu(n.and_then(|n| n.generator_cpu)),
-                );
-            }
-            let _ = writeln!(
-                s,
-                "\n## Latency\n\nMilliseconds, per request (for handshakes: connect, full \
-                 handshake, request and reply). Ratio = sip-settings / nginx (above 1: slower).\n"
-            );
-            let _ = writeln!(
-                s,
-                "| scenario | conns | p50 sip-settings | p50 nginx | ratio | p99 sip-settings \
-                 | p99 nginx | ratio | max sip-settings | max nginx | ratio |"
-            );
-            let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
-            for r in &self.rows {
-                let n = r.nginx;
-                let _ = writeln!(
-                    s,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                    r.scenario,
-                    r.conns,
-                    ms(r.sip.p50),
-                    opt(n.map(|n| ms(n.p50))),
-                    ratio(approx(r.sip.p50), n.map(|n| approx(n.p50))),
-                    ms(r.sip.p99),
-                    opt(n.map(|n| ms(n.p99))),
-                    ratio(approx(r.sip.p99), n.map(|n| approx(n.p99))),
-                    ms(r.sip.max),
-                    opt(n.map(|n| ms(n.max))),
-                    ratio(approx(r.sip.max), n.map(|n| approx(n.max))),
-                );
-            }
-        }
-
-        if !self.memory.is_empty() {
-            let _ = writeln!(
-                s,
-                "\n## Resident memory (VmRSS)\n\nnginx: the master and its workers added up.\n"
-            );
-            let _ = writeln!(s, "| when | sip-settings | nginx | ratio |");
-            let _ = writeln!(s, "|---|--:|--:|--:|");
-            for m in &self.memory {
-                let (n, r) = if m.nginx_applies {
-                    (
-                        opt(m.nginx.map(mib)),
-                        ratio(approx(m.sip), m.nginx.map(approx)),
-                    )
-                } else {
-                    ("n/a".to_owned(), "n/a".to_owned())
-                };
-                let _ = writeln!(s, "| {} | {} | {} | {} |", m.when, mib(m.sip), n, r);
-            }
-        }
-
+        self.throughput_and_latency(&mut s);
+        self.memory_table(&mut s);
+        self.api_table(&mut s);
         if !self.calls.is_empty() {
             let _ = writeln!(s, "\n## Call records\n");
-            let _ = writeln!(s, "| figure | value |");
-            let _ = writeln!(s, "|---|---|");
-            for (what, value) in &self.calls {
-                let _ = writeln!(s, "| {what} | {value} |");
+            let _ = writeln!(s, "| store | figure | value |");
+            let _ = writeln!(s, "|---|---|---|");
+            for c in &self.calls {
+                let _ = writeln!(s, "| {} | {} | {} |", c.store, c.what, c.value);
             }
         }
+        self.two_servers_table(&mut s);
         s
+    }
+
+    /// The rows grouped by scenario and connections (in the order they first ran), each
+    /// group's stores together.
+    fn grouped_rows(&self) -> Vec<&Row> {
+        let mut keys: Vec<(&str, usize)> = Vec::new();
+        for r in &self.rows {
+            if !keys.contains(&(r.scenario.as_str(), r.conns)) {
+                keys.push((r.scenario.as_str(), r.conns));
+            }
+        }
+        let mut rows: Vec<&Row> = self.rows.iter().collect();
+        rows.sort_by_key(|r| {
+            keys.iter()
+                .position(|k| *k == (r.scenario.as_str(), r.conns))
+                .unwrap_or(usize::MAX)
+        });
+        rows
+    }
+
+    fn throughput_and_latency(&self, s: &mut String) {
+        if self.rows.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "\n## Throughput\n\nOne row per scenario and store; nginx serves the same static \
+             reply whatever the store, so its figures repeat. Ratio = sip-settings / nginx \
+             (below 1: fewer requests than nginx; above 1: more CPU per request). CPU per \
+             request is user + system time (from `/proc`) over every request of the scenario, \
+             warm-up included, of the server (nginx: master and workers), of PostgreSQL (every \
+             `postgres` process: backends, WAL writer, checkpointer; PostgreSQL rows only) and \
+             of the load generator.\n"
+        );
+        let _ = writeln!(
+            s,
+            "| scenario | conns | store | req/s sip-settings | req/s nginx | ratio | server CPU \
+             µs/req sip-settings | server CPU µs/req nginx | ratio | PostgreSQL CPU µs/req | \
+             generator CPU µs/req sip-settings | generator CPU µs/req nginx |"
+        );
+        let _ = writeln!(s, "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+        let cpu = |v: Option<f64>| opt(v.map(|v| format!("{v:.0}")));
+        for r in self.grouped_rows() {
+            let n = r.nginx;
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.scenario,
+                r.conns,
+                r.store,
+                rate(r.sip.rps),
+                opt(n.map(|n| rate(n.rps))),
+                ratio(r.sip.rps, n.map(|n| n.rps)),
+                cpu(r.sip.server_cpu),
+                cpu(n.and_then(|n| n.server_cpu)),
+                match r.sip.server_cpu {
+                    Some(c) => ratio(c, n.and_then(|n| n.server_cpu)),
+                    None => "–".to_owned(),
+                },
+                cpu(r.sip.db_cpu),
+                cpu(r.sip.generator_cpu),
+                cpu(n.and_then(|n| n.generator_cpu)),
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\n## Latency\n\nMilliseconds, per request (for handshakes: connect, full \
+             handshake, request and reply). Ratio = sip-settings / nginx (above 1: slower).\n"
+        );
+        let _ = writeln!(
+            s,
+            "| scenario | conns | store | p50 sip-settings | p50 nginx | ratio | p99 \
+             sip-settings | p99 nginx | ratio | max sip-settings | max nginx | ratio |"
+        );
+        let _ = writeln!(s, "|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+        for r in self.grouped_rows() {
+            let n = r.nginx;
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.scenario,
+                r.conns,
+                r.store,
+                ms(r.sip.p50),
+                opt(n.map(|n| ms(n.p50))),
+                ratio(approx(r.sip.p50), n.map(|n| approx(n.p50))),
+                ms(r.sip.p99),
+                opt(n.map(|n| ms(n.p99))),
+                ratio(approx(r.sip.p99), n.map(|n| approx(n.p99))),
+                ms(r.sip.max),
+                opt(n.map(|n| ms(n.max))),
+                ratio(approx(r.sip.max), n.map(|n| approx(n.max))),
+            );
+        }
+    }
+
+    fn memory_table(&self, s: &mut String) {
+        if self.memory.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "\n## Resident memory (VmRSS)\n\nsip-settings alone (PostgreSQL's own memory is \
+             not counted); nginx: the master and its workers added up.\n"
+        );
+        let _ = writeln!(s, "| when | store | sip-settings | nginx | ratio |");
+        let _ = writeln!(s, "|---|---|--:|--:|--:|");
+        let mut rows: Vec<&MemoryRow> = self.memory.iter().collect();
+        let whens: Vec<&str> = self.memory.iter().map(|m| m.when.as_str()).collect();
+        rows.sort_by_key(|m| whens.iter().position(|w| *w == m.when));
+        for m in rows {
+            let (n, r) = if m.nginx_applies {
+                (
+                    opt(m.nginx.map(mib)),
+                    ratio(approx(m.sip), m.nginx.map(approx)),
+                )
+            } else {
+                ("n/a".to_owned(), "n/a".to_owned())
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} |",
+                m.when,
+                m.store,
+                mib(m.sip),
+                n,
+                r
+            );
+        }
+    }
+
+    fn api_table(&self, s: &mut String) {
+        if self.api.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "\n## Call records through the service API\n\nThe service certificate's \
+             keep-alive connections, requests back to back. Single: `POST /v1/service/calls`, \
+             a new Call-ID each time, 201 and `recorded: true` expected. Batch: `POST \
+             /v1/service/calls/batch` with N new records, every reply checked to be exactly \
+             `{{\"recorded\":N,\"replays\":0}}`. Replayed batch: batches already stored sent \
+             again, every reply checked to be exactly `{{\"recorded\":0,\"replays\":N}}`. \
+             Latency is per request (per batch); CPU per record.\n"
+        );
+        let _ = writeln!(
+            s,
+            "| form | records/request | conns | store | records/s | requests/s | p50 ms | p99 \
+             ms | max ms | server CPU µs/record | PostgreSQL CPU µs/record |"
+        );
+        let _ = writeln!(s, "|---|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|");
+        let mut rows: Vec<&ApiRow> = self.api.iter().collect();
+        let mut keys: Vec<(&str, usize, usize)> = Vec::new();
+        for r in &self.api {
+            let k = (r.form.as_str(), r.per_request, r.conns);
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        rows.sort_by_key(|r| {
+            keys.iter()
+                .position(|k| *k == (r.form.as_str(), r.per_request, r.conns))
+        });
+        for r in rows {
+            let per = approx(r.per_request as u64);
+            let cpu = |v: Option<f64>| opt(v.map(|v| format!("{:.0}", v / per)));
+            let records = r.f.rps * per;
+            let bold = if r.form.starts_with("replay") {
+                rate(records)
+            } else {
+                format!("**{}**", rate(records))
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.form,
+                count(r.per_request),
+                r.conns,
+                r.store,
+                bold,
+                rate(r.f.rps),
+                ms(r.f.p50),
+                ms(r.f.p99),
+                ms(r.f.max),
+                cpu(r.f.server_cpu),
+                cpu(r.f.db_cpu),
+            );
+        }
+        for note in &self.api_notes {
+            let _ = writeln!(s, "\n**{note}**");
+        }
+    }
+
+    fn two_servers_table(&self, s: &mut String) {
+        if self.two_servers.is_empty() {
+            return;
+        }
+        let _ = writeln!(s, "\n## Two servers, one PostgreSQL database\n");
+        if let Some(note) = &self.two_servers_note {
+            let _ = writeln!(s, "{note}\n");
+        }
+        let _ = writeln!(
+            s,
+            "| scenario | conns | req/s, both servers | req/s, one server | p50 ms | p99 ms | \
+             max ms | requests per server | server CPU µs/req, each | PostgreSQL CPU µs/req | \
+             generator CPU µs/req |"
+        );
+        let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+        let cpu = |v: Option<f64>| opt(v.map(|v| format!("{v:.0}")));
+        for r in &self.two_servers {
+            let each = |v: &[String]| v.join(" / ");
+            let _ = writeln!(
+                s,
+                "| {} | {} | **{}** | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.scenario,
+                r.conns,
+                rate(r.f.rps),
+                opt(r.one_server.map(|f| rate(f.rps))),
+                ms(r.f.p50),
+                ms(r.f.p99),
+                ms(r.f.max),
+                each(
+                    &r.per_server_requests
+                        .iter()
+                        .map(|n| count(*n))
+                        .collect::<Vec<_>>()
+                ),
+                each(
+                    &r.per_server_cpu
+                        .iter()
+                        .map(|c| format!("{c:.0}"))
+                        .collect::<Vec<_>>()
+                ),
+                cpu(r.f.db_cpu),
+                cpu(r.f.generator_cpu),
+            );
+        }
     }
 
     /// Figures of a latency histogram (and the server's CPU per request) as a table cell.

@@ -1,0 +1,158 @@
+//! The stores a run measures, and the PostgreSQL side of it: the database the benchmark creates
+//! for itself on the server given by `--pg-url` (`sip_settings_bench_PID`, dropped at the end,
+//! so that every run starts clean), and the server's version for the report.
+
+use std::fmt;
+
+use anyhow::{Context, anyhow, bail};
+use sqlx::Connection;
+use sqlx::postgres::PgConnection;
+
+/// The environment variable `--pg-url` defaults to (the one the PostgreSQL tests read).
+pub(crate) const PG_URL_VAR: &str = "SIP_SETTINGS_TEST_PG_URL";
+
+/// A store the server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum StoreKind {
+    /// The embedded SQLite file in the data directory.
+    Sqlite,
+    /// A PostgreSQL database the benchmark creates on `--pg-url`.
+    Postgres,
+}
+
+impl StoreKind {
+    /// The name in the report.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Sqlite => "SQLite",
+            Self::Postgres => "PostgreSQL",
+        }
+    }
+
+    /// The name in file names and the progress lines.
+    pub(crate) fn slug(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+impl fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// The database of this run on a PostgreSQL server, dropped (`WITH (FORCE)`) when the value
+/// is dropped: also when the run fails or is interrupted.
+#[derive(Debug)]
+pub(crate) struct BenchDatabase {
+    admin_url: String,
+    name: String,
+    /// The URL of the database, for the server's `--database`.
+    pub url: String,
+    /// `SHOW server_version`.
+    pub version: String,
+}
+
+impl BenchDatabase {
+    /// Creates `name` on the server at `admin_url` (dropping a leftover of that name first).
+    pub(crate) async fn create(admin_url: &str, name: &str) -> anyhow::Result<Self> {
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            bail!("not a plain database name: {name:?}");
+        }
+        let redacted = crate::redact(admin_url);
+        let mut admin = PgConnection::connect(admin_url)
+            .await
+            .with_context(|| format!("connecting to PostgreSQL at {redacted}"))?;
+        let version: String = sqlx::query_scalar("SHOW server_version")
+            .fetch_one(&mut admin)
+            .await
+            .context("SHOW server_version")?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await
+            .with_context(|| format!("dropping a leftover database {name}"))?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .with_context(|| format!("CREATE DATABASE {name} on {redacted}"))?;
+        let _ = admin.close().await;
+        Ok(Self {
+            admin_url: admin_url.to_owned(),
+            name: name.to_owned(),
+            url: with_database(admin_url, name),
+            version,
+        })
+    }
+
+    /// The database's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for BenchDatabase {
+    /// Drops the database on a thread of its own with a fresh runtime, so that this works
+    /// inside the benchmark's runtime and while an error unwinds the run.
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        let done = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| anyhow!(e))?;
+            runtime.block_on(async {
+                let mut admin = PgConnection::connect(&admin_url).await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut admin)
+                    .await?;
+                let _ = admin.close().await;
+                Ok::<_, anyhow::Error>(())
+            })
+        })
+        .join();
+        match done {
+            Ok(Ok(())) => eprintln!("dropped the database {}", self.name),
+            Ok(Err(e)) => eprintln!("could not drop the database {}: {e:#}", self.name),
+            Err(_) => eprintln!("could not drop the database {}", self.name),
+        }
+    }
+}
+
+/// Replaces the database name (the path) of a PostgreSQL URL.
+pub(crate) fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let path_start = base[scheme_end..]
+        .find('/')
+        .map_or(base.len(), |i| scheme_end + i);
+    let mut out = format!("{}/{name}", &base[..path_start]);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_database_of_a_url() {
+        assert_eq!(
+            with_database("postgres://u@h:5432/postgres", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(with_database("postgres://u@h", "x"), "postgres://u@h/x");
+        assert_eq!(
+            with_database("postgresql://u:p@h/db?sslmode=disable", "x"),
+            "postgresql://u:p@h/x?sslmode=disable"
+        );
+    }
+}
