@@ -10,13 +10,16 @@ use sip_settings_core::ids::AccountId;
 use sip_settings_core::journal::NewJournalEntry;
 use sip_settings_core::store::{AccountOp, AccountWrite, AliasOutcome, Applied};
 use sip_settings_core::{StoreError, stored};
-use sqlx::{PgConnection, Postgres, Transaction};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Postgres, Row, Transaction};
 
 use crate::PgStore;
-use crate::error::{Fail, map_err};
+use crate::error::{Fail, Res, map_err};
 use crate::health::is_connection_error;
-use crate::read_cache::WritingGuard;
-use crate::rows::cert_from_row;
+use crate::read_cache::{Snapshot, WritingGuard};
+use crate::rows::{
+    account_from_row, cert_from_row, diversions_from, temporary_from, voicemail_from,
+};
 
 pub(crate) struct PgAccountWrite {
     tx: Transaction<'static, Postgres>,
@@ -24,16 +27,54 @@ pub(crate) struct PgAccountWrite {
     account: AccountId,
     /// The store: its clock (the time of `updated_at` and the like) and its read cache.
     store: PgStore,
-    /// Keeps this process's cached reads of the account out of the way until the write ends.
-    _writing: WritingGuard,
+    /// Answers this process's reads of the account from the snapshot until the write ends.
+    writing: Option<WritingGuard>,
 }
 
-/// Locks the account's row (as [`crate::lock_account`]) and notifies the read cache's channel,
-/// which PostgreSQL delivers to every holder when, and only if, the transaction commits: one
-/// round trip.
-const LOCK_AND_NOTIFY: &str = "SELECT id, pg_notify('sip_settings_cache', 'c')::text AS notified \
-                               FROM accounts WHERE domain = $1 AND username = $2 \
-                               FOR NO KEY UPDATE";
+/// Locks the account's row (as [`crate::lock_account`]), reads what the read cache keeps of
+/// the account — the state this write applies to, which nobody can change until it ends — and
+/// notifies the read cache's channel, which PostgreSQL delivers to every holder when, and only
+/// if, the transaction commits: one round trip.
+const LOCK: &str = "SELECT a.id, a.username, a.domain, a.first_name, a.last_name, a.email, \
+     a.timezone, a.mobile, a.pstn_caller_id, a.language, a.no_answer_timeout, a.quick_dial, \
+     a.privacy, a.prepaid, a.created_at, \
+     pg_notify('sip_settings_cache', 'c')::text AS notified, \
+     ARRAY(SELECT d.condition FROM diversions d WHERE d.account_id = a.id \
+           ORDER BY d.condition) AS d_conditions, \
+     ARRAY(SELECT d.target FROM diversions d WHERE d.account_id = a.id \
+           ORDER BY d.condition) AS d_targets, \
+     t.groups AS t_groups, t.until AS t_until, \
+     v.enabled AS v_enabled, v.delivery AS v_delivery, v.email AS v_email, \
+     v.pin_hash AS v_pin_hash \
+     FROM accounts a \
+     LEFT JOIN accept_temporary t ON t.account_id = a.id \
+     LEFT JOIN voicemail v ON v.account_id = a.id \
+     WHERE a.domain = $1 AND a.username = $2 \
+     FOR NO KEY UPDATE OF a";
+
+/// The snapshot in a [`LOCK`] row.
+fn snapshot_from(r: &PgRow) -> Res<Snapshot> {
+    let conditions: Vec<String> = r.try_get("d_conditions")?;
+    let targets: Vec<String> = r.try_get("d_targets")?;
+    let groups: Option<String> = r.try_get("t_groups")?;
+    let delivery: Option<String> = r.try_get("v_delivery")?;
+    Ok(Snapshot {
+        account: account_from_row(r)?,
+        diversions: diversions_from(conditions.into_iter().zip(targets))?,
+        temporary: groups
+            .map(|g| temporary_from(&g, r.try_get("t_until")?))
+            .transpose()?,
+        voicemail: match delivery {
+            Some(delivery) => Some(voicemail_from(
+                r.try_get("v_enabled")?,
+                &delivery,
+                r.try_get("v_email")?,
+                r.try_get("v_pin_hash")?,
+            )?),
+            None => None,
+        },
+    })
+}
 
 impl PgAccountWrite {
     pub(crate) async fn begin(store: &PgStore, account: &AccountId) -> Result<Self, StoreError> {
@@ -41,13 +82,14 @@ impl PgAccountWrite {
         let mut reconnected = false;
         loop {
             match Self::lock(store, account).await {
-                Ok((tx, id)) => {
+                Ok((tx, id, snapshot)) => {
+                    writing.locked(snapshot);
                     return Ok(Self {
                         tx,
                         id,
                         account: account.clone(),
                         store: store.clone(),
-                        _writing: writing,
+                        writing: Some(writing),
                     });
                 }
                 // Nothing was done yet: a lost connection is simply tried again, once.
@@ -63,15 +105,16 @@ impl PgAccountWrite {
     async fn lock(
         store: &PgStore,
         account: &AccountId,
-    ) -> Result<(Transaction<'static, Postgres>, i64), Fail> {
+    ) -> Res<(Transaction<'static, Postgres>, i64, Snapshot)> {
         let mut tx = store.pool.begin().await?;
-        let id: i64 = sqlx::query_scalar(LOCK_AND_NOTIFY)
+        let row = sqlx::query(LOCK)
             .bind(account.domain().as_str())
             .bind(account.user().as_str())
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| crate::not_found(account))?;
-        Ok((tx, id))
+        let id: i64 = row.try_get("id")?;
+        Ok((tx, id, snapshot_from(&row)?))
     }
 }
 
@@ -553,8 +596,14 @@ impl AccountWrite for PgAccountWrite {
 
     async fn commit(mut self: Box<Self>, journal: &[NewJournalEntry]) -> Result<(), StoreError> {
         insert_journal(&mut self.tx, journal).await?;
-        let Self { tx, store, .. } = *self;
+        let Self {
+            tx, store, writing, ..
+        } = *self;
         tx.commit().await.map_err(map_err)?;
+        // The snapshot is history now: nothing may answer from it, nor from what the cache
+        // held before the write.
+        store.cache.invalidate();
+        drop(writing);
         store.published().await
     }
 }

@@ -21,14 +21,19 @@ use crate::rows::{ACCOUNT_COLUMNS, account_from_row};
 impl Accounts for PgStore {
     async fn add_domain(&self, domain: &Domain, at: DateTime<Utc>) -> Result<(), StoreError> {
         retrying(|| async move {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(NOTIFY_IN_TRANSACTION).execute(&mut *tx).await?;
             sqlx::query("INSERT INTO domains (name, created_at) VALUES ($1, $2)")
                 .bind(domain.as_str())
                 .bind(at)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+            tx.commit().await?;
             Ok(())
         })
-        .await
+        .await?;
+        // An answer "not served here" may be kept.
+        self.published().await
     }
 
     async fn list_domains(&self) -> Result<Vec<Domain>, StoreError> {
@@ -45,7 +50,11 @@ impl Accounts for PgStore {
     }
 
     async fn domain_exists(&self, domain: &Domain) -> Result<bool, StoreError> {
-        retrying(|| async move {
+        let ticket = match self.cache.domain(domain) {
+            Cached::Hit(exists) => return Ok(exists),
+            Cached::Miss(ticket) => ticket,
+        };
+        let exists = reading(|| async move {
             Ok(
                 sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM domains WHERE name = $1)")
                     .bind(domain.as_str())
@@ -53,7 +62,9 @@ impl Accounts for PgStore {
                     .await?,
             )
         })
-        .await
+        .await?;
+        self.cache.keep_domain(ticket, domain, exists);
+        Ok(exists)
     }
 
     async fn insert_account(

@@ -7,13 +7,18 @@ use sip_settings_core::store::Addresses;
 use sqlx::Row;
 
 use crate::PgStore;
-use crate::error::{corrupt, retrying};
+use crate::error::{corrupt, reading, retrying};
+use crate::read_cache::Cached;
 use crate::rows::account_id_from;
 
 #[async_trait]
 impl Addresses for PgStore {
     async fn resolve_address(&self, address: &AccountId) -> Result<Option<AccountId>, StoreError> {
-        retrying(|| async move {
+        let ticket = match self.cache.address(address) {
+            Cached::Hit(owner) => return Ok(owner),
+            Cached::Miss(ticket) => ticket,
+        };
+        let owner = reading(|| async move {
             let row = sqlx::query(
                 "SELECT a.username, a.domain FROM sip_addresses s \
                  JOIN accounts a ON a.id = s.account_id WHERE s.domain = $1 AND s.username = $2",
@@ -25,7 +30,9 @@ impl Addresses for PgStore {
             row.map(|r| account_id_from(&r, "username", "domain"))
                 .transpose()
         })
-        .await
+        .await?;
+        self.cache.keep_address(ticket, address, &owner);
+        Ok(owner)
     }
 
     async fn list_aliases(
@@ -102,7 +109,11 @@ impl Addresses for PgStore {
     }
 
     async fn resolve_enum(&self, number: &E164) -> Result<Option<AccountId>, StoreError> {
-        retrying(|| async move {
+        let ticket = match self.cache.number(number) {
+            Cached::Hit(owner) => return Ok(owner),
+            Cached::Miss(ticket) => ticket,
+        };
+        let owner = reading(|| async move {
             let row = sqlx::query(
                 "SELECT a.username, a.domain FROM enum_numbers e \
                  JOIN accounts a ON a.id = e.account_id WHERE e.number = $1",
@@ -113,6 +124,8 @@ impl Addresses for PgStore {
             row.map(|r| account_id_from(&r, "username", "domain"))
                 .transpose()
         })
-        .await
+        .await?;
+        self.cache.keep_number(ticket, number, &owner);
+        Ok(owner)
     }
 }

@@ -51,8 +51,8 @@ use std::time::{Duration, Instant};
 use sip_settings_core::StoreError;
 use sip_settings_core::account::Account;
 use sip_settings_core::cert::{CertRecord, Serial};
-use sip_settings_core::ids::AccountId;
-use sip_settings_core::settings::{Diversions, TemporaryRule};
+use sip_settings_core::ids::{AccountId, Domain, E164};
+use sip_settings_core::settings::{Diversions, TemporaryRule, Voicemail};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::Notify;
@@ -89,8 +89,12 @@ struct Entries {
     accounts: HashMap<AccountId, Option<Account>>,
     temporary: HashMap<AccountId, Option<TemporaryRule>>,
     diversions: HashMap<AccountId, Diversions>,
-    /// Accounts with an open write in this process, and how many.
-    writing: HashMap<AccountId, usize>,
+    voicemail: HashMap<AccountId, Option<Voicemail>>,
+    domains: HashMap<Domain, bool>,
+    addresses: HashMap<AccountId, Option<AccountId>>,
+    numbers: HashMap<E164, Option<AccountId>>,
+    /// Accounts with an open write in this process.
+    writing: HashMap<AccountId, Held>,
 }
 
 impl Entries {
@@ -100,7 +104,30 @@ impl Entries {
         self.accounts.clear();
         self.temporary.clear();
         self.diversions.clear();
+        self.voicemail.clear();
+        self.domains.clear();
+        self.addresses.clear();
+        self.numbers.clear();
     }
+}
+
+/// An account's data as its writer read it with the account's lock (`account_write.rs`): the
+/// state the write applies to, which nobody else can change until it ends.
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) account: Account,
+    pub(crate) diversions: Diversions,
+    pub(crate) temporary: Option<TemporaryRule>,
+    pub(crate) voicemail: Option<Voicemail>,
+}
+
+/// The open writes of one account in this process.
+#[derive(Debug, Default)]
+struct Held {
+    /// How many (a second waits in the database for the first's lock).
+    writers: usize,
+    /// The snapshot of the writer that has the lock, and which writer that is.
+    snapshot: Option<(u64, Arc<Snapshot>)>,
 }
 
 /// A look-up: the answer, or the ticket under which an answer read now may be kept (`None`: it
@@ -192,25 +219,17 @@ impl ReadCache {
         !self.closed.load(Ordering::Relaxed) && !self.started.swap(true, Ordering::AcqRel)
     }
 
-    /// The answer for `key`, unless the cache may not answer or the answer is of an account
-    /// with an open write in this process (`of`: the account an answer belongs to).
+    /// The answer for `key` (of no account in particular), unless the cache may not answer.
     fn look<K: Hash + Eq, V: Clone>(
         &self,
         key: &K,
         map: fn(&Entries) -> &HashMap<K, V>,
-        of: impl Fn(&K, Option<&V>) -> Option<AccountId>,
     ) -> Cached<V> {
         if !self.usable() {
             return Cached::Miss(None);
         }
         let entries = self.lock();
-        let found = map(&entries).get(key);
-        if !entries.writing.is_empty()
-            && of(key, found).is_some_and(|a| entries.writing.contains_key(&a))
-        {
-            return Cached::Miss(None);
-        }
-        match found {
+        match map(&entries).get(key) {
             Some(v) => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 Cached::Hit(v.clone())
@@ -219,24 +238,82 @@ impl ReadCache {
         }
     }
 
+    /// The answer for `id`'s data: while this process writes the account, from its writer's
+    /// snapshot (or from the database until the writer has its lock); otherwise from the cache
+    /// if it may answer.
+    fn look_account<V: Clone>(
+        &self,
+        id: &AccountId,
+        map: fn(&Entries) -> &HashMap<AccountId, V>,
+        of_snapshot: fn(&Snapshot) -> V,
+    ) -> Cached<V> {
+        let entries = self.lock();
+        if let Some(held) = entries.writing.get(id) {
+            return match &held.snapshot {
+                Some((_, snapshot)) => Cached::Hit(of_snapshot(snapshot)),
+                None => Cached::Miss(None),
+            };
+        }
+        if !self.usable() {
+            return Cached::Miss(None);
+        }
+        match map(&entries).get(id) {
+            Some(v) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Cached::Hit(v.clone())
+            }
+            None => Cached::Miss(Some(entries.generation)),
+        }
+    }
+
+    /// A certificate, unless it is of an account this process writes (then the database).
     pub(crate) fn certificate(&self, serial: &Serial) -> Cached<CertRecord> {
-        self.look(
-            serial,
-            |e| &e.certificates,
-            |_, c| c.and_then(|c| c.account.clone()),
-        )
+        if !self.usable() {
+            return Cached::Miss(None);
+        }
+        let entries = self.lock();
+        match entries.certificates.get(serial) {
+            Some(c)
+                if c.account
+                    .as_ref()
+                    .is_some_and(|a| entries.writing.contains_key(a)) =>
+            {
+                Cached::Miss(None)
+            }
+            Some(c) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Cached::Hit(c.clone())
+            }
+            None => Cached::Miss(Some(entries.generation)),
+        }
     }
 
     pub(crate) fn account(&self, id: &AccountId) -> Cached<Option<Account>> {
-        self.look(id, |e| &e.accounts, |k, _| Some(k.clone()))
+        self.look_account(id, |e| &e.accounts, |s| Some(s.account.clone()))
     }
 
     pub(crate) fn temporary(&self, id: &AccountId) -> Cached<Option<TemporaryRule>> {
-        self.look(id, |e| &e.temporary, |k, _| Some(k.clone()))
+        self.look_account(id, |e| &e.temporary, |s| s.temporary.clone())
     }
 
     pub(crate) fn diversions(&self, id: &AccountId) -> Cached<Diversions> {
-        self.look(id, |e| &e.diversions, |k, _| Some(k.clone()))
+        self.look_account(id, |e| &e.diversions, |s| s.diversions.clone())
+    }
+
+    pub(crate) fn voicemail(&self, id: &AccountId) -> Cached<Option<Voicemail>> {
+        self.look_account(id, |e| &e.voicemail, |s| s.voicemail.clone())
+    }
+
+    pub(crate) fn domain(&self, domain: &Domain) -> Cached<bool> {
+        self.look(domain, |e| &e.domains)
+    }
+
+    pub(crate) fn address(&self, address: &AccountId) -> Cached<Option<AccountId>> {
+        self.look(address, |e| &e.addresses)
+    }
+
+    pub(crate) fn number(&self, number: &E164) -> Cached<Option<AccountId>> {
+        self.look(number, |e| &e.numbers)
     }
 
     /// Keeps an answer read under `ticket`, unless an invalidation ran since.
@@ -285,17 +362,50 @@ impl ReadCache {
         self.keep(ticket, |e| &mut e.diversions, id.clone(), v.clone());
     }
 
+    pub(crate) fn keep_voicemail(
+        &self,
+        ticket: Option<u64>,
+        id: &AccountId,
+        v: &Option<Voicemail>,
+    ) {
+        self.keep(ticket, |e| &mut e.voicemail, id.clone(), v.clone());
+    }
+
+    pub(crate) fn keep_domain(&self, ticket: Option<u64>, domain: &Domain, v: bool) {
+        self.keep(ticket, |e| &mut e.domains, domain.clone(), v);
+    }
+
+    pub(crate) fn keep_address(
+        &self,
+        ticket: Option<u64>,
+        address: &AccountId,
+        v: &Option<AccountId>,
+    ) {
+        self.keep(ticket, |e| &mut e.addresses, address.clone(), v.clone());
+    }
+
+    pub(crate) fn keep_number(&self, ticket: Option<u64>, number: &E164, v: &Option<AccountId>) {
+        self.keep(ticket, |e| &mut e.numbers, number.clone(), v.clone());
+    }
+
     /// Empties the cache; answers being read now are not kept.
     pub(crate) fn invalidate(&self) {
         self.lock().clear();
     }
 
-    /// Marks an open write on `account` until the returned guard is dropped.
+    /// Marks an open write on `account` until the returned guard is dropped: the account's
+    /// data is read from the database, then from the writer's snapshot once it has the lock.
     pub(crate) fn writing(self: &Arc<Self>, account: &AccountId) -> WritingGuard {
-        *self.lock().writing.entry(account.clone()).or_default() += 1;
+        static WRITES: AtomicU64 = AtomicU64::new(1);
+        self.lock()
+            .writing
+            .entry(account.clone())
+            .or_default()
+            .writers += 1;
         WritingGuard {
             cache: self.clone(),
             account: account.clone(),
+            write: WRITES.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -343,14 +453,32 @@ impl ReadCache {
 pub(crate) struct WritingGuard {
     cache: Arc<ReadCache>,
     account: AccountId,
+    /// Which write.
+    write: u64,
+}
+
+impl WritingGuard {
+    /// The account's data as read under the lock this write now holds.
+    pub(crate) fn locked(&self, snapshot: Snapshot) {
+        if let Some(held) = self.cache.lock().writing.get_mut(&self.account) {
+            held.snapshot = Some((self.write, Arc::new(snapshot)));
+        }
+    }
 }
 
 impl Drop for WritingGuard {
     fn drop(&mut self) {
         let mut entries = self.cache.lock();
-        if let Some(n) = entries.writing.get_mut(&self.account) {
-            *n -= 1;
-            if *n == 0 {
+        if let Some(held) = entries.writing.get_mut(&self.account) {
+            if held
+                .snapshot
+                .as_ref()
+                .is_some_and(|(write, _)| *write == self.write)
+            {
+                held.snapshot = None;
+            }
+            held.writers -= 1;
+            if held.writers == 0 {
                 entries.writing.remove(&self.account);
             }
         }

@@ -4,12 +4,14 @@
 //! [`StoreError::Other`]: sip_settings_core::StoreError::Other
 
 use chrono::{DateTime, TimeZone, Utc};
+use sip_settings_core::Email;
 use sip_settings_core::account::Account;
 use sip_settings_core::calls::{CallRecord, HistoryEntry, PrepaidSession, Settlement};
 use sip_settings_core::cert::CertRecord;
 use sip_settings_core::ids::{AccountId, E164};
 use sip_settings_core::money::Money;
 use sip_settings_core::rating::Rate;
+use sip_settings_core::settings::{Diversions, TemporaryRule, Voicemail, VoicemailDelivery};
 use sip_settings_core::sip::SipUri;
 use sip_settings_core::stored::{self, AccountRow, CertRow};
 use sqlx::Row;
@@ -44,6 +46,44 @@ pub(crate) fn account_from_row(r: &PgRow) -> Res<Account> {
         created_at: r.try_get("created_at")?,
     }
     .parse()?)
+}
+
+/// A temporary rule from its stored groups and end.
+pub(crate) fn temporary_from(groups: &str, until: Option<DateTime<Utc>>) -> Res<TemporaryRule> {
+    Ok(TemporaryRule {
+        groups: stored::groups(groups)?,
+        until,
+    })
+}
+
+/// A voice mailbox from its stored columns.
+pub(crate) fn voicemail_from(
+    enabled: bool,
+    delivery: &str,
+    email: Option<String>,
+    pin_hash: Option<String>,
+) -> Res<Voicemail> {
+    Ok(Voicemail {
+        enabled,
+        delivery: VoicemailDelivery::parse(delivery).map_err(|e| corrupt("delivery", e))?,
+        email: email
+            .map(|e| Email::parse_for("email", &e))
+            .transpose()
+            .map_err(|e| corrupt("voicemail email", e))?,
+        pin_hash,
+    })
+}
+
+/// Forwarding from its stored `(condition, target)` pairs.
+pub(crate) fn diversions_from(
+    pairs: impl IntoIterator<Item = (String, String)>,
+) -> Res<Diversions> {
+    let mut out = Diversions::new();
+    for (c, t) in pairs {
+        let (condition, target) = stored::diversion(&c, &t)?;
+        out.insert(condition, target);
+    }
+    Ok(out)
 }
 
 pub(crate) fn cert_from_row(r: &PgRow) -> Res<CertRecord> {

@@ -1,21 +1,22 @@
 //! [`Settings`] for [`PgStore`]: call settings.
 
 use async_trait::async_trait;
+use sip_settings_core::StoreError;
 use sip_settings_core::ids::AccountId;
 use sip_settings_core::settings::{
     AcceptRule, AcceptRules, DaysMask, Diversions, PhonebookEntry, RejectPattern, TemporaryRule,
-    Voicemail, VoicemailDelivery,
+    Voicemail,
 };
 use sip_settings_core::sip::SipUri;
 use sip_settings_core::store::Settings;
 use sip_settings_core::stored;
-use sip_settings_core::{Email, StoreError};
 use sqlx::Row;
 
 use crate::ACCOUNT_ID;
 use crate::PgStore;
-use crate::error::{corrupt, reading};
+use crate::error::{Res, corrupt, reading};
 use crate::read_cache::Cached;
+use crate::rows::{diversions_from, temporary_from, voicemail_from};
 
 #[async_trait]
 impl Settings for PgStore {
@@ -33,14 +34,11 @@ impl Settings for PgStore {
             .bind(account.user().as_str())
             .fetch_all(&self.pool)
             .await?;
-            let mut out = Diversions::new();
-            for r in rows {
-                let c: String = r.try_get("condition")?;
-                let t: String = r.try_get("target")?;
-                let (condition, target) = stored::diversion(&c, &t)?;
-                out.insert(condition, target);
-            }
-            Ok(out)
+            let pairs = rows
+                .iter()
+                .map(|r| Ok((r.try_get("condition")?, r.try_get("target")?)))
+                .collect::<Res<Vec<(String, String)>>>()?;
+            diversions_from(pairs)
         })
         .await?;
         self.cache.keep_diversions(ticket, account, &diversions);
@@ -116,10 +114,7 @@ impl Settings for PgStore {
             match row {
                 Some(r) => {
                     let groups: String = r.try_get("groups")?;
-                    Ok(Some(TemporaryRule {
-                        groups: stored::groups(&groups)?,
-                        until: r.try_get("until")?,
-                    }))
+                    Ok(Some(temporary_from(&groups, r.try_get("until")?)?))
                 }
                 None => Ok(None),
             }
@@ -147,7 +142,11 @@ impl Settings for PgStore {
     }
 
     async fn get_voicemail(&self, account: &AccountId) -> Result<Option<Voicemail>, StoreError> {
-        reading(|| async move {
+        let ticket = match self.cache.voicemail(account) {
+            Cached::Hit(voicemail) => return Ok(voicemail),
+            Cached::Miss(ticket) => ticket,
+        };
+        let voicemail = reading(|| async move {
             let row = sqlx::query(&format!(
                 "SELECT enabled, delivery, email, pin_hash FROM voicemail \
                  WHERE account_id = {ACCOUNT_ID}"
@@ -158,19 +157,16 @@ impl Settings for PgStore {
             .await?;
             let Some(r) = row else { return Ok(None) };
             let delivery: String = r.try_get("delivery")?;
-            let email: Option<String> = r.try_get("email")?;
-            Ok(Some(Voicemail {
-                enabled: r.try_get("enabled")?,
-                delivery: VoicemailDelivery::parse(&delivery)
-                    .map_err(|e| corrupt("delivery", e))?,
-                email: email
-                    .map(|e| Email::parse_for("email", &e))
-                    .transpose()
-                    .map_err(|e| corrupt("voicemail email", e))?,
-                pin_hash: r.try_get("pin_hash")?,
-            }))
+            Ok(Some(voicemail_from(
+                r.try_get("enabled")?,
+                &delivery,
+                r.try_get("email")?,
+                r.try_get("pin_hash")?,
+            )?))
         })
-        .await
+        .await?;
+        self.cache.keep_voicemail(ticket, account, &voicemail);
+        Ok(voicemail)
     }
 
     async fn list_phonebook(&self, account: &AccountId) -> Result<Vec<PhonebookEntry>, StoreError> {

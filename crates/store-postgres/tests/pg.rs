@@ -901,3 +901,42 @@ async fn a_holder_that_loses_its_listener_reads_the_database_and_comes_back() {
     assert_eq!(left, 0, "a closed store leaves no lease behind");
     db.finish().await;
 }
+
+#[tokio::test]
+async fn reads_under_a_write_are_of_the_state_the_write_applies_to() {
+    let Some(db) = TestDb::start().await else {
+        return;
+    };
+    seed(&db.store).await;
+    let b = db.store.clone();
+    holding(&b).await;
+    let alice = id("alice@example.com");
+    let serial = Serial::parse("0C03").unwrap();
+    b.insert_certificate(&certificate("0C03", &alice))
+        .await
+        .unwrap();
+    assert!(warm(&b, &alice, &serial).await >= 4, "cached");
+    // A change the cache has not heard of (made behind the store's back, as a change of another
+    // server just before the lock whose notification has not arrived yet would be).
+    sqlx::query("UPDATE accounts SET privacy = TRUE WHERE username = 'alice'")
+        .execute(&mut db.raw().await)
+        .await
+        .unwrap();
+    assert!(!b.get_account(&alice).await.unwrap().unwrap().privacy);
+    // Under the account's lock the store answers the state the write applies to.
+    let mut write = b.begin_account(&alice).await.unwrap();
+    assert!(b.get_account(&alice).await.unwrap().unwrap().privacy);
+    assert!(b.get_diversions(&alice).await.unwrap().is_empty());
+    assert_eq!(b.get_temporary_rule(&alice).await.unwrap(), None);
+    assert_eq!(b.get_voicemail(&alice).await.unwrap(), None);
+    write
+        .apply(&sip_settings_core::store::AccountOp::SetPrivacy(false))
+        .await
+        .unwrap();
+    write.commit(&[]).await.unwrap();
+    // After the commit: the committed state, from the database and then from memory.
+    for _ in 0..2 {
+        assert!(!b.get_account(&alice).await.unwrap().unwrap().privacy);
+    }
+    db.finish().await;
+}
