@@ -98,19 +98,31 @@ impl Group {
     /// Begins a write: waits for the connection, joins the open transaction (or begins one)
     /// and opens the write's savepoint.
     pub(crate) async fn write(&self) -> Result<Write, StoreError> {
-        self.begin(None).await
+        let mut w = self.lock(None).await?;
+        w.open_savepoint().await?;
+        Ok(w)
     }
 
-    /// Begins a write of `account`'s data that may read it through the store's other
-    /// connections (an [`AccountWrite`](sip_settings_core::store::AccountWrite), whose caller
-    /// reads the old values through the store): as [`Group::write`], but when a write of the
-    /// open transaction changed the account, it first waits for that transaction to end, so
-    /// that such reads see every write of the account before it, committed.
+    /// Waits for the connection to write `account`'s data, for a write that may read it
+    /// through the store's other connections (an
+    /// [`AccountWrite`](sip_settings_core::store::AccountWrite), whose caller reads the old
+    /// values through the store): when a write of the open transaction changed the account,
+    /// it first waits for that transaction to end, so that such reads see every write of the
+    /// account before it, committed. The savepoint is not open yet: the caller opens it with
+    /// [`Write::open_savepoint`], or runs [`Write::opening`]'s statements before its first one
+    /// in the same call.
+    pub(crate) async fn lock_for(&self, account: &AccountId) -> Result<Write, StoreError> {
+        self.lock(Some(account)).await
+    }
+
+    /// As [`Group::write`], for a write of `account` (see [`Group::lock_for`]).
     pub(crate) async fn write_for(&self, account: &AccountId) -> Result<Write, StoreError> {
-        self.begin(Some(account)).await
+        let mut w = self.lock(Some(account)).await?;
+        w.open_savepoint().await?;
+        Ok(w)
     }
 
-    async fn begin(&self, account: Option<&AccountId>) -> Result<Write, StoreError> {
+    async fn lock(&self, account: Option<&AccountId>) -> Result<Write, StoreError> {
         let mut state = loop {
             let state = self.shared.state.clone().lock_owned().await;
             match account {
@@ -129,24 +141,6 @@ impl Group {
         if state.closed {
             return Err(StoreError::Unavailable("the store is closed".to_owned()));
         }
-        let begun = if state.open {
-            exec(&mut state.conn, "SAVEPOINT w").await
-        } else {
-            // Immediate: the transaction holds SQLite's write lock from its first statement, so
-            // no other connection (the CLI, a second server) commits between a write's reads
-            // and its changes; it waits for the lock under the busy timeout.
-            let begun = exec(&mut state.conn, "BEGIN IMMEDIATE; SAVEPOINT w").await;
-            state.open = true;
-            begun
-        };
-        if let Err(e) = begun {
-            let e = map_err(e);
-            // Nothing of this write ran; a transaction it may have begun holds no other write
-            // when `pending` is empty, and otherwise the batch cannot be trusted any more.
-            state.fail_batch(e.to_string()).await;
-            return Err(e);
-        }
-        state.savepoint = true;
         Ok(Write {
             state,
             shared: self.shared.clone(),
@@ -299,17 +293,49 @@ pub(crate) struct Write {
 }
 
 impl Write {
+    /// The statements that open this write's savepoint (and the shared transaction, when none
+    /// is open), for the caller to run before its first statement in the same call: one round
+    /// trip to the connection's worker thread less. From here on the savepoint counts as open:
+    /// if those statements fail, the write is to be dropped, and the next holder of the
+    /// connection rolls back to the savepoint or, if there is none, fails the batch.
+    pub(crate) fn opening(&mut self) -> Opening {
+        self.state.savepoint = true;
+        if self.state.open {
+            Opening::Savepoint
+        } else {
+            // Set now: a failed BEGIN is then ended like a failed batch (an empty one).
+            self.state.open = true;
+            Opening::Transaction
+        }
+    }
+
+    /// Opens the write's savepoint (and the shared transaction, when none is open).
+    pub(crate) async fn open_savepoint(&mut self) -> Result<(), StoreError> {
+        let sql = match self.opening() {
+            Opening::Savepoint => "SAVEPOINT w",
+            // Immediate: the transaction holds SQLite's write lock from its first statement,
+            // so no other connection (the CLI, a second server) commits between a write's
+            // reads and its changes; it waits for the lock under the busy timeout.
+            Opening::Transaction => "BEGIN IMMEDIATE; SAVEPOINT w",
+        };
+        exec(&mut self.state.conn, sql).await.map_err(map_err)
+    }
+
     /// Releases the write's savepoint and waits for the commit that holds it: `Ok` only once
     /// it is on disk.
     pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
-        self.state.savepoint = false;
         if let Err(e) = exec(&mut self.state.conn, "RELEASE w").await {
-            // The savepoint is gone: SQLite rolled back the whole transaction, this write and
-            // every other write of the batch with it.
-            let e = map_err(e);
-            self.state.fail_batch(e.to_string()).await;
-            return Err(e);
+            // The savepoint is gone (SQLite rolled back the whole transaction): dropped with
+            // the savepoint counted open, the write makes the next holder fail the batch.
+            return Err(map_err(e));
         }
+        self.released().await
+    }
+
+    /// As [`Write::commit`], when the caller ran `RELEASE w` itself as the last statement of
+    /// its last call (with its journal entry, say), successfully.
+    pub(crate) async fn released(mut self) -> Result<(), StoreError> {
+        self.state.savepoint = false;
         let (tx, rx) = oneshot::channel();
         self.state.pending.push(tx);
         if let Some(account) = self.account.take() {
@@ -323,6 +349,15 @@ impl Write {
             StoreError::Unavailable("the write's commit never ran (shutting down)".to_owned())
         })?
     }
+}
+
+/// What [`Write::opening`] asks the caller to run first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Opening {
+    /// `SAVEPOINT w`: the shared transaction is open.
+    Savepoint,
+    /// `BEGIN IMMEDIATE; SAVEPOINT w`: the write begins the shared transaction.
+    Transaction,
 }
 
 impl std::ops::Deref for Write {
@@ -647,6 +682,39 @@ mod tests {
             .unwrap();
         conn.close().await.unwrap();
         assert_eq!(committed(&db.url).await, sorted_names([]));
+    }
+
+    /// The calls that open a savepoint before their first statement, or release it after
+    /// their last one, run every statement of the call: after a journal entry inserted with
+    /// `; RELEASE w`, no savepoint is left to release.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_call_of_several_statements_runs_them_all() {
+        let db = db(1).await;
+        let mut w = db.store.group.lock_for(&user(0)).await.unwrap();
+        assert_eq!(w.opening(), super::Opening::Transaction);
+        let id: Option<i64> = sqlx::query_scalar(concat!(
+            "BEGIN IMMEDIATE; SAVEPOINT w; ",
+            crate::account_write::account_rowid_sql!()
+        ))
+        .bind("example.com")
+        .bind("user0")
+        .fetch_optional(&mut *w)
+        .await
+        .unwrap();
+        assert!(id.is_some());
+        sqlx::query("UPDATE accounts SET privacy = ? WHERE id = ?; RELEASE w")
+            .bind(true)
+            .bind(id)
+            .execute(&mut *w)
+            .await
+            .unwrap();
+        assert!(
+            super::exec(&mut w, "RELEASE w").await.is_err(),
+            "the savepoint was not released"
+        );
+        super::exec(&mut w, "SAVEPOINT w").await.unwrap();
+        w.commit().await.unwrap();
+        assert_eq!(committed(&db.url).await.0, ["user0"]);
     }
 
     /// A single write alone: committed by the time it is acknowledged, in one commit.
