@@ -121,6 +121,24 @@ impl Drop for BenchDatabase {
     }
 }
 
+/// PostgreSQL's `max_connections`, and how many connections the database of `url` has now.
+pub(crate) async fn connections(url: &str) -> anyhow::Result<(i64, i64)> {
+    let mut conn = PgConnection::connect(url)
+        .await
+        .with_context(|| format!("connecting to {}", crate::redact(url)))?;
+    let max: String = sqlx::query_scalar("SHOW max_connections")
+        .fetch_one(&mut conn)
+        .await?;
+    let used: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    let _ = conn.close().await;
+    Ok((max.parse().unwrap_or(0), used))
+}
+
 /// Replaces the database name (the path) of a PostgreSQL URL.
 pub(crate) fn with_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {

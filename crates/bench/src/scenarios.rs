@@ -7,12 +7,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use hyper::StatusCode;
 use hyper::body::Bytes;
 
 use crate::load::{self, CheckFirst, Client, MakeReq, Measured, Req, Target};
-use crate::pg::StoreKind;
+use crate::pg::{self, StoreKind};
 use crate::process::{self, Server, ServerSpec};
 use crate::report::{self, ApiRow, Figures, MemoryRow, Report, Row, TwoServersRow};
 use crate::{Generator, calls, nginx};
@@ -421,6 +421,10 @@ pub(crate) async fn two_servers(
         tick_us,
     } = *generator;
     let n = sizes.accounts;
+    let url = spec
+        .database
+        .clone()
+        .ok_or_else(|| anyhow!("two servers need a PostgreSQL database"))?;
     let servers = [
         Server::start(spec, &logs.join("server-postgres-a.log"))?,
         Server::start(spec, &logs.join("server-postgres-b.log"))?,
@@ -436,6 +440,7 @@ pub(crate) async fn two_servers(
         postgres: true,
         tick_us,
     };
+    let (mut most_connections, mut max_connections) = (0, 0);
     for (si, action) in [Action::Account, Action::SetDiversions].iter().enumerate() {
         let idx = spread(n, conns, si * 89 + 7);
         let conn_clients: Vec<Client> = idx.iter().map(|&i| clients[i].clone()).collect();
@@ -447,9 +452,19 @@ pub(crate) async fn two_servers(
             action.check(names),
             &sizes.plan,
         );
-        let (m, f, cpu) = with_cpu_each(&watch, scenario)
-            .await
-            .with_context(|| format!("two servers, {} at {conns} connections", action.label()))?;
+        let (m, f, cpu) = match with_cpu_each(&watch, scenario).await {
+            Ok(measured) => measured,
+            Err(e) => {
+                let (max, used) = pg::connections(&url).await.unwrap_or((0, 0));
+                return Err(e.context(format!(
+                    "two servers, {} at {conns} connections (PostgreSQL: max_connections \
+                     {max}, {used} connections to the database now)",
+                    action.label()
+                )));
+            }
+        };
+        let (max, used) = pg::connections(&url).await?;
+        (most_connections, max_connections) = (most_connections.max(used), max);
         let per_server_requests: Vec<u64> = (0..servers.len())
             .map(|k| {
                 m.by_conn
@@ -489,6 +504,23 @@ pub(crate) async fn two_servers(
         server.check_alive()?;
         server.stop()?;
     }
+    let cores = report.machine.as_ref().map_or(0, |m| m.cores);
+    report.two_servers_note = Some(format!(
+        "Two `sip-settings serve` processes (two ports) on the one PostgreSQL database of the \
+         PostgreSQL rows above; the load generator's {conns} keep-alive connections spread \
+         evenly over both (connection i to server i mod 2), each bound to a different account; \
+         `account` reads and `set_diversions` writes as above, every status and every first \
+         reply checked. **What this figure is**: the aggregate of two servers sharing this \
+         machine's {cores} cores with PostgreSQL and the load generator. It shows that two \
+         servers on one database serve correctly side by side and what each request costs \
+         them (each server's CPU per request it served) and the database (PostgreSQL's CPU \
+         per request); it is not a multi-machine scale-out, and on one machine two servers \
+         cannot double anything: they compete for the same cores. With the servers on \
+         machines of their own, the aggregate is bounded by the database: a core of \
+         PostgreSQL serves about 1 000 000 / (its CPU µs per request) requests a second. \
+         Connections to the database after the load: {most_connections} (both servers' pools \
+         and listeners; PostgreSQL's max_connections is {max_connections})."
+    ));
     Ok(())
 }
 
