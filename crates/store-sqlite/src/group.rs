@@ -31,6 +31,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use sip_settings_core::StoreError;
 use sip_settings_core::ids::AccountId;
@@ -53,6 +54,11 @@ struct Shared {
     /// Commits run so far (the tests check that concurrent writes share them).
     commits: AtomicU64,
 }
+
+/// The longest a write waits for its turn on the connection (as long as the pool of one
+/// connection before the group commit waited): a writer that holds it for longer (a bug, a
+/// write that waits for another write it started) is not waited for forever.
+const WAIT: Duration = Duration::from_secs(30);
 
 /// Who is told the outcome of a commit.
 type Waiter = oneshot::Sender<Result<(), StoreError>>;
@@ -122,8 +128,33 @@ impl Group {
         Ok(w)
     }
 
+    /// Waits (at most [`WAIT`]) for the connection, and for the end of the open transaction
+    /// when it holds a write of `account`.
     async fn lock(&self, account: Option<&AccountId>) -> Result<Write, StoreError> {
-        let mut state = loop {
+        let mut state = tokio::time::timeout(WAIT, self.wait_for(account))
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "no turn on the writer connection within {} s",
+                    WAIT.as_secs()
+                ))
+            })??;
+        state.settle().await;
+        if state.closed {
+            return Err(StoreError::Unavailable("the store is closed".to_owned()));
+        }
+        Ok(Write {
+            state,
+            shared: self.shared.clone(),
+            account: account.cloned(),
+        })
+    }
+
+    async fn wait_for(
+        &self,
+        account: Option<&AccountId>,
+    ) -> Result<OwnedMutexGuard<State>, StoreError> {
+        Ok(loop {
             let state = self.shared.state.clone().lock_owned().await;
             match account {
                 Some(a) if state.accounts.contains(a) => {
@@ -136,15 +167,6 @@ impl Group {
                 }
                 _ => break state,
             }
-        };
-        state.settle().await;
-        if state.closed {
-            return Err(StoreError::Unavailable("the store is closed".to_owned()));
-        }
-        Ok(Write {
-            state,
-            shared: self.shared.clone(),
-            account: account.cloned(),
         })
     }
 
