@@ -12,9 +12,11 @@ use chrono::{DateTime, Utc};
 use sip_settings_core::cert::CertRecord;
 use sip_settings_core::ids::AccountId;
 use sip_settings_core::journal::NewJournalEntry;
+use sip_settings_core::sip::{Condition, DiversionTarget};
 use sip_settings_core::store::{AccountOp, AccountWrite, AliasOutcome, Applied};
 use sip_settings_core::{Clock, StoreError, stored};
-use sqlx::SqliteConnection;
+use sqlx::sqlite::SqliteArguments;
+use sqlx::{Arguments, Sqlite, SqliteConnection};
 
 use crate::group::{Group, Opening, Write};
 use crate::rows::{cert_from_row, map_err};
@@ -25,6 +27,51 @@ pub(crate) struct SqliteAccountWrite {
     account: AccountId,
     /// The store's clock: the time of `updated_at` and the like.
     clock: Arc<dyn Clock>,
+    /// Statements of changes applied but not run yet (see [`Deferred`]).
+    deferred: Deferred,
+}
+
+/// The statements of a change that returns nothing but success (new forwarding), kept to run
+/// in the same call as what follows them: the next change's statements, or the journal
+/// entries and the savepoint's release at commit. Every call to the connection is a round trip
+/// to sqlx's worker thread, and those round trips, made one after another on the one writer
+/// connection, are what limits the writes per second. They run in order, before anything
+/// that could read what they change; an error of theirs surfaces at that call instead of
+/// at `apply`, and fails the write all the same (nothing of it is kept).
+#[derive(Default)]
+struct Deferred {
+    /// `…; ` statements, each followed by `"; "`.
+    sql: String,
+    args: SqliteArguments<'static>,
+}
+
+impl Deferred {
+    fn push(&mut self, sql: &str) {
+        self.sql.push_str(sql);
+        self.sql.push_str("; ");
+    }
+
+    fn bind<T>(&mut self, value: T) -> Result<(), StoreError>
+    where
+        T: 'static + Send + sqlx::Encode<'static, Sqlite> + sqlx::Type<Sqlite>,
+    {
+        self.args
+            .add(value)
+            .map_err(|e| StoreError::Other(format!("binding a deferred statement: {e}")))
+    }
+
+    /// Runs what is deferred, if anything.
+    async fn run(&mut self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
+        if self.sql.is_empty() {
+            return Ok(());
+        }
+        let Self { sql, args } = std::mem::take(self);
+        sqlx::query_with(&sql, args)
+            .execute(conn)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
 }
 
 impl SqliteAccountWrite {
@@ -54,6 +101,7 @@ impl SqliteAccountWrite {
             id,
             account: account.clone(),
             clock,
+            deferred: Deferred::default(),
         })
     }
 }
@@ -362,7 +410,34 @@ async fn apply_to_addresses(
     })
 }
 
-/// The changes of the account's call rules: forwarding, accept rules and DND, reject rules.
+/// New forwarding, deferred to the next call (see [`Deferred`]).
+fn defer_diversions(
+    deferred: &mut Deferred,
+    id: i64,
+    changes: &[(Condition, Option<DiversionTarget>)],
+) -> Result<(), StoreError> {
+    for (condition, target) in changes {
+        match target {
+            Some(t) => {
+                deferred.push(
+                    "INSERT INTO diversions (account_id, condition, target) VALUES (?, ?, ?) \
+                     ON CONFLICT (account_id, condition) DO UPDATE SET target = excluded.target",
+                );
+                deferred.bind(id)?;
+                deferred.bind(condition.code())?;
+                deferred.bind(t.stored())?;
+            }
+            None => {
+                deferred.push("DELETE FROM diversions WHERE account_id = ? AND condition = ?");
+                deferred.bind(id)?;
+                deferred.bind(condition.code())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The changes of the account's call rules: accept rules and DND, reject rules.
 async fn apply_to_call_rules(
     conn: &mut SqliteConnection,
     id: i64,
@@ -371,28 +446,6 @@ async fn apply_to_call_rules(
     let changed =
         |done: sqlx::sqlite::SqliteQueryResult| Applied::Existed(done.rows_affected() > 0);
     Ok(match op {
-        AccountOp::SetDiversions(changes) => {
-            for (condition, target) in changes {
-                match target {
-                    Some(t) => sqlx::query(
-                        "INSERT INTO diversions (account_id, condition, target) VALUES (?, ?, ?) \
-                         ON CONFLICT (account_id, condition) DO UPDATE SET target = excluded.target",
-                    )
-                    .bind(id)
-                    .bind(condition.code())
-                    .bind(t.stored()),
-                    None => sqlx::query(
-                        "DELETE FROM diversions WHERE account_id = ? AND condition = ?",
-                    )
-                    .bind(id)
-                    .bind(condition.code()),
-                }
-                .execute(&mut *conn)
-                .await
-                .map_err(map_err)?;
-            }
-            Applied::Done
-        }
         AccountOp::PutAcceptRule(rule) => {
             let existed: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM accept_rules WHERE account_id = ? AND days = ?",
@@ -535,7 +588,12 @@ impl AccountWrite for SqliteAccountWrite {
         let now = self.clock.now();
         let id = self.id;
         let account = &self.account;
+        if let AccountOp::SetDiversions(changes) = op {
+            defer_diversions(&mut self.deferred, id, changes)?;
+            return Ok(Applied::Done);
+        }
         let conn: &mut SqliteConnection = &mut self.tx;
+        self.deferred.run(conn).await?;
         match op {
             AccountOp::UpdateAccount { .. } | AccountOp::SetCredentials(_) => {
                 apply_to_account(conn, id, now, op).await
@@ -549,8 +607,7 @@ impl AccountWrite for SqliteAccountWrite {
             | AccountOp::RemoveAlias(_)
             | AccountOp::AddEnum(_)
             | AccountOp::RemoveEnum(_) => apply_to_addresses(conn, account, id, now, op).await,
-            AccountOp::SetDiversions(_)
-            | AccountOp::PutAcceptRule(_)
+            AccountOp::PutAcceptRule(_)
             | AccountOp::RemoveAcceptRule(_)
             | AccountOp::SetTemporaryRule(_)
             | AccountOp::AddReject(_)
@@ -560,14 +617,23 @@ impl AccountWrite for SqliteAccountWrite {
     }
 
     async fn commit(mut self: Box<Self>, journal: &[NewJournalEntry]) -> Result<(), StoreError> {
-        let Some((last, before)) = journal.split_last() else {
-            return self.tx.commit().await;
-        };
-        insert_journal(&mut self.tx, before).await?;
-        // The last entry and the savepoint's release in one call. If it fails, the write is
-        // dropped with its savepoint counted open: the next holder of the connection rolls
-        // back to it (or, if SQLite rolled back everything, fails the batch).
-        journal_entry(concat!(insert_journal_sql!(), "; RELEASE w"), last)
+        // What is deferred, the journal entries and the savepoint's release in one call. If it
+        // fails, the write is dropped with its savepoint counted open: the next holder of the
+        // connection rolls back to it (or, if SQLite rolled back everything, fails the batch).
+        let mut last = std::mem::take(&mut self.deferred);
+        for e in journal {
+            last.push(insert_journal_sql!());
+            last.bind(e.account.to_string())?;
+            last.bind(e.at)?;
+            last.bind(e.door.clone())?;
+            last.bind(e.actor.clone())?;
+            last.bind(e.source.clone())?;
+            last.bind(e.resource.clone())?;
+            last.bind(e.old.clone())?;
+            last.bind(e.new.clone())?;
+        }
+        last.sql.push_str("RELEASE w");
+        sqlx::query_with(&last.sql, last.args)
             .execute(&mut *self.tx)
             .await
             .map_err(map_err)?;

@@ -416,7 +416,7 @@ mod tests {
 
     use chrono::{TimeZone, Utc};
     use sip_settings_core::journal::NewJournalEntry;
-    use sip_settings_core::store::{AccountOp, Accounts};
+    use sip_settings_core::store::{AccountOp, Accounts, Settings};
     use sip_settings_core::{Account, AccountId, AccountProfile, Credentials, Domain, E164};
     use sqlx::{Connection, SqliteConnection};
     use tokio::sync::Barrier;
@@ -684,6 +684,79 @@ mod tests {
 
         set_privacy(&db.store, &user(3)).await.unwrap();
         assert_eq!(committed(&db.url).await, sorted_names([3]));
+    }
+
+    /// New forwarding runs with the commit's call (see `account_write::Deferred`): when the
+    /// database refuses it there (here a trigger of the test), the write fails whole (its other
+    /// change and its journal entry are not kept either) and a write beside it commits.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn forwarding_refused_at_commit_fails_its_write_alone() {
+        use sip_settings_core::sip::{Condition, DiversionTarget};
+        let db = db(2).await;
+        let mut conn = SqliteConnection::connect(&db.url).await.unwrap();
+        sqlx::raw_sql(
+            "CREATE TRIGGER test_refuse BEFORE INSERT ON diversions \
+                 WHEN new.target LIKE '%31209999999%' \
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+
+        let refused =
+            DiversionTarget::parse(Condition::Unconditional, "+31209999999", &user(0)).unwrap();
+        let mut w = db.store.begin_account(&user(0)).await.unwrap();
+        w.apply(&AccountOp::SetPrivacy(true)).await.unwrap();
+        w.apply(&AccountOp::SetDiversions(vec![(
+            Condition::Unconditional,
+            Some(refused),
+        )]))
+        .await
+        .unwrap();
+        let beside = {
+            let store = db.store.clone();
+            tokio::spawn(async move { set_privacy(&store, &user(1)).await })
+        };
+        let outcome = w.commit(&[entry(&user(0))]).await;
+        assert!(
+            outcome
+                .as_ref()
+                .is_err_and(|e| e.to_string().contains("refused by the test")),
+            "{outcome:?}"
+        );
+        beside.await.unwrap().unwrap();
+        assert_eq!(committed(&db.url).await, sorted_names([1]));
+        assert!(
+            db.store
+                .get_diversions(&user(0))
+                .await
+                .unwrap()
+                .get(&Condition::Unconditional)
+                .is_none()
+        );
+
+        // Accepted forwarding is kept, with the change before it.
+        let accepted =
+            DiversionTarget::parse(Condition::Unconditional, "+31201234567", &user(0)).unwrap();
+        let mut w = db.store.begin_account(&user(0)).await.unwrap();
+        w.apply(&AccountOp::SetDiversions(vec![(
+            Condition::Unconditional,
+            Some(accepted.clone()),
+        )]))
+        .await
+        .unwrap();
+        w.apply(&AccountOp::SetPrivacy(true)).await.unwrap();
+        w.commit(&[entry(&user(0))]).await.unwrap();
+        assert_eq!(committed(&db.url).await, sorted_names([0, 1]));
+        assert_eq!(
+            db.store
+                .get_diversions(&user(0))
+                .await
+                .unwrap()
+                .get(&Condition::Unconditional),
+            Some(&accepted)
+        );
     }
 
     /// A write dropped without commit, with no writer after it, does not leave the shared
