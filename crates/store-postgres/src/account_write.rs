@@ -31,14 +31,12 @@ pub(crate) struct PgAccountWrite {
     writing: Option<WritingGuard>,
 }
 
-/// Locks the account's row (as [`crate::lock_account`]), reads what the read cache keeps of
-/// the account — the state this write applies to, which nobody can change until it ends — and
-/// notifies the read cache's channel, which PostgreSQL delivers to every holder when, and only
-/// if, the transaction commits: one round trip.
+/// Locks the account's row (as [`crate::lock_account`]) and reads what the read cache keeps of
+/// the account — the state this write applies to, which nobody can change until it ends — in
+/// one round trip.
 const LOCK: &str = "SELECT a.id, a.username, a.domain, a.first_name, a.last_name, a.email, \
      a.timezone, a.mobile, a.pstn_caller_id, a.language, a.no_answer_timeout, a.quick_dial, \
      a.privacy, a.prepaid, a.created_at, \
-     pg_notify('sip_settings_cache', 'c')::text AS notified, \
      ARRAY(SELECT d.condition FROM diversions d WHERE d.account_id = a.id \
            ORDER BY d.condition) AS d_conditions, \
      ARRAY(SELECT d.target FROM diversions d WHERE d.account_id = a.id \

@@ -14,21 +14,18 @@ use crate::PgStore;
 use crate::account_write::{PgAccountWrite, insert_journal};
 use crate::error::{corrupt, reading, retrying};
 use crate::not_found;
-use crate::read_cache::{Cached, NOTIFY_IN_TRANSACTION};
+use crate::read_cache::Cached;
 use crate::rows::{ACCOUNT_COLUMNS, account_from_row};
 
 #[async_trait]
 impl Accounts for PgStore {
     async fn add_domain(&self, domain: &Domain, at: DateTime<Utc>) -> Result<(), StoreError> {
         retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            sqlx::query(NOTIFY_IN_TRANSACTION).execute(&mut *tx).await?;
             sqlx::query("INSERT INTO domains (name, created_at) VALUES ($1, $2)")
                 .bind(domain.as_str())
                 .bind(at)
-                .execute(&mut *tx)
+                .execute(&self.pool)
                 .await?;
-            tx.commit().await?;
             Ok(())
         })
         .await?;
@@ -76,7 +73,6 @@ impl Accounts for PgStore {
         let p = &account.profile;
         retrying(|| async move {
             let mut tx = self.pool.begin().await?;
-            sqlx::query(NOTIFY_IN_TRANSACTION).execute(&mut *tx).await?;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO accounts (username, domain, first_name, last_name, email, timezone, \
                  mobile, pstn_caller_id, language, no_answer_timeout, quick_dial, privacy, prepaid, \
@@ -205,7 +201,6 @@ impl Accounts for PgStore {
     async fn delete_account(&self, id: &AccountId, at: DateTime<Utc>) -> Result<u64, StoreError> {
         let revoked = retrying(|| async move {
             let mut tx = self.pool.begin().await?;
-            sqlx::query(NOTIFY_IN_TRANSACTION).execute(&mut *tx).await?;
             let revoked = sqlx::query(
                 "UPDATE certificates SET revoked_at = $1 WHERE account = $2 AND revoked_at IS NULL",
             )

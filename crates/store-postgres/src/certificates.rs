@@ -10,18 +10,15 @@ use sip_settings_core::store::Certificates;
 use crate::PgStore;
 use crate::account_write;
 use crate::error::{reading, retrying};
-use crate::read_cache::{Cached, NOTIFY_IN_TRANSACTION};
+use crate::read_cache::Cached;
 use crate::rows::cert_from_row;
 
 #[async_trait]
 impl Certificates for PgStore {
     async fn insert_certificate(&self, record: &CertRecord) -> Result<(), StoreError> {
         retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            sqlx::query(NOTIFY_IN_TRANSACTION).execute(&mut *tx).await?;
-            account_write::insert_certificate(&mut tx, record).await?;
-            tx.commit().await?;
-            Ok(())
+            let mut conn = self.pool.acquire().await?;
+            Ok(account_write::insert_certificate(&mut conn, record).await?)
         })
         .await?;
         self.published().await
@@ -78,11 +75,8 @@ impl Certificates for PgStore {
         at: DateTime<Utc>,
     ) -> Result<CertRecord, StoreError> {
         let record = retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            sqlx::query(NOTIFY_IN_TRANSACTION).execute(&mut *tx).await?;
-            let record = account_write::revoke_certificate(&mut tx, serial, None, at).await?;
-            tx.commit().await?;
-            Ok(record)
+            let mut conn = self.pool.acquire().await?;
+            Ok(account_write::revoke_certificate(&mut conn, serial, None, at).await?)
         })
         .await?;
         self.published().await?;

@@ -246,6 +246,14 @@ impl GuardedPool {
         self.observe(self.pool.begin().await)
     }
 
+    /// A connection, failing at once while the store is down.
+    pub(crate) async fn acquire(
+        &self,
+    ) -> Result<sqlx::pool::PoolConnection<Postgres>, sqlx::Error> {
+        self.gate()?;
+        self.observe(self.pool.acquire().await)
+    }
+
     /// Whether the store is known to be down.
     pub(crate) fn is_down(&self) -> bool {
         self.health.down.load(Ordering::Acquire)

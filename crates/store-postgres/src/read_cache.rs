@@ -12,9 +12,7 @@
 //!   moment it *sent* the registration or renewal, [`MARGIN`] short of the lease: always before
 //!   the lease runs out in the database.
 //! * Every notification on the channel empties the holder's cache, and then the holder records
-//!   the highest ping it has seen in `seen`. Every write transaction notifies the channel itself
-//!   (delivered when it commits, in commit order), so even a change whose writer never gets to
-//!   the step below empties every cache.
+//!   the highest ping it has seen in `seen`.
 //! * A **writer**, after its commit, empties its own server's cache, then — if another holder
 //!   has a live lease — takes the next number `n` of the sequence `cache_pings`, notifies the
 //!   channel with it, and acknowledges the change only once every *other* holder with a live
@@ -33,6 +31,14 @@
 //!   on an account, that account's reads skip the cache: a change committed by another server
 //!   just before the lock was taken may not have reached this cache yet, and what a writer reads
 //!   under the lock must be the state its change applies to.
+//!
+//! A write transaction does not `NOTIFY` itself: PostgreSQL serialises the commits of
+//! notifying transactions on one lock held through their WAL flush, which would end group
+//! commit for every write. The ping is a transaction of its own with `synchronous_commit` off
+//! (nothing in it needs to survive a crash), so it holds that lock for microseconds. The price:
+//! a change whose writer dies between its commit and its ping — a change never acknowledged —
+//! stays unseen by the other servers' caches until the next ping or for at most [`MAX_AGE`],
+//! the longest an answer is kept.
 //!
 //! A process starts holding only after [`ACTIVATE_AFTER`] hot reads, so that a short CLI run
 //! does not register a lease that writers would then wait on after it exits.
@@ -77,22 +83,26 @@ pub(crate) const ACTIVATE_AFTER: u64 = 100;
 /// Most answers kept of each kind; past it the kind is emptied.
 const MAX_ENTRIES: usize = 100_000;
 
-/// The statement a writer's transaction runs to notify every holder at its commit.
-pub(crate) const NOTIFY_IN_TRANSACTION: &str = "SELECT pg_notify('sip_settings_cache', 'c')::text";
+/// How long an answer is kept at most: the bound on how long a change stays unseen whose
+/// writer died between its commit and its ping (a change never acknowledged).
+pub(crate) const MAX_AGE: Duration = Duration::from_secs(5);
+
+/// Answers by key, with the time each was kept (nanoseconds after [`ReadCache::base`]).
+type Aged<K, V> = HashMap<K, (V, u64)>;
 
 /// What the cache holds, and what protects it.
 #[derive(Debug, Default)]
 struct Entries {
     /// Counts the invalidations: a fill read before the last one is dropped.
     generation: u64,
-    certificates: HashMap<Serial, CertRecord>,
-    accounts: HashMap<AccountId, Option<Account>>,
-    temporary: HashMap<AccountId, Option<TemporaryRule>>,
-    diversions: HashMap<AccountId, Diversions>,
-    voicemail: HashMap<AccountId, Option<Voicemail>>,
-    domains: HashMap<Domain, bool>,
-    addresses: HashMap<AccountId, Option<AccountId>>,
-    numbers: HashMap<E164, Option<AccountId>>,
+    certificates: Aged<Serial, CertRecord>,
+    accounts: Aged<AccountId, Option<Account>>,
+    temporary: Aged<AccountId, Option<TemporaryRule>>,
+    diversions: Aged<AccountId, Diversions>,
+    voicemail: Aged<AccountId, Option<Voicemail>>,
+    domains: Aged<Domain, bool>,
+    addresses: Aged<AccountId, Option<AccountId>>,
+    numbers: Aged<E164, Option<AccountId>>,
     /// Accounts with an open write in this process.
     writing: HashMap<AccountId, Held>,
 }
@@ -128,6 +138,11 @@ struct Held {
     writers: usize,
     /// The snapshot of the writer that has the lock, and which writer that is.
     snapshot: Option<(u64, Arc<Snapshot>)>,
+}
+
+/// Whether an answer kept at `at` may still be given at `now` ([`MAX_AGE`]).
+fn fresh(at: u64, now: u64) -> bool {
+    u128::from(now.saturating_sub(at)) < MAX_AGE.as_nanos()
 }
 
 /// A look-up: the answer, or the ticket under which an answer read now may be kept (`None`: it
@@ -186,8 +201,14 @@ impl ReadCache {
 
     /// Whether the cache may answer now.
     fn usable(&self) -> bool {
+        self.now_if_usable().is_some()
+    }
+
+    /// The time now (as [`Self::nanos`]) if the cache may answer now.
+    fn now_if_usable(&self) -> Option<u64> {
         let until = self.usable_until.load(Ordering::Acquire);
-        until != 0 && self.nanos(Instant::now()) < until
+        let now = self.nanos(Instant::now());
+        (until != 0 && now < until).then_some(now)
     }
 
     /// Answers given from memory so far.
@@ -220,17 +241,13 @@ impl ReadCache {
     }
 
     /// The answer for `key` (of no account in particular), unless the cache may not answer.
-    fn look<K: Hash + Eq, V: Clone>(
-        &self,
-        key: &K,
-        map: fn(&Entries) -> &HashMap<K, V>,
-    ) -> Cached<V> {
-        if !self.usable() {
+    fn look<K: Hash + Eq, V: Clone>(&self, key: &K, map: fn(&Entries) -> &Aged<K, V>) -> Cached<V> {
+        let Some(now) = self.now_if_usable() else {
             return Cached::Miss(None);
-        }
+        };
         let entries = self.lock();
-        match map(&entries).get(key) {
-            Some(v) => {
+        match map(&entries).get(key).filter(|(_, at)| fresh(*at, now)) {
+            Some((v, _)) => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 Cached::Hit(v.clone())
             }
@@ -244,7 +261,7 @@ impl ReadCache {
     fn look_account<V: Clone>(
         &self,
         id: &AccountId,
-        map: fn(&Entries) -> &HashMap<AccountId, V>,
+        map: fn(&Entries) -> &Aged<AccountId, V>,
         of_snapshot: fn(&Snapshot) -> V,
     ) -> Cached<V> {
         let entries = self.lock();
@@ -254,11 +271,11 @@ impl ReadCache {
                 None => Cached::Miss(None),
             };
         }
-        if !self.usable() {
+        let Some(now) = self.now_if_usable() else {
             return Cached::Miss(None);
-        }
-        match map(&entries).get(id) {
-            Some(v) => {
+        };
+        match map(&entries).get(id).filter(|(_, at)| fresh(*at, now)) {
+            Some((v, _)) => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 Cached::Hit(v.clone())
             }
@@ -268,19 +285,23 @@ impl ReadCache {
 
     /// A certificate, unless it is of an account this process writes (then the database).
     pub(crate) fn certificate(&self, serial: &Serial) -> Cached<CertRecord> {
-        if !self.usable() {
+        let Some(now) = self.now_if_usable() else {
             return Cached::Miss(None);
-        }
+        };
         let entries = self.lock();
-        match entries.certificates.get(serial) {
-            Some(c)
+        match entries
+            .certificates
+            .get(serial)
+            .filter(|(_, at)| fresh(*at, now))
+        {
+            Some((c, _))
                 if c.account
                     .as_ref()
                     .is_some_and(|a| entries.writing.contains_key(a)) =>
             {
                 Cached::Miss(None)
             }
-            Some(c) => {
+            Some((c, _)) => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 Cached::Hit(c.clone())
             }
@@ -320,11 +341,12 @@ impl ReadCache {
     fn keep<K: Hash + Eq, V>(
         &self,
         ticket: Option<u64>,
-        map: fn(&mut Entries) -> &mut HashMap<K, V>,
+        map: fn(&mut Entries) -> &mut Aged<K, V>,
         key: K,
         value: V,
     ) {
         let Some(ticket) = ticket else { return };
+        let now = self.nanos(Instant::now());
         let mut entries = self.lock();
         if entries.generation != ticket {
             return;
@@ -333,7 +355,7 @@ impl ReadCache {
         if kind.len() >= MAX_ENTRIES {
             kind.clear();
         }
-        kind.insert(key, value);
+        kind.insert(key, (value, now));
     }
 
     pub(crate) fn keep_certificate(&self, ticket: Option<u64>, record: &CertRecord) {
@@ -632,7 +654,8 @@ async fn renew(cache: Weak<ReadCache>, pool: GuardedPool, id: i64, ended: Arc<No
 /// The ping a writer sends after its commit when another holder has a live lease: its number.
 const PING: &str = "SELECT p.n FROM (SELECT nextval('cache_pings') AS n FROM cache_holders \
                     WHERE id <> $1 AND expires_at > now() LIMIT 1) p \
-                    CROSS JOIN LATERAL (SELECT pg_notify('sip_settings_cache', p.n::text)) s";
+                    CROSS JOIN LATERAL (SELECT pg_notify('sip_settings_cache', p.n::text), \
+                    set_config('synchronous_commit', 'off', true)) s";
 /// Holders with a live lease that have not seen ping `$2` yet.
 const BEHIND: &str = "SELECT count(*) FROM cache_holders \
                       WHERE id <> $1 AND seen < $2 AND expires_at > now()";
