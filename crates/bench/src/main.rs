@@ -2,22 +2,30 @@
 //! `sip-settings serve` binary as a child process on loopback and drives it over real mutual
 //! TLS from this process, with nginx serving a static file as the physical-limit baseline.
 //!
-//! * `calls`: call records through the service API (records/s), then the `calls` action of an
-//!   account among 1 000 000 stored call records (p50, p99).
+//! `calls` and `http` run on each store of `--stores` (default `sqlite,postgres`), one after
+//! the other from the same provisioned data: the embedded SQLite file, and a PostgreSQL
+//! database the run creates on `--pg-url` (default `$SIP_SETTINGS_TEST_PG_URL`) and drops at
+//! the end. Every figure has a row per store, and on PostgreSQL also PostgreSQL's CPU time.
+//!
+//! * `calls`: call records through the service API, one by one and in batches, new and
+//!   replayed (records/s, p50/p99 per request), then the `calls` action of an account among
+//!   1 000 000 stored call records (p50, p99).
 //! * `http`: keep-alive throughput and latency of `account`, `diversions` and `set_diversions`
 //!   at 1, 16 and 64 connections; full TLS handshakes per second; resident memory at idle,
-//!   after the load and with 1 000 000 call records; each beside nginx with the ratio.
+//!   after the load and with the call records; each beside nginx with the ratio. On
+//!   PostgreSQL also two servers on the one database, 64 connections spread over both.
 //! * `sip`: the SIP redirect door (`serve --sip-listen udp:…`) under SIPp load beside
 //!   Kamailio: the highest rate with no failed call of each, and the door's own decision latency
-//!   and memory at half Kamailio's rate.
+//!   and memory at half Kamailio's rate (on the embedded store).
 //! * `proxy`: whole calls (INVITE … BYE, SIPp caller and callee) through Kamailio with the
 //!   shipped `contrib/kamailio/kamailio.cfg`, deciding with sip-settings and, in the same run,
-//!   alone (`-A ALONE`): the highest call rate of each, the ratio and the call set-up time.
+//!   alone (`-A ALONE`): the highest call rate of each, the ratio and the call set-up time (on
+//!   the embedded store).
 //! * `all`: all four.
 //!
 //! The report is printed as Markdown and, except with `--smoke`, written to
 //! `docs/benchmarks.md` (`sip` and `proxy` alone replace only their own sections there). `--smoke` runs
-//! everything with tiny sizes in well under a minute.
+//! everything with tiny sizes in well under two minutes.
 
 mod calls;
 mod kamailio;
