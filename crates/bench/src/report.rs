@@ -618,4 +618,75 @@ mod tests {
         assert_eq!(ratio(1.0, Some(0.0)), "–");
         assert_eq!(ms(1234), "1.234");
     }
+
+    fn figures(rps: f64) -> Figures {
+        Figures {
+            rps,
+            p50: 1000,
+            p99: 2000,
+            max: 3000,
+            server_cpu: Some(10.0),
+            generator_cpu: Some(5.0),
+            db_cpu: None,
+        }
+    }
+
+    #[test]
+    fn each_scenario_lists_its_stores_together() {
+        let row = |scenario: &str, conns, store, rps| Row {
+            scenario: scenario.into(),
+            conns,
+            store,
+            sip: figures(rps),
+            nginx: Some(figures(4000.0)),
+        };
+        let mut pg = figures(2000.0);
+        pg.db_cpu = Some(7.0);
+        let report = Report {
+            rows: vec![
+                row("read", 1, StoreKind::Sqlite, 1000.0),
+                row("read", 16, StoreKind::Sqlite, 1600.0),
+                row("read", 1, StoreKind::Postgres, 900.0),
+                Row {
+                    sip: pg,
+                    ..row("read", 16, StoreKind::Postgres, 0.0)
+                },
+            ],
+            api: vec![ApiRow {
+                store: StoreKind::Postgres,
+                form: "batch".into(),
+                per_request: 100,
+                conns: 16,
+                f: pg,
+            }],
+            machine: Some(Machine {
+                cores: 2,
+                cpu: "test".into(),
+                memory: "1 GiB".into(),
+                kernel: "Linux".into(),
+            }),
+            ..Report::default()
+        };
+        let md = report.markdown(Path::new("/nonexistent"));
+        let throughput: Vec<&str> = md
+            .lines()
+            .skip_while(|l| !l.starts_with("## Throughput"))
+            .filter(|l| l.starts_with("| read"))
+            .take(4)
+            .collect();
+        assert_eq!(
+            throughput,
+            vec![
+                "| read | 1 | SQLite | 1 000 | 4 000 | 0.25 | 10 | 10 | 1.00 | – | 5 | 5 |",
+                "| read | 1 | PostgreSQL | 900 | 4 000 | 0.23 | 10 | 10 | 1.00 | – | 5 | 5 |",
+                "| read | 16 | SQLite | 1 600 | 4 000 | 0.40 | 10 | 10 | 1.00 | – | 5 | 5 |",
+                "| read | 16 | PostgreSQL | 2 000 | 4 000 | 0.50 | 10 | 10 | 1.00 | 7 | 5 | 5 |",
+            ]
+        );
+        // A batch of 100 at 2 000 requests/s: 200 000 records/s, CPU per record.
+        assert!(
+            md.contains("| batch | 100 | 16 | PostgreSQL | **200 000** | 2 000 | 1.000 | 2.000 | 3.000 | 0 | 0 |"),
+            "{md}"
+        );
+    }
 }
