@@ -2,7 +2,7 @@
 //! that a write is acknowledged only once it is on disk.
 //!
 //! Every write runs on one connection (SQLite has one writer at a time anyway, and a single
-//! writer never meets a lock upgrade conflict) through a group commit ([`group`]): writes
+//! writer never meets a lock upgrade conflict) through a group commit (`group.rs`): writes
 //! that arrive while a commit is being flushed wait for the connection in order, each runs in
 //! its own savepoint of one shared `BEGIN IMMEDIATE` transaction, and one `COMMIT` (one flush)
 //! then makes them all durable together. Each is acknowledged only after that commit; a write
@@ -15,8 +15,17 @@
 //! this process: a backup (`VACUUM INTO`, which cannot run in a transaction) commits what is
 //! pending and runs outside a transaction on the same connection.
 //!
+//! What limits the writes per second is then the time each write holds the connection, one
+//! after another: mostly the round trips to sqlx's worker thread (each wakes the writing task
+//! again through tokio's queue of wake-ups from other threads, behind whatever else is
+//! runnable). An account write makes two for new forwarding: the savepoint opens in the call
+//! that finds the account, and the forwarding, the journal entries and the savepoint's release
+//! run in one call at commit (`account_write.rs`). An account write of an account with a write
+//! waiting in the open batch waits for that batch's commit first (the service reads the old
+//! values through the store's other connections, which see only what is committed).
+//!
 //! Reads use their own connections and run concurrently with the writer: a pool for the
-//! listings, and rusqlite connections for the hot reads ([`fast`]), whose cache follows
+//! listings, and rusqlite connections for the hot reads (`fast.rs`), whose cache follows
 //! SQLite's WAL index and so sees every commit, whoever made it, by the time it is
 //! acknowledged.
 //!
