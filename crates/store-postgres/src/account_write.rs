@@ -16,7 +16,7 @@ use sqlx::{PgConnection, Postgres, Row, Transaction};
 use crate::PgStore;
 use crate::error::{Fail, Res, map_err};
 use crate::health::is_connection_error;
-use crate::read_cache::{Snapshot, WritingGuard};
+use crate::read_cache::{Scope, Snapshot, WritingGuard};
 use crate::rows::{
     account_from_row, cert_from_row, diversions_from, temporary_from, voicemail_from,
 };
@@ -29,6 +29,8 @@ pub(crate) struct PgAccountWrite {
     store: PgStore,
     /// Answers this process's reads of the account from the snapshot until the write ends.
     writing: Option<WritingGuard>,
+    /// Whether the write changed aliases or numbers (which the cache keeps by address).
+    addresses: bool,
 }
 
 /// Locks the account's row (as [`crate::lock_account`]) and reads what the read cache keeps of
@@ -88,6 +90,7 @@ impl PgAccountWrite {
                         account: account.clone(),
                         store: store.clone(),
                         writing: Some(writing),
+                        addresses: false,
                     });
                 }
                 // Nothing was done yet: a lost connection is simply tried again, once.
@@ -581,7 +584,10 @@ impl AccountWrite for PgAccountWrite {
             AccountOp::AddAlias { .. }
             | AccountOp::RemoveAlias(_)
             | AccountOp::AddEnum(_)
-            | AccountOp::RemoveEnum(_) => apply_to_addresses(conn, account, id, now, op).await,
+            | AccountOp::RemoveEnum(_) => {
+                self.addresses = true;
+                apply_to_addresses(conn, account, id, now, op).await
+            }
             AccountOp::SetDiversions(_)
             | AccountOp::PutAcceptRule(_)
             | AccountOp::RemoveAcceptRule(_)
@@ -595,13 +601,18 @@ impl AccountWrite for PgAccountWrite {
     async fn commit(mut self: Box<Self>, journal: &[NewJournalEntry]) -> Result<(), StoreError> {
         insert_journal(&mut self.tx, journal).await?;
         let Self {
-            tx, store, writing, ..
+            tx,
+            store,
+            writing,
+            account,
+            addresses,
+            ..
         } = *self;
         tx.commit().await.map_err(map_err)?;
         // The snapshot is history now: nothing may answer from it, nor from what the cache
-        // held before the write.
-        store.cache.invalidate();
+        // held of the account before the write.
+        store.cache.invalidate_account(&account, addresses);
         drop(writing);
-        store.published().await
+        store.published(Scope::Account(&account, addresses)).await
     }
 }

@@ -14,7 +14,7 @@ use crate::PgStore;
 use crate::account_write::{PgAccountWrite, insert_journal};
 use crate::error::{corrupt, reading, retrying};
 use crate::not_found;
-use crate::read_cache::Cached;
+use crate::read_cache::{Cached, Scope};
 use crate::rows::{ACCOUNT_COLUMNS, account_from_row};
 
 #[async_trait]
@@ -30,7 +30,7 @@ impl Accounts for PgStore {
         })
         .await?;
         // An answer "not served here" may be kept.
-        self.published().await
+        self.published(Scope::All).await
     }
 
     async fn list_domains(&self) -> Result<Vec<Domain>, StoreError> {
@@ -116,7 +116,7 @@ impl Accounts for PgStore {
         })
         .await?;
         // An answer "no such account" may be kept.
-        self.published().await
+        self.published(Scope::All).await
     }
 
     async fn begin_account(
@@ -223,7 +223,7 @@ impl Accounts for PgStore {
             Ok(revoked)
         })
         .await?;
-        self.published().await?;
+        self.published(Scope::All).await?;
         Ok(revoked)
     }
 }

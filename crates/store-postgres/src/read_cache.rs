@@ -415,6 +415,24 @@ impl ReadCache {
         self.lock().clear();
     }
 
+    /// Forgets what is kept of `account` (and every address and number when `addresses`);
+    /// answers being read now are not kept.
+    pub(crate) fn invalidate_account(&self, account: &AccountId, addresses: bool) {
+        let mut entries = self.lock();
+        entries.generation += 1;
+        entries.accounts.remove(account);
+        entries.temporary.remove(account);
+        entries.diversions.remove(account);
+        entries.voicemail.remove(account);
+        entries
+            .certificates
+            .retain(|_, (c, _)| c.account.as_ref() != Some(account));
+        if addresses {
+            entries.addresses.clear();
+            entries.numbers.clear();
+        }
+    }
+
     /// Marks an open write on `account` until the returned guard is dropped: the account's
     /// data is read from the database, then from the writer's snapshot once it has the lock.
     pub(crate) fn writing(self: &Arc<Self>, account: &AccountId) -> WritingGuard {
@@ -589,11 +607,19 @@ async fn session(
                 "the listening connection was lost",
             )));
         };
-        let mut highest = note.payload().parse::<i64>().ok();
-        while let Some(more) = listener.next_buffered() {
-            highest = highest.max(more.payload().parse::<i64>().ok());
+        // A ping is `n:holder`, `holder` the sender's own row: this server emptied what its own
+        // write changed before it pinged, so its own pings only move `seen`.
+        let mut highest = None;
+        let mut foreign = false;
+        for note in std::iter::once(note).chain(std::iter::from_fn(|| listener.next_buffered())) {
+            let (n, sender) = note
+                .payload()
+                .split_once(':')
+                .unwrap_or((note.payload(), ""));
+            highest = highest.max(n.parse::<i64>().ok());
+            foreign |= sender.parse::<i64>().ok() != Some(id);
         }
-        {
+        if foreign {
             let Some(c) = cache.upgrade() else {
                 return Ok(());
             };
@@ -651,10 +677,19 @@ async fn renew(cache: Weak<ReadCache>, pool: GuardedPool, id: i64, ended: Arc<No
     }
 }
 
+/// What a committed change may have changed in the cache.
+pub(crate) enum Scope<'a> {
+    /// Anything.
+    All,
+    /// The data of one account, and its addresses and numbers when `true`.
+    Account(&'a AccountId, bool),
+}
+
 /// The ping a writer sends after its commit when another holder has a live lease: its number.
 const PING: &str = "SELECT p.n FROM (SELECT nextval('cache_pings') AS n FROM cache_holders \
                     WHERE id <> $1 AND expires_at > now() LIMIT 1) p \
-                    CROSS JOIN LATERAL (SELECT pg_notify('sip_settings_cache', p.n::text), \
+                    CROSS JOIN LATERAL (SELECT pg_notify('sip_settings_cache', \
+                    p.n::text || ':' || $1::text), \
                     set_config('synchronous_commit', 'off', true)) s";
 /// Holders with a live lease that have not seen ping `$2` yet.
 const BEHIND: &str = "SELECT count(*) FROM cache_holders \
@@ -692,8 +727,13 @@ impl PgStore {
     /// After a commit that changed what the cache may hold: empties this server's cache and
     /// waits until every other holder has (see the module documentation). An error means the
     /// change is committed but may not be visible everywhere yet.
-    pub(crate) async fn published(&self) -> Result<(), StoreError> {
-        self.cache.invalidate();
+    pub(crate) async fn published(&self, scope: Scope<'_>) -> Result<(), StoreError> {
+        match scope {
+            Scope::All => self.cache.invalidate(),
+            Scope::Account(account, addresses) => {
+                self.cache.invalidate_account(account, addresses);
+            }
+        }
         let me = self.cache.holder();
         let started = Instant::now();
         let mut pause = Duration::from_micros(200);
