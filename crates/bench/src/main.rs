@@ -470,6 +470,11 @@ async fn measure_store(
     } else {
         None
     };
+    // How many connections one server holds after the load: what a second one will need too.
+    let per_server = match on.database {
+        Some(url) => pg::connections(url).await?.here,
+        None => 0,
+    };
     let api_total = if want_calls {
         scenarios::api_records(report, running, on.service_client, generator, on.run_tag).await?
     } else {
@@ -482,7 +487,7 @@ async fn measure_store(
     // ---- Two servers on the one database ----
     if want_http && store == StoreKind::Postgres {
         let conns = generator.sizes.two_server_conns;
-        scenarios::two_servers(report, on.spec, on.logs, generator, conns).await?;
+        scenarios::two_servers(report, on.spec, on.logs, generator, (conns, per_server)).await?;
     }
 
     // ---- The store filled up to the call-record target, with no server running ----

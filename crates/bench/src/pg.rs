@@ -121,22 +121,67 @@ impl Drop for BenchDatabase {
     }
 }
 
-/// PostgreSQL's `max_connections`, and how many connections the database of `url` has now.
-pub(crate) async fn connections(url: &str) -> anyhow::Result<(i64, i64)> {
+/// Connections of a PostgreSQL server.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Connections {
+    /// `max_connections`.
+    pub max: i64,
+    /// Client connections to the database of the URL (this one not counted).
+    pub here: i64,
+    /// Client connections to any database (this one not counted).
+    pub all: i64,
+}
+
+/// The connections of the PostgreSQL server of `url`.
+pub(crate) async fn connections(url: &str) -> anyhow::Result<Connections> {
     let mut conn = PgConnection::connect(url)
         .await
         .with_context(|| format!("connecting to {}", crate::redact(url)))?;
     let max: String = sqlx::query_scalar("SHOW max_connections")
         .fetch_one(&mut conn)
         .await?;
-    let used: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+    let (here, all): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE datname = current_database()), count(*) \
+         FROM pg_stat_activity WHERE backend_type = 'client backend' \
          AND pid <> pg_backend_pid()",
     )
     .fetch_one(&mut conn)
     .await?;
     let _ = conn.close().await;
-    Ok((max.parse().unwrap_or(0), used))
+    Ok(Connections {
+        max: max.parse().context("max_connections")?,
+        here,
+        all,
+    })
+}
+
+/// Waits up to `patience` until the server of `url` has `needed` connections free (other
+/// clients, e.g. tests, come and go), and says how many were free at the end.
+pub(crate) async fn await_free_connections(
+    url: &str,
+    needed: i64,
+    patience: std::time::Duration,
+) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + patience;
+    loop {
+        let c = connections(url).await?;
+        // The one this check used is free again once it is closed.
+        let free = c.max - c.all - 1;
+        if free >= needed {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            bail!(
+                "PostgreSQL has {free} connections free (max_connections {}, {} in use by other \
+                 clients) but two servers need up to {needed}: raise max_connections or stop the \
+                 other clients",
+                c.max,
+                c.all
+            );
+        }
+        eprintln!("waiting for {needed} free PostgreSQL connections ({free} free)");
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
 }
 
 /// Replaces the database name (the path) of a PostgreSQL URL.

@@ -412,7 +412,7 @@ pub(crate) async fn two_servers(
     spec: &ServerSpec,
     logs: &Path,
     generator: &Generator<'_>,
-    conns: usize,
+    (conns, per_server): (usize, i64),
 ) -> anyhow::Result<()> {
     let Generator {
         sizes,
@@ -425,6 +425,10 @@ pub(crate) async fn two_servers(
         .database
         .clone()
         .ok_or_else(|| anyhow!("two servers need a PostgreSQL database"))?;
+    // Each server opens as many connections as one did under the same load before.
+    pg::await_free_connections(&url, 2 * per_server.max(1), Duration::from_secs(60))
+        .await
+        .context("two servers on one PostgreSQL database")?;
     let servers = [
         Server::start(spec, &logs.join("server-postgres-a.log"))?,
         Server::start(spec, &logs.join("server-postgres-b.log"))?,
@@ -455,16 +459,24 @@ pub(crate) async fn two_servers(
         let (m, f, cpu) = match with_cpu_each(&watch, scenario).await {
             Ok(measured) => measured,
             Err(e) => {
-                let (max, used) = pg::connections(&url).await.unwrap_or((0, 0));
+                let now = pg::connections(&url).await.map_or_else(
+                    |e| format!("PostgreSQL's connections unknown: {e:#}"),
+                    |c| {
+                        format!(
+                            "PostgreSQL: max_connections {}, {} client connections, {} to this \
+                             database",
+                            c.max, c.all, c.here
+                        )
+                    },
+                );
                 return Err(e.context(format!(
-                    "two servers, {} at {conns} connections (PostgreSQL: max_connections \
-                     {max}, {used} connections to the database now)",
+                    "two servers, {} at {conns} connections ({now})",
                     action.label()
                 )));
             }
         };
-        let (max, used) = pg::connections(&url).await?;
-        (most_connections, max_connections) = (most_connections.max(used), max);
+        let c = pg::connections(&url).await?;
+        (most_connections, max_connections) = (most_connections.max(c.here), c.max);
         let per_server_requests: Vec<u64> = (0..servers.len())
             .map(|k| {
                 m.by_conn
