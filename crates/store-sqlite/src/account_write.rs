@@ -1,24 +1,35 @@
-//! [`AccountWrite`] on SQLite: a write of the group commit ([`crate::group`]), its own
-//! savepoint in the shared transaction begun with `BEGIN IMMEDIATE`, so it holds SQLite's write
-//! lock from its first statement. A deferred transaction that reads first and writes later
-//! fails at once with `SQLITE_BUSY` when another connection (the CLI, a second server)
-//! committed in between; an immediate one waits for the lock under the busy timeout instead,
-//! and no commit can land between its reads and its writes.
+//! [`AccountWrite`] on SQLite: a write of the group commit ([`crate::group`]) on its rusqlite
+//! connection, its own savepoint in the shared transaction begun with `BEGIN IMMEDIATE`, so it
+//! holds SQLite's write lock from its first statement. A deferred transaction that reads first
+//! and writes later fails at once with `SQLITE_BUSY` when another connection (the CLI, a second
+//! server) committed in between; an immediate one waits for the lock under the busy timeout
+//! instead, and no commit can land between its reads and its writes.
+//!
+//! The statements run inline on the writing task: a few microseconds each from SQLite's page
+//! cache, with nothing to wait for (the flush is the commit's, on a blocking thread). Through
+//! sqlx each was a round trip to its worker thread, and the wake-up back into the runtime
+//! waited behind every other runnable task: with the writes one after another on the one
+//! connection, those waits were what bounded the writes per second.
+//!
+//! Times are stored as sqlx stores them (RFC 3339, [`ts`]), so that both kinds of writes
+//! compare and sort alike.
+//!
+//! The sqlx statements shared with the other writes of the store (the journal, certificates)
+//! are here too.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
 use sip_settings_core::cert::CertRecord;
 use sip_settings_core::ids::AccountId;
 use sip_settings_core::journal::NewJournalEntry;
-use sip_settings_core::sip::{Condition, DiversionTarget};
 use sip_settings_core::store::{AccountOp, AccountWrite, AliasOutcome, Applied};
 use sip_settings_core::{Clock, StoreError, stored};
-use sqlx::sqlite::SqliteArguments;
-use sqlx::{Arguments, Sqlite, SqliteConnection};
+use sqlx::SqliteConnection;
 
-use crate::group::{Group, Opening, Write};
+use crate::group::{Group, Write, lite_err};
 use crate::rows::{cert_from_row, map_err};
 
 pub(crate) struct SqliteAccountWrite {
@@ -27,51 +38,6 @@ pub(crate) struct SqliteAccountWrite {
     account: AccountId,
     /// The store's clock: the time of `updated_at` and the like.
     clock: Arc<dyn Clock>,
-    /// Statements of changes applied but not run yet (see [`Deferred`]).
-    deferred: Deferred,
-}
-
-/// The statements of a change that returns nothing but success (new forwarding), kept to run
-/// in the same call as what follows them: the next change's statements, or the journal
-/// entries and the savepoint's release at commit. Every call to the connection is a round trip
-/// to sqlx's worker thread, and those round trips, made one after another on the one writer
-/// connection, are what limits the writes per second. They run in order, before anything
-/// that could read what they change; an error of theirs surfaces at that call instead of
-/// at `apply`, and fails the write all the same (nothing of it is kept).
-#[derive(Default)]
-struct Deferred {
-    /// `…; ` statements, each followed by `"; "`.
-    sql: String,
-    args: SqliteArguments<'static>,
-}
-
-impl Deferred {
-    fn push(&mut self, sql: &str) {
-        self.sql.push_str(sql);
-        self.sql.push_str("; ");
-    }
-
-    fn bind<T>(&mut self, value: T) -> Result<(), StoreError>
-    where
-        T: 'static + Send + sqlx::Encode<'static, Sqlite> + sqlx::Type<Sqlite>,
-    {
-        self.args
-            .add(value)
-            .map_err(|e| StoreError::Other(format!("binding a deferred statement: {e}")))
-    }
-
-    /// Runs what is deferred, if anything.
-    async fn run(&mut self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
-        if self.sql.is_empty() {
-            return Ok(());
-        }
-        let Self { sql, args } = std::mem::take(self);
-        sqlx::query_with(&sql, args)
-            .execute(conn)
-            .await
-            .map_err(map_err)?;
-        Ok(())
-    }
 }
 
 impl SqliteAccountWrite {
@@ -80,28 +46,24 @@ impl SqliteAccountWrite {
         account: &AccountId,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StoreError> {
-        let mut tx = group.lock_for(account).await?;
-        // The savepoint opens in the same call as the account's look-up: the hot write path
-        // (`set_diversions`) makes three calls to the connection's worker thread, not five.
-        let sql = match tx.opening() {
-            Opening::Savepoint => concat!("SAVEPOINT w; ", account_rowid_sql!()),
-            Opening::Transaction => {
-                concat!("BEGIN IMMEDIATE; SAVEPOINT w; ", account_rowid_sql!())
-            }
-        };
-        let id = sqlx::query_scalar(sql)
-            .bind(account.domain().as_str())
-            .bind(account.user().as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?
+        let tx = group.lite_write_for(account).await?;
+        let id = tx
+            .lite()
+            .prepare_cached(account_rowid_sql!())
+            .and_then(|mut s| {
+                s.query_row(
+                    params![account.domain().as_str(), account.user().as_str()],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()
+            })
+            .map_err(lite_err)?
             .ok_or_else(|| StoreError::NotFound(format!("account {account}")))?;
         Ok(Self {
             tx,
             id,
             account: account.clone(),
             clock,
-            deferred: Deferred::default(),
         })
     }
 }
@@ -201,38 +163,28 @@ pub(crate) async fn revoke_certificate(
     }
 }
 
-/// Revokes every unrevoked certificate of an account; how many.
-pub(crate) async fn revoke_account_certificates(
-    conn: &mut SqliteConnection,
-    account: &AccountId,
-    at: chrono::DateTime<Utc>,
-) -> Result<u64, StoreError> {
-    Ok(sqlx::query(
-        "UPDATE certificates SET revoked_at = ? WHERE account = ? AND revoked_at IS NULL",
-    )
-    .bind(at)
-    .bind(account.to_string())
-    .execute(&mut *conn)
-    .await
-    .map_err(map_err)?
-    .rows_affected())
+/// A time as sqlx writes it.
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, false)
 }
 
-/// Deletes the account's row of `sql` (`… WHERE account_id = ? AND <key> = ?`):
-/// whether there was one.
-async fn delete_keyed(
-    conn: &mut SqliteConnection,
-    sql: &str,
-    id: i64,
-    key: &str,
-) -> Result<Applied, StoreError> {
-    let done = sqlx::query(sql)
-        .bind(id)
-        .bind(key)
-        .execute(conn)
-        .await
-        .map_err(map_err)?;
-    Ok(Applied::Existed(done.rows_affected() > 0))
+/// Runs one statement; how many rows it changed.
+fn run(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<usize, StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute(params))
+        .map_err(lite_err)
+}
+
+/// A `count(*)`.
+fn count(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<i64, StoreError> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.query_row(params, |r| r.get(0)))
+        .map_err(lite_err)
+}
+
+/// Whether a delete (or an update) found its row.
+fn existed(changed: usize) -> Applied {
+    Applied::Existed(changed > 0)
 }
 
 /// The error for a change this store does not know ([`AccountOp`] may grow).
@@ -241,62 +193,56 @@ fn unknown_change(op: &AccountOp) -> StoreError {
 }
 
 /// The changes of the account itself: its profile and credentials.
-async fn apply_to_account(
-    conn: &mut SqliteConnection,
+fn apply_to_account(
+    conn: &Connection,
     id: i64,
     now: DateTime<Utc>,
     op: &AccountOp,
 ) -> Result<Applied, StoreError> {
-    Ok(match op {
+    match op {
         AccountOp::UpdateAccount { profile, prepaid } => {
-            sqlx::query(
+            run(
+                conn,
                 "UPDATE accounts SET first_name = ?, last_name = ?, email = ?, timezone = ?, \
                  mobile = ?, pstn_caller_id = ?, language = ?, no_answer_timeout = ?, \
                  quick_dial = ?, prepaid = ?, updated_at = ? WHERE id = ?",
-            )
-            .bind(&profile.first_name)
-            .bind(&profile.last_name)
-            .bind(profile.email.as_ref().map(|e| e.as_str()))
-            .bind(profile.timezone.name())
-            .bind(profile.mobile.as_ref().map(|e| e.as_str()))
-            .bind(profile.pstn_caller_id.as_ref().map(|e| e.as_str()))
-            .bind(&profile.language)
-            .bind(i64::from(profile.no_answer_timeout))
-            .bind(profile.quick_dial.as_deref())
-            .bind(*prepaid)
-            .bind(now)
-            .bind(id)
-            .execute(conn)
-            .await
-            .map_err(map_err)?;
-            Applied::Done
+                params![
+                    profile.first_name,
+                    profile.last_name,
+                    profile.email.as_ref().map(|e| e.as_str()),
+                    profile.timezone.name(),
+                    profile.mobile.as_ref().map(|e| e.as_str()),
+                    profile.pstn_caller_id.as_ref().map(|e| e.as_str()),
+                    profile.language,
+                    i64::from(profile.no_answer_timeout),
+                    profile.quick_dial.as_deref(),
+                    *prepaid,
+                    ts(now),
+                    id
+                ],
+            )?;
+            Ok(Applied::Done)
         }
         AccountOp::SetCredentials(c) => {
-            sqlx::query(
+            run(
+                conn,
                 "UPDATE accounts SET ha1_md5 = ?, ha1_sha256 = ?, password_hash = ?, \
                  updated_at = ? WHERE id = ?",
-            )
-            .bind(&c.ha1_md5)
-            .bind(&c.ha1_sha256)
-            .bind(&c.password_hash)
-            .bind(now)
-            .bind(id)
-            .execute(conn)
-            .await
-            .map_err(map_err)?;
-            Applied::Done
+                params![c.ha1_md5, c.ha1_sha256, c.password_hash, ts(now), id],
+            )?;
+            Ok(Applied::Done)
         }
-        other => return Err(unknown_change(other)),
-    })
+        other => Err(unknown_change(other)),
+    }
 }
 
 /// The changes of the account's certificates.
-async fn apply_to_certificates(
-    conn: &mut SqliteConnection,
+fn apply_to_certificates(
+    conn: &Connection,
     account: &AccountId,
     op: &AccountOp,
 ) -> Result<Applied, StoreError> {
-    Ok(match op {
+    match op {
         AccountOp::InsertCertificate(record) => {
             if record.account.as_ref() != Some(account) {
                 return Err(StoreError::Other(format!(
@@ -304,30 +250,65 @@ async fn apply_to_certificates(
                     record.serial, account
                 )));
             }
-            insert_certificate(conn, record).await?;
-            Applied::Done
+            run(
+                conn,
+                "INSERT INTO certificates (serial, subject, role, account, fingerprint, \
+                 not_before, not_after, issued_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                params![
+                    record.serial.as_str(),
+                    record.subject,
+                    record.role.as_str(),
+                    record.account.as_ref().map(ToString::to_string),
+                    record.fingerprint,
+                    ts(record.not_before),
+                    ts(record.not_after),
+                    ts(record.issued_at),
+                    record.revoked_at.map(ts)
+                ],
+            )?;
+            Ok(Applied::Done)
         }
         AccountOp::RevokeCertificate { serial, at } => {
-            Applied::Certificate(revoke_certificate(conn, serial, Some(account), *at).await?)
+            let row = conn
+                .prepare_cached(
+                    "UPDATE certificates SET revoked_at = COALESCE(revoked_at, ?) \
+                     WHERE serial = ? AND account = ? RETURNING serial, subject, role, account, \
+                     fingerprint, not_before, not_after, issued_at, revoked_at",
+                )
+                .and_then(|mut s| {
+                    s.query_row(
+                        params![ts(*at), serial.as_str(), account.to_string()],
+                        crate::fast::cert_row,
+                    )
+                    .optional()
+                })
+                .map_err(lite_err)?;
+            match row {
+                Some(r) => Ok(Applied::Certificate(r.parse()?)),
+                None => Err(StoreError::NotFound(format!("certificate {serial}"))),
+            }
         }
         AccountOp::RevokeAllCertificates { at } => {
-            Applied::Count(revoke_account_certificates(conn, account, *at).await?)
+            let n = run(
+                conn,
+                "UPDATE certificates SET revoked_at = ? WHERE account = ? AND revoked_at IS NULL",
+                params![ts(*at), account.to_string()],
+            )?;
+            Ok(Applied::Count(n as u64))
         }
-        other => return Err(unknown_change(other)),
-    })
+        other => Err(unknown_change(other)),
+    }
 }
 
 /// The changes of the account's other addresses: aliases and ENUM numbers.
-async fn apply_to_addresses(
-    conn: &mut SqliteConnection,
+fn apply_to_addresses(
+    conn: &Connection,
     account: &AccountId,
     id: i64,
     now: DateTime<Utc>,
     op: &AccountOp,
 ) -> Result<Applied, StoreError> {
-    let changed =
-        |done: sqlx::sqlite::SqliteQueryResult| Applied::Existed(done.rows_affected() > 0);
-    Ok(match op {
+    match op {
         AccountOp::AddAlias { alias, limit } => {
             if alias.domain() != account.domain() {
                 return Err(StoreError::Other(format!(
@@ -335,250 +316,195 @@ async fn apply_to_addresses(
                     account
                 )));
             }
-            let taken: i64 = sqlx::query_scalar(
+            let (domain, user) = (alias.domain().as_str(), alias.user().as_str());
+            let taken = count(
+                conn,
                 "SELECT count(*) FROM sip_addresses WHERE domain = ? AND username = ?",
-            )
-            .bind(alias.domain().as_str())
-            .bind(alias.user().as_str())
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(map_err)?;
+                params![domain, user],
+            )?;
             if taken > 0 {
                 return Ok(Applied::Alias(AliasOutcome::Taken));
             }
-            let aliases: i64 = sqlx::query_scalar(
+            let aliases = count(
+                conn,
                 "SELECT count(*) FROM sip_addresses WHERE account_id = ? AND is_alias = 1",
-            )
-            .bind(id)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(map_err)?;
+                params![id],
+            )?;
             if aliases >= i64::from(*limit) {
                 return Ok(Applied::Alias(AliasOutcome::LimitReached));
             }
-            let inserted = sqlx::query(
+            match run(
+                conn,
                 "INSERT INTO sip_addresses (domain, username, account_id, is_alias, created_at) \
                  VALUES (?, ?, ?, 1, ?)",
-            )
-            .bind(alias.domain().as_str())
-            .bind(alias.user().as_str())
-            .bind(id)
-            .bind(now)
-            .execute(conn)
-            .await
-            .map_err(map_err);
-            match inserted {
-                Ok(_) => Applied::Alias(AliasOutcome::Added),
-                Err(StoreError::Conflict(_)) => Applied::Alias(AliasOutcome::Taken),
-                Err(e) => return Err(e),
+                params![domain, user, id, ts(now)],
+            ) {
+                Ok(_) => Ok(Applied::Alias(AliasOutcome::Added)),
+                Err(StoreError::Conflict(_)) => Ok(Applied::Alias(AliasOutcome::Taken)),
+                Err(e) => Err(e),
             }
         }
-        AccountOp::RemoveAlias(alias) => changed(
-            sqlx::query(
-                "DELETE FROM sip_addresses WHERE domain = ? AND username = ? AND is_alias = 1 \
-                 AND account_id = ?",
-            )
-            .bind(alias.domain().as_str())
-            .bind(alias.user().as_str())
-            .bind(id)
-            .execute(conn)
-            .await
-            .map_err(map_err)?,
-        ),
+        AccountOp::RemoveAlias(alias) => Ok(existed(run(
+            conn,
+            "DELETE FROM sip_addresses WHERE domain = ? AND username = ? AND is_alias = 1 \
+             AND account_id = ?",
+            params![alias.domain().as_str(), alias.user().as_str(), id],
+        )?)),
         AccountOp::AddEnum(number) => {
-            sqlx::query(
-                "INSERT INTO enum_numbers (number, account_id, created_at) VALUES (?, ?, ?)",
-            )
-            .bind(number.as_str())
-            .bind(id)
-            .bind(now)
-            .execute(conn)
-            .await
-            .map_err(map_err)?;
-            Applied::Done
-        }
-        AccountOp::RemoveEnum(number) => {
-            delete_keyed(
+            run(
                 conn,
-                "DELETE FROM enum_numbers WHERE account_id = ? AND number = ?",
-                id,
-                number.as_str(),
-            )
-            .await?
+                "INSERT INTO enum_numbers (number, account_id, created_at) VALUES (?, ?, ?)",
+                params![number.as_str(), id, ts(now)],
+            )?;
+            Ok(Applied::Done)
         }
-        other => return Err(unknown_change(other)),
-    })
-}
-
-/// New forwarding, deferred to the next call (see [`Deferred`]).
-fn defer_diversions(
-    deferred: &mut Deferred,
-    id: i64,
-    changes: &[(Condition, Option<DiversionTarget>)],
-) -> Result<(), StoreError> {
-    for (condition, target) in changes {
-        match target {
-            Some(t) => {
-                deferred.push(
-                    "INSERT INTO diversions (account_id, condition, target) VALUES (?, ?, ?) \
-                     ON CONFLICT (account_id, condition) DO UPDATE SET target = excluded.target",
-                );
-                deferred.bind(id)?;
-                deferred.bind(condition.code())?;
-                deferred.bind(t.stored())?;
-            }
-            None => {
-                deferred.push("DELETE FROM diversions WHERE account_id = ? AND condition = ?");
-                deferred.bind(id)?;
-                deferred.bind(condition.code())?;
-            }
-        }
+        AccountOp::RemoveEnum(number) => Ok(existed(run(
+            conn,
+            "DELETE FROM enum_numbers WHERE account_id = ? AND number = ?",
+            params![id, number.as_str()],
+        )?)),
+        other => Err(unknown_change(other)),
     }
-    Ok(())
 }
 
-/// The changes of the account's call rules: accept rules and DND, reject rules.
-async fn apply_to_call_rules(
-    conn: &mut SqliteConnection,
-    id: i64,
-    op: &AccountOp,
-) -> Result<Applied, StoreError> {
-    let changed =
-        |done: sqlx::sqlite::SqliteQueryResult| Applied::Existed(done.rows_affected() > 0);
-    Ok(match op {
+/// The changes of the account's call rules: forwarding, accept rules and DND, reject rules.
+fn apply_to_call_rules(conn: &Connection, id: i64, op: &AccountOp) -> Result<Applied, StoreError> {
+    match op {
+        AccountOp::SetDiversions(changes) => {
+            for (condition, target) in changes {
+                match target {
+                    Some(t) => run(
+                        conn,
+                        "INSERT INTO diversions (account_id, condition, target) VALUES (?, ?, ?) \
+                         ON CONFLICT (account_id, condition) DO UPDATE SET target = excluded.target",
+                        params![id, condition.code(), t.stored()],
+                    )?,
+                    None => run(
+                        conn,
+                        "DELETE FROM diversions WHERE account_id = ? AND condition = ?",
+                        params![id, condition.code()],
+                    )?,
+                };
+            }
+            Ok(Applied::Done)
+        }
         AccountOp::PutAcceptRule(rule) => {
-            let existed: i64 = sqlx::query_scalar(
+            let days = i64::from(rule.days.value());
+            let before = count(
+                conn,
                 "SELECT count(*) FROM accept_rules WHERE account_id = ? AND days = ?",
-            )
-            .bind(id)
-            .bind(i64::from(rule.days.value()))
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(map_err)?;
-            sqlx::query(
+                params![id, days],
+            )?;
+            run(
+                conn,
                 "INSERT INTO accept_rules (account_id, days, start_minute, stop_minute, groups) \
                  VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, days) DO UPDATE SET \
                  start_minute = excluded.start_minute, stop_minute = excluded.stop_minute, \
                  groups = excluded.groups",
-            )
-            .bind(id)
-            .bind(i64::from(rule.days.value()))
-            .bind(i64::from(rule.start.minutes()))
-            .bind(i64::from(rule.stop.minutes()))
-            .bind(stored::join_groups(&rule.groups))
-            .execute(conn)
-            .await
-            .map_err(map_err)?;
-            Applied::Existed(existed > 0)
+                params![
+                    id,
+                    days,
+                    i64::from(rule.start.minutes()),
+                    i64::from(rule.stop.minutes()),
+                    stored::join_groups(&rule.groups)
+                ],
+            )?;
+            Ok(Applied::Existed(before > 0))
         }
-        AccountOp::RemoveAcceptRule(days) => changed(
-            sqlx::query("DELETE FROM accept_rules WHERE account_id = ? AND days = ?")
-                .bind(id)
-                .bind(i64::from(days.value()))
-                .execute(conn)
-                .await
-                .map_err(map_err)?,
-        ),
+        AccountOp::RemoveAcceptRule(days) => Ok(existed(run(
+            conn,
+            "DELETE FROM accept_rules WHERE account_id = ? AND days = ?",
+            params![id, i64::from(days.value())],
+        )?)),
         AccountOp::SetTemporaryRule(rule) => {
             match rule {
-                Some(rule) => sqlx::query(
+                Some(rule) => run(
+                    conn,
                     "INSERT INTO accept_temporary (account_id, groups, until) VALUES (?, ?, ?) \
                      ON CONFLICT (account_id) DO UPDATE SET groups = excluded.groups, \
                      until = excluded.until",
-                )
-                .bind(id)
-                .bind(stored::join_groups(&rule.groups))
-                .bind(rule.until),
-                None => sqlx::query("DELETE FROM accept_temporary WHERE account_id = ?").bind(id),
-            }
-            .execute(conn)
-            .await
-            .map_err(map_err)?;
-            Applied::Done
+                    params![id, stored::join_groups(&rule.groups), rule.until.map(ts)],
+                )?,
+                None => run(
+                    conn,
+                    "DELETE FROM accept_temporary WHERE account_id = ?",
+                    params![id],
+                )?,
+            };
+            Ok(Applied::Done)
         }
         AccountOp::AddReject(pattern) => {
-            sqlx::query("INSERT INTO reject_rules (account_id, pattern) VALUES (?, ?)")
-                .bind(id)
-                .bind(pattern.as_str())
-                .execute(conn)
-                .await
-                .map_err(map_err)?;
-            Applied::Done
-        }
-        AccountOp::RemoveReject(pattern) => {
-            delete_keyed(
+            run(
                 conn,
-                "DELETE FROM reject_rules WHERE account_id = ? AND pattern = ?",
-                id,
-                pattern.as_str(),
-            )
-            .await?
+                "INSERT INTO reject_rules (account_id, pattern) VALUES (?, ?)",
+                params![id, pattern.as_str()],
+            )?;
+            Ok(Applied::Done)
         }
-        other => return Err(unknown_change(other)),
-    })
+        AccountOp::RemoveReject(pattern) => Ok(existed(run(
+            conn,
+            "DELETE FROM reject_rules WHERE account_id = ? AND pattern = ?",
+            params![id, pattern.as_str()],
+        )?)),
+        other => Err(unknown_change(other)),
+    }
 }
 
 /// The changes of the account's voicemail, caller-id privacy and phonebook.
-async fn apply_to_personal(
-    conn: &mut SqliteConnection,
+fn apply_to_personal(
+    conn: &Connection,
     id: i64,
     now: DateTime<Utc>,
     op: &AccountOp,
 ) -> Result<Applied, StoreError> {
-    Ok(match op {
+    match op {
         AccountOp::PutVoicemail(v) => {
-            sqlx::query(
+            run(
+                conn,
                 "INSERT INTO voicemail (account_id, enabled, delivery, email, pin_hash) \
                  VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET \
                  enabled = excluded.enabled, delivery = excluded.delivery, \
                  email = excluded.email, pin_hash = excluded.pin_hash",
-            )
-            .bind(id)
-            .bind(v.enabled)
-            .bind(v.delivery.as_str())
-            .bind(v.email.as_ref().map(|e| e.as_str()))
-            .bind(v.pin_hash.as_deref())
-            .execute(conn)
-            .await
-            .map_err(map_err)?;
-            Applied::Done
+                params![
+                    id,
+                    v.enabled,
+                    v.delivery.as_str(),
+                    v.email.as_ref().map(|e| e.as_str()),
+                    v.pin_hash.as_deref()
+                ],
+            )?;
+            Ok(Applied::Done)
         }
         AccountOp::SetPrivacy(on) => {
-            sqlx::query("UPDATE accounts SET privacy = ?, updated_at = ? WHERE id = ?")
-                .bind(*on)
-                .bind(now)
-                .bind(id)
-                .execute(conn)
-                .await
-                .map_err(map_err)?;
-            Applied::Done
+            run(
+                conn,
+                "UPDATE accounts SET privacy = ?, updated_at = ? WHERE id = ?",
+                params![*on, ts(now), id],
+            )?;
+            Ok(Applied::Done)
         }
         AccountOp::PutPhonebookEntry(entry) => {
-            sqlx::query(
+            run(
+                conn,
                 "INSERT INTO phonebook (account_id, uri, name, groups) VALUES (?, ?, ?, ?) \
                  ON CONFLICT (account_id, uri) DO UPDATE SET name = excluded.name, \
                  groups = excluded.groups",
-            )
-            .bind(id)
-            .bind(entry.uri.to_string())
-            .bind(&entry.name)
-            .bind(stored::join_phonebook_groups(&entry.groups))
-            .execute(conn)
-            .await
-            .map_err(map_err)?;
-            Applied::Done
+                params![
+                    id,
+                    entry.uri.to_string(),
+                    entry.name,
+                    stored::join_phonebook_groups(&entry.groups)
+                ],
+            )?;
+            Ok(Applied::Done)
         }
-        AccountOp::RemovePhonebookEntry(uri) => {
-            delete_keyed(
-                conn,
-                "DELETE FROM phonebook WHERE account_id = ? AND uri = ?",
-                id,
-                &uri.to_string(),
-            )
-            .await?
-        }
-        other => return Err(unknown_change(other)),
-    })
+        AccountOp::RemovePhonebookEntry(uri) => Ok(existed(run(
+            conn,
+            "DELETE FROM phonebook WHERE account_id = ? AND uri = ?",
+            params![id, uri.to_string()],
+        )?)),
+        other => Err(unknown_change(other)),
+    }
 }
 
 #[async_trait]
@@ -586,57 +512,53 @@ impl AccountWrite for SqliteAccountWrite {
     async fn apply(&mut self, op: &AccountOp) -> Result<Applied, StoreError> {
         // The time of every stamp this change makes: the store's clock, never the system's.
         let now = self.clock.now();
-        let id = self.id;
-        let account = &self.account;
-        if let AccountOp::SetDiversions(changes) = op {
-            defer_diversions(&mut self.deferred, id, changes)?;
-            return Ok(Applied::Done);
-        }
-        let conn: &mut SqliteConnection = &mut self.tx;
-        self.deferred.run(conn).await?;
+        let (id, account) = (self.id, &self.account);
+        let conn = self.tx.lite();
         match op {
             AccountOp::UpdateAccount { .. } | AccountOp::SetCredentials(_) => {
-                apply_to_account(conn, id, now, op).await
+                apply_to_account(&conn, id, now, op)
             }
             AccountOp::InsertCertificate(_)
             | AccountOp::RevokeCertificate { .. }
-            | AccountOp::RevokeAllCertificates { .. } => {
-                apply_to_certificates(conn, account, op).await
-            }
+            | AccountOp::RevokeAllCertificates { .. } => apply_to_certificates(&conn, account, op),
             AccountOp::AddAlias { .. }
             | AccountOp::RemoveAlias(_)
             | AccountOp::AddEnum(_)
-            | AccountOp::RemoveEnum(_) => apply_to_addresses(conn, account, id, now, op).await,
-            AccountOp::PutAcceptRule(_)
+            | AccountOp::RemoveEnum(_) => apply_to_addresses(&conn, account, id, now, op),
+            AccountOp::SetDiversions(_)
+            | AccountOp::PutAcceptRule(_)
             | AccountOp::RemoveAcceptRule(_)
             | AccountOp::SetTemporaryRule(_)
             | AccountOp::AddReject(_)
-            | AccountOp::RemoveReject(_) => apply_to_call_rules(conn, id, op).await,
-            _ => apply_to_personal(conn, id, now, op).await,
+            | AccountOp::RemoveReject(_) => apply_to_call_rules(&conn, id, op),
+            _ => apply_to_personal(&conn, id, now, op),
         }
     }
 
-    async fn commit(mut self: Box<Self>, journal: &[NewJournalEntry]) -> Result<(), StoreError> {
-        // What is deferred, the journal entries and the savepoint's release in one call. If it
-        // fails, the write is dropped with its savepoint counted open: the next holder of the
-        // connection rolls back to it (or, if SQLite rolled back everything, fails the batch).
-        let mut last = std::mem::take(&mut self.deferred);
-        for e in journal {
-            last.push(insert_journal_sql!());
-            last.bind(e.account.to_string())?;
-            last.bind(e.at)?;
-            last.bind(e.door.clone())?;
-            last.bind(e.actor.clone())?;
-            last.bind(e.source.clone())?;
-            last.bind(e.resource.clone())?;
-            last.bind(e.old.clone())?;
-            last.bind(e.new.clone())?;
+    async fn commit(self: Box<Self>, journal: &[NewJournalEntry]) -> Result<(), StoreError> {
+        {
+            let conn = self.tx.lite();
+            for e in journal {
+                run(
+                    &conn,
+                    insert_journal_sql!(),
+                    params![
+                        e.account.to_string(),
+                        ts(e.at),
+                        e.door,
+                        e.actor,
+                        e.source.as_deref(),
+                        e.resource,
+                        e.old.as_deref(),
+                        e.new.as_deref()
+                    ],
+                )?;
+            }
+            // If it fails, the write is dropped with its savepoint counted open: the next
+            // holder of the connection rolls back to it (or, if SQLite rolled back
+            // everything, fails the batch).
+            conn.execute_batch("RELEASE w").map_err(lite_err)?;
         }
-        last.sql.push_str("RELEASE w");
-        sqlx::query_with(&last.sql, last.args)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(map_err)?;
         self.tx.released().await
     }
 }

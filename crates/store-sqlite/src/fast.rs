@@ -487,7 +487,7 @@ fn address_columns(r: &Row<'_>) -> rusqlite::Result<(String, String)> {
     Ok((r.get(0)?, r.get(1)?))
 }
 
-fn cert_row(r: &Row<'_>) -> rusqlite::Result<CertRow> {
+pub(crate) fn cert_row(r: &Row<'_>) -> rusqlite::Result<CertRow> {
     Ok(CertRow {
         serial: r.get(0)?,
         subject: r.get(1)?,

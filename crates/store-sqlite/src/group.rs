@@ -60,14 +60,30 @@ struct Shared {
 /// write that waits for another write it started) is not waited for forever.
 const WAIT: Duration = Duration::from_secs(30);
 
+/// The two connections to the file; a transaction is on one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// sqlx's connection: every write but the account writes.
+    Sqlx,
+    /// rusqlite's: the account writes.
+    Lite,
+}
+
 /// Who is told the outcome of a commit.
 type Waiter = oneshot::Sender<Result<(), StoreError>>;
 
 #[derive(Debug)]
 struct State {
     conn: SqliteConnection,
+    /// The same file through rusqlite, for the account writes: their statements run inline on
+    /// the writing task, with no round trip to another thread (see [`Write::lite`]). Behind a
+    /// mutex of its own so that a statement run on a blocking thread (`BEGIN IMMEDIATE`,
+    /// `COMMIT`) keeps it even if the task that started it is cancelled.
+    lite: Arc<std::sync::Mutex<rusqlite::Connection>>,
     /// The shared transaction is open.
     open: bool,
+    /// Which connection holds the open transaction.
+    on: Kind,
     /// A write's savepoint is open: its write is running, or was dropped without commit and
     /// is to be rolled back by the next holder.
     savepoint: bool,
@@ -83,12 +99,14 @@ struct State {
 
 impl Group {
     /// The group writing through `conn`.
-    pub(crate) fn new(conn: SqliteConnection) -> Self {
+    pub(crate) fn new(conn: SqliteConnection, lite: rusqlite::Connection) -> Self {
         Self {
             shared: Arc::new(Shared {
                 state: Arc::new(Mutex::new(State {
                     conn,
+                    lite: Arc::new(std::sync::Mutex::new(lite)),
                     open: false,
+                    on: Kind::Sqlx,
                     savepoint: false,
                     pending: Vec::new(),
                     accounts: HashSet::new(),
@@ -104,33 +122,32 @@ impl Group {
     /// Begins a write: waits for the connection, joins the open transaction (or begins one)
     /// and opens the write's savepoint.
     pub(crate) async fn write(&self) -> Result<Write, StoreError> {
-        let mut w = self.lock(None).await?;
+        let mut w = self.lock(None, Kind::Sqlx).await?;
         w.open_savepoint().await?;
         Ok(w)
     }
 
-    /// Waits for the connection to write `account`'s data, for a write that may read it
-    /// through the store's other connections (an
-    /// [`AccountWrite`](sip_settings_core::store::AccountWrite), whose caller reads the old
-    /// values through the store): when a write of the open transaction changed the account,
-    /// it first waits for that transaction to end, so that such reads see every write of the
-    /// account before it, committed. The savepoint is not open yet: the caller opens it with
-    /// [`Write::open_savepoint`], or runs [`Write::opening`]'s statements before its first one
-    /// in the same call.
-    pub(crate) async fn lock_for(&self, account: &AccountId) -> Result<Write, StoreError> {
-        self.lock(Some(account)).await
+    /// Begins an account write of `account` on the rusqlite connection, its savepoint open.
+    /// Such a write's caller reads the account through the store's other connections (the old
+    /// values): when a write of the open transaction changed the account, it first waits for
+    /// that transaction to end, so that those reads see every write of the account before it,
+    /// committed.
+    pub(crate) async fn lite_write_for(&self, account: &AccountId) -> Result<Write, StoreError> {
+        let mut w = self.lock(Some(account), Kind::Lite).await?;
+        w.open_lite_savepoint().await?;
+        Ok(w)
     }
 
     /// As [`Group::write`], for a write of `account` (see [`Group::lock_for`]).
     pub(crate) async fn write_for(&self, account: &AccountId) -> Result<Write, StoreError> {
-        let mut w = self.lock(Some(account)).await?;
+        let mut w = self.lock(Some(account), Kind::Sqlx).await?;
         w.open_savepoint().await?;
         Ok(w)
     }
 
     /// Waits (at most [`WAIT`]) for the connection, and for the end of the open transaction
     /// when it holds a write of `account`.
-    async fn lock(&self, account: Option<&AccountId>) -> Result<Write, StoreError> {
+    async fn lock(&self, account: Option<&AccountId>, kind: Kind) -> Result<Write, StoreError> {
         let mut state = tokio::time::timeout(WAIT, self.wait_for(account))
             .await
             .map_err(|_| {
@@ -142,6 +159,10 @@ impl Group {
         state.settle().await;
         if state.closed {
             return Err(StoreError::Unavailable("the store is closed".to_owned()));
+        }
+        if state.open && state.on != kind {
+            // The open transaction is on the other connection: it commits first.
+            state = self.flushed(state).await;
         }
         Ok(Write {
             state,
@@ -176,16 +197,31 @@ impl Group {
         &self,
         f: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut state = self.shared.state.lock().await;
-        state.flush(&self.shared).await;
+        let state = self.shared.state.clone().lock_owned().await;
+        let mut state = self.flushed(state).await;
         f(&mut state.conn).await
     }
 
     /// Commits what is pending and refuses every later write.
     pub(crate) async fn close(&self) {
-        let mut state = self.shared.state.lock().await;
-        state.flush(&self.shared).await;
+        let state = self.shared.state.clone().lock_owned().await;
+        let mut state = self.flushed(state).await;
         state.closed = true;
+    }
+
+    /// Commits what is pending, in a task of its own so that it completes (and its writers
+    /// are answered) even if the caller is cancelled; the connection comes back to the caller.
+    async fn flushed(&self, mut state: OwnedMutexGuard<State>) -> OwnedMutexGuard<State> {
+        let shared = self.shared.clone();
+        let task = tokio::spawn(async move {
+            state.flush(&shared).await;
+            state
+        });
+        match task.await {
+            Ok(state) => state,
+            // Only if the runtime is shutting down: take the connection again.
+            Err(_) => self.shared.state.clone().lock_owned().await,
+        }
     }
 
     /// Commits run so far.
@@ -224,6 +260,45 @@ async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<(), sqlx
     sqlx::Executor::execute(conn, sql).await.map(|_| ())
 }
 
+/// The rusqlite connection, whoever held it last (a panic holding it leaves nothing half-done
+/// that the transaction's end does not undo).
+fn lock_lite(
+    lite: &std::sync::Mutex<rusqlite::Connection>,
+) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
+    lite.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Runs `sql` on the rusqlite connection on a blocking thread (a flush, or a wait for
+/// another process's write lock). The connection stays where it is: cancelled, the caller
+/// leaves the statement to complete, and the next holder of the group finds its outcome.
+async fn lite_blocking(
+    lite: &Arc<std::sync::Mutex<rusqlite::Connection>>,
+    sql: &'static str,
+) -> Result<(), StoreError> {
+    let lite = lite.clone();
+    tokio::task::spawn_blocking(move || lock_lite(&lite).execute_batch(sql).map_err(lite_err))
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("the writer thread ended: {e}")))?
+}
+
+/// Maps a rusqlite error as [`map_err`] maps sqlx's: a uniqueness rule is a conflict, a
+/// foreign key or a NOT NULL (an account sub-select that found nothing) is "not found", a busy
+/// or locked database is unavailable.
+pub(crate) fn lite_err(e: rusqlite::Error) -> StoreError {
+    match &e {
+        rusqlite::Error::SqliteFailure(f, message) => {
+            let message = message.clone().unwrap_or_else(|| e.to_string());
+            match f.extended_code {
+                2067 | 1555 => StoreError::Conflict(message),
+                787 | 1299 => StoreError::NotFound(message),
+                c if crate::rows::busy_or_locked(c) => StoreError::Unavailable(message),
+                _ => StoreError::Other(e.to_string()),
+            }
+        }
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
 /// Clears the flag when dropped.
 struct Unschedule<'a>(&'a AtomicBool);
 
@@ -240,9 +315,9 @@ impl State {
             return;
         }
         self.savepoint = false;
-        if let Err(e) = exec(&mut self.conn, "ROLLBACK TO w; RELEASE w").await {
+        if let Err(e) = self.run("ROLLBACK TO w; RELEASE w").await {
             // The savepoint is gone: SQLite rolled back the whole transaction.
-            self.fail_batch(map_err(e).to_string()).await;
+            self.fail_batch(e.to_string()).await;
         }
     }
 
@@ -254,14 +329,19 @@ impl State {
         }
         if self.pending.is_empty() {
             // Only refused writes ran in it: nothing to keep.
-            if let Err(e) = exec(&mut self.conn, "ROLLBACK").await {
+            if let Err(e) = self.run("ROLLBACK").await {
                 tracing::warn!(error = %e, "rolling back an empty write transaction");
             }
             self.open = false;
             return;
         }
         shared.commits.fetch_add(1, Ordering::Relaxed);
-        match exec(&mut self.conn, "COMMIT").await {
+        let committed = match self.on {
+            Kind::Sqlx => exec(&mut self.conn, "COMMIT").await.map_err(map_err),
+            // The flush: not on the runtime's threads.
+            Kind::Lite => lite_blocking(&self.lite, "COMMIT").await,
+        };
+        match committed {
             Ok(_) => {
                 self.open = false;
                 for waiter in self.pending.drain(..) {
@@ -270,7 +350,16 @@ impl State {
                 }
                 self.ended();
             }
-            Err(e) => self.fail_batch(map_err(e).to_string()).await,
+            Err(e) => self.fail_batch(e.to_string()).await,
+        }
+    }
+
+    /// Runs `sql` (statements that do no I/O to wait for: a savepoint's or a transaction's
+    /// end) on the connection that holds the open transaction.
+    async fn run(&mut self, sql: &'static str) -> Result<(), StoreError> {
+        match self.on {
+            Kind::Sqlx => exec(&mut self.conn, sql).await.map_err(map_err),
+            Kind::Lite => lock_lite(&self.lite).execute_batch(sql).map_err(lite_err),
         }
     }
 
@@ -280,7 +369,7 @@ impl State {
             tracing::error!(error = %cause, writes = self.pending.len(), "a group commit failed");
         }
         // It may be gone already: then the rollback fails, and there is nothing to end.
-        let _ = exec(&mut self.conn, "ROLLBACK").await;
+        let _ = self.run("ROLLBACK").await;
         self.open = false;
         self.savepoint = false;
         for waiter in self.pending.drain(..) {
@@ -327,8 +416,31 @@ impl Write {
         } else {
             // Set now: a failed BEGIN is then ended like a failed batch (an empty one).
             self.state.open = true;
+            self.state.on = Kind::Sqlx;
             Opening::Transaction
         }
+    }
+
+    /// Opens the write's savepoint on the rusqlite connection (and the shared transaction
+    /// there, when none is open).
+    async fn open_lite_savepoint(&mut self) -> Result<(), StoreError> {
+        self.state.savepoint = true;
+        if !self.state.open {
+            // Set first: a failed BEGIN is then ended like a failed batch (an empty one).
+            self.state.open = true;
+            self.state.on = Kind::Lite;
+            // It may wait for another process's write lock (the busy timeout): not on the
+            // runtime's threads.
+            lite_blocking(&self.state.lite, "BEGIN IMMEDIATE").await?;
+        }
+        self.lite().execute_batch("SAVEPOINT w").map_err(lite_err)
+    }
+
+    /// The rusqlite connection, for a write begun by [`Group::lite_write_for`]: its statements
+    /// run inline (a few microseconds each, no I/O to wait for: the flush is the commit's).
+    /// Not to be held across an `.await`.
+    pub(crate) fn lite(&self) -> std::sync::MutexGuard<'_, rusqlite::Connection> {
+        lock_lite(&self.state.lite)
     }
 
     /// Opens the write's savepoint (and the shared transaction, when none is open).
@@ -686,11 +798,10 @@ mod tests {
         assert_eq!(committed(&db.url).await, sorted_names([3]));
     }
 
-    /// New forwarding runs with the commit's call (see `account_write::Deferred`): when the
-    /// database refuses it there (here a trigger of the test), the write fails whole (its other
-    /// change and its journal entry are not kept either) and a write beside it commits.
+    /// Forwarding the database refuses (here by a trigger of the test) fails its write whole:
+    /// the change applied before it is not kept either, and a write beside it commits.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn forwarding_refused_at_commit_fails_its_write_alone() {
+    async fn forwarding_refused_fails_its_write_alone() {
         use sip_settings_core::sip::{Condition, DiversionTarget};
         let db = db(2).await;
         let mut conn = SqliteConnection::connect(&db.url).await.unwrap();
@@ -708,23 +819,23 @@ mod tests {
             DiversionTarget::parse(Condition::Unconditional, "+31209999999", &user(0)).unwrap();
         let mut w = db.store.begin_account(&user(0)).await.unwrap();
         w.apply(&AccountOp::SetPrivacy(true)).await.unwrap();
-        w.apply(&AccountOp::SetDiversions(vec![(
-            Condition::Unconditional,
-            Some(refused),
-        )]))
-        .await
-        .unwrap();
         let beside = {
             let store = db.store.clone();
             tokio::spawn(async move { set_privacy(&store, &user(1)).await })
         };
-        let outcome = w.commit(&[entry(&user(0))]).await;
+        let outcome = w
+            .apply(&AccountOp::SetDiversions(vec![(
+                Condition::Unconditional,
+                Some(refused),
+            )]))
+            .await;
         assert!(
             outcome
                 .as_ref()
                 .is_err_and(|e| e.to_string().contains("refused by the test")),
             "{outcome:?}"
         );
+        drop(w);
         beside.await.unwrap().unwrap();
         assert_eq!(committed(&db.url).await, sorted_names([1]));
         let kept = db.store.get_diversions(&user(0)).await.unwrap();
@@ -771,39 +882,6 @@ mod tests {
             .unwrap();
         conn.close().await.unwrap();
         assert_eq!(committed(&db.url).await, sorted_names([]));
-    }
-
-    /// The calls that open a savepoint before their first statement, or release it after
-    /// their last one, run every statement of the call: after a journal entry inserted with
-    /// `; RELEASE w`, no savepoint is left to release.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_call_of_several_statements_runs_them_all() {
-        let db = db(1).await;
-        let mut w = db.store.group.lock_for(&user(0)).await.unwrap();
-        assert_eq!(w.opening(), super::Opening::Transaction);
-        let id: Option<i64> = sqlx::query_scalar(concat!(
-            "BEGIN IMMEDIATE; SAVEPOINT w; ",
-            crate::account_write::account_rowid_sql!()
-        ))
-        .bind("example.com")
-        .bind("user0")
-        .fetch_optional(&mut *w)
-        .await
-        .unwrap();
-        assert!(id.is_some());
-        sqlx::query("UPDATE accounts SET privacy = ? WHERE id = ?; RELEASE w")
-            .bind(true)
-            .bind(id)
-            .execute(&mut *w)
-            .await
-            .unwrap();
-        assert!(
-            super::exec(&mut w, "RELEASE w").await.is_err(),
-            "the savepoint was not released"
-        );
-        super::exec(&mut w, "SAVEPOINT w").await.unwrap();
-        w.commit().await.unwrap();
-        assert_eq!(committed(&db.url).await.0, ["user0"]);
     }
 
     /// A single write alone: committed by the time it is acknowledged, in one commit.

@@ -67,6 +67,30 @@ pub struct SqliteStore {
     clock: std::sync::Arc<dyn Clock>,
 }
 
+/// The rusqlite connection of the account writes, with the pragmas of sqlx's (WAL is the
+/// file's already; `synchronous` and foreign keys are the connection's).
+fn open_lite(path: &std::path::Path) -> Result<rusqlite::Connection, StoreError> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(group::lite_err)?;
+    conn.busy_timeout(Duration::from_secs(10))
+        .map_err(group::lite_err)?;
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON")
+        .map_err(group::lite_err)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .map_err(group::lite_err)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Other(format!(
+            "{} is in journal mode {mode}, not WAL",
+            path.display()
+        )));
+    }
+    Ok(conn)
+}
+
 impl SqliteStore {
     /// Opens the database at `url` (`sqlite://path`), creating the file when `create` is set,
     /// and runs the migrations.
@@ -98,9 +122,10 @@ impl SqliteStore {
             .connect_with(options.clone().read_only(true))
             .await
             .map_err(map_err)?;
+        let lite = open_lite(options.get_filename())?;
         let fast = std::sync::Arc::new(fast::FastReader::new(options.get_filename().to_owned()));
         Ok(Self {
-            group: group::Group::new(writer),
+            group: group::Group::new(writer, lite),
             reader,
             fast,
             clock: std::sync::Arc::new(SystemClock),
