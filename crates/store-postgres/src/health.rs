@@ -17,8 +17,11 @@
 //!   probe tries again every [`PROBE_INTERVAL`] until it connects;
 //! * while **down**, every operation fails at once with [`StoreError::Unavailable`] (the HTTP
 //!   layer answers 503 with `Retry-After`), without touching the pool; when a probe connects the
-//!   store is up again by itself, and the pool replaces its dead connections (each idle one is
-//!   pinged before it is handed out).
+//!   store is up again by itself, and the pool replaces its dead connections: for
+//!   [`PING_AFTER_ERROR`] after a connection error every connection is pinged before it is
+//!   handed out (otherwise only those idle for more than [`PING_IDLE`]: a ping per statement
+//!   was a round trip per statement), and a read that still meets a dead one runs again
+//!   (`error::reading`).
 //!
 //! Operations already waiting for a connection when the outage is detected still wait their
 //! acquire timeout: only the first requests of an outage are slow.

@@ -36,10 +36,60 @@
 //!
 //! A transaction that PostgreSQL rolls back as a serialization failure (40001) or a deadlock
 //! victim (40P01) is run again as a whole, up to three times, before the caller gets
-//! [`StoreError::Unavailable`]. The pool tests a connection before handing it out, so that a
-//! connection ended by `pg_terminate_backend` or a server restart is replaced and the store
-//! recovers by itself. While the database is unreachable, operations fail at once instead of
-//! waiting for a connection (`health.rs`).
+//! [`StoreError::Unavailable`]. While the database is unreachable, operations fail at once
+//! instead of waiting for a connection (`health.rs`).
+//!
+//! # Lost connections
+//!
+//! The pool pings a connection before handing it out only when it has been idle for more than
+//! a second, or when any connection error was seen in the last two seconds — not before every
+//! statement, which cost a round trip each. A read that finds its connection dead (ended by
+//! `pg_terminate_backend`, a failover, a restart) runs once more (`error::reading`), on a
+//! connection the pool has pinged; a write whose lock statement finds it dead begins again
+//! (nothing was done yet). A write that loses its connection later fails as before: whether a
+//! lost `COMMIT` committed cannot be known, so it is never run twice.
+//!
+//! # Hot reads: kept in memory, invalidated before a change is acknowledged
+//!
+//! What every request and every call decision reads — a certificate, an account, its DND,
+//! forwarding and voice mailbox, whether a domain is served, the account of an address or an
+//! ENUM number — is kept in memory (`read_cache.rs`) under a protocol that keeps the
+//! guarantee the store had without it: **a change (a revocation included) that any server or
+//! the CLI has acknowledged holds for every request that starts after it, on every server**.
+//!
+//! * A caching server (a *holder*) `LISTEN`s on a connection of its own and holds a short lease
+//!   in the table `cache_holders` (2 s, renewed every 0.4 s). It answers from memory only while
+//!   its listener is connected and its lease, reckoned conservatively in its own clock, runs.
+//!   A lost listener or lease empties the cache and the server reads the database until it has
+//!   registered again.
+//! * A writer, after its commit, forgets what its own cache held of the change, then — when
+//!   other holders have a live lease — sends a numbered ping on the channel and answers its
+//!   caller only once every other holder with a live lease has recorded a ping numbered at least
+//!   as high (PostgreSQL delivers notifications in commit order, and the ping is numbered after
+//!   the commit, so such a holder has emptied its cache after the change). A holder that does
+//!   not confirm within 1 s is fenced (its lease is never renewed) and the writer waits for the
+//!   lease to lapse: a write waits at most about 3 s for a stuck or dead server, never for ever.
+//! * While this server writes an account, reads of that account answer what the write read
+//!   together with its row lock (one statement): the state the write applies to, as before,
+//!   even if another server's change just before the lock has not reached this cache yet.
+//! * A read that misses keeps its answer only if no invalidation ran since before it read.
+//!
+//! What it does not cover, said plainly: a change made behind the store's back (SQL by hand)
+//! is seen by caching servers only after the next change through a store, or after 5 s, the
+//! longest an answer is kept; so is a change whose writer died between its commit and its ping
+//! (a change never acknowledged to anyone). Reads of *other* accounts' data during a write may
+//! be that much behind a change not yet acknowledged, exactly as a read made a moment earlier
+//! would be. Writes do not `NOTIFY` inside their transaction: PostgreSQL serialises the commits
+//! of notifying transactions, WAL flush included, and that would end group commit.
+//!
+//! A process starts caching after 100 hot reads, so that a short CLI run does not leave a lease
+//! that writers wait on after it exits. Cached, a hot read costs no round trip at all; a write
+//! costs BEGIN, the lock (with its snapshot), its statements, the journal, COMMIT and one ping
+//! (a statement that finds no other holder and sends nothing when the server is alone).
+//!
+//! Connections per process: `MAX_CONNECTIONS` (48); account writes holding a transaction at once:
+//! `MAX_CONCURRENT_WRITES` (32, `Accounts::max_concurrent_writes`), which leaves connections for
+//! the reads around them.
 
 mod account_write;
 mod accounts;
