@@ -30,13 +30,13 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use sip_settings_core::StoreError;
 use sip_settings_core::ids::AccountId;
 use sqlx::SqliteConnection;
-use tokio::sync::{Mutex, OwnedMutexGuard, oneshot, watch};
+use tokio::sync::{Mutex, Notify, OwnedMutexGuard, oneshot, watch};
 
 use crate::rows::map_err;
 
@@ -53,7 +53,18 @@ struct Shared {
     flush_scheduled: AtomicBool,
     /// Commits run so far (the tests check that concurrent writes share them).
     commits: AtomicU64,
+    /// Writes released into the open transaction (the length of `State::pending`, readable
+    /// without the connection).
+    released: Arc<AtomicUsize>,
+    /// Notified at each release, for a flush waiting for the batch to fill.
+    joined: Notify,
+    /// How many writes the last commit held.
+    last_batch: AtomicUsize,
 }
+
+/// The longest a flush waits for a batch to fill before it queues for the connection (one tick
+/// of tokio's timer; see [`Group::schedule_flush`]).
+const FILL: Duration = Duration::from_millis(1);
 
 /// The longest a write waits for its turn on the connection (as long as the pool of one
 /// connection before the group commit waited): a writer that holds it for longer (a bug, a
@@ -93,6 +104,8 @@ struct State {
     accounts: HashSet<AccountId>,
     /// Counts the transactions ended (committed or failed), for writers waiting for one.
     ended: watch::Sender<u64>,
+    /// `pending.len()`, for a flush waiting for the batch to fill ([`Shared::released`]).
+    released: Arc<AtomicUsize>,
     /// [`Group::close`] ran: no more writes.
     closed: bool,
 }
@@ -100,6 +113,7 @@ struct State {
 impl Group {
     /// The group writing through `conn`.
     pub(crate) fn new(conn: SqliteConnection, lite: rusqlite::Connection) -> Self {
+        let released = Arc::new(AtomicUsize::new(0));
         Self {
             shared: Arc::new(Shared {
                 state: Arc::new(Mutex::new(State {
@@ -111,10 +125,14 @@ impl Group {
                     pending: Vec::new(),
                     accounts: HashSet::new(),
                     ended: watch::Sender::new(0),
+                    released: released.clone(),
                     closed: false,
                 })),
                 flush_scheduled: AtomicBool::new(false),
                 commits: AtomicU64::new(0),
+                released,
+                joined: Notify::new(),
+                last_batch: AtomicUsize::new(0),
             }),
         }
     }
@@ -138,7 +156,8 @@ impl Group {
         Ok(w)
     }
 
-    /// As [`Group::write`], for a write of `account` (see [`Group::lock_for`]).
+    /// As [`Group::write`], for a write of `account`: it waits as [`Group::lite_write_for`]
+    /// does, and a later account write of `account` waits for its commit.
     pub(crate) async fn write_for(&self, account: &AccountId) -> Result<Write, StoreError> {
         let mut w = self.lock(Some(account), Kind::Sqlx).await?;
         w.open_savepoint().await?;
@@ -231,6 +250,13 @@ impl Group {
     }
 
     /// Schedules a flush: a task that queues for the connection and commits what is pending.
+    ///
+    /// When the last commit held several writes, the writers are many: their next writes
+    /// reach the store spread over the time the server takes to answer them and read their next
+    /// requests, and a flush queued at the first of them would commit a few and hold the
+    /// connection for a whole flush while the rest wait. So it first waits, at most [`FILL`],
+    /// for as many writes as the last commit held (PostgreSQL's `commit_delay`, which also
+    /// applies only when other transactions are active). A writer alone is never delayed.
     fn schedule_flush(shared: &Arc<Shared>) {
         if shared.flush_scheduled.swap(true, Ordering::AcqRel) {
             return;
@@ -242,6 +268,20 @@ impl Group {
                     // Cleared however the task ends (its runtime may drop it unfinished): the
                     // next release then schedules a new flush for what this one left.
                     let scheduled = Unschedule(&shared.flush_scheduled);
+                    let expected = shared.last_batch.load(Ordering::Relaxed);
+                    if expected > 1 {
+                        let deadline = tokio::time::Instant::now() + FILL;
+                        loop {
+                            let joined = shared.joined.notified();
+                            if shared.released.load(Ordering::Acquire) >= expected {
+                                break;
+                            }
+                            tokio::select! {
+                                () = joined => {}
+                                () = tokio::time::sleep_until(deadline) => break,
+                            }
+                        }
+                    }
                     let mut state = shared.state.lock().await;
                     drop(scheduled);
                     state.flush(&shared).await;
@@ -336,6 +376,9 @@ impl State {
             return;
         }
         shared.commits.fetch_add(1, Ordering::Relaxed);
+        shared
+            .last_batch
+            .store(self.pending.len(), Ordering::Relaxed);
         let committed = match self.on {
             Kind::Sqlx => exec(&mut self.conn, "COMMIT").await.map_err(map_err),
             // The flush: not on the runtime's threads.
@@ -381,6 +424,7 @@ impl State {
     /// Wakes the writers waiting for the open transaction to end.
     fn ended(&mut self) {
         self.accounts.clear();
+        self.released.store(0, Ordering::Release);
         self.ended.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
@@ -472,6 +516,10 @@ impl Write {
         self.state.savepoint = false;
         let (tx, rx) = oneshot::channel();
         self.state.pending.push(tx);
+        self.state
+            .released
+            .store(self.state.pending.len(), Ordering::Release);
+        self.shared.joined.notify_waiters();
         if let Some(account) = self.account.take() {
             self.state.accounts.insert(account);
         }

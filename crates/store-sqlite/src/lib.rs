@@ -16,13 +16,15 @@
 //! pending and runs outside a transaction on the same connection.
 //!
 //! What limits the writes per second is then the time each write holds the connection, one
-//! after another: mostly the round trips to sqlx's worker thread (each wakes the writing task
-//! again through tokio's queue of wake-ups from other threads, behind whatever else is
-//! runnable). An account write makes two for new forwarding: the savepoint opens in the call
-//! that finds the account, and the forwarding, the journal entries and the savepoint's release
-//! run in one call at commit (`account_write.rs`). An account write of an account with a write
-//! waiting in the open batch waits for that batch's commit first (the service reads the old
-//! values through the store's other connections, which see only what is committed).
+//! after another. The account writes (the hot ones: forwarding, DND, the profile) run their
+//! statements on a rusqlite connection inline on the writing task, a few microseconds each;
+//! through sqlx each statement was a round trip to its worker thread whose wake-up waited behind
+//! every other runnable task. Their `BEGIN IMMEDIATE` and `COMMIT` run on a blocking thread. The
+//! other writes (billing, devices, certificates, accounts created or deleted) stay on the sqlx
+//! connection; a batch is on one connection, so a write for the other one commits the open batch
+//! first. An account write of an account with a write waiting in the open batch waits for that
+//! batch's commit first (the service reads the old values through the store's other
+//! connections, which see only what is committed).
 //!
 //! Reads use their own connections and run concurrently with the writer: a pool for the
 //! listings, and rusqlite connections for the hot reads (`fast.rs`), whose cache follows
