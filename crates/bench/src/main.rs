@@ -710,10 +710,10 @@ fn describe_setup(
             StoreKind::Sqlite => "SQLite: the embedded store (WAL, synchronous=FULL)".to_owned(),
             StoreKind::Postgres => match &setup.postgres {
                 Some((url, name, version, copied)) => format!(
-                    "PostgreSQL: {version} on this machine (`{url}`), a database \
-                     `{name}` the run creates, fills by `sip-settings copy`'s library function \
-                     from the SQLite store ({} accounts, {} certificates, in {:.1} s) and drops \
-                     at the end, default configuration of the Debian package",
+                    "PostgreSQL on this machine (`{url}`: {version}), a database `{name}` \
+                     the run creates, fills by `sip-settings copy`'s library function from the \
+                     SQLite store ({} accounts, {} certificates, in {:.1} s) and drops at the \
+                     end",
                     report::count(copied.accounts),
                     report::count(copied.certificates),
                     copied.seconds

@@ -52,7 +52,7 @@ pub(crate) struct BenchDatabase {
     name: String,
     /// The URL of the database, for the server's `--database`.
     pub url: String,
-    /// `SHOW server_version`.
+    /// The server's version and the settings that matter most here (`SHOW …`).
     pub version: String,
 }
 
@@ -66,10 +66,21 @@ impl BenchDatabase {
         let mut admin = PgConnection::connect(admin_url)
             .await
             .with_context(|| format!("connecting to PostgreSQL at {redacted}"))?;
-        let version: String = sqlx::query_scalar("SHOW server_version")
-            .fetch_one(&mut admin)
-            .await
-            .context("SHOW server_version")?;
+        let mut settings = Vec::new();
+        for setting in [
+            "server_version",
+            "shared_buffers",
+            "synchronous_commit",
+            "fsync",
+            "max_connections",
+        ] {
+            let value: String = sqlx::query_scalar(&format!("SHOW {setting}"))
+                .fetch_one(&mut admin)
+                .await
+                .with_context(|| format!("SHOW {setting}"))?;
+            settings.push(format!("{setting} {value}"));
+        }
+        let version = settings.join(", ");
         sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
             .execute(&mut admin)
             .await
