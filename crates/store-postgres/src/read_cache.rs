@@ -657,8 +657,10 @@ async fn renew(cache: Weak<ReadCache>, pool: GuardedPool, id: i64, ended: Arc<No
         }
         let sent = Instant::now();
         let renewed = sqlx::query(
+            // Only a lease that has not lapsed: while it had, writers neither pinged this
+            // server nor waited for it, so what it holds may be stale.
             "UPDATE cache_holders SET expires_at = now() + make_interval(secs => $2) \
-             WHERE id = $1 AND NOT fenced",
+             WHERE id = $1 AND NOT fenced AND expires_at > now()",
         )
         .bind(id)
         .bind(lease_seconds())
@@ -667,7 +669,7 @@ async fn renew(cache: Weak<ReadCache>, pool: GuardedPool, id: i64, ended: Arc<No
         match renewed {
             Ok(done) if done.rows_affected() == 1 => c.extend(id, sent + LEASE - MARGIN),
             Ok(_) => {
-                tracing::warn!("read cache: lease fenced by a writer; registering again");
+                tracing::warn!("read cache: lease fenced by a writer or lapsed; registering again");
                 ended.notify_one();
                 return;
             }

@@ -940,3 +940,33 @@ async fn reads_under_a_write_are_of_the_state_the_write_applies_to() {
     }
     db.finish().await;
 }
+
+#[tokio::test]
+async fn a_holder_whose_lease_lapsed_does_not_renew_it_and_starts_afresh() {
+    let Some(db) = TestDb::start().await else {
+        return;
+    };
+    seed(&db.store).await;
+    let a = db.store.clone();
+    let b = PgStore::open(&db.url, false).await.unwrap();
+    holding(&b).await;
+    let alice = id("alice@example.com");
+    let serial = Serial::parse("0C04").unwrap();
+    a.insert_certificate(&certificate("0C04", &alice))
+        .await
+        .unwrap();
+    assert!(warm(&b, &alice, &serial).await >= 4, "cached");
+    // B's lease lapses in the database (as when its renewals did not get through): writers no
+    // longer ping it, nor wait for it.
+    sqlx::query("UPDATE cache_holders SET expires_at = now() - interval '1 second'")
+        .execute(&mut db.raw().await)
+        .await
+        .unwrap();
+    a.set_privacy(&alice, true).await.unwrap();
+    // B may not simply renew a lapsed lease and go on with what it held: it registers anew
+    // with an empty cache.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert!(b.get_account(&alice).await.unwrap().unwrap().privacy);
+    b.close().await;
+    db.finish().await;
+}
