@@ -11,8 +11,9 @@
 //!   while its listener is connected and before its own deadline, which it reckons from the
 //!   moment it *sent* the registration or renewal, [`MARGIN`] short of the lease: always before
 //!   the lease runs out in the database.
-//! * Every notification on the channel empties the holder's cache, and then the holder records
-//!   the highest ping it has seen in `seen`.
+//! * Every ping of another server (or of the CLI) empties the holder's cache, and then the
+//!   holder records the highest such ping in `seen`. Its own pings it skips: its own writes
+//!   empty what they change before they ping.
 //! * A **writer**, after its commit, empties its own server's cache, then — if another holder
 //!   has a live lease — takes the next number `n` of the sequence `cache_pings`, notifies the
 //!   channel with it, and acknowledges the change only once every *other* holder with a live
@@ -607,8 +608,10 @@ async fn session(
                 "the listening connection was lost",
             )));
         };
-        // A ping is `n:holder`, `holder` the sender's own row: this server emptied what its own
-        // write changed before it pinged, so its own pings only move `seen`.
+        // A ping is `n:holder`, `holder` the sender's own row. This server emptied what its
+        // own write changed before it pinged, so its own pings are skipped altogether — they
+        // must not move `seen` either: `seen >= n` promises that a ping numbered at least `n`
+        // emptied this cache, and so after the commit of every change pinged as `n` or lower.
         let mut highest = None;
         let mut foreign = false;
         for note in std::iter::once(note).chain(std::iter::from_fn(|| listener.next_buffered())) {
@@ -616,8 +619,10 @@ async fn session(
                 .payload()
                 .split_once(':')
                 .unwrap_or((note.payload(), ""));
-            highest = highest.max(n.parse::<i64>().ok());
-            foreign |= sender.parse::<i64>().ok() != Some(id);
+            if sender.parse::<i64>().ok() != Some(id) {
+                foreign = true;
+                highest = highest.max(n.parse::<i64>().ok());
+            }
         }
         if foreign {
             let Some(c) = cache.upgrade() else {
