@@ -1,5 +1,6 @@
-//! Group commit: every write of the store runs on one SQLite connection, and concurrent writes
-//! share one transaction and one flush.
+//! Group commit: the writes of the store run one at a time on a writer connection (the account
+//! writes on a rusqlite one, the others on sqlx's), and concurrent writes share one transaction
+//! and one flush.
 //!
 //! [`Group::write`] waits for the connection (a FIFO [`tokio::sync::Mutex`]), opens the shared
 //! transaction with `BEGIN IMMEDIATE` when none is open, and opens the write's own savepoint;
@@ -12,7 +13,9 @@
 //! connection behind the writers already waiting (so they join the batch), commits, and answers
 //! every pending writer with the commit's result. Writers arriving after it queue behind it and
 //! make the next batch, so a batch holds what arrived during the previous flush and never more
-//! than the writers admitted at once ([`crate::SqliteStore`]'s `max_concurrent_writes`).
+//! than the writers admitted at once ([`crate::SqliteStore`]'s `max_concurrent_writes`). After
+//! a commit of several writes, the flush first waits (at most a millisecond) for as many to join
+//! ([`Group::schedule_flush`]); after a commit of one, it does not wait.
 //!
 //! A write's own statements see the writes before it in the batch, committed or not; reads
 //! through the store's other connections see only what is committed. So a write of an account
