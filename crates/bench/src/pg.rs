@@ -175,19 +175,25 @@ pub(crate) async fn await_free_connections(
 ) -> anyhow::Result<()> {
     let deadline = std::time::Instant::now() + patience;
     loop {
-        let c = connections(url).await?;
-        // The one this check used is free again once it is closed.
-        let free = c.max - c.all - 1;
+        // A server with no connection left at all refuses this one too: none free.
+        let (free, why) = match connections(url).await {
+            // The one this check used is free again once it is closed.
+            Ok(c) => (
+                c.max - c.all - 1,
+                format!(
+                    "max_connections {}, {} in use by other clients",
+                    c.max, c.all
+                ),
+            ),
+            Err(e) => (0, format!("{e:#}")),
+        };
         if free >= needed {
             return Ok(());
         }
         if std::time::Instant::now() >= deadline {
             bail!(
-                "PostgreSQL has {free} connections free (max_connections {}, {} in use by other \
-                 clients) but two servers need up to {needed}: raise max_connections or stop the \
-                 other clients",
-                c.max,
-                c.all
+                "PostgreSQL has {free} connections free ({why}) but two servers need up to \
+                 {needed}: raise max_connections or stop the other clients"
             );
         }
         eprintln!("waiting for {needed} free PostgreSQL connections ({free} free)");
