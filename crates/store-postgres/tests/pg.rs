@@ -868,11 +868,13 @@ async fn a_holder_that_loses_its_listener_reads_the_database_and_comes_back() {
         .await
         .unwrap();
     assert!(warm(&b, &alice, &serial).await >= 4, "cached");
-    // End B's listening connection (the one that has run LISTEN).
+    // End B's listening connection (the one that registered and records what it has seen; no
+    // connection of A's pool).
     let mut admin = PgConnection::connect(&db.admin_url).await.unwrap();
     let ended: Vec<bool> = sqlx::query_scalar(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = $1 AND query ILIKE '%cache_holders%seen%'",
+         WHERE datname = $1 AND (query ILIKE 'UPDATE cache_holders SET seen%' \
+         OR query ILIKE 'INSERT INTO cache_holders%')",
     )
     .bind(&db.name)
     .fetch_all(&mut admin)
