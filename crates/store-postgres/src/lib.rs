@@ -87,9 +87,9 @@
 //! costs BEGIN, the lock (with its snapshot), its statements, the journal, COMMIT and one ping
 //! (a statement that finds no other holder and sends nothing when the server is alone).
 //!
-//! Connections per process: `MAX_CONNECTIONS` (48); account writes holding a transaction at once:
-//! `MAX_CONCURRENT_WRITES` (32, `Accounts::max_concurrent_writes`), which leaves connections for
-//! the reads around them.
+//! Connections per process: `MAX_CONNECTIONS` (32, each closed after a minute idle); account
+//! writes holding a transaction at once: `MAX_CONCURRENT_WRITES` (24, the store's
+//! `Accounts::max_concurrent_writes`), which leaves connections for the reads around them.
 
 mod account_write;
 mod accounts;
@@ -121,11 +121,13 @@ use crate::health::GuardedPool;
 use crate::read_cache::ReadCache;
 
 /// Connections per server process.
-const MAX_CONNECTIONS: u32 = 48;
+const MAX_CONNECTIONS: u32 = 32;
 /// Account writes of one process holding a transaction at once: each holds a connection, and
 /// the reads it makes under its lock take a second one for a moment; the rest of the pool
 /// serves the reads of everyone else.
-const MAX_CONCURRENT_WRITES: usize = 32;
+const MAX_CONCURRENT_WRITES: usize = 24;
+/// A connection idle this long is closed (the servers share the database's connections).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a method waits for a free connection before it is [`StoreError::Unavailable`].
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -247,6 +249,7 @@ impl PgStore {
         // also learns from a failed ping that the database may be gone).
         let pool_options = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
+            .idle_timeout(IDLE_TIMEOUT)
             .acquire_timeout(ACQUIRE_TIMEOUT);
         let listen = PgPoolOptions::new()
             .max_connections(1)
