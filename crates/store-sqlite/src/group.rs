@@ -915,6 +915,42 @@ mod tests {
         );
     }
 
+    /// Account writes (on the rusqlite connection) and other writes (on sqlx's) running
+    /// together: a batch open on one connection commits before a write on the other begins,
+    /// and every write is committed when acknowledged.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_on_both_connections_interleave() {
+        const WRITERS: usize = 32;
+        let db = db(WRITERS).await;
+        let t0 = Utc.timestamp_opt(1_790_000_000, 0).single().unwrap();
+        let start = Arc::new(Barrier::new(WRITERS));
+        let mut tasks = Vec::new();
+        for i in 0..WRITERS {
+            let (store, start) = (db.store.clone(), start.clone());
+            tasks.push(tokio::spawn(async move {
+                start.wait().await;
+                if i % 2 == 0 {
+                    set_privacy(&store, &user(i)).await
+                } else {
+                    let domain = Domain::parse(&format!("d{i}.example.com")).unwrap();
+                    store
+                        .add_domain(&domain, t0)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(
+            committed(&db.url).await,
+            sorted_names((0..WRITERS).filter(|i| i % 2 == 0))
+        );
+        let domains = db.store.list_domains().await.unwrap();
+        assert_eq!(domains.len(), 1 + WRITERS / 2, "{domains:?}");
+    }
+
     /// A write dropped without commit, with no writer after it, does not leave the shared
     /// transaction open: another connection (the CLI) gets the write lock at once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

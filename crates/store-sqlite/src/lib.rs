@@ -1,9 +1,9 @@
 //! [`SqliteStore`]: the embedded store, one SQLite file in WAL mode with `synchronous=FULL`, so
 //! that a write is acknowledged only once it is on disk.
 //!
-//! Every write runs on one connection (SQLite has one writer at a time anyway, and a single
-//! writer never meets a lock upgrade conflict) through a group commit (`group.rs`): writes
-//! that arrive while a commit is being flushed wait for the connection in order, each runs in
+//! Writes run one at a time on a writer connection (SQLite has one writer at a time anyway, and
+//! a single writer never meets a lock upgrade conflict) through a group commit (`group.rs`):
+//! writes that arrive while a commit is being flushed wait for the connection in order, each runs in
 //! its own savepoint of one shared `BEGIN IMMEDIATE` transaction, and one `COMMIT` (one flush)
 //! then makes them all durable together. Each is acknowledged only after that commit; a write
 //! refused midway rolls back to its savepoint and leaves the others of its batch alone; a
@@ -13,7 +13,8 @@
 //! holds one write or a hundred, so concurrent writers share it instead of queueing for one
 //! each; a writer alone pays one flush, as before. Nothing else takes SQLite's write lock in
 //! this process: a backup (`VACUUM INTO`, which cannot run in a transaction) commits what is
-//! pending and runs outside a transaction on the same connection.
+//! pending and runs outside a transaction on the sqlx connection. After a commit of several
+//! writes, the next flush waits up to a millisecond for as many to join (`commit_delay`).
 //!
 //! What limits the writes per second is then the time each write holds the connection, one
 //! after another. The account writes (the hot ones: forwarding, DND, the profile) run their
