@@ -311,8 +311,11 @@ fn lock_lite(
     lite.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Runs `sql` on the rusqlite connection on a blocking thread (a flush, or a wait for
-/// another process's write lock). The connection stays where it is: cancelled, the caller
+/// How long the rusqlite connection's `BEGIN IMMEDIATE` waits for another process's write
+/// lock, as the store's other connections do.
+pub(crate) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs `sql` on the rusqlite connection on a blocking thread (a flush). The connection stays where it is: cancelled, the caller
 /// leaves the statement to complete, and the next holder of the group finds its outcome.
 async fn lite_blocking(
     lite: &Arc<std::sync::Mutex<rusqlite::Connection>>,
@@ -476,9 +479,30 @@ impl Write {
             // Set first: a failed BEGIN is then ended like a failed batch (an empty one).
             self.state.open = true;
             self.state.on = Kind::Lite;
-            // It may wait for another process's write lock (the busy timeout): not on the
-            // runtime's threads.
-            lite_blocking(&self.state.lite, "BEGIN IMMEDIATE").await?;
+            // The connection's busy timeout is zero: no statement of it ever sleeps on the
+            // runtime's threads. Only when another process holds the write lock does the
+            // BEGIN wait for it, on a blocking thread, under the store's busy timeout.
+            let begun = self.lite().execute_batch("BEGIN IMMEDIATE");
+            match begun {
+                Ok(()) => {}
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if crate::rows::busy_or_locked(f.extended_code) =>
+                {
+                    let lite = self.state.lite.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let conn = lock_lite(&lite);
+                        conn.busy_timeout(BUSY_TIMEOUT).map_err(lite_err)?;
+                        let begun = conn.execute_batch("BEGIN IMMEDIATE").map_err(lite_err);
+                        conn.busy_timeout(Duration::ZERO).map_err(lite_err)?;
+                        begun
+                    })
+                    .await
+                    .map_err(|e| {
+                        StoreError::Unavailable(format!("the writer thread ended: {e}"))
+                    })??;
+                }
+                Err(e) => return Err(lite_err(e)),
+            }
         }
         self.lite().execute_batch("SAVEPOINT w").map_err(lite_err)
     }

@@ -78,8 +78,9 @@ fn open_lite(path: &std::path::Path) -> Result<rusqlite::Connection, StoreError>
         rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(group::lite_err)?;
-    conn.busy_timeout(Duration::from_secs(10))
-        .map_err(group::lite_err)?;
+    // Zero: its statements run on the runtime's threads and must never sleep there; its
+    // `BEGIN IMMEDIATE` waits for another process on a blocking thread instead (`group.rs`).
+    conn.busy_timeout(Duration::ZERO).map_err(group::lite_err)?;
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON")
         .map_err(group::lite_err)?;
     let mode: String = conn
