@@ -1,8 +1,10 @@
 //! Call records: the JSON bodies the service API is driven with, and the bulk load that fills
 //! the store to 1 000 000 records while no server runs.
 //!
-//! The bulk load goes through the library (the same JSON read into `CallInput`, `parse`, `Services::record_calls` in
-//! batches of 10 000, one transaction each), not `sip-settings calls import`, which reads the
+//! The bulk load goes through the library (the same JSON read into `CallInput`, `parse`,
+//! `Services::record_calls` in batches of 10 000, one transaction each, the next batch made
+//! while one is stored; on PostgreSQL two transactions at a time, on SQLite's single writer
+//! one), not `sip-settings calls import`, which reads the
 //! whole file into memory and resolves the parties of every line with store look-ups. The
 //! parties are known here (the caller is the benchmark account, the callee a PSTN number of an
 //! unserved domain), so each record is built with exactly the party `prepare_call` would find.
@@ -16,6 +18,8 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use sip_settings_core::AccountId;
 use sip_settings_core::calls::{CallInput, Direction, NewCall};
+
+use tokio::task::JoinSet;
 
 use crate::provision::{Db, account_name};
 
@@ -98,6 +102,8 @@ pub(crate) struct Loaded {
     pub records: usize,
     /// Seconds it took.
     pub seconds: f64,
+    /// Transactions in flight at once.
+    pub transactions_at_once: usize,
 }
 
 /// Stores `total` calls: `focus_calls` of them placed by account 0 within the last 13 days,
@@ -115,6 +121,8 @@ pub(crate) async fn bulk_load(
     let ids: Vec<AccountId> = (0..accounts)
         .map(|i| AccountId::parse(&account_name(i)))
         .collect::<Result<_, _>>()?;
+    let in_flight = db.transactions_at_once();
+    let mut pending = JoinSet::new();
     let mut batch = Vec::with_capacity(BATCH);
     let mut stored = 0;
     for i in 0..total {
@@ -139,20 +147,32 @@ pub(crate) async fn bulk_load(
             parties: vec![(ids[account].clone(), Direction::Placed)],
         });
         if batch.len() == BATCH || i + 1 == total {
-            stored += db
-                .services
-                .record_calls(&batch)
-                .await
-                .with_context(|| format!("storing call records up to {i}"))?;
-            batch.clear();
+            // The next batch is made while this one is stored.
+            if pending.len() >= in_flight
+                && let Some(done) = pending.join_next().await
+            {
+                stored += done??;
+            }
+            let services = db.services.clone();
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            pending.spawn(async move {
+                services
+                    .record_calls(&full)
+                    .await
+                    .with_context(|| format!("storing call records up to {i}"))
+            });
             if (i + 1) % 100_000 == 0 {
                 eprintln!("  {}/{total} call records", i + 1);
             }
         }
     }
+    while let Some(done) = pending.join_next().await {
+        stored += done??;
+    }
     Ok(Loaded {
         records: stored,
         seconds: started.elapsed().as_secs_f64(),
+        transactions_at_once: in_flight,
     })
 }
 

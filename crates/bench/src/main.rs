@@ -531,9 +531,10 @@ fn report_records(
         report.calls.push(CallRow {
             store,
             what: format!(
-                "call records stored through the library (`record_calls`, {} per transaction), \
-                 no server running",
-                report::count(calls::BATCH)
+                "call records stored through the library (`record_calls`, {} per transaction, \
+                 {} at a time), no server running",
+                report::count(calls::BATCH),
+                loaded.transactions_at_once
             ),
             value: format!(
                 "{} records in {:.1} s: {} records/s",

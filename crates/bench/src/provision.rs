@@ -103,6 +103,12 @@ impl Db {
         Ok(Self { services, sqlite })
     }
 
+    /// How many bulk-load transactions are worth running at once: one on SQLite (a single
+    /// writer), two on PostgreSQL (its backends write in parallel).
+    pub(crate) fn transactions_at_once(&self) -> usize {
+        if self.sqlite.is_some() { 1 } else { 2 }
+    }
+
     /// Closes the store, waiting for its connections.
     pub(crate) async fn close(self) {
         drop(self.services);
