@@ -155,7 +155,11 @@ impl IntoResponses for ServiceErrors {
                 "The callee is not a local account, alias or number.",
                 Header::None,
             ),
-            (413, "The body is larger than 64 KiB.", Header::None),
+            (
+                413,
+                "The body is larger than 64 KiB (1 MiB for `/v1/service/calls/batch`).",
+                Header::None,
+            ),
             (
                 503,
                 "The database is temporarily unavailable.",

@@ -7,7 +7,6 @@ use axum::response::{IntoResponse, Response};
 use sip_settings_core::ServiceError;
 use sip_settings_core::calls::PrepaidRefusal;
 
-use crate::MAX_BODY_BYTES;
 use crate::problem::problem;
 use crate::status::classify;
 
@@ -27,8 +26,12 @@ pub enum ApiError {
         /// The current entity tag; `None` when the resource does not exist.
         current_etag: Option<String>,
     },
-    /// The body is over [`MAX_BODY_BYTES`]: `413 body_too_large`.
-    BodyTooLarge,
+    /// The body is over its route's limit ([`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES) but for batches):
+    /// `413 body_too_large`.
+    BodyTooLarge {
+        /// The route's limit, in bytes.
+        limit: usize,
+    },
     /// The body is not a JSON object: `400 invalid_json`, naming no field.
     BadJson {
         /// What is wrong, for a human.
@@ -107,10 +110,10 @@ impl IntoResponse for ApiError {
                 }
                 r
             }
-            Self::BodyTooLarge => problem(
+            Self::BodyTooLarge { limit } => problem(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
-                &format!("the request body must be at most {MAX_BODY_BYTES} bytes of JSON"),
+                &format!("the request body must be at most {limit} bytes of JSON"),
                 None,
             ),
             Self::BadJson { detail } => {

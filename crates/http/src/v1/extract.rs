@@ -54,15 +54,18 @@ impl FromRequestParts<AppState> for Subscriber {
     }
 }
 
-/// A JSON object request body read by [`json_body`].
+/// A JSON object request body read by [`json_body`], of at most `LIMIT` bytes (a route that
+/// takes a batch has a larger limit than the others).
 #[derive(Debug)]
-pub struct JsonBody<T>(pub T);
+pub struct JsonBody<T, const LIMIT: usize = MAX_BODY_BYTES>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<S: Send + Sync, T: DeserializeOwned, const LIMIT: usize> FromRequest<S>
+    for JsonBody<T, LIMIT>
+{
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _: &S) -> Result<Self, ApiError> {
-        json_body(request.into_body()).await.map(Self)
+        json_body_within(request.into_body(), LIMIT).await.map(Self)
     }
 }
 
@@ -120,9 +123,14 @@ fn field_of_message(message: &str) -> Option<String> {
 /// positionally); a missing, unknown or mistyped field is `400 invalid_field` with `field`
 /// naming it (a path such as `groups[1]` for nested values).
 pub async fn json_body<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
-    let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+    json_body_within(body, MAX_BODY_BYTES).await
+}
+
+/// [`json_body`] with a limit of `limit` bytes instead of [`MAX_BODY_BYTES`].
+async fn json_body_within<T: DeserializeOwned>(body: Body, limit: usize) -> Result<T, ApiError> {
+    let bytes = match Limited::new(body, limit).collect().await {
         Ok(c) => c.to_bytes(),
-        Err(_) => return Err(ApiError::BodyTooLarge),
+        Err(_) => return Err(ApiError::BodyTooLarge { limit }),
     };
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::BadJson {

@@ -125,6 +125,11 @@ pub(super) async fn record_call(
 /// Most records in one batch.
 pub const MAX_BATCH: usize = 1000;
 
+/// Most bytes of a batch's body: 1 000 records of about 330 bytes each as a proxy sends them,
+/// with room for long URIs and Call-IDs (every other body is at most
+/// [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES)).
+pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
+
 /// Finished calls in one batch (`POST /v1/service/calls/batch`): what a proxy's accounting
 /// queued, stored in one transaction.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -148,7 +153,8 @@ pub struct BatchRecorded {
 /// Records many finished calls at once, all or none: one transaction, one durable commit (a
 /// proxy's accounting queue drains at thousands of calls a second this way, where one commit
 /// per call is bound by the disk's flush time). A malformed record refuses the whole batch,
-/// naming it (`calls[3].caller`); replays are counted, not stored again.
+/// naming it (`calls[3].caller`); replays are counted, not stored again. The body may hold up
+/// to 1 MiB (other bodies: 64 KiB).
 #[utoipa::path(post, path = "/v1/service/calls/batch", tag = "service",
     request_body(content = CallBatchBody, content_type = "application/json"),
     responses(
@@ -158,7 +164,7 @@ pub struct BatchRecorded {
 pub(super) async fn record_calls(
     State(state): State<AppState>,
     client: ServiceClient,
-    JsonBody(batch): JsonBody<CallBatchBody>,
+    JsonBody(batch): JsonBody<CallBatchBody, MAX_BATCH_BYTES>,
 ) -> ApiResult {
     if batch.calls.is_empty() || batch.calls.len() > MAX_BATCH {
         return Err(invalid(
