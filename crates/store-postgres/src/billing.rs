@@ -18,10 +18,10 @@ use sip_settings_core::money::Money;
 use sip_settings_core::rating::{Rate, prefixes_of};
 use sip_settings_core::sip::SipUri;
 use sip_settings_core::store::{BalanceChange, Billing};
-use sip_settings_core::stored;
 use sqlx::{PgConnection, Row};
 
 use crate::account_write::insert_journal;
+use crate::call_insert::{Plan, insert_calls};
 use crate::error::{Fail, Res, retrying};
 use crate::rows::{SESSION_SELECT, call_from, history_from, rate_from, session_from, unix};
 use crate::{PgStore, lock_account, not_found};
@@ -54,63 +54,6 @@ async fn insert_history(conn: &mut PgConnection, account_id: i64, h: History<'_>
     .execute(conn)
     .await?;
     Ok(())
-}
-
-/// Inserts a call and its parties; false when (Call-ID, tags) exists (then, for a priced
-/// record, the existing record's missing price is filled in).
-async fn insert_call(conn: &mut PgConnection, call: &NewCall) -> Res<bool> {
-    let r = &call.record;
-    let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO calls (call_id, from_tag, to_tag, caller, callee, start_at, stop_at, \
-         duration, status, media, proxy_ip, price) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
-         ON CONFLICT (call_id, from_tag, to_tag) DO NOTHING RETURNING id",
-    )
-    .bind(&r.call_id)
-    .bind(&r.from_tag)
-    .bind(&r.to_tag)
-    .bind(r.caller.to_string())
-    .bind(r.callee.to_string())
-    .bind(unix(r.start))
-    .bind(unix(r.stop))
-    .bind(i64::from(r.duration))
-    .bind(i32::from(r.status))
-    .bind(stored::join_media(&r.media))
-    .bind(&r.proxy_ip)
-    .bind(r.price.map(Money::units))
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = inserted else {
-        if let Some(price) = r.price {
-            sqlx::query(
-                "UPDATE calls SET price = $1 \
-                 WHERE call_id = $2 AND from_tag = $3 AND to_tag = $4 AND price IS NULL",
-            )
-            .bind(price.units())
-            .bind(&r.call_id)
-            .bind(&r.from_tag)
-            .bind(&r.to_tag)
-            .execute(&mut *conn)
-            .await?;
-        }
-        return Ok(false);
-    };
-    for (account, direction) in &call.parties {
-        // A party that is no (longer an) account is skipped, as on SQLite.
-        sqlx::query(
-            "INSERT INTO call_parties (account_id, direction, start_at, call_row) \
-             SELECT id, $1, $2, $3 FROM accounts WHERE domain = $4 AND username = $5 \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(direction.as_str())
-        .bind(unix(r.start))
-        .bind(row)
-        .bind(account.domain().as_str())
-        .bind(account.user().as_str())
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(true)
 }
 
 #[async_trait]
@@ -421,7 +364,7 @@ impl Billing for PgStore {
                 record,
                 parties: vec![(session.account.clone(), Direction::Placed)],
             };
-            insert_call(&mut tx, &call).await?;
+            insert_calls(&mut tx, std::slice::from_ref(&call)).await?;
             sqlx::query(
                 "UPDATE prepaid_sessions SET closed_at = $1, duration = $2, price = $3, \
                  balance_after = $4 WHERE call_id = $5",
@@ -469,12 +412,18 @@ impl Billing for PgStore {
     }
 
     async fn record_calls(&self, calls: &[NewCall]) -> Result<Vec<bool>, StoreError> {
+        if calls.is_empty() {
+            return Ok(Vec::new());
+        }
         retrying(|| async move {
-            let mut tx = self.pool.begin().await?;
-            let mut out = Vec::with_capacity(calls.len());
-            for call in calls {
-                out.push(insert_call(&mut tx, call).await?);
+            let plan = Plan::new(calls);
+            if !plan.has_prices() {
+                // One statement: atomic by itself, no transaction to open and commit.
+                let inserted = plan.insert(&self.pool).await?;
+                return Ok(plan.outcome(&inserted));
             }
+            let mut tx = self.pool.begin().await?;
+            let out = insert_calls(&mut tx, calls).await?;
             tx.commit().await?;
             Ok(out)
         })

@@ -95,6 +95,7 @@ mod account_write;
 mod accounts;
 mod addresses;
 mod billing;
+mod call_insert;
 mod certificates;
 mod devices;
 mod error;

@@ -63,7 +63,9 @@ macro_rules! conformance_suite {
             device_bindings_follow_rfc3261,
             account_write_commits_change_and_journal_together,
             call_reads_follow_each_write,
-            account_writes_of_one_account_run_one_after_another
+            account_writes_of_one_account_run_one_after_another,
+            concurrent_account_writes_are_each_read_when_acknowledged,
+            call_record_batches_match_one_by_one
         );
     };
     (@cases $harness:ty; $($name:ident),* $(,)?) => {

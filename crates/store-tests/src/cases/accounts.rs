@@ -316,3 +316,49 @@ pub async fn account_writes_of_one_account_run_one_after_another(store: Arc<dyn 
     );
     assert!(!store.get_account(&alice).await.unwrap().unwrap().privacy);
 }
+
+/// Concurrent writes of many accounts (a group-committing store batches them into one commit):
+/// each is read back by the time its commit returns, and a refused write among them (an
+/// account that does not exist) fails alone.
+pub async fn concurrent_account_writes_are_each_read_when_acknowledged(store: Arc<dyn Store>) {
+    use sip_settings_core::store::AccountOp;
+    seed(&store).await;
+    let users: Vec<AccountId> = (0..24)
+        .map(|i| id(&format!("user{i}@example.com")))
+        .collect();
+    for u in &users {
+        store
+            .insert_account(&account(&u.to_string()), &creds("p"), &[])
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for u in &users {
+        let (store, u) = (store.clone(), u.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut w = store.begin_account(&u).await.unwrap();
+            w.apply(&AccountOp::SetPrivacy(true)).await.unwrap();
+            w.commit(&[]).await.unwrap();
+            store.get_account(&u).await.unwrap().unwrap().privacy
+        }));
+    }
+    let missing = store.begin_account(&id("nobody@example.com")).await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound(_))),
+        "a write of no account"
+    );
+    for (u, t) in users.iter().zip(tasks) {
+        assert!(
+            t.await.unwrap(),
+            "{u}: its write was not read after its commit"
+        );
+    }
+    assert!(
+        !store
+            .get_account(&id("alice@example.com"))
+            .await
+            .unwrap()
+            .unwrap()
+            .privacy
+    );
+}

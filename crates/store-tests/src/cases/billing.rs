@@ -619,3 +619,66 @@ pub async fn prepaid_close_never_overdraws(store: Arc<dyn Store>) {
         "the balance never went below zero: {history:?}"
     );
 }
+
+/// A batch stores exactly what storing its records one by one would: a record stored already or
+/// earlier in the batch is a replay, and a replay's price fills in a missing one (the first
+/// such price wins); each new record's parties are stored once.
+pub async fn call_record_batches_match_one_by_one(store: Arc<dyn Store>) {
+    seed(&store).await;
+    let alice = id("alice@example.com");
+    let new = |call_id: &str, price: Option<&str>| {
+        let mut c = call(
+            call_id,
+            "sip:alice@example.com",
+            "sip:bob@example.com",
+            t0(),
+            30,
+        );
+        c.price = price.map(money);
+        NewCall {
+            record: c,
+            parties: vec![
+                (alice.clone(), Direction::Placed),
+                (id("bob@example.com"), Direction::Received),
+            ],
+        }
+    };
+    assert_eq!(
+        store.record_calls(&[new("a", None)]).await.unwrap(),
+        vec![true]
+    );
+    let batch = [
+        new("z", None),
+        new("a", Some("0.50")),
+        new("a", Some("0.70")),
+        new("b", None),
+        new("b", Some("0.30")),
+        new("z", Some("0.90")),
+        new("c", Some("0.10")),
+    ];
+    assert_eq!(
+        store.record_calls(&batch).await.unwrap(),
+        vec![true, false, false, true, false, false, true]
+    );
+    let since = t0() - Duration::days(1);
+    let placed = store
+        .list_calls(&alice, Direction::Placed, since, 50)
+        .await
+        .unwrap();
+    let price = |call_id: &str| {
+        let found: Vec<_> = placed.iter().filter(|c| c.call_id == call_id).collect();
+        assert_eq!(found.len(), 1, "{call_id}: {found:?}");
+        found.first().and_then(|c| c.price)
+    };
+    assert_eq!(price("a"), Some(money("0.50")));
+    assert_eq!(price("b"), Some(money("0.30")));
+    assert_eq!(price("z"), Some(money("0.90")));
+    assert_eq!(price("c"), Some(money("0.10")));
+    assert_eq!(placed.len(), 4);
+    let received = store
+        .list_calls(&id("bob@example.com"), Direction::Received, since, 50)
+        .await
+        .unwrap();
+    assert_eq!(received.len(), 4);
+    assert_eq!(store.record_calls(&batch).await.unwrap(), vec![false; 7]);
+}
