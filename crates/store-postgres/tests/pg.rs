@@ -972,3 +972,48 @@ async fn a_holder_whose_lease_lapsed_does_not_renew_it_and_starts_afresh() {
     b.close().await;
     db.finish().await;
 }
+
+/// A writer that waited for the account's lock applies its change to the state the writer
+/// before it committed — on another server too: what it reads under the lock (the forwarding
+/// an `If-Match` is checked against, the old values of its journal entries) includes the
+/// change committed while it waited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_waited_for_the_lock_reads_what_the_writer_before_it_committed() {
+    let Some(db) = TestDb::start().await else {
+        return;
+    };
+    seed(&db.store).await;
+    let a = db.store.clone();
+    let b = Arc::new(PgStore::open(&db.url, false).await.unwrap());
+    let alice = id("alice@example.com");
+    let func = Condition::from_code("FUNC").unwrap();
+    let target = DiversionTarget::parse(func, "sip:first@example.org", &alice).unwrap();
+    let mut first = a.begin_account(&alice).await.unwrap();
+    let second = {
+        let (b, alice) = (b.clone(), alice.clone());
+        tokio::spawn(async move {
+            let write = b.begin_account(&alice).await.unwrap();
+            let seen = b.get_diversions(&alice).await.unwrap();
+            drop(write);
+            seen
+        })
+    };
+    // The second writer is waiting for the lock in the database.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        !second.is_finished(),
+        "the second writer waits for the lock"
+    );
+    first
+        .apply(&sip_settings_core::store::AccountOp::SetDiversions(vec![(
+            func,
+            Some(target.clone()),
+        )]))
+        .await
+        .unwrap();
+    first.commit(&[]).await.unwrap();
+    let seen = second.await.unwrap();
+    assert_eq!(seen.get(&func), Some(&target), "{seen:?}");
+    b.close().await;
+    db.finish().await;
+}

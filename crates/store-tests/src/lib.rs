@@ -62,6 +62,7 @@ macro_rules! conformance_suite {
             journal_newest_first_with_cursor,
             device_bindings_follow_rfc3261,
             account_write_commits_change_and_journal_together,
+            changes_of_one_write_land_in_order,
             call_reads_follow_each_write,
             account_writes_of_one_account_run_one_after_another,
             concurrent_account_writes_are_each_read_when_acknowledged,

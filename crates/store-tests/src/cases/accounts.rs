@@ -281,6 +281,78 @@ pub async fn account_write_commits_change_and_journal_together(store: Arc<dyn St
     ));
 }
 
+/// The changes of one write land as if applied one after another, whatever a store batches:
+/// later changes of a condition replace earlier ones, a change of something else in between
+/// keeps its place, and the journal entries keep their order.
+pub async fn changes_of_one_write_land_in_order(store: Arc<dyn Store>) {
+    use sip_settings_core::journal::NewJournalEntry;
+    use sip_settings_core::store::AccountOp;
+    seed(&store).await;
+    let alice = id("alice@example.com");
+    let target = |c: Condition, s: &str| Some(DiversionTarget::parse(c, s, &alice).unwrap());
+    let entry = |resource: &str| NewJournalEntry {
+        at: t0(),
+        account: alice.clone(),
+        door: "v1".into(),
+        actor: "certificate 01".into(),
+        source: Some("192.0.2.1".into()),
+        resource: resource.into(),
+        old: None,
+        new: Some("x".into()),
+    };
+    let (func, fbus, fnoa, fnol) = (
+        Condition::Unconditional,
+        Condition::Busy,
+        Condition::NoAnswer,
+        Condition::NotOnline,
+    );
+    let mut w = store.begin_account(&alice).await.unwrap();
+    w.apply(&AccountOp::SetDiversions(vec![(
+        fnol,
+        target(fnol, "carol"),
+    )]))
+    .await
+    .unwrap();
+    w.commit(&[]).await.unwrap();
+
+    let mut w = store.begin_account(&alice).await.unwrap();
+    let ops = [
+        AccountOp::SetDiversions(vec![
+            (func, target(func, "bob")),
+            (fbus, target(fbus, "dave")),
+        ]),
+        AccountOp::SetPrivacy(true),
+        AccountOp::SetDiversions(vec![
+            (fbus, None),
+            (fnoa, target(fnoa, "erin")),
+            (fnol, None),
+        ]),
+        AccountOp::SetDiversions(vec![(fnoa, target(fnoa, "frank")), (func, None)]),
+        AccountOp::SetDiversions(vec![(fbus, target(fbus, "grace"))]),
+    ];
+    for op in &ops {
+        w.apply(op).await.unwrap();
+    }
+    w.commit(&[entry("first"), entry("second"), entry("third")])
+        .await
+        .unwrap();
+    let now = store.get_diversions(&alice).await.unwrap();
+    let expected: Vec<(Condition, DiversionTarget)> =
+        [(fbus, target(fbus, "grace")), (fnoa, target(fnoa, "frank"))]
+            .into_iter()
+            .filter_map(|(c, t)| t.map(|t| (c, t)))
+            .collect();
+    let mut got: Vec<(Condition, DiversionTarget)> = now.into_iter().collect();
+    got.sort_by_key(|(c, _)| c.code());
+    assert_eq!(got, expected);
+    assert!(store.get_account(&alice).await.unwrap().unwrap().privacy);
+    let journal = store.list_journal(&alice, None, 10).await.unwrap();
+    let names: Vec<&str> = journal.iter().map(|e| e.entry.resource.as_str()).collect();
+    assert_eq!(names, ["third", "second", "first"]);
+    assert_eq!(journal[0].entry.source.as_deref(), Some("192.0.2.1"));
+    assert_eq!(journal[0].entry.old, None);
+}
+
 /// While one account write is open, another writer of the same account waits for it, and then
 /// reads what it committed: no write can land between a writer's reads and its commit.
 pub async fn account_writes_of_one_account_run_one_after_another(store: Arc<dyn Store>) {
