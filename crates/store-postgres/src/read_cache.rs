@@ -21,6 +21,12 @@
 //!   order, and a ping numbered `m >= n` was committed after ping `n` was *numbered*, which was
 //!   after the change committed: a holder that has processed any ping `m >= n` has processed the
 //!   change's own notification, so its cache no longer holds anything older than the change.
+//! * A writer that knows it is **alone** skips the ping: when a query of the live leases sent
+//!   less than [`ALONE_VALID`] ago found none but its own (a renewal of its own lease, or an
+//!   earlier ping). A server registering after that query was answered starts answering from
+//!   memory only [`WARM_UP`] (longer) after its registration, so every read it caches starts
+//!   after the writer's commit. On one server the ping, a round trip and a pooled connection
+//!   per write, costs nothing.
 //! * A holder that does not catch up within [`ACK_WAIT`] is **fenced** by the writer (its lease
 //!   is never renewed again) and the writer waits for its lease to run out; a fenced holder
 //!   finds out at its next renewal, drops its cache and registers anew. So a write waits at most
@@ -77,6 +83,11 @@ const RENEW_EVERY: Duration = Duration::from_millis(400);
 const MARGIN: Duration = Duration::from_millis(300);
 /// How long a writer waits for a holder to catch up before fencing it.
 pub(crate) const ACK_WAIT: Duration = Duration::from_secs(1);
+/// How long after a query that found no other live lease a writer may skip its ping.
+const ALONE_VALID: Duration = Duration::from_millis(700);
+/// How long after its registration a holder starts answering from memory (more than
+/// [`ALONE_VALID`]: a writer that did not see the registration no longer skips its ping).
+const WARM_UP: Duration = Duration::from_secs(1);
 /// How long a holder waits before it starts again after losing its listener or its lease.
 const RESTART_AFTER: Duration = Duration::from_millis(200);
 /// Hot reads of a process before it starts caching.
@@ -161,6 +172,11 @@ pub(crate) struct ReadCache {
     base: Instant,
     /// Nanoseconds after `base` until which the cache may answer; 0: it may not.
     usable_until: AtomicU64,
+    /// Nanoseconds after `base` from which the cache may answer ([`WARM_UP`]).
+    usable_from: AtomicU64,
+    /// Nanoseconds after `base` at which the latest query was sent that found no other live
+    /// lease; 0: none.
+    alone_at: AtomicU64,
     /// This process's row in `cache_holders` (0: none).
     holder: AtomicI64,
     /// Hot reads so far (until [`ACTIVATE_AFTER`]).
@@ -181,6 +197,8 @@ impl Default for ReadCache {
             entries: Mutex::default(),
             base: Instant::now(),
             usable_until: AtomicU64::new(0),
+            usable_from: AtomicU64::new(0),
+            alone_at: AtomicU64::new(0),
             holder: AtomicI64::new(0),
             reads: AtomicU64::new(0),
             started: AtomicBool::new(false),
@@ -209,7 +227,22 @@ impl ReadCache {
     fn now_if_usable(&self) -> Option<u64> {
         let until = self.usable_until.load(Ordering::Acquire);
         let now = self.nanos(Instant::now());
-        (until != 0 && now < until).then_some(now)
+        (until != 0 && now < until && now >= self.usable_from.load(Ordering::Acquire))
+            .then_some(now)
+    }
+
+    /// Records that a query sent at `sent` found no live lease but this process's own.
+    fn alone_as_of(&self, sent: Instant) {
+        self.alone_at
+            .fetch_max(self.nanos(sent).max(1), Ordering::AcqRel);
+    }
+
+    /// Whether a query sent less than [`ALONE_VALID`] ago found no other live lease, so that
+    /// every other holder is still warming up (see the module documentation).
+    fn alone(&self) -> bool {
+        let at = self.alone_at.load(Ordering::Acquire);
+        at != 0
+            && u128::from(self.nanos(Instant::now()).saturating_sub(at)) < ALONE_VALID.as_nanos()
     }
 
     /// Answers given from memory so far.
@@ -450,10 +483,12 @@ impl ReadCache {
         }
     }
 
-    /// Answers from memory from now until `deadline`, as holder `id`.
+    /// Answers from memory from [`WARM_UP`] after now until `deadline`, as holder `id`.
     fn start(&self, id: i64, deadline: Instant) {
         self.invalidate();
         self.holder.store(id, Ordering::Release);
+        self.usable_from
+            .store(self.nanos(Instant::now() + WARM_UP), Ordering::Release);
         self.usable_until
             .store(self.nanos(deadline).max(1), Ordering::Release);
     }
@@ -661,19 +696,27 @@ async fn renew(cache: Weak<ReadCache>, pool: GuardedPool, id: i64, ended: Arc<No
             return;
         }
         let sent = Instant::now();
-        let renewed = sqlx::query(
+        let renewed = sqlx::query_scalar::<_, i64>(
             // Only a lease that has not lapsed: while it had, writers neither pinged this
-            // server nor waited for it, so what it holds may be stale.
+            // server nor waited for it, so what it holds may be stale. With the number of
+            // other live leases.
             "UPDATE cache_holders SET expires_at = now() + make_interval(secs => $2) \
-             WHERE id = $1 AND NOT fenced AND expires_at > now()",
+             WHERE id = $1 AND NOT fenced AND expires_at > now() \
+             RETURNING (SELECT count(*) FROM cache_holders o \
+                        WHERE o.id <> $1 AND o.expires_at > now())",
         )
         .bind(id)
         .bind(lease_seconds())
-        .execute(&pool)
+        .fetch_optional(&pool)
         .await;
         match renewed {
-            Ok(done) if done.rows_affected() == 1 => c.extend(id, sent + LEASE - MARGIN),
-            Ok(_) => {
+            Ok(Some(others)) => {
+                c.extend(id, sent + LEASE - MARGIN);
+                if others == 0 {
+                    c.alone_as_of(sent);
+                }
+            }
+            Ok(None) => {
                 tracing::warn!("read cache: lease fenced by a writer or lapsed; registering again");
                 ended.notify_one();
                 return;
@@ -741,19 +784,26 @@ impl PgStore {
                 self.cache.invalidate_account(account, addresses);
             }
         }
+        if self.cache.alone() {
+            return Ok(());
+        }
         let me = self.cache.holder();
         let started = Instant::now();
         let mut pause = Duration::from_micros(200);
         let mut ping: Option<i64> = None;
         let mut fenced = false;
         loop {
+            let sent = Instant::now();
             let step = match ping {
                 None => sqlx::query_scalar::<_, i64>(PING)
                     .bind(me)
                     .fetch_optional(&self.pool)
                     .await
                     .map(|n| match n {
-                        None => Some(0),
+                        None => {
+                            self.cache.alone_as_of(sent);
+                            Some(0)
+                        }
                         Some(n) => {
                             ping = Some(n);
                             None

@@ -823,13 +823,16 @@ async fn a_write_waits_for_a_silent_holder_at_most_until_its_lease_is_fenced_and
     };
     seed(&db.store).await;
     let alice = id("alice@example.com");
-    // A holder that never confirms anything (a server stuck, or gone without a word).
+    // A holder that never confirms anything (a server stuck, or gone without a word),
+    // registered longer ago than a writer's knowledge of being alone lasts (the seed's writes
+    // found no holder).
     sqlx::query(
-        "INSERT INTO cache_holders (seen, expires_at) VALUES (0, now() + interval '2 seconds')",
+        "INSERT INTO cache_holders (seen, expires_at) VALUES (0, now() + interval '3 seconds')",
     )
     .execute(&mut db.raw().await)
     .await
     .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     let started = std::time::Instant::now();
     db.store.set_privacy(&alice, true).await.unwrap();
     let waited = started.elapsed();
@@ -1014,6 +1017,61 @@ async fn a_writer_that_waited_for_the_lock_reads_what_the_writer_before_it_commi
     first.commit(&[]).await.unwrap();
     let seen = second.await.unwrap();
     assert_eq!(seen.get(&func), Some(&target), "{seen:?}");
+    b.close().await;
+    db.finish().await;
+}
+
+/// A server that holds the only lease writes without pinging; a server that starts holding
+/// meanwhile answers from memory only after a warm-up, so even while the first still skips its
+/// pings, every read of the newcomer sees every change acknowledged before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_alone_skips_its_pings_and_one_that_joins_never_answers_an_older_change() {
+    let Some(db) = TestDb::start().await else {
+        return;
+    };
+    seed(&db.store).await;
+    let a = db.store.clone();
+    holding(&a).await;
+    let alice = id("alice@example.com");
+    let pings = || async {
+        sqlx::query_scalar::<_, i64>("SELECT last_value FROM cache_pings")
+            .fetch_one(&mut db.raw().await)
+            .await
+            .unwrap()
+    };
+    // A renewal of its lease has found it alone.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let before = pings().await;
+    for on in [true, false, true] {
+        a.set_privacy(&alice, on).await.unwrap();
+    }
+    assert_eq!(pings().await, before, "a lone writer does not ping");
+
+    let b = PgStore::open(&db.url, false).await.unwrap();
+    b.start_read_cache();
+    let started = std::time::Instant::now();
+    let mut on = true;
+    let mut held_since = None;
+    while held_since.is_none_or(|t: std::time::Instant| t.elapsed().as_millis() < 1500) {
+        assert!(
+            started.elapsed().as_secs() < 15,
+            "the second server never held"
+        );
+        for _ in 0..3 {
+            let read = b.get_account(&alice).await.unwrap().unwrap().privacy;
+            assert_eq!(
+                read, on,
+                "the newcomer answered a change older than the last one"
+            );
+        }
+        on = !on;
+        a.set_privacy(&alice, on).await.unwrap();
+        if held_since.is_none() && b.read_cache_holding() {
+            held_since = Some(std::time::Instant::now());
+        }
+    }
+    assert!(b.read_cache_hits() > 0, "the newcomer answered from memory");
+    assert!(pings().await > before, "with a second holder, writes ping");
     b.close().await;
     db.finish().await;
 }
