@@ -415,19 +415,16 @@ impl Billing for PgStore {
         if calls.is_empty() {
             return Ok(Vec::new());
         }
-        retrying(|| async move {
-            let plan = Plan::new(calls);
-            if !plan.has_prices() {
-                // One statement: atomic by itself, no transaction to open and commit.
-                let inserted = plan.insert(&self.pool).await?;
-                return Ok(plan.outcome(&inserted));
-            }
-            let mut tx = self.pool.begin().await?;
-            let out = insert_calls(&mut tx, calls).await?;
-            tx.commit().await?;
-            Ok(out)
-        })
-        .await
+        // No transaction: the insert is one statement, atomic by itself, and filling in the
+        // prices that replays bring is a second one that only fills what is still missing, so
+        // it may as well land later (a lost reply is sent again; the records are then
+        // replays and their prices fill in). A new record, priced or not, is one round trip.
+        let plan = Plan::new(calls);
+        let inserted = retrying(|| plan.insert(&self.pool)).await?;
+        if plan.has_prices() {
+            retrying(|| plan.fill_prices(&self.pool, &inserted)).await?;
+        }
+        Ok(plan.outcome(&inserted))
     }
 
     async fn list_calls(

@@ -1,7 +1,8 @@
 //! Storing call records in one statement, whatever their number: the records and their parties
 //! go to PostgreSQL as arrays (`UNNEST`), so a batch of a thousand records costs one round trip
 //! instead of two or three per record, and a single record sent alone is one autocommit
-//! statement.
+//! statement (with a price, followed by a second only for replays: see
+//! `PgStore::record_calls`).
 //!
 //! The outcome is exactly that of storing the records one by one in their order: a record whose
 //! (Call-ID, from tag, to tag) is stored already, or came earlier in the same batch, is a replay
@@ -84,7 +85,7 @@ impl<'a> Plan<'a> {
     }
 
     /// Whether some record has a price: only then can a replay fill one in, which takes a
-    /// second statement (and so a transaction).
+    /// second statement.
     pub(crate) fn has_prices(&self) -> bool {
         self.calls.iter().any(|c| c.record.price.is_some())
     }
@@ -150,14 +151,13 @@ impl<'a> Plan<'a> {
 
     /// Fills in missing prices from the replays: per key, the first record not inserted that
     /// has a price.
-    pub(crate) async fn fill_prices(
-        &self,
-        conn: &mut PgConnection,
-        inserted: &HashSet<Key>,
-    ) -> Res<()> {
+    pub(crate) async fn fill_prices<'e, E>(&self, executor: E, inserted: &HashSet<Key>) -> Res<()>
+    where
+        E: Executor<'e, Database = Postgres>,
+    {
         let outcome = self.outcome(inserted);
         let mut seen = HashSet::new();
-        let fills: Vec<((&str, &str, &str), Money)> = self
+        let mut fills: Vec<((&str, &str, &str), Money)> = self
             .calls
             .iter()
             .zip(outcome)
@@ -170,6 +170,8 @@ impl<'a> Plan<'a> {
         if fills.is_empty() {
             return Ok(());
         }
+        // In key order, as the insert: concurrent fills take their rows' locks in one order.
+        fills.sort_by_key(|(key, _)| *key);
         let column = |f: fn(&(&'a str, &'a str, &'a str)) -> &'a str| {
             fills
                 .iter()
@@ -182,7 +184,7 @@ impl<'a> Plan<'a> {
             .bind(column(|k| k.1))
             .bind(column(|k| k.2))
             .bind(prices)
-            .execute(&mut *conn)
+            .execute(executor)
             .await?;
         Ok(())
     }
@@ -194,7 +196,7 @@ pub(crate) async fn insert_calls(conn: &mut PgConnection, calls: &[NewCall]) -> 
     let plan = Plan::new(calls);
     let inserted = plan.insert(&mut *conn).await?;
     if plan.has_prices() {
-        plan.fill_prices(conn, &inserted).await?;
+        plan.fill_prices(&mut *conn, &inserted).await?;
     }
     Ok(plan.outcome(&inserted))
 }
