@@ -316,7 +316,16 @@ async fn run(cli: &Cli, command: String) -> anyhow::Result<()> {
             provision::prepare(&bench_dir, &data, n, None).await?;
         }
         let database = match store {
-            StoreKind::Sqlite => None,
+            StoreKind::Sqlite => {
+                if want_http {
+                    // One second of flushes, one after another, on the disk of the database.
+                    report.disk_flushes = Some(
+                        report::flush_rate(&data, Duration::from_secs(1))
+                            .context("measuring the disk's flush rate")?,
+                    );
+                }
+                None
+            }
             StoreKind::Postgres => {
                 let url = pg_url
                     .as_deref()

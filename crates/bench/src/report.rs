@@ -205,6 +205,36 @@ pub(crate) struct Report {
     pub two_servers_note: Option<String>,
     /// Machine.
     pub machine: Option<Machine>,
+    /// Flushes a second of the disk under the data directory, one at a time (see
+    /// [`flush_rate`]), when the embedded store ran.
+    pub disk_flushes: Option<f64>,
+}
+
+/// How many times a second the disk under `dir` makes a 4 KiB write durable, one after another
+/// (`pwrite` + `fdatasync`, for about `budget` and at most 100 000 times): the most writes a
+/// second a store can acknowledge that flushes once per write, as the embedded store did
+/// before group commit.
+pub(crate) fn flush_rate(dir: &Path, budget: std::time::Duration) -> std::io::Result<f64> {
+    use std::os::unix::fs::FileExt;
+    let path = dir.join("flush-probe");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)?;
+    let block = [0x5a_u8; 4096];
+    let started = std::time::Instant::now();
+    let mut flushes: u64 = 0;
+    while started.elapsed() < budget && flushes < 100_000 {
+        file.write_all_at(&block, 0)?;
+        file.sync_data()?;
+        flushes += 1;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    drop(file);
+    fs::remove_file(&path)?;
+    Ok(approx(flushes) / elapsed.max(1e-9))
 }
 
 fn ms(us: u64) -> String {
@@ -337,6 +367,7 @@ impl Report {
         }
 
         self.throughput_and_latency(&mut s);
+        self.group_commit(&mut s);
         self.memory_table(&mut s);
         self.api_table(&mut s);
         if !self.calls.is_empty() {
@@ -367,6 +398,48 @@ impl Report {
                 .unwrap_or(usize::MAX)
         });
         rows
+    }
+
+    /// The embedded store's writes beside the disk's flush rate, measured in the same run.
+    fn group_commit(&self, s: &mut String) {
+        let Some(flushes) = self.disk_flushes else {
+            return;
+        };
+        let writes: Vec<&Row> = self
+            .grouped_rows()
+            .into_iter()
+            .filter(|r| r.store == StoreKind::Sqlite && r.scenario.contains("(write)"))
+            .collect();
+        if writes.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            s,
+            "\n## Group commit (embedded store)\n\nThis run's data directory is on a disk that \
+             makes a 4 KiB write durable (`pwrite` + `fdatasync`, one after another) **{} times \
+             a second**: the most writes a second a store that flushes once per write can \
+             acknowledge, as the embedded store did before group commit (one `COMMIT` and one \
+             flush per write, `synchronous=FULL`). With group commit, concurrent writes share a \
+             flush:\n",
+            rate(flushes)
+        );
+        let _ = writeln!(
+            s,
+            "| scenario | conns | writes/s | × the flush rate | p50 ms | p99 ms |"
+        );
+        let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|");
+        for r in writes {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} |",
+                r.scenario,
+                r.conns,
+                rate(r.sip.rps),
+                ratio(r.sip.rps, Some(flushes)),
+                ms(r.sip.p50),
+                ms(r.sip.p99),
+            );
+        }
     }
 
     fn throughput_and_latency(&self, s: &mut String) {
@@ -688,5 +761,60 @@ mod tests {
             md.contains("| batch | 100 | 16 | PostgreSQL | **200 000** | 2 000 | 1.000 | 2.000 | 3.000 | 0 | 0 |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn group_commit_is_set_beside_the_disks_flush_rate() {
+        let row = |scenario: &str, conns, store, rps| Row {
+            scenario: scenario.into(),
+            conns,
+            store,
+            sip: figures(rps),
+            nginx: None,
+        };
+        let report = Report {
+            rows: vec![
+                row("`set_diversions` (write)", 1, StoreKind::Sqlite, 500.0),
+                row("`set_diversions` (write)", 64, StoreKind::Sqlite, 8000.0),
+                row("`set_diversions` (write)", 64, StoreKind::Postgres, 3000.0),
+                row("`account` (read)", 64, StoreKind::Sqlite, 60000.0),
+            ],
+            disk_flushes: Some(400.0),
+            ..Report::default()
+        };
+        let md = report.markdown(Path::new("/nonexistent"));
+        let table: Vec<&str> = md
+            .lines()
+            .skip_while(|l| !l.starts_with("## Group commit"))
+            .filter(|l| l.starts_with("| `"))
+            .collect();
+        assert_eq!(
+            table,
+            [
+                "| `set_diversions` (write) | 1 | 500 | 1.25 | 1.000 | 2.000 |",
+                "| `set_diversions` (write) | 64 | 8 000 | 20.00 | 1.000 | 2.000 |",
+            ],
+            "{md}"
+        );
+        assert!(md.contains("**400 times a second**"), "{md}");
+        let without = Report {
+            disk_flushes: None,
+            ..report
+        };
+        assert!(
+            !without
+                .markdown(Path::new("/nonexistent"))
+                .contains("## Group commit")
+        );
+    }
+
+    #[test]
+    fn the_flush_rate_is_measured_and_leaves_nothing_behind() {
+        let dir = std::env::temp_dir().join(format!("flush-rate-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let rate = flush_rate(&dir, std::time::Duration::from_millis(50)).unwrap();
+        assert!(rate > 0.0, "{rate}");
+        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0);
+        fs::remove_dir(&dir).unwrap();
     }
 }
