@@ -129,89 +129,78 @@ async fn insert_call(tx: &mut Write, call: &NewCall) -> Result<bool, StoreError>
     Ok(true)
 }
 
-/// Calls inserted by one statement (12 variables each, far below SQLite's limit).
-const RECORD_CHUNK: usize = 200;
-
-/// [`insert_call`] for many calls in two statements: the calls (a replay of a stored call,
-/// or of one earlier in `calls`, inserts nothing and is `false`), then the parties of the new
-/// ones. A replay that brings a price the stored call lacks sets it, as [`insert_call`] does.
-async fn insert_calls(tx: &mut Write, calls: &[NewCall]) -> Result<Vec<bool>, StoreError> {
-    let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-        "INSERT INTO calls (call_id, from_tag, to_tag, caller, callee, start_at, stop_at, \
-         duration, status, media, proxy_ip, price) ",
-    );
-    insert.push_values(calls, |mut row, call| {
-        let r = &call.record;
-        row.push_bind(r.call_id.clone())
-            .push_bind(r.from_tag.clone())
-            .push_bind(r.to_tag.clone())
-            .push_bind(r.caller.to_string())
-            .push_bind(r.callee.to_string())
-            .push_bind(unix(r.start))
-            .push_bind(unix(r.stop))
-            .push_bind(i64::from(r.duration))
-            .push_bind(i64::from(r.status))
-            .push_bind(stored::join_media(&r.media))
-            .push_bind(r.proxy_ip.clone())
-            .push_bind(r.price.map(Money::units));
-    });
-    insert.push(
-        " ON CONFLICT (call_id, from_tag, to_tag) DO NOTHING RETURNING id, call_id, from_tag, to_tag",
-    );
-    let mut rows = std::collections::HashMap::new();
-    for row in insert.build().fetch_all(&mut **tx).await.map_err(map_err)? {
-        let key: (String, String, String) = (
-            row.try_get("call_id").map_err(map_err)?,
-            row.try_get("from_tag").map_err(map_err)?,
-            row.try_get("to_tag").map_err(map_err)?,
-        );
-        rows.insert(key, row.try_get::<i64, _>("id").map_err(map_err)?);
-    }
+/// [`insert_call`] for many calls, on the rusqlite connection of a write begun by
+/// [`crate::group::Group::lite_write`]: cached statements run inline, a few microseconds each,
+/// so a batch costs no round trips to a worker thread, and a single call none either. A replay
+/// of a stored call, or of one earlier in `calls`, inserts nothing and is `false`; a replay
+/// that brings a price the stored call lacks sets it, as [`insert_call`] does.
+fn insert_calls(conn: &rusqlite::Connection, calls: &[NewCall]) -> Result<Vec<bool>, StoreError> {
+    use rusqlite::{OptionalExtension, params};
+    let lite = crate::group::lite_err;
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO calls (call_id, from_tag, to_tag, caller, callee, start_at, stop_at, \
+             duration, status, media, proxy_ip, price) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (call_id, from_tag, to_tag) DO NOTHING RETURNING id",
+        )
+        .map_err(lite)?;
+    let mut party = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO call_parties (account_id, direction, start_at, call_row) \
+             SELECT id, ?, ?, ? FROM accounts WHERE domain = ? AND username = ?",
+        )
+        .map_err(lite)?;
+    let mut fill = conn
+        .prepare_cached(
+            "UPDATE calls SET price = ? WHERE call_id = ? AND from_tag = ? AND to_tag = ? \
+             AND price IS NULL",
+        )
+        .map_err(lite)?;
     let mut new = Vec::with_capacity(calls.len());
-    let mut parties = Vec::new();
     for call in calls {
         let r = &call.record;
-        let key = (r.call_id.clone(), r.from_tag.clone(), r.to_tag.clone());
-        // The first of the calls with a new key took the row; any other is a replay.
-        match rows.remove(&key) {
+        let id: Option<i64> = insert
+            .query_row(
+                params![
+                    r.call_id,
+                    r.from_tag,
+                    r.to_tag,
+                    r.caller.to_string(),
+                    r.callee.to_string(),
+                    unix(r.start),
+                    unix(r.stop),
+                    i64::from(r.duration),
+                    i64::from(r.status),
+                    stored::join_media(&r.media),
+                    r.proxy_ip,
+                    r.price.map(Money::units),
+                ],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(lite)?;
+        match id {
             Some(id) => {
-                new.push(true);
                 for (account, direction) in &call.parties {
-                    parties.push((id, *direction, unix(r.start), account));
+                    party
+                        .execute(params![
+                            direction.as_str(),
+                            unix(r.start),
+                            id,
+                            account.domain().as_str(),
+                            account.user().as_str(),
+                        ])
+                        .map_err(lite)?;
                 }
             }
             None => {
-                new.push(false);
                 if let Some(price) = r.price {
-                    sqlx::query(
-                        "UPDATE calls SET price = ? WHERE call_id = ? AND from_tag = ? AND to_tag = ? \
-                         AND price IS NULL",
-                    )
-                    .bind(price.units())
-                    .bind(&r.call_id)
-                    .bind(&r.from_tag)
-                    .bind(&r.to_tag)
-                    .execute(&mut **tx)
-                    .await
-                    .map_err(map_err)?;
+                    fill.execute(params![price.units(), r.call_id, r.from_tag, r.to_tag])
+                        .map_err(lite)?;
                 }
             }
         }
-    }
-    for chunk in parties.chunks(RECORD_CHUNK) {
-        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "INSERT OR IGNORE INTO call_parties (account_id, direction, start_at, call_row) \
-             SELECT a.id, v.column1, v.column2, v.column3 FROM (",
-        );
-        insert.push_values(chunk, |mut row, (id, direction, start, account)| {
-            row.push_bind(direction.as_str())
-                .push_bind(*start)
-                .push_bind(*id)
-                .push_bind(account.domain().as_str().to_owned())
-                .push_bind(account.user().as_str().to_owned());
-        });
-        insert.push(") AS v JOIN accounts a ON a.domain = v.column4 AND a.username = v.column5");
-        insert.build().execute(&mut **tx).await.map_err(map_err)?;
+        new.push(id.is_some());
     }
     Ok(new)
 }
@@ -537,14 +526,17 @@ impl Billing for SqliteStore {
     }
 
     async fn record_calls(&self, calls: &[NewCall]) -> Result<Vec<bool>, StoreError> {
-        let mut tx = self.group.write().await?;
-        let mut out = Vec::with_capacity(calls.len());
-        // A few statements per chunk, not three per call: every statement is a round trip to
-        // sqlx's SQLite thread, and a proxy's accounting sends batches of many calls.
-        for chunk in calls.chunks(RECORD_CHUNK) {
-            out.extend(insert_calls(&mut tx, chunk).await?);
-        }
-        tx.commit().await?;
+        let tx = self.group.lite_write().await?;
+        let out = {
+            let conn = tx.lite();
+            let out = insert_calls(&conn, calls)?;
+            // If either fails, the write is dropped with its savepoint counted open: the next
+            // holder of the connection rolls it back.
+            conn.execute_batch("RELEASE w")
+                .map_err(crate::group::lite_err)?;
+            out
+        };
+        tx.released().await?;
         Ok(out)
     }
 

@@ -159,6 +159,14 @@ impl Group {
         Ok(w)
     }
 
+    /// Begins a write of no account in particular on the rusqlite connection, its savepoint
+    /// open (call records): its statements run inline through [`Write::lite`].
+    pub(crate) async fn lite_write(&self) -> Result<Write, StoreError> {
+        let mut w = self.lock(None, Kind::Lite).await?;
+        w.open_lite_savepoint().await?;
+        Ok(w)
+    }
+
     /// As [`Group::write`], for a write of `account`: it waits as [`Group::lite_write_for`]
     /// does, and a later account write of `account` waits for its commit.
     pub(crate) async fn write_for(&self, account: &AccountId) -> Result<Write, StoreError> {
