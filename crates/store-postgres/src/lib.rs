@@ -324,6 +324,12 @@ impl PgStore {
             .map_err(map_err)
     }
 
+    /// Post-commit pings skipped so far because this process held the only lease (for tests).
+    #[doc(hidden)]
+    pub fn read_cache_pings_skipped(&self) -> u64 {
+        self.cache.skipped()
+    }
+
     /// Hot reads answered from memory so far (for tests).
     #[doc(hidden)]
     pub fn read_cache_hits(&self) -> u64 {

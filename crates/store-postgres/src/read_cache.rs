@@ -187,6 +187,8 @@ pub(crate) struct ReadCache {
     closed: AtomicBool,
     /// Answers given from memory (for the tests).
     hits: AtomicU64,
+    /// Pings skipped by a writer alone (for the tests).
+    skipped: AtomicU64,
     /// Ends the running session (when the store is closed).
     session_end: Mutex<Option<Arc<Notify>>>,
 }
@@ -204,6 +206,7 @@ impl Default for ReadCache {
             started: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             hits: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
             session_end: Mutex::default(),
         }
     }
@@ -248,6 +251,11 @@ impl ReadCache {
     /// Answers given from memory so far.
     pub(crate) fn hits(&self) -> u64 {
         self.hits.load(Ordering::Relaxed)
+    }
+
+    /// Pings skipped so far by writers alone (for the tests).
+    pub(crate) fn skipped(&self) -> u64 {
+        self.skipped.load(Ordering::Relaxed)
     }
 
     /// Whether this process holds a live lease (for the tests).
@@ -785,6 +793,7 @@ impl PgStore {
             }
         }
         if self.cache.alone() {
+            self.cache.skipped.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
         let me = self.cache.holder();
