@@ -15,6 +15,7 @@ pub mod error;
 pub mod ids;
 pub mod import;
 pub mod journal;
+pub mod metrics;
 pub mod money;
 pub mod rating;
 pub mod routing;

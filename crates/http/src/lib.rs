@@ -17,6 +17,8 @@ pub mod fuzzing;
 pub mod head_check;
 pub mod identity;
 pub mod legacy;
+pub mod metrics;
+pub mod ops;
 pub mod params;
 pub mod problem;
 pub mod ratelimit;
@@ -101,4 +103,5 @@ pub fn router(state: AppState) -> Router {
             legacy::reply::panic_reply,
         ))
         .layer(axum::middleware::from_fn(status::log_causes))
+        .layer(axum::middleware::from_fn(metrics::track))
 }

@@ -216,6 +216,8 @@ pub struct RunningServer {
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
     sip: Option<SipServer>,
+    /// The ops listener's address and task, when it runs.
+    ops: Option<(SocketAddr, JoinHandle<()>)>,
 }
 
 impl RunningServer {
@@ -242,6 +244,14 @@ impl RunningServer {
                     .map_err(|e| anyhow::anyhow!(e))?,
             )
         };
+        let ops = match config.ops_listen {
+            Some(at) => Some(
+                sip_settings_http::ops::start(at, services.clone())
+                    .await
+                    .with_context(|| format!("cannot listen on {at} (ops listener)"))?,
+            ),
+            None => None,
+        };
         let (tx, rx) = oneshot::channel::<()>();
         let limits = config.limits.clone();
         let task = tokio::spawn(async move {
@@ -255,7 +265,13 @@ impl RunningServer {
             shutdown: Some(tx),
             task,
             sip,
+            ops,
         })
+    }
+
+    /// The ops listener's bound address, when it runs.
+    pub fn ops_addr(&self) -> Option<SocketAddr> {
+        self.ops.as_ref().map(|(addr, _)| *addr)
     }
 
     /// The bound address.
@@ -284,6 +300,9 @@ impl RunningServer {
         if let Some(sip) = self.sip.take() {
             sip.stop().await;
         }
+        if let Some((_, ops)) = self.ops.take() {
+            ops.abort();
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -299,6 +318,9 @@ impl RunningServer {
 impl Drop for RunningServer {
     fn drop(&mut self) {
         self.task.abort();
+        if let Some((_, ops)) = &self.ops {
+            ops.abort();
+        }
     }
 }
 

@@ -155,6 +155,10 @@ pub struct ConnectionFlags {
         value_name = "N"
     )]
     pub max_connections_per_address: Option<usize>,
+    /// Serve `/metrics` (Prometheus), `/healthz` and `/readyz` over plain HTTP on ADDR:PORT,
+    /// without client certificates; keep it off the public network (off by default).
+    #[arg(long, env = "SIP_SETTINGS_OPS_LISTEN", value_name = "ADDR:PORT")]
+    pub ops_listen: Option<std::net::SocketAddr>,
 }
 
 /// `serve`'s SIP door (each also a configuration-file key: `sip_listen`, `sip_trusted`,

@@ -406,6 +406,9 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
     for (transport, addr) in server.sip_listeners() {
         println!("SIP redirect server on {transport}:{addr}");
     }
+    if let Some(addr) = server.ops_addr() {
+        println!("ops listener on http://{addr} (/metrics, /healthz, /readyz)");
+    }
     wait_for_signal().await;
     println!("shutting down");
     server.stop().await;

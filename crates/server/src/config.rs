@@ -29,6 +29,8 @@ pub struct FileConfig {
     pub database: Option<String>,
     /// Listen address of `serve`.
     pub listen: Option<SocketAddr>,
+    /// Listen address of the ops listener (`/metrics`, `/healthz`, `/readyz`; off if unset).
+    pub ops_listen: Option<SocketAddr>,
     /// Lifetime of issued client certificates, in days.
     pub cert_days: Option<u32>,
     /// Aliases per account.
@@ -159,6 +161,9 @@ pub struct Config {
     pub database_url: String,
     /// Listen address of `serve`.
     pub listen: SocketAddr,
+    /// Listen address of the ops listener: plain HTTP, no client certificate, `/metrics`,
+    /// `/healthz`, `/readyz` (off when `None`).
+    pub ops_listen: Option<SocketAddr>,
     /// Service-layer tunables.
     pub services: ServicesConfig,
     /// Connection limits.
@@ -182,6 +187,8 @@ pub struct Overrides {
     pub config: Option<PathBuf>,
     /// `--listen` / `SIP_SETTINGS_LISTEN`.
     pub listen: Option<SocketAddr>,
+    /// `serve --ops-listen` / `SIP_SETTINGS_OPS_LISTEN`.
+    pub ops_listen: Option<SocketAddr>,
     /// `serve --first-request-timeout-secs` / `SIP_SETTINGS_FIRST_REQUEST_TIMEOUT_SECS`.
     pub first_request_timeout_secs: Option<u64>,
     /// `serve --idle-timeout-secs` / `SIP_SETTINGS_IDLE_TIMEOUT_SECS`.
@@ -358,6 +365,7 @@ impl Config {
             data_dir,
             database_url,
             listen,
+            ops_listen: overrides.ops_listen.or(file.ops_listen),
             services,
             limits,
             rate_limits,
@@ -385,7 +393,8 @@ mod tests {
         let file = dir.path().join("c.toml");
         std::fs::write(
             &file,
-            "data_dir = \"/srv/x\"\nlisten = \"0.0.0.0:9443\"\ncert_days = 30\n",
+            "data_dir = \"/srv/x\"\nlisten = \"0.0.0.0:9443\"\ncert_days = 30\n\
+             ops_listen = \"127.0.0.1:9100\"\n",
         )
         .unwrap();
         let f = Config::resolve(&Overrides {
@@ -397,6 +406,7 @@ mod tests {
         assert_eq!(f.database_url, "sqlite:///srv/x/sip-settings.db");
         assert_eq!(f.listen.to_string(), "0.0.0.0:9443");
         assert_eq!(f.services.cert_days, 30);
+        assert_eq!(f.ops_listen, Some("127.0.0.1:9100".parse().unwrap()));
 
         let o = Config::resolve(&Overrides {
             config: Some(file.clone()),
@@ -407,6 +417,14 @@ mod tests {
         .unwrap();
         assert_eq!(o.data_dir, PathBuf::from("/tmp/y"));
         assert_eq!(o.listen.to_string(), "127.0.0.1:1");
+        let flag = Config::resolve(&Overrides {
+            config: Some(file.clone()),
+            ops_listen: Some("127.0.0.1:2".parse().unwrap()),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(flag.ops_listen, Some("127.0.0.1:2".parse().unwrap()));
+        assert_eq!(d.ops_listen, None, "off by default");
 
         assert_eq!(d.limits.first_request_timeout, Duration::from_secs(10));
         assert_eq!(d.limits.idle_timeout, Duration::from_secs(60));

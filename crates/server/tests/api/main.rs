@@ -14,6 +14,7 @@ mod helpers;
 mod journal;
 mod kamailio;
 mod operator_cli;
+mod ops;
 mod pg_scale_out;
 mod postgres;
 mod ratelimit;

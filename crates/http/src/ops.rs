@@ -1,0 +1,79 @@
+//! The ops listener (`serve --ops-listen ADDR:PORT`): plain HTTP, no client certificate, for
+//! the provider's monitoring only — keep it on a private address.
+//!
+//! * `GET /healthz`: `200 ok` while the process serves.
+//! * `GET /readyz`: `200 ready` when the store answers a query that reaches the database (not
+//!   a cached read), `503` with the reason otherwise.
+//! * `GET /metrics`: every metric of the process in the Prometheus text format
+//!   (`sip_settings_core::metrics`), with the build's version.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use sip_settings_core::AccountId;
+use sip_settings_core::metrics;
+use sip_settings_core::service::Services;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// The content type of the text exposition format.
+const METRICS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Binds `at` and serves the ops routes in a task of their own; the bound address and task.
+pub async fn start(
+    at: SocketAddr,
+    services: Services,
+) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = TcpListener::bind(at).await?;
+    let addr = listener.local_addr()?;
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(render))
+        .with_state(services);
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!(error = %e, "the ops listener stopped");
+        }
+    });
+    Ok((addr, task))
+}
+
+/// `/readyz`: a read of the journal, which no store keeps in memory, so it asks the database.
+async fn ready(
+    axum::extract::State(services): axum::extract::State<Services>,
+) -> impl IntoResponse {
+    let probe = AccountId::parse("readyz@invalid").ok();
+    let outcome = match &probe {
+        Some(probe) => services
+            .store()
+            .list_journal(probe, None, 1)
+            .await
+            .map(|_| ()),
+        None => Ok(()),
+    };
+    match outcome {
+        Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: the store does not answer: {e}\n"),
+        ),
+    }
+}
+
+/// `/metrics`.
+async fn render() -> impl IntoResponse {
+    let build = format!(
+        "# HELP sip_settings_build_info The running build; always 1.\n\
+         # TYPE sip_settings_build_info gauge\n\
+         sip_settings_build_info{{version=\"{}\"}} 1\n",
+        metrics::escape_value(env!("CARGO_PKG_VERSION"))
+    );
+    (
+        [(header::CONTENT_TYPE, METRICS_TYPE)],
+        metrics::global().render(&build),
+    )
+}
