@@ -1,46 +1,107 @@
 //! Request metrics of the HTTPS door: how many requests each door and route answered with each
-//! status, and how long they took (`sip_settings_core::metrics`, rendered by the ops listener).
+//! status, and how long they took. Rendered by the ops listener (`crate::ops`) beside the
+//! process's other metrics.
+//!
+//! Every request passes here, so the hot path allocates nothing: a route is a `&'static str`
+//! (an action name) or the route's path template as axum already holds it (`Arc<str>`), and
+//! the series live in one small map under one short lock.
 
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use sip_settings_core::metrics;
+use sip_settings_core::metrics::{LATENCY_BUCKETS, escape_value};
 
 use crate::legacy::actions::Action;
 
 /// Requests answered, by door, route and status.
 pub const REQUESTS: &str = "sip_settings_http_requests_total";
-const REQUESTS_HELP: &str = "HTTPS requests answered, by door (settings, v1, service, web), \
-                             route (the action or the route's path template) and status.";
-const REQUESTS_LABELS: &[&str] = &["door", "route", "status"];
 /// Their latency.
 pub const DURATION: &str = "sip_settings_http_request_duration_seconds";
-const DURATION_HELP: &str = "Time from a request's head to its response's head, by door and route.";
-const DURATION_LABELS: &[&str] = &["door", "route"];
+
+/// A route label: an action's name, a path template, or a fixed word.
+#[derive(Debug, Clone, Eq)]
+enum Route {
+    Static(&'static str),
+    Template(Arc<str>),
+}
+
+impl Route {
+    fn as_str(&self) -> &str {
+        match self {
+            Self::Static(s) => s,
+            Self::Template(s) => s,
+        }
+    }
+}
+
+impl PartialEq for Route {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Hash for Route {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+/// One door and route: its statuses' counts and its latency histogram.
+#[derive(Debug, Default)]
+struct Series {
+    statuses: HashMap<u16, u64>,
+    buckets: [u64; LATENCY_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+type Table = Mutex<HashMap<(&'static str, Route), Series>>;
+
+fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE.get_or_init(Table::default)
+}
 
 /// The door and route of a request, from sets that do not grow with the requests: a legacy
 /// action only if it is one of the known names, a `/v1` or web route by its path template.
-fn door_and_route(request: &Request) -> (&'static str, String) {
+fn door_and_route(request: &Request) -> (&'static str, Route) {
     let path = request.uri().path();
     if path == "/settings.phtml" || path == "/settings" {
-        let action = request.uri().query().and_then(|q| {
-            form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k == "action")
-                .map(|(_, v)| v.into_owned())
-        });
-        let route = match action {
-            Some(a) if Action::NAMES.iter().any(|(name, _)| *name == a) => a,
-            Some(_) => "unknown".to_owned(),
-            None => "none".to_owned(),
+        let known = |a: &str| {
+            Action::NAMES
+                .iter()
+                .find(|(name, _)| *name == a)
+                .map_or(Route::Static("unknown"), |(name, _)| Route::Static(name))
+        };
+        let route = match request
+            .uri()
+            .query()
+            .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("action=")))
+        {
+            // Encoded (rare): decoded as the handler decodes it.
+            Some(a) if a.contains(['%', '+']) => {
+                let decoded: String = form_urlencoded::parse(a.as_bytes())
+                    .map(|(k, _)| k.into_owned())
+                    .collect();
+                known(&decoded)
+            }
+            Some(a) => known(a),
+            None => Route::Static("none"),
         };
         return ("settings", route);
     }
     let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+        .map_or(Route::Static("unmatched"), |m| {
+            Route::Template(Arc::from(m.as_str()))
+        });
     let door = if path.starts_with("/v1/service/") {
         "service"
     } else if path.starts_with("/v1/") || path == "/v1" {
@@ -54,23 +115,75 @@ fn door_and_route(request: &Request) -> (&'static str, String) {
 /// Counts and times every request.
 pub(crate) async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let (door, route) = door_and_route(&request);
+    let key = door_and_route(&request);
     let response = next.run(request).await;
-    let registry = metrics::global();
-    let status = response.status();
-    registry.add(
-        REQUESTS,
-        REQUESTS_HELP,
-        REQUESTS_LABELS,
-        &[door, &route, status.as_str()],
-        1,
-    );
-    registry.observe(
-        DURATION,
-        DURATION_HELP,
-        DURATION_LABELS,
-        &[door, &route],
-        started.elapsed(),
-    );
+    let seconds = started.elapsed().as_secs_f64();
+    let status = response.status().as_u16();
+    let mut table = table().lock().unwrap_or_else(|p| p.into_inner());
+    let series = match table.get_mut(&key) {
+        Some(series) => series,
+        None => table.entry(key).or_default(),
+    };
+    *series.statuses.entry(status).or_insert(0) += 1;
+    if let Some(i) = LATENCY_BUCKETS.iter().position(|b| seconds <= *b)
+        && let Some(bucket) = series.buckets.get_mut(i)
+    {
+        *bucket += 1;
+    }
+    series.count += 1;
+    series.sum += seconds;
     response
+}
+
+/// The request metrics in the Prometheus text format.
+pub fn render() -> String {
+    let table = table().lock().unwrap_or_else(|p| p.into_inner());
+    let mut keys: Vec<&(&'static str, Route)> = table.keys().collect();
+    keys.sort_by(|a, b| (a.0, a.1.as_str()).cmp(&(b.0, b.1.as_str())));
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP {REQUESTS} HTTPS requests answered, by door (settings, v1, service, web), route \
+         (the action or the route's path template) and status.\n# TYPE {REQUESTS} counter"
+    );
+    for key in &keys {
+        let (door, route) = (key.0, escape_value(key.1.as_str()));
+        if let Some(series) = table.get(*key) {
+            let mut statuses: Vec<(&u16, &u64)> = series.statuses.iter().collect();
+            statuses.sort();
+            for (status, n) in statuses {
+                let _ = writeln!(
+                    out,
+                    "{REQUESTS}{{door=\"{door}\",route=\"{route}\",status=\"{status}\"}} {n}"
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP {DURATION} Time from a request's head to its response's head, by door and \
+         route.\n# TYPE {DURATION} histogram"
+    );
+    for key in &keys {
+        let (door, route) = (key.0, escape_value(key.1.as_str()));
+        if let Some(series) = table.get(*key) {
+            let labels = format!("door=\"{door}\",route=\"{route}\"");
+            let mut cumulative = 0;
+            for (bound, n) in LATENCY_BUCKETS.iter().zip(series.buckets) {
+                cumulative += n;
+                let _ = writeln!(
+                    out,
+                    "{DURATION}_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "{DURATION}_bucket{{{labels},le=\"+Inf\"}} {}",
+                series.count
+            );
+            let _ = writeln!(out, "{DURATION}_sum{{{labels}}} {}", series.sum);
+            let _ = writeln!(out, "{DURATION}_count{{{labels}}} {}", series.count);
+        }
+    }
+    out
 }

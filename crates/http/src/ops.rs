@@ -72,8 +72,7 @@ async fn render() -> impl IntoResponse {
          sip_settings_build_info{{version=\"{}\"}} 1\n",
         metrics::escape_value(env!("CARGO_PKG_VERSION"))
     );
-    (
-        [(header::CONTENT_TYPE, METRICS_TYPE)],
-        metrics::global().render(&build),
-    )
+    let mut text = crate::metrics::render();
+    text.push_str(&metrics::global().render(&build));
+    ([(header::CONTENT_TYPE, METRICS_TYPE)], text)
 }

@@ -53,6 +53,8 @@ async fn health_readiness_and_metrics_without_a_certificate() {
     // Requests of every kind through the HTTPS door, then the counts.
     let (status, _) = app.action(&app.alice, "action=account").await;
     assert_eq!(status, 200);
+    let (status, _) = app.action(&app.alice, "action=get%5Faccount").await;
+    assert_eq!(status, 200);
     let (status, _) = app.action(&app.alice, "action=no_such_action").await;
     assert_eq!(status, 404);
     let r = app
@@ -72,6 +74,7 @@ async fn health_readiness_and_metrics_without_a_certificate() {
     for line in [
         "sip_settings_http_requests_total{door=\"settings\",route=\"account\",status=\"200\"}",
         "sip_settings_http_requests_total{door=\"settings\",route=\"unknown\",status=\"404\"}",
+        "sip_settings_http_requests_total{door=\"settings\",route=\"get_account\",status=\"200\"}",
         "sip_settings_http_requests_total{door=\"v1\",route=\"/v1/me/diversions\",status=\"200\"}",
         "sip_settings_http_request_duration_seconds_bucket{door=\"settings\",route=\"account\",le=\"+Inf\"}",
         "sip_settings_build_info{version=\"",
