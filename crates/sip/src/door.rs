@@ -5,6 +5,7 @@
 //! as `GET /v1/me/routing/explain` and `POST /v1/service/route`) and writes the answer. Every
 //! INVITE's decision time goes into [`Stats`].
 
+use sip_settings_core::metrics;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -129,6 +130,7 @@ impl Door {
             Ok(Message::Response(_)) => return None,
             Err(e) => {
                 tracing::debug!(%source, reason = %e.reason, "sip: unparseable message");
+                refused("unparseable");
                 if trust == Trust::Untrusted {
                     // Nothing, not even what is wrong, for a stranger.
                     return None;
@@ -144,6 +146,7 @@ impl Door {
                 return None;
             }
             tracing::debug!(%source, method = %req.method, "sip: untrusted source refused");
+            refused("untrusted");
             return Some(redirect::respond(
                 &req,
                 &Verdict::status(403, "Forbidden"),
@@ -161,6 +164,13 @@ impl Door {
             self.stats
                 .record(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
             tracing::debug!(%source, uri = %req.uri, code = verdict.code(), "sip: decided");
+            metrics::global().add(
+                DECISIONS,
+                "INVITEs of trusted proxies answered, by the answer's status code.",
+                &["code"],
+                &[&verdict.code().to_string()],
+                1,
+            );
         }
         Some(out)
     }
@@ -409,4 +419,21 @@ mod tests {
             );
         }
     }
+}
+
+/// INVITEs answered, by status code (`sip_settings_core::metrics`).
+pub const DECISIONS: &str = "sip_settings_sip_decisions_total";
+/// Messages refused without a decision, by reason.
+pub const REFUSED: &str = "sip_settings_sip_refused_total";
+
+/// Counts a message refused for `reason` (`untrusted`, `unparseable`).
+fn refused(reason: &'static str) {
+    metrics::global().add(
+        REFUSED,
+        "SIP messages refused without a decision: from a source that is not trusted, or not \
+         parseable.",
+        &["reason"],
+        &[reason],
+        1,
+    );
 }

@@ -96,6 +96,11 @@ async fn udp_and_tcp_answer_only_allow_listed_sources() {
     })
     .await;
     let q = question("sip:alice@example.com", "sip:bob@example.org", &[]);
+    // The process's metrics (shared with the tests running beside this one: counted at least).
+    let metric =
+        |name: &str, value: &str| sip_settings_core::metrics::global().counter(name, &[value]);
+    let untrusted = metric(sip_settings_sip::door::REFUSED, "untrusted");
+    let forwarded = metric(sip_settings_sip::door::DECISIONS, "302");
     for t in [Transport::Udp, Transport::Tcp] {
         let a = ask(listen(&app, t), &q, None).await.unwrap();
         assert_eq!(a.response.code, 403, "{t}: {}", a.text);
@@ -111,12 +116,15 @@ async fn udp_and_tcp_answer_only_allow_listed_sources() {
         assert_eq!(a.response.code, 403, "{t}: {}", a.text);
     }
 
+    assert!(metric(sip_settings_sip::door::REFUSED, "untrusted") >= untrusted + 4);
+
     // The default allow-list is loopback.
     let app = TestApp::spawn_with(|c| hint_door(c, &["udp", "tcp"])).await;
     for t in [Transport::Udp, Transport::Tcp] {
         let a = ask(listen(&app, t), &q, None).await.unwrap();
         assert_eq!(a.response.code, 302, "{t}: {}", a.text);
     }
+    assert!(metric(sip_settings_sip::door::DECISIONS, "302") >= forwarded + 2);
 }
 
 /// What the SIP door answered, reduced to what `explain` and `service/route` say.
