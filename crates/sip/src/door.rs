@@ -391,6 +391,23 @@ fn dialled_number(uri: &str) -> Option<E164> {
     E164::parse_for("destination", &number).ok()
 }
 
+/// INVITEs answered, by status code (`sip_settings_core::metrics`).
+pub const DECISIONS: &str = "sip_settings_sip_decisions_total";
+/// Messages refused without a decision, by reason.
+pub const REFUSED: &str = "sip_settings_sip_refused_total";
+
+/// Counts a message refused for `reason` (`untrusted`, `unparseable`).
+fn refused(reason: &'static str) {
+    metrics::global().add(
+        REFUSED,
+        "SIP messages refused without a decision: from a source that is not trusted, or not \
+         parseable.",
+        &["reason"],
+        &[reason],
+        1,
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,21 +436,4 @@ mod tests {
             );
         }
     }
-}
-
-/// INVITEs answered, by status code (`sip_settings_core::metrics`).
-pub const DECISIONS: &str = "sip_settings_sip_decisions_total";
-/// Messages refused without a decision, by reason.
-pub const REFUSED: &str = "sip_settings_sip_refused_total";
-
-/// Counts a message refused for `reason` (`untrusted`, `unparseable`).
-fn refused(reason: &'static str) {
-    metrics::global().add(
-        REFUSED,
-        "SIP messages refused without a decision: from a source that is not trusted, or not \
-         parseable.",
-        &["reason"],
-        &[reason],
-        1,
-    );
 }
