@@ -15,7 +15,7 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use sip_settings_core::metrics::{LATENCY_BUCKETS, escape_value};
+use sip_settings_core::metrics::{Histogram, escape_value, header};
 
 use crate::legacy::actions::Action;
 
@@ -56,9 +56,7 @@ impl Hash for Route {
 #[derive(Debug, Default)]
 struct Series {
     statuses: HashMap<u16, u64>,
-    buckets: [u64; LATENCY_BUCKETS.len()],
-    count: u64,
-    sum: f64,
+    latency: Histogram,
 }
 
 type Table = Mutex<HashMap<(&'static str, Route), Series>>;
@@ -117,7 +115,7 @@ pub(crate) async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let key = door_and_route(&request);
     let response = next.run(request).await;
-    let seconds = started.elapsed().as_secs_f64();
+    let elapsed = started.elapsed();
     let status = response.status().as_u16();
     let mut table = table().lock().unwrap_or_else(|p| p.into_inner());
     let series = match table.get_mut(&key) {
@@ -125,13 +123,7 @@ pub(crate) async fn track(request: Request, next: Next) -> Response {
         None => table.entry(key).or_default(),
     };
     *series.statuses.entry(status).or_insert(0) += 1;
-    if let Some(i) = LATENCY_BUCKETS.iter().position(|b| seconds <= *b)
-        && let Some(bucket) = series.buckets.get_mut(i)
-    {
-        *bucket += 1;
-    }
-    series.count += 1;
-    series.sum += seconds;
+    series.latency.observe(elapsed);
     response
 }
 
@@ -141,10 +133,12 @@ pub fn render() -> String {
     let mut keys: Vec<&(&'static str, Route)> = table.keys().collect();
     keys.sort_by(|a, b| (a.0, a.1.as_str()).cmp(&(b.0, b.1.as_str())));
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# HELP {REQUESTS} HTTPS requests answered, by door (settings, v1, service, web), route \
-         (the action or the route's path template) and status.\n# TYPE {REQUESTS} counter"
+    header(
+        &mut out,
+        REQUESTS,
+        "HTTPS requests answered, by door (settings, v1, service, web), route (the action or \
+         the route's path template) and status.",
+        "counter",
     );
     for key in &keys {
         let (door, route) = (key.0, escape_value(key.1.as_str()));
@@ -159,30 +153,20 @@ pub fn render() -> String {
             }
         }
     }
-    let _ = writeln!(
-        out,
-        "# HELP {DURATION} Time from a request's head to its response's head, by door and \
-         route.\n# TYPE {DURATION} histogram"
+    header(
+        &mut out,
+        DURATION,
+        "Time from a request's head to its response's head, by door and route.",
+        "histogram",
     );
     for key in &keys {
-        let (door, route) = (key.0, escape_value(key.1.as_str()));
         if let Some(series) = table.get(*key) {
-            let labels = format!("door=\"{door}\",route=\"{route}\"");
-            let mut cumulative = 0;
-            for (bound, n) in LATENCY_BUCKETS.iter().zip(series.buckets) {
-                cumulative += n;
-                let _ = writeln!(
-                    out,
-                    "{DURATION}_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "{DURATION}_bucket{{{labels},le=\"+Inf\"}} {}",
-                series.count
+            let labels = format!(
+                "door=\"{}\",route=\"{}\"",
+                key.0,
+                escape_value(key.1.as_str())
             );
-            let _ = writeln!(out, "{DURATION}_sum{{{labels}}} {}", series.sum);
-            let _ = writeln!(out, "{DURATION}_count{{{labels}}} {}", series.count);
+            series.latency.render(DURATION, &labels, &mut out);
         }
     }
     out

@@ -73,6 +73,7 @@ async fn render() -> impl IntoResponse {
         metrics::escape_value(env!("CARGO_PKG_VERSION"))
     );
     let mut text = crate::metrics::render();
-    text.push_str(&metrics::global().render(&build));
+    text.push_str(&metrics::global().render());
+    text.push_str(&build);
     ([(header::CONTENT_TYPE, METRICS_TYPE)], text)
 }
