@@ -72,59 +72,60 @@ async fn insert_history(
     Ok(())
 }
 
+/// A call record, unless its (Call-ID, tags) is stored already; its row id.
+const INSERT_CALL: &str = "INSERT INTO calls (call_id, from_tag, to_tag, caller, callee, start_at, \
+     stop_at, duration, status, media, proxy_ip, price) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+     ON CONFLICT (call_id, from_tag, to_tag) DO NOTHING RETURNING id";
+/// A party of a new call record: direction, start, row id, the account's domain and user.
+const INSERT_PARTY: &str = "INSERT OR IGNORE INTO call_parties (account_id, direction, start_at, \
+     call_row) SELECT id, ?, ?, ? FROM accounts WHERE domain = ? AND username = ?";
+/// A replay's price, filled in only where the stored record has none.
+const FILL_PRICE: &str = "UPDATE calls SET price = ? WHERE call_id = ? AND from_tag = ? AND to_tag = ? AND price IS NULL";
+
 /// Inserts a call and its parties; false when (Call-ID, tags) exists (then, for a priced
 /// record, the existing record's missing price is filled in).
 async fn insert_call(tx: &mut Write, call: &NewCall) -> Result<bool, StoreError> {
     let r = &call.record;
     let media = stored::join_media(&r.media);
-    let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO calls (call_id, from_tag, to_tag, caller, callee, start_at, stop_at, duration, \
-         status, media, proxy_ip, price) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (call_id, from_tag, to_tag) DO NOTHING RETURNING id",
-    )
-    .bind(&r.call_id)
-    .bind(&r.from_tag)
-    .bind(&r.to_tag)
-    .bind(r.caller.to_string())
-    .bind(r.callee.to_string())
-    .bind(unix(r.start))
-    .bind(unix(r.stop))
-    .bind(i64::from(r.duration))
-    .bind(i64::from(r.status))
-    .bind(&media)
-    .bind(&r.proxy_ip)
-    .bind(r.price.map(Money::units))
-    .fetch_optional(&mut **tx)
-    .await
-    .map_err(map_err)?;
+    let inserted: Option<i64> = sqlx::query_scalar(INSERT_CALL)
+        .bind(&r.call_id)
+        .bind(&r.from_tag)
+        .bind(&r.to_tag)
+        .bind(r.caller.to_string())
+        .bind(r.callee.to_string())
+        .bind(unix(r.start))
+        .bind(unix(r.stop))
+        .bind(i64::from(r.duration))
+        .bind(i64::from(r.status))
+        .bind(&media)
+        .bind(&r.proxy_ip)
+        .bind(r.price.map(Money::units))
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(map_err)?;
     let Some(row) = inserted else {
         if let Some(price) = r.price {
-            sqlx::query(
-                "UPDATE calls SET price = ? WHERE call_id = ? AND from_tag = ? AND to_tag = ? AND price IS NULL",
-            )
-            .bind(price.units())
-            .bind(&r.call_id)
-            .bind(&r.from_tag)
-            .bind(&r.to_tag)
-            .execute(&mut **tx)
-            .await
-            .map_err(map_err)?;
+            sqlx::query(FILL_PRICE)
+                .bind(price.units())
+                .bind(&r.call_id)
+                .bind(&r.from_tag)
+                .bind(&r.to_tag)
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?;
         }
         return Ok(false);
     };
     for (account, direction) in &call.parties {
-        sqlx::query(
-            "INSERT OR IGNORE INTO call_parties (account_id, direction, start_at, call_row) \
-             SELECT id, ?, ?, ? FROM accounts WHERE domain = ? AND username = ?",
-        )
-        .bind(direction.as_str())
-        .bind(unix(r.start))
-        .bind(row)
-        .bind(account.domain().as_str())
-        .bind(account.user().as_str())
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
+        sqlx::query(INSERT_PARTY)
+            .bind(direction.as_str())
+            .bind(unix(r.start))
+            .bind(row)
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
     }
     Ok(true)
 }
@@ -137,25 +138,9 @@ async fn insert_call(tx: &mut Write, call: &NewCall) -> Result<bool, StoreError>
 fn insert_calls(conn: &rusqlite::Connection, calls: &[NewCall]) -> Result<Vec<bool>, StoreError> {
     use rusqlite::{OptionalExtension, params};
     let lite = crate::group::lite_err;
-    let mut insert = conn
-        .prepare_cached(
-            "INSERT INTO calls (call_id, from_tag, to_tag, caller, callee, start_at, stop_at, \
-             duration, status, media, proxy_ip, price) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (call_id, from_tag, to_tag) DO NOTHING RETURNING id",
-        )
-        .map_err(lite)?;
-    let mut party = conn
-        .prepare_cached(
-            "INSERT OR IGNORE INTO call_parties (account_id, direction, start_at, call_row) \
-             SELECT id, ?, ?, ? FROM accounts WHERE domain = ? AND username = ?",
-        )
-        .map_err(lite)?;
-    let mut fill = conn
-        .prepare_cached(
-            "UPDATE calls SET price = ? WHERE call_id = ? AND from_tag = ? AND to_tag = ? \
-             AND price IS NULL",
-        )
-        .map_err(lite)?;
+    let mut insert = conn.prepare_cached(INSERT_CALL).map_err(lite)?;
+    let mut party = conn.prepare_cached(INSERT_PARTY).map_err(lite)?;
+    let mut fill = conn.prepare_cached(FILL_PRICE).map_err(lite)?;
     let mut new = Vec::with_capacity(calls.len());
     for call in calls {
         let r = &call.record;
