@@ -309,6 +309,9 @@ impl Server {
         let err = fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let child = spec
             .command()
+            // No access lines, as nginx runs with `access_log off`: both sides measured
+            // without per-request logging.
+            .env("RUST_LOG", "info,access=off")
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .stdin(Stdio::null())

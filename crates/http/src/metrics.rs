@@ -1,6 +1,6 @@
 //! Request metrics of the HTTPS door: how many requests each door and route answered with each
 //! status, and how long they took. Rendered by the ops listener (`crate::ops`) beside the
-//! process's other metrics.
+//! process's other metrics. Here too each request's access line is logged ([`ACCESS`]).
 //!
 //! Every request passes here, so the hot path allocates nothing: a route is a `&'static str`
 //! (an action name) or the route's path template as axum already holds it (`Arc<str>`), and
@@ -10,19 +10,28 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::{Method, Version};
 use axum::middleware::Next;
 use axum::response::Response;
 use sip_settings_core::metrics::{Histogram, escape_value, header};
 
 use crate::legacy::actions::Action;
+use crate::serve::{Peer, PeerCertificate};
 
 /// Requests answered, by door, route and status.
 pub const REQUESTS: &str = "sip_settings_http_requests_total";
 /// Their latency.
 pub const DURATION: &str = "sip_settings_http_request_duration_seconds";
+
+/// The tracing target of the access lines: one per request at INFO, with the fields `door`,
+/// `route` (the action or the route's path template — never the query, which may hold a
+/// password), `method`, `status`, `duration_ms`, `addr` (the client's address and port),
+/// `serial` (the client certificate's serial, `-` without one) and `version`. Off with
+/// `RUST_LOG=info,access=off`.
+pub const ACCESS: &str = "access";
 
 /// A route label: an action's name, a path template, or a fixed word.
 #[derive(Debug, Clone, Eq)]
@@ -114,9 +123,13 @@ fn door_and_route(request: &Request) -> (&'static str, Route) {
 pub(crate) async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let key = door_and_route(&request);
+    let method = request.method().clone();
+    let version = request.version();
+    let peer = request.extensions().get::<Peer>().cloned();
     let response = next.run(request).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
+    access_line(&key, &method, version, status, elapsed, peer.as_ref());
     let mut table = table().lock().unwrap_or_else(|p| p.into_inner());
     let series = match table.get_mut(&key) {
         Some(series) => series,
@@ -125,6 +138,38 @@ pub(crate) async fn track(request: Request, next: Next) -> Response {
     *series.statuses.entry(status).or_insert(0) += 1;
     series.latency.observe(elapsed);
     response
+}
+
+/// Logs a request's access line (target [`ACCESS`]).
+fn access_line(
+    (door, route): &(&'static str, Route),
+    method: &Method,
+    version: Version,
+    status: u16,
+    elapsed: Duration,
+    peer: Option<&Peer>,
+) {
+    if !tracing::enabled!(target: ACCESS, tracing::Level::INFO) {
+        return;
+    }
+    let serial = match peer.and_then(|p| p.certificate.as_deref()) {
+        Some(PeerCertificate::Read { serial, .. }) => serial.to_string(),
+        Some(PeerCertificate::Unreadable) => "unreadable".to_owned(),
+        None => "-".to_owned(),
+    };
+    let addr = peer.map_or_else(|| "-".to_owned(), |p| p.addr.to_string());
+    tracing::info!(
+        target: ACCESS,
+        door,
+        route = route.as_str(),
+        method = method.as_str(),
+        status,
+        duration_ms = elapsed.as_secs_f64() * 1000.0,
+        addr,
+        serial,
+        version = ?version,
+        "request"
+    );
 }
 
 /// The request metrics in the Prometheus text format.

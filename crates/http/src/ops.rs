@@ -3,11 +3,14 @@
 //!
 //! * `GET /healthz`: `200 ok` while the process serves.
 //! * `GET /readyz`: `200 ready` when the store answers a query that reaches the database (not
-//!   a cached read), `503` with the reason otherwise.
+//!   a cached read) and its schema is current, `503` with the reason otherwise — also while
+//!   the server drains on its way out, so that a load balancer sends new clients elsewhere.
 //! * `GET /metrics`: every metric of the process in the Prometheus text format
 //!   (`sip_settings_core::metrics`), with the build's version.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::http::{StatusCode, header};
@@ -22,10 +25,19 @@ use tokio::task::JoinHandle;
 /// The content type of the text exposition format.
 const METRICS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// What the ops routes read.
+#[derive(Clone)]
+struct Ops {
+    services: Services,
+    draining: Arc<AtomicBool>,
+}
+
 /// Binds `at` and serves the ops routes in a task of their own; the bound address and task.
+/// `draining` is set when the server stops.
 pub async fn start(
     at: SocketAddr,
     services: Services,
+    draining: Arc<AtomicBool>,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(at).await?;
     let addr = listener.local_addr()?;
@@ -33,7 +45,7 @@ pub async fn start(
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(render))
-        .with_state(services);
+        .with_state(Ops { services, draining });
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::warn!(error = %e, "the ops listener stopped");
@@ -43,9 +55,14 @@ pub async fn start(
 }
 
 /// `/readyz`: a read of the journal, which no store keeps in memory, so it asks the database.
-async fn ready(
-    axum::extract::State(services): axum::extract::State<Services>,
-) -> impl IntoResponse {
+async fn ready(axum::extract::State(ops): axum::extract::State<Ops>) -> impl IntoResponse {
+    if ops.draining.load(Ordering::SeqCst) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: stopping\n".to_owned(),
+        );
+    }
+    let services = &ops.services;
     let probe = AccountId::parse("readyz@invalid").ok();
     let outcome = match &probe {
         Some(probe) => services

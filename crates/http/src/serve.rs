@@ -5,6 +5,12 @@
 //! `max_connections_per_address`, both taken at accept; the handshake timeout, then the
 //! first-request timeout, then the idle timeout between requests (see [`crate::slots`]).
 //! Malformed HTTP/1 request heads are answered in JSON by [`crate::head_check`].
+//!
+//! Stopping drains: when the shutdown future completes the listener is closed (new connections
+//! are refused), every open connection is told to finish (HTTP/1 closes after the request in
+//! flight, HTTP/2 sends GOAWAY and finishes its open streams), and [`serve`] returns when the
+//! last one has ended or `shutdown_grace` has passed, whichever is first; connections still
+//! open then are cut.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,7 +26,8 @@ use hyper_util::server::conn::auto;
 use rustls::ServerConfig;
 use sip_settings_core::Serial;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tower::ServiceExt;
@@ -85,6 +92,9 @@ pub struct Limits {
     pub max_connections_per_address: usize,
     /// Most concurrent HTTP/2 streams per connection.
     pub max_h2_streams: u32,
+    /// On shutdown, how long requests in flight may take to finish before their connections
+    /// are cut.
+    pub shutdown_grace: Duration,
 }
 
 impl Limits {
@@ -104,11 +114,13 @@ impl Default for Limits {
             max_connections: 10_000,
             max_connections_per_address: Self::default_per_address(10_000),
             max_h2_streams: 100,
+            shutdown_grace: Duration::from_secs(20),
         }
     }
 }
 
-/// Serves `app` over TLS on `listener` until `shutdown` completes.
+/// Serves `app` over TLS on `listener` until `shutdown` completes, then drains (see the module
+/// documentation).
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
@@ -119,9 +131,13 @@ pub async fn serve(
     let acceptor = TlsAcceptor::from(tls);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let per_address = AddressSlots::new(limits.max_connections_per_address);
+    let (drain, draining) = watch::channel(false);
+    let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
         let (stream, addr) = tokio::select! {
+            // Reap ended connections, so that the set holds only open ones.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(error) => {
@@ -146,7 +162,8 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let app = app.clone();
         let limits = limits.clone();
-        tokio::spawn(async move {
+        let draining = draining.clone();
+        connections.spawn(async move {
             let _slots = (permit, address_slot);
             let _ = stream.set_nodelay(true);
             let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream))
@@ -162,9 +179,34 @@ pub async fn serve(
                     return;
                 }
             };
-            serve_connection(tls, addr, app, &limits).await;
+            serve_connection(tls, addr, app, &limits, draining).await;
         });
     }
+    drop(listener);
+    let open = connections.len();
+    let _ = drain.send(true);
+    tracing::info!(
+        open,
+        grace = ?limits.shutdown_grace,
+        "stopped accepting; draining open connections"
+    );
+    let drained = tokio::time::timeout(limits.shutdown_grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            cut = connections.len(),
+            "grace period over; cutting the connections still open"
+        );
+        connections.shutdown().await;
+    }
+}
+
+/// Completes once the server drains (at once when it already does).
+async fn drained(draining: &mut watch::Receiver<bool>) {
+    // An error means the sender is gone: the server has stopped, which is a drain too.
+    let _ = draining.wait_for(|d| *d).await;
 }
 
 /// Serves one connection after its handshake, and closes it when it has sent no request head
@@ -176,6 +218,7 @@ async fn serve_connection(
     addr: SocketAddr,
     app: Router,
     limits: &Limits,
+    mut draining: watch::Receiver<bool>,
 ) {
     let (_, session) = tls.get_ref();
     let certificate = session
@@ -228,6 +271,14 @@ async fn serve_connection(
             return;
         }
         expiry = activity.expired(limits.first_request_timeout, limits.idle_timeout) => expiry,
+        () = drained(&mut draining) => {
+            // Finish what is in flight (bounded by the server's grace period), then close.
+            connection.as_mut().graceful_shutdown();
+            if let Err(error) = connection.await {
+                tracing::debug!(%addr, %error, "connection ended with an error while draining");
+            }
+            return;
+        }
     };
     match expiry {
         Expiry::NoRequest => {

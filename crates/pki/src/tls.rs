@@ -3,18 +3,99 @@
 //! without a client certificate is let through (each door refuses its requests: HTTPS with a
 //! JSON 401, SIP with 403); one with a certificate that does not verify (another CA, expired,
 //! not yet valid) fails the handshake.
+//!
+//! The server's own certificate is held by a [`ServerCert`], which both doors' configurations
+//! share and which [`ServerCert::replace`] swaps while the server runs (SIGHUP): handshakes
+//! from then on present the new certificate; connections already open keep theirs.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use crate::PemPair;
 use rustls::RootCertStore;
-use rustls::server::{ServerConfig, WebPkiClientVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::server::{ClientHello, ResolvesServerCert, ServerConfig, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+/// The server's certificate and key, replaceable while the server runs.
+#[derive(Debug)]
+pub struct ServerCert {
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl ServerCert {
+    /// Reads the certificate chain and key of `server`; refuses a key that does not belong to
+    /// the certificate.
+    pub fn new(server: &PemPair) -> Result<Arc<Self>, String> {
+        Ok(Arc::new(Self {
+            current: RwLock::new(Arc::new(certified_key(server)?)),
+        }))
+    }
+
+    /// Presents `server` in every handshake from now on. On an error (unreadable PEM, a key that
+    /// does not match the certificate) the certificate in use stays.
+    pub fn replace(&self, server: &PemPair) -> Result<(), String> {
+        let key = Arc::new(certified_key(server)?);
+        match self.current.write() {
+            Ok(mut current) => *current = key,
+            Err(poisoned) => *poisoned.into_inner() = key,
+        }
+        Ok(())
+    }
+
+    /// The certificate presented now (DER of the end-entity certificate).
+    pub fn current_der(&self) -> Vec<u8> {
+        self.current()
+            .cert
+            .first()
+            .map(|c| c.as_ref().to_vec())
+            .unwrap_or_default()
+    }
+
+    fn current(&self) -> Arc<CertifiedKey> {
+        match self.current.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+impl ResolvesServerCert for ServerCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current())
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+fn certified_key(server: &PemPair) -> Result<CertifiedKey, String> {
+    let certs = CertificateDer::pem_slice_iter(server.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("server certificate: {e}"))?;
+    if certs.is_empty() {
+        return Err("server certificate: no certificate in the PEM".to_owned());
+    }
+    let key = PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes())
+        .map_err(|e| format!("server key: {e}"))?;
+    CertifiedKey::from_der(certs, key, &provider())
+        .map_err(|e| format!("server certificate and key: {e}"))
+}
+
 /// Builds the server configuration from the server certificate and key and the client CA (DER).
 pub fn server_config(server: &PemPair, client_ca_der: &[u8]) -> Result<ServerConfig, String> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    server_config_with(ServerCert::new(server)?, client_ca_der)
+}
+
+/// Builds the server configuration that presents `cert` (shared, replaceable) and verifies
+/// client certificates against the client CA (DER).
+pub fn server_config_with(
+    cert: Arc<ServerCert>,
+    client_ca_der: &[u8],
+) -> Result<ServerConfig, String> {
+    let provider = provider();
     let mut roots = RootCertStore::empty();
     roots
         .add(CertificateDer::from(client_ca_der.to_vec()))
@@ -23,24 +104,18 @@ pub fn server_config(server: &PemPair, client_ca_der: &[u8]) -> Result<ServerCon
         .allow_unauthenticated()
         .build()
         .map_err(|e| format!("client certificate verifier: {e}"))?;
-    let certs = CertificateDer::pem_slice_iter(server.cert_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("server certificate: {e}"))?;
-    let key = PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes())
-        .map_err(|e| format!("server key: {e}"))?;
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS versions: {e}"))?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("server certificate and key: {e}"))?;
+        .with_cert_resolver(cert);
     Ok(config)
 }
 
 /// A client configuration that trusts the CA in `ca_pem` and presents the certificate and key
 /// of `bundle_pem` (a `.crt` bundle: certificate(s), then the private key).
 pub fn client_config(ca_pem: &str, bundle_pem: &str) -> Result<rustls::ClientConfig, String> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = provider();
     let mut roots = RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots

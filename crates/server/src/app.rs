@@ -4,10 +4,12 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, bail};
 use sip_settings_core::{Clock, Services, Store, SystemClock};
 use sip_settings_http::{AppState, router, serve, tls};
+use sip_settings_pki::tls::ServerCert;
 use sip_settings_sip::{Door, SipServer, Transport};
 use sip_settings_store_postgres::PgStore;
 use sip_settings_store_sqlite::SqliteStore;
@@ -218,6 +220,12 @@ pub struct RunningServer {
     sip: Option<SipServer>,
     /// The ops listener's address and task, when it runs.
     ops: Option<(SocketAddr, JoinHandle<()>)>,
+    /// The server certificate both doors present; replaced by [`RunningServer::reload_certificate`].
+    cert: Arc<ServerCert>,
+    /// Where the server certificate is read from.
+    data_dir: std::path::PathBuf,
+    /// Set when the server starts draining (`/readyz` answers 503 from then on).
+    draining: Arc<AtomicBool>,
 }
 
 impl RunningServer {
@@ -225,7 +233,9 @@ impl RunningServer {
     pub async fn start(config: &Config, services: Services) -> anyhow::Result<Self> {
         let server = sip_settings_pki::files::load_server(&config.data_dir)?;
         let ca = sip_settings_pki::files::load_ca(&config.data_dir)?;
-        let tls = tls::server_config(&server, ca.ca_der()).map_err(|e| anyhow::anyhow!(e))?;
+        let cert = ServerCert::new(&server).map_err(|e| anyhow::anyhow!(e))?;
+        let tls =
+            tls::server_config_with(cert.clone(), ca.ca_der()).map_err(|e| anyhow::anyhow!(e))?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -236,7 +246,7 @@ impl RunningServer {
             None
         } else {
             let door = Door::new(services.clone(), config.sip.clone());
-            let sip_tls = sip_settings_pki::tls::server_config(&server, ca.ca_der())
+            let sip_tls = sip_settings_pki::tls::server_config_with(cert.clone(), ca.ca_der())
                 .map_err(|e| anyhow::anyhow!(e))?;
             Some(
                 SipServer::start(&config.sip, door, Some(Arc::new(sip_tls)))
@@ -244,9 +254,10 @@ impl RunningServer {
                     .map_err(|e| anyhow::anyhow!(e))?,
             )
         };
+        let draining = Arc::new(AtomicBool::new(false));
         let ops = match config.ops_listen {
             Some(at) => Some(
-                sip_settings_http::ops::start(at, services.clone())
+                sip_settings_http::ops::start(at, services.clone(), draining.clone())
                     .await
                     .with_context(|| format!("cannot listen on {at} (ops listener)"))?,
             ),
@@ -266,7 +277,21 @@ impl RunningServer {
             task,
             sip,
             ops,
+            cert,
+            data_dir: config.data_dir.clone(),
+            draining,
         })
+    }
+
+    /// Reads the server certificate and key from the data directory again and presents them in
+    /// every handshake from now on, on both doors; connections already open are kept. On an
+    /// error the certificate in use stays. Returns the new certificate's SHA-256 fingerprint.
+    pub fn reload_certificate(&self) -> anyhow::Result<String> {
+        let pair = sip_settings_pki::files::load_server(&self.data_dir)?;
+        self.cert.replace(&pair).map_err(|e| anyhow::anyhow!(e))?;
+        let (_, fingerprint) = sip_settings_pki::peer_identity(&self.cert.current_der())
+            .map_err(|e| anyhow::anyhow!("the new server certificate: {e}"))?;
+        Ok(fingerprint)
     }
 
     /// The ops listener's bound address, when it runs.
@@ -294,19 +319,21 @@ impl RunningServer {
         self.sip.as_ref().map(SipServer::latency)
     }
 
-    /// Stops accepting connections and waits for the accept loop to end; stops the SIP door
-    /// (which logs its decision latency).
+    /// Stops: `/readyz` answers 503 from now on, the SIP door stops (and logs its decision
+    /// latency), the HTTPS door stops accepting and drains — requests in flight finish within
+    /// the grace period (`serve::Limits::shutdown_grace`) — and then the ops listener stops.
     pub async fn stop(mut self) {
+        self.draining.store(true, Ordering::SeqCst);
         if let Some(sip) = self.sip.take() {
             sip.stop().await;
-        }
-        if let Some((_, ops)) = self.ops.take() {
-            ops.abort();
         }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         let _ = (&mut self.task).await;
+        if let Some((_, ops)) = self.ops.take() {
+            ops.abort();
+        }
     }
 
     /// Waits until the server stops by itself (it runs until stopped).

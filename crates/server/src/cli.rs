@@ -30,9 +30,27 @@ pub struct Cli {
     /// TOML configuration file.
     #[arg(long, global = true, env = "SIP_SETTINGS_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Log lines on stderr as text (default) or as one JSON object per line.
+    #[arg(
+        long,
+        global = true,
+        env = "SIP_SETTINGS_LOG_FORMAT",
+        value_name = "text|json",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for journald, Loki, Elasticsearch and the like).
+    Json,
 }
 
 /// The subcommands.
@@ -155,6 +173,10 @@ pub struct ConnectionFlags {
         value_name = "N"
     )]
     pub max_connections_per_address: Option<usize>,
+    /// On SIGTERM or SIGINT, seconds the requests in flight may take to finish before their
+    /// connections are cut (default 20).
+    #[arg(long, env = "SIP_SETTINGS_SHUTDOWN_GRACE_SECS", value_name = "SECS")]
+    pub shutdown_grace_secs: Option<u64>,
     /// Serve `/metrics` (Prometheus), `/healthz` and `/readyz` over plain HTTP on ADDR:PORT,
     /// without client certificates; keep it off the public network (off by default).
     #[arg(long, env = "SIP_SETTINGS_OPS_LISTEN", value_name = "ADDR:PORT")]

@@ -397,7 +397,8 @@ fn print_issued(record: &CertRecord, files: &[PathBuf]) {
     }
 }
 
-/// `serve`: runs until interrupted.
+/// `serve`: runs until SIGTERM or SIGINT, then drains and exits 0; SIGHUP reloads the server
+/// certificate and key from the data directory.
 pub async fn serve(config: &Config) -> anyhow::Result<()> {
     let services = open_default_services(config).await?;
     let server = RunningServer::start(config, services).await?;
@@ -409,31 +410,98 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
     if let Some(addr) = server.ops_addr() {
         println!("ops listener on http://{addr} (/metrics, /healthz, /readyz)");
     }
-    wait_for_signal().await;
+    run_until_stopped(&server).await;
     println!("shutting down");
+    tracing::info!(
+        grace = ?config.limits.shutdown_grace,
+        "stopping: finishing the requests in flight"
+    );
     server.stop().await;
+    tracing::info!("stopped");
     Ok(())
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+/// Waits for SIGTERM or SIGINT, reloading the server certificate on every SIGHUP meanwhile.
+async fn run_until_stopped(server: &RunningServer) {
+    let mut signals = Signals::new();
+    while signals.next().await == Signal::Reload {
+        reload_certificate(server);
+    }
+}
+
+/// SIGHUP: the server certificate and key are read again; a failure keeps the old ones.
+fn reload_certificate(server: &RunningServer) {
+    match server.reload_certificate() {
+        Ok(fingerprint) => {
+            count_reload("ok");
+            tracing::info!(%fingerprint, "server certificate reloaded");
+            println!("server certificate reloaded (SHA-256 {fingerprint})");
+        }
+        Err(error) => {
+            count_reload("error");
+            tracing::error!(error = %format!("{error:#}"), "server certificate not reloaded; the old one stays");
         }
     }
-    #[cfg(not(unix))]
-    {
+}
+
+/// Counts a certificate reload by outcome.
+fn count_reload(outcome: &str) {
+    sip_settings_core::metrics::global().add(
+        "sip_settings_tls_certificate_reloads_total",
+        "Reloads of the server certificate (SIGHUP), by outcome (ok, error).",
+        &["outcome"],
+        &[outcome],
+        1,
+    );
+}
+
+/// What a signal asks of `serve`.
+#[derive(Debug, PartialEq, Eq)]
+enum Signal {
+    /// SIGHUP.
+    Reload,
+    /// SIGTERM or SIGINT.
+    Stop,
+}
+
+/// The signals `serve` listens to.
+struct Signals {
+    #[cfg(unix)]
+    unix: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn new() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let unix = match (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            ) {
+                (Ok(term), Ok(hup)) => Some((term, hup)),
+                _ => {
+                    tracing::warn!("cannot listen for SIGTERM and SIGHUP; stopping on Ctrl-C only");
+                    None
+                }
+            };
+            Self { unix }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    async fn next(&mut self) -> Signal {
+        #[cfg(unix)]
+        if let Some((term, hup)) = &mut self.unix {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => Signal::Stop,
+                _ = term.recv() => Signal::Stop,
+                _ = hup.recv() => Signal::Reload,
+            };
+        }
         let _ = tokio::signal::ctrl_c().await;
+        Signal::Stop
     }
 }
 
@@ -541,7 +609,7 @@ pub async fn quickstart(config: &Config) -> anyhow::Result<()> {
         );
     }
     println!("stop with Ctrl-C");
-    wait_for_signal().await;
+    run_until_stopped(&server).await;
     server.stop().await;
     Ok(())
 }

@@ -45,6 +45,8 @@ pub struct FileConfig {
     pub idle_timeout_secs: Option<u64>,
     /// Most open connections from one source address.
     pub max_connections_per_address: Option<usize>,
+    /// On SIGTERM/SIGINT, seconds requests in flight may take to finish.
+    pub shutdown_grace_secs: Option<u64>,
     /// Currency of prepaid balances.
     pub currency: Option<String>,
     /// Longest prepaid session, seconds.
@@ -195,6 +197,8 @@ pub struct Overrides {
     pub idle_timeout_secs: Option<u64>,
     /// `serve --max-connections-per-address` / `SIP_SETTINGS_MAX_CONNECTIONS_PER_ADDRESS`.
     pub max_connections_per_address: Option<usize>,
+    /// `serve --shutdown-grace-secs` / `SIP_SETTINGS_SHUTDOWN_GRACE_SECS`.
+    pub shutdown_grace_secs: Option<u64>,
     /// `--sip-listen` / `SIP_SETTINGS_SIP_LISTEN`.
     pub sip_listen: Option<Vec<Listen>>,
     /// `--sip-trusted` / `SIP_SETTINGS_SIP_TRUSTED`.
@@ -296,6 +300,13 @@ impl Config {
             86_400,
         )? {
             limits.idle_timeout = d;
+        }
+        if let Some(d) = seconds(
+            overrides.shutdown_grace_secs.or(file.shutdown_grace_secs),
+            "shutdown_grace_secs",
+            3_600,
+        )? {
+            limits.shutdown_grace = d;
         }
         limits.max_connections_per_address = match overrides
             .max_connections_per_address

@@ -34,6 +34,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         first_request_timeout_secs: connections.first_request_timeout_secs,
         idle_timeout_secs: connections.idle_timeout_secs,
         max_connections_per_address: connections.max_connections_per_address,
+        shutdown_grace_secs: connections.shutdown_grace_secs,
         ops_listen: connections.ops_listen,
         sip_listen: (!sip.sip_listen.is_empty()).then_some(sip.sip_listen),
         sip_trusted: (!sip.sip_trusted.is_empty()).then_some(sip.sip_trusted),

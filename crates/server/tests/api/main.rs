@@ -13,6 +13,7 @@ mod crash;
 mod helpers;
 mod journal;
 mod kamailio;
+mod lifecycle;
 mod operator_cli;
 mod ops;
 mod pg_scale_out;

@@ -16,6 +16,8 @@ pub(crate) struct Server {
     pub(crate) base: String,
     /// The SIP door's listeners, `tcp:127.0.0.1:PORT`, as `serve` printed them.
     pub(crate) sip: Vec<String>,
+    /// What `serve` prints on stdout after its listeners.
+    lines: std::sync::mpsc::Receiver<String>,
 }
 
 impl Server {
@@ -54,17 +56,38 @@ impl Server {
         database: &str,
         sip_listeners: usize,
     ) -> Self {
+        Self::spawn_logged(data_dir, config, database, sip_listeners, &[], None)
+    }
+
+    /// [`Server::spawn`] with global options `global` before `serve` (`--log-format json`) and
+    /// stderr (the log) written to `log` when given.
+    pub(crate) fn spawn_logged(
+        data_dir: &Path,
+        config: &Path,
+        database: &str,
+        sip_listeners: usize,
+        global: &[&str],
+        log: Option<&Path>,
+    ) -> Self {
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("create the log file")),
+            None => Stdio::null(),
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_sip-settings"))
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--config")
             .arg(config)
-            .args(["--database", database, "serve", "--listen", "127.0.0.1:0"])
+            .args(["--database", database])
+            .args(global)
+            .args(["serve", "--listen", "127.0.0.1:0"])
             .env_remove("SIP_SETTINGS_DATABASE")
             .env_remove("SIP_SETTINGS_CONFIG")
             .env_remove("SIP_SETTINGS_LISTEN")
+            .env_remove("SIP_SETTINGS_LOG_FORMAT")
+            .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("spawn serve");
         let stdout = child.stdout.take().expect("stdout");
@@ -100,6 +123,49 @@ impl Server {
             child: KillOnDrop(child),
             base,
             sip,
+            lines: rx,
+        }
+    }
+
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
+    /// Sends `signal` (`TERM`, `HUP`, `INT`) with kill(1).
+    pub(crate) fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// The next line `serve` prints on stdout that starts with `prefix`, within `wait`.
+    pub(crate) fn line_starting(&self, prefix: &str, wait: Duration) -> Option<String> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// The exit status, once the process has ended within `wait`; `None` if it still runs.
+    pub(crate) fn exit_within(&mut self, wait: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Ok(Some(status)) = self.child.0.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
