@@ -108,6 +108,21 @@ impl ServiceError {
 
 impl From<StoreError> for ServiceError {
     fn from(err: StoreError) -> Self {
+        let failure = match &err {
+            StoreError::Unavailable(_) => Some("unavailable"),
+            StoreError::Other(_) => Some("internal"),
+            StoreError::Conflict(_) | StoreError::NotFound(_) => None,
+        };
+        if let Some(kind) = failure {
+            crate::metrics::global().add(
+                "sip_settings_store_errors_total",
+                "Store operations that failed, by kind: unavailable (the database could not be \
+                 reached or asked to retry, after the store's own retries), internal.",
+                &["kind"],
+                &[kind],
+                1,
+            );
+        }
         match err {
             StoreError::Conflict(m) => Self::Conflict(m),
             StoreError::NotFound(m) => Self::NotFound(m),

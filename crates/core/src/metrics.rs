@@ -150,6 +150,31 @@ impl Registry {
     }
 }
 
+/// Counts a failed TLS handshake of `door` (`https`, `sip`) by `reason` (a fixed set: see
+/// `sip_settings_pki::tls::handshake_failure_reason`, plus `timeout`).
+pub fn count_tls_handshake_failure(door: &'static str, reason: &'static str) {
+    global().add(
+        "sip_settings_tls_handshake_failures_total",
+        "TLS handshakes that failed, by door (https, sip) and reason.",
+        &["door", "reason"],
+        &[door, reason],
+        1,
+    );
+}
+
+/// A whole family with its samples: `(labels, value)`, labels already rendered
+/// (`store="sqlite",state="idle"`, or empty).
+pub fn family(out: &mut String, name: &str, help: &str, kind: &str, samples: &[(&str, u64)]) {
+    header(out, name, help, kind);
+    for (labels, value) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "{name} {value}");
+        } else {
+            let _ = writeln!(out, "{name}{{{labels}}} {value}");
+        }
+    }
+}
+
 /// A family's `# HELP` and `# TYPE` lines.
 pub fn header(out: &mut String, name: &str, help: &str, kind: &str) {
     let help = help.replace('\\', "\\\\").replace('\n', "\\n");

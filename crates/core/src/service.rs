@@ -600,24 +600,36 @@ impl Services {
         serial: &Serial,
         fingerprint: &str,
     ) -> Result<Identity, ServiceError> {
-        let refuse = |why: &str| ServiceError::Forbidden(why.to_owned());
+        // Counted by reason (`sip_settings_certificates_refused_total`), from a fixed set.
+        let refuse = |reason: &str, why: &str| {
+            crate::metrics::global().add(
+                CERTIFICATES_REFUSED,
+                "Client certificates that verified against the CA but were refused, by reason \
+                 (unknown: not issued by this service; revoked; expired: outside its validity; \
+                 no_account).",
+                &["reason"],
+                &[reason],
+                1,
+            );
+            ServiceError::Forbidden(why.to_owned())
+        };
         let Some(record) = self.store.get_certificate(serial).await? else {
-            return Err(refuse("certificate not issued by this service"));
+            return Err(refuse("unknown", "certificate not issued by this service"));
         };
         if !record.fingerprint.eq_ignore_ascii_case(fingerprint) {
-            return Err(refuse("certificate not issued by this service"));
+            return Err(refuse("unknown", "certificate not issued by this service"));
         }
         if record.revoked_at.is_some() {
-            return Err(refuse("certificate revoked"));
+            return Err(refuse("revoked", "certificate revoked"));
         }
         let now = self.clock.now();
         if now < record.not_before || now > record.not_after {
-            return Err(refuse("certificate expired or not yet valid"));
+            return Err(refuse("expired", "certificate expired or not yet valid"));
         }
         match record.role {
             CertRole::Subscriber => {
                 let Some(account) = record.account else {
-                    return Err(refuse("certificate names no account"));
+                    return Err(refuse("no_account", "certificate names no account"));
                 };
                 // No look-up of the account itself: deleting an account revokes its
                 // certificates in the same transaction, so a valid record means a live account.
@@ -637,6 +649,9 @@ impl Services {
         }
     }
 }
+
+/// The counter of refused client certificates, by reason.
+pub const CERTIFICATES_REFUSED: &str = "sip_settings_certificates_refused_total";
 
 /// The profile fields that differ between two versions of an account: (field, old, new).
 fn profile_changes(

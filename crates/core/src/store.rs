@@ -190,7 +190,15 @@ async fn write_one<S: Accounts + ?Sized>(
 /// implemented for every type that implements them all. Their methods are callable on a
 /// `dyn Store` without importing the traits by concern.
 pub trait Store:
-    Accounts + Certificates + Addresses + Settings + Billing + Devices + Journal + fmt::Debug
+    Accounts
+    + Certificates
+    + Addresses
+    + Settings
+    + Billing
+    + Devices
+    + Journal
+    + Operations
+    + fmt::Debug
 {
 }
 
@@ -202,9 +210,41 @@ impl<T> Store for T where
         + Billing
         + Devices
         + Journal
+        + Operations
         + fmt::Debug
         + ?Sized
 {
+}
+
+/// The embedded migrations (`(version, description)`) whose version is not among `applied`,
+/// as `version description`.
+pub fn pending_migrations<'a>(
+    embedded: impl IntoIterator<Item = (i64, &'a str)>,
+    applied: &[i64],
+) -> Vec<String> {
+    embedded
+        .into_iter()
+        .filter(|(version, _)| !applied.contains(version))
+        .map(|(version, description)| format!("{version} {description}"))
+        .collect()
+}
+
+/// What the ops listener asks of a store (`/readyz`, `/metrics`).
+#[async_trait]
+pub trait Operations: Send + Sync {
+    /// The embedded migrations not applied to the database, by version and description
+    /// (empty: the schema is current). Asks the database itself, never a cache, so it also
+    /// shows that the database answers.
+    async fn pending_migrations(&self) -> Result<Vec<String>, StoreError>;
+    /// Prepaid sessions open now, across all accounts (and all servers of the database).
+    async fn open_prepaid_session_count(&self) -> Result<u64, StoreError>;
+    /// The store's own figures — its connection pools, caches, group commits, retries — as
+    /// metric families in the Prometheus text format, appended to `out`.
+    fn render_metrics(&self, out: &mut String);
+    /// Closes the store at the end of the process: pending writes are committed, running
+    /// statements finish, the connections close, and a PostgreSQL server gives up its lease of
+    /// the read cache (so that the other servers stop asking it).
+    async fn shut_down(&self);
 }
 
 /// Domains, accounts and their credentials, and the [`AccountWrite`] every change of an

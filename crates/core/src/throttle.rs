@@ -65,6 +65,19 @@ impl Default for PasswordChecks {
     }
 }
 
+/// Counts a password check refused by the throttle, by why: `account` or `address` (too many
+/// failures), `busy` (every hashing permit taken).
+fn count_throttled(why: &'static str) {
+    crate::metrics::global().add(
+        "sip_settings_password_checks_throttled_total",
+        "Password checks (web log-in, p12 download, SIP password) refused by the throttle, by \
+         why: account or address (too many recent failures), busy (no hashing capacity).",
+        &["why"],
+        &[why],
+        1,
+    );
+}
+
 /// What [`ServiceError::Throttled`] says when every hashing permit is busy (not a failure count).
 pub const BUSY: &str = "too many password checks at once";
 
@@ -178,12 +191,14 @@ impl Throttle {
             wait_seconds(q, self.limits.per_address, now, window)
         });
         if let Some(wait) = by_account {
+            count_throttled("account");
             return Err(ServiceError::Throttled {
                 what: "too many failed password attempts for this account".to_owned(),
                 wait_seconds: wait.max(by_address.unwrap_or(0)),
             });
         }
         if let Some(wait) = by_address {
+            count_throttled("address");
             return Err(ServiceError::Throttled {
                 what: "too many failed password attempts from this address".to_owned(),
                 wait_seconds: wait,
@@ -206,9 +221,12 @@ impl Throttle {
 
     /// A hashing permit: at once when one is free, else after a bounded wait, else refused.
     async fn permit(&self) -> Result<OwnedSemaphorePermit, ServiceError> {
-        let busy = || ServiceError::Throttled {
-            what: BUSY.to_owned(),
-            wait_seconds: 1,
+        let busy = || {
+            count_throttled("busy");
+            ServiceError::Throttled {
+                what: BUSY.to_owned(),
+                wait_seconds: 1,
+            }
         };
         if let Ok(p) = self.permits.clone().try_acquire_owned() {
             return Ok(p);

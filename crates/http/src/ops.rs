@@ -3,7 +3,7 @@
 //!
 //! * `GET /healthz`: `200 ok` while the process serves.
 //! * `GET /readyz`: `200 ready` when the store answers a query that reaches the database (not
-//!   a cached read) and its schema is current, `503` with the reason otherwise — also while
+//!   a cached read) and every migration of this build is applied, `503` with the reason otherwise — also while
 //!   the server drains on its way out, so that a load balancer sends new clients elsewhere.
 //! * `GET /metrics`: every metric of the process in the Prometheus text format
 //!   (`sip_settings_core::metrics`), with the build's version.
@@ -16,7 +16,6 @@ use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use sip_settings_core::AccountId;
 use sip_settings_core::metrics;
 use sip_settings_core::service::Services;
 use tokio::net::TcpListener;
@@ -62,18 +61,16 @@ async fn ready(axum::extract::State(ops): axum::extract::State<Ops>) -> impl Int
             "not ready: stopping\n".to_owned(),
         );
     }
-    let services = &ops.services;
-    let probe = AccountId::parse("readyz@invalid").ok();
-    let outcome = match &probe {
-        Some(probe) => services
-            .store()
-            .list_journal(probe, None, 1)
-            .await
-            .map(|_| ()),
-        None => Ok(()),
-    };
-    match outcome {
-        Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+    match ops.services.store().pending_migrations().await {
+        Ok(pending) if pending.is_empty() => (StatusCode::OK, "ready\n".to_owned()),
+        Ok(pending) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "not ready: the database schema is behind this build; migrations not applied: {} \
+                 (run `sip-settings migrate`, or serve without --no-migrate)\n",
+                pending.join(", ")
+            ),
+        ),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("not ready: the store does not answer: {e}\n"),
@@ -81,8 +78,10 @@ async fn ready(axum::extract::State(ops): axum::extract::State<Ops>) -> impl Int
     }
 }
 
-/// `/metrics`.
-async fn render() -> impl IntoResponse {
+/// `/metrics`: the HTTPS door's requests, the process's counters, the store's figures, the
+/// prepaid sessions open (a count the database answers: every server's sessions), the build.
+async fn render(axum::extract::State(ops): axum::extract::State<Ops>) -> impl IntoResponse {
+    let store = ops.services.store();
     let build = format!(
         "# HELP sip_settings_build_info The running build; always 1.\n\
          # TYPE sip_settings_build_info gauge\n\
@@ -91,6 +90,17 @@ async fn render() -> impl IntoResponse {
     );
     let mut text = crate::metrics::render();
     text.push_str(&metrics::global().render());
+    store.render_metrics(&mut text);
+    // Left out when the database does not answer: a scrape must not fail with the store.
+    if let Ok(open) = store.open_prepaid_session_count().await {
+        metrics::family(
+            &mut text,
+            "sip_settings_prepaid_sessions_open",
+            "Prepaid sessions open now in the database (all servers').",
+            "gauge",
+            &[("", open)],
+        );
+    }
     text.push_str(&build);
     ([(header::CONTENT_TYPE, METRICS_TYPE)], text)
 }

@@ -186,6 +186,17 @@ impl RateLimiter {
                 reason = "whole seconds to wait, at least 1: `as` saturates an absurd wait (a near-zero rate) at u64::MAX, which is what Retry-After should say"
             )]
             let seconds = wait.ceil().max(1.0) as u64;
+            drop(buckets);
+            sip_settings_core::metrics::global().add(
+                "sip_settings_rate_limited_total",
+                "Requests refused with 429 by the request rate limits, by kind (read, write).",
+                &["kind"],
+                &[match kind {
+                    Kind::Read => "read",
+                    Kind::Write => "write",
+                }],
+                1,
+            );
             return Err(seconds);
         }
         for (key, tokens) in refilled {

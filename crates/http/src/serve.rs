@@ -171,10 +171,13 @@ pub async fn serve(
             {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(error)) => {
-                    tracing::debug!(%addr, %error, "TLS handshake failed");
+                    let reason = sip_settings_pki::tls::handshake_failure_reason(&error);
+                    sip_settings_core::metrics::count_tls_handshake_failure("https", reason);
+                    tracing::debug!(%addr, %error, reason, "TLS handshake failed");
                     return;
                 }
                 Err(_) => {
+                    sip_settings_core::metrics::count_tls_handshake_failure("https", "timeout");
                     tracing::debug!(%addr, "TLS handshake timed out");
                     return;
                 }

@@ -67,6 +67,46 @@ impl ResolvesServerCert for ServerCert {
     }
 }
 
+/// Why a TLS handshake failed, from a small fixed set (a metric's label): `timeout` is the
+/// caller's; `client_certificate_expired` (or not yet valid), `client_certificate_unknown_ca`
+/// (signed by another CA or badly signed), `client_certificate_invalid` (any other refusal of
+/// the client's certificate), `no_common_protocol` (no shared version, cipher suite or ALPN),
+/// `alert` (the client gave up, e.g. it does not trust the server's certificate), `protocol`
+/// (a malformed or unexpected message, such as plain HTTP on the TLS port), `closed` (the
+/// connection ended or failed mid-handshake), `other`.
+pub fn handshake_failure_reason(error: &std::io::Error) -> &'static str {
+    use rustls::{CertificateError, Error};
+    match error.get_ref().and_then(|e| e.downcast_ref::<Error>()) {
+        Some(Error::InvalidCertificate(e)) => match e {
+            CertificateError::Expired
+            | CertificateError::ExpiredContext { .. }
+            | CertificateError::NotValidYet
+            | CertificateError::NotValidYetContext { .. } => "client_certificate_expired",
+            CertificateError::UnknownIssuer | CertificateError::BadSignature => {
+                "client_certificate_unknown_ca"
+            }
+            _ => "client_certificate_invalid",
+        },
+        Some(Error::PeerIncompatible(_) | Error::NoApplicationProtocol) => "no_common_protocol",
+        Some(Error::AlertReceived(_)) => "alert",
+        Some(
+            Error::InvalidMessage(_)
+            | Error::PeerMisbehaved(_)
+            | Error::InappropriateMessage { .. }
+            | Error::InappropriateHandshakeMessage { .. },
+        ) => "protocol",
+        Some(_) => "other",
+        None => match error.kind() {
+            std::io::ErrorKind::InvalidData => "protocol",
+            std::io::ErrorKind::UnexpectedEof
+            | std::io::ErrorKind::ConnectionReset
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::BrokenPipe => "closed",
+            _ => "other",
+        },
+    }
+}
+
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }

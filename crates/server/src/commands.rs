@@ -401,7 +401,7 @@ fn print_issued(record: &CertRecord, files: &[PathBuf]) {
 /// certificate and key from the data directory.
 pub async fn serve(config: &Config) -> anyhow::Result<()> {
     let services = open_default_services(config).await?;
-    let server = RunningServer::start(config, services).await?;
+    let server = RunningServer::start(config, services.clone()).await?;
     tracing::info!(addr = %server.addr(), "serving");
     println!("listening on https://{}", server.addr());
     for (transport, addr) in server.sip_listeners() {
@@ -417,6 +417,7 @@ pub async fn serve(config: &Config) -> anyhow::Result<()> {
         "stopping: finishing the requests in flight"
     );
     server.stop().await;
+    services.store().shut_down().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -290,11 +290,23 @@ async fn stream_loop(
                     serve_stream(tcp, source, door, trust).await;
                 }
                 Some(acceptor) => {
-                    let Ok(Ok(stream)) =
-                        tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-                    else {
-                        tracing::debug!(%source, "sip: TLS handshake failed or timed out");
-                        return;
+                    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
+                        .await
+                    {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(error)) => {
+                            let reason = sip_settings_pki::tls::handshake_failure_reason(&error);
+                            sip_settings_core::metrics::count_tls_handshake_failure("sip", reason);
+                            tracing::debug!(%source, %error, reason, "sip: TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            sip_settings_core::metrics::count_tls_handshake_failure(
+                                "sip", "timeout",
+                            );
+                            tracing::debug!(%source, "sip: TLS handshake timed out");
+                            return;
+                        }
                     };
                     let peer = stream
                         .get_ref()

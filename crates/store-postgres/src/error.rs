@@ -87,6 +87,19 @@ impl From<Fail> for StoreError {
     }
 }
 
+/// Counts an operation run again, by why: `rolled_back` (serialization failure, deadlock) or
+/// `connection_lost` (a read that met a dead connection).
+fn count_retry(why: &'static str) {
+    sip_settings_core::metrics::global().add(
+        "sip_settings_store_retries_total",
+        "Store operations run again, by why: rolled_back (serialization failure or deadlock \
+         victim), connection_lost (a read that met a dead connection).",
+        &["why"],
+        &[why],
+        1,
+    );
+}
+
 /// Runs `op` (one whole transaction, or one statement) and runs it again, up to [`RETRIES`]
 /// times with a short growing pause, when PostgreSQL rolled it back as a serialization failure
 /// or a deadlock victim. Any other outcome is final.
@@ -101,6 +114,7 @@ where
             Ok(v) => return Ok(v),
             Err(Fail::Db(e)) if attempt < RETRIES && is_retryable(&e) => {
                 attempt += 1;
+                count_retry("rolled_back");
                 tracing::debug!(attempt, error = %e, "retrying a rolled-back store operation");
                 tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
             }
@@ -128,10 +142,12 @@ where
                     && crate::health::is_connection_error(&e) =>
             {
                 reconnected = true;
+                count_retry("connection_lost");
                 tracing::debug!(error = %e, "a read lost its connection; reading again");
             }
             Err(Fail::Db(e)) if attempt < RETRIES && is_retryable(&e) => {
                 attempt += 1;
+                count_retry("rolled_back");
                 tokio::time::sleep(Duration::from_millis(5 * u64::from(attempt))).await;
             }
             Err(f) => return Err(f.into()),

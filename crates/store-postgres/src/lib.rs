@@ -101,6 +101,7 @@ mod devices;
 mod error;
 mod health;
 mod journal;
+mod operations;
 mod read_cache;
 mod rows;
 mod settings;

@@ -255,7 +255,6 @@ impl Group {
     }
 
     /// Commits run so far.
-    #[cfg(test)]
     pub(crate) fn commits(&self) -> u64 {
         self.shared.commits.load(Ordering::Relaxed)
     }

@@ -47,6 +47,7 @@ mod devices;
 mod fast;
 mod group;
 mod journal;
+mod operations;
 mod rows;
 mod settings;
 
@@ -58,6 +59,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{ConnectOptions, SqlitePool};
 
 use crate::rows::map_err;
+
+/// The versioned schema, embedded.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The embedded SQLite store.
 #[derive(Debug, Clone)]
@@ -114,7 +118,7 @@ impl SqliteStore {
         // An embedded file has no connection to lose: skip the ping before each use.
         let mut writer = options.connect().await.map_err(map_err)?;
         if migrate {
-            sqlx::migrate!("./migrations")
+            MIGRATOR
                 .run_direct(&mut writer)
                 .await
                 .map_err(rows::migrate_err)?;

@@ -66,7 +66,8 @@ macro_rules! conformance_suite {
             call_reads_follow_each_write,
             account_writes_of_one_account_run_one_after_another,
             concurrent_account_writes_are_each_read_when_acknowledged,
-            call_record_batches_match_one_by_one
+            call_record_batches_match_one_by_one,
+            operations_schema_figures_and_shut_down
         );
     };
     (@cases $harness:ty; $($name:ident),* $(,)?) => {

@@ -204,6 +204,7 @@ pub async fn prepaid_reservation_rules(store: Arc<dyn Store>) {
         OpenOutcome::Refused(PrepaidRefusal::NotPrepaid)
     );
     assert_eq!(store.active_sessions(&bob).await.unwrap().len(), 2);
+    assert_eq!(store.open_prepaid_session_count().await.unwrap(), 2);
 
     // Close c1 after 61 s: 0.05 + 2 minutes = 0.25.
     let closed = store
@@ -226,6 +227,11 @@ pub async fn prepaid_reservation_rules(store: Arc<dyn Store>) {
     assert!(
         matches!(again, CloseOutcome::AlreadyClosed(_)),
         "a repeated close changes nothing"
+    );
+    assert_eq!(
+        store.open_prepaid_session_count().await.unwrap(),
+        1,
+        "a closed session is not open"
     );
     let again = again.into_session();
     assert_eq!(

@@ -45,3 +45,31 @@ pub async fn journal_newest_first_with_cursor(store: Arc<dyn Store>) {
     store.delete_account(&alice, t0()).await.unwrap();
     assert_eq!(store.list_journal(&alice, None, 10).await.unwrap().len(), 5);
 }
+
+/// What the ops listener asks: a migrated store has no pending migration, its figures are
+/// metric families with a pool, and after `shut_down` it answers no more.
+pub async fn operations_schema_figures_and_shut_down(store: Arc<dyn Store>) {
+    assert_eq!(
+        store.pending_migrations().await.unwrap(),
+        Vec::<String>::new()
+    );
+    assert_eq!(store.open_prepaid_session_count().await.unwrap(), 0);
+    let mut text = String::new();
+    store.render_metrics(&mut text);
+    assert!(
+        text.contains("# TYPE sip_settings_store_pool_connections gauge\n"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("sip_settings_store_pool_connections{store=")),
+        "{text}"
+    );
+    seed(&store).await;
+    store.shut_down().await;
+    assert!(
+        store.get_account(&id("alice@example.com")).await.is_err()
+            || store.list_domains().await.is_err(),
+        "a store that was shut down still answers"
+    );
+}
