@@ -336,3 +336,84 @@ async fn readyz_says_when_the_schema_is_behind_the_build() {
     .unwrap();
     assert_eq!(ready().await.0, 200);
 }
+
+/// A real Prometheus (Debian package `prometheus`, installed by `.ci/run`) scrapes the ops
+/// listener every second: the target is up and the series are stored and queryable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_scrapes_the_ops_listener() {
+    if std::process::Command::new("prometheus")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "prometheus is missing in CI"
+        );
+        eprintln!("prometheus is not installed (Debian package prometheus): not run");
+        return;
+    }
+    let app = TestApp::spawn_with(|c| c.ops_listen = Some("127.0.0.1:0".parse().unwrap())).await;
+    let ops = app.server.as_ref().unwrap().ops_addr().unwrap();
+    assert_eq!(app.action(&app.alice, "action=account").await.0, 200);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  \
+             - job_name: sip-settings\n    static_configs:\n      - targets: ['{ops}']\n"
+        ),
+    )
+    .unwrap();
+    let port = crate::helpers::free_port();
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let child = std::process::Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let _prometheus = crate::helpers::serve::KillOnDrop(child);
+    let query = |q: &'static str| async move {
+        let q: String = form_urlencoded::byte_serialize(q.as_bytes()).collect();
+        let r = reqwest::get(format!("http://127.0.0.1:{port}/api/v1/query?query={q}"))
+            .await
+            .ok()?;
+        let v: serde_json::Value = r.json().await.ok()?;
+        v["data"]["result"].as_array().cloned()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let up = loop {
+        if let Some(result) = query("up{job=\"sip-settings\"}").await
+            && let Some(sample) = result.first()
+        {
+            break sample["value"][1].as_str().unwrap_or_default().to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Prometheus stored no scrape within 60 s:\n{}",
+            std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    assert_eq!(up, "1", "the scrape failed");
+    let requests = query(
+        "sip_settings_http_requests_total{door=\"settings\",route=\"account\",status=\"200\"}",
+    )
+    .await
+    .unwrap();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0]["value"][1], "1", "{requests:?}");
+    let build = query("sip_settings_build_info").await.unwrap();
+    assert_eq!(
+        build[0]["metric"]["version"],
+        env!("CARGO_PKG_VERSION"),
+        "{build:?}"
+    );
+}
