@@ -147,6 +147,7 @@ impl Door {
             }
             tracing::debug!(%source, method = %req.method, "sip: untrusted source refused");
             refused("untrusted");
+            access_line(source, &req.method, &"-", 403, started);
             return Some(redirect::respond(
                 &req,
                 &Verdict::status(403, "Forbidden"),
@@ -160,6 +161,7 @@ impl Door {
             Plan::Originate(o) => self.originate(&o).await,
         };
         let out = redirect::respond_with(&req, &verdict, source, &extra);
+        access_line(source, &req.method, &req.uri, verdict.code(), started);
         if req.method == "INVITE" {
             self.stats
                 .record(u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX));
@@ -393,6 +395,28 @@ fn dialled_number(uri: &str) -> Option<E164> {
 
 /// INVITEs answered, by status code (`sip_settings_core::metrics`).
 pub const DECISIONS: &str = "sip_settings_sip_decisions_total";
+
+/// Logs the access line of a SIP request answered (target `access`, as the HTTPS door's):
+/// `door` `sip`, `method`, `uri` (the request URI: the callee asked about; `-` for a refused
+/// stranger), `status`, `duration_ms`, `addr`.
+fn access_line(
+    source: SocketAddr,
+    method: &str,
+    uri: &dyn std::fmt::Display,
+    status: u16,
+    started: Instant,
+) {
+    tracing::info!(
+        target: "access",
+        door = "sip",
+        method,
+        uri = %uri,
+        status,
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        addr = %source,
+        "request"
+    );
+}
 /// Messages refused without a decision, by reason.
 pub const REFUSED: &str = "sip_settings_sip_refused_total";
 

@@ -2,7 +2,8 @@
 //! connections are refused, the process exits 0, and what was acknowledged is stored), a
 //! connection that outlives the grace period is cut, SIGHUP rotates the server certificate
 //! without dropping open connections (and a broken one is refused and counted), and every
-//! request leaves one access line, in JSON with `--log-format json`, that holds no secret.
+//! request — HTTPS or SIP — leaves one access line, in JSON with `--log-format json`, that
+//! holds no secret.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -290,13 +291,17 @@ fn every_request_leaves_one_json_access_line_without_secrets() {
     let sqlite = TempSqlite::new("s.db");
     let install = provision(&sqlite.url);
     let config = install.dir.path().join("serve.toml");
-    std::fs::write(&config, "").unwrap();
+    std::fs::write(
+        &config,
+        "sip_listen = [\"udp:127.0.0.1:0\"]\nsip_registrations = \"hint\"\n",
+    )
+    .unwrap();
     let log = install.dir.path().join("serve.log");
     let mut server = Server::spawn_logged(
         install.dir.path(),
         &config,
         &sqlite.url,
-        0,
+        1,
         &["--log-format", "json"],
         Some(&log),
     );
@@ -325,6 +330,21 @@ fn every_request_leaves_one_json_access_line_without_secrets() {
     .unwrap();
     tls.flush().unwrap();
     let _ = read_response(&mut tls);
+    // And one SIP question through the SIP door.
+    let udp = server.sip[0].clone();
+    crate::helpers::serve::cli(
+        install.dir.path(),
+        &sqlite.url,
+        &[
+            "sip",
+            "ask",
+            "sip:alice@example.com",
+            "--server",
+            &udp,
+            "--header",
+            "X-Registered:yes",
+        ],
+    );
     server.signal("TERM");
     assert!(
         server
@@ -345,7 +365,23 @@ fn every_request_leaves_one_json_access_line_without_secrets() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
-    let access: Vec<&Value> = lines.iter().filter(|l| l["target"] == "access").collect();
+    let sip: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["target"] == "access" && l["door"] == "sip")
+        .collect();
+    assert_eq!(sip.len(), 1, "one access line per SIP request:\n{text}");
+    assert_eq!(sip[0]["method"], "INVITE", "{}", sip[0]);
+    assert_eq!(sip[0]["uri"], "sip:alice@example.com", "{}", sip[0]);
+    assert!(sip[0]["status"].as_u64().is_some(), "{}", sip[0]);
+    assert!(
+        sip[0]["addr"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{}",
+        sip[0]
+    );
+    let access: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["target"] == "access" && l["door"] != "sip")
+        .collect();
     assert_eq!(access.len(), 4, "one access line per request:\n{text}");
     let alice_serial = alice_serial(&install);
     for (line, (door, route, method, status)) in access.iter().zip([
