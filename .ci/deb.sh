@@ -21,7 +21,7 @@ package=sip-settings
 user=sip-settings
 data=/var/lib/sip-settings
 config=/etc/sip-settings/config.toml
-unit=/lib/systemd/system/sip-settings.service
+unit=/usr/lib/systemd/system/sip-settings.service
 profile="${DEB_PROFILE:-release}"
 version="$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)"
 [[ -n "$version" ]] || fail "no version in Cargo.toml"
@@ -96,7 +96,7 @@ field() { dpkg-deb --field "$deb" "$1"; }
 for dep in libc6 adduser procps; do
     field Depends | grep -qw "$dep" || fail "Depends lacks $dep: $(field Depends)"
 done
-for path in ./usr/bin/sip-settings ./lib/systemd/system/sip-settings.service \
+for path in ./usr/bin/sip-settings ./usr/lib/systemd/system/sip-settings.service \
     ./etc/sip-settings/config.toml ./usr/share/doc/sip-settings/README.md; do
     awk '{print $NF}' "$work/contents" | grep -qxF "$path" || fail "$path is not in the package"
 done
