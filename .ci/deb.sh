@@ -76,6 +76,14 @@ if dpkg-query -W "$package" >/dev/null 2>&1; then
     log "purging an earlier installation"
     purge
 fi
+# What a purge should have removed, left by an interrupted run: the first installation below
+# must find none of it.
+if [[ -e "$data" ]] || getent passwd "$user" >/dev/null || getent group "$user" >/dev/null; then
+    log "removing $data and the user $user left by an earlier run"
+    rm -rf "$data"
+    ! getent passwd "$user" >/dev/null || userdel "$user"
+    ! getent group "$user" >/dev/null || groupdel "$user"
+fi
 
 # --- the package -----------------------------------------------------------------------------------
 log "cargo deb (profile $profile)"
