@@ -3,8 +3,9 @@
 # contents, `dpkg -i`, the maintainer scripts' work (user, modes, the data directory initialised),
 # `systemd-analyze verify` and `security` on the installed unit, the installed binary's CLI and
 # `serve` run as the package's user with the installed configuration (under the kernel's
-# memory-deny-write-execute and no-new-privileges, as the unit runs it), a request over mutual
-# TLS, SIGTERM, an upgrade in place, removal and purge. Leaves the machine as it found it (an
+# memory-deny-write-execute and no-new-privileges, as the unit runs it, and under strace to hold
+# its system calls against the unit's SystemCallFilter=), requests over mutual TLS, SIGTERM, a
+# backup, an upgrade in place, removal and purge. Leaves the machine as it found it (an
 # earlier install is purged first, this one at the end, also on failure).
 # Usage: bash .ci/deb.sh (from anywhere, as root). Environment: DEB_PROFILE, the Cargo profile
 # to build with (default: release, what `cargo deb` ships). CI passes dev: the test step has just
@@ -45,6 +46,7 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 command -v adduser >/dev/null 2>&1 || missing+=(adduser)
 [[ -x /bin/kill ]] || missing+=(procps)
+command -v strace >/dev/null 2>&1 || missing+=(strace)
 if ((${#missing[@]})); then
     log "installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
@@ -199,11 +201,15 @@ status=0
 mdwe perl -e "$mmap_wx" || status=$?
 ((status == 3)) || fail "prctl(PR_SET_MDWE) did not refuse a W+X mapping (status $status)"
 
-log "serve as $user with $config (no new privileges, memory-deny-write-execute)"
+log "serve as $user with $config (no new privileges, memory-deny-write-execute, traced)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-# setpriv execs (runuser would fork and hide the server's exit status).
+trace="$work/trace"
+install -d -o "$user" -g "$user" -m 0700 "$trace"
+# setpriv execs (runuser would fork and hide the server's exit status); strace records every
+# system call for the unit's SystemCallFilter= below and exits with the server's status.
 (cd / && umask 077 && exec setpriv --reuid "$user" --regid "$user" --init-groups --no-new-privs \
     perl -e "$mdwe_perl" -- \
+    strace -f -qq -o "$trace/syscalls" \
     /usr/bin/sip-settings --data-dir "$data" --config "$config" serve --listen "127.0.0.1:$port") \
     >"$work/server.log" 2>&1 &
 server_pid=$!
@@ -213,8 +219,9 @@ for _ in $(seq 1 100); do
     kill -0 "$server_pid" 2>/dev/null || fail "serve exited at start"
     sleep 0.1
 done
-[[ "$(ps -o uid= -p "$server_pid" | tr -d ' ')" == "$(id -u "$user")" ]] || fail "serve does not run as $user"
-grep -q '^NoNewPrivs:[[:space:]]*1' "/proc/$server_pid/status" || fail "serve has new privileges"
+serve_pid="$(pgrep -P "$server_pid" -x sip-settings)" || fail "no sip-settings under strace"
+[[ "$(ps -o uid= -p "$serve_pid" | tr -d ' ')" == "$(id -u "$user")" ]] || fail "serve does not run as $user"
+grep -q '^NoNewPrivs:[[:space:]]*1' "/proc/$serve_pid/status" || fail "serve has new privileges"
 curl -sS --fail --cert "$crt" --cacert "$data/ca.crt" "$base/v1/me" -o "$work/me.json" \
     || fail "GET /v1/me with alice's certificate failed"
 cat "$work/me.json"
@@ -224,8 +231,12 @@ python3 -c 'import json, sys; me = json.load(open(sys.argv[1])); assert me["addr
 code="$(curl -s -o /dev/null -w '%{http_code}' --cacert "$data/ca.crt" "$base/v1/me" || true)"
 [[ "$code" != 200 ]] || fail "GET /v1/me without a client certificate answered 200"
 
+code="$(curl -s -o /dev/null -w '%{http_code}' -X PATCH -H 'Content-Type: application/json' \
+    -d '{"first_name": "Alice"}' --cert "$crt" --cacert "$data/ca.crt" "$base/v1/me")"
+[[ "$code" == 200 ]] || fail "PATCH /v1/me answered $code"
+
 log "SIGTERM"
-kill -TERM "$server_pid"
+kill -TERM "$serve_pid"
 for _ in $(seq 1 300); do
     kill -0 "$server_pid" 2>/dev/null || break
     sleep 0.1
@@ -236,6 +247,27 @@ wait "$server_pid" || status=$?
 server_pid=""
 ((status == 0)) || fail "serve exited with status $status after SIGTERM"
 echo "serve exited 0"
+
+log "system calls of serve against the unit's SystemCallFilter="
+# group NAME: the system calls of a systemd set, nested sets expanded.
+group() {
+    systemd-analyze syscall-filter "$1" | sed -n '2,$p' | grep -vE '^[[:space:]]*(#|$)' | tr -d ' ' |
+        while read -r name; do
+            case "$name" in
+                @*) group "$name" ;;
+                *) echo "$name" ;;
+            esac
+        done
+}
+group @system-service | sort -u >"$work/allowed"
+{ group @privileged; group @resources; } | sort -u >"$work/denied"
+sed -E 's/^[0-9]+ +//; s/\(.*//' "$trace/syscalls" | grep -E '^[a-z0-9_]+$' | sort -u >"$work/used"
+(($(wc -l <"$work/used") > 20)) || fail "the trace holds too few system calls: $(cat "$work/used")"
+echo "$(wc -l <"$work/used") distinct system calls"
+outside="$(comm -23 "$work/used" "$work/allowed")"
+[[ -z "$outside" ]] || fail "serve makes system calls outside @system-service: $outside"
+inside="$(comm -12 "$work/used" "$work/denied")"
+[[ -z "$inside" ]] || fail "serve makes system calls of @privileged or @resources: $inside"
 
 log "backup as $user, and the copy read back"
 as_user backup --out "$certs/backup.db"
