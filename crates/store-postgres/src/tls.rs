@@ -147,15 +147,30 @@ async fn check_pem(name: &str, value: &str, label: &str) -> Result<(), StoreErro
     }
 }
 
-/// The error of a failed first connection: a TLS failure says so, with the mode; the rest as
-/// every other store error.
-pub(crate) fn connect_error(e: sqlx::Error, mode: PgSslMode) -> StoreError {
+/// What went wrong in the TLS handshake, if `e` is a TLS failure: sqlx's own (no TLS on the
+/// server, a file it could not use), or rustls' (a refused certificate: unknown issuer, name
+/// mismatch, expired), which reaches sqlx as an I/O error.
+fn tls_failure(e: &sqlx::Error) -> Option<String> {
     match e {
-        sqlx::Error::Tls(reason) => StoreError::Other(format!(
+        sqlx::Error::Tls(reason) => Some(reason.to_string()),
+        sqlx::Error::Io(io) => io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .map(ToString::to_string),
+        _ => None,
+    }
+}
+
+/// The error of a failed first connection: a TLS failure says so, with the mode (it is not
+/// "temporarily unavailable": it fails the same way until the certificates or the URL change);
+/// the rest as every other store error.
+pub(crate) fn connect_error(e: sqlx::Error, mode: PgSslMode) -> StoreError {
+    match tls_failure(&e) {
+        Some(reason) => StoreError::Other(format!(
             "TLS with the PostgreSQL server failed (sslmode={}): {reason}",
             mode_name(mode)
         )),
-        e => crate::error::map_err(e),
+        None => crate::error::map_err(e),
     }
 }
 
@@ -207,6 +222,33 @@ mod tests {
                 mode_name(asked)
             );
         }
+    }
+
+    #[test]
+    fn a_refused_certificate_is_named_as_tls() {
+        let refused = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, refused);
+        let e = connect_error(sqlx::Error::Io(io), PgSslMode::VerifyFull).to_string();
+        assert!(
+            e.contains("TLS") && e.contains("verify-full") && e.contains("UnknownIssuer"),
+            "{e}"
+        );
+        assert!(!e.contains("unavailable"), "{e}");
+        let e = connect_error(
+            sqlx::Error::Tls("server does not support TLS".into()),
+            PgSslMode::Require,
+        );
+        assert!(
+            e.to_string()
+                .contains("sslmode=require): server does not support TLS"),
+            "{e}"
+        );
+        // Any other I/O error stays what it was.
+        let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert!(matches!(
+            connect_error(sqlx::Error::Io(reset), PgSslMode::Require),
+            StoreError::Unavailable(_)
+        ));
     }
 
     #[tokio::test]
