@@ -268,30 +268,6 @@ async fn each_sslmode_means_what_libpq_says() {
     let e = refused(&at("localhost", "postgres", "certuser", &half)).await;
     assert!(e.contains("sslcert and sslkey go together"), "{e}");
 
-    // A missing or empty sslrootcert is named, before any connection.
-    let missing = dir.join("missing.crt").to_string_lossy().into_owned();
-    let e = refused(&url(
-        "postgres",
-        "r",
-        &format!("sslmode=verify-full&sslrootcert={}", enc(&missing)),
-    ))
-    .await;
-    assert!(
-        e.contains("sslrootcert") && e.contains(&missing) && e.contains("cannot read"),
-        "{e}"
-    );
-    let empty = file(dir, "empty.crt", "");
-    let e = refused(&url(
-        "postgres",
-        "s",
-        &format!("sslmode=verify-ca&sslrootcert={}", enc(&empty)),
-    ))
-    .await;
-    assert!(
-        e.contains(&empty) && e.contains("no PEM CERTIFICATE"),
-        "{e}"
-    );
-
     admin.close().await.unwrap();
     eprintln!("TLS modes checked in {:?}", started.elapsed());
 }
@@ -361,4 +337,40 @@ async fn the_whole_store_runs_over_verify_full() {
     writer.close().await;
     holder.close().await;
     admin.close().await.unwrap();
+}
+
+/// A missing or empty `sslrootcert` is named before any connection is tried (nothing listens
+/// on port 1: a connection would fail otherwise).
+#[tokio::test]
+async fn missing_or_empty_tls_files_are_named_before_connecting() {
+    let dir = std::env::temp_dir().join(format!("sip-settings-pgtls-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = |mode: &str, root: &str| {
+        format!(
+            "postgres://postgres@127.0.0.1:1/postgres?sslmode={mode}&sslrootcert={}",
+            enc(root)
+        )
+    };
+    let missing = dir.join("missing.crt").to_string_lossy().into_owned();
+    let e = refused(&url("verify-full", &missing)).await;
+    assert!(
+        e.contains("sslrootcert") && e.contains(&missing) && e.contains("cannot read"),
+        "{e}"
+    );
+    let empty = file(&dir, "empty.crt", "");
+    let e = refused(&url("verify-ca", &empty)).await;
+    assert!(
+        e.contains(&empty) && e.contains("no PEM CERTIFICATE"),
+        "{e}"
+    );
+    // require with an sslrootcert verifies, so the file is read too.
+    let e = refused(&url("require", &empty)).await;
+    assert!(
+        e.contains(&empty) && e.contains("no PEM CERTIFICATE"),
+        "{e}"
+    );
+    // Modes that do not verify do not read it.
+    let e = refused(&url("prefer", &missing)).await;
+    assert!(!e.contains("sslrootcert"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
