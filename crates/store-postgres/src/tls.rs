@@ -121,13 +121,20 @@ pub(crate) async fn configure(
 /// Checks that `value` of the parameter `name` (a file, or PEM text inline as sqlx allows) holds
 /// a PEM block whose label ends in `label`.
 async fn check_pem(name: &str, value: &str, label: &str) -> Result<(), StoreError> {
-    let inline = value.trim_start().starts_with("-----BEGIN");
+    // sqlx's rule for inline PEM; a value that looks like PEM is never shown (a key).
+    let trimmed = value.trim();
+    let inline = trimmed.starts_with("-----BEGIN") && trimmed.ends_with("-----");
+    let shown = if value.contains("-----BEGIN") {
+        "(PEM text, not a file name)"
+    } else {
+        value
+    };
     let text: Cow<'_, str> = if inline {
         Cow::Borrowed(value)
     } else {
         let bytes = tokio::fs::read(Path::new(value))
             .await
-            .map_err(|e| StoreError::Other(format!("{name} {value}: cannot read the file: {e}")))?;
+            .map_err(|e| StoreError::Other(format!("{name} {shown}: cannot read the file: {e}")))?;
         Cow::Owned(String::from_utf8_lossy(&bytes).into_owned())
     };
     let found = text
@@ -142,7 +149,7 @@ async fn check_pem(name: &str, value: &str, label: &str) -> Result<(), StoreErro
         )))
     } else {
         Err(StoreError::Other(format!(
-            "{name} {value}: no PEM {label} block in the file"
+            "{name} {shown}: no PEM {label} block in the file"
         )))
     }
 }
@@ -283,6 +290,12 @@ mod tests {
             !e.contains("c2VjcmV0"),
             "the key's content is never shown: {e}"
         );
+        // Not quite inline PEM for sqlx (so a file name), still never shown.
+        let e = check_pem("sslkey", &format!("{key}x"), "PRIVATE KEY")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("c2VjcmV0") && e.contains("cannot read"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
