@@ -208,7 +208,7 @@ async fn each_sslmode_means_what_libpq_says() {
     let e = refused(&named("j", "sslmode=verify-ca")).await;
     assert!(e.contains("UnknownIssuer"), "{e}");
     // libpq's verify-ca does not check the name; sqlx 0.8.6 does, against rustls 0.23.24 and
-    // later (launchbadge/sqlx#3793, fixed after 0.8.6): verify-ca is verify-full here. When a
+    // later (sqlx issue #3793, fixed after 0.8.6): verify-ca is verify-full here. When a
     // newer sqlx connects, docs/deployment.md ("PostgreSQL over TLS") changes with this line.
     let e = refused(&url("postgres", "h2", &q)).await;
     assert!(

@@ -16,6 +16,7 @@ mod kamailio;
 mod operator_cli;
 mod ops;
 mod pg_scale_out;
+mod pg_tls;
 mod postgres;
 mod ratelimit;
 mod refusals;
