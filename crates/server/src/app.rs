@@ -93,8 +93,9 @@ async fn open_store_with_clock(
 
 /// A database URL without its secrets, for messages and logs: the password of the userinfo
 /// (`postgres://user:***@host/db`) and the value of every query parameter whose name ends in
-/// `password`, in any case (`?password=***`, `&PASSWORD=***`, `&sslpassword=***`). Every
-/// command that shows a database URL shows it through this.
+/// `password`, in any case (`?password=***`, `&PASSWORD=***`, `&sslpassword=***`), and a client
+/// key given inline (`sslkey=-----BEGIN…`; a file name is shown). Every command that shows a
+/// database URL shows it through this.
 pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
         return redact_query(url);
@@ -128,10 +129,21 @@ fn redact_query(text: &str) -> String {
             Some((name, _)) if name.to_ascii_lowercase().ends_with("password") => {
                 format!("{name}=***")
             }
+            // A client key given inline as PEM text (sqlx takes `sslkey=-----BEGIN…`).
+            Some((name, value)) if is_key_parameter(name) && value.contains("BEGIN") => {
+                format!("{name}=***")
+            }
             _ => parameter.to_owned(),
         })
         .collect();
     format!("{base}?{}", parameters.join("&"))
+}
+
+/// Whether `name` is the client key's parameter of a PostgreSQL URL (`sslkey`, `ssl-key`, in
+/// any case).
+fn is_key_parameter(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    name == "sslkey" || name == "ssl-key"
 }
 
 /// Opens the store named by the configuration (running migrations unless
@@ -436,6 +448,24 @@ mod tests {
         assert_eq!(
             redact_url("postgres://h/db?password=two&application_name=a@b"),
             "postgres://h/db?password=***&application_name=a@b"
+        );
+    }
+
+    #[test]
+    fn redact_url_hides_an_inline_client_key_but_not_a_key_file() {
+        assert_eq!(
+            redact_url(
+                "postgres://u@h/db?sslmode=verify-full&sslkey=-----BEGIN%20PRIVATE%20KEY-----%0AMC4%3D"
+            ),
+            "postgres://u@h/db?sslmode=verify-full&sslkey=***"
+        );
+        assert_eq!(
+            redact_url("postgres://u@h/db?SSL-KEY=-----BEGIN+EC+PRIVATE+KEY-----"),
+            "postgres://u@h/db?SSL-KEY=***"
+        );
+        assert_eq!(
+            redact_url("postgres://u@h/db?sslkey=/etc/sip-settings/db.key&sslrootcert=/ca.crt"),
+            "postgres://u@h/db?sslkey=/etc/sip-settings/db.key&sslrootcert=/ca.crt"
         );
     }
 

@@ -138,15 +138,17 @@ impl Drop for ProbeRunning {
     }
 }
 
-/// Whether the server can be reached: a fresh connection, or any answer of the server.
-async fn reachable(options: &PgConnectOptions) -> bool {
+/// Whether the server can be reached: a fresh connection, or any answer of the server; else
+/// why not (for the log: a refused TLS certificate is not a network outage).
+async fn reachable(options: &PgConnectOptions) -> Result<(), String> {
     match tokio::time::timeout(PROBE_TIMEOUT, PgConnection::connect_with(options)).await {
         Ok(Ok(connection)) => {
             let _ = connection.close().await;
-            true
+            Ok(())
         }
-        Ok(Err(e)) => !is_connection_error(&e),
-        Err(_) => false,
+        Ok(Err(e)) if is_connection_error(&e) => Err(e.to_string()),
+        Ok(Err(_)) => Ok(()),
+        Err(_) => Err(format!("no connection within {PROBE_TIMEOUT:?}")),
     }
 }
 
@@ -161,16 +163,20 @@ async fn probe(health: Weak<Health>) {
         else {
             return;
         };
-        let ok = reachable(&options).await;
+        let reached = reachable(&options).await;
         let Some(h) = health.upgrade() else { return };
-        if ok {
-            if h.down.swap(false, Ordering::AcqRel) {
-                tracing::info!("PostgreSQL is reachable again");
+        let reason = match reached {
+            Ok(()) => {
+                if h.down.swap(false, Ordering::AcqRel) {
+                    tracing::info!("PostgreSQL is reachable again");
+                }
+                return;
             }
-            return;
-        }
+            Err(reason) => reason,
+        };
         if !h.down.swap(true, Ordering::AcqRel) {
             tracing::warn!(
+                error = %reason,
                 "PostgreSQL is unreachable: store operations fail at once until it is back"
             );
         }

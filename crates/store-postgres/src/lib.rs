@@ -107,6 +107,7 @@ mod rows;
 mod settings;
 #[doc(hidden)]
 pub mod testing;
+mod tls;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -242,8 +243,11 @@ impl PgStore {
         for name in unknown {
             tracing::warn!(parameter = %name, "ignoring an unrecognised parameter of the PostgreSQL URL");
         }
-        let mut options = PgConnectOptions::from_str(&url)
+        let options = PgConnectOptions::from_str(&url)
             .map_err(|e| StoreError::Other(format!("bad PostgreSQL URL: {e}")))?;
+        let files = tls::TlsFiles::of(&url, |name| std::env::var(name).ok());
+        let mut options = tls::configure(options, &files).await?;
+        let mode = options.get_ssl_mode();
         if options.get_application_name().is_none() {
             options = options.application_name("sip-settings");
         }
@@ -259,7 +263,7 @@ impl PgStore {
             .connect_lazy_with(options.clone());
         let pool = GuardedPool::connect(pool_options, options)
             .await
-            .map_err(map_err)?;
+            .map_err(|e| tls::connect_error(e, mode))?;
         let store = Self {
             pool,
             clock: Arc::new(SystemClock),

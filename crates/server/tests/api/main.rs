@@ -17,6 +17,7 @@ mod lifecycle;
 mod operator_cli;
 mod ops;
 mod pg_scale_out;
+mod pg_tls;
 mod postgres;
 mod ratelimit;
 mod refusals;
