@@ -32,6 +32,7 @@ use crate::AppState;
 /// asked with a method it does not have is answered by [`error::method_not_allowed`].
 pub fn routes() -> Router<AppState> {
     let (router, api) = openapi::api_router().split_for_parts();
+    let api = doc::exact(api);
     let json: Arc<str> = Arc::from(api.to_pretty_json().unwrap_or_default());
     router
         .route(
