@@ -6,11 +6,14 @@
 # document exact both ways (every request valid by it is accepted, every invalid one refused).
 # Stops the server it started. Usage: bash .ci/schemathesis.sh (from anywhere; builds
 # target/debug/sip-settings if needed). Environment: SCHEMATHESIS_EXAMPLES (default 20),
-# SCHEMATHESIS_TIMEOUT (default 170 s), SCHEMATHESIS_CHECKS (default all).
+# SCHEMATHESIS_TIMEOUT (default 170 s), SCHEMATHESIS_CHECKS (default all), SCHEMATHESIS_PARTS
+# (default "me service revoke"), SCHEMATHESIS_ARGS (more arguments of `schemathesis run`).
 #
-# One narrowing, in schemathesis.toml below: positive_data_acceptance also takes 412. A
+# Narrowings, in schemathesis.toml below: positive_data_acceptance also takes 412 (a
 # well-formed If-Match that is not the current ETag is stale, and SPEC §6 requires 412 for it;
-# no document can make a random well-formed tag current. Custom string formats (CSRs, times
+# no document can make a random well-formed tag current), and so does negative_data_rejection
+# (a stale tag refuses the request before its body is read); opening a prepaid session also
+# takes 402 and 422 (the account's balance or rates refuse a well-formed request). Custom string formats (CSRs, times
 # within a week, calls cursors) get their strategies from .ci/schemathesis_hooks.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -88,6 +91,17 @@ export SCHEMATHESIS_HOOKS="$PWD/.ci/schemathesis_hooks.py"
 cat >"$work/schemathesis.toml" <<'TOML'
 [checks.positive_data_acceptance]
 expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "412", "429", "5xx"]
+
+# A stale If-Match refuses the request too (412 before the body is read; nothing changes).
+[checks.negative_data_rejection]
+expected-statuses = ["400", "401", "403", "404", "406", "412", "422", "428", "5xx"]
+
+# Opening a prepaid session for a valid request can be refused for the account's state:
+# 402 insufficient_balance, 422 no_rate (409 not_prepaid is allowed above). SPEC §5: call
+# control opens a session "or refuses".
+[[operations]]
+include-operation-id = "open_session"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "402", "403", "404", "409", "412", "422", "429", "5xx"]
 TOML
 
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
@@ -138,6 +152,7 @@ run_st() {
         --workers 2 \
         --request-timeout 20 \
         --no-color \
+        ${SCHEMATHESIS_ARGS:-} \
         "$@") 2>&1 | tee -a "$work/schemathesis.out" || status=$?
     if [[ $status -ne 0 ]]; then
         echo "schemathesis failed (exit $status); server log:" >&2
@@ -149,12 +164,27 @@ run_st() {
 # last, on its own; the service operation runs with a service certificate.
 cli cert issue --service proxy1 --out "$work/certs" >/dev/null
 service_crt="$(ls "$work"/certs/proxy1*.crt)"
-log "schemathesis: /v1/me with a subscriber certificate, $examples examples per operation"
-run_st "$crt" --exclude-operation-id revoke_certificate --exclude-path-regex '^/v1/service/'
-log "schemathesis: /v1/service/* with a service certificate"
-run_st "$service_crt" --include-path-regex '^/v1/service/'
-log "schemathesis: revoking own certificates"
-run_st "$crt" --include-operation-id revoke_certificate
+# Every part runs even when one before it failed, so that one run shows all failures.
+# SCHEMATHESIS_PARTS (default "me service revoke") picks parts while iterating.
+parts=" ${SCHEMATHESIS_PARTS:-me service revoke} "
+failed=""
+if [[ "$parts" == *" me "* ]]; then
+    log "schemathesis: /v1/me with a subscriber certificate, $examples examples per operation"
+    run_st "$crt" --exclude-operation-id revoke_certificate --exclude-path-regex '^/v1/service/' \
+        || failed="$failed me"
+fi
+if [[ "$parts" == *" service "* ]]; then
+    log "schemathesis: /v1/service/* with a service certificate"
+    run_st "$service_crt" --include-path-regex '^/v1/service/' || failed="$failed service"
+fi
+if [[ "$parts" == *" revoke "* ]]; then
+    log "schemathesis: revoking own certificates"
+    run_st "$crt" --include-operation-id revoke_certificate || failed="$failed revoke"
+fi
+if [[ -n "$failed" ]]; then
+    echo "schemathesis: failed:$failed ($((SECONDS - started)) s)" >&2
+    exit 1
+fi
 log "schemathesis: no server error, every response matches the document ($((SECONDS - started)) s)"
 passed="$(grep -Eo '[0-9]+ generated, [0-9]+ passed' "$work/schemathesis.out" | awk '{s += $3} END {print s + 0}')"
 echo "schemathesis: $passed passed, 0 failed"

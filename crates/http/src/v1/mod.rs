@@ -33,7 +33,7 @@ use crate::AppState;
 pub fn routes() -> Router<AppState> {
     let (router, api) = openapi::api_router().split_for_parts();
     let api = doc::exact(api);
-    let json: Arc<str> = Arc::from(api.to_pretty_json().unwrap_or_default());
+    let json: Arc<str> = Arc::from(serde_json::to_string_pretty(&api).unwrap_or_default());
     router
         .route(
             "/v1/openapi.json",

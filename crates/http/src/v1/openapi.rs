@@ -70,8 +70,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(service::routes())
 }
 
-/// The OpenAPI document of the `/v1` routes.
-pub fn document() -> utoipa::openapi::OpenApi {
+/// The OpenAPI document of the `/v1` routes (JSON: see [`crate::v1::doc::exact`]).
+pub fn document() -> serde_json::Value {
     crate::v1::doc::exact(api_router().into_openapi())
 }
 
