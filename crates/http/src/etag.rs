@@ -3,7 +3,11 @@
 //! * Every resource representation carries a strong `ETag`: the SHA-256 of its JSON, in hex.
 //! * A write may send `If-Match` with the tag it read (or `*`). When the resource's current tag
 //!   differs, the write is refused with `412` (`precondition_failed`) and changes nothing. A write
-//!   without `If-Match` is accepted (last writer wins).
+//!   without `If-Match` is accepted (last writer wins). An `If-Match` that is not `*` or a
+//!   comma-separated list of entity tags (RFC 9110 §8.8.3: `"…"` or `W/"…"`, visible ASCII
+//!   without `"` and `,` inside) is malformed: `400 invalid_field` naming `If-Match`, so that a
+//!   typo is told apart from a stale tag (the OpenAPI document gives the same syntax as a pattern,
+//!   `crate::v1::doc::IF_MATCH_PATTERN`).
 //! * A `GET` with `If-None-Match` naming the current tag is answered `304 Not Modified`.
 //! * Check and write run in one store transaction that holds the account's write lock in the
 //!   database (`Services::hold`: SQLite `BEGIN IMMEDIATE`, a PostgreSQL row lock), so no other
@@ -16,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::v1::error::ApiError;
+use crate::v1::error::{ApiError, invalid};
 
 /// The strong entity tag of a representation: `"<sha-256 of its JSON, hex>"`.
 pub fn tag_of<T: Serialize + ?Sized>(value: &T) -> String {
@@ -78,9 +82,42 @@ fn header_list(headers: &HeaderMap, name: header::HeaderName) -> Option<Vec<Stri
     Some(tags)
 }
 
+/// Whether an `If-Match` value is `*` or a comma-separated list of entity tags, with optional
+/// spaces and tabs around the elements: the syntax `crate::v1::doc::IF_MATCH_PATTERN` states.
+pub fn if_match_well_formed(value: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(value) else {
+        return false;
+    };
+    let ows = |c: char| c == ' ' || c == '\t';
+    let text = text.trim_matches(ows);
+    if text == "*" {
+        return true;
+    }
+    text.split(',').all(|element| {
+        let tag = element.trim_matches(ows);
+        let tag = tag.strip_prefix("W/").unwrap_or(tag);
+        tag.len() >= 2
+            && tag.starts_with('"')
+            && tag.ends_with('"')
+            && tag.as_bytes()[1..tag.len() - 1]
+                .iter()
+                .all(|b| matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x7E))
+    })
+}
+
 /// Checks `If-Match` against the current representation (`None`: the resource does not exist).
-/// Strong comparison: a weak tag never matches. No `If-Match` passes.
+/// Strong comparison: a weak tag never matches. No `If-Match` passes; a malformed one is `400`.
 pub fn check<T: Serialize>(headers: &HeaderMap, current: Option<&T>) -> Result<(), ApiError> {
+    if headers
+        .get_all(header::IF_MATCH)
+        .iter()
+        .any(|v| !if_match_well_formed(v.as_bytes()))
+    {
+        return Err(invalid(
+            "If-Match",
+            "must be * or a list of entity tags such as \"3f…\" (read the resource's ETag)",
+        ));
+    }
     let Some(list) = header_list(headers, header::IF_MATCH) else {
         return Ok(());
     };
@@ -130,6 +167,31 @@ mod tests {
             .into_response();
         assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
         assert_eq!(stale.headers()[header::ETAG], tag.as_str());
+    }
+
+    #[test]
+    fn a_malformed_if_match_is_a_400_naming_it() {
+        let v = serde_json::json!({"on": true});
+        for bad in [
+            "null", "abc", "\"", "\"a\"b\"", "*, \"a\"", "\"a\",", "w/\"a\"", "\"a b\"",
+        ] {
+            assert!(!if_match_well_formed(bad.as_bytes()), "{bad}");
+            let r = check(&headers(header::IF_MATCH, bad), Some(&v))
+                .unwrap_err()
+                .into_response();
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+        }
+        for good in [
+            "*",
+            " * ",
+            "\"\"",
+            "\"a\", W/\"b\"",
+            "\"x\",\t\"y\"",
+            "W/\"!#~\"",
+        ] {
+            assert!(if_match_well_formed(good.as_bytes()), "{good}");
+        }
+        assert!(!if_match_well_formed(b"\"\xff\""));
     }
 
     #[test]

@@ -142,6 +142,15 @@ async fn json_body_within<T: DeserializeOwned>(body: Body, limit: usize) -> Resu
     }
     let mut de = serde_json::Deserializer::from_slice(&bytes);
     let result: Result<T, _> = serde_path_to_error::deserialize(&mut de);
+    // `60.0` is the integer 60 in JSON Schema, which the OpenAPI document follows: a body
+    // refused only for an integral number written with a fraction is read again with it as an
+    // integer.
+    // (`from_slice` there reads the whole body, so no `de.end()` check is needed then.)
+    if result.is_err()
+        && let Some(v) = with_integral_numbers(&bytes)
+    {
+        return Ok(v);
+    }
     let value = match result {
         Ok(v) => v,
         Err(e) => {
@@ -176,6 +185,33 @@ async fn json_body_within<T: DeserializeOwned>(body: Body, limit: usize) -> Resu
         detail: format!("the body is not the expected JSON: {e}"),
     })?;
     Ok(value)
+}
+
+/// The body as `T` with every number that has a zero fraction (`60.0`) made an integer, if it
+/// has such a number and then reads as `T`.
+fn with_integral_numbers<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    fn integral(v: &mut serde_json::Value) -> bool {
+        match v {
+            serde_json::Value::Number(n) if n.is_f64() => match n.as_f64() {
+                Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                    // Exact below 2^53; the cast cannot truncate.
+                    #[allow(clippy::cast_possible_truncation)]
+                    let i = f as i64;
+                    *v = i.into();
+                    true
+                }
+                _ => false,
+            },
+            serde_json::Value::Array(items) => items.iter_mut().fold(false, |c, i| integral(i) | c),
+            serde_json::Value::Object(m) => m.values_mut().fold(false, |c, i| integral(i) | c),
+            _ => false,
+        }
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    if !integral(&mut value) {
+        return None;
+    }
+    serde_json::from_value(value).ok()
 }
 
 /// The refusal of a body whose top-level value is not a JSON object, if it is not.
@@ -270,6 +306,25 @@ mod tests {
 
     use crate::ratelimit::{Budget, RateLimits};
     use crate::v1::testing::{TestApp, assert_problem};
+
+    /// An integral number written with a fraction (`60.0`, an integer in JSON Schema) is read
+    /// as that integer; a real fraction is still refused naming its field.
+    #[test]
+    fn integral_numbers_with_a_fraction_are_integers() {
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct B {
+            n: u32,
+            m: Vec<i64>,
+        }
+        let read = |s: &str| super::with_integral_numbers::<B>(s.as_bytes());
+        assert_eq!(
+            read(r#"{"n": 60.0, "m": [-2.0]}"#),
+            Some(B { n: 60, m: vec![-2] })
+        );
+        assert_eq!(read(r#"{"n": 60.5, "m": []}"#), None);
+        assert_eq!(read(r#"{"n": 60, "m": []}"#), None, "nothing to change");
+        assert_eq!(read(r#"{"n": 1.0, "m": []} x"#), None);
+    }
 
     /// The body extractor refuses alike on `/v1/me` and `/v1/service`, as problem documents:
     /// not JSON, not an object, an unknown field, too large.

@@ -32,7 +32,8 @@ use crate::AppState;
 /// asked with a method it does not have is answered by [`error::method_not_allowed`].
 pub fn routes() -> Router<AppState> {
     let (router, api) = openapi::api_router().split_for_parts();
-    let json: Arc<str> = Arc::from(api.to_pretty_json().unwrap_or_default());
+    let api = doc::exact(api);
+    let json: Arc<str> = Arc::from(serde_json::to_string_pretty(&api).unwrap_or_default());
     router
         .route(
             "/v1/openapi.json",

@@ -70,9 +70,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(service::routes())
 }
 
-/// The OpenAPI document of the `/v1` routes.
-pub fn document() -> utoipa::openapi::OpenApi {
-    api_router().into_openapi()
+/// The OpenAPI document of the `/v1` routes (JSON: see [`crate::v1::doc::exact`]).
+pub fn document() -> serde_json::Value {
+    crate::v1::doc::exact(api_router().into_openapi())
 }
 
 #[cfg(test)]
@@ -122,6 +122,7 @@ mod tests {
             ("PrivacyView", decode::<privacy::PrivacyView>),
             ("AliasBody", decode::<aliases::AliasBody>),
             ("VoicemailBody", decode::<voicemail::VoicemailBody>),
+            ("VoicemailPut", decode::<voicemail::VoicemailBody>),
             ("PhonebookPost", decode::<phonebook::PhonebookPost>),
             ("PhonebookPut", decode::<phonebook::PhonebookPut>),
             ("CsrBody", decode::<certificates::CsrBody>),
@@ -166,6 +167,7 @@ mod tests {
             ("CallRecordBody", "duration"),
             ("CallRecordBody", "status"),
             ("RegistrationBody", "cseq"),
+            ("VoicemailPut", "enabled"),
         ];
         for name in &bodies {
             let Some((_, decoder)) = decoders.iter().find(|(n, _)| n == name) else {
