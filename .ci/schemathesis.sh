@@ -118,15 +118,29 @@ run_st() {
     fi
 }
 # Revoking a certificate may revoke the one the run authenticates with, so that operation runs
-# last, on its own; the service operation runs with a service certificate.
+# last, on its own; the service operations run with a service certificate, the operator API's
+# with an admin certificate. The operator's destructive operations (deleting an account,
+# revoking certificates: alice's, or the admin certificate itself) run after everything else.
 cli cert issue --service proxy1 --out "$work/certs" >/dev/null
 service_crt="$(ls "$work"/certs/proxy1*.crt)"
+cli cert issue --admin ops --out "$work/certs" >/dev/null
+admin_crt="$work/certs/ops.crt"
+admin_destructive=(--include-operation-id admin_revoke_certificate
+    --include-operation-id admin_revoke_account_certificates
+    --include-operation-id admin_delete_account)
 log "schemathesis: /v1/me with a subscriber certificate, $examples examples per operation"
-run_st "$crt" --exclude-operation-id revoke_certificate --exclude-path-regex '^/v1/service/'
+run_st "$crt" --exclude-operation-id revoke_certificate --exclude-path-regex '^/v1/(service|admin)/'
 log "schemathesis: /v1/service/* with a service certificate"
 run_st "$service_crt" --include-path-regex '^/v1/service/'
+log "schemathesis: /v1/admin/* with an admin certificate"
+run_st "$admin_crt" --include-path-regex '^/v1/admin/' \
+    --exclude-operation-id admin_revoke_certificate \
+    --exclude-operation-id admin_revoke_account_certificates \
+    --exclude-operation-id admin_delete_account
 log "schemathesis: revoking own certificates"
 run_st "$crt" --include-operation-id revoke_certificate
+log "schemathesis: the operator's deletions and revocations"
+run_st "$admin_crt" "${admin_destructive[@]}"
 log "schemathesis: no server error, every response matches the document ($((SECONDS - started)) s)"
 passed="$(grep -Eo '[0-9]+ generated, [0-9]+ passed' "$work/schemathesis.out" | awk '{s += $3} END {print s + 0}')"
 echo "schemathesis: $passed passed, 0 failed"
