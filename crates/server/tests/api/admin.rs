@@ -72,12 +72,27 @@ async fn json_of_any(response: reqwest::Response) -> (u16, Value) {
 
 /// The whole life of an account through the operator API, on `app`'s store.
 async fn round_trip(app: &TestApp) {
-    let admin = admin_cert(app);
-    let admin = admin.await;
+    let admin = admin_cert(app).await;
     let actor = format!("admin ops (serial {})", admin.record.serial);
     let ops = app.client(Some(&admin));
-    let url = |p: &str| format!("{}/v1/admin{p}", app.base);
+    domains_and_account(app, &ops).await;
+    let (bundle, serial) = certificate_for_the_account(app, &ops).await;
+    new_password(app, &ops).await;
+    addresses_and_voicemail(app, &ops).await;
+    rules_and_phonebook(app, &ops).await;
+    balances_and_imports(app, &ops).await;
+    journal_has_the_admin_actor(app, &ops, &actor).await;
+    revoke_and_delete(app, &ops, &actor, &bundle, &serial).await;
+}
 
+/// The account the round trip provisions.
+const CAROL: &str = "carol@example.org";
+
+/// Domains; an account created, read and changed (`If-Match`).
+async fn domains_and_account(app: &TestApp, ops: &reqwest::Client) {
+    let ops = ops.clone();
+    let url = |p: &str| format!("{}/v1/admin{p}", app.base);
+    let carol = CAROL;
     // Domains.
     let (s, b, _) = call(
         &ops,
@@ -102,7 +117,6 @@ async fn round_trip(app: &TestApp) {
     assert_eq!(b["domains"], json!(["example.com", "example.org"]));
 
     // Create, read, update.
-    let carol = "carol@example.org";
     let (s, b, _) = call(
         &ops,
         Method::POST,
@@ -152,7 +166,13 @@ async fn round_trip(app: &TestApp) {
     assert_eq!(b["last_name"], "Jones");
     assert_eq!(b["prepaid"], true);
     assert!(b["pstn_caller_id"].is_null(), "{b}");
+}
 
+/// A certificate issued for the account works on `/v1/me`; gives its bundle and serial.
+async fn certificate_for_the_account(app: &TestApp, ops: &reqwest::Client) -> (String, String) {
+    let ops = ops.clone();
+    let url = |p: &str| format!("{}/v1/admin{p}", app.base);
+    let carol = CAROL;
     // A certificate issued for the account works on /v1/me.
     let (s, b, _) = call(
         &ops,
@@ -198,6 +218,14 @@ async fn round_trip(app: &TestApp) {
     assert_eq!(b["account"], carol);
     assert_eq!(b["role"], "subscriber");
 
+    (bundle, serial)
+}
+
+/// A new password changes the digests.
+async fn new_password(app: &TestApp, ops: &reqwest::Client) {
+    let ops = ops.clone();
+    let url = |p: &str| format!("{}/v1/admin{p}", app.base);
+    let carol = CAROL;
     // A new password: the old one no longer checks, the new one does, the digests changed.
     let id = AccountId::parse(carol).unwrap();
     let before = app
@@ -237,7 +265,13 @@ async fn round_trip(app: &TestApp) {
     };
     assert!(check("carol-second-password").await);
     assert!(!check("carol-first-password").await);
+}
 
+/// Aliases, ENUM numbers, voicemail.
+async fn addresses_and_voicemail(app: &TestApp, ops: &reqwest::Client) {
+    let ops = ops.clone();
+    let url = |p: &str| format!("{}/v1/admin{p}", app.base);
+    let carol = CAROL;
     // Aliases and ENUM numbers.
     let (s, b, _) = call(
         &ops,
@@ -340,7 +374,13 @@ async fn round_trip(app: &TestApp) {
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["enabled"], false);
     assert_eq!(b["delivery"], "email_and_store");
+}
 
+/// Reject and accept rules, the phonebook.
+async fn rules_and_phonebook(app: &TestApp, ops: &reqwest::Client) {
+    let ops = ops.clone();
+    let url = |p: &str| format!("{}/v1/admin{p}", app.base);
+    let carol = CAROL;
     // Reject and accept rules, the phonebook.
     let acct = url(&format!("/accounts/{carol}"));
     let (s, b, _) = call(
@@ -417,7 +457,13 @@ async fn round_trip(app: &TestApp) {
     )
     .await;
     assert_eq!(s, 204, "{b}");
+}
 
+/// Balances; rates and calls from CSV.
+async fn balances_and_imports(app: &TestApp, ops: &reqwest::Client) {
+    let ops = ops.clone();
+    let url = |p: &str| format!("{}/v1/admin{p}", app.base);
+    let carol = CAROL;
     // Balances.
     let balance = url(&format!("/accounts/{carol}/balance"));
     let (s, b, _) = call(
@@ -483,7 +529,13 @@ async fn round_trip(app: &TestApp) {
     let (s, b) = post_csv(&ops, &url("/calls"), &calls.replace(",60,200,", ",x,200,")).await;
     assert_eq!(s, 400, "{b}");
     assert_eq!(b["field"], "body");
+}
 
+/// The journal has every change with the admin actor.
+async fn journal_has_the_admin_actor(app: &TestApp, ops: &reqwest::Client, actor: &str) {
+    let ops = ops.clone();
+    let url = |p: &str| format!("{}/v1/admin{p}", app.base);
+    let carol = CAROL;
     // The journal: every change, with the admin certificate as the actor.
     let (_, b, _) = call(
         &ops,
@@ -514,7 +566,7 @@ async fn round_trip(app: &TestApp) {
         assert!(resources.contains(&r), "{r} not journaled: {resources:?}");
     }
     for e in entries {
-        assert_eq!(e["actor"], actor.as_str(), "{e}");
+        assert_eq!(e["actor"], actor, "{e}");
         assert_eq!(e["door"], "admin", "{e}");
         assert_eq!(e["source"], "127.0.0.1", "{e}");
         assert_ne!(e["new"], "carol-second-password", "{e}");
@@ -524,7 +576,19 @@ async fn round_trip(app: &TestApp) {
         .find(|e| e["resource"] == "password")
         .unwrap();
     assert_eq!(password["new"], "changed");
+}
 
+/// Revocation and deletion.
+async fn revoke_and_delete(
+    app: &TestApp,
+    ops: &reqwest::Client,
+    actor: &str,
+    bundle: &str,
+    serial: &str,
+) {
+    let ops = ops.clone();
+    let url = |p: &str| format!("{}/v1/admin{p}", app.base);
+    let carol = CAROL;
     // Revoking the certificate shuts it out of /v1/me.
     let (s, b, _) = call(
         &ops,
@@ -536,7 +600,7 @@ async fn round_trip(app: &TestApp) {
     .await;
     assert_eq!(s, 200, "{b}");
     assert!(b["revoked_at"].is_string(), "{b}");
-    let as_carol = client_with(&app.ca_pem, Some((&bundle, &bundle)));
+    let as_carol = client_with(&app.ca_pem, Some((bundle, bundle)));
     let (s, _, _) = call(
         &as_carol,
         Method::GET,
@@ -578,7 +642,7 @@ async fn round_trip(app: &TestApp) {
     assert_eq!(first["account"], carol, "{b}");
     assert_eq!(first["resource"], "account");
     assert_eq!(first["new"], "deleted");
-    assert_eq!(first["actor"], actor.as_str());
+    assert_eq!(first["actor"], actor);
     let next = b["next"].as_i64().expect("a next page");
     let (_, older, _) = call(
         &ops,

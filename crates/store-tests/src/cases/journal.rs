@@ -68,11 +68,11 @@ pub async fn journal_across_a_domain(store: Arc<dyn Store>) {
     }
     let (alice, bob) = (id("alice@example.com"), id("bob@example.com"));
     let order = [&alice, &carol, &bob, &dave, &alice, &bob];
-    for (i, who) in order.iter().enumerate() {
+    for (i, who) in (0i64..).zip(order) {
         let w = store.begin_account(who).await.unwrap();
         w.commit(&[NewJournalEntry {
-            at: t0() + Duration::seconds(i as i64),
-            account: (*who).clone(),
+            at: t0() + Duration::seconds(i),
+            account: who.clone(),
             door: "admin".into(),
             actor: "admin ops (serial 01)".into(),
             source: None,

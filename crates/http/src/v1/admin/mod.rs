@@ -268,4 +268,33 @@ mod tests {
             assert_problem(&r, 400, "invalid_field", Some(field));
         }
     }
+
+    /// Every operator route is in the document, tagged `admin …`, and the `mutualTLS` scheme
+    /// says it admits admin certificates for `/v1/admin`.
+    #[test]
+    fn the_document_has_the_operator_routes() {
+        let doc = serde_json::to_value(crate::v1::openapi::document()).unwrap();
+        let mut operations = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            if !path.starts_with("/v1/admin/") {
+                continue;
+            }
+            for (method, op) in item.as_object().unwrap() {
+                operations += 1;
+                let tag = op["tags"][0].as_str().unwrap_or_default();
+                assert!(tag.starts_with("admin "), "{method} {path}: tag {tag}");
+                let id = op["operationId"].as_str().unwrap_or_default();
+                assert!(id.starts_with("admin_"), "{method} {path}: {id}");
+            }
+        }
+        assert!(operations >= 40, "{operations} operator operations");
+        let scheme = &doc["components"]["securitySchemes"]["mutualTLS"]["description"];
+        assert!(
+            scheme
+                .as_str()
+                .unwrap_or_default()
+                .contains("admin certificate"),
+            "{scheme}"
+        );
+    }
 }
