@@ -161,25 +161,43 @@ run_st() {
     fi
 }
 # Revoking a certificate may revoke the one the run authenticates with, so that operation runs
-# last, on its own; the service operation runs with a service certificate.
+# last, on its own; the service operations run with a service certificate, the operator API's
+# with an admin certificate. The operator's destructive operations (deleting an account,
+# revoking certificates: alice's, or the admin certificate itself) run after everything else.
 cli cert issue --service proxy1 --out "$work/certs" >/dev/null
 service_crt="$(ls "$work"/certs/proxy1*.crt)"
+cli cert issue --admin ops --out "$work/certs" >/dev/null
+admin_crt="$work/certs/ops.crt"
+admin_destructive=(--include-operation-id admin_revoke_certificate
+    --include-operation-id admin_revoke_account_certificates
+    --include-operation-id admin_delete_account)
 # Every part runs even when one before it failed, so that one run shows all failures.
-# SCHEMATHESIS_PARTS (default "me service revoke") picks parts while iterating.
-parts=" ${SCHEMATHESIS_PARTS:-me service revoke} "
+# SCHEMATHESIS_PARTS (default "me service admin revoke destructive") picks parts while iterating.
+parts=" ${SCHEMATHESIS_PARTS:-me service admin revoke destructive} "
 failed=""
 if [[ "$parts" == *" me "* ]]; then
     log "schemathesis: /v1/me with a subscriber certificate, $examples examples per operation"
-    run_st "$crt" --exclude-operation-id revoke_certificate --exclude-path-regex '^/v1/service/' \
-        || failed="$failed me"
+    run_st "$crt" --exclude-operation-id revoke_certificate \
+        --exclude-path-regex '^/v1/(service|admin)/' || failed="$failed me"
 fi
 if [[ "$parts" == *" service "* ]]; then
     log "schemathesis: /v1/service/* with a service certificate"
     run_st "$service_crt" --include-path-regex '^/v1/service/' || failed="$failed service"
 fi
+if [[ "$parts" == *" admin "* ]]; then
+    log "schemathesis: /v1/admin/* with an admin certificate"
+    run_st "$admin_crt" --include-path-regex '^/v1/admin/' \
+        --exclude-operation-id admin_revoke_certificate \
+        --exclude-operation-id admin_revoke_account_certificates \
+        --exclude-operation-id admin_delete_account || failed="$failed admin"
+fi
 if [[ "$parts" == *" revoke "* ]]; then
     log "schemathesis: revoking own certificates"
     run_st "$crt" --include-operation-id revoke_certificate || failed="$failed revoke"
+fi
+if [[ "$parts" == *" destructive "* ]]; then
+    log "schemathesis: the operator's deletions and revocations"
+    run_st "$admin_crt" "${admin_destructive[@]}" || failed="$failed destructive"
 fi
 if [[ -n "$failed" ]]; then
     echo "schemathesis: failed:$failed ($((SECONDS - started)) s)" >&2

@@ -20,6 +20,8 @@ pub enum Door {
     WebPage,
     /// The service API (proxies, call control).
     ServiceApi,
+    /// The operator API `/v1/admin` (admin certificates).
+    AdminApi,
 }
 
 impl Door {
@@ -31,6 +33,7 @@ impl Door {
             Self::Cli => "cli",
             Self::WebPage => "web",
             Self::ServiceApi => "service",
+            Self::AdminApi => "admin",
         }
     }
 }
@@ -47,7 +50,7 @@ pub struct Origin {
     /// The door.
     pub door: Door,
     /// The actor: `certificate <serial>`, `login <user@domain>`, `operator <name>`,
-    /// `service <name>`.
+    /// `service <name>`, `admin <name> (serial <serial>)`.
     pub actor: String,
     /// The client's address, when there is one.
     pub source: Option<String>,

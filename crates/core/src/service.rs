@@ -286,6 +286,53 @@ impl Services {
         Ok(self.store.list_accounts(domain).await?)
     }
 
+    /// One page of the accounts (of one domain), by address: those after `after` whose address
+    /// or name contains `q` (case-insensitive; see [`account_matches`]), at most `limit`; with
+    /// the cursor of the next page (the last address shown) when there may be more. The
+    /// domain's accounts are read and paged here, not in the store: an installation's domain
+    /// holds thousands of accounts, not millions.
+    pub async fn account_page(
+        &self,
+        domain: Option<&Domain>,
+        q: Option<&str>,
+        after: Option<&AccountId>,
+        limit: u32,
+    ) -> Result<(Vec<Account>, Option<AccountId>), ServiceError> {
+        let key = |id: &AccountId| (id.domain().to_string(), id.user().to_string());
+        let mut accounts: Vec<Account> = self
+            .store
+            .list_accounts(domain)
+            .await?
+            .into_iter()
+            .filter(|a| after.is_none_or(|after| key(&a.id) > key(after)))
+            .filter(|a| q.is_none_or(|q| account_matches(a, q)))
+            .collect();
+        accounts.sort_by_key(|a| key(&a.id));
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        let more = accounts.len() > limit;
+        accounts.truncate(limit);
+        let next = if more {
+            accounts.last().map(|a| a.id.clone())
+        } else {
+            None
+        };
+        Ok((accounts, next))
+    }
+
+    /// The journal of every account of a domain, deleted ones too, newest first, before the
+    /// cursor `before` (an entry id).
+    pub async fn domain_journal_entries(
+        &self,
+        domain: &Domain,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<JournalEntry>, ServiceError> {
+        Ok(self
+            .store
+            .list_domain_journal(domain, before, limit)
+            .await?)
+    }
+
     /// Changes profile fields and the prepaid flag.
     pub async fn update_account(
         &self,
@@ -369,10 +416,17 @@ impl Services {
         Ok(self.verify_password(&id, password).await?.then_some(id))
     }
 
-    /// Deletes an account and revokes its certificates; returns how many were revoked.
+    /// Deletes an account and revokes its certificates; returns how many were revoked. The
+    /// deletion is journaled (the journal outlives the account).
     pub async fn delete_account(&self, id: &AccountId) -> Result<u64, ServiceError> {
+        let entry = self.journal_entry(
+            id,
+            "account",
+            Some("created".to_owned()),
+            Some("deleted".to_owned()),
+        );
         self.store
-            .delete_account(id, self.clock.now())
+            .delete_account(id, self.clock.now(), &[entry])
             .await
             .map_err(|e| match e {
                 crate::StoreError::NotFound(_) => {
@@ -652,6 +706,22 @@ impl Services {
 
 /// The counter of refused client certificates, by reason.
 pub const CERTIFICATES_REFUSED: &str = "sip_settings_certificates_refused_total";
+
+/// Whether an account matches the search text `q`: the address (`user@domain`), the first
+/// name, the last name or "first last" contains it, ignoring case and surrounding white space.
+/// An empty `q` matches every account.
+pub fn account_matches(account: &Account, q: &str) -> bool {
+    let q = q.trim().to_lowercase();
+    let p = &account.profile;
+    [
+        account.id.to_string(),
+        p.first_name.clone(),
+        p.last_name.clone(),
+        format!("{} {}", p.first_name, p.last_name),
+    ]
+    .iter()
+    .any(|field| field.to_lowercase().contains(&q))
+}
 
 /// The profile fields that differ between two versions of an account: (field, old, new).
 fn profile_changes(

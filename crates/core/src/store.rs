@@ -310,8 +310,14 @@ pub trait Accounts: Send + Sync {
     }
     /// Deletes an account with all its settings and revokes its certificates, in one
     /// transaction. Returns how many certificates were revoked. [`StoreError::NotFound`] if
-    /// there is no account.
-    async fn delete_account(&self, id: &AccountId, at: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// there is no account. `journal` is appended in the same transaction (the journal
+    /// outlives the account).
+    async fn delete_account(
+        &self,
+        id: &AccountId,
+        at: DateTime<Utc>,
+        journal: &[NewJournalEntry],
+    ) -> Result<u64, StoreError>;
 }
 
 /// The certificates issued to accounts.
@@ -661,6 +667,14 @@ pub trait Journal: Send + Sync {
     async fn list_journal(
         &self,
         account: &AccountId,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<JournalEntry>, StoreError>;
+    /// The journal of every account of `domain` (deleted ones too), newest first, entries with
+    /// an id below `before` (a cursor).
+    async fn list_domain_journal(
+        &self,
+        domain: &Domain,
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<JournalEntry>, StoreError>;

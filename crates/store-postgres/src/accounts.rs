@@ -198,7 +198,12 @@ impl Accounts for PgStore {
         .await
     }
 
-    async fn delete_account(&self, id: &AccountId, at: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn delete_account(
+        &self,
+        id: &AccountId,
+        at: DateTime<Utc>,
+        journal: &[NewJournalEntry],
+    ) -> Result<u64, StoreError> {
         let revoked = retrying(|| async move {
             let mut tx = self.pool.begin().await?;
             let revoked = sqlx::query(
@@ -219,6 +224,7 @@ impl Accounts for PgStore {
                 // Dropping the transaction rolls it back.
                 return Err(not_found(id));
             }
+            insert_journal(&mut tx, journal).await?;
             tx.commit().await?;
             Ok(revoked)
         })

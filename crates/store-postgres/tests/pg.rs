@@ -286,13 +286,13 @@ async fn accounts_insert_get_delete_and_revoke() {
         .unwrap();
 
     let at = t0() + Duration::hours(1);
-    assert_eq!(s.delete_account(&alice, at).await.unwrap(), 1);
+    assert_eq!(s.delete_account(&alice, at, &[]).await.unwrap(), 1);
     assert_eq!(s.get_account(&alice).await.unwrap(), None);
     let cert = s.get_certificate(&serial).await.unwrap().unwrap();
     assert_eq!(cert.revoked_at, Some(at));
     assert_eq!(cert.account, Some(alice.clone()));
     assert!(s.list_enum(None).await.unwrap().is_empty());
-    let e = s.delete_account(&alice, at).await.unwrap_err();
+    let e = s.delete_account(&alice, at, &[]).await.unwrap_err();
     assert!(matches!(e, StoreError::NotFound(_)), "{e:?}");
     let e = s.set_privacy(&alice, false).await.unwrap_err();
     assert!(matches!(e, StoreError::NotFound(_)), "{e:?}");
@@ -797,7 +797,7 @@ async fn a_change_on_one_server_holds_for_the_next_read_on_another() {
     }
     // An account deleted on one server is gone on the other, and its certificates revoked.
     assert!(warm(&b, &alice, &serial).await >= 4, "cached");
-    a.delete_account(&alice, t0()).await.unwrap();
+    a.delete_account(&alice, t0(), &[]).await.unwrap();
     assert_eq!(b.get_account(&alice).await.unwrap(), None);
     assert!(
         b.get_certificate(&serial)

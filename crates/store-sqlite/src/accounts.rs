@@ -159,7 +159,12 @@ impl Accounts for SqliteStore {
         .transpose()
     }
 
-    async fn delete_account(&self, id: &AccountId, at: DateTime<Utc>) -> Result<u64, StoreError> {
+    async fn delete_account(
+        &self,
+        id: &AccountId,
+        at: DateTime<Utc>,
+        journal: &[NewJournalEntry],
+    ) -> Result<u64, StoreError> {
         let mut tx = self.group.write_for(id).await?;
         let revoked = sqlx::query(
             "UPDATE certificates SET revoked_at = ? WHERE account = ? AND revoked_at IS NULL",
@@ -181,6 +186,7 @@ impl Accounts for SqliteStore {
             // Dropping the transaction rolls it back.
             return Err(StoreError::NotFound(format!("account {id}")));
         }
+        insert_journal(&mut tx, journal).await?;
         tx.commit().await?;
         Ok(revoked)
     }

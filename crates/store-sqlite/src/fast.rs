@@ -755,7 +755,7 @@ mod tests {
 
         // Deleting the account empties every one of its reads at once.
         twice(&server, || server.list_phonebook(&alice)).await;
-        cli.delete_account(&alice, t0).await.unwrap();
+        cli.delete_account(&alice, t0, &[]).await.unwrap();
         assert_eq!(
             fresh(&server, || server.resolve_address(&alice)).await,
             None

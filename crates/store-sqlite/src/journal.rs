@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use sip_settings_core::StoreError;
-use sip_settings_core::ids::AccountId;
+use sip_settings_core::ids::{AccountId, Domain};
 use sip_settings_core::journal::{JournalEntry, NewJournalEntry};
 use sip_settings_core::store::Journal;
 use sqlx::Row;
@@ -27,22 +27,45 @@ impl Journal for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(map_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(JournalEntry {
-                    id: r.try_get("id").map_err(map_err)?,
-                    entry: NewJournalEntry {
-                        at: r.try_get("at").map_err(map_err)?,
-                        account: account.clone(),
-                        door: r.try_get("door").map_err(map_err)?,
-                        actor: r.try_get("actor").map_err(map_err)?,
-                        source: r.try_get("source").map_err(map_err)?,
-                        resource: r.try_get("resource").map_err(map_err)?,
-                        old: r.try_get("old_value").map_err(map_err)?,
-                        new: r.try_get("new_value").map_err(map_err)?,
-                    },
-                })
-            })
-            .collect()
+        rows.iter().map(entry_of).collect()
     }
+
+    async fn list_domain_journal(
+        &self,
+        domain: &Domain,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        // A domain is letters, digits, '-' and '.': no LIKE wildcard can be in it.
+        let rows = sqlx::query(
+            "SELECT * FROM journal WHERE account LIKE '%@' || ? AND id < ? ORDER BY id DESC LIMIT ?",
+        )
+        .bind(domain.as_str())
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(entry_of).collect()
+    }
+}
+
+/// A journal row as an entry; an account that does not parse is corrupt data.
+fn entry_of(r: &sqlx::sqlite::SqliteRow) -> Result<JournalEntry, StoreError> {
+    let account: String = r.try_get("account").map_err(map_err)?;
+    let account = AccountId::parse(&account)
+        .map_err(|e| StoreError::Other(format!("journal entry of account {account:?}: {e}")))?;
+    Ok(JournalEntry {
+        id: r.try_get("id").map_err(map_err)?,
+        entry: NewJournalEntry {
+            at: r.try_get("at").map_err(map_err)?,
+            account,
+            door: r.try_get("door").map_err(map_err)?,
+            actor: r.try_get("actor").map_err(map_err)?,
+            source: r.try_get("source").map_err(map_err)?,
+            resource: r.try_get("resource").map_err(map_err)?,
+            old: r.try_get("old_value").map_err(map_err)?,
+            new: r.try_get("new_value").map_err(map_err)?,
+        },
+    })
 }

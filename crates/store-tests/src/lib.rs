@@ -60,6 +60,7 @@ macro_rules! conformance_suite {
             calls_listing_and_usage,
             billing_export_import_round_trip,
             journal_newest_first_with_cursor,
+            journal_across_a_domain,
             device_bindings_follow_rfc3261,
             account_write_commits_change_and_journal_together,
             changes_of_one_write_land_in_order,

@@ -149,7 +149,7 @@ async fn the_hot_read_cache_shows_every_commit_of_another_connection_at_once() {
     server.set_temporary_rule(&alice, None).await.unwrap();
     assert!(server.get_temporary_rule(&alice).await.unwrap().is_none());
 
-    cli.delete_account(&alice, t0).await.unwrap();
+    cli.delete_account(&alice, t0, &[]).await.unwrap();
     assert!(server.get_account(&alice).await.unwrap().is_none());
     assert!(server.get_diversions(&alice).await.unwrap().is_empty());
 
@@ -253,7 +253,7 @@ async fn the_call_reads_show_every_commit_of_another_connection_at_once() {
     cli.put_voicemail(&alice, &voicemail).await.unwrap();
     assert_eq!(server.get_voicemail(&alice).await.unwrap(), Some(voicemail));
 
-    cli.delete_account(&alice, t0).await.unwrap();
+    cli.delete_account(&alice, t0, &[]).await.unwrap();
     assert_eq!(server.resolve_address(&al).await.unwrap(), None);
     assert_eq!(server.resolve_enum(&number).await.unwrap(), None);
     assert!(server.list_reject(&alice).await.unwrap().is_empty());

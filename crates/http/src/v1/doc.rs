@@ -16,7 +16,7 @@ pub use crate::problem::Problem;
 
 /// A header an answer carries.
 #[derive(Debug, Clone, Copy)]
-enum Header {
+pub(crate) enum Header {
     /// None.
     None,
     /// `Retry-After`: seconds.
@@ -26,7 +26,9 @@ enum Header {
 }
 
 /// The responses of a table of (status, description, header); `304` has no body.
-fn problem_responses(table: &[(u16, &str, Header)]) -> BTreeMap<String, RefOr<Response>> {
+pub(crate) fn problem_responses(
+    table: &[(u16, &str, Header)],
+) -> BTreeMap<String, RefOr<Response>> {
     table
         .iter()
         .map(|(status, description, header)| {

@@ -1,12 +1,14 @@
 //! The resource API under `/v1`: a subscriber's own settings under `/v1/me` ([`me`]), the
-//! routing decisions and accounting feeds for proxies under `/v1/service` ([`service`]), and the
-//! OpenAPI document of both ([`openapi`]), served as `/v1/openapi.json`.
+//! routing decisions and accounting feeds for proxies under `/v1/service` ([`service`]), the
+//! operator's provisioning under `/v1/admin` ([`admin`]), and the OpenAPI document of all
+//! three ([`openapi`]), served as `/v1/openapi.json`.
 //!
-//! Dependencies point one way: the resource modules under [`me`] and [`service`] use the shared
-//! modules ([`doc`], [`error`], [`extract`], [`explain`], [`view`], [`mod@write`]) and never
-//! each other; only the route tables ([`me::routes`], [`service::routes`]) and the document
-//! ([`openapi`]) name the resources.
+//! Dependencies point one way: the resource modules under [`me`], [`service`] and [`admin`] use
+//! the shared modules ([`doc`], [`error`], [`extract`], [`explain`], [`view`], [`mod@write`])
+//! and never each other; only the route tables ([`me::routes`], [`service::routes`],
+//! [`admin::routes`]) and the document ([`openapi`]) name the resources.
 
+pub mod admin;
 pub mod doc;
 pub mod error;
 pub mod explain;

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test binary: a failed unwrap is a failed test
 mod account;
+mod admin;
 mod atomic;
 mod auth;
 mod billing;

@@ -159,7 +159,7 @@ pub async fn account_delete_cascades_and_revokes(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let at = t0() + Duration::hours(1);
-    assert_eq!(store.delete_account(&alice, at).await.unwrap(), 2);
+    assert_eq!(store.delete_account(&alice, at, &[]).await.unwrap(), 2);
     assert!(store.get_account(&alice).await.unwrap().is_none());
     assert!(
         store
@@ -193,7 +193,7 @@ pub async fn account_delete_cascades_and_revokes(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(matches!(
-        store.delete_account(&alice, at).await,
+        store.delete_account(&alice, at, &[]).await,
         Err(StoreError::NotFound(_))
     ));
 }

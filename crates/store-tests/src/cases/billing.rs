@@ -480,7 +480,7 @@ pub async fn billing_export_import_round_trip(store: Arc<dyn Store>) {
     assert_eq!(snap.sessions.len(), 2);
     assert_eq!(snap.balance, money("2.9"));
     // Into a second account with no billing state.
-    store.delete_account(&bob, t0()).await.unwrap();
+    store.delete_account(&bob, t0(), &[]).await.unwrap();
     let mut fresh = account("bob@example.com");
     fresh.prepaid = true;
     store

@@ -224,7 +224,7 @@ async fn lapsed_removed_all_and_refused_bindings(
         .unwrap_err();
     assert!(matches!(e, StoreError::NotFound(_)), "{e:?}");
     store
-        .delete_account(&id("bob@example.com"), much_later)
+        .delete_account(&id("bob@example.com"), much_later, &[])
         .await
         .unwrap();
     assert_eq!(

@@ -42,7 +42,7 @@ pub async fn journal_newest_first_with_cursor(store: Arc<dyn Store>) {
             .unwrap()
             .is_empty()
     );
-    store.delete_account(&alice, t0()).await.unwrap();
+    store.delete_account(&alice, t0(), &[]).await.unwrap();
     assert_eq!(store.list_journal(&alice, None, 10).await.unwrap().len(), 5);
 }
 
@@ -72,4 +72,89 @@ pub async fn operations_schema_figures_and_shut_down(store: Arc<dyn Store>) {
             || store.list_domains().await.is_err(),
         "a store that was shut down still answers"
     );
+}
+
+/// The journal of a domain holds the entries of its accounts (deleted ones too) and of no other
+/// domain's, newest first, paged with the same cursor; a domain that is a suffix of another's
+/// name (`ample.com` of `example.com`) is not mixed in.
+pub async fn journal_across_a_domain(store: Arc<dyn Store>) {
+    use sip_settings_core::journal::NewJournalEntry;
+    seed(&store).await;
+    for d in ["example.org", "ample.com"] {
+        store
+            .add_domain(&Domain::parse(d).unwrap(), t0())
+            .await
+            .unwrap();
+    }
+    let carol = id("carol@example.org");
+    let dave = id("dave@ample.com");
+    for a in [&carol, &dave] {
+        store
+            .insert_account(&account(&a.to_string()), &creds("c"), &[])
+            .await
+            .unwrap();
+    }
+    let (alice, bob) = (id("alice@example.com"), id("bob@example.com"));
+    let order = [&alice, &carol, &bob, &dave, &alice, &bob];
+    for (i, who) in (0i64..).zip(order) {
+        let w = store.begin_account(who).await.unwrap();
+        w.commit(&[NewJournalEntry {
+            at: t0() + Duration::seconds(i),
+            account: who.clone(),
+            door: "admin".into(),
+            actor: "admin ops (serial 01)".into(),
+            source: None,
+            resource: format!("r{i}"),
+            old: None,
+            new: None,
+        }])
+        .await
+        .unwrap();
+    }
+    let example = Domain::parse("example.com").unwrap();
+    let first = store.list_domain_journal(&example, None, 3).await.unwrap();
+    let seen: Vec<(String, &str)> = first
+        .iter()
+        .map(|e| (e.entry.account.to_string(), e.entry.resource.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("bob@example.com".to_owned(), "r5"),
+            ("alice@example.com".to_owned(), "r4"),
+            ("bob@example.com".to_owned(), "r2"),
+        ]
+    );
+    assert_eq!(first[0].entry.actor, "admin ops (serial 01)");
+    let rest = store
+        .list_domain_journal(&example, Some(first[2].id), 3)
+        .await
+        .unwrap();
+    let names: Vec<&str> = rest.iter().map(|e| e.entry.resource.as_str()).collect();
+    assert_eq!(names, ["r0"]);
+    let ample = store
+        .list_domain_journal(&Domain::parse("ample.com").unwrap(), None, 10)
+        .await
+        .unwrap();
+    let names: Vec<&str> = ample.iter().map(|e| e.entry.resource.as_str()).collect();
+    assert_eq!(names, ["r3"]);
+    // The deletion's own entry is written with it, and the account's entries stay.
+    let deleted = NewJournalEntry {
+        at: t0() + Duration::seconds(9),
+        account: alice.clone(),
+        door: "admin".into(),
+        actor: "admin ops (serial 01)".into(),
+        source: None,
+        resource: "account".into(),
+        old: Some("created".into()),
+        new: Some("deleted".into()),
+    };
+    store
+        .delete_account(&alice, t0(), &[deleted])
+        .await
+        .unwrap();
+    let all = store.list_domain_journal(&example, None, 10).await.unwrap();
+    assert_eq!(all.len(), 5);
+    assert_eq!(all[0].entry.new.as_deref(), Some("deleted"));
+    assert_eq!(store.list_journal(&alice, None, 10).await.unwrap().len(), 3);
 }

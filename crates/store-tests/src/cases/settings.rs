@@ -354,7 +354,7 @@ pub async fn call_reads_follow_each_write(store: Arc<dyn Store>) {
     store.add_alias(&al, &alice, 20).await.unwrap();
     store.put_phonebook_entry(&alice, &entry).await.unwrap();
     assert_eq!(store.resolve_address(&al).await.unwrap(), found);
-    store.delete_account(&alice, t0()).await.unwrap();
+    store.delete_account(&alice, t0(), &[]).await.unwrap();
     assert_eq!(store.resolve_address(&al).await.unwrap(), None);
     assert_eq!(store.resolve_address(&alice).await.unwrap(), None);
     assert!(store.list_phonebook(&alice).await.unwrap().is_empty());
