@@ -169,6 +169,19 @@ impl Group {
         Self::check_list(groups)
     }
 
+    /// Parses a list of group names given one by one (`groups[i]` names a bad one), without
+    /// repeats, and checks it as [`Group::check_list`] does.
+    pub fn parse_each(list: &[String]) -> Result<Vec<Self>, ServiceError> {
+        let mut groups = Vec::new();
+        for (i, g) in list.iter().enumerate() {
+            let group = Self::parse(g).map_err(|e| e.renamed(&format!("groups[{i}]")))?;
+            if !groups.contains(&group) {
+                groups.push(group);
+            }
+        }
+        Self::check_list(groups)
+    }
+
     /// Checks a list of groups: at least one; `everybody` and `nobody` stand alone.
     pub fn check_list(mut groups: Vec<Self>) -> Result<Vec<Self>, ServiceError> {
         if groups.is_empty() {

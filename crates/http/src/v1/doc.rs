@@ -422,8 +422,19 @@ fn constrain_parameters(v: &mut serde_json::Value) {
         ("path", "pattern", pattern_schema(REJECT_PATTERN, Some(255))),
         ("path", "condition", pattern_schema(CONDITION_PATTERN, None)),
     ];
+    // The operator API's query parameters that name what the /v1/me paths name in the path.
+    let admin_params: [(&str, &str, serde_json::Value); 3] = [
+        ("query", "q", pattern_schema(NAME_PATTERN, Some(200))),
+        ("query", "uri", pattern_schema(CONTACT_PATTERN, Some(251))),
+        (
+            "query",
+            "pattern",
+            pattern_schema(REJECT_PATTERN, Some(255)),
+        ),
+    ];
     if let Some(paths) = v["paths"].as_object_mut() {
-        for item in paths.values_mut() {
+        for (path, item) in paths.iter_mut() {
+            let admin = path.starts_with("/v1/admin/");
             let Some(ops) = item.as_object_mut() else {
                 continue;
             };
@@ -434,8 +445,20 @@ fn constrain_parameters(v: &mut serde_json::Value) {
                 };
                 for p in list {
                     for (place, name, schema) in &params {
+                        // The operator API's `alias` is a whole `alias@domain`, with its own
+                        // pattern; `/v1/me`'s is the account's own alias.
+                        if admin && *name == "alias" {
+                            continue;
+                        }
                         if p["in"] == *place && p["name"] == *name {
                             set(p, "schema", schema.clone());
+                        }
+                    }
+                    if admin {
+                        for (place, name, schema) in &admin_params {
+                            if p["in"] == *place && p["name"] == *name {
+                                set(p, "schema", schema.clone());
+                            }
                         }
                     }
                     if p["in"] == "query" && p["name"] == "before" {
@@ -556,7 +579,7 @@ fn constrain_fields(schemas: &mut serde_json::Value) {
         ("DiversionsPatch", "FUNV", target.clone()),
         ("DiversionBody", "target", target.clone()),
         ("AcceptRuleBody", "groups", groups.clone()),
-        ("TemporaryRuleBody", "groups", groups),
+        ("TemporaryRuleBody", "groups", groups.clone()),
         ("TemporaryRuleBody", "until", until.clone()),
         ("DndBody", "until", until),
         (
@@ -569,12 +592,35 @@ fn constrain_fields(schemas: &mut serde_json::Value) {
         ("PhonebookPost", "name", name.clone()),
         ("PhonebookPost", "groups", phonebook_groups.clone()),
         ("PhonebookPut", "name", name),
-        ("PhonebookPut", "groups", phonebook_groups),
+        ("PhonebookPut", "groups", phonebook_groups.clone()),
         (
             "VoicemailBody",
             "email",
             nullable(string(EMAIL_PATTERN, Some(254))),
         ),
+        // The operator API (`/v1/admin`).
+        (
+            "AccountCreate",
+            "timezone",
+            serde_json::json!({"type": ["string", "null"], "enum": zones.clone()}),
+        ),
+        (
+            "AdminAccountPatch",
+            "timezone",
+            serde_json::json!({"type": ["string", "null"], "enum": zones}),
+        ),
+        (
+            "AdminPhonebookEntry",
+            "uri",
+            string(CONTACT_PATTERN, Some(251)),
+        ),
+        ("AdminPhonebookEntry", "groups", phonebook_groups.clone()),
+        (
+            "AdminRejectBody",
+            "pattern",
+            string(REJECT_PATTERN, Some(255)),
+        ),
+        ("AdminAcceptRuleBody", "groups", groups.clone()),
         (
             "CsrBody",
             "csr",
@@ -607,14 +653,14 @@ fn exclusive_fields(schemas: &mut serde_json::Value) {
             {"properties": {"on": {"const": false}, "duration": {"type": "integer"}},
                 "required": ["on", "duration"]}]}),
     );
-    set(
-        &mut schemas["VoicemailBody"],
-        "not",
-        serde_json::json!({"properties": {"enabled": {"const": false}, "delivery": {"type": "string"},
-                "email": {"type": "string"}, "pin": {"type": "string"}},
-            "required": ["enabled"],
-            "anyOf": [{"required": ["delivery"]}, {"required": ["email"]}, {"required": ["pin"]}]}),
-    );
+    // A mailbox being disabled keeps its settings: none may come with `enabled: false`.
+    let disabled_with_settings = serde_json::json!({"properties": {"enabled": {"const": false},
+            "delivery": {"type": "string"}, "email": {"type": "string"}, "pin": {"type": "string"}},
+        "required": ["enabled"],
+        "anyOf": [{"required": ["delivery"]}, {"required": ["email"]}, {"required": ["pin"]}]});
+    for body in ["VoicemailBody", "AdminVoicemailBody"] {
+        set(&mut schemas[body], "not", disabled_with_settings.clone());
+    }
     // `POST /v1/service/route`: exactly one of `account` and `callee`.
     let one_of = |a: &str, b: &str| {
         serde_json::json!({"properties": {a: {"type": "string"}}, "required": [a],

@@ -415,7 +415,7 @@ async fn rules_and_phonebook(app: &TestApp, ops: &reqwest::Client) {
         Method::PUT,
         &format!("{acct}/accept-rules/31"),
         &[],
-        Some(json!({"start": "08:00", "stop": "18:00", "groups": "friends"})),
+        Some(json!({"start": "08:00", "stop": "18:00", "groups": ["friends"]})),
     )
     .await;
     assert_eq!(s, 200, "{b}");

@@ -66,9 +66,8 @@ pub struct AdminAcceptRuleBody {
     /// Window end, `HH:MM`.
     #[schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub stop: String,
-    /// Groups accepted, comma-separated: `everybody`, `nobody`, or phonebook groups.
-    #[schema(min_length = 1, max_length = 1000)]
-    pub groups: String,
+    /// Groups accepted: `everybody`, `nobody`, or phonebook groups (as in `/v1/me`).
+    pub groups: Vec<String>,
 }
 
 /// A phonebook entry.
@@ -219,7 +218,7 @@ pub(super) async fn admin_put_accept_rule(
         days: DaysMask::parse(&days)?,
         start: ClockTime::parse_for("start", &b.start)?,
         stop: ClockTime::parse_for("stop", &b.stop)?,
-        groups: Group::parse_list(&b.groups)?,
+        groups: Group::parse_each(&b.groups)?,
     };
     admin.services(&state).put_accept_rule(&id, &rule).await?;
     Ok(etag::reply(

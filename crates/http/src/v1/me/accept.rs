@@ -126,17 +126,6 @@ pub struct TemporaryRuleBody {
     pub until: Option<String>,
 }
 
-fn parse_groups(list: &[String]) -> Result<Vec<Group>, ServiceError> {
-    let mut groups = Vec::new();
-    for (i, g) in list.iter().enumerate() {
-        let group = Group::parse(g).map_err(|e| e.renamed(&format!("groups[{i}]")))?;
-        if !groups.contains(&group) {
-            groups.push(group);
-        }
-    }
-    Group::check_list(groups)
-}
-
 fn days_of(path: String) -> Result<DaysMask, ApiError> {
     let raw = path;
     Ok(DaysMask::parse(&raw)?)
@@ -211,7 +200,7 @@ pub(super) async fn put_accept_rule(
         days,
         start: ClockTime::parse_for("start", &b.start)?,
         stop: ClockTime::parse_for("stop", &b.stop)?,
-        groups: parse_groups(&b.groups)?,
+        groups: Group::parse_each(&b.groups)?,
     };
     let s = me.services(&state);
     let s = s.hold(&me.account).await?;
@@ -281,7 +270,7 @@ pub(super) async fn put_temporary_rule(
     headers: HeaderMap,
     JsonBody(b): JsonBody<TemporaryRuleBody>,
 ) -> ApiResult {
-    let groups = parse_groups(&b.groups)?;
+    let groups = Group::parse_each(&b.groups)?;
     let until = b
         .until
         .as_deref()
