@@ -11,6 +11,7 @@ pub mod cert;
 pub mod clock;
 pub mod credentials;
 pub mod devices;
+pub mod digest;
 pub mod error;
 pub mod ids;
 pub mod import;

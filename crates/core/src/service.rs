@@ -229,6 +229,27 @@ impl Services {
         Ok(self.store.list_domains().await?)
     }
 
+    /// Whether HTTP Digest is accepted for `domain` on `settings.phtml`; `None` when the domain
+    /// is not served here.
+    pub async fn domain_digest(&self, domain: &Domain) -> Result<Option<bool>, ServiceError> {
+        Ok(self.store.domain_digest(domain).await?)
+    }
+
+    /// Turns HTTP Digest on or off for a domain (the operator's switch).
+    pub async fn set_domain_digest(&self, domain: &str, on: bool) -> Result<Domain, ServiceError> {
+        let domain = Domain::parse(domain)?;
+        self.store
+            .set_domain_digest(&domain, on)
+            .await
+            .map_err(|e| match e {
+                crate::StoreError::NotFound(_) => {
+                    ServiceError::NotFound(format!("domain {domain} is not served here"))
+                }
+                other => other.into(),
+            })?;
+        Ok(domain)
+    }
+
     // ----- accounts -----
 
     /// Creates an account. The domain must be served here and the address free.
@@ -390,6 +411,42 @@ impl Services {
             attempt.succeeded();
         } else {
             attempt.failed();
+        }
+        Ok(right)
+    }
+
+    /// Whether an HTTP Digest answer is right for `id`: computed from the stored HA1 of the
+    /// answer's algorithm and compared in constant time. Throttled exactly as
+    /// [`Services::verify_password`] (the same per-account and per-address failure counters): a
+    /// wrong answer counts as a failure, and over a limit the check is refused with
+    /// [`ServiceError::Throttled`]. An unknown account is always wrong. Reads only.
+    pub async fn verify_digest(
+        &self,
+        id: &AccountId,
+        answer: &crate::digest::Authorization,
+        method: &str,
+    ) -> Result<bool, ServiceError> {
+        let attempt =
+            self.throttle
+                .begin(Some(id), self.origin.source.as_deref(), self.clock.now())?;
+        let right = self.store.get_credentials(id).await?.is_some_and(|c| {
+            let ha1 = match answer.algorithm {
+                crate::digest::Algorithm::Md5 => &c.ha1_md5,
+                crate::digest::Algorithm::Sha256 => &c.ha1_sha256,
+            };
+            answer.matches(ha1, method)
+        });
+        if right {
+            attempt.succeeded();
+        } else {
+            attempt.failed();
+            crate::metrics::global().add(
+                "sip_settings_digest_failures_total",
+                "HTTP Digest answers on settings.phtml that did not match the stored credentials.",
+                &[],
+                &[],
+                1,
+            );
         }
         Ok(right)
     }

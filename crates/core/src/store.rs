@@ -257,6 +257,12 @@ pub trait Accounts: Send + Sync {
     async fn list_domains(&self) -> Result<Vec<Domain>, StoreError>;
     /// Whether the domain is served here.
     async fn domain_exists(&self, domain: &Domain) -> Result<bool, StoreError>;
+    /// Whether HTTP Digest is accepted for the domain on `settings.phtml` (on unless the
+    /// operator turned it off); `None` if the domain is not served here. Read from the store on
+    /// every call, so that a change takes effect at once on every server.
+    async fn domain_digest(&self, domain: &Domain) -> Result<Option<bool>, StoreError>;
+    /// Turns HTTP Digest on or off for a domain. [`StoreError::NotFound`] if it is not served.
+    async fn set_domain_digest(&self, domain: &Domain, on: bool) -> Result<(), StoreError>;
 
     /// Creates an account with its credentials. [`StoreError::Conflict`] if the address is
     /// taken; [`StoreError::NotFound`] if its domain is not served here.

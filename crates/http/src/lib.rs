@@ -44,6 +44,8 @@ pub struct AppState {
     pub limiter: std::sync::Arc<ratelimit::RateLimiter>,
     /// The web page's signing key and login throttle.
     pub web: std::sync::Arc<web::WebState>,
+    /// HTTP Digest nonces of `settings.phtml`, signed with the web page's key.
+    pub digest: std::sync::Arc<sip_settings_core::digest::Nonces>,
 }
 
 impl AppState {
@@ -53,6 +55,9 @@ impl AppState {
             services,
             limiter: std::sync::Arc::new(ratelimit::RateLimiter::new(limits)),
             web: std::sync::Arc::new(web::WebState::new(web::WebKey::random())),
+            digest: std::sync::Arc::new(sip_settings_core::digest::Nonces::new(rand::random::<
+                [u8; 32],
+            >())),
         }
     }
 
@@ -60,6 +65,7 @@ impl AppState {
     /// that every server sharing the data directory accepts the others' sessions.
     pub fn with_web_key(mut self, key: [u8; 32]) -> Self {
         self.web = std::sync::Arc::new(web::WebState::new(web::WebKey::new(key)));
+        self.digest = std::sync::Arc::new(sip_settings_core::digest::Nonces::new(key));
         self
     }
 }

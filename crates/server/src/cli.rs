@@ -480,6 +480,22 @@ pub enum DomainCommand {
     },
     /// List the domains.
     List,
+    /// Turn HTTP Digest on settings.phtml on or off for a domain's accounts (on by default).
+    Digest {
+        /// The domain, e.g. example.com.
+        domain: String,
+        /// `on` or `off`.
+        state: OnOff,
+    },
+}
+
+/// A switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    /// Turned on.
+    On,
+    /// Turned off.
+    Off,
 }
 
 /// A password from the command line or a file (`-` for standard input).

@@ -158,6 +158,12 @@ pub async fn domain(config: &Config, cmd: &DomainCommand) -> anyhow::Result<()> 
                 println!("{d}");
             }
         }
+        DomainCommand::Digest { domain, state } => {
+            let on = *state == crate::cli::OnOff::On;
+            let d = services.set_domain_digest(domain, on).await?;
+            let word = if on { "on" } else { "off" };
+            println!("HTTP Digest on settings.phtml is {word} for {d}");
+        }
     }
     Ok(())
 }

@@ -46,6 +46,36 @@ impl Accounts for PgStore {
         .await
     }
 
+    async fn domain_digest(&self, domain: &Domain) -> Result<Option<bool>, StoreError> {
+        reading(|| async move {
+            Ok(
+                sqlx::query_scalar("SELECT digest FROM domains WHERE name = $1")
+                    .bind(domain.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?,
+            )
+        })
+        .await
+    }
+
+    async fn set_domain_digest(&self, domain: &Domain, on: bool) -> Result<(), StoreError> {
+        let changed = retrying(|| async move {
+            Ok(
+                sqlx::query("UPDATE domains SET digest = $1 WHERE name = $2")
+                    .bind(on)
+                    .bind(domain.as_str())
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected(),
+            )
+        })
+        .await?;
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!("domain {domain}")));
+        }
+        Ok(())
+    }
+
     async fn domain_exists(&self, domain: &Domain) -> Result<bool, StoreError> {
         let ticket = match self.cache.domain(domain) {
             Cached::Hit(exists) => return Ok(exists),

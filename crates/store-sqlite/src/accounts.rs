@@ -49,6 +49,30 @@ impl Accounts for SqliteStore {
         self.fast.domain_exists(domain)
     }
 
+    async fn domain_digest(&self, domain: &Domain) -> Result<Option<bool>, StoreError> {
+        let on: Option<i64> = sqlx::query_scalar("SELECT digest FROM domains WHERE name = ?")
+            .bind(domain.as_str())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err)?;
+        Ok(on.map(|v| v != 0))
+    }
+
+    async fn set_domain_digest(&self, domain: &Domain, on: bool) -> Result<(), StoreError> {
+        let mut tx = self.group.write().await?;
+        let changed = sqlx::query("UPDATE domains SET digest = ? WHERE name = ?")
+            .bind(i64::from(on))
+            .bind(domain.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!("domain {domain}")));
+        }
+        tx.commit().await
+    }
+
     async fn insert_account(
         &self,
         account: &Account,

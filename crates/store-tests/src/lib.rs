@@ -40,6 +40,7 @@ macro_rules! conformance_suite {
     ($harness:ty) => {
         $crate::conformance_suite!(@cases $harness;
             domains,
+            domain_digest_switch,
             accounts_and_credentials,
             account_delete_cascades_and_revokes,
             certificates_and_revocation,

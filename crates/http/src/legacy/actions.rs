@@ -12,11 +12,12 @@ use serde::Serialize;
 use sip_settings_core::account::{Account, same_account};
 use sip_settings_core::cert::{CertSubject, P12Variant};
 use sip_settings_core::ids::whole_number;
-use sip_settings_core::journal::Door;
+use sip_settings_core::journal::{Door, Origin};
 use sip_settings_core::sip::Condition;
 use sip_settings_core::{AccountId, Password, ServiceError, Services};
 
 use crate::identity::Subscriber;
+use crate::legacy::digest;
 use crate::legacy::objects;
 use crate::legacy::reply;
 use crate::params::Params;
@@ -219,10 +220,22 @@ pub async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    // Identified first; the request budget is spent once the action (a read or a change) is known.
-    let subscriber = match Subscriber::identify(&state, peer.as_deref()).await {
-        Ok(s) => s,
-        Err(e) => return reply::service_error(&e),
+    // Identified first (a client certificate when one is presented, else HTTP Digest); the
+    // request budget is spent once the action (a read or a change) is known.
+    let has_certificate = peer.as_deref().is_some_and(|p| p.certificate.is_some());
+    let caller = if has_certificate {
+        match Subscriber::identify(&state, peer.as_deref()).await {
+            Ok(s) => Caller::Certificate(s),
+            Err(e) => return reply::service_error(&e),
+        }
+    } else {
+        let addr = peer
+            .as_deref()
+            .map_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)), |p| p.addr);
+        match digest::authenticate(&state, addr, &method, &uri, &headers).await {
+            Ok(account) => Caller::Digest { account, addr },
+            Err(response) => return response,
+        }
     };
     if !matches!(method, Method::GET | Method::POST | Method::HEAD) {
         return method_not_allowed(format!(
@@ -240,7 +253,7 @@ pub async fn handle(
     };
     if let Some(Err(e)) = params
         .get("account")
-        .map(|named| same_account(&subscriber.account, named))
+        .map(|named| same_account(caller.account(), named))
     {
         return reply::service_error(&e);
     }
@@ -260,18 +273,29 @@ pub async fn handle(
     } else {
         Kind::Read
     };
-    if let Err(wait) = state.limiter.check(
-        Some(&subscriber.serial),
-        subscriber.addr.ip(),
-        kind,
-        state.services.clock().now(),
-    ) {
+    let now = state.services.clock().now();
+    let allowed = match &caller {
+        Caller::Certificate(s) => state.limiter.check(Some(&s.serial), s.addr.ip(), kind, now),
+        Caller::Digest { account, addr } => {
+            state
+                .limiter
+                .check_account(Some(account), addr.ip(), kind, now)
+        }
+    };
+    if let Err(wait) = allowed {
         return reply::too_many(wait);
     }
-    let services = subscriber.services_through(&state, Door::ActionApi);
+    let services = match &caller {
+        Caller::Certificate(s) => s.services_through(&state, Door::ActionApi),
+        Caller::Digest { account, addr } => state.services.with_origin(Origin {
+            door: Door::ActionApi,
+            actor: format!("digest {account}"),
+            source: Some(addr.ip().to_string()),
+        }),
+    };
     let request = ActionRequest {
         services: &services,
-        account: &subscriber.account,
+        account: caller.account(),
         params: &params,
         method: &method,
         query_has_password: query_has(uri.query(), "password"),
@@ -279,6 +303,28 @@ pub async fn handle(
     match request.run(action).await {
         Ok(response) => response,
         Err(e) => reply::service_error(&e),
+    }
+}
+
+/// Who is calling the action endpoint.
+enum Caller {
+    /// A subscriber certificate.
+    Certificate(Subscriber),
+    /// HTTP Digest credentials of an account ([`digest`]).
+    Digest {
+        /// The account.
+        account: AccountId,
+        /// The client's address.
+        addr: std::net::SocketAddr,
+    },
+}
+
+impl Caller {
+    fn account(&self) -> &AccountId {
+        match self {
+            Self::Certificate(s) => &s.account,
+            Self::Digest { account, .. } => account,
+        }
     }
 }
 

@@ -4,5 +4,6 @@
 //! fallback for unknown paths outside `/v1` also use.
 
 pub mod actions;
+pub mod digest;
 pub mod objects;
 pub mod reply;

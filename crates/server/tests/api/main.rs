@@ -11,6 +11,7 @@ mod billing;
 mod cli;
 mod connections;
 mod crash;
+mod digest;
 mod helpers;
 mod journal;
 mod kamailio;

@@ -23,6 +23,27 @@ pub async fn domains(store: Arc<dyn Store>) {
     );
 }
 
+/// The per-domain HTTP Digest switch: on by default, off and on again, per domain; unknown
+/// domains are `None` and cannot be switched.
+pub async fn domain_digest_switch(store: Arc<dyn Store>) {
+    let a = Domain::parse("a.example").unwrap();
+    let b = Domain::parse("b.example").unwrap();
+    let c = Domain::parse("c.example").unwrap();
+    store.add_domain(&a, t0()).await.unwrap();
+    store.add_domain(&b, t0()).await.unwrap();
+    assert_eq!(store.domain_digest(&a).await.unwrap(), Some(true));
+    store.set_domain_digest(&a, false).await.unwrap();
+    assert_eq!(store.domain_digest(&a).await.unwrap(), Some(false));
+    assert_eq!(store.domain_digest(&b).await.unwrap(), Some(true));
+    store.set_domain_digest(&a, true).await.unwrap();
+    assert_eq!(store.domain_digest(&a).await.unwrap(), Some(true));
+    assert_eq!(store.domain_digest(&c).await.unwrap(), None);
+    assert!(matches!(
+        store.set_domain_digest(&c, false).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
 /// Accounts: insert, get, list, duplicates, unknown domain, update, credentials.
 pub async fn accounts_and_credentials(store: Arc<dyn Store>) {
     seed(&store).await;
