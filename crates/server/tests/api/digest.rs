@@ -88,7 +88,8 @@ fn answer(
     )
 }
 
-#[tokio::test]
+// Multi-threaded: curl and python3 run as blocking child processes while the server answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn challenge_then_curl_and_python_answer() {
     let app = TestApp::spawn().await;
     // Neither a certificate nor credentials: 401, the JSON body as before, two challenges.
@@ -175,7 +176,14 @@ except urllib.error.HTTPError as e:
             String::from_utf8_lossy(&out.stdout).trim().to_owned()
         };
         assert_eq!(run(ALICE_PASSWORD), format!("200 {ALICE}"));
-        assert_eq!(run("wrong-password"), "401 refused");
+        // urllib answers each new challenge again with the same wrong password (up to six
+        // times), so together with curl's wrong try above the account's throttle may already
+        // answer 429: either way it is refused.
+        let refused = run("wrong-password");
+        assert!(
+            refused == "401 refused" || refused == "429 refused",
+            "{refused}"
+        );
     } else {
         eprintln!("SKIP python part: python3 is not installed");
     }
@@ -412,7 +420,7 @@ async fn a_write_through_digest_is_journaled_as_digest() {
     assert_eq!(newest.source.as_deref(), Some("127.0.0.1"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_domain_switch_turns_digest_off_and_on() {
     let app = TestApp::spawn().await;
     let (nonce, opaque) = challenge(&app, URI, Algorithm::Md5).await;
