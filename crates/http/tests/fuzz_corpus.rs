@@ -57,3 +57,11 @@ fn rates_csv_corpus() {
 fn calls_csv_corpus() {
     replay("calls_csv", sip_settings_http::fuzzing::calls_csv);
 }
+
+#[test]
+fn digest_authorization_corpus() {
+    replay(
+        "digest_authorization",
+        sip_settings_http::fuzzing::digest_authorization,
+    );
+}
