@@ -291,6 +291,19 @@ pub fn bool_param(params: &Params, name: &str, default: bool) -> Result<bool, Ap
     }
 }
 
+/// A clearable field of a PATCH body (`/v1/me/account`, `/v1/admin/accounts/…`): absent stays, `null` or `""` clears, else parsed.
+pub fn clearable<T>(
+    v: &Option<Option<String>>,
+    parse: impl Fn(&str) -> Result<T, sip_settings_core::ServiceError>,
+) -> Result<Option<Option<T>>, sip_settings_core::ServiceError> {
+    match v {
+        None => Ok(None),
+        Some(None) => Ok(Some(None)),
+        Some(Some(s)) if s.trim().is_empty() => Ok(Some(None)),
+        Some(Some(s)) => parse(s).map(|x| Some(Some(x))),
+    }
+}
+
 /// Deserializes a field that may be absent (`None`), `null` (`Some(None)`) or a value.
 pub fn nullable<'de, D, T>(de: D) -> Result<Option<Option<T>>, D::Error>
 where

@@ -129,19 +129,6 @@ pub struct AdminAccountPatch {
     pub prepaid: Option<bool>,
 }
 
-/// A clearable field: absent stays, `null` or `""` clears, else parsed.
-fn clearable<T>(
-    v: &Option<Option<String>>,
-    parse: impl Fn(&str) -> Result<T, ServiceError>,
-) -> Result<Option<Option<T>>, ServiceError> {
-    match v {
-        None => Ok(None),
-        Some(None) => Ok(Some(None)),
-        Some(Some(s)) if s.trim().is_empty() => Ok(Some(None)),
-        Some(Some(s)) => parse(s).map(|x| Some(Some(x))),
-    }
-}
-
 impl AdminAccountPatch {
     /// The update, parsed with the same core parsers as `account set`.
     fn parse(&self) -> Result<AccountUpdate, ServiceError> {
@@ -156,14 +143,14 @@ impl AdminAccountPatch {
                 .as_deref()
                 .map(|s| parse_name("last_name", s))
                 .transpose()?,
-            email: clearable(&self.email, |s| Email::parse_for("email", s))?,
+            email: crate::v1::extract::clearable(&self.email, |s| Email::parse_for("email", s))?,
             timezone: self
                 .timezone
                 .as_deref()
                 .map(|s| TimeZone::parse_for("timezone", s))
                 .transpose()?,
-            mobile: clearable(&self.mobile, |s| E164::parse_for("mobile", s))?,
-            pstn_caller_id: clearable(&self.pstn_caller_id, |s| {
+            mobile: crate::v1::extract::clearable(&self.mobile, |s| E164::parse_for("mobile", s))?,
+            pstn_caller_id: crate::v1::extract::clearable(&self.pstn_caller_id, |s| {
                 E164::parse_for("pstn_caller_id", s)
             })?,
             language: self

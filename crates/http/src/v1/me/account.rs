@@ -105,19 +105,6 @@ pub struct AccountPatch {
     pub no_answer_timeout: Option<u32>,
 }
 
-/// A clearable field: absent stays, `null` or `""` clears, else parsed.
-fn clearable<T>(
-    v: &Option<Option<String>>,
-    parse: impl Fn(&str) -> Result<T, ServiceError>,
-) -> Result<Option<Option<T>>, ServiceError> {
-    match v {
-        None => Ok(None),
-        Some(None) => Ok(Some(None)),
-        Some(Some(s)) if s.trim().is_empty() => Ok(Some(None)),
-        Some(Some(s)) => parse(s).map(|x| Some(Some(x))),
-    }
-}
-
 impl AccountPatch {
     fn parse(&self) -> Result<AccountUpdate, ServiceError> {
         Ok(AccountUpdate {
@@ -131,13 +118,13 @@ impl AccountPatch {
                 .as_deref()
                 .map(|s| parse_name("last_name", s))
                 .transpose()?,
-            email: clearable(&self.email, |s| Email::parse_for("email", s))?,
+            email: crate::v1::extract::clearable(&self.email, |s| Email::parse_for("email", s))?,
             timezone: self
                 .timezone
                 .as_deref()
                 .map(|s| TimeZone::parse_for("timezone", s))
                 .transpose()?,
-            mobile: clearable(&self.mobile, |s| E164::parse_for("mobile", s))?,
+            mobile: crate::v1::extract::clearable(&self.mobile, |s| E164::parse_for("mobile", s))?,
             pstn_caller_id: None,
             language: self
                 .language
