@@ -133,7 +133,16 @@ fn sigterm_finishes_the_request_in_flight_refuses_new_connections_and_exits_0() 
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
+            // Refused, or reset when the SYN raced the listener's close
+            // (the kernel had queued it, then dropped the queue with a RST).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset
+                ) =>
+            {
+                break;
+            }
             Err(e) => panic!("connecting while draining: {e}"),
             Ok(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
             Ok(_) => panic!("the listener still accepts connections 5 s after SIGTERM"),
