@@ -1,5 +1,7 @@
 //! SIP passwords and what is stored in their place: the digest HA1 values the SIP side needs
-//! (MD5 and SHA-256, RFC 8760) and an Argon2id hash for logins. The clear text is never stored.
+//! (MD5 and SHA-256, RFC 8760), the same over the whole address as user name (Kamailio's and
+//! OpenSIPS' `ha1b`, for HTTP Digest clients that send `user@domain`) and an Argon2id hash for
+//! logins. The clear text is never stored.
 
 use std::fmt;
 
@@ -77,8 +79,37 @@ pub struct Credentials {
     pub ha1_md5: String,
     /// `SHA-256(user:realm:password)` in lower-case hex (RFC 8760).
     pub ha1_sha256: String,
+    /// `MD5(user@domain:realm:password)` and `SHA-256(user@domain:realm:password)` (`ha1b`):
+    /// the HA1 of a Digest client whose user name is the whole address. `None` for a password
+    /// stored before these were kept (until it is next set).
+    pub ha1b: Option<Ha1b>,
     /// Argon2id PHC string, for logins and for checking the PKCS#12 password.
     pub password_hash: String,
+}
+
+/// The HA1 values over the whole address `user@domain` as the Digest user name.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Ha1b {
+    /// `MD5(user@domain:realm:password)`, lower-case hex.
+    pub md5: String,
+    /// `SHA-256(user@domain:realm:password)`, lower-case hex.
+    pub sha256: String,
+}
+
+impl fmt::Debug for Ha1b {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Ha1b(***)")
+    }
+}
+
+impl Ha1b {
+    /// Both values, or `None` unless both are stored (a row from before they were kept).
+    pub fn from_columns(md5: Option<String>, sha256: Option<String>) -> Option<Self> {
+        Some(Self {
+            md5: md5?,
+            sha256: sha256?,
+        })
+    }
 }
 
 impl fmt::Debug for Credentials {
@@ -98,6 +129,11 @@ impl Credentials {
         );
         let ha1_md5 = hex::encode(Md5::digest(a1.as_bytes()));
         let ha1_sha256 = hex::encode(Sha256::digest(a1.as_bytes()));
+        let a1b = format!("{account}:{}:{}", account.domain(), password.expose());
+        let ha1b = Some(Ha1b {
+            md5: hex::encode(Md5::digest(a1b.as_bytes())),
+            sha256: hex::encode(Sha256::digest(a1b.as_bytes())),
+        });
         let mut salt = [0u8; 16];
         rand::Rng::fill(&mut rand::rng(), &mut salt);
         let salt = SaltString::encode_b64(&salt)
@@ -109,6 +145,7 @@ impl Credentials {
         Ok(Self {
             ha1_md5,
             ha1_sha256,
+            ha1b,
             password_hash,
         })
     }
@@ -138,6 +175,13 @@ mod tests {
         assert_eq!(
             c.ha1_sha256,
             "f13ac29daec0a9284d3c89cd9d4edc6e17064aeb5452b1e2cdf1c13d9ae7baa0"
+        );
+        // MD5("alice@example.com:example.com:correct horse"), computed with md5sum.
+        let b = c.ha1b.as_ref().unwrap();
+        assert_eq!(b.md5, "cfd418ab3e3ef76f9837f332c1d26768");
+        assert_eq!(
+            b.sha256,
+            "9dc8b25f4c1f15748bee54cd82bb0981efa9ec5c72e3b6cf4344fe501d9673ca"
         );
         assert!(c.verify(&pw));
         assert!(!c.verify(&Password::offered("wrong horse")));

@@ -32,7 +32,7 @@ pub mod write;
 pub use account::{Account, AccountProfile, AccountUpdate};
 pub use cert::{CertRecord, CertRole, Serial};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use credentials::{Credentials, Password};
+pub use credentials::{Credentials, Ha1b, Password};
 pub use error::{ServiceError, StoreError};
 pub use ids::{AccountId, Domain, E164, Email, TimeZone, UserPart};
 pub use service::{Identity, Services, ServicesConfig};

@@ -429,12 +429,20 @@ impl Services {
         let attempt =
             self.throttle
                 .begin(Some(id), self.origin.source.as_deref(), self.clock.now())?;
+        // The user part as user name is checked against `H(user:realm:password)`, the whole
+        // address against `H(user@domain:realm:password)` (`ha1b`; not kept for a password
+        // set before it was, which then cannot be checked).
+        let whole_address = answer.username.contains('@');
         let right = self.store.get_credentials(id).await?.is_some_and(|c| {
-            let ha1 = match answer.algorithm {
-                crate::digest::Algorithm::Md5 => &c.ha1_md5,
-                crate::digest::Algorithm::Sha256 => &c.ha1_sha256,
+            use crate::digest::Algorithm;
+            let ha1 = match (whole_address, answer.algorithm, &c.ha1b) {
+                (false, Algorithm::Md5, _) => Some(&c.ha1_md5),
+                (false, Algorithm::Sha256, _) => Some(&c.ha1_sha256),
+                (true, Algorithm::Md5, Some(b)) => Some(&b.md5),
+                (true, Algorithm::Sha256, Some(b)) => Some(&b.sha256),
+                (true, _, None) => None,
             };
-            answer.matches(ha1, method)
+            ha1.is_some_and(|ha1| answer.matches(ha1, method))
         });
         if right {
             attempt.succeeded();

@@ -372,11 +372,13 @@ async fn apply_to_account(
         }
         AccountOp::SetCredentials(c) => {
             sqlx::query(
-                "UPDATE accounts SET ha1_md5 = $1, ha1_sha256 = $2, password_hash = $3, \
-                 updated_at = $4 WHERE id = $5",
+                "UPDATE accounts SET ha1_md5 = $1, ha1_sha256 = $2, ha1b_md5 = $3, ha1b_sha256 = $4, \
+                 password_hash = $5, updated_at = $6 WHERE id = $7",
             )
             .bind(&c.ha1_md5)
             .bind(&c.ha1_sha256)
+            .bind(c.ha1b.as_ref().map(|b| b.md5.as_str()))
+            .bind(c.ha1b.as_ref().map(|b| b.sha256.as_str()))
             .bind(&c.password_hash)
             .bind(now)
             .bind(id)

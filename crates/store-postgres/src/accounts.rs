@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sip_settings_core::StoreError;
 use sip_settings_core::account::Account;
-use sip_settings_core::credentials::Credentials;
+use sip_settings_core::credentials::{Credentials, Ha1b};
 use sip_settings_core::ids::{AccountId, Domain};
 use sip_settings_core::journal::NewJournalEntry;
 use sip_settings_core::store::{AccountWrite, Accounts};
@@ -106,9 +106,10 @@ impl Accounts for PgStore {
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO accounts (username, domain, first_name, last_name, email, timezone, \
                  mobile, pstn_caller_id, language, no_answer_timeout, quick_dial, privacy, prepaid, \
-                 ha1_md5, ha1_sha256, password_hash, created_at, updated_at) \
+                 ha1_md5, ha1_sha256, ha1b_md5, ha1b_sha256, password_hash, created_at, \
+                 updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                 $17, $17) RETURNING id",
+                 $17, $18, $19, $19) RETURNING id",
             )
             .bind(account.id.user().as_str())
             .bind(account.id.domain().as_str())
@@ -125,6 +126,8 @@ impl Accounts for PgStore {
             .bind(account.prepaid)
             .bind(&credentials.ha1_md5)
             .bind(&credentials.ha1_sha256)
+            .bind(credentials.ha1b.as_ref().map(|b| b.md5.as_str()))
+            .bind(credentials.ha1b.as_ref().map(|b| b.sha256.as_str()))
             .bind(&credentials.password_hash)
             .bind(account.created_at)
             .fetch_one(&mut *tx)
@@ -209,7 +212,7 @@ impl Accounts for PgStore {
     async fn get_credentials(&self, id: &AccountId) -> Result<Option<Credentials>, StoreError> {
         retrying(|| async move {
             let row = sqlx::query(
-                "SELECT ha1_md5, ha1_sha256, password_hash FROM accounts \
+                "SELECT ha1_md5, ha1_sha256, ha1b_md5, ha1b_sha256, password_hash FROM accounts \
                  WHERE domain = $1 AND username = $2",
             )
             .bind(id.domain().as_str())
@@ -220,6 +223,7 @@ impl Accounts for PgStore {
                 Ok(Credentials {
                     ha1_md5: r.try_get("ha1_md5")?,
                     ha1_sha256: r.try_get("ha1_sha256")?,
+                    ha1b: Ha1b::from_columns(r.try_get("ha1b_md5")?, r.try_get("ha1b_sha256")?),
                     password_hash: r.try_get("password_hash")?,
                 })
             })

@@ -104,6 +104,7 @@ fn creds() -> Credentials {
     Credentials {
         ha1_md5: "md5".into(),
         ha1_sha256: "sha".into(),
+        ha1b: None,
         password_hash: "$argon2id$stand-in".into(),
     }
 }

@@ -36,6 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let credentials = Credentials {
             ha1_md5: "m".into(),
             ha1_sha256: "s".into(),
+            ha1b: None,
             password_hash: "x".into(),
         };
         store.insert_account(&account, &credentials, &[]).await?;

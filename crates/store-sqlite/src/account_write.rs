@@ -226,9 +226,17 @@ fn apply_to_account(
         AccountOp::SetCredentials(c) => {
             run(
                 conn,
-                "UPDATE accounts SET ha1_md5 = ?, ha1_sha256 = ?, password_hash = ?, \
-                 updated_at = ? WHERE id = ?",
-                params![c.ha1_md5, c.ha1_sha256, c.password_hash, ts(now), id],
+                "UPDATE accounts SET ha1_md5 = ?, ha1_sha256 = ?, ha1b_md5 = ?, ha1b_sha256 = ?, \
+                 password_hash = ?, updated_at = ? WHERE id = ?",
+                params![
+                    c.ha1_md5,
+                    c.ha1_sha256,
+                    c.ha1b.as_ref().map(|b| b.md5.as_str()),
+                    c.ha1b.as_ref().map(|b| b.sha256.as_str()),
+                    c.password_hash,
+                    ts(now),
+                    id
+                ],
             )?;
             Ok(Applied::Done)
         }

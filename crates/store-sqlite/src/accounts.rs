@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sip_settings_core::StoreError;
 use sip_settings_core::account::Account;
-use sip_settings_core::credentials::Credentials;
+use sip_settings_core::credentials::{Credentials, Ha1b};
 use sip_settings_core::ids::{AccountId, Domain};
 use sip_settings_core::journal::NewJournalEntry;
 use sip_settings_core::store::{AccountWrite, Accounts};
@@ -84,8 +84,8 @@ impl Accounts for SqliteStore {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO accounts (username, domain, first_name, last_name, email, timezone, mobile, \
              pstn_caller_id, language, no_answer_timeout, quick_dial, privacy, prepaid, \
-             ha1_md5, ha1_sha256, password_hash, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             ha1_md5, ha1_sha256, ha1b_md5, ha1b_sha256, password_hash, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(account.id.user().as_str())
         .bind(account.id.domain().as_str())
@@ -102,6 +102,8 @@ impl Accounts for SqliteStore {
         .bind(account.prepaid)
         .bind(&credentials.ha1_md5)
         .bind(&credentials.ha1_sha256)
+        .bind(credentials.ha1b.as_ref().map(|b| b.md5.as_str()))
+        .bind(credentials.ha1b.as_ref().map(|b| b.sha256.as_str()))
         .bind(&credentials.password_hash)
         .bind(account.created_at)
         .bind(account.created_at)
@@ -166,7 +168,8 @@ impl Accounts for SqliteStore {
 
     async fn get_credentials(&self, id: &AccountId) -> Result<Option<Credentials>, StoreError> {
         let row = sqlx::query(
-            "SELECT ha1_md5, ha1_sha256, password_hash FROM accounts WHERE domain = ? AND username = ?",
+            "SELECT ha1_md5, ha1_sha256, ha1b_md5, ha1b_sha256, password_hash FROM accounts \
+             WHERE domain = ? AND username = ?",
         )
         .bind(id.domain().as_str())
         .bind(id.user().as_str())
@@ -177,6 +180,10 @@ impl Accounts for SqliteStore {
             Ok(Credentials {
                 ha1_md5: r.try_get("ha1_md5").map_err(map_err)?,
                 ha1_sha256: r.try_get("ha1_sha256").map_err(map_err)?,
+                ha1b: Ha1b::from_columns(
+                    r.try_get("ha1b_md5").map_err(map_err)?,
+                    r.try_get("ha1b_sha256").map_err(map_err)?,
+                ),
                 password_hash: r.try_get("password_hash").map_err(map_err)?,
             })
         })

@@ -691,6 +691,7 @@ mod tests {
         let credentials = Credentials {
             ha1_md5: "md5".into(),
             ha1_sha256: "sha".into(),
+            ha1b: None,
             password_hash: "$argon2id$stand-in".into(),
         };
         cli.insert_account(&account, &credentials, &[])

@@ -43,6 +43,7 @@ async fn a_corrupt_column_on_a_call_read_is_an_error_naming_it() {
         let credentials = Credentials {
             ha1_md5: "m".into(),
             ha1_sha256: "s".into(),
+            ha1b: None,
             password_hash: "p".into(),
         };
         store

@@ -72,6 +72,10 @@ fn creds(s: &str) -> Credentials {
     Credentials {
         ha1_md5: format!("md5-{s}"),
         ha1_sha256: format!("sha-{s}"),
+        ha1b: Some(sip_settings_core::Ha1b {
+            md5: format!("b-md5-{s}"),
+            sha256: format!("b-sha-{s}"),
+        }),
         password_hash: format!("$argon2id$stand-in-{s}"),
     }
 }

@@ -88,6 +88,7 @@ async fn the_hot_read_cache_shows_every_commit_of_another_connection_at_once() {
     let credentials = Credentials {
         ha1_md5: "md5".into(),
         ha1_sha256: "sha".into(),
+        ha1b: None,
         password_hash: "$argon2id$stand-in".into(),
     };
     cli.insert_account(&account, &credentials, &[])
@@ -197,6 +198,7 @@ async fn the_call_reads_show_every_commit_of_another_connection_at_once() {
     let credentials = Credentials {
         ha1_md5: "md5".into(),
         ha1_sha256: "sha".into(),
+        ha1b: None,
         password_hash: "$argon2id$stand-in".into(),
     };
     for _ in 0..2 {
@@ -296,6 +298,7 @@ async fn a_second_process_waits_for_the_write_lock_instead_of_failing() {
     let credentials = Credentials {
         ha1_md5: "m".into(),
         ha1_sha256: "s".into(),
+        ha1b: None,
         password_hash: "$argon2id$x".into(),
     };
     server

@@ -40,6 +40,7 @@ async fn db(n: usize) -> Db {
         let credentials = Credentials {
             ha1_md5: "m".into(),
             ha1_sha256: "s".into(),
+            ha1b: None,
             password_hash: "$argon2id$x".into(),
         };
         store

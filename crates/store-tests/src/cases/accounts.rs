@@ -112,14 +112,11 @@ pub async fn accounts_and_credentials(store: Arc<dyn Store>) {
     let real =
         Credentials::derive(&alice, &Password::parse_for("p", "a-new-password").unwrap()).unwrap();
     store.set_credentials(&alice, &real).await.unwrap();
-    assert!(
-        store
-            .get_credentials(&alice)
-            .await
-            .unwrap()
-            .unwrap()
-            .verify(&Password::offered("a-new-password"))
-    );
+    // Every value is kept, the whole-address HA1s (`ha1b`) too.
+    let stored = store.get_credentials(&alice).await.unwrap().unwrap();
+    assert_eq!(stored, real);
+    assert!(stored.ha1b.is_some());
+    assert!(stored.verify(&Password::offered("a-new-password")));
     assert!(matches!(
         store
             .set_credentials(&id("nobody@example.com"), &real)
