@@ -152,6 +152,7 @@ mod tests {
             ),
             ("CallBatchBody", decode::<calls::CallBatchBody>),
             ("DomainBody", decode::<a_domains::DomainBody>),
+            ("DigestBody", decode::<a_domains::DigestBody>),
             ("AccountCreate", decode::<a_accounts::AccountCreate>),
             ("AdminAccountPatch", decode::<a_accounts::AdminAccountPatch>),
             ("PasswordBody", decode::<a_accounts::PasswordBody>),

@@ -116,6 +116,72 @@ async fn domains_and_account(app: &TestApp, ops: &reqwest::Client) {
     let (_, b, _) = call(&ops, Method::GET, &url("/domains"), &[], None).await;
     assert_eq!(b["domains"], json!(["example.com", "example.org"]));
 
+    // The domain's HTTP Digest switch (twin of `domain digest`): on by default.
+    let digest = url("/domains/example.org/digest");
+    let (s, b, tag) = call(&ops, Method::GET, &digest, &[], None).await;
+    assert_eq!(
+        (s, &b),
+        (200, &json!({"domain": "example.org", "digest": true}))
+    );
+    let tag = tag.expect("an ETag");
+    for bad in [
+        json!({"digest": "off"}),
+        json!({"digest": false, "x": 1}),
+        json!({}),
+    ] {
+        let (s, b, _) = call(&ops, Method::PUT, &digest, &[], Some(bad.clone())).await;
+        assert_eq!(s, 400, "{bad}: {b}");
+    }
+    let (s, b, _) = call(
+        &ops,
+        Method::PUT,
+        &digest,
+        &[("if-match", &tag)],
+        Some(json!({"digest": false})),
+    )
+    .await;
+    assert_eq!(
+        (s, &b),
+        (200, &json!({"domain": "example.org", "digest": false}))
+    );
+    assert_eq!(
+        app.services
+            .domain_digest(&sip_settings_core::Domain::parse("example.org").unwrap())
+            .await
+            .unwrap(),
+        Some(false)
+    );
+    // The old ETag is stale now: nothing changes.
+    let (s, _, _) = call(
+        &ops,
+        Method::PUT,
+        &digest,
+        &[("if-match", &tag)],
+        Some(json!({"digest": true})),
+    )
+    .await;
+    assert_eq!(s, 412);
+    let (s, b, _) = call(&ops, Method::GET, &digest, &[], None).await;
+    assert_eq!((s, b["digest"].clone()), (200, json!(false)));
+    let (s, b, _) = call(
+        &ops,
+        Method::PUT,
+        &url("/domains/example.net/digest"),
+        &[],
+        Some(json!({"digest": true})),
+    )
+    .await;
+    assert_eq!(s, 404, "{b}");
+    let (s, _, _) = call(
+        &ops,
+        Method::PUT,
+        &digest,
+        &[],
+        Some(json!({"digest": true})),
+    )
+    .await;
+    assert_eq!(s, 200);
+
     // Create, read, update.
     let (s, b, _) = call(
         &ops,

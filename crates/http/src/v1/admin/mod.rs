@@ -38,6 +38,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
             domains::admin_list_domains,
             domains::admin_add_domain
         ))
+        .routes(routes!(
+            domains::admin_get_domain_digest,
+            domains::admin_put_domain_digest
+        ))
         .routes(routes!(journal::admin_domain_journal))
         .routes(routes!(
             accounts::admin_list_accounts,
