@@ -258,6 +258,9 @@ pub async fn handle(
         return reply::service_error(&e);
     }
     let Some(name) = params.get("action") else {
+        if let Some(tab) = params.get("tab") {
+            return web_view(&state, &caller, &method, uri, headers, tab).await;
+        }
         return reply::failure(StatusCode::BAD_REQUEST, "Error: missing action");
     };
     let Some(action) = Action::from_name(name) else {
@@ -273,16 +276,7 @@ pub async fn handle(
     } else {
         Kind::Read
     };
-    let now = state.services.clock().now();
-    let allowed = match &caller {
-        Caller::Certificate(s) => state.limiter.check(Some(&s.serial), s.addr.ip(), kind, now),
-        Caller::Digest { account, addr } => {
-            state
-                .limiter
-                .check_account(Some(account), addr.ip(), kind, now)
-        }
-    };
-    if let Err(wait) = allowed {
+    if let Err(wait) = caller.spend(&state, kind) {
         return reply::too_many(wait);
     }
     let services = match &caller {
@@ -306,6 +300,37 @@ pub async fn handle(
     }
 }
 
+/// Blink's web view, `settings.phtml?realm=…&tab=NAME` without `action`: the web page's tab
+/// for the caller's account ([`crate::web::blink_tab`]), a read of the request budget. `GET`
+/// (and `HEAD`) only: the page's forms post to `/web/…`.
+async fn web_view(
+    state: &AppState,
+    caller: &Caller,
+    method: &Method,
+    uri: Uri,
+    headers: HeaderMap,
+    tab: &str,
+) -> Response {
+    if !matches!(*method, Method::GET | Method::HEAD) {
+        return method_not_allowed(format!(
+            "Error: method {} is not allowed for the web view (tab); use GET",
+            sip_settings_core::ids::printable(method.as_str())
+        ));
+    }
+    if let Err(wait) = caller.spend(state, Kind::Read) {
+        return reply::too_many(wait);
+    }
+    crate::web::blink_tab(
+        state.clone(),
+        headers,
+        uri,
+        caller.addr(),
+        caller.account().clone(),
+        tab,
+    )
+    .await
+}
+
 /// Who is calling the action endpoint.
 enum Caller {
     /// A subscriber certificate.
@@ -324,6 +349,27 @@ impl Caller {
         match self {
             Self::Certificate(s) => &s.account,
             Self::Digest { account, .. } => account,
+        }
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        match self {
+            Self::Certificate(s) => s.addr,
+            Self::Digest { addr, .. } => *addr,
+        }
+    }
+
+    /// Spends one request of the caller's budget of `kind` (the certificate's, or the
+    /// account's for Digest, and the client address's); the wait when it is spent.
+    fn spend(&self, state: &AppState, kind: Kind) -> Result<(), u64> {
+        let now = state.services.clock().now();
+        match self {
+            Self::Certificate(s) => state.limiter.check(Some(&s.serial), s.addr.ip(), kind, now),
+            Self::Digest { account, addr } => {
+                state
+                    .limiter
+                    .check_account(Some(account), addr.ip(), kind, now)
+            }
         }
     }
 }

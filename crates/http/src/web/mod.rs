@@ -30,7 +30,7 @@ use axum::routing::{MethodRouter, get, post};
 use chrono::{DateTime, Utc};
 use http_body_util::{BodyExt, Limited};
 use sip_settings_core::journal::{Door, Origin};
-use sip_settings_core::{Password, ServiceError, Services};
+use sip_settings_core::{AccountId, Domain, Password, ServiceError, Services};
 
 use crate::legacy::reply;
 use crate::params::Params;
@@ -171,6 +171,22 @@ struct Req {
     uri: Uri,
     addr: SocketAddr,
     now: DateTime<Utc>,
+    /// The domain named by `?realm=` (or the login form's `realm`), if it is a domain name.
+    realm: Option<Domain>,
+}
+
+/// The domain of a `realm` parameter (`x@domain` counts as `domain`, as CDRTool and Blink use
+/// it), if it is a domain name.
+pub(crate) fn realm_domain(text: &str) -> Option<Domain> {
+    Domain::parse(text.rsplit('@').next().unwrap_or_default()).ok()
+}
+
+fn query_realm(uri: &Uri) -> Option<Domain> {
+    uri.query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "realm")
+            .and_then(|(_, v)| realm_domain(&v))
+    })
 }
 
 impl Req {
@@ -179,11 +195,21 @@ impl Req {
             .extensions()
             .get::<Peer>()
             .map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |p| p.addr);
+        Self::from_parts(
+            state,
+            request.headers().clone(),
+            request.uri().clone(),
+            addr,
+        )
+    }
+
+    fn from_parts(state: AppState, headers: HeaderMap, uri: Uri, addr: SocketAddr) -> Self {
         let now = state.services.clock().now();
         Self {
             state,
-            headers: request.headers().clone(),
-            uri: request.uri().clone(),
+            headers,
+            realm: query_realm(&uri),
+            uri,
             addr,
             now,
         }
@@ -333,7 +359,8 @@ impl Req {
         let flash_cookie = self.flash();
         let had_flash = flash_cookie.is_some();
         let flash = flash.or(flash_cookie);
-        let mut response = match pages::login_page(&token, address, error, flash) {
+        let realm = self.realm.as_ref().map(Domain::as_str);
+        let mut response = match pages::login_page(&token, realm, address, error, flash) {
             Ok(body) => html(status, body),
             Err(e) => return self.failure(&e),
         };
@@ -454,6 +481,52 @@ async fn posted_form(r: &Req, request: Request) -> Result<Params, Response> {
     })
 }
 
+/// Blink's web view: `settings.phtml?realm=…&tab=NAME` (no `action`), for an account the
+/// action endpoint authenticated (HTTP Digest, or a client certificate). The names Blink sends
+/// and the tab each shows.
+pub const BLINK_TABS: [(&str, Tab); 4] = [
+    ("settings", Tab::Forwarding),
+    ("calls", Tab::Calls),
+    ("payments", Tab::Balance),
+    ("contacts", Tab::Phonebook),
+];
+
+/// The web page's tab for Blink's `tab=NAME`: a session for `account` starts (its cookie is
+/// set, so the page's links and forms — under `/web/…`, with the same CSRF tokens and
+/// cross-site checks as after a login — work in the web view without a login), and the tab is
+/// answered. An unknown name is `400` naming the tabs.
+pub(crate) async fn blink_tab(
+    state: AppState,
+    headers: HeaderMap,
+    uri: Uri,
+    addr: SocketAddr,
+    account: AccountId,
+    name: &str,
+) -> Response {
+    let r = Req::from_parts(state, headers, uri, addr);
+    let Some((_, tab)) = BLINK_TABS.iter().find(|(n, _)| *n == name) else {
+        let names: Vec<&str> = BLINK_TABS.iter().map(|(n, _)| *n).collect();
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Bad request",
+            &format!(
+                "tab must be one of {}; {:?} is not a tab of this page.",
+                names.join(", "),
+                sip_settings_core::ids::printable(name)
+            ),
+        );
+    };
+    let session = match r.session() {
+        // The web view's own session goes on (its CSRF token stays valid).
+        Some(s) if s.account == account => s,
+        _ => {
+            tracing::info!(%account, ip = %r.ip(), "web view session (settings.phtml tab)");
+            Session::start(account, r.now)
+        }
+    };
+    r.tab(*tab, &session, None, StatusCode::OK).await
+}
+
 async fn tab_page(State(state): State<AppState>, request: Request) -> Response {
     let r = Req::new(state, &request);
     let tab = Tab::from_path(r.uri.path()).unwrap_or(Tab::Info);
@@ -464,15 +537,47 @@ async fn tab_page(State(state): State<AppState>, request: Request) -> Response {
     }
 }
 
+/// The address a login names: as typed when it has a domain (`alice@example.com`,
+/// `sip:alice@example.com`), else the user part with the form's realm (Blink's web view, a
+/// login page asked for with `?realm=`), else with the only domain served. Anything else is
+/// left as typed (and is then a wrong login).
+async fn qualify(
+    svc: &Services,
+    address: &str,
+    realm: Option<&Domain>,
+) -> Result<String, ServiceError> {
+    if address.is_empty() || address.contains('@') {
+        return Ok(address.to_owned());
+    }
+    let domain = match realm {
+        Some(d) => Some(d.clone()),
+        None => {
+            let mut domains = svc.list_domains().await?;
+            if domains.len() == 1 {
+                domains.pop()
+            } else {
+                None
+            }
+        }
+    };
+    Ok(match domain {
+        Some(d) => format!("{address}@{d}"),
+        None => address.to_owned(),
+    })
+}
+
 /// Wrong address and wrong password get the same answer.
 const WRONG_LOGIN: &str = "Wrong SIP address or password";
 
 async fn login(State(state): State<AppState>, request: Request) -> Response {
-    let r = Req::new(state, &request);
+    let mut r = Req::new(state, &request);
     let params = match posted_form(&r, request).await {
         Ok(p) => p,
         Err(response) => return response,
     };
+    if let Some(realm) = params.get("realm").and_then(realm_domain) {
+        r.realm = Some(realm);
+    }
     let address = params.get("address").unwrap_or_default().trim().to_owned();
     let token_ok = cookie(&r.headers, LOGIN_COOKIE).is_some_and(|nonce| {
         r.key()
@@ -496,7 +601,11 @@ async fn login(State(state): State<AppState>, request: Request) -> Response {
         actor: "login".to_owned(),
         source: Some(r.ip().to_string()),
     });
-    match svc.log_in(&address, &password).await {
+    let qualified = match qualify(&svc, &address, r.realm.as_ref()).await {
+        Ok(a) => a,
+        Err(e) => return r.failure(&e),
+    };
+    match svc.log_in(&qualified, &password).await {
         Ok(Some(id)) => {
             tracing::info!(account = %id, ip = %r.ip(), "web login");
             let session = Session::start(id, r.now);

@@ -10,13 +10,17 @@ use super::{Field, Layout, render};
 struct LoginPage {
     layout: Layout,
     csrf: String,
+    realm: Option<String>,
     address: Field,
     password: Field,
 }
 
-/// The login page: `address` is kept, the password never.
+/// The login page: `address` is kept, the password never. `realm`, when the page was asked
+/// for with `?realm=` (Blink's web view does), goes with the form: the user part alone then
+/// names an account of that domain.
 pub fn login_page(
     csrf: &str,
+    realm: Option<&str>,
     address: &str,
     error: Option<String>,
     flash: Option<String>,
@@ -30,7 +34,10 @@ pub fn login_page(
         None,
     )
     .attrs(r#" autocomplete="username" inputmode="email" autocapitalize="none" spellcheck="false" required"#)
-    .hint("For example alice@example.com");
+    .hint(match realm {
+        Some(_) => "Your user name, or the whole address (alice@example.com)",
+        None => "For example alice@example.com",
+    });
     address_field.value = address.to_owned();
     let mut password = Field::new(
         "login",
@@ -50,6 +57,7 @@ pub fn login_page(
             ..Layout::default()
         },
         csrf: csrf.to_owned(),
+        realm: realm.map(str::to_owned),
         address: address_field,
         password,
     })
