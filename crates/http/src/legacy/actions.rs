@@ -18,6 +18,7 @@ use sip_settings_core::{AccountId, Password, ServiceError, Services};
 
 use crate::identity::Subscriber;
 use crate::legacy::digest;
+use crate::legacy::history;
 use crate::legacy::objects;
 use crate::legacy::reply;
 use crate::params::Params;
@@ -60,6 +61,8 @@ pub enum Action {
     P12,
     /// `calls`: object C.
     Calls,
+    /// `get_history`: object C's calls as Blink Cocoa imports them ([`crate::legacy::history`]).
+    History,
     /// `prepaid`: object P.
     Prepaid,
     /// `balance_history`: array H or CSV.
@@ -107,7 +110,7 @@ impl Action {
         ("p12", Action::P12),
         ("get_p12", Action::P12),
         ("calls", Action::Calls),
-        ("get_history", Action::Calls),
+        ("get_history", Action::History),
         ("get_calls", Action::Calls),
         ("prepaid", Action::Prepaid),
         ("get_prepaid", Action::Prepaid),
@@ -477,6 +480,13 @@ impl ActionRequest<'_> {
                 let account = s.account(id).await?;
                 let (placed, received) = s.calls(id, days, limit).await?;
                 Json(objects::calls(&account, &placed, &received)).into_response()
+            }
+            Action::History => {
+                let days = self.number("days", 1..=90, 14)?;
+                let limit = self.number("limit", 1..=500, 50)?;
+                let account = s.account(id).await?;
+                let (placed, received) = s.calls(id, days, limit).await?;
+                Json(history::history(&account, &placed, &received)).into_response()
             }
             Action::Devices => {
                 let account = s.account(id).await?;

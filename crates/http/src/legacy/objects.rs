@@ -80,7 +80,8 @@ fn utc(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn call(account: &Account, c: &CallRecord, placed: bool) -> Value {
+/// One call of object C (`placed`: the remote party is the callee, and `price` is shown).
+pub fn call(account: &Account, c: &CallRecord, placed: bool) -> Value {
     let remote = if placed { &c.callee } else { &c.caller };
     let mut v = json!({
         "remoteParty": remote.to_string(),

@@ -8,6 +8,7 @@ mod admin;
 mod atomic;
 mod auth;
 mod billing;
+mod blink_history;
 mod blink_web;
 mod cli;
 mod connections;
