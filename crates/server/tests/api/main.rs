@@ -31,4 +31,5 @@ mod sip_door;
 mod sipp;
 mod throttle;
 mod tools;
+mod vouchers;
 mod web;
