@@ -245,6 +245,19 @@ async fn bad_input_is_refused_naming_it_and_changes_nothing() {
             "{query}: {text}"
         );
     }
+    // Another account named (`account=`): 403, the card is not taken.
+    let (status, body) = app
+        .action(
+            &app.alice,
+            &format!(
+                "action=add_balance&account={}&id={}&number={}",
+                enc(BOB),
+                c3.0,
+                c3.1
+            ),
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
     let head = app
         .client(Some(&app.alice))
         .head(format!(
