@@ -1,6 +1,6 @@
 //! Prepaid cards (issue 18, point 5): the operator makes a batch with the real CLI or the
 //! operator API, a prepaid subscriber redeems a card with `add_balance` (CDRTool's `id` and
-//! `number`) over mutual TLS and over HTTP Digest, the balance (`prepaid`) grows; a used,
+//! `number`) over mutual TLS and over HTTP Digest (by hand, and curl's as a second client), the balance (`prepaid`) grows; a used,
 //! disabled or wrong card is refused and changes nothing, wrong numbers are throttled per account
 //! and per address, two redemptions of one card at once credit once, and the card numbers are
 //! not in the database files.
@@ -588,4 +588,39 @@ async fn the_operator_api_makes_lists_and_disables_cards_on_postgres() {
     let url = db.url().to_owned();
     let app = TestApp::spawn_with(|c| c.database_url = url).await;
     operator_api(&app).await;
+}
+
+// Multi-threaded: curl runs as a blocking child process while the server answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_redeems_a_card_with_digest_by_post() {
+    let ok = std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIP: curl is not installed");
+        return;
+    }
+    let app = TestApp::spawn().await;
+    app.cli_ok(&["account", "set", ALICE, "--prepaid", "true"]);
+    let cards = create_with_cli(&app, &["--value", "3.25", "--count", "1"]);
+    let (id, number) = &cards[0];
+    let ca = app.write_file("vouchers-ca.crt", &app.ca_pem);
+    let url = format!("{}/settings.phtml?realm=example.com", app.base);
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--digest", "-u", &format!("alice:{ALICE_PASSWORD}")])
+        .arg("--cacert")
+        .arg(&ca)
+        .args(["-d", "action=add_balance", "-d", &format!("id={id}")])
+        .args(["-d", &format!("number={number}")])
+        .args(["-w", "\n%{http_code}", &url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    assert_eq!(code, "200", "{body}");
+    let body: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(body["error_message"], "Added balance succeeded");
+    assert_eq!(body["balance"], "3.2500");
+    assert_eq!(balance(&app, &app.alice).await, 3.25);
 }
