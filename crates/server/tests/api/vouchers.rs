@@ -1,9 +1,9 @@
 //! Prepaid cards (issue 18, point 5): the operator makes a batch with the real CLI or the
 //! operator API, a prepaid subscriber redeems a card with `add_balance` (CDRTool's `id` and
-//! `number`) over mutual TLS and over HTTP Digest (by hand, and curl's as a second client), the balance (`prepaid`) grows; a used,
-//! disabled or wrong card is refused and changes nothing, wrong numbers are throttled per account
-//! and per address, two redemptions of one card at once credit once, and the card numbers are
-//! not in the database files.
+//! `number`) over mutual TLS and over HTTP Digest (by hand, and curl as a second client), the
+//! balance (`prepaid`) grows; a used, disabled or wrong card is refused and changes nothing,
+//! wrong numbers are throttled per account and per address, two redemptions of one card at once
+//! credit once, and the card numbers are not in the database files.
 
 use chrono::Duration;
 use reqwest::Method;
