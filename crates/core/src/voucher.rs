@@ -378,7 +378,7 @@ impl Services {
             };
             return Err(ServiceError::invalid(
                 missing,
-                "is missing (Missing id or number: both of the prepaid card are needed)",
+                "is missing: the prepaid card's id and number are both needed",
             ));
         };
         let card = parse_id(id)?;
