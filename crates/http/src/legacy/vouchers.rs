@@ -1,7 +1,7 @@
 //! `add_balance&id=N&number=DIGITS` (CDRTool's prepaid card top-up): redeems a prepaid card
 //! for the calling account through [`Services::redeem_voucher`] and answers CDRTool's status
-//! object, `"Added balance succeeded"`, with the card's `value` and the new `balance` (decimal
-//! strings) beside it.
+//! object, `"Added balance succeeded"`, with the card's `value`, the new `balance` (decimal
+//! strings) and the `currency` beside it.
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
@@ -10,7 +10,7 @@ use sip_settings_core::{AccountId, ServiceError, Services};
 
 use crate::params::Params;
 
-/// The success reply of `add_balance`: the status object and two extra keys.
+/// The success reply of `add_balance`: the status object and three extra keys.
 #[derive(Debug, Serialize)]
 struct AddBalanceReply {
     success: bool,
