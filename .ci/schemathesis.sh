@@ -130,6 +130,13 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401",
 include-path-regex = "^/v1/me/(dnd|voicemail)$|^/v1/admin/accounts/[^/]+/voicemail$"
 include-method = ["PUT", "PATCH"]
 phases.coverage.enabled = false
+
+# The same for a prepaid card batch's `expires` (the custom format's generator makes future
+# times; the coverage phase's "" is refused, naming `expires`).
+[[operations]]
+include-path-regex = "^/v1/admin/domains/[^/]+/vouchers$"
+include-method = "POST"
+phases.coverage.enabled = false
 TOML
 
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"

@@ -27,6 +27,7 @@ pub mod sip;
 pub mod store;
 pub mod stored;
 pub mod throttle;
+pub mod voucher;
 pub mod write;
 
 pub use account::{Account, AccountProfile, AccountUpdate};

@@ -18,7 +18,7 @@ use crate::error::ServiceError;
 use crate::ids::{AccountId, Domain};
 use crate::journal::{CHANGED, JournalEntry, NewJournalEntry, Origin, Stamp};
 use crate::store::{AccountOp, Applied, Store};
-use crate::throttle::{PasswordChecks, Throttle};
+use crate::throttle::{Guarded, PasswordChecks, Throttle};
 use crate::write::{Lease, WriteGate};
 
 /// Tunables of the service layer.
@@ -92,6 +92,8 @@ pub struct Services {
     gate: Arc<WriteGate>,
     /// Password failure counters and hashing permits, shared by every clone.
     throttle: Arc<Throttle>,
+    /// Wrong prepaid card numbers, counted as password failures are ([`crate::voucher`]).
+    voucher_throttle: Arc<Throttle>,
 }
 
 impl fmt::Debug for Services {
@@ -112,6 +114,10 @@ impl Services {
         config: ServicesConfig,
     ) -> Self {
         let throttle = Arc::new(Throttle::new(config.password_checks.clone()));
+        let voucher_throttle = Arc::new(Throttle::guarding(
+            Guarded::VoucherNumber,
+            config.password_checks.clone(),
+        ));
         let gate = Arc::new(WriteGate::new(store.max_concurrent_writes()));
         Self {
             store,
@@ -122,6 +128,7 @@ impl Services {
             lease: None,
             gate,
             throttle,
+            voucher_throttle,
         }
     }
 
@@ -154,6 +161,11 @@ impl Services {
             lease: Some(lease),
             ..self.clone()
         }
+    }
+
+    /// The counters of wrong prepaid card numbers ([`crate::voucher`]).
+    pub(crate) fn voucher_throttle(&self) -> &Throttle {
+        &self.voucher_throttle
     }
 
     /// Who is changing something now, for the journal.

@@ -1,7 +1,7 @@
 //! The [`Store`] trait: everything the service keeps, behind one interface that the embedded
 //! SQLite store and the PostgreSQL store implement identically. It is the sum of the traits by
 //! concern ([`Accounts`], [`Certificates`], [`Addresses`], [`Settings`], [`Billing`],
-//! [`Devices`], [`Journal`]), which each back end implements in one file per trait.
+//! [`Vouchers`], [`Devices`], [`Journal`]), which each back end implements in one file per trait.
 //!
 //! Rules the trait promises, whatever the back end:
 //! * each method is atomic: it changes everything it says or nothing;
@@ -39,6 +39,7 @@ use crate::settings::{
     Voicemail,
 };
 use crate::sip::{Condition, DiversionTarget, SipUri};
+use crate::voucher::{NewVoucher, Redeemed, Redemption, Voucher};
 
 /// A change of a prepaid balance.
 #[derive(Debug, Clone)]
@@ -186,7 +187,8 @@ async fn write_one<S: Accounts + ?Sized>(
 }
 
 /// The persistent state of the service: the sum of the traits by concern ([`Accounts`],
-/// [`Certificates`], [`Addresses`], [`Settings`], [`Billing`], [`Devices`], [`Journal`]),
+/// [`Certificates`], [`Addresses`], [`Settings`], [`Billing`], [`Vouchers`], [`Devices`],
+/// [`Journal`]),
 /// implemented for every type that implements them all. Their methods are callable on a
 /// `dyn Store` without importing the traits by concern.
 pub trait Store:
@@ -195,6 +197,7 @@ pub trait Store:
     + Addresses
     + Settings
     + Billing
+    + Vouchers
     + Devices
     + Journal
     + Operations
@@ -208,6 +211,7 @@ impl<T> Store for T where
         + Addresses
         + Settings
         + Billing
+        + Vouchers
         + Devices
         + Journal
         + Operations
@@ -639,6 +643,28 @@ pub trait Billing: Send + Sync {
         account: &AccountId,
         snapshot: &BillingSnapshot,
     ) -> Result<(), StoreError>;
+}
+
+/// Prepaid cards ([`crate::voucher`]): made in batches, listed, disabled, redeemed once.
+#[async_trait]
+pub trait Vouchers: Send + Sync {
+    /// Stores a batch of cards in one transaction; answers their ids in the batch's order.
+    /// [`StoreError::NotFound`] if a card's domain is not served here (nothing is stored).
+    async fn create_vouchers(&self, batch: &[NewVoucher]) -> Result<Vec<i64>, StoreError>;
+    /// The cards of `domain`, newest (highest id) first, at most `limit`.
+    async fn list_vouchers(&self, domain: &Domain, limit: u32) -> Result<Vec<Voucher>, StoreError>;
+    /// One card.
+    async fn get_voucher(&self, id: i64) -> Result<Option<Voucher>, StoreError>;
+    /// Disables an unused card (keeping the first time it was disabled) and answers it.
+    /// [`StoreError::NotFound`] for an unknown id, [`StoreError::Conflict`] for a used card.
+    async fn disable_voucher(&self, id: i64, at: DateTime<Utc>) -> Result<Voucher, StoreError>;
+    /// Redeems a card in one transaction under the account's write lock: decides with
+    /// [`Voucher::refusal`] on the card as stored, and, when nothing refuses, marks it used by
+    /// the account at `journal.at` (only if it is still unused: of concurrent redemptions of one
+    /// card exactly one credits), adds its value to the balance, and writes the `topup` history
+    /// entry and the journal entries (`balance` old → new, `voucher`). A refusal changes
+    /// nothing. [`StoreError::NotFound`] if there is no account.
+    async fn redeem_voucher(&self, redemption: &Redemption) -> Result<Redeemed, StoreError>;
 }
 
 /// The devices (SIP registrations) of accounts.

@@ -65,17 +65,42 @@ impl Default for PasswordChecks {
     }
 }
 
-/// Counts a password check refused by the throttle, by why: `account` or `address` (too many
-/// failures), `busy` (every hashing permit taken).
-fn count_throttled(why: &'static str) {
-    crate::metrics::global().add(
-        "sip_settings_password_checks_throttled_total",
-        "Password checks (web log-in, p12 download, SIP password) refused by the throttle, by \
-         why: account or address (too many recent failures), busy (no hashing capacity).",
-        &["why"],
-        &[why],
-        1,
-    );
+/// What a [`Throttle`] guards: the failures it counts have the same rules, their own counters,
+/// words and metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Guarded {
+    /// Password checks (web log-in, `p12`, HTTP Digest).
+    Password,
+    /// Prepaid card numbers of `add_balance` ([`crate::voucher`]).
+    VoucherNumber,
+}
+
+impl Guarded {
+    /// The failed thing, in the refusal's words.
+    fn failures(self) -> &'static str {
+        match self {
+            Self::Password => "failed password attempts",
+            Self::VoucherNumber => "wrong prepaid card numbers",
+        }
+    }
+
+    /// Counts an attempt refused by the throttle, by why: `account` or `address` (too many
+    /// failures), `busy` (every hashing permit taken; passwords only).
+    fn count_throttled(self, why: &'static str) {
+        let (name, help) = match self {
+            Self::Password => (
+                "sip_settings_password_checks_throttled_total",
+                "Password checks (web log-in, p12 download, SIP password) refused by the throttle, \
+                 by why: account or address (too many recent failures), busy (no hashing capacity).",
+            ),
+            Self::VoucherNumber => (
+                "sip_settings_voucher_attempts_throttled_total",
+                "Prepaid card redemptions (add_balance) refused by the throttle, by why: account \
+                 or address (too many recent wrong card numbers).",
+            ),
+        };
+        crate::metrics::global().add(name, help, &["why"], &[why], 1);
+    }
 }
 
 /// What [`ServiceError::Throttled`] says when every hashing permit is busy (not a failure count).
@@ -95,6 +120,7 @@ struct Failures {
 /// The shared state: failure counters, hashing permits and the decoy credentials.
 #[derive(Debug)]
 pub(crate) struct Throttle {
+    guarded: Guarded,
     limits: PasswordChecks,
     failures: Mutex<Failures>,
     permits: Arc<Semaphore>,
@@ -145,8 +171,14 @@ fn take_back(q: &mut VecDeque<DateTime<Utc>>, at: DateTime<Utc>) {
 
 impl Throttle {
     pub(crate) fn new(limits: PasswordChecks) -> Self {
+        Self::guarding(Guarded::Password, limits)
+    }
+
+    /// A throttle of `guarded`'s failures with the limits of password checks.
+    pub(crate) fn guarding(guarded: Guarded, limits: PasswordChecks) -> Self {
         let permits = Arc::new(Semaphore::new(limits.concurrent.max(1)));
         Self {
+            guarded,
             limits,
             failures: Mutex::new(Failures::default()),
             permits,
@@ -191,16 +223,16 @@ impl Throttle {
             wait_seconds(q, self.limits.per_address, now, window)
         });
         if let Some(wait) = by_account {
-            count_throttled("account");
+            self.guarded.count_throttled("account");
             return Err(ServiceError::Throttled {
-                what: "too many failed password attempts for this account".to_owned(),
+                what: format!("too many {} for this account", self.guarded.failures()),
                 wait_seconds: wait.max(by_address.unwrap_or(0)),
             });
         }
         if let Some(wait) = by_address {
-            count_throttled("address");
+            self.guarded.count_throttled("address");
             return Err(ServiceError::Throttled {
-                what: "too many failed password attempts from this address".to_owned(),
+                what: format!("too many {} from this address", self.guarded.failures()),
                 wait_seconds: wait,
             });
         }
@@ -222,7 +254,7 @@ impl Throttle {
     /// A hashing permit: at once when one is free, else after a bounded wait, else refused.
     async fn permit(&self) -> Result<OwnedSemaphorePermit, ServiceError> {
         let busy = || {
-            count_throttled("busy");
+            self.guarded.count_throttled("busy");
             ServiceError::Throttled {
                 what: BUSY.to_owned(),
                 wait_seconds: 1,

@@ -8,10 +8,11 @@ use sip_settings_core::calls::NewCall;
 pub use sip_settings_core::import::{CALLS_HEADER, RATES_HEADER, parse_calls_csv, parse_rates_csv};
 use sip_settings_core::money::Money;
 use sip_settings_core::rating::Rate;
-use sip_settings_core::{AccountId, E164};
+use sip_settings_core::voucher;
+use sip_settings_core::{AccountId, Domain, E164};
 
 use crate::app::open_default_services;
-use crate::cli::{BalanceCommand, CallsCommand, RatesCommand};
+use crate::cli::{BalanceCommand, CallsCommand, RatesCommand, VoucherCommand};
 use crate::config::Config;
 
 /// `balance …`
@@ -67,6 +68,63 @@ pub async fn balance(config: &Config, cmd: &BalanceCommand) -> anyhow::Result<()
                     h.description
                 );
             }
+        }
+    }
+    Ok(())
+}
+
+/// `voucher …`
+pub async fn voucher(config: &Config, cmd: &VoucherCommand) -> anyhow::Result<()> {
+    let services = open_default_services(config).await?;
+    match cmd {
+        VoucherCommand::Create {
+            domain,
+            value,
+            count,
+            expires,
+        } => {
+            let domain = Domain::parse(domain)?;
+            let value = Money::parse_for("value", value)?;
+            let expires = expires.as_deref().map(voucher::parse_expiry).transpose()?;
+            let made = services
+                .create_vouchers(&domain, value, *count, expires)
+                .await?;
+            let expires = expires.map(|e| e.to_rfc3339()).unwrap_or_default();
+            println!("id,number,domain,value,expires");
+            for v in &made {
+                println!("{},{},{domain},{value},{expires}", v.id, v.number.expose());
+            }
+            eprintln!(
+                "made {} prepaid card(s) of {value} {} for {domain}; their numbers are not stored \
+                 and cannot be shown again",
+                made.len(),
+                services.config().currency
+            );
+        }
+        VoucherCommand::List { domain, limit } => {
+            let domain = Domain::parse(domain)?;
+            let now = services.clock().now();
+            println!("id,value,state,created,expires,used_by,used_at");
+            let time = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                t.map(|t| t.to_rfc3339()).unwrap_or_default()
+            };
+            for v in services.vouchers(&domain, *limit).await? {
+                println!(
+                    "{},{},{},{},{},{},{}",
+                    v.id,
+                    v.value,
+                    v.state(now).as_str(),
+                    v.created_at.to_rfc3339(),
+                    time(v.expires_at),
+                    v.used_by.as_deref().unwrap_or_default(),
+                    time(v.used_at)
+                );
+            }
+        }
+        VoucherCommand::Disable { id } => {
+            let id = voucher::parse_id(id)?;
+            let v = services.disable_voucher(id).await?;
+            println!("prepaid card {} of {} is disabled", v.id, v.domain);
         }
     }
     Ok(())

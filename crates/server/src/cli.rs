@@ -144,6 +144,9 @@ pub enum Command {
     /// Prepaid balances.
     #[command(subcommand)]
     Balance(BalanceCommand),
+    /// Prepaid cards (vouchers) that subscribers redeem with `add_balance`.
+    #[command(subcommand)]
+    Voucher(VoucherCommand),
     /// The rate table for prepaid calls.
     #[command(subcommand)]
     Rates(RatesCommand),
@@ -277,6 +280,41 @@ pub enum BalanceCommand {
     Show {
         /// user@domain
         account: String,
+    },
+}
+
+/// `voucher …`
+#[derive(Debug, Subcommand)]
+pub enum VoucherCommand {
+    /// Make a batch of prepaid cards for a domain and print them once as CSV
+    /// (id,number,domain,value,expires): the numbers are not stored and cannot be shown again.
+    Create {
+        /// The domain whose prepaid accounts may redeem the cards.
+        #[arg(long)]
+        domain: String,
+        /// What each card adds to a balance: a positive decimal (at most 4 decimals).
+        #[arg(long)]
+        value: String,
+        /// How many cards (1 to 10000).
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// When the cards stop being accepted: RFC 3339 or YYYY-MM-DD (00:00 UTC).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List a domain's cards, newest first (without their numbers).
+    List {
+        /// The domain.
+        #[arg(long)]
+        domain: String,
+        /// Most cards to show.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Disable an unused card: it can no longer be redeemed.
+    Disable {
+        /// The card's id.
+        id: String,
     },
 }
 

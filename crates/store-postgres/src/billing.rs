@@ -30,16 +30,20 @@ use crate::{PgStore, lock_account, not_found};
 const RATE_BATCH: usize = 1000;
 
 /// One balance history entry.
-struct History<'a> {
-    at: DateTime<Utc>,
-    action: &'a str,
-    description: &'a str,
-    value: Money,
-    balance: Money,
-    session: Option<&'a str>,
+pub(crate) struct History<'a> {
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) action: &'a str,
+    pub(crate) description: &'a str,
+    pub(crate) value: Money,
+    pub(crate) balance: Money,
+    pub(crate) session: Option<&'a str>,
 }
 
-async fn insert_history(conn: &mut PgConnection, account_id: i64, h: History<'_>) -> Res<()> {
+pub(crate) async fn insert_history(
+    conn: &mut PgConnection,
+    account_id: i64,
+    h: History<'_>,
+) -> Res<()> {
     sqlx::query(
         "INSERT INTO balance_history (account_id, at, action, description, value, balance, \
          session) VALUES ($1, $2, $3, $4, $5, $6, $7)",

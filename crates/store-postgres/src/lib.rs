@@ -108,6 +108,7 @@ mod settings;
 #[doc(hidden)]
 pub mod testing;
 mod tls;
+mod vouchers;
 
 use std::str::FromStr;
 use std::sync::Arc;

@@ -28,7 +28,10 @@ use crate::rows::{call_from, map_err, rate_from, session_from, unix};
 const SESSION_SELECT: &str = "SELECT s.*, a.username, a.domain FROM prepaid_sessions s \
                               JOIN accounts a ON a.id = s.account_id";
 
-async fn account_row(tx: &mut Write, account: &AccountId) -> Result<(i64, bool, i64), StoreError> {
+pub(crate) async fn account_row(
+    tx: &mut Write,
+    account: &AccountId,
+) -> Result<(i64, bool, i64), StoreError> {
     let row =
         sqlx::query("SELECT id, prepaid, balance FROM accounts WHERE domain = ? AND username = ?")
             .bind(account.domain().as_str())
@@ -45,7 +48,7 @@ async fn account_row(tx: &mut Write, account: &AccountId) -> Result<(i64, bool, 
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn insert_history(
+pub(crate) async fn insert_history(
     tx: &mut Write,
     account_id: i64,
     at: DateTime<Utc>,

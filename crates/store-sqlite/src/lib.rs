@@ -50,6 +50,7 @@ mod journal;
 mod operations;
 mod rows;
 mod settings;
+mod vouchers;
 
 use std::str::FromStr;
 use std::time::Duration;

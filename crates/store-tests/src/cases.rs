@@ -31,6 +31,7 @@ mod certificates;
 mod devices;
 mod journal;
 mod settings;
+mod vouchers;
 
 pub use accounts::*;
 pub use addresses::*;
@@ -39,6 +40,7 @@ pub use certificates::*;
 pub use devices::*;
 pub use journal::*;
 pub use settings::*;
+pub use vouchers::*;
 
 /// A fixed instant (whole seconds, so every back end keeps it exactly).
 pub fn t0() -> DateTime<Utc> {

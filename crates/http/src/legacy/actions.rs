@@ -21,6 +21,7 @@ use crate::legacy::digest;
 use crate::legacy::history;
 use crate::legacy::objects;
 use crate::legacy::reply;
+use crate::legacy::vouchers;
 use crate::params::Params;
 use crate::ratelimit::Kind;
 use crate::serve::Peer;
@@ -71,6 +72,8 @@ pub enum Action {
     MonthlyUsage,
     /// `get_devices`: the registered devices (array of object Dv).
     Devices,
+    /// `add_balance`: redeems a prepaid card ([`crate::legacy::vouchers`]).
+    AddBalance,
 }
 
 impl Action {
@@ -120,6 +123,7 @@ impl Action {
         ("get_monthly_usage", Action::MonthlyUsage),
         ("get_devices", Action::Devices),
         ("devices", Action::Devices),
+        ("add_balance", Action::AddBalance),
     ];
 
     /// Whether the action changes something (for the write rate budget).
@@ -134,6 +138,7 @@ impl Action {
                 | Action::SetDiversions
                 | Action::Crt
                 | Action::P12
+                | Action::AddBalance
         )
     }
 
@@ -506,6 +511,7 @@ impl ActionRequest<'_> {
                 .into_response()
             }
             Action::BalanceHistory => self.balance_history().await?,
+            Action::AddBalance => vouchers::add_balance(s, id, self.params).await?,
             Action::MonthlyUsage => {
                 let (month, usage) = s.monthly_usage(id, self.params.get("month")).await?;
                 Json(serde_json::json!({

@@ -389,6 +389,7 @@ pub fn exact(doc: utoipa::openapi::OpenApi) -> serde_json::Value {
     constrain_parameters(&mut v);
     let schemas = &mut v["components"]["schemas"];
     constrain_fields(schemas);
+    voucher_fields(schemas);
     exclusive_fields(schemas);
     // `PUT /v1/me/voicemail` takes the same body with `enabled` required.
     let mut put = schemas["VoicemailBody"].clone();
@@ -633,6 +634,18 @@ fn constrain_fields(schemas: &mut serde_json::Value) {
         };
         let description = p["description"].clone();
         *p = constraint;
+        if !description.is_null() {
+            set(p, "description", description);
+        }
+    }
+}
+
+/// The prepaid card batch's expiry (`/v1/admin/domains/{domain}/vouchers`): any RFC 3339 time
+/// in the future; the format's generator makes ones within a week.
+fn voucher_fields(schemas: &mut serde_json::Value) {
+    if let Some(p) = schemas.pointer_mut("/VoucherBatchBody/properties/expires") {
+        let description = p["description"].clone();
+        *p = serde_json::json!({"type": ["string", "null"], "format": WITHIN_A_WEEK_FORMAT});
         if !description.is_null() {
             set(p, "description", description);
         }

@@ -67,7 +67,7 @@ impl Modify for MutualTls {
         (name = "admin aliases", description = "Operator API: aliases and ENUM numbers"),
         (name = "admin voicemail", description = "Operator API: voice mailboxes"),
         (name = "admin rules", description = "Operator API: reject and accept rules, phonebooks"),
-        (name = "admin billing", description = "Operator API: balances, rates, call imports"),
+        (name = "admin billing", description = "Operator API: balances, prepaid cards, rates, call imports"),
         (name = "admin journal", description = "Operator API: the journal of accounts and domains"),
     )
 )]
@@ -119,7 +119,7 @@ mod tests {
         use crate::v1::admin::{
             accounts as a_accounts, addresses as a_addresses, billing as a_billing,
             certificates as a_certificates, domains as a_domains, rules as a_rules,
-            voicemail as a_voicemail,
+            voicemail as a_voicemail, vouchers as a_vouchers,
         };
         use crate::v1::me::{
             accept, account, aliases, certificates, dnd, forwarding, phonebook, privacy, reject,
@@ -166,6 +166,7 @@ mod tests {
             ),
             ("SetBalanceBody", decode::<a_billing::SetBalanceBody>),
             ("TopupBody", decode::<a_billing::TopupBody>),
+            ("VoucherBatchBody", decode::<a_vouchers::VoucherBatchBody>),
             ("AdminRejectBody", decode::<a_rules::AdminRejectBody>),
             (
                 "AdminAcceptRuleBody",

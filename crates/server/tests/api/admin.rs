@@ -781,7 +781,8 @@ async fn admin_operations(app: &TestApp) -> Vec<(Method, String)> {
             .replace("{serial}", &serial)
             .replace("{alias}", "al@example.com")
             .replace("{number}", "+31201234567")
-            .replace("{days}", "31");
+            .replace("{days}", "31")
+            .replace("{id}", "1");
         for method in item.as_object().unwrap().keys() {
             let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
             out.push((method, filled.clone()));

@@ -33,4 +33,5 @@ mod sip_door;
 mod sipp;
 mod throttle;
 mod tools;
+mod vouchers;
 mod web;

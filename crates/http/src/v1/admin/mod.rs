@@ -1,6 +1,7 @@
 //! The operator API under `/v1/admin/` for admin certificates (`sip-settings cert issue --admin
 //! NAME`): domains, accounts, certificates, aliases and ENUM numbers, voicemail, reject and
-//! accept rules and the phonebook, balances, the rate table, call imports and the journal.
+//! accept rules and the phonebook, balances, prepaid cards, the rate table, call imports and the
+//! journal.
 //! Every handler calls the same `core` service function as its command-line twin (docs/api.md has the table); every change is journaled
 //! through the `admin` door with the admin certificate as the actor ([`client::AdminClient`]).
 //! JSON in and out (CSV in for the two imports); errors are problem documents; the single
@@ -18,6 +19,7 @@ pub mod domains;
 pub mod journal;
 pub mod rules;
 pub mod voicemail;
+pub mod vouchers;
 
 use std::collections::BTreeMap;
 
@@ -93,6 +95,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(billing::admin_lookup_rate))
         .routes(routes!(billing::admin_import_calls))
+        .routes(routes!(
+            vouchers::admin_list_vouchers,
+            vouchers::admin_create_vouchers
+        ))
+        .routes(routes!(vouchers::admin_disable_voucher))
         .routes(routes!(
             rules::admin_reject_rules,
             rules::admin_add_reject,
