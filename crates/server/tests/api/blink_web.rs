@@ -8,15 +8,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::helpers::{ALICE, ALICE_PASSWORD, TestApp, no_redirects};
-
-/// Whether curl runs here (the CI image has it; without it the test skips).
-fn have_curl() -> bool {
-    Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
+use crate::helpers::{ALICE, ALICE_PASSWORD, TestApp, have_tool, no_redirects};
 
 /// One curl request with Digest credentials and a cookie jar: (status, headers, body).
 fn curl(
@@ -58,7 +50,7 @@ fn csrf_of(page: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blink_web_view_tabs_through_digest_with_the_web_pages_csrf() {
-    if !have_curl() {
+    if !have_tool("curl") {
         eprintln!("SKIP: curl is not installed");
         return;
     }

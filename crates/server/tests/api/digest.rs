@@ -6,17 +6,9 @@
 use serde_json::Value;
 use sip_settings_core::digest::{Algorithm, response};
 
-use crate::helpers::{ALICE, ALICE_PASSWORD, TestApp, json_of, no_redirects};
+use crate::helpers::{ALICE, ALICE_PASSWORD, TestApp, have_tool, json_of, no_redirects};
 
 const URI: &str = "/settings.phtml?action=account&realm=example.com";
-
-/// Whether an external tool runs here (the CI script installs it; without it the test skips).
-fn have(tool: &str) -> bool {
-    std::process::Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 /// A parameter of a challenge header.
 fn param(challenge: &str, name: &str) -> Option<String> {
@@ -123,7 +115,7 @@ async fn challenge_then_curl_and_python_answer() {
 
     let ca = app.write_file("digest-ca.crt", &app.ca_pem);
     let url = format!("{}{URI}", app.base);
-    if have("curl") {
+    if have_tool("curl") {
         let curl = |user: &str, password: &str| {
             let out = std::process::Command::new("curl")
                 .args(["-sS", "--digest", "-u", &format!("{user}:{password}")])
@@ -146,7 +138,7 @@ async fn challenge_then_curl_and_python_answer() {
     } else {
         eprintln!("SKIP curl part: curl is not installed");
     }
-    if have("python3") {
+    if have_tool("python3") {
         let script = r#"
 import json, ssl, sys, urllib.request
 url, ca, user, password = sys.argv[1:5]

@@ -554,3 +554,12 @@ pub(crate) fn free_udp_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Whether an external tool (`curl`, `python3`) runs here: tests that need one skip without it,
+/// saying so; the CI script installs them.
+pub(crate) fn have_tool(tool: &str) -> bool {
+    std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
