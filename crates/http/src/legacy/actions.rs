@@ -16,14 +16,15 @@ use sip_settings_core::journal::{Door, Origin};
 use sip_settings_core::sip::Condition;
 use sip_settings_core::{AccountId, Password, ServiceError, Services};
 
+use crate::AppState;
 use crate::identity::Subscriber;
+use crate::legacy::chat;
 use crate::legacy::digest;
 use crate::legacy::objects;
 use crate::legacy::reply;
 use crate::params::Params;
 use crate::ratelimit::Kind;
 use crate::serve::Peer;
-use crate::{AppState, MAX_BODY_BYTES};
 
 /// The actions of the compatibility endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +69,12 @@ pub enum Action {
     MonthlyUsage,
     /// `get_devices`: the registered devices (array of object Dv).
     Devices,
+    /// `get_journal_entries`: the chat journal's entries ([`chat`]).
+    GetJournalEntries,
+    /// `put_journal_entries`: stores chat-journal entries.
+    PutJournalEntries,
+    /// `delete_journal_entries`: deletes chat-journal entries.
+    DeleteJournalEntries,
 }
 
 impl Action {
@@ -117,6 +124,9 @@ impl Action {
         ("get_monthly_usage", Action::MonthlyUsage),
         ("get_devices", Action::Devices),
         ("devices", Action::Devices),
+        ("get_journal_entries", Action::GetJournalEntries),
+        ("put_journal_entries", Action::PutJournalEntries),
+        ("delete_journal_entries", Action::DeleteJournalEntries),
     ];
 
     /// Whether the action changes something (for the write rate budget).
@@ -131,6 +141,8 @@ impl Action {
                 | Action::SetDiversions
                 | Action::Crt
                 | Action::P12
+                | Action::PutJournalEntries
+                | Action::DeleteJournalEntries
         )
     }
 
@@ -187,12 +199,12 @@ impl AccountObject {
     }
 }
 
-async fn read_body(body: Body) -> Result<Bytes, Response> {
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
+    match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(reply::failure(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("Error: request body larger than {MAX_BODY_BYTES} bytes"),
+            format!("Error: request body larger than {limit} bytes"),
         )),
         Err(_) => Err(reply::failure(
             StatusCode::BAD_REQUEST,
@@ -243,14 +255,16 @@ pub async fn handle(
             sip_settings_core::ids::printable(method.as_str())
         ));
     }
-    let body = match read_body(body).await {
+    // A chat-journal write named in the query string may bring a larger body ([`chat`]).
+    let body = match read_body(body, chat::body_limit(uri.query())).await {
         Ok(b) => b,
         Err(response) => return response,
     };
-    let params = match Params::parse(uri.query(), &headers, &body) {
-        Ok(p) => p,
-        Err(e) => return reply::service_error(&e),
-    };
+    let params =
+        match Params::parse_allowing(uri.query(), &headers, &body, chat::long_param(uri.query())) {
+            Ok(p) => p,
+            Err(e) => return reply::service_error(&e),
+        };
     if let Some(Err(e)) = params
         .get("account")
         .map(|named| same_account(caller.account(), named))
@@ -450,6 +464,9 @@ impl ActionRequest<'_> {
                 .into_response()
             }
             Action::BalanceHistory => self.balance_history().await?,
+            Action::GetJournalEntries => chat::get(s, id, self.params).await?,
+            Action::PutJournalEntries => chat::put(s, id, self.params).await?,
+            Action::DeleteJournalEntries => chat::delete(s, id, self.params).await?,
             Action::MonthlyUsage => {
                 let (month, usage) = s.monthly_usage(id, self.params.get("month")).await?;
                 Json(serde_json::json!({

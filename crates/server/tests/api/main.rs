@@ -8,6 +8,7 @@ mod admin;
 mod atomic;
 mod auth;
 mod billing;
+mod chat_journal;
 mod cli;
 mod connections;
 mod crash;
