@@ -595,3 +595,59 @@ async fn blink_replicator_in_python_over_digest() {
     assert_eq!(report["deleted"], 1);
     assert_eq!(app.summary_ids().await.len(), 2);
 }
+
+/// On PostgreSQL, two real servers sharing one database: what one device puts through one
+/// server the other reads through the other, and a delete through either holds on both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_two_servers_share_the_chat_journal() {
+    use crate::helpers::serve::{Server, get, provision};
+    use sip_settings_store_tests::pg::TempDatabase;
+
+    let Some(db) = TempDatabase::create().await else {
+        return;
+    };
+    let install = provision(db.url());
+    let a = Server::start(install.dir.path(), db.url());
+    let b = Server::start(install.dir.path(), db.url());
+    let alice = install.client(&install.alice);
+    let response = alice
+        .post(format!("{}/settings.phtml?{PUT}", a.base))
+        .form(&[("uuid", MAC), ("data", &batch(&["m1", "m2"]))])
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(response).await;
+    assert_eq!(status, 200, "{body}");
+    let ids: Vec<i64> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["journal_id"].as_i64().unwrap())
+        .collect();
+    let (status, body) = get(
+        &alice,
+        &b.base,
+        &format!("action=get_journal_entries&except_uuid={PHONE}&after_timestamp=0&summary=1"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let got: Vec<i64> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(got, ids);
+    assert_eq!(body["results"][1]["data"], "ENC(m2)");
+    assert_eq!(body["summary"].as_array().unwrap().len(), 2);
+    let (status, body) = get(
+        &alice,
+        &b.base,
+        &format!("action=delete_journal_entries&journal_id={}", ids[0]),
+    )
+    .await;
+    assert_eq!((status, body["rows"].clone()), (200, json!(1)), "{body}");
+    let (_, body) = get(&alice, &a.base, "action=get_journal_entries").await;
+    assert_eq!(body["rows"], 1, "{body}");
+    assert_eq!(body["results"][0]["id"].as_i64(), Some(ids[1]));
+}
