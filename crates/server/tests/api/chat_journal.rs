@@ -310,6 +310,47 @@ async fn bad_input_is_refused_and_changes_nothing() {
         assert!(message.starts_with(text), "{query}: {message}");
         assert_eq!(app.summary_ids().await, kept, "{query} changed something");
     }
+    // Another account named: 403. HEAD on a change: 405. The 4 MiB body of a chat write does
+    // not reach another action (the body's action conflicts with the URL's).
+    let (status, body) = app
+        .chat_post(
+            &app.alice,
+            PUT,
+            &[
+                ("account", "bob@example.com"),
+                ("uuid", MAC),
+                ("data", &batch(&["y"])),
+            ],
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let head = app
+        .client(Some(&app.alice))
+        .head(format!("{}/settings.phtml?{PUT}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status().as_u16(), 405);
+    let (status, body) = app
+        .chat_post(
+            &app.alice,
+            PUT,
+            &[("action", "set_diversions"), ("FUNC", "bob")],
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error_message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Error: action "),
+        "{body}"
+    );
+    assert_eq!(
+        app.read(&app.alice, "diversions").await["FUNC"],
+        Value::Null
+    );
+    assert_eq!(app.summary_ids().await, kept);
     // The action in the form body instead of the URL: the endpoint's usual value limit.
     let long = batch(&["a"; 1]).replace("ENC(a)", &"A".repeat(5000));
     let (status, body) = app
