@@ -310,6 +310,19 @@ async fn bad_input_is_refused_and_changes_nothing() {
         assert!(message.starts_with(text), "{query}: {message}");
         assert_eq!(app.summary_ids().await, kept, "{query} changed something");
     }
+}
+
+/// The endpoint's rules hold for the chat writes: another account named is `403`, `HEAD` is
+/// `405`, the larger body needs the action in the URL and cannot carry another action, and a
+/// body over 4 MiB is `413`; none of them changes anything.
+#[tokio::test]
+async fn chat_writes_keep_the_endpoint_rules() {
+    let app = TestApp::spawn().await;
+    let (status, body) = app
+        .chat_post(&app.alice, PUT, &[("uuid", MAC), ("data", &batch(&["m1"]))])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let kept = app.summary_ids().await;
     // Another account named: 403. HEAD on a change: 405. The 4 MiB body of a chat write does
     // not reach another action (the body's action conflicts with the URL's).
     let (status, body) = app
