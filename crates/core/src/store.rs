@@ -728,4 +728,13 @@ pub trait ChatJournal: Send + Sync {
         account: &AccountId,
         ids: &[i64],
     ) -> Result<u64, StoreError>;
+    /// Stores `entries` of the account as they are — their ids, times, devices and data — in
+    /// one transaction, for `copy` (clients hold the ids, so a move must keep them); later puts
+    /// get ids above every imported one. No bounds are applied. [`StoreError::Conflict`] if an
+    /// id is taken (nothing is stored then), [`StoreError::NotFound`] if there is no account.
+    async fn import_chat_entries(
+        &self,
+        account: &AccountId,
+        entries: &[crate::chat_journal::ChatEntry],
+    ) -> Result<u64, StoreError>;
 }

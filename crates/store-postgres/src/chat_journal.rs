@@ -156,4 +156,57 @@ impl ChatJournal for PgStore {
         })
         .await
     }
+
+    async fn import_chat_entries(
+        &self,
+        account: &AccountId,
+        entries: &[ChatEntry],
+    ) -> Result<u64, StoreError> {
+        let ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
+        let times: Vec<i64> = entries.iter().map(|e| e.timestamp.timestamp()).collect();
+        let devices: Vec<&str> = entries.iter().map(|e| e.device.as_str()).collect();
+        let bytes: Vec<i64> = entries
+            .iter()
+            .map(|e| i64::try_from(e.data.len()).unwrap_or(i64::MAX))
+            .collect();
+        let data: Vec<&str> = entries.iter().map(|e| e.data.as_str()).collect();
+        let (ids, times, devices, bytes, data) = (&ids, &times, &devices, &bytes, &data);
+        retrying(|| async move {
+            let mut tx = self.pool.begin().await?;
+            let account_id: i64 = sqlx::query(
+                "SELECT id FROM accounts WHERE domain = $1 AND username = $2 FOR UPDATE",
+            )
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| Fail::Store(StoreError::NotFound(format!("no account {account}"))))?
+            .try_get("id")?;
+            let done = sqlx::query(
+                "INSERT INTO chat_journal (id, account_id, created_at, device, bytes, data) \
+                 OVERRIDING SYSTEM VALUE \
+                 SELECT i, $1, t, v, b, d FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], \
+                 $5::bigint[], $6::text[]) AS u(i, t, v, b, d)",
+            )
+            .bind(account_id)
+            .bind(ids)
+            .bind(times)
+            .bind(devices)
+            .bind(bytes)
+            .bind(data)
+            .execute(&mut *tx)
+            .await?;
+            // Later puts take ids above every imported one, and never one given before.
+            sqlx::query(
+                "SELECT setval(pg_get_serial_sequence('chat_journal', 'id'), \
+                 GREATEST((SELECT MAX(id) FROM chat_journal), \
+                 pg_sequence_last_value(pg_get_serial_sequence('chat_journal', 'id')::regclass)))",
+            )
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(done.rows_affected())
+        })
+        .await
+    }
 }

@@ -150,4 +150,40 @@ impl ChatJournal for SqliteStore {
         tx.commit().await?;
         Ok(deleted)
     }
+
+    async fn import_chat_entries(
+        &self,
+        account: &AccountId,
+        entries: &[ChatEntry],
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.group.write_for(account).await?;
+        let account_id: i64 =
+            sqlx::query("SELECT id FROM accounts WHERE domain = ? AND username = ?")
+                .bind(account.domain().as_str())
+                .bind(account.user().as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .ok_or_else(|| StoreError::NotFound(format!("no account {account}")))?
+                .try_get("id")
+                .map_err(map_err)?;
+        // An explicit id above AUTOINCREMENT's sequence moves the sequence past it.
+        for e in entries {
+            sqlx::query(
+                "INSERT INTO chat_journal (id, account_id, created_at, device, bytes, data) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(e.id)
+            .bind(account_id)
+            .bind(unix(e.timestamp))
+            .bind(e.device.as_str())
+            .bind(i64::try_from(e.data.len()).unwrap_or(i64::MAX))
+            .bind(&e.data)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await?;
+        Ok(u64::try_from(entries.len()).unwrap_or(u64::MAX))
+    }
 }

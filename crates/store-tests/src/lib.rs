@@ -65,6 +65,7 @@ macro_rules! conformance_suite {
             device_bindings_follow_rfc3261,
             chat_journal_filters_limit_and_own_deletes,
             chat_journal_bounds_drop_oldest_and_account_delete,
+            chat_journal_import_keeps_ids,
             account_write_commits_change_and_journal_together,
             changes_of_one_write_land_in_order,
             call_reads_follow_each_write,

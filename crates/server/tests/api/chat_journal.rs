@@ -705,3 +705,64 @@ async fn postgres_two_servers_share_the_chat_journal() {
     assert_eq!(body["rows"], 1, "{body}");
     assert_eq!(body["results"][0]["id"].as_i64(), Some(ids[1]));
 }
+
+/// `sip-settings copy` from SQLite to PostgreSQL carries the chat journal with its journal ids
+/// (Blink holds them), and a put afterwards gets an id above them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_to_postgres_keeps_the_journal_ids() {
+    use crate::helpers::serve::{Server, TempSqlite, cli, get, provision};
+    use sip_settings_store_tests::pg::TempDatabase;
+
+    let Some(db) = TempDatabase::create().await else {
+        return;
+    };
+    let sqlite = TempSqlite::new("sip-settings.db");
+    let install = provision(&sqlite.url);
+    let d = install.dir.path();
+    let alice = install.client(&install.alice);
+    let everything = "action=get_journal_entries&summary=1";
+    let before = {
+        let server = Server::start(d, &sqlite.url);
+        for (device, ids) in [(MAC, ["m1", "m2"]), (PHONE, ["p1", "p2"])] {
+            let response = alice
+                .post(format!("{}/settings.phtml?{PUT}", server.base))
+                .form(&[("uuid", device), ("data", &batch(&ids))])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+        }
+        let (_, first) = get(&alice, &server.base, everything).await;
+        let id = first["results"][0]["id"].as_i64().unwrap();
+        get(
+            &alice,
+            &server.base,
+            &format!("action=delete_journal_entries&journal_id={id}"),
+        )
+        .await;
+        get(&alice, &server.base, everything).await.1
+    };
+    assert_eq!(before["rows"], 3, "{before}");
+    let copied = cli(
+        d,
+        &sqlite.url,
+        &["copy", "--from", &sqlite.url, "--to", db.url()],
+    );
+    assert!(copied.contains("3 chat journal entries"), "{copied}");
+    let server = Server::start(d, db.url());
+    let (status, after) = get(&alice, &server.base, everything).await;
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(after, before);
+    let response = alice
+        .post(format!("{}/settings.phtml?{PUT}", server.base))
+        .form(&[("uuid", MAC), ("data", &batch(&["m3"]))])
+        .send()
+        .await
+        .unwrap();
+    let (_, body) = json_of(response).await;
+    let max = before["summary"][2]["journal_id"].as_i64().unwrap();
+    assert!(
+        body["results"][0]["journal_id"].as_i64().unwrap() > max,
+        "{body}"
+    );
+}

@@ -228,3 +228,55 @@ pub async fn chat_journal_bounds_drop_oldest_and_account_delete(store: Arc<dyn S
     assert!(store.chat_summary(&alice).await.unwrap().is_empty());
     assert_eq!(kept(store.clone(), bob.clone()).await, ["b1"]);
 }
+
+/// An import (for `copy`) keeps ids, times, devices and data; later puts get ids above the
+/// imported ones; a taken id is a conflict and stores nothing.
+pub async fn chat_journal_import_keeps_ids(store: Arc<dyn Store>) {
+    use sip_settings_core::chat_journal::ChatEntry;
+    seed(&store).await;
+    let (alice, bob) = (id("alice@example.com"), id("bob@example.com"));
+    let entry = |id: i64, secs: i64, dev: &str, data: &str| ChatEntry {
+        id,
+        timestamp: t0() + Duration::seconds(secs),
+        device: device(dev),
+        data: data.to_owned(),
+    };
+    let imported = vec![entry(5, 0, "mac-1", "x5"), entry(9_000, 7, "phone-2", "x9")];
+    assert_eq!(
+        store.import_chat_entries(&alice, &imported).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .chat_entries(&alice, &query(0, 0, None, 100))
+            .await
+            .unwrap(),
+        imported
+    );
+    let put = store
+        .put_chat_entries(
+            &bob,
+            &device("mac-1"),
+            &data(&["b"]),
+            t0(),
+            ChatBounds::DEFAULT,
+        )
+        .await
+        .unwrap();
+    assert!(put.ids[0] > 9_000, "{put:?}");
+    // A taken id: a conflict, and the other entry of that import is not stored either.
+    assert!(matches!(
+        store
+            .import_chat_entries(
+                &bob,
+                &[
+                    entry(12_345, 0, "mac-1", "new"),
+                    entry(9_000, 0, "mac-1", "dup")
+                ]
+            )
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.chat_summary(&bob).await.unwrap().len(), 1);
+    assert_eq!(store.chat_summary(&alice).await.unwrap().len(), 2);
+}
