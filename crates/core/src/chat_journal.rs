@@ -4,7 +4,8 @@
 //!
 //! Not to be confused with the change journal ([`crate::journal`]): a chat entry is not a
 //! setting, and storing or deleting one writes no change-journal entry (Blink pushes every 80
-//! seconds from every device; the audit trail of settings would drown in them).
+//! seconds from every device; the audit trail of settings would drown in them). They are
+//! counted instead (`sip_settings_chat_journal_entries_total{op}`).
 //!
 //! What this module owns: the types, the parsing of the request parameters (the `data` JSON is
 //! read only as far as needed: a list or object of rows, each row's `data` string and `id`), the
@@ -418,6 +419,8 @@ impl Services {
             .store()
             .put_chat_entries(id, device, &data, at, bounds)
             .await?;
+        count("stored", u64::try_from(put.ids.len()).unwrap_or(u64::MAX));
+        count("dropped", put.dropped);
         Ok(PutOutcome {
             rows: client_ids.into_iter().zip(put.ids).collect(),
             dropped: put.dropped,
@@ -431,7 +434,24 @@ impl Services {
         id: &AccountId,
         ids: &[i64],
     ) -> Result<u64, ServiceError> {
-        Ok(self.store().delete_chat_entries(id, ids).await?)
+        let deleted = self.store().delete_chat_entries(id, ids).await?;
+        count("deleted", deleted);
+        Ok(deleted)
+    }
+}
+
+/// Counts chat-journal entries by what happened to them: the audit a chat entry gets (not a
+/// change-journal entry, see the module header).
+fn count(op: &str, n: u64) {
+    if n > 0 {
+        crate::metrics::global().add(
+            "sip_settings_chat_journal_entries_total",
+            "Chat-journal entries (settings.phtml put/delete_journal_entries) by what happened: \
+             stored, dropped (the oldest, beyond an account's bounds), deleted.",
+            &["op"],
+            &[op],
+            n,
+        );
     }
 }
 

@@ -435,6 +435,13 @@ async fn the_oldest_entries_go_beyond_ten_thousand() {
     );
     let ids = app.summary_ids().await;
     assert_eq!(ids.len(), 10_000);
+    // Counted (the registry is the test process's, shared by the tests running in it).
+    let counted = |op: &str| {
+        sip_settings_core::metrics::global()
+            .counter("sip_settings_chat_journal_entries_total", &[op])
+    };
+    assert!(counted("stored") >= 10_002);
+    assert!(counted("dropped") >= 2);
     let first = first.unwrap();
     assert_eq!(ids[0], first + 2, "the two oldest went");
     // More than 1000 entries in one put is refused.
