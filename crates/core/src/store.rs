@@ -1,7 +1,8 @@
 //! The [`Store`] trait: everything the service keeps, behind one interface that the embedded
 //! SQLite store and the PostgreSQL store implement identically. It is the sum of the traits by
 //! concern ([`Accounts`], [`Certificates`], [`Addresses`], [`Settings`], [`Billing`],
-//! [`Vouchers`], [`Devices`], [`Journal`]), which each back end implements in one file per trait.
+//! [`Vouchers`], [`Devices`], [`Journal`], [`ChatJournal`]), which each back end implements in one
+//! file per trait.
 //!
 //! Rules the trait promises, whatever the back end:
 //! * each method is atomic: it changes everything it says or nothing;
@@ -188,7 +189,7 @@ async fn write_one<S: Accounts + ?Sized>(
 
 /// The persistent state of the service: the sum of the traits by concern ([`Accounts`],
 /// [`Certificates`], [`Addresses`], [`Settings`], [`Billing`], [`Vouchers`], [`Devices`],
-/// [`Journal`]),
+/// [`Journal`], [`ChatJournal`]),
 /// implemented for every type that implements them all. Their methods are callable on a
 /// `dyn Store` without importing the traits by concern.
 pub trait Store:
@@ -200,6 +201,7 @@ pub trait Store:
     + Vouchers
     + Devices
     + Journal
+    + ChatJournal
     + Operations
     + fmt::Debug
 {
@@ -214,6 +216,7 @@ impl<T> Store for T where
         + Vouchers
         + Devices
         + Journal
+        + ChatJournal
         + Operations
         + fmt::Debug
         + ?Sized
@@ -710,4 +713,53 @@ pub trait Journal: Send + Sync {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<JournalEntry>, StoreError>;
+}
+
+/// The chat journal of each account ([`crate::chat_journal`]): opaque entries that a client
+/// (Blink) replicates between the account's devices. Not the change journal ([`Journal`]).
+/// Entries go when their account is deleted.
+#[async_trait]
+pub trait ChatJournal: Send + Sync {
+    /// Stores `data` (one entry each, in order, all stamped `at`) from `device` in one
+    /// transaction, then drops the account's oldest entries (lowest ids) until it holds at most
+    /// `bounds` (entries and bytes of data), the account locked meanwhile so that concurrent
+    /// puts together stay within them. Answers the new ids in the order of `data` and how many
+    /// were dropped. [`StoreError::NotFound`] if there is no account.
+    async fn put_chat_entries(
+        &self,
+        account: &AccountId,
+        device: &crate::chat_journal::DeviceId,
+        data: &[String],
+        at: DateTime<Utc>,
+        bounds: crate::chat_journal::ChatBounds,
+    ) -> Result<crate::chat_journal::ChatPut, StoreError>;
+    /// The account's entries with an id above `query.after_id`, stored at or after
+    /// `query.since` (Unix seconds), not from `query.except_device`, lowest id first, at most
+    /// `query.limit`.
+    async fn chat_entries(
+        &self,
+        account: &AccountId,
+        query: &crate::chat_journal::ChatQuery,
+    ) -> Result<Vec<crate::chat_journal::ChatEntry>, StoreError>;
+    /// Every entry of the account (id and time), lowest id first.
+    async fn chat_summary(
+        &self,
+        account: &AccountId,
+    ) -> Result<Vec<crate::chat_journal::ChatSummaryEntry>, StoreError>;
+    /// Deletes the entries among `ids` that belong to the account (others are left alone) and
+    /// answers how many were deleted.
+    async fn delete_chat_entries(
+        &self,
+        account: &AccountId,
+        ids: &[i64],
+    ) -> Result<u64, StoreError>;
+    /// Stores `entries` of the account as they are — their ids, times, devices and data — in
+    /// one transaction, for `copy` (clients hold the ids, so a move must keep them); later puts
+    /// get ids above every imported one. No bounds are applied. [`StoreError::Conflict`] if an
+    /// id is taken (nothing is stored then), [`StoreError::NotFound`] if there is no account.
+    async fn import_chat_entries(
+        &self,
+        account: &AccountId,
+        entries: &[crate::chat_journal::ChatEntry],
+    ) -> Result<u64, StoreError>;
 }

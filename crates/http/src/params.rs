@@ -18,6 +18,8 @@ pub const MAX_VALUE_BYTES: usize = 4096;
 pub struct Params {
     values: BTreeMap<String, String>,
     pairs: usize,
+    /// One parameter allowed past [`MAX_VALUE_BYTES`], with its own limit.
+    long: Option<(&'static str, usize)>,
 }
 
 impl Params {
@@ -27,7 +29,21 @@ impl Params {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Self, ServiceError> {
-        let mut params = Self::default();
+        Self::parse_allowing(query, headers, body, None)
+    }
+
+    /// [`Params::parse`], letting the parameter `long.0` be up to `long.1` bytes instead of
+    /// [`MAX_VALUE_BYTES`] (the `data` of a chat-journal write).
+    pub fn parse_allowing(
+        query: Option<&str>,
+        headers: &HeaderMap,
+        body: &[u8],
+        long: Option<(&'static str, usize)>,
+    ) -> Result<Self, ServiceError> {
+        let mut params = Self {
+            long,
+            ..Self::default()
+        };
         if let Some(q) = query {
             params.add_encoded(q.as_bytes())?;
         }
@@ -66,10 +82,14 @@ impl Params {
             };
             let key = decode(k, "a parameter name")?;
             let value = decode(v, &key)?;
-            if value.len() > MAX_VALUE_BYTES {
+            let max = match self.long {
+                Some((name, max)) if name == key => max,
+                _ => MAX_VALUE_BYTES,
+            };
+            if value.len() > max {
                 return Err(ServiceError::invalid(
                     key,
-                    format!("is longer than {MAX_VALUE_BYTES} bytes"),
+                    format!("is longer than {max} bytes"),
                 ));
             }
             match self.values.get(&key) {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 use sip_settings_core::calls::{Direction, NewCall};
+use sip_settings_core::chat_journal::{self, ChatQuery};
 use sip_settings_core::{AccountId, Store};
 
 /// What was copied.
@@ -30,6 +31,8 @@ pub struct CopyReport {
     pub calls: usize,
     /// Balance history entries.
     pub history: usize,
+    /// Chat-journal entries (their journal ids kept: Blink holds them).
+    pub chat_entries: usize,
 }
 
 /// Copies everything from `from` into the empty `to`.
@@ -88,6 +91,9 @@ pub async fn copy_all(
         to.import_billing(&a.id, &billing)
             .await
             .with_context(|| format!("balance of {}", a.id))?;
+        report.chat_entries += copy_chat_journal(from, to, &a.id)
+            .await
+            .with_context(|| format!("chat journal of {}", a.id))?;
     }
     // Calls: gathered per account and direction, merged per (Call-ID, tags) so that a call
     // between two local accounts is one record with both parties.
@@ -122,6 +128,35 @@ pub async fn copy_all(
             .count();
     }
     Ok(report)
+}
+
+/// Copies an account's chat journal, its journal ids kept, a page at a time.
+async fn copy_chat_journal(
+    from: &Arc<dyn Store>,
+    to: &Arc<dyn Store>,
+    account: &AccountId,
+) -> anyhow::Result<usize> {
+    let mut copied = 0;
+    let mut after_id = 0;
+    loop {
+        let page = from
+            .chat_entries(
+                account,
+                &ChatQuery {
+                    after_id,
+                    since: 0,
+                    except_device: None,
+                    limit: chat_journal::MAX_LIMIT,
+                },
+            )
+            .await?;
+        let Some(last) = page.last() else {
+            return Ok(copied);
+        };
+        after_id = last.id;
+        to.import_chat_entries(account, &page).await?;
+        copied += page.len();
+    }
 }
 
 async fn copy_settings(

@@ -56,7 +56,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let target = app::open_store_url(to, true, true).await?;
             let report = copy::copy_all(&source, &target, chrono::Utc::now()).await?;
             println!(
-                "copied {} domain(s), {} account(s), {} certificate(s), {} alias(es), {} ENUM number(s), {} rate(s), {} call(s), {} balance history entries from {} to {}",
+                "copied {} domain(s), {} account(s), {} certificate(s), {} alias(es), {} ENUM number(s), {} rate(s), {} call(s), {} balance history entries, {} chat journal entries from {} to {}",
                 report.domains,
                 report.accounts,
                 report.certificates,
@@ -65,6 +65,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 report.rates,
                 report.calls,
                 report.history,
+                report.chat_entries,
                 app::redact_url(from),
                 app::redact_url(to)
             );

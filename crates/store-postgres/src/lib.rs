@@ -3,7 +3,7 @@
 //! behaviour of the embedded `SqliteStore` (one conformance suite runs against both), on the
 //! same schema in PostgreSQL types (`migrations/`), one file per trait by concern
 //! (`accounts.rs`, `certificates.rs`, `addresses.rs`, `settings.rs`, `billing.rs`, `devices.rs`,
-//! `journal.rs`), each the same as the embedded store's but for the SQL dialect.
+//! `journal.rs`, `chat_journal.rs`), each the same as the embedded store's but for the SQL dialect.
 //!
 //! # Transactions and concurrency
 //!
@@ -97,6 +97,7 @@ mod addresses;
 mod billing;
 mod call_insert;
 mod certificates;
+mod chat_journal;
 mod devices;
 mod error;
 mod health;

@@ -34,7 +34,7 @@
 //!
 //! The traits by concern whose sum is [`Store`](sip_settings_core::Store) are implemented one
 //! file each (`accounts.rs`, `certificates.rs`, `addresses.rs`, `settings.rs`, `billing.rs`,
-//! `devices.rs`, `journal.rs`), the same as the PostgreSQL store's but for the SQL dialect.
+//! `devices.rs`, `journal.rs`, `chat_journal.rs`), the same as the PostgreSQL store's but for the SQL dialect.
 
 mod account_write;
 mod accounts;
@@ -43,6 +43,7 @@ mod billing;
 mod cache;
 mod certificates;
 mod changes;
+mod chat_journal;
 mod devices;
 mod fast;
 mod group;

@@ -16,7 +16,9 @@ use sip_settings_core::journal::{Door, Origin};
 use sip_settings_core::sip::Condition;
 use sip_settings_core::{AccountId, Password, ServiceError, Services};
 
+use crate::AppState;
 use crate::identity::Subscriber;
+use crate::legacy::chat;
 use crate::legacy::digest;
 use crate::legacy::history;
 use crate::legacy::objects;
@@ -25,7 +27,6 @@ use crate::legacy::vouchers;
 use crate::params::Params;
 use crate::ratelimit::Kind;
 use crate::serve::Peer;
-use crate::{AppState, MAX_BODY_BYTES};
 
 /// The actions of the compatibility endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +75,12 @@ pub enum Action {
     Devices,
     /// `add_balance`: redeems a prepaid card ([`crate::legacy::vouchers`]).
     AddBalance,
+    /// `get_journal_entries`: the chat journal's entries ([`chat`]).
+    GetJournalEntries,
+    /// `put_journal_entries`: stores chat-journal entries.
+    PutJournalEntries,
+    /// `delete_journal_entries`: deletes chat-journal entries.
+    DeleteJournalEntries,
 }
 
 impl Action {
@@ -124,6 +131,9 @@ impl Action {
         ("get_devices", Action::Devices),
         ("devices", Action::Devices),
         ("add_balance", Action::AddBalance),
+        ("get_journal_entries", Action::GetJournalEntries),
+        ("put_journal_entries", Action::PutJournalEntries),
+        ("delete_journal_entries", Action::DeleteJournalEntries),
     ];
 
     /// Whether the action changes something (for the write rate budget).
@@ -139,6 +149,8 @@ impl Action {
                 | Action::Crt
                 | Action::P12
                 | Action::AddBalance
+                | Action::PutJournalEntries
+                | Action::DeleteJournalEntries
         )
     }
 
@@ -195,12 +207,12 @@ impl AccountObject {
     }
 }
 
-async fn read_body(body: Body) -> Result<Bytes, Response> {
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
+    match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(reply::failure(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("Error: request body larger than {MAX_BODY_BYTES} bytes"),
+            format!("Error: request body larger than {limit} bytes"),
         )),
         Err(_) => Err(reply::failure(
             StatusCode::BAD_REQUEST,
@@ -251,14 +263,16 @@ pub async fn handle(
             sip_settings_core::ids::printable(method.as_str())
         ));
     }
-    let body = match read_body(body).await {
+    // A chat-journal write named in the query string may bring a larger body ([`chat`]).
+    let body = match read_body(body, chat::body_limit(uri.query())).await {
         Ok(b) => b,
         Err(response) => return response,
     };
-    let params = match Params::parse(uri.query(), &headers, &body) {
-        Ok(p) => p,
-        Err(e) => return reply::service_error(&e),
-    };
+    let params =
+        match Params::parse_allowing(uri.query(), &headers, &body, chat::long_param(uri.query())) {
+            Ok(p) => p,
+            Err(e) => return reply::service_error(&e),
+        };
     if let Some(Err(e)) = params
         .get("account")
         .map(|named| same_account(caller.account(), named))
@@ -512,6 +526,9 @@ impl ActionRequest<'_> {
             }
             Action::BalanceHistory => self.balance_history().await?,
             Action::AddBalance => vouchers::add_balance(s, id, self.params).await?,
+            Action::GetJournalEntries => chat::get(s, id, self.params).await?,
+            Action::PutJournalEntries => chat::put(s, id, self.params).await?,
+            Action::DeleteJournalEntries => chat::delete(s, id, self.params).await?,
             Action::MonthlyUsage => {
                 let (month, usage) = s.monthly_usage(id, self.params.get("month")).await?;
                 Json(serde_json::json!({

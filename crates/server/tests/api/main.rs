@@ -10,6 +10,7 @@ mod auth;
 mod billing;
 mod blink_history;
 mod blink_web;
+mod chat_journal;
 mod cli;
 mod connections;
 mod crash;
