@@ -9,6 +9,7 @@ mod atomic;
 mod auth;
 mod billing;
 mod blink_history;
+mod blink_replay;
 mod blink_web;
 mod chat_journal;
 mod cli;
