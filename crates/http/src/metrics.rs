@@ -123,13 +123,21 @@ fn door_and_route(request: &Request) -> (&'static str, Route) {
 pub(crate) async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let key = door_and_route(&request);
-    let method = request.method().clone();
-    let version = request.version();
-    let peer = request.extensions().get::<Peer>().cloned();
+    // What only the access line needs is taken only when it is logged (benchmarks and busy
+    // servers run with `access=off`).
+    let logged = tracing::enabled!(target: ACCESS, tracing::Level::INFO).then(|| {
+        (
+            request.method().clone(),
+            request.version(),
+            request.extensions().get::<Peer>().cloned(),
+        )
+    });
     let response = next.run(request).await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    access_line(&key, &method, version, status, elapsed, peer.as_ref());
+    if let Some((method, version, peer)) = logged {
+        access_line(&key, &method, version, status, elapsed, peer.as_ref());
+    }
     let mut table = table().lock().unwrap_or_else(|p| p.into_inner());
     let series = match table.get_mut(&key) {
         Some(series) => series,
@@ -140,7 +148,7 @@ pub(crate) async fn track(request: Request, next: Next) -> Response {
     response
 }
 
-/// Logs a request's access line (target [`ACCESS`]).
+/// Logs a request's access line (target [`ACCESS`]; the caller checked that it is enabled).
 fn access_line(
     (door, route): &(&'static str, Route),
     method: &Method,
@@ -149,9 +157,6 @@ fn access_line(
     elapsed: Duration,
     peer: Option<&Peer>,
 ) {
-    if !tracing::enabled!(target: ACCESS, tracing::Level::INFO) {
-        return;
-    }
     let serial = match peer.and_then(|p| p.certificate.as_deref()) {
         Some(PeerCertificate::Read { serial, .. }) => serial.to_string(),
         Some(PeerCertificate::Unreadable) => "unreadable".to_owned(),

@@ -486,7 +486,7 @@ impl ActionRequest<'_> {
                 let issued = s
                     .issue_certificate(CertSubject::Account(id.clone()), days)
                     .await?;
-                file_response(
+                reply::attachment(
                     "application/x-pem-file",
                     &format!("{id}.crt"),
                     issued.crt_bundle().into_bytes(),
@@ -570,7 +570,7 @@ impl ActionRequest<'_> {
         };
         let days = self.days()?;
         let (_, p12) = s.issue_pkcs12(id, &password, variant, days).await?;
-        Ok(file_response(
+        Ok(reply::attachment(
             "application/x-pkcs12",
             &format!("{id}.p12"),
             p12,
@@ -592,17 +592,11 @@ impl ActionRequest<'_> {
         Ok(if csv {
             let text = objects::history_csv(&account, &history)
                 .map_err(|e| ServiceError::Internal(format!("csv: {e}")))?;
-            let mut response = text.into_response();
-            let headers = response.headers_mut();
-            headers.insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/csv; charset=utf-8"),
-            );
-            if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename={id}-balance.csv"))
-            {
-                headers.insert(header::CONTENT_DISPOSITION, v);
-            }
-            response
+            reply::attachment(
+                "text/csv; charset=utf-8",
+                &format!("{id}-balance.csv"),
+                text.into_bytes(),
+            )
         } else {
             Json(objects::history(&account, &history)).into_response()
         })
@@ -640,16 +634,4 @@ impl ActionRequest<'_> {
                 .ok_or_else(|| ServiceError::invalid("days", "must be a whole number of days")),
         }
     }
-}
-
-fn file_response(content_type: &'static str, filename: &str, bytes: Vec<u8>) -> Response {
-    let disposition = format!("attachment; filename={filename}");
-    let mut response = bytes.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(v) = HeaderValue::from_str(&disposition) {
-        headers.insert(header::CONTENT_DISPOSITION, v);
-    }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }

@@ -113,3 +113,21 @@ pub fn panic_reply(panic: Box<dyn Any + Send + 'static>) -> Response {
     Cause::new("handler panicked", detail).attach(&mut response);
     response
 }
+
+/// A file download: its `Content-Type`, `Content-Disposition: attachment; filename="NAME"`
+/// (quoted: the names hold `@`, which a bare token may not, RFC 6266) and never cached. Used by
+/// the action endpoint and the web page alike.
+pub fn attachment(content_type: &'static str, filename: &str, bytes: Vec<u8>) -> Response {
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let name: String = filename
+        .chars()
+        .filter(|c| !matches!(c, '"' | '\\'))
+        .collect();
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

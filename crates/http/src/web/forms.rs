@@ -2,8 +2,8 @@
 //! the APIs. A refusal carries the service's message and the field it names, so that the page
 //! can show it next to that field with the user's input kept.
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use sip_settings_core::account::{Account, parse_name, parse_no_answer_timeout};
 use sip_settings_core::cert::{CertSubject, P12Variant};
 use sip_settings_core::settings::{
@@ -426,14 +426,7 @@ impl Submission<'_> {
     }
 }
 
-/// A file download (never cached).
+/// A file download (never cached): [`crate::legacy::reply::attachment`].
 pub fn file(content_type: &'static str, filename: &str, bytes: Vec<u8>) -> Response {
-    let mut response = bytes.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename={filename}")) {
-        headers.insert(header::CONTENT_DISPOSITION, v);
-    }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
+    crate::legacy::reply::attachment(content_type, filename, bytes)
 }

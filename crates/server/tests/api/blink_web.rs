@@ -126,6 +126,13 @@ async fn blink_web_view_tabs_through_digest_with_the_web_pages_csrf() {
     );
     assert_eq!(status, 303, "{head}");
     assert_eq!(app.read(&app.alice, "account").await["privacy"], true);
+    // The Info tab tells what Blink takes as its account web page.
+    let (status, _, info) = curl(&ca, &jar, None, &format!("{}/", app.base), &[]);
+    assert_eq!(status, 200);
+    assert!(
+        info.contains(&format!("<code>{}/settings.phtml</code>", app.base)),
+        "{info}"
+    );
     // Another tab of the same session, by the page's own link.
     let (status, _, body) = curl(&ca, &jar, None, &format!("{}/web/calls", app.base), &[]);
     assert_eq!(status, 200);

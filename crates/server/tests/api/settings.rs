@@ -754,7 +754,7 @@ async fn crt_issues_a_working_certificate_and_the_old_one_keeps_working() {
         );
         assert_eq!(
             header(&response, "content-disposition"),
-            "attachment; filename=alice@example.com.crt"
+            "attachment; filename=\"alice@example.com.crt\""
         );
         let pem = response.text().await.unwrap();
         assert!(pem.contains("-----BEGIN CERTIFICATE-----"), "{pem}");
@@ -826,7 +826,7 @@ async fn p12_by_post_with_the_sip_password_opens_with_openssl() {
         );
         assert_eq!(
             header(&response, "content-disposition"),
-            "attachment; filename=alice@example.com.p12"
+            "attachment; filename=\"alice@example.com.p12\""
         );
         let bytes = response.bytes().await.unwrap();
         let file = app.data_dir().join(format!("{name}-{legacy}.p12"));

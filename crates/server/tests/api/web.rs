@@ -475,7 +475,7 @@ async fn downloads_and_revoking_a_certificate() {
         assert_eq!(h["content-type"], "application/x-pkcs12");
         assert_eq!(
             h["content-disposition"],
-            format!("attachment; filename={ALICE}.p12").as_str()
+            format!("attachment; filename=\"{ALICE}.p12\"").as_str()
         );
         let file = app.data_dir().join(format!("web-{format}.p12"));
         std::fs::write(&file, response.bytes().await.unwrap()).unwrap();
@@ -496,7 +496,7 @@ async fn downloads_and_revoking_a_certificate() {
     assert_eq!(response.status().as_u16(), 200);
     assert_eq!(
         response.headers()["content-disposition"],
-        format!("attachment; filename={ALICE}.crt").as_str()
+        format!("attachment; filename=\"{ALICE}.crt\"").as_str()
     );
     let crt = response.text().await.unwrap();
     assert!(crt.contains("BEGIN CERTIFICATE") && crt.contains("PRIVATE KEY"));

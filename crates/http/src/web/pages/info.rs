@@ -23,6 +23,8 @@ struct InfoPage {
     p12_password: Field,
     p12_legacy: bool,
     curl: String,
+    /// What Blink takes as its account web page (docs/actions.md, "Blink").
+    settings_url: String,
     certs: Vec<CertView>,
 }
 
@@ -142,6 +144,7 @@ pub(super) async fn info(v: &View<'_>) -> Result<String, ServiceError> {
         curl: format!(
             "curl --cacert ca.crt -E {id}.crt 'https://{host}/settings.phtml?action=account'"
         ),
+        settings_url: format!("https://{host}/settings.phtml"),
         certs,
     })
 }
