@@ -210,15 +210,38 @@ impl AccountObject {
 async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(reply::failure(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("Error: request body larger than {limit} bytes"),
-        )),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            // The rest of the body is not read: the connection ends with this reply.
+            let mut response = reply::failure(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("Error: request body larger than {limit} bytes"),
+            );
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Err(response)
+        }
         Err(_) => Err(reply::failure(
             StatusCode::BAD_REQUEST,
             "Error: could not read the request body",
         )),
     }
+}
+
+/// A refusal given before the request's body was read (no certificate or Digest credentials
+/// yet, a wrong method): the body is read and dropped, up to the usual limit, so that the
+/// connection can carry the client's next request — an HTTP Digest client (Blink, curl,
+/// urllib) sends its answer to the challenge on the same connection, and a POST's body left
+/// unread would make the server close it under that answer. A body past the request's limit
+/// (or one that cannot be read) is not read further: the reply says `Connection: close`.
+/// Nothing is done with what was read.
+async fn refused_unread(body: Body, limit: usize, mut response: Response) -> Response {
+    if Limited::new(body, limit).collect().await.is_err() {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// The `405` of the action endpoint: the status object naming the method, `Allow: GET, POST`.
@@ -246,7 +269,14 @@ pub async fn handle(
     let caller = if has_certificate {
         match Subscriber::identify(&state, peer.as_deref()).await {
             Ok(s) => Caller::Certificate(s),
-            Err(e) => return reply::service_error(&e),
+            Err(e) => {
+                return refused_unread(
+                    body,
+                    chat::body_limit(uri.query()),
+                    reply::service_error(&e),
+                )
+                .await;
+            }
         }
     } else {
         let addr = peer
@@ -254,14 +284,17 @@ pub async fn handle(
             .map_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 0)), |p| p.addr);
         match digest::authenticate(&state, addr, &method, &uri, &headers).await {
             Ok(account) => Caller::Digest { account, addr },
-            Err(response) => return response,
+            Err(response) => {
+                return refused_unread(body, chat::body_limit(uri.query()), response).await;
+            }
         }
     };
     if !matches!(method, Method::GET | Method::POST | Method::HEAD) {
-        return method_not_allowed(format!(
+        let response = method_not_allowed(format!(
             "Error: method {} is not allowed; use GET or POST",
             sip_settings_core::ids::printable(method.as_str())
         ));
+        return refused_unread(body, chat::body_limit(uri.query()), response).await;
     }
     // A chat-journal write named in the query string may bring a larger body ([`chat`]).
     let body = match read_body(body, chat::body_limit(uri.query())).await {

@@ -30,6 +30,9 @@ fn curl(
     command.args(["-w", "\n%{http_code}", url]);
     let out = command.output().expect("curl runs");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        eprintln!("curl {url}: {}", String::from_utf8_lossy(&out.stderr));
+    }
     let (rest, code) = text.rsplit_once('\n').expect("a status line from -w");
     // With --digest curl prints the 401's head too: the last head is the answer's.
     let last = rest.rfind("HTTP/").unwrap_or(0);
