@@ -14,6 +14,7 @@ pub mod credentials;
 pub mod devices;
 pub mod digest;
 pub mod error;
+pub mod forwarding;
 pub mod ids;
 pub mod import;
 pub mod journal;

@@ -4,7 +4,7 @@
 //! rejection) → not online → `FNOL` → ring `no_answer_timeout` s → busy → `FBUS`, no answer →
 //! `FNOA`. Accept-rule windows are evaluated in the account's time zone.
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::account::Account;
@@ -127,20 +127,11 @@ fn caller_in(groups: &[Group], caller: &Caller, phonebook: &[PhonebookEntry]) ->
     })
 }
 
-/// Whether a persistent rule's window covers `at` in time zone `tz`.
+/// Whether a persistent rule's window covers `at` in time zone `tz` (the weekly-window
+/// semantics of [`crate::forwarding::weekly_covers`], shared with the forwarding rules' time
+/// sets).
 pub fn window_covers(rule: &AcceptRule, local: &DateTime<chrono_tz::Tz>) -> bool {
-    let minute = u16::try_from(local.hour() * 60 + local.minute()).unwrap_or(0);
-    let today = local.weekday();
-    let (start, stop) = (rule.start.minutes(), rule.stop.minutes());
-    if start == stop {
-        rule.days.contains(today)
-    } else if start < stop {
-        rule.days.contains(today) && minute >= start && minute < stop
-    } else {
-        // Crosses midnight: belongs to the day it starts on.
-        (rule.days.contains(today) && minute >= start)
-            || (rule.days.contains(today.pred()) && minute < stop)
-    }
+    crate::forwarding::weekly_covers(rule.days, rule.start, rule.stop, local)
 }
 
 fn describe(rule: &AcceptRule) -> String {
