@@ -266,16 +266,13 @@ pub async fn handle(
     // Identified first (a client certificate when one is presented, else HTTP Digest); the
     // request budget is spent once the action (a read or a change) is known.
     let has_certificate = peer.as_deref().is_some_and(|p| p.certificate.is_some());
+    // A chat-journal write named in the query string may bring a larger body ([`chat`]).
+    let body_limit = chat::body_limit(uri.query());
     let caller = if has_certificate {
         match Subscriber::identify(&state, peer.as_deref()).await {
             Ok(s) => Caller::Certificate(s),
             Err(e) => {
-                return refused_unread(
-                    body,
-                    chat::body_limit(uri.query()),
-                    reply::service_error(&e),
-                )
-                .await;
+                return refused_unread(body, body_limit, reply::service_error(&e)).await;
             }
         }
     } else {
@@ -285,7 +282,7 @@ pub async fn handle(
         match digest::authenticate(&state, addr, &method, &uri, &headers).await {
             Ok(account) => Caller::Digest { account, addr },
             Err(response) => {
-                return refused_unread(body, chat::body_limit(uri.query()), response).await;
+                return refused_unread(body, body_limit, response).await;
             }
         }
     };
@@ -294,10 +291,9 @@ pub async fn handle(
             "Error: method {} is not allowed; use GET or POST",
             sip_settings_core::ids::printable(method.as_str())
         ));
-        return refused_unread(body, chat::body_limit(uri.query()), response).await;
+        return refused_unread(body, body_limit, response).await;
     }
-    // A chat-journal write named in the query string may bring a larger body ([`chat`]).
-    let body = match read_body(body, chat::body_limit(uri.query())).await {
+    let body = match read_body(body, body_limit).await {
         Ok(b) => b,
         Err(response) => return response,
     };

@@ -22,14 +22,11 @@ async fn realm_of(
     query: Option<&str>,
     answer: Option<&Authorization>,
 ) -> Option<Domain> {
-    let from_query = query.and_then(|q| {
-        form_urlencoded::parse(q.as_bytes())
-            .find(|(k, _)| k == "realm")
-            .map(|(_, v)| v.into_owned())
-    });
-    let text = from_query
-        .map(|r| r.rsplit('@').next().unwrap_or_default().to_owned())
-        .or_else(|| answer.and_then(|a| a.username.split_once('@').map(|(_, d)| d.to_owned())))
+    if let Some(r) = crate::web::realm_param(query) {
+        return crate::web::realm_domain(&r);
+    }
+    let text = answer
+        .and_then(|a| a.username.split_once('@').map(|(_, d)| d.to_owned()))
         .or_else(|| answer.map(|a| a.realm.clone()));
     match text {
         Some(t) => Domain::parse(&t).ok(),

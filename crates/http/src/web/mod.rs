@@ -181,12 +181,17 @@ pub(crate) fn realm_domain(text: &str) -> Option<Domain> {
     Domain::parse(text.rsplit('@').next().unwrap_or_default()).ok()
 }
 
-fn query_realm(uri: &Uri) -> Option<Domain> {
-    uri.query().and_then(|q| {
+/// The `realm` parameter of a query string, as sent.
+pub(crate) fn realm_param(query: Option<&str>) -> Option<String> {
+    query.and_then(|q| {
         form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k == "realm")
-            .and_then(|(_, v)| realm_domain(&v))
+            .map(|(_, v)| v.into_owned())
     })
+}
+
+fn query_realm(uri: &Uri) -> Option<Domain> {
+    realm_param(uri.query()).and_then(|r| realm_domain(&r))
 }
 
 impl Req {

@@ -14,9 +14,9 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use sip_settings_core::Clock as _;
 use sip_settings_core::cert::{CertSubject, IssuedCertificate};
-use sip_settings_core::digest::{Algorithm, response};
+use sip_settings_core::digest::Algorithm;
 
-use crate::helpers::{TestApp, json_of, no_redirects};
+use crate::helpers::{TestApp, digest_authorization, digest_nonce_opaque, json_of, no_redirects};
 
 const CAROL: &str = "carol@example.com";
 /// The password `add_account_with_cert` gives a new account.
@@ -185,19 +185,6 @@ fn group(report: &Value, name: &str) -> Vec<String> {
         .collect()
 }
 
-/// A parameter of a challenge header.
-fn param(challenge: &str, name: &str) -> Option<String> {
-    let quoted = format!("{name}=\"");
-    if let Some(i) = challenge.find(&quoted) {
-        let rest = &challenge[i + quoted.len()..];
-        return rest.find('"').map(|j| rest[..j].to_owned());
-    }
-    let bare = format!("{name}=");
-    let i = challenge.find(&bare)?;
-    let rest = &challenge[i + bare.len()..];
-    Some(rest.split([',', ' ']).next().unwrap_or_default().to_owned())
-}
-
 /// Blink's poll without a certificate: the challenge, then the MD5 answer (what NSURLConnection
 /// sends for `credentialWithUser_password_persistence_(account.id.username, …)`).
 async fn poll_with_digest(app: &TestApp) -> Value {
@@ -205,23 +192,16 @@ async fn poll_with_digest(app: &TestApp) -> Value {
     let url = format!("{}{POLL}", app.base);
     let first = client.get(&url).send().await.unwrap();
     assert_eq!(first.status().as_u16(), 401);
-    let header = first
-        .headers()
-        .get_all("www-authenticate")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .find(|h| param(h, "algorithm").as_deref() == Some("MD5"))
-        .expect("an MD5 challenge");
-    let nonce = param(&header, "nonce").unwrap();
-    let opaque = param(&header, "opaque").unwrap();
-    let algorithm = Algorithm::Md5;
-    let ha1 = algorithm.hash(&format!("carol:example.com:{CAROL_PASSWORD}"));
-    let (nc, cnonce) = ("00000001", "6f1c2d3e");
-    let r = response(algorithm, &ha1, &nonce, nc, cnonce, "GET", POLL);
-    let authorization = format!(
-        "Digest username=\"carol\", realm=\"example.com\", nonce=\"{nonce}\", uri=\"{POLL}\", \
-         algorithm=MD5, qop=auth, nc={nc}, cnonce=\"{cnonce}\", response=\"{r}\", \
-         opaque=\"{opaque}\""
+    let (nonce, opaque) = digest_nonce_opaque(&first, Algorithm::Md5);
+    let authorization = digest_authorization(
+        Algorithm::Md5,
+        "carol",
+        CAROL_PASSWORD,
+        &nonce,
+        &opaque,
+        1,
+        "GET",
+        POLL,
     );
     let (status, body) = json_of(
         client

@@ -7,9 +7,12 @@
 //! accounts' entries, and the same over HTTP Digest.
 
 use serde_json::{Value, json};
-use sip_settings_core::digest::{Algorithm, response};
+use sip_settings_core::digest::Algorithm;
 
-use crate::helpers::{ALICE, ALICE_PASSWORD, TestApp, json_of, no_redirects};
+use crate::helpers::{
+    ALICE, ALICE_PASSWORD, TestApp, digest_authorization, digest_nonce_opaque, json_of,
+    no_redirects,
+};
 
 const MAC: &str = "2f1a6d2e-8f0b-4a57-9c7e-1d2b3c4d5e6f";
 const PHONE: &str = "9c0e51aa-1b2c-4d3e-8f90-aabbccddeeff";
@@ -462,26 +465,6 @@ async fn the_oldest_entries_go_beyond_ten_thousand() {
     );
 }
 
-/// A Digest header for `method uri` answering the challenge `(nonce, opaque)` with `nc`.
-fn digest_answer(nonce: &str, opaque: &str, nc: u32, method: &str, uri: &str) -> String {
-    let ha1 = Algorithm::Md5.hash(&format!("alice:example.com:{ALICE_PASSWORD}"));
-    let nc = format!("{nc:08x}");
-    let cnonce = "5ccc069c403ebaf9";
-    let r = response(Algorithm::Md5, &ha1, nonce, &nc, cnonce, method, uri);
-    format!(
-        "Digest username=\"alice\", realm=\"example.com\", nonce=\"{nonce}\", uri=\"{uri}\", \
-         algorithm=MD5, qop=auth, nc={nc}, cnonce=\"{cnonce}\", response=\"{r}\", \
-         opaque=\"{opaque}\""
-    )
-}
-
-fn challenge_param(header: &str, name: &str) -> String {
-    let key = format!("{name}=\"");
-    let start = header.find(&key).unwrap() + key.len();
-    let rest = &header[start..];
-    rest[..rest.find('"').unwrap()].to_owned()
-}
-
 /// Blink has no certificate: it answers the Digest challenge with the SIP credentials, for
 /// the put (POST) and the get (GET) alike.
 #[tokio::test]
@@ -496,22 +479,21 @@ async fn digest_put_then_get() {
         .await
         .unwrap();
     assert_eq!(challenge.status().as_u16(), 401);
-    let header = challenge
-        .headers()
-        .get_all("www-authenticate")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .find(|h| h.contains("algorithm=MD5"))
-        .expect("an MD5 challenge");
-    let (nonce, opaque) = (
-        challenge_param(&header, "nonce"),
-        challenge_param(&header, "opaque"),
-    );
+    let (nonce, opaque) = digest_nonce_opaque(&challenge, Algorithm::Md5);
     let response = client
         .post(format!("{}{put_uri}", app.base))
         .header(
             "authorization",
-            digest_answer(&nonce, &opaque, 1, "POST", &put_uri),
+            digest_authorization(
+                Algorithm::Md5,
+                "alice",
+                ALICE_PASSWORD,
+                &nonce,
+                &opaque,
+                1,
+                "POST",
+                &put_uri,
+            ),
         )
         .form(&[("uuid", MAC), ("data", &batch(&["d1"]))])
         .send()
@@ -529,7 +511,16 @@ async fn digest_put_then_get() {
         .get(format!("{}{get_uri}", app.base))
         .header(
             "authorization",
-            digest_answer(&nonce, &opaque, 2, "GET", &get_uri),
+            digest_authorization(
+                Algorithm::Md5,
+                "alice",
+                ALICE_PASSWORD,
+                &nonce,
+                &opaque,
+                2,
+                "GET",
+                &get_uri,
+            ),
         )
         .send()
         .await

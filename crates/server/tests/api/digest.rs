@@ -4,24 +4,14 @@
 //! that nothing but `settings.phtml` takes Digest.
 
 use serde_json::Value;
-use sip_settings_core::digest::{Algorithm, response};
+use sip_settings_core::digest::Algorithm;
 
-use crate::helpers::{ALICE, ALICE_PASSWORD, TestApp, have_tool, json_of, no_redirects};
+use crate::helpers::{
+    ALICE, ALICE_PASSWORD, TestApp, digest_authorization as answer, digest_nonce_opaque,
+    digest_param as param, have_tool, json_of, no_redirects,
+};
 
 const URI: &str = "/settings.phtml?action=account&realm=example.com";
-
-/// A parameter of a challenge header.
-fn param(challenge: &str, name: &str) -> Option<String> {
-    let quoted = format!("{name}=\"");
-    if let Some(i) = challenge.find(&quoted) {
-        let rest = &challenge[i + quoted.len()..];
-        return rest.find('"').map(|j| rest[..j].to_owned());
-    }
-    let bare = format!("{name}=");
-    let i = challenge.find(&bare)?;
-    let rest = &challenge[i + bare.len()..];
-    Some(rest.split([',', ' ']).next().unwrap_or_default().to_owned())
-}
 
 /// The `WWW-Authenticate` headers of a response.
 fn challenges(response: &reqwest::Response) -> Vec<String> {
@@ -46,38 +36,7 @@ async fn get(app: &TestApp, uri: &str, authorization: Option<&str>) -> reqwest::
 async fn challenge(app: &TestApp, uri: &str, algorithm: Algorithm) -> (String, String) {
     let response = get(app, uri, None).await;
     assert_eq!(response.status().as_u16(), 401);
-    let header = challenges(&response)
-        .into_iter()
-        .find(|c| param(c, "algorithm").as_deref() == Some(algorithm.as_str()))
-        .expect("a challenge for the algorithm");
-    (
-        param(&header, "nonce").unwrap(),
-        param(&header, "opaque").unwrap(),
-    )
-}
-
-/// An `Authorization` header computed by hand (RFC 7616 §3.4.1).
-#[allow(clippy::too_many_arguments)]
-fn answer(
-    algorithm: Algorithm,
-    user: &str,
-    password: &str,
-    nonce: &str,
-    opaque: &str,
-    nc: u32,
-    method: &str,
-    uri: &str,
-) -> String {
-    let ha1 = algorithm.hash(&format!("{user}:example.com:{password}"));
-    let nc = format!("{nc:08x}");
-    let cnonce = "0a4f113b";
-    let r = response(algorithm, &ha1, nonce, &nc, cnonce, method, uri);
-    format!(
-        "Digest username=\"{user}\", realm=\"example.com\", nonce=\"{nonce}\", uri=\"{uri}\", \
-         algorithm={}, qop=auth, nc={nc}, cnonce=\"{cnonce}\", response=\"{r}\", \
-         opaque=\"{opaque}\"",
-        algorithm.as_str()
-    )
+    digest_nonce_opaque(&response, algorithm)
 }
 
 // Multi-threaded: curl and python3 run as blocking child processes while the server answers.

@@ -9,7 +9,7 @@ use chrono::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sip_settings_core::cert::{CertSubject, IssuedCertificate};
-use sip_settings_core::digest::{Algorithm, response};
+use sip_settings_core::digest::Algorithm;
 use sip_settings_core::{AccountId, Password};
 use sip_settings_store_tests::pg::TempDatabase;
 
@@ -64,33 +64,16 @@ async fn digest_get(app: &TestApp, uri: &str) -> (u16, Value) {
     let url = format!("{}{uri}", app.base);
     let challenge = client.get(&url).send().await.unwrap();
     assert_eq!(challenge.status().as_u16(), 401);
-    let header = challenge
-        .headers()
-        .get_all("www-authenticate")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .find(|h| h.contains("algorithm=MD5"))
-        .expect("an MD5 challenge");
-    let param = |name: &str| {
-        let key = format!("{name}=\"");
-        let rest = &header[header.find(&key).unwrap() + key.len()..];
-        rest[..rest.find('"').unwrap()].to_owned()
-    };
-    let (nonce, opaque) = (param("nonce"), param("opaque"));
-    let ha1 = Algorithm::Md5.hash(&format!("alice:example.com:{ALICE_PASSWORD}"));
-    let r = response(
+    let (nonce, opaque) = digest_nonce_opaque(&challenge, Algorithm::Md5);
+    let authorization = digest_authorization(
         Algorithm::Md5,
-        &ha1,
+        "alice",
+        ALICE_PASSWORD,
         &nonce,
-        "00000001",
-        "c0ffee",
+        &opaque,
+        1,
         "GET",
         uri,
-    );
-    let authorization = format!(
-        "Digest username=\"alice\", realm=\"example.com\", nonce=\"{nonce}\", uri=\"{uri}\", \
-         algorithm=MD5, qop=auth, nc=00000001, cnonce=\"c0ffee\", response=\"{r}\", \
-         opaque=\"{opaque}\""
     );
     let answered = client
         .get(&url)

@@ -153,12 +153,15 @@ pub(super) async fn admin_put_domain_digest(
     JsonBody(b): JsonBody<DigestBody>,
 ) -> ApiResult {
     etag::check(&headers, Some(&digest_view(&state, &admin, &path).await?))?;
-    admin
+    let domain = admin
         .services(&state)
         .set_domain_digest(&path, b.digest)
         .await?;
     Ok(etag::reply(
         StatusCode::OK,
-        &digest_view(&state, &admin, &path).await?,
+        &DigestView {
+            domain: domain.to_string(),
+            digest: b.digest,
+        },
     ))
 }

@@ -563,3 +563,59 @@ pub(crate) fn have_tool(tool: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success())
 }
+
+/// A parameter of a `WWW-Authenticate: Digest` challenge, quoted or bare.
+pub(crate) fn digest_param(challenge: &str, name: &str) -> Option<String> {
+    let quoted = format!("{name}=\"");
+    if let Some(i) = challenge.find(&quoted) {
+        let rest = &challenge[i + quoted.len()..];
+        return rest.find('"').map(|j| rest[..j].to_owned());
+    }
+    let bare = format!("{name}=");
+    let i = challenge.find(&bare)?;
+    let rest = &challenge[i + bare.len()..];
+    Some(rest.split([',', ' ']).next().unwrap_or_default().to_owned())
+}
+
+/// `(nonce, opaque)` of the `algorithm` challenge of a `401`.
+pub(crate) fn digest_nonce_opaque(
+    response: &reqwest::Response,
+    algorithm: sip_settings_core::digest::Algorithm,
+) -> (String, String) {
+    let header = response
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|h| digest_param(h, "algorithm").as_deref() == Some(algorithm.as_str()))
+        .expect("a challenge for the algorithm");
+    (
+        digest_param(&header, "nonce").unwrap(),
+        digest_param(&header, "opaque").unwrap(),
+    )
+}
+
+/// An `Authorization: Digest` header for realm `example.com`, computed by hand
+/// (RFC 7616 §3.4.1, `qop=auth`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn digest_authorization(
+    algorithm: sip_settings_core::digest::Algorithm,
+    user: &str,
+    password: &str,
+    nonce: &str,
+    opaque: &str,
+    nc: u32,
+    method: &str,
+    uri: &str,
+) -> String {
+    let ha1 = algorithm.hash(&format!("{user}:example.com:{password}"));
+    let nc = format!("{nc:08x}");
+    let cnonce = "0a4f113b";
+    let r = sip_settings_core::digest::response(algorithm, &ha1, nonce, &nc, cnonce, method, uri);
+    format!(
+        "Digest username=\"{user}\", realm=\"example.com\", nonce=\"{nonce}\", uri=\"{uri}\", \
+         algorithm={}, qop=auth, nc={nc}, cnonce=\"{cnonce}\", response=\"{r}\", \
+         opaque=\"{opaque}\"",
+        algorithm.as_str()
+    )
+}
