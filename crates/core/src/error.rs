@@ -18,6 +18,11 @@ pub enum StoreError {
     /// failure). The operation may be retried.
     #[error("database temporarily unavailable: {0}")]
     Unavailable(String),
+    /// An optimistic write ([`Accounts::begin_account_optimistic`](crate::store::Accounts::begin_account_optimistic))
+    /// found the account changed since it read it: nothing was written. Its caller runs again
+    /// with [`Accounts::begin_account`](crate::store::Accounts::begin_account).
+    #[error("the account changed while the write was prepared: {0}")]
+    Stale(String),
     /// Anything else: a bug or corrupt data. Logged, never shown to a client.
     #[error("database error: {0}")]
     Other(String),
@@ -109,7 +114,8 @@ impl ServiceError {
 impl From<StoreError> for ServiceError {
     fn from(err: StoreError) -> Self {
         let failure = match &err {
-            StoreError::Unavailable(_) => Some("unavailable"),
+            // Stale reaches here only if a caller did not run again: it may, so as Unavailable.
+            StoreError::Unavailable(_) | StoreError::Stale(_) => Some("unavailable"),
             StoreError::Other(_) => Some("internal"),
             StoreError::Conflict(_) | StoreError::NotFound(_) => None,
         };
@@ -127,6 +133,7 @@ impl From<StoreError> for ServiceError {
             StoreError::Conflict(m) => Self::Conflict(m),
             StoreError::NotFound(m) => Self::NotFound(m),
             StoreError::Unavailable(m) => Self::Unavailable(m),
+            StoreError::Stale(m) => Self::Unavailable(format!("the account changed meanwhile: {m}")),
             StoreError::Other(m) => Self::Internal(m),
         }
     }

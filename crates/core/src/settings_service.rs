@@ -166,6 +166,10 @@ impl Services {
     /// `set_diversions`: `params` are the condition parameters present in the request (an
     /// empty value clears). Validates all, then writes the changed conditions in one
     /// transaction. Returns the success text.
+    ///
+    /// The most frequent write: it first runs without waiting for the account's lock in the
+    /// store ([`Services::begin_optimistic`]), and again with it if another writer changed the
+    /// account meanwhile.
     pub async fn set_diversions(
         &self,
         id: &AccountId,
@@ -175,7 +179,26 @@ impl Services {
             self.require_account(id).await?;
             return Ok("Diversions remained the same".to_owned());
         }
-        let mut w = self.begin(id).await?;
+        match self.set_diversions_as(id, params, true).await? {
+            Some(done) => Ok(done),
+            None => self.set_diversions_as(id, params, false).await?.ok_or_else(|| {
+                ServiceError::Internal("a locked write of forwarding was stale".to_owned())
+            }),
+        }
+    }
+
+    /// [`Services::set_diversions`] once, `optimistic` or not: `None` if it was stale.
+    async fn set_diversions_as(
+        &self,
+        id: &AccountId,
+        params: &[(Condition, String)],
+        optimistic: bool,
+    ) -> Result<Option<String>, ServiceError> {
+        let mut w = if optimistic {
+            self.begin_optimistic(id).await?
+        } else {
+            self.begin(id).await?
+        };
         let account = self.require_account(id).await?;
         let voicemail_enabled = self
             .store()
@@ -230,7 +253,7 @@ impl Services {
             .filter(|(c, t)| current.get(c) != t.as_ref())
             .collect();
         if changed.is_empty() {
-            return Ok("Diversions remained the same".to_owned());
+            return Ok(Some("Diversions remained the same".to_owned()));
         }
         w.apply(AccountOp::SetDiversions(changed.clone())).await?;
         for (c, t) in &changed {
@@ -240,7 +263,9 @@ impl Services {
                 t.as_ref().map(DiversionTarget::shown),
             );
         }
-        w.commit().await?;
+        if !w.commit_unless_stale().await? {
+            return Ok(None);
+        }
         let described: Vec<String> = changed
             .iter()
             .map(|(c, t)| match t {
@@ -248,7 +273,10 @@ impl Services {
                 None => format!("{c} cleared"),
             })
             .collect();
-        Ok(format!("Diversions updated: {}", described.join(", ")))
+        Ok(Some(format!(
+            "Diversions updated: {}",
+            described.join(", ")
+        )))
     }
 
     // ----- accept rules, DND -----

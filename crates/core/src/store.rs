@@ -285,6 +285,17 @@ pub trait Accounts: Send + Sync {
     /// if there is no account.
     async fn begin_account(&self, account: &AccountId)
     -> Result<Box<dyn AccountWrite>, StoreError>;
+    /// Begins a change of the account's data without waiting for its lock, where the store
+    /// can: what the write reads is the account as of one moment, and its commit changes
+    /// nothing and fails with [`StoreError::Stale`] if another writer changed the account
+    /// since (in any process). For a caller that can run again with
+    /// [`Accounts::begin_account`]; a store that cannot do better begins a locked write.
+    async fn begin_account_optimistic(
+        &self,
+        account: &AccountId,
+    ) -> Result<Box<dyn AccountWrite>, StoreError> {
+        self.begin_account(account).await
+    }
     /// Most account writes of one process that should hold an open
     /// [`AccountWrite`] at once: more wait in the process, holding nothing. A store whose
     /// writers each hold a pooled connection caps them below its pool size; one that runs

@@ -112,10 +112,20 @@ fn gone() -> ServiceError {
 }
 
 impl Services {
-    /// Queues for `id` in this process, then opens the store's write transaction.
-    async fn open(&self, id: &AccountId) -> Result<(Box<dyn AccountWrite>, Passage), ServiceError> {
+    /// Queues for `id` in this process, then opens the store's write transaction (an
+    /// optimistic one when `optimistic`, see [`Services::begin_optimistic`]).
+    async fn open(
+        &self,
+        id: &AccountId,
+        optimistic: bool,
+    ) -> Result<(Box<dyn AccountWrite>, Passage), ServiceError> {
         let passage = self.gate().enter(id).await;
-        let write = self.store().begin_account(id).await.map_err(|e| match e {
+        let write = if optimistic {
+            self.store().begin_account_optimistic(id).await
+        } else {
+            self.store().begin_account(id).await
+        };
+        let write = write.map_err(|e| match e {
             StoreError::NotFound(_) => ServiceError::NotFound(format!("no account {id}")),
             other => other.into(),
         })?;
@@ -125,10 +135,30 @@ impl Services {
     /// Begins a change of `id`: waits for its write lock (or joins the one held by
     /// [`Services::hold`]). [`ServiceError::NotFound`] if there is no account.
     pub(crate) async fn begin(&self, id: &AccountId) -> Result<Writing<'_>, ServiceError> {
+        self.begin_as(id, false).await
+    }
+
+    /// Begins a change of `id` that does not wait for the account's lock in the store where
+    /// the store can do that ([`Accounts::begin_account_optimistic`](crate::store::Accounts::begin_account_optimistic)):
+    /// for a service function that ends with [`Writing::commit_unless_stale`] and runs again
+    /// with [`Services::begin`] when that says the account changed meanwhile. Writers of `id`
+    /// in this process still run one after another.
+    pub(crate) async fn begin_optimistic(
+        &self,
+        id: &AccountId,
+    ) -> Result<Writing<'_>, ServiceError> {
+        self.begin_as(id, true).await
+    }
+
+    async fn begin_as(
+        &self,
+        id: &AccountId,
+        optimistic: bool,
+    ) -> Result<Writing<'_>, ServiceError> {
         let held = match self.lease().filter(|l| &l.account == id) {
             Some(lease) => Held::Shared(lease.clone()),
             None => {
-                let (write, passage) = self.open(id).await?;
+                let (write, passage) = self.open(id, optimistic).await?;
                 Held::Own(write, passage)
             }
         };
@@ -146,7 +176,7 @@ impl Services {
     /// through the store meanwhile is the state the changes apply to, on every server (no other
     /// writer can change the account until the commit).
     pub async fn hold(&self, id: &AccountId) -> Result<Holding, ServiceError> {
-        let (write, passage) = self.open(id).await?;
+        let (write, passage) = self.open(id, false).await?;
         let lease = Arc::new(Lease {
             account: id.clone(),
             state: Mutex::new(LeaseState {
@@ -224,6 +254,23 @@ impl Writing<'_> {
             Held::Shared(lease) => {
                 lease.state.lock().await.entries.extend(self.entries);
                 Ok(())
+            }
+        }
+    }
+
+    /// [`Writing::commit`] for a write begun by [`Services::begin_optimistic`]: `false`, with
+    /// nothing written, if the account changed since the write read it (the caller runs
+    /// again with [`Services::begin`]).
+    pub(crate) async fn commit_unless_stale(self) -> Result<bool, ServiceError> {
+        match self.held {
+            Held::Own(write, _passage) => match write.commit(&self.entries).await {
+                Ok(()) => Ok(true),
+                Err(StoreError::Stale(_)) => Ok(false),
+                Err(e) => Err(e.into()),
+            },
+            Held::Shared(lease) => {
+                lease.state.lock().await.entries.extend(self.entries);
+                Ok(true)
             }
         }
     }

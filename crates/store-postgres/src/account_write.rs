@@ -17,7 +17,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 
 use crate::PgStore;
-use crate::error::{Fail, Res, map_err};
+use crate::error::{Fail, Res, map_err, reading};
 use crate::health::is_connection_error;
 use crate::read_cache::{Scope, Snapshot, WritingGuard};
 use crate::rows::{
@@ -25,7 +25,7 @@ use crate::rows::{
 };
 
 pub(crate) struct PgAccountWrite {
-    tx: Transaction<'static, Postgres>,
+    mode: Mode,
     id: i64,
     account: AccountId,
     /// The store: its clock (the time of `updated_at` and the like) and its read cache.
@@ -38,12 +38,30 @@ pub(crate) struct PgAccountWrite {
     pending: Option<PendingDiversions>,
 }
 
+/// How a write holds the account.
+enum Mode {
+    /// In the transaction that holds the account's lock.
+    Locked(Transaction<'static, Postgres>),
+    /// Not at all yet (an optimistic write): the account's version when the snapshot was
+    /// read. A change of forwarding commits in one statement if the version is unchanged;
+    /// any other change first takes the lock, if the version is unchanged.
+    Optimistic(i64),
+}
+
 /// Locks the account's row (as [`crate::lock_account`]) and reads what the read cache keeps of
 /// the account — the state this write applies to, which nobody can change until it ends — in
 /// one round trip. The read runs after the lock is held, in a statement of its own (the
 /// function of migration 0007): a single statement would read with the snapshot it took before
 /// it waited for the lock, and miss the change of the writer it waited for.
 const LOCK: &str = "SELECT * FROM lock_account_for_write($1, $2)";
+
+/// What [`LOCK`] reads, without the lock (for an optimistic write), with the version.
+const STATE: &str = "SELECT * FROM account_write_state($1, $2)";
+
+/// An optimistic write's change of forwarding and its journal entries, applied if the
+/// account's version is unchanged, as one statement outside a transaction (migration 0012).
+const WRITE_IF_UNCHANGED: &str = "SELECT write_diversions_if_unchanged($1, $2, $3, $4, $5, $6, \
+     $7, $8, $9, $10, $11, $12, $13)";
 
 /// The snapshot in a [`LOCK`] row.
 fn snapshot_from(r: &PgRow) -> Res<Snapshot> {
@@ -72,22 +90,69 @@ fn snapshot_from(r: &PgRow) -> Res<Snapshot> {
 impl PgAccountWrite {
     pub(crate) async fn begin(store: &PgStore, account: &AccountId) -> Result<Self, StoreError> {
         let writing = store.cache.writing(account);
+        let (tx, id, _, snapshot) = Self::lock(store, account).await?;
+        writing.locked(snapshot);
+        Ok(Self::new(store, account, Mode::Locked(tx), id, writing))
+    }
+
+    /// An optimistic write (`Accounts::begin_account_optimistic`): reads the account and its
+    /// version without locking it, one statement outside a transaction. Outside a tokio task
+    /// (whose reads the snapshot could not tell from others') a locked write.
+    pub(crate) async fn begin_optimistic(
+        store: &PgStore,
+        account: &AccountId,
+    ) -> Result<Self, StoreError> {
+        let Some(task) = tokio::task::try_id() else {
+            return Self::begin(store, account).await;
+        };
+        let writing = store.cache.writing(account);
+        let (id, version, snapshot) = reading(|| async {
+            let row = sqlx::query(STATE)
+                .bind(account.domain().as_str())
+                .bind(account.user().as_str())
+                .fetch_optional(&store.pool)
+                .await?
+                .ok_or_else(|| crate::not_found(account))?;
+            Ok((
+                row.try_get::<i64, _>("id")?,
+                row.try_get::<i64, _>("write_version")?,
+                snapshot_from(&row)?,
+            ))
+        })
+        .await?;
+        writing.read_by(snapshot, task);
+        Ok(Self::new(
+            store,
+            account,
+            Mode::Optimistic(version),
+            id,
+            writing,
+        ))
+    }
+
+    fn new(store: &PgStore, account: &AccountId, mode: Mode, id: i64, writing: WritingGuard) -> Self {
+        Self {
+            mode,
+            id,
+            account: account.clone(),
+            store: store.clone(),
+            writing: Some(writing),
+            addresses: false,
+            pending: None,
+        }
+    }
+
+    /// Opens a transaction and takes the account's lock ([`LOCK`]): the transaction, the
+    /// account's row id, the version this write gives it and the snapshot. A lost connection
+    /// is tried again once (nothing was done yet).
+    async fn lock(
+        store: &PgStore,
+        account: &AccountId,
+    ) -> Result<(Transaction<'static, Postgres>, i64, i64, Snapshot), StoreError> {
         let mut reconnected = false;
         loop {
-            match Self::lock(store, account).await {
-                Ok((tx, id, snapshot)) => {
-                    writing.locked(snapshot);
-                    return Ok(Self {
-                        tx,
-                        id,
-                        account: account.clone(),
-                        store: store.clone(),
-                        writing: Some(writing),
-                        addresses: false,
-                        pending: None,
-                    });
-                }
-                // Nothing was done yet: a lost connection is simply tried again, once.
+            match Self::lock_once(store, account).await {
+                Ok(locked) => return Ok(locked),
                 Err(Fail::Db(e)) if !reconnected && is_connection_error(&e) => {
                     reconnected = true;
                     tracing::debug!(error = %e, "beginning a write lost its connection; again");
@@ -97,10 +162,10 @@ impl PgAccountWrite {
         }
     }
 
-    async fn lock(
+    async fn lock_once(
         store: &PgStore,
         account: &AccountId,
-    ) -> Res<(Transaction<'static, Postgres>, i64, Snapshot)> {
+    ) -> Res<(Transaction<'static, Postgres>, i64, i64, Snapshot)> {
         let mut tx = store.pool.begin().await?;
         let row = sqlx::query(LOCK)
             .bind(account.domain().as_str())
@@ -109,7 +174,34 @@ impl PgAccountWrite {
             .await?
             .ok_or_else(|| crate::not_found(account))?;
         let id: i64 = row.try_get("id")?;
-        Ok((tx, id, snapshot_from(&row)?))
+        let version: i64 = row.try_get("write_version")?;
+        Ok((tx, id, version, snapshot_from(&row)?))
+    }
+
+    /// The transaction holding the account's lock: an optimistic write takes it now, if the
+    /// account is still at the version it read ([`StoreError::Stale`] if not).
+    async fn locked(&mut self) -> Result<&mut Transaction<'static, Postgres>, StoreError> {
+        if let Mode::Optimistic(read) = self.mode {
+            let (tx, _, version, snapshot) = Self::lock(&self.store, &self.account).await?;
+            if version != read + 1 {
+                crate::error::count_retry("stale");
+                return Err(StoreError::Stale(format!(
+                    "{} is at version {}, not {read}",
+                    self.account,
+                    version - 1
+                )));
+            }
+            if let Some(writing) = &self.writing {
+                writing.locked(snapshot);
+            }
+            self.mode = Mode::Locked(tx);
+        }
+        match &mut self.mode {
+            Mode::Locked(tx) => Ok(tx),
+            Mode::Optimistic(_) => Err(StoreError::Other(
+                "an optimistic write did not take its lock".to_owned(),
+            )),
+        }
     }
 }
 
@@ -214,11 +306,16 @@ impl PendingDiversions {
         id: i64,
         query: sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
     ) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
-        query
-            .bind(id)
-            .bind(self.cleared)
-            .bind(self.set)
-            .bind(self.targets)
+        self.bind_arrays(query.bind(id))
+    }
+
+    /// Binds the cleared conditions, the set ones and their targets as the next three
+    /// parameters.
+    fn bind_arrays(
+        self,
+        query: sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
+        query.bind(self.cleared).bind(self.set).bind(self.targets)
     }
 }
 
@@ -663,18 +760,23 @@ impl AccountWrite for PgAccountWrite {
             self.pending.get_or_insert_default().add(changes);
             return Ok(Applied::Done);
         }
-        if let Some(pending) = self.pending.take() {
+        let id = self.id;
+        let pending = self.pending.take();
+        let tx = self.locked().await?;
+        if let Some(pending) = pending {
             pending
-                .bind(self.id, sqlx::query(&DIVERSIONS_ONLY))
-                .execute(&mut *self.tx)
+                .bind(id, sqlx::query(&DIVERSIONS_ONLY))
+                .execute(&mut **tx)
                 .await
                 .map_err(map_err)?;
         }
         // The time of every stamp this change makes: the store's clock, never the system's.
         let now = self.store.clock.now();
-        let id = self.id;
         let account = &self.account;
-        let conn: &mut PgConnection = &mut self.tx;
+        let Mode::Locked(tx) = &mut self.mode else {
+            return Err(StoreError::Other("the write lost its lock".to_owned()));
+        };
+        let conn: &mut PgConnection = tx;
         match op {
             AccountOp::UpdateAccount { .. } | AccountOp::SetCredentials(_) => {
                 apply_to_account(conn, id, now, op).await
@@ -701,28 +803,55 @@ impl AccountWrite for PgAccountWrite {
     }
 
     async fn commit(mut self: Box<Self>, journal: &[NewJournalEntry]) -> Result<(), StoreError> {
-        match self.pending.take() {
-            Some(pending) => {
-                pending
-                    .bind(
-                        self.id,
-                        Journal::of(journal).bind(sqlx::query(&JOURNAL_AND_DIVERSIONS)),
-                    )
-                    .execute(&mut *self.tx)
+        let pending = self.pending.take();
+        match &mut self.mode {
+            Mode::Locked(tx) => match pending {
+                Some(pending) => {
+                    pending
+                        .bind(
+                            self.id,
+                            Journal::of(journal).bind(sqlx::query(&JOURNAL_AND_DIVERSIONS)),
+                        )
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(map_err)?;
+                }
+                None => insert_journal(tx, journal).await?,
+            },
+            Mode::Optimistic(version) => {
+                if pending.is_none() && journal.is_empty() {
+                    // Nothing changed: nothing to write, nobody to tell.
+                    return Ok(());
+                }
+                let query = sqlx::query(WRITE_IF_UNCHANGED)
+                    .bind(self.id)
+                    .bind(*version);
+                let written: bool = Journal::of(journal)
+                    .bind(pending.unwrap_or_default().bind_arrays(query))
+                    .fetch_one(&self.store.pool)
                     .await
+                    .and_then(|row| row.try_get(0))
                     .map_err(map_err)?;
+                if !written {
+                    crate::error::count_retry("stale");
+                    return Err(StoreError::Stale(format!(
+                        "{} is no longer at version {version}",
+                        self.account
+                    )));
+                }
             }
-            None => insert_journal(&mut self.tx, journal).await?,
         }
         let Self {
-            tx,
+            mode,
             store,
             writing,
             account,
             addresses,
             ..
         } = *self;
-        tx.commit().await.map_err(map_err)?;
+        if let Mode::Locked(tx) = mode {
+            tx.commit().await.map_err(map_err)?;
+        }
         // The snapshot is history now: nothing may answer from it, nor from what the cache
         // held of the account before the write.
         store.cache.invalidate_account(&account, addresses);

@@ -159,6 +159,15 @@ impl Accounts for PgStore {
         Ok(Box::new(PgAccountWrite::begin(self, account).await?))
     }
 
+    async fn begin_account_optimistic(
+        &self,
+        account: &AccountId,
+    ) -> Result<Box<dyn AccountWrite>, StoreError> {
+        Ok(Box::new(
+            PgAccountWrite::begin_optimistic(self, account).await?,
+        ))
+    }
+
     fn max_concurrent_writes(&self) -> usize {
         crate::MAX_CONCURRENT_WRITES
     }

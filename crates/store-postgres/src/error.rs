@@ -89,11 +89,12 @@ impl From<Fail> for StoreError {
 
 /// Counts an operation run again, by why: `rolled_back` (serialization failure, deadlock) or
 /// `connection_lost` (a read that met a dead connection).
-fn count_retry(why: &'static str) {
+pub(crate) fn count_retry(why: &'static str) {
     sip_settings_core::metrics::global().add(
         "sip_settings_store_retries_total",
         "Store operations run again, by why: rolled_back (serialization failure or deadlock \
-         victim), connection_lost (a read that met a dead connection).",
+         victim), connection_lost (a read that met a dead connection), stale (an optimistic \
+         write found the account changed by another writer and runs again with its lock).",
         &["why"],
         &[why],
         1,

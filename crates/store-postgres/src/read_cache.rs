@@ -37,7 +37,9 @@
 //! * While this server holds an open [`AccountWrite`](sip_settings_core::store::AccountWrite)
 //!   on an account, that account's reads skip the cache: a change committed by another server
 //!   just before the lock was taken may not have reached this cache yet, and what a writer reads
-//!   under the lock must be the state its change applies to.
+//!   under the lock must be the state its change applies to. An optimistic writer (one that
+//!   read the account without the lock and commits only if its version is unchanged) answers
+//!   its own task's reads from what it read, and nobody else's.
 //!
 //! A write transaction does not `NOTIFY` itself: PostgreSQL serialises the commits of
 //! notifying transactions on one lock held through their WAL flush, which would end group
@@ -148,8 +150,29 @@ pub(crate) struct Snapshot {
 struct Held {
     /// How many (a second waits in the database for the first's lock).
     writers: usize,
-    /// The snapshot of the writer that has the lock, and which writer that is.
-    snapshot: Option<(u64, Arc<Snapshot>)>,
+    /// The snapshot of the writer that has the lock, or of an optimistic writer.
+    snapshot: Option<HeldSnapshot>,
+}
+
+/// A writer's snapshot.
+#[derive(Debug)]
+struct HeldSnapshot {
+    /// Which writer.
+    write: u64,
+    state: Arc<Snapshot>,
+    /// For an optimistic writer (one without the lock), its task: the snapshot answers that
+    /// task's reads alone. Another writer may change the account before this one commits (the
+    /// commit then fails and changes nothing); the writer's own reads must be of the state it
+    /// read, everybody else's must not outlast a change acknowledged elsewhere.
+    only_for: Option<tokio::task::Id>,
+}
+
+impl HeldSnapshot {
+    /// Whether the snapshot answers a read made now.
+    fn answers(&self) -> bool {
+        self.only_for
+            .is_none_or(|task| tokio::task::try_id() == Some(task))
+    }
 }
 
 /// Whether an answer kept at `at` may still be given at `now` ([`MAX_AGE`]).
@@ -309,8 +332,8 @@ impl ReadCache {
         let entries = self.lock();
         if let Some(held) = entries.writing.get(id) {
             return match &held.snapshot {
-                Some((_, snapshot)) => Cached::Hit(of_snapshot(snapshot)),
-                None => Cached::Miss(None),
+                Some(snapshot) if snapshot.answers() => Cached::Hit(of_snapshot(&snapshot.state)),
+                _ => Cached::Miss(None),
             };
         }
         let Some(now) = self.now_if_usable() else {
@@ -544,8 +567,22 @@ pub(crate) struct WritingGuard {
 impl WritingGuard {
     /// The account's data as read under the lock this write now holds.
     pub(crate) fn locked(&self, snapshot: Snapshot) {
+        self.keep(snapshot, None);
+    }
+
+    /// The account's data as an optimistic write read it, without the lock, in `task`: it
+    /// answers that task's reads alone ([`HeldSnapshot::only_for`]).
+    pub(crate) fn read_by(&self, snapshot: Snapshot, task: tokio::task::Id) {
+        self.keep(snapshot, Some(task));
+    }
+
+    fn keep(&self, snapshot: Snapshot, only_for: Option<tokio::task::Id>) {
         if let Some(held) = self.cache.lock().writing.get_mut(&self.account) {
-            held.snapshot = Some((self.write, Arc::new(snapshot)));
+            held.snapshot = Some(HeldSnapshot {
+                write: self.write,
+                state: Arc::new(snapshot),
+                only_for,
+            });
         }
     }
 }
@@ -557,7 +594,7 @@ impl Drop for WritingGuard {
             if held
                 .snapshot
                 .as_ref()
-                .is_some_and(|(write, _)| *write == self.write)
+                .is_some_and(|held| held.write == self.write)
             {
                 held.snapshot = None;
             }

@@ -20,7 +20,7 @@ use sip_settings_core::rating::Rate;
 use sip_settings_core::settings::{Group, TemporaryRule};
 use sip_settings_core::sip::{Condition, DiversionTarget, SipUri};
 use sip_settings_core::store::{
-    Accounts, Addresses, AliasOutcome, BalanceChange, Billing, Certificates, Settings,
+    Accounts, Addresses, AliasOutcome, BalanceChange, Billing, Certificates, Journal, Settings,
 };
 use sip_settings_core::{AccountId, Credentials, Domain, E164, StoreError};
 use sip_settings_store_postgres::PgStore;
@@ -1091,6 +1091,143 @@ async fn a_server_alone_skips_its_pings_and_one_that_joins_never_answers_an_olde
     }
     assert!(b.read_cache_hits() > 0, "the newcomer answered from memory");
     assert!(pings().await > before, "with a second holder, writes ping");
+    b.close().await;
+    db.finish().await;
+}
+
+/// A journal entry of a change of `alice@example.com`'s `resource`.
+fn entry(resource: &str, new: &str) -> sip_settings_core::journal::NewJournalEntry {
+    sip_settings_core::journal::NewJournalEntry {
+        at: t0(),
+        account: id("alice@example.com"),
+        door: "test".to_owned(),
+        actor: "tester".to_owned(),
+        source: None,
+        resource: resource.to_owned(),
+        old: None,
+        new: Some(new.to_owned()),
+    }
+}
+
+/// An optimistic write (issue 16) reads the account without its lock and commits a change of
+/// forwarding in one statement — only if nobody changed the account since it read it. If
+/// another server did, the commit changes nothing (neither the forwarding nor the journal) and
+/// says so; a change other than forwarding takes the lock first, on the same condition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_optimistic_write_commits_only_over_the_state_it_read() {
+    let Some(db) = TestDb::start().await else {
+        return;
+    };
+    seed(&db.store).await;
+    let a = db.store.clone();
+    let b = Arc::new(PgStore::open(&db.url, false).await.unwrap());
+    let alice = id("alice@example.com");
+    let func = Condition::from_code("FUNC").unwrap();
+    let first = DiversionTarget::parse(func, "sip:first@example.org", &alice).unwrap();
+    let second = DiversionTarget::parse(func, "sip:second@example.org", &alice).unwrap();
+    let set = |t: &DiversionTarget| {
+        sip_settings_core::store::AccountOp::SetDiversions(vec![(func, Some(t.clone()))])
+    };
+    let entries = || async {
+        a.list_journal(&alice, None, 100).await.unwrap().len()
+    };
+
+    // Nobody in between: committed, with its journal entry.
+    let (store, op, alice2) = (a.clone(), set(&first), alice.clone());
+    tokio::spawn(async move {
+        let mut w = store.begin_account_optimistic(&alice2).await.unwrap();
+        w.apply(&op).await.unwrap();
+        w.commit(&[entry("diversions.FUNC", "first")]).await
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(a.get_diversions(&alice).await.unwrap().get(&func), Some(&first));
+    assert_eq!(entries().await, 1);
+
+    // Another server changes the account between the read and the commit.
+    let (store, other, op, alice2) = (a.clone(), b.clone(), set(&second), alice.clone());
+    let stale = tokio::spawn(async move {
+        let mut w = store.begin_account_optimistic(&alice2).await.unwrap();
+        other.set_privacy(&alice2, true).await.unwrap();
+        w.apply(&op).await.unwrap();
+        w.commit(&[entry("diversions.FUNC", "second")]).await
+    })
+    .await
+    .unwrap();
+    assert!(matches!(stale, Err(StoreError::Stale(_))), "{stale:?}");
+    assert_eq!(
+        a.get_diversions(&alice).await.unwrap().get(&func),
+        Some(&first),
+        "nothing written"
+    );
+    assert_eq!(entries().await, 1, "no journal entry");
+
+    // A change other than forwarding takes the lock, if the account is unchanged…
+    let (store, other, alice2) = (a.clone(), b.clone(), alice.clone());
+    let stale = tokio::spawn(async move {
+        let mut w = store.begin_account_optimistic(&alice2).await.unwrap();
+        other.set_privacy(&alice2, false).await.unwrap();
+        w.apply(&sip_settings_core::store::AccountOp::SetPrivacy(true))
+            .await
+    })
+    .await
+    .unwrap();
+    assert!(matches!(stale, Err(StoreError::Stale(_))), "{stale:?}");
+    assert!(!a.get_account(&alice).await.unwrap().unwrap().privacy);
+    // … and then holds it like any write.
+    let (store, op, alice2) = (a.clone(), set(&second), alice.clone());
+    tokio::spawn(async move {
+        let mut w = store.begin_account_optimistic(&alice2).await.unwrap();
+        w.apply(&op).await.unwrap();
+        w.apply(&sip_settings_core::store::AccountOp::SetPrivacy(true))
+            .await
+            .unwrap();
+        w.commit(&[entry("privacy", "on")]).await
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let account = b.get_account(&alice).await.unwrap().unwrap();
+    assert!(account.privacy);
+    assert_eq!(b.get_diversions(&alice).await.unwrap().get(&func), Some(&second));
+    assert_eq!(entries().await, 2);
+    b.close().await;
+    db.finish().await;
+}
+
+/// What an optimistic writer read answers its own reads — the state its change applies to, if
+/// it commits at all — and nobody else's: another request on the same server reads a change
+/// acknowledged by another server meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_optimistic_writers_snapshot_answers_its_own_task_alone() {
+    let Some(db) = TestDb::start().await else {
+        return;
+    };
+    seed(&db.store).await;
+    let a = db.store.clone();
+    holding(&a).await;
+    let b = Arc::new(PgStore::open(&db.url, false).await.unwrap());
+    let alice = id("alice@example.com");
+    let (store, other, alice2) = (a.clone(), b.clone(), alice.clone());
+    let (own, others) = tokio::spawn(async move {
+        let w = store.begin_account_optimistic(&alice2).await.unwrap();
+        // Acknowledged once the holder A has emptied its cache.
+        other.set_privacy(&alice2, true).await.unwrap();
+        let own = store.get_account(&alice2).await.unwrap().unwrap().privacy;
+        let (store2, alice3) = (store.clone(), alice2.clone());
+        let others = tokio::spawn(async move {
+            store2.get_account(&alice3).await.unwrap().unwrap().privacy
+        })
+        .await
+        .unwrap();
+        drop(w);
+        (own, others)
+    })
+    .await
+    .unwrap();
+    assert!(!own, "the writer reads the state it read");
+    assert!(others, "another task reads the acknowledged change");
     b.close().await;
     db.finish().await;
 }
