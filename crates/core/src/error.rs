@@ -133,7 +133,9 @@ impl From<StoreError> for ServiceError {
             StoreError::Conflict(m) => Self::Conflict(m),
             StoreError::NotFound(m) => Self::NotFound(m),
             StoreError::Unavailable(m) => Self::Unavailable(m),
-            StoreError::Stale(m) => Self::Unavailable(format!("the account changed meanwhile: {m}")),
+            StoreError::Stale(m) => {
+                Self::Unavailable(format!("the account changed meanwhile: {m}"))
+            }
             StoreError::Other(m) => Self::Internal(m),
         }
     }

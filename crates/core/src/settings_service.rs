@@ -181,9 +181,12 @@ impl Services {
         }
         match self.set_diversions_as(id, params, true).await? {
             Some(done) => Ok(done),
-            None => self.set_diversions_as(id, params, false).await?.ok_or_else(|| {
-                ServiceError::Internal("a locked write of forwarding was stale".to_owned())
-            }),
+            None => self
+                .set_diversions_as(id, params, false)
+                .await?
+                .ok_or_else(|| {
+                    ServiceError::Internal("a locked write of forwarding was stale".to_owned())
+                }),
         }
     }
 

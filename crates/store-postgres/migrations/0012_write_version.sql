@@ -89,16 +89,31 @@ BEGIN
     IF NOT FOUND THEN
         RETURN FALSE;
     END IF;
-    DELETE FROM diversions WHERE account_id = p_id AND condition = ANY(p_cleared);
-    INSERT INTO diversions (account_id, condition, target)
-        SELECT p_id, c, t FROM UNNEST(p_set, p_targets) AS u(c, t)
-        ON CONFLICT (account_id, condition) DO UPDATE SET target = excluded.target;
-    INSERT INTO journal (account, at, door, actor, source, resource, old_value, new_value)
-        SELECT account, at, door, actor, source, resource, old_value, new_value
-        FROM UNNEST(j_account, j_at, j_door, j_actor, j_source, j_resource, j_old, j_new)
-            WITH ORDINALITY AS e(account, at, door, actor, source, resource, old_value,
-                                 new_value, n)
-        ORDER BY n;
+    -- Each statement only when it has something to do: every one costs an executor start.
+    IF cardinality(p_cleared) > 0 THEN
+        DELETE FROM diversions WHERE account_id = p_id AND condition = ANY(p_cleared);
+    END IF;
+    IF cardinality(p_set) = 1 THEN
+        INSERT INTO diversions (account_id, condition, target)
+            VALUES (p_id, p_set[1], p_targets[1])
+            ON CONFLICT (account_id, condition) DO UPDATE SET target = excluded.target;
+    ELSIF cardinality(p_set) > 1 THEN
+        INSERT INTO diversions (account_id, condition, target)
+            SELECT p_id, c, t FROM UNNEST(p_set, p_targets) AS u(c, t)
+            ON CONFLICT (account_id, condition) DO UPDATE SET target = excluded.target;
+    END IF;
+    IF cardinality(j_account) = 1 THEN
+        INSERT INTO journal (account, at, door, actor, source, resource, old_value, new_value)
+            VALUES (j_account[1], j_at[1], j_door[1], j_actor[1], j_source[1], j_resource[1],
+                    j_old[1], j_new[1]);
+    ELSIF cardinality(j_account) > 1 THEN
+        INSERT INTO journal (account, at, door, actor, source, resource, old_value, new_value)
+            SELECT account, at, door, actor, source, resource, old_value, new_value
+            FROM UNNEST(j_account, j_at, j_door, j_actor, j_source, j_resource, j_old, j_new)
+                WITH ORDINALITY AS e(account, at, door, actor, source, resource, old_value,
+                                     new_value, n)
+            ORDER BY n;
+    END IF;
     RETURN TRUE;
 END
 $$;

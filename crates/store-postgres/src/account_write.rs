@@ -3,7 +3,7 @@
 //! writers of one account — on this server or any other sharing the database — run one after
 //! another, and what a writer reads while it holds the lock is the state its change applies to.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -19,7 +19,7 @@ use sqlx::{PgConnection, Postgres, Row, Transaction};
 use crate::PgStore;
 use crate::error::{Fail, Res, map_err, reading};
 use crate::health::is_connection_error;
-use crate::read_cache::{Scope, Snapshot, WritingGuard};
+use crate::read_cache::{Snapshot, WriteState, WritingGuard};
 use crate::rows::{
     account_from_row, cert_from_row, diversions_from, temporary_from, voicemail_from,
 };
@@ -36,6 +36,8 @@ pub(crate) struct PgAccountWrite {
     addresses: bool,
     /// A change of forwarding not sent yet (see [`PendingDiversions`]).
     pending: Option<PendingDiversions>,
+    /// An optimistic write: the account as it will be once this write commits.
+    next: Option<Snapshot>,
 }
 
 /// How a write holds the account.
@@ -106,31 +108,44 @@ impl PgAccountWrite {
             return Self::begin(store, account).await;
         };
         let writing = store.cache.writing(account);
-        let (id, version, snapshot) = reading(|| async {
-            let row = sqlx::query(STATE)
-                .bind(account.domain().as_str())
-                .bind(account.user().as_str())
-                .fetch_optional(&store.pool)
+        let state = match store.cache.write_state(account) {
+            Some(state) => state,
+            None => {
+                reading(|| async {
+                    let row = sqlx::query(STATE)
+                        .bind(account.domain().as_str())
+                        .bind(account.user().as_str())
+                        .fetch_optional(&store.pool)
+                        .await?
+                        .ok_or_else(|| crate::not_found(account))?;
+                    Ok(WriteState {
+                        id: row.try_get("id")?,
+                        version: row.try_get("write_version")?,
+                        snapshot: Arc::new(snapshot_from(&row)?),
+                    })
+                })
                 .await?
-                .ok_or_else(|| crate::not_found(account))?;
-            Ok((
-                row.try_get::<i64, _>("id")?,
-                row.try_get::<i64, _>("write_version")?,
-                snapshot_from(&row)?,
-            ))
-        })
-        .await?;
-        writing.read_by(snapshot, task);
-        Ok(Self::new(
+            }
+        };
+        writing.read_by(state.snapshot.clone(), task);
+        let mut write = Self::new(
             store,
             account,
-            Mode::Optimistic(version),
-            id,
+            Mode::Optimistic(state.version),
+            state.id,
             writing,
-        ))
+        );
+        write.next = Some(Snapshot::clone(&state.snapshot));
+        Ok(write)
     }
 
-    fn new(store: &PgStore, account: &AccountId, mode: Mode, id: i64, writing: WritingGuard) -> Self {
+    fn new(
+        store: &PgStore,
+        account: &AccountId,
+        mode: Mode,
+        id: i64,
+        writing: WritingGuard,
+    ) -> Self {
         Self {
             mode,
             id,
@@ -139,6 +154,7 @@ impl PgAccountWrite {
             writing: Some(writing),
             addresses: false,
             pending: None,
+            next: None,
         }
     }
 
@@ -185,6 +201,7 @@ impl PgAccountWrite {
             let (tx, _, version, snapshot) = Self::lock(&self.store, &self.account).await?;
             if version != read + 1 {
                 crate::error::count_retry("stale");
+                self.store.cache.invalidate_account(&self.account, false);
                 return Err(StoreError::Stale(format!(
                     "{} is at version {}, not {read}",
                     self.account,
@@ -195,6 +212,7 @@ impl PgAccountWrite {
                 writing.locked(snapshot);
             }
             self.mode = Mode::Locked(tx);
+            self.next = None;
         }
         match &mut self.mode {
             Mode::Locked(tx) => Ok(tx),
@@ -758,6 +776,14 @@ impl AccountWrite for PgAccountWrite {
             // Sent with the commit: nothing in between reads the table (the reads of this
             // write answer from its snapshot, `read_cache::Snapshot`).
             self.pending.get_or_insert_default().add(changes);
+            if let Some(next) = &mut self.next {
+                for (condition, target) in changes {
+                    match target {
+                        Some(t) => next.diversions.insert(*condition, t.clone()),
+                        None => next.diversions.remove(condition),
+                    };
+                }
+            }
             return Ok(Applied::Done);
         }
         let id = self.id;
@@ -823,9 +849,7 @@ impl AccountWrite for PgAccountWrite {
                     // Nothing changed: nothing to write, nobody to tell.
                     return Ok(());
                 }
-                let query = sqlx::query(WRITE_IF_UNCHANGED)
-                    .bind(self.id)
-                    .bind(*version);
+                let query = sqlx::query(WRITE_IF_UNCHANGED).bind(self.id).bind(*version);
                 let written: bool = Journal::of(journal)
                     .bind(pending.unwrap_or_default().bind_arrays(query))
                     .fetch_one(&self.store.pool)
@@ -834,6 +858,8 @@ impl AccountWrite for PgAccountWrite {
                     .map_err(map_err)?;
                 if !written {
                     crate::error::count_retry("stale");
+                    // What this write started from is not the account: not for the next one.
+                    self.store.cache.invalidate_account(&self.account, false);
                     return Err(StoreError::Stale(format!(
                         "{} is no longer at version {version}",
                         self.account
@@ -843,19 +869,33 @@ impl AccountWrite for PgAccountWrite {
         }
         let Self {
             mode,
+            id,
             store,
             writing,
             account,
             addresses,
+            next,
             ..
         } = *self;
-        if let Mode::Locked(tx) = mode {
-            tx.commit().await.map_err(map_err)?;
-        }
         // The snapshot is history now: nothing may answer from it, nor from what the cache
         // held of the account before the write.
-        store.cache.invalidate_account(&account, addresses);
+        match (mode, next) {
+            (Mode::Locked(tx), _) => {
+                tx.commit().await.map_err(map_err)?;
+                store.cache.invalidate_account(&account, addresses);
+            }
+            (Mode::Optimistic(version), Some(next)) => store.cache.written(
+                &account,
+                addresses,
+                WriteState {
+                    id,
+                    version: version + 1,
+                    snapshot: Arc::new(next),
+                },
+            ),
+            (Mode::Optimistic(_), None) => store.cache.invalidate_account(&account, addresses),
+        }
         drop(writing);
-        store.published(Scope::Account(&account, addresses)).await
+        store.pinged().await
     }
 }

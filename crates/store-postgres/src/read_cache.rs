@@ -119,6 +119,20 @@ struct Entries {
     numbers: Aged<E164, Option<AccountId>>,
     /// Accounts with an open write in this process.
     writing: HashMap<AccountId, Held>,
+    /// What this process's last optimistic write of an account left it at.
+    write_states: Aged<AccountId, WriteState>,
+}
+
+/// An account as an optimistic write of this process committed it: its next optimistic
+/// write starts from here instead of reading the account, while the cache may answer. It is
+/// emptied as the rest of the cache is; should it be stale all the same, the version makes
+/// that write change nothing, and it runs again with the lock.
+#[derive(Debug, Clone)]
+pub(crate) struct WriteState {
+    /// The account's row.
+    pub(crate) id: i64,
+    pub(crate) version: i64,
+    pub(crate) snapshot: Arc<Snapshot>,
 }
 
 impl Entries {
@@ -132,12 +146,14 @@ impl Entries {
         self.domains.clear();
         self.addresses.clear();
         self.numbers.clear();
+        self.write_states.clear();
     }
 }
 
 /// An account's data as its writer read it with the account's lock (`account_write.rs`): the
-/// state the write applies to, which nobody else can change until it ends.
-#[derive(Debug)]
+/// state the write applies to, which nobody else can change until it ends. (An optimistic
+/// writer reads it without the lock, with the account's version.)
+#[derive(Debug, Clone)]
 pub(crate) struct Snapshot {
     pub(crate) account: Account,
     pub(crate) diversions: Diversions,
@@ -483,8 +499,39 @@ impl ReadCache {
     /// Forgets what is kept of `account` (and every address and number when `addresses`);
     /// answers being read now are not kept.
     pub(crate) fn invalidate_account(&self, account: &AccountId, addresses: bool) {
+        Self::forget_account(&mut self.lock(), account, addresses);
+    }
+
+    /// [`ReadCache::invalidate_account`] after an optimistic write of `account`, which
+    /// committed `state`: kept for the account's next optimistic write if the cache answers
+    /// now (past its warm-up: nothing kept predates a change acknowledged elsewhere).
+    pub(crate) fn written(&self, account: &AccountId, addresses: bool, state: WriteState) {
+        let now = self.now_if_usable();
         let mut entries = self.lock();
+        Self::forget_account(&mut entries, account, addresses);
+        if let Some(now) = now {
+            if entries.write_states.len() >= MAX_ENTRIES {
+                entries.write_states.clear();
+            }
+            entries.write_states.insert(account.clone(), (state, now));
+        }
+    }
+
+    /// Where an optimistic write of `account` starts, if this process's last one left it
+    /// and the cache may answer.
+    pub(crate) fn write_state(&self, account: &AccountId) -> Option<WriteState> {
+        let now = self.now_if_usable()?;
+        let entries = self.lock();
+        entries
+            .write_states
+            .get(account)
+            .filter(|(_, at)| fresh(*at, now))
+            .map(|(state, _)| state.clone())
+    }
+
+    fn forget_account(entries: &mut Entries, account: &AccountId, addresses: bool) {
         entries.generation += 1;
+        entries.write_states.remove(account);
         entries.accounts.remove(account);
         entries.temporary.remove(account);
         entries.diversions.remove(account);
@@ -567,20 +614,20 @@ pub(crate) struct WritingGuard {
 impl WritingGuard {
     /// The account's data as read under the lock this write now holds.
     pub(crate) fn locked(&self, snapshot: Snapshot) {
-        self.keep(snapshot, None);
+        self.keep(Arc::new(snapshot), None);
     }
 
     /// The account's data as an optimistic write read it, without the lock, in `task`: it
     /// answers that task's reads alone ([`HeldSnapshot::only_for`]).
-    pub(crate) fn read_by(&self, snapshot: Snapshot, task: tokio::task::Id) {
+    pub(crate) fn read_by(&self, snapshot: Arc<Snapshot>, task: tokio::task::Id) {
         self.keep(snapshot, Some(task));
     }
 
-    fn keep(&self, snapshot: Snapshot, only_for: Option<tokio::task::Id>) {
+    fn keep(&self, snapshot: Arc<Snapshot>, only_for: Option<tokio::task::Id>) {
         if let Some(held) = self.cache.lock().writing.get_mut(&self.account) {
             held.snapshot = Some(HeldSnapshot {
                 write: self.write,
-                state: Arc::new(snapshot),
+                state: snapshot,
                 only_for,
             });
         }
@@ -829,6 +876,13 @@ impl PgStore {
                 self.cache.invalidate_account(account, addresses);
             }
         }
+        self.pinged().await
+    }
+
+    /// [`PgStore::published`] for a change whose writer has emptied this server's cache of
+    /// what it changed already (an account write, which may keep what it committed:
+    /// [`ReadCache::written`]).
+    pub(crate) async fn pinged(&self) -> Result<(), StoreError> {
         if self.cache.alone() {
             self.cache.skipped.fetch_add(1, Ordering::Relaxed);
             return Ok(());

@@ -1128,9 +1128,7 @@ async fn an_optimistic_write_commits_only_over_the_state_it_read() {
     let set = |t: &DiversionTarget| {
         sip_settings_core::store::AccountOp::SetDiversions(vec![(func, Some(t.clone()))])
     };
-    let entries = || async {
-        a.list_journal(&alice, None, 100).await.unwrap().len()
-    };
+    let entries = || async { a.list_journal(&alice, None, 100).await.unwrap().len() };
 
     // Nobody in between: committed, with its journal entry.
     let (store, op, alice2) = (a.clone(), set(&first), alice.clone());
@@ -1142,7 +1140,10 @@ async fn an_optimistic_write_commits_only_over_the_state_it_read() {
     .await
     .unwrap()
     .unwrap();
-    assert_eq!(a.get_diversions(&alice).await.unwrap().get(&func), Some(&first));
+    assert_eq!(
+        a.get_diversions(&alice).await.unwrap().get(&func),
+        Some(&first)
+    );
     assert_eq!(entries().await, 1);
 
     // Another server changes the account between the read and the commit.
@@ -1190,7 +1191,10 @@ async fn an_optimistic_write_commits_only_over_the_state_it_read() {
     .unwrap();
     let account = b.get_account(&alice).await.unwrap().unwrap();
     assert!(account.privacy);
-    assert_eq!(b.get_diversions(&alice).await.unwrap().get(&func), Some(&second));
+    assert_eq!(
+        b.get_diversions(&alice).await.unwrap().get(&func),
+        Some(&second)
+    );
     assert_eq!(entries().await, 2);
     b.close().await;
     db.finish().await;
@@ -1216,11 +1220,12 @@ async fn an_optimistic_writers_snapshot_answers_its_own_task_alone() {
         other.set_privacy(&alice2, true).await.unwrap();
         let own = store.get_account(&alice2).await.unwrap().unwrap().privacy;
         let (store2, alice3) = (store.clone(), alice2.clone());
-        let others = tokio::spawn(async move {
-            store2.get_account(&alice3).await.unwrap().unwrap().privacy
-        })
-        .await
-        .unwrap();
+        let others =
+            tokio::spawn(
+                async move { store2.get_account(&alice3).await.unwrap().unwrap().privacy },
+            )
+            .await
+            .unwrap();
         drop(w);
         (own, others)
     })
@@ -1228,6 +1233,79 @@ async fn an_optimistic_writers_snapshot_answers_its_own_task_alone() {
     .unwrap();
     assert!(!own, "the writer reads the state it read");
     assert!(others, "another task reads the acknowledged change");
+    b.close().await;
+    db.finish().await;
+}
+
+/// A server's next optimistic write of an account starts from what its last one committed,
+/// without reading the account, while its cache may answer: a change behind its back (no
+/// ping, as the CLI's would be if it died before pinging) is caught by the version, and a
+/// change by another server, which pings, empties what it kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_optimistic_write_starts_from_the_last_one_and_the_version_catches_what_it_missed() {
+    let Some(db) = TestDb::start().await else {
+        return;
+    };
+    seed(&db.store).await;
+    let a = db.store.clone();
+    holding(&a).await;
+    // Past the warm-up, A's cache answers.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let b = Arc::new(PgStore::open(&db.url, false).await.unwrap());
+    let alice = id("alice@example.com");
+    let func = Condition::from_code("FUNC").unwrap();
+    let write = |to: &str| {
+        let (store, alice) = (a.clone(), alice.clone());
+        let target = DiversionTarget::parse(func, to, &alice).unwrap();
+        async move {
+            tokio::spawn(async move {
+                let mut w = store.begin_account_optimistic(&alice).await?;
+                let before = store.get_diversions(&alice).await?;
+                w.apply(&sip_settings_core::store::AccountOp::SetDiversions(vec![(
+                    func,
+                    Some(target),
+                )]))
+                .await?;
+                w.commit(&[]).await.map(|()| before)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    write("sip:one@example.org").await.unwrap();
+    // Its next write reads, as the state it applies to, what the first one wrote.
+    let before = write("sip:two@example.org").await.unwrap();
+    assert_eq!(before.get(&func).unwrap().shown(), "one@example.org");
+    // Behind the store's back: the next write starts from what it kept, and its version is
+    // no longer the account's.
+    sqlx::query(
+        "UPDATE account_write_versions SET version = version + 1 \
+         WHERE account_id = (SELECT id FROM accounts WHERE username = 'alice')",
+    )
+    .execute(&mut db.raw().await)
+    .await
+    .unwrap();
+    let stale = write("sip:three@example.org").await;
+    assert!(matches!(stale, Err(StoreError::Stale(_))), "{stale:?}");
+    assert_eq!(
+        a.get_diversions(&alice)
+            .await
+            .unwrap()
+            .get(&func)
+            .unwrap()
+            .shown(),
+        "two@example.org"
+    );
+    // A stale write forgets what it kept: the next one reads the account.
+    let before = write("sip:three@example.org").await.unwrap();
+    assert_eq!(before.get(&func).unwrap().shown(), "two@example.org");
+    // Another server's change (it pings A) empties what A kept.
+    let four = DiversionTarget::parse(func, "sip:four@example.org", &alice).unwrap();
+    b.set_diversions(&alice, &[(func, Some(four))])
+        .await
+        .unwrap();
+    let before = write("sip:five@example.org").await.unwrap();
+    assert_eq!(before.get(&func).unwrap().shown(), "four@example.org");
     b.close().await;
     db.finish().await;
 }
