@@ -14,7 +14,7 @@ use crate::PgStore;
 use crate::account_write::{PgAccountWrite, insert_journal};
 use crate::error::{corrupt, reading, retrying};
 use crate::not_found;
-use crate::read_cache::{Cached, Scope};
+use crate::read_cache::Cached;
 use crate::rows::{ACCOUNT_COLUMNS, account_from_row};
 
 #[async_trait]
@@ -30,7 +30,7 @@ impl Accounts for PgStore {
         })
         .await?;
         // An answer "not served here" may be kept.
-        self.published(Scope::All).await
+        self.published().await
     }
 
     async fn list_domains(&self) -> Result<Vec<Domain>, StoreError> {
@@ -149,7 +149,7 @@ impl Accounts for PgStore {
         })
         .await?;
         // An answer "no such account" may be kept.
-        self.published(Scope::All).await
+        self.published().await
     }
 
     async fn begin_account(
@@ -272,7 +272,7 @@ impl Accounts for PgStore {
             Ok(revoked)
         })
         .await?;
-        self.published(Scope::All).await?;
+        self.published().await?;
         Ok(revoked)
     }
 }

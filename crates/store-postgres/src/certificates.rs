@@ -10,7 +10,7 @@ use sip_settings_core::store::Certificates;
 use crate::PgStore;
 use crate::account_write;
 use crate::error::{reading, retrying};
-use crate::read_cache::{Cached, Scope};
+use crate::read_cache::Cached;
 use crate::rows::cert_from_row;
 
 #[async_trait]
@@ -21,7 +21,7 @@ impl Certificates for PgStore {
             Ok(account_write::insert_certificate(&mut conn, record).await?)
         })
         .await?;
-        self.published(Scope::All).await
+        self.published().await
     }
 
     async fn get_certificate(&self, serial: &Serial) -> Result<Option<CertRecord>, StoreError> {
@@ -79,7 +79,7 @@ impl Certificates for PgStore {
             Ok(account_write::revoke_certificate(&mut conn, serial, None, at).await?)
         })
         .await?;
-        self.published(Scope::All).await?;
+        self.published().await?;
         Ok(record)
     }
 }

@@ -819,14 +819,6 @@ async fn renew(cache: Weak<ReadCache>, pool: GuardedPool, id: i64, ended: Arc<No
     }
 }
 
-/// What a committed change may have changed in the cache.
-pub(crate) enum Scope<'a> {
-    /// Anything.
-    All,
-    /// The data of one account, and its addresses and numbers when `true`.
-    Account(&'a AccountId, bool),
-}
-
 /// The ping a writer sends after its commit when another holder has a live lease: its number.
 const PING: &str = "SELECT p.n FROM (SELECT nextval('cache_pings') AS n FROM cache_holders \
                     WHERE id <> $1 AND expires_at > now() LIMIT 1) p \
@@ -869,13 +861,8 @@ impl PgStore {
     /// After a commit that changed what the cache may hold: empties this server's cache and
     /// waits until every other holder has (see the module documentation). An error means the
     /// change is committed but may not be visible everywhere yet.
-    pub(crate) async fn published(&self, scope: Scope<'_>) -> Result<(), StoreError> {
-        match scope {
-            Scope::All => self.cache.invalidate(),
-            Scope::Account(account, addresses) => {
-                self.cache.invalidate_account(account, addresses);
-            }
-        }
+    pub(crate) async fn published(&self) -> Result<(), StoreError> {
+        self.cache.invalidate();
         self.pinged().await
     }
 

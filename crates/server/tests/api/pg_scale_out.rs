@@ -145,3 +145,72 @@ async fn revocations_and_changes_hold_at_once_on_every_caching_server() {
     drop((a, b));
     db.drop_db().await;
 }
+
+/// A change of forwarding runs without the account's lock in the database, starting from what
+/// the server's last change of the account committed (issue 16). If the account changed behind
+/// its back — committed without the ping that empties the caches, as by a writer that died
+/// between its commit and its ping — the version makes that attempt change nothing, and it runs
+/// again with the lock: the stored forwarding and the journal's old value are those of the
+/// account's real state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarding_change_that_missed_a_change_runs_again_with_the_lock() {
+    use sqlx::Connection;
+    let Some(db) = TempDatabase::create().await else {
+        return;
+    };
+    let install = provision(db.url());
+    let a = Server::start(install.dir.path(), db.url());
+    let alice = install.client(&install.alice);
+    let watch = PgStore::open(db.url(), false).await.unwrap();
+    warm(&alice, &a.base).await;
+    holders(&watch, 1).await;
+    // Past the cache's warm-up.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let (status, reply) = get(&alice, &a.base, "action=set_diversions&FUNC=%2B31201234567").await;
+    assert_eq!(status, 200, "{reply}");
+
+    let mut raw = sqlx::PgConnection::connect(db.url()).await.unwrap();
+    let changed = sqlx::query(
+        "WITH a AS (SELECT id FROM accounts WHERE username = 'alice'), \
+         d AS (UPDATE diversions SET target = replace(target, '4567', '4999') \
+               WHERE account_id = (SELECT id FROM a) AND condition = 'FUNC' RETURNING 1) \
+         UPDATE account_write_versions SET version = version + 1 \
+         WHERE account_id = (SELECT id FROM a) AND EXISTS (SELECT 1 FROM d)",
+    )
+    .execute(&mut raw)
+    .await
+    .unwrap()
+    .rows_affected();
+    assert_eq!(changed, 1);
+
+    let (status, reply) = get(&alice, &a.base, "action=set_diversions&FUNC=%2B31201234500").await;
+    assert_eq!(status, 200, "{reply}");
+    let (_, diversions) = get(&alice, &a.base, "action=diversions").await;
+    assert!(
+        diversions.to_string().contains("31201234500"),
+        "{diversions}"
+    );
+    let journal: serde_json::Value = alice
+        .get(format!("{}/v1/me/journal", a.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let latest = &journal["entries"][0];
+    assert_eq!(latest["resource"], "diversions.FUNC", "{journal}");
+    assert!(
+        latest["old"]
+            .as_str()
+            .is_some_and(|o| o.contains("31201234999")),
+        "the old value is the real one: {latest}"
+    );
+    assert!(
+        latest["new"]
+            .as_str()
+            .is_some_and(|n| n.contains("31201234500")),
+        "{latest}"
+    );
+    watch.close().await;
+}
