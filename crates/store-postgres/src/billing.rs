@@ -21,7 +21,7 @@ use sip_settings_core::store::{BalanceChange, Billing};
 use sqlx::{PgConnection, Row};
 
 use crate::account_write::insert_journal;
-use crate::call_insert::{Plan, insert_calls};
+use crate::call_insert::insert_calls;
 use crate::error::{Fail, Res, retrying};
 use crate::rows::{SESSION_SELECT, call_from, history_from, rate_from, session_from, unix};
 use crate::{PgStore, lock_account, not_found};
@@ -416,19 +416,11 @@ impl Billing for PgStore {
     }
 
     async fn record_calls(&self, calls: &[NewCall]) -> Result<Vec<bool>, StoreError> {
-        if calls.is_empty() {
-            return Ok(Vec::new());
+        if calls.len() <= crate::call_batcher::SHARED_UP_TO {
+            self.calls.record(calls.to_vec()).await
+        } else {
+            crate::call_batcher::record(&self.pool, calls).await
         }
-        // No transaction: the insert is one statement, atomic by itself, and filling in the
-        // prices that replays bring is a second one that only fills what is still missing, so
-        // it may as well land later (a lost reply is sent again; the records are then
-        // replays and their prices fill in). A new record, priced or not, is one round trip.
-        let plan = Plan::new(calls);
-        let inserted = retrying(|| plan.insert(&self.pool)).await?;
-        if plan.has_prices() {
-            retrying(|| plan.fill_prices(&self.pool, &inserted)).await?;
-        }
-        Ok(plan.outcome(&inserted))
     }
 
     async fn list_calls(

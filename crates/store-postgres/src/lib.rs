@@ -95,6 +95,7 @@ mod account_write;
 mod accounts;
 mod addresses;
 mod billing;
+mod call_batcher;
 mod call_insert;
 mod certificates;
 mod chat_journal;
@@ -228,6 +229,8 @@ pub struct PgStore {
     pub(crate) cache: Arc<ReadCache>,
     /// The one connection the read cache listens on (connected when it starts).
     pub(crate) listen: sqlx::PgPool,
+    /// Call records sent a few at a time, sharing statements (`call_batcher.rs`).
+    pub(crate) calls: Arc<call_batcher::CallBatcher>,
 }
 
 impl PgStore {
@@ -267,6 +270,7 @@ impl PgStore {
             .await
             .map_err(|e| tls::connect_error(e, mode))?;
         let store = Self {
+            calls: call_batcher::CallBatcher::new(pool.clone()),
             pool,
             clock: Arc::new(SystemClock),
             cache: Arc::default(),

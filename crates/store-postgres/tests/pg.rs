@@ -1309,3 +1309,61 @@ async fn an_optimistic_write_starts_from_the_last_one_and_the_version_catches_wh
     b.close().await;
     db.finish().await;
 }
+
+/// Call records sent one request at a time share statements when they arrive together
+/// (`call_batcher.rs`): every request is answered for its own records, a record sent by two
+/// requests at once is stored by one and a replay for the other, and a request that fails does
+/// not fail the others it shared a statement with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_records_sent_at_once_share_statements_and_each_request_gets_its_own_outcome() {
+    let Some(db) = TestDb::start().await else {
+        return;
+    };
+    seed(&db.store).await;
+    let store = Arc::new(db.store.clone());
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let s = store.clone();
+        // Requests 2k and 2k+1 carry the same record; every tenth request has a second one.
+        let mut calls = vec![call(&format!("shared-{}", i / 2), None)];
+        if i % 10 == 0 {
+            calls.push(call(&format!("own-{i}"), None));
+        }
+        // One request's record cannot be stored (PostgreSQL refuses a NUL in text).
+        if i == 77 {
+            calls = vec![call("bad\0id", None)];
+        }
+        tasks.push(tokio::spawn(
+            async move { (i, s.record_calls(&calls).await) },
+        ));
+    }
+    let mut stored_shared = std::collections::HashMap::<usize, usize>::new();
+    for task in tasks {
+        let (i, outcome) = task.await.unwrap();
+        if i == 77 {
+            assert!(outcome.is_err(), "{outcome:?}");
+            continue;
+        }
+        let outcome = outcome.unwrap();
+        let expected = if i % 10 == 0 { 2 } else { 1 };
+        assert_eq!(outcome.len(), expected, "request {i}: {outcome:?}");
+        if outcome[0] {
+            *stored_shared.entry(i / 2).or_default() += 1;
+        }
+        if i % 10 == 0 {
+            assert!(outcome[1], "request {i}'s own record is new");
+        }
+    }
+    // Every shared record stored by exactly one of its requests (shared-38 by request 76
+    // alone: request 77 sent the bad record instead).
+    for k in 0..100 {
+        assert_eq!(stored_shared.get(&k), Some(&1), "shared-{k}");
+    }
+    let calls = db
+        .store
+        .list_calls(&id("alice@example.com"), Direction::Placed, t0(), 1000)
+        .await
+        .unwrap();
+    assert_eq!(calls.len(), 100 + 20);
+    db.finish().await;
+}
