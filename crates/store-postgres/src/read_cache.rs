@@ -110,6 +110,9 @@ struct Entries {
     /// Counts the invalidations: a fill read before the last one is dropped.
     generation: u64,
     certificates: Aged<Serial, CertRecord>,
+    /// The serials in `certificates` of each account: a write empties its account's without
+    /// going through all of them.
+    certificates_of: HashMap<AccountId, Vec<Serial>>,
     accounts: Aged<AccountId, Option<Account>>,
     temporary: Aged<AccountId, Option<TemporaryRule>>,
     diversions: Aged<AccountId, Diversions>,
@@ -139,6 +142,7 @@ impl Entries {
     fn clear(&mut self) {
         self.generation += 1;
         self.certificates.clear();
+        self.certificates_of.clear();
         self.accounts.clear();
         self.temporary.clear();
         self.diversions.clear();
@@ -440,12 +444,24 @@ impl ReadCache {
     }
 
     pub(crate) fn keep_certificate(&self, ticket: Option<u64>, record: &CertRecord) {
-        self.keep(
-            ticket,
-            |e| &mut e.certificates,
-            record.serial.clone(),
-            record.clone(),
-        );
+        let Some(ticket) = ticket else { return };
+        let now = self.nanos(Instant::now());
+        let mut entries = self.lock();
+        if entries.generation != ticket {
+            return;
+        }
+        if entries.certificates.len() >= MAX_ENTRIES {
+            entries.certificates.clear();
+            entries.certificates_of.clear();
+        }
+        let serial = record.serial.clone();
+        if let Some(account) = &record.account {
+            let serials = entries.certificates_of.entry(account.clone()).or_default();
+            if !serials.contains(&serial) {
+                serials.push(serial.clone());
+            }
+        }
+        entries.certificates.insert(serial, (record.clone(), now));
     }
 
     pub(crate) fn keep_account(&self, ticket: Option<u64>, id: &AccountId, v: &Option<Account>) {
@@ -536,9 +552,9 @@ impl ReadCache {
         entries.temporary.remove(account);
         entries.diversions.remove(account);
         entries.voicemail.remove(account);
-        entries
-            .certificates
-            .retain(|_, (c, _)| c.account.as_ref() != Some(account));
+        for serial in entries.certificates_of.remove(account).unwrap_or_default() {
+            entries.certificates.remove(&serial);
+        }
         if addresses {
             entries.addresses.clear();
             entries.numbers.clear();
