@@ -1,6 +1,7 @@
-//! Forwarding rules with conditions (issue 19; docs/architecture.md, "Forwarding rules"). This
-//! is the model's first piece, the one the others build on: **time sets**, the "when" of a
-//! rule, evaluated in the account's time zone.
+//! Forwarding rules with conditions (issue 19; docs/architecture.md, "Forwarding rules"). Here
+//! the **time sets**, the "when" of a rule, evaluated in the account's time zone; the rest of
+//! the model — triggers, caller and called sets, steps, redirects, choosing the rule for a
+//! call — is in `rules` (re-exported here).
 //!
 //! A [`TimeSet`] holds at an instant when the account's local time there falls in any of its
 //! parts:
@@ -18,6 +19,15 @@
 //! with messages that name the field (`weekly[1].stop`, `dates[0]`, `yearly[2]`).
 
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc, Weekday};
+
+mod rules;
+
+pub use rules::{
+    Action, CallFacts, CalledSet, CallerMember, CallerSet, Chosen, DEFAULT_RING_SECONDS, Event,
+    ForwardingRule, ForwardingSets, MAX_CODES, MAX_MEMBERS, MAX_RING_SECONDS, MAX_RULES, MAX_STEPS,
+    MAX_TARGETS, MIN_RING_SECONDS, Mode, Step, Trigger, check_references, check_set_name, choose,
+    parse_target, targets,
+};
 
 use crate::error::ServiceError;
 use crate::ids::{TimeZone as AccountTimeZone, printable};

@@ -282,7 +282,12 @@ impl DiversionTarget {
     /// means a space), and trimming it would silently store the user name `31…` instead of the
     /// number. (A leading `0` is a national number either way, so ` 0612…` is accepted.)
     pub fn parse(condition: Condition, input: &str, own: &AccountId) -> Result<Self, ServiceError> {
-        let field = condition.code();
+        Self::parse_for(condition.code(), input, own)
+    }
+
+    /// [`DiversionTarget::parse`] for a target named `field` in errors (a step of a forwarding
+    /// rule: `rules[2].steps[0].targets[1]`).
+    pub fn parse_for(field: &str, input: &str, own: &AccountId) -> Result<Self, ServiceError> {
         check_text(field, input)?;
         let s = input.trim();
         if input.starts_with(char::is_whitespace)
