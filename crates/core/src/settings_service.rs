@@ -168,8 +168,8 @@ impl Services {
     /// transaction. Returns the success text.
     ///
     /// The most frequent write: it first runs without waiting for the account's lock in the
-    /// store ([`Services::begin_optimistic`]), and again with it if another writer changed the
-    /// account meanwhile.
+    /// store ([`Accounts::begin_account_optimistic`](crate::store::Accounts::begin_account_optimistic)),
+    /// and again with it if another writer changed the account meanwhile.
     pub async fn set_diversions(
         &self,
         id: &AccountId,
