@@ -1206,6 +1206,7 @@ async fn calls_pagination_filters_prepaid_history_and_usage() {
         ("cursor=zz", "cursor"),
         ("cursor=6869", "cursor"),
         ("direction=sideways", "direction"),
+        ("direction=", "direction"),
         ("days=3", "days"),
     ] {
         let r = api.get(&format!("/v1/me/calls?{query}")).await;

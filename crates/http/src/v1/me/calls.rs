@@ -148,10 +148,15 @@ pub(super) async fn get_calls(
         &["direction", "from", "to", "limit", "cursor"],
     )?;
     let directions: &[Direction] = match q.get("direction") {
-        None | Some("") => &[Direction::Placed, Direction::Received],
+        None => &[Direction::Placed, Direction::Received],
         Some("placed") => &[Direction::Placed],
         Some("received") => &[Direction::Received],
-        Some(_) => return Err(invalid("direction", "must be placed or received")),
+        Some(_) => {
+            return Err(invalid(
+                "direction",
+                "must be placed or received (leave it out for both)",
+            ));
+        }
     };
     let from = match q.get("from") {
         Some(v) => parse_time("from", v)?,
