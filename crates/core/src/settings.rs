@@ -355,7 +355,9 @@ impl RejectPattern {
     }
 }
 
-fn wildcard_match(pattern: &[u8], text: &[u8]) -> bool {
+/// Whether `text` matches `pattern`, where `%` matches any run of bytes (the reject patterns'
+/// matcher, also the forwarding rules' caller patterns').
+pub(crate) fn wildcard_match(pattern: &[u8], text: &[u8]) -> bool {
     // Iterative matcher for '%' (any run), with backtracking to the last '%'.
     let (mut p, mut t) = (0, 0);
     let mut star: Option<(usize, usize)> = None;

@@ -278,28 +278,7 @@ impl CallerMember {
 
 /// `%` matches any run of characters (the reject patterns' matcher).
 fn wildcard(pattern: &str, text: &str) -> bool {
-    let (pattern, text) = (pattern.as_bytes(), text.as_bytes());
-    let (mut p, mut t) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if pattern.get(p) == Some(&b'%') {
-            star = Some((p, t));
-            p += 1;
-        } else if pattern.get(p).is_some() && pattern.get(p) == text.get(t) {
-            p += 1;
-            t += 1;
-        } else if let Some((sp, st)) = star {
-            p = sp + 1;
-            t = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    while pattern.get(p) == Some(&b'%') {
-        p += 1;
-    }
-    p == pattern.len()
+    crate::settings::wildcard_match(pattern.as_bytes(), text.as_bytes())
 }
 
 /// Who a rule applies to.
