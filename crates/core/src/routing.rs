@@ -117,12 +117,7 @@ fn caller_in(groups: &[Group], caller: &Caller, phonebook: &[PhonebookEntry]) ->
         Group::Nobody => false,
         Group::Named(name) => match caller {
             Caller::Anonymous => false,
-            Caller::Uri(uri) => phonebook.iter().any(|e| {
-                e.groups.iter().any(|n| n == name)
-                    && e.uri.user().map(str::to_ascii_lowercase)
-                        == uri.user().map(str::to_ascii_lowercase)
-                    && e.uri.host() == uri.host()
-            }),
+            Caller::Uri(uri) => crate::settings::in_phonebook_group(phonebook, name, uri),
         },
     })
 }

@@ -470,6 +470,16 @@ pub struct PhonebookEntry {
     pub groups: Vec<String>,
 }
 
+/// Whether `uri` is listed in `phonebook` in group `name` (user parts compared
+/// case-insensitively; hosts are lower-cased when parsed).
+pub fn in_phonebook_group(phonebook: &[PhonebookEntry], name: &str, uri: &SipUri) -> bool {
+    phonebook.iter().any(|e| {
+        e.groups.iter().any(|n| n == name)
+            && e.uri.user().map(str::to_ascii_lowercase) == uri.user().map(str::to_ascii_lowercase)
+            && e.uri.host() == uri.host()
+    })
+}
+
 /// Parses phonebook group names (comma-separated or repeated): named groups only.
 pub fn parse_phonebook_groups(inputs: &[String]) -> Result<Vec<String>, ServiceError> {
     let mut out = Vec::new();

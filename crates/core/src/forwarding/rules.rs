@@ -266,12 +266,9 @@ impl CallerMember {
             (Self::User(p), Caller::Uri(uri)) => uri
                 .user()
                 .is_some_and(|u| wildcard(p, &u.to_ascii_lowercase())),
-            (Self::Group(name), Caller::Uri(uri)) => phonebook.iter().any(|e| {
-                e.groups.iter().any(|n| n == name)
-                    && e.uri.user().map(str::to_ascii_lowercase)
-                        == uri.user().map(str::to_ascii_lowercase)
-                    && e.uri.host().eq_ignore_ascii_case(uri.host())
-            }),
+            (Self::Group(name), Caller::Uri(uri)) => {
+                crate::settings::in_phonebook_group(phonebook, name, uri)
+            }
         }
     }
 }
