@@ -194,19 +194,21 @@ impl PgAccountWrite {
         Ok((tx, id, version, snapshot_from(&row)?))
     }
 
+    /// An optimistic write found the account changed (`why`): counted, and what it started
+    /// from is not the account, so not for the next write either.
+    fn stale(&self, why: String) -> StoreError {
+        crate::error::count_retry("stale");
+        self.store.cache.invalidate_account(&self.account, false);
+        StoreError::Stale(format!("{} {why}", self.account))
+    }
+
     /// The transaction holding the account's lock: an optimistic write takes it now, if the
     /// account is still at the version it read ([`StoreError::Stale`] if not).
     async fn locked(&mut self) -> Result<&mut Transaction<'static, Postgres>, StoreError> {
         if let Mode::Optimistic(read) = self.mode {
             let (tx, _, version, snapshot) = Self::lock(&self.store, &self.account).await?;
             if version != read + 1 {
-                crate::error::count_retry("stale");
-                self.store.cache.invalidate_account(&self.account, false);
-                return Err(StoreError::Stale(format!(
-                    "{} is at version {}, not {read}",
-                    self.account,
-                    version - 1
-                )));
+                return Err(self.stale(format!("is at version {}, not {read}", version - 1)));
             }
             if let Some(writing) = &self.writing {
                 writing.locked(snapshot);
@@ -857,13 +859,8 @@ impl AccountWrite for PgAccountWrite {
                     .and_then(|row| row.try_get(0))
                     .map_err(map_err)?;
                 if !written {
-                    crate::error::count_retry("stale");
-                    // What this write started from is not the account: not for the next one.
-                    self.store.cache.invalidate_account(&self.account, false);
-                    return Err(StoreError::Stale(format!(
-                        "{} is no longer at version {version}",
-                        self.account
-                    )));
+                    let version = *version;
+                    return Err(self.stale(format!("is no longer at version {version}")));
                 }
             }
         }
