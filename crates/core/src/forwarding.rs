@@ -20,8 +20,13 @@
 
 use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc, Weekday};
 
+mod document;
 mod rules;
 
+pub use document::{
+    CalledSetDoc, CallerSetDoc, DOCUMENT_VERSION, Document, Forwarding, RuleDoc, StepDoc,
+    TargetReader, TimeSetDoc, WeeklyDoc,
+};
 pub use rules::{
     Action, CallFacts, CalledSet, CallerMember, CallerSet, Chosen, DEFAULT_RING_SECONDS, Event,
     ForwardingRule, ForwardingSets, MAX_CODES, MAX_MEMBERS, MAX_RING_SECONDS, MAX_RULES, MAX_STEPS,

@@ -497,6 +497,9 @@ impl Action {
 /// a rule holds when every condition it names holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForwardingRule {
+    /// The rule's id among the account's rules: stable across reordering and changes of other
+    /// rules (a seed condition's simple rule is [`ForwardingRule::seed_id`] where free).
+    pub id: u32,
     /// Whether the rule is in force.
     pub enabled: bool,
     /// What makes it apply.
@@ -531,9 +534,21 @@ impl ForwardingRule {
         }
     }
 
-    /// The simple rule forwarding `condition` to `target`.
+    /// The id a seed condition's simple rule has when the rules are the seed's alone: 1 to 5,
+    /// in [`Condition::ALL`]'s order, so that the ids of an account's rules read from its
+    /// forwarding do not change when another condition is set.
+    pub fn seed_id(condition: Condition) -> u32 {
+        Condition::ALL
+            .iter()
+            .position(|c| *c == condition)
+            .map_or(0, |i| u32::try_from(i).unwrap_or(0) + 1)
+    }
+
+    /// The simple rule forwarding `condition` to `target`, with the condition's
+    /// [`ForwardingRule::seed_id`].
     pub fn of_diversion(condition: Condition, target: DiversionTarget) -> Self {
         Self {
+            id: Self::seed_id(condition),
             enabled: true,
             trigger: Trigger::of_condition(condition),
             time: None,

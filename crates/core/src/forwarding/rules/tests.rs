@@ -37,6 +37,7 @@ fn member(s: &str) -> CallerMember {
 
 fn rule(trigger: Trigger, steps: Vec<Step>) -> ForwardingRule {
     ForwardingRule {
+        id: 1,
         enabled: true,
         trigger,
         time: None,
