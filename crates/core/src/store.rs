@@ -19,6 +19,7 @@
 //!   without journal entries, for the CLI's copy and for tests.
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -31,6 +32,7 @@ use crate::calls::{
 use crate::cert::{CertRecord, Serial};
 use crate::credentials::Credentials;
 use crate::error::StoreError;
+use crate::forwarding::Forwarding;
 use crate::ids::{AccountId, Domain, E164};
 use crate::journal::{JournalEntry, NewJournalEntry, Stamp};
 use crate::money::Money;
@@ -117,8 +119,12 @@ pub enum AccountOp {
     AddEnum(E164),
     /// Removes one of the account's numbers: [`Applied::Existed`].
     RemoveEnum(E164),
-    /// Sets (`Some`) or clears (`None`) the given forwarding conditions only.
+    /// Sets (`Some`) or clears (`None`) the given forwarding conditions only: the seed's
+    /// change, applied to the account's rules by [`Forwarding::set_diversions`] (the simple
+    /// rules of those conditions change; other rules do not).
     SetDiversions(Vec<(Condition, Option<DiversionTarget>)>),
+    /// Replaces the account's forwarding rules and sets, and with them its seed view.
+    SetForwarding(Arc<Forwarding>),
     /// Adds or replaces the persistent accept rule of its days: [`Applied::Existed`] (replaced).
     PutAcceptRule(AcceptRule),
     /// Removes the persistent accept rule of `days`: [`Applied::Existed`].
@@ -462,6 +468,20 @@ pub trait Settings: Accounts {
         changes: &[(Condition, Option<DiversionTarget>)],
     ) -> Result<(), StoreError> {
         let op = AccountOp::SetDiversions(changes.to_vec());
+        write_one(self, account, op).await.map(drop)
+    }
+    /// The account's forwarding rules and the sets they name (issue 19): what was set with
+    /// [`AccountOp::SetForwarding`], or, for an account whose rules are the seed's conditions
+    /// alone, [`Forwarding::of_diversions`] of its diversions. No rules for an unknown account.
+    async fn get_forwarding(&self, account: &AccountId) -> Result<Arc<Forwarding>, StoreError>;
+    /// Replaces the account's forwarding rules and sets. [`StoreError::NotFound`] if there is
+    /// no account.
+    async fn set_forwarding(
+        &self,
+        account: &AccountId,
+        forwarding: &Forwarding,
+    ) -> Result<(), StoreError> {
+        let op = AccountOp::SetForwarding(Arc::new(forwarding.clone()));
         write_one(self, account, op).await.map(drop)
     }
 

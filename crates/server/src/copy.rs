@@ -164,14 +164,10 @@ async fn copy_settings(
     to: &Arc<dyn Store>,
     id: &AccountId,
 ) -> anyhow::Result<()> {
-    let diversions: Vec<_> = from
-        .get_diversions(id)
-        .await?
-        .into_iter()
-        .map(|(c, t)| (c, Some(t)))
-        .collect();
-    if !diversions.is_empty() {
-        to.set_diversions(id, &diversions).await?;
+    // The rules and sets, and with them the seed view (their projection).
+    let forwarding = from.get_forwarding(id).await?;
+    if !forwarding.rules.is_empty() || !forwarding.is_plain() {
+        to.set_forwarding(id, &forwarding).await?;
     }
     let accept = from.get_accept_rules(id).await?;
     for rule in &accept.persistent {

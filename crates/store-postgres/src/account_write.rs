@@ -8,6 +8,7 @@ use std::sync::{Arc, LazyLock};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sip_settings_core::cert::CertRecord;
+use sip_settings_core::forwarding::Forwarding;
 use sip_settings_core::ids::AccountId;
 use sip_settings_core::journal::NewJournalEntry;
 use sip_settings_core::sip::{Condition, DiversionTarget};
@@ -17,7 +18,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 
 use crate::PgStore;
-use crate::error::{Fail, Res, map_err, reading};
+use crate::error::{Fail, Res, corrupt, map_err, reading};
 use crate::health::is_connection_error;
 use crate::read_cache::{Snapshot, WriteState, WritingGuard};
 use crate::rows::{
@@ -38,6 +39,9 @@ pub(crate) struct PgAccountWrite {
     pending: Option<PendingDiversions>,
     /// An optimistic write: the account as it will be once this write commits.
     next: Option<Snapshot>,
+    /// The account's forwarding document as this write has left it so far (`None`: the
+    /// account has none, its forwarding is its seed view).
+    document: Option<Arc<Forwarding>>,
 }
 
 /// How a write holds the account.
@@ -71,7 +75,15 @@ fn snapshot_from(r: &PgRow) -> Res<Snapshot> {
     let targets: Vec<String> = r.try_get("d_targets")?;
     let groups: Option<String> = r.try_get("t_groups")?;
     let delivery: Option<String> = r.try_get("v_delivery")?;
+    let document: Option<String> = r.try_get("f_document")?;
     Ok(Snapshot {
+        document: document
+            .map(|text| {
+                Forwarding::from_stored(&text)
+                    .map(Arc::new)
+                    .map_err(|e| corrupt("forwarding document", e))
+            })
+            .transpose()?,
         account: account_from_row(r)?,
         diversions: diversions_from(conditions.into_iter().zip(targets))?,
         temporary: groups
@@ -93,8 +105,11 @@ impl PgAccountWrite {
     pub(crate) async fn begin(store: &PgStore, account: &AccountId) -> Result<Self, StoreError> {
         let writing = store.cache.writing(account);
         let (tx, id, _, snapshot) = Self::lock(store, account).await?;
+        let document = snapshot.document.clone();
         writing.locked(snapshot);
-        Ok(Self::new(store, account, Mode::Locked(tx), id, writing))
+        let mut write = Self::new(store, account, Mode::Locked(tx), id, writing);
+        write.document = document;
+        Ok(write)
     }
 
     /// An optimistic write (`Accounts::begin_account_optimistic`): reads the account and its
@@ -135,6 +150,7 @@ impl PgAccountWrite {
             state.id,
             writing,
         );
+        write.document = state.snapshot.document.clone();
         write.next = Some(Snapshot::clone(&state.snapshot));
         Ok(write)
     }
@@ -155,6 +171,7 @@ impl PgAccountWrite {
             addresses: false,
             pending: None,
             next: None,
+            document: None,
         }
     }
 
@@ -210,6 +227,7 @@ impl PgAccountWrite {
             if version != read + 1 {
                 return Err(self.stale(format!("is at version {}, not {read}", version - 1)));
             }
+            self.document = snapshot.document.clone();
             if let Some(writing) = &self.writing {
                 writing.locked(snapshot);
             }
@@ -278,6 +296,43 @@ fn diversions_cte(first: usize) -> String {
          ON CONFLICT (account_id, condition) DO UPDATE SET target = excluded.target)"
     )
 }
+
+/// Writes an account's forwarding inside its write: the document (none when the seed view says
+/// everything) and the seed view, in one statement.
+async fn write_forwarding(
+    conn: &mut PgConnection,
+    id: i64,
+    forwarding: &Forwarding,
+) -> Result<(), StoreError> {
+    let view = forwarding.diversions();
+    let mut pending = PendingDiversions::default();
+    let changes: Vec<_> = Condition::ALL
+        .into_iter()
+        .map(|c| (c, view.get(&c).cloned()))
+        .collect();
+    pending.add(&changes);
+    let document = (!forwarding.is_plain()).then(|| forwarding.to_stored());
+    pending
+        .bind(id, sqlx::query(&FORWARDING))
+        .bind(document)
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+/// A whole forwarding: its seed view (`$1`…`$4` as [`PendingDiversions::bind`] binds them) and
+/// its document `$5` (`NULL`: none).
+static FORWARDING: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH {}, \
+         doc_del AS (DELETE FROM forwarding_documents WHERE account_id = $1 AND $5::text IS NULL), \
+         doc_up AS (INSERT INTO forwarding_documents (account_id, document) \
+         SELECT $1, $5::text WHERE $5::text IS NOT NULL \
+         ON CONFLICT (account_id) DO UPDATE SET document = excluded.document) SELECT 1",
+        diversions_cte(1)
+    )
+});
 
 /// A forwarding change alone.
 static DIVERSIONS_ONLY: LazyLock<String> =
@@ -774,9 +829,13 @@ async fn apply_to_personal(
 #[async_trait]
 impl AccountWrite for PgAccountWrite {
     async fn apply(&mut self, op: &AccountOp) -> Result<Applied, StoreError> {
-        if let AccountOp::SetDiversions(changes) = op {
-            // Sent with the commit: nothing in between reads the table (the reads of this
-            // write answer from its snapshot, `read_cache::Snapshot`).
+        if let AccountOp::SetDiversions(changes) = op
+            && self.document.is_none()
+        {
+            // The seed view is the whole forwarding: the change is sent with the commit, as
+            // nothing in between reads the table (the reads of this write answer from its
+            // snapshot, `read_cache::Snapshot`). An account with a document takes the lock:
+            // the change applies to its rules (below).
             self.pending.get_or_insert_default().add(changes);
             if let Some(next) = &mut self.next {
                 for (condition, target) in changes {
@@ -797,6 +856,28 @@ impl AccountWrite for PgAccountWrite {
                 .execute(&mut **tx)
                 .await
                 .map_err(map_err)?;
+        }
+        let forwarding = match op {
+            AccountOp::SetDiversions(changes) => {
+                let Some(document) = &self.document else {
+                    // Its document went while this write took the lock: as above.
+                    self.pending.get_or_insert_default().add(changes);
+                    return Ok(Applied::Done);
+                };
+                let mut forwarding = Forwarding::clone(document);
+                forwarding.set_diversions(changes);
+                Some(Arc::new(forwarding))
+            }
+            AccountOp::SetForwarding(forwarding) => Some(forwarding.clone()),
+            _ => None,
+        };
+        if let Some(forwarding) = forwarding {
+            let Mode::Locked(tx) = &mut self.mode else {
+                return Err(StoreError::Other("the write lost its lock".to_owned()));
+            };
+            write_forwarding(tx, id, &forwarding).await?;
+            self.document = (!forwarding.is_plain()).then_some(forwarding);
+            return Ok(Applied::Done);
         }
         // The time of every stamp this change makes: the store's clock, never the system's.
         let now = self.store.clock.now();

@@ -66,6 +66,7 @@ use std::time::{Duration, Instant};
 use sip_settings_core::StoreError;
 use sip_settings_core::account::Account;
 use sip_settings_core::cert::{CertRecord, Serial};
+use sip_settings_core::forwarding::Forwarding;
 use sip_settings_core::ids::{AccountId, Domain, E164};
 use sip_settings_core::settings::{Diversions, TemporaryRule, Voicemail};
 use sqlx::PgPool;
@@ -116,6 +117,7 @@ struct Entries {
     accounts: Aged<AccountId, Option<Account>>,
     temporary: Aged<AccountId, Option<TemporaryRule>>,
     diversions: Aged<AccountId, Diversions>,
+    forwarding: Aged<AccountId, Arc<Forwarding>>,
     voicemail: Aged<AccountId, Option<Voicemail>>,
     domains: Aged<Domain, bool>,
     addresses: Aged<AccountId, Option<AccountId>>,
@@ -146,6 +148,7 @@ impl Entries {
         self.accounts.clear();
         self.temporary.clear();
         self.diversions.clear();
+        self.forwarding.clear();
         self.voicemail.clear();
         self.domains.clear();
         self.addresses.clear();
@@ -161,8 +164,20 @@ impl Entries {
 pub(crate) struct Snapshot {
     pub(crate) account: Account,
     pub(crate) diversions: Diversions,
+    /// The forwarding document, if the account has one (else its forwarding is the simple
+    /// rules of `diversions`).
+    pub(crate) document: Option<Arc<Forwarding>>,
     pub(crate) temporary: Option<TemporaryRule>,
     pub(crate) voicemail: Option<Voicemail>,
+}
+
+impl Snapshot {
+    /// The account's forwarding: its document, or the simple rules of its diversions.
+    pub(crate) fn forwarding(&self) -> Arc<Forwarding> {
+        self.document
+            .clone()
+            .unwrap_or_else(|| Arc::new(Forwarding::of_diversions(&self.diversions)))
+    }
 }
 
 /// The open writes of one account in this process.
@@ -406,6 +421,10 @@ impl ReadCache {
         self.look_account(id, |e| &e.diversions, |s| s.diversions.clone())
     }
 
+    pub(crate) fn forwarding(&self, id: &AccountId) -> Cached<Arc<Forwarding>> {
+        self.look_account(id, |e| &e.forwarding, Snapshot::forwarding)
+    }
+
     pub(crate) fn voicemail(&self, id: &AccountId) -> Cached<Option<Voicemail>> {
         self.look_account(id, |e| &e.voicemail, |s| s.voicemail.clone())
     }
@@ -481,6 +500,10 @@ impl ReadCache {
         self.keep(ticket, |e| &mut e.diversions, id.clone(), v.clone());
     }
 
+    pub(crate) fn keep_forwarding(&self, ticket: Option<u64>, id: &AccountId, v: &Arc<Forwarding>) {
+        self.keep(ticket, |e| &mut e.forwarding, id.clone(), v.clone());
+    }
+
     pub(crate) fn keep_voicemail(
         &self,
         ticket: Option<u64>,
@@ -551,6 +574,7 @@ impl ReadCache {
         entries.accounts.remove(account);
         entries.temporary.remove(account);
         entries.diversions.remove(account);
+        entries.forwarding.remove(account);
         entries.voicemail.remove(account);
         for serial in entries.certificates_of.remove(account).unwrap_or_default() {
             entries.certificates.remove(&serial);

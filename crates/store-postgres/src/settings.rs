@@ -1,7 +1,10 @@
 //! [`Settings`] for [`PgStore`]: call settings.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use sip_settings_core::StoreError;
+use sip_settings_core::forwarding::Forwarding;
 use sip_settings_core::ids::AccountId;
 use sip_settings_core::settings::{
     AcceptRule, AcceptRules, DaysMask, Diversions, PhonebookEntry, RejectPattern, TemporaryRule,
@@ -43,6 +46,46 @@ impl Settings for PgStore {
         .await?;
         self.cache.keep_diversions(ticket, account, &diversions);
         Ok(diversions)
+    }
+
+    async fn get_forwarding(&self, account: &AccountId) -> Result<Arc<Forwarding>, StoreError> {
+        let ticket = match self.cache.forwarding(account) {
+            Cached::Hit(forwarding) => return Ok(forwarding),
+            Cached::Miss(ticket) => ticket,
+        };
+        self.note_hot_read();
+        let forwarding = reading(|| async move {
+            // One statement: the document and the seed view as of one snapshot.
+            let row = sqlx::query(&format!(
+                "SELECT (SELECT document FROM forwarding_documents \
+                 WHERE account_id = {ACCOUNT_ID}) AS document, \
+                 ARRAY(SELECT condition FROM diversions WHERE account_id = {ACCOUNT_ID} \
+                 ORDER BY condition) AS conditions, \
+                 ARRAY(SELECT target FROM diversions WHERE account_id = {ACCOUNT_ID} \
+                 ORDER BY condition) AS targets"
+            ))
+            .bind(account.domain().as_str())
+            .bind(account.user().as_str())
+            .fetch_one(&self.pool)
+            .await?;
+            let document: Option<String> = row.try_get("document")?;
+            match document {
+                Some(text) => {
+                    Forwarding::from_stored(&text).map_err(|e| corrupt("forwarding document", e))
+                }
+                None => {
+                    let conditions: Vec<String> = row.try_get("conditions")?;
+                    let targets: Vec<String> = row.try_get("targets")?;
+                    Ok(Forwarding::of_diversions(&diversions_from(
+                        conditions.into_iter().zip(targets),
+                    )?))
+                }
+            }
+        })
+        .await?;
+        let forwarding = Arc::new(forwarding);
+        self.cache.keep_forwarding(ticket, account, &forwarding);
+        Ok(forwarding)
     }
 
     async fn get_accept_rules(&self, account: &AccountId) -> Result<AcceptRules, StoreError> {

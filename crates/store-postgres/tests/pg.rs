@@ -49,6 +49,18 @@ fn with_database(url: &str, db: &str) -> String {
 
 impl TestDb {
     async fn start() -> Option<Self> {
+        let db = Self::empty().await?;
+        let store = PgStore::open(&db.2, true).await.unwrap();
+        Some(Self {
+            admin_url: db.0,
+            name: db.1,
+            url: db.2,
+            store: Arc::new(store),
+        })
+    }
+
+    /// A fresh database without a schema: its admin URL, name and URL.
+    async fn empty() -> Option<(String, String, String)> {
         let admin_url = sip_settings_store_postgres::testing::test_server_url("PostgreSQL tests")?;
         static N: AtomicU32 = AtomicU32::new(0);
         let nanos = Utc::now().timestamp_subsec_nanos();
@@ -64,13 +76,7 @@ impl TestDb {
             .unwrap();
         admin.close().await.unwrap();
         let url = with_database(&admin_url, &name);
-        let store = PgStore::open(&url, true).await.unwrap();
-        Some(Self {
-            admin_url,
-            name,
-            url,
-            store: Arc::new(store),
-        })
+        Some((admin_url, name, url))
     }
 
     /// A raw connection to the test database, to look behind the store.
@@ -195,6 +201,80 @@ fn database_name_is_replaced_in_the_url() {
         with_database("postgresql://u:p@h/db?sslmode=disable", "x"),
         "postgresql://u:p@h/x?sslmode=disable"
     );
+}
+
+/// Forwarding written before the rules existed (migration 0013) is, after it, the same
+/// forwarding: the seed view unchanged, and rules that are its simple rules.
+#[tokio::test]
+async fn forwarding_from_before_the_rules_reads_the_same_after_migrating() {
+    let Some((admin_url, name, url)) = TestDb::empty().await else {
+        return;
+    };
+    let mut raw = PgConnection::connect(&url).await.unwrap();
+    let mut before = sqlx::migrate!("./migrations");
+    before.migrations = before
+        .migrations
+        .iter()
+        .filter(|m| m.version < 13)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    before.run(&mut raw).await.unwrap();
+    sqlx::raw_sql(
+        "INSERT INTO domains (name, created_at) VALUES ('example.com', now());
+         INSERT INTO accounts (username, domain, timezone, language, no_answer_timeout,
+             ha1_md5, ha1_sha256, password_hash, created_at, updated_at)
+         VALUES ('alice', 'example.com', 'Europe/Amsterdam', 'en', 35, 'm', 's', 'p', now(), now()),
+                ('bob', 'example.com', 'Europe/Amsterdam', 'en', 35, 'm', 's', 'p', now(), now());
+         INSERT INTO diversions (account_id, condition, target)
+             SELECT id, 'FNOA', '<voice-mailbox>' FROM accounts WHERE username = 'alice';
+         INSERT INTO diversions (account_id, condition, target)
+             SELECT id, 'FUNC', 'sip:+31612345678@example.com' FROM accounts
+             WHERE username = 'alice';",
+    )
+    .execute(&mut raw)
+    .await
+    .unwrap();
+    raw.close().await.unwrap();
+
+    let store = PgStore::open(&url, true).await.unwrap();
+    let db = TestDb {
+        admin_url,
+        name,
+        url,
+        store: Arc::new(store),
+    };
+    let alice = id("alice@example.com");
+    let view = db.store.get_diversions(&alice).await.unwrap();
+    assert_eq!(view.len(), 2);
+    assert_eq!(view[&Condition::NoAnswer], DiversionTarget::VoiceMailbox);
+    let rules = db.store.get_forwarding(&alice).await.unwrap();
+    assert_eq!(
+        *rules,
+        sip_settings_core::forwarding::Forwarding::of_diversions(&view)
+    );
+    assert_eq!(rules.diversions(), view);
+    assert!(!rules.richer());
+    assert!(
+        db.store
+            .get_forwarding(&id("bob@example.com"))
+            .await
+            .unwrap()
+            .rules
+            .is_empty()
+    );
+    // The seed's change works on it as before, locked and optimistic alike.
+    db.store
+        .set_diversions(&alice, &[(Condition::NoAnswer, None)])
+        .await
+        .unwrap();
+    assert_eq!(db.store.get_diversions(&alice).await.unwrap().len(), 1);
+    let documents: i64 = sqlx::query_scalar("SELECT count(*) FROM forwarding_documents")
+        .fetch_one(&mut db.raw().await)
+        .await
+        .unwrap();
+    assert_eq!(documents, 0, "the seed's forwarding needs no document");
+    db.finish().await;
 }
 
 #[tokio::test]

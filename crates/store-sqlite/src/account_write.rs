@@ -23,8 +23,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use sip_settings_core::cert::CertRecord;
+use sip_settings_core::forwarding::Forwarding;
 use sip_settings_core::ids::AccountId;
 use sip_settings_core::journal::NewJournalEntry;
+use sip_settings_core::sip::{Condition, DiversionTarget};
 use sip_settings_core::store::{AccountOp, AccountWrite, AliasOutcome, Applied};
 use sip_settings_core::{Clock, StoreError, stored};
 use sqlx::SqliteConnection;
@@ -375,25 +377,83 @@ fn apply_to_addresses(
     }
 }
 
+/// The account's forwarding document, if it has one (`forwarding_documents`, migration 0010).
+fn read_forwarding_document(conn: &Connection, id: i64) -> Result<Option<Forwarding>, StoreError> {
+    let text: Option<String> = conn
+        .prepare_cached("SELECT document FROM forwarding_documents WHERE account_id = ?")
+        .and_then(|mut stmt| stmt.query_row([id], |r| r.get(0)).optional())
+        .map_err(lite_err)?;
+    text.map(|t| Forwarding::from_stored(&t).map_err(|e| stored::corrupt("forwarding document", e)))
+        .transpose()
+}
+
+/// Writes the account's forwarding: the document (none when the seed view says everything)
+/// and the seed view.
+fn write_forwarding(conn: &Connection, id: i64, forwarding: &Forwarding) -> Result<(), StoreError> {
+    if forwarding.is_plain() {
+        run(
+            conn,
+            "DELETE FROM forwarding_documents WHERE account_id = ?",
+            params![id],
+        )?;
+    } else {
+        run(
+            conn,
+            "INSERT INTO forwarding_documents (account_id, document) VALUES (?, ?) \
+             ON CONFLICT (account_id) DO UPDATE SET document = excluded.document",
+            params![id, forwarding.to_stored()],
+        )?;
+    }
+    let view = forwarding.diversions();
+    for condition in Condition::ALL {
+        set_diversion(conn, id, condition, view.get(&condition))?;
+    }
+    Ok(())
+}
+
+/// Sets or clears one condition of the seed view.
+fn set_diversion(
+    conn: &Connection,
+    id: i64,
+    condition: Condition,
+    target: Option<&DiversionTarget>,
+) -> Result<(), StoreError> {
+    match target {
+        Some(t) => run(
+            conn,
+            "INSERT INTO diversions (account_id, condition, target) VALUES (?, ?, ?) \
+             ON CONFLICT (account_id, condition) DO UPDATE SET target = excluded.target",
+            params![id, condition.code(), t.stored()],
+        )?,
+        None => run(
+            conn,
+            "DELETE FROM diversions WHERE account_id = ? AND condition = ?",
+            params![id, condition.code()],
+        )?,
+    };
+    Ok(())
+}
+
 /// The changes of the account's call rules: forwarding, accept rules and DND, reject rules.
 fn apply_to_call_rules(conn: &Connection, id: i64, op: &AccountOp) -> Result<Applied, StoreError> {
     match op {
         AccountOp::SetDiversions(changes) => {
-            for (condition, target) in changes {
-                match target {
-                    Some(t) => run(
-                        conn,
-                        "INSERT INTO diversions (account_id, condition, target) VALUES (?, ?, ?) \
-                         ON CONFLICT (account_id, condition) DO UPDATE SET target = excluded.target",
-                        params![id, condition.code(), t.stored()],
-                    )?,
-                    None => run(
-                        conn,
-                        "DELETE FROM diversions WHERE account_id = ? AND condition = ?",
-                        params![id, condition.code()],
-                    )?,
-                };
+            match read_forwarding_document(conn, id)? {
+                Some(mut forwarding) => {
+                    forwarding.set_diversions(changes);
+                    write_forwarding(conn, id, &forwarding)?;
+                }
+                // The seed view is the whole forwarding: changed in place.
+                None => {
+                    for (condition, target) in changes {
+                        set_diversion(conn, id, *condition, target.as_ref())?;
+                    }
+                }
             }
+            Ok(Applied::Done)
+        }
+        AccountOp::SetForwarding(forwarding) => {
+            write_forwarding(conn, id, forwarding)?;
             Ok(Applied::Done)
         }
         AccountOp::PutAcceptRule(rule) => {
@@ -534,6 +594,7 @@ impl AccountWrite for SqliteAccountWrite {
             | AccountOp::AddEnum(_)
             | AccountOp::RemoveEnum(_) => apply_to_addresses(&conn, account, id, now, op),
             AccountOp::SetDiversions(_)
+            | AccountOp::SetForwarding(_)
             | AccountOp::PutAcceptRule(_)
             | AccountOp::RemoveAcceptRule(_)
             | AccountOp::SetTemporaryRule(_)

@@ -3,10 +3,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sip_settings_core::account::Account;
 use sip_settings_core::cert::{CertRecord, Serial};
+use sip_settings_core::forwarding::Forwarding;
 use sip_settings_core::ids::{AccountId, Domain, E164};
 use sip_settings_core::settings::{
     AcceptRules, Diversions, PhonebookEntry, RejectPattern, TemporaryRule, Voicemail,
@@ -26,6 +28,7 @@ pub(crate) struct Cache {
     pub(crate) accounts: Kind<AccountId, Option<Account>>,
     pub(crate) temporary_rules: Kind<AccountId, Option<TemporaryRule>>,
     pub(crate) diversions: Kind<AccountId, Diversions>,
+    pub(crate) forwarding: Kind<AccountId, Arc<Forwarding>>,
     pub(crate) domains: Kind<Domain, bool>,
     pub(crate) addresses: Kind<AccountId, Option<AccountId>>,
     pub(crate) enum_numbers: Kind<E164, Option<AccountId>>,
@@ -91,6 +94,12 @@ impl<T> Rows for Vec<T> {
 impl<K, V> Rows for BTreeMap<K, V> {
     fn rows(&self) -> usize {
         self.len().max(1)
+    }
+}
+
+impl Rows for Arc<Forwarding> {
+    fn rows(&self) -> usize {
+        self.rules.len().max(1)
     }
 }
 

@@ -15,9 +15,9 @@
 
 use std::hash::Hash;
 use std::path::PathBuf;
-use std::sync::Mutex;
 #[cfg(test)]
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -26,6 +26,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 use sip_settings_core::StoreError;
 use sip_settings_core::account::Account;
 use sip_settings_core::cert::{CertRecord, Serial};
+use sip_settings_core::forwarding::Forwarding;
 use sip_settings_core::ids::{AccountId, Domain, E164, Email};
 use sip_settings_core::settings::{
     AcceptRule, AcceptRules, DaysMask, Diversions, PhonebookEntry, RejectPattern, TemporaryRule,
@@ -220,22 +221,28 @@ impl FastReader {
     }
 
     pub(crate) fn diversions(&self, id: &AccountId) -> Result<Diversions, StoreError> {
-        self.cached(|c| &mut c.diversions, id, |c| {
-            let rows: Vec<(String, String)> = c
+        self.cached(|c| &mut c.diversions, id, |c| read_diversions(c, id))
+    }
+
+    /// The account's forwarding rules: its document, or the simple rules of its diversions.
+    pub(crate) fn forwarding(&self, id: &AccountId) -> Result<Arc<Forwarding>, StoreError> {
+        self.cached(|c| &mut c.forwarding, id, |c| {
+            let document: Option<String> = c
                 .prepare_cached(
-                    "SELECT d.condition, d.target FROM diversions d \
-                     JOIN accounts a ON a.id = d.account_id WHERE a.domain = ?1 AND a.username = ?2",
+                    "SELECT f.document FROM forwarding_documents f \
+                     JOIN accounts a ON a.id = f.account_id WHERE a.domain = ?1 AND a.username = ?2",
                 )
                 .and_then(|mut stmt| {
-                    stmt.query_map([id.domain().as_str(), id.user().as_str()], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })?
-                    .collect()
+                    stmt.query_row([id.domain().as_str(), id.user().as_str()], |r| r.get(0))
+                        .optional()
                 })
                 .map_err(map_err)?;
-            rows.iter()
-                .map(|(condition, target)| stored::diversion(condition, target))
-                .collect()
+            let forwarding = match document {
+                Some(text) => Forwarding::from_stored(&text)
+                    .map_err(|e| corrupt("forwarding document", e))?,
+                None => Forwarding::of_diversions(&read_diversions(c, id)?),
+            };
+            Ok(Arc::new(forwarding))
         })
     }
 
@@ -442,6 +449,25 @@ impl FastReader {
 }
 
 /// The temporary accept rule (DND) of `id`, if one is stored.
+/// The account's diversions (the seed view).
+fn read_diversions(c: &Connection, id: &AccountId) -> Result<Diversions, StoreError> {
+    let rows: Vec<(String, String)> = c
+        .prepare_cached(
+            "SELECT d.condition, d.target FROM diversions d \
+             JOIN accounts a ON a.id = d.account_id WHERE a.domain = ?1 AND a.username = ?2",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_map([id.domain().as_str(), id.user().as_str()], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect()
+        })
+        .map_err(map_err)?;
+    rows.iter()
+        .map(|(condition, target)| stored::diversion(condition, target))
+        .collect()
+}
+
 fn read_temporary_rule(
     c: &Connection,
     id: &AccountId,

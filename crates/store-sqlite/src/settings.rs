@@ -1,7 +1,10 @@
 //! [`Settings`] for [`SqliteStore`]: call settings.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use sip_settings_core::StoreError;
+use sip_settings_core::forwarding::Forwarding;
 use sip_settings_core::ids::AccountId;
 use sip_settings_core::settings::{
     AcceptRules, Diversions, PhonebookEntry, RejectPattern, TemporaryRule, Voicemail,
@@ -14,6 +17,10 @@ use crate::SqliteStore;
 impl Settings for SqliteStore {
     async fn get_diversions(&self, account: &AccountId) -> Result<Diversions, StoreError> {
         self.fast.diversions(account)
+    }
+
+    async fn get_forwarding(&self, account: &AccountId) -> Result<Arc<Forwarding>, StoreError> {
+        self.fast.forwarding(account)
     }
 
     async fn get_accept_rules(&self, account: &AccountId) -> Result<AcceptRules, StoreError> {

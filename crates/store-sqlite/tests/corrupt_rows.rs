@@ -109,3 +109,73 @@ async fn a_corrupt_column_on_a_call_read_is_an_error_naming_it() {
     named(store.resolve_enum(&number).await, "address");
     store.close().await;
 }
+
+/// Forwarding written before the rules existed (migration 0010) is, after it, the same
+/// forwarding: the seed view unchanged, and rules that are its simple rules.
+#[tokio::test]
+async fn forwarding_from_before_the_rules_reads_the_same_after_migrating() {
+    use sip_settings_core::forwarding::Forwarding;
+    use sip_settings_core::sip::{Condition, DiversionTarget};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let url = format!("sqlite://{}", path.display());
+    {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        let mut before = sqlx::migrate!("./migrations");
+        before.migrations = before
+            .migrations
+            .iter()
+            .filter(|m| m.version < 10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        before.run(&pool).await.unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO domains (name, created_at) VALUES ('example.com', '2026-01-01T00:00:00Z');
+             INSERT INTO accounts (username, domain, timezone, language, no_answer_timeout,
+                 ha1_md5, ha1_sha256, password_hash, created_at, updated_at)
+             VALUES ('alice', 'example.com', 'Europe/Amsterdam', 'en', 35, 'm', 's', 'p',
+                     '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z'),
+                    ('bob', 'example.com', 'Europe/Amsterdam', 'en', 35, 'm', 's', 'p',
+                     '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+             INSERT INTO diversions (account_id, condition, target)
+                 SELECT id, 'FNOA', '<voice-mailbox>' FROM accounts WHERE username = 'alice';
+             INSERT INTO diversions (account_id, condition, target)
+                 SELECT id, 'FUNC', 'sip:+31612345678@example.com' FROM accounts
+                 WHERE username = 'alice';",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    }
+
+    let store = SqliteStore::open(&url, false).await.unwrap();
+    let alice = AccountId::parse("alice@example.com").unwrap();
+    let view = store.get_diversions(&alice).await.unwrap();
+    assert_eq!(view.len(), 2);
+    assert_eq!(view[&Condition::NoAnswer], DiversionTarget::VoiceMailbox);
+    let rules = store.get_forwarding(&alice).await.unwrap();
+    assert_eq!(*rules, Forwarding::of_diversions(&view));
+    assert_eq!(rules.diversions(), view);
+    assert!(!rules.richer());
+    let bob = AccountId::parse("bob@example.com").unwrap();
+    assert!(store.get_forwarding(&bob).await.unwrap().rules.is_empty());
+    // The seed's change works on it as before.
+    store
+        .set_diversions(&alice, &[(Condition::NoAnswer, None)])
+        .await
+        .unwrap();
+    assert_eq!(store.get_diversions(&alice).await.unwrap().len(), 1);
+    let raw = rusqlite::Connection::open(&path).unwrap();
+    let documents: i64 = raw
+        .query_row("SELECT count(*) FROM forwarding_documents", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(documents, 0, "the seed's forwarding needs no document");
+}

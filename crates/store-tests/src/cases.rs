@@ -10,6 +10,7 @@ use sip_settings_core::calls::{
     PrepaidRefusal,
 };
 use sip_settings_core::cert::{CertRecord, CertRole, Serial};
+use sip_settings_core::forwarding::{Document, Forwarding};
 use sip_settings_core::money::Money;
 use sip_settings_core::rating::Rate;
 use sip_settings_core::settings::{
@@ -17,7 +18,7 @@ use sip_settings_core::settings::{
     Voicemail, VoicemailDelivery,
 };
 use sip_settings_core::sip::{Condition, DiversionTarget, SipUri};
-use sip_settings_core::store::{AliasOutcome, BalanceChange};
+use sip_settings_core::store::{AccountOp, AliasOutcome, BalanceChange};
 use sip_settings_core::{
     AccountId, Credentials, Domain, E164, ManualClock, Password, Store, StoreError,
 };

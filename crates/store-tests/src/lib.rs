@@ -49,6 +49,8 @@ macro_rules! conformance_suite {
             enum_numbers,
             diversions_change_only_what_is_given,
             concurrent_diversion_writers_lose_nothing,
+            forwarding_rules_and_their_seed_view,
+            concurrent_seed_changes_keep_the_rules,
             accept_rules_and_dnd_expiry,
             reject_rules,
             voicemail_privacy_phonebook,

@@ -79,6 +79,197 @@ pub async fn concurrent_diversion_writers_lose_nothing(store: Arc<dyn Store>) {
     }
 }
 
+/// Alice's rich forwarding: nights to voicemail, the family's no-answer calls to two phones at
+/// once, a hunt list on 503, and a simple busy rule.
+fn rich_forwarding() -> Forwarding {
+    let doc = serde_json::json!({
+        "rules": [
+            {"trigger": "unconditional", "time": "nights",
+             "steps": [{"targets": ["<voice-mailbox>"]}]},
+            {"trigger": "no_answer", "callers": "family",
+             "steps": [{"targets": ["+31612345678", "desk@example.com"], "ring_seconds": 20}]},
+            {"trigger": "response", "codes": [503],
+             "steps": [{"targets": ["bob"], "ring_seconds": 15}, {"targets": ["carol"]}]},
+            {"trigger": "busy", "steps": [{"targets": ["bob"]}]}
+        ],
+        "time_sets": {"nights": {"weekly": [{"days": 31, "start": "22:00", "stop": "07:00"}]}},
+        "caller_sets": {"family": {"mode": "allow", "members": ["group:family"]}}
+    });
+    Document::parse(doc)
+        .unwrap()
+        .forwarding_of(&id("alice@example.com"))
+        .unwrap()
+}
+
+/// Forwarding rules (issue 19): kept in order with their sets; the seed view is their
+/// projection; the seed's change replaces the simple rules alone, whether the write is locked or
+/// optimistic; a forwarding the seed view says all of reads back as its simple rules.
+pub async fn forwarding_rules_and_their_seed_view(store: Arc<dyn Store>) {
+    seed(&store).await;
+    let alice = id("alice@example.com");
+    let bob = DiversionTarget::Uri(uri("sip:bob@example.com"));
+    let carol = DiversionTarget::Uri(uri("sip:carol@example.com"));
+
+    // Existing seed forwarding reads as its simple rules, with the seed ids.
+    store
+        .set_diversions(&alice, &[(Condition::NoAnswer, Some(bob.clone()))])
+        .await
+        .unwrap();
+    let plain = store.get_forwarding(&alice).await.unwrap();
+    assert_eq!(
+        *plain,
+        Forwarding::of_diversions(&store.get_diversions(&alice).await.unwrap())
+    );
+    assert_eq!(plain.rules.len(), 1);
+
+    let rich = rich_forwarding();
+    store.set_forwarding(&alice, &rich).await.unwrap();
+    assert_eq!(*store.get_forwarding(&alice).await.unwrap(), rich);
+    let view = store.get_diversions(&alice).await.unwrap();
+    assert_eq!(
+        view,
+        rich.diversions(),
+        "the seed view is the rules' projection"
+    );
+    assert_eq!(view.len(), 1, "only the busy rule is simple: {view:?}");
+    assert_eq!(view.get(&Condition::Busy), Some(&bob));
+
+    // The seed's change, locked and then optimistic: the simple rules change, nothing else.
+    store
+        .set_diversions(
+            &alice,
+            &[
+                (Condition::Busy, Some(carol.clone())),
+                (Condition::Unconditional, Some(bob.clone())),
+            ],
+        )
+        .await
+        .unwrap();
+    let mut write = store.begin_account_optimistic(&alice).await.unwrap();
+    write
+        .apply(&AccountOp::SetDiversions(vec![(
+            Condition::NotOnline,
+            Some(DiversionTarget::VoiceMailbox),
+        )]))
+        .await
+        .unwrap();
+    write.commit(&[]).await.unwrap();
+    let mut expected = rich.clone();
+    expected.set_diversions(&[
+        (Condition::Busy, Some(carol.clone())),
+        (Condition::Unconditional, Some(bob.clone())),
+        (Condition::NotOnline, Some(DiversionTarget::VoiceMailbox)),
+    ]);
+    let now = store.get_forwarding(&alice).await.unwrap();
+    assert_eq!(*now, expected);
+    assert_eq!(
+        now.rules[..3],
+        rich.rules[..3],
+        "the rules with conditions are as they were"
+    );
+    assert_eq!(
+        store.get_diversions(&alice).await.unwrap(),
+        expected.diversions()
+    );
+
+    // A write that is dropped changes nothing; one write may set the rules and then the seed
+    // view, each applying to what the one before left.
+    let mut write = store.begin_account(&alice).await.unwrap();
+    write
+        .apply(&AccountOp::SetForwarding(Arc::new(Forwarding::default())))
+        .await
+        .unwrap();
+    drop(write);
+    assert_eq!(*store.get_forwarding(&alice).await.unwrap(), expected);
+    let mut write = store.begin_account(&alice).await.unwrap();
+    write
+        .apply(&AccountOp::SetForwarding(Arc::new(rich.clone())))
+        .await
+        .unwrap();
+    write
+        .apply(&AccountOp::SetDiversions(vec![(Condition::Busy, None)]))
+        .await
+        .unwrap();
+    write.commit(&[]).await.unwrap();
+    let mut expected = rich.clone();
+    expected.set_diversions(&[(Condition::Busy, None)]);
+    assert_eq!(*store.get_forwarding(&alice).await.unwrap(), expected);
+    assert!(store.get_diversions(&alice).await.unwrap().is_empty());
+
+    // Back to the seed's conditions alone: the document goes, the rules are the seed view's.
+    let mut seedish = Forwarding::default();
+    seedish.set_diversions(&[(Condition::NoAnswer, Some(carol.clone()))]);
+    store.set_forwarding(&alice, &seedish).await.unwrap();
+    assert_eq!(*store.get_forwarding(&alice).await.unwrap(), seedish);
+    store
+        .set_diversions(&alice, &[(Condition::Unconditional, Some(bob.clone()))])
+        .await
+        .unwrap();
+    let back = store.get_forwarding(&alice).await.unwrap();
+    assert!(back.is_plain());
+    assert_eq!(back.rules.len(), 2);
+
+    // Unknown accounts: no rules, and nothing to set.
+    let nobody = id("nobody@example.com");
+    assert!(
+        store
+            .get_forwarding(&nobody)
+            .await
+            .unwrap()
+            .rules
+            .is_empty()
+    );
+    assert!(matches!(
+        store.set_forwarding(&nobody, &rich).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // Bob's forwarding was never touched; deleting Alice deletes hers.
+    assert!(
+        store
+            .get_forwarding(&id("bob@example.com"))
+            .await
+            .unwrap()
+            .rules
+            .is_empty()
+    );
+    store.set_forwarding(&alice, &rich).await.unwrap();
+    store.delete_account(&alice, t0(), &[]).await.unwrap();
+    assert!(store.get_forwarding(&alice).await.unwrap().rules.is_empty());
+}
+
+/// Seed changes of different conditions at once on an account with rules: every change
+/// survives, and the rules with conditions too.
+pub async fn concurrent_seed_changes_keep_the_rules(store: Arc<dyn Store>) {
+    seed(&store).await;
+    let alice = id("alice@example.com");
+    let rich = rich_forwarding();
+    store.set_forwarding(&alice, &rich).await.unwrap();
+    for round in 0..5 {
+        let (s1, s2) = (store.clone(), store.clone());
+        let (a1, a2) = (alice.clone(), alice.clone());
+        let t1 = DiversionTarget::Uri(uri(&format!("sip:one{round}@example.net")));
+        let t2 = DiversionTarget::Uri(uri(&format!("sip:two{round}@example.net")));
+        let (e1, e2) = (t1.clone(), t2.clone());
+        let (r1, r2) = tokio::join!(
+            tokio::spawn(async move {
+                s1.set_diversions(&a1, &[(Condition::NotOnline, Some(t1))])
+                    .await
+            }),
+            tokio::spawn(
+                async move { s2.set_diversions(&a2, &[(Condition::Busy, Some(t2))]).await }
+            ),
+        );
+        r1.unwrap().unwrap();
+        r2.unwrap().unwrap();
+        let f = store.get_forwarding(&alice).await.unwrap();
+        assert_eq!(f.rules[..3], rich.rules[..3]);
+        let d = f.diversions();
+        assert_eq!(d.get(&Condition::NotOnline), Some(&e1));
+        assert_eq!(d.get(&Condition::Busy), Some(&e2));
+        assert_eq!(store.get_diversions(&alice).await.unwrap(), d);
+    }
+}
+
 /// Accept rules per mask (replace), removal, and the temporary rule with its end time.
 pub async fn accept_rules_and_dnd_expiry(store: Arc<dyn Store>) {
     seed(&store).await;

@@ -80,7 +80,10 @@ fn the_seed_view_is_the_first_simple_rule_of_each_condition() {
             ForwardingRule::seed_id(Condition::NoAnswer)
         ]
     );
-    assert_eq!(Forwarding::of_diversions(&Diversions::new()), Forwarding::default());
+    assert_eq!(
+        Forwarding::of_diversions(&Diversions::new()),
+        Forwarding::default()
+    );
     assert!(Forwarding::default().is_plain());
 }
 
@@ -96,8 +99,10 @@ fn simple_rules_in_another_order_are_kept_but_tell_nothing_more() {
     assert_eq!(f.diversions(), seed);
 
     // A second simple rule of one condition can never apply first: richer.
-    f.rules
-        .push(ForwardingRule::of_diversion(Condition::NoAnswer, target("dave")));
+    f.rules.push(ForwardingRule::of_diversion(
+        Condition::NoAnswer,
+        target("dave"),
+    ));
     f.rules[2].id = 9;
     assert!(f.richer());
     assert_eq!(f.diversions(), seed, "the first one is the seed's view");
@@ -115,10 +120,16 @@ fn the_seed_change_replaces_exactly_the_simple_rules() {
     assert_eq!(f.rules.len(), before.rules.len() + 1);
     // The busy rule changed in place, keeping its id and position.
     assert_eq!(f.rules[4].id, before.rules[4].id);
-    assert_eq!(f.rules[4].simple(), Some((Condition::Busy, &target("carol"))));
+    assert_eq!(
+        f.rules[4].simple(),
+        Some((Condition::Busy, &target("carol")))
+    );
     // The unconditional simple rule is added last, with the seed id (free here), after the
     // rules with conditions, which stay the exceptions.
-    assert_eq!(f.rules[5].id, ForwardingRule::seed_id(Condition::Unconditional));
+    assert_eq!(
+        f.rules[5].id,
+        ForwardingRule::seed_id(Condition::Unconditional)
+    );
     assert_eq!(f.rules[..4], before.rules[..4]);
     assert_eq!(f.sets, before.sets);
     assert_eq!(f.diversions()[&Condition::Unconditional], target("dave"));
@@ -162,7 +173,10 @@ fn a_seed_id_taken_by_another_rule_is_not_given_twice() {
 #[test]
 fn refusals_name_the_rule_and_the_field() {
     let cases = [
-        (json!({"rules": [{"trigger": "sometimes", "steps": []}]}), "rules[0].trigger"),
+        (
+            json!({"rules": [{"trigger": "sometimes", "steps": []}]}),
+            "rules[0].trigger",
+        ),
         (
             json!({"rules": [{"trigger": "busy", "steps": [{"targets": ["bob"]}]},
                              {"trigger": "busy", "steps": [{"targets": ["bob"], "ring_seconds": 400}]}]}),
@@ -172,7 +186,10 @@ fn refusals_name_the_rule_and_the_field() {
             json!({"rules": [{"trigger": "busy", "steps": [{"targets": ["bob", "Bob"]}]}]}),
             "rules[0].steps[0].targets[1]",
         ),
-        (json!({"rules": [{"trigger": "busy", "steps": []}]}), "rules[0].steps"),
+        (
+            json!({"rules": [{"trigger": "busy", "steps": []}]}),
+            "rules[0].steps",
+        ),
         (
             json!({"rules": [{"trigger": "busy", "codes": [503], "steps": [{"targets": ["b"]}]}]}),
             "rules[0].codes",
@@ -203,15 +220,30 @@ fn refusals_name_the_rule_and_the_field() {
             "time_sets.n.weekly[0].days",
         ),
         (json!({"time_sets": {"n": {}}}), "time_sets.n"),
-        (json!({"time_sets": {"n": {"dates": ["2026-02-30"]}}}), "time_sets.n.dates[0]"),
-        (json!({"caller_sets": {"f": {"mode": "maybe"}}}), "caller_sets.f.mode"),
-        (json!({"caller_sets": {"f": {"mode": "allow"}}}), "caller_sets.f"),
+        (
+            json!({"time_sets": {"n": {"dates": ["2026-02-30"]}}}),
+            "time_sets.n.dates[0]",
+        ),
+        (
+            json!({"caller_sets": {"f": {"mode": "maybe"}}}),
+            "caller_sets.f.mode",
+        ),
+        (
+            json!({"caller_sets": {"f": {"mode": "allow"}}}),
+            "caller_sets.f",
+        ),
         (
             json!({"caller_sets": {"f": {"mode": "deny", "members": ["a b"]}}}),
             "caller_sets.f.members[0]",
         ),
-        (json!({"called_sets": {"o": {"addresses": []}}}), "called_sets.o"),
-        (json!({"caller_sets": {"-x": {"mode": "deny"}}}), "caller_sets.-x"),
+        (
+            json!({"called_sets": {"o": {"addresses": []}}}),
+            "called_sets.o",
+        ),
+        (
+            json!({"caller_sets": {"-x": {"mode": "deny"}}}),
+            "caller_sets.-x",
+        ),
         (json!({"v": 2}), "v"),
         (json!({"rules": [], "extra": 1}), "forwarding"),
         (json!({"rules": [{"trigger": "busy"}]}), "forwarding"),
@@ -230,7 +262,12 @@ fn refusals_name_the_rule_and_the_field() {
 
 #[test]
 fn a_stored_document_that_is_not_one_is_refused_not_guessed() {
-    for text in ["", "{", "[]", r#"{"rules": [{"trigger": "busy", "steps": [{"targets": ["bob"]}]}]}"#] {
+    for text in [
+        "",
+        "{",
+        "[]",
+        r#"{"rules": [{"trigger": "busy", "steps": [{"targets": ["bob"]}]}]}"#,
+    ] {
         assert!(Forwarding::from_stored(text).is_err(), "{text}");
     }
 }
