@@ -3,12 +3,24 @@
 //! there. SPEC §4's order: reject rules → `FUNC` → accept rules / DND (refused → `FUNV`, or a
 //! rejection) → not online → `FNOL` → ring `no_answer_timeout` s → busy → `FBUS`, no answer →
 //! `FNOA`. Accept-rule windows are evaluated in the account's time zone.
+//!
+//! Forwarding is the account's rules (issue 19, `core::forwarding`): at each of those points the
+//! first enabled rule whose trigger fires and whose conditions (time, caller, called set) hold
+//! decides, and its destinations become the forward — one destination as the seed's conditions
+//! have, or a list of steps (a hunt list; several destinations in a step ring at once), or a
+//! redirect of the caller. While ringing, rules on the devices' failure responses answer for
+//! those responses. An account whose rules are the seed's five conditions is decided exactly
+//! as before the rules existed.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::account::Account;
-use crate::settings::{AcceptRule, AcceptRules, Diversions, Group, PhonebookEntry, RejectPattern};
+use crate::forwarding::{
+    Action, CallFacts, DEFAULT_RING_SECONDS, Event, Forwarding, ForwardingRule, Trigger,
+    choose_from,
+};
+use crate::settings::{AcceptRule, AcceptRules, Group, PhonebookEntry, RejectPattern};
 use crate::sip::{Condition, DiversionTarget, SipUri};
 
 /// Everything about the called account that routing reads.
@@ -16,8 +28,9 @@ use crate::sip::{Condition, DiversionTarget, SipUri};
 pub struct RoutingSettings<'a> {
     /// The account (time zone, no-answer timeout, mobile number).
     pub account: &'a Account,
-    /// Forwarding.
-    pub diversions: &'a Diversions,
+    /// Forwarding: the account's rules and the sets they name (the seed's conditions are its
+    /// simple rules).
+    pub forwarding: &'a Forwarding,
     /// Accept rules and DND.
     pub accept: &'a AcceptRules,
     /// Reject patterns.
@@ -48,6 +61,10 @@ pub struct CallState {
     pub busy: bool,
     /// When the call arrives.
     pub at: DateTime<Utc>,
+    /// Which of the account's own addresses was dialled — the user part of its address or an
+    /// alias, or an ENUM number — for rules with a called set; `None` when not known (no
+    /// called set then holds).
+    pub dialled: Option<String>,
 }
 
 /// A forwarding destination after resolution.
@@ -63,12 +80,87 @@ pub enum Destination {
 /// A forward: where, why, and the `Diversion` reason (RFC 5806) the proxy adds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Forward {
-    /// The condition that applies.
-    pub condition: Condition,
-    /// Where to.
+    /// The seed condition of the rule that applies; `None` for a rule on response codes or
+    /// after the first destination fails.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<Condition>,
+    /// Where to: the first destination (of the first step).
     pub destination: Destination,
     /// RFC 5806 reason.
     pub reason: &'static str,
+    /// Every step, the first included, when the rule has more than one destination or its own
+    /// ring time: tried in order, each ringing its destinations at once for its ring time.
+    /// Empty for a forward to one destination (what the seed's conditions make).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<RouteStep>,
+    /// The caller is answered `302` with the destinations, to call them itself, instead of
+    /// the proxy forwarding the call.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub redirect: bool,
+}
+
+impl Forward {
+    /// The steps, the first included (one step of one destination when `steps` is empty).
+    pub fn all_steps(&self) -> Vec<RouteStep> {
+        if self.steps.is_empty() {
+            vec![RouteStep {
+                destinations: vec![self.destination.clone()],
+                ring_seconds: DEFAULT_RING_SECONDS,
+            }]
+        } else {
+            self.steps.clone()
+        }
+    }
+
+    /// The condition's code, or what the rule is (for a path).
+    fn label(&self) -> String {
+        self.condition
+            .map_or_else(|| "the rule".to_owned(), |c| c.code().to_owned())
+    }
+
+    /// Where it goes, for a path: `X`, or `X and Y at once for 20 s, then Z`.
+    fn shown(&self) -> String {
+        if self.steps.is_empty() {
+            return shown(&self.destination);
+        }
+        let steps: Vec<String> = self
+            .steps
+            .iter()
+            .map(|s| {
+                let who: Vec<String> = s.destinations.iter().map(shown).collect();
+                let who = if who.len() > 1 {
+                    format!("{} at once", who.join(" and "))
+                } else {
+                    who.join("")
+                };
+                format!("{who} for {} s", s.ring_seconds)
+            })
+            .collect();
+        let text = steps.join(", then ");
+        if self.redirect {
+            format!("{text} (the caller is redirected: 302)")
+        } else {
+            text
+        }
+    }
+}
+
+/// One step of a forward.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RouteStep {
+    /// Rung at once.
+    pub destinations: Vec<Destination>,
+    /// Seconds before the next step.
+    pub ring_seconds: u32,
+}
+
+/// A forward for one final failure response of the devices while they ring.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OnResponse {
+    /// The response code.
+    pub code: u16,
+    /// The forward.
+    pub forward: Forward,
 }
 
 /// What happens to the call.
@@ -93,6 +185,14 @@ pub enum Outcome {
         on_busy: Option<Forward>,
         /// Forward when nobody answers in time.
         on_no_answer: Option<Forward>,
+        /// Forwards for the devices' final failure responses that rules name (408, 480, 503
+        /// …), by code.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        on_response: Vec<OnResponse>,
+        /// Forward for any other final failure of the devices (a rule after the first
+        /// destination fails).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        on_failure: Option<Forward>,
     },
 }
 
@@ -208,55 +308,151 @@ fn accept_check(
     Some(Refusal::Rule)
 }
 
-/// Resolves a configured target; `None` (with a path note) when it cannot apply now.
-fn resolve(
+/// Resolves a target of a rule's step; `None` (with a path note) when it cannot apply now.
+fn resolve_target(
     s: &RoutingSettings<'_>,
-    condition: Condition,
+    label: &str,
+    target: &DiversionTarget,
+    path: &mut Vec<String>,
+) -> Option<Destination> {
+    match target {
+        DiversionTarget::Uri(u) => Some(Destination::Uri(u.to_string())),
+        DiversionTarget::VoiceMailbox => {
+            if s.voicemail_enabled {
+                Some(Destination::VoiceMailbox)
+            } else {
+                path.push(format!(
+                    "{label} is <voice-mailbox> but voicemail is disabled: ignored"
+                ));
+                None
+            }
+        }
+        DiversionTarget::MobileNumber => match &s.account.profile.mobile {
+            Some(m) => Some(Destination::Uri(
+                SipUri::of_number(m.as_str(), s.account.id.domain()).to_string(),
+            )),
+            None => {
+                path.push(format!(
+                    "{label} is <mobile-number> but the account has none: ignored"
+                ));
+                None
+            }
+        },
+    }
+}
+
+/// How a rule is named in a path: its seed condition for a simple rule, else its place and
+/// trigger.
+fn rule_label(rule: &ForwardingRule, index: usize) -> String {
+    match rule.simple() {
+        Some((condition, _)) => condition.code().to_owned(),
+        None => format!("rules[{index}] ({})", rule.trigger.describe()),
+    }
+}
+
+/// The forward a rule makes, its destinations resolved; `None` when none resolves.
+fn forward_of(
+    s: &RoutingSettings<'_>,
+    rule: &ForwardingRule,
+    index: usize,
     reason: &'static str,
     path: &mut Vec<String>,
 ) -> Option<Forward> {
-    let target = s.diversions.get(&condition)?;
-    let destination = match target {
-        DiversionTarget::Uri(u) => Destination::Uri(u.to_string()),
-        DiversionTarget::VoiceMailbox => {
-            if !s.voicemail_enabled {
-                path.push(format!(
-                    "{condition} is <voice-mailbox> but voicemail is disabled: ignored"
-                ));
-                return None;
-            }
-            Destination::VoiceMailbox
+    let label = rule_label(rule, index);
+    let mut steps: Vec<RouteStep> = Vec::new();
+    for step in rule.action.steps() {
+        let destinations: Vec<Destination> = step
+            .targets()
+            .iter()
+            .filter_map(|t| resolve_target(s, &label, t, path))
+            .collect();
+        if !destinations.is_empty() {
+            steps.push(RouteStep {
+                destinations,
+                ring_seconds: step.ring_seconds(),
+            });
         }
-        DiversionTarget::MobileNumber => match &s.account.profile.mobile {
-            Some(m) => {
-                Destination::Uri(SipUri::of_number(m.as_str(), s.account.id.domain()).to_string())
-            }
-            None => {
-                path.push(format!(
-                    "{condition} is <mobile-number> but the account has none: ignored"
-                ));
-                return None;
-            }
-        },
-    };
+    }
+    let first = steps.first()?.destinations.first()?.clone();
+    let redirect = matches!(rule.action, Action::Redirect(_));
+    let one = steps.len() == 1
+        && steps[0].destinations.len() == 1
+        && steps[0].ring_seconds == DEFAULT_RING_SECONDS;
     Some(Forward {
-        condition,
-        destination,
+        condition: rule.trigger.condition(),
+        destination: first,
         reason,
+        steps: if one && !redirect { Vec::new() } else { steps },
+        redirect,
     })
 }
 
-fn forward_or(
+/// The forward of the first rule for `event` whose trigger fires, whose conditions hold for
+/// the call and one of whose destinations resolves; `None` (with the path's notes) if none.
+fn rule_forward(
     s: &RoutingSettings<'_>,
+    call: &CallState,
+    event: Event,
+    reason: &'static str,
+    path: &mut Vec<String>,
+) -> Option<Forward> {
+    let facts = CallFacts {
+        caller: &call.caller,
+        dialled: call.dialled.as_deref(),
+        at: call.at,
+        tz: s.account.profile.timezone,
+        phonebook: s.phonebook,
+    };
+    let rules = &s.forwarding.rules;
+    let mut from = 0;
+    loop {
+        let chosen = choose_from(rules, from, &s.forwarding.sets, &event, &facts, path)?;
+        let rule = rules.get(chosen.index)?;
+        if let Some(forward) = forward_of(s, rule, chosen.index, reason, path) {
+            if chosen.why.len() > 1 {
+                path.push(format!("{} applies", chosen.why.join("; ")));
+            }
+            return Some(forward);
+        }
+        from = chosen.index + 1;
+    }
+}
+
+/// The RFC 5806 reason of a forward on the devices' final response `code`.
+fn response_reason(code: u16) -> &'static str {
+    match code {
+        486 | 600 => "user-busy",
+        408 => "no-answer",
+        404 | 410 | 480 | 500..=599 => "unavailable",
+        _ => "unknown",
+    }
+}
+
+/// What a point of the decision does when no rule forwards: the seed condition it is, the
+/// forward's reason, and the refusal.
+struct Otherwise {
     condition: Condition,
     reason: &'static str,
     code: u16,
     phrase: &'static str,
+}
+
+fn forward_or(
+    s: &RoutingSettings<'_>,
+    call: &CallState,
+    event: Event,
+    otherwise: &Otherwise,
     mut path: Vec<String>,
 ) -> Decision {
-    match resolve(s, condition, reason, &mut path) {
+    let Otherwise {
+        condition,
+        reason,
+        code,
+        phrase,
+    } = *otherwise;
+    match rule_forward(s, call, event, reason, &mut path) {
         Some(f) => {
-            path.push(format!("{condition} forwards to {}", shown(&f.destination)));
+            path.push(format!("{} forwards to {}", f.label(), f.shown()));
             Decision {
                 outcome: Outcome::Forward(f),
                 path,
@@ -315,10 +511,11 @@ pub fn route(s: &RoutingSettings<'_>, call: &CallState) -> Decision {
         path.push("anonymous caller: no reject rule refuses anonymous callers".to_owned());
     }
     // 2. Unconditional forwarding.
-    if let Some(f) = resolve(s, Condition::Unconditional, "unconditional", &mut path) {
+    if let Some(f) = rule_forward(s, call, Event::Arrival, "unconditional", &mut path) {
         path.push(format!(
-            "FUNC forwards every call to {}",
-            shown(&f.destination)
+            "{} forwards every call to {}",
+            f.label(),
+            f.shown()
         ));
         return Decision {
             outcome: Outcome::Forward(f),
@@ -328,72 +525,140 @@ pub fn route(s: &RoutingSettings<'_>, call: &CallState) -> Decision {
     // 3. Accept rules and DND.
     match accept_check(s, call, &mut path) {
         Some(Refusal::Dnd) => {
-            return forward_or(
-                s,
-                Condition::NotAvailable,
-                "do-not-disturb",
-                486,
-                "Busy Here",
-                path,
-            );
+            let otherwise = Otherwise {
+                condition: Condition::NotAvailable,
+                reason: "do-not-disturb",
+                code: 486,
+                phrase: "Busy Here",
+            };
+            return forward_or(s, call, Event::NotAvailable, &otherwise, path);
         }
         Some(Refusal::Rule) => {
-            return forward_or(
-                s,
-                Condition::NotAvailable,
-                "time-of-day",
-                480,
-                "Temporarily Unavailable",
-                path,
-            );
+            let otherwise = Otherwise {
+                condition: Condition::NotAvailable,
+                reason: "time-of-day",
+                code: 480,
+                phrase: "Temporarily Unavailable",
+            };
+            return forward_or(s, call, Event::NotAvailable, &otherwise, path);
         }
         None => {}
     }
     // 4. Not online.
     if !call.registered {
         path.push("no device is registered".to_owned());
-        return forward_or(
-            s,
-            Condition::NotOnline,
-            "unavailable",
-            480,
-            "Temporarily Unavailable",
-            path,
-        );
+        let otherwise = Otherwise {
+            condition: Condition::NotOnline,
+            reason: "unavailable",
+            code: 480,
+            phrase: "Temporarily Unavailable",
+        };
+        return forward_or(s, call, Event::NotRegistered, &otherwise, path);
     }
     // 5. Busy.
     if call.busy {
         path.push("the account is busy".to_owned());
-        return forward_or(s, Condition::Busy, "user-busy", 486, "Busy Here", path);
+        let otherwise = Otherwise {
+            condition: Condition::Busy,
+            reason: "user-busy",
+            code: 486,
+            phrase: "Busy Here",
+        };
+        return forward_or(s, call, Event::Busy, &otherwise, path);
     }
     // 6. Ring, then busy / no answer.
+    ring(s, call, path)
+}
+
+/// The ring: how long, and the forwards for each way the devices can fail.
+fn ring(s: &RoutingSettings<'_>, call: &CallState, mut path: Vec<String>) -> Decision {
     let seconds = s.account.profile.no_answer_timeout;
-    let on_busy = resolve(s, Condition::Busy, "user-busy", &mut path);
-    let on_no_answer = resolve(s, Condition::NoAnswer, "no-answer", &mut path);
-    path.push(format!(
-        "ring for {seconds} s; on busy {}; on no answer {}",
-        on_busy
-            .as_ref()
-            .map_or("486 Busy Here".to_owned(), |f| format!(
-                "FBUS to {}",
-                shown(&f.destination)
-            )),
-        on_no_answer
-            .as_ref()
-            .map_or("480 Temporarily Unavailable".to_owned(), |f| format!(
-                "FNOA to {}",
-                shown(&f.destination)
-            )),
-    ));
+    let on_busy = rule_forward(s, call, Event::Busy, "user-busy", &mut path);
+    let on_no_answer = rule_forward(s, call, Event::NoAnswer, "no-answer", &mut path);
+    let mut codes: Vec<u16> = s
+        .forwarding
+        .rules
+        .iter()
+        .filter(|r| r.enabled)
+        .filter_map(|r| match &r.trigger {
+            Trigger::Response(codes) => Some(codes.iter().copied()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    codes.sort_unstable();
+    codes.dedup();
+    let on_response: Vec<OnResponse> = codes
+        .into_iter()
+        .filter_map(|code| {
+            rule_forward(
+                s,
+                call,
+                Event::Response(code),
+                response_reason(code),
+                &mut path,
+            )
+            .map(|forward| OnResponse { code, forward })
+        })
+        .collect();
+    let on_failure = if s
+        .forwarding
+        .rules
+        .iter()
+        .any(|r| r.enabled && r.trigger == Trigger::AfterFirstFails)
+    {
+        rule_forward(s, call, Event::Failure, "unknown", &mut path)
+    } else {
+        None
+    };
+    let mut then =
+        vec![
+            format!(
+                "on busy {}",
+                on_busy
+                    .as_ref()
+                    .map_or("486 Busy Here".to_owned(), |f| format!(
+                        "{} to {}",
+                        busy_label(f),
+                        f.shown()
+                    ))
+            ),
+            format!(
+                "on no answer {}",
+                on_no_answer.as_ref().map_or(
+                    "480 Temporarily Unavailable".to_owned(),
+                    |f| format!("{} to {}", busy_label(f), f.shown())
+                )
+            ),
+        ];
+    for r in &on_response {
+        then.push(format!("on {} to {}", r.code, r.forward.shown()));
+    }
+    if let Some(f) = &on_failure {
+        then.push(format!("on any other failure to {}", f.shown()));
+    }
+    path.push(format!("ring for {seconds} s; {}", then.join("; ")));
     Decision {
         outcome: Outcome::Ring {
             seconds,
             on_busy,
             on_no_answer,
+            on_response,
+            on_failure,
         },
         path,
     }
 }
 
+/// The label of a ring step's forward: the seed condition, or the rule for any failure.
+fn busy_label(f: &Forward) -> String {
+    match f.condition {
+        Some(c) => c.code().to_owned(),
+        None => "the rule after the first destination fails".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod rule_tests;
 #[cfg(test)]
 mod tests;

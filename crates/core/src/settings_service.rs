@@ -653,7 +653,7 @@ impl Services {
         call: &CallState,
     ) -> Result<(crate::Account, Decision), ServiceError> {
         let account = self.require_account(id).await?;
-        let diversions = self.store().get_diversions(id).await?;
+        let forwarding = self.store().get_forwarding(id).await?;
         let accept = self.store().get_accept_rules(id).await?;
         let reject = self.store().list_reject(id).await?;
         let phonebook = self.store().list_phonebook(id).await?;
@@ -665,7 +665,7 @@ impl Services {
         let decision = route(
             &RoutingSettings {
                 account: &account,
-                diversions: &diversions,
+                forwarding: &forwarding,
                 accept: &accept,
                 reject: &reject,
                 phonebook: &phonebook,

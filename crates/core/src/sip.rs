@@ -430,6 +430,19 @@ pub fn parse_address(
     SipUri::parse_for(field, &without_parameters(&uri))
 }
 
+/// Which own address a callee address dialled, for the forwarding rules' called sets
+/// (`core::forwarding::CalledSet`): the number of a `tel:` address, else the user part of the
+/// address (an account's own user part, an alias's or a number), lowercased; `None` when it
+/// has none or does not parse.
+pub fn dialled_of(input: &str) -> Option<String> {
+    if let Some(number) = tel_number(input) {
+        return Some(number);
+    }
+    let placeholder = Domain::parse("tel.invalid").ok()?;
+    let uri = parse_address("callee", input, &placeholder).ok()?;
+    uri.user().map(str::to_ascii_lowercase)
+}
+
 /// Parses a caller: `anonymous`, `sip:anonymous@anonymous.invalid` or an address without a
 /// user part are [`Caller::Anonymous`]; anything else as [`parse_address`], without its port
 /// (a caller is matched on user and host).

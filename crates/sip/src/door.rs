@@ -328,6 +328,7 @@ impl Door {
             registered,
             busy,
             at: s.clock().now(),
+            dialled: sip_settings_core::sip::dialled_of(&ask.callee),
         };
         let (account, decision) = s.route_call(&id, &call).await?;
         let voicemail = self

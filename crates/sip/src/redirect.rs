@@ -126,8 +126,9 @@ pub enum Verdict {
     Forward {
         /// The target URI (already resolved: the voice mailbox is a URI here).
         target: String,
-        /// The forward.
-        condition: Condition,
+        /// The RFC 4458 `cause` History-Info gives the forward ([`cause_of`] of its
+        /// condition).
+        cause: u16,
         /// RFC 5806 reason.
         reason: &'static str,
         /// The diverting account (`sip:user@domain`).
@@ -197,7 +198,9 @@ impl Verdict {
             };
             Self::Forward {
                 target,
-                condition: f.condition,
+                cause: f
+                    .condition
+                    .map_or_else(|| cause_of_reason(f.reason), cause_of),
                 reason: f.reason,
                 diverting: account.to_owned(),
                 privacy,
@@ -401,6 +404,17 @@ pub fn cause_of(condition: Condition) -> u16 {
     }
 }
 
+/// The RFC 4458 `cause` of a forward by a rule that is none of the seed's conditions (on a
+/// response, after the first destination fails), from its RFC 5806 reason.
+fn cause_of_reason(reason: &str) -> u16 {
+    match reason {
+        "user-busy" => 486,
+        "no-answer" => 408,
+        "unavailable" => 503,
+        _ => 480,
+    }
+}
+
 /// The deterministic To-tag of a request: the same request (a retransmission) always gets the
 /// same tag, on any server (RFC 3261 §8.2.6.2 asks only that it be unique per dialog).
 pub fn to_tag(req: &Request) -> String {
@@ -499,7 +513,7 @@ pub fn respond_with(
         }
         Verdict::Forward {
             target,
-            condition,
+            cause,
             reason,
             diverting,
             privacy,
@@ -514,7 +528,7 @@ pub fn respond_with(
                 out.push_str(earlier);
             }
             out.push_str("\r\n");
-            write_history(&mut out, req, target, cause_of(*condition));
+            write_history(&mut out, req, target, *cause);
         }
     }
     for h in extra {
@@ -759,7 +773,7 @@ pub mod fuzzing {
                     },
                     Verdict::Forward {
                         target: "sip:+31201234567@example.com".into(),
-                        condition: Condition::NoAnswer,
+                        cause: 408,
                         reason: "no-answer",
                         diverting: "sip:alice@example.com".into(),
                         privacy: true,
@@ -968,7 +982,7 @@ mod tests {
         );
         let v = Verdict::Forward {
             target: "sip:+31201234567@example.com".into(),
-            condition: Condition::Busy,
+            cause: 486,
             reason: "user-busy",
             diverting: "sip:alice@example.com".into(),
             privacy: true,
@@ -1008,7 +1022,7 @@ mod tests {
         let r = invite("sip:alice@example.com;user=phone;cause=486", "");
         let v = Verdict::Forward {
             target: "sip:bob@example.com".into(),
-            condition: Condition::Busy,
+            cause: 486,
             reason: "user-busy",
             diverting: "sip:alice@example.com".into(),
             privacy: false,

@@ -128,7 +128,10 @@ impl Trigger {
     pub fn fires_on(&self, event: &Event) -> bool {
         match (self, event) {
             (Self::Response(codes), Event::Response(code)) => codes.contains(code),
-            (Self::AfterFirstFails, Event::Response(_) | Event::NoAnswer | Event::Busy) => true,
+            (
+                Self::AfterFirstFails,
+                Event::Response(_) | Event::Failure | Event::NoAnswer | Event::Busy,
+            ) => true,
             (Self::Unconditional, Event::Arrival)
             | (Self::Busy, Event::Busy)
             | (Self::NotRegistered, Event::NotRegistered)
@@ -154,6 +157,8 @@ pub enum Event {
     NoAnswer,
     /// The devices answered with this final response.
     Response(u16),
+    /// The devices answered with a final failure that no response trigger names.
+    Failure,
 }
 
 /// Allow or deny: whether a caller set holds for the callers it lists or for everybody else.
@@ -710,7 +715,19 @@ pub fn choose(
     facts: &CallFacts<'_>,
     skipped: &mut Vec<String>,
 ) -> Option<Chosen> {
-    'rules: for (index, rule) in rules.iter().enumerate() {
+    choose_from(rules, 0, sets, event, facts, skipped)
+}
+
+/// [`choose`] among the rules from index `from` on (after a chosen rule turned out unusable).
+pub fn choose_from(
+    rules: &[ForwardingRule],
+    from: usize,
+    sets: &ForwardingSets,
+    event: &Event,
+    facts: &CallFacts<'_>,
+    skipped: &mut Vec<String>,
+) -> Option<Chosen> {
+    'rules: for (index, rule) in rules.iter().enumerate().skip(from) {
         if !rule.enabled || !rule.trigger.fires_on(event) {
             continue;
         }

@@ -3,12 +3,17 @@
 use super::*;
 use crate::account::AccountProfile;
 use crate::ids::{AccountId, E164, TimeZone};
+use crate::settings::Diversions;
 use crate::settings::{ClockTime, DaysMask, TemporaryRule};
 use chrono::TimeZone as _;
 
 struct Fixture {
     account: Account,
     diversions: Diversions,
+    /// Rules beyond the seed's conditions (replacing `diversions` when set).
+    rules: Option<Forwarding>,
+    /// The own address dialled.
+    dialled: Option<String>,
     accept: AcceptRules,
     reject: Vec<RejectPattern>,
     phonebook: Vec<PhonebookEntry>,
@@ -36,6 +41,8 @@ fn fixture(tz: &str) -> Fixture {
             created_at: Utc::now(),
         },
         diversions: Diversions::new(),
+        rules: None,
+        dialled: None,
         accept: AcceptRules::default(),
         reject: vec![],
         phonebook: vec![PhonebookEntry {
@@ -54,9 +61,13 @@ impl Fixture {
     }
 
     fn route(&self, caller: &str, registered: bool, busy: bool, at: DateTime<Utc>) -> Decision {
+        let forwarding = self
+            .rules
+            .clone()
+            .unwrap_or_else(|| Forwarding::of_diversions(&self.diversions));
         let s = RoutingSettings {
             account: &self.account,
-            diversions: &self.diversions,
+            forwarding: &forwarding,
             accept: &self.accept,
             reject: &self.reject,
             phonebook: &self.phonebook,
@@ -74,6 +85,7 @@ impl Fixture {
                 registered,
                 busy,
                 at,
+                dialled: self.dialled.clone(),
             },
         )
     }
@@ -104,7 +116,7 @@ fn reject_code(d: &Decision) -> Option<u16> {
 
 fn forwarded(d: &Decision) -> Option<(Condition, String, &'static str)> {
     match &d.outcome {
-        Outcome::Forward(f) => Some((f.condition, shown(&f.destination), f.reason)),
+        Outcome::Forward(f) => Some((f.condition?, shown(&f.destination), f.reason)),
         _ => None,
     }
 }
@@ -540,8 +552,17 @@ fn table_of_branches() {
                 seconds,
                 on_busy,
                 on_no_answer,
+                on_response,
+                on_failure,
             } => Some((
-                *seconds,
+                {
+                    assert!(
+                        on_response.is_empty() && on_failure.is_none(),
+                        "{}",
+                        case.name
+                    );
+                    *seconds
+                },
                 on_busy.as_ref().map(|f| shown(&f.destination)),
                 on_no_answer.as_ref().map(|f| shown(&f.destination)),
             )),

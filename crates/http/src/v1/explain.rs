@@ -33,30 +33,70 @@ impl From<&Destination> for DestinationView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[schema(as = ForwardDoc)]
 pub struct ForwardView {
-    /// `FUNC`, `FNOL`, `FBUS`, `FNOA` or `FUNV`.
-    pub condition: String,
-    /// Where to.
+    /// The seed condition of the rule that applies: `FUNC`, `FNOL`, `FBUS`, `FNOA` or `FUNV`;
+    /// absent for a rule on response codes or after the first destination fails.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    /// Where to: the first destination.
     pub destination: DestinationView,
     /// RFC 5806 `Diversion` reason.
     pub reason: String,
+    /// Every step, the first included, when the rule has more than one destination or its
+    /// own ring time: tried in order, each ringing its destinations at once for its ring time.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<RouteStepView>,
+    /// True when the caller is answered `302` with the destinations instead.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub redirect: bool,
+}
+
+/// One step of a forward (core `RouteStep`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = RouteStepDoc)]
+pub struct RouteStepView {
+    /// Rung at once.
+    pub destinations: Vec<DestinationView>,
+    /// Seconds before the next step.
+    pub ring_seconds: u32,
+}
+
+/// A forward for one final failure response of the devices (core `OnResponse`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = OnResponseDoc)]
+pub struct OnResponseView {
+    /// The response code.
+    pub code: u16,
+    /// The forward.
+    pub forward: ForwardView,
 }
 
 impl From<&Forward> for ForwardView {
     fn from(f: &Forward) -> Self {
         Self {
-            condition: f.condition.code().to_owned(),
+            condition: f.condition.map(|c| c.code().to_owned()),
             destination: DestinationView::from(&f.destination),
             reason: f.reason.to_owned(),
+            steps: f
+                .steps
+                .iter()
+                .map(|s| RouteStepView {
+                    destinations: s.destinations.iter().map(DestinationView::from).collect(),
+                    ring_seconds: s.ring_seconds,
+                })
+                .collect(),
+            redirect: f.redirect,
         }
     }
 }
 
 /// What happens to the call (core `Outcome`), tagged by `action`: `reject` (`code`, `reason`),
-/// `forward` (`condition`, `destination`, `reason`) or `ring` (`seconds`, `on_busy`,
-/// `on_no_answer`).
+/// `forward` (`condition`, `destination`, `reason`, `steps`, `redirect`) or `ring`
+/// (`seconds`, `on_busy`, `on_no_answer`, `on_response`, `on_failure`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(tag = "action", rename_all = "snake_case")]
 #[schema(as = OutcomeDoc)]
+// Made once per answer and serialised: boxing the ring's forwards would change nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum OutcomeView {
     /// Refuse with a SIP final response.
     Reject {
@@ -75,6 +115,12 @@ pub enum OutcomeView {
         on_busy: Option<ForwardView>,
         /// Forward when nobody answers in time.
         on_no_answer: Option<ForwardView>,
+        /// Forwards for the devices' final failure responses that rules name, by code.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        on_response: Vec<OnResponseView>,
+        /// Forward for any other final failure (a rule after the first destination fails).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        on_failure: Option<ForwardView>,
     },
 }
 
@@ -90,57 +136,22 @@ impl From<&Outcome> for OutcomeView {
                 seconds,
                 on_busy,
                 on_no_answer,
+                on_response,
+                on_failure,
             } => Self::Ring {
                 seconds: *seconds,
                 on_busy: on_busy.as_ref().map(ForwardView::from),
                 on_no_answer: on_no_answer.as_ref().map(ForwardView::from),
+                on_response: on_response
+                    .iter()
+                    .map(|r| OnResponseView {
+                        code: r.code,
+                        forward: ForwardView::from(&r.forward),
+                    })
+                    .collect(),
+                on_failure: on_failure.as_ref().map(ForwardView::from),
             },
         }
-    }
-}
-
-/// The view shows the core decision's own outcome, field for field.
-impl PartialEq<Outcome> for OutcomeView {
-    fn eq(&self, other: &Outcome) -> bool {
-        match (self, other) {
-            (Self::Reject { code, reason }, Outcome::Reject { code: c, reason: r }) => {
-                code == c && reason == r
-            }
-            (Self::Forward(f), Outcome::Forward(g)) => f == g,
-            (
-                Self::Ring {
-                    seconds,
-                    on_busy,
-                    on_no_answer,
-                },
-                Outcome::Ring {
-                    seconds: s,
-                    on_busy: b,
-                    on_no_answer: n,
-                },
-            ) => seconds == s && same_forward(on_busy, b) && same_forward(on_no_answer, n),
-            _ => false,
-        }
-    }
-}
-
-fn same_forward(view: &Option<ForwardView>, core: &Option<Forward>) -> bool {
-    match (view, core) {
-        (Some(v), Some(c)) => v == c,
-        (None, None) => true,
-        _ => false,
-    }
-}
-
-impl PartialEq<Forward> for ForwardView {
-    fn eq(&self, other: &Forward) -> bool {
-        self.condition == other.condition.code()
-            && self.reason == other.reason
-            && match (&self.destination, &other.destination) {
-                (DestinationView::Uri(a), Destination::Uri(b)) => a == b,
-                (DestinationView::VoiceMailbox, Destination::VoiceMailbox) => true,
-                _ => false,
-            }
     }
 }
 
@@ -216,25 +227,61 @@ mod tests {
     use crate::v1::testing::TestApp;
 
     /// The explanation carries the core decision's outcome itself, so that it cannot be lost on
-    /// the way (it was a JSON value, `null` when serialising failed, silently).
+    /// the way (it was a JSON value, `null` when serialising failed, silently): the view
+    /// serialises as the core outcome does, for the seed's forwarding and for rules with hunt
+    /// lists, parallel groups, redirects and response codes.
     #[tokio::test]
     async fn the_outcome_is_the_decision_s_own() {
         let t = TestApp::new().await;
         let id = AccountId::parse("alice@example.com").unwrap();
-        let call = CallState {
-            caller: Caller::Anonymous,
-            registered: true,
-            busy: false,
-            at: t.services.clock().now(),
-        };
-        let (_, decision) = t.services.route_call(&id, &call).await.unwrap();
-        let e = explain(&t.services, &id, &call).await.unwrap();
-        assert_eq!(e.outcome, decision.outcome);
-        let json = serde_json::to_value(&e).unwrap();
-        assert_eq!(
-            json["outcome"],
-            serde_json::to_value(&decision.outcome).unwrap()
-        );
-        assert!(json["outcome"]["action"].is_string(), "{json}");
+        let rules = sip_settings_core::forwarding::Document::parse(serde_json::json!({
+            "rules": [
+                {"trigger": "unconditional", "callers": "anon", "action": "redirect",
+                 "steps": [{"targets": ["bob", "carol"], "ring_seconds": 10}]},
+                {"trigger": "busy", "steps": [{"targets": ["bob"], "ring_seconds": 15},
+                                              {"targets": ["<voice-mailbox>"]}]},
+                {"trigger": "response", "codes": [503], "steps": [{"targets": ["carol"]}]},
+                {"trigger": "after_first_fails", "steps": [{"targets": ["dave"]}]}
+            ],
+            "caller_sets": {"anon": {"mode": "allow", "members": ["anonymous"]}}
+        }))
+        .unwrap()
+        .forwarding_of(&id)
+        .unwrap();
+        for (caller, forwarding) in [
+            (Caller::Anonymous, None),
+            (Caller::Anonymous, Some(&rules)),
+            (
+                sip_settings_core::sip::parse_caller("c", "sip:x@example.net", id.domain())
+                    .unwrap(),
+                Some(&rules),
+            ),
+        ] {
+            if let Some(f) = forwarding {
+                t.services.store().set_forwarding(&id, f).await.unwrap();
+            }
+            let call = CallState {
+                caller,
+                registered: true,
+                busy: false,
+                at: t.services.clock().now(),
+                dialled: None,
+            };
+            let (_, decision) = t.services.route_call(&id, &call).await.unwrap();
+            let e = explain(&t.services, &id, &call).await.unwrap();
+            let json = serde_json::to_value(&e).unwrap();
+            assert_eq!(
+                json["outcome"],
+                serde_json::to_value(&decision.outcome).unwrap()
+            );
+            assert!(json["outcome"]["action"].is_string(), "{json}");
+            if forwarding.is_some() {
+                let text = json["outcome"].to_string();
+                assert!(
+                    text.contains("\"redirect\":true") || text.contains("\"on_response\""),
+                    "{text}"
+                );
+            }
+        }
     }
 }

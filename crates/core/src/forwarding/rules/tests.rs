@@ -104,35 +104,36 @@ fn each_trigger_fires_on_its_events_only() {
         Event::NoAnswer,
         Event::Response(480),
         Event::Response(503),
+        Event::Failure,
     ];
-    let table: [(Trigger, [bool; 7]); 7] = [
+    let table: [(Trigger, [bool; 8]); 7] = [
         (
             Trigger::Unconditional,
-            [true, false, false, false, false, false, false],
+            [true, false, false, false, false, false, false, false],
         ),
         (
             Trigger::NotAvailable,
-            [false, true, false, false, false, false, false],
+            [false, true, false, false, false, false, false, false],
         ),
         (
             Trigger::NotRegistered,
-            [false, false, true, false, false, false, false],
+            [false, false, true, false, false, false, false, false],
         ),
         (
             Trigger::Busy,
-            [false, false, false, true, false, false, false],
+            [false, false, false, true, false, false, false, false],
         ),
         (
             Trigger::NoAnswer,
-            [false, false, false, false, true, false, false],
+            [false, false, false, false, true, false, false, false],
         ),
         (
             Trigger::response("t", &[503, 408]).unwrap(),
-            [false, false, false, false, false, false, true],
+            [false, false, false, false, false, false, true, false],
         ),
         (
             Trigger::AfterFirstFails,
-            [false, false, false, true, true, true, true],
+            [false, false, false, true, true, true, true, true],
         ),
     ];
     for (trigger, expected) in table {

@@ -20,7 +20,8 @@ use crate::v1::extract::{bool_param, query};
         ("caller" = String, Query, example = "sip:bob@example.com", description = "Caller: a SIP URI (parameters ignored), `user@host`, a `tel:` number (in the own domain), or `anonymous`"),
         ("at" = Option<String>, Query, format = DateTime, description = "When the call arrives (RFC 3339, default now)"),
         ("registered" = Option<bool>, Query, description = "Whether a device is registered (default true)"),
-        ("busy" = Option<bool>, Query, description = "Whether the account is busy (default false)")),
+        ("busy" = Option<bool>, Query, description = "Whether the account is busy (default false)"),
+        ("dialled" = Option<String>, Query, example = "+31201234567", description = "Which own address was dialled, for forwarding rules with a called set: the user part of the account's address or an alias, or an ENUM number (default: not known, which no called set holds for)")),
     responses((status = 200, description = "The decision", body = Explanation,
         headers(("ETag" = String, description = "Strong entity tag"))), ReadErrors))]
 pub(super) async fn explain_route(
@@ -29,7 +30,10 @@ pub(super) async fn explain_route(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    let q = query(raw.as_deref(), &["caller", "at", "registered", "busy"])?;
+    let q = query(
+        raw.as_deref(),
+        &["caller", "at", "registered", "busy", "dialled"],
+    )?;
     let caller = match q.get("caller") {
         Some(c) if !c.trim().is_empty() => {
             sip_settings_core::sip::parse_caller("caller", c, me.account.domain())?
@@ -45,6 +49,11 @@ pub(super) async fn explain_route(
         registered: bool_param(&q, "registered", true)?,
         busy: bool_param(&q, "busy", false)?,
         at,
+        dialled: match q.get("dialled") {
+            Some(d) if !d.trim().is_empty() => Some(d.trim().to_ascii_lowercase()),
+            Some(_) => return Err(invalid("dialled", "is empty (an own user part or number)")),
+            None => None,
+        },
     };
     let view = explain::explain(&state.services, &me.account, &call).await?;
     Ok(etag::read(&headers, &view))

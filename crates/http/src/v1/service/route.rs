@@ -106,6 +106,7 @@ pub(super) async fn route(
         registered: r.registered,
         busy: r.busy,
         at,
+        dialled: sip_settings_core::sip::dialled_of(callee),
     };
     let (account, decision) = services.route_call(&id, &call).await?;
     let (action, target, reason, code) = match &decision.outcome {
