@@ -31,7 +31,7 @@ pub use rules::{
     Action, CallFacts, CalledSet, CallerMember, CallerSet, Chosen, DEFAULT_RING_SECONDS, Event,
     ForwardingRule, ForwardingSets, MAX_CODES, MAX_MEMBERS, MAX_RING_SECONDS, MAX_RULES, MAX_STEPS,
     MAX_TARGETS, MIN_RING_SECONDS, Mode, Step, Trigger, check_references, check_set_name, choose,
-    choose_from, parse_target, targets,
+    choose_from, parse_target, shadowed, targets,
 };
 
 use crate::error::ServiceError;

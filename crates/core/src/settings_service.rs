@@ -19,6 +19,9 @@ use crate::sip::{Condition, DiversionTarget, SipUri};
 use crate::store::{AccountOp, AliasOutcome, Applied};
 
 mod addresses;
+mod forwarding_rules;
+
+pub use forwarding_rules::RuleWarning;
 
 /// Longest DND, in minutes (one week).
 pub const MAX_DND_MINUTES: i64 = 10_080;
@@ -144,7 +147,8 @@ impl Services {
             let Some(current) = chain.last().cloned() else {
                 continue;
             };
-            for target in self.store().get_diversions(&current).await?.values() {
+            let forwarding = self.store().get_forwarding(&current).await?;
+            for (_, target) in crate::forwarding::targets(&forwarding.rules) {
                 let Some(next) = self.target_account(&current, target).await? else {
                     continue;
                 };

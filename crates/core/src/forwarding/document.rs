@@ -178,6 +178,7 @@ impl Forwarding {
 
 /// The JSON form of an account's forwarding (`v` 1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Document {
     /// The form's version, [`DOCUMENT_VERSION`].
@@ -215,6 +216,7 @@ fn ring_default() -> u32 {
 
 /// One rule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RuleDoc {
     /// The rule's id (given one when absent: past the largest).
@@ -248,6 +250,7 @@ pub struct RuleDoc {
 
 /// One step: its targets, rung at once, for `ring_seconds`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StepDoc {
     /// Targets as the seed's conditions take them (`user`, `user@domain`, a number,
@@ -260,6 +263,7 @@ pub struct StepDoc {
 
 /// A time set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TimeSetDoc {
     /// Days of the week and a time-of-day window.
@@ -275,6 +279,7 @@ pub struct TimeSetDoc {
 
 /// A weekly range.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WeeklyDoc {
     /// The days the window starts on, a mask 1–127 (Mon=1 … Sun=64), as the accept rules.
@@ -287,6 +292,7 @@ pub struct WeeklyDoc {
 
 /// A caller set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CallerSetDoc {
     /// `allow` (holds for the members) or `deny` (for everybody else).
@@ -298,6 +304,7 @@ pub struct CallerSetDoc {
 
 /// A called set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CalledSetDoc {
     /// The account's own user parts and numbers.

@@ -611,13 +611,13 @@ pub fn check_set_name(field: &str, name: &str) -> Result<(), ServiceError> {
 /// Checks rules against the sets they name and the account's own addresses: every set named
 /// exists, every called set lists only `own` addresses, at most [`MAX_RULES`] rules, each
 /// rule's action has 1 to [`MAX_STEPS`] steps. What is not an error but can never happen is
-/// returned as warnings: a rule after an enabled unconditional rule with no conditions
-/// (shadowed: that rule takes every call first).
+/// returned as warnings, each with the index of the rule it is about: a rule after an
+/// enabled unconditional rule with no conditions (shadowed: that rule takes every call first).
 pub fn check_references(
     rules: &[ForwardingRule],
     sets: &ForwardingSets,
     own: &[String],
-) -> Result<Vec<String>, ServiceError> {
+) -> Result<Vec<(usize, String)>, ServiceError> {
     if rules.len() > MAX_RULES {
         return Err(ServiceError::invalid(
             "rules",
@@ -632,8 +632,6 @@ pub fn check_references(
             ));
         }
     }
-    let mut warnings = Vec::new();
-    let mut catch_all: Option<usize> = None;
     for (i, rule) in rules.iter().enumerate() {
         let field = format!("rules[{i}]");
         rule.action.check(&field)?;
@@ -665,20 +663,32 @@ pub fn check_references(
                 .as_ref()
                 .is_some_and(|n| sets.called.contains_key(n)),
         )?;
+    }
+    Ok(shadowed(rules))
+}
+
+/// The rules that can never apply, each with its index and why: every enabled rule after an
+/// enabled unconditional rule with no conditions (that rule takes every call first), but the
+/// rules after the first destination fails.
+pub fn shadowed(rules: &[ForwardingRule]) -> Vec<(usize, String)> {
+    let mut warnings = Vec::new();
+    let mut catch_all: Option<usize> = None;
+    for (i, rule) in rules.iter().enumerate() {
         if !rule.enabled {
             continue;
         }
         if let Some(first) = catch_all {
             if rule.trigger != Trigger::AfterFirstFails {
-                warnings.push(format!(
-                    "rules[{i}] can never apply: rules[{first}] forwards every call first"
+                warnings.push((
+                    i,
+                    format!("rules[{i}] can never apply: rules[{first}] forwards every call first"),
                 ));
             }
         } else if rule.trigger == Trigger::Unconditional && rule.unconditioned() {
             catch_all = Some(i);
         }
     }
-    Ok(warnings)
+    warnings
 }
 
 /// What is known of a call when a rule is chosen.

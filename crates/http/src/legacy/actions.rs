@@ -468,10 +468,11 @@ impl ActionRequest<'_> {
             }
             Action::Diversions => {
                 let account = s.account(id).await?;
-                let diversions = s.diversions(id).await?;
+                let forwarding = s.forwarding_of(id).await?;
                 Json(objects::diversions(
-                    &diversions,
+                    &forwarding.diversions(),
                     account.profile.no_answer_timeout,
+                    forwarding.richer(),
                 ))
                 .into_response()
             }

@@ -11,8 +11,10 @@ use sip_settings_core::money::Money;
 use sip_settings_core::settings::{AcceptRules, Diversions, Group, Voicemail};
 use sip_settings_core::sip::Condition;
 
-/// Object D.
-pub fn diversions(diversions: &Diversions, no_answer_timeout: u32) -> Value {
+/// Object D, with the added key `"rules": true` when the account's forwarding rules say more
+/// than the five conditions (issue 19; absent otherwise, so that the seed's object is unchanged
+/// for every account without such rules).
+pub fn diversions(diversions: &Diversions, no_answer_timeout: u32, richer: bool) -> Value {
     let mut map = Map::new();
     for c in Condition::ALL {
         let v = diversions
@@ -21,6 +23,9 @@ pub fn diversions(diversions: &Diversions, no_answer_timeout: u32) -> Value {
         map.insert(c.code().to_owned(), v);
     }
     map.insert("no_answer_timeout".to_owned(), json!(no_answer_timeout));
+    if richer {
+        map.insert("rules".to_owned(), Value::Bool(true));
+    }
     Value::Object(map)
 }
 

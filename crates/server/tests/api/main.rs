@@ -16,6 +16,7 @@ mod cli;
 mod connections;
 mod crash;
 mod digest;
+mod forwarding_rules;
 mod helpers;
 mod journal;
 mod kamailio;

@@ -9,124 +9,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sip_settings_core::account::AccountUpdate;
 use sip_settings_core::calls::CallInput;
-use sip_settings_core::cert::{CertSubject, IssuedCertificate};
+use sip_settings_core::cert::CertSubject;
 use sip_settings_core::money::Money;
 use sip_settings_core::{AccountId, Clock};
 
 use crate::helpers::*;
-
-/// A reply of the resource API.
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    etag: Option<String>,
-    location: Option<String>,
-    content_type: String,
-    body: Value,
-}
-
-/// A client of the resource API presenting one certificate.
-struct Api {
-    client: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    fn new(app: &TestApp, cert: Option<&IssuedCertificate>) -> Self {
-        Self {
-            client: app.client(cert),
-            base: app.base.clone(),
-        }
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        if_match: Option<&str>,
-    ) -> Reply {
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
-        if let Some(tag) = if_match {
-            request = request.header("if-match", tag);
-        }
-        if let Some(b) = body {
-            request = request.json(&b);
-        }
-        let response = request.send().await.expect("request");
-        let header = |name: &str| header_of(&response, name);
-        let etag = header("etag");
-        let location = header("location");
-        let content_type = header("content-type").unwrap_or_default();
-        let status = response.status().as_u16();
-        let text = response.text().await.expect("body");
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status} {e}: {text}"))
-        };
-        Reply {
-            status,
-            etag,
-            location,
-            content_type,
-            body,
-        }
-    }
-
-    async fn get(&self, path: &str) -> Reply {
-        self.call(Method::GET, path, None, None).await
-    }
-
-    /// GET asserting 200 with an ETag.
-    async fn read(&self, path: &str) -> Value {
-        let r = self.get(path).await;
-        assert_eq!(r.status, 200, "GET {path}: {:?}", r.body);
-        assert!(
-            r.content_type.starts_with("application/json"),
-            "{}",
-            r.content_type
-        );
-        assert!(
-            r.etag.as_deref().is_some_and(|t| t.starts_with('"')),
-            "ETag of {path}"
-        );
-        r.body
-    }
-
-    async fn put(&self, path: &str, body: Value) -> Reply {
-        self.call(Method::PUT, path, Some(body), None).await
-    }
-
-    async fn patch(&self, path: &str, body: Value) -> Reply {
-        self.call(Method::PATCH, path, Some(body), None).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Reply {
-        self.call(Method::POST, path, Some(body), None).await
-    }
-
-    async fn delete(&self, path: &str) -> Reply {
-        self.call(Method::DELETE, path, None, None).await
-    }
-}
-
-/// Asserts a problem document with this status, code and field.
-#[track_caller]
-fn assert_problem(r: &Reply, status: u16, code: &str, field: Option<&str>) {
-    assert_eq!(r.status, status, "{:?}", r.body);
-    assert_eq!(r.content_type, "application/problem+json", "{:?}", r.body);
-    assert_eq!(r.body["status"], status, "{:?}", r.body);
-    assert_eq!(r.body["code"], code, "{:?}", r.body);
-    assert_eq!(r.body["field"].as_str(), field, "{:?}", r.body);
-    assert!(r.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
-    assert!(r.body["title"].is_string());
-}
-
-#[track_caller]
-fn assert_status(r: &Reply, status: u16) {
-    assert_eq!(r.status, status, "{:?}", r.body);
-}
 
 fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
@@ -1953,6 +1840,9 @@ const SERVED: &[(&str, &[&str])] = &[
     ("/v1/me/certificates/{serial}", &["get", "delete"]),
     ("/v1/me/journal", &["get"]),
     ("/v1/me/routing/explain", &["get"]),
+    ("/v1/me/forwarding-rules", &["get", "put", "post"]),
+    ("/v1/me/forwarding-rules/{id}", &["get", "put", "delete"]),
+    ("/v1/me/forwarding-sets", &["get", "put"]),
 ];
 
 #[tokio::test]

@@ -382,7 +382,10 @@ fn references_are_checked_and_shadowed_rules_reported() {
     let warnings = check_references(&[timed, all, busy.clone(), next], &sets, &own).unwrap();
     assert_eq!(
         warnings,
-        ["rules[2] can never apply: rules[1] forwards every call first"]
+        [(
+            2,
+            "rules[2] can never apply: rules[1] forwards every call first".to_owned()
+        )]
     );
     let mut missing = busy.clone();
     missing.callers = Some("friends".into());

@@ -38,11 +38,16 @@ pub struct DiversionsView {
     pub funv: Option<String>,
     /// Seconds a call rings before `FNOA` applies.
     pub no_answer_timeout: u32,
+    /// Present and true when the account's forwarding rules (`/v1/me/forwarding-rules`) say
+    /// more than these five conditions: then each condition shows its first simple rule.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rules: bool,
 }
 
 async fn diversions_view(s: &Services, id: &AccountId) -> Result<DiversionsView, ServiceError> {
     let account = s.account(id).await?;
-    let d = s.diversions(id).await?;
+    let forwarding = s.forwarding_of(id).await?;
+    let d = forwarding.diversions();
     let get = |c| d.get(&c).map(|t| t.shown());
     Ok(DiversionsView {
         func: get(Condition::Unconditional),
@@ -51,6 +56,7 @@ async fn diversions_view(s: &Services, id: &AccountId) -> Result<DiversionsView,
         fnoa: get(Condition::NoAnswer),
         funv: get(Condition::NotAvailable),
         no_answer_timeout: account.profile.no_answer_timeout,
+        rules: forwarding.richer(),
     })
 }
 

@@ -17,6 +17,7 @@ pub mod certificates;
 pub mod devices;
 pub mod dnd;
 pub mod forwarding;
+pub mod forwarding_rules;
 pub mod journal;
 pub mod phonebook;
 pub mod privacy;
@@ -42,6 +43,20 @@ pub fn routes() -> OpenApiRouter<AppState> {
             forwarding::get_diversion,
             forwarding::put_diversion,
             forwarding::delete_diversion
+        ))
+        .routes(routes!(
+            forwarding_rules::get_rules,
+            forwarding_rules::put_rules,
+            forwarding_rules::post_rule
+        ))
+        .routes(routes!(
+            forwarding_rules::get_rule,
+            forwarding_rules::put_rule,
+            forwarding_rules::delete_rule
+        ))
+        .routes(routes!(
+            forwarding_rules::get_sets,
+            forwarding_rules::put_sets
         ))
         .routes(routes!(accept::get_accept_rules))
         .routes(routes!(

@@ -20,8 +20,11 @@ use sip_settings_core::{AccountId, Clock, ManualClock, Password, Services};
 use sip_settings_pki::Pki;
 use tempfile::TempDir;
 
+pub(crate) mod api;
 pub(crate) mod serve;
 pub(crate) mod sip;
+
+pub(crate) use api::{Api, assert_problem, assert_status};
 
 pub(crate) const ALICE: &str = "alice@example.com";
 pub(crate) const BOB: &str = "bob@example.com";
