@@ -114,6 +114,14 @@ include-path-regex = "^/v1/me/diversions"
 include-method = ["PUT", "PATCH"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "412", "429", "5xx"]
 
+# Forwarding rules and sets likewise: every target as above, the sets a rule names must exist
+# and a called set list the account's own addresses, a rule must not loop through local
+# accounts, response codes are final failures (400–699), dates and caller patterns parse.
+[[operations]]
+include-path-regex = "^/v1/me/forwarding-(rules|sets)"
+include-method = ["PUT", "POST"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "412", "429", "5xx"]
+
 [[operations]]
 include-path-regex = "^/v1/service/calls"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "412", "429", "5xx"]

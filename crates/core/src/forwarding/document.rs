@@ -221,31 +221,49 @@ fn ring_default() -> u32 {
 pub struct RuleDoc {
     /// The rule's id (given one when absent: past the largest).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub id: Option<u32>,
     /// Whether the rule is in force (default true).
     #[serde(default = "enabled_default")]
     pub enabled: bool,
     /// `unconditional`, `busy`, `not_registered`, `no_answer`, `not_available`, `response`
     /// (with `codes`) or `after_first_fails`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            pattern = "^(unconditional|busy|not_registered|no_answer|not_available|response|after_first_fails)$"
+        )
+    )]
     pub trigger: String,
     /// The final responses of a `response` trigger (400–699).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 16))]
     pub codes: Vec<u16>,
     /// A time set's name: the rule applies only then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9][a-z0-9_.-]{0,31}$"))]
     pub time: Option<String>,
     /// A caller set's name: the rule applies only to those callers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9][a-z0-9_.-]{0,31}$"))]
     pub callers: Option<String>,
     /// A called set's name: the rule applies only when one of its addresses was dialled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9][a-z0-9_.-]{0,31}$"))]
     pub called: Option<String>,
     /// `forward` (default): the proxy tries the steps in order; `redirect`: the caller is
     /// answered `302` with them.
     #[serde(default = "forward_default")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(forward|redirect)$"))]
     pub action: String,
     /// The destinations, tried in order.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 10))]
     pub steps: Vec<StepDoc>,
+    /// Read-only: why the rule can never apply (an earlier rule forwards every call), if it
+    /// cannot. Never stored; ignored when sent, so that a rule read can be sent back as it is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(read_only))]
+    pub warnings: Vec<String>,
 }
 
 /// One step: its targets, rung at once, for `ring_seconds`.
@@ -255,9 +273,11 @@ pub struct RuleDoc {
 pub struct StepDoc {
     /// Targets as the seed's conditions take them (`user`, `user@domain`, a number,
     /// `<voice-mailbox>`, `<mobile-number>`).
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 10))]
     pub targets: Vec<String>,
     /// Seconds the step rings before the next (5–300, default 35).
     #[serde(default = "ring_default")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 5, maximum = 300))]
     pub ring_seconds: u32,
 }
 
@@ -283,10 +303,19 @@ pub struct TimeSetDoc {
 #[serde(deny_unknown_fields)]
 pub struct WeeklyDoc {
     /// The days the window starts on, a mask 1–127 (Mon=1 … Sun=64), as the accept rules.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 127))]
     pub days: u32,
     /// `HH:MM`, local time.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    )]
     pub start: String,
     /// `HH:MM`, local time (before `start`: the next day; equal: the whole day).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    )]
     pub stop: String,
 }
 
@@ -296,9 +325,11 @@ pub struct WeeklyDoc {
 #[serde(deny_unknown_fields)]
 pub struct CallerSetDoc {
     /// `allow` (holds for the members) or `deny` (for everybody else).
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(allow|deny)$"))]
     pub mode: String,
     /// `anonymous`, `group:NAME`, `sip:user@domain` or a user or number, with `%` or `*`.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 100))]
     pub members: Vec<String>,
 }
 
@@ -308,6 +339,7 @@ pub struct CallerSetDoc {
 #[serde(deny_unknown_fields)]
 pub struct CalledSetDoc {
     /// The account's own user parts and numbers.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 100))]
     pub addresses: Vec<String>,
 }
 
@@ -365,6 +397,12 @@ impl Document {
         let mut rules: Vec<ForwardingRule> = Vec::with_capacity(self.rules.len());
         for (i, doc) in self.rules.iter().enumerate() {
             let field = format!("rules[{i}]");
+            if doc.id == Some(0) {
+                return Err(ServiceError::invalid(
+                    format!("{field}.id"),
+                    "is 0; rule ids start at 1 (leave it out for a new rule)",
+                ));
+            }
             let rule = doc.rule(&field, target)?;
             if rule.id != 0 && rules.iter().any(|r| r.id == rule.id) {
                 return Err(ServiceError::invalid(
@@ -410,6 +448,7 @@ impl RuleDoc {
                     ring_seconds: s.ring_seconds(),
                 })
                 .collect(),
+            warnings: Vec::new(),
         }
     }
 

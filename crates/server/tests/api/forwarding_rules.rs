@@ -168,6 +168,18 @@ async fn rules_and_sets_crud_order_etags_and_the_seed_view() {
         assert!(w.contains("can never apply: rules[0]"), "{w}");
     }
     assert!(r.body["rules"][0].get("warnings").is_none());
+    // A list read, warnings and all, can be sent back as it is: nothing changes.
+    let again = alice
+        .call(
+            reqwest::Method::PUT,
+            "/v1/me/forwarding-rules",
+            Some(r.body.clone()),
+            r.etag.as_deref(),
+        )
+        .await;
+    assert_status(&again, 200);
+    assert_eq!(again.body, r.body);
+    assert_eq!(again.etag, r.etag);
     // The simple FUNC rule is now first: the seed view shows it.
     assert_eq!(
         app.read(&app.alice, "diversions").await["FUNC"],

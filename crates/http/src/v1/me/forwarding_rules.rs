@@ -31,22 +31,12 @@ use crate::v1::error::{ApiResult, invalid, not_found};
 use crate::v1::extract::{JsonBody, PathParam, query};
 use crate::v1::view::created;
 
-/// A rule as stored, with why it can never apply when it cannot.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct RuleView {
-    /// The rule.
-    #[serde(flatten)]
-    pub rule: RuleDoc,
-    /// Why the rule can never apply (an earlier rule forwards every call), if it cannot.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
-}
-
 /// The account's rules, first to last (`GET /v1/me/forwarding-rules`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RulesView {
-    /// The rules: the first that applies to a call decides it.
-    pub rules: Vec<RuleView>,
+    /// The rules: the first that applies to a call decides it. Each carries `warnings` when
+    /// it can never apply.
+    pub rules: Vec<RuleDoc>,
 }
 
 /// All rules at once, in their new order (`PUT /v1/me/forwarding-rules`): a rule with the `id`
@@ -82,13 +72,13 @@ fn rules_view(f: &Forwarding) -> RulesView {
             .rules
             .into_iter()
             .enumerate()
-            .map(|(i, rule)| RuleView {
-                rule,
+            .map(|(i, rule)| RuleDoc {
                 warnings: warnings
                     .iter()
                     .filter(|(at, _)| *at == i)
                     .map(|(_, w)| w.clone())
                     .collect(),
+                ..rule
             })
             .collect(),
     }
@@ -121,11 +111,8 @@ fn forwarding_of(
 }
 
 /// The view of the rule `rule` of `f`, if there is one.
-fn rule_view(f: &Forwarding, rule: u32) -> Option<RuleView> {
-    rules_view(f)
-        .rules
-        .into_iter()
-        .find(|r| r.rule.id == Some(rule))
+fn rule_view(f: &Forwarding, rule: u32) -> Option<RuleDoc> {
+    rules_view(f).rules.into_iter().find(|r| r.id == Some(rule))
 }
 
 /// The rule id of a path segment.
@@ -187,10 +174,10 @@ pub(super) async fn put_rules(
 
 /// Adds a rule, last or at `position` (0 first): it gets a new id.
 #[utoipa::path(post, path = "/v1/me/forwarding-rules", tag = "forwarding",
-    params(("position" = Option<u32>, Query, description = "Where the rule goes: 0 first, the number of rules (the default) last"),
+    params(("position" = Option<u32>, Query, minimum = 0, description = "Where the rule goes: 0 first, the number of rules (the default) last"),
         ("If-Match" = Option<String>, Header, description = "ETag of the rules read before; 412 if stale")),
     request_body(content = RuleDoc, content_type = "application/json"),
-    responses((status = 201, description = "Added", body = RuleView,
+    responses((status = 201, description = "Added", body = RuleDoc,
         headers(("ETag" = String, description = "Entity tag"), ("Location" = String, description = "The rule"))), WriteErrors))]
 pub(super) async fn post_rule(
     State(state): State<AppState>,
@@ -230,8 +217,8 @@ pub(super) async fn post_rule(
 
 /// One rule.
 #[utoipa::path(get, path = "/v1/me/forwarding-rules/{id}", tag = "forwarding",
-    params(("id" = u32, Path, description = "The rule's id")),
-    responses((status = 200, description = "The rule", body = RuleView,
+    params(("id" = u32, Path, minimum = 1, description = "The rule's id")),
+    responses((status = 200, description = "The rule", body = RuleDoc,
         headers(("ETag" = String, description = "Strong entity tag"))), ReadErrors))]
 pub(super) async fn get_rule(
     State(state): State<AppState>,
@@ -249,10 +236,10 @@ pub(super) async fn get_rule(
 
 /// Replaces a rule, keeping its place.
 #[utoipa::path(put, path = "/v1/me/forwarding-rules/{id}", tag = "forwarding",
-    params(("id" = u32, Path, description = "The rule's id"),
+    params(("id" = u32, Path, minimum = 1, description = "The rule's id"),
         ("If-Match" = Option<String>, Header, description = "ETag of the rule read before; 412 if stale")),
     request_body(content = RuleDoc, content_type = "application/json"),
-    responses((status = 200, description = "Replaced", body = RuleView,
+    responses((status = 200, description = "Replaced", body = RuleDoc,
         headers(("ETag" = String, description = "Entity tag of the new representation"))), WriteErrors))]
 pub(super) async fn put_rule(
     State(state): State<AppState>,
@@ -269,6 +256,7 @@ pub(super) async fn put_rule(
         ));
     }
     rule.id = Some(id);
+    rule.warnings.clear();
     let s = me.services(&state);
     let s = s.hold(&me.account).await?;
     let current = s.forwarding(&me.account).await?;
@@ -291,7 +279,7 @@ pub(super) async fn put_rule(
 
 /// Removes a rule.
 #[utoipa::path(delete, path = "/v1/me/forwarding-rules/{id}", tag = "forwarding",
-    params(("id" = u32, Path, description = "The rule's id"),
+    params(("id" = u32, Path, minimum = 1, description = "The rule's id"),
         ("If-Match" = Option<String>, Header, description = "ETag of the rule read before; 412 if stale")),
     responses((status = 204, description = "Removed"), WriteErrors))]
 pub(super) async fn delete_rule(
