@@ -141,6 +141,9 @@ pub enum Command {
     /// Phonebook entries and their groups.
     #[command(subcommand)]
     Phonebook(PhonebookCommand),
+    /// Forwarding rules with conditions, and the sets they name, as one JSON document.
+    #[command(subcommand)]
+    Forwarding(ForwardingCommand),
     /// Prepaid balances.
     #[command(subcommand)]
     Balance(BalanceCommand),
@@ -505,6 +508,25 @@ pub enum PhonebookCommand {
     List {
         /// user@domain
         account: String,
+    },
+}
+
+/// `forwarding …`
+#[derive(Debug, Subcommand)]
+pub enum ForwardingCommand {
+    /// Print an account's forwarding rules and sets as a JSON document (what `set` reads).
+    Show {
+        /// user@domain
+        account: String,
+    },
+    /// Replace an account's forwarding rules and sets with a JSON document ({"rules": [...],
+    /// "time_sets": {...}, "caller_sets": {...}, "called_sets": {...}}), checked whole as the
+    /// API checks it; prints the warnings of rules that can never apply.
+    Set {
+        /// user@domain
+        account: String,
+        /// The document's file, or - for standard input.
+        file: PathBuf,
     },
 }
 

@@ -142,6 +142,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reject(cmd) => settings_commands::reject(&config, cmd).await?,
         Command::Accept(cmd) => settings_commands::accept(&config, cmd).await?,
         Command::Phonebook(cmd) => settings_commands::phonebook(&config, cmd).await?,
+        Command::Forwarding(cmd) => settings_commands::forwarding(&config, cmd).await?,
         Command::Balance(cmd) => billing_commands::balance(&config, cmd).await?,
         Command::Voucher(cmd) => billing_commands::voucher(&config, cmd).await?,
         Command::Rates(cmd) => billing_commands::rates(&config, cmd).await?,

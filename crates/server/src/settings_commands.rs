@@ -1,7 +1,9 @@
 //! Operator commands for what subscribers cannot set through the seed API: aliases, ENUM
-//! numbers, voicemail, reject and accept rules, the phonebook. Parsed with the same core
+//! numbers, voicemail, reject and accept rules, the phonebook, forwarding rules. Parsed with the same core
 //! parsers, applied through the same services, as the APIs.
 
+use anyhow::Context;
+use sip_settings_core::forwarding::Document;
 use sip_settings_core::settings::{
     AcceptRule, ClockTime, DaysMask, Group, PhonebookEntry, RejectPattern, VoicemailDelivery,
     parse_contact_uri, parse_phonebook_groups,
@@ -10,7 +12,8 @@ use sip_settings_core::{AccountId, E164, Email};
 
 use crate::app::open_default_services;
 use crate::cli::{
-    AcceptCommand, AliasCommand, EnumCommand, PhonebookCommand, RejectCommand, VoicemailCommand,
+    AcceptCommand, AliasCommand, EnumCommand, ForwardingCommand, PhonebookCommand, RejectCommand,
+    VoicemailCommand,
 };
 use crate::config::Config;
 
@@ -197,6 +200,37 @@ pub async fn accept(config: &Config, cmd: &AcceptCommand) -> anyhow::Result<()> 
                         .map(|u| u.format("%Y-%m-%dT%H:%M:%SZ").to_string())
                         .unwrap_or_else(|| "turned off".to_owned())
                 );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `forwarding …`
+pub async fn forwarding(config: &Config, cmd: &ForwardingCommand) -> anyhow::Result<()> {
+    let services = open_default_services(config).await?;
+    match cmd {
+        ForwardingCommand::Show { account } => {
+            let id = AccountId::parse(account)?;
+            let forwarding = services.forwarding(&id).await?;
+            println!("{}", serde_json::to_string_pretty(&forwarding.document())?);
+        }
+        ForwardingCommand::Set { account, file } => {
+            let id = AccountId::parse(account)?;
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read {}", file.display()))?
+            };
+            let value: serde_json::Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", file.display()))?;
+            let forwarding = Document::parse(value)?.forwarding_of(&id)?;
+            let rules = forwarding.rules.len();
+            let warnings = services.set_forwarding(&id, forwarding).await?;
+            println!("set {rules} forwarding rule(s) of {id}");
+            for (_, warning) in warnings {
+                println!("warning: {warning}");
             }
         }
     }

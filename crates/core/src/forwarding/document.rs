@@ -413,9 +413,15 @@ impl Document {
             rules.push(rule);
         }
         let mut forwarding = Forwarding { rules, sets };
+        // Rules without an id: a simple rule gets its condition's seed id while no rule has it,
+        // any other one past the largest.
         for i in 0..forwarding.rules.len() {
             if forwarding.rules[i].id == 0 {
-                forwarding.rules[i].id = forwarding.next_id();
+                let seed = forwarding.rules[i]
+                    .simple()
+                    .map(|(c, _)| ForwardingRule::seed_id(c))
+                    .filter(|id| forwarding.rules.iter().all(|r| r.id != *id));
+                forwarding.rules[i].id = seed.unwrap_or_else(|| forwarding.next_id());
             }
         }
         Ok(forwarding)

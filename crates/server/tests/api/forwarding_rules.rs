@@ -162,7 +162,8 @@ async fn rules_and_sets_crud_order_etags_and_the_seed_view() {
         )
         .await;
     assert_status(&r, 200);
-    assert_eq!(ids(&r.body), [8, 7, 4, 6]);
+    // The new simple rule gets its condition's seed id (1, free again).
+    assert_eq!(ids(&r.body), [1, 7, 4, 6]);
     for i in 1..4 {
         let w = r.body["rules"][i]["warnings"][0].as_str().unwrap();
         assert!(w.contains("can never apply: rules[0]"), "{w}");
@@ -201,7 +202,6 @@ async fn assert_journalled(alice: &Api) {
     for want in [
         "forwarding.rules.6",
         "forwarding.rules.7",
-        "forwarding.rules.8",
         "forwarding.rules.1",
         "forwarding.order",
         "forwarding.time_sets.nights",
@@ -211,9 +211,8 @@ async fn assert_journalled(alice: &Api) {
     }
     let deleted = entries
         .iter()
-        .find(|e| e["resource"] == "forwarding.rules.1")
+        .find(|e| e["resource"] == "forwarding.rules.1" && e["new"].is_null())
         .unwrap();
-    assert_eq!(deleted["new"], Value::Null, "{deleted}");
     assert!(
         deleted["old"]
             .as_str()

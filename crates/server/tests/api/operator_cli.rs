@@ -445,3 +445,80 @@ async fn bad_operator_input_fails_with_one_line_and_changes_nothing() {
         assert_eq!(snapshot(&app).await, before, "{args:?} changed something");
     }
 }
+
+/// `forwarding show` and `forwarding set`: the rules as one JSON document, checked whole as the
+/// API checks them (a refusal names the rule and the field and changes nothing), warnings
+/// printed, the seed view following, journalled through the CLI.
+#[tokio::test]
+async fn forwarding_rules_show_and_set() {
+    let app = TestApp::spawn().await;
+    app.read(&app.alice, "set_diversions&FBUS=bob").await;
+    let shown: Value = serde_json::from_str(&app.cli_ok(&["forwarding", "show", ALICE])).unwrap();
+    assert_eq!(shown["rules"][0]["trigger"], "busy");
+    assert_eq!(shown["rules"][0]["id"], 3);
+
+    let file = app.data_dir().join("rules.json");
+    let doc = json!({
+        "rules": [
+            {"trigger": "unconditional", "callers": "family", "steps": [{"targets": ["carol@example.net"]}]},
+            {"trigger": "unconditional", "steps": [{"targets": ["dave@example.net"]}]},
+            {"trigger": "busy", "steps": [{"targets": ["bob"]}]}
+        ],
+        "caller_sets": {"family": {"mode": "allow", "members": ["group:family"]}}
+    });
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let out = app.cli_ok(&["forwarding", "set", ALICE, file.to_str().unwrap()]);
+    assert!(out.contains("set 3 forwarding rule(s)"), "{out}");
+    assert!(
+        out.contains("warning: rules[2] can never apply: rules[1] forwards every call first"),
+        "{out}"
+    );
+    let seed = app.read(&app.alice, "diversions").await;
+    assert_eq!(seed["FUNC"], "dave@example.net");
+    assert_eq!(seed["rules"], true);
+    let shown: Value = serde_json::from_str(&app.cli_ok(&["forwarding", "show", ALICE])).unwrap();
+    assert_eq!(shown["rules"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        shown["caller_sets"]["family"]["members"],
+        json!(["group:family"])
+    );
+
+    // Refused whole, naming the field; nothing changes.
+    let before = app.cli_ok(&["forwarding", "show", ALICE]);
+    for (bad, names) in [
+        (
+            json!({"rules": [{"trigger": "busy", "steps": [{"targets": ["alice"]}]}]}),
+            "rules[0].steps[0].targets[0]",
+        ),
+        (
+            json!({"rules": [{"trigger": "busy", "time": "nights", "steps": [{"targets": ["bob"]}]}]}),
+            "rules[0].time",
+        ),
+        (json!({"rules": [], "other": 1}), "forwarding"),
+    ] {
+        std::fs::write(&file, bad.to_string()).unwrap();
+        let out = app.cli(&["forwarding", "set", ALICE, file.to_str().unwrap()]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(names), "{names}: {err}");
+    }
+    std::fs::write(&file, "not json").unwrap();
+    assert!(
+        !app.cli(&["forwarding", "set", ALICE, file.to_str().unwrap()])
+            .status
+            .success()
+    );
+    assert!(
+        !app.cli(&["forwarding", "show", "nobody@example.com"])
+            .status
+            .success()
+    );
+    assert_eq!(app.cli_ok(&["forwarding", "show", ALICE]), before);
+    let journal = app.cli_ok(&["journal", ALICE]);
+    assert!(journal.contains("forwarding.rules.6"), "{journal}");
+    assert!(
+        !journal.contains("forwarding.rules.3"),
+        "the busy rule is the same simple rule, with its seed id: {journal}"
+    );
+    assert!(journal.contains("cli"), "{journal}");
+}

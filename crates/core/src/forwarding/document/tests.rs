@@ -40,8 +40,9 @@ fn a_document_reads_back_as_written_ids_given_past_the_seed_ids() {
     let f = rich();
     assert_eq!(
         f.rules.iter().map(|r| r.id).collect::<Vec<_>>(),
-        [41, 42, 40, 43, 44],
-        "rules without an id get one past the largest, and past the seed's 1–5"
+        [41, 42, 40, 43, 3],
+        "rules without an id get one past the largest, and past the seed's 1–5; a simple rule \
+         its condition's seed id"
     );
     assert_eq!(f.rules[2].trigger, Trigger::Response(vec![408, 503]));
     assert_eq!(f.rules[1].action.steps()[0].targets().len(), 2);
