@@ -17,7 +17,7 @@ use sip_settings_core::{AccountId, E164, ServiceError, Services};
 
 use crate::config::{Registrations, SipConfig};
 use crate::message::{Message, parse};
-use crate::redirect::{self, Ask, Originate, Plan, Step, Verdict};
+use crate::redirect::{self, Ask, Originate, Plan, Step, Verdict, response_forward};
 
 /// The header of an originating answer with the seconds a prepaid session allows.
 pub const MAX_SESSION_TIME_HEADER: &str = "X-Max-Session-Time";
@@ -323,14 +323,23 @@ impl Door {
             (None, Registrations::Feed) => s.is_online(&id).await?,
             (None, Registrations::Hint) => true,
         };
-        let call = CallState {
+        let mut call = CallState {
             caller,
             registered,
             busy,
             at: s.clock().now(),
             dialled: sip_settings_core::sip::dialled_of(&ask.callee),
         };
-        let (account, decision) = s.route_call(&id, &call).await?;
+        let (mut account, mut decision) = s.route_call(&id, &call).await?;
+        let mut step = ask.step;
+        if let Step::Response(code) = step
+            && response_forward(&decision, code).is_none()
+        {
+            // No rule for this response: the devices could not be reached, as before rules.
+            step = Step::Unreachable;
+            call.registered = false;
+            (account, decision) = s.route_call(&id, &call).await?;
+        }
         let voicemail = self
             .config
             .voicemail_uri
@@ -338,7 +347,7 @@ impl Door {
             .map(|t| t.expand(id.user().as_str(), id.domain().as_str()));
         Ok(Verdict::from_decision(
             &decision,
-            ask.step,
+            step,
             &id.sip_uri(),
             account.privacy,
             voicemail.as_deref(),

@@ -34,6 +34,25 @@ pub const REGISTERED_HEADER: &str = "x-registered";
 /// The header of a ring answer that carries the ring time in seconds.
 pub const RING_TIME_HEADER: &str = "X-Ring-Time";
 
+/// One destination of a forwarding rule's list, as a `Contact` of the answer: rung at once with
+/// the others of its step (the same `q`), for `ring` seconds, before the next step (a lower
+/// `q`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HuntContact {
+    /// The destination.
+    pub uri: String,
+    /// Its step's preference: 1.0 for the first step, 0.1 less for each next one.
+    pub q: String,
+    /// Its step's ring time, seconds.
+    pub ring: u32,
+}
+
+/// The header of a forward with a destination list: how many steps it has.
+pub const HUNT_HEADER: &str = "X-Hunt-Steps";
+
+/// The header of a forward the proxy answers the caller with (a rule in redirect mode).
+pub const REDIRECT_HEADER: &str = "X-Redirect";
+
 /// Which step of a call this request is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -48,8 +67,12 @@ pub enum Step {
     Busy,
     /// Asked again after ringing: nobody answered in time (`cause=408`).
     NoAnswer,
-    /// Asked again: no device could be reached (`cause=480`, `503` or `404`).
+    /// Asked again: no device could be reached (`cause=480` or `404`).
     Unreachable,
+    /// Asked again: the devices answered with this other final failure (`cause=503`, `603`
+    /// …): a forwarding rule on that response (or after the first destination fails) applies;
+    /// without one, as [`Step::Unreachable`].
+    Response(u16),
 }
 
 impl Step {
@@ -61,6 +84,7 @@ impl Step {
             Self::Busy => (Some(true), true),
             Self::NoAnswer => (Some(true), false),
             Self::Unreachable => (Some(false), false),
+            Self::Response(_) => (Some(true), false),
         }
     }
 }
@@ -135,6 +159,12 @@ pub enum Verdict {
         diverting: String,
         /// Whether the diverting account hides its identity (`privacy=full`).
         privacy: bool,
+        /// A forwarding rule's destination list, every destination (the first too) with its
+        /// step's `q` and ring time: empty for a forward to `target` alone.
+        hunt: Vec<HuntContact>,
+        /// The caller is to be redirected (the proxy answers it with this `302`) instead of
+        /// the call forwarded.
+        redirect: bool,
     },
     /// `302` back to the dialled destination of an originating question when it is no local
     /// account (the caller's headers go with it: [`respond_with`]).
@@ -179,23 +209,39 @@ impl Verdict {
         privacy: bool,
         voicemail: Option<&str>,
     ) -> Self {
+        let resolve = |d: &Destination| -> Option<String> {
+            match d {
+                Destination::Uri(u) => Some(u.clone()),
+                Destination::VoiceMailbox => voicemail.map(str::to_owned),
+            }
+        };
         let forward = |f: &Forward| -> Self {
-            let target = match &f.destination {
-                Destination::Uri(u) => u.clone(),
-                Destination::VoiceMailbox => match voicemail {
-                    Some(v) => v.to_owned(),
-                    None => {
-                        return Self::Status {
-                            code: 480,
-                            reason: "Temporarily Unavailable",
-                            headers: vec![
-                                "Warning: 399 sip-settings \"the voice mailbox has no URI: set voicemail_uri\""
-                                    .to_owned(),
-                            ],
-                        };
-                    }
-                },
+            let Some(target) = resolve(&f.destination) else {
+                return Self::Status {
+                    code: 480,
+                    reason: "Temporarily Unavailable",
+                    headers: vec![
+                        "Warning: 399 sip-settings \"the voice mailbox has no URI: set voicemail_uri\""
+                            .to_owned(),
+                    ],
+                };
             };
+            let mut hunt = Vec::new();
+            if !f.steps.is_empty() || f.redirect {
+                for (i, step) in f.all_steps().iter().enumerate() {
+                    let tenths = 10usize.saturating_sub(i).max(1);
+                    let q = format!("{}.{}", tenths / 10, tenths % 10);
+                    for d in &step.destinations {
+                        if let Some(uri) = resolve(d) {
+                            hunt.push(HuntContact {
+                                uri,
+                                q: q.clone(),
+                                ring: step.ring_seconds,
+                            });
+                        }
+                    }
+                }
+            }
             Self::Forward {
                 target,
                 cause: f
@@ -204,6 +250,8 @@ impl Verdict {
                 reason: f.reason,
                 diverting: account.to_owned(),
                 privacy,
+                hunt,
+                redirect: f.redirect,
             }
         };
         match (&decision.outcome, step) {
@@ -213,11 +261,34 @@ impl Verdict {
                 Some(f) => forward(f),
                 None => Self::status(480, "Temporarily Unavailable"),
             },
+            (Outcome::Ring { .. }, Step::Response(code)) => {
+                match response_forward(decision, code) {
+                    Some(f) => forward(f),
+                    None => Self::status(480, "Temporarily Unavailable"),
+                }
+            }
             (Outcome::Ring { seconds, .. }, _) => Self::Ring {
                 account: account.to_owned(),
                 seconds: *seconds,
             },
         }
+    }
+}
+
+/// The forward a decision makes for the devices' final response `code` while ringing: a rule
+/// on that response, else a rule after the first destination fails.
+pub fn response_forward(decision: &Decision, code: u16) -> Option<&Forward> {
+    match &decision.outcome {
+        Outcome::Ring {
+            on_response,
+            on_failure,
+            ..
+        } => on_response
+            .iter()
+            .find(|r| r.code == code)
+            .map(|r| &r.forward)
+            .or(on_failure.as_ref()),
+        _ => None,
     }
 }
 
@@ -282,16 +353,21 @@ pub fn plan(req: &Request) -> Plan {
                 .to_owned(),
         });
     }
+    let first = || Step::First {
+        registered: req
+            .headers
+            .get(REGISTERED_HEADER)
+            .map(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "no" | "false" | "0")),
+    };
     let step = match uri.param("cause").flatten().map(str::trim) {
         Some("486") => Step::Busy,
         Some("408") => Step::NoAnswer,
-        Some("480" | "503" | "404") => Step::Unreachable,
-        _ => Step::First {
-            registered: req
-                .headers
-                .get(REGISTERED_HEADER)
-                .map(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "no" | "false" | "0")),
+        Some("480" | "404") => Step::Unreachable,
+        Some(code) => match code.parse::<u16>() {
+            Ok(code) if (400..=699).contains(&code) && code != 487 => Step::Response(code),
+            _ => first(),
         },
+        None => first(),
     };
     let (diverted_from, diversions) = history(req);
     Plan::Ask(Ask {
@@ -517,8 +593,25 @@ pub fn respond_with(
             reason,
             diverting,
             privacy,
+            hunt,
+            redirect,
         } => {
-            let _ = write!(out, "Contact: <{target}>\r\n");
+            if hunt.is_empty() {
+                let _ = write!(out, "Contact: <{target}>\r\n");
+            } else {
+                for c in hunt {
+                    let _ = write!(out, "Contact: <{};ring={}>;q={}\r\n", c.uri, c.ring, c.q);
+                }
+                let steps = hunt
+                    .iter()
+                    .map(|c| c.q.as_str())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len();
+                let _ = write!(out, "{HUNT_HEADER}: {steps}\r\n");
+            }
+            if *redirect {
+                let _ = write!(out, "{REDIRECT_HEADER}: caller\r\n");
+            }
             let _ = write!(out, "Diversion: <{diverting}>;reason={reason};counter=1");
             if *privacy {
                 out.push_str(";privacy=full");
@@ -777,6 +870,8 @@ pub mod fuzzing {
                         reason: "no-answer",
                         diverting: "sip:alice@example.com".into(),
                         privacy: true,
+                        hunt: Vec::new(),
+                        redirect: false,
                     },
                 ];
                 match plan(&req) {
@@ -933,7 +1028,12 @@ mod tests {
             ("486", Step::Busy),
             ("408", Step::NoAnswer),
             ("480", Step::Unreachable),
-            ("503", Step::Unreachable),
+            ("404", Step::Unreachable),
+            ("503", Step::Response(503)),
+            ("603", Step::Response(603)),
+            ("487", Step::First { registered: None }),
+            ("200", Step::First { registered: None }),
+            ("x", Step::First { registered: None }),
         ] {
             let Plan::Ask(a) = plan(&invite(&format!("sip:alice@example.com;cause={cause}"), ""))
             else {
@@ -986,6 +1086,8 @@ mod tests {
             reason: "user-busy",
             diverting: "sip:alice@example.com".into(),
             privacy: true,
+            hunt: Vec::new(),
+            redirect: false,
         };
         let text = String::from_utf8(respond(&r, &v, src())).unwrap();
         assert!(
@@ -1026,6 +1128,8 @@ mod tests {
             reason: "user-busy",
             diverting: "sip:alice@example.com".into(),
             privacy: false,
+            hunt: Vec::new(),
+            redirect: false,
         };
         let text = String::from_utf8(respond(&r, &v, src())).unwrap();
         assert!(text.contains("\r\nHistory-Info: <sip:alice@example.com;user=phone>;index=1, <sip:bob@example.com;cause=486>;index=1.1;mp=1\r\n"), "{text}");
@@ -1044,5 +1148,134 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("Diversion"), "{text}");
+    }
+
+    /// A forwarding rule's destination list: every destination a Contact with its step's `q`
+    /// and ring time, the number of steps in a header; a redirect says so; a rule on a response
+    /// answers that response, and without one the door falls back (480 here).
+    #[test]
+    fn hunt_lists_redirects_and_responses() {
+        use sip_settings_core::routing::{OnResponse, RouteStep};
+        let uri = |u: &str| Destination::Uri(u.to_owned());
+        let hunt = Forward {
+            condition: Some(Condition::NoAnswer),
+            destination: uri("sip:bob@example.com"),
+            reason: "no-answer",
+            steps: vec![
+                RouteStep {
+                    destinations: vec![uri("sip:bob@example.com"), Destination::VoiceMailbox],
+                    ring_seconds: 20,
+                },
+                RouteStep {
+                    destinations: vec![uri("sip:dave@example.net")],
+                    ring_seconds: 35,
+                },
+            ],
+            redirect: false,
+        };
+        let decision = |outcome| Decision {
+            outcome,
+            path: vec![],
+        };
+        let vm = Some("sip:vm-alice@vm.example.net");
+        let v = Verdict::from_decision(
+            &decision(Outcome::Forward(hunt.clone())),
+            Step::First { registered: None },
+            "sip:alice@example.com",
+            false,
+            vm,
+        );
+        let r = invite("sip:alice@example.com", "");
+        let text = String::from_utf8(respond(&r, &v, "127.0.0.1:5060".parse().unwrap())).unwrap();
+        assert!(text.starts_with("SIP/2.0 302 "), "{text}");
+        for line in [
+            "Contact: <sip:bob@example.com;ring=20>;q=1.0\r\n",
+            "Contact: <sip:vm-alice@vm.example.net;ring=20>;q=1.0\r\n",
+            "Contact: <sip:dave@example.net;ring=35>;q=0.9\r\n",
+            "X-Hunt-Steps: 2\r\n",
+            "Diversion: <sip:alice@example.com>;reason=no-answer;counter=1\r\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        assert!(!text.contains("X-Redirect"), "{text}");
+        // Without a voice mailbox URI its contact is left out.
+        let Verdict::Forward { hunt: contacts, .. } = Verdict::from_decision(
+            &decision(Outcome::Forward(hunt.clone())),
+            Step::First { registered: None },
+            "sip:alice@example.com",
+            false,
+            None,
+        ) else {
+            panic!()
+        };
+        assert_eq!(contacts.len(), 2);
+
+        let redirect = Forward {
+            steps: vec![],
+            redirect: true,
+            condition: Some(Condition::Unconditional),
+            reason: "unconditional",
+            ..hunt.clone()
+        };
+        let v = Verdict::from_decision(
+            &decision(Outcome::Forward(redirect)),
+            Step::First { registered: None },
+            "sip:alice@example.com",
+            false,
+            vm,
+        );
+        let text = String::from_utf8(respond(&r, &v, "127.0.0.1:5060".parse().unwrap())).unwrap();
+        assert!(text.contains("X-Redirect: caller\r\n"), "{text}");
+        assert!(
+            text.contains("Contact: <sip:bob@example.com;ring=35>;q=1.0\r\n"),
+            "{text}"
+        );
+
+        let erin = Forward {
+            condition: None,
+            destination: uri("sip:erin@example.net"),
+            reason: "unavailable",
+            steps: vec![],
+            redirect: false,
+        };
+        let ring = decision(Outcome::Ring {
+            seconds: 20,
+            on_busy: None,
+            on_no_answer: None,
+            on_response: vec![OnResponse {
+                code: 503,
+                forward: erin,
+            }],
+            on_failure: None,
+        });
+        let v = Verdict::from_decision(
+            &ring,
+            Step::Response(503),
+            "sip:alice@example.com",
+            false,
+            vm,
+        );
+        let text = String::from_utf8(respond(&r, &v, "127.0.0.1:5060".parse().unwrap())).unwrap();
+        assert!(
+            text.contains("Contact: <sip:erin@example.net>\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(";cause=503>"),
+            "History-Info's cause is the response: {text}"
+        );
+        assert!(response_forward(&ring, 503).is_some());
+        assert!(response_forward(&ring, 502).is_none());
+        assert_eq!(
+            Verdict::from_decision(
+                &ring,
+                Step::Response(502),
+                "sip:alice@example.com",
+                false,
+                vm
+            )
+            .code(),
+            480
+        );
     }
 }
