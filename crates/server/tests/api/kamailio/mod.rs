@@ -14,6 +14,7 @@ mod outgoing;
 mod prepaid;
 mod records;
 mod registrations;
+mod rules;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -324,6 +325,8 @@ enum Phone {
     AnswersUntilCut,
     /// Answers 486 Busy Here.
     Busy,
+    /// Answers 503 Service Unavailable (a phone that cannot take calls now).
+    Unavailable,
     /// Rings (180) until the caller's side cancels.
     RingsOn,
 }
@@ -370,6 +373,10 @@ fn uas_scenario(user: &str, phone: Phone) -> String {
         Phone::Busy => format!(
             "{}<recv request=\"ACK\"/>\n",
             uas_reply("486 Busy Here", user)
+        ),
+        Phone::Unavailable => format!(
+            "{}<recv request=\"ACK\"/>\n",
+            uas_reply("503 Service Unavailable", user)
         ),
         // The 487 answers the INVITE (same branch as the CANCEL just received, CSeq 1).
         Phone::RingsOn => format!(
