@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use sip_settings_core::AccountId;
+use sip_settings_core::forwarding::Document;
 use sip_settings_core::sip::Condition;
 use tokio::task::JoinSet;
 
@@ -256,6 +257,117 @@ async fn store_forwarding(db: &Db, n: usize) -> anyhow::Result<usize> {
         total += r??;
     }
     Ok(total)
+}
+
+/// Forwarding rules put before every account's own for the rules run (issue 19): rules that
+/// never hold for the benchmark's calls (a date in the past, a caller set nobody calling is in),
+/// on arrival, busy and no answer, so that every decision walks all of them first and then
+/// decides as before.
+pub(crate) const RULES_PER_ACCOUNT: usize = 20;
+
+/// The rules of [`RULES_PER_ACCOUNT`] for account `i`, before its own.
+fn rules_document(i: usize) -> serde_json::Value {
+    let triggers = ["unconditional", "busy", "no_answer"];
+    let rules: Vec<serde_json::Value> = (0..RULES_PER_ACCOUNT)
+        .map(|r| {
+            let condition = if r % 2 == 0 { "time" } else { "callers" };
+            let set = if r % 2 == 0 { "past" } else { "nobody" };
+            serde_json::json!({
+                "trigger": triggers[r % triggers.len()],
+                condition: set,
+                "steps": [{"targets": [number(30 + u32::try_from(r).unwrap_or(0), i)],
+                           "ring_seconds": 20}]
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "rules": rules,
+        "time_sets": {"past": {"dates": ["2001-01-01"], "yearly": ["02-29"]}},
+        "caller_sets": {"nobody": {"mode": "allow",
+                                    "members": ["sip:nobody-%@invalid.example", "+99%"]}}
+    })
+}
+
+/// Puts [`rules_document`]'s rules before every account's own; returns how many rules an
+/// account has now at most.
+async fn store_rules(db: &Db, n: usize) -> anyhow::Result<usize> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut set = JoinSet::new();
+    for _ in 0..4 {
+        let services = db.services.clone();
+        let next = next.clone();
+        set.spawn(async move {
+            let mut most = 0;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let name = provision::account_name(i);
+                let id = AccountId::parse(&name)?;
+                let own = services.forwarding(&id).await?;
+                let mut rules = Document::parse(rules_document(i))?.forwarding_of(&id)?;
+                rules.rules.extend(own.rules.iter().cloned());
+                most = most.max(rules.rules.len());
+                services
+                    .set_forwarding(&id, rules)
+                    .await
+                    .with_context(|| format!("forwarding rules for {name}"))?;
+            }
+            Ok::<_, anyhow::Error>(most)
+        });
+    }
+    let mut most = 0;
+    while let Some(r) = set.join_next().await {
+        most = most.max(r??);
+    }
+    Ok(most)
+}
+
+/// The rules run: [`store_rules`] on the server's data, then a fresh server at `rate` for
+/// [`HALF_SECS`].
+async fn rules_run(
+    p: &Params<'_>,
+    spec: &ServerSpec,
+    options: &[String],
+    sipp: &Sipp,
+    rate: u32,
+) -> anyhow::Result<HalfRun> {
+    let n = p.accounts;
+    let t = Instant::now();
+    let db = Db::open(&spec.data_dir, p.database, false).await?;
+    let stored = store_rules(&db, n).await;
+    db.close().await;
+    let most = stored?;
+    eprintln!(
+        "{RULES_PER_ACCOUNT} rules put before every account's own (at most {most} each) in \
+         {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let (mut server, addr) = start_server(spec, &p.logs.join("sip-server-3.log"), options)?;
+    probe_sip_settings(addr, n)?;
+    let target = sipp::Target {
+        name: "sip-settings-rules".into(),
+        addr,
+        pid: server.pid(),
+        tree: false,
+        also: Vec::new(),
+    };
+    let step = sipp.step(&target, rate, HALF_SECS).await?;
+    eprintln!("sip-settings with rules: {}", step.progress());
+    server.check_alive()?;
+    let hwm_kib = server.hwm_kib()?;
+    let latency = stop_server(server)?;
+    eprintln!(
+        "sip-settings with {RULES_PER_ACCOUNT} rules at {rate} calls/s: decision latency p50 {} \
+         µs, p99 {} µs",
+        latency.p50, latency.p99
+    );
+    Ok(HalfRun {
+        step,
+        latency,
+        hwm_kib,
+    })
 }
 
 /// `sip-settings serve --help`.
@@ -565,6 +677,12 @@ pub(crate) async fn run(p: Params<'_>) -> anyhow::Result<String> {
         })
     };
 
+    // ---- the same rate, every account with 20 forwarding rules before its own ----
+    let rules = match &half {
+        None => None,
+        Some(h) => Some(rules_run(&p, &spec, &options, &sipp, h.step.rate).await?),
+    };
+
     let section = Section {
         command: p.command,
         root: p.root,
@@ -581,6 +699,7 @@ pub(crate) async fn run(p: Params<'_>) -> anyhow::Result<String> {
         kamailio: kam_figures,
         ours,
         half,
+        rules,
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok(section.markdown())

@@ -8,7 +8,9 @@ use std::path::Path;
 use crate::kamailio;
 use crate::provision::DOMAIN;
 use crate::report::{self, Machine};
-use crate::sip::{HALF_SECS, HalfRun, Measured, P99_TARGET_US, PLAN, RSS_TARGET_MIB};
+use crate::sip::{
+    HALF_SECS, HalfRun, Measured, P99_TARGET_US, PLAN, RSS_TARGET_MIB, RULES_PER_ACCOUNT,
+};
 use crate::sipp::{self, Step};
 
 /// Marks around the section in docs/benchmarks.md.
@@ -30,6 +32,8 @@ pub(crate) struct Section<'a> {
     pub kamailio: Option<Measured>,
     pub ours: Measured,
     pub half: Option<HalfRun>,
+    /// The same rate with [`RULES_PER_ACCOUNT`] forwarding rules before every account's own.
+    pub rules: Option<HalfRun>,
     pub seconds: f64,
 }
 
@@ -100,6 +104,7 @@ impl Section<'_> {
         self.setup_list(&mut s, &machine);
         self.figures_table(&mut s);
         self.half_table(&mut s);
+        self.rules_table(&mut s);
         self.steps_table(&mut s);
         let _ = writeln!(s, "{END}");
         s
@@ -314,6 +319,56 @@ impl Section<'_> {
                 report::count(l.count)
             );
         }
+    }
+
+    /// The rules run beside the half-rate run (issue 19: within 1.2× of its decision time).
+    fn rules_table(&self, s: &mut String) {
+        let (Some(h), Some(r)) = (&self.half, &self.rules) else {
+            return;
+        };
+        let ratio = |a: u64, b: u64| {
+            if b == 0 {
+                0.0
+            } else {
+                report::approx(a) / report::approx(b)
+            }
+        };
+        let p50 = ratio(r.latency.p50, h.latency.p50);
+        let p99 = ratio(r.latency.p99, h.latency.p99);
+        let _ = writeln!(
+            s,
+            "\n### The same rate with {RULES_PER_ACCOUNT} forwarding rules per account\n\nA fresh \
+             server on the same data after {RULES_PER_ACCOUNT} rules were put before every \
+             account's own (issue 19): half of them with a time set of a date in the past, half \
+             with a caller set nobody calling is in, on arrival, busy and no answer; every \
+             decision walks them all and then decides as before. Against the half-rate run \
+             above.\n"
+        );
+        let _ = writeln!(
+            s,
+            "| figure | seed's conditions | {RULES_PER_ACCOUNT} more rules | ratio | target |"
+        );
+        let _ = writeln!(s, "|---|--:|--:|--:|---|");
+        let _ = writeln!(
+            s,
+            "| decision latency p50, µs | {} | {} | **{p50:.2}** | ≤ 1.2: {} |",
+            h.latency.p50,
+            r.latency.p50,
+            pass(p50 <= 1.2)
+        );
+        let _ = writeln!(
+            s,
+            "| decision latency p99, µs | {} | {} | {p99:.2} | |",
+            h.latency.p99, r.latency.p99
+        );
+        let _ = writeln!(
+            s,
+            "| calls | {} answered, failed: {} | {} answered, failed: {} | | |",
+            report::count(h.step.successful),
+            h.step.failure_text(),
+            report::count(r.step.successful),
+            r.step.failure_text()
+        );
     }
 
     /// The table of sip-settings alone at half Kamailio's clean rate, when it ran.
