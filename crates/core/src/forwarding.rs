@@ -224,27 +224,31 @@ impl TimeSet {
     /// local time it was judged at), or `None` when none holds.
     pub fn holds(&self, at: DateTime<Utc>, tz: AccountTimeZone) -> Option<String> {
         let local = at.with_timezone(&tz.tz());
-        let when = format!("{} in {}", local.format("%a %Y-%m-%d %H:%M"), tz.name());
-        let date = local.date_naive();
+        // Described only when a part holds: a decision asks many sets that do not.
+        let when = || format!("{} in {}", local.format("%a %Y-%m-%d %H:%M"), tz.name());
         if let Some(w) = self
             .weekly
             .iter()
             .find(|w| weekly_covers(w.days, w.start, w.stop, &local))
         {
             return Some(format!(
-                "weekly {}–{} on days {} holds at {when}",
+                "weekly {}–{} on days {} holds at {}",
                 w.start,
                 w.stop,
-                days_text(w.days)
+                days_text(w.days),
+                when()
             ));
         }
+        let date = local.date_naive();
         if let Some(d) = self.dates.iter().find(|d| d.contains(date)) {
-            return Some(format!("dates {}..{} hold at {when}", d.first, d.last));
+            return Some(format!("dates {}..{} hold at {}", d.first, d.last, when()));
         }
         if let Some(y) = self.yearly.iter().find(|y| y.matches(date)) {
             return Some(format!(
-                "yearly {:02}-{:02} holds at {when}",
-                y.month, y.day
+                "yearly {:02}-{:02} holds at {}",
+                y.month,
+                y.day,
+                when()
             ));
         }
         None

@@ -262,18 +262,45 @@ impl CallerMember {
 
     /// Whether `caller` is a member (phonebook groups looked up in `phonebook`).
     pub fn matches(&self, caller: &Caller, phonebook: &[PhonebookEntry]) -> bool {
+        self.matches_text(caller, &CallerText::of(caller), phonebook)
+    }
+
+    /// [`CallerMember::matches`] with the caller's text made once for all members.
+    fn matches_text(
+        &self,
+        caller: &Caller,
+        text: &CallerText,
+        phonebook: &[PhonebookEntry],
+    ) -> bool {
         match (self, caller) {
             (Self::Anonymous, Caller::Anonymous) => true,
             (Self::Anonymous, Caller::Uri(_)) | (_, Caller::Anonymous) => false,
-            (Self::Address(p), Caller::Uri(uri)) => {
-                wildcard(p, &uri.to_string().to_ascii_lowercase())
-            }
-            (Self::User(p), Caller::Uri(uri)) => uri
-                .user()
-                .is_some_and(|u| wildcard(p, &u.to_ascii_lowercase())),
+            (Self::Address(p), Caller::Uri(_)) => wildcard(p, &text.address),
+            (Self::User(p), Caller::Uri(_)) => text.user.as_deref().is_some_and(|u| wildcard(p, u)),
             (Self::Group(name), Caller::Uri(uri)) => {
                 crate::settings::in_phonebook_group(phonebook, name, uri)
             }
+        }
+    }
+}
+
+/// A caller's address and user part, lowercased, as the patterns are compared with them.
+struct CallerText {
+    address: String,
+    user: Option<String>,
+}
+
+impl CallerText {
+    fn of(caller: &Caller) -> Self {
+        match caller {
+            Caller::Uri(uri) => Self {
+                address: uri.to_string().to_ascii_lowercase(),
+                user: uri.user().map(str::to_ascii_lowercase),
+            },
+            Caller::Anonymous => Self {
+                address: String::new(),
+                user: None,
+            },
         }
     }
 }
@@ -328,16 +355,29 @@ impl CallerSet {
 
     /// Whether the set holds for `caller`, and why (for a decision's path).
     pub fn holds(&self, caller: &Caller, phonebook: &[PhonebookEntry]) -> (bool, String) {
-        let who = match caller {
-            Caller::Uri(u) => u.to_string(),
+        self.holds_text(caller, &CallerText::of(caller), phonebook)
+    }
+
+    /// [`CallerSet::holds`] with the caller's text made once for all sets.
+    fn holds_text(
+        &self,
+        caller: &Caller,
+        text: &CallerText,
+        phonebook: &[PhonebookEntry],
+    ) -> (bool, String) {
+        let who = || match caller {
+            Caller::Uri(_) => text.address.clone(),
             Caller::Anonymous => "an anonymous caller".to_owned(),
         };
-        let matched = self.members.iter().find(|m| m.matches(caller, phonebook));
+        let matched = self
+            .members
+            .iter()
+            .find(|m| m.matches_text(caller, text, phonebook));
         match (self.mode, matched) {
-            (Mode::Allow, Some(m)) => (true, format!("{who} matches {}", m.text())),
-            (Mode::Allow, None) => (false, format!("{who} matches no member")),
-            (Mode::Deny, Some(m)) => (false, format!("{who} is excluded by {}", m.text())),
-            (Mode::Deny, None) => (true, format!("{who} is not excluded")),
+            (Mode::Allow, Some(m)) => (true, format!("{} matches {}", who(), m.text())),
+            (Mode::Allow, None) => (false, format!("{} matches no member", who())),
+            (Mode::Deny, Some(m)) => (false, format!("{} is excluded by {}", who(), m.text())),
+            (Mode::Deny, None) => (true, format!("{} is not excluded", who())),
         }
     }
 }
@@ -737,11 +777,15 @@ pub fn choose_from(
     facts: &CallFacts<'_>,
     skipped: &mut Vec<String>,
 ) -> Option<Chosen> {
+    // Made once, when a rule first needs them: a decision may ask many rules.
+    let mut caller_text: Option<CallerText> = None;
+    let mut local_text: Option<String> = None;
     'rules: for (index, rule) in rules.iter().enumerate().skip(from) {
         if !rule.enabled || !rule.trigger.fires_on(event) {
             continue;
         }
-        let mut why = vec![format!("rules[{index}] ({})", rule.trigger.describe())];
+        // Its first line is made when the rule is chosen (most rules a decision asks are not).
+        let mut why = Vec::new();
         if let Some(name) = &rule.time {
             let held = sets
                 .time
@@ -750,23 +794,27 @@ pub fn choose_from(
             match held {
                 Some(h) => why.push(format!("time set {name}: {h}")),
                 None => {
-                    skipped.push(format!(
-                        "rules[{index}] skipped: time set {name} does not hold at {}",
+                    let local = local_text.get_or_insert_with(|| {
                         facts
                             .at
                             .with_timezone(&facts.tz.tz())
                             .format("%a %Y-%m-%d %H:%M")
+                            .to_string()
+                    });
+                    skipped.push(format!(
+                        "rules[{index}] skipped: time set {name} does not hold at {local}"
                     ));
                     continue 'rules;
                 }
             }
         }
         if let Some(name) = &rule.callers {
+            let text = caller_text.get_or_insert_with(|| CallerText::of(facts.caller));
             let (held, how) = sets
                 .callers
                 .get(name)
                 .map_or((false, "the set is gone".to_owned()), |c| {
-                    c.holds(facts.caller, facts.phonebook)
+                    c.holds_text(facts.caller, text, facts.phonebook)
                 });
             if !held {
                 skipped.push(format!("rules[{index}] skipped: caller set {name}: {how}"));
@@ -787,6 +835,7 @@ pub fn choose_from(
             }
             why.push(format!("called set {name}: {how}"));
         }
+        why.insert(0, format!("rules[{index}] ({})", rule.trigger.describe()));
         return Some(Chosen { index, why });
     }
     None
