@@ -176,6 +176,15 @@ mod tests {
                 "AdminPhonebookEntry",
                 decode::<a_rules::AdminPhonebookEntry>,
             ),
+            ("RuleDoc", decode::<sip_settings_core::forwarding::RuleDoc>),
+            (
+                "RulesPut",
+                decode::<crate::v1::me::forwarding_rules::RulesPut>,
+            ),
+            (
+                "SetsView",
+                decode::<crate::v1::me::forwarding_rules::SetsView>,
+            ),
         ]
     }
 

@@ -217,7 +217,7 @@ pub(super) async fn post_rule(
 
 /// One rule.
 #[utoipa::path(get, path = "/v1/me/forwarding-rules/{id}", tag = "forwarding",
-    params(("id" = u32, Path, minimum = 1, description = "The rule's id")),
+    params(("id" = u32, Path, minimum = 1, maximum = 4294967295_u64, description = "The rule's id")),
     responses((status = 200, description = "The rule", body = RuleDoc,
         headers(("ETag" = String, description = "Strong entity tag"))), ReadErrors))]
 pub(super) async fn get_rule(
@@ -236,7 +236,7 @@ pub(super) async fn get_rule(
 
 /// Replaces a rule, keeping its place.
 #[utoipa::path(put, path = "/v1/me/forwarding-rules/{id}", tag = "forwarding",
-    params(("id" = u32, Path, minimum = 1, description = "The rule's id"),
+    params(("id" = u32, Path, minimum = 1, maximum = 4294967295_u64, description = "The rule's id"),
         ("If-Match" = Option<String>, Header, description = "ETag of the rule read before; 412 if stale")),
     request_body(content = RuleDoc, content_type = "application/json"),
     responses((status = 200, description = "Replaced", body = RuleDoc,
@@ -279,7 +279,7 @@ pub(super) async fn put_rule(
 
 /// Removes a rule.
 #[utoipa::path(delete, path = "/v1/me/forwarding-rules/{id}", tag = "forwarding",
-    params(("id" = u32, Path, minimum = 1, description = "The rule's id"),
+    params(("id" = u32, Path, minimum = 1, maximum = 4294967295_u64, description = "The rule's id"),
         ("If-Match" = Option<String>, Header, description = "ETag of the rule read before; 412 if stale")),
     responses((status = 204, description = "Removed"), WriteErrors))]
 pub(super) async fn delete_rule(
