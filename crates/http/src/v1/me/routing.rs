@@ -13,6 +13,26 @@ use crate::v1::error::{ApiResult, invalid};
 use crate::v1::explain::{self, Explanation};
 use crate::v1::extract::{bool_param, query};
 
+/// The `dialled` parameter: a user part or number, 1 to 128 characters of
+/// `A-Za-z0-9+_.!~*'()&=$,-` (what the document's pattern says), lowercased.
+fn dialled(input: &str) -> Result<String, crate::v1::error::ApiError> {
+    let ok = (1..=128).contains(&input.len())
+        && input
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+_.!~*'()&=$,-".contains(c));
+    if ok {
+        Ok(input.to_ascii_lowercase())
+    } else {
+        Err(invalid(
+            "dialled",
+            format!(
+                "'{}' is not an own user part or number (1 to 128 of A-Z a-z 0-9 + _ . ! ~ * ' ( ) & = $ , -)",
+                sip_settings_core::ids::printable(input)
+            ),
+        ))
+    }
+}
+
 /// What would happen to a call to this account: the decision of the core routing function over
 /// the stored settings, with the path of rules consulted and the time zone used.
 #[utoipa::path(get, path = "/v1/me/routing/explain", tag = "routing",
@@ -21,7 +41,8 @@ use crate::v1::extract::{bool_param, query};
         ("at" = Option<String>, Query, format = DateTime, description = "When the call arrives (RFC 3339, default now)"),
         ("registered" = Option<bool>, Query, description = "Whether a device is registered (default true)"),
         ("busy" = Option<bool>, Query, description = "Whether the account is busy (default false)"),
-        ("dialled" = Option<String>, Query, example = "+31201234567", description = "Which own address was dialled, for forwarding rules with a called set: the user part of the account's address or an alias, or an ENUM number (default: not known, which no called set holds for)")),
+        ("dialled" = Option<String>, Query, example = "+31201234567",
+        pattern = "^[A-Za-z0-9+_.!~*'()&=$,-]{1,128}$", description = "Which own address was dialled, for forwarding rules with a called set: the user part of the account's address or an alias, or an ENUM number (default: not known, which no called set holds for)")),
     responses((status = 200, description = "The decision", body = Explanation,
         headers(("ETag" = String, description = "Strong entity tag"))), ReadErrors))]
 pub(super) async fn explain_route(
@@ -50,8 +71,7 @@ pub(super) async fn explain_route(
         busy: bool_param(&q, "busy", false)?,
         at,
         dialled: match q.get("dialled") {
-            Some(d) if !d.trim().is_empty() => Some(d.trim().to_ascii_lowercase()),
-            Some(_) => return Err(invalid("dialled", "is empty (an own user part or number)")),
+            Some(d) => Some(dialled(d)?),
             None => None,
         },
     };
