@@ -10,6 +10,7 @@
 //! show there as the first simple rule of each condition.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -27,7 +28,7 @@ use crate::AppState;
 use crate::etag;
 use crate::identity::Subscriber;
 use crate::v1::doc::{ReadErrors, WriteErrors};
-use crate::v1::error::{ApiResult, invalid, not_found};
+use crate::v1::error::{ApiError, ApiResult, invalid, not_found};
 use crate::v1::extract::{JsonBody, PathParam, query};
 use crate::v1::view::created;
 
@@ -130,6 +131,25 @@ fn rule_id(path: &str) -> Result<u32, ServiceError> {
         })
 }
 
+/// Holds the account (its lock, until [`write`] commits), reads its forwarding and checks
+/// `If-Match` against `view` of it (which may refuse: a rule that is not there).
+async fn hold_checked<V: Serialize>(
+    state: &AppState,
+    me: &Subscriber,
+    headers: &HeaderMap,
+    view: impl FnOnce(&Forwarding) -> Result<V, ApiError>,
+) -> Result<(Holding, Arc<Forwarding>), ApiError> {
+    let s = me.services(state).hold(&me.account).await?;
+    let current = s.forwarding(&me.account).await?;
+    etag::check(headers, Some(&view(&current)?))?;
+    Ok((s, current))
+}
+
+/// The view of the rule `id` of `f`, or 404.
+fn existing_rule(f: &Forwarding, id: u32) -> Result<RuleDoc, ApiError> {
+    rule_view(f, id).ok_or_else(|| not_found(format!("no forwarding rule {id}")))
+}
+
 /// Checks, writes and commits `new` for the held account; the view of the result.
 async fn write(s: &Holding, id: &AccountId, new: Forwarding) -> Result<Forwarding, ServiceError> {
     s.set_forwarding(id, new.clone()).await?;
@@ -163,10 +183,7 @@ pub(super) async fn put_rules(
     headers: HeaderMap,
     JsonBody(b): JsonBody<RulesPut>,
 ) -> ApiResult {
-    let s = me.services(&state);
-    let s = s.hold(&me.account).await?;
-    let current = s.forwarding(&me.account).await?;
-    etag::check(&headers, Some(&rules_view(&current)))?;
+    let (s, current) = hold_checked(&state, &me, &headers, |f| Ok(rules_view(f))).await?;
     let new = forwarding_of(&me.account, b.rules, sets_view(&current))?;
     let new = write(&s, &me.account, new).await?;
     Ok(etag::reply(StatusCode::OK, &rules_view(&new)))
@@ -190,10 +207,7 @@ pub(super) async fn post_rule(
     if rule.id.is_some() {
         return Err(invalid("id", "is given by the server; leave it out"));
     }
-    let s = me.services(&state);
-    let s = s.hold(&me.account).await?;
-    let current = s.forwarding(&me.account).await?;
-    etag::check(&headers, Some(&rules_view(&current)))?;
+    let (s, current) = hold_checked(&state, &me, &headers, |f| Ok(rules_view(f))).await?;
     let mut rules = current.document().rules;
     let position = match q.get("position") {
         Some(p) => sip_settings_core::ids::whole_number::<usize>(p)
@@ -228,10 +242,7 @@ pub(super) async fn get_rule(
 ) -> ApiResult {
     let id = rule_id(&path)?;
     let f = state.services.forwarding(&me.account).await?;
-    match rule_view(&f, id) {
-        Some(v) => Ok(etag::read(&headers, &v)),
-        None => Err(not_found(format!("no forwarding rule {id}"))),
-    }
+    Ok(etag::read(&headers, &existing_rule(&f, id)?))
 }
 
 /// Replaces a rule, keeping its place.
@@ -257,13 +268,7 @@ pub(super) async fn put_rule(
     }
     rule.id = Some(id);
     rule.warnings.clear();
-    let s = me.services(&state);
-    let s = s.hold(&me.account).await?;
-    let current = s.forwarding(&me.account).await?;
-    let Some(before) = rule_view(&current, id) else {
-        return Err(not_found(format!("no forwarding rule {id}")));
-    };
-    etag::check(&headers, Some(&before))?;
+    let (s, current) = hold_checked(&state, &me, &headers, |f| existing_rule(f, id)).await?;
     let mut rules = current.document().rules;
     for r in &mut rules {
         if r.id == Some(id) {
@@ -289,13 +294,7 @@ pub(super) async fn delete_rule(
     PathParam(path): PathParam<String>,
 ) -> ApiResult {
     let id = rule_id(&path)?;
-    let s = me.services(&state);
-    let s = s.hold(&me.account).await?;
-    let current = s.forwarding(&me.account).await?;
-    let Some(before) = rule_view(&current, id) else {
-        return Err(not_found(format!("no forwarding rule {id}")));
-    };
-    etag::check(&headers, Some(&before))?;
+    let (s, current) = hold_checked(&state, &me, &headers, |f| existing_rule(f, id)).await?;
     let mut new = Forwarding::clone(&current);
     new.rules.retain(|r| r.id != id);
     write(&s, &me.account, new).await?;
@@ -328,10 +327,7 @@ pub(super) async fn put_sets(
     headers: HeaderMap,
     JsonBody(sets): JsonBody<SetsView>,
 ) -> ApiResult {
-    let s = me.services(&state);
-    let s = s.hold(&me.account).await?;
-    let current = s.forwarding(&me.account).await?;
-    etag::check(&headers, Some(&sets_view(&current)))?;
+    let (s, current) = hold_checked(&state, &me, &headers, |f| Ok(sets_view(f))).await?;
     let new = forwarding_of(&me.account, current.document().rules, sets)?;
     let new = write(&s, &me.account, new).await?;
     Ok(etag::reply(StatusCode::OK, &sets_view(&new)))
