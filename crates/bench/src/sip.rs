@@ -26,9 +26,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
-use sip_settings_core::AccountId;
 use sip_settings_core::forwarding::Document;
 use sip_settings_core::sip::Condition;
+use sip_settings_core::{AccountId, Services};
 use tokio::task::JoinSet;
 
 use crate::kamailio::{self, Kamailio};
@@ -225,38 +225,52 @@ fn strip_ansi(line: &str) -> String {
 
 /// Stores the forwarding of [`forwarding`] on every account; returns how many accounts forward.
 async fn store_forwarding(db: &Db, n: usize) -> anyhow::Result<usize> {
+    let per_account = for_each_account(db, n, move |services, i| async move {
+        let params = forwarding(i, n);
+        if params.is_empty() {
+            return Ok(0);
+        }
+        let name = provision::account_name(i);
+        let id = AccountId::parse(&name)?;
+        services
+            .set_diversions(&id, &params)
+            .await
+            .with_context(|| format!("set_diversions for {name}: {params:?}"))?;
+        Ok(1)
+    })
+    .await?;
+    Ok(per_account.into_iter().sum())
+}
+
+/// Runs `f` on every account `0..n`, four at a time; what each returned, in no order.
+async fn for_each_account<F, Fut>(db: &Db, n: usize, f: F) -> anyhow::Result<Vec<usize>>
+where
+    F: Fn(Services, usize) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = anyhow::Result<usize>> + Send,
+{
     let next = Arc::new(AtomicUsize::new(0));
     let mut set = JoinSet::new();
     for _ in 0..4 {
         let services = db.services.clone();
         let next = next.clone();
+        let f = f.clone();
         set.spawn(async move {
-            let mut forwarding_accounts = 0;
+            let mut out = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= n {
                     break;
                 }
-                let params = forwarding(i, n);
-                if params.is_empty() {
-                    continue;
-                }
-                let name = provision::account_name(i);
-                let id = AccountId::parse(&name)?;
-                services
-                    .set_diversions(&id, &params)
-                    .await
-                    .with_context(|| format!("set_diversions for {name}: {params:?}"))?;
-                forwarding_accounts += 1;
+                out.push(f(services.clone(), i).await?);
             }
-            Ok::<_, anyhow::Error>(forwarding_accounts)
+            Ok::<_, anyhow::Error>(out)
         });
     }
-    let mut total = 0;
+    let mut all = Vec::with_capacity(n);
     while let Some(r) = set.join_next().await {
-        total += r??;
+        all.extend(r??);
     }
-    Ok(total)
+    Ok(all)
 }
 
 /// Forwarding rules put before every account's own for the rules run (issue 19): rules that
@@ -291,37 +305,21 @@ fn rules_document(i: usize) -> serde_json::Value {
 /// Puts [`rules_document`]'s rules before every account's own; returns how many rules an
 /// account has now at most.
 async fn store_rules(db: &Db, n: usize) -> anyhow::Result<usize> {
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut set = JoinSet::new();
-    for _ in 0..4 {
-        let services = db.services.clone();
-        let next = next.clone();
-        set.spawn(async move {
-            let mut most = 0;
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    break;
-                }
-                let name = provision::account_name(i);
-                let id = AccountId::parse(&name)?;
-                let own = services.forwarding(&id).await?;
-                let mut rules = Document::parse(rules_document(i))?.forwarding_of(&id)?;
-                rules.rules.extend(own.rules.iter().cloned());
-                most = most.max(rules.rules.len());
-                services
-                    .set_forwarding(&id, rules)
-                    .await
-                    .with_context(|| format!("forwarding rules for {name}"))?;
-            }
-            Ok::<_, anyhow::Error>(most)
-        });
-    }
-    let mut most = 0;
-    while let Some(r) = set.join_next().await {
-        most = most.max(r??);
-    }
-    Ok(most)
+    let sizes = for_each_account(db, n, |services, i| async move {
+        let name = provision::account_name(i);
+        let id = AccountId::parse(&name)?;
+        let own = services.forwarding(&id).await?;
+        let mut rules = Document::parse(rules_document(i))?.forwarding_of(&id)?;
+        rules.rules.extend(own.rules.iter().cloned());
+        let size = rules.rules.len();
+        services
+            .set_forwarding(&id, rules)
+            .await
+            .with_context(|| format!("forwarding rules for {name}"))?;
+        Ok(size)
+    })
+    .await?;
+    Ok(sizes.into_iter().max().unwrap_or(0))
 }
 
 /// The rules run: [`store_rules`] on the server's data, then a fresh server at `rate` for
