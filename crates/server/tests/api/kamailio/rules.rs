@@ -243,3 +243,73 @@ async fn a_503_without_a_rule_for_it_is_unreachable_as_before() {
         Some("<sip:alice@example.com>;index=1, <sip:bob@example.com;cause=503>;index=1.1;mp=1"),
     );
 }
+
+/// A hunt list: bob (a local account, asked about and rung through the proxy itself) for the
+/// step's 5 s, then a parallel group of two phones elsewhere, one of which answers; the other
+/// is cancelled, and so is bob when his step's time is up.
+#[tokio::test]
+async fn a_hunt_list_rings_bob_for_his_step_then_a_group_where_carol_answers() {
+    let Some(setup) = Setup::start().await else {
+        return;
+    };
+    let carol_port = free_udp_port();
+    let dave_port = free_udp_port();
+    alice_rules(
+        &setup,
+        json!({}),
+        json!([{"trigger": "unconditional", "steps": [
+            {"targets": ["bob"], "ring_seconds": 5},
+            {"targets": [
+                format!("sip:dave@127.0.0.1:{dave_port}"),
+                format!("sip:carol@127.0.0.1:{carol_port}")
+            ], "ring_seconds": 30}
+        ]}]),
+    )
+    .await;
+    let bob = setup.phone("bob", Phone::RingsOn).await;
+    let carol = Sipp::listening("carol", &uas_scenario("carol", Phone::Answers), carol_port).await;
+    let dave = Sipp::listening("dave", &uas_scenario("dave", Phone::RingsOn), dave_port).await;
+    let started = Instant::now();
+    let caller = setup.answered_call(ALICE_URI).await;
+    assert_eq!(invite_finals(&caller), [200]);
+    let bob = bob.finish(&setup.kamailio).await;
+    // Bob's phone rang (through his own question: the proxy found his binding) and was
+    // cancelled when the step's 5 s were up, not at his own ring time (35 s).
+    assert_reached(
+        &bob,
+        "bob",
+        Some("<sip:alice@example.com>;reason=unconditional;counter=1"),
+        Some("<sip:alice@example.com>;index=1, <sip:bob@example.com;cause=302>;index=1.1;mp=1"),
+    );
+    assert!(
+        bob.received.iter().any(|m| m.start.starts_with("CANCEL ")),
+        "{}",
+        texts(&bob.received)
+    );
+    let carol = carol.finish(&setup.kamailio).await;
+    let invite = invite_of(&carol);
+    assert_eq!(
+        invite.start,
+        format!("INVITE sip:carol@127.0.0.1:{carol_port} SIP/2.0"),
+        "{}",
+        invite.text
+    );
+    assert_eq!(
+        invite.header("Diversion"),
+        Some("<sip:alice@example.com>;reason=unconditional;counter=1"),
+        "{}",
+        invite.text
+    );
+    assert!(invite.header("X-Hunt-Leg").is_none(), "{}", invite.text);
+    let dave = dave.finish(&setup.kamailio).await;
+    assert!(
+        dave.received.iter().any(|m| m.start.starts_with("CANCEL ")),
+        "{}",
+        texts(&dave.received)
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(20),
+        "the second step began after {took:?}"
+    );
+}
