@@ -227,3 +227,34 @@ async fn only_the_gateway_asserts_an_identity_and_no_phone_sees_it() {
     .await;
     assert_eq!(invite_finals(&caller), [603]);
 }
+
+/// The mark of a hunt list's branch through the proxy itself counts from the proxy only: a
+/// phone that sends it is asked about as any caller (here: her privacy holds) and the mark
+/// does not go on.
+#[tokio::test]
+async fn a_phone_cannot_pass_its_call_off_as_a_hunt_list_branch() {
+    let Some(setup) = Setup::start().await else {
+        return;
+    };
+    setup.alice_sets("action=privacy_on").await;
+    let bob = setup.phone("bob", Phone::Answers).await;
+    let caller = setup
+        .call_from(
+            ALICE_CALLING,
+            BOB_URI,
+            &["X-Hunt-Leg: local"],
+            Outcome::Answered(Duration::ZERO),
+        )
+        .await;
+    assert_eq!(invite_finals(&caller), [200]);
+    let bob = bob.finish(&setup.kamailio).await;
+    let invite = invite_of(&bob);
+    assert!(
+        invite
+            .header("From")
+            .is_some_and(|f| f.starts_with(&format!("{ANONYMOUS};tag="))),
+        "{}",
+        invite.text
+    );
+    assert_eq!(invite.header("X-Hunt-Leg"), None, "{}", invite.text);
+}
