@@ -2,6 +2,8 @@
 //! the APIs. A refusal carries the service's message and the field it names, so that the page
 //! can show it next to that field with the user's input kept.
 
+mod rules;
+
 use axum::http::StatusCode;
 use axum::response::Response;
 use sip_settings_core::account::{Account, parse_name, parse_no_answer_timeout};
@@ -154,6 +156,14 @@ impl Submission<'_> {
                 self.finish(Tab::Info, "revoke", "serial", r)
             }
             "/web/forwarding" => self.forwarding().await,
+            "/web/rules/save" => self.rule_save().await,
+            "/web/rules/move" => self.rule_move().await,
+            "/web/rules/toggle" => self.rule_toggle().await,
+            "/web/rules/remove" => self.rule_remove().await,
+            "/web/rules/sets/time" => self.time_set_save().await,
+            "/web/rules/sets/callers" => self.caller_set_save().await,
+            "/web/rules/sets/called" => self.called_set_save().await,
+            "/web/rules/sets/remove" => self.set_remove().await,
             "/web/dnd/on" => {
                 let duration = self.get("duration").trim();
                 let r = self

@@ -60,11 +60,19 @@ impl WebState {
 }
 
 /// The forms, each a POST to its own path.
-const FORM_PATHS: [&str; 20] = [
+const FORM_PATHS: [&str; 28] = [
     "/web/certificates/crt",
     "/web/certificates/p12",
     "/web/certificates/revoke",
     "/web/forwarding",
+    "/web/rules/save",
+    "/web/rules/move",
+    "/web/rules/toggle",
+    "/web/rules/remove",
+    "/web/rules/sets/time",
+    "/web/rules/sets/callers",
+    "/web/rules/sets/called",
+    "/web/rules/sets/remove",
     "/web/dnd/on",
     "/web/dnd/off",
     "/web/accept/temporary",

@@ -220,6 +220,14 @@ impl Browser {
         self.text("body").await
     }
 
+    /// The success message shown, or a panic with the page.
+    async fn flash(&self) -> String {
+        if !self.exists(".flash").await {
+            panic!("no success message on: {}", self.body().await);
+        }
+        self.text(".flash").await
+    }
+
     async fn login(&self, base: &str, who: &str, password: &str) {
         self.goto(&format!("{base}/")).await;
         self.type_into("#login-address", who).await;
@@ -852,6 +860,7 @@ async fn audit_every_tab(app: &TestApp, b: &Browser) {
     let tabs = [
         ("/", "Info"),
         ("/web/forwarding", "Forwarding"),
+        ("/web/rules", "Rules"),
         ("/web/accept", "Accept & DND"),
         ("/web/reject", "Reject"),
         ("/web/privacy", "Privacy"),
@@ -1049,5 +1058,220 @@ async fn every_tab_works_and_is_accessible() {
     );
     b.goto(&format!("{}/web/balance", app.base)).await;
     assert!(b.text("#balance").await.contains("postpaid"));
+    b.close().await;
+}
+
+/// The forwarding rules as the API shows them: (trigger, enabled, targets of each step).
+async fn rules_now(app: &TestApp) -> Vec<(String, bool, Vec<Vec<String>>)> {
+    let id = AccountId::parse(ALICE).unwrap();
+    let doc = app.services.forwarding(&id).await.unwrap().document();
+    doc.rules
+        .into_iter()
+        .map(|r| {
+            (
+                r.trigger,
+                r.enabled,
+                r.steps.into_iter().map(|s| s.targets).collect(),
+            )
+        })
+        .collect()
+}
+
+/// Sets a time input (typed keys depend on the browser's locale).
+async fn set_time(b: &Browser, id: &str, value: &str) {
+    b.c.execute(
+        "document.getElementById(arguments[0]).value = arguments[1];",
+        vec![json!(id), json!(value)],
+    )
+    .await
+    .unwrap();
+}
+
+/// The sets the rules of [`forwarding_rules_edited_in_the_browser`] use, made in the page:
+/// family (callers) and weeknights (times).
+async fn make_sets_in_the_browser(b: &Browser) {
+    b.type_into("#caller-set-name", "family").await;
+    b.type_into("#caller-set-members", "sip:carol@example.org, group:family")
+        .await;
+    b.submit("#caller-set-save").await;
+    assert_eq!(b.flash().await, "Callers “family” saved");
+    b.type_into("#time-set-name", "nights").await;
+    for day in ["d_mon", "d_tue", "d_wed", "d_thu", "d_fri"] {
+        b.click(&format!("#time-set-form input[name=w0_{day}]"))
+            .await;
+    }
+    set_time(b, "time-set-w0_start", "22:00").await;
+    set_time(b, "time-set-w0_stop", "07:00").await;
+    b.type_into("#time-set-yearly", "12-25").await;
+    b.submit("#time-set-save").await;
+    assert_eq!(b.flash().await, "Times “nights” saved");
+    let sets = b.text("#sets").await;
+    assert!(
+        sets.contains("Monday to Friday 22:00–07:00; every 12-25"),
+        "{sets}"
+    );
+}
+
+/// The Rules tab: sets made, a rule refused with the message on its step and the input kept,
+/// rules added, changed, reordered, turned off and removed, all seen through the API; a set in
+/// use cannot be removed; the page fits a phone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_rules_edited_in_the_browser() {
+    let app = TestApp::spawn().await;
+    let b = Browser::start().await;
+    b.login(&app.base, ALICE, ALICE_PASSWORD).await;
+    b.goto(&format!("{}/web/rules", app.base)).await;
+    assert!(b.exists("#no-rules").await, "{}", b.body().await);
+
+    make_sets_in_the_browser(&b).await;
+
+    // A rule whose second step is the voice mailbox, which is off: refused on that step, with
+    // everything typed kept.
+    b.click("#rule-trigger option[value=unconditional]").await;
+    b.click("#rule-time option[value=nights]").await;
+    b.type_into("#s0-targets", "bob").await;
+    b.type_into("#s0-ring", "20").await;
+    b.type_into("#s1-targets", "<voice-mailbox>").await;
+    b.submit("#rule-save").await;
+    let error = b.text("#s1-error").await;
+    assert!(
+        error.contains("Step 2, destination 1 is <voice-mailbox> but voicemail is not enabled"),
+        "{error}"
+    );
+    assert_eq!(b.value("#s0-targets").await, "bob", "input kept");
+    assert_eq!(b.value("#s0-ring").await, "20", "input kept");
+    assert_eq!(b.value("#rule-time").await, "nights", "input kept");
+    b.c.execute(
+        "document.getElementById('step-1').scrollIntoView();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    b.screenshot("web-rules-refused.png").await;
+    assert!(rules_now(&app).await.is_empty(), "nothing written");
+
+    b.type_into("#s1-targets", "+31201234567, dave@example.net")
+        .await;
+    b.submit("#rule-save").await;
+    assert_eq!(b.flash().await, "Rule 1 added");
+    assert_eq!(
+        rules_now(&app).await,
+        [(
+            "unconditional".to_owned(),
+            true,
+            vec![
+                vec!["sip:bob@example.com".to_owned()],
+                vec![
+                    "sip:+31201234567@example.com".to_owned(),
+                    "sip:dave@example.net".to_owned()
+                ]
+            ]
+        )]
+    );
+    let card = b.text("ol#rules li:nth-child(1)").await;
+    assert!(
+        card.contains("only at the times of “nights”")
+            && card.contains("bob@example.com for 20 s; then +31201234567@example.com, dave@example.net (together), ringing 35 s"),
+        "{card}"
+    );
+
+    // A second rule, for the family when busy; then moved up, turned off, changed.
+    b.click("#rule-trigger option[value=busy]").await;
+    b.click("#rule-callers option[value=family]").await;
+    b.type_into("#s0-targets", "bob").await;
+    b.submit("#rule-save").await;
+    assert_eq!(b.flash().await, "Rule 2 added");
+    b.screenshot("web-rules.png").await;
+    let second = app
+        .services
+        .forwarding(&AccountId::parse(ALICE).unwrap())
+        .await
+        .unwrap()
+        .rules[1]
+        .id;
+    b.submit(&format!(
+        "#rule-{second} form[action='/web/rules/move'] button"
+    ))
+    .await;
+    assert_eq!(b.flash().await, "Rule moved to place 1");
+    b.submit(&format!(
+        "#rule-{second} form[action='/web/rules/toggle'] button"
+    ))
+    .await;
+    assert_eq!(b.flash().await, "Rule 1 turned off");
+    let now = rules_now(&app).await;
+    assert_eq!(
+        now.iter()
+            .map(|(t, e, _)| (t.as_str(), *e))
+            .collect::<Vec<_>>(),
+        [("busy", false), ("unconditional", true)]
+    );
+    b.click(&format!("#rule-{second} a.button")).await;
+    b.wait_new_page().await;
+    assert_eq!(
+        b.value("#rule-trigger").await,
+        "busy",
+        "the rule's own values"
+    );
+    assert_eq!(b.value("#rule-callers").await, "family");
+    assert!(!b.checked("#rule-form input[name=enabled]").await);
+    b.click("#rule-trigger option[value=no_answer]").await;
+    b.click("#rule-form input[name=enabled]").await;
+    b.submit("#rule-save").await;
+    assert_eq!(b.flash().await, "Rule 1 saved");
+    assert_eq!(rules_now(&app).await[0].0, "no_answer");
+    assert!(rules_now(&app).await[0].1);
+
+    // A set in use stays; the page fits a phone.
+    b.submit("#sets form button[aria-label='Remove set family']")
+        .await;
+    let alert = b.text("#alert").await;
+    assert!(alert.contains("family"), "{alert}");
+    b.c.set_window_size(390, 844).await.expect("resize");
+    b.goto(&format!("{}/web/rules", app.base)).await;
+    let width: Value =
+        b.c.execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        width[0].as_i64() <= width[1].as_i64(),
+        "no sideways scrolling on a phone: {width}"
+    );
+    b.screenshot("web-rules-phone.png").await;
+    b.c.execute(
+        "document.getElementById('rule-form').scrollIntoView();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    b.screenshot("web-rules-phone-form.png").await;
+    b.c.set_window_size(1280, 1000).await.expect("resize");
+
+    // Removed; every change is journaled as the web page's.
+    b.goto(&format!("{}/web/rules", app.base)).await;
+    b.submit(&format!(
+        "#rule-{second} form[action='/web/rules/remove'] button"
+    ))
+    .await;
+    assert_eq!(b.flash().await, "Rule 1 removed");
+    assert_eq!(rules_now(&app).await.len(), 1);
+    let id = AccountId::parse(ALICE).unwrap();
+    let journal = app.services.journal_entries(&id, None, 50).await.unwrap();
+    let web: Vec<_> = journal
+        .iter()
+        .filter(|e| e.entry.door == "web")
+        .map(|e| e.entry.resource.clone())
+        .collect();
+    for resource in [
+        "forwarding.caller_sets.family",
+        "forwarding.time_sets.nights",
+        "forwarding.order",
+        &format!("forwarding.rules.{second}"),
+    ] {
+        assert!(web.iter().any(|r| r == resource), "{resource} in {web:?}");
+    }
     b.close().await;
 }

@@ -14,6 +14,7 @@ mod login;
 mod phonebook;
 mod privacy;
 mod reject;
+mod rules;
 mod voicemail;
 
 use askama::Template;
@@ -27,6 +28,7 @@ use crate::params::Params;
 pub use accept::{DAYS, days_label};
 pub use calls::clock_duration;
 pub use login::{login_page, message_page};
+pub use rules::{DEFAULT_RING, MAX_STEPS, TRIGGERS, rule_form_field, step_names, weekly_name};
 
 /// The tabs of the page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +37,8 @@ pub enum Tab {
     Info,
     /// Call forwarding and the no-answer timeout.
     Forwarding,
+    /// Forwarding rules with conditions, and their sets.
+    Rules,
     /// Accept rules, temporary rule, DND.
     Accept,
     /// Reject patterns.
@@ -57,9 +61,10 @@ pub enum Tab {
 
 impl Tab {
     /// Every tab, in the navigation's order.
-    pub const ALL: [Tab; 11] = [
+    pub const ALL: [Tab; 12] = [
         Tab::Info,
         Tab::Forwarding,
+        Tab::Rules,
         Tab::Accept,
         Tab::Reject,
         Tab::Privacy,
@@ -76,6 +81,7 @@ impl Tab {
         match self {
             Tab::Info => "/",
             Tab::Forwarding => "/web/forwarding",
+            Tab::Rules => "/web/rules",
             Tab::Accept => "/web/accept",
             Tab::Reject => "/web/reject",
             Tab::Privacy => "/web/privacy",
@@ -93,6 +99,7 @@ impl Tab {
         match self {
             Tab::Info => "Info",
             Tab::Forwarding => "Forwarding",
+            Tab::Rules => "Rules",
             Tab::Accept => "Accept & DND",
             Tab::Reject => "Reject",
             Tab::Privacy => "Privacy",
@@ -322,6 +329,7 @@ pub async fn page(tab: Tab, v: &View<'_>) -> Result<String, ServiceError> {
     match tab {
         Tab::Info => info::info(v).await,
         Tab::Forwarding => forwarding::forwarding(v).await,
+        Tab::Rules => rules::rules(v).await,
         Tab::Accept => accept::accept(v).await,
         Tab::Reject => reject::reject(v).await,
         Tab::Privacy => privacy::privacy(v),
