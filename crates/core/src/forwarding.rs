@@ -33,6 +33,7 @@ pub use rules::{
     MAX_TARGETS, MIN_RING_SECONDS, Mode, Step, Trigger, check_references, check_set_name, choose,
     choose_from, parse_target, shadowed, targets,
 };
+pub(crate) use rules::{Judged, choose_in};
 
 use crate::error::ServiceError;
 use crate::ids::{TimeZone as AccountTimeZone, printable};
@@ -223,36 +224,66 @@ impl TimeSet {
     /// The part that holds at `at` in time zone `tz`, described for a decision's path (with the
     /// local time it was judged at), or `None` when none holds.
     pub fn holds(&self, at: DateTime<Utc>, tz: AccountTimeZone) -> Option<String> {
-        let local = at.with_timezone(&tz.tz());
+        self.holds_described(&at.with_timezone(&tz.tz()), tz)
+    }
+
+    /// Whether any part holds at `local`, the account's local time (`at` in its zone, made
+    /// once per decision): [`TimeSet::holds`] without the description, for a decision whose
+    /// path nobody reads. Both judge by the same first part that holds, so they cannot
+    /// disagree.
+    pub fn holds_at(&self, local: &DateTime<chrono_tz::Tz>) -> bool {
+        self.part_at(local).is_some()
+    }
+
+    /// [`TimeSet::holds`] at `local`, the account's local time in `tz` (made once per
+    /// decision).
+    pub fn holds_described(
+        &self,
+        local: &DateTime<chrono_tz::Tz>,
+        tz: AccountTimeZone,
+    ) -> Option<String> {
+        let part = self.part_at(local)?;
         // Described only when a part holds: a decision asks many sets that do not.
-        let when = || format!("{} in {}", local.format("%a %Y-%m-%d %H:%M"), tz.name());
-        if let Some(w) = self
-            .weekly
-            .iter()
-            .find(|w| weekly_covers(w.days, w.start, w.stop, &local))
-        {
-            return Some(format!(
-                "weekly {}–{} on days {} holds at {}",
+        let when = format!("{} in {}", local.format("%a %Y-%m-%d %H:%M"), tz.name());
+        Some(match part {
+            Part::Weekly(w) => format!(
+                "weekly {}–{} on days {} holds at {when}",
                 w.start,
                 w.stop,
                 days_text(w.days),
-                when()
-            ));
+            ),
+            Part::Dates(d) => format!("dates {}..{} hold at {when}", d.first, d.last),
+            Part::Yearly(y) => format!("yearly {:02}-{:02} holds at {when}", y.month, y.day),
+        })
+    }
+
+    /// The first part that holds at `local`: weekly ranges first, then date ranges, then
+    /// yearly dates. What both [`TimeSet::holds_at`] and [`TimeSet::holds_described`] decide
+    /// by.
+    fn part_at(&self, local: &DateTime<chrono_tz::Tz>) -> Option<Part<'_>> {
+        if let Some(w) = self
+            .weekly
+            .iter()
+            .find(|w| weekly_covers(w.days, w.start, w.stop, local))
+        {
+            return Some(Part::Weekly(w));
         }
         let date = local.date_naive();
         if let Some(d) = self.dates.iter().find(|d| d.contains(date)) {
-            return Some(format!("dates {}..{} hold at {}", d.first, d.last, when()));
+            return Some(Part::Dates(d));
         }
-        if let Some(y) = self.yearly.iter().find(|y| y.matches(date)) {
-            return Some(format!(
-                "yearly {:02}-{:02} holds at {}",
-                y.month,
-                y.day,
-                when()
-            ));
-        }
-        None
+        self.yearly
+            .iter()
+            .find(|y| y.matches(date))
+            .map(Part::Yearly)
     }
+}
+
+/// The part of a time set that holds.
+enum Part<'a> {
+    Weekly(&'a WeeklyRange),
+    Dates(&'a DateRange),
+    Yearly(&'a YearlyDate),
 }
 
 /// `Mon,Tue,…` of a mask.

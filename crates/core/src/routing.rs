@@ -11,14 +11,19 @@
 //! redirect of the caller. While ringing, rules on the devices' failure responses answer for
 //! those responses. An account whose rules are the seed's five conditions is decided exactly
 //! as before the rules existed.
+//!
+//! The path is made only when it is asked for ([`Detail::Path`]: explain, the service route);
+//! the SIP door asks for the outcome alone ([`Detail::Outcome`], [`route_with`]), and then
+//! nothing is formatted: each condition is the plain check its text is built on, so both forms
+//! decide alike.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::account::Account;
 use crate::forwarding::{
-    Action, CallFacts, DEFAULT_RING_SECONDS, Event, Forwarding, ForwardingRule, Trigger,
-    choose_from,
+    Action, CallFacts, DEFAULT_RING_SECONDS, Event, Forwarding, ForwardingRule, Judged, Trigger,
+    choose_in,
 };
 use crate::settings::{AcceptRule, AcceptRules, Group, PhonebookEntry, RejectPattern};
 use crate::sip::{Condition, DiversionTarget, SipUri};
@@ -201,8 +206,49 @@ pub enum Outcome {
 pub struct Decision {
     /// What happens.
     pub outcome: Outcome,
-    /// Which rules were consulted, in order, and what each said.
+    /// Which rules were consulted, in order, and what each said (empty when the decision was
+    /// made with [`Detail::Outcome`]).
     pub path: Vec<String>,
+}
+
+/// How much of a decision [`route_with`] makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// The outcome alone, for a door that never reads the path (the SIP redirect server): the
+    /// path is left empty and no text is made for it — no notes on skipped rules, no reasons
+    /// for the chosen one. Decides exactly as [`Detail::Path`].
+    Outcome,
+    /// The outcome and its path (explain, the service route): what [`route`] makes.
+    Path,
+}
+
+/// A decision's path as it is made: the notes, or nothing at all for [`Detail::Outcome`] (a
+/// note's text is made only when it is kept).
+struct Notes(Option<Vec<String>>);
+
+impl Notes {
+    fn new(detail: Detail) -> Self {
+        Self(match detail {
+            Detail::Outcome => None,
+            Detail::Path => Some(Vec::new()),
+        })
+    }
+
+    /// Adds the note `text` makes, if notes are kept.
+    fn note(&mut self, text: impl FnOnce() -> String) {
+        if let Some(path) = &mut self.0 {
+            path.push(text());
+        }
+    }
+
+    /// The notes, for choosing a rule: `None` when they are not kept.
+    fn lines(&mut self) -> Option<&mut Vec<String>> {
+        self.0.as_mut()
+    }
+
+    fn into_path(self) -> Vec<String> {
+        self.0.unwrap_or_default()
+    }
 }
 
 /// Why the accept rules refused a caller.
@@ -243,77 +289,84 @@ fn describe(rule: &AcceptRule) -> String {
 fn accept_check(
     s: &RoutingSettings<'_>,
     call: &CallState,
-    path: &mut Vec<String>,
+    judged: &Judged<'_>,
+    path: &mut Notes,
 ) -> Option<Refusal> {
     if let Some(temp) = s.accept.active_temporary(call.at) {
-        let until = temp
-            .until
-            .map(|u| {
-                format!(
-                    "until {}",
-                    u.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-                )
-            })
-            .unwrap_or_else(|| "until turned off".to_owned());
+        let until = || {
+            temp.until
+                .map(|u| {
+                    format!(
+                        "until {}",
+                        u.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    )
+                })
+                .unwrap_or_else(|| "until turned off".to_owned())
+        };
         if temp.is_dnd() {
-            path.push(format!("Do Not Disturb is on ({until})"));
+            path.note(|| format!("Do Not Disturb is on ({})", until()));
             return Some(Refusal::Dnd);
         }
-        let groups: Vec<&str> = temp.groups.iter().map(Group::name).collect();
+        let groups = || {
+            let groups: Vec<&str> = temp.groups.iter().map(Group::name).collect();
+            groups.join(",")
+        };
         if caller_in(&temp.groups, &call.caller, s.phonebook) {
-            path.push(format!(
-                "temporary rule ({until}) accepts {}",
-                groups.join(",")
-            ));
+            path.note(|| format!("temporary rule ({}) accepts {}", until(), groups()));
             return None;
         }
-        path.push(format!(
-            "temporary rule ({until}) accepts only {}",
-            groups.join(",")
-        ));
+        path.note(|| format!("temporary rule ({}) accepts only {}", until(), groups()));
         return Some(Refusal::Rule);
     }
-    let tz = s.account.profile.timezone;
-    let local = call.at.with_timezone(&tz.tz());
-    let matching: Vec<&AcceptRule> = s
+    let covers = |r: &&AcceptRule| window_covers(r, judged.local());
+    // The first rule whose window covers the call and which accepts the caller.
+    let accepting = s
         .accept
         .persistent
         .iter()
-        .filter(|r| window_covers(r, &local))
-        .collect();
-    let when = format!(
-        "{} {} in {}",
-        local.format("%a %H:%M"),
-        local.format("%Z"),
-        tz.name()
-    );
-    if matching.is_empty() {
-        path.push(format!("no accept rule window covers {when}: accept"));
-        return None;
-    }
-    for rule in &matching {
-        if caller_in(&rule.groups, &call.caller, s.phonebook) {
-            path.push(format!(
+        .filter(covers)
+        .find(|r| caller_in(&r.groups, &call.caller, s.phonebook));
+    let covered = accepting.is_some() || s.accept.persistent.iter().any(|r| covers(&r));
+    path.note(|| {
+        let tz = s.account.profile.timezone;
+        let local = judged.local();
+        let when = format!(
+            "{} {} in {}",
+            local.format("%a %H:%M"),
+            local.format("%Z"),
+            tz.name()
+        );
+        match accepting {
+            Some(rule) => format!(
                 "accept rule {} covers {when} and accepts the caller",
                 describe(rule)
-            ));
-            return None;
+            ),
+            None if covered => {
+                let described: Vec<String> = s
+                    .accept
+                    .persistent
+                    .iter()
+                    .filter(covers)
+                    .map(describe)
+                    .collect();
+                format!(
+                    "accept rule {} covers {when} and does not accept the caller",
+                    described.join("; ")
+                )
+            }
+            None => format!("no accept rule window covers {when}: accept"),
         }
-    }
-    let described: Vec<String> = matching.iter().map(|r| describe(r)).collect();
-    path.push(format!(
-        "accept rule {} covers {when} and does not accept the caller",
-        described.join("; ")
-    ));
-    Some(Refusal::Rule)
+    });
+    (covered && accepting.is_none()).then_some(Refusal::Rule)
 }
 
-/// Resolves a target of a rule's step; `None` (with a path note) when it cannot apply now.
+/// Resolves a target of rule `index`'s step; `None` (with a path note) when it cannot apply
+/// now.
 fn resolve_target(
     s: &RoutingSettings<'_>,
-    label: &str,
+    (rule, index): (&ForwardingRule, usize),
     target: &DiversionTarget,
-    path: &mut Vec<String>,
+    path: &mut Notes,
 ) -> Option<Destination> {
     match target {
         DiversionTarget::Uri(u) => Some(Destination::Uri(u.to_string())),
@@ -321,9 +374,12 @@ fn resolve_target(
             if s.voicemail_enabled {
                 Some(Destination::VoiceMailbox)
             } else {
-                path.push(format!(
-                    "{label} is <voice-mailbox> but voicemail is disabled: ignored"
-                ));
+                path.note(|| {
+                    format!(
+                        "{} is <voice-mailbox> but voicemail is disabled: ignored",
+                        rule_label(rule, index)
+                    )
+                });
                 None
             }
         }
@@ -332,9 +388,12 @@ fn resolve_target(
                 SipUri::of_number(m.as_str(), s.account.id.domain()).to_string(),
             )),
             None => {
-                path.push(format!(
-                    "{label} is <mobile-number> but the account has none: ignored"
-                ));
+                path.note(|| {
+                    format!(
+                        "{} is <mobile-number> but the account has none: ignored",
+                        rule_label(rule, index)
+                    )
+                });
                 None
             }
         },
@@ -356,15 +415,14 @@ fn forward_of(
     rule: &ForwardingRule,
     index: usize,
     reason: &'static str,
-    path: &mut Vec<String>,
+    path: &mut Notes,
 ) -> Option<Forward> {
-    let label = rule_label(rule, index);
     let mut steps: Vec<RouteStep> = Vec::new();
     for step in rule.action.steps() {
         let destinations: Vec<Destination> = step
             .targets()
             .iter()
-            .filter_map(|t| resolve_target(s, &label, t, path))
+            .filter_map(|t| resolve_target(s, (rule, index), t, path))
             .collect();
         if !destinations.is_empty() {
             steps.push(RouteStep {
@@ -391,26 +449,26 @@ fn forward_of(
 /// the call and one of whose destinations resolves; `None` (with the path's notes) if none.
 fn rule_forward(
     s: &RoutingSettings<'_>,
-    call: &CallState,
+    judged: &Judged<'_>,
     event: Event,
     reason: &'static str,
-    path: &mut Vec<String>,
+    path: &mut Notes,
 ) -> Option<Forward> {
-    let facts = CallFacts {
-        caller: &call.caller,
-        dialled: call.dialled.as_deref(),
-        at: call.at,
-        tz: s.account.profile.timezone,
-        phonebook: s.phonebook,
-    };
     let rules = &s.forwarding.rules;
     let mut from = 0;
     loop {
-        let chosen = choose_from(rules, from, &s.forwarding.sets, &event, &facts, path)?;
+        let chosen = choose_in(
+            rules,
+            from,
+            &s.forwarding.sets,
+            &event,
+            judged,
+            path.lines(),
+        )?;
         let rule = rules.get(chosen.index)?;
         if let Some(forward) = forward_of(s, rule, chosen.index, reason, path) {
             if chosen.why.len() > 1 {
-                path.push(format!("{} applies", chosen.why.join("; ")));
+                path.note(|| format!("{} applies", chosen.why.join("; ")));
             }
             return Some(forward);
         }
@@ -439,33 +497,27 @@ struct Otherwise {
 
 fn forward_or(
     s: &RoutingSettings<'_>,
-    call: &CallState,
+    judged: &Judged<'_>,
     event: Event,
     otherwise: &Otherwise,
-    mut path: Vec<String>,
-) -> Decision {
+    path: &mut Notes,
+) -> Outcome {
     let Otherwise {
         condition,
         reason,
         code,
         phrase,
     } = *otherwise;
-    match rule_forward(s, call, event, reason, &mut path) {
+    match rule_forward(s, judged, event, reason, path) {
         Some(f) => {
-            path.push(format!("{} forwards to {}", f.label(), f.shown()));
-            Decision {
-                outcome: Outcome::Forward(f),
-                path,
-            }
+            path.note(|| format!("{} forwards to {}", f.label(), f.shown()));
+            Outcome::Forward(f)
         }
         None => {
-            path.push(format!("{condition} is not set: {code} {phrase}"));
-            Decision {
-                outcome: Outcome::Reject {
-                    code,
-                    reason: phrase,
-                },
-                path,
+            path.note(|| format!("{condition} is not set: {code} {phrase}"));
+            Outcome::Reject {
+                code,
+                reason: phrase,
             }
         }
     }
@@ -478,52 +530,70 @@ fn shown(d: &Destination) -> String {
     }
 }
 
-/// Decides what happens to a call to the account of `settings`.
+/// Decides what happens to a call to the account of `settings`, with the path that led there
+/// ([`route_with`] and [`Detail::Path`]).
 pub fn route(s: &RoutingSettings<'_>, call: &CallState) -> Decision {
-    let mut path = Vec::new();
+    route_with(s, call, Detail::Path)
+}
+
+/// Decides what happens to a call to the account of `settings`, with its path or
+/// ([`Detail::Outcome`]) without: the same outcome either way, the second making no text.
+pub fn route_with(s: &RoutingSettings<'_>, call: &CallState, detail: Detail) -> Decision {
+    // What the rules judge by, worked out once per decision (local time, the caller's text).
+    let judged = Judged::new(CallFacts {
+        caller: &call.caller,
+        dialled: call.dialled.as_deref(),
+        at: call.at,
+        tz: s.account.profile.timezone,
+        phonebook: s.phonebook,
+    });
+    let mut path = Notes::new(detail);
+    let outcome = decide(s, call, &judged, &mut path);
+    Decision {
+        outcome,
+        path: path.into_path(),
+    }
+}
+
+/// [`route_with`]'s outcome, its notes in `path`.
+fn decide(
+    s: &RoutingSettings<'_>,
+    call: &CallState,
+    judged: &Judged<'_>,
+    path: &mut Notes,
+) -> Outcome {
     // 1. Reject rules.
     if let Caller::Uri(uri) = &call.caller {
-        let caller = uri.to_string();
-        if let Some(p) = s.reject.iter().find(|p| p.matches(&caller)) {
-            path.push(format!("reject rule {p} matches {caller}: 603 Decline"));
-            return Decision {
-                outcome: Outcome::Reject {
-                    code: 603,
-                    reason: "Decline",
-                },
-                path,
+        if let Some(p) = s
+            .reject
+            .iter()
+            .find(|p| p.matches_lowercase(judged.caller_address()))
+        {
+            path.note(|| format!("reject rule {p} matches {uri}: 603 Decline"));
+            return Outcome::Reject {
+                code: 603,
+                reason: "Decline",
             };
         }
-        path.push(format!("no reject rule matches {caller}"));
+        path.note(|| format!("no reject rule matches {uri}"));
     } else if s.reject.iter().any(RejectPattern::refuses_anonymous) {
-        path.push(
-            "reject rule anonymous refuses an anonymous caller: 433 Anonymity Disallowed"
-                .to_owned(),
-        );
-        return Decision {
-            outcome: Outcome::Reject {
-                code: 433,
-                reason: "Anonymity Disallowed",
-            },
-            path,
+        path.note(|| {
+            "reject rule anonymous refuses an anonymous caller: 433 Anonymity Disallowed".to_owned()
+        });
+        return Outcome::Reject {
+            code: 433,
+            reason: "Anonymity Disallowed",
         };
     } else {
-        path.push("anonymous caller: no reject rule refuses anonymous callers".to_owned());
+        path.note(|| "anonymous caller: no reject rule refuses anonymous callers".to_owned());
     }
     // 2. Unconditional forwarding.
-    if let Some(f) = rule_forward(s, call, Event::Arrival, "unconditional", &mut path) {
-        path.push(format!(
-            "{} forwards every call to {}",
-            f.label(),
-            f.shown()
-        ));
-        return Decision {
-            outcome: Outcome::Forward(f),
-            path,
-        };
+    if let Some(f) = rule_forward(s, judged, Event::Arrival, "unconditional", path) {
+        path.note(|| format!("{} forwards every call to {}", f.label(), f.shown()));
+        return Outcome::Forward(f);
     }
     // 3. Accept rules and DND.
-    match accept_check(s, call, &mut path) {
+    match accept_check(s, call, judged, path) {
         Some(Refusal::Dnd) => {
             let otherwise = Otherwise {
                 condition: Condition::NotAvailable,
@@ -531,7 +601,7 @@ pub fn route(s: &RoutingSettings<'_>, call: &CallState) -> Decision {
                 code: 486,
                 phrase: "Busy Here",
             };
-            return forward_or(s, call, Event::NotAvailable, &otherwise, path);
+            return forward_or(s, judged, Event::NotAvailable, &otherwise, path);
         }
         Some(Refusal::Rule) => {
             let otherwise = Otherwise {
@@ -540,41 +610,41 @@ pub fn route(s: &RoutingSettings<'_>, call: &CallState) -> Decision {
                 code: 480,
                 phrase: "Temporarily Unavailable",
             };
-            return forward_or(s, call, Event::NotAvailable, &otherwise, path);
+            return forward_or(s, judged, Event::NotAvailable, &otherwise, path);
         }
         None => {}
     }
     // 4. Not online.
     if !call.registered {
-        path.push("no device is registered".to_owned());
+        path.note(|| "no device is registered".to_owned());
         let otherwise = Otherwise {
             condition: Condition::NotOnline,
             reason: "unavailable",
             code: 480,
             phrase: "Temporarily Unavailable",
         };
-        return forward_or(s, call, Event::NotRegistered, &otherwise, path);
+        return forward_or(s, judged, Event::NotRegistered, &otherwise, path);
     }
     // 5. Busy.
     if call.busy {
-        path.push("the account is busy".to_owned());
+        path.note(|| "the account is busy".to_owned());
         let otherwise = Otherwise {
             condition: Condition::Busy,
             reason: "user-busy",
             code: 486,
             phrase: "Busy Here",
         };
-        return forward_or(s, call, Event::Busy, &otherwise, path);
+        return forward_or(s, judged, Event::Busy, &otherwise, path);
     }
     // 6. Ring, then busy / no answer.
-    ring(s, call, path)
+    ring(s, judged, path)
 }
 
 /// The ring: how long, and the forwards for each way the devices can fail.
-fn ring(s: &RoutingSettings<'_>, call: &CallState, mut path: Vec<String>) -> Decision {
+fn ring(s: &RoutingSettings<'_>, judged: &Judged<'_>, path: &mut Notes) -> Outcome {
     let seconds = s.account.profile.no_answer_timeout;
-    let on_busy = rule_forward(s, call, Event::Busy, "user-busy", &mut path);
-    let on_no_answer = rule_forward(s, call, Event::NoAnswer, "no-answer", &mut path);
+    let on_busy = rule_forward(s, judged, Event::Busy, "user-busy", path);
+    let on_no_answer = rule_forward(s, judged, Event::NoAnswer, "no-answer", path);
     let mut codes: Vec<u16> = s
         .forwarding
         .rules
@@ -593,10 +663,10 @@ fn ring(s: &RoutingSettings<'_>, call: &CallState, mut path: Vec<String>) -> Dec
         .filter_map(|code| {
             rule_forward(
                 s,
-                call,
+                judged,
                 Event::Response(code),
                 response_reason(code),
-                &mut path,
+                path,
             )
             .map(|forward| OnResponse { code, forward })
         })
@@ -607,12 +677,12 @@ fn ring(s: &RoutingSettings<'_>, call: &CallState, mut path: Vec<String>) -> Dec
         .iter()
         .any(|r| r.enabled && r.trigger == Trigger::AfterFirstFails)
     {
-        rule_forward(s, call, Event::Failure, "unknown", &mut path)
+        rule_forward(s, judged, Event::Failure, "unknown", path)
     } else {
         None
     };
-    let mut then =
-        vec![
+    path.note(|| {
+        let mut then = vec![
             format!(
                 "on busy {}",
                 on_busy
@@ -631,22 +701,20 @@ fn ring(s: &RoutingSettings<'_>, call: &CallState, mut path: Vec<String>) -> Dec
                 )
             ),
         ];
-    for r in &on_response {
-        then.push(format!("on {} to {}", r.code, r.forward.shown()));
-    }
-    if let Some(f) = &on_failure {
-        then.push(format!("on any other failure to {}", f.shown()));
-    }
-    path.push(format!("ring for {seconds} s; {}", then.join("; ")));
-    Decision {
-        outcome: Outcome::Ring {
-            seconds,
-            on_busy,
-            on_no_answer,
-            on_response,
-            on_failure,
-        },
-        path,
+        for r in &on_response {
+            then.push(format!("on {} to {}", r.code, r.forward.shown()));
+        }
+        if let Some(f) = &on_failure {
+            then.push(format!("on any other failure to {}", f.shown()));
+        }
+        format!("ring for {seconds} s; {}", then.join("; "))
+    });
+    Outcome::Ring {
+        seconds,
+        on_busy,
+        on_no_answer,
+        on_response,
+        on_failure,
     }
 }
 

@@ -345,8 +345,13 @@ impl RejectPattern {
     /// `anonymous` matches no address: it refuses callers who hide their identity
     /// ([`RejectPattern::refuses_anonymous`]).
     pub fn matches(&self, caller: &str) -> bool {
-        !self.refuses_anonymous()
-            && wildcard_match(self.0.as_bytes(), caller.to_ascii_lowercase().as_bytes())
+        self.matches_lowercase(&caller.to_ascii_lowercase())
+    }
+
+    /// [`RejectPattern::matches`] for a caller address already lowercased (made once per
+    /// decision, however many patterns it is compared with).
+    pub(crate) fn matches_lowercase(&self, caller: &str) -> bool {
+        !self.refuses_anonymous() && wildcard_match(self.0.as_bytes(), caller.as_bytes())
     }
 
     /// Whether this is the pattern `anonymous`, which refuses anonymous callers.
@@ -475,7 +480,10 @@ pub struct PhonebookEntry {
 pub fn in_phonebook_group(phonebook: &[PhonebookEntry], name: &str, uri: &SipUri) -> bool {
     phonebook.iter().any(|e| {
         e.groups.iter().any(|n| n == name)
-            && e.uri.user().map(str::to_ascii_lowercase) == uri.user().map(str::to_ascii_lowercase)
+            && match (e.uri.user(), uri.user()) {
+                (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                (a, b) => a.is_none() && b.is_none(),
+            }
             && e.uri.host() == uri.host()
     })
 }

@@ -9,7 +9,7 @@ use chrono::Duration;
 
 use crate::error::{ServiceError, StoreError};
 use crate::ids::{AccountId, Domain, E164, Email, UserPart, printable};
-use crate::routing::{CallState, Decision, RoutingSettings, route};
+use crate::routing::{CallState, Decision, Detail, RoutingSettings, route_with};
 use crate::service::Services;
 use crate::settings::{
     AcceptRule, AcceptRules, DaysMask, Diversions, Group, PhonebookEntry, RejectPattern,
@@ -656,6 +656,18 @@ impl Services {
         id: &AccountId,
         call: &CallState,
     ) -> Result<(crate::Account, Decision), ServiceError> {
+        self.route_call_with(id, call, Detail::Path).await
+    }
+
+    /// [`Services::route_call`] with the decision's path ([`Detail::Path`]) or without
+    /// ([`Detail::Outcome`]: the SIP door, which never reads it; the same outcome, no text
+    /// made).
+    pub async fn route_call_with(
+        &self,
+        id: &AccountId,
+        call: &CallState,
+        detail: Detail,
+    ) -> Result<(crate::Account, Decision), ServiceError> {
         let account = self.require_account(id).await?;
         let forwarding = self.store().get_forwarding(id).await?;
         let accept = self.store().get_accept_rules(id).await?;
@@ -666,7 +678,7 @@ impl Services {
             .get_voicemail(id)
             .await?
             .is_some_and(|v| v.enabled);
-        let decision = route(
+        let decision = route_with(
             &RoutingSettings {
                 account: &account,
                 forwarding: &forwarding,
@@ -676,6 +688,7 @@ impl Services {
                 voicemail_enabled,
             },
             call,
+            detail,
         );
         Ok((account, decision))
     }

@@ -1,9 +1,10 @@
 //! The one place the SIP door meets the settings: [`Door::handle`] takes a datagram or a
 //! framed stream message from a source and returns the bytes to send back, if any. It parses,
 //! checks trust, plans ([`crate::redirect::plan`]), asks `core` (the callee through
-//! `Services::resolve_callee`, the decision through `Services::route_call`, the same functions
-//! as `GET /v1/me/routing/explain` and `POST /v1/service/route`) and writes the answer. Every
-//! INVITE's decision time goes into [`Stats`].
+//! `Services::resolve_callee`, the decision through `Services::route_call_with`, the same
+//! functions as `GET /v1/me/routing/explain` and `POST /v1/service/route`, but for the outcome
+//! alone: no path is made) and writes the answer. Every INVITE's decision time goes into
+//! [`Stats`].
 
 use sip_settings_core::metrics;
 use std::net::SocketAddr;
@@ -11,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use sip_settings_core::calls::{OpenOutcome, PrepaidRefusal};
-use sip_settings_core::routing::{CallState, Caller};
+use sip_settings_core::routing::{CallState, Caller, Detail};
 use sip_settings_core::sip::parse_caller;
 use sip_settings_core::{AccountId, E164, ServiceError, Services};
 
@@ -330,7 +331,8 @@ impl Door {
             at: s.clock().now(),
             dialled: sip_settings_core::sip::dialled_of(&ask.callee),
         };
-        let (mut account, mut decision) = s.route_call(&id, &call).await?;
+        // The outcome alone: no door reads a SIP decision's path, so none is made.
+        let (mut account, mut decision) = s.route_call_with(&id, &call, Detail::Outcome).await?;
         let mut step = ask.step;
         if let Step::Response(code) = step
             && response_forward(&decision, code).is_none()
@@ -338,7 +340,7 @@ impl Door {
             // No rule for this response: the devices could not be reached, as before rules.
             step = Step::Unreachable;
             call.registered = false;
-            (account, decision) = s.route_call(&id, &call).await?;
+            (account, decision) = s.route_call_with(&id, &call, Detail::Outcome).await?;
         }
         let voicemail = self
             .config

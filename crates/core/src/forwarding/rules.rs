@@ -8,6 +8,7 @@
 //! which are shared between rules ([`ForwardingSets`]), and naming a set that does not exist is
 //! refused when the rules are checked against the sets ([`check_references`]).
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -293,10 +294,14 @@ struct CallerText {
 impl CallerText {
     fn of(caller: &Caller) -> Self {
         match caller {
-            Caller::Uri(uri) => Self {
-                address: uri.to_string().to_ascii_lowercase(),
-                user: uri.user().map(str::to_ascii_lowercase),
-            },
+            Caller::Uri(uri) => {
+                let mut address = uri.to_string();
+                address.make_ascii_lowercase();
+                Self {
+                    address,
+                    user: uri.user().map(str::to_ascii_lowercase),
+                }
+            }
             Caller::Anonymous => Self {
                 address: String::new(),
                 user: None,
@@ -358,6 +363,31 @@ impl CallerSet {
         self.holds_text(caller, &CallerText::of(caller), phonebook)
     }
 
+    /// Whether the set holds for `caller`: [`CallerSet::holds`] without the why, for a
+    /// decision whose path nobody reads (both are one judgement, so they cannot disagree).
+    pub fn holds_for(&self, caller: &Caller, phonebook: &[PhonebookEntry]) -> bool {
+        self.judge(caller, &CallerText::of(caller), phonebook).0
+    }
+
+    /// Whether the set holds, and the member that matched (if any): what [`CallerSet::holds`]
+    /// and [`CallerSet::holds_for`] both decide by.
+    fn judge(
+        &self,
+        caller: &Caller,
+        text: &CallerText,
+        phonebook: &[PhonebookEntry],
+    ) -> (bool, Option<&CallerMember>) {
+        let matched = self
+            .members
+            .iter()
+            .find(|m| m.matches_text(caller, text, phonebook));
+        let held = match self.mode {
+            Mode::Allow => matched.is_some(),
+            Mode::Deny => matched.is_none(),
+        };
+        (held, matched)
+    }
+
     /// [`CallerSet::holds`] with the caller's text made once for all sets.
     fn holds_text(
         &self,
@@ -369,16 +399,14 @@ impl CallerSet {
             Caller::Uri(_) => text.address.clone(),
             Caller::Anonymous => "an anonymous caller".to_owned(),
         };
-        let matched = self
-            .members
-            .iter()
-            .find(|m| m.matches_text(caller, text, phonebook));
-        match (self.mode, matched) {
-            (Mode::Allow, Some(m)) => (true, format!("{} matches {}", who(), m.text())),
-            (Mode::Allow, None) => (false, format!("{} matches no member", who())),
-            (Mode::Deny, Some(m)) => (false, format!("{} is excluded by {}", who(), m.text())),
-            (Mode::Deny, None) => (true, format!("{} is not excluded", who())),
-        }
+        let (held, matched) = self.judge(caller, text, phonebook);
+        let how = match (self.mode, matched) {
+            (Mode::Allow, Some(m)) => format!("{} matches {}", who(), m.text()),
+            (Mode::Allow, None) => format!("{} matches no member", who()),
+            (Mode::Deny, Some(m)) => format!("{} is excluded by {}", who(), m.text()),
+            (Mode::Deny, None) => format!("{} is not excluded", who()),
+        };
+        (held, how)
     }
 }
 
@@ -443,13 +471,19 @@ impl CalledSet {
     /// Whether the set holds for the address dialled (`None`: not known, which no set holds
     /// for), and why.
     pub fn holds(&self, dialled: Option<&str>) -> (bool, String) {
-        match dialled {
-            Some(d) if self.addresses.iter().any(|a| a.eq_ignore_ascii_case(d)) => {
-                (true, format!("{d} was dialled"))
-            }
-            Some(d) => (false, format!("{d} was dialled, not one of the set")),
-            None => (false, "the address dialled is not known".to_owned()),
-        }
+        let held = self.holds_for(dialled);
+        let how = match dialled {
+            Some(d) if held => format!("{d} was dialled"),
+            Some(d) => format!("{d} was dialled, not one of the set"),
+            None => "the address dialled is not known".to_owned(),
+        };
+        (held, how)
+    }
+
+    /// Whether the set holds for the address dialled: [`CalledSet::holds`] without the why,
+    /// for a decision whose path nobody reads ([`CalledSet::holds`] is built on it).
+    pub fn holds_for(&self, dialled: Option<&str>) -> bool {
+        dialled.is_some_and(|d| self.addresses.iter().any(|a| a.eq_ignore_ascii_case(d)))
     }
 }
 
@@ -751,7 +785,8 @@ pub struct CallFacts<'a> {
 pub struct Chosen {
     /// The rule's index in the account's list.
     pub index: usize,
-    /// Why it applies: the trigger, then each condition that held.
+    /// Why it applies: the trigger, then each condition that held (empty when the rule was
+    /// chosen for a decision without a path, [`crate::routing::Detail::Outcome`]).
     pub why: Vec<String>,
 }
 
@@ -777,8 +812,69 @@ pub fn choose_from(
     facts: &CallFacts<'_>,
     skipped: &mut Vec<String>,
 ) -> Option<Chosen> {
-    // Made once, when a rule first needs them: a decision may ask many rules.
-    let mut caller_text: Option<CallerText> = None;
+    choose_in(
+        rules,
+        from,
+        sets,
+        event,
+        &Judged::new(*facts),
+        Some(skipped),
+    )
+}
+
+/// A call's facts with what choosing rules works out from them, each made once, when first
+/// needed, however many rules (and events) a decision asks: the account's local time, and the
+/// caller's address and user part as the caller patterns (and the reject patterns) compare
+/// them.
+pub(crate) struct Judged<'a> {
+    /// The facts.
+    pub(crate) facts: CallFacts<'a>,
+    local: OnceCell<DateTime<chrono_tz::Tz>>,
+    caller: OnceCell<CallerText>,
+}
+
+impl<'a> Judged<'a> {
+    /// Nothing worked out yet.
+    pub(crate) fn new(facts: CallFacts<'a>) -> Self {
+        Self {
+            facts,
+            local: OnceCell::new(),
+            caller: OnceCell::new(),
+        }
+    }
+
+    /// The call's time in the account's zone.
+    pub(crate) fn local(&self) -> &DateTime<chrono_tz::Tz> {
+        self.local
+            .get_or_init(|| self.facts.at.with_timezone(&self.facts.tz.tz()))
+    }
+
+    fn caller_text(&self) -> &CallerText {
+        self.caller
+            .get_or_init(|| CallerText::of(self.facts.caller))
+    }
+
+    /// The caller's address, lowercased (empty for an anonymous caller).
+    pub(crate) fn caller_address(&self) -> &str {
+        &self.caller_text().address
+    }
+}
+
+/// [`choose_from`] over a decision's [`Judged`] facts. With `skipped`, every rule whose trigger
+/// fired but a condition did not hold is noted there and the chosen rule's `why` is filled in;
+/// without, nothing is formatted (`why` is empty) and each condition is the same check without
+/// its text ([`TimeSet::holds_at`], [`CallerSet::holds_for`], [`CalledSet::holds_for`], which
+/// the texts are built on), so the same rule is chosen either way.
+pub(crate) fn choose_in(
+    rules: &[ForwardingRule],
+    from: usize,
+    sets: &ForwardingSets,
+    event: &Event,
+    judged: &Judged<'_>,
+    mut skipped: Option<&mut Vec<String>>,
+) -> Option<Chosen> {
+    let facts = &judged.facts;
+    // Made once, when a skipped rule first needs it: a decision may ask many rules.
     let mut local_text: Option<String> = None;
     'rules: for (index, rule) in rules.iter().enumerate().skip(from) {
         if !rule.enabled || !rule.trigger.fires_on(event) {
@@ -787,55 +883,60 @@ pub fn choose_from(
         // Its first line is made when the rule is chosen (most rules a decision asks are not).
         let mut why = Vec::new();
         if let Some(name) = &rule.time {
-            let held = sets
-                .time
-                .get(name)
-                .and_then(|t| t.holds(facts.at, facts.tz));
-            match held {
-                Some(h) => why.push(format!("time set {name}: {h}")),
-                None => {
-                    let local = local_text.get_or_insert_with(|| {
-                        facts
-                            .at
-                            .with_timezone(&facts.tz.tz())
-                            .format("%a %Y-%m-%d %H:%M")
-                            .to_string()
-                    });
-                    skipped.push(format!(
-                        "rules[{index}] skipped: time set {name} does not hold at {local}"
-                    ));
-                    continue 'rules;
+            let set = sets.time.get(name);
+            if let Some(skipped) = skipped.as_deref_mut() {
+                match set.and_then(|t| t.holds_described(judged.local(), facts.tz)) {
+                    Some(h) => why.push(format!("time set {name}: {h}")),
+                    None => {
+                        let local = local_text.get_or_insert_with(|| {
+                            judged.local().format("%a %Y-%m-%d %H:%M").to_string()
+                        });
+                        skipped.push(format!(
+                            "rules[{index}] skipped: time set {name} does not hold at {local}"
+                        ));
+                        continue 'rules;
+                    }
                 }
+            } else if !set.is_some_and(|t| t.holds_at(judged.local())) {
+                continue 'rules;
             }
         }
         if let Some(name) = &rule.callers {
-            let text = caller_text.get_or_insert_with(|| CallerText::of(facts.caller));
-            let (held, how) = sets
-                .callers
-                .get(name)
-                .map_or((false, "the set is gone".to_owned()), |c| {
-                    c.holds_text(facts.caller, text, facts.phonebook)
+            let set = sets.callers.get(name);
+            if let Some(skipped) = skipped.as_deref_mut() {
+                let (held, how) = set.map_or((false, "the set is gone".to_owned()), |c| {
+                    c.holds_text(facts.caller, judged.caller_text(), facts.phonebook)
                 });
-            if !held {
-                skipped.push(format!("rules[{index}] skipped: caller set {name}: {how}"));
+                if !held {
+                    skipped.push(format!("rules[{index}] skipped: caller set {name}: {how}"));
+                    continue 'rules;
+                }
+                why.push(format!("caller set {name}: {how}"));
+            } else if !set.is_some_and(|c| {
+                c.judge(facts.caller, judged.caller_text(), facts.phonebook)
+                    .0
+            }) {
                 continue 'rules;
             }
-            why.push(format!("caller set {name}: {how}"));
         }
         if let Some(name) = &rule.called {
-            let (held, how) = sets
-                .called
-                .get(name)
-                .map_or((false, "the set is gone".to_owned()), |c| {
+            let set = sets.called.get(name);
+            if let Some(skipped) = skipped.as_deref_mut() {
+                let (held, how) = set.map_or((false, "the set is gone".to_owned()), |c| {
                     c.holds(facts.dialled)
                 });
-            if !held {
-                skipped.push(format!("rules[{index}] skipped: called set {name}: {how}"));
+                if !held {
+                    skipped.push(format!("rules[{index}] skipped: called set {name}: {how}"));
+                    continue 'rules;
+                }
+                why.push(format!("called set {name}: {how}"));
+            } else if !set.is_some_and(|c| c.holds_for(facts.dialled)) {
                 continue 'rules;
             }
-            why.push(format!("called set {name}: {how}"));
         }
-        why.insert(0, format!("rules[{index}] ({})", rule.trigger.describe()));
+        if skipped.is_some() {
+            why.insert(0, format!("rules[{index}] ({})", rule.trigger.describe()));
+        }
         return Some(Chosen { index, why });
     }
     None

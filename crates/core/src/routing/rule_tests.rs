@@ -73,6 +73,10 @@ const IDLE: Call = Call {
 };
 
 fn decide(forwarding: &Forwarding, call: &Call) -> Decision {
+    decide_with(forwarding, call, Detail::Path)
+}
+
+fn decide_with(forwarding: &Forwarding, call: &Call, detail: Detail) -> Decision {
     let account = account();
     let accept = AcceptRules {
         persistent: vec![],
@@ -87,7 +91,7 @@ fn decide(forwarding: &Forwarding, call: &Call) -> Decision {
         groups: vec!["family".into()],
     }];
     let (y, mo, d, h, mi) = call.at;
-    route(
+    route_with(
         &RoutingSettings {
             account: &account,
             forwarding,
@@ -107,6 +111,7 @@ fn decide(forwarding: &Forwarding, call: &Call) -> Decision {
             at: Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap(),
             dialled: call.dialled.map(str::to_owned),
         },
+        detail,
     )
 }
 
@@ -556,5 +561,106 @@ fn seed_rules_beside_rich_ones_decide_their_events_as_before() {
         let b = decide(&rich, &call);
         let strip = |s: String| s.split("; 503").next().unwrap_or_default().to_owned();
         assert_eq!(strip(summary(&a)), strip(summary(&b)), "{:?}", b.path);
+    }
+}
+
+/// The outcome alone ([`Detail::Outcome`], the SIP door's) decides exactly as the decision with
+/// its path: every case of the table, each case's rules also under other calls (every kind of
+/// condition holding and not: night and day, family, anonymous and spam callers, the office
+/// number, busy, not registered, DND, voicemail off), and the seed's rules beside rich ones.
+/// Its path is empty.
+#[test]
+fn the_outcome_alone_decides_every_case_as_with_its_path() {
+    let night = (2026, 11, 24, 22, 30);
+    let calls = [
+        IDLE,
+        Call { at: night, ..IDLE },
+        Call {
+            caller: "sip:mom@example.org",
+            ..IDLE
+        },
+        Call {
+            caller: "sip:dad@example.org",
+            at: night,
+            ..IDLE
+        },
+        Call {
+            caller: "anonymous",
+            ..IDLE
+        },
+        Call {
+            caller: "sip:spammer1@example.biz",
+            dnd: true,
+            ..IDLE
+        },
+        Call {
+            dialled: Some("+31201234567"),
+            busy: true,
+            ..IDLE
+        },
+        Call {
+            dialled: Some("alice"),
+            ..IDLE
+        },
+        Call {
+            registered: false,
+            at: night,
+            ..IDLE
+        },
+        Call { dnd: true, ..IDLE },
+        Call {
+            voicemail: false,
+            busy: true,
+            ..IDLE
+        },
+        Call {
+            at: (2027, 3, 28, 1, 30),
+            ..IDLE
+        },
+    ];
+    let mut forwardings: Vec<(String, Forwarding)> = arrival_cases()
+        .into_iter()
+        .chain(other_cases())
+        .chain(failure_cases())
+        .map(|case| (case.name.to_owned(), with_sets(case.rules)))
+        .collect();
+    let mut seed = with_sets(json!([
+        {"trigger": "busy", "called": "office", "steps": [{"targets": ["carol"]}]},
+        {"trigger": "response", "codes": [503], "time": "nights", "steps": [{"targets": ["dave"]}]},
+        {"trigger": "unconditional", "callers": "family", "time": "nights",
+         "steps": [{"targets": ["bob"]}]}
+    ]));
+    let target = |s: &str| DiversionTarget::parse_for("t", s, &alice()).unwrap();
+    seed.set_diversions(&[
+        (Condition::Busy, Some(target("bob"))),
+        (Condition::NoAnswer, Some(DiversionTarget::VoiceMailbox)),
+        (Condition::NotOnline, Some(DiversionTarget::MobileNumber)),
+        (Condition::NotAvailable, Some(DiversionTarget::VoiceMailbox)),
+    ]);
+    forwardings.push(("seed rules beside rich ones".to_owned(), seed));
+    // The case table's own calls, each with its own rules.
+    for case in arrival_cases()
+        .into_iter()
+        .chain(other_cases())
+        .chain(failure_cases())
+    {
+        let forwarding = with_sets(case.rules);
+        let full = decide_with(&forwarding, &case.call, Detail::Path);
+        let bare = decide_with(&forwarding, &case.call, Detail::Outcome);
+        assert_eq!(bare.outcome, full.outcome, "{}", case.name);
+        assert!(bare.path.is_empty(), "{}: {:?}", case.name, bare.path);
+    }
+    // Every case's rules under every other call.
+    for (name, forwarding) in &forwardings {
+        for (i, call) in calls.iter().enumerate() {
+            let full = decide_with(forwarding, call, Detail::Path);
+            let bare = decide_with(forwarding, call, Detail::Outcome);
+            assert_eq!(
+                bare.outcome, full.outcome,
+                "{name}, call {i}: {:#?}",
+                full.path
+            );
+            assert!(bare.path.is_empty(), "{name}, call {i}: {:?}", bare.path);
+        }
     }
 }

@@ -61,6 +61,17 @@ impl Fixture {
     }
 
     fn route(&self, caller: &str, registered: bool, busy: bool, at: DateTime<Utc>) -> Decision {
+        self.route_with(caller, registered, busy, at, Detail::Path)
+    }
+
+    fn route_with(
+        &self,
+        caller: &str,
+        registered: bool,
+        busy: bool,
+        at: DateTime<Utc>,
+        detail: Detail,
+    ) -> Decision {
         let forwarding = self
             .rules
             .clone()
@@ -78,7 +89,7 @@ impl Fixture {
         } else {
             Caller::Uri(uri(caller))
         };
-        route(
+        route_with(
             &s,
             &CallState {
                 caller,
@@ -87,6 +98,7 @@ impl Fixture {
                 at,
                 dialled: self.dialled.clone(),
             },
+            detail,
         )
     }
     fn divert(&mut self, c: Condition, t: &str) {
@@ -616,4 +628,73 @@ fn dst_days_use_the_local_clock() {
         "{:?}",
         d.path
     );
+}
+
+/// The outcome alone ([`Detail::Outcome`], the SIP door's) decides every branch of the table
+/// exactly as the decision with its path, at the table's time and at others (a night, a DST
+/// day, a lapsed DND), for each caller and state; its path is empty.
+#[test]
+fn the_outcome_alone_decides_every_branch_as_with_its_path() {
+    let times = [
+        wed_noon(),
+        utc(2026, 11, 28, 4, 30),
+        utc(2026, 3, 29, 7, 30),
+        utc(2026, 11, 25, 12, 10),
+    ];
+    let mut compared = 0;
+    for at in times {
+        let cases = [
+            reject_func_and_dnd_cases(at),
+            accept_rule_cases(at),
+            forwarding_cases(at),
+        ]
+        .into_iter()
+        .flatten();
+        for case in cases {
+            let mut f = fixture("Europe/Amsterdam");
+            (case.setup)(&mut f);
+            for caller in [case.caller, STRANGER, MOM, "anonymous"] {
+                for (registered, busy) in [
+                    (case.registered, case.busy),
+                    (true, false),
+                    (true, true),
+                    (false, false),
+                ] {
+                    let full = f.route_with(caller, registered, busy, case.at, Detail::Path);
+                    let bare = f.route_with(caller, registered, busy, case.at, Detail::Outcome);
+                    assert_eq!(bare.outcome, full.outcome, "{}: {caller}", case.name);
+                    assert!(bare.path.is_empty(), "{}: {:?}", case.name, bare.path);
+                    assert!(!full.path.is_empty(), "{}", case.name);
+                    compared += 1;
+                }
+            }
+        }
+    }
+    assert!(compared > 100, "{compared}");
+}
+
+/// The outcome alone makes no path, whatever the decision consulted: reject rules, accept rules
+/// and DND, rules skipped for each kind of condition, targets that cannot apply.
+#[test]
+fn the_outcome_alone_has_an_empty_path() {
+    let mut f = fixture("Europe/Amsterdam");
+    f.reject.push(RejectPattern::parse("sip:spam@%").unwrap());
+    f.rule(127, "00:00", "23:59", "family");
+    f.divert(Condition::NotAvailable, "<voice-mailbox>");
+    f.divert(Condition::NoAnswer, "<mobile-number>");
+    f.voicemail = false;
+    for (caller, registered, busy) in [
+        ("sip:spam@example.net", true, false),
+        (STRANGER, true, false),
+        (MOM, true, false),
+        (MOM, true, true),
+        (MOM, false, false),
+        ("anonymous", true, false),
+    ] {
+        let full = f.route_with(caller, registered, busy, wed_noon(), Detail::Path);
+        let bare = f.route_with(caller, registered, busy, wed_noon(), Detail::Outcome);
+        assert!(!full.path.is_empty(), "{caller}");
+        assert_eq!(bare.path, Vec::<String>::new(), "{caller}");
+        assert_eq!(bare.outcome, full.outcome, "{caller}");
+    }
 }
