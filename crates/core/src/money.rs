@@ -97,6 +97,29 @@ impl Money {
         }
     }
 
+    /// As a person reads it: two decimals, more only where they are not zero (`12.34`,
+    /// `0.0125`, `-3.50`); the APIs keep the four of [`Display`](fmt::Display).
+    pub fn shown(self) -> String {
+        let full = self.to_string();
+        let trimmed = full.trim_end_matches('0');
+        // Four decimals always follow the point: at least two are kept.
+        let keep = full.find('.').map_or(full.len(), |dot| dot + 3);
+        if trimmed.len() >= keep {
+            trimmed.to_owned()
+        } else {
+            full.get(..keep).unwrap_or(&full).to_owned()
+        }
+    }
+
+    /// [`Money::shown`] with an explicit sign (`+1.00`, `-0.50`).
+    pub fn signed_shown(self) -> String {
+        if self.0 >= 0 {
+            format!("+{}", self.shown())
+        } else {
+            self.shown()
+        }
+    }
+
     /// Checked addition.
     pub fn checked_add(self, other: Money) -> Option<Money> {
         self.0.checked_add(other.0).map(Money)
@@ -149,6 +172,22 @@ impl From<Money> for String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shown_as_a_person_reads_it() {
+        for (units, shown, signed) in [
+            (123_400, "12.34", "+12.34"),
+            (120_000, "12.00", "+12.00"),
+            (125, "0.0125", "+0.0125"),
+            (120, "0.012", "+0.012"),
+            (-35_000, "-3.50", "-3.50"),
+            (0, "0.00", "+0.00"),
+            (-1, "-0.0001", "-0.0001"),
+        ] {
+            assert_eq!(Money::from_units(units).shown(), shown, "{units}");
+            assert_eq!(Money::from_units(units).signed_shown(), signed, "{units}");
+        }
+    }
 
     #[test]
     fn parses_and_prints_exactly() {

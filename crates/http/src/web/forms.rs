@@ -155,6 +155,7 @@ impl Submission<'_> {
                 .await;
                 self.finish(Tab::Info, "revoke", "serial", r)
             }
+            "/web/certificates/revoke-older" => self.revoke_older().await,
             "/web/forwarding" => self.forwarding().await,
             "/web/rules/save" => self.rule_save().await,
             "/web/rules/move" => self.rule_move().await,
@@ -264,6 +265,36 @@ impl Submission<'_> {
         }
     }
 
+    /// Revokes every valid certificate of the account but the newest.
+    async fn revoke_older(&self) -> Outcome {
+        let id = &self.account.id;
+        let r = async {
+            let now = self.svc.clock().now();
+            let records = self.svc.list_certificates(Some(id)).await?;
+            let older = super::pages::older_valid(&records, now);
+            if older.is_empty() {
+                return Err(ServiceError::invalid(
+                    "certificates",
+                    "no valid certificate is older than your newest",
+                ));
+            }
+            // One revocation (and journal entry) each: stopped at the first refusal,
+            // which says how many were revoked before it.
+            for (done, c) in older.iter().enumerate() {
+                if let Err(e) = self.svc.revoke_own_certificate(id, &c.serial).await {
+                    tracing::warn!(account = %id, done, "revoking older certificates stopped: {e}");
+                    return Err(e);
+                }
+            }
+            Ok(match older.len() {
+                1 => "1 older certificate revoked: only your newest is valid".to_owned(),
+                n => format!("{n} older certificates revoked: only your newest is valid"),
+            })
+        }
+        .await;
+        self.finish(Tab::Info, "revoke-older", "certificates", r)
+    }
+
     /// Turns voicemail on with the posted delivery, optional e-mail address and optional PIN.
     async fn voicemail_enable(&self) -> Outcome {
         let id = &self.account.id;
@@ -363,17 +394,37 @@ impl Submission<'_> {
         self.finish(Tab::Forwarding, "forwarding", "FUNC", r)
     }
 
-    /// The checked group boxes (`g_<name>`) among everybody, nobody and the phonebook's groups.
+    /// Who the posted rule accepts: `who` = everybody or nobody, or `groups` with the ticked
+    /// phonebook groups (`g_<name>`).
     async fn groups(&self) -> Result<Vec<Group>, ServiceError> {
-        let mut names = vec!["everybody".to_owned(), "nobody".to_owned()];
-        names.extend(self.svc.phonebook_groups(&self.account.id).await?);
-        let mut groups = Vec::new();
-        for name in names {
-            if self.checked(&format!("g_{name}")) {
-                groups.push(Group::parse(&name)?);
+        let one = |name: &str| Group::parse(name).map(|g| vec![g]);
+        match self.get("who") {
+            "everybody" => one("everybody"),
+            "nobody" => one("nobody"),
+            "groups" => {
+                let mut groups = Vec::new();
+                for name in self.svc.phonebook_groups(&self.account.id).await? {
+                    if self.checked(&format!("g_{name}")) {
+                        groups.push(Group::parse(&name)?);
+                    }
+                }
+                if groups.is_empty() {
+                    return Err(ServiceError::invalid(
+                        "groups",
+                        "needs at least one group ticked, or Everybody or Nobody chosen",
+                    ));
+                }
+                Group::check_list(groups)
             }
+            "" => Err(ServiceError::invalid(
+                "groups",
+                "needs a choice: Everybody, Nobody or some groups",
+            )),
+            _ => Err(ServiceError::invalid(
+                "groups",
+                "must be everybody, nobody or groups",
+            )),
         }
-        Group::check_list(groups)
     }
 
     async fn temporary(&self) -> Outcome {

@@ -15,6 +15,7 @@
 //! * Every change goes through the same `core` service functions as the APIs, journaled with
 //!   the origin `web` / `login user@domain` / the client's address.
 
+pub mod charts;
 pub mod forms;
 pub mod pages;
 pub mod session;
@@ -60,10 +61,11 @@ impl WebState {
 }
 
 /// The forms, each a POST to its own path.
-const FORM_PATHS: [&str; 28] = [
+const FORM_PATHS: [&str; 29] = [
     "/web/certificates/crt",
     "/web/certificates/p12",
     "/web/certificates/revoke",
+    "/web/certificates/revoke-older",
     "/web/forwarding",
     "/web/rules/save",
     "/web/rules/move",

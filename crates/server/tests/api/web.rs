@@ -303,22 +303,39 @@ async fn forwarding_and_dnd_changed_in_the_browser_show_in_the_api() {
     );
     b.screenshot("web-info.png").await;
 
-    // Forwarding: a refused change keeps the input and shows the message next to the field.
+    // Forwarding: the voice mailbox and the mobile number cannot be picked while there is
+    // none, and the page says why.
     b.goto(&format!("{}/web/forwarding", app.base)).await;
+    for (choice, why) in [
+        (
+            "voicemail",
+            "voicemail is off: turn it on in the Voicemail tab first",
+        ),
+        ("mobile", "your account has no mobile number"),
+    ] {
+        let radio = b
+            .find(&format!("input[name=FNOA_mode][value={choice}]"))
+            .await;
+        assert_eq!(
+            radio.attr("disabled").await.unwrap().as_deref(),
+            Some("true")
+        );
+        assert!(b.text(&format!("#FNOA-{choice}-why")).await.contains(why));
+    }
+    // A refused change keeps the input and shows the message next to the field.
     b.click("input[name=FUNC_mode][value=other]").await;
     b.type_into("#FUNC-other", "bob").await;
-    b.click("input[name=FNOA_mode][value=voicemail]").await;
+    b.click("input[name=FNOA_mode][value=other]").await;
+    b.type_into("#FNOA-other", "bob@").await;
     b.type_into("#forwarding-no_answer_timeout", "20").await;
     b.submit("#save-forwarding").await;
     let error = b.text("#FNOA-error").await;
-    assert!(
-        error.contains("FNOA is <voice-mailbox> but voicemail is not enabled"),
-        "{error}"
-    );
+    assert!(error.starts_with("FNOA "), "{error}");
     assert!(b.text("#alert").await.starts_with("Not saved:"));
     assert_eq!(b.value("#FUNC-other").await, "bob", "input kept");
     assert!(b.checked("input[name=FUNC_mode][value=other]").await);
-    assert!(b.checked("input[name=FNOA_mode][value=voicemail]").await);
+    assert!(b.checked("input[name=FNOA_mode][value=other]").await);
+    assert_eq!(b.value("#FNOA-other").await, "bob@", "input kept");
     assert_eq!(b.value("#forwarding-no_answer_timeout").await, "20");
     b.c.execute(
         "document.getElementById('cond-FNOA').scrollIntoView();",
@@ -331,12 +348,6 @@ async fn forwarding_and_dnd_changed_in_the_browser_show_in_the_api() {
     assert_eq!(d["FUNC"], Value::Null, "nothing written: {d}");
     assert_eq!(d["no_answer_timeout"], 35, "nothing written: {d}");
 
-    b.click("input[name=FNOA_mode][value=mobile]").await;
-    b.submit("#save-forwarding").await;
-    assert!(
-        b.text("#FNOA-error").await.contains("no mobile number"),
-        "the same message as the API"
-    );
     b.click("input[name=FNOA_mode][value=off]").await;
     b.submit("#save-forwarding").await;
     let flash = b.text(".flash").await;
@@ -557,7 +568,66 @@ async fn downloads_and_revoking_a_certificate() {
     .await;
     assert_eq!(response.status().as_u16(), 404);
     assert_eq!(app.action(&app.bob, "action=account").await.0, 200);
+
+    revoke_older_in_the_browser(&app, &b).await;
     b.close().await;
+}
+
+/// The certificate list labels each certificate with its fingerprint; all but the newest are
+/// revoked in one go.
+async fn revoke_older_in_the_browser(app: &TestApp, b: &Browser) {
+    let id = AccountId::parse(ALICE).unwrap();
+    app.clock.advance(chrono::Duration::seconds(1));
+    let newest = app
+        .services
+        .issue_certificate(CertSubject::Account(id.clone()), None)
+        .await
+        .unwrap();
+    b.goto(&format!("{}/", app.base)).await;
+    let row = b.text(&format!("#cert-{}", newest.record.serial)).await;
+    let grouped = newest.record.fingerprint.get(..4).unwrap();
+    assert!(row.contains(grouped), "{row}");
+    let valid_before = app
+        .services
+        .list_certificates(Some(&id))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.revoked_at.is_none())
+        .count();
+    assert!(valid_before >= 3, "{valid_before}");
+    let text = b.text("#revoke-older-form").await;
+    assert!(
+        text.contains(&format!(
+            "{} valid certificates are older",
+            valid_before - 1
+        )),
+        "{text}"
+    );
+    b.mark().await;
+    b.click("#revoke-older").await;
+    b.c.accept_alert().await.expect("confirmation");
+    b.wait_new_page().await;
+    assert_eq!(
+        b.flash().await,
+        format!(
+            "{} older certificates revoked: only your newest is valid",
+            valid_before - 1
+        )
+    );
+    let valid: Vec<_> = app
+        .services
+        .list_certificates(Some(&id))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.revoked_at.is_none())
+        .collect();
+    assert_eq!(valid.len(), 1);
+    assert_eq!(valid[0].serial, newest.record.serial);
+    assert_eq!(app.action(&app.alice, "action=account").await.0, 403);
+    assert_eq!(app.action(&newest, "action=account").await.0, 200);
+    assert!(!b.exists("#revoke-older-form").await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -958,19 +1028,26 @@ async fn phonebook_accept_voicemail_privacy_in_the_browser(app: &TestApp, b: &Br
     b.goto(&format!("{}/web/accept", app.base)).await;
     b.click("#rule-form input[name=d_sat]").await;
     b.click("#rule-form input[name=d_sun]").await;
-    b.click("#rule-form input[name=g_family]").await;
-    b.click("#rule-form input[name=g_nobody]").await;
+    // Everybody, nobody and groups are one choice (radio buttons): they cannot be combined.
+    b.click("#rule-form input[name=who][value=everybody]").await;
+    b.click("#rule-form input[name=who][value=nobody]").await;
+    assert!(
+        !b.checked("#rule-form input[name=who][value=everybody]")
+            .await
+    );
+    b.click("#rule-form input[name=who][value=groups]").await;
     b.submit("#rule-save").await;
     assert!(
         b.text("#rule-groups-error")
             .await
-            .contains("everybody and nobody cannot be combined with other groups")
+            .contains("groups needs at least one group ticked, or Everybody or Nobody chosen")
     );
     assert!(
         b.checked("#rule-form input[name=d_sat]").await,
         "input kept"
     );
-    b.click("#rule-form input[name=g_nobody]").await;
+    assert!(b.checked("#rule-form input[name=who][value=groups]").await);
+    b.click("#rule-form input[name=g_family]").await;
     b.submit("#rule-save").await;
     assert_eq!(b.text(".flash").await, "Rule for Saturday and Sunday added");
     let accept = app.read(&app.alice, "accept").await;
@@ -1039,7 +1116,7 @@ async fn every_tab_works_and_is_accessible() {
     assert!(placed.contains(&local_start), "{placed}");
     assert!(placed.contains("sip:+31201234567@example.com"), "{placed}");
     assert!(
-        placed.contains("2:05") && placed.contains("0.2500"),
+        placed.contains("2:05") && placed.contains("0.25") && !placed.contains("0.2500"),
         "{placed}"
     );
     let cookie = b.session_cookie().await;
@@ -1058,7 +1135,72 @@ async fn every_tab_works_and_is_accessible() {
     );
     b.goto(&format!("{}/web/balance", app.base)).await;
     assert!(b.text("#balance").await.contains("postpaid"));
+    balance_in_the_browser(&app, &b).await;
     b.close().await;
+}
+
+/// The Balance tab's pictures: the last 12 months' usage as bars beside their table, the
+/// balance over time as a line above its history; amounts as a person reads them.
+async fn balance_in_the_browser(app: &TestApp, b: &Browser) {
+    let id = AccountId::parse(ALICE).unwrap();
+    let money = |m: &str| sip_settings_core::money::Money::parse_for("amount", m).unwrap();
+    app.services
+        .topup(&id, money("12.34"), "Voucher")
+        .await
+        .unwrap();
+    app.clock.advance(chrono::Duration::minutes(1));
+    app.services
+        .topup(&id, money("5"), "Voucher")
+        .await
+        .unwrap();
+    b.goto(&format!("{}/web/balance", app.base)).await;
+    let charts: Value = b
+        .c
+        .execute(
+            "return ['usage-chart', 'balance-chart'].map(function (id) { \
+                 var svg = document.getElementById(id); \
+                 return svg ? [svg.getAttribute('role'), svg.querySelector('title').textContent, \
+                               svg.querySelectorAll('rect').length, svg.querySelectorAll('path').length, \
+                               svg.getBoundingClientRect().width] : null; });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(charts[0][0], "img", "{charts}");
+    assert_eq!(charts[0][1], "Price of the calls placed, by month");
+    assert_eq!(charts[0][2], 12, "a bar per month: {charts}");
+    assert_eq!(charts[1][1], "Balance after each change");
+    assert_eq!(charts[1][3], 1, "one line: {charts}");
+    assert!(charts[0][4].as_f64().unwrap() > 200.0, "drawn: {charts}");
+    let months = b.text("#months").await;
+    assert!(months.contains("0.25"), "the placed call's price: {months}");
+    let history = b.text("main").await;
+    assert!(
+        history.contains("+12.34") && history.contains("17.34") && !history.contains("12.3400"),
+        "{history}"
+    );
+    b.screenshot("web-balance.png").await;
+    b.c.set_window_size(390, 844).await.expect("resize");
+    b.goto(&format!("{}/web/balance", app.base)).await;
+    let width: Value =
+        b.c.execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        width[0].as_i64() <= width[1].as_i64(),
+        "no sideways scrolling on a phone: {width}"
+    );
+    b.c.execute(
+        "document.getElementById('year-h').scrollIntoView();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    b.screenshot("web-balance-phone.png").await;
+    b.c.set_window_size(1280, 1000).await.expect("resize");
 }
 
 /// The forwarding rules as the API shows them: (trigger, enabled, targets of each step).
@@ -1273,5 +1415,41 @@ async fn forwarding_rules_edited_in_the_browser() {
     ] {
         assert!(web.iter().any(|r| r == resource), "{resource} in {web:?}");
     }
+    journal_fits(&app, &b).await;
     b.close().await;
+}
+
+/// The Journal, holding long JSON values (forwarding rules), fits its box at 1280 px and the
+/// phone's width at 390 px, and breaks its values only between tokens.
+async fn journal_fits(app: &TestApp, b: &Browser) {
+    for width in [1280, 390] {
+        b.c.set_window_size(width, 900).await.expect("resize");
+        b.goto(&format!("{}/web/journal", app.base)).await;
+        let sizes: Value = b
+            .c
+            .execute(
+                "const box = document.querySelector('#journal').parentElement; \
+                 return [box.scrollWidth, box.clientWidth, \
+                         document.documentElement.scrollWidth, window.innerWidth, \
+                         getComputedStyle(document.querySelector('#journal td.value')).overflowWrap];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(
+            sizes[0].as_i64() <= sizes[1].as_i64(),
+            "the journal overflows its box at {width} px: {sizes}"
+        );
+        assert!(
+            sizes[2].as_i64() <= sizes[3].as_i64(),
+            "sideways scrolling at {width} px: {sizes}"
+        );
+        assert_eq!(sizes[4], "normal", "no breaks inside a token");
+        if width == 390 {
+            b.screenshot("web-journal-phone.png").await;
+        } else {
+            b.screenshot("web-journal.png").await;
+        }
+    }
+    b.c.set_window_size(1280, 1000).await.expect("resize");
 }

@@ -25,8 +25,7 @@ struct AcceptPage {
     dnd_duration: Field,
     temp_state: String,
     temp_active: bool,
-    temp_groups: Vec<CheckBox>,
-    temp_groups_error: Option<String>,
+    temp_who: WhoView,
     temp_duration: Field,
     timezone: String,
     rules: Vec<RuleView>,
@@ -34,9 +33,7 @@ struct AcceptPage {
     days_error: Option<String>,
     start: Field,
     stop: Field,
-    rule_groups: Vec<CheckBox>,
-    rule_groups_error: Option<String>,
-    phonebook_groups_empty: bool,
+    rule_who: WhoView,
 }
 
 /// The day checkboxes' names and labels, Monday first (bit 0).
@@ -95,22 +92,37 @@ fn remaining(v: &View<'_>, t: &TemporaryRule, now: DateTime<Utc>) -> String {
     }
 }
 
-/// The group checkboxes: everybody, nobody, then the phonebook's groups.
-fn group_boxes(form: &str, phonebook: &[String], r: Option<&Refusal>) -> Vec<CheckBox> {
-    let mut names = vec!["everybody".to_owned(), "nobody".to_owned()];
-    names.extend(phonebook.iter().cloned());
-    names
-        .into_iter()
-        .map(|g| CheckBox {
-            name: format!("g_{g}"),
-            checked: Refusal::value(r, form, &format!("g_{g}")).is_some_and(|v| !v.is_empty()),
-            label: match g.as_str() {
-                "everybody" => "Everybody".to_owned(),
-                "nobody" => "Nobody".to_owned(),
-                other => format!("Group “{other}”"),
-            },
-        })
-        .collect()
+/// Who a form's rule accepts: everybody, nobody, or some phonebook groups (a radio button
+/// each, so that everybody and nobody can neither be combined with each other nor with groups),
+/// and the group boxes.
+#[derive(Debug)]
+struct WhoView {
+    /// The form (`temp`, `rule`): the id prefix of its fields.
+    form: &'static str,
+    /// `everybody`, `nobody`, `groups`, or empty (none chosen yet).
+    who: String,
+    /// A box per phonebook group (`g_<name>`).
+    groups: Vec<CheckBox>,
+    /// The refusal's message about the choice.
+    error: Option<String>,
+}
+
+fn who_view(form: &'static str, phonebook: &[String], r: Option<&Refusal>) -> WhoView {
+    WhoView {
+        form,
+        who: Refusal::value(r, form, "who")
+            .unwrap_or_default()
+            .to_owned(),
+        groups: phonebook
+            .iter()
+            .map(|g| CheckBox {
+                name: format!("g_{g}"),
+                checked: Refusal::value(r, form, &format!("g_{g}")).is_some_and(|v| !v.is_empty()),
+                label: format!("Group “{g}”"),
+            })
+            .collect(),
+        error: Refusal::error(r, form, "groups"),
+    }
 }
 
 pub(super) async fn accept(v: &View<'_>) -> Result<String, ServiceError> {
@@ -189,8 +201,7 @@ pub(super) async fn accept(v: &View<'_>) -> Result<String, ServiceError> {
         dnd_duration,
         temp_state,
         temp_active,
-        temp_groups: group_boxes("temp", &phonebook_groups, v.refusal),
-        temp_groups_error: Refusal::error(v.refusal, "temp", "groups"),
+        temp_who: who_view("temp", &phonebook_groups, v.refusal),
         temp_duration,
         timezone: v.tz(),
         rules: rule_views,
@@ -198,8 +209,6 @@ pub(super) async fn accept(v: &View<'_>) -> Result<String, ServiceError> {
         days_error: Refusal::error(v.refusal, "rule", "days"),
         start,
         stop,
-        rule_groups: group_boxes("rule", &phonebook_groups, v.refusal),
-        rule_groups_error: Refusal::error(v.refusal, "rule", "groups"),
-        phonebook_groups_empty: phonebook_groups.is_empty(),
+        rule_who: who_view("rule", &phonebook_groups, v.refusal),
     })
 }

@@ -57,7 +57,7 @@ pub(super) async fn calls(v: &View<'_>) -> Result<String, ServiceError> {
         party: if placed { &c.callee } else { &c.caller }.to_string(),
         duration: clock_duration(i64::from(c.duration)),
         status: c.status,
-        price: c.price.map(|p| p.to_string()).unwrap_or_default(),
+        price: c.price.map(|p| p.shown()).unwrap_or_default(),
     };
     let periods = [1u32, 7, 14, 30, 90]
         .into_iter()

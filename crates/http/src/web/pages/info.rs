@@ -8,6 +8,8 @@ use super::{Field, Layout, Refusal, Tab, View, render};
 #[derive(Debug)]
 struct CertView {
     serial: String,
+    /// SHA-256, in groups of four hex digits.
+    fingerprint: String,
     issued: String,
     not_after: String,
     status: String,
@@ -26,6 +28,31 @@ struct InfoPage {
     /// What Blink takes as its account web page (docs/actions.md, "Blink").
     settings_url: String,
     certs: Vec<CertView>,
+    /// How many valid certificates are older than the newest valid one.
+    older: usize,
+}
+
+/// The certificates "revoke the older ones" revokes: every valid one (not revoked, not expired)
+/// but the newest, newest first.
+pub fn older_valid(
+    records: &[sip_settings_core::cert::CertRecord],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<&sip_settings_core::cert::CertRecord> {
+    let mut valid: Vec<_> = records
+        .iter()
+        .filter(|c| c.revoked_at.is_none() && c.not_after >= now)
+        .collect();
+    valid.sort_by_key(|c| std::cmp::Reverse((c.issued_at, c.serial.to_string())));
+    valid.into_iter().skip(1).collect()
+}
+
+/// A fingerprint in groups of four hex digits (so that it wraps between them).
+fn grouped(hex: &str) -> String {
+    hex.as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub(super) async fn info(v: &View<'_>) -> Result<String, ServiceError> {
@@ -73,7 +100,7 @@ pub(super) async fn info(v: &View<'_>) -> Result<String, ServiceError> {
             ),
         ),
         (
-            "Caller id on phone calls".to_owned(),
+            "Number shown to phones you call (PSTN caller id)".to_owned(),
             or_none(
                 p.pstn_caller_id
                     .as_ref()
@@ -87,8 +114,13 @@ pub(super) async fn info(v: &View<'_>) -> Result<String, ServiceError> {
             format!("{} seconds", p.no_answer_timeout),
         ),
         (
-            "Caller id".to_owned(),
-            if a.privacy { "hidden" } else { "shown" }.to_owned(),
+            "Caller-id privacy".to_owned(),
+            if a.privacy {
+                "on: your caller id is hidden"
+            } else {
+                "off: your caller id is shown"
+            }
+            .to_owned(),
         ),
         (
             "Do Not Disturb".to_owned(),
@@ -114,6 +146,7 @@ pub(super) async fn info(v: &View<'_>) -> Result<String, ServiceError> {
         .iter()
         .map(|c| CertView {
             serial: c.serial.to_string(),
+            fingerprint: grouped(&c.fingerprint),
             issued: v.local(c.issued_at),
             not_after: v.local(c.not_after),
             status: match c.revoked_at {
@@ -124,6 +157,7 @@ pub(super) async fn info(v: &View<'_>) -> Result<String, ServiceError> {
             revocable: c.revoked_at.is_none(),
         })
         .collect();
+    let older = older_valid(&records, now).len();
     let host = v.host.clone().unwrap_or_else(|| "HOST".to_owned());
     let p12_password = Field::new(
         "p12",
@@ -146,5 +180,6 @@ pub(super) async fn info(v: &View<'_>) -> Result<String, ServiceError> {
         ),
         settings_url: format!("https://{host}/settings.phtml"),
         certs,
+        older,
     })
 }

@@ -27,6 +27,7 @@ use crate::params::Params;
 
 pub use accept::{DAYS, days_label};
 pub use calls::clock_duration;
+pub use info::older_valid;
 pub use login::{login_page, message_page};
 pub use rules::{DEFAULT_RING, MAX_STEPS, TRIGGERS, rule_form_field, step_names, weekly_name};
 
