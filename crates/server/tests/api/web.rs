@@ -309,9 +309,9 @@ async fn forwarding_and_dnd_changed_in_the_browser_show_in_the_api() {
     for (choice, why) in [
         (
             "voicemail",
-            "voicemail is off: turn it on in the Voicemail tab first",
+            "while voicemail is off: turn it on in the Voicemail tab first",
         ),
-        ("mobile", "your account has no mobile number"),
+        ("mobile", "your account has none"),
     ] {
         let radio = b
             .find(&format!("input[name=FNOA_mode][value={choice}]"))
@@ -320,7 +320,8 @@ async fn forwarding_and_dnd_changed_in_the_browser_show_in_the_api() {
             radio.attr("disabled").await.unwrap().as_deref(),
             Some("true")
         );
-        assert!(b.text(&format!("#FNOA-{choice}-why")).await.contains(why));
+        let described = radio.attr("aria-describedby").await.unwrap().unwrap();
+        assert!(b.text(&format!("#{described}")).await.contains(why));
     }
     // A refused change keeps the input and shows the message next to the field.
     b.click("input[name=FUNC_mode][value=other]").await;
