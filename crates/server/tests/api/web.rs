@@ -932,6 +932,7 @@ async fn audit_every_tab(app: &TestApp, b: &Browser) {
         ("/", "Info"),
         ("/web/forwarding", "Forwarding"),
         ("/web/rules", "Rules"),
+        ("/web/what-happens", "What happens"),
         ("/web/accept", "Accept & DND"),
         ("/web/reject", "Reject"),
         ("/web/privacy", "Privacy"),
@@ -1453,4 +1454,138 @@ async fn journal_fits(app: &TestApp, b: &Browser) {
         }
     }
     b.c.set_window_size(1280, 1000).await.expect("resize");
+}
+
+/// The "What happens" tab answers as `GET /v1/me/routing/explain` does, on a table of cases:
+/// the same path, line for line, and the same outcome; the flow has a box per step and fits a
+/// phone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_happens_is_what_explain_says() {
+    let app = TestApp::spawn().await;
+    app.action(
+        &app.alice,
+        "action=set_diversions&FBUS=bob&FNOA=%2B31201234567",
+    )
+    .await;
+    let id = AccountId::parse(ALICE).unwrap();
+    let mom = sip_settings_core::settings::PhonebookEntry {
+        uri: sip_settings_core::settings::parse_contact_uri("mom@example.org").unwrap(),
+        name: "Mom".to_owned(),
+        groups: sip_settings_core::settings::parse_phonebook_groups(&["family".to_owned()])
+            .unwrap(),
+    };
+    app.services.put_phonebook_entry(&id, &mom).await.unwrap();
+    use sip_settings_core::settings::{AcceptRule, ClockTime, DaysMask, Group, RejectPattern};
+    app.services
+        .add_reject(&id, &RejectPattern::parse("sip:spam%@example.net").unwrap())
+        .await
+        .unwrap();
+    let weekend = AcceptRule {
+        days: DaysMask::new(96).unwrap(),
+        start: ClockTime::parse_for("start", "09:00").unwrap(),
+        stop: ClockTime::parse_for("stop", "17:00").unwrap(),
+        groups: vec![Group::parse("family").unwrap()],
+    };
+    app.services.put_accept_rule(&id, &weekend).await.unwrap();
+    let b = Browser::start().await;
+    b.login(&app.base, ALICE, ALICE_PASSWORD).await;
+    // (page query, explain query)
+    let saturday = "2027-01-02";
+    let cases = [
+        ("caller=anonymous", "caller=anonymous".to_owned()),
+        (
+            "caller=sip%3Amom%40example.org&day=2027-01-02&time=10%3A00",
+            format!("caller=sip%3Amom%40example.org&at={saturday}T10%3A00%3A00Z"),
+        ),
+        (
+            "caller=other&other=carol%40example.net&day=2027-01-02&time=10%3A00",
+            format!("caller=carol%40example.net&at={saturday}T10%3A00%3A00Z"),
+        ),
+        (
+            "caller=other&other=spam1%40example.net",
+            "caller=spam1%40example.net".to_owned(),
+        ),
+        (
+            "caller=anonymous&offline=1",
+            "caller=anonymous&registered=false".to_owned(),
+        ),
+        (
+            "caller=anonymous&busy=1&day=2027-01-04&time=23%3A15",
+            "caller=anonymous&busy=true&at=2027-01-04T23%3A15%3A00Z".to_owned(),
+        ),
+    ];
+    let mut outcomes = Vec::new();
+    for (page, api) in cases {
+        b.goto(&format!("{}/web/what-happens?{page}", app.base))
+            .await;
+        let shown: Value = b
+            .c
+            .execute(
+                "return [Array.from(document.querySelectorAll('#path li')).map(function (li) { return li.textContent; }), \
+                         document.getElementById('ending').getAttribute('data-outcome'), \
+                         document.querySelectorAll('#flow rect').length, \
+                         document.querySelectorAll('#path li').length + document.querySelectorAll('#ending li').length];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let response = app
+            .client(Some(&app.alice))
+            .get(format!("{}/v1/me/routing/explain?{api}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{api}");
+        let explained: Value = response.json().await.unwrap();
+        assert_eq!(shown[0], explained["path"], "{page}");
+        let outcome: Value = serde_json::from_str(shown[1].as_str().unwrap()).unwrap();
+        assert_eq!(outcome, explained["outcome"], "{page}");
+        assert_eq!(shown[2], shown[3], "a box per step and per ending: {page}");
+        outcomes.push(outcome["action"].as_str().unwrap().to_owned());
+    }
+    // The table reaches every kind of ending.
+    for action in ["ring", "reject", "forward"] {
+        assert!(
+            outcomes.iter().any(|a| a == action),
+            "{action} in {outcomes:?}"
+        );
+    }
+    // A moment that does not exist is refused with its reason; the page stays usable.
+    b.goto(&format!(
+        "{}/web/what-happens?caller=anonymous&day=2027-13-01",
+        app.base
+    ))
+    .await;
+    assert!(b.text("#what-error").await.contains("day must be a date"));
+    b.goto(&format!(
+        "{}/web/what-happens?caller=sip%3Amom%40example.org&day={saturday}&time=10%3A00",
+        app.base
+    ))
+    .await;
+    b.screenshot("web-what-happens.png").await;
+    b.c.set_window_size(390, 844).await.expect("resize");
+    b.goto(&format!(
+        "{}/web/what-happens?caller=anonymous&busy=1&day=2027-01-04&time=23%3A15",
+        app.base
+    ))
+    .await;
+    let width: Value =
+        b.c.execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        width[0].as_i64() <= width[1].as_i64(),
+        "no sideways scrolling on a phone: {width}"
+    );
+    b.c.execute(
+        "document.getElementById('answer-h').scrollIntoView();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    b.screenshot("web-what-happens-phone.png").await;
+    b.close().await;
 }

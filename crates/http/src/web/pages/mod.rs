@@ -16,6 +16,7 @@ mod privacy;
 mod reject;
 mod rules;
 mod voicemail;
+mod what_happens;
 
 use askama::Template;
 use chrono::{DateTime, Utc};
@@ -40,6 +41,8 @@ pub enum Tab {
     Forwarding,
     /// Forwarding rules with conditions, and their sets.
     Rules,
+    /// What happens when someone calls: a decision drawn step by step.
+    WhatHappens,
     /// Accept rules, temporary rule, DND.
     Accept,
     /// Reject patterns.
@@ -62,10 +65,11 @@ pub enum Tab {
 
 impl Tab {
     /// Every tab, in the navigation's order.
-    pub const ALL: [Tab; 12] = [
+    pub const ALL: [Tab; 13] = [
         Tab::Info,
         Tab::Forwarding,
         Tab::Rules,
+        Tab::WhatHappens,
         Tab::Accept,
         Tab::Reject,
         Tab::Privacy,
@@ -83,6 +87,7 @@ impl Tab {
             Tab::Info => "/",
             Tab::Forwarding => "/web/forwarding",
             Tab::Rules => "/web/rules",
+            Tab::WhatHappens => "/web/what-happens",
             Tab::Accept => "/web/accept",
             Tab::Reject => "/web/reject",
             Tab::Privacy => "/web/privacy",
@@ -101,6 +106,7 @@ impl Tab {
             Tab::Info => "Info",
             Tab::Forwarding => "Forwarding",
             Tab::Rules => "Rules",
+            Tab::WhatHappens => "What happens",
             Tab::Accept => "Accept & DND",
             Tab::Reject => "Reject",
             Tab::Privacy => "Privacy",
@@ -331,6 +337,7 @@ pub async fn page(tab: Tab, v: &View<'_>) -> Result<String, ServiceError> {
         Tab::Info => info::info(v).await,
         Tab::Forwarding => forwarding::forwarding(v).await,
         Tab::Rules => rules::rules(v).await,
+        Tab::WhatHappens => what_happens::what_happens(v).await,
         Tab::Accept => accept::accept(v).await,
         Tab::Reject => reject::reject(v).await,
         Tab::Privacy => privacy::privacy(v),
