@@ -1589,3 +1589,98 @@ async fn what_happens_is_what_explain_says() {
     b.screenshot("web-what-happens-phone.png").await;
     b.close().await;
 }
+
+/// The coming 7 days on the Accept & DND tab, in Amsterdam across the spring clock change: Do
+/// Not Disturb now, the weekend rule for the family, the 23-hour Sunday said so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_week_ahead_follows_the_rules_and_the_clock_change() {
+    use chrono::TimeZone;
+    use sip_settings_core::settings::{AcceptRule, ClockTime, DaysMask, Group};
+    let app = TestApp::spawn().await;
+    app.clock
+        .set(chrono::Utc.with_ymd_and_hms(2027, 3, 26, 8, 0, 0).unwrap());
+    let response = app
+        .client(Some(&app.alice))
+        .patch(format!("{}/v1/me", app.base))
+        .json(&json!({"timezone": "Europe/Amsterdam"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let id = AccountId::parse(ALICE).unwrap();
+    let weekend = AcceptRule {
+        days: DaysMask::new(96).unwrap(),
+        start: ClockTime::parse_for("start", "09:00").unwrap(),
+        stop: ClockTime::parse_for("stop", "17:00").unwrap(),
+        groups: vec![Group::parse("family").unwrap()],
+    };
+    app.services.put_accept_rule(&id, &weekend).await.unwrap();
+    app.services.dnd_on(&id, Some("30")).await.unwrap();
+    let b = Browser::start().await;
+    b.login(&app.base, ALICE, ALICE_PASSWORD).await;
+    b.goto(&format!("{}/web/accept", app.base)).await;
+    let rows: Value = b
+        .c
+        .execute(
+            "return Array.from(document.querySelectorAll('#week tbody tr')).map(function (tr) { return tr.textContent; });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let rows: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert_eq!(rows.len(), 7, "{rows:?}");
+    assert_eq!(
+        rows[0],
+        "Fri 2027-03-2609:00–09:30 nobody (Do Not Disturb); 09:30–24:00 everybody"
+    );
+    assert_eq!(
+        rows[1],
+        "Sat 2027-03-2700:00–09:00 everybody; 09:00–17:00 only family; 17:00–24:00 everybody"
+    );
+    assert!(
+        rows[2].starts_with("Sun 2027-03-2800:00–09:00 everybody; 09:00–17:00 only family")
+            && rows[2].contains("the clocks go forward an hour"),
+        "{rows:?}"
+    );
+    let segments: Value =
+        b.c.execute(
+            "return document.querySelectorAll('#week-chart rect.segment').length;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(segments, 2 + 3 + 3 + 4, "a bar per segment");
+    b.c.execute(
+        "document.getElementById('week-h').scrollIntoView();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    b.screenshot("web-week.png").await;
+    b.c.set_window_size(390, 844).await.expect("resize");
+    b.goto(&format!("{}/web/accept", app.base)).await;
+    let width: Value =
+        b.c.execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        width[0].as_i64() <= width[1].as_i64(),
+        "no sideways scrolling on a phone: {width}"
+    );
+    b.c.execute(
+        "document.getElementById('week-h').scrollIntoView();",
+        vec![],
+    )
+    .await
+    .unwrap();
+    b.screenshot("web-week-phone.png").await;
+    b.close().await;
+}

@@ -34,6 +34,10 @@ struct AcceptPage {
     start: Field,
     stop: Field,
     rule_who: WhoView,
+    /// The coming 7 days as a timeline (inline SVG).
+    week_chart: String,
+    /// The same days in words: label, segments, the clock change if any.
+    week: Vec<(String, String, Option<String>)>,
 }
 
 /// The day checkboxes' names and labels, Monday first (bit 0).
@@ -194,7 +198,16 @@ pub(super) async fn accept(v: &View<'_>) -> Result<String, ServiceError> {
             groups: group_list(&r.groups),
         })
         .collect();
+    let tz = v.account.profile.timezone;
+    let coming = super::week::week(&rules, tz.tz(), now);
+    let week_chart = super::week::timeline(&coming, tz.name());
+    let week = coming
+        .iter()
+        .map(|d| (d.label.clone(), d.text(), d.change.clone()))
+        .collect();
     render(&AcceptPage {
+        week_chart,
+        week,
         layout: v.layout(Tab::Accept),
         dnd_state,
         dnd_on,

@@ -16,6 +16,7 @@ mod privacy;
 mod reject;
 mod rules;
 mod voicemail;
+mod week;
 mod what_happens;
 
 use askama::Template;
