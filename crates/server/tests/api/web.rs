@@ -1138,7 +1138,76 @@ async fn every_tab_works_and_is_accessible() {
     b.goto(&format!("{}/web/balance", app.base)).await;
     assert!(b.text("#balance").await.contains("postpaid"));
     balance_in_the_browser(&app, &b).await;
+    axe_every_tab(&app, &b).await;
     b.close().await;
+}
+
+/// axe-core's script: `SIP_SETTINGS_AXE_JS`, or where `.ci/run` installs it
+/// (`~/.cache/sip-settings/axe-core`); `None` (the check says it is skipped) without it.
+fn axe_source() -> Option<String> {
+    let path = std::env::var_os("SIP_SETTINGS_AXE_JS")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| {
+                Path::new(&h).join(".cache/sip-settings/axe-core/node_modules/axe-core/axe.min.js")
+            })
+        })?;
+    match std::fs::read_to_string(&path) {
+        Ok(source) => Some(source),
+        Err(e) => {
+            eprintln!(
+                "axe-core not found at {} ({e}): the accessibility check with axe-core is \
+                 skipped (.ci/run installs it with npm; or set SIP_SETTINGS_AXE_JS)",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+/// axe-core on every tab, filled with the data of the tests before: no violation at all, of
+/// any impact (axe's default rules: WCAG 2.x A and AA, and its best practices).
+async fn axe_every_tab(app: &TestApp, b: &Browser) {
+    let Some(axe) = axe_source() else {
+        return;
+    };
+    for tab in [
+        "/",
+        "/web/forwarding",
+        "/web/rules",
+        "/web/what-happens",
+        "/web/accept",
+        "/web/reject",
+        "/web/privacy",
+        "/web/aliases",
+        "/web/voicemail",
+        "/web/phonebook",
+        "/web/calls",
+        "/web/balance",
+        "/web/journal",
+    ] {
+        b.goto(&format!("{}{tab}", app.base)).await;
+        b.c.execute(&format!("{axe}\nreturn true;"), vec![])
+            .await
+            .expect("axe-core loads");
+        let violations = b
+            .c
+            .execute_async(
+                "var done = arguments[arguments.length - 1]; \
+                 axe.run(document, {resultTypes: ['violations']}).then(function (r) { \
+                   done(r.violations.map(function (v) { return v.id + ' (' + v.impact + '): ' + v.help + ' at ' + \
+                       v.nodes.map(function (n) { return n.target.join(' '); }).join(', '); })); \
+                 }, function (e) { done(['axe failed: ' + e]); });",
+                vec![],
+            )
+            .await
+            .expect("axe-core runs");
+        assert_eq!(
+            violations,
+            json!([]),
+            "{tab}: serious accessibility violations"
+        );
+    }
 }
 
 /// The Balance tab's pictures: the last 12 months' usage as bars beside their table, the
