@@ -6,13 +6,9 @@
 
 use std::fmt::Write as _;
 
-use chrono::{DateTime, Duration, NaiveDate, Offset, TimeZone, Utc};
+use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
 use sip_settings_core::routing::window_covers;
 use sip_settings_core::settings::{AcceptRules, Group};
-
-/// The step at which the rules are read (every window starts and ends on a minute; rules are
-/// set in whole minutes, so a 15-minute grid would miss none that the page can set).
-const STEP_MINUTES: i64 = 1;
 
 /// Who can call during a segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,17 +102,43 @@ impl Day {
     }
 }
 
+/// The instants at which the local clock shows `at` (two on the hour the clocks go back); in a
+/// gap (the hour they go forward), the first instant after it, found in steps of 30 minutes.
+fn instants(tz: chrono_tz::Tz, at: NaiveDateTime) -> Vec<DateTime<Utc>> {
+    let utc = |t: DateTime<chrono_tz::Tz>| t.with_timezone(&Utc);
+    (0..=120)
+        .step_by(30)
+        .find_map(
+            |m| match tz.from_local_datetime(&at.checked_add_signed(Duration::minutes(m))?) {
+                LocalResult::Single(t) => Some(vec![utc(t)]),
+                LocalResult::Ambiguous(a, b) => Some(vec![utc(a), utc(b)]),
+                LocalResult::None => None,
+            },
+        )
+        .unwrap_or_default()
+}
+
 /// Local midnight of `date` (the first instant of the day, on a day that begins in a gap).
 fn midnight(tz: chrono_tz::Tz, date: NaiveDate) -> Option<DateTime<Utc>> {
-    (0..=120).step_by(30).find_map(|m| {
-        tz.from_local_datetime(
-            &date
-                .and_hms_opt(0, 0, 0)?
-                .checked_add_signed(Duration::minutes(m))?,
-        )
-        .earliest()
-        .map(|t| t.with_timezone(&Utc))
-    })
+    instants(tz, date.and_hms_opt(0, 0, 0)?).first().copied()
+}
+
+/// The instants of `date` at which who can call may change: every rule's start and stop on
+/// that local date (whatever its days: a window from the day before ends on it) and the
+/// temporary rule's end. Between two of them [`reach_at`] cannot change.
+fn boundaries(rules: &AcceptRules, tz: chrono_tz::Tz, date: NaiveDate) -> Vec<DateTime<Utc>> {
+    let mut out: Vec<DateTime<Utc>> = rules
+        .persistent
+        .iter()
+        .flat_map(|r| [r.start, r.stop])
+        .filter_map(|t| {
+            let m = u32::from(t.minutes());
+            Some(date.and_time(chrono::NaiveTime::from_hms_opt(m / 60, m % 60, 0)?))
+        })
+        .flat_map(|at| instants(tz, at))
+        .collect();
+    out.extend(rules.temporary.as_ref().and_then(|t| t.until));
+    out
 }
 
 /// The 7 days from `now`'s local date, today from `now`.
@@ -141,7 +163,8 @@ pub(super) fn week(rules: &AcceptRules, tz: chrono_tz::Tz, now: DateTime<Utc>) -
                     t.with_timezone(&tz).format("%H:%M").to_string()
                 }
             };
-            let mut segments: Vec<(String, String, Reach, f64, f64)> = Vec::new();
+            #[allow(clippy::cast_precision_loss)]
+            let share = |x: DateTime<Utc>| (x - start).num_minutes() as f64 / length as f64;
             // Today from now (its earlier hours are past), to the minute.
             let from = if i == 0 {
                 let minute = now
@@ -151,20 +174,20 @@ pub(super) fn week(rules: &AcceptRules, tz: chrono_tz::Tz, now: DateTime<Utc>) -
             } else {
                 start
             };
+            let mut edges = boundaries(rules, tz, date);
+            edges.retain(|t| *t > from && *t < end);
+            edges.sort_unstable();
+            edges.dedup();
+            let mut segments: Vec<(String, String, Reach, f64, f64)> = Vec::new();
             let mut seg_start = from;
             let mut current = reach_at(rules, tz, from);
-            let mut t = from;
-            while t < end {
-                let next = t + Duration::minutes(STEP_MINUTES);
-                let reach = if next < end {
-                    reach_at(rules, tz, next)
+            for edge in edges.into_iter().chain([end]) {
+                let reach = if edge < end {
+                    reach_at(rules, tz, edge)
                 } else {
                     current.clone()
                 };
-                if next >= end || reach != current {
-                    let edge = next.min(end);
-                    #[allow(clippy::cast_precision_loss)]
-                    let share = |x: DateTime<Utc>| (x - start).num_minutes() as f64 / length as f64;
+                if edge == end || reach != current {
                     segments.push((
                         hhmm(seg_start),
                         hhmm(edge),
@@ -175,7 +198,6 @@ pub(super) fn week(rules: &AcceptRules, tz: chrono_tz::Tz, now: DateTime<Utc>) -
                     seg_start = edge;
                     current = reach;
                 }
-                t = next;
             }
             Some(Day {
                 label: date.format("%a %Y-%m-%d").to_string(),
