@@ -90,10 +90,16 @@ impl Money {
 
     /// With an explicit sign (`+1.0000`, `-0.5000`), as history values are shown.
     pub fn signed(self) -> String {
+        self.with_sign(self.to_string())
+    }
+
+    /// `text` (this amount written some way) with a `+` before it when the amount is not
+    /// negative (a negative one carries its `-`).
+    fn with_sign(self, text: String) -> String {
         if self.0 >= 0 {
-            format!("+{self}")
+            format!("+{text}")
         } else {
-            self.to_string()
+            text
         }
     }
 
@@ -113,11 +119,7 @@ impl Money {
 
     /// [`Money::shown`] with an explicit sign (`+1.00`, `-0.50`).
     pub fn signed_shown(self) -> String {
-        if self.0 >= 0 {
-            format!("+{}", self.shown())
-        } else {
-            self.shown()
-        }
+        self.with_sign(self.shown())
     }
 
     /// Checked addition.

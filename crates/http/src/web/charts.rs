@@ -17,8 +17,8 @@ const BOTTOM: f64 = 30.0;
 /// The labels' size, in the drawing's units: about 12 px on a phone's width.
 const FONT: f64 = 15.0;
 
-/// Text for inside SVG: `&`, `<`, `>` and quotes escaped.
-fn escape(text: &str) -> String {
+/// Text for inside SVG (every drawing of the page): `&`, `<`, `>` and quotes escaped.
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -327,6 +327,13 @@ impl View<'_> {
     }
 }
 
+/// A forwarding target as the page shows it (and takes it back): its stored form (a SIP URI or
+/// a token) read as `DiversionTarget` and shown as object D does, without `sip:`.
+fn target_shown(stored: &str) -> String {
+    sip_settings_core::sip::DiversionTarget::from_stored(stored)
+        .map_or_else(|_| stored.to_owned(), |t| t.shown())
+}
+
 fn render(t: &impl Template) -> Result<String, ServiceError> {
     t.render()
         .map_err(|e| ServiceError::Internal(format!("template: {e}")))

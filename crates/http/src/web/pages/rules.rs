@@ -10,7 +10,7 @@ use sip_settings_core::forwarding::{
     CallerSetDoc, Document, Forwarding, RuleDoc, StepDoc, TimeSetDoc, shadowed,
 };
 
-use super::{CheckBox, DAYS, Field, Layout, Refusal, Tab, View, days_label, render};
+use super::{CheckBox, DAYS, Field, Layout, Refusal, Tab, View, days_label, render, target_shown};
 
 /// The triggers a rule may have: the value sent and what the page calls it.
 pub const TRIGGERS: [(&str, &str); 7] = [
@@ -158,16 +158,11 @@ fn conditions_of(rule: &RuleDoc, doc: &Document) -> Vec<String> {
     out
 }
 
-/// A target as the page shows it (and takes it back): without the `sip:` scheme.
-fn shown(target: &str) -> &str {
-    target.strip_prefix("sip:").unwrap_or(target)
-}
-
 /// A step in words: its targets (together when several) and its ring time.
 fn step_text(step: &StepDoc, number: usize, last: bool) -> String {
-    let targets: Vec<&str> = step.targets.iter().map(|t| shown(t)).collect();
+    let targets: Vec<String> = step.targets.iter().map(|t| target_shown(t)).collect();
     let who = match targets.as_slice() {
-        [one] => (*one).to_owned(),
+        [one] => one.clone(),
         many => format!("{} (together)", many.join(", ")),
     };
     let lead = if number == 0 { "" } else { "then " };
@@ -276,7 +271,8 @@ impl RuleInput {
                     .steps
                     .iter()
                     .map(|s| {
-                        let targets: Vec<&str> = s.targets.iter().map(|t| shown(t)).collect();
+                        let targets: Vec<String> =
+                            s.targets.iter().map(|t| target_shown(t)).collect();
                         (targets.join(", "), s.ring_seconds.to_string())
                     })
                     .collect(),

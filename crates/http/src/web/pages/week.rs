@@ -6,6 +6,8 @@
 
 use std::fmt::Write as _;
 
+use crate::web::charts::escape;
+
 use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc};
 use sip_settings_core::routing::window_covers;
 use sip_settings_core::settings::{AcceptRules, Group};
@@ -207,13 +209,6 @@ pub(super) fn week(rules: &AcceptRules, tz: chrono_tz::Tz, now: DateTime<Utc>) -
             })
         })
         .collect()
-}
-
-/// Text for inside SVG.
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 /// The timeline: a row per day, a coloured bar per segment, hours marked every 6.

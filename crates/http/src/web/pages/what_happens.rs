@@ -8,6 +8,8 @@
 
 use std::fmt::Write as _;
 
+use crate::web::charts::escape;
+
 use askama::Template;
 use chrono::{NaiveDate, NaiveTime, TimeZone};
 use sip_settings_core::ServiceError;
@@ -52,7 +54,7 @@ struct WhatPage {
 /// A destination in words.
 fn destination(d: &DestinationView) -> String {
     match d {
-        DestinationView::Uri(u) => u.strip_prefix("sip:").unwrap_or(u).to_owned(),
+        DestinationView::Uri(u) => super::target_shown(u),
         DestinationView::VoiceMailbox => "your voice mailbox".to_owned(),
     }
 }
@@ -130,14 +132,6 @@ fn ending(outcome: &OutcomeView) -> Vec<String> {
             out
         }
     }
-}
-
-/// Text for inside SVG.
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// Words wrapped to lines of at most `width` characters (a longer word stands alone).
