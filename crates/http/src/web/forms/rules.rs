@@ -63,6 +63,16 @@ fn rule_field_label(field: &str, index: usize) -> String {
     }
 }
 
+/// Where a refusal of the whole check (`rules[3].steps[1].targets[0]`) of the rule at `index`
+/// goes on the rule form: its words there ("Step 2, destination 1") and the form's field it is
+/// shown next to (`s1_targets`; the form's top for a field it has no place for).
+fn rule_refusal(field: &str, index: usize) -> (String, String) {
+    (
+        rule_field_label(field, index),
+        rule_form_field(field, index).unwrap_or_else(|| "rule".to_owned()),
+    )
+}
+
 impl Submission<'_> {
     /// Changes the account's forwarding document with `change` and writes it, holding the
     /// account from the read to the commit. The done text is `change`'s, with the warnings of
@@ -176,16 +186,11 @@ impl Submission<'_> {
             let rule = self.posted_rule(id)?;
             self.change_rules(|doc| match id {
                 Some(id) => {
-                    let at = doc
-                        .rules
-                        .iter()
-                        .position(|r| r.id == Some(id))
-                        .ok_or_else(|| ServiceError::NotFound(format!("no rule {id}")))?;
-                    index = at;
-                    if let Some(slot) = doc.rules.get_mut(at) {
+                    index = position(doc, id)?;
+                    if let Some(slot) = doc.rules.get_mut(index) {
                         *slot = rule;
                     }
-                    Ok(format!("Rule {} saved", at + 1))
+                    Ok(format!("Rule {} saved", index + 1))
                 }
                 None if self.get("position") == "first" => {
                     doc.rules.insert(0, rule);
@@ -200,88 +205,87 @@ impl Submission<'_> {
             .await
         }
         .await;
-        // A refusal from the whole check names the rule by its place: put it on the form's
-        // field, in the form's words.
+        // A refusal from the whole check names the rule by its place: shown in the form's
+        // words, next to the form's field it is about.
+        let mut form_field = None;
         let r = r.map_err(|e| match e {
             ServiceError::Invalid { field, reason } if field.starts_with("rules[") => {
-                ServiceError::invalid(rule_field_label(&field, index), reason)
+                let (label, on) = rule_refusal(&field, index);
+                form_field = Some(on);
+                ServiceError::invalid(label, reason)
             }
             other => other,
         });
-        let outcome = self.finish(Tab::Rules, "rule", "rule", r);
-        match outcome {
+        match self.finish(Tab::Rules, "rule", "rule", r) {
             Outcome::Refused(tab, mut refusal, status) => {
-                refusal.field = refusal.field.map(|f| web_rule_field(&f, index));
+                if form_field.is_some() {
+                    refusal.field = form_field;
+                }
                 Outcome::Refused(tab, refusal, status)
             }
             other => other,
         }
     }
 
-    /// Moves the rule `id` one place up or down.
-    pub(super) async fn rule_move(&self) -> Outcome {
+    /// A change of the rule the form names (`id`), at its place in the list.
+    async fn on_rule(
+        &self,
+        form: &'static str,
+        change: impl FnOnce(&mut Document, usize) -> Result<String, ServiceError>,
+    ) -> Outcome {
         let r = async {
             let id = self.rule_id()?;
-            let up = match self.get("to") {
-                "up" => true,
-                "down" => false,
-                _ => return Err(ServiceError::invalid("to", "must be up or down")),
-            };
             self.change_rules(|doc| {
                 let at = position(doc, id)?;
-                let to = if up {
-                    at.checked_sub(1)
-                } else {
-                    Some(at + 1).filter(|t| *t < doc.rules.len())
-                };
-                let to = to.ok_or_else(|| {
-                    ServiceError::invalid("to", "the rule is already at that end")
-                })?;
-                doc.rules.swap(at, to);
-                Ok(format!("Rule moved to place {}", to + 1))
+                change(doc, at)
             })
             .await
         }
         .await;
-        self.finish(Tab::Rules, "rule-move", "id", r)
+        self.finish(Tab::Rules, form, "id", r)
+    }
+
+    /// Moves the rule `id` one place up or down.
+    pub(super) async fn rule_move(&self) -> Outcome {
+        let up = self.get("to");
+        self.on_rule("rule-move", |doc, at| {
+            let to = match up {
+                "up" => at.checked_sub(1),
+                "down" => Some(at + 1).filter(|t| *t < doc.rules.len()),
+                _ => return Err(ServiceError::invalid("to", "must be up or down")),
+            };
+            let to =
+                to.ok_or_else(|| ServiceError::invalid("to", "the rule is already at that end"))?;
+            doc.rules.swap(at, to);
+            Ok(format!("Rule moved to place {}", to + 1))
+        })
+        .await
     }
 
     /// Turns the rule `id` off, or on again.
     pub(super) async fn rule_toggle(&self) -> Outcome {
-        let r = async {
-            let id = self.rule_id()?;
-            self.change_rules(|doc| {
-                let at = position(doc, id)?;
-                let rule = doc
-                    .rules
-                    .get_mut(at)
-                    .ok_or_else(|| ServiceError::NotFound(format!("no rule {id}")))?;
-                rule.enabled = !rule.enabled;
-                Ok(format!(
-                    "Rule {} turned {}",
-                    at + 1,
-                    if rule.enabled { "on" } else { "off" }
-                ))
-            })
-            .await
-        }
-        .await;
-        self.finish(Tab::Rules, "rule-toggle", "id", r)
+        self.on_rule("rule-toggle", |doc, at| {
+            let rule = doc
+                .rules
+                .get_mut(at)
+                .ok_or_else(|| ServiceError::NotFound(format!("no rule at {}", at + 1)))?;
+            rule.enabled = !rule.enabled;
+            Ok(format!(
+                "Rule {} turned {}",
+                at + 1,
+                if rule.enabled { "on" } else { "off" }
+            ))
+        })
+        .await
     }
 
     /// Removes the rule `id`.
     pub(super) async fn rule_remove(&self) -> Outcome {
-        let r = async {
-            let id = self.rule_id()?;
-            self.change_rules(|doc| {
-                let at = position(doc, id)?;
-                doc.rules.remove(at);
-                Ok(format!("Rule {} removed", at + 1))
-            })
-            .await
-        }
-        .await;
-        self.finish(Tab::Rules, "rule-remove", "id", r)
+        self.on_rule("rule-remove", |doc, at| {
+            doc.rules.remove(at);
+            Ok(format!("Rule {} removed", at + 1))
+        })
+        .await
     }
 
     /// Saves the time-set form (its weekly windows, dates and yearly dates) under its name.
@@ -447,36 +451,6 @@ fn position(doc: &Document, id: u32) -> Result<usize, ServiceError> {
         .ok_or_else(|| ServiceError::NotFound(format!("no rule {id}")))
 }
 
-/// The rule form's field for a refusal's label ([`rule_field_label`]) or field.
-fn web_rule_field(label: &str, index: usize) -> String {
-    if let Some(f) = rule_form_field(label, index) {
-        return f;
-    }
-    let step = |s: &str| {
-        s.split([' ', ',', '\''])
-            .next()
-            .and_then(|n| n.parse::<usize>().ok())
-            .map(|n| n.saturating_sub(1))
-    };
-    if let Some(k) = label.strip_prefix("Step ").and_then(step) {
-        return if label.ends_with("ring time") {
-            format!("s{k}_ring")
-        } else {
-            format!("s{k}_targets")
-        };
-    }
-    match label {
-        "Response codes" => "codes",
-        "When" => "trigger",
-        "Time" => "time",
-        "Callers" => "callers",
-        "Number dialled" => "called",
-        l if l.starts_with("s") && l.contains('_') => return l.to_owned(),
-        _ => "rule",
-    }
-    .to_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,11 +477,12 @@ mod tests {
                 "rule",
             ),
         ] {
-            assert_eq!(rule_field_label(field, 2), label, "{field}");
-            assert_eq!(web_rule_field(label, 2), web, "{field}");
+            assert_eq!(
+                rule_refusal(field, 2),
+                (label.to_owned(), web.to_owned()),
+                "{field}"
+            );
         }
-        assert_eq!(web_rule_field("s3_ring", 2), "s3_ring");
-        assert_eq!(web_rule_field("s0_targets", 2), "s0_targets");
         assert_eq!(words("408, 480 503\n"), ["408", "480", "503"]);
     }
 }

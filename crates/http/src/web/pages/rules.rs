@@ -355,6 +355,29 @@ fn rule_cards(forwarding: &Forwarding, doc: &Document) -> Vec<RuleCard> {
         .collect()
 }
 
+/// The name field of the set form `form`: the set being changed's name (or the refused input),
+/// its hint with an example name and, after it, `note`.
+fn set_name_field(
+    v: &View<'_>,
+    form: &'static str,
+    current: Option<&String>,
+    example: &str,
+    note: &str,
+) -> Field {
+    Field::new(
+        form,
+        "name",
+        "Name",
+        "text",
+        current.cloned().unwrap_or_default(),
+        v.refusal,
+    )
+    .attrs(r#" autocomplete="off" spellcheck="false" maxlength="32""#)
+    .hint(format!(
+        "Lower-case letters, digits, - _ . (e.g. {example}).{note}"
+    ))
+}
+
 /// The time-set form: its name, weekly windows, dates and yearly dates.
 fn time_set_form(v: &View<'_>, doc: &Document) -> (Field, Vec<WeeklyRow>, Field, Field) {
     // The set forms: a refused one as sent, else the set named by ?time= / ?callers= /
@@ -364,16 +387,13 @@ fn time_set_form(v: &View<'_>, doc: &Document) -> (Field, Vec<WeeklyRow>, Field,
         .query
         .get("time")
         .and_then(|n| doc.time_sets.get_key_value(n));
-    let time_name = Field::new(
+    let time_name = set_name_field(
+        v,
         "time-set",
-        "name",
-        "Name",
-        "text",
-        time_edit.map(|(n, _)| n.clone()).unwrap_or_default(),
-        v.refusal,
-    )
-    .attrs(r#" autocomplete="off" spellcheck="false" maxlength="32""#)
-    .hint("Lower-case letters, digits, - _ . (e.g. nights). Saving an existing name replaces it.");
+        time_edit.map(|(n, _)| n),
+        "nights",
+        " Saving an existing name replaces it.",
+    );
     let weekly_rows = time_edit.map_or(0, |(_, s)| s.weekly.len()) + 1;
     let weekly = (0..weekly_rows.max(2))
         .map(|k| {
@@ -452,16 +472,7 @@ fn caller_set_form(v: &View<'_>, doc: &Document) -> (Field, bool, Field) {
         .query
         .get("callers")
         .and_then(|n| doc.caller_sets.get_key_value(n));
-    let caller_name = Field::new(
-        "caller-set",
-        "name",
-        "Name",
-        "text",
-        caller_edit.map(|(n, _)| n.clone()).unwrap_or_default(),
-        v.refusal,
-    )
-    .attrs(r#" autocomplete="off" spellcheck="false" maxlength="32""#)
-    .hint("Lower-case letters, digits, - _ . (e.g. family).");
+    let caller_name = set_name_field(v, "caller-set", caller_edit.map(|(n, _)| n), "family", "");
     let caller_deny = match caller_refused {
         Some(r) => r.values.get("mode") == Some("deny"),
         None => caller_edit.is_some_and(|(_, s)| s.mode == "deny"),
@@ -492,16 +503,7 @@ fn called_set_form(v: &View<'_>, doc: &Document, own: &[String]) -> (Field, Vec<
         .query
         .get("called")
         .and_then(|n| doc.called_sets.get_key_value(n));
-    let called_name = Field::new(
-        "called-set",
-        "name",
-        "Name",
-        "text",
-        called_edit.map(|(n, _)| n.clone()).unwrap_or_default(),
-        v.refusal,
-    )
-    .attrs(r#" autocomplete="off" spellcheck="false" maxlength="32""#)
-    .hint("Lower-case letters, digits, - _ . (e.g. office).");
+    let called_name = set_name_field(v, "called-set", called_edit.map(|(n, _)| n), "office", "");
     let own = own
         .iter()
         .map(|a| CheckBox {
