@@ -529,16 +529,21 @@ fn forwarding_cases(at: DateTime<Utc>) -> Vec<Case> {
     ]
 }
 
-#[test]
-fn table_of_branches() {
-    let at = wed_noon();
-    let cases = [
+/// Every case of the three tables, at `at`.
+fn every_case(at: DateTime<Utc>) -> impl Iterator<Item = Case> {
+    [
         reject_func_and_dnd_cases(at),
         accept_rule_cases(at),
         forwarding_cases(at),
     ]
     .into_iter()
-    .flatten();
+    .flatten()
+}
+
+#[test]
+fn table_of_branches() {
+    let at = wed_noon();
+    let cases = every_case(at);
     for case in cases {
         let mut f = fixture("Europe/Amsterdam");
         (case.setup)(&mut f);
@@ -643,13 +648,7 @@ fn the_outcome_alone_decides_every_branch_as_with_its_path() {
     ];
     let mut compared = 0;
     for at in times {
-        let cases = [
-            reject_func_and_dnd_cases(at),
-            accept_rule_cases(at),
-            forwarding_cases(at),
-        ]
-        .into_iter()
-        .flatten();
+        let cases = every_case(at);
         for case in cases {
             let mut f = fixture("Europe/Amsterdam");
             (case.setup)(&mut f);

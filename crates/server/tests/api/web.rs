@@ -220,6 +220,36 @@ impl Browser {
         self.text("body").await
     }
 
+    /// Opens `url` in a phone-sized window (390 × 844) and asserts that the page does not
+    /// scroll sideways there.
+    async fn on_a_phone(&self, url: &str) {
+        self.c.set_window_size(390, 844).await.expect("resize");
+        self.goto(url).await;
+        let width: Value = self
+            .c
+            .execute(
+                "return [document.documentElement.scrollWidth, window.innerWidth];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(
+            width[0].as_i64() <= width[1].as_i64(),
+            "no sideways scrolling on a phone at {url}: {width}"
+        );
+    }
+
+    /// Scrolls the element `id` into view (for a screenshot).
+    async fn scroll_to(&self, id: &str) {
+        self.c
+            .execute(
+                "document.getElementById(arguments[0]).scrollIntoView();",
+                vec![json!(id)],
+            )
+            .await
+            .unwrap();
+    }
+
     /// The success message shown, or a panic with the page.
     async fn flash(&self) -> String {
         if !self.exists(".flash").await {
@@ -338,12 +368,7 @@ async fn forwarding_and_dnd_changed_in_the_browser_show_in_the_api() {
     assert!(b.checked("input[name=FNOA_mode][value=other]").await);
     assert_eq!(b.value("#FNOA-other").await, "bob@", "input kept");
     assert_eq!(b.value("#forwarding-no_answer_timeout").await, "20");
-    b.c.execute(
-        "document.getElementById('cond-FNOA').scrollIntoView();",
-        vec![],
-    )
-    .await
-    .unwrap();
+    b.scroll_to("cond-FNOA").await;
     b.screenshot("web-forwarding-refused.png").await;
     let d = app.read(&app.alice, "diversions").await;
     assert_eq!(d["FUNC"], Value::Null, "nothing written: {d}");
@@ -364,19 +389,7 @@ async fn forwarding_and_dnd_changed_in_the_browser_show_in_the_api() {
     assert_eq!(d["no_answer_timeout"], 20, "{d}");
 
     // The same page on a phone-sized window.
-    b.c.set_window_size(390, 844).await.expect("resize");
-    b.goto(&format!("{}/web/forwarding", app.base)).await;
-    let width: Value =
-        b.c.execute(
-            "return [document.documentElement.scrollWidth, window.innerWidth];",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert!(
-        width[0].as_i64() <= width[1].as_i64(),
-        "no sideways scrolling on a phone: {width}"
-    );
+    b.on_a_phone(&format!("{}/web/forwarding", app.base)).await;
     b.screenshot("web-forwarding-phone.png").await;
     b.c.set_window_size(1280, 1000).await.expect("resize");
 
@@ -1251,25 +1264,8 @@ async fn balance_in_the_browser(app: &TestApp, b: &Browser) {
         "{history}"
     );
     b.screenshot("web-balance.png").await;
-    b.c.set_window_size(390, 844).await.expect("resize");
-    b.goto(&format!("{}/web/balance", app.base)).await;
-    let width: Value =
-        b.c.execute(
-            "return [document.documentElement.scrollWidth, window.innerWidth];",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert!(
-        width[0].as_i64() <= width[1].as_i64(),
-        "no sideways scrolling on a phone: {width}"
-    );
-    b.c.execute(
-        "document.getElementById('year-h').scrollIntoView();",
-        vec![],
-    )
-    .await
-    .unwrap();
+    b.on_a_phone(&format!("{}/web/balance", app.base)).await;
+    b.scroll_to("year-h").await;
     b.screenshot("web-balance-phone.png").await;
     b.c.set_window_size(1280, 1000).await.expect("resize");
 }
@@ -1354,12 +1350,7 @@ async fn forwarding_rules_edited_in_the_browser() {
     assert_eq!(b.value("#s0-targets").await, "bob", "input kept");
     assert_eq!(b.value("#s0-ring").await, "20", "input kept");
     assert_eq!(b.value("#rule-time").await, "nights", "input kept");
-    b.c.execute(
-        "document.getElementById('step-1').scrollIntoView();",
-        vec![],
-    )
-    .await
-    .unwrap();
+    b.scroll_to("step-1").await;
     b.screenshot("web-rules-refused.png").await;
     assert!(rules_now(&app).await.is_empty(), "nothing written");
 
@@ -1440,26 +1431,9 @@ async fn forwarding_rules_edited_in_the_browser() {
         .await;
     let alert = b.text("#alert").await;
     assert!(alert.contains("family"), "{alert}");
-    b.c.set_window_size(390, 844).await.expect("resize");
-    b.goto(&format!("{}/web/rules", app.base)).await;
-    let width: Value =
-        b.c.execute(
-            "return [document.documentElement.scrollWidth, window.innerWidth];",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert!(
-        width[0].as_i64() <= width[1].as_i64(),
-        "no sideways scrolling on a phone: {width}"
-    );
+    b.on_a_phone(&format!("{}/web/rules", app.base)).await;
     b.screenshot("web-rules-phone.png").await;
-    b.c.execute(
-        "document.getElementById('rule-form').scrollIntoView();",
-        vec![],
-    )
-    .await
-    .unwrap();
+    b.scroll_to("rule-form").await;
     b.screenshot("web-rules-phone-form.png").await;
     b.c.set_window_size(1280, 1000).await.expect("resize");
 
@@ -1632,29 +1606,12 @@ async fn what_happens_is_what_explain_says() {
     ))
     .await;
     b.screenshot("web-what-happens.png").await;
-    b.c.set_window_size(390, 844).await.expect("resize");
-    b.goto(&format!(
+    b.on_a_phone(&format!(
         "{}/web/what-happens?caller=anonymous&busy=1&day=2027-01-04&time=23%3A15",
         app.base
     ))
     .await;
-    let width: Value =
-        b.c.execute(
-            "return [document.documentElement.scrollWidth, window.innerWidth];",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert!(
-        width[0].as_i64() <= width[1].as_i64(),
-        "no sideways scrolling on a phone: {width}"
-    );
-    b.c.execute(
-        "document.getElementById('answer-h').scrollIntoView();",
-        vec![],
-    )
-    .await
-    .unwrap();
+    b.scroll_to("answer-h").await;
     b.screenshot("web-what-happens-phone.png").await;
     b.close().await;
 }
@@ -1724,32 +1681,10 @@ async fn the_week_ahead_follows_the_rules_and_the_clock_change() {
         .await
         .unwrap();
     assert_eq!(segments, 2 + 3 + 3 + 4, "a bar per segment");
-    b.c.execute(
-        "document.getElementById('week-h').scrollIntoView();",
-        vec![],
-    )
-    .await
-    .unwrap();
+    b.scroll_to("week-h").await;
     b.screenshot("web-week.png").await;
-    b.c.set_window_size(390, 844).await.expect("resize");
-    b.goto(&format!("{}/web/accept", app.base)).await;
-    let width: Value =
-        b.c.execute(
-            "return [document.documentElement.scrollWidth, window.innerWidth];",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert!(
-        width[0].as_i64() <= width[1].as_i64(),
-        "no sideways scrolling on a phone: {width}"
-    );
-    b.c.execute(
-        "document.getElementById('week-h').scrollIntoView();",
-        vec![],
-    )
-    .await
-    .unwrap();
+    b.on_a_phone(&format!("{}/web/accept", app.base)).await;
+    b.scroll_to("week-h").await;
     b.screenshot("web-week-phone.png").await;
     b.close().await;
 }

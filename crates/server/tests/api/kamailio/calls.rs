@@ -48,19 +48,7 @@ async fn a_busy_alice_is_forwarded_to_bob_on_busy() {
         return;
     };
     setup.alice_sets("action=set_diversions&FBUS=bob").await;
-    let alice = setup.phone("alice", Phone::Busy).await;
-    let bob = setup.phone("bob", Phone::Answers).await;
-    let caller = setup.answered_call(ALICE_URI).await;
-    assert_eq!(invite_finals(&caller), [200]);
-    let alice = alice.finish(&setup.kamailio).await;
-    assert_reached(&alice, "alice", None, None);
-    let bob = bob.finish(&setup.kamailio).await;
-    assert_reached(
-        &bob,
-        "bob",
-        Some("<sip:alice@example.com>;reason=user-busy;counter=1"),
-        Some("<sip:alice@example.com>;index=1, <sip:bob@example.com;cause=486>;index=1.1;mp=1"),
-    );
+    alice_fails_over_to_bob(&setup, Phone::Busy, "user-busy", 486).await;
 }
 
 #[tokio::test]

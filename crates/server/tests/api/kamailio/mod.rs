@@ -693,6 +693,24 @@ impl Setup {
     }
 }
 
+/// A call from carol to alice whose phone answers as `phone` (busy, unavailable …) and bob's
+/// answers: alice's phone is rung, then bob's gets the call with the new `Diversion` entry of
+/// `reason` and the History-Info entry of `cause`.
+async fn alice_fails_over_to_bob(setup: &Setup, phone: Phone, reason: &str, cause: u16) {
+    let alice = setup.phone("alice", phone).await;
+    let bob = setup.phone("bob", Phone::Answers).await;
+    let caller = setup.answered_call(ALICE_URI).await;
+    assert_eq!(invite_finals(&caller), [200]);
+    let alice = alice.finish(&setup.kamailio).await;
+    assert_reached(&alice, "alice", None, None);
+    let bob = bob.finish(&setup.kamailio).await;
+    let diversion = format!("<sip:alice@example.com>;reason={reason};counter=1");
+    let history = format!(
+        "<sip:alice@example.com>;index=1, <sip:bob@example.com;cause={cause}>;index=1.1;mp=1"
+    );
+    assert_reached(&bob, "bob", Some(&diversion), Some(&history));
+}
+
 /// The one INVITE a phone received.
 fn invite_of(exchange: &Exchange) -> &Message {
     let invites: Vec<&Message> = exchange

@@ -49,24 +49,20 @@ fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
 /// binding) rings and answers.
 async fn call_at(setup: &Setup, at: DateTime<Utc>, forwarded: bool) {
     setup.app.clock.set(at);
-    if forwarded {
-        let bob = setup.phone("bob", Phone::Answers).await;
-        let caller = setup.answered_call(ALICE_URI).await;
-        assert_eq!(invite_finals(&caller), [200], "at {at}");
-        let bob = bob.finish(&setup.kamailio).await;
-        assert_reached(
-            &bob,
+    let (user, diversion, history) = if forwarded {
+        (
             "bob",
             Some("<sip:alice@example.com>;reason=unconditional;counter=1"),
             Some("<sip:alice@example.com>;index=1, <sip:bob@example.com;cause=302>;index=1.1;mp=1"),
-        );
+        )
     } else {
-        let alice = setup.phone("alice", Phone::Answers).await;
-        let caller = setup.answered_call(ALICE_URI).await;
-        assert_eq!(invite_finals(&caller), [200], "at {at}");
-        let alice = alice.finish(&setup.kamailio).await;
-        assert_reached(&alice, "alice", None, None);
-    }
+        ("alice", None, None)
+    };
+    let phone = setup.phone(user, Phone::Answers).await;
+    let caller = setup.answered_call(ALICE_URI).await;
+    assert_eq!(invite_finals(&caller), [200], "at {at}");
+    let phone = phone.finish(&setup.kamailio).await;
+    assert_reached(&phone, user, diversion, history);
 }
 
 #[tokio::test]
@@ -209,19 +205,7 @@ async fn a_503_from_alice_s_phone_goes_to_bob_by_a_rule_on_that_response() {
         json!([{"trigger": "response", "codes": [503], "steps": [{"targets": ["bob"]}]}]),
     )
     .await;
-    let alice = setup.phone("alice", Phone::Unavailable).await;
-    let bob = setup.phone("bob", Phone::Answers).await;
-    let caller = setup.answered_call(ALICE_URI).await;
-    assert_eq!(invite_finals(&caller), [200]);
-    let alice = alice.finish(&setup.kamailio).await;
-    assert_reached(&alice, "alice", None, None);
-    let bob = bob.finish(&setup.kamailio).await;
-    assert_reached(
-        &bob,
-        "bob",
-        Some("<sip:alice@example.com>;reason=unavailable;counter=1"),
-        Some("<sip:alice@example.com>;index=1, <sip:bob@example.com;cause=503>;index=1.1;mp=1"),
-    );
+    alice_fails_over_to_bob(&setup, Phone::Unavailable, "unavailable", 503).await;
 }
 
 #[tokio::test]
@@ -230,18 +214,7 @@ async fn a_503_without_a_rule_for_it_is_unreachable_as_before() {
         return;
     };
     setup.alice_sets("action=set_diversions&FNOL=bob").await;
-    let alice = setup.phone("alice", Phone::Unavailable).await;
-    let bob = setup.phone("bob", Phone::Answers).await;
-    let caller = setup.answered_call(ALICE_URI).await;
-    assert_eq!(invite_finals(&caller), [200]);
-    alice.finish(&setup.kamailio).await;
-    let bob = bob.finish(&setup.kamailio).await;
-    assert_reached(
-        &bob,
-        "bob",
-        Some("<sip:alice@example.com>;reason=unavailable;counter=1"),
-        Some("<sip:alice@example.com>;index=1, <sip:bob@example.com;cause=503>;index=1.1;mp=1"),
-    );
+    alice_fails_over_to_bob(&setup, Phone::Unavailable, "unavailable", 503).await;
 }
 
 /// A hunt list: bob (a local account, asked about and rung through the proxy itself) for the
