@@ -298,7 +298,7 @@ async fn provision(services: &Services, n: usize) -> anyhow::Result<Provisioned>
                     Err(e) => return Err(anyhow!(e).context(format!("adding {name}"))),
                 }
                 let issued = services
-                    .issue_certificate(CertSubject::Account(id), None)
+                    .issue_certificate(CertSubject::Account(id), None, None)
                     .await
                     .with_context(|| format!("issuing a certificate for {name}"))?;
                 out.push((
@@ -324,7 +324,7 @@ async fn provision(services: &Services, n: usize) -> anyhow::Result<Provisioned>
     all.sort_by_key(|(i, _)| *i);
     let accounts: Vec<Credential> = all.into_iter().map(|(_, c)| c).collect();
     let service = services
-        .issue_certificate(CertSubject::Service("bench".into()), None)
+        .issue_certificate(CertSubject::Service("bench".into()), None, None)
         .await
         .context("issuing the service certificate")?;
     eprintln!(

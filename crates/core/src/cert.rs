@@ -180,6 +180,12 @@ pub struct CertRecord {
     pub issued_at: DateTime<Utc>,
     /// When it was revoked, if it was.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The name that tells it apart ([`crate::cert_use`]); `None` for certificates issued
+    /// before names were kept.
+    pub name: Option<String>,
+    /// When it last authenticated a request, to the minute, as far as the servers have
+    /// written it ([`crate::cert_use`]).
+    pub last_used: Option<DateTime<Utc>>,
 }
 
 /// What to issue.

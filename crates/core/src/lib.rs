@@ -8,6 +8,7 @@ pub mod account;
 pub mod billing_service;
 pub mod calls;
 pub mod cert;
+pub mod cert_use;
 pub mod chat_journal;
 pub mod clock;
 pub mod credentials;

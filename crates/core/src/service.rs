@@ -12,6 +12,7 @@ use crate::cert::{
     CertRecord, CertRole, CertSubject, CertificateAuthority, IssueRequest, IssuedCertificate,
     P12Variant, Serial,
 };
+use crate::cert_use::{CertUses, check_name};
 use crate::clock::Clock;
 use crate::credentials::{Credentials, Password};
 use crate::error::ServiceError;
@@ -94,6 +95,8 @@ pub struct Services {
     throttle: Arc<Throttle>,
     /// Wrong prepaid card numbers, counted as password failures are ([`crate::voucher`]).
     voucher_throttle: Arc<Throttle>,
+    /// Certificate uses not written to the store yet ([`crate::cert_use`]).
+    uses: Arc<CertUses>,
 }
 
 impl fmt::Debug for Services {
@@ -129,6 +132,7 @@ impl Services {
             gate,
             throttle,
             voucher_throttle,
+            uses: Arc::default(),
         }
     }
 
@@ -527,13 +531,16 @@ impl Services {
         }
     }
 
-    /// Issues and records a certificate. For an account, the account must exist.
+    /// Issues and records a certificate, named `name` ([`crate::cert_use::check_name`]). For
+    /// an account, the account must exist.
     pub async fn issue_certificate(
         &self,
         subject: CertSubject,
         days: Option<u32>,
+        name: Option<&str>,
     ) -> Result<IssuedCertificate, ServiceError> {
         let days = self.cert_days(days)?;
+        let name = name.map(check_name).transpose()?;
         if let CertSubject::Account(id) = &subject {
             self.account(id).await?;
         }
@@ -544,7 +551,8 @@ impl Services {
             not_before: now - Duration::minutes(1),
             not_after: now + Duration::days(i64::from(days)),
         };
-        let issued = self.ca.issue(&request)?;
+        let mut issued = self.ca.issue(&request)?;
+        issued.record.name = name;
         match &issued.record.account {
             Some(account) => {
                 let mut w = self.begin(account).await?;
@@ -571,8 +579,10 @@ impl Services {
         password: &Password,
         variant: P12Variant,
         days: Option<u32>,
+        name: Option<&str>,
     ) -> Result<(IssuedCertificate, Vec<u8>), ServiceError> {
         self.cert_days(days)?;
+        name.map(check_name).transpose()?;
         self.account(id).await?;
         if !self.verify_password(id, password).await? {
             return Err(ServiceError::invalid(
@@ -581,7 +591,7 @@ impl Services {
             ));
         }
         let issued = self
-            .issue_certificate(CertSubject::Account(id.clone()), days)
+            .issue_certificate(CertSubject::Account(id.clone()), days, name)
             .await?;
         // The PKCS#12 key derivation is slow too: off the request workers.
         let (ca, password) = (self.ca.clone(), password.clone());
@@ -593,15 +603,17 @@ impl Services {
         .map_err(|e| ServiceError::Internal(format!("pkcs12: {e}")))?
     }
 
-    /// Issues a subscriber certificate for the public key of a CSR (PEM); returns the record
-    /// and the certificate PEM.
+    /// Issues a subscriber certificate for the public key of a CSR (PEM), named `name`;
+    /// returns the record and the certificate PEM.
     pub async fn issue_from_csr(
         &self,
         id: &AccountId,
         csr_pem: &str,
         days: Option<u32>,
+        name: Option<&str>,
     ) -> Result<(CertRecord, String), ServiceError> {
         let days = self.cert_days(days)?;
+        let name = name.map(check_name).transpose()?;
         self.account(id).await?;
         if csr_pem.len() > 16 * 1024 {
             return Err(ServiceError::invalid("csr", "is larger than 16 KiB"));
@@ -612,7 +624,8 @@ impl Services {
             not_before: now - Duration::minutes(1),
             not_after: now + Duration::days(i64::from(days)),
         };
-        let (record, pem) = self.ca.sign_csr(csr_pem, &request)?;
+        let (mut record, pem) = self.ca.sign_csr(csr_pem, &request)?;
+        record.name = name;
         let mut w = self.begin(id).await?;
         w.apply(AccountOp::InsertCertificate(record.clone()))
             .await?;
@@ -625,12 +638,80 @@ impl Services {
         Ok((record, pem))
     }
 
-    /// The certificates (of one account).
+    /// The certificates (of one account), each last used as the store has it or, later, as
+    /// this server has seen it since ([`crate::cert_use`]).
     pub async fn list_certificates(
         &self,
         account: Option<&AccountId>,
     ) -> Result<Vec<CertRecord>, ServiceError> {
-        Ok(self.store.list_certificates(account).await?)
+        let mut records = self.store.list_certificates(account).await?;
+        self.uses.add_pending(&mut records);
+        Ok(records)
+    }
+
+    /// Names one of the account's own certificates (a serial of another account is answered
+    /// as not found); journaled.
+    pub async fn rename_own_certificate(
+        &self,
+        id: &AccountId,
+        serial: &Serial,
+        name: &str,
+    ) -> Result<CertRecord, ServiceError> {
+        let name = check_name(name)?;
+        let not_found = || ServiceError::NotFound(format!("no certificate with serial {serial}"));
+        let mut w = self.begin(id).await?;
+        let before = self
+            .store
+            .list_certificates(Some(id))
+            .await?
+            .into_iter()
+            .find(|c| &c.serial == serial)
+            .ok_or_else(not_found)?;
+        let op = AccountOp::RenameCertificate {
+            serial: serial.clone(),
+            name: name.clone(),
+        };
+        let mut record = match w.apply(op).await {
+            Ok(Applied::Certificate(record)) => record,
+            Ok(other) => {
+                return Err(ServiceError::Internal(format!(
+                    "naming a certificate answered {other:?}"
+                )));
+            }
+            Err(crate::StoreError::NotFound(_)) => return Err(not_found()),
+            Err(e) => return Err(e.into()),
+        };
+        if before.name.as_deref() != Some(name.as_str()) {
+            let named = |n: Option<&str>| match n {
+                Some(n) => format!("{serial} named \"{n}\""),
+                None => format!("{serial} without a name"),
+            };
+            w.journal(
+                "certificate",
+                Some(named(before.name.as_deref())),
+                Some(named(Some(&name))),
+            );
+        }
+        w.commit().await?;
+        self.uses.add_pending(std::slice::from_mut(&mut record));
+        Ok(record)
+    }
+
+    /// Writes the certificate uses this server has seen since it last did (one transaction);
+    /// how many. Run by the server once a minute and when it stops. On failure the uses are
+    /// kept for the next time.
+    pub async fn record_certificate_uses(&self) -> Result<usize, ServiceError> {
+        let uses = self.uses.take();
+        if uses.is_empty() {
+            return Ok(0);
+        }
+        match self.store.record_certificate_uses(&uses).await {
+            Ok(()) => Ok(uses.len()),
+            Err(e) => {
+                self.uses.restore(uses);
+                Err(e.into())
+            }
+        }
     }
 
     /// Revokes one certificate.
@@ -757,6 +838,7 @@ impl Services {
         if now < record.not_before || now > record.not_after {
             return Err(refuse("expired", "certificate expired or not yet valid"));
         }
+        self.uses.note(&record.serial, now);
         match record.role {
             CertRole::Subscriber => {
                 let Some(account) = record.account else {

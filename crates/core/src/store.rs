@@ -100,6 +100,14 @@ pub enum AccountOp {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Names one of the account's certificates: [`Applied::Certificate`].
+    /// [`StoreError::NotFound`] for a serial not of this account.
+    RenameCertificate {
+        /// The serial.
+        serial: Serial,
+        /// The new name.
+        name: String,
+    },
     /// Revokes every unrevoked certificate of the account: [`Applied::Count`].
     RevokeAllCertificates {
         /// When.
@@ -369,6 +377,14 @@ pub trait Certificates: Accounts {
         serial: &Serial,
         at: DateTime<Utc>,
     ) -> Result<CertRecord, StoreError>;
+    /// Records when certificates were last used (each to the minute): a certificate's
+    /// `last_used` becomes the later of what it was and the time given; unknown serials are
+    /// skipped. Not journaled and not a change of what the hot reads keep: it is a hint for
+    /// telling certificates apart ([`crate::cert_use`]), in one transaction for all of them.
+    async fn record_certificate_uses(
+        &self,
+        uses: &[(Serial, DateTime<Utc>)],
+    ) -> Result<(), StoreError>;
     /// Revokes every unrevoked certificate of an account; returns how many.
     async fn revoke_account_certificates(
         &self,

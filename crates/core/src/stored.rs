@@ -113,6 +113,10 @@ pub struct CertRow {
     pub issued_at: DateTime<Utc>,
     /// `revoked_at`.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// `name`.
+    pub name: Option<String>,
+    /// `last_used_at`.
+    pub last_used: Option<DateTime<Utc>>,
 }
 
 impl CertRow {
@@ -132,6 +136,8 @@ impl CertRow {
             not_after: self.not_after,
             issued_at: self.issued_at,
             revoked_at: self.revoked_at,
+            name: self.name,
+            last_used: self.last_used,
         })
     }
 }

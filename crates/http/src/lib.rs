@@ -95,6 +95,13 @@ async fn to_completion(
     }
 }
 
+/// A request's `User-Agent`, when it is readable text.
+pub(crate) fn user_agent(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+}
+
 /// The application's routes.
 pub fn router(state: AppState) -> Router {
     Router::new()

@@ -382,6 +382,8 @@ fn client_record(
         not_after: request.not_after,
         issued_at,
         revoked_at: None,
+        name: None,
+        last_used: None,
     }
 }
 

@@ -238,6 +238,21 @@ pub struct RunningServer {
     data_dir: std::path::PathBuf,
     /// Set when the server starts draining (`/readyz` answers 503 from then on).
     draining: Arc<AtomicBool>,
+    /// Writes the certificate uses seen once a minute ([`sip_settings_core::cert_use`]).
+    uses: JoinHandle<()>,
+    /// The services, for the last write of the uses when it stops.
+    services: Services,
+}
+
+/// How often a server writes the certificate uses it has seen.
+pub const CERTIFICATE_USES_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Writes the uses `services` saw, logging (never failing on) an error: they are kept for the
+/// next time.
+async fn record_uses(services: &Services) {
+    if let Err(e) = services.record_certificate_uses().await {
+        tracing::warn!(error = %e, "could not record when certificates were last used; trying again later");
+    }
 }
 
 impl RunningServer {
@@ -275,6 +290,18 @@ impl RunningServer {
             ),
             None => None,
         };
+        let uses = {
+            let services = services.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(CERTIFICATE_USES_EVERY);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    record_uses(&services).await;
+                }
+            })
+        };
         let (tx, rx) = oneshot::channel::<()>();
         let limits = config.limits.clone();
         let task = tokio::spawn(async move {
@@ -292,6 +319,8 @@ impl RunningServer {
             cert,
             data_dir: config.data_dir.clone(),
             draining,
+            uses,
+            services,
         })
     }
 
@@ -333,7 +362,8 @@ impl RunningServer {
 
     /// Stops: `/readyz` answers 503 from now on, the SIP door stops (and logs its decision
     /// latency), the HTTPS door stops accepting and drains — requests in flight finish within
-    /// the grace period (`serve::Limits::shutdown_grace`) — and then the ops listener stops.
+    /// the grace period (`serve::Limits::shutdown_grace`) — and then the ops listener stops,
+    /// and the certificate uses seen since the last minute are written.
     pub async fn stop(mut self) {
         self.draining.store(true, Ordering::SeqCst);
         if let Some(sip) = self.sip.take() {
@@ -346,6 +376,8 @@ impl RunningServer {
         if let Some((_, ops)) = self.ops.take() {
             ops.abort();
         }
+        self.uses.abort();
+        record_uses(&self.services).await;
     }
 
     /// Waits until the server stops by itself (it runs until stopped).
@@ -357,6 +389,7 @@ impl RunningServer {
 impl Drop for RunningServer {
     fn drop(&mut self) {
         self.task.abort();
+        self.uses.abort();
         if let Some((_, ops)) = &self.ops {
             ops.abort();
         }
@@ -396,7 +429,7 @@ mod tests {
             .unwrap();
         clock.advance(Duration::hours(3));
         let issued = services
-            .issue_certificate(CertSubject::Account(alice.clone()), None)
+            .issue_certificate(CertSubject::Account(alice.clone()), None, None)
             .await
             .unwrap();
         assert_eq!(issued.record.issued_at, t + Duration::hours(3));

@@ -688,6 +688,10 @@ pub enum CertCommand {
         /// Lifetime in days (default from the configuration, 365).
         #[arg(long, value_name = "N")]
         days: Option<u32>,
+        /// A name that tells the account's certificate apart (default: `.crt from the command
+        /// line` or `.p12 …`).
+        #[arg(long, value_name = "TEXT")]
+        name: Option<String>,
     },
     /// List issued certificates.
     List {

@@ -261,7 +261,8 @@ fn write_out(path: &Path, contents: &[u8], secret: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Issues an account's `.crt` (and `.p12` when a password is given) into `out`.
+/// Issues an account's `.crt` (and `.p12` when a password is given) into `out`, named `name`
+/// (by default what it is issued as, `from the command line`).
 pub async fn issue_account_files(
     services: &Services,
     id: &AccountId,
@@ -269,19 +270,23 @@ pub async fn issue_account_files(
     p12_password: Option<&str>,
     variant: P12Variant,
     days: Option<u32>,
+    name: Option<&str>,
 ) -> anyhow::Result<(CertRecord, Vec<PathBuf>)> {
+    let form = if p12_password.is_some() { ".p12" } else { ".crt" };
+    let name = name.map_or_else(|| format!("{form} from the command line"), str::to_owned);
+    let name = Some(name.as_str());
     let crt_path = out.join(format!("{id}.crt"));
     let p12_path = out.join(format!("{id}.p12"));
     let (issued, p12) = match p12_password {
         Some(pw) => {
             let (issued, p12) = services
-                .issue_pkcs12(id, &Password::offered(pw), variant, days)
+                .issue_pkcs12(id, &Password::offered(pw), variant, days, name)
                 .await?;
             (issued, Some(p12))
         }
         None => (
             services
-                .issue_certificate(CertSubject::Account(id.clone()), days)
+                .issue_certificate(CertSubject::Account(id.clone()), days, name)
                 .await?,
             None,
         ),
@@ -310,6 +315,7 @@ pub async fn cert(config: &Config, cmd: &CertCommand) -> anyhow::Result<()> {
             p12_password_file,
             legacy_p12,
             days,
+            name,
         } => {
             let p12_password = match (p12_password, p12_password_file) {
                 (Some(p), _) => Some(p.clone()),
@@ -330,19 +336,23 @@ pub async fn cert(config: &Config, cmd: &CertCommand) -> anyhow::Result<()> {
                     p12_password.as_deref(),
                     variant,
                     *days,
+                    name.as_deref(),
                 )
                 .await?;
                 print_issued(&record, &files);
             } else {
-                if p12_password.is_some() || *legacy_p12 {
-                    bail!("--p12-password and --legacy-p12 are for account certificates only");
+                if p12_password.is_some() || *legacy_p12 || name.is_some() {
+                    bail!(
+                        "--p12-password, --legacy-p12 and --name are for account certificates \
+                         only (an operator's or service's certificate is named by its holder)"
+                    );
                 }
                 let subject = match (admin, service) {
                     (Some(name), _) => CertSubject::Admin(parse_holder_name(name)?),
                     (None, Some(name)) => CertSubject::Service(parse_holder_name(name)?),
                     (None, None) => bail!("give USER@DOMAIN, --admin NAME or --service NAME"),
                 };
-                let issued = services.issue_certificate(subject, *days).await?;
+                let issued = services.issue_certificate(subject, *days, None).await?;
                 std::fs::create_dir_all(out)
                     .with_context(|| format!("cannot create {}", out.display()))?;
                 let path = out.join(format!("{}.crt", issued.record.subject));
@@ -356,20 +366,24 @@ pub async fn cert(config: &Config, cmd: &CertCommand) -> anyhow::Result<()> {
             let mut out = std::io::stdout().lock();
             writeln!(
                 out,
-                "{:<34} {:<32} {:<10} {:<20} REVOKED-AT",
-                "SERIAL", "SUBJECT", "ROLE", "NOT-AFTER"
+                "{:<34} {:<32} {:<10} {:<20} {:<20} {:<17} NAME",
+                "SERIAL", "SUBJECT", "ROLE", "NOT-AFTER", "REVOKED-AT", "LAST-USED"
             )?;
             for r in records {
                 writeln!(
                     out,
-                    "{:<34} {:<32} {:<10} {:<20} {}",
+                    "{:<34} {:<32} {:<10} {:<20} {:<20} {:<17} {}",
                     r.serial,
                     r.subject,
                     r.role,
                     r.not_after.format("%Y-%m-%dT%H:%M:%SZ"),
                     r.revoked_at
                         .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-                        .unwrap_or_else(|| "-".to_owned())
+                        .unwrap_or_else(|| "-".to_owned()),
+                    r.last_used
+                        .map(|t| t.format("%Y-%m-%dT%H:%MZ").to_string())
+                        .unwrap_or_else(|| "-".to_owned()),
+                    r.name.as_deref().unwrap_or("-")
                 )?;
             }
         }
@@ -546,6 +560,7 @@ pub async fn quickstart(config: &Config) -> anyhow::Result<()> {
             Some(password.expose()),
             P12Variant::Modern,
             None,
+            Some("quickstart"),
         )
         .await?;
         for f in files {
@@ -555,7 +570,16 @@ pub async fn quickstart(config: &Config) -> anyhow::Result<()> {
         println!("reusing account {id} and {}", crt.display());
     } else {
         let (_, files) =
-            issue_account_files(&services, &id, dir, None, P12Variant::Modern, None).await?;
+            issue_account_files(
+                &services,
+                &id,
+                dir,
+                None,
+                P12Variant::Modern,
+                None,
+                Some("quickstart"),
+            )
+            .await?;
         for f in files {
             println!("wrote {}", f.display());
         }

@@ -432,7 +432,8 @@ pub(crate) async fn insert_certificate(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO certificates (serial, subject, role, account, fingerprint, not_before, \
-         not_after, issued_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+         not_after, issued_at, revoked_at, name, last_used_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(record.serial.as_str())
     .bind(&record.subject)
@@ -443,6 +444,8 @@ pub(crate) async fn insert_certificate(
     .bind(record.not_after)
     .bind(record.issued_at)
     .bind(record.revoked_at)
+    .bind(record.name.as_deref())
+    .bind(record.last_used)
     .execute(&mut *conn)
     .await
     .map_err(map_err)?;
@@ -582,6 +585,21 @@ async fn apply_to_certificates(
         }
         AccountOp::RevokeCertificate { serial, at } => {
             Applied::Certificate(revoke_certificate(conn, serial, Some(account), *at).await?)
+        }
+        AccountOp::RenameCertificate { serial, name } => {
+            let row = sqlx::query(
+                "UPDATE certificates SET name = $1 WHERE serial = $2 AND account = $3 RETURNING *",
+            )
+            .bind(name)
+            .bind(serial.as_str())
+            .bind(account.to_string())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(map_err)?;
+            match row {
+                Some(r) => Applied::Certificate(cert_from_row(&r)?),
+                None => return Err(StoreError::NotFound(format!("certificate {serial}"))),
+            }
         }
         AccountOp::RevokeAllCertificates { at } => {
             Applied::Count(revoke_account_certificates(conn, account, *at).await?)
@@ -892,6 +910,7 @@ impl AccountWrite for PgAccountWrite {
             }
             AccountOp::InsertCertificate(_)
             | AccountOp::RevokeCertificate { .. }
+            | AccountOp::RenameCertificate { .. }
             | AccountOp::RevokeAllCertificates { .. } => {
                 apply_to_certificates(conn, account, op).await
             }

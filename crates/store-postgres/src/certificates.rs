@@ -82,4 +82,31 @@ impl Certificates for PgStore {
         self.published().await?;
         Ok(record)
     }
+
+    async fn record_certificate_uses(
+        &self,
+        uses: &[(Serial, DateTime<Utc>)],
+    ) -> Result<(), StoreError> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let serials: Vec<&str> = uses.iter().map(|(s, _)| s.as_str()).collect();
+        let times: Vec<DateTime<Utc>> = uses.iter().map(|(_, t)| *t).collect();
+        // Not published: the last use is no part of what the hot reads answer
+        // (`core::cert_use`). In serial order, as [`CertUses::take`] gives them, so that two
+        // servers writing at once take the rows' locks in one order.
+        retrying(|| async {
+            sqlx::query(
+                "UPDATE certificates c SET last_used_at = u.at \
+                 FROM UNNEST($1::text[], $2::timestamptz[]) AS u(serial, at) \
+                 WHERE c.serial = u.serial AND (c.last_used_at IS NULL OR c.last_used_at < u.at)",
+            )
+            .bind(&serials)
+            .bind(&times)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
 }

@@ -97,6 +97,8 @@ pub(crate) fn cert_from_row(r: &PgRow) -> Res<CertRecord> {
         not_after: r.try_get("not_after")?,
         issued_at: r.try_get("issued_at")?,
         revoked_at: r.try_get("revoked_at")?,
+        name: r.try_get("name")?,
+        last_used: r.try_get("last_used_at")?,
     }
     .parse()?)
 }

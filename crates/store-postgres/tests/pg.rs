@@ -358,6 +358,8 @@ async fn accounts_insert_get_delete_and_revoke() {
         not_after: t0() + Duration::days(365),
         issued_at: t0(),
         revoked_at: None,
+        name: None,
+        last_used: None,
     })
     .await
     .unwrap();
@@ -803,6 +805,8 @@ fn certificate(serial: &str, who: &AccountId) -> CertRecord {
         not_after: t0() + Duration::days(365),
         issued_at: t0(),
         revoked_at: None,
+        name: None,
+        last_used: None,
     }
 }
 

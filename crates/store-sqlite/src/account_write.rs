@@ -22,7 +22,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
-use sip_settings_core::cert::CertRecord;
+use sip_settings_core::cert::{CertRecord, Serial};
 use sip_settings_core::forwarding::Forwarding;
 use sip_settings_core::ids::AccountId;
 use sip_settings_core::journal::NewJournalEntry;
@@ -124,7 +124,8 @@ pub(crate) async fn insert_certificate(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO certificates (serial, subject, role, account, fingerprint, not_before, \
-         not_after, issued_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         not_after, issued_at, revoked_at, name, last_used_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(record.serial.as_str())
     .bind(&record.subject)
@@ -135,6 +136,8 @@ pub(crate) async fn insert_certificate(
     .bind(record.not_after)
     .bind(record.issued_at)
     .bind(record.revoked_at)
+    .bind(record.name.as_deref())
+    .bind(record.last_used)
     .execute(&mut *conn)
     .await
     .map_err(map_err)?;
@@ -263,7 +266,8 @@ fn apply_to_certificates(
             run(
                 conn,
                 "INSERT INTO certificates (serial, subject, role, account, fingerprint, \
-                 not_before, not_after, issued_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 not_before, not_after, issued_at, revoked_at, name, last_used_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 params![
                     record.serial.as_str(),
                     record.subject,
@@ -273,31 +277,31 @@ fn apply_to_certificates(
                     ts(record.not_before),
                     ts(record.not_after),
                     ts(record.issued_at),
-                    record.revoked_at.map(ts)
+                    record.revoked_at.map(ts),
+                    record.name,
+                    record.last_used.map(ts)
                 ],
             )?;
             Ok(Applied::Done)
         }
-        AccountOp::RevokeCertificate { serial, at } => {
-            let row = conn
-                .prepare_cached(
-                    "UPDATE certificates SET revoked_at = COALESCE(revoked_at, ?) \
-                     WHERE serial = ? AND account = ? RETURNING serial, subject, role, account, \
-                     fingerprint, not_before, not_after, issued_at, revoked_at",
-                )
-                .and_then(|mut s| {
-                    s.query_row(
-                        params![ts(*at), serial.as_str(), account.to_string()],
-                        crate::fast::cert_row,
-                    )
-                    .optional()
-                })
-                .map_err(lite_err)?;
-            match row {
-                Some(r) => Ok(Applied::Certificate(r.parse()?)),
-                None => Err(StoreError::NotFound(format!("certificate {serial}"))),
-            }
-        }
+        AccountOp::RevokeCertificate { serial, at } => certificate_changed(
+            conn,
+            "UPDATE certificates SET revoked_at = COALESCE(revoked_at, ?1) \
+             WHERE serial = ?2 AND account = ?3 RETURNING serial, subject, role, account, \
+             fingerprint, not_before, not_after, issued_at, revoked_at, name, last_used_at",
+            &ts(*at),
+            serial,
+            account,
+        ),
+        AccountOp::RenameCertificate { serial, name } => certificate_changed(
+            conn,
+            "UPDATE certificates SET name = ?1 \
+             WHERE serial = ?2 AND account = ?3 RETURNING serial, subject, role, account, \
+             fingerprint, not_before, not_after, issued_at, revoked_at, name, last_used_at",
+            name,
+            serial,
+            account,
+        ),
         AccountOp::RevokeAllCertificates { at } => {
             let n = run(
                 conn,
@@ -307,6 +311,31 @@ fn apply_to_certificates(
             Ok(Applied::Count(n as u64))
         }
         other => Err(unknown_change(other)),
+    }
+}
+
+/// Runs `sql` (`?1` the value, `?2` the serial, `?3` the account; returning the columns of
+/// [`crate::fast::cert_row`]) on one of the account's certificates: the record after it.
+fn certificate_changed(
+    conn: &Connection,
+    sql: &str,
+    value: &str,
+    serial: &Serial,
+    account: &AccountId,
+) -> Result<Applied, StoreError> {
+    let row = conn
+        .prepare_cached(sql)
+        .and_then(|mut s| {
+            s.query_row(
+                params![value, serial.as_str(), account.to_string()],
+                crate::fast::cert_row,
+            )
+            .optional()
+        })
+        .map_err(lite_err)?;
+    match row {
+        Some(r) => Ok(Applied::Certificate(r.parse()?)),
+        None => Err(StoreError::NotFound(format!("certificate {serial}"))),
     }
 }
 
@@ -588,6 +617,7 @@ impl AccountWrite for SqliteAccountWrite {
             }
             AccountOp::InsertCertificate(_)
             | AccountOp::RevokeCertificate { .. }
+            | AccountOp::RenameCertificate { .. }
             | AccountOp::RevokeAllCertificates { .. } => apply_to_certificates(&conn, account, op),
             AccountOp::AddAlias { .. }
             | AccountOp::RemoveAlias(_)

@@ -56,4 +56,26 @@ impl Certificates for SqliteStore {
         tx.commit().await?;
         Ok(revoked)
     }
+
+    async fn record_certificate_uses(
+        &self,
+        uses: &[(Serial, DateTime<Utc>)],
+    ) -> Result<(), StoreError> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.group.write().await?;
+        for (serial, at) in uses {
+            sqlx::query(
+                "UPDATE certificates SET last_used_at = ?1 \
+                 WHERE serial = ?2 AND (last_used_at IS NULL OR last_used_at < ?1)",
+            )
+            .bind(account_write::ts(*at))
+            .bind(serial.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await
+    }
 }

@@ -183,7 +183,7 @@ impl FastReader {
         self.cached(|c| &mut c.certificates, serial, |c| {
             c.prepare_cached(
                 "SELECT serial, subject, role, account, fingerprint, not_before, not_after, issued_at, \
-                 revoked_at FROM certificates WHERE serial = ?1",
+                 revoked_at, name, last_used_at FROM certificates WHERE serial = ?1",
             )
             .and_then(|mut stmt| stmt.query_row([serial.as_str()], cert_row).optional())
             .map_err(map_err)?
@@ -524,6 +524,8 @@ pub(crate) fn cert_row(r: &Row<'_>) -> rusqlite::Result<CertRow> {
         not_after: time(r, 6)?,
         issued_at: time(r, 7)?,
         revoked_at: time_opt(r, 8)?,
+        name: r.get(9)?,
+        last_used: time_opt(r, 10)?,
     })
 }
 

@@ -103,6 +103,8 @@ pub(crate) fn cert_from_row(r: &SqliteRow) -> Result<CertRecord, StoreError> {
         not_after: r.try_get("not_after").map_err(map_err)?,
         issued_at: r.try_get("issued_at").map_err(map_err)?,
         revoked_at: r.try_get("revoked_at").map_err(map_err)?,
+        name: r.try_get("name").map_err(map_err)?,
+        last_used: r.try_get("last_used_at").map_err(map_err)?,
     }
     .parse()
 }

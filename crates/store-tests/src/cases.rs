@@ -111,6 +111,8 @@ fn cert(serial: &str, who: Option<&str>, role: CertRole) -> CertRecord {
         not_after: t0() + Duration::days(365),
         issued_at: t0(),
         revoked_at: None,
+        name: None,
+        last_used: None,
     }
 }
 

@@ -104,6 +104,8 @@ async fn the_hot_read_cache_shows_every_commit_of_another_connection_at_once() {
         not_after: t0 + Duration::days(365),
         issued_at: t0,
         revoked_at: None,
+        name: None,
+        last_used: None,
     })
     .await
     .unwrap();

@@ -344,6 +344,7 @@ pub async fn handle(
         params: &params,
         method: &method,
         query_has_password: query_has(uri.query(), "password"),
+        user_agent: crate::user_agent(&headers),
     };
     match request.run(action).await {
         Ok(response) => response,
@@ -436,9 +437,20 @@ struct ActionRequest<'a> {
     params: &'a Params,
     method: &'a Method,
     query_has_password: bool,
+    /// The request's `User-Agent`, which names a certificate issued without `name=`.
+    user_agent: Option<&'a str>,
 }
 
 impl ActionRequest<'_> {
+    /// `name=` if given, else what the certificate is issued as and for which client
+    /// ([`sip_settings_core::cert_use::default_name`]).
+    fn certificate_name(&self, form: &str) -> String {
+        match self.params.get("name") {
+            Some(name) if !name.trim().is_empty() => name.to_owned(),
+            _ => sip_settings_core::cert_use::default_name(form, self.user_agent),
+        }
+    }
+
     async fn run(&self, action: Action) -> Result<Response, ServiceError> {
         let s = self.services;
         let id = self.account;
@@ -513,8 +525,9 @@ impl ActionRequest<'_> {
             }
             Action::Crt => {
                 let days = self.days()?;
+                let name = self.certificate_name(".crt");
                 let issued = s
-                    .issue_certificate(CertSubject::Account(id.clone()), days)
+                    .issue_certificate(CertSubject::Account(id.clone()), days, Some(&name))
                     .await?;
                 reply::attachment(
                     "application/x-pem-file",
@@ -599,7 +612,10 @@ impl ActionRequest<'_> {
             Some(_) => return Err(ServiceError::invalid("legacy", "must be 1 or 0")),
         };
         let days = self.days()?;
-        let (_, p12) = s.issue_pkcs12(id, &password, variant, days).await?;
+        let name = self.certificate_name(".p12");
+        let (_, p12) = s
+            .issue_pkcs12(id, &password, variant, days, Some(&name))
+            .await?;
         Ok(reply::attachment(
             "application/x-pkcs12",
             &format!("{id}.p12"),

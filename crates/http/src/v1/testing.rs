@@ -87,11 +87,11 @@ impl TestApp {
             .await
             .unwrap();
         let alice = services
-            .issue_certificate(CertSubject::Account(id), None)
+            .issue_certificate(CertSubject::Account(id), None, None)
             .await
             .unwrap();
         let service = services
-            .issue_certificate(CertSubject::Service("proxy".to_owned()), None)
+            .issue_certificate(CertSubject::Service("proxy".to_owned()), None, None)
             .await
             .unwrap();
         Self {

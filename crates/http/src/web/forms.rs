@@ -47,6 +47,8 @@ pub struct Submission<'a> {
     pub account: &'a Account,
     /// The form's fields.
     pub params: &'a Params,
+    /// The browser's `User-Agent`, which names a certificate downloaded without a name.
+    pub user_agent: Option<&'a str>,
 }
 
 /// What the page says to a throttled password check: `what`, capitalised, and the wait in
@@ -133,7 +135,11 @@ impl Submission<'_> {
         match path {
             "/web/certificates/crt" => match self
                 .svc
-                .issue_certificate(CertSubject::Account(id.clone()), None)
+                .issue_certificate(
+                    CertSubject::Account(id.clone()),
+                    None,
+                    Some(&self.certificate_name(".crt")),
+                )
                 .await
             {
                 Ok(issued) => Outcome::File(file(
@@ -141,7 +147,7 @@ impl Submission<'_> {
                     &format!("{id}.crt"),
                     issued.crt_bundle().into_bytes(),
                 )),
-                Err(e) => self.finish(Tab::Info, "crt", "crt", Err(e)),
+                Err(e) => self.finish(Tab::Info, "crt", "name", Err(e)),
             },
             "/web/certificates/p12" => self.p12().await,
             "/web/certificates/revoke" => {
@@ -156,6 +162,21 @@ impl Submission<'_> {
                 self.finish(Tab::Info, "revoke", "serial", r)
             }
             "/web/certificates/revoke-older" => self.revoke_older().await,
+            "/web/certificates/name" => {
+                let r = async {
+                    let serial = Serial::parse(self.get("serial"))?;
+                    let record = self
+                        .svc
+                        .rename_own_certificate(id, &serial, self.get("name"))
+                        .await?;
+                    Ok(format!(
+                        "Certificate {serial} is now named \u{201c}{}\u{201d}",
+                        record.name.unwrap_or_default()
+                    ))
+                }
+                .await;
+                self.finish(Tab::Info, "name", "name", r)
+            }
             "/web/forwarding" => self.forwarding().await,
             "/web/rules/save" => self.rule_save().await,
             "/web/rules/move" => self.rule_move().await,
@@ -329,6 +350,14 @@ impl Submission<'_> {
         self.finish(Tab::Phonebook, "phonebook", "uri", r)
     }
 
+    /// The name posted with a download, or what it is issued as and for which browser.
+    fn certificate_name(&self, form: &str) -> String {
+        match self.get("name").trim() {
+            "" => sip_settings_core::cert_use::default_name(form, self.user_agent),
+            name => name.to_owned(),
+        }
+    }
+
     async fn p12(&self) -> Outcome {
         let id = &self.account.id;
         let r = async {
@@ -343,7 +372,11 @@ impl Submission<'_> {
                     return Err(ServiceError::invalid("format", "must be modern or legacy"));
                 }
             };
-            let (_, p12) = self.svc.issue_pkcs12(id, &password, variant, None).await?;
+            let name = self.certificate_name(".p12");
+            let (_, p12) = self
+                .svc
+                .issue_pkcs12(id, &password, variant, None, Some(&name))
+                .await?;
             Ok(p12)
         }
         .await;

@@ -61,11 +61,12 @@ impl WebState {
 }
 
 /// The forms, each a POST to its own path.
-const FORM_PATHS: [&str; 29] = [
+const FORM_PATHS: [&str; 30] = [
     "/web/certificates/crt",
     "/web/certificates/p12",
     "/web/certificates/revoke",
     "/web/certificates/revoke-older",
+    "/web/certificates/name",
     "/web/forwarding",
     "/web/rules/save",
     "/web/rules/move",
@@ -740,6 +741,7 @@ async fn form_post(State(state): State<AppState>, request: Request) -> Response 
         svc: &svc,
         account: &account,
         params: &params,
+        user_agent: crate::user_agent(&r.headers),
     };
     match submission.run(r.uri.path()).await {
         Outcome::Done(tab, text) => {

@@ -17,7 +17,7 @@ use crate::helpers::*;
 /// An admin certificate named `ops`.
 async fn admin_cert(app: &TestApp) -> IssuedCertificate {
     app.services
-        .issue_certificate(CertSubject::Admin("ops".into()), None)
+        .issue_certificate(CertSubject::Admin("ops".into()), None, None)
         .await
         .unwrap()
 }

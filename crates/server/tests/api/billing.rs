@@ -212,7 +212,7 @@ async fn post_json(
 
 async fn admin_cert(app: &TestApp) -> IssuedCertificate {
     app.services
-        .issue_certificate(CertSubject::Admin("ops".into()), None)
+        .issue_certificate(CertSubject::Admin("ops".into()), None, None)
         .await
         .unwrap()
 }

@@ -219,7 +219,7 @@ async fn poll_with_digest(app: &TestApp) -> Value {
 async fn record_calls(app: &TestApp, now: DateTime<Utc>) {
     let svc = app
         .services
-        .issue_certificate(CertSubject::Service("proxy".into()), None)
+        .issue_certificate(CertSubject::Service("proxy".into()), None, None)
         .await
         .unwrap();
     for c in &CALLS {

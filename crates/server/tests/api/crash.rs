@@ -138,14 +138,14 @@ impl Install {
                         .unwrap();
                 }
                 let cert = services
-                    .issue_certificate(CertSubject::Account(id.clone()), None)
+                    .issue_certificate(CertSubject::Account(id.clone()), None, None)
                     .await
                     .unwrap();
                 certs.insert(id.to_string(), cert);
             }
         }
         let service = services
-            .issue_certificate(CertSubject::Service("proxy".to_owned()), None)
+            .issue_certificate(CertSubject::Service("proxy".to_owned()), None, None)
             .await
             .unwrap();
         let rate = Rate::new(

@@ -61,6 +61,7 @@ async fn every_door_is_journaled_with_actor_source_and_old_new() {
                 sip_settings_core::AccountId::parse(ALICE).unwrap(),
             ),
             None,
+            None,
         )
         .await
         .unwrap();

@@ -255,6 +255,7 @@ async fn refusals_store_figures_and_prepaid_sessions_are_counted() {
         .issue_certificate(
             CertSubject::Account(sip_settings_core::AccountId::parse("alice@example.com").unwrap()),
             None,
+            None,
         )
         .await
         .unwrap();

@@ -1312,7 +1312,7 @@ async fn a_subscriber_never_reaches_another_account() {
         CertSubject::Admin("ops".into()),
         CertSubject::Service("proxy".into()),
     ] {
-        let cert = app.services.issue_certificate(subject, None).await.unwrap();
+        let cert = app.services.issue_certificate(subject, None, None).await.unwrap();
         let other = Api::new(&app, Some(&cert));
         assert_problem(&other.get("/v1/me").await, 403, "forbidden", None);
         assert_problem(
@@ -1337,7 +1337,7 @@ async fn etag_race_one_write_wins_the_other_gets_412_and_changes_nothing() {
     let app = TestApp::spawn().await;
     let second = app
         .services
-        .issue_certificate(CertSubject::Account(alice_id()), None)
+        .issue_certificate(CertSubject::Account(alice_id()), None, None)
         .await
         .unwrap();
     let one = Api::new(&app, Some(&app.alice));
@@ -1680,7 +1680,7 @@ async fn service_route_answers_proxies_with_target_reason_and_timeout() {
     let app = TestApp::spawn().await;
     let proxy_cert = app
         .services
-        .issue_certificate(CertSubject::Service("proxy1".into()), None)
+        .issue_certificate(CertSubject::Service("proxy1".into()), None, None)
         .await
         .unwrap();
     let proxy = Api::new(&app, Some(&proxy_cert));

@@ -417,7 +417,7 @@ async fn two_redemptions_of_one_card_at_once_credit_once() {
 async fn operator_api(app: &TestApp) {
     let admin = app
         .services
-        .issue_certificate(CertSubject::Admin("ops".into()), None)
+        .issue_certificate(CertSubject::Admin("ops".into()), None, None)
         .await
         .unwrap();
     let ops = app.client(Some(&admin));

@@ -544,7 +544,7 @@ async fn downloads_and_revoking_a_certificate() {
     // Revoke a second certificate in the browser: the API refuses it at once.
     let second = app
         .services
-        .issue_certificate(CertSubject::Account(AccountId::parse(ALICE).unwrap()), None)
+        .issue_certificate(CertSubject::Account(AccountId::parse(ALICE).unwrap()), None, None)
         .await
         .unwrap();
     let serial = second.record.serial.to_string();
@@ -594,7 +594,7 @@ async fn revoke_older_in_the_browser(app: &TestApp, b: &Browser) {
     app.clock.advance(chrono::Duration::seconds(1));
     let newest = app
         .services
-        .issue_certificate(CertSubject::Account(id.clone()), None)
+        .issue_certificate(CertSubject::Account(id.clone()), None, None)
         .await
         .unwrap();
     b.goto(&format!("{}/", app.base)).await;

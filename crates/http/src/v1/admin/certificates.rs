@@ -44,6 +44,11 @@ pub struct AdminCertificateView {
     pub issued_at: String,
     /// When it was revoked (RFC 3339), or `null`.
     pub revoked_at: Option<String>,
+    /// The name that tells it apart, or `null` (issued before names were kept).
+    pub name: Option<String>,
+    /// When it last authenticated a request (RFC 3339, to the minute; each server writes what
+    /// it saw about once a minute), or `null` if never as far as is known.
+    pub last_used: Option<String>,
 }
 
 impl AdminCertificateView {
@@ -58,6 +63,8 @@ impl AdminCertificateView {
             not_after: time(c.not_after),
             issued_at: time(c.issued_at),
             revoked_at: c.revoked_at.map(time),
+            name: c.name.clone(),
+            last_used: c.last_used.map(time),
         }
     }
 }
@@ -95,6 +102,11 @@ pub struct IssueBody {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 3650)]
     pub days: Option<u32>,
+    /// A name that tells it apart (at most 64 characters, not only white space, no control
+    /// characters; trimmed; default none).
+    #[serde(default)]
+    #[schema(max_length = 64, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$")]
+    pub name: Option<String>,
 }
 
 /// An operator or service certificate to issue (`cert issue --admin NAME` / `--service NAME`).
@@ -178,7 +190,7 @@ pub(super) async fn admin_issue_account_certificate(
     let id = account_of(&path)?;
     let cert = admin
         .services(&state)
-        .issue_certificate(CertSubject::Account(id), b.days)
+        .issue_certificate(CertSubject::Account(id), b.days, b.name.as_deref())
         .await?;
     Ok(issued(&cert))
 }
@@ -250,7 +262,7 @@ pub(super) async fn admin_issue_certificate(
     };
     let cert = admin
         .services(&state)
-        .issue_certificate(subject, b.days)
+        .issue_certificate(subject, b.days, None)
         .await?;
     tracing::info!(
         actor = %admin.actor(),

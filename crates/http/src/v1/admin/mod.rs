@@ -210,7 +210,7 @@ mod tests {
         let t = TestApp::new().await;
         let admin = t
             .services
-            .issue_certificate(CertSubject::Admin("ops".into()), None)
+            .issue_certificate(CertSubject::Admin("ops".into()), None, None)
             .await
             .unwrap();
         let path = "/v1/admin/domains";
@@ -237,7 +237,7 @@ mod tests {
         let t = TestApp::new().await;
         let admin = t
             .services
-            .issue_certificate(CertSubject::Admin("ops".into()), None)
+            .issue_certificate(CertSubject::Admin("ops".into()), None, None)
             .await
             .unwrap();
         let cases = [

@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use sip_settings_core::cert::CertRecord;
+use sip_settings_core::cert_use::default_name;
 use sip_settings_core::{Serial, ServiceError, Services};
 use utoipa::ToSchema;
 
@@ -32,6 +33,11 @@ pub struct CertificateView {
     pub issued_at: String,
     /// When it was revoked (RFC 3339), or `null`.
     pub revoked_at: Option<String>,
+    /// The name that tells it apart, or `null` (issued before names were kept). When it was
+    /// last used is on the web page and in the operator's API, not here: it changes every
+    /// minute the certificate is used, and so would this list's `ETag`, which a change must
+    /// name in `If-Match`.
+    pub name: Option<String>,
     /// Whether this request was made with it.
     pub current: bool,
 }
@@ -53,6 +59,20 @@ pub struct CsrBody {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 3650)]
     pub days: Option<u32>,
+    /// A name that tells it apart (at most 64 characters, not only white space, no control
+    /// characters; trimmed; default: `CSR for` the client its `User-Agent` names).
+    #[serde(default)]
+    #[schema(max_length = 64, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$")]
+    pub name: Option<String>,
+}
+
+/// A certificate's new name (`PATCH /v1/me/certificates/{serial}`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CertificatePatch {
+    /// The name (at most 64 characters, not only white space, no control characters; trimmed).
+    #[schema(max_length = 64, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$")]
+    pub name: String,
 }
 
 /// A certificate issued from a CSR.
@@ -73,6 +93,7 @@ fn certificate_view(c: &CertRecord, current: &Serial) -> CertificateView {
         not_after: time(c.not_after),
         issued_at: time(c.issued_at),
         revoked_at: c.revoked_at.map(time),
+        name: c.name.clone(),
         current: &c.serial == current,
     }
 }
@@ -137,7 +158,13 @@ pub(super) async fn issue_certificate(
     let s = me.services(&state);
     let s = s.hold(&me.account).await?;
     etag::check(&headers, Some(&certificates_view(&s, &me).await?))?;
-    let (record, pem) = s.issue_from_csr(&me.account, &b.csr, b.days).await?;
+    let name = match b.name {
+        Some(name) => name,
+        None => default_name("CSR", crate::user_agent(&headers)),
+    };
+    let (record, pem) = s
+        .issue_from_csr(&me.account, &b.csr, b.days, Some(&name))
+        .await?;
     s.commit().await?;
     Ok(created(
         &format!("/v1/me/certificates/{}", record.serial),
@@ -164,6 +191,36 @@ pub(super) async fn get_certificate(
         Some(v) => Ok(etag::read(&headers, &v)),
         None => Err(not_found(format!("no certificate with serial {serial}"))),
     }
+}
+
+/// Names one of the account's own certificates (another account's serial is 404); journaled.
+#[utoipa::path(patch, path = "/v1/me/certificates/{serial}", tag = "certificates",
+    params(("serial" = String, Path, description = "Serial, hex (colons allowed)"),
+        ("If-Match" = Option<String>, Header, description = "ETag read before; 412 if stale")),
+    request_body(content = CertificatePatch, content_type = "application/json"),
+    responses((status = 200, description = "The certificate as named", body = CertificateView,
+        headers(("ETag" = String, description = "Entity tag of the new representation"))), WriteErrors))]
+pub(super) async fn rename_certificate(
+    State(state): State<AppState>,
+    me: Subscriber,
+    headers: HeaderMap,
+    PathParam(path): PathParam<String>,
+    JsonBody(b): JsonBody<CertificatePatch>,
+) -> ApiResult {
+    let serial = serial_of(path)?;
+    let s = me.services(&state);
+    let s = s.hold(&me.account).await?;
+    if let Some(current) = own_certificate(&s, &me, &serial).await? {
+        etag::check(&headers, Some(&current))?;
+    }
+    let record = s
+        .rename_own_certificate(&me.account, &serial, &b.name)
+        .await?;
+    s.commit().await?;
+    Ok(etag::reply(
+        StatusCode::OK,
+        &certificate_view(&record, &me.serial),
+    ))
 }
 
 /// Revokes one of the account's own certificates (another account's serial is 404).

@@ -102,6 +102,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(
             certificates::get_certificate,
+            certificates::rename_certificate,
             certificates::revoke_certificate
         ))
         .routes(routes!(journal::journal))

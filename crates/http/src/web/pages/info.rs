@@ -7,10 +7,18 @@ use super::{Field, Layout, Refusal, Tab, View, render};
 
 #[derive(Debug)]
 struct CertView {
+    /// Its name, or what to call one issued before names were kept.
+    name: String,
+    /// The rename field (its own id per certificate).
+    rename: Field,
+    /// Whether a refusal of its rename is shown (the form stays open).
+    rename_open: bool,
     serial: String,
     /// SHA-256, in groups of four hex digits.
     fingerprint: String,
     issued: String,
+    /// When it last authenticated a request, to the minute, or `not yet`.
+    last_used: String,
     not_after: String,
     status: String,
     revocable: bool,
@@ -24,6 +32,8 @@ struct InfoPage {
     details: Vec<(String, String)>,
     p12_password: Field,
     p12_legacy: bool,
+    crt_name: Field,
+    p12_name: Field,
     curl: String,
     /// What Blink takes as its account web page (docs/actions.md, "Blink").
     settings_url: String,
@@ -44,6 +54,24 @@ pub fn older_valid(
         .collect();
     valid.sort_by_key(|c| std::cmp::Reverse((c.issued_at, c.serial.to_string())));
     valid.into_iter().skip(1).collect()
+}
+
+/// The field that renames `c`: its own id, and the refused name and message only when the
+/// refusal was of this certificate's rename.
+fn rename_field(c: &sip_settings_core::cert::CertRecord, refusal: Option<&Refusal>) -> Field {
+    let serial = c.serial.as_str();
+    let ours = refusal.filter(|_| Refusal::value(refusal, "name", "serial") == Some(serial));
+    let mut field = Field::new(
+        "name",
+        "name",
+        "New name",
+        "text",
+        c.name.clone().unwrap_or_default(),
+        ours,
+    )
+    .attrs(r#" maxlength="64" required"#);
+    field.id = format!("name-{serial}");
+    field
 }
 
 /// A fingerprint in groups of four hex digits (so that it wraps between them).
@@ -145,9 +173,20 @@ pub(super) async fn info(v: &View<'_>) -> Result<String, ServiceError> {
     let certs = records
         .iter()
         .map(|c| CertView {
+            name: c
+                .name
+                .clone()
+                .unwrap_or_else(|| "(no name: issued before names were kept)".to_owned()),
+            rename: rename_field(c, v.refusal),
+            rename_open: Refusal::value(v.refusal, "name", "serial")
+                == Some(c.serial.as_str()),
             serial: c.serial.to_string(),
             fingerprint: grouped(&c.fingerprint),
             issued: v.local(c.issued_at),
+            last_used: c.last_used.map_or_else(
+                || "not yet".to_owned(),
+                |t| v.local(t).get(..16).unwrap_or_default().to_owned(),
+            ),
             not_after: v.local(c.not_after),
             status: match c.revoked_at {
                 Some(t) => format!("revoked {}", v.local(t)),
@@ -169,12 +208,26 @@ pub(super) async fn info(v: &View<'_>) -> Result<String, ServiceError> {
     )
     .attrs(r#" autocomplete="current-password""#)
     .hint("Also the password that protects the file.");
+    let download_name = |form| {
+        Field::new(
+            form,
+            "name",
+            "Name (optional)",
+            "text",
+            String::new(),
+            v.refusal,
+        )
+        .attrs(r#" maxlength="64""#)
+        .hint("To tell it apart later, such as \u{201c}work laptop\u{201d}. Without one it is named after this browser.")
+    };
     render(&InfoPage {
         layout: v.layout(Tab::Info),
         sip_address: id.to_string(),
         details,
         p12_password,
         p12_legacy: Refusal::value(v.refusal, "p12", "format") == Some("legacy"),
+        crt_name: download_name("crt"),
+        p12_name: download_name("p12"),
         curl: format!(
             "curl --cacert ca.crt -E {id}.crt 'https://{host}/settings.phtml?action=account'"
         ),

@@ -353,7 +353,7 @@ impl TestApp {
         args.extend_from_slice(extra);
         self.cli_ok(&args);
         self.services
-            .issue_certificate(CertSubject::Account(AccountId::parse(who).unwrap()), None)
+            .issue_certificate(CertSubject::Account(AccountId::parse(who).unwrap()), None, None)
             .await
             .unwrap()
     }
@@ -435,7 +435,7 @@ impl TestApp {
                 .unwrap();
             certs.push(
                 services
-                    .issue_certificate(CertSubject::Account(id), None)
+                    .issue_certificate(CertSubject::Account(id), None, None)
                     .await
                     .unwrap(),
             );
@@ -481,7 +481,7 @@ pub(crate) fn no_redirects(app: &TestApp) -> reqwest::Client {
 /// A service certificate (a proxy's) of this installation.
 pub(crate) async fn service_cert(app: &TestApp) -> IssuedCertificate {
     app.services
-        .issue_certificate(CertSubject::Service("proxy".into()), None)
+        .issue_certificate(CertSubject::Service("proxy".into()), None, None)
         .await
         .unwrap()
 }
