@@ -223,7 +223,10 @@ mod tests {
         };
         uses.note(&serial, t("2026-12-06T10:14:59Z"));
         uses.note(&serial, t("2026-12-06T10:13:10Z"));
-        assert_eq!(uses.take(), vec![(serial.clone(), t("2026-12-06T10:14:00Z"))]);
+        assert_eq!(
+            uses.take(),
+            vec![(serial.clone(), t("2026-12-06T10:14:00Z"))]
+        );
         assert!(uses.take().is_empty());
         uses.note(&serial, t("2026-12-06T10:20:01Z"));
         uses.restore(vec![(serial.clone(), t("2026-12-06T10:15:00Z"))]);

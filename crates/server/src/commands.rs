@@ -272,7 +272,11 @@ pub async fn issue_account_files(
     days: Option<u32>,
     name: Option<&str>,
 ) -> anyhow::Result<(CertRecord, Vec<PathBuf>)> {
-    let form = if p12_password.is_some() { ".p12" } else { ".crt" };
+    let form = if p12_password.is_some() {
+        ".p12"
+    } else {
+        ".crt"
+    };
     let name = name.map_or_else(|| format!("{form} from the command line"), str::to_owned);
     let name = Some(name.as_str());
     let crt_path = out.join(format!("{id}.crt"));
@@ -569,17 +573,16 @@ pub async fn quickstart(config: &Config) -> anyhow::Result<()> {
     } else if crt.exists() {
         println!("reusing account {id} and {}", crt.display());
     } else {
-        let (_, files) =
-            issue_account_files(
-                &services,
-                &id,
-                dir,
-                None,
-                P12Variant::Modern,
-                None,
-                Some("quickstart"),
-            )
-            .await?;
+        let (_, files) = issue_account_files(
+            &services,
+            &id,
+            dir,
+            None,
+            P12Variant::Modern,
+            None,
+            Some("quickstart"),
+        )
+        .await?;
         for f in files {
             println!("wrote {}", f.display());
         }

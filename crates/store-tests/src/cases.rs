@@ -18,7 +18,7 @@ use sip_settings_core::settings::{
     Voicemail, VoicemailDelivery,
 };
 use sip_settings_core::sip::{Condition, DiversionTarget, SipUri};
-use sip_settings_core::store::{AccountOp, AliasOutcome, BalanceChange};
+use sip_settings_core::store::{AccountOp, AliasOutcome, Applied, BalanceChange};
 use sip_settings_core::{
     AccountId, Credentials, Domain, E164, ManualClock, Password, Store, StoreError,
 };

@@ -44,6 +44,7 @@ macro_rules! conformance_suite {
             accounts_and_credentials,
             account_delete_cascades_and_revokes,
             certificates_and_revocation,
+            certificate_names_and_last_use,
             aliases_share_the_address_namespace,
             alias_limit_holds_under_concurrency,
             enum_numbers,

@@ -142,6 +142,7 @@ mod tests {
             ("PhonebookPost", decode::<phonebook::PhonebookPost>),
             ("PhonebookPut", decode::<phonebook::PhonebookPut>),
             ("CsrBody", decode::<certificates::CsrBody>),
+            ("CertificatePatch", decode::<certificates::CertificatePatch>),
             ("RouteRequest", decode::<route::RouteRequest>),
             ("CallRecordBody", decode::<calls::CallRecordBody>),
             ("OpenBody", decode::<prepaid::OpenBody>),

@@ -189,7 +189,11 @@ async fn admin_and_service_certificates_cannot_use_subscriber_actions() {
         sip_settings_core::cert::CertSubject::Admin("ops".into()),
         sip_settings_core::cert::CertSubject::Service("proxy1".into()),
     ] {
-        let cert = app.services.issue_certificate(subject, None, None).await.unwrap();
+        let cert = app
+            .services
+            .issue_certificate(subject, None, None)
+            .await
+            .unwrap();
         let (status, body) = app
             .action(&cert, &format!("action=account&account={ALICE}"))
             .await;

@@ -1276,6 +1276,200 @@ async fn certificates_issue_from_csr_list_and_revoke_own() {
     );
 }
 
+/// Certificates carry a name — given, or what they were issued as and for which client — that
+/// their owner can change, and the operator sees when each was last used: at once from the
+/// server that saw it, in the store once the server writes its uses (a minute, or when it
+/// stops).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_are_named_and_say_when_they_were_last_used() {
+    let mut app = TestApp::spawn().await;
+    let api = Api::new(&app, Some(&app.alice));
+    let csr = make_csr(app.data_dir());
+    let r = api
+        .post(
+            "/v1/me/certificates",
+            json!({"csr": csr, "name": "  build server "}),
+        )
+        .await;
+    assert_status(&r, 201);
+    assert_eq!(r.body["certificate"]["name"], "build server");
+    let built = r.body["certificate"]["serial"].as_str().unwrap().to_owned();
+
+    // Without a name: what it was issued as, and the client its User-Agent names.
+    let client = app.client(Some(&app.alice));
+    let named_by_client = client
+        .post(format!("{}/v1/me/certificates", app.base))
+        .header("user-agent", "curl/8.5.0")
+        .json(&json!({"csr": csr}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(named_by_client).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["certificate"]["name"], "CSR for curl 8.5.0");
+    let response = client
+        .get(format!("{}/settings.phtml?action=crt", app.base))
+        .header("user-agent", "curl/8.5.0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let response = client
+        .get(format!(
+            "{}/settings.phtml?action=crt&name=Kitchen%20phone",
+            app.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let list = api.read("/v1/me/certificates").await;
+    // Issued at one instant of the test's clock: listed in serial order, so compared as a set.
+    let mut names: Vec<&str> = list["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or("(none)"))
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "(none)",
+            ".crt for curl 8.5.0",
+            "CSR for curl 8.5.0",
+            "Kitchen phone",
+            "build server",
+        ]
+    );
+    assert!(
+        list["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c.get("last_used").is_none()),
+        "the subscriber's list has no last use: {list}"
+    );
+
+    // Renaming: If-Match holds, the name is checked, another account's serial is not found.
+    let path = format!("/v1/me/certificates/{built}");
+    let r = api
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({"name": "x"})),
+            Some("\"stale\""),
+        )
+        .await;
+    assert_problem(&r, 412, "precondition_failed", Some("If-Match"));
+    let tag = api.get(&path).await.etag.unwrap();
+    let r = api
+        .call(
+            Method::PATCH,
+            &path,
+            Some(json!({"name": " work laptop "})),
+            Some(&tag),
+        )
+        .await;
+    assert_status(&r, 200);
+    assert_eq!(r.body["name"], "work laptop");
+    assert_eq!(r.body["serial"], built);
+    for body in [
+        json!({"name": "   "}),
+        json!({"name": "bell\u{7}"}),
+        json!({"name": "x".repeat(65)}),
+        json!({}),
+        json!({"name": null}),
+    ] {
+        let r = api.patch(&path, body.clone()).await;
+        assert_problem(&r, 400, "invalid_field", Some("name"));
+    }
+    let bobs = format!("/v1/me/certificates/{}", app.bob.record.serial);
+    assert_problem(
+        &api.patch(&bobs, json!({"name": "mine now"})).await,
+        404,
+        "not_found",
+        None,
+    );
+    assert_eq!(api.read(&path).await["name"], "work laptop");
+    let bob_list = Api::new(&app, Some(&app.bob))
+        .read("/v1/me/certificates")
+        .await;
+    assert!(bob_list["certificates"][0]["name"].is_null(), "{bob_list}");
+    let journal: Value = client
+        .get(format!("{}/v1/me/journal?limit=1", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entry = &journal["entries"][0];
+    assert_eq!(entry["resource"], "certificate", "{journal}");
+    assert_eq!(entry["old"], format!("{built} named \"build server\""));
+    assert_eq!(entry["new"], format!("{built} named \"work laptop\""));
+
+    // Last used: the operator sees alice's use at once (this server saw it) ...
+    let admin = app
+        .services
+        .issue_certificate(CertSubject::Admin("ops".into()), None, None)
+        .await
+        .unwrap();
+    let alice_serial = app.alice.record.serial.to_string();
+    let minute = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:00Z").to_string();
+    let used_now = minute(app.clock.now());
+    let operator = Api::new(&app, Some(&admin));
+    let last_used = |list: &Value, serial: &str| {
+        list["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["serial"] == serial)
+            .unwrap()["last_used"]
+            .clone()
+    };
+    let listed = operator
+        .read(&format!("/v1/admin/accounts/{ALICE}/certificates"))
+        .await;
+    assert_eq!(last_used(&listed, &alice_serial), used_now.as_str());
+    assert_eq!(
+        last_used(&listed, &built),
+        Value::Null,
+        "issued from a CSR, never used"
+    );
+    // ... the store only once the server writes them (the CLI reads the store alone).
+    let cli_line = |app: &TestApp, who: &str, serial: &str| {
+        app.cli_ok(&["cert", "list", who])
+            .lines()
+            .find(|l| l.starts_with(serial))
+            .unwrap_or_else(|| panic!("no {serial}"))
+            .to_owned()
+    };
+    let cli_minute = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%MZ").to_string();
+    assert!(
+        !cli_line(&app, ALICE, &alice_serial).contains(&cli_minute(app.clock.now())),
+        "written before the server wrote its uses"
+    );
+    assert!(app.services.record_certificate_uses().await.unwrap() >= 2);
+    let line = cli_line(&app, ALICE, &alice_serial);
+    assert!(line.contains(&cli_minute(app.clock.now())), "{line}");
+    assert!(
+        line.ends_with("-"),
+        "alice's first certificate has no name: {line}"
+    );
+    assert!(cli_line(&app, ALICE, &built).ends_with("work laptop"));
+    assert_eq!(app.services.record_certificate_uses().await.unwrap(), 0);
+
+    // A use an hour later, written when the server stops.
+    app.clock.advance(Duration::hours(1));
+    assert_eq!(app.action(&app.bob, "action=account").await.0, 200);
+    let bob_serial = app.bob.record.serial.to_string();
+    assert!(!cli_line(&app, BOB, &bob_serial).contains(&cli_minute(app.clock.now())));
+    app.server.take().unwrap().stop().await;
+    let line = cli_line(&app, BOB, &bob_serial);
+    assert!(line.contains(&cli_minute(app.clock.now())), "{line}");
+}
+
 // ----- isolation ----------------------------------------------------------------------------------
 
 #[tokio::test]
@@ -1312,7 +1506,11 @@ async fn a_subscriber_never_reaches_another_account() {
         CertSubject::Admin("ops".into()),
         CertSubject::Service("proxy".into()),
     ] {
-        let cert = app.services.issue_certificate(subject, None, None).await.unwrap();
+        let cert = app
+            .services
+            .issue_certificate(subject, None, None)
+            .await
+            .unwrap();
         let other = Api::new(&app, Some(&cert));
         assert_problem(&other.get("/v1/me").await, 403, "forbidden", None);
         assert_problem(

@@ -544,7 +544,11 @@ async fn downloads_and_revoking_a_certificate() {
     // Revoke a second certificate in the browser: the API refuses it at once.
     let second = app
         .services
-        .issue_certificate(CertSubject::Account(AccountId::parse(ALICE).unwrap()), None, None)
+        .issue_certificate(
+            CertSubject::Account(AccountId::parse(ALICE).unwrap()),
+            None,
+            None,
+        )
         .await
         .unwrap();
     let serial = second.record.serial.to_string();

@@ -178,8 +178,7 @@ pub(super) async fn info(v: &View<'_>) -> Result<String, ServiceError> {
                 .clone()
                 .unwrap_or_else(|| "(no name: issued before names were kept)".to_owned()),
             rename: rename_field(c, v.refusal),
-            rename_open: Refusal::value(v.refusal, "name", "serial")
-                == Some(c.serial.as_str()),
+            rename_open: Refusal::value(v.refusal, "name", "serial") == Some(c.serial.as_str()),
             serial: c.serial.to_string(),
             fingerprint: grouped(&c.fingerprint),
             issued: v.local(c.issued_at),

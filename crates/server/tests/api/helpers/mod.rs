@@ -353,7 +353,11 @@ impl TestApp {
         args.extend_from_slice(extra);
         self.cli_ok(&args);
         self.services
-            .issue_certificate(CertSubject::Account(AccountId::parse(who).unwrap()), None, None)
+            .issue_certificate(
+                CertSubject::Account(AccountId::parse(who).unwrap()),
+                None,
+                None,
+            )
             .await
             .unwrap()
     }
