@@ -133,22 +133,7 @@ impl Submission<'_> {
     pub async fn run(&self, path: &str) -> Outcome {
         let id = &self.account.id;
         match path {
-            "/web/certificates/crt" => match self
-                .svc
-                .issue_certificate(
-                    CertSubject::Account(id.clone()),
-                    None,
-                    Some(&self.certificate_name(".crt")),
-                )
-                .await
-            {
-                Ok(issued) => Outcome::File(file(
-                    "application/x-pem-file",
-                    &format!("{id}.crt"),
-                    issued.crt_bundle().into_bytes(),
-                )),
-                Err(e) => self.finish(Tab::Info, "crt", "name", Err(e)),
-            },
+            "/web/certificates/crt" => self.crt().await,
             "/web/certificates/p12" => self.p12().await,
             "/web/certificates/revoke" => {
                 let r = async {
@@ -162,21 +147,7 @@ impl Submission<'_> {
                 self.finish(Tab::Info, "revoke", "serial", r)
             }
             "/web/certificates/revoke-older" => self.revoke_older().await,
-            "/web/certificates/name" => {
-                let r = async {
-                    let serial = Serial::parse(self.get("serial"))?;
-                    let record = self
-                        .svc
-                        .rename_own_certificate(id, &serial, self.get("name"))
-                        .await?;
-                    Ok(format!(
-                        "Certificate {serial} is now named \u{201c}{}\u{201d}",
-                        record.name.unwrap_or_default()
-                    ))
-                }
-                .await;
-                self.finish(Tab::Info, "name", "name", r)
-            }
+            "/web/certificates/name" => self.rename_certificate().await,
             "/web/forwarding" => self.forwarding().await,
             "/web/rules/save" => self.rule_save().await,
             "/web/rules/move" => self.rule_move().await,
@@ -348,6 +319,44 @@ impl Submission<'_> {
         }
         .await;
         self.finish(Tab::Phonebook, "phonebook", "uri", r)
+    }
+
+    /// A new `.crt` (certificate and key) as a download.
+    async fn crt(&self) -> Outcome {
+        let id = &self.account.id;
+        match self
+            .svc
+            .issue_certificate(
+                CertSubject::Account(id.clone()),
+                None,
+                Some(&self.certificate_name(".crt")),
+            )
+            .await
+        {
+            Ok(issued) => Outcome::File(file(
+                "application/x-pem-file",
+                &format!("{id}.crt"),
+                issued.crt_bundle().into_bytes(),
+            )),
+            Err(e) => self.finish(Tab::Info, "crt", "name", Err(e)),
+        }
+    }
+
+    /// Names one of the account's certificates.
+    async fn rename_certificate(&self) -> Outcome {
+        let r = async {
+            let serial = Serial::parse(self.get("serial"))?;
+            let record = self
+                .svc
+                .rename_own_certificate(&self.account.id, &serial, self.get("name"))
+                .await?;
+            Ok(format!(
+                "Certificate {serial} is now named \u{201c}{}\u{201d}",
+                record.name.unwrap_or_default()
+            ))
+        }
+        .await;
+        self.finish(Tab::Info, "name", "name", r)
     }
 
     /// The name posted with a download, or what it is issued as and for which browser.

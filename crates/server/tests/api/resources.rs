@@ -1409,6 +1409,12 @@ async fn certificates_are_named_and_say_when_they_were_last_used() {
     assert_eq!(entry["old"], format!("{built} named \"build server\""));
     assert_eq!(entry["new"], format!("{built} named \"work laptop\""));
 
+    last_uses_reach_the_operator_and_the_store(&mut app, &built).await;
+}
+
+/// Last used: the operator sees a use at once from the server that saw it; the store has it
+/// once the server writes its uses (`built` is a certificate never used).
+async fn last_uses_reach_the_operator_and_the_store(app: &mut TestApp, built: &str) {
     // Last used: the operator sees alice's use at once (this server saw it) ...
     let admin = app
         .services
@@ -1418,7 +1424,7 @@ async fn certificates_are_named_and_say_when_they_were_last_used() {
     let alice_serial = app.alice.record.serial.to_string();
     let minute = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:00Z").to_string();
     let used_now = minute(app.clock.now());
-    let operator = Api::new(&app, Some(&admin));
+    let operator = Api::new(app, Some(&admin));
     let last_used = |list: &Value, serial: &str| {
         list["certificates"]
             .as_array()
@@ -1433,7 +1439,7 @@ async fn certificates_are_named_and_say_when_they_were_last_used() {
         .await;
     assert_eq!(last_used(&listed, &alice_serial), used_now.as_str());
     assert_eq!(
-        last_used(&listed, &built),
+        last_used(&listed, built),
         Value::Null,
         "issued from a CSR, never used"
     );
@@ -1447,26 +1453,26 @@ async fn certificates_are_named_and_say_when_they_were_last_used() {
     };
     let cli_minute = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%MZ").to_string();
     assert!(
-        !cli_line(&app, ALICE, &alice_serial).contains(&cli_minute(app.clock.now())),
+        !cli_line(app, ALICE, &alice_serial).contains(&cli_minute(app.clock.now())),
         "written before the server wrote its uses"
     );
     assert!(app.services.record_certificate_uses().await.unwrap() >= 2);
-    let line = cli_line(&app, ALICE, &alice_serial);
+    let line = cli_line(app, ALICE, &alice_serial);
     assert!(line.contains(&cli_minute(app.clock.now())), "{line}");
     assert!(
         line.ends_with("-"),
         "alice's first certificate has no name: {line}"
     );
-    assert!(cli_line(&app, ALICE, &built).ends_with("work laptop"));
+    assert!(cli_line(app, ALICE, built).ends_with("work laptop"));
     assert_eq!(app.services.record_certificate_uses().await.unwrap(), 0);
 
     // A use an hour later, written when the server stops.
     app.clock.advance(Duration::hours(1));
     assert_eq!(app.action(&app.bob, "action=account").await.0, 200);
     let bob_serial = app.bob.record.serial.to_string();
-    assert!(!cli_line(&app, BOB, &bob_serial).contains(&cli_minute(app.clock.now())));
+    assert!(!cli_line(app, BOB, &bob_serial).contains(&cli_minute(app.clock.now())));
     app.server.take().unwrap().stop().await;
-    let line = cli_line(&app, BOB, &bob_serial);
+    let line = cli_line(app, BOB, &bob_serial);
     assert!(line.contains(&cli_minute(app.clock.now())), "{line}");
 }
 

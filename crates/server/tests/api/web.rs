@@ -557,7 +557,7 @@ async fn downloads_and_revoking_a_certificate() {
     let row = format!("#cert-{serial}");
     assert!(b.text(&row).await.contains("valid"));
     b.mark().await;
-    b.click(&format!("{row} button")).await;
+    b.click(&format!("{row} button.danger")).await;
     // The page asks first (a small enhancement; without JavaScript the form posts at once).
     let question = b.c.get_alert_text().await.expect("confirmation");
     assert!(question.starts_with(&format!("Revoke certificate {serial}?")));
@@ -568,7 +568,7 @@ async fn downloads_and_revoking_a_certificate() {
         format!("Certificate {serial} revoked: it no longer works for the API")
     );
     assert!(b.text(&row).await.contains("revoked"));
-    assert!(!b.exists(&format!("{row} button")).await);
+    assert!(!b.exists(&format!("{row} button.danger")).await);
     let (status, body) = app.action(&second, "action=account").await;
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error_message"], "Error: certificate revoked");
@@ -587,8 +587,122 @@ async fn downloads_and_revoking_a_certificate() {
     assert_eq!(response.status().as_u16(), 404);
     assert_eq!(app.action(&app.bob, "action=account").await.0, 200);
 
+    name_certificates_in_the_browser(&app, &b).await;
     revoke_older_in_the_browser(&app, &b).await;
     b.close().await;
+}
+
+/// Each certificate is listed with its name and when it was last used: a download names it as
+/// asked, or after the browser that asked for it; its owner renames it in place (a refusal is
+/// shown next to the field with the input kept).
+async fn name_certificates_in_the_browser(app: &TestApp, b: &Browser) {
+    let cookie = b.session_cookie().await;
+    let csrf = b.csrf().await;
+    let headers = [("origin", app.base.as_str())];
+    let response = post_form(
+        app,
+        "/web/certificates/crt",
+        Some(&cookie),
+        &headers,
+        &[("csrf", &csrf), ("name", "Kitchen phone")],
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let firefox =
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0";
+    let response = post_form(
+        app,
+        "/web/certificates/p12",
+        Some(&cookie),
+        &[("origin", app.base.as_str()), ("user-agent", firefox)],
+        &[
+            ("csrf", &csrf),
+            ("password", ALICE_PASSWORD),
+            ("format", "modern"),
+        ],
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let id = AccountId::parse(ALICE).unwrap();
+    let records = app.services.list_certificates(Some(&id)).await.unwrap();
+    let named = |name: &str| {
+        records
+            .iter()
+            .find(|c| c.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("no certificate named {name}: {records:?}"))
+            .serial
+            .to_string()
+    };
+    let kitchen = named("Kitchen phone");
+    let browser_named = named(".p12 for Firefox on Windows");
+
+    b.goto(&format!("{}/", app.base)).await;
+    let header = b.text("#certs-h ~ div table thead").await;
+    for column in [
+        "Name and serial",
+        "Fingerprint",
+        "Issued",
+        "Last used",
+        "Valid until",
+    ] {
+        assert!(header.contains(column), "{header}");
+    }
+    let cells = |serial: String| async move {
+        let row = b.find(&format!("#cert-{serial}")).await;
+        let mut texts = Vec::new();
+        for td in row.find_all(Locator::Css("td")).await.unwrap() {
+            texts.push(td.text().await.unwrap());
+        }
+        texts
+    };
+    let kitchen_row = cells(kitchen.clone()).await;
+    assert!(
+        kitchen_row[0].starts_with("Kitchen phone"),
+        "{kitchen_row:?}"
+    );
+    assert_eq!(kitchen_row[3], "not yet", "never used: {kitchen_row:?}");
+    assert!(cells(browser_named.clone()).await[0].starts_with(".p12 for Firefox on Windows"));
+    // Alice's first certificate was used by the API (the test's own requests): a minute shown.
+    let alice_row = cells(app.alice.record.serial.to_string()).await;
+    let used = &alice_row[3];
+    assert!(
+        used.len() == 16 && used.as_bytes()[10] == b' ' && used.as_bytes()[13] == b':',
+        "last used to the minute: {alice_row:?}"
+    );
+
+    // Renamed in place; then a name that is only spaces is refused next to its field.
+    let field = format!("#name-{kitchen}");
+    b.click(&format!("#cert-{kitchen} summary")).await;
+    b.type_into(&field, "Kitchen phone (old)").await;
+    b.submit(&format!("#cert-{kitchen} form.rename button"))
+        .await;
+    assert_eq!(
+        b.flash().await,
+        format!("Certificate {kitchen} is now named \u{201c}Kitchen phone (old)\u{201d}")
+    );
+    assert!(cells(kitchen.clone()).await[0].starts_with("Kitchen phone (old)"));
+    b.click(&format!("#cert-{kitchen} summary")).await;
+    b.type_into(&field, "   ").await;
+    b.submit(&format!("#cert-{kitchen} form.rename button"))
+        .await;
+    assert_eq!(
+        b.text(&format!("{field}-error")).await,
+        "name must not be empty"
+    );
+    assert_eq!(b.value(&field).await, "   ", "the input is kept");
+    assert!(
+        !b.exists(&format!("#name-{browser_named}-error")).await,
+        "the refusal is shown on its own certificate only"
+    );
+    let stored = app.services.list_certificates(Some(&id)).await.unwrap();
+    assert!(
+        stored
+            .iter()
+            .any(|c| c.name.as_deref() == Some("Kitchen phone (old)")),
+        "a refusal changes nothing"
+    );
+    b.scroll_to("certs-h").await;
+    b.screenshot("web-certificates.png").await;
 }
 
 /// The certificate list labels each certificate with its fingerprint; all but the newest are

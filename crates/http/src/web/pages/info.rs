@@ -16,10 +16,9 @@ struct CertView {
     serial: String,
     /// SHA-256, in groups of four hex digits.
     fingerprint: String,
-    issued: String,
-    /// When it last authenticated a request, to the minute, or `not yet`.
-    last_used: String,
-    not_after: String,
+    /// Issued, last used (to the minute, or `not yet`) and valid until, each in the pieces
+    /// between which it may wrap (a date and a time).
+    times: [Vec<String>; 3],
     status: String,
     revocable: bool,
 }
@@ -54,6 +53,42 @@ pub fn older_valid(
         .collect();
     valid.sort_by_key(|c| std::cmp::Reverse((c.issued_at, c.serial.to_string())));
     valid.into_iter().skip(1).collect()
+}
+
+/// The rows of the certificate list.
+fn cert_views(
+    v: &View<'_>,
+    records: &[sip_settings_core::cert::CertRecord],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<CertView> {
+    records
+        .iter()
+        .map(|c| CertView {
+            name: c
+                .name
+                .clone()
+                .unwrap_or_else(|| "(no name: issued before names were kept)".to_owned()),
+            rename: rename_field(c, v.refusal),
+            rename_open: Refusal::value(v.refusal, "name", "serial") == Some(c.serial.as_str()),
+            serial: c.serial.to_string(),
+            fingerprint: grouped(&c.fingerprint),
+            times: [
+                v.local(c.issued_at),
+                c.last_used.map_or_else(
+                    || "not yet".to_owned(),
+                    |t| v.local(t).get(..16).unwrap_or_default().to_owned(),
+                ),
+                v.local(c.not_after),
+            ]
+            .map(|t| t.split(' ').map(str::to_owned).collect()),
+            status: match c.revoked_at {
+                Some(t) => format!("revoked {}", v.local(t)),
+                None if c.not_after < now => "expired".to_owned(),
+                None => "valid".to_owned(),
+            },
+            revocable: c.revoked_at.is_none(),
+        })
+        .collect()
 }
 
 /// The field that renames `c`: its own id, and the refused name and message only when the
@@ -170,31 +205,7 @@ pub(super) async fn info(v: &View<'_>) -> Result<String, ServiceError> {
     let now = v.svc.clock().now();
     let mut records = v.svc.list_certificates(Some(id)).await?;
     records.sort_by_key(|c| std::cmp::Reverse(c.issued_at));
-    let certs = records
-        .iter()
-        .map(|c| CertView {
-            name: c
-                .name
-                .clone()
-                .unwrap_or_else(|| "(no name: issued before names were kept)".to_owned()),
-            rename: rename_field(c, v.refusal),
-            rename_open: Refusal::value(v.refusal, "name", "serial") == Some(c.serial.as_str()),
-            serial: c.serial.to_string(),
-            fingerprint: grouped(&c.fingerprint),
-            issued: v.local(c.issued_at),
-            last_used: c.last_used.map_or_else(
-                || "not yet".to_owned(),
-                |t| v.local(t).get(..16).unwrap_or_default().to_owned(),
-            ),
-            not_after: v.local(c.not_after),
-            status: match c.revoked_at {
-                Some(t) => format!("revoked {}", v.local(t)),
-                None if c.not_after < now => "expired".to_owned(),
-                None => "valid".to_owned(),
-            },
-            revocable: c.revoked_at.is_none(),
-        })
-        .collect();
+    let certs = cert_views(v, &records, now);
     let older = older_valid(&records, now).len();
     let host = v.host.clone().unwrap_or_else(|| "HOST".to_owned());
     let p12_password = Field::new(
