@@ -346,6 +346,12 @@ impl PgStore {
     pub fn read_cache_hits(&self) -> u64 {
         self.cache.hits()
     }
+
+    /// Invalidation pings this process has sent so far (for tests).
+    #[doc(hidden)]
+    pub fn read_cache_pings(&self) -> u64 {
+        self.cache.pings()
+    }
 }
 
 /// A sub-select giving the row id of the account bound as `($1, $2)` = `(domain, username)`.

@@ -247,8 +247,24 @@ pub(crate) struct ReadCache {
     hits: AtomicU64,
     /// Pings skipped by a writer alone (for the tests).
     skipped: AtomicU64,
+    /// Pings sent (for the tests).
+    pings: AtomicU64,
     /// Ends the running session (when the store is closed).
     session_end: Mutex<Option<Arc<Notify>>>,
+    /// Writers of this process waiting for a ping, and whether a round runs ([`PingRounds`]).
+    rounds: Mutex<PingRounds>,
+}
+
+/// Writers of this process that wait for the other holders to confirm their changes share
+/// pings: a writer that has committed joins the waiting list; one round at a time takes the
+/// whole list, sends one ping (numbered after every commit in it) and waits for the other
+/// holders, and answers every writer in the list. Writers that join while a round runs wait
+/// for the next. Under load one ping, one wait and one confirmation of each other server serve
+/// many writes instead of each paying for its own.
+#[derive(Debug, Default)]
+struct PingRounds {
+    running: bool,
+    waiting: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
 }
 
 impl Default for ReadCache {
@@ -265,7 +281,9 @@ impl Default for ReadCache {
             closed: AtomicBool::new(false),
             hits: AtomicU64::new(0),
             skipped: AtomicU64::new(0),
+            pings: AtomicU64::new(0),
             session_end: Mutex::default(),
+            rounds: Mutex::default(),
         }
     }
 }
@@ -312,6 +330,10 @@ impl ReadCache {
     }
 
     /// Pings skipped so far by writers alone (for the tests).
+    pub(crate) fn pings(&self) -> u64 {
+        self.pings.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn skipped(&self) -> u64 {
         self.skipped.load(Ordering::Relaxed)
     }
@@ -798,11 +820,17 @@ async fn session(
             c.invalidate();
         }
         if let Some(n) = highest {
-            sqlx::query("UPDATE cache_holders SET seen = GREATEST(seen, $1) WHERE id = $2")
-                .bind(n)
-                .bind(id)
-                .execute(&mut listener)
-                .await?;
+            // Not waited on to be durable: `seen` records what this process has done in its
+            // memory, which is true whether or not the row survives a crash of the database,
+            // and a row that went back after a crash only makes writers wait longer.
+            sqlx::query(
+                "UPDATE cache_holders SET seen = GREATEST(seen, $1) WHERE id = $2 \
+                 AND set_config('synchronous_commit', 'off', true) IS NOT NULL",
+            )
+            .bind(n)
+            .bind(id)
+            .execute(&mut listener)
+            .await?;
         }
     }
 }
@@ -914,6 +942,54 @@ impl PgStore {
             self.cache.skipped.fetch_add(1, Ordering::Relaxed);
             return Ok(());
         }
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let start = {
+            let mut rounds = self.cache.rounds.lock().unwrap_or_else(|p| p.into_inner());
+            rounds.waiting.push(done);
+            !std::mem::replace(&mut rounds.running, true)
+        };
+        if start {
+            // A task of its own: a writer whose client goes away does not end the round that
+            // others wait on.
+            let store = self.clone();
+            tokio::spawn(async move { store.ping_rounds().await });
+        }
+        match answer.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Unavailable(e)),
+            Err(_) => Err(StoreError::Unavailable(
+                "the change was committed, but its invalidation was not confirmed: the \
+                 round waiting for it ended"
+                    .to_owned(),
+            )),
+        }
+    }
+
+    /// Runs rounds until no writer waits ([`PingRounds`]).
+    async fn ping_rounds(&self) {
+        loop {
+            let writers = {
+                let mut rounds = self.cache.rounds.lock().unwrap_or_else(|p| p.into_inner());
+                if rounds.waiting.is_empty() {
+                    rounds.running = false;
+                    return;
+                }
+                std::mem::take(&mut rounds.waiting)
+            };
+            let outcome = self.ping_round().await.map_err(|e| match e {
+                StoreError::Unavailable(text) => text,
+                other => other.to_string(),
+            });
+            for writer in writers {
+                let _ = writer.send(outcome.clone());
+            }
+        }
+    }
+
+    /// One ping, numbered after the commits of every writer waiting when the round began, and
+    /// the wait until every other holder with a live lease has seen it (or was fenced and its
+    /// lease ran out).
+    async fn ping_round(&self) -> Result<(), StoreError> {
         let me = self.cache.holder();
         let started = Instant::now();
         let mut pause = Duration::from_micros(200);
@@ -932,6 +1008,7 @@ impl PgStore {
                             Some(0)
                         }
                         Some(n) => {
+                            self.cache.pings.fetch_add(1, Ordering::Relaxed);
                             ping = Some(n);
                             None
                         }

@@ -912,6 +912,67 @@ async fn a_change_on_one_server_holds_for_the_next_read_on_another() {
     db.finish().await;
 }
 
+/// Writers of one server that finish together share a ping and its confirmation: fewer pings
+/// than writes, and still each change holds for the next read on the other server the moment
+/// its writer is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writers_that_finish_together_share_a_ping_and_each_change_holds_on_the_other_server() {
+    let Some(db) = TestDb::start().await else {
+        return;
+    };
+    seed(&db.store).await;
+    const WRITERS: usize = 16;
+    const ROUNDS: usize = 8;
+    for i in 0..WRITERS {
+        db.store
+            .insert_account(&account(&format!("w{i}@example.com"), false), &creds(), &[])
+            .await
+            .unwrap();
+    }
+    let a = db.store.clone();
+    let b = PgStore::open(&db.url, false).await.unwrap();
+    holding(&a).await;
+    holding(&b).await;
+    let func = Condition::from_code("FUNC").unwrap();
+    // Both hold and each knows of the other (their renewals count the other's lease).
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    let pings_before = a.read_cache_pings();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..WRITERS {
+        let (a, b) = (a.clone(), b.clone());
+        tasks.spawn(async move {
+            let who = id(&format!("w{i}@example.com"));
+            for round in 0..ROUNDS {
+                // Cached on b before the change.
+                b.get_diversions(&who).await.unwrap();
+                b.get_diversions(&who).await.unwrap();
+                let number = format!("+312012{i:02}{round:03}");
+                let target = DiversionTarget::parse(func, &number, &who).unwrap();
+                a.set_diversions(&who, &[(func, Some(target.clone()))])
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    b.get_diversions(&who).await.unwrap().get(&func),
+                    Some(&target),
+                    "writer {i}, round {round}: the change holds on the other server at once"
+                );
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    let pings = a.read_cache_pings() - pings_before;
+    let writes = (WRITERS * ROUNDS) as u64;
+    assert!(pings > 0, "the other server was pinged");
+    assert!(
+        pings < writes,
+        "{pings} pings for {writes} writes: writers that finish together share one"
+    );
+    b.close().await;
+    db.finish().await;
+}
+
 #[tokio::test]
 async fn a_write_waits_for_a_silent_holder_at_most_until_its_lease_is_fenced_and_lapses() {
     let Some(db) = TestDb::start().await else {
