@@ -54,6 +54,15 @@ pub fn default_name(form: &str, user_agent: Option<&str>) -> String {
     }
 }
 
+/// The name a form field gave (`given`, blank or absent meaning none), else [`default_name`]:
+/// what the web page's and the seed actions' downloads are named.
+pub fn given_or_default(given: Option<&str>, form: &str, user_agent: Option<&str>) -> String {
+    match given.map(str::trim) {
+        Some(name) if !name.is_empty() => name.to_owned(),
+        _ => default_name(form, user_agent),
+    }
+}
+
 /// A short name of the client a `User-Agent` header names: the browser and its system for a
 /// browser (`Chrome on Linux`), else the first product with its version (`curl 8.5.0`).
 pub fn client_of(user_agent: &str) -> Option<String> {
@@ -200,6 +209,12 @@ mod tests {
             ".crt for curl 8.5.0"
         );
         assert_eq!(default_name(".p12", None), ".p12");
+        assert_eq!(given_or_default(Some(" Desk "), ".crt", None), "Desk");
+        assert_eq!(
+            given_or_default(Some("  "), ".crt", Some("curl/8.5.0")),
+            ".crt for curl 8.5.0"
+        );
+        assert_eq!(given_or_default(None, ".p12", None), ".p12");
     }
 
     #[test]

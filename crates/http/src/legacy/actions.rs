@@ -445,10 +445,11 @@ impl ActionRequest<'_> {
     /// `name=` if given, else what the certificate is issued as and for which client
     /// ([`sip_settings_core::cert_use::default_name`]).
     fn certificate_name(&self, form: &str) -> String {
-        match self.params.get("name") {
-            Some(name) if !name.trim().is_empty() => name.to_owned(),
-            _ => sip_settings_core::cert_use::default_name(form, self.user_agent),
-        }
+        sip_settings_core::cert_use::given_or_default(
+            self.params.get("name"),
+            form,
+            self.user_agent,
+        )
     }
 
     async fn run(&self, action: Action) -> Result<Response, ServiceError> {

@@ -361,10 +361,7 @@ impl Submission<'_> {
 
     /// The name posted with a download, or what it is issued as and for which browser.
     fn certificate_name(&self, form: &str) -> String {
-        match self.get("name").trim() {
-            "" => sip_settings_core::cert_use::default_name(form, self.user_agent),
-            name => name.to_owned(),
-        }
+        sip_settings_core::cert_use::given_or_default(Some(self.get("name")), form, self.user_agent)
     }
 
     async fn p12(&self) -> Outcome {

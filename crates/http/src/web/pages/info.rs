@@ -63,13 +63,19 @@ fn cert_views(
 ) -> Vec<CertView> {
     records
         .iter()
-        .map(|c| CertView {
+        .map(|c| {
+            (
+                c,
+                Refusal::value(v.refusal, "name", "serial") == Some(c.serial.as_str()),
+            )
+        })
+        .map(|(c, refused)| CertView {
             name: c
                 .name
                 .clone()
                 .unwrap_or_else(|| "(no name: issued before names were kept)".to_owned()),
-            rename: rename_field(c, v.refusal),
-            rename_open: Refusal::value(v.refusal, "name", "serial") == Some(c.serial.as_str()),
+            rename: rename_field(c, v.refusal.filter(|_| refused)),
+            rename_open: refused,
             serial: c.serial.to_string(),
             fingerprint: grouped(&c.fingerprint),
             times: [
@@ -91,21 +97,19 @@ fn cert_views(
         .collect()
 }
 
-/// The field that renames `c`: its own id, and the refused name and message only when the
-/// refusal was of this certificate's rename.
+/// The field that renames `c`, with its own id; `refusal` is that of this certificate's rename,
+/// if it was refused.
 fn rename_field(c: &sip_settings_core::cert::CertRecord, refusal: Option<&Refusal>) -> Field {
-    let serial = c.serial.as_str();
-    let ours = refusal.filter(|_| Refusal::value(refusal, "name", "serial") == Some(serial));
     let mut field = Field::new(
         "name",
         "name",
         "New name",
         "text",
         c.name.clone().unwrap_or_default(),
-        ours,
+        refusal,
     )
     .attrs(r#" maxlength="64" required"#);
-    field.id = format!("name-{serial}");
+    field.id = format!("name-{}", c.serial);
     field
 }
 
