@@ -20,7 +20,7 @@ use sqlx::{PgConnection, Postgres, Row, Transaction};
 use crate::PgStore;
 use crate::error::{Fail, Res, corrupt, map_err, reading};
 use crate::health::is_connection_error;
-use crate::read_cache::{Snapshot, WriteState, WritingGuard};
+use crate::read_cache::{Changed, Snapshot, WriteState, WritingGuard};
 use crate::rows::{
     account_from_row, cert_from_row, diversions_from, temporary_from, voicemail_from,
 };
@@ -993,6 +993,6 @@ impl AccountWrite for PgAccountWrite {
             (Mode::Optimistic(_), None) => store.cache.invalidate_account(&account, addresses),
         }
         drop(writing);
-        store.pinged().await
+        store.pinged(Changed::Account { account, addresses }).await
     }
 }

@@ -11,9 +11,12 @@
 //!   while its listener is connected and before its own deadline, which it reckons from the
 //!   moment it *sent* the registration or renewal, [`MARGIN`] short of the lease: always before
 //!   the lease runs out in the database.
-//! * Every ping of another server (or of the CLI) empties the holder's cache, and then the
-//!   holder records the highest such ping in `seen`. Its own pings it skips: its own writes
-//!   empty what they change before they ping.
+//! * Every ping of another server (or of the CLI) empties what it names from the holder's
+//!   cache — the accounts its writers changed (with every address and number when an alias
+//!   changed), or everything (a change that is not one account's: a certificate, an account
+//!   created or deleted; a list too long for a notification) — and then the holder records the
+//!   highest such ping in `seen`. Its own pings it skips: its own writes empty what they change
+//!   before they ping.
 //! * A **writer**, after its commit, empties its own server's cache, then — if another holder
 //!   has a live lease — takes the next number `n` of the sequence `cache_pings`, notifies the
 //!   channel with it, and acknowledges the change only once every *other* holder with a live
@@ -46,8 +49,9 @@
 //! commit for every write. The ping is a transaction of its own with `synchronous_commit` off
 //! (nothing in it needs to survive a crash), so it holds that lock for microseconds. The price:
 //! a change whose writer dies between its commit and its ping — a change never acknowledged —
-//! stays unseen by the other servers' caches until the next ping or for at most [`MAX_AGE`],
-//! the longest an answer is kept.
+//! stays unseen by the other servers' caches until a ping names it (a later change of the same
+//! account, or one that names everything) or for at most [`MAX_AGE`], the longest an answer is
+//! kept. So does a change made in the database behind the store's back.
 //!
 //! A process starts holding only after [`ACTIVATE_AFTER`] hot reads, so that a short CLI run
 //! does not register a lease that writers would then wait on after it exits.
@@ -264,7 +268,94 @@ pub(crate) struct ReadCache {
 #[derive(Debug, Default)]
 struct PingRounds {
     running: bool,
-    waiting: Vec<tokio::sync::oneshot::Sender<Result<(), String>>>,
+    waiting: Vec<(tokio::sync::oneshot::Sender<Result<(), String>>, Changed)>,
+}
+
+/// What a change makes the other holders forget: what its ping names.
+#[derive(Debug, Clone)]
+pub(crate) enum Changed {
+    /// Everything they hold.
+    Everything,
+    /// What they hold of one account, and every address and number when `addresses`.
+    Account { account: AccountId, addresses: bool },
+}
+
+/// What a ping makes a holder forget.
+#[derive(Debug, PartialEq)]
+enum Forget {
+    Everything,
+    /// Accounts, each with whether every address and number goes too.
+    Accounts(Vec<(AccountId, bool)>),
+}
+
+impl Forget {
+    /// What two pings make a holder forget.
+    fn and(self, other: Self) -> Self {
+        match (self, other) {
+            (Self::Accounts(mut a), Self::Accounts(b)) => {
+                a.extend(b);
+                Self::Accounts(a)
+            }
+            _ => Self::Everything,
+        }
+    }
+}
+
+/// The longest list of accounts a ping names; a longer one names everything instead
+/// (PostgreSQL refuses a notification's payload of 8 000 bytes or more).
+const MAX_NAMED: usize = 7_000;
+
+/// What a round's ping names: `*` for everything, or its accounts separated by spaces, each
+/// with a `+` before it when its addresses go too (no account's text holds a space, a `+`, a
+/// `*` or a `:`).
+fn named(changes: &[Changed]) -> String {
+    let mut accounts: HashMap<&AccountId, bool> = HashMap::new();
+    for change in changes {
+        match change {
+            Changed::Everything => return "*".to_owned(),
+            Changed::Account { account, addresses } => {
+                *accounts.entry(account).or_default() |= *addresses;
+            }
+        }
+    }
+    let mut text = String::new();
+    for (account, addresses) in accounts {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        if addresses {
+            text.push('+');
+        }
+        text.push_str(&account.to_string());
+        if text.len() > MAX_NAMED {
+            return "*".to_owned();
+        }
+    }
+    text
+}
+
+/// A ping's payload, `n:sender:named` ([`named`]): its number, the holder row of its sender
+/// and what it makes a holder forget. Whatever cannot be read makes it forget everything (a
+/// ping without a list is one of a server from before pings named accounts).
+fn read_ping(payload: &str) -> (Option<i64>, Option<i64>, Forget) {
+    let mut parts = payload.splitn(3, ':');
+    let n = parts.next().and_then(|n| n.parse().ok());
+    let sender = parts.next().and_then(|s| s.parse().ok());
+    let forget = match parts.next() {
+        None | Some("*") => Forget::Everything,
+        Some(list) => list
+            .split(' ')
+            .map(|entry| {
+                let (addresses, account) = match entry.strip_prefix('+') {
+                    Some(account) => (true, account),
+                    None => (false, entry),
+                };
+                AccountId::parse(account).ok().map(|a| (a, addresses))
+            })
+            .collect::<Option<Vec<_>>>()
+            .map_or(Forget::Everything, Forget::Accounts),
+    };
+    (n, sender, forget)
 }
 
 impl Default for ReadCache {
@@ -563,6 +654,14 @@ impl ReadCache {
         Self::forget_account(&mut self.lock(), account, addresses);
     }
 
+    /// [`ReadCache::invalidate_account`] of each of `accounts`.
+    fn invalidate_accounts(&self, accounts: &[(AccountId, bool)]) {
+        let mut entries = self.lock();
+        for (account, addresses) in accounts {
+            Self::forget_account(&mut entries, account, *addresses);
+        }
+    }
+
     /// [`ReadCache::invalidate_account`] after an optimistic write of `account`, which
     /// committed `state`: kept for the account's next optimistic write if the cache answers
     /// now (past its warm-up: nothing kept predates a change acknowledged elsewhere).
@@ -802,22 +901,25 @@ async fn session(
         // must not move `seen` either: `seen >= n` promises that a ping numbered at least `n`
         // emptied this cache, and so after the commit of every change pinged as `n` or lower.
         let mut highest = None;
-        let mut foreign = false;
+        let mut forget: Option<Forget> = None;
         for note in std::iter::once(note).chain(std::iter::from_fn(|| listener.next_buffered())) {
-            let (n, sender) = note
-                .payload()
-                .split_once(':')
-                .unwrap_or((note.payload(), ""));
-            if sender.parse::<i64>().ok() != Some(id) {
-                foreign = true;
-                highest = highest.max(n.parse::<i64>().ok());
+            let (n, sender, named) = read_ping(note.payload());
+            if sender != Some(id) {
+                forget = Some(match forget {
+                    None => named,
+                    Some(before) => before.and(named),
+                });
+                highest = highest.max(n);
             }
         }
-        if foreign {
+        if let Some(forget) = forget {
             let Some(c) = cache.upgrade() else {
                 return Ok(());
             };
-            c.invalidate();
+            match forget {
+                Forget::Everything => c.invalidate(),
+                Forget::Accounts(accounts) => c.invalidate_accounts(&accounts),
+            }
         }
         if let Some(n) = highest {
             // Not waited on to be durable: `seen` records what this process has done in its
@@ -887,11 +989,12 @@ async fn renew(cache: Weak<ReadCache>, pool: GuardedPool, id: i64, ended: Arc<No
     }
 }
 
-/// The ping a writer sends after its commit when another holder has a live lease: its number.
+/// The ping a writer sends after its commit when another holder has a live lease, naming
+/// `$2` ([`named`]): its number.
 const PING: &str = "SELECT p.n FROM (SELECT nextval('cache_pings') AS n FROM cache_holders \
                     WHERE id <> $1 AND expires_at > now() LIMIT 1) p \
                     CROSS JOIN LATERAL (SELECT pg_notify('sip_settings_cache', \
-                    p.n::text || ':' || $1::text), \
+                    p.n::text || ':' || $1::text || ':' || $2), \
                     set_config('synchronous_commit', 'off', true)) s";
 /// Holders with a live lease that have not seen ping `$2` yet.
 const BEHIND: &str = "SELECT count(*) FROM cache_holders \
@@ -931,13 +1034,13 @@ impl PgStore {
     /// change is committed but may not be visible everywhere yet.
     pub(crate) async fn published(&self) -> Result<(), StoreError> {
         self.cache.invalidate();
-        self.pinged().await
+        self.pinged(Changed::Everything).await
     }
 
     /// [`PgStore::published`] for a change whose writer has emptied this server's cache of
     /// what it changed already (an account write, which may keep what it committed:
-    /// [`ReadCache::written`]).
-    pub(crate) async fn pinged(&self) -> Result<(), StoreError> {
+    /// [`ReadCache::written`]); the other holders forget what `changed` names.
+    pub(crate) async fn pinged(&self, changed: Changed) -> Result<(), StoreError> {
         if self.cache.alone() {
             self.cache.skipped.fetch_add(1, Ordering::Relaxed);
             return Ok(());
@@ -945,7 +1048,7 @@ impl PgStore {
         let (done, answer) = tokio::sync::oneshot::channel();
         let start = {
             let mut rounds = self.cache.rounds.lock().unwrap_or_else(|p| p.into_inner());
-            rounds.waiting.push(done);
+            rounds.waiting.push((done, changed));
             !std::mem::replace(&mut rounds.running, true)
         };
         if start {
@@ -976,20 +1079,21 @@ impl PgStore {
                 }
                 std::mem::take(&mut rounds.waiting)
             };
-            let outcome = self.ping_round().await.map_err(|e| match e {
+            let named = named(&writers.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>());
+            let outcome = self.ping_round(&named).await.map_err(|e| match e {
                 StoreError::Unavailable(text) => text,
                 other => other.to_string(),
             });
-            for writer in writers {
+            for (writer, _) in writers {
                 let _ = writer.send(outcome.clone());
             }
         }
     }
 
-    /// One ping, numbered after the commits of every writer waiting when the round began, and
-    /// the wait until every other holder with a live lease has seen it (or was fenced and its
-    /// lease ran out).
-    async fn ping_round(&self) -> Result<(), StoreError> {
+    /// One ping, numbered after the commits of every writer waiting when the round began and
+    /// naming what they changed ([`named`]), and the wait until every other holder with a live
+    /// lease has seen it (or was fenced and its lease ran out).
+    async fn ping_round(&self, named: &str) -> Result<(), StoreError> {
         let me = self.cache.holder();
         let started = Instant::now();
         let mut pause = Duration::from_micros(200);
@@ -1000,6 +1104,7 @@ impl PgStore {
             let step = match ping {
                 None => sqlx::query_scalar::<_, i64>(PING)
                     .bind(me)
+                    .bind(named)
                     .fetch_optional(&self.pool)
                     .await
                     .map(|n| match n {
@@ -1060,5 +1165,68 @@ impl PgStore {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(text: &str) -> AccountId {
+        AccountId::parse(text).unwrap()
+    }
+
+    fn change(text: &str, addresses: bool) -> Changed {
+        Changed::Account {
+            account: account(text),
+            addresses,
+        }
+    }
+
+    #[test]
+    fn a_ping_names_the_accounts_of_its_round_and_a_holder_reads_them_back() {
+        let text = named(&[
+            change("alice@example.com", false),
+            change("bob@example.com", true),
+            change("alice@example.com", false),
+        ]);
+        let mut parts: Vec<&str> = text.split(' ').collect();
+        parts.sort_unstable();
+        assert_eq!(parts, ["+bob@example.com", "alice@example.com"], "{text}");
+        let (n, sender, forget) = read_ping(&format!("17:4:{text}"));
+        assert_eq!((n, sender), (Some(17), Some(4)));
+        let Forget::Accounts(mut accounts) = forget else {
+            panic!("{forget:?}");
+        };
+        accounts.sort_by_key(|(a, _)| a.to_string());
+        assert_eq!(
+            accounts,
+            [
+                (account("alice@example.com"), false),
+                (account("bob@example.com"), true)
+            ]
+        );
+        // An account's addresses go if any of its writers changed them.
+        assert_eq!(
+            named(&[change("a@x.org", false), change("a@x.org", true)]),
+            "+a@x.org"
+        );
+    }
+
+    #[test]
+    fn everything_is_forgotten_when_a_ping_says_so_or_cannot_be_read() {
+        assert_eq!(named(&[change("a@x.org", false), Changed::Everything]), "*");
+        let many: Vec<Changed> = (0..1_000)
+            .map(|i| change(&format!("user{i}@example.com"), false))
+            .collect();
+        assert_eq!(named(&many), "*", "too long for a notification");
+        for payload in ["5:1:*", "5:1", "5:1:alice@example.com bad@", "5:1:"] {
+            assert_eq!(read_ping(payload).2, Forget::Everything, "{payload}");
+        }
+        assert_eq!(read_ping("x:y:*"), (None, None, Forget::Everything));
+        assert_eq!(
+            Forget::Accounts(vec![(account("a@x.org"), false)]).and(Forget::Everything),
+            Forget::Everything
+        );
     }
 }

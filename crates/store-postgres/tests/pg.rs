@@ -912,6 +912,87 @@ async fn a_change_on_one_server_holds_for_the_next_read_on_another() {
     db.finish().await;
 }
 
+/// A write of one account makes the other server forget that account alone: the rest of what
+/// it holds still answers from memory. A change that is not one account's (a revocation)
+/// empties all of it.
+#[tokio::test]
+async fn an_account_write_makes_the_other_server_forget_that_account_alone() {
+    let Some(db) = TestDb::start().await else {
+        return;
+    };
+    seed(&db.store).await;
+    let a = db.store.clone();
+    let b = PgStore::open(&db.url, false).await.unwrap();
+    holding(&a).await;
+    holding(&b).await;
+    let (alice, bob) = (id("alice@example.com"), id("bob@example.com"));
+    let (alice_serial, bob_serial) = (
+        Serial::parse("0C01").unwrap(),
+        Serial::parse("0C02").unwrap(),
+    );
+    a.insert_certificate(&certificate("0C01", &alice))
+        .await
+        .unwrap();
+    a.insert_certificate(&certificate("0C02", &bob))
+        .await
+        .unwrap();
+    // Both hold and each knows of the other (their renewals count the other's lease).
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    warm(&b, &alice, &alice_serial).await;
+    warm(&b, &bob, &bob_serial).await;
+    assert_eq!(
+        warm(&b, &bob, &bob_serial).await,
+        8,
+        "bob's reads are cached on b"
+    );
+    let pings = a.read_cache_pings();
+    let func = Condition::from_code("FUNC").unwrap();
+    let target = DiversionTarget::parse(func, "+31201234567", &alice).unwrap();
+    a.set_diversions(&alice, &[(func, Some(target.clone()))])
+        .await
+        .unwrap();
+    a.set_privacy(&alice, true).await.unwrap();
+    assert!(a.read_cache_pings() > pings, "b was pinged");
+    // alice's changes hold on b at once, her certificate is read again…
+    assert_eq!(
+        b.get_diversions(&alice).await.unwrap().get(&func),
+        Some(&target)
+    );
+    assert!(b.get_account(&alice).await.unwrap().unwrap().privacy);
+    let hits = b.read_cache_hits();
+    b.get_certificate(&alice_serial).await.unwrap();
+    assert_eq!(
+        b.read_cache_hits(),
+        hits,
+        "alice's certificate was forgotten"
+    );
+    // … and bob's answers are still in memory.
+    assert_eq!(
+        warm(&b, &bob, &bob_serial).await,
+        8,
+        "bob's reads stayed cached on b"
+    );
+    // A revocation is not one account's write: b forgets everything.
+    a.revoke_certificate(&alice_serial, t0() + Duration::hours(1))
+        .await
+        .unwrap();
+    assert!(
+        b.get_certificate(&alice_serial)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+    assert_eq!(
+        warm(&b, &bob, &bob_serial).await,
+        4,
+        "bob's first reads went to the database"
+    );
+    b.close().await;
+    db.finish().await;
+}
+
 /// Writers of one server that finish together share a ping and its confirmation: fewer pings
 /// than writes, and still each change holds for the next read on the other server the moment
 /// its writer is answered.
