@@ -793,6 +793,18 @@ async fn holding(store: &PgStore) {
     }
 }
 
+/// A fresh seeded database and two stores on it, "servers" `a` (the database's own store) and
+/// `b`, both answering from memory.
+async fn two_holding_servers() -> Option<(TestDb, Arc<PgStore>, PgStore)> {
+    let db = TestDb::start().await?;
+    seed(&db.store).await;
+    let a = db.store.clone();
+    let b = PgStore::open(&db.url, false).await.unwrap();
+    holding(&a).await;
+    holding(&b).await;
+    Some((db, a, b))
+}
+
 /// A subscriber certificate of `who`.
 fn certificate(serial: &str, who: &AccountId) -> CertRecord {
     CertRecord {
@@ -825,14 +837,9 @@ async fn warm(store: &PgStore, who: &AccountId, serial: &Serial) -> u64 {
 
 #[tokio::test]
 async fn a_change_on_one_server_holds_for_the_next_read_on_another() {
-    let Some(db) = TestDb::start().await else {
+    let Some((db, a, b)) = two_holding_servers().await else {
         return;
     };
-    seed(&db.store).await;
-    let a = db.store.clone();
-    let b = PgStore::open(&db.url, false).await.unwrap();
-    holding(&a).await;
-    holding(&b).await;
     let alice = id("alice@example.com");
     let serial = Serial::parse("0C01").unwrap();
     a.insert_certificate(&certificate("0C01", &alice))
@@ -917,14 +924,9 @@ async fn a_change_on_one_server_holds_for_the_next_read_on_another() {
 /// empties all of it.
 #[tokio::test]
 async fn an_account_write_makes_the_other_server_forget_that_account_alone() {
-    let Some(db) = TestDb::start().await else {
+    let Some((db, a, b)) = two_holding_servers().await else {
         return;
     };
-    seed(&db.store).await;
-    let a = db.store.clone();
-    let b = PgStore::open(&db.url, false).await.unwrap();
-    holding(&a).await;
-    holding(&b).await;
     let (alice, bob) = (id("alice@example.com"), id("bob@example.com"));
     let (alice_serial, bob_serial) = (
         Serial::parse("0C01").unwrap(),
@@ -998,22 +1000,16 @@ async fn an_account_write_makes_the_other_server_forget_that_account_alone() {
 /// its writer is answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn writers_that_finish_together_share_a_ping_and_each_change_holds_on_the_other_server() {
-    let Some(db) = TestDb::start().await else {
+    let Some((db, a, b)) = two_holding_servers().await else {
         return;
     };
-    seed(&db.store).await;
     const WRITERS: usize = 16;
     const ROUNDS: usize = 8;
     for i in 0..WRITERS {
-        db.store
-            .insert_account(&account(&format!("w{i}@example.com"), false), &creds(), &[])
+        a.insert_account(&account(&format!("w{i}@example.com"), false), &creds(), &[])
             .await
             .unwrap();
     }
-    let a = db.store.clone();
-    let b = PgStore::open(&db.url, false).await.unwrap();
-    holding(&a).await;
-    holding(&b).await;
     let func = Condition::from_code("FUNC").unwrap();
     // Both hold and each knows of the other (their renewals count the other's lease).
     tokio::time::sleep(std::time::Duration::from_millis(900)).await;
