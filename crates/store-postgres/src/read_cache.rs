@@ -308,7 +308,7 @@ const MAX_NAMED: usize = 7_000;
 /// What a round's ping names: `*` for everything, or its accounts separated by spaces, each
 /// with a `+` before it when its addresses go too (no account's text holds a space, a `+`, a
 /// `*` or a `:`).
-fn named(changes: &[Changed]) -> String {
+fn named<'a>(changes: impl IntoIterator<Item = &'a Changed>) -> String {
     let mut accounts: HashMap<&AccountId, bool> = HashMap::new();
     for change in changes {
         match change {
@@ -1079,7 +1079,7 @@ impl PgStore {
                 }
                 std::mem::take(&mut rounds.waiting)
             };
-            let named = named(&writers.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>());
+            let named = named(writers.iter().map(|(_, changed)| changed));
             let outcome = self.ping_round(&named).await.map_err(|e| match e {
                 StoreError::Unavailable(text) => text,
                 other => other.to_string(),
