@@ -993,6 +993,6 @@ impl AccountWrite for PgAccountWrite {
             (Mode::Optimistic(_), None) => store.cache.invalidate_account(&account, addresses),
         }
         drop(writing);
-        store.pinged(Changed::Account { account, addresses }).await
+        store.pinged(Changed::account(account, addresses)).await
     }
 }

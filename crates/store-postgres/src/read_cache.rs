@@ -271,25 +271,23 @@ struct PingRounds {
     waiting: Vec<(tokio::sync::oneshot::Sender<Result<(), String>>, Changed)>,
 }
 
-/// What a change makes the other holders forget: what its ping names.
-#[derive(Debug, Clone)]
+/// What a change makes the other holders forget: what its ping names, and what a holder reads
+/// in a ping.
+#[derive(Debug, PartialEq)]
 pub(crate) enum Changed {
     /// Everything they hold.
     Everything,
-    /// What they hold of one account, and every address and number when `addresses`.
-    Account { account: AccountId, addresses: bool },
-}
-
-/// What a ping makes a holder forget.
-#[derive(Debug, PartialEq)]
-enum Forget {
-    Everything,
-    /// Accounts, each with whether every address and number goes too.
+    /// What they hold of these accounts, each with whether every address and number goes too.
     Accounts(Vec<(AccountId, bool)>),
 }
 
-impl Forget {
-    /// What two pings make a holder forget.
+impl Changed {
+    /// One account's change (and every address and number, when `addresses`).
+    pub(crate) fn account(account: AccountId, addresses: bool) -> Self {
+        Self::Accounts(vec![(account, addresses)])
+    }
+
+    /// What two changes make a holder forget.
     fn and(self, other: Self) -> Self {
         match (self, other) {
             (Self::Accounts(mut a), Self::Accounts(b)) => {
@@ -305,18 +303,16 @@ impl Forget {
 /// (PostgreSQL refuses a notification's payload of 8 000 bytes or more).
 const MAX_NAMED: usize = 7_000;
 
-/// What a round's ping names: `*` for everything, or its accounts separated by spaces, each
-/// with a `+` before it when its addresses go too (no account's text holds a space, a `+`, a
-/// `*` or a `:`).
-fn named<'a>(changes: impl IntoIterator<Item = &'a Changed>) -> String {
-    let mut accounts: HashMap<&AccountId, bool> = HashMap::new();
-    for change in changes {
-        match change {
-            Changed::Everything => return "*".to_owned(),
-            Changed::Account { account, addresses } => {
-                *accounts.entry(account).or_default() |= *addresses;
-            }
-        }
+/// What a round's ping names for its `changes`: `*` for everything, or the accounts separated
+/// by spaces, each once, with a `+` before it when its addresses go too (no account's text
+/// holds a space, a `+`, a `*` or a `:`).
+fn named(changes: impl IntoIterator<Item = Changed>) -> String {
+    let Some(Changed::Accounts(changed)) = changes.into_iter().reduce(Changed::and) else {
+        return "*".to_owned();
+    };
+    let mut accounts: HashMap<AccountId, bool> = HashMap::new();
+    for (account, addresses) in changed {
+        *accounts.entry(account).or_default() |= addresses;
     }
     let mut text = String::new();
     for (account, addresses) in accounts {
@@ -337,12 +333,12 @@ fn named<'a>(changes: impl IntoIterator<Item = &'a Changed>) -> String {
 /// A ping's payload, `n:sender:named` ([`named`]): its number, the holder row of its sender
 /// and what it makes a holder forget. Whatever cannot be read makes it forget everything (a
 /// ping without a list is one of a server from before pings named accounts).
-fn read_ping(payload: &str) -> (Option<i64>, Option<i64>, Forget) {
+fn read_ping(payload: &str) -> (Option<i64>, Option<i64>, Changed) {
     let mut parts = payload.splitn(3, ':');
     let n = parts.next().and_then(|n| n.parse().ok());
     let sender = parts.next().and_then(|s| s.parse().ok());
     let forget = match parts.next() {
-        None | Some("*") => Forget::Everything,
+        None | Some("*") => Changed::Everything,
         Some(list) => list
             .split(' ')
             .map(|entry| {
@@ -353,7 +349,7 @@ fn read_ping(payload: &str) -> (Option<i64>, Option<i64>, Forget) {
                 AccountId::parse(account).ok().map(|a| (a, addresses))
             })
             .collect::<Option<Vec<_>>>()
-            .map_or(Forget::Everything, Forget::Accounts),
+            .map_or(Changed::Everything, Changed::Accounts),
     };
     (n, sender, forget)
 }
@@ -901,7 +897,7 @@ async fn session(
         // must not move `seen` either: `seen >= n` promises that a ping numbered at least `n`
         // emptied this cache, and so after the commit of every change pinged as `n` or lower.
         let mut highest = None;
-        let mut forget: Option<Forget> = None;
+        let mut forget: Option<Changed> = None;
         for note in std::iter::once(note).chain(std::iter::from_fn(|| listener.next_buffered())) {
             let (n, sender, named) = read_ping(note.payload());
             if sender != Some(id) {
@@ -917,8 +913,8 @@ async fn session(
                 return Ok(());
             };
             match forget {
-                Forget::Everything => c.invalidate(),
-                Forget::Accounts(accounts) => c.invalidate_accounts(&accounts),
+                Changed::Everything => c.invalidate(),
+                Changed::Accounts(accounts) => c.invalidate_accounts(&accounts),
             }
         }
         if let Some(n) = highest {
@@ -1071,20 +1067,20 @@ impl PgStore {
     /// Runs rounds until no writer waits ([`PingRounds`]).
     async fn ping_rounds(&self) {
         loop {
-            let writers = {
+            let (writers, changes): (Vec<_>, Vec<_>) = {
                 let mut rounds = self.cache.rounds.lock().unwrap_or_else(|p| p.into_inner());
                 if rounds.waiting.is_empty() {
                     rounds.running = false;
                     return;
                 }
-                std::mem::take(&mut rounds.waiting)
+                std::mem::take(&mut rounds.waiting).into_iter().unzip()
             };
-            let named = named(writers.iter().map(|(_, changed)| changed));
+            let named = named(changes);
             let outcome = self.ping_round(&named).await.map_err(|e| match e {
                 StoreError::Unavailable(text) => text,
                 other => other.to_string(),
             });
-            for (writer, _) in writers {
+            for writer in writers {
                 let _ = writer.send(outcome.clone());
             }
         }
@@ -1177,15 +1173,12 @@ mod tests {
     }
 
     fn change(text: &str, addresses: bool) -> Changed {
-        Changed::Account {
-            account: account(text),
-            addresses,
-        }
+        Changed::account(account(text), addresses)
     }
 
     #[test]
     fn a_ping_names_the_accounts_of_its_round_and_a_holder_reads_them_back() {
-        let text = named(&[
+        let text = named([
             change("alice@example.com", false),
             change("bob@example.com", true),
             change("alice@example.com", false),
@@ -1195,7 +1188,7 @@ mod tests {
         assert_eq!(parts, ["+bob@example.com", "alice@example.com"], "{text}");
         let (n, sender, forget) = read_ping(&format!("17:4:{text}"));
         assert_eq!((n, sender), (Some(17), Some(4)));
-        let Forget::Accounts(mut accounts) = forget else {
+        let Changed::Accounts(mut accounts) = forget else {
             panic!("{forget:?}");
         };
         accounts.sort_by_key(|(a, _)| a.to_string());
@@ -1208,25 +1201,25 @@ mod tests {
         );
         // An account's addresses go if any of its writers changed them.
         assert_eq!(
-            named(&[change("a@x.org", false), change("a@x.org", true)]),
+            named([change("a@x.org", false), change("a@x.org", true)]),
             "+a@x.org"
         );
     }
 
     #[test]
     fn everything_is_forgotten_when_a_ping_says_so_or_cannot_be_read() {
-        assert_eq!(named(&[change("a@x.org", false), Changed::Everything]), "*");
+        assert_eq!(named([change("a@x.org", false), Changed::Everything]), "*");
         let many: Vec<Changed> = (0..1_000)
             .map(|i| change(&format!("user{i}@example.com"), false))
             .collect();
-        assert_eq!(named(&many), "*", "too long for a notification");
+        assert_eq!(named(many), "*", "too long for a notification");
         for payload in ["5:1:*", "5:1", "5:1:alice@example.com bad@", "5:1:"] {
-            assert_eq!(read_ping(payload).2, Forget::Everything, "{payload}");
+            assert_eq!(read_ping(payload).2, Changed::Everything, "{payload}");
         }
-        assert_eq!(read_ping("x:y:*"), (None, None, Forget::Everything));
+        assert_eq!(read_ping("x:y:*"), (None, None, Changed::Everything));
         assert_eq!(
-            Forget::Accounts(vec![(account("a@x.org"), false)]).and(Forget::Everything),
-            Forget::Everything
+            change("a@x.org", false).and(Changed::Everything),
+            Changed::Everything
         );
     }
 }

@@ -61,14 +61,11 @@ fn cert_views(
     records: &[sip_settings_core::cert::CertRecord],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Vec<CertView> {
+    // The serial whose rename was refused, if one was: that row shows the refusal, open.
+    let refused_rename = Refusal::value(v.refusal, "name", "serial");
     records
         .iter()
-        .map(|c| {
-            (
-                c,
-                Refusal::value(v.refusal, "name", "serial") == Some(c.serial.as_str()),
-            )
-        })
+        .map(|c| (c, refused_rename == Some(c.serial.as_str())))
         .map(|(c, refused)| CertView {
             name: c
                 .name
